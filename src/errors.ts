@@ -1,0 +1,48 @@
+/**
+ * Typed errors with stable codes. Callers (and tests) switch on `code`, never on the
+ * message. Transports map codes to wire statuses from one table (transport/grpc/status.ts).
+ */
+
+/** Every reason custos can deny or fail a request with. */
+export type CustosErrorCode =
+  // identity and access
+  | "UNAUTHENTICATED" // no or unusable client certificate
+  | "UNKNOWN_CLIENT" // certificate valid, identity not registered
+  | "ADDRESS_NOT_ALLOWED" // peer address outside the client's CIDR allowlist
+  | "NO_GRANT" // client may not use this key
+  | "ROLE_NOT_ALLOWED" // e.g. a trading client calling an admin method
+  | "RATE_LIMITED"
+  // keys
+  | "KEY_NOT_FOUND"
+  | "KEY_EXISTS"
+  | "VERSION_NOT_FOUND"
+  | "VERSION_NOT_USABLE" // destroyed, pending, or older than the key allows
+  | "KEY_NOT_ACTIVE"
+  // requests
+  | "INVALID_ARGUMENT"
+  | "PAYLOAD_TOO_LARGE"
+  | "ENVELOPE_INVALID" // import envelope failed to unwrap or does not match the wrapping key
+  // HSM
+  | "HSM_UNAVAILABLE" // session lost, token logged out, device error: retry later
+  | "HSM_KEY_SIZE" // key length outside the mechanism's range
+  | "HSM_ERROR" // any other PKCS#11 failure
+  // store and everything else
+  | "STORE_ERROR"
+  | "INTERNAL";
+
+export class CustosError extends Error {
+  override readonly name: string = "CustosError";
+  readonly code: CustosErrorCode;
+  /** True when the same call may succeed later without any change (HSM reconnect, rate). */
+  readonly retryable: boolean;
+
+  constructor(code: CustosErrorCode, message: string, options?: { cause?: unknown; retryable?: boolean }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.retryable = options?.retryable ?? false;
+  }
+}
+
+export function isCustosError(e: unknown): e is CustosError {
+  return e instanceof CustosError;
+}

@@ -1,0 +1,340 @@
+import { createPublicKey } from "node:crypto";
+import type { Logger } from "pino";
+import { CustosError } from "../../errors.js";
+import { algorithmSpec, type SigningAlgorithm } from "../algorithms.js";
+import { ENVELOPE_FORMAT, spkiFingerprint, type ImportEnvelope } from "../envelope.js";
+import type { Hsm, HsmStatus, SecretObjectRef, WrappingKeyInfo } from "../hsm.js";
+import { STALE_HANDLE, CKR_USER_ALREADY_LOGGED_IN, ckrName, ckrOf, isSessionLost, toCustosError } from "./ckr.js";
+import { findObjects, findSlotByLabel, initialize, loadModule, pkcs11js, type Handle, type Module } from "./module.js";
+import { SessionPool } from "./session-pool.js";
+import { envelopeKeyTemplate, secretQuery, secretTemplate, wrappingKeyQuery } from "./templates.js";
+
+export interface Pkcs11HsmOptions {
+  modulePath: string;
+  tokenLabel: string;
+  /** The user PIN, already read from an env var or a 0600 file by the config loader. */
+  pin: string;
+  /** Sessions opened on the token (async dispatch leases one per in-flight operation). */
+  sessions: number;
+  /**
+   * sync: C_SignInit + C_Sign on the event loop (~6 µs on in-process SoftHSM2; a thread
+   * hop alone costs ~40 µs). async: C_SignAsync on pooled sessions, many in flight, for
+   * network HSMs (0.1–5 ms a call) that must not block the event loop.
+   * auto: sync for SoftHSM2, async for anything else.
+   */
+  dispatch: "sync" | "async" | "auto";
+  /** OAEP hash the HSM accepts for unwrapping (SoftHSM2 2.6 accepts only SHA-1). */
+  oaepHash: "sha1" | "sha256";
+  /** Queue length past which sign calls fail with UNAVAILABLE instead of waiting. */
+  maxWaiters?: number;
+  logger: Logger;
+}
+
+const CKS_RO_USER_FUNCTIONS = 1;
+const CKS_RW_USER_FUNCTIONS = 3;
+const OAEP_MECH: Record<"sha1" | "sha256", { hashAlg: number; mgf: number }> = {
+  sha1: { hashAlg: pkcs11js.CKM_SHA_1, mgf: pkcs11js.CKG_MGF1_SHA1 },
+  sha256: { hashAlg: pkcs11js.CKM_SHA256, mgf: pkcs11js.CKG_MGF1_SHA256 },
+};
+
+/**
+ * The PKCS#11 backend. Holds one login per process, a pool of sessions, and a cache of
+ * object handles (searches are linear in the token's object count, so never per request).
+ * When the token drops its sessions or login, calls fail fast with HSM_UNAVAILABLE while a
+ * background loop reopens with backoff.
+ */
+export class Pkcs11Hsm implements Hsm {
+  private readonly mod: Module;
+  private readonly dispatch: "sync" | "async";
+  private slot: Handle | undefined;
+  private pool: SessionPool<Handle> | undefined;
+  private handles = new Map<string, Handle>();
+  private wrapping: { info: WrappingKeyInfo; privateHandle: Handle } | undefined;
+  private unavailableReason: string | undefined = "not opened";
+  private recovering = false;
+  private closed = false;
+  private backoffMs = 50;
+  private recoverTimer: NodeJS.Timeout | undefined;
+
+  private constructor(private readonly opts: Pkcs11HsmOptions) {
+    this.mod = loadModule(opts.modulePath);
+    this.dispatch = opts.dispatch === "auto" ? (/softhsm/i.test(opts.modulePath) ? "sync" : "async") : opts.dispatch;
+  }
+
+  /** Loads the module, finds the token by label, logs in and opens the session pool. */
+  static async open(opts: Pkcs11HsmOptions): Promise<Pkcs11Hsm> {
+    const hsm = new Pkcs11Hsm(opts);
+    hsm.connect();
+    return hsm;
+  }
+
+  // ---- signing (hot path) -------------------------------------------------------------
+
+  async sign(objectId: string, algorithm: SigningAlgorithm, data: Uint8Array): Promise<Buffer> {
+    const pool = this.readyPool();
+    const spec = algorithmSpec(algorithm);
+    const mechanism = { mechanism: spec.mechanism };
+    const input = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    // Stale handle (object re-created, or handles reset by a re-login): re-find once.
+    for (let attempt = 0; ; attempt++) {
+      const session = this.dispatch === "sync" ? pool.tryLease() : await pool.lease();
+      if (session === undefined) return this.signAsync(objectId, mechanism, spec.macBytes, input);
+      try {
+        const key = this.handleFor(session, objectId);
+        // Always a full-length buffer: CKR_BUFFER_TOO_SMALL would leave the operation active.
+        const out = Buffer.allocUnsafe(spec.macBytes);
+        this.mod.C_SignInit(session, mechanism, key);
+        if (this.dispatch === "sync") return this.mod.C_Sign(session, input, out);
+        // The native worker keeps raw pointers to input/out: both stay referenced here until it settles.
+        return await this.mod.C_SignAsync(session, input, out);
+      } catch (e) {
+        if (attempt === 0 && STALE_HANDLE.has(ckrOf(e) ?? -1)) {
+          this.handles.delete(objectId);
+          continue;
+        }
+        throw this.fail(e, "C_Sign");
+      } finally {
+        pool.release(session);
+      }
+    }
+  }
+
+  /** Sync dispatch found every session busy (an admin operation holds one): wait for one. */
+  private async signAsync(objectId: string, mechanism: pkcs11js.Mechanism, macBytes: number, input: Buffer): Promise<Buffer> {
+    const pool = this.readyPool();
+    const session = await pool.lease();
+    try {
+      const key = this.handleFor(session, objectId);
+      const out = Buffer.allocUnsafe(macBytes);
+      this.mod.C_SignInit(session, mechanism, key);
+      return this.mod.C_Sign(session, input, out);
+    } catch (e) {
+      throw this.fail(e, "C_Sign");
+    } finally {
+      pool.release(session);
+    }
+  }
+
+  private handleFor(session: Handle, objectId: string): Handle {
+    const cached = this.handles.get(objectId);
+    if (cached) return cached;
+    const found = findObjects(this.mod, session, secretQuery(objectId));
+    if (found.length === 0) {
+      this.assertLoggedIn(session);
+      throw new CustosError("HSM_ERROR", `secret object ${objectId} is not on the token`);
+    }
+    this.handles.set(objectId, found[0]!);
+    return found[0]!;
+  }
+
+  /** A private object is invisible when the login is gone: report that as a lost login. */
+  private assertLoggedIn(session: Handle): void {
+    const state = this.mod.C_GetSessionInfo(session).state;
+    if (state !== CKS_RW_USER_FUNCTIONS && state !== CKS_RO_USER_FUNCTIONS) {
+      throw Object.assign(new Error("token is logged out"), { code: 0x101 });
+    }
+  }
+
+  // ---- key material ---------------------------------------------------------------------
+
+  async unwrapSecret(envelope: ImportEnvelope, target: SecretObjectRef): Promise<void> {
+    const wrapping = this.wrappingOrThrow();
+    if (envelope.format !== ENVELOPE_FORMAT) {
+      throw new CustosError("ENVELOPE_INVALID", `unknown envelope format ${JSON.stringify(envelope.format)}`);
+    }
+    if (envelope.wrappingKeyFingerprint !== wrapping.info.fingerprint) {
+      throw new CustosError("ENVELOPE_INVALID", "envelope was made for another wrapping key");
+    }
+    if (envelope.oaepHash !== this.opts.oaepHash) {
+      throw new CustosError("ENVELOPE_INVALID", `this HSM unwraps OAEP with ${this.opts.oaepHash} only`);
+    }
+    await this.withSession(async (session) => {
+      if (findObjects(this.mod, session, secretQuery(target.objectId)).length > 0) {
+        throw new CustosError("KEY_EXISTS", `an HSM object with id ${target.objectId} already exists`);
+      }
+      const oaep = OAEP_MECH[envelope.oaepHash];
+      let aesKey: Handle | undefined;
+      try {
+        aesKey = this.mod.C_UnwrapKey(
+          session,
+          { mechanism: pkcs11js.CKM_RSA_PKCS_OAEP, parameter: { type: pkcs11js.CK_PARAMS_RSA_OAEP, hashAlg: oaep.hashAlg, mgf: oaep.mgf, source: 1 } as pkcs11js.RsaOAEP },
+          wrapping.privateHandle,
+          envelope.encryptedAesKey,
+          envelopeKeyTemplate(),
+        );
+        this.mod.C_UnwrapKey(session, { mechanism: pkcs11js.CKM_AES_KEY_WRAP_PAD }, aesKey, envelope.wrappedKey, secretTemplate(target));
+      } catch (e) {
+        throw this.fail(e, "C_UnwrapKey", { unwrapping: true });
+      } finally {
+        // The one-time key is a session object, but destroy it now rather than at session close.
+        if (aesKey) {
+          try {
+            this.mod.C_DestroyObject(session, aesKey);
+          } catch (e) {
+            this.opts.logger.warn({ event: "hsm.destroy_failed", ckr: ckrName(ckrOf(e) ?? 0) }, "could not destroy envelope key");
+          }
+        }
+      }
+    });
+  }
+
+  async hasSecret(objectId: string): Promise<boolean> {
+    return this.withSession(async (session) => {
+      const found = findObjects(this.mod, session, secretQuery(objectId)).length > 0;
+      if (!found) this.assertLoggedIn(session);
+      return found;
+    });
+  }
+
+  async destroySecret(objectId: string): Promise<void> {
+    await this.withSession(async (session) => {
+      for (const h of findObjects(this.mod, session, secretQuery(objectId))) this.mod.C_DestroyObject(session, h);
+      this.handles.delete(objectId);
+    });
+  }
+
+  wrappingKey(): WrappingKeyInfo {
+    return this.wrappingOrThrow().info;
+  }
+
+  private wrappingOrThrow(): { info: WrappingKeyInfo; privateHandle: Handle } {
+    if (this.unavailableReason !== undefined) this.readyPool();
+    if (!this.wrapping) {
+      throw new CustosError("HSM_ERROR", `token "${this.opts.tokenLabel}" has no wrapping key: run \`custos hsm init\``);
+    }
+    return this.wrapping;
+  }
+
+  // ---- status and lifecycle -------------------------------------------------------------
+
+  status(): HsmStatus {
+    const ready = this.unavailableReason === undefined;
+    return {
+      ready,
+      ...(ready ? {} : { reason: this.unavailableReason }),
+      dispatch: this.dispatch,
+      sessions: this.pool?.sessions.length ?? 0,
+      sessionsInUse: this.pool?.inUse ?? 0,
+      waiters: this.pool?.waiting ?? 0,
+    };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.recoverTimer);
+    this.dropSessions();
+    this.unavailableReason = "closed";
+  }
+
+  private readyPool(): SessionPool<Handle> {
+    if (this.unavailableReason !== undefined || !this.pool) {
+      throw new CustosError("HSM_UNAVAILABLE", `HSM unavailable: ${this.unavailableReason ?? "no sessions"}`, { retryable: true });
+    }
+    return this.pool;
+  }
+
+  private async withSession<T>(fn: (session: Handle) => Promise<T>): Promise<T> {
+    const pool = this.readyPool();
+    const session = await pool.lease();
+    try {
+      return await fn(session);
+    } catch (e) {
+      throw this.fail(e, "HSM operation");
+    } finally {
+      pool.release(session);
+    }
+  }
+
+  /** Maps a failure; a lost session or login starts recovery. */
+  private fail(e: unknown, operation: string, opts: { unwrapping?: boolean } = {}): CustosError {
+    const err = toCustosError(e, operation, opts);
+    if (isSessionLost(e) || (err.code === "HSM_UNAVAILABLE" && !(e instanceof CustosError))) this.startRecovery(err.message);
+    return err;
+  }
+
+  /** Opens sessions, logs in and finds the wrapping key. Throws on failure. */
+  private connect(): void {
+    const slot = findSlotByLabel(this.mod, this.opts.tokenLabel);
+    if (!slot) throw new CustosError("HSM_UNAVAILABLE", `no initialised token labelled "${this.opts.tokenLabel}"`, { retryable: true });
+    this.slot = slot;
+    const flags = pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION;
+    const sessions: Handle[] = [];
+    try {
+      for (let i = 0; i < Math.max(1, this.opts.sessions); i++) sessions.push(this.mod.C_OpenSession(slot, flags));
+      try {
+        this.mod.C_Login(sessions[0]!, pkcs11js.CKU_USER, this.opts.pin);
+      } catch (e) {
+        if (ckrOf(e) !== CKR_USER_ALREADY_LOGGED_IN) throw e;
+      }
+      this.handles = new Map(); // handles from before a re-login are invalid
+      this.wrapping = this.loadWrappingKey(sessions[0]!);
+    } catch (e) {
+      for (const s of sessions) {
+        try {
+          this.mod.C_CloseSession(s);
+        } catch {
+          /* already gone */
+        }
+      }
+      throw toCustosError(e, "open HSM sessions");
+    }
+    this.pool = new SessionPool(sessions, this.opts.maxWaiters ?? 10_000);
+    this.unavailableReason = undefined;
+    this.backoffMs = 50;
+  }
+
+  private loadWrappingKey(session: Handle): { info: WrappingKeyInfo; privateHandle: Handle } | undefined {
+    const priv = findObjects(this.mod, session, wrappingKeyQuery("private"));
+    const pub = findObjects(this.mod, session, wrappingKeyQuery("public"));
+    if (priv.length === 0 || pub.length === 0) return undefined;
+    const [n, e] = this.mod.C_GetAttributeValue(session, pub[0]!, [{ type: pkcs11js.CKA_MODULUS }, { type: pkcs11js.CKA_PUBLIC_EXPONENT }]);
+    const key = createPublicKey({
+      key: { kty: "RSA", n: (n!.value as Buffer).toString("base64url"), e: (e!.value as Buffer).toString("base64url") },
+      format: "jwk",
+    });
+    const der = key.export({ type: "spki", format: "der" });
+    return {
+      info: { spkiPem: key.export({ type: "spki", format: "pem" }).toString(), fingerprint: spkiFingerprint(der), oaepHash: this.opts.oaepHash },
+      privateHandle: priv[0]!,
+    };
+  }
+
+  private dropSessions(): void {
+    this.pool?.close();
+    this.pool = undefined;
+    this.handles = new Map();
+    if (this.slot) {
+      try {
+        this.mod.C_CloseAllSessions(this.slot);
+      } catch {
+        /* the module may be gone too; reconnect handles that */
+      }
+    }
+  }
+
+  private startRecovery(reason: string): void {
+    if (this.recovering || this.closed) return;
+    this.recovering = true;
+    this.unavailableReason = `recovering: ${reason}`;
+    this.opts.logger.error({ event: "hsm.unavailable", reason }, "HSM sessions lost; reopening");
+    this.dropSessions();
+    this.scheduleRecovery();
+  }
+
+  private scheduleRecovery(): void {
+    this.recoverTimer = setTimeout(() => {
+      if (this.closed) return;
+      try {
+        initialize(this.mod); // no-op unless the module was finalised underneath us
+        this.connect();
+        this.recovering = false;
+        this.opts.logger.info({ event: "hsm.recovered" }, "HSM sessions reopened");
+      } catch (e) {
+        this.unavailableReason = `recovering: ${e instanceof Error ? e.message : String(e)}`;
+        this.backoffMs = Math.min(this.backoffMs * 2, 5_000);
+        this.scheduleRecovery();
+      }
+    }, this.backoffMs);
+    this.recoverTimer.unref();
+  }
+}

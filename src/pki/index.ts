@@ -1,0 +1,10 @@
+/** Dev PKI (CA + mTLS leaf certificates) and peer identity parsing. */
+export {
+  createDevCa,
+  issueClientCert,
+  issueServerCert,
+  loadIssued,
+  writeIssued,
+  type IssuedCert,
+} from "./dev-ca.js";
+export { identityFromPeerCertificate, peerAddressIp, type PeerCertificateLike } from "./identity.js";
