@@ -38,6 +38,8 @@ export interface Hsm {
   unwrapSecret(envelope: ImportEnvelope, target: SecretObjectRef): Promise<void>;
   /** True if a secret object with this CKA_ID exists on the token. */
   hasSecret(objectId: string): Promise<boolean>;
+  /** CKA_IDs of every secret object on the token (start-up reconciliation). */
+  listSecretIds(): Promise<string[]>;
   /** C_DestroyObject on every object with this CKA_ID; idempotent. */
   destroySecret(objectId: string): Promise<void>;
   /** The wrapping key; throws if `custos hsm init` has not created it. */

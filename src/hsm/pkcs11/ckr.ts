@@ -1,3 +1,4 @@
+import pkcs11js from "pkcs11js";
 import { CustosError } from "../../errors.js";
 
 /**
@@ -43,8 +44,15 @@ export function ckrOf(e: unknown): number | undefined {
   return typeof code === "number" ? code : undefined;
 }
 
+/** Every CKR_* constant pkcs11js knows, by value (for log messages). */
+const NAMES = new Map<number, string>(
+  Object.entries(pkcs11js)
+    .filter(([k, v]) => k.startsWith("CKR_") && typeof v === "number")
+    .map(([k, v]) => [v as number, k]),
+);
+
 export function ckrName(code: number): string {
-  return LOST[code] ?? BAD_ENVELOPE[code] ?? `CKR_0x${code.toString(16)}`;
+  return NAMES.get(code) ?? `CKR_0x${code.toString(16)}`;
 }
 
 export function isSessionLost(e: unknown): boolean {

@@ -41,7 +41,7 @@ export function initialize(mod: Module): void {
 export function findSlotByLabel(mod: Module, label: string): Handle | undefined {
   for (const slot of mod.C_GetSlotList(true)) {
     const info = mod.C_GetTokenInfo(slot);
-    if (info.label.trim() === label && (info.flags & pkcs11js.CKF_TOKEN_INITIALIZED) !== 0) return slot;
+    if (info.label.replace(/[\s\0]+$/, "") === label && (info.flags & pkcs11js.CKF_TOKEN_INITIALIZED) !== 0) return slot;
   }
   return undefined;
 }

@@ -186,6 +186,13 @@ export class Pkcs11Hsm implements Hsm {
     });
   }
 
+  async listSecretIds(): Promise<string[]> {
+    return this.withSession(async (session) => {
+      const handles = findObjects(this.mod, session, [{ type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY }]);
+      return handles.map((h) => (this.mod.C_GetAttributeValue(session, h, [{ type: pkcs11js.CKA_ID }])[0]!.value as Buffer).toString());
+    });
+  }
+
   async destroySecret(objectId: string): Promise<void> {
     await this.withSession(async (session) => {
       for (const h of findObjects(this.mod, session, secretQuery(objectId))) this.mod.C_DestroyObject(session, h);

@@ -26,7 +26,8 @@ export function secretTemplate(ref: SecretObjectRef): pkcs11js.Template {
     { type: p.CKA_WRAP, value: false },
     { type: p.CKA_UNWRAP, value: false },
     { type: p.CKA_DERIVE, value: false },
-    { type: p.CKA_MODIFIABLE, value: false },
+    // CKA_MODIFIABLE=false is refused at C_UnwrapKey by SoftHSM2 (CKR_ATTRIBUTE_READ_ONLY) and
+    // cannot be set afterwards; SENSITIVE/EXTRACTABLE still cannot be downgraded (SECURITY.md).
     { type: p.CKA_COPYABLE, value: false },
     { type: p.CKA_ID, value: Buffer.from(ref.objectId) },
     { type: p.CKA_LABEL, value: ref.label },

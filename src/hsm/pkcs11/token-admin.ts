@@ -29,12 +29,14 @@ export function createToken(modulePath: string, label: string, soPin: string, us
     }
   }
   if (!free) throw new CustosError("HSM_ERROR", "no free slot to initialise a token in");
-  free.initToken(soPin, label);
+  // graphene's Slot.initToken trips over pkcs11js 2.1.7's void C_InitToken: call it directly.
+  // PKCS#11 labels are 32 bytes padded with blanks; pkcs11js pads with NULs unless we do.
+  loadModule(modulePath).C_InitToken(free.handle, soPin, label.padEnd(32, " "));
   // SoftHSM2 gives the initialised token a new slot id: look it up again by label.
   let slot: graphene.Slot | undefined;
   const after = mod.getSlots(true);
   for (let i = 0; i < after.length && !slot; i++) {
-    if (after.items(i).getToken().label.trim() === label) slot = after.items(i);
+    if (after.items(i).getToken().label.replace(/[\s\0]+$/, "") === label) slot = after.items(i);
   }
   if (!slot) throw new CustosError("HSM_ERROR", `token "${label}" not found after initialisation`);
   const session = slot.open(graphene.SessionFlag.SERIAL_SESSION | graphene.SessionFlag.RW_SESSION);

@@ -1,0 +1,123 @@
+import canonicalizeModule from "canonicalize";
+import type { Logger } from "pino";
+import type { Store, StoredAuditEvent } from "../store/store.js";
+import { GENESIS_HASH, chainHash, checkChain } from "./chain.js";
+
+// The package is CommonJS with an ESM-style .d.ts; at runtime the default import is the function.
+const canonicalize = canonicalizeModule as unknown as (input: unknown) => string | undefined;
+
+/** What happened. Payloads appear only as digests; secrets and envelopes never. */
+export interface AuditEvent {
+  kind: string; // "sign", "key.import", "client.add", "grant", "connection.refused", …
+  actor: string; // client identity, or "system"
+  outcome: "allowed" | "denied" | "ok" | "failed";
+  reason?: string;
+  key?: string;
+  version?: number;
+  payloadSha256?: string;
+  peer?: string;
+  details?: Record<string, string | number | boolean>;
+}
+
+export interface AuditLogOptions {
+  /** Batched events are written at least this often (the issue asks for ≤ 1 s). */
+  flushIntervalMs?: number;
+  /** A batch this large is written at once. */
+  maxBatch?: number;
+}
+
+/**
+ * The hash-chained audit log. Sign decisions are queued and written in batches (at least
+ * every second and on shutdown); administrative events are awaited until durable. A
+ * failed write keeps the queue and retries: nothing is dropped and the chain never forks.
+ */
+export class AuditLog {
+  private queue: Array<{ at: string; event: AuditEvent }> = [];
+  private seq: number;
+  private hash: string;
+  private flushing: Promise<void> | undefined;
+  private readonly timer: NodeJS.Timeout;
+  private readonly maxBatch: number;
+  lastFlushMs = 0;
+
+  private constructor(private readonly store: Store, private readonly logger: Logger, last: StoredAuditEvent | undefined, opts: AuditLogOptions) {
+    this.seq = last?.seq ?? 0;
+    this.hash = last?.hash ?? GENESIS_HASH;
+    this.maxBatch = opts.maxBatch ?? 5_000;
+    this.timer = setInterval(() => void this.flush().catch(() => undefined), opts.flushIntervalMs ?? 250);
+    this.timer.unref();
+  }
+
+  static async open(store: Store, logger: Logger, opts: AuditLogOptions = {}): Promise<AuditLog> {
+    return new AuditLog(store, logger, await store.lastAudit(), opts);
+  }
+
+  get queueDepth(): number {
+    return this.queue.length;
+  }
+
+  /** Queues an event (sign path: no I/O here). */
+  record(event: AuditEvent): void {
+    this.queue.push({ at: new Date().toISOString(), event });
+    if (this.queue.length >= this.maxBatch) void this.flush().catch(() => undefined);
+  }
+
+  /** Records an event and waits until it (and everything before it) is durable. */
+  async recordNow(event: AuditEvent): Promise<void> {
+    this.record(event);
+    await this.flush();
+  }
+
+  /** Writes everything queued so far; concurrent callers share one write. */
+  async flush(): Promise<void> {
+    while (this.flushing) await this.flushing;
+    if (this.queue.length === 0) return;
+    this.flushing = this.writeBatch().finally(() => (this.flushing = undefined));
+    await this.flushing;
+  }
+
+  private async writeBatch(): Promise<void> {
+    const batch = this.queue.splice(0, this.queue.length);
+    const started = performance.now();
+    let seq = this.seq;
+    let hash = this.hash;
+    const rows: StoredAuditEvent[] = batch.map(({ at, event }) => {
+      const body = canonicalize({ seq: seq + 1, at, ...event }) as string;
+      const row = { seq: ++seq, body, prevHash: hash, hash: chainHash(hash, body) };
+      hash = row.hash;
+      return row;
+    });
+    try {
+      await this.store.appendAudit(rows);
+    } catch (e) {
+      this.queue.unshift(...batch); // keep order; the next flush retries
+      this.logger.error({ event: "audit.flush_failed", err: e, queued: this.queue.length }, "audit write failed; will retry");
+      throw e;
+    }
+    this.seq = seq;
+    this.hash = hash;
+    this.lastFlushMs = performance.now() - started;
+  }
+
+  /** Stops the timer and writes what is queued. */
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    await this.flush();
+  }
+}
+
+/** Reads the whole chain from the store and checks it (what `custos audit verify` runs). */
+export async function verifyAuditChain(store: Store): Promise<ReturnType<typeof checkChain>> {
+  let prevSeq = 0;
+  let prevHash = GENESIS_HASH;
+  let total = 0;
+  for (;;) {
+    const page = await store.readAudit(prevSeq, 10_000);
+    if (page.length === 0) return { ok: true, events: total, lastHash: prevHash };
+    const result = checkChain(page, prevSeq, prevHash);
+    if (!result.ok) return { ...result, events: total + result.events };
+    total += page.length;
+    prevSeq = page[page.length - 1]!.seq;
+    prevHash = result.lastHash;
+  }
+}

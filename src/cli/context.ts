@@ -1,0 +1,64 @@
+import { existsSync, readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import type { Metadata } from "@grpc/grpc-js";
+import { custodyClient, readConnectionFile, signerClient, type ClientIdentity, type ConnectionFile } from "../client/connection.js";
+import type { CustodyClient } from "../gen/custos/v1/custody.js";
+import type { SignerClient } from "../gen/custos/v1/signer.js";
+import { FINGERPRINT_FILE } from "../config/config.js";
+
+/** Options every connecting command accepts. */
+export interface ConnectOptions {
+  dataDir: string;
+  address?: string;
+  ca?: string;
+  cert?: string;
+  certKey?: string;
+}
+
+export function dataDirOf(opts: { dataDir?: string }): string {
+  return resolve(opts.dataDir ?? process.env.CUSTOS_DATA_DIR ?? ".custos");
+}
+
+/** A user-facing failure: printed as one line, exit code 1. */
+export class CliError extends Error {}
+
+/**
+ * Which identity a command acts with: --cert/--cert-key if given, otherwise (embedded
+ * default) the data dir's dev administrator or trading-client certificate.
+ */
+export function identityFor(opts: ConnectOptions, conn: ConnectionFile, role: "admin" | "client"): ClientIdentity {
+  const caPath = opts.ca ?? conn.caPath;
+  if (opts.cert || opts.certKey) {
+    if (!opts.cert || !opts.certKey) throw new CliError("--cert and --cert-key go together");
+    return { caPath, certPath: opts.cert, keyPath: opts.certKey };
+  }
+  const dev = conn[role];
+  if (!dev) throw new CliError(`no ${role} certificate in ${opts.dataDir}: pass --cert and --cert-key`);
+  return { caPath, ...dev };
+}
+
+export function connect(opts: ConnectOptions, role: "admin"): { conn: ConnectionFile; custody: CustodyClient };
+export function connect(opts: ConnectOptions, role: "client"): { conn: ConnectionFile; signer: SignerClient };
+export function connect(opts: ConnectOptions, role: "admin" | "client") {
+  const conn = readConnectionFile(opts.dataDir);
+  const id = identityFor(opts, conn, role);
+  const address = opts.address ?? conn.grpc;
+  return role === "admin" ? { conn, custody: custodyClient(address, id, conn.serverName) } : { conn, signer: signerClient(address, id, conn.serverName) };
+}
+
+/** The fingerprint the officer pinned: --fingerprint, else the data dir's first-use record. */
+export function pinnedFingerprint(opts: { dataDir: string; fingerprint?: string }): string {
+  if (opts.fingerprint) return opts.fingerprint;
+  const file = join(opts.dataDir, FINGERPRINT_FILE);
+  if (existsSync(file)) return readFileSync(file, "utf8").trim();
+  throw new CliError(`no pinned wrapping-key fingerprint: pass --fingerprint sha256:… (see \`custos hsm init\`)`);
+}
+
+/** Turns a gRPC failure into one line: "NOT_FOUND (KEY_NOT_FOUND): no key …". */
+export function describeRpcError(e: unknown): string {
+  const err = e as { code?: number; details?: string; metadata?: Metadata; message?: string };
+  if (typeof err.code !== "number") return err.message ?? String(e);
+  const reason = err.metadata?.get("custos-reason")[0];
+  const names: Record<number, string> = { 3: "INVALID_ARGUMENT", 5: "NOT_FOUND", 6: "ALREADY_EXISTS", 7: "PERMISSION_DENIED", 8: "RESOURCE_EXHAUSTED", 9: "FAILED_PRECONDITION", 13: "INTERNAL", 14: "UNAVAILABLE", 16: "UNAUTHENTICATED" };
+  return `${names[err.code] ?? `status ${err.code}`}${reason ? ` (${reason.toString()})` : ""}: ${err.details ?? err.message}`;
+}

@@ -1,0 +1,125 @@
+import { Command, CommanderError } from "commander";
+import { join } from "node:path";
+import { verifyAuditChain } from "../audit/audit-log.js";
+import { loadConfig } from "../config/config.js";
+import { ensureEmbedded, issueDevClient, useSofthsmConf } from "../config/embedded.js";
+import { readSecretEnv, readSecretFile } from "../config/secrets.js";
+import { CustosError } from "../errors.js";
+import { ensureWrappingKey, Pkcs11Hsm } from "../hsm/index.js";
+import { createLogger } from "../log.js";
+import { startService } from "../service.js";
+import { SqliteStore } from "../store/sqlite/sqlite-store.js";
+import { registerClientCommands, registerKeyCommands, registerSignCommand } from "./admin-commands.js";
+import { CliError, dataDirOf, describeRpcError } from "./context.js";
+
+const program = new Command("custos")
+  .description("HSM-backed custody and signing for exchange API keys")
+  .showHelpAfterError()
+  .exitOverride();
+
+program
+  .command("serve")
+  .description("run the service (embedded default: SoftHSM2 token, SQLite and dev PKI under the data dir)")
+  .option("--data-dir <dir>", "data directory (default $CUSTOS_DATA_DIR or ./.custos)")
+  .option("--grpc-port <port>", "override the gRPC port (0 = any free port)")
+  .option("--http-port <port>", "override the HTTP port (0 = any free port)")
+  .action(async (o: { dataDir?: string; grpcPort?: string; httpPort?: string }) => {
+    const config = loadConfig(dataDirOf(o));
+    if (o.grpcPort !== undefined) config.grpc.port = Number(o.grpcPort);
+    if (o.httpPort !== undefined) config.http.port = Number(o.httpPort);
+    const logger = createLogger(config.logLevel);
+    const service = await startService(config, logger);
+    const c = service.connection;
+    process.stderr.write(
+      [
+        "",
+        `custos is serving ${config.embedded ? "(embedded default: dev PKI, SoftHSM2 token and SQLite in " + config.dataDir + ")" : ""}`,
+        `  gRPC (TLS 1.3, mTLS)  ${c.grpc}   server name ${c.serverName}`,
+        `  HTTP                  ${c.http}/healthz  /readyz  /metrics`,
+        `  CA certificate        ${c.caPath}`,
+        ...(c.client ? [`  trading client cert   ${c.client.certPath} (+ .key)`] : []),
+        ...(c.admin ? [`  administrator cert    ${c.admin.certPath} (+ .key)`] : []),
+        `  wrapping key          ${c.wrappingKeyFingerprint || "none: run custos hsm init"}`,
+        `  connection details    ${join(config.dataDir, "connection.json")}`,
+        ...(config.embedded
+          ? ["", "  try:  printf '%s' \"$SECRET\" | npx custos key import --key demo --exchange binance", "        npx custos sign --key demo --payload 'symbol=BTCUSDT&side=BUY'"]
+          : []),
+        "",
+      ].join("\n") + "\n",
+    );
+    const shutdown = (signal: string) => {
+      logger.info({ event: "service.stopping", signal }, "draining in-flight calls");
+      service.stop().then(
+        () => process.exit(0),
+        (e: unknown) => {
+          logger.error({ event: "service.stop_failed", err: e }, "shutdown failed");
+          process.exit(1);
+        },
+      );
+    };
+    process.once("SIGTERM", () => shutdown("SIGTERM"));
+    process.once("SIGINT", () => shutdown("SIGINT"));
+  });
+
+const hsm = program.command("hsm").description("token administration");
+hsm
+  .command("init")
+  .description("create (or adopt) the token's RSA-3072 wrapping key and print its fingerprint")
+  .option("--data-dir <dir>", "data directory")
+  .action(async (o: { dataDir?: string }) => {
+    const config = loadConfig(dataDirOf(o));
+    if (config.embedded) await ensureEmbedded(config);
+    else useSofthsmConf(config);
+    const pin = config.hsm.pinFile ? readSecretFile(config.hsm.pinFile) : readSecretEnv(config.hsm.pinEnv!);
+    const { created } = ensureWrappingKey(config.hsm.modulePath, config.hsm.tokenLabel, pin);
+    const logger = createLogger("warn");
+    const h = await Pkcs11Hsm.open({ ...config.hsm, pin, logger });
+    const w = h.wrappingKey();
+    await h.close();
+    console.log(`${created ? "created" : "adopted"} wrapping key on token "${config.hsm.tokenLabel}" (RSA-3072, unwrap only)`);
+    console.log(w.spkiPem.trim());
+    console.log(w.fingerprint);
+  });
+
+const pki = program.command("pki").description("dev PKI of an embedded data dir");
+pki
+  .command("issue-client <name>")
+  .description("issue a trading-client certificate from the data dir's dev CA")
+  .option("--data-dir <dir>", "data directory")
+  .option("--uri <uri>", "identity (URI SAN); default spiffe://custos/engine/NAME")
+  .action(async (name: string, o: { dataDir?: string; uri?: string }) => {
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name)) throw new CliError("name must be 1–64 of [A-Za-z0-9._-]");
+    const uri = o.uri ?? `spiffe://custos/engine/${name}`;
+    const paths = await issueDevClient(dataDirOf(o), name, uri);
+    console.log(`identity ${uri}\ncertificate ${paths.certPath}\nkey ${paths.keyPath}`);
+    console.log(`register it: custos client add ${uri} --cidr 127.0.0.1/32 && custos client grant ${uri} --key KEY`);
+  });
+
+const audit = program.command("audit").description("the hash-chained audit log");
+audit
+  .command("verify")
+  .description("check every link of the audit chain; report the first broken one")
+  .option("--data-dir <dir>", "data directory")
+  .action(async (o: { dataDir?: string }) => {
+    const config = loadConfig(dataDirOf(o));
+    const store = new SqliteStore(config.store.sqlitePath, { readonly: true });
+    const result = await verifyAuditChain(store);
+    await store.close();
+    if (!result.ok) throw new CliError(`audit chain broken at event ${result.brokenAt}: ${result.problem} (${result.events} events verified before it)`);
+    console.log(`audit chain ok: ${result.events} events, head ${result.lastHash}`);
+  });
+
+registerKeyCommands(program);
+registerClientCommands(program);
+registerSignCommand(program);
+
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    if (e instanceof CommanderError) process.exit(e.exitCode);
+    const message = e instanceof CliError || e instanceof CustosError ? e.message : describeRpcError(e);
+    process.stderr.write(`custos: ${message}\n`);
+    process.exit(1);
+  }
+}

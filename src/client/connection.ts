@@ -1,0 +1,65 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { ChannelCredentials, Metadata, credentials, type CallOptions, type ChannelOptions, type ServiceError } from "@grpc/grpc-js";
+import { CustodyClient } from "../gen/custos/v1/custody.js";
+import { SignerClient } from "../gen/custos/v1/signer.js";
+
+/** DIR/connection.json as written by `custos serve`. */
+export interface ConnectionFile {
+  grpc: string;
+  http: string;
+  serverName: string;
+  caPath: string;
+  wrappingKeyFingerprint: string;
+  admin?: { certPath: string; keyPath: string };
+  client?: { certPath: string; keyPath: string };
+}
+
+export function readConnectionFile(dataDir: string): ConnectionFile {
+  const path = join(dataDir, "connection.json");
+  try {
+    return JSON.parse(readFileSync(path, "utf8")) as ConnectionFile;
+  } catch {
+    throw new Error(`no ${path}: is \`custos serve --data-dir ${dataDir}\` running?`);
+  }
+}
+
+export interface ClientIdentity {
+  caPath: string;
+  certPath: string;
+  keyPath: string;
+}
+
+/** mTLS channel credentials; the client also insists on TLS 1.3. */
+export function channelCredentials(id: ClientIdentity): ChannelCredentials {
+  return credentials.createSsl(readFileSync(id.caPath), readFileSync(id.keyPath), readFileSync(id.certPath));
+}
+
+export function channelOptions(serverName: string): ChannelOptions {
+  // Dialling 127.0.0.1 with a certificate issued for "localhost".
+  return { "grpc.ssl_target_name_override": serverName, "grpc.default_authority": serverName };
+}
+
+export function signerClient(address: string, id: ClientIdentity, serverName = "localhost"): SignerClient {
+  return new SignerClient(address, channelCredentials(id), channelOptions(serverName));
+}
+
+export function custodyClient(address: string, id: ClientIdentity, serverName = "localhost"): CustodyClient {
+  return new CustodyClient(address, channelCredentials(id), channelOptions(serverName));
+}
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+type UnaryFn<Req, Res> = (req: Req, metadata: Metadata, options: Partial<CallOptions>, callback: (err: ServiceError | null, res: Res) => void) => unknown;
+
+/** Promisifies one unary call of a generated grpc-js client: `unary(client, "sign", req)`. */
+export function unary<C, K extends keyof C>(
+  client: C,
+  method: K,
+  req: C[K] extends UnaryFn<infer Req, any> ? Req : never,
+  options: Partial<CallOptions> = {},
+): Promise<C[K] extends UnaryFn<any, infer Res> ? Res : never> {
+  const fn = client[method] as unknown as UnaryFn<unknown, unknown>;
+  return new Promise((resolve, reject) =>
+    fn.call(client, req, new Metadata(), options, (err, res) => (err ? reject(err) : resolve(res as never))),
+  );
+}

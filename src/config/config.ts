@@ -1,0 +1,136 @@
+import { existsSync, readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { CustosError } from "../errors.js";
+import type { RateLimit } from "../signing/rate-limiter.js";
+
+/** Everything `custos serve` needs, resolved (paths absolute, defaults filled). */
+export interface CustosConfig {
+  dataDir: string;
+  /** True for the embedded default (no custos.json in the data dir). */
+  embedded: boolean;
+  grpc: { host: string; port: number; maxPayloadBytes: number };
+  http: { host: string; port: number };
+  tls: { caPath: string; certPath: string; keyPath: string };
+  hsm: {
+    modulePath: string;
+    tokenLabel: string;
+    /** Exactly one of pinFile / pinEnv. */
+    pinFile?: string;
+    pinEnv?: string;
+    /** softhsm2.conf to export as SOFTHSM2_CONF before the module loads. */
+    softhsmConf?: string;
+    sessions: number;
+    dispatch: "sync" | "async" | "auto";
+    oaepHash: "sha1" | "sha256";
+  };
+  store: { sqlitePath: string };
+  limits: { client: RateLimit; key: RateLimit };
+  /** Identities registered as administrators at start (CIDRs: loopback unless given). */
+  bootstrapAdmins: Array<{ identity: string; cidrs: string[] }>;
+  /** Identities granted every imported key (the embedded default's dev client only). */
+  autoGrant: string[];
+  audit: { flushIntervalMs: number };
+  logLevel: string;
+}
+
+export const CONFIG_FILE = "custos.json";
+export const CONNECTION_FILE = "connection.json";
+/** The wrapping-key fingerprint the CLI pins for imports into an embedded data dir. */
+export const FINGERPRINT_FILE = "wrapping-key.fingerprint";
+export const DEFAULT_GRPC_PORT = 7400;
+export const DEFAULT_HTTP_PORT = 7401;
+export const LOOPBACK_CIDRS = ["127.0.0.0/8", "::1/128"];
+
+/** Debian's SoftHSM2 module, then the multiarch path. */
+export function defaultSofthsmModule(): string {
+  for (const p of ["/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so", "/usr/local/lib/softhsm/libsofthsm2.so"]) {
+    if (existsSync(p)) return p;
+  }
+  return "/usr/lib/softhsm/libsofthsm2.so";
+}
+
+/** Defaults shared by the embedded and configured modes. */
+export function baseDefaults(dataDir: string) {
+  return {
+    grpc: { host: "127.0.0.1", port: DEFAULT_GRPC_PORT, maxPayloadBytes: 64 * 1024 },
+    http: { host: "127.0.0.1", port: DEFAULT_HTTP_PORT },
+    // A bot signing every order and cancel of a busy strategy stays far below these.
+    limits: { client: { perSecond: 20_000, burst: 40_000 }, key: { perSecond: 20_000, burst: 40_000 } },
+    audit: { flushIntervalMs: 250 },
+    store: { sqlitePath: join(dataDir, "custos.db") },
+    logLevel: process.env.CUSTOS_LOG_LEVEL ?? "info",
+  };
+}
+
+/** The embedded default: everything under the data dir, created on first start. */
+export function embeddedConfig(dataDir: string): CustosConfig {
+  const dir = resolve(dataDir);
+  return {
+    ...baseDefaults(dir),
+    dataDir: dir,
+    embedded: true,
+    tls: { caPath: join(dir, "pki/ca.crt"), certPath: join(dir, "pki/server.crt"), keyPath: join(dir, "pki/server.key") },
+    hsm: {
+      modulePath: defaultSofthsmModule(),
+      tokenLabel: "custos",
+      pinFile: join(dir, "secrets/user.pin"),
+      softhsmConf: join(dir, "softhsm2.conf"),
+      sessions: 8,
+      dispatch: "auto",
+      oaepHash: "sha1",
+    },
+    bootstrapAdmins: [{ identity: EMBEDDED_ADMIN, cidrs: LOOPBACK_CIDRS }],
+    autoGrant: [EMBEDDED_CLIENT],
+  };
+}
+
+export const EMBEDDED_ADMIN = "spiffe://custos/admin/bootstrap";
+export const EMBEDDED_CLIENT = "spiffe://custos/engine/dev";
+
+/**
+ * Loads DIR/custos.json over the defaults, or the embedded default if there is none.
+ * Unknown keys are refused, so a typo cannot silently weaken a setting.
+ */
+export function loadConfig(dataDir: string): CustosConfig {
+  const dir = resolve(dataDir);
+  const file = join(dir, CONFIG_FILE);
+  if (!existsSync(file)) return embeddedConfig(dir);
+  let raw: Record<string, unknown>;
+  try {
+    raw = JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
+  } catch (e) {
+    throw new CustosError("INVALID_ARGUMENT", `${file} is not valid JSON`, { cause: e });
+  }
+  const base = baseDefaults(dir);
+  const known = new Set(["grpc", "http", "tls", "hsm", "store", "limits", "bootstrapAdmins", "audit", "logLevel"]);
+  for (const k of Object.keys(raw)) if (!known.has(k)) throw new CustosError("INVALID_ARGUMENT", `${file}: unknown setting "${k}"`);
+  const tls = raw.tls as CustosConfig["tls"] | undefined;
+  const hsm = raw.hsm as Partial<CustosConfig["hsm"]> | undefined;
+  if (!tls?.caPath || !tls.certPath || !tls.keyPath) throw new CustosError("INVALID_ARGUMENT", `${file}: tls.caPath, tls.certPath and tls.keyPath are required`);
+  if (!hsm?.modulePath || !hsm.tokenLabel) throw new CustosError("INVALID_ARGUMENT", `${file}: hsm.modulePath and hsm.tokenLabel are required`);
+  if (!hsm.pinFile === !hsm.pinEnv) throw new CustosError("INVALID_ARGUMENT", `${file}: set exactly one of hsm.pinFile and hsm.pinEnv`);
+  const abs = (p: string) => resolve(dir, p);
+  return {
+    ...base,
+    dataDir: dir,
+    embedded: false,
+    grpc: { ...base.grpc, ...(raw.grpc as object) },
+    http: { ...base.http, ...(raw.http as object) },
+    tls: { caPath: abs(tls.caPath), certPath: abs(tls.certPath), keyPath: abs(tls.keyPath) },
+    hsm: {
+      modulePath: hsm.modulePath,
+      tokenLabel: hsm.tokenLabel,
+      ...(hsm.pinFile ? { pinFile: abs(hsm.pinFile) } : { pinEnv: hsm.pinEnv! }),
+      ...(hsm.softhsmConf ? { softhsmConf: abs(hsm.softhsmConf) } : {}),
+      sessions: hsm.sessions ?? 8,
+      dispatch: hsm.dispatch ?? "auto",
+      oaepHash: hsm.oaepHash ?? "sha1",
+    },
+    store: raw.store ? { sqlitePath: abs((raw.store as { sqlitePath: string }).sqlitePath) } : base.store,
+    limits: { ...base.limits, ...(raw.limits as object) },
+    audit: { ...base.audit, ...(raw.audit as object) },
+    bootstrapAdmins: ((raw.bootstrapAdmins as CustosConfig["bootstrapAdmins"]) ?? []).map((a) => ({ identity: a.identity, cidrs: a.cidrs ?? [] })),
+    autoGrant: [],
+    logLevel: (raw.logLevel as string) ?? base.logLevel,
+  };
+}

@@ -1,0 +1,70 @@
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { createToken, ensureWrappingKey } from "../hsm/index.js";
+import { findSlotByLabel, loadModule } from "../hsm/pkcs11/module.js";
+import { createDevCa, issueClientCert, issueServerCert, loadIssued, writeIssued } from "../pki/index.js";
+import { EMBEDDED_ADMIN, EMBEDDED_CLIENT, type CustosConfig } from "./config.js";
+import { createSecretFile, readSecretFile } from "./secrets.js";
+
+const TEMPLATE = fileURLToPath(new URL("../../../hsm/softhsm2.conf.template", import.meta.url));
+
+/** Certificates the embedded default issues for its own CLI. */
+export const EMBEDDED_CERTS = { admin: "admin", client: "client" } as const;
+
+export interface EmbeddedSetup {
+  createdToken: boolean;
+  createdWrappingKey: boolean;
+  createdPki: boolean;
+}
+
+/** Points SoftHSM2 at this data dir's own config; must run before the module loads. */
+export function useSofthsmConf(config: CustosConfig): void {
+  if (config.hsm.softhsmConf) process.env.SOFTHSM2_CONF = config.hsm.softhsmConf;
+}
+
+/**
+ * First start of the embedded default: a SoftHSM2 token under the data dir (generated PINs
+ * in 0600 files), its wrapping key, and a dev PKI (CA, server, an administrator and a
+ * trading client certificate). Idempotent: later starts adopt what exists.
+ */
+export async function ensureEmbedded(config: CustosConfig): Promise<EmbeddedSetup> {
+  const dir = config.dataDir;
+  for (const sub of ["", "secrets", "tokens", "pki"]) mkdirSync(join(dir, sub), { recursive: true, mode: 0o700 });
+  const conf = config.hsm.softhsmConf!;
+  if (!existsSync(conf)) {
+    writeFileSync(conf, readFileSync(TEMPLATE, "utf8").replace("@TOKENDIR@", join(dir, "tokens")), { mode: 0o600 });
+  }
+  useSofthsmConf(config);
+
+  const userPinFile = config.hsm.pinFile!;
+  const soPinFile = join(dir, "secrets/so.pin");
+  let createdToken = false;
+  if (!findSlotByLabel(loadModule(config.hsm.modulePath), config.hsm.tokenLabel)) {
+    const soPin = existsSync(soPinFile) ? readSecretFile(soPinFile) : createSecretFile(soPinFile);
+    const userPin = existsSync(userPinFile) ? readSecretFile(userPinFile) : createSecretFile(userPinFile);
+    createToken(config.hsm.modulePath, config.hsm.tokenLabel, soPin, userPin);
+    createdToken = true;
+  }
+  const { created: createdWrappingKey } = ensureWrappingKey(config.hsm.modulePath, config.hsm.tokenLabel, readSecretFile(userPinFile));
+
+  let createdPki = false;
+  const pki = join(dir, "pki");
+  if (!existsSync(config.tls.caPath)) {
+    const ca = await createDevCa();
+    await writeIssued(pki, "ca", ca);
+    await writeIssued(pki, "server", await issueServerCert(ca, { dnsNames: ["localhost"], ipAddresses: ["127.0.0.1", "::1"] }));
+    await writeIssued(pki, EMBEDDED_CERTS.admin, await issueClientCert(ca, { name: "bootstrap-admin", uri: EMBEDDED_ADMIN }));
+    await writeIssued(pki, EMBEDDED_CERTS.client, await issueClientCert(ca, { name: "dev-engine", uri: EMBEDDED_CLIENT }));
+    createdPki = true;
+  }
+  return { createdToken, createdWrappingKey, createdPki };
+}
+
+/** Issues another client certificate from the data dir's dev CA. */
+export async function issueDevClient(dataDir: string, name: string, uri: string): Promise<{ certPath: string; keyPath: string }> {
+  const pki = join(dataDir, "pki");
+  const ca = await loadIssued(pki, "ca");
+  return writeIssued(pki, `client-${name}`, await issueClientCert(ca, { name, uri }));
+}
+

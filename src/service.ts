@@ -1,0 +1,131 @@
+import { existsSync, renameSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Logger } from "pino";
+import { AuditLog } from "./audit/audit-log.js";
+import { CONNECTION_FILE, FINGERPRINT_FILE, LOOPBACK_CIDRS, type CustosConfig } from "./config/config.js";
+import { ensureEmbedded, EMBEDDED_CERTS, useSofthsmConf, type EmbeddedSetup } from "./config/embedded.js";
+import { readSecretEnv, readSecretFile } from "./config/secrets.js";
+import { Pkcs11Hsm } from "./hsm/index.js";
+import { CustodyService, reconcileOrphans } from "./keys/custody-service.js";
+import { AccessDirectory } from "./signing/directory.js";
+import { SignService } from "./signing/sign-service.js";
+import { SqliteStore } from "./store/sqlite/sqlite-store.js";
+import { readPem, startGrpcServer } from "./transport/grpc/server.js";
+import { Metrics } from "./transport/http/metrics.js";
+import { buildHttp } from "./transport/http/server.js";
+
+/** What a client needs to reach this service; written to DIR/connection.json once serving. */
+export interface ConnectionInfo {
+  grpc: string;
+  http: string;
+  serverName: string;
+  caPath: string;
+  wrappingKeyFingerprint: string;
+  /** Embedded default only: the dev administrator and trading-client certificates. */
+  admin?: { certPath: string; keyPath: string };
+  client?: { certPath: string; keyPath: string };
+}
+
+export interface RunningService {
+  connection: ConnectionInfo;
+  embeddedSetup?: EmbeddedSetup;
+  hsm: Pkcs11Hsm;
+  /** Drains in-flight calls, flushes the audit log, closes HSM and store. */
+  stop(): Promise<void>;
+}
+
+
+/** The composition root: wires the concrete HSM, store and transports around the domain. */
+export async function startService(config: CustosConfig, logger: Logger): Promise<RunningService> {
+  const embeddedSetup = config.embedded ? await ensureEmbedded(config) : (useSofthsmConf(config), undefined);
+  const pin = config.hsm.pinFile ? readSecretFile(config.hsm.pinFile) : readSecretEnv(config.hsm.pinEnv!);
+  const hsm = await Pkcs11Hsm.open({ ...config.hsm, pin, logger: logger.child({ component: "hsm" }) });
+  const store = new SqliteStore(config.store.sqlitePath);
+  const audit = await AuditLog.open(store, logger, { flushIntervalMs: config.audit.flushIntervalMs });
+  const directory = new AccessDirectory();
+
+  // Bootstrap identities exist before the first call; re-registering keeps their CIDRs current.
+  for (const admin of config.bootstrapAdmins) {
+    const existing = await store.getClient(admin.identity);
+    if (!existing) {
+      await store.upsertClient({ identity: admin.identity, name: "bootstrap-admin", role: "admin", cidrs: admin.cidrs, createdAt: new Date().toISOString() });
+      await audit.recordNow({ kind: "client.bootstrap", actor: "system", outcome: "ok", details: { identity: admin.identity, role: "admin" } });
+    }
+  }
+  for (const identity of config.autoGrant) {
+    if (!(await store.getClient(identity))) {
+      await store.upsertClient({ identity, name: "dev-engine", role: "trader", cidrs: LOOPBACK_CIDRS, createdAt: new Date().toISOString() });
+      await audit.recordNow({ kind: "client.bootstrap", actor: "system", outcome: "ok", details: { identity, role: "trader" } });
+    }
+  }
+  const orphans = await reconcileOrphans(store, hsm, audit);
+  if (orphans.length) logger.warn({ event: "reconcile.orphans", count: orphans.length }, "destroyed HSM objects with no key record");
+  await directory.reload(store);
+
+  let auditRef: AuditLog | undefined = audit;
+  const metrics = new Metrics(hsm, () => auditRef);
+  const signer = new SignService(directory, hsm, audit, metrics, {
+    maxPayloadBytes: config.grpc.maxPayloadBytes,
+    clientRate: config.limits.client,
+    keyRate: config.limits.key,
+  });
+  const custody = new CustodyService(store, hsm, audit, directory, config.autoGrant);
+  const grpc = await startGrpcServer(
+    { ...config.grpc, caPem: readPem(config.tls.caPath), certPem: readPem(config.tls.certPath), keyPem: readPem(config.tls.keyPath) },
+    signer,
+    custody,
+    logger.child({ component: "grpc" }),
+  );
+  const http = buildHttp({ hsm, metrics, logger, storeCheck: async () => void (await store.lastAudit()) });
+  await http.listen({ host: config.http.host, port: config.http.port });
+  const httpAddress = http.server.address();
+  const httpPort = typeof httpAddress === "object" && httpAddress ? httpAddress.port : config.http.port;
+
+  let fingerprint = "";
+  try {
+    fingerprint = hsm.wrappingKey().fingerprint;
+  } catch {
+    logger.warn({ event: "hsm.no_wrapping_key" }, "token has no wrapping key: run `custos hsm init` before importing keys");
+  }
+  const pki = join(config.dataDir, "pki");
+  const connection: ConnectionInfo = {
+    grpc: `${config.grpc.host.includes(":") ? `[${config.grpc.host}]` : config.grpc.host}:${grpc.port}`,
+    http: `http://${config.http.host}:${httpPort}`,
+    serverName: "localhost",
+    caPath: config.tls.caPath,
+    wrappingKeyFingerprint: fingerprint,
+    ...(config.embedded
+      ? {
+          admin: { certPath: join(pki, `${EMBEDDED_CERTS.admin}.crt`), keyPath: join(pki, `${EMBEDDED_CERTS.admin}.key`) },
+          client: { certPath: join(pki, `${EMBEDDED_CERTS.client}.crt`), keyPath: join(pki, `${EMBEDDED_CERTS.client}.key`) },
+        }
+      : {}),
+  };
+  if (config.embedded && fingerprint && !existsSync(join(config.dataDir, FINGERPRINT_FILE))) {
+    // Trust on first use: the CLI pins this fingerprint for imports into this data dir.
+    writeFileSync(join(config.dataDir, FINGERPRINT_FILE), fingerprint + "\n", { mode: 0o600 });
+  }
+  const tmp = join(config.dataDir, `${CONNECTION_FILE}.tmp`);
+  writeFileSync(tmp, JSON.stringify(connection, null, 2) + "\n", { mode: 0o600 });
+  renameSync(tmp, join(config.dataDir, CONNECTION_FILE));
+  await audit.recordNow({ kind: "service.start", actor: "system", outcome: "ok", details: { grpc: connection.grpc, dispatch: hsm.status().dispatch } });
+
+  let stopping: Promise<void> | undefined;
+  return {
+    connection,
+    ...(embeddedSetup ? { embeddedSetup } : {}),
+    hsm,
+    stop() {
+      stopping ??= (async () => {
+        await grpc.shutdown(5_000);
+        await http.close();
+        await audit.recordNow({ kind: "service.stop", actor: "system", outcome: "ok" });
+        await audit.close();
+        auditRef = undefined;
+        await hsm.close();
+        await store.close();
+      })();
+      return stopping;
+    },
+  };
+}

@@ -1,0 +1,69 @@
+import { BlockList, isIPv4, isIPv6 } from "node:net";
+import { CustosError } from "../errors.js";
+import { activeVersion, type KeyWithVersions } from "../keys/model.js";
+import type { Store } from "../store/store.js";
+import type { ClientRecord } from "./clients.js";
+
+export interface KnownClient extends ClientRecord {
+  allow: BlockList;
+}
+
+/**
+ * An in-memory snapshot of clients, grants and keys, so the sign path never touches the
+ * database. Reloaded after every change this process makes (a replica set will also
+ * reload on notification).
+ */
+export class AccessDirectory {
+  private clients = new Map<string, KnownClient>();
+  private grants = new Map<string, Set<string>>();
+  private keys = new Map<string, KeyWithVersions>();
+
+  async reload(store: Store): Promise<void> {
+    const [clients, grants, keys] = await Promise.all([store.listClients(), store.listGrants(), store.listKeys()]);
+    this.clients = new Map(clients.map((c) => [c.identity, { ...c, allow: allowList(c.cidrs) }]));
+    this.grants = grants;
+    this.keys = new Map(keys.map((k) => [k.id, k]));
+  }
+
+  client(identity: string): KnownClient | undefined {
+    return this.clients.get(identity);
+  }
+
+  key(id: string): KeyWithVersions | undefined {
+    return this.keys.get(id);
+  }
+
+  hasGrant(identity: string, keyId: string): boolean {
+    return this.grants.get(identity)?.has(keyId) ?? false;
+  }
+
+  activeVersionOf(key: KeyWithVersions) {
+    return activeVersion(key);
+  }
+}
+
+/** A CIDR list → BlockList. Throws INVALID_ARGUMENT on a malformed entry. */
+export function allowList(cidrs: readonly string[]): BlockList {
+  const list = new BlockList();
+  for (const cidr of cidrs) {
+    const [addr, bits] = parseCidr(cidr);
+    list.addSubnet(addr, bits, isIPv4(addr) ? "ipv4" : "ipv6");
+  }
+  return list;
+}
+
+export function parseCidr(cidr: string): [string, number] {
+  const [addr = "", bitsText] = cidr.split("/");
+  const family = isIPv4(addr) ? 4 : isIPv6(addr) ? 6 : 0;
+  const bits = bitsText === undefined ? (family === 4 ? 32 : 128) : Number(bitsText);
+  if (family === 0 || !Number.isInteger(bits) || bits < 0 || bits > (family === 4 ? 32 : 128)) {
+    throw new CustosError("INVALID_ARGUMENT", `not a CIDR: ${JSON.stringify(cidr)}`);
+  }
+  return [addr, bits];
+}
+
+/** True if `ip` is inside the client's allowlist. */
+export function addressAllowed(client: KnownClient, ip: string | null): boolean {
+  if (!ip) return false;
+  return client.allow.check(ip, isIPv4(ip) ? "ipv4" : "ipv6");
+}

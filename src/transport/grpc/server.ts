@@ -1,0 +1,83 @@
+import { readFileSync } from "node:fs";
+import tls from "node:tls";
+import { fileURLToPath } from "node:url";
+import { Server, ServerCredentials } from "@grpc/grpc-js";
+import { loadSync } from "@grpc/proto-loader";
+import { ReflectionService } from "@grpc/reflection";
+import { HealthImplementation } from "grpc-health-check";
+import type { Logger } from "pino";
+import { CustodyService as CustodyDefinition } from "../../gen/custos/v1/custody.js";
+import { SignerService as SignerDefinition } from "../../gen/custos/v1/signer.js";
+import type { CustodyService } from "../../keys/custody-service.js";
+import type { SignService } from "../../signing/sign-service.js";
+import { custodyHandlers } from "./custody-handlers.js";
+import { InFlight, signerHandlers } from "./signer-handlers.js";
+
+const PROTO_ROOT = fileURLToPath(new URL("../../../../proto/", import.meta.url));
+
+export interface GrpcServerOptions {
+  host: string;
+  port: number;
+  caPem: Buffer;
+  certPem: Buffer;
+  keyPem: Buffer;
+  maxPayloadBytes: number;
+}
+
+export interface RunningGrpc {
+  port: number;
+  health: HealthImplementation;
+  inFlight: InFlight;
+  /** Stops accepting calls, waits for in-flight ones, then closes. */
+  shutdown(graceMs: number): Promise<void>;
+}
+
+/**
+ * gRPC over TLS 1.3 with client certificates required. grpc-js has no minimum-version
+ * option, so the process-wide TLS default is raised before the server's secure context is
+ * created (this process serves nothing that needs TLS 1.2).
+ */
+export async function startGrpcServer(opts: GrpcServerOptions, signer: SignService, custody: CustodyService, log: Logger): Promise<RunningGrpc> {
+  tls.DEFAULT_MIN_VERSION = "TLSv1.3";
+  const server = new Server({
+    // Room for the largest payload plus framing; larger messages are refused by grpc-js.
+    "grpc.max_receive_message_length": opts.maxPayloadBytes + 4096,
+    "grpc.keepalive_permit_without_calls": 1,
+  });
+  const inFlight = new InFlight();
+  server.addService(SignerDefinition, signerHandlers(signer, log, inFlight));
+  server.addService(CustodyDefinition, custodyHandlers(custody, log));
+
+  const health = new HealthImplementation({ "": "SERVING", "custos.v1.Signer": "SERVING", "custos.v1.Custody": "SERVING" });
+  health.addToServer(server);
+  const definitions = loadSync(["custos/v1/signer.proto", "custos/v1/custody.proto"], { includeDirs: [PROTO_ROOT, "/usr/include"] });
+  new ReflectionService(definitions).addToServer(server);
+
+  const credentials = ServerCredentials.createSsl(opts.caPem, [{ private_key: opts.keyPem, cert_chain: opts.certPem }], true);
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(`${opts.host.includes(":") ? `[${opts.host}]` : opts.host}:${opts.port}`, credentials, (err, p) => (err ? reject(err) : resolve(p))),
+  );
+  return {
+    port,
+    health,
+    inFlight,
+    async shutdown(graceMs: number) {
+      for (const s of ["", "custos.v1.Signer", "custos.v1.Custody"]) health.setStatus(s, "NOT_SERVING");
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, graceMs);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      await inFlight.drained();
+    },
+  };
+}
+
+export function readPem(path: string): Buffer {
+  return readFileSync(path);
+}

@@ -1,0 +1,86 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { AuditLog } from "../../audit/audit-log.js";
+import type { Hsm } from "../../hsm/hsm.js";
+import type { SignObserver } from "../../signing/sign-service.js";
+
+/** Prometheus metrics. Labels carry outcomes and reason codes only — never payloads or key material. */
+export class Metrics implements SignObserver {
+  readonly registry = new Registry();
+  private readonly signs = new Counter({
+    name: "custos_sign_requests_total",
+    help: "Sign decisions by outcome (allowed, denied, failed) and reason code",
+    labelNames: ["outcome", "reason"] as const,
+    registers: [this.registry],
+  });
+  private readonly latency = new Histogram({
+    name: "custos_sign_duration_seconds",
+    help: "Time from request decoded to signature (or denial), by outcome",
+    labelNames: ["outcome"] as const,
+    buckets: [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25],
+    registers: [this.registry],
+  });
+  private readonly errors = new Counter({
+    name: "custos_errors_total",
+    help: "Failed (not denied) sign requests by error code",
+    labelNames: ["code"] as const,
+    registers: [this.registry],
+  });
+  // Label children are resolved once; the sign path only calls inc/observe.
+  private readonly children = new Map<string, { count: { inc(): void }; hist: { observe(v: number): void } }>();
+
+  constructor(hsm: Hsm, audit: () => AuditLog | undefined) {
+    collectDefaultMetrics({ register: this.registry, prefix: "custos_process_" });
+    new Gauge({
+      name: "custos_hsm_sessions_in_use",
+      help: "HSM sessions leased right now",
+      registers: [this.registry],
+      collect() {
+        this.set(hsm.status().sessionsInUse);
+      },
+    });
+    new Gauge({
+      name: "custos_hsm_sessions",
+      help: "HSM sessions open",
+      registers: [this.registry],
+      collect() {
+        this.set(hsm.status().sessions);
+      },
+    });
+    new Gauge({
+      name: "custos_hsm_session_waiters",
+      help: "Operations waiting for an HSM session",
+      registers: [this.registry],
+      collect() {
+        this.set(hsm.status().waiters);
+      },
+    });
+    new Gauge({
+      name: "custos_hsm_ready",
+      help: "1 if the HSM sessions are open and logged in",
+      registers: [this.registry],
+      collect() {
+        this.set(hsm.status().ready ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: "custos_audit_queue_depth",
+      help: "Audit events waiting to be written",
+      registers: [this.registry],
+      collect() {
+        this.set(audit()?.queueDepth ?? 0);
+      },
+    });
+  }
+
+  observe(outcome: "allowed" | "denied" | "failed", reason: string, seconds: number): void {
+    const id = outcome + "/" + reason;
+    let c = this.children.get(id);
+    if (!c) {
+      c = { count: this.signs.labels(outcome, reason), hist: this.latency.labels(outcome) };
+      this.children.set(id, c);
+    }
+    c.count.inc();
+    c.hist.observe(seconds);
+    if (outcome === "failed") this.errors.labels(reason).inc();
+  }
+}

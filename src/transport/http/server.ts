@@ -1,0 +1,45 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
+import type { Logger } from "pino";
+import type { Hsm } from "../../hsm/hsm.js";
+import type { Metrics } from "./metrics.js";
+
+export interface HttpDeps {
+  hsm: Hsm;
+  metrics: Metrics;
+  /** Store round trip; throws if the store is unusable. */
+  storeCheck: () => Promise<void>;
+  logger: Logger;
+}
+
+/**
+ * The HTTP side: liveness, readiness (HSM sessions, store) and Prometheus metrics.
+ * `buildHttp` returns the app unstarted so tests can use `app.inject()`.
+ */
+export function buildHttp(deps: HttpDeps): FastifyInstance {
+  const app = Fastify({ loggerInstance: deps.logger.child({ component: "http" }) as FastifyBaseLogger, disableRequestLogging: true });
+
+  app.get("/healthz", async () => ({ status: "ok" }));
+
+  app.get("/readyz", async (_req, reply) => {
+    const hsm = deps.hsm.status();
+    let store: { ok: boolean; reason?: string } = { ok: true };
+    try {
+      await deps.storeCheck();
+    } catch (e) {
+      store = { ok: false, reason: e instanceof Error ? e.message : "store check failed" };
+    }
+    const ready = hsm.ready && store.ok;
+    return reply.code(ready ? 200 : 503).send({
+      status: ready ? "ready" : "not ready",
+      hsm: { ready: hsm.ready, ...(hsm.reason ? { reason: hsm.reason } : {}), dispatch: hsm.dispatch, sessions: hsm.sessions, sessionsInUse: hsm.sessionsInUse },
+      store,
+    });
+  });
+
+  app.get("/metrics", async (_req, reply) => {
+    reply.header("content-type", deps.metrics.registry.contentType);
+    return deps.metrics.registry.metrics();
+  });
+
+  return app;
+}
