@@ -1,0 +1,171 @@
+/**
+ * Test harness: a real custos (SoftHSM2 token, SQLite, dev PKI, gRPC over mTLS) in a
+ * fresh temp data dir, either in this process or as a child process.
+ *
+ * SoftHSM2 reads SOFTHSM2_CONF once per process (at C_Initialize), so a test process may
+ * host at most ONE in-process service data dir; use spawnService for more.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { PassThrough } from "node:stream";
+import { fileURLToPath } from "node:url";
+import { custodyClient, readConnectionFile, signerClient, unary, type ConnectionFile } from "../../src/client/connection.js";
+import { embeddedConfig, type CustosConfig } from "../../src/config/config.js";
+import { Algorithm, Environment, type CustodyClient } from "../../src/gen/custos/v1/custody.js";
+import type { SignerClient } from "../../src/gen/custos/v1/signer.js";
+import { buildEnvelope, padHmacSecret, type SigningAlgorithm } from "../../src/hsm/index.js";
+import { createLogger } from "../../src/log.js";
+import { startService, type RunningService } from "../../src/service.js";
+
+export const REPO = resolve(fileURLToPath(new URL("../../../", import.meta.url)));
+export const CLI = join(REPO, "bin/custos.js");
+
+export function tempDir(prefix = "custos-test-"): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export interface InProcessService {
+  dir: string;
+  config: CustosConfig;
+  service: RunningService;
+  conn: ConnectionFile;
+  /** Administrator (bootstrap) client. */
+  custody: CustodyClient;
+  /** The embedded default's trading client (granted every imported key). */
+  signer: SignerClient;
+  /** Everything the service logged so far. */
+  logs(): string;
+  stop(): Promise<void>;
+}
+
+/** Starts the embedded default in this process on free ports. `tweak` edits the config first. */
+export async function startInProcess(tweak: (c: CustosConfig) => void = () => undefined): Promise<InProcessService> {
+  const dir = tempDir();
+  const config = embeddedConfig(dir);
+  config.grpc.port = 0;
+  config.http.port = 0;
+  config.audit.flushIntervalMs = 50;
+  tweak(config);
+  const sink = new PassThrough();
+  let logText = "";
+  sink.on("data", (d: Buffer) => (logText += d.toString()));
+  const service = await startService(config, createLogger("info", sink));
+  const conn = readConnectionFile(dir);
+  const custody = custodyClient(conn.grpc, { caPath: conn.caPath, ...conn.admin! });
+  const signer = signerClient(conn.grpc, { caPath: conn.caPath, ...conn.client! });
+  return {
+    dir,
+    config,
+    service,
+    conn,
+    custody,
+    signer,
+    logs: () => logText,
+    async stop() {
+      custody.close();
+      signer.close();
+      await service.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export const ALG_ENUM: Record<SigningAlgorithm, Algorithm> = {
+  "hmac-sha256": Algorithm.ALGORITHM_HMAC_SHA256,
+  "hmac-sha384": Algorithm.ALGORITHM_HMAC_SHA384,
+  "hmac-sha512": Algorithm.ALGORITHM_HMAC_SHA512,
+};
+
+/** Imports a secret the way an officer's CLI does: envelope built here, unwrapped in the HSM. */
+export async function importSecret(
+  custody: CustodyClient,
+  keyId: string,
+  secret: Buffer,
+  opts: { algorithm?: SigningAlgorithm; exchange?: string; apiKeyId?: string } = {},
+) {
+  const algorithm = opts.algorithm ?? "hmac-sha256";
+  const wrapping = await unary(custody, "getWrappingKey", {});
+  const padded = padHmacSecret(secret, algorithm);
+  const envelope = buildEnvelope(padded, { spkiPem: wrapping.spkiPem, fingerprint: wrapping.fingerprint, oaepHash: wrapping.oaepHash as "sha1" });
+  padded.fill(0);
+  return unary(custody, "importKey", {
+    keyId,
+    exchange: opts.exchange ?? "binance",
+    environment: Environment.ENVIRONMENT_TESTNET,
+    label: keyId,
+    apiKeyId: opts.apiKeyId ?? `api-${keyId}`,
+    algorithm: ALG_ENUM[algorithm],
+    envelope,
+    maxAgeDays: 0,
+  });
+}
+
+/** A custos child process (`custos serve`) on free ports. */
+export interface ChildService {
+  dir: string;
+  proc: ChildProcess;
+  conn: ConnectionFile;
+  stdout(): string;
+  stderr(): string;
+  /** SIGTERM and wait for exit; returns the exit code. */
+  stop(): Promise<number | null>;
+}
+
+export async function spawnService(dir = tempDir(), env: NodeJS.ProcessEnv = {}): Promise<ChildService> {
+  const connFile = join(dir, "connection.json");
+  rmSync(connFile, { force: true });
+  const proc = spawn(process.execPath, [CLI, "serve", "--data-dir", dir, "--grpc-port", "0", "--http-port", "0"], {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  let err = "";
+  proc.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+  proc.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<number | null>((r) => proc.once("exit", (code) => r(code)));
+  const deadline = Date.now() + 60_000;
+  while (!existsSync(connFile)) {
+    if (proc.exitCode !== null) throw new Error(`custos serve exited ${proc.exitCode}: ${err}`);
+    if (Date.now() > deadline) throw new Error(`custos serve did not become ready: ${err}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    dir,
+    proc,
+    conn: JSON.parse(readFileSync(connFile, "utf8")) as ConnectionFile,
+    stdout: () => out,
+    stderr: () => err,
+    async stop() {
+      if (proc.exitCode === null) proc.kill("SIGTERM");
+      return exited;
+    },
+  };
+}
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the `custos` CLI with optional stdin. */
+export function runCli(args: string[], opts: { input?: string | Buffer; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+  return new Promise((resolvePromise) => {
+    const proc = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...opts.env }, stdio: ["pipe", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    proc.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    proc.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    proc.on("close", (code) => resolvePromise({ code, stdout, stderr }));
+    proc.stdin.end(opts.input ?? "");
+  });
+}
+
+/** gRPC status code and custos reason of a failed call. */
+export function failure(e: unknown): { code: number; reason: string | undefined; details: string } {
+  const err = e as { code: number; details: string; metadata?: { get(k: string): unknown[] } };
+  const reason = err.metadata?.get("custos-reason")[0];
+  return { code: err.code, reason: reason === undefined ? undefined : String(reason), details: err.details };
+}
