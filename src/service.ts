@@ -71,7 +71,14 @@ export async function startService(config: CustosConfig, logger: Logger): Promis
   });
   const custody = new CustodyService(store, hsm, audit, directory, config.autoGrant);
   const grpc = await startGrpcServer(
-    { ...config.grpc, caPem: readPem(config.tls.caPath), certPem: readPem(config.tls.certPath), keyPem: readPem(config.tls.keyPath) },
+    {
+      ...config.grpc,
+      caPem: readPem(config.tls.caPath),
+      certPem: readPem(config.tls.certPath),
+      keyPem: readPem(config.tls.keyPath),
+      onTlsRefused: ({ ip, reason }) =>
+        audit.record({ kind: "connection.refused", actor: "unknown", outcome: "denied", reason, ...(ip ? { peer: ip } : {}) }),
+    },
     signer,
     custody,
     logger.child({ component: "grpc" }),

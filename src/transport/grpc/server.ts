@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
-import tls from "node:tls";
+import type { EventEmitter } from "node:events";
+import tls, { type TLSSocket } from "node:tls";
 import { fileURLToPath } from "node:url";
 import { Server, ServerCredentials } from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
@@ -9,6 +10,7 @@ import type { Logger } from "pino";
 import { CustodyService as CustodyDefinition } from "../../gen/custos/v1/custody.js";
 import { SignerService as SignerDefinition } from "../../gen/custos/v1/signer.js";
 import type { CustodyService } from "../../keys/custody-service.js";
+import { peerAddressIp } from "../../pki/index.js";
 import type { SignService } from "../../signing/sign-service.js";
 import { custodyHandlers } from "./custody-handlers.js";
 import { InFlight, signerHandlers } from "./signer-handlers.js";
@@ -22,6 +24,8 @@ export interface GrpcServerOptions {
   certPem: Buffer;
   keyPem: Buffer;
   maxPayloadBytes: number;
+  /** Called for every connection refused during the TLS handshake (no/foreign cert, TLS < 1.3). */
+  onTlsRefused?: (info: { ip: string | null; reason: string }) => void;
 }
 
 export interface RunningGrpc {
@@ -57,6 +61,7 @@ export async function startGrpcServer(opts: GrpcServerOptions, signer: SignServi
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(`${opts.host.includes(":") ? `[${opts.host}]` : opts.host}:${opts.port}`, credentials, (err, p) => (err ? reject(err) : resolve(p))),
   );
+  if (opts.onTlsRefused) watchTlsRefusals(server, opts.onTlsRefused);
   return {
     port,
     health,
@@ -76,6 +81,21 @@ export async function startGrpcServer(opts: GrpcServerOptions, signer: SignServi
       await inFlight.drained();
     },
   };
+}
+
+/**
+ * grpc-js has no hook for failed handshakes, so reach its http2 servers (a private field)
+ * and listen for `tlsClientError`. If the field ever moves, refusals still happen; only
+ * their audit record is lost — so warn loudly.
+ */
+function watchTlsRefusals(server: Server, onRefused: NonNullable<GrpcServerOptions["onTlsRefused"]>): void {
+  const http2Servers = (server as unknown as { http2Servers?: Map<EventEmitter, unknown> }).http2Servers;
+  if (!(http2Servers instanceof Map)) throw new Error("grpc-js internals changed: cannot audit refused TLS connections");
+  for (const h2 of http2Servers.keys()) {
+    h2.on("tlsClientError", (err: Error & { code?: string }, socket: TLSSocket) => {
+      onRefused({ ip: peerAddressIp(socket.remoteAddress), reason: err.code ?? err.message });
+    });
+  }
 }
 
 export function readPem(path: string): Buffer {
