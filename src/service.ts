@@ -1,4 +1,4 @@
-import { existsSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { AuditLog } from "./audit/audit-log.js";
@@ -37,6 +37,8 @@ export interface RunningService {
 
 /** The composition root: wires the concrete HSM, store and transports around the domain. */
 export async function startService(config: CustosConfig, logger: Logger): Promise<RunningService> {
+  // A stale connection file would tell clients we are up before we are.
+  rmSync(join(config.dataDir, CONNECTION_FILE), { force: true });
   const embeddedSetup = config.embedded ? await ensureEmbedded(config) : (useSofthsmConf(config), undefined);
   const pin = config.hsm.pinFile ? readSecretFile(config.hsm.pinFile) : readSecretEnv(config.hsm.pinEnv!);
   const hsm = await Pkcs11Hsm.open({ ...config.hsm, pin, logger: logger.child({ component: "hsm" }) });

@@ -1,11 +1,12 @@
 import { Command, CommanderError } from "commander";
 import { join } from "node:path";
 import { verifyAuditChain } from "../audit/audit-log.js";
-import { loadConfig } from "../config/config.js";
+import { existsSync } from "node:fs";
+import { defaultSofthsmModule, loadConfig } from "../config/config.js";
 import { ensureEmbedded, issueDevClient, useSofthsmConf } from "../config/embedded.js";
-import { readSecretEnv, readSecretFile } from "../config/secrets.js";
+import { createSecretFile, readSecretEnv, readSecretFile } from "../config/secrets.js";
 import { CustosError } from "../errors.js";
-import { ensureWrappingKey, Pkcs11Hsm } from "../hsm/index.js";
+import { createToken, ensureWrappingKey, Pkcs11Hsm } from "../hsm/index.js";
 import { createLogger } from "../log.js";
 import { startService } from "../service.js";
 import { SqliteStore } from "../store/sqlite/sqlite-store.js";
@@ -79,6 +80,26 @@ hsm
     console.log(`${created ? "created" : "adopted"} wrapping key on token "${config.hsm.tokenLabel}" (RSA-3072, unwrap only)`);
     console.log(w.spkiPem.trim());
     console.log(w.fingerprint);
+  });
+
+hsm
+  .command("create-token")
+  .description("initialise a new token (PINs generated into 0600 files if absent) and its wrapping key")
+  .requiredOption("--label <label>", "token label")
+  .requiredOption("--so-pin-file <file>", "security officer PIN file")
+  .requiredOption("--pin-file <file>", "user PIN file (custos reads it via hsm.pinFile)")
+  .option("--softhsm-conf <file>", "softhsm2.conf to use (exported as SOFTHSM2_CONF)")
+  .option("--module <path>", "PKCS#11 module", defaultSofthsmModule())
+  .action(async (o: { label: string; soPinFile: string; pinFile: string; softhsmConf?: string; module: string }) => {
+    if (o.softhsmConf) process.env.SOFTHSM2_CONF = o.softhsmConf;
+    const soPin = existsSync(o.soPinFile) ? readSecretFile(o.soPinFile) : createSecretFile(o.soPinFile);
+    const userPin = existsSync(o.pinFile) ? readSecretFile(o.pinFile) : createSecretFile(o.pinFile);
+    createToken(o.module, o.label, soPin, userPin);
+    ensureWrappingKey(o.module, o.label, userPin);
+    const h = await Pkcs11Hsm.open({ modulePath: o.module, tokenLabel: o.label, pin: userPin, sessions: 1, dispatch: "sync", oaepHash: "sha1", logger: createLogger("warn") });
+    const fingerprint = h.wrappingKey().fingerprint;
+    await h.close();
+    console.log(`token "${o.label}" created with its wrapping key\n${fingerprint}`);
   });
 
 const pki = program.command("pki").description("dev PKI of an embedded data dir");

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Makes a fresh Debian machine with Node >= 20 ready to run custos: installs what is
+# missing (SoftHSM2; for tests also gdb for gcore and protoc for the generated-code check;
+# for the benchmark nghttp2-client), installs npm packages, and builds.
+# Usage: bash hsm/bootstrap.sh [serve|test|bench]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode="${1:-serve}"
+
+need=()
+[ -e /usr/lib/softhsm/libsofthsm2.so ] || [ -e /usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so ] || need+=(softhsm2)
+if [ "$mode" = test ]; then
+  command -v gcore >/dev/null || need+=(gdb)
+  command -v protoc >/dev/null || need+=(protobuf-compiler)
+fi
+if [ "$mode" = bench ]; then
+  command -v h2load >/dev/null || need+=(nghttp2-client)
+fi
+if [ ${#need[@]} -gt 0 ]; then
+  echo "custos: installing ${need[*]} from Debian's packages" >&2
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# npm packages (pkcs11js and better-sqlite3 compile natively: python3, make, g++).
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "custos: installing npm packages" >&2
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+echo "custos: building" >&2
+npx --no-install tsc -p tsconfig.json
