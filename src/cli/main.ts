@@ -24,10 +24,12 @@ program
   .option("--data-dir <dir>", "data directory (default $CUSTOS_DATA_DIR or ./.custos)")
   .option("--grpc-port <port>", "override the gRPC port (0 = any free port)")
   .option("--http-port <port>", "override the HTTP port (0 = any free port)")
-  .action(async (o: { dataDir?: string; grpcPort?: string; httpPort?: string }) => {
+  .option("--host <address>", "override the listen address of both ports (e.g. 0.0.0.0 in a container)")
+  .action(async (o: { dataDir?: string; grpcPort?: string; httpPort?: string; host?: string }) => {
     const config = loadConfig(dataDirOf(o));
     if (o.grpcPort !== undefined) config.grpc.port = Number(o.grpcPort);
     if (o.httpPort !== undefined) config.http.port = Number(o.httpPort);
+    if (o.host !== undefined) config.grpc.host = config.http.host = o.host;
     const logger = createLogger(config.logLevel);
     const service = await startService(config, logger);
     const c = service.connection;
