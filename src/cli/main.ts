@@ -1,7 +1,7 @@
 import { Command, CommanderError } from "commander";
 import { join } from "node:path";
 import { verifyAuditChain } from "../audit/audit-log.js";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { defaultSofthsmModule, loadConfig } from "../config/config.js";
 import { ensureEmbedded, issueDevClient, useSofthsmConf } from "../config/embedded.js";
 import { createSecretFile, readSecretEnv, readSecretFile } from "../config/secrets.js";
@@ -50,6 +50,10 @@ program
         "",
       ].join("\n") + "\n",
     );
+    // For `custos stop`: the pid of the serving process, removed on a clean exit.
+    const pidFile = join(config.dataDir, "custos.pid");
+    writeFileSync(pidFile, `${process.pid}\n`, { mode: 0o600 });
+    process.once("exit", () => rmSync(pidFile, { force: true }));
     const shutdown = (signal: string) => {
       logger.info({ event: "service.stopping", signal }, "draining in-flight calls");
       service.stop().then(
@@ -62,6 +66,32 @@ program
     };
     process.once("SIGTERM", () => shutdown("SIGTERM"));
     process.once("SIGINT", () => shutdown("SIGINT"));
+  });
+
+program
+  .command("stop")
+  .description("stop the custos serving this data dir (SIGTERM: drains calls, flushes the audit log)")
+  .option("--data-dir <dir>", "data directory")
+  .action(async (o: { dataDir?: string }) => {
+    const pidFile = join(dataDirOf(o), "custos.pid");
+    if (!existsSync(pidFile)) throw new CliError(`no custos is serving ${dataDirOf(o)} (no custos.pid)`);
+    const pid = Number(readFileSync(pidFile, "utf8").trim());
+    try {
+      process.kill(pid, "SIGTERM");
+    } catch {
+      rmSync(pidFile, { force: true });
+      throw new CliError(`custos (pid ${pid}) is not running; removed the stale pid file`);
+    }
+    for (let waited = 0; waited < 30_000; waited += 100) {
+      try {
+        process.kill(pid, 0);
+      } catch {
+        console.log(`custos (pid ${pid}) stopped`);
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new CliError(`custos (pid ${pid}) did not stop within 30 s`);
   });
 
 const hsm = program.command("hsm").description("token administration");
