@@ -71,7 +71,14 @@ export async function startService(config: CustosConfig, logger: Logger): Promis
     clientRate: config.limits.client,
     keyRate: config.limits.key,
   });
-  const custody = new CustodyService(store, hsm, audit, directory, config.autoGrant);
+  const custody = new CustodyService(
+    store,
+    hsm,
+    audit,
+    directory,
+    config.autoGrant,
+    config.bootstrapAdmins.map((a) => a.identity),
+  );
   const grpc = await startGrpcServer(
     {
       ...config.grpc,
@@ -119,6 +126,14 @@ export async function startService(config: CustosConfig, logger: Logger): Promis
   renameSync(tmp, join(config.dataDir, CONNECTION_FILE));
   await audit.recordNow({ kind: "service.start", actor: "system", outcome: "ok", details: { grpc: connection.grpc, dispatch: hsm.status().dispatch } });
 
+  // gRPC health follows the HSM: load balancers stop routing signs while sessions reopen.
+  const healthTimer = setInterval(() => {
+    const serving = hsm.status().ready ? "SERVING" : "NOT_SERVING";
+    grpc.health.setStatus("custos.v1.Signer", serving);
+    grpc.health.setStatus("", serving);
+  }, 1_000);
+  healthTimer.unref();
+
   let stopping: Promise<void> | undefined;
   return {
     connection,
@@ -126,6 +141,7 @@ export async function startService(config: CustosConfig, logger: Logger): Promis
     hsm,
     stop() {
       stopping ??= (async () => {
+        clearInterval(healthTimer);
         await grpc.shutdown(5_000);
         await http.close();
         await audit.recordNow({ kind: "service.stop", actor: "system", outcome: "ok" });

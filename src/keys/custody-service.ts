@@ -1,5 +1,5 @@
 import type { AuditLog } from "../audit/audit-log.js";
-import { CustosError } from "../errors.js";
+import { CustosError, type CustosErrorCode } from "../errors.js";
 import { isSigningAlgorithm, type SigningAlgorithm } from "../hsm/algorithms.js";
 import { envelopeDigest, type ImportEnvelope } from "../hsm/envelope.js";
 import type { Hsm, WrappingKeyInfo } from "../hsm/hsm.js";
@@ -36,16 +36,26 @@ export class CustodyService {
     private readonly directory: AccessDirectory,
     /** Identities granted every key imported (the embedded default's dev client); empty in a configured deployment. */
     private readonly autoGrant: readonly string[],
+    /** The configured bootstrap administrators: the only identities that may import until officer quorum governs imports. */
+    private readonly importers: readonly string[],
   ) {}
 
   wrappingKey(caller: CallerContext): WrappingKeyInfo {
-    this.requireKnown(caller);
+    this.requireKnown(caller, "wrapping_key.get");
     return this.hsm.wrappingKey();
   }
 
   async importKey(caller: CallerContext, input: ImportKeyInput): Promise<KeyWithVersions> {
-    const actor = this.requireAdmin(caller);
-    validateImport(input);
+    const actor = this.requireAdmin(caller, "key.import");
+    if (!this.importers.includes(actor)) {
+      throw this.deny(caller, "key.import", "ROLE_NOT_ALLOWED", "only a configured bootstrap administrator may import keys");
+    }
+    try {
+      validateImport(input);
+    } catch (e) {
+      await this.audit.recordNow({ kind: "key.import", actor, outcome: "denied", reason: (e as CustosError).code, key: input.keyId });
+      throw e;
+    }
     const digest = envelopeDigest(input.envelope);
     if (await this.store.getKey(input.keyId)) {
       await this.audit.recordNow({ kind: "key.import", actor, outcome: "denied", reason: "KEY_EXISTS", key: input.keyId });
@@ -93,12 +103,12 @@ export class CustodyService {
   }
 
   async listKeys(caller: CallerContext): Promise<KeyWithVersions[]> {
-    this.requireAdmin(caller);
+    this.requireAdmin(caller, "key.list");
     return this.store.listKeys();
   }
 
   async addClient(caller: CallerContext, input: { identity: string; name: string; role: string; cidrs: string[] }): Promise<ClientRecord> {
-    const actor = this.requireAdmin(caller);
+    const actor = this.requireAdmin(caller, "client.add");
     if (!input.identity) throw new CustosError("INVALID_ARGUMENT", "identity is required");
     if (!isClientRole(input.role)) throw new CustosError("INVALID_ARGUMENT", `role must be trader or admin, not ${JSON.stringify(input.role)}`);
     allowList(input.cidrs); // validates every CIDR
@@ -117,7 +127,7 @@ export class CustodyService {
   }
 
   async grant(caller: CallerContext, identity: string, keyId: string): Promise<void> {
-    const actor = this.requireAdmin(caller);
+    const actor = this.requireAdmin(caller, "grant");
     if (!(await this.store.getClient(identity))) throw new CustosError("UNKNOWN_CLIENT", `no client ${identity}`);
     if (!(await this.store.getKey(keyId))) throw new CustosError("KEY_NOT_FOUND", `no key ${keyId}`);
     await this.store.addGrant(identity, keyId);
@@ -126,23 +136,29 @@ export class CustodyService {
   }
 
   async listClients(caller: CallerContext): Promise<Array<ClientRecord & { grants: string[] }>> {
-    this.requireAdmin(caller);
+    this.requireAdmin(caller, "client.list");
     const grants = await this.store.listGrants();
     return (await this.store.listClients()).map((c) => ({ ...c, grants: [...(grants.get(c.identity) ?? [])].sort() }));
   }
 
-  private requireKnown(caller: CallerContext): string {
-    if (!caller.identity) throw new CustosError("UNAUTHENTICATED", "no client identity in the certificate");
+  private requireKnown(caller: CallerContext, action: string): string {
+    if (!caller.identity) throw this.deny(caller, action, "UNAUTHENTICATED", "no client identity in the certificate");
     const client = this.directory.client(caller.identity);
-    if (!client) throw new CustosError("UNKNOWN_CLIENT", "client identity is not registered");
-    if (!addressAllowed(client, caller.ip)) throw new CustosError("ADDRESS_NOT_ALLOWED", "address is not in the client's allowlist");
+    if (!client) throw this.deny(caller, action, "UNKNOWN_CLIENT", "client identity is not registered");
+    if (!addressAllowed(client, caller.ip)) throw this.deny(caller, action, "ADDRESS_NOT_ALLOWED", "address is not in the client's allowlist");
     return client.identity;
   }
 
-  private requireAdmin(caller: CallerContext): string {
-    const identity = this.requireKnown(caller);
-    if (this.directory.client(identity)!.role !== "admin") throw new CustosError("ROLE_NOT_ALLOWED", "administrator identity required");
+  private requireAdmin(caller: CallerContext, action: string): string {
+    const identity = this.requireKnown(caller, action);
+    if (this.directory.client(identity)!.role !== "admin") throw this.deny(caller, action, "ROLE_NOT_ALLOWED", "administrator identity required");
     return identity;
+  }
+
+  /** A refused admin call is a decision too: queue its audit record (like sign denials), then throw. */
+  private deny(caller: CallerContext, kind: string, code: CustosErrorCode, message: string): CustosError {
+    this.audit.record({ kind, actor: caller.identity ?? "unknown", outcome: "denied", reason: code, ...(caller.ip ? { peer: caller.ip } : {}) });
+    return new CustosError(code, message);
   }
 }
 

@@ -30,6 +30,12 @@ export interface Pkcs11HsmOptions {
   logger: Logger;
 }
 
+/**
+ * An empty Buffer reaches C_Sign as a NULL pointer: SoftHSM2 answers CKR_ARGUMENTS_BAD and
+ * leaves the sign operation active, so every later C_SignInit on that session fails with
+ * CKR_OPERATION_ACTIVE. A zero-length view of a real allocation is a valid pointer.
+ */
+const EMPTY_INPUT = Buffer.alloc(1).subarray(0, 0);
 const CKS_RO_USER_FUNCTIONS = 1;
 const CKS_RW_USER_FUNCTIONS = 3;
 const OAEP_MECH: Record<"sha1" | "sha256", { hashAlg: number; mgf: number }> = {
@@ -74,7 +80,7 @@ export class Pkcs11Hsm implements Hsm {
     const pool = this.readyPool();
     const spec = algorithmSpec(algorithm);
     const mechanism = { mechanism: spec.mechanism };
-    const input = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    const input = data.byteLength === 0 ? EMPTY_INPUT : Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     // Stale handle (object re-created, or handles reset by a re-login): re-find once.
     for (let attempt = 0; ; attempt++) {
       const session = this.dispatch === "sync" ? pool.tryLease() : await pool.lease();

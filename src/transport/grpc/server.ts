@@ -93,7 +93,11 @@ function watchTlsRefusals(server: Server, onRefused: NonNullable<GrpcServerOptio
   if (!(http2Servers instanceof Map)) throw new Error("grpc-js internals changed: cannot audit refused TLS connections");
   for (const h2 of http2Servers.keys()) {
     h2.on("tlsClientError", (err: Error & { code?: string }, socket: TLSSocket) => {
-      onRefused({ ip: peerAddressIp(socket.remoteAddress), reason: err.code ?? err.message });
+      // A certificate that fails verification (e.g. another CA) is refused by Node after the
+      // handshake: the socket is destroyed and reported here as ECONNRESET. The real reason is
+      // its authorizationError (a code string at runtime); the peer address is already gone.
+      const verifyError = (socket as { authorizationError?: unknown }).authorizationError;
+      onRefused({ ip: peerAddressIp(socket.remoteAddress), reason: typeof verifyError === "string" ? verifyError : (err.code ?? err.message) });
     });
   }
 }
