@@ -31,4 +31,6 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
 fi
 
 echo "custos: building" >&2
+# The test run starts from a clean dist/ so no output of a deleted source file lingers.
+[ "$mode" = test ] && rm -rf dist
 npx --no-install tsc -p tsconfig.json
