@@ -1,8 +1,9 @@
 import type { Command } from "commander";
 import { unary } from "../client/connection.js";
-import { ALGORITHM_ENUM } from "../transport/grpc/custody-handlers.js";
+import { ALGORITHM_ENUM } from "../transport/grpc/enums.js";
 import { Environment, type KeyInfo } from "../gen/custos/v1/custody.js";
-import { buildEnvelope, isSigningAlgorithm, padHmacSecret } from "../hsm/index.js";
+import { isSigningAlgorithm } from "../hsm/algorithms.js";
+import { buildEnvelope, padHmacSecret } from "../hsm/envelope.js";
 import { SignatureEncoding } from "../gen/custos/v1/signer.js";
 import { CliError, connect, dataDirOf, pinnedFingerprint, type ConnectOptions } from "./context.js";
 import { readSecret } from "./secret-input.js";

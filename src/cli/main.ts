@@ -1,17 +1,22 @@
 import { Command, CommanderError } from "commander";
 import { join } from "node:path";
-import { verifyAuditChain } from "../audit/audit-log.js";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { defaultSofthsmModule, loadConfig } from "../config/config.js";
-import { ensureEmbedded, issueDevClient, useSofthsmConf } from "../config/embedded.js";
 import { createSecretFile, readSecretEnv, readSecretFile } from "../config/secrets.js";
 import { CustosError } from "../errors.js";
-import { createToken, ensureWrappingKey, Pkcs11Hsm } from "../hsm/index.js";
 import { createLogger } from "../log.js";
-import { startService } from "../service.js";
-import { SqliteStore } from "../store/sqlite/sqlite-store.js";
 import { registerClientCommands, registerKeyCommands, registerSignCommand } from "./admin-commands.js";
 import { CliError, dataDirOf, describeRpcError } from "./context.js";
+
+// The service, HSM and store modules load only in the commands that use them, so
+// `--help` and the networked admin commands start fast.
+const lazy = {
+  service: () => import("../service.js"),
+  embedded: () => import("../config/embedded.js"),
+  hsm: () => import("../hsm/index.js"),
+  store: () => import("../store/sqlite/sqlite-store.js"),
+  audit: () => import("../audit/audit-log.js"),
+};
 
 const program = new Command("custos")
   .description("HSM-backed custody and signing for exchange API keys")
@@ -31,6 +36,7 @@ program
     if (o.httpPort !== undefined) config.http.port = Number(o.httpPort);
     if (o.host !== undefined) config.grpc.host = config.http.host = o.host;
     const logger = createLogger(config.logLevel);
+    const { startService } = await lazy.service();
     const service = await startService(config, logger);
     const c = service.connection;
     process.stderr.write(
@@ -101,6 +107,8 @@ hsm
   .option("--data-dir <dir>", "data directory")
   .action(async (o: { dataDir?: string }) => {
     const config = loadConfig(dataDirOf(o));
+    const { ensureEmbedded, useSofthsmConf } = await lazy.embedded();
+    const { ensureWrappingKey, Pkcs11Hsm } = await lazy.hsm();
     if (config.embedded) await ensureEmbedded(config);
     else useSofthsmConf(config);
     const pin = config.hsm.pinFile ? readSecretFile(config.hsm.pinFile) : readSecretEnv(config.hsm.pinEnv!);
@@ -124,6 +132,7 @@ hsm
   .option("--module <path>", "PKCS#11 module", defaultSofthsmModule())
   .action(async (o: { label: string; soPinFile: string; pinFile: string; softhsmConf?: string; module: string }) => {
     if (o.softhsmConf) process.env.SOFTHSM2_CONF = o.softhsmConf;
+    const { createToken, ensureWrappingKey, Pkcs11Hsm } = await lazy.hsm();
     const soPin = existsSync(o.soPinFile) ? readSecretFile(o.soPinFile) : createSecretFile(o.soPinFile);
     const userPin = existsSync(o.pinFile) ? readSecretFile(o.pinFile) : createSecretFile(o.pinFile);
     createToken(o.module, o.label, soPin, userPin);
@@ -143,6 +152,7 @@ pki
   .action(async (name: string, o: { dataDir?: string; uri?: string }) => {
     if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name)) throw new CliError("name must be 1–64 of [A-Za-z0-9._-]");
     const uri = o.uri ?? `spiffe://custos/engine/${name}`;
+    const { issueDevClient } = await lazy.embedded();
     const paths = await issueDevClient(dataDirOf(o), name, uri);
     console.log(`identity ${uri}\ncertificate ${paths.certPath}\nkey ${paths.keyPath}`);
     console.log(`register it: custos client add ${uri} --cidr 127.0.0.1/32 && custos client grant ${uri} --key KEY`);
@@ -155,6 +165,8 @@ audit
   .option("--data-dir <dir>", "data directory")
   .action(async (o: { dataDir?: string }) => {
     const config = loadConfig(dataDirOf(o));
+    const { SqliteStore } = await lazy.store();
+    const { verifyAuditChain } = await lazy.audit();
     const store = new SqliteStore(config.store.sqlitePath, { readonly: true });
     const result = await verifyAuditChain(store);
     await store.close();

@@ -17,7 +17,8 @@ export interface ImportKeyInput {
   apiKeyId: string;
   algorithm: SigningAlgorithm;
   maxAgeDays: number;
-  envelope: ImportEnvelope;
+  /** Optional here so a missing envelope is refused after the caller's role is checked. */
+  envelope: ImportEnvelope | undefined;
 }
 
 const KEY_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -56,7 +57,8 @@ export class CustodyService {
       await this.audit.recordNow({ kind: "key.import", actor, outcome: "denied", reason: (e as CustosError).code, key: input.keyId });
       throw e;
     }
-    const digest = envelopeDigest(input.envelope);
+    const envelope = input.envelope!; // validateImport refused a missing one
+    const digest = envelopeDigest(envelope);
     if (await this.store.getKey(input.keyId)) {
       await this.audit.recordNow({ kind: "key.import", actor, outcome: "denied", reason: "KEY_EXISTS", key: input.keyId });
       throw new CustosError("KEY_EXISTS", `key ${input.keyId} already exists`);
@@ -64,7 +66,7 @@ export class CustodyService {
     const objectId = versionObjectId(input.keyId, 1);
     const now = new Date().toISOString();
     try {
-      await this.hsm.unwrapSecret(input.envelope, { objectId, label: `${input.exchange}/${input.keyId}/v1` });
+      await this.hsm.unwrapSecret(envelope, { objectId, label: `${input.exchange}/${input.keyId}/v1` });
     } catch (e) {
       const code = e instanceof CustosError ? e.code : "INTERNAL";
       await this.audit.recordNow({ kind: "key.import", actor, outcome: "denied", reason: code, key: input.keyId, details: { envelopeSha256: digest } });
@@ -163,6 +165,7 @@ export class CustodyService {
 }
 
 function validateImport(i: ImportKeyInput): void {
+  if (!i.envelope) throw new CustosError("INVALID_ARGUMENT", "envelope is required");
   if (!KEY_ID.test(i.keyId)) throw new CustosError("INVALID_ARGUMENT", "key id must be 1–64 of [A-Za-z0-9._-], starting alphanumeric");
   if (!EXCHANGE.test(i.exchange)) throw new CustosError("INVALID_ARGUMENT", "exchange must be a lower-case name such as binance");
   if (i.environment !== "mainnet" && i.environment !== "testnet") throw new CustosError("INVALID_ARGUMENT", "environment must be mainnet or testnet");

@@ -53,10 +53,12 @@ export function allowList(cidrs: readonly string[]): BlockList {
 }
 
 export function parseCidr(cidr: string): [string, number] {
-  const [addr = "", bitsText] = cidr.split("/");
+  const parts = cidr.split("/");
+  const [addr = "", bitsText] = parts;
   const family = isIPv4(addr) ? 4 : isIPv6(addr) ? 6 : 0;
-  const bits = bitsText === undefined ? (family === 4 ? 32 : 128) : Number(bitsText);
-  if (family === 0 || !Number.isInteger(bits) || bits < 0 || bits > (family === 4 ? 32 : 128)) {
+  // Decimal digits only: Number("") and Number(" ") are 0, so "10.0.0.1/" would allow everything.
+  const bits = bitsText === undefined ? (family === 4 ? 32 : 128) : /^\d{1,3}$/.test(bitsText) ? Number(bitsText) : NaN;
+  if (parts.length > 2 || family === 0 || !Number.isInteger(bits) || bits < 0 || bits > (family === 4 ? 32 : 128)) {
     throw new CustosError("INVALID_ARGUMENT", `not a CIDR: ${JSON.stringify(cidr)}`);
   }
   return [addr, bits];

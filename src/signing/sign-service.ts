@@ -96,14 +96,15 @@ export class SignService {
     if (req.payload.byteLength > this.opts.maxPayloadBytes) {
       throw new CustosError("PAYLOAD_TOO_LARGE", `payload exceeds ${this.opts.maxPayloadBytes} bytes`);
     }
-    // limits
+    // limits: the client's bucket first; the key's only after the grant, so a client without
+    // a grant cannot spend a key's budget, and unknown key ids create no buckets.
     if (!this.clientLimiter.take(caller.identity)) throw new CustosError("RATE_LIMITED", "client rate limit exceeded", { retryable: true });
-    if (!this.keyLimiter.take(req.keyId)) throw new CustosError("RATE_LIMITED", "key rate limit exceeded", { retryable: true });
     // key
     const key = this.directory.key(req.keyId);
     if (!key) throw new CustosError("KEY_NOT_FOUND", `no key ${JSON.stringify(req.keyId)}`);
     // grant
     if (!this.directory.hasGrant(caller.identity, key.id)) throw new CustosError("NO_GRANT", "client has no grant for this key");
+    if (!this.keyLimiter.take(key.id)) throw new CustosError("RATE_LIMITED", "key rate limit exceeded", { retryable: true });
     // version
     const v = req.version === 0 ? this.directory.activeVersionOf(key) : key.versions.find((x) => x.version === req.version);
     if (!v) {

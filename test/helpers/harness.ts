@@ -13,7 +13,8 @@ import { PassThrough } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { custodyClient, readConnectionFile, signerClient, unary, type ConnectionFile } from "../../src/client/connection.js";
 import { embeddedConfig, type CustosConfig } from "../../src/config/config.js";
-import { Algorithm, Environment, type CustodyClient } from "../../src/gen/custos/v1/custody.js";
+import { Environment, type CustodyClient } from "../../src/gen/custos/v1/custody.js";
+import { ALGORITHM_ENUM } from "../../src/transport/grpc/enums.js";
 import type { SignerClient } from "../../src/gen/custos/v1/signer.js";
 import { buildEnvelope, padHmacSecret, type SigningAlgorithm } from "../../src/hsm/index.js";
 import { createLogger } from "../../src/log.js";
@@ -72,11 +73,7 @@ export async function startInProcess(tweak: (c: CustosConfig) => void = () => un
   };
 }
 
-export const ALG_ENUM: Record<SigningAlgorithm, Algorithm> = {
-  "hmac-sha256": Algorithm.ALGORITHM_HMAC_SHA256,
-  "hmac-sha384": Algorithm.ALGORITHM_HMAC_SHA384,
-  "hmac-sha512": Algorithm.ALGORITHM_HMAC_SHA512,
-};
+export const ALG_ENUM = ALGORITHM_ENUM;
 
 /** Imports a secret the way an officer's CLI does: envelope built here, unwrapped in the HSM. */
 export async function importSecret(

@@ -1,4 +1,5 @@
 import { createPublicKey } from "node:crypto";
+import { createSecureContext } from "node:tls";
 import type { Logger } from "pino";
 import { CustosError } from "../../errors.js";
 import { algorithmSpec, type SigningAlgorithm } from "../algorithms.js";
@@ -42,6 +43,16 @@ const OAEP_MECH: Record<"sha1" | "sha256", { hashAlg: number; mgf: number }> = {
   sha1: { hashAlg: pkcs11js.CKM_SHA_1, mgf: pkcs11js.CKG_MGF1_SHA1 },
   sha256: { hashAlg: pkcs11js.CKM_SHA256, mgf: pkcs11js.CKG_MGF1_SHA256 },
 };
+
+/**
+ * SoftHSM2's OpenSSL calls resolve to node's own OpenSSL, and a failed operation (e.g. an
+ * envelope that does not unwrap) leaves errors on this thread's OpenSSL error queue; the next
+ * TLS read on the event loop then reads them as its own failure and drops that client's
+ * connection. Creating a secure context clears the queue (~0.2 ms, failure paths only).
+ */
+function clearOpenSslErrors(): void {
+  createSecureContext();
+}
 
 /**
  * The PKCS#11 backend. Holds one login per process, a pool of sessions, and a cache of
@@ -133,6 +144,15 @@ export class Pkcs11Hsm implements Hsm {
     return found[0]!;
   }
 
+  private sessionAlive(session: Handle): boolean {
+    try {
+      this.assertLoggedIn(session);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   /** A private object is invisible when the login is gone: report that as a lost login. */
   private assertLoggedIn(session: Handle): void {
     const state = this.mod.C_GetSessionInfo(session).state;
@@ -170,6 +190,13 @@ export class Pkcs11Hsm implements Hsm {
         );
         this.mod.C_UnwrapKey(session, { mechanism: pkcs11js.CKM_AES_KEY_WRAP_PAD }, aesKey, envelope.wrappedKey, secretTemplate(target));
       } catch (e) {
+        // SoftHSM2 answers CKR_GENERAL_ERROR for an envelope that does not decrypt (OAEP or
+        // KWP integrity check). If this session is still logged in, the envelope is at fault,
+        // not the device: don't drop every session (and the login) over a bad import.
+        if (ckrOf(e) === pkcs11js.CKR_GENERAL_ERROR && this.sessionAlive(session)) {
+          clearOpenSslErrors();
+          throw new CustosError("ENVELOPE_INVALID", "import envelope does not open (CKR_GENERAL_ERROR)", { cause: e });
+        }
         throw this.fail(e, "C_UnwrapKey", { unwrapping: true });
       } finally {
         // The one-time key is a session object, but destroy it now rather than at session close.
@@ -260,6 +287,7 @@ export class Pkcs11Hsm implements Hsm {
 
   /** Maps a failure; a lost session or login starts recovery. */
   private fail(e: unknown, operation: string, opts: { unwrapping?: boolean } = {}): CustosError {
+    clearOpenSslErrors();
     const err = toCustosError(e, operation, opts);
     if (isSessionLost(e) || (err.code === "HSM_UNAVAILABLE" && !(e instanceof CustosError))) this.startRecovery(err.message);
     return err;

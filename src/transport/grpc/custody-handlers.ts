@@ -1,12 +1,11 @@
 import type { ServerUnaryCall, sendUnaryData } from "@grpc/grpc-js";
 import type { Logger } from "pino";
-import { Algorithm, Environment, type ClientInfo, type CustodyServer, type KeyInfo } from "../../gen/custos/v1/custody.js";
-import { CustosError } from "../../errors.js";
-import type { SigningAlgorithm } from "../../hsm/algorithms.js";
+import { Environment, type ClientInfo, type CustodyServer, type KeyInfo } from "../../gen/custos/v1/custody.js";
 import { DEFAULT_MAX_AGE_DAYS, type CustodyService } from "../../keys/custody-service.js";
 import { activeVersion, dueAt, type KeyWithVersions } from "../../keys/model.js";
 import type { ClientRecord } from "../../signing/clients.js";
 import { callerOf, type PeerInfo } from "./caller.js";
+import { ALGORITHM_ENUM, ALGORITHM_NAMES } from "./enums.js";
 import { toServiceError } from "./status.js";
 
 let counter = 0;
@@ -31,7 +30,6 @@ export function custodyHandlers(custody: CustodyService, log: Logger): CustodySe
     }),
     importKey: unary(log, async (call) => {
       const r = call.request;
-      if (!r.envelope) throw new CustosError("INVALID_ARGUMENT", "envelope is required");
       const key = await custody.importKey(callerOf(call), {
         keyId: r.keyId,
         exchange: r.exchange,
@@ -40,13 +38,15 @@ export function custodyHandlers(custody: CustodyService, log: Logger): CustodySe
         apiKeyId: r.apiKeyId,
         algorithm: ALGORITHM_NAMES[r.algorithm] ?? ("" as never),
         maxAgeDays: r.maxAgeDays || DEFAULT_MAX_AGE_DAYS,
-        envelope: {
-          format: r.envelope.format,
-          oaepHash: r.envelope.oaepHash as "sha1" | "sha256",
-          encryptedAesKey: r.envelope.encryptedAesKey,
-          wrappedKey: r.envelope.wrappedKey,
-          wrappingKeyFingerprint: r.envelope.wrappingKeyFingerprint,
-        },
+        envelope: r.envelope
+          ? {
+              format: r.envelope.format,
+              oaepHash: r.envelope.oaepHash as "sha1" | "sha256",
+              encryptedAesKey: r.envelope.encryptedAesKey,
+              wrappedKey: r.envelope.wrappedKey,
+              wrappingKeyFingerprint: r.envelope.wrappingKeyFingerprint,
+            }
+          : undefined,
       });
       return keyInfo(key);
     }),
@@ -64,18 +64,6 @@ export function custodyHandlers(custody: CustodyService, log: Logger): CustodySe
     listClients: unary(log, async (call) => ({ clients: (await custody.listClients(callerOf(call))).map(clientInfo) })),
   };
 }
-
-const ALGORITHM_NAMES: Partial<Record<Algorithm, SigningAlgorithm>> = {
-  [Algorithm.ALGORITHM_HMAC_SHA256]: "hmac-sha256",
-  [Algorithm.ALGORITHM_HMAC_SHA384]: "hmac-sha384",
-  [Algorithm.ALGORITHM_HMAC_SHA512]: "hmac-sha512",
-};
-
-export const ALGORITHM_ENUM: Record<SigningAlgorithm, Algorithm> = {
-  "hmac-sha256": Algorithm.ALGORITHM_HMAC_SHA256,
-  "hmac-sha384": Algorithm.ALGORITHM_HMAC_SHA384,
-  "hmac-sha512": Algorithm.ALGORITHM_HMAC_SHA512,
-};
 
 function keyInfo(k: KeyWithVersions): KeyInfo {
   return {

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import type { EventEmitter } from "node:events";
-import tls, { type TLSSocket } from "node:tls";
+import tls, { type PeerCertificate, type TLSSocket } from "node:tls";
 import { fileURLToPath } from "node:url";
 import { Server, ServerCredentials } from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
@@ -62,6 +62,7 @@ export async function startGrpcServer(opts: GrpcServerOptions, signer: SignServi
     server.bindAsync(`${opts.host.includes(":") ? `[${opts.host}]` : opts.host}:${opts.port}`, credentials, (err, p) => (err ? reject(err) : resolve(p))),
   );
   if (opts.onTlsRefused) watchTlsRefusals(server, opts.onTlsRefused);
+  memoizePeerCertificates(server);
   return {
     port,
     health,
@@ -98,6 +99,32 @@ function watchTlsRefusals(server: Server, onRefused: NonNullable<GrpcServerOptio
       // its authorizationError (a code string at runtime); the peer address is already gone.
       const verifyError = (socket as { authorizationError?: unknown }).authorizationError;
       onRefused({ ip: peerAddressIp(socket.remoteAddress), reason: typeof verifyError === "string" ? verifyError : (err.code ?? err.message) });
+    });
+  }
+}
+
+/**
+ * grpc-js's getAuthContext() calls socket.getPeerCertificate() on every call, which converts
+ * the whole certificate into a JS object (three fingerprints included): ~15–40 µs a unary
+ * call, the largest custos cost after the HSM (bench/README.md). A TLS 1.3 connection's
+ * peer certificate cannot change after the handshake (1.3 has no renegotiation), so each
+ * socket answers with the object it built first. An optimisation only: if grpc-js
+ * internals move, calls still work, at the old cost.
+ */
+function memoizePeerCertificates(server: Server): void {
+  const http2Servers = (server as unknown as { http2Servers?: Map<EventEmitter, unknown> }).http2Servers;
+  if (!(http2Servers instanceof Map)) return;
+  for (const h2 of http2Servers.keys()) {
+    h2.on("secureConnection", (socket: TLSSocket) => {
+      const original = socket.getPeerCertificate;
+      let cached: PeerCertificate | undefined;
+      socket.getPeerCertificate = function (this: TLSSocket, detailed?: boolean) {
+        if (detailed) return original.call(this, true);
+        if (cached) return cached;
+        const cert = original.call(this, false);
+        if (cert?.raw) cached = cert; // only a real certificate, never the pre-handshake {}
+        return cert;
+      } as TLSSocket["getPeerCertificate"];
     });
   }
 }

@@ -1,0 +1,13 @@
+import { Algorithm } from "../../gen/custos/v1/custody.js";
+import type { SigningAlgorithm } from "../../hsm/algorithms.js";
+
+/** Domain algorithm names ↔ the wire enum (one place, used by handlers, CLI and tests). */
+export const ALGORITHM_ENUM: Readonly<Record<SigningAlgorithm, Algorithm>> = {
+  "hmac-sha256": Algorithm.ALGORITHM_HMAC_SHA256,
+  "hmac-sha384": Algorithm.ALGORITHM_HMAC_SHA384,
+  "hmac-sha512": Algorithm.ALGORITHM_HMAC_SHA512,
+};
+
+export const ALGORITHM_NAMES: Readonly<Partial<Record<Algorithm, SigningAlgorithm>>> = Object.fromEntries(
+  Object.entries(ALGORITHM_ENUM).map(([name, value]) => [value, name as SigningAlgorithm]),
+);

@@ -1,0 +1,210 @@
+import assert from "node:assert/strict";
+import { createHmac, randomBytes } from "node:crypto";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { status } from "@grpc/grpc-js";
+import { unary } from "../../src/client/connection.js";
+import { Algorithm, Environment } from "../../src/gen/custos/v1/custody.js";
+import { SignatureEncoding } from "../../src/gen/custos/v1/signer.js";
+import { buildEnvelope, envelopeDigest, type ImportEnvelope } from "../../src/hsm/envelope.js";
+import { findObjects, findSlotByLabel, loadModule, pkcs11js, type Handle, type Module } from "../../src/hsm/pkcs11/module.js";
+import { secretQuery } from "../../src/hsm/pkcs11/templates.js";
+import { versionObjectId } from "../../src/keys/model.js";
+import { SqliteStore } from "../../src/store/sqlite/sqlite-store.js";
+import { failure, importSecret, startInProcess, type InProcessService } from "../helpers/harness.js";
+
+/** Imports: the secret is sealed in the HSM, and a bad envelope or request leaves nothing behind but an audit record. */
+
+interface AuditBody {
+  seq: number;
+  kind: string;
+  outcome: string;
+  reason?: string;
+  key?: string;
+  details?: Record<string, unknown>;
+}
+
+const CKR_ATTRIBUTE_SENSITIVE = 0x11;
+const CKR_KEY_UNEXTRACTABLE = 0x6a;
+const p = pkcs11js;
+
+describe("key import into SoftHSM2", () => {
+  let svc: InProcessService;
+  let mod: Module;
+  let session: Handle;
+
+  before(async () => {
+    svc = await startInProcess();
+    // Same process → the service's initialised, logged-in module: our session sees its private objects.
+    mod = loadModule(svc.config.hsm.modulePath);
+    const slot = findSlotByLabel(mod, svc.config.hsm.tokenLabel);
+    assert.ok(slot, "token not found");
+    session = mod.C_OpenSession(slot, p.CKF_SERIAL_SESSION | p.CKF_RW_SESSION);
+  });
+  after(async () => {
+    // Only our own session: C_Logout / C_CloseAllSessions would pull the rug from the service.
+    mod.C_CloseSession(session);
+    await svc.stop();
+  });
+
+  const secretObjects = (keyId: string) => findObjects(mod, session, secretQuery(versionObjectId(keyId, 1)));
+  const keyIds = async () => (await unary(svc.custody, "listKeys", {})).keys.map((k) => k.keyId);
+
+  async function auditEvents(): Promise<AuditBody[]> {
+    const store = new SqliteStore(join(svc.dir, "custos.db"), { readonly: true });
+    try {
+      return (await store.readAudit(0, 100_000)).map((e) => JSON.parse(e.body) as AuditBody);
+    } finally {
+      await store.close();
+    }
+  }
+
+  async function denied(call: Promise<unknown>, code: status, reason: string) {
+    try {
+      await call;
+    } catch (e) {
+      const f = failure(e);
+      assert.deepEqual({ code: status[f.code], reason: f.reason }, { code: status[code], reason }, f.details);
+      return;
+    }
+    assert.fail(`expected ${status[code]}/${reason}, the call succeeded`);
+  }
+
+  function request(keyId: string, envelope: ImportEnvelope, over: { environment?: Environment; exchange?: string } = {}) {
+    return {
+      keyId,
+      exchange: over.exchange ?? "binance",
+      environment: over.environment ?? Environment.ENVIRONMENT_TESTNET,
+      label: keyId,
+      apiKeyId: `api-${keyId}`,
+      algorithm: Algorithm.ALGORITHM_HMAC_SHA256,
+      envelope,
+      maxAgeDays: 0,
+    };
+  }
+
+  async function envelopeFor(secret: Buffer): Promise<ImportEnvelope> {
+    const w = await unary(svc.custody, "getWrappingKey", {});
+    return buildEnvelope(secret, { spkiPem: w.spkiPem, fingerprint: w.fingerprint, oaepHash: w.oaepHash as "sha1" });
+  }
+
+  const flip = (b: Buffer, at: number) => {
+    const c = Buffer.from(b);
+    c[at]! ^= 0x01;
+    return c;
+  };
+
+  it("seals the secret: CKA_VALUE unreadable, sign-only attributes, wrapping refused", async () => {
+    const secret = randomBytes(64);
+    await importSecret(svc.custody, "k-sealed", secret);
+    const [handle, ...extra] = secretObjects("k-sealed");
+    assert.ok(handle, "no HSM object for k-sealed v1");
+    assert.equal(extra.length, 0);
+
+    assert.throws(() => mod.C_GetAttributeValue(session, handle, [{ type: p.CKA_VALUE }]), (e: { code?: number }) => e.code === CKR_ATTRIBUTE_SENSITIVE);
+
+    const expected: Array<[string, number, boolean]> = [
+      ["CKA_TOKEN", p.CKA_TOKEN, true],
+      ["CKA_SENSITIVE", p.CKA_SENSITIVE, true],
+      ["CKA_EXTRACTABLE", p.CKA_EXTRACTABLE, false],
+      ["CKA_SIGN", p.CKA_SIGN, true],
+      ["CKA_VERIFY", p.CKA_VERIFY, false],
+      ["CKA_ENCRYPT", p.CKA_ENCRYPT, false],
+      ["CKA_DECRYPT", p.CKA_DECRYPT, false],
+      ["CKA_WRAP", p.CKA_WRAP, false],
+      ["CKA_UNWRAP", p.CKA_UNWRAP, false],
+      ["CKA_DERIVE", p.CKA_DERIVE, false],
+    ];
+    const attrs = mod.C_GetAttributeValue(session, handle, expected.map(([, type]) => ({ type })));
+    // pkcs11js returns CK_BBOOL attributes as one-byte buffers.
+    const actual = Object.fromEntries(expected.map(([name], i) => [name, (attrs[i]!.value as Buffer)[0] === 1]));
+    assert.deepEqual(actual, Object.fromEntries(expected.map(([name, , v]) => [name, v])));
+
+    // A wrap-capable AES session key of our own cannot carry the secret out.
+    const aes = mod.C_GenerateKey(session, { mechanism: p.CKM_AES_KEY_GEN }, [
+      { type: p.CKA_CLASS, value: p.CKO_SECRET_KEY },
+      { type: p.CKA_KEY_TYPE, value: p.CKK_AES },
+      { type: p.CKA_TOKEN, value: false },
+      { type: p.CKA_VALUE_LEN, value: 32 },
+      { type: p.CKA_WRAP, value: true },
+    ]);
+    try {
+      assert.throws(
+        () => mod.C_WrapKey(session, { mechanism: p.CKM_AES_KEY_WRAP_PAD }, aes, handle, Buffer.alloc(256)),
+        (e: { code?: number }) => e.code === CKR_KEY_UNEXTRACTABLE,
+      );
+    } finally {
+      mod.C_DestroyObject(session, aes);
+    }
+
+    // And it is the right object: the service signs with it as node:crypto does.
+    const payload = Buffer.from("recvWindow=5000&timestamp=1700000000000");
+    const res = await unary(svc.signer, "sign", { keyId: "k-sealed", version: 0, payload, encoding: SignatureEncoding.SIGNATURE_ENCODING_RAW });
+    assert.deepEqual(res.signature, createHmac("sha256", secret).update(payload).digest());
+  });
+
+  it("refuses tampered envelopes and leaves no key, no HSM object, only a denied audit record", async () => {
+    const secret = randomBytes(48);
+    const good = await envelopeFor(secret);
+    const cases: Array<[string, ImportEnvelope]> = [
+      ["wrappedKey byte flipped", { ...good, wrappedKey: flip(good.wrappedKey, 5) }],
+      ["encryptedAesKey byte flipped", { ...good, encryptedAesKey: flip(good.encryptedAesKey, 100) }],
+      ["another wrapping key's fingerprint", { ...good, wrappingKeyFingerprint: "sha256:" + "ab".repeat(32) }],
+      ["unknown format", { ...good, format: "custos.rsa-oaep-aes-kwp.v0" }],
+      ["OAEP hash this HSM does not unwrap", { ...good, oaepHash: "sha256" }],
+    ];
+    for (const [what, envelope] of cases) {
+      const before = (await auditEvents()).at(-1)?.seq ?? 0;
+      await denied(unary(svc.custody, "importKey", request("k-tamper", envelope)), status.INVALID_ARGUMENT, "ENVELOPE_INVALID");
+      // Same connection right after the failure: a stale OpenSSL error left by SoftHSM2 used to drop it.
+      assert.ok(!(await keyIds()).includes("k-tamper"), `${what}: key record exists`);
+      assert.equal(secretObjects("k-tamper").length, 0, `${what}: HSM object exists`);
+      // Import decisions are written before the answer: no waiting needed.
+      const events = (await auditEvents()).filter((e) => e.seq > before && e.kind === "key.import");
+      assert.deepEqual(
+        events.map((e) => [e.outcome, e.reason, e.key, e.details?.envelopeSha256]),
+        [["denied", "ENVELOPE_INVALID", "k-tamper", envelopeDigest(envelope)]],
+        what,
+      );
+    }
+    // A bad envelope is the caller's fault: the HSM kept its sessions and login (no recovery cycle).
+    assert.equal(svc.service.hsm.status().ready, true);
+    assert.doesNotMatch(svc.logs(), /hsm\.unavailable/);
+    // Nothing half-done blocks the id: the genuine envelope imports and signs.
+    await unary(svc.custody, "importKey", request("k-tamper", good));
+    assert.equal(secretObjects("k-tamper").length, 1);
+    const payload = randomBytes(100);
+    const res = await unary(svc.signer, "sign", { keyId: "k-tamper", version: 0, payload, encoding: SignatureEncoding.SIGNATURE_ENCODING_RAW });
+    assert.deepEqual(res.signature, createHmac("sha256", secret).update(payload).digest());
+  });
+
+  it("refuses a duplicate key id and keeps the original secret", async () => {
+    const first = randomBytes(32);
+    await importSecret(svc.custody, "k-dup", first);
+    await denied(importSecret(svc.custody, "k-dup", randomBytes(32)), status.ALREADY_EXISTS, "KEY_EXISTS");
+    assert.equal(secretObjects("k-dup").length, 1);
+    const last = (await auditEvents()).at(-1)!;
+    assert.deepEqual([last.kind, last.outcome, last.reason, last.key], ["key.import", "denied", "KEY_EXISTS", "k-dup"]);
+    const payload = Buffer.from("still the first secret");
+    const res = await unary(svc.signer, "sign", { keyId: "k-dup", version: 0, payload, encoding: SignatureEncoding.SIGNATURE_ENCODING_RAW });
+    assert.deepEqual(res.signature, createHmac("sha256", first).update(payload).digest());
+  });
+
+  it("refuses bad metadata before touching the HSM", async () => {
+    const envelope = await envelopeFor(randomBytes(32));
+    const cases: Array<[string, ReturnType<typeof request>]> = [
+      ["key id with spaces", request("bad key", envelope)],
+      ["key id starting with a dot", request(".hidden", envelope)],
+      ["environment unspecified", request("k-meta-env", envelope, { environment: Environment.ENVIRONMENT_UNSPECIFIED })],
+      ["upper-case exchange", request("k-meta-exchange", envelope, { exchange: "Binance" })],
+      ["algorithm unspecified", { ...request("k-meta-alg", envelope), algorithm: Algorithm.ALGORITHM_UNSPECIFIED }],
+    ];
+    for (const [what, req] of cases) {
+      await denied(unary(svc.custody, "importKey", req), status.INVALID_ARGUMENT, "INVALID_ARGUMENT");
+      assert.equal(secretObjects(req.keyId).length, 0, what);
+      const last = (await auditEvents()).at(-1)!;
+      assert.deepEqual([last.kind, last.outcome, last.reason, last.key], ["key.import", "denied", "INVALID_ARGUMENT", req.keyId], what);
+    }
+    assert.deepEqual((await keyIds()).filter((id) => id.startsWith("k-meta") || id.includes(" ") || id.startsWith(".")), []);
+  });
+});
