@@ -49,9 +49,10 @@ export async function startService(config: CustosConfig, logger: Logger): Promis
   // Bootstrap identities exist before the first call; re-registering keeps their CIDRs current.
   for (const admin of config.bootstrapAdmins) {
     const existing = await store.getClient(admin.identity);
-    if (!existing) {
-      await store.upsertClient({ identity: admin.identity, name: "bootstrap-admin", role: "admin", cidrs: admin.cidrs, createdAt: new Date().toISOString() });
-      await audit.recordNow({ kind: "client.bootstrap", actor: "system", outcome: "ok", details: { identity: admin.identity, role: "admin" } });
+    const same = existing?.role === "admin" && existing.cidrs.join(",") === admin.cidrs.join(",");
+    if (!same) {
+      await store.upsertClient({ identity: admin.identity, name: "bootstrap-admin", role: "admin", cidrs: admin.cidrs, createdAt: existing?.createdAt ?? new Date().toISOString() });
+      await audit.recordNow({ kind: "client.bootstrap", actor: "system", outcome: "ok", details: { identity: admin.identity, role: "admin", cidrs: admin.cidrs.join(",") } });
     }
   }
   for (const identity of config.autoGrant) {
@@ -128,6 +129,7 @@ export async function startService(config: CustosConfig, logger: Logger): Promis
 
   // gRPC health follows the HSM: load balancers stop routing signs while sessions reopen.
   const healthTimer = setInterval(() => {
+    hsm.check();
     const serving = hsm.status().ready ? "SERVING" : "NOT_SERVING";
     grpc.health.setStatus("custos.v1.Signer", serving);
     grpc.health.setStatus("", serving);

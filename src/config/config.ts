@@ -127,10 +127,26 @@ export function loadConfig(dataDir: string): CustosConfig {
       oaepHash: hsm.oaepHash ?? "sha1",
     },
     store: raw.store ? { sqlitePath: abs((raw.store as { sqlitePath: string }).sqlitePath) } : base.store,
-    limits: { ...base.limits, ...(raw.limits as object) },
+    limits: rateLimits(file, base.limits, raw.limits),
     audit: { ...base.audit, ...(raw.audit as object) },
-    bootstrapAdmins: ((raw.bootstrapAdmins as CustosConfig["bootstrapAdmins"]) ?? []).map((a) => ({ identity: a.identity, cidrs: a.cidrs ?? [] })),
+    bootstrapAdmins: ((raw.bootstrapAdmins as CustosConfig["bootstrapAdmins"]) ?? []).map((a) => ({ identity: a.identity, cidrs: a.cidrs ?? LOOPBACK_CIDRS })),
     autoGrant: [],
     logLevel: (raw.logLevel as string) ?? base.logLevel,
   };
+}
+
+/**
+ * Each bucket over its own defaults. A shallow merge let `"client": {"perSecond": 5}` drop
+ * `burst`, and a bucket with a non-numeric limit allows every request (NaN < 1 is false).
+ */
+function rateLimits(file: string, base: CustosConfig["limits"], raw: unknown): CustosConfig["limits"] {
+  const given = (raw ?? {}) as Record<string, Partial<RateLimit> | undefined>;
+  for (const k of Object.keys(given)) if (k !== "client" && k !== "key") throw new CustosError("INVALID_ARGUMENT", `${file}: unknown setting "limits.${k}"`);
+  const one = (name: "client" | "key"): RateLimit => {
+    const { perSecond, burst } = { ...base[name], ...given[name] };
+    const ok = (n: unknown) => typeof n === "number" && Number.isFinite(n) && n >= 0;
+    if (!ok(perSecond) || !ok(burst)) throw new CustosError("INVALID_ARGUMENT", `${file}: limits.${name}.perSecond and .burst must be non-negative numbers`);
+    return { perSecond, burst };
+  };
+  return { client: one("client"), key: one("key") };
 }

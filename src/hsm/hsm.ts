@@ -34,7 +34,9 @@ export interface Hsm {
   /** HMAC `data` with the secret object `objectId`. */
   sign(objectId: string, algorithm: SigningAlgorithm, data: Uint8Array): Promise<Buffer>;
   /** Opens an import envelope inside the HSM into a sign-only, sensitive, non-extractable
-   *  token object. Throws ENVELOPE_INVALID (and leaves nothing behind) if it does not open. */
+   *  token object. Throws ENVELOPE_INVALID (and leaves nothing behind) if it does not open,
+   *  and KEY_EXISTS if an object with this CKA_ID exists (so a caller's rollback can only
+   *  destroy what its own call created). */
   unwrapSecret(envelope: ImportEnvelope, target: SecretObjectRef): Promise<void>;
   /** True if a secret object with this CKA_ID exists on the token. */
   hasSecret(objectId: string): Promise<boolean>;
@@ -45,5 +47,7 @@ export interface Hsm {
   /** The wrapping key; throws if `custos hsm init` has not created it. */
   wrappingKey(): WrappingKeyInfo;
   status(): HsmStatus;
+  /** Cheap liveness probe (no key use): starts recovery if the sessions or login are gone. */
+  check(): void;
   close(): Promise<void>;
 }

@@ -87,8 +87,11 @@ export class CustodyService {
         { keyId: input.keyId, version: 1, objectId, state: "active", createdAt: now, activatedAt: now },
       );
     } catch (e) {
-      // Change, persist, or roll back: no HSM object without its record.
+      // Change, persist, or roll back: no HSM object without its record. (unwrapSecret refuses an
+      // existing CKA_ID, so the object destroyed here is the one this call created.)
       await this.hsm.destroySecret(objectId).catch(() => undefined);
+      const code = e instanceof CustosError ? e.code : "INTERNAL";
+      await this.audit.recordNow({ kind: "key.import", actor, outcome: "failed", reason: code, key: input.keyId, details: { envelopeSha256: digest, rolledBack: true } }).catch(() => undefined);
       throw e;
     }
     for (const identity of this.autoGrant) await this.store.addGrant(identity, input.keyId);

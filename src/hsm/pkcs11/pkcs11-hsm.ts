@@ -94,8 +94,9 @@ export class Pkcs11Hsm implements Hsm {
     const input = data.byteLength === 0 ? EMPTY_INPUT : Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     // Stale handle (object re-created, or handles reset by a re-login): re-find once.
     for (let attempt = 0; ; attempt++) {
-      const session = this.dispatch === "sync" ? pool.tryLease() : await pool.lease();
-      if (session === undefined) return this.signAsync(objectId, mechanism, spec.macBytes, input);
+      // Sync dispatch never waits for a session unless an admin operation holds them all.
+      const session = (this.dispatch === "sync" ? pool.tryLease() : undefined) ?? (await pool.lease());
+      let reusable = true;
       try {
         const key = this.handleFor(session, objectId);
         // Always a full-length buffer: CKR_BUFFER_TOO_SMALL would leave the operation active.
@@ -109,27 +110,31 @@ export class Pkcs11Hsm implements Hsm {
           this.handles.delete(objectId);
           continue;
         }
-        throw this.fail(e, "C_Sign");
+        const err = this.fail(e, "C_Sign");
+        // A failed C_Sign may leave the operation active (every later C_SignInit on this
+        // session would fail): replace the session rather than return it to the pool.
+        reusable = err.code === "HSM_UNAVAILABLE";
+        throw err;
       } finally {
-        pool.release(session);
+        if (reusable) pool.release(session);
+        else this.replaceSession(pool, session);
       }
     }
   }
 
-  /** Sync dispatch found every session busy (an admin operation holds one): wait for one. */
-  private async signAsync(objectId: string, mechanism: pkcs11js.Mechanism, macBytes: number, input: Buffer): Promise<Buffer> {
-    const pool = this.readyPool();
-    const session = await pool.lease();
+  private replaceSession(pool: SessionPool<Handle>, old: Handle): void {
     try {
-      const key = this.handleFor(session, objectId);
-      const out = Buffer.allocUnsafe(macBytes);
-      this.mod.C_SignInit(session, mechanism, key);
-      return this.mod.C_Sign(session, input, out);
-    } catch (e) {
-      throw this.fail(e, "C_Sign");
-    } finally {
-      pool.release(session);
+      this.mod.C_CloseSession(old);
+    } catch {
+      /* already gone */
     }
+    let fresh: Handle | undefined;
+    try {
+      fresh = this.mod.C_OpenSession(this.slot!, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
+    } catch (e) {
+      this.opts.logger.warn({ event: "hsm.session_replace_failed", ckr: ckrName(ckrOf(e) ?? 0) }, "could not reopen a session");
+    }
+    pool.replace(old, fresh);
   }
 
   private handleFor(session: Handle, objectId: string): Handle {
@@ -231,6 +236,20 @@ export class Pkcs11Hsm implements Hsm {
       for (const h of findObjects(this.mod, session, secretQuery(objectId))) this.mod.C_DestroyObject(session, h);
       this.handles.delete(objectId);
     });
+  }
+
+  check(): void {
+    const pool = this.pool;
+    if (this.unavailableReason !== undefined || !pool) return;
+    const session = pool.tryLease();
+    if (session === undefined) return; // all busy: the sign path itself will notice a loss
+    try {
+      this.assertLoggedIn(session);
+    } catch (e) {
+      this.fail(e, "C_GetSessionInfo");
+    } finally {
+      pool.release(session);
+    }
   }
 
   wrappingKey(): WrappingKeyInfo {

@@ -8,15 +8,21 @@ import { CustosError } from "../../errors.js";
  */
 export class SessionPool<S> {
   private readonly free: S[];
+  private readonly all: S[];
   private readonly waiters: Array<{ resolve: (s: S) => void; reject: (e: Error) => void }> = [];
   private closed = false;
 
-  constructor(readonly sessions: readonly S[], private readonly maxWaiters: number) {
+  constructor(sessions: readonly S[], private readonly maxWaiters: number) {
+    this.all = [...sessions];
     this.free = [...sessions];
   }
 
+  get sessions(): readonly S[] {
+    return this.all;
+  }
+
   get inUse(): number {
-    return this.sessions.length - this.free.length;
+    return this.all.length - this.free.length;
   }
 
   get waiting(): number {
@@ -43,6 +49,15 @@ export class SessionPool<S> {
     const next = this.waiters.shift();
     if (next) next.resolve(s);
     else this.free.push(s);
+  }
+
+  /** Swaps a leased session for a fresh one (or drops it if none could be opened). */
+  replace(old: S, fresh: S | undefined): void {
+    const i = this.all.indexOf(old);
+    if (i >= 0) this.all.splice(i, 1);
+    if (fresh === undefined || this.closed) return;
+    this.all.push(fresh);
+    this.release(fresh);
   }
 
   /** Fails every waiter; later releases are ignored. */

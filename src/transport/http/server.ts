@@ -24,6 +24,7 @@ export function buildHttp(deps: HttpDeps): FastifyInstance {
   app.get("/healthz", async () => ({ status: "ok" }));
 
   app.get("/readyz", async (_req, reply) => {
+    deps.hsm.check(); // an idle service notices a lost HSM here, not at the next sign
     const hsm = deps.hsm.status();
     let store: { ok: boolean; reason?: string } = { ok: true };
     try {

@@ -1,0 +1,237 @@
+import { afterEach, beforeEach, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { PassThrough } from "node:stream";
+import { AuditLog, verifyAuditChain, type AuditEvent } from "../../src/audit/audit-log.js";
+import { GENESIS_HASH } from "../../src/audit/chain.js";
+import { CustosError } from "../../src/errors.js";
+import { createLogger } from "../../src/log.js";
+import { SqliteStore } from "../../src/store/sqlite/sqlite-store.js";
+import type { Store, StoredAuditEvent } from "../../src/store/store.js";
+
+// Long enough that the background timer never flushes during a test: every write below is
+// one the test asked for. (setInterval overflows above 2^31-1 ms, so not Infinity.)
+const NO_TIMER = { flushIntervalMs: 3_600_000 };
+
+function logSink() {
+  const stream = new PassThrough();
+  let text = "";
+  stream.on("data", (d: Buffer) => (text += d.toString()));
+  return { logger: createLogger("info", stream), text: () => text };
+}
+
+const ev = (i: number): AuditEvent => ({ kind: "sign", actor: "spiffe://custos/engine/alpha", outcome: "allowed", key: "k1", details: { i } });
+
+async function readAll(store: Store): Promise<StoredAuditEvent[]> {
+  return store.readAudit(0, 1_000_000);
+}
+
+/** The `details.i` of every stored event, in seq order. */
+async function storedOrder(store: Store): Promise<number[]> {
+  return (await readAll(store)).map((e) => (JSON.parse(e.body) as { details: { i: number } }).details.i);
+}
+
+/** Delegates to a real store; `appendAudit` can be told to fail once, and calls are counted. */
+class FlakyStore implements Store {
+  failNextAppend = false;
+  appendCalls = 0;
+  constructor(private readonly inner: Store) {}
+  listKeys = () => this.inner.listKeys();
+  getKey = (id: string) => this.inner.getKey(id);
+  createKey: Store["createKey"] = (k, v) => this.inner.createKey(k, v);
+  updateVersionState: Store["updateVersionState"] = (...a) => this.inner.updateVersionState(...a);
+  listClients = () => this.inner.listClients();
+  getClient = (id: string) => this.inner.getClient(id);
+  upsertClient: Store["upsertClient"] = (c) => this.inner.upsertClient(c);
+  addGrant: Store["addGrant"] = (i, k) => this.inner.addGrant(i, k);
+  listGrants = () => this.inner.listGrants();
+  async appendAudit(events: StoredAuditEvent[]): Promise<void> {
+    this.appendCalls++;
+    if (this.failNextAppend) {
+      this.failNextAppend = false;
+      await Promise.resolve(); // fail asynchronously, like a real database
+      throw new CustosError("STORE_ERROR", "database write failed", { retryable: true });
+    }
+    return this.inner.appendAudit(events);
+  }
+  lastAudit = () => this.inner.lastAudit();
+  readAudit = (after: number, limit: number) => this.inner.readAudit(after, limit);
+  close = () => this.inner.close();
+}
+
+describe("AuditLog", () => {
+  let store: SqliteStore;
+  beforeEach(() => {
+    store = new SqliteStore(":memory:");
+  });
+  afterEach(async () => {
+    await store.close();
+  });
+
+  it("writes many records as one chain that verifies", async () => {
+    const log = await AuditLog.open(store, logSink().logger, NO_TIMER);
+    for (let i = 0; i < 1_000; i++) log.record(ev(i));
+    assert.equal(log.queueDepth, 1_000);
+    await log.flush();
+    assert.equal(log.queueDepth, 0);
+
+    assert.deepEqual(await verifyAuditChain(store), { ok: true, events: 1_000, lastHash: (await store.lastAudit())!.hash });
+    const rows = await readAll(store);
+    assert.equal(rows[0]!.prevHash, GENESIS_HASH);
+    // The body is canonical JSON carrying its own seq, so a row cannot be moved unnoticed.
+    for (const r of rows) assert.equal((JSON.parse(r.body) as { seq: number }).seq, r.seq);
+    assert.deepEqual(await storedOrder(store), [...Array(1_000).keys()]);
+    await log.close();
+  });
+
+  it("stores the event fields in the body", async () => {
+    const log = await AuditLog.open(store, logSink().logger, NO_TIMER);
+    await log.recordNow({ kind: "key.import", actor: "spiffe://custos/admin/a", outcome: "ok", key: "k1", version: 1, details: { exchange: "binance" } });
+    const body = JSON.parse((await store.lastAudit())!.body) as Record<string, unknown>;
+    assert.equal(body.kind, "key.import");
+    assert.equal(body.actor, "spiffe://custos/admin/a");
+    assert.equal(body.outcome, "ok");
+    assert.equal(body.key, "k1");
+    assert.equal(body.version, 1);
+    assert.deepEqual(body.details, { exchange: "binance" });
+    assert.ok(!Number.isNaN(Date.parse(body.at as string)), "at is a timestamp");
+    await log.close();
+  });
+
+  it("recordNow returns only once the event is durable", async () => {
+    const log = await AuditLog.open(store, logSink().logger, NO_TIMER);
+    log.record(ev(0));
+    await log.recordNow(ev(1));
+    assert.deepEqual(await storedOrder(store), [0, 1], "the queued event before it is durable too");
+    await log.close();
+  });
+
+  it("flushes on its own once maxBatch events are queued", async () => {
+    const log = await AuditLog.open(store, logSink().logger, { ...NO_TIMER, maxBatch: 10 });
+    for (let i = 0; i < 9; i++) log.record(ev(i));
+    await new Promise((r) => setImmediate(r));
+    assert.equal((await readAll(store)).length, 0, "below maxBatch nothing is written");
+    log.record(ev(9));
+    // The write was started by record(); flush() joins it.
+    await log.flush();
+    assert.equal((await readAll(store)).length, 10);
+    await log.close();
+  });
+
+  it("concurrent flushes (and records between them) do not fork the chain", async () => {
+    const log = await AuditLog.open(store, logSink().logger, { ...NO_TIMER, maxBatch: 7 });
+    const flushes: Promise<void>[] = [];
+    let i = 0;
+    for (let round = 0; round < 20; round++) {
+      for (let j = 0; j < 5; j++) log.record(ev(i++));
+      // Several flushes started while a write is in flight.
+      flushes.push(log.flush(), log.flush());
+      if (round % 3 === 0) await Promise.resolve(); // let some writes finish mid-way
+    }
+    await Promise.all(flushes);
+    await log.flush();
+
+    const check = await verifyAuditChain(store);
+    assert.equal(check.ok, true);
+    assert.equal(check.events, 100);
+    assert.deepEqual(await storedOrder(store), [...Array(100).keys()]);
+    await log.close();
+  });
+
+  it("keeps events when a write fails and writes them, in order, on the next flush", async () => {
+    const sink = logSink();
+    const flaky = new FlakyStore(store);
+    const log = await AuditLog.open(flaky, sink.logger, NO_TIMER);
+    await log.recordNow(ev(0)); // one event already durable: the retry must continue after it
+
+    for (let i = 1; i <= 3; i++) log.record(ev(i));
+    flaky.failNextAppend = true;
+    await assert.rejects(log.flush(), (e: unknown) => e instanceof CustosError && e.code === "STORE_ERROR");
+    assert.equal(log.queueDepth, 3, "nothing dropped");
+    assert.deepEqual(await storedOrder(store), [0], "nothing partially written");
+    assert.match(sink.text(), /"event":"audit\.flush_failed"/);
+
+    log.record(ev(4)); // queued after the failure: must land after the retried ones
+    await log.flush();
+    assert.equal(log.queueDepth, 0);
+    assert.deepEqual(await storedOrder(store), [0, 1, 2, 3, 4]);
+    const check = await verifyAuditChain(store);
+    assert.deepEqual(check, { ok: true, events: 5, lastHash: (await store.lastAudit())!.hash });
+    await log.close();
+  });
+
+  it("a flush waiting behind a failed write does not lose events", async () => {
+    const flaky = new FlakyStore(store);
+    const log = await AuditLog.open(flaky, logSink().logger, NO_TIMER);
+    log.record(ev(0));
+    flaky.failNextAppend = true;
+    const first = log.flush();
+    log.record(ev(1));
+    const second = log.flush(); // waits for the failing write
+    await assert.rejects(first, (e: unknown) => e instanceof CustosError && e.code === "STORE_ERROR");
+    await second.catch(() => undefined); // may share the failure; what matters is the queue
+    await log.flush();
+    assert.deepEqual(await storedOrder(store), [0, 1]);
+    assert.equal((await verifyAuditChain(store)).ok, true);
+    await log.close();
+  });
+
+  it("continues the stored chain when reopened (seq and previous hash)", async () => {
+    const first = await AuditLog.open(store, logSink().logger, NO_TIMER);
+    for (let i = 0; i < 3; i++) first.record(ev(i));
+    await first.close();
+    const last = (await store.lastAudit())!;
+    assert.equal(last.seq, 3);
+
+    const second = await AuditLog.open(store, logSink().logger, NO_TIMER);
+    second.record(ev(3));
+    second.record(ev(4));
+    await second.close();
+
+    const rows = await readAll(store);
+    assert.deepEqual(rows.map((r) => r.seq), [1, 2, 3, 4, 5]);
+    assert.equal(rows[3]!.prevHash, last.hash);
+    assert.equal((await verifyAuditChain(store)).ok, true);
+  });
+
+  it("close writes what is queued", async () => {
+    const log = await AuditLog.open(store, logSink().logger, NO_TIMER);
+    log.record(ev(0));
+    log.record(ev(1));
+    await log.close();
+    assert.deepEqual(await storedOrder(store), [0, 1]);
+  });
+
+  it("flush with nothing queued writes nothing", async () => {
+    const flaky = new FlakyStore(store);
+    const log = await AuditLog.open(flaky, logSink().logger, NO_TIMER);
+    await log.flush();
+    await log.flush();
+    assert.equal(flaky.appendCalls, 0);
+    await log.close();
+  });
+});
+
+describe("verifyAuditChain", () => {
+  it("passes on an empty store", async () => {
+    const store = new SqliteStore(":memory:");
+    assert.deepEqual(await verifyAuditChain(store), { ok: true, events: 0, lastHash: GENESIS_HASH });
+    await store.close();
+  });
+
+  it("reports a tampered stored event", async () => {
+    // Rows written straight to the store (bypassing AuditLog), one with a forged body.
+    const store = new SqliteStore(":memory:");
+    const log = await AuditLog.open(store, logSink().logger, NO_TIMER);
+    for (let i = 0; i < 5; i++) log.record(ev(i));
+    await log.close();
+    const rows = await readAll(store);
+    const forged = new SqliteStore(":memory:");
+    await forged.appendAudit(rows.map((r) => (r.seq === 3 ? { ...r, body: r.body.replace('"allowed"', '"denied"') } : r)));
+    const check = await verifyAuditChain(forged);
+    assert.equal(check.ok, false);
+    assert.equal(!check.ok && check.brokenAt, 3);
+    assert.equal(check.events, 2);
+    await store.close();
+    await forged.close();
+  });
+});

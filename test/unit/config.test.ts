@@ -1,0 +1,184 @@
+import { after, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, relative } from "node:path";
+import { CONFIG_FILE, DEFAULT_GRPC_PORT, EMBEDDED_ADMIN, EMBEDDED_CLIENT, loadConfig } from "../../src/config/config.js";
+import { createSecretFile, readSecretFile } from "../../src/config/secrets.js";
+import { CustosError } from "../../src/errors.js";
+
+const dirs: string[] = [];
+function tempDir(): string {
+  const d = mkdtempSync(join(tmpdir(), "custos-config-"));
+  dirs.push(d);
+  return d;
+}
+after(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+const isInvalidArgument = (e: unknown) => e instanceof CustosError && e.code === "INVALID_ARGUMENT";
+
+/** The smallest valid custos.json. */
+const MINIMAL = {
+  tls: { caPath: "pki/ca.crt", certPath: "pki/server.crt", keyPath: "pki/server.key" },
+  hsm: { modulePath: "/usr/lib/softhsm/libsofthsm2.so", tokenLabel: "custos", pinFile: "secrets/user.pin" },
+};
+
+function withConfig(json: unknown): string {
+  const dir = tempDir();
+  writeFileSync(join(dir, CONFIG_FILE), typeof json === "string" ? json : JSON.stringify(json));
+  return dir;
+}
+
+describe("loadConfig", () => {
+  it("without custos.json → the embedded default, everything under the data dir", () => {
+    const dir = tempDir();
+    const c = loadConfig(dir);
+    assert.equal(c.embedded, true);
+    assert.equal(c.dataDir, dir);
+    for (const p of [c.tls.caPath, c.tls.certPath, c.tls.keyPath, c.hsm.pinFile!, c.hsm.softhsmConf!, c.store.sqlitePath]) {
+      assert.ok(p.startsWith(dir + "/"), `${p} is under the data dir`);
+    }
+    assert.equal(c.hsm.pinEnv, undefined);
+    assert.deepEqual(c.bootstrapAdmins.map((a) => a.identity), [EMBEDDED_ADMIN]);
+    assert.deepEqual(c.autoGrant, [EMBEDDED_CLIENT]);
+    assert.equal(c.grpc.host, "127.0.0.1", "the embedded default listens on loopback only");
+    assert.equal(existsSync(join(dir, CONFIG_FILE)), false, "loading creates nothing");
+  });
+
+  it("resolves a relative data dir to an absolute one", () => {
+    const dir = tempDir();
+    const c = loadConfig(relative(process.cwd(), dir));
+    assert.equal(c.dataDir, dir);
+  });
+
+  it("with a minimal custos.json → configured mode with defaults filled in", () => {
+    const dir = withConfig(MINIMAL);
+    const c = loadConfig(dir);
+    assert.equal(c.embedded, false);
+    assert.deepEqual(c.autoGrant, [], "no auto-grant outside the embedded default");
+    assert.deepEqual(c.bootstrapAdmins, []);
+    assert.equal(c.grpc.port, DEFAULT_GRPC_PORT);
+    assert.equal(c.hsm.sessions, 8);
+    assert.equal(c.hsm.dispatch, "auto");
+    assert.equal(c.store.sqlitePath, join(dir, "custos.db"));
+  });
+
+  it("resolves relative paths against the data dir and keeps absolute ones", () => {
+    const dir = withConfig({
+      ...MINIMAL,
+      tls: { caPath: "/etc/custos/ca.crt", certPath: "pki/server.crt", keyPath: "../outside/server.key" },
+      hsm: { ...MINIMAL.hsm, softhsmConf: "softhsm2.conf" },
+      store: { sqlitePath: "db/custos.db" },
+    });
+    const c = loadConfig(dir);
+    assert.equal(c.tls.caPath, "/etc/custos/ca.crt");
+    assert.equal(c.tls.certPath, join(dir, "pki/server.crt"));
+    assert.equal(c.tls.keyPath, join(dir, "../outside/server.key"));
+    assert.equal(c.hsm.pinFile, join(dir, "secrets/user.pin"));
+    assert.equal(c.hsm.softhsmConf, join(dir, "softhsm2.conf"));
+    assert.equal(c.store.sqlitePath, join(dir, "db/custos.db"));
+  });
+
+  it("takes a PIN from an environment variable instead of a file", () => {
+    const c = loadConfig(withConfig({ ...MINIMAL, hsm: { modulePath: "/m.so", tokenLabel: "t", pinEnv: "CUSTOS_PIN" } }));
+    assert.equal(c.hsm.pinEnv, "CUSTOS_PIN");
+    assert.equal(c.hsm.pinFile, undefined);
+  });
+
+  it("merges partial sections over the defaults", () => {
+    const c = loadConfig(withConfig({ ...MINIMAL, grpc: { port: 9000 }, bootstrapAdmins: [{ identity: "spiffe://x/admin", cidrs: ["10.0.0.0/8"] }] }));
+    assert.equal(c.grpc.port, 9000);
+    assert.equal(c.grpc.host, "127.0.0.1");
+    assert.deepEqual(c.bootstrapAdmins, [{ identity: "spiffe://x/admin", cidrs: ["10.0.0.0/8"] }]);
+  });
+
+  it("merges a partial rate limit over that bucket's defaults", () => {
+    const c = loadConfig(withConfig({ ...MINIMAL, limits: { client: { perSecond: 5 } } }));
+    assert.equal(c.limits.client.perSecond, 5);
+    assert.equal(typeof c.limits.client.burst, "number", "burst kept (a missing burst disables the limiter)");
+    assert.ok(Number.isFinite(c.limits.client.burst));
+    assert.deepEqual(c.limits.key, loadConfig(withConfig(MINIMAL)).limits.key);
+  });
+
+  const refused: Array<[string, unknown]> = [
+    ["invalid JSON", "{ tls: "],
+    ["an unknown top-level key", { ...MINIMAL, autoGrant: ["spiffe://custos/engine/dev"] }],
+    ["a misspelt key", { ...MINIMAL, limit: {} }],
+    ["no tls section", { hsm: MINIMAL.hsm }],
+    ["no tls.caPath", { ...MINIMAL, tls: { certPath: "a", keyPath: "b" } }],
+    ["no tls.certPath", { ...MINIMAL, tls: { caPath: "a", keyPath: "b" } }],
+    ["no tls.keyPath", { ...MINIMAL, tls: { caPath: "a", certPath: "b" } }],
+    ["no hsm section", { tls: MINIMAL.tls }],
+    ["no hsm.modulePath", { ...MINIMAL, hsm: { tokenLabel: "t", pinFile: "p" } }],
+    ["no hsm.tokenLabel", { ...MINIMAL, hsm: { modulePath: "/m.so", pinFile: "p" } }],
+    ["both pinFile and pinEnv", { ...MINIMAL, hsm: { ...MINIMAL.hsm, pinEnv: "CUSTOS_PIN" } }],
+    ["neither pinFile nor pinEnv", { ...MINIMAL, hsm: { modulePath: "/m.so", tokenLabel: "t" } }],
+    // A limit that is not a number would switch the rate limiter off (NaN tokens always pass).
+    ["a non-numeric rate", { ...MINIMAL, limits: { client: { perSecond: "5", burst: 10 } } }],
+    ["a negative burst", { ...MINIMAL, limits: { key: { perSecond: 5, burst: -1 } } }],
+    ["a misspelt limits bucket", { ...MINIMAL, limits: { clients: { perSecond: 5, burst: 10 } } }],
+  ];
+  for (const [name, json] of refused) {
+    it(`refuses ${name} with INVALID_ARGUMENT`, () => {
+      assert.throws(() => loadConfig(withConfig(json)), isInvalidArgument);
+    });
+  }
+});
+
+describe("readSecretFile", () => {
+  function secretFile(content: string, mode: number): string {
+    const path = join(tempDir(), "user.pin");
+    writeFileSync(path, content);
+    chmodSync(path, mode); // explicit: writeFileSync's mode is subject to the umask
+    return path;
+  }
+
+  it("reads a 0600 file, trimmed", () => {
+    assert.equal(readSecretFile(secretFile("1234-abcd\n", 0o600)), "1234-abcd");
+    assert.equal(readSecretFile(secretFile("1234-abcd", 0o400)), "1234-abcd");
+  });
+
+  for (const mode of [0o644, 0o640, 0o604, 0o660, 0o606]) {
+    it(`refuses a 0${mode.toString(8)} file with INVALID_ARGUMENT`, () => {
+      assert.throws(() => readSecretFile(secretFile("1234", mode)), isInvalidArgument);
+    });
+  }
+
+  it("refuses a missing file and an empty file with INVALID_ARGUMENT", () => {
+    assert.throws(() => readSecretFile(join(tempDir(), "nope.pin")), isInvalidArgument);
+    assert.throws(() => readSecretFile(secretFile(" \n", 0o600)), isInvalidArgument);
+  });
+
+  it("never puts the file's content into the error", () => {
+    const path = secretFile("hunter2-pin", 0o644);
+    assert.throws(
+      () => readSecretFile(path),
+      (e: unknown) => e instanceof CustosError && !e.message.includes("hunter2") && !String(e.stack).includes("hunter2"),
+    );
+  });
+});
+
+describe("createSecretFile", () => {
+  it("writes a random PIN to a new 0600 file that readSecretFile accepts", () => {
+    const path = join(tempDir(), "so.pin");
+    const pin = createSecretFile(path);
+    assert.ok(pin.length >= 24);
+    assert.equal(statSync(path).mode & 0o777, 0o600);
+    assert.equal(readFileSync(path, "utf8").trim(), pin);
+    assert.equal(readSecretFile(path), pin);
+  });
+
+  it("generates a different PIN each time", () => {
+    const d = tempDir();
+    assert.notEqual(createSecretFile(join(d, "a.pin")), createSecretFile(join(d, "b.pin")));
+  });
+
+  it("never overwrites: the second call throws and the first PIN stays", () => {
+    const path = join(tempDir(), "user.pin");
+    const pin = createSecretFile(path);
+    assert.throws(() => createSecretFile(path), (e: unknown) => (e as NodeJS.ErrnoException).code === "EEXIST");
+    assert.equal(readSecretFile(path), pin);
+  });
+});

@@ -1,0 +1,94 @@
+/**
+ * An in-memory Hsm for unit tests (shared by sign-service and custody-service tests).
+ * It keeps secrets in plain Buffers — exactly what the real HSM never does — so tests can
+ * compare signatures with node:crypto. unwrapSecret really opens the envelope with its
+ * own RSA key, so an import through the fake proves the envelope format end to end.
+ */
+import { constants, createDecipheriv, createHmac, generateKeyPairSync, privateDecrypt, type KeyObject } from "node:crypto";
+import { CustosError } from "../../src/errors.js";
+import { algorithmSpec, type SigningAlgorithm } from "../../src/hsm/algorithms.js";
+import { spkiFingerprint, type ImportEnvelope } from "../../src/hsm/envelope.js";
+import type { Hsm, HsmStatus, SecretObjectRef, WrappingKeyInfo } from "../../src/hsm/hsm.js";
+
+export class FakeHsm implements Hsm {
+  /** objectId → secret. */
+  readonly objects = new Map<string, Buffer>();
+  /** Every call, in order: "sign:ID", "unwrap:ID", "destroy:ID". */
+  readonly calls: string[] = [];
+  /** When set, sign and unwrapSecret throw HSM_UNAVAILABLE (sessions lost). */
+  down = false;
+  private rsa: { publicKey: KeyObject; privateKey: KeyObject } | undefined;
+
+  constructor(private readonly oaepHash: "sha1" | "sha256" = "sha256") {}
+
+  /** Puts a secret on the "token" directly (what a completed import leaves behind). */
+  put(objectId: string, secret: Buffer): void {
+    this.objects.set(objectId, Buffer.from(secret));
+  }
+
+  async sign(objectId: string, algorithm: SigningAlgorithm, data: Uint8Array): Promise<Buffer> {
+    this.calls.push(`sign:${objectId}`);
+    this.failIfDown("C_Sign");
+    const secret = this.objects.get(objectId);
+    if (!secret) throw new CustosError("HSM_ERROR", `C_SignInit: no object ${objectId}`);
+    return createHmac(algorithmSpec(algorithm).nodeHash, secret).update(data).digest();
+  }
+
+  async unwrapSecret(envelope: ImportEnvelope, target: SecretObjectRef): Promise<void> {
+    this.calls.push(`unwrap:${target.objectId}`);
+    await Promise.resolve(); // a round trip: concurrent callers interleave here, not mid-unwrap
+    this.failIfDown("C_UnwrapKey");
+    // Like Pkcs11Hsm: never a second object under one CKA_ID (custody relies on this).
+    if (this.objects.has(target.objectId)) throw new CustosError("KEY_EXISTS", `an HSM object with id ${target.objectId} already exists`);
+    if (envelope.wrappingKeyFingerprint !== this.wrappingKey().fingerprint) throw new CustosError("ENVELOPE_INVALID", "envelope was made for another wrapping key");
+    const { privateKey } = this.keyPair();
+    let secret: Buffer;
+    try {
+      const aesKey = privateDecrypt({ key: privateKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: envelope.oaepHash }, envelope.encryptedAesKey);
+      const d = createDecipheriv("id-aes256-wrap-pad", aesKey, Buffer.from("a65959a6", "hex"));
+      secret = Buffer.concat([d.update(envelope.wrappedKey), d.final()]);
+    } catch (e) {
+      throw new CustosError("ENVELOPE_INVALID", "import envelope does not open", { cause: e });
+    }
+    this.objects.set(target.objectId, secret);
+  }
+
+  async hasSecret(objectId: string): Promise<boolean> {
+    return this.objects.has(objectId);
+  }
+
+  async listSecretIds(): Promise<string[]> {
+    return [...this.objects.keys()];
+  }
+
+  async destroySecret(objectId: string): Promise<void> {
+    this.calls.push(`destroy:${objectId}`);
+    this.objects.delete(objectId);
+  }
+
+  wrappingKey(): WrappingKeyInfo {
+    const { publicKey } = this.keyPair();
+    return {
+      spkiPem: publicKey.export({ type: "spki", format: "pem" }).toString(),
+      fingerprint: spkiFingerprint(publicKey.export({ type: "spki", format: "der" })),
+      oaepHash: this.oaepHash,
+    };
+  }
+
+  check(): void {}
+
+  status(): HsmStatus {
+    return { ready: !this.down, dispatch: "async", sessions: 1, sessionsInUse: 0, waiters: 0 };
+  }
+
+  async close(): Promise<void> {}
+
+  private failIfDown(op: string): void {
+    if (this.down) throw new CustosError("HSM_UNAVAILABLE", `${op}: CKR_SESSION_HANDLE_INVALID`, { retryable: true });
+  }
+
+  /** Generated on first use: tests that only sign skip the RSA key generation. */
+  private keyPair() {
+    return (this.rsa ??= generateKeyPairSync("rsa", { modulusLength: 2048 }));
+  }
+}

@@ -1,0 +1,263 @@
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { createHash, createHmac, randomBytes } from "node:crypto";
+import { PassThrough } from "node:stream";
+import { AuditLog } from "../../src/audit/audit-log.js";
+import { CustosError, type CustosErrorCode } from "../../src/errors.js";
+import { algorithmSpec, type SigningAlgorithm } from "../../src/hsm/algorithms.js";
+import type { KeyVersionState } from "../../src/keys/model.js";
+import { createLogger } from "../../src/log.js";
+import { AccessDirectory } from "../../src/signing/directory.js";
+import { SignService, type CallerContext, type SignObserver, type SignRequest, type SignServiceOptions } from "../../src/signing/sign-service.js";
+import { SqliteStore } from "../../src/store/sqlite/sqlite-store.js";
+import { FakeHsm } from "./fake-hsm.js";
+
+const ALPHA = "spiffe://custos/engine/alpha"; // trader, granted every key below except k-nogrant
+const BETA = "spiffe://custos/engine/beta"; // trader without grants
+const ADMIN = "spiffe://custos/admin/root";
+const UNKNOWN = "spiffe://custos/engine/stranger";
+const IN = "10.1.2.3";
+const MAX_PAYLOAD = 1024;
+const NOW = "2025-01-01T00:00:00.000Z";
+
+/** Key id → algorithm, state of its only version, granted to ALPHA, object present in the HSM. */
+const KEYS: Record<string, { alg: SigningAlgorithm; state: KeyVersionState; grant: boolean; inHsm: boolean }> = {
+  "k-active": { alg: "hmac-sha256", state: "active", grant: true, inHsm: true },
+  "k-384": { alg: "hmac-sha384", state: "active", grant: true, inHsm: true },
+  "k-retiring": { alg: "hmac-sha512", state: "retiring", grant: true, inHsm: true },
+  "k-pending": { alg: "hmac-sha256", state: "pending", grant: true, inHsm: true },
+  "k-destroyed": { alg: "hmac-sha256", state: "destroyed", grant: true, inHsm: false },
+  "k-nogrant": { alg: "hmac-sha256", state: "active", grant: false, inHsm: true },
+  "k-noobject": { alg: "hmac-sha256", state: "active", grant: true, inHsm: false },
+};
+
+// Distinctive bytes: the audit body must contain their digest, never them.
+const PAYLOAD = Buffer.from("symbol=BTCUSDT&side=BUY&type=LIMIT&quantity=1&price=42000&timestamp=1700000000000&SENTINEL-7f3a");
+
+class RecordingObserver implements SignObserver {
+  readonly seen: Array<{ outcome: string; reason: string; seconds: number }> = [];
+  observe(outcome: "allowed" | "denied" | "failed", reason: CustosErrorCode | "OK", seconds: number): void {
+    this.seen.push({ outcome, reason, seconds });
+  }
+}
+
+const secrets = new Map<string, Buffer>();
+let store: SqliteStore;
+let hsm: FakeHsm;
+let audit: AuditLog;
+let directory: AccessDirectory;
+
+function service(observer: SignObserver, limits: Partial<SignServiceOptions> = {}): SignService {
+  const opts: SignServiceOptions = {
+    maxPayloadBytes: MAX_PAYLOAD,
+    clientRate: { perSecond: 1_000_000, burst: 1_000_000 },
+    keyRate: { perSecond: 1_000_000, burst: 1_000_000 },
+    ...limits,
+  };
+  return new SignService(directory, hsm, audit, observer, opts);
+}
+
+/** The audit event(s) written since `afterSeq`, parsed. */
+async function auditSince(afterSeq: number): Promise<Array<Record<string, unknown>>> {
+  await audit.flush();
+  return (await store.readAudit(afterSeq, 1_000)).map((e) => JSON.parse(e.body) as Record<string, unknown>);
+}
+
+async function lastSeq(): Promise<number> {
+  await audit.flush();
+  return (await store.lastAudit())?.seq ?? 0;
+}
+
+const sha256hex = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
+const hmac = (keyId: string, data: Uint8Array) => createHmac(algorithmSpec(KEYS[keyId]!.alg).nodeHash, secrets.get(keyId)!).update(data).digest();
+
+before(async () => {
+  store = new SqliteStore(":memory:");
+  hsm = new FakeHsm();
+  const clients: Array<[string, "trader" | "admin", string[]]> = [
+    [ALPHA, "trader", ["10.0.0.0/8", "::1/128"]],
+    [BETA, "trader", ["10.0.0.0/8"]],
+    [ADMIN, "admin", ["10.0.0.0/8"]],
+  ];
+  for (const [identity, role, cidrs] of clients) await store.upsertClient({ identity, name: identity, role, cidrs, createdAt: NOW });
+  for (const [id, k] of Object.entries(KEYS)) {
+    const objectId = `custos:${id}:v1`;
+    await store.createKey(
+      { id, exchange: "binance", environment: "testnet", label: id, apiKeyId: `pub-${id}`, algorithm: k.alg, maxAgeDays: 45, createdAt: NOW },
+      { keyId: id, version: 1, objectId, state: k.state, createdAt: NOW, activatedAt: k.state === "pending" ? null : NOW },
+    );
+    if (k.grant) await store.addGrant(ALPHA, id);
+    const secret = randomBytes(32);
+    secrets.set(id, secret);
+    if (k.inHsm) hsm.put(objectId, secret);
+  }
+  directory = new AccessDirectory();
+  await directory.reload(store);
+  audit = await AuditLog.open(store, createLogger("info", new PassThrough()), { flushIntervalMs: 3_600_000 });
+});
+
+after(async () => {
+  await audit.close();
+  await store.close();
+});
+
+describe("SignService decisions", () => {
+  const alpha: CallerContext = { identity: ALPHA, ip: IN };
+  const req = (keyId: string, version = 0, payload: Uint8Array = PAYLOAD): SignRequest => ({ keyId, version, payload });
+
+  const scenarios: Array<{
+    name: string;
+    caller: CallerContext;
+    req: SignRequest;
+    code?: CustosErrorCode; // undefined = allowed
+    outcome: "allowed" | "denied" | "failed";
+    auditVersion?: number;
+    before?: () => void;
+    after?: () => void;
+  }> = [
+    { name: "no identity", caller: { identity: null, ip: IN }, req: req("k-active"), code: "UNAUTHENTICATED", outcome: "denied" },
+    { name: "unregistered identity", caller: { identity: UNKNOWN, ip: IN }, req: req("k-active"), code: "UNKNOWN_CLIENT", outcome: "denied" },
+    { name: "admin identity", caller: { identity: ADMIN, ip: IN }, req: req("k-active"), code: "ROLE_NOT_ALLOWED", outcome: "denied" },
+    { name: "address outside the CIDRs", caller: { identity: ALPHA, ip: "192.168.0.1" }, req: req("k-active"), code: "ADDRESS_NOT_ALLOWED", outcome: "denied" },
+    { name: "no peer address", caller: { identity: ALPHA, ip: null }, req: req("k-active"), code: "ADDRESS_NOT_ALLOWED", outcome: "denied" },
+    { name: "payload one byte too large", caller: alpha, req: req("k-active", 0, randomBytes(MAX_PAYLOAD + 1)), code: "PAYLOAD_TOO_LARGE", outcome: "denied" },
+    { name: "unknown key", caller: alpha, req: req("k-missing"), code: "KEY_NOT_FOUND", outcome: "denied" },
+    { name: "key without a grant", caller: alpha, req: req("k-nogrant"), code: "NO_GRANT", outcome: "denied" },
+    { name: "another trader's key", caller: { identity: BETA, ip: IN }, req: req("k-active"), code: "NO_GRANT", outcome: "denied" },
+    { name: "pinned version that does not exist", caller: alpha, req: req("k-active", 2), code: "VERSION_NOT_FOUND", outcome: "denied", auditVersion: 2 },
+    { name: "pinned destroyed version", caller: alpha, req: req("k-destroyed", 1), code: "VERSION_NOT_USABLE", outcome: "denied", auditVersion: 1 },
+    { name: "pinned pending version", caller: alpha, req: req("k-pending", 1), code: "VERSION_NOT_USABLE", outcome: "denied", auditVersion: 1 },
+    { name: "no active version (pending only)", caller: alpha, req: req("k-pending"), code: "KEY_NOT_ACTIVE", outcome: "denied" },
+    { name: "no active version (destroyed)", caller: alpha, req: req("k-destroyed"), code: "KEY_NOT_ACTIVE", outcome: "denied" },
+    { name: "no active version (retiring only)", caller: alpha, req: req("k-retiring"), code: "KEY_NOT_ACTIVE", outcome: "denied" },
+    {
+      name: "HSM down",
+      caller: alpha,
+      req: req("k-active"),
+      code: "HSM_UNAVAILABLE",
+      outcome: "failed",
+      before: () => void (hsm.down = true),
+      after: () => void (hsm.down = false),
+    },
+    { name: "HSM object missing", caller: alpha, req: req("k-noobject"), code: "HSM_ERROR", outcome: "failed" },
+    { name: "active version", caller: alpha, req: req("k-active"), outcome: "allowed", auditVersion: 1 },
+    { name: "active version, pinned", caller: alpha, req: req("k-active", 1), outcome: "allowed", auditVersion: 1 },
+    { name: "HMAC-SHA384 key", caller: alpha, req: req("k-384"), outcome: "allowed", auditVersion: 1 },
+    { name: "pinned retiring version", caller: alpha, req: req("k-retiring", 1), outcome: "allowed", auditVersion: 1 },
+    { name: "IPv6 peer inside the CIDRs", caller: { identity: ALPHA, ip: "::1" }, req: req("k-active"), outcome: "allowed", auditVersion: 1 },
+    { name: "payload of exactly the maximum", caller: alpha, req: req("k-active", 0, randomBytes(MAX_PAYLOAD)), outcome: "allowed", auditVersion: 1 },
+    { name: "empty payload", caller: alpha, req: req("k-active", 0, new Uint8Array(0)), outcome: "allowed", auditVersion: 1 },
+  ];
+
+  for (const s of scenarios) {
+    it(`${s.name} → ${s.code ?? "signed"}`, async () => {
+      const observer = new RecordingObserver();
+      const svc = service(observer);
+      const seq = await lastSeq();
+      s.before?.();
+      try {
+        if (s.code) {
+          await assert.rejects(svc.sign(s.caller, s.req), (e: unknown) => e instanceof CustosError && e.code === s.code);
+        } else {
+          const r = await svc.sign(s.caller, s.req);
+          assert.deepEqual(r.signature, hmac(s.req.keyId, s.req.payload), "signature equals node:crypto HMAC");
+          assert.equal(r.version, 1);
+          assert.equal(r.apiKeyId, `pub-${s.req.keyId}`);
+        }
+      } finally {
+        s.after?.();
+      }
+
+      // Exactly one audit event per decision.
+      const events = await auditSince(seq);
+      assert.equal(events.length, 1);
+      const e = events[0]!;
+      assert.equal(e.kind, "sign");
+      assert.equal(e.outcome, s.outcome);
+      assert.equal(e.reason, s.code);
+      assert.equal(e.key, s.req.keyId);
+      assert.equal(e.version, s.auditVersion);
+      assert.equal(e.actor, s.caller.identity ?? "unknown");
+      assert.equal(e.peer, s.caller.ip ?? undefined);
+      assert.equal(e.payloadSha256, sha256hex(s.req.payload));
+
+      assert.deepEqual(observer.seen.map((o) => [o.outcome, o.reason]), [[s.outcome, s.code ?? "OK"]]);
+      assert.ok(observer.seen[0]!.seconds >= 0);
+    });
+  }
+
+  it("denials never reach the HSM", async () => {
+    const before = hsm.calls.length;
+    const svc = service(new RecordingObserver());
+    for (const [caller, r] of [
+      [{ identity: ADMIN, ip: IN }, req("k-active")],
+      [alpha, req("k-nogrant")],
+      [alpha, req("k-pending", 1)],
+    ] as const) {
+      await assert.rejects(svc.sign(caller, r));
+    }
+    assert.equal(hsm.calls.length, before);
+  });
+});
+
+describe("SignService rate limits", () => {
+  const alpha: CallerContext = { identity: ALPHA, ip: IN };
+
+  it("limits per client → RATE_LIMITED, audited and observed as a denial", async () => {
+    const observer = new RecordingObserver();
+    // perSecond 0: no refill, so the outcome does not depend on elapsed time.
+    const svc = service(observer, { clientRate: { perSecond: 0, burst: 2 } });
+    const seq = await lastSeq();
+    await svc.sign(alpha, { keyId: "k-active", version: 0, payload: PAYLOAD });
+    await svc.sign(alpha, { keyId: "k-384", version: 0, payload: PAYLOAD });
+    await assert.rejects(
+      svc.sign(alpha, { keyId: "k-active", version: 0, payload: PAYLOAD }),
+      (e: unknown) => e instanceof CustosError && e.code === "RATE_LIMITED" && e.retryable,
+    );
+    const events = await auditSince(seq);
+    assert.deepEqual(events.map((e) => [e.outcome, e.reason]), [["allowed", undefined], ["allowed", undefined], ["denied", "RATE_LIMITED"]]);
+    assert.equal(events[2]!.payloadSha256, sha256hex(PAYLOAD));
+    assert.deepEqual(observer.seen.map((o) => o.reason), ["OK", "OK", "RATE_LIMITED"]);
+  });
+
+  it("limits per key, independently of other keys", async () => {
+    const svc = service(new RecordingObserver(), { keyRate: { perSecond: 0, burst: 1 } });
+    await svc.sign(alpha, { keyId: "k-active", version: 0, payload: PAYLOAD });
+    await assert.rejects(svc.sign(alpha, { keyId: "k-active", version: 0, payload: PAYLOAD }), (e: unknown) => e instanceof CustosError && e.code === "RATE_LIMITED");
+    const r = await svc.sign(alpha, { keyId: "k-384", version: 0, payload: PAYLOAD });
+    assert.deepEqual(r.signature, hmac("k-384", PAYLOAD));
+  });
+
+  it("a client without a grant cannot spend a key's budget", async () => {
+    const svc = service(new RecordingObserver(), { keyRate: { perSecond: 0, burst: 1 } });
+    for (let i = 0; i < 5; i++) {
+      await assert.rejects(svc.sign({ identity: BETA, ip: IN }, { keyId: "k-active", version: 0, payload: PAYLOAD }), (e: unknown) => e instanceof CustosError && e.code === "NO_GRANT");
+    }
+    const r = await svc.sign(alpha, { keyId: "k-active", version: 0, payload: PAYLOAD });
+    assert.deepEqual(r.signature, hmac("k-active", PAYLOAD));
+  });
+});
+
+describe("SignService audit privacy", () => {
+  it("never writes payload bytes into the audit body", async () => {
+    const svc = service(new RecordingObserver());
+    const seq = await lastSeq();
+    const alpha: CallerContext = { identity: ALPHA, ip: IN };
+    await svc.sign(alpha, { keyId: "k-active", version: 0, payload: PAYLOAD });
+    await assert.rejects(svc.sign(alpha, { keyId: "k-nogrant", version: 0, payload: PAYLOAD }));
+    await assert.rejects(svc.sign({ identity: null, ip: IN }, { keyId: "k-active", version: 0, payload: PAYLOAD }));
+    hsm.down = true;
+    await assert.rejects(svc.sign(alpha, { keyId: "k-active", version: 0, payload: PAYLOAD }));
+    hsm.down = false;
+
+    await audit.flush();
+    const bodies = (await store.readAudit(seq, 1_000)).map((e) => e.body);
+    assert.equal(bodies.length, 4);
+    for (const body of bodies) {
+      for (const form of [PAYLOAD.toString("utf8"), "SENTINEL-7f3a", PAYLOAD.toString("hex"), PAYLOAD.toString("base64"), PAYLOAD.toString("base64url")]) {
+        assert.ok(!body.includes(form), `audit body contains the payload: ${body}`);
+      }
+      assert.ok(body.includes(sha256hex(PAYLOAD)));
+    }
+  });
+});
