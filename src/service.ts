@@ -2,6 +2,7 @@ import { existsSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { AuditLog } from "./audit/audit-log.js";
+import type { ConnectionFile } from "./client/connection.js";
 import { CONNECTION_FILE, FINGERPRINT_FILE, LOOPBACK_CIDRS, type CustosConfig } from "./config/config.js";
 import { ensureEmbedded, EMBEDDED_CERTS, useSofthsmConf, type EmbeddedSetup } from "./config/embedded.js";
 import { readSecretEnv, readSecretFile } from "./config/secrets.js";
@@ -15,16 +16,7 @@ import { Metrics } from "./transport/http/metrics.js";
 import { buildHttp } from "./transport/http/server.js";
 
 /** What a client needs to reach this service; written to DIR/connection.json once serving. */
-export interface ConnectionInfo {
-  grpc: string;
-  http: string;
-  serverName: string;
-  caPath: string;
-  wrappingKeyFingerprint: string;
-  /** Embedded default only: the dev administrator and trading-client certificates. */
-  admin?: { certPath: string; keyPath: string };
-  client?: { certPath: string; keyPath: string };
-}
+export type ConnectionInfo = ConnectionFile;
 
 export interface RunningService {
   connection: ConnectionInfo;

@@ -8,9 +8,11 @@ import { SignerClient } from "../gen/custos/v1/signer.js";
 export interface ConnectionFile {
   grpc: string;
   http: string;
+  /** Name the server certificate is issued for (dialled addresses may differ). */
   serverName: string;
   caPath: string;
   wrappingKeyFingerprint: string;
+  /** Embedded default only: the dev administrator and trading-client certificates. */
   admin?: { certPath: string; keyPath: string };
   client?: { certPath: string; keyPath: string };
 }

@@ -5,12 +5,14 @@
  * SoftHSM2 reads SOFTHSM2_CONF once per process (at C_Initialize), so a test process may
  * host at most ONE in-process service data dir; use spawnService for more.
  */
+import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { PassThrough } from "node:stream";
 import { fileURLToPath } from "node:url";
+import { status } from "@grpc/grpc-js";
 import { custodyClient, readConnectionFile, signerClient, unary, type ConnectionFile } from "../../src/client/connection.js";
 import { embeddedConfig, type CustosConfig } from "../../src/config/config.js";
 import { Environment, type CustodyClient } from "../../src/gen/custos/v1/custody.js";
@@ -19,6 +21,7 @@ import type { SignerClient } from "../../src/gen/custos/v1/signer.js";
 import { buildEnvelope, padHmacSecret, type SigningAlgorithm } from "../../src/hsm/index.js";
 import { createLogger } from "../../src/log.js";
 import { startService, type RunningService } from "../../src/service.js";
+import { SqliteStore } from "../../src/store/sqlite/sqlite-store.js";
 
 export const REPO = resolve(fileURLToPath(new URL("../../../", import.meta.url)));
 export const CLI = join(REPO, "bin/custos.js");
@@ -165,4 +168,51 @@ export function failure(e: unknown): { code: number; reason: string | undefined;
   const err = e as { code: number; details: string; metadata?: { get(k: string): unknown[] } };
   const reason = err.metadata?.get("custos-reason")[0];
   return { code: err.code, reason: reason === undefined ? undefined : String(reason), details: err.details };
+}
+
+/** An audit event body as stored (canonical JSON), for assertions. */
+export interface AuditBody {
+  seq: number;
+  kind: string;
+  actor: string;
+  outcome: string;
+  reason?: string;
+  key?: string;
+  version?: number;
+  peer?: string;
+  payloadSha256?: string;
+  details?: Record<string, unknown>;
+}
+
+/** Every audit event written so far in a data dir (read-only; the service keeps writing). */
+export async function auditEvents(dir: string): Promise<AuditBody[]> {
+  const store = new SqliteStore(join(dir, "custos.db"), { readonly: true });
+  try {
+    return (await store.readAudit(0, 1_000_000)).map((e) => JSON.parse(e.body) as AuditBody);
+  } finally {
+    await store.close();
+  }
+}
+
+/** Sign decisions are written in batches: poll until an event matching `match` (after `afterSeq`) is durable. */
+export async function waitForAudit(dir: string, match: Partial<AuditBody>, afterSeq = 0): Promise<AuditBody> {
+  const deadline = Date.now() + 3_000;
+  for (;;) {
+    const hit = (await auditEvents(dir)).find((e) => e.seq > afterSeq && Object.entries(match).every(([k, v]) => e[k as keyof AuditBody] === v));
+    if (hit) return hit;
+    if (Date.now() > deadline) assert.fail(`no audit event matching ${JSON.stringify(match)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Asserts that a call fails with this gRPC status and custos reason. */
+export async function expectDenied(call: Promise<unknown>, code: status, reason: string | undefined): Promise<void> {
+  try {
+    await call;
+  } catch (e) {
+    const f = failure(e);
+    assert.deepEqual({ code: status[f.code], reason: f.reason }, { code: status[code], reason }, f.details);
+    return;
+  }
+  assert.fail(`expected ${status[code]}/${reason}, the call succeeded`);
 }

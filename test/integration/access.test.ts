@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { createHash, createHmac, randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import tls from "node:tls";
 import { after, before, describe, it } from "node:test";
 import { credentials, makeGenericClientConstructor, status, type ServiceDefinition } from "@grpc/grpc-js";
@@ -12,21 +11,10 @@ import { issueDevClient } from "../../src/config/embedded.js";
 import { Environment } from "../../src/gen/custos/v1/custody.js";
 import { SignatureEncoding, SignerClient, type SignStreamResponse } from "../../src/gen/custos/v1/signer.js";
 import { createDevCa, issueClientCert } from "../../src/pki/index.js";
-import { SqliteStore } from "../../src/store/sqlite/sqlite-store.js";
-import { failure, importSecret, startInProcess, type InProcessService } from "../helpers/harness.js";
+import { auditEvents, expectDenied, failure, importSecret, startInProcess, waitForAudit, type AuditBody, type InProcessService } from "../helpers/harness.js";
 
 /** Who may sign what: every refusal of the sign path and the admin API, with its status, reason and audit record. */
 
-interface AuditBody {
-  seq: number;
-  kind: string;
-  actor: string;
-  outcome: string;
-  reason?: string;
-  key?: string;
-  peer?: string;
-  payloadSha256?: string;
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const RAW = SignatureEncoding.SIGNATURE_ENCODING_RAW;
@@ -47,37 +35,12 @@ describe("access control on the sign path and the admin API", () => {
     await svc.stop();
   });
 
-  async function auditEvents(): Promise<AuditBody[]> {
-    const store = new SqliteStore(join(svc.dir, "custos.db"), { readonly: true });
-    try {
-      return (await store.readAudit(0, 100_000)).map((e) => JSON.parse(e.body) as AuditBody);
-    } finally {
-      await store.close();
-    }
-  }
-  const lastSeq = async () => (await auditEvents()).at(-1)?.seq ?? 0;
+  const auditEventsHere = () => auditEvents(svc.dir);
+  const lastSeq = async () => (await auditEventsHere()).at(-1)?.seq ?? 0;
 
-  /** Sign decisions are written in batches: poll until a matching event is durable. */
-  async function audited(match: Partial<AuditBody>, afterSeq = 0): Promise<AuditBody> {
-    const deadline = Date.now() + 3_000;
-    for (;;) {
-      const hit = (await auditEvents()).find((e) => e.seq > afterSeq && Object.entries(match).every(([k, v]) => e[k as keyof AuditBody] === v));
-      if (hit) return hit;
-      if (Date.now() > deadline) assert.fail(`no audit event matching ${JSON.stringify(match)}`);
-      await sleep(50);
-    }
-  }
+  const audited = (match: Partial<AuditBody>, afterSeq = 0) => waitForAudit(svc.dir, match, afterSeq);
 
-  async function denied(call: Promise<unknown>, code: status, reason: string | undefined) {
-    try {
-      await call;
-    } catch (e) {
-      const f = failure(e);
-      assert.deepEqual({ code: status[f.code], reason: f.reason }, { code: status[code], reason }, f.details);
-      return;
-    }
-    assert.fail(`expected ${status[code]}/${reason}, the call succeeded`);
-  }
+  const denied = expectDenied;
 
   const keep = <T extends { close(): void }>(c: T): T => (closers.push(c), c);
   const caPem = () => readFileSync(svc.conn.caPath);

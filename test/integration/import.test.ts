@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { createHmac, randomBytes } from "node:crypto";
-import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { status } from "@grpc/grpc-js";
 import { unary } from "../../src/client/connection.js";
@@ -10,19 +9,10 @@ import { buildEnvelope, envelopeDigest, type ImportEnvelope } from "../../src/hs
 import { findObjects, findSlotByLabel, loadModule, pkcs11js, type Handle, type Module } from "../../src/hsm/pkcs11/module.js";
 import { secretQuery } from "../../src/hsm/pkcs11/templates.js";
 import { versionObjectId } from "../../src/keys/model.js";
-import { SqliteStore } from "../../src/store/sqlite/sqlite-store.js";
-import { failure, importSecret, startInProcess, type InProcessService } from "../helpers/harness.js";
+import { auditEvents, expectDenied, importSecret, startInProcess, type InProcessService } from "../helpers/harness.js";
 
 /** Imports: the secret is sealed in the HSM, and a bad envelope or request leaves nothing behind but an audit record. */
 
-interface AuditBody {
-  seq: number;
-  kind: string;
-  outcome: string;
-  reason?: string;
-  key?: string;
-  details?: Record<string, unknown>;
-}
 
 const CKR_ATTRIBUTE_SENSITIVE = 0x11;
 const CKR_KEY_UNEXTRACTABLE = 0x6a;
@@ -50,25 +40,9 @@ describe("key import into SoftHSM2", () => {
   const secretObjects = (keyId: string) => findObjects(mod, session, secretQuery(versionObjectId(keyId, 1)));
   const keyIds = async () => (await unary(svc.custody, "listKeys", {})).keys.map((k) => k.keyId);
 
-  async function auditEvents(): Promise<AuditBody[]> {
-    const store = new SqliteStore(join(svc.dir, "custos.db"), { readonly: true });
-    try {
-      return (await store.readAudit(0, 100_000)).map((e) => JSON.parse(e.body) as AuditBody);
-    } finally {
-      await store.close();
-    }
-  }
+  const auditEventsHere = () => auditEvents(svc.dir);
 
-  async function denied(call: Promise<unknown>, code: status, reason: string) {
-    try {
-      await call;
-    } catch (e) {
-      const f = failure(e);
-      assert.deepEqual({ code: status[f.code], reason: f.reason }, { code: status[code], reason }, f.details);
-      return;
-    }
-    assert.fail(`expected ${status[code]}/${reason}, the call succeeded`);
-  }
+  const denied = expectDenied;
 
   function request(keyId: string, envelope: ImportEnvelope, over: { environment?: Environment; exchange?: string } = {}) {
     return {
@@ -154,13 +128,13 @@ describe("key import into SoftHSM2", () => {
       ["OAEP hash this HSM does not unwrap", { ...good, oaepHash: "sha256" }],
     ];
     for (const [what, envelope] of cases) {
-      const before = (await auditEvents()).at(-1)?.seq ?? 0;
+      const before = (await auditEventsHere()).at(-1)?.seq ?? 0;
       await denied(unary(svc.custody, "importKey", request("k-tamper", envelope)), status.INVALID_ARGUMENT, "ENVELOPE_INVALID");
       // Same connection right after the failure: a stale OpenSSL error left by SoftHSM2 used to drop it.
       assert.ok(!(await keyIds()).includes("k-tamper"), `${what}: key record exists`);
       assert.equal(secretObjects("k-tamper").length, 0, `${what}: HSM object exists`);
       // Import decisions are written before the answer: no waiting needed.
-      const events = (await auditEvents()).filter((e) => e.seq > before && e.kind === "key.import");
+      const events = (await auditEventsHere()).filter((e) => e.seq > before && e.kind === "key.import");
       assert.deepEqual(
         events.map((e) => [e.outcome, e.reason, e.key, e.details?.envelopeSha256]),
         [["denied", "ENVELOPE_INVALID", "k-tamper", envelopeDigest(envelope)]],
@@ -183,7 +157,7 @@ describe("key import into SoftHSM2", () => {
     await importSecret(svc.custody, "k-dup", first);
     await denied(importSecret(svc.custody, "k-dup", randomBytes(32)), status.ALREADY_EXISTS, "KEY_EXISTS");
     assert.equal(secretObjects("k-dup").length, 1);
-    const last = (await auditEvents()).at(-1)!;
+    const last = (await auditEventsHere()).at(-1)!;
     assert.deepEqual([last.kind, last.outcome, last.reason, last.key], ["key.import", "denied", "KEY_EXISTS", "k-dup"]);
     const payload = Buffer.from("still the first secret");
     const res = await unary(svc.signer, "sign", { keyId: "k-dup", version: 0, payload, encoding: SignatureEncoding.SIGNATURE_ENCODING_RAW });
@@ -202,7 +176,7 @@ describe("key import into SoftHSM2", () => {
     for (const [what, req] of cases) {
       await denied(unary(svc.custody, "importKey", req), status.INVALID_ARGUMENT, "INVALID_ARGUMENT");
       assert.equal(secretObjects(req.keyId).length, 0, what);
-      const last = (await auditEvents()).at(-1)!;
+      const last = (await auditEventsHere()).at(-1)!;
       assert.deepEqual([last.kind, last.outcome, last.reason, last.key], ["key.import", "denied", "INVALID_ARGUMENT", req.keyId], what);
     }
     assert.deepEqual((await keyIds()).filter((id) => id.startsWith("k-meta") || id.includes(" ") || id.startsWith(".")), []);

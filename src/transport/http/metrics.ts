@@ -30,46 +30,20 @@ export class Metrics implements SignObserver {
 
   constructor(hsm: Hsm, audit: () => AuditLog | undefined) {
     collectDefaultMetrics({ register: this.registry, prefix: "custos_process_" });
-    new Gauge({
-      name: "custos_hsm_sessions_in_use",
-      help: "HSM sessions leased right now",
-      registers: [this.registry],
-      collect() {
-        this.set(hsm.status().sessionsInUse);
-      },
-    });
-    new Gauge({
-      name: "custos_hsm_sessions",
-      help: "HSM sessions open",
-      registers: [this.registry],
-      collect() {
-        this.set(hsm.status().sessions);
-      },
-    });
-    new Gauge({
-      name: "custos_hsm_session_waiters",
-      help: "Operations waiting for an HSM session",
-      registers: [this.registry],
-      collect() {
-        this.set(hsm.status().waiters);
-      },
-    });
-    new Gauge({
-      name: "custos_hsm_ready",
-      help: "1 if the HSM sessions are open and logged in",
-      registers: [this.registry],
-      collect() {
-        this.set(hsm.status().ready ? 1 : 0);
-      },
-    });
-    new Gauge({
-      name: "custos_audit_queue_depth",
-      help: "Audit events waiting to be written",
-      registers: [this.registry],
-      collect() {
-        this.set(audit()?.queueDepth ?? 0);
-      },
-    });
+    const gauge = (name: string, help: string, read: () => number) =>
+      new Gauge({
+        name,
+        help,
+        registers: [this.registry],
+        collect() {
+          this.set(read());
+        },
+      });
+    gauge("custos_hsm_sessions", "HSM sessions open", () => hsm.status().sessions);
+    gauge("custos_hsm_sessions_in_use", "HSM sessions leased right now", () => hsm.status().sessionsInUse);
+    gauge("custos_hsm_session_waiters", "Operations waiting for an HSM session", () => hsm.status().waiters);
+    gauge("custos_hsm_ready", "1 if the HSM sessions are open and logged in", () => (hsm.status().ready ? 1 : 0));
+    gauge("custos_audit_queue_depth", "Audit events waiting to be written", () => audit()?.queueDepth ?? 0);
   }
 
   observe(outcome: "allowed" | "denied" | "failed", reason: string, seconds: number): void {
