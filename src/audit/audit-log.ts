@@ -6,6 +6,26 @@ import { GENESIS_HASH, chainHash, checkChain } from "./chain.js";
 // The package is CommonJS with an ESM-style .d.ts; at runtime the default import is the function.
 const canonicalize = canonicalizeModule as unknown as (input: unknown) => string | undefined;
 
+/** Events written per insert transaction before yielding to the event loop. */
+const SLICE = 500;
+
+/**
+ * RFC 8785 canonical JSON. Sign events are flat objects of strings and integers; for those,
+ * JSON.stringify over the keys in sorted order *is* the RFC 8785 form (its string and
+ * integer serialisation is ECMAScript's), at a fraction of the general library's cost.
+ * Anything else (nested details, non-integer numbers) goes through the library.
+ */
+export function canonicalJson(value: Record<string, unknown>): string {
+  const keys = Object.keys(value).sort();
+  for (const k of keys) {
+    const v = value[k];
+    if (!(typeof v === "string" || typeof v === "boolean" || (typeof v === "number" && Number.isSafeInteger(v)))) {
+      return canonicalize(value) as string;
+    }
+  }
+  return JSON.stringify(value, keys);
+}
+
 /** What happened. Payloads appear only as digests; secrets and envelopes never. */
 export interface AuditEvent {
   kind: string; // "sign", "key.import", "client.add", "grant", "connection.refused", …
@@ -76,26 +96,36 @@ export class AuditLog {
     await this.flushing;
   }
 
+  /**
+   * Writes what is queued now, in slices of SLICE events with a yield between them, so a
+   * large backlog (a busy second at tens of thousands of signs) does not stall the event
+   * loop in one synchronous insert.
+   */
   private async writeBatch(): Promise<void> {
-    const batch = this.queue.splice(0, this.queue.length);
     const started = performance.now();
-    let seq = this.seq;
-    let hash = this.hash;
-    const rows: StoredAuditEvent[] = batch.map(({ at, event }) => {
-      const body = canonicalize({ seq: seq + 1, at, ...event }) as string;
-      const row = { seq: ++seq, body, prevHash: hash, hash: chainHash(hash, body) };
-      hash = row.hash;
-      return row;
-    });
-    try {
-      await this.store.appendAudit(rows);
-    } catch (e) {
-      this.queue.unshift(...batch); // keep order; the next flush retries
-      this.logger.error({ event: "audit.flush_failed", err: e, queued: this.queue.length }, "audit write failed; will retry");
-      throw e;
+    let remaining = this.queue.length;
+    while (remaining > 0) {
+      const batch = this.queue.splice(0, Math.min(SLICE, remaining));
+      remaining -= batch.length;
+      let seq = this.seq;
+      let hash = this.hash;
+      const rows: StoredAuditEvent[] = batch.map(({ at, event }) => {
+        const body = canonicalJson({ seq: seq + 1, at, ...event });
+        const row = { seq: ++seq, body, prevHash: hash, hash: chainHash(hash, body) };
+        hash = row.hash;
+        return row;
+      });
+      try {
+        await this.store.appendAudit(rows);
+      } catch (e) {
+        this.queue.unshift(...batch); // keep order; the next flush retries
+        this.logger.error({ event: "audit.flush_failed", err: e, queued: this.queue.length }, "audit write failed; will retry");
+        throw e;
+      }
+      this.seq = seq;
+      this.hash = hash;
+      if (remaining > 0) await new Promise((r) => setImmediate(r));
     }
-    this.seq = seq;
-    this.hash = hash;
     this.lastFlushMs = performance.now() - started;
   }
 

@@ -115,6 +115,18 @@ describe("key import into SoftHSM2", () => {
     const payload = Buffer.from("recvWindow=5000&timestamp=1700000000000");
     const res = await unary(svc.signer, "sign", { keyId: "k-sealed", version: 0, payload, encoding: SignatureEncoding.SIGNATURE_ENCODING_RAW });
     assert.deepEqual(res.signature, createHmac("sha256", secret).update(payload).digest());
+
+    // The signer signs from an in-HSM session copy (faster on SoftHSM2); the copy is as sealed
+    // as the token object, and the token still holds exactly one object for the version.
+    const all = secretObjects("k-sealed");
+    const isToken = (h: Handle) => (mod.C_GetAttributeValue(session, h, [{ type: p.CKA_TOKEN }])[0]!.value as Buffer)[0] === 1;
+    assert.equal(all.filter(isToken).length, 1);
+    const copies = all.filter((h) => !isToken(h));
+    assert.equal(copies.length, 1, "one session copy after signing");
+    const copy = copies[0]!;
+    assert.throws(() => mod.C_GetAttributeValue(session, copy, [{ type: p.CKA_VALUE }]), (e: { code?: number }) => e.code === CKR_ATTRIBUTE_SENSITIVE);
+    const [sensitive, extractable, encrypt] = mod.C_GetAttributeValue(session, copy, [{ type: p.CKA_SENSITIVE }, { type: p.CKA_EXTRACTABLE }, { type: p.CKA_ENCRYPT }]);
+    assert.deepEqual([sensitive!.value, extractable!.value, encrypt!.value], [Buffer.from([1]), Buffer.from([0]), Buffer.from([0])]);
   });
 
   it("refuses tampered envelopes and leaves no key, no HSM object, only a denied audit record", async () => {

@@ -28,7 +28,10 @@ export function secretTemplate(ref: SecretObjectRef): pkcs11js.Template {
     { type: p.CKA_DERIVE, value: false },
     // CKA_MODIFIABLE=false is refused at C_UnwrapKey by SoftHSM2 (CKR_ATTRIBUTE_READ_ONLY) and
     // cannot be set afterwards; SENSITIVE/EXTRACTABLE still cannot be downgraded (SECURITY.md).
-    { type: p.CKA_COPYABLE, value: false },
+    // COPYABLE: the signer makes an in-HSM session-object copy to sign from (a copy keeps
+    // SENSITIVE and !EXTRACTABLE); signing from a token object makes SoftHSM2 re-read the
+    // token files on every C_SignInit.
+    { type: p.CKA_COPYABLE, value: true },
     { type: p.CKA_ID, value: Buffer.from(ref.objectId) },
     { type: p.CKA_LABEL, value: ref.label },
   ];
@@ -103,4 +106,9 @@ export function secretQuery(objectId: string): pkcs11js.Template {
     { type: p.CKA_CLASS, value: p.CKO_SECRET_KEY },
     { type: p.CKA_ID, value: Buffer.from(objectId) },
   ];
+}
+
+/** The token object of a secret (not its session copies). */
+export function tokenSecretQuery(objectId: string): pkcs11js.Template {
+  return [...secretQuery(objectId), { type: p.CKA_TOKEN, value: true }];
 }
