@@ -6,6 +6,8 @@ import type { ClientRecord } from "./clients.js";
 
 export interface KnownClient extends ClientRecord {
   allow: BlockList;
+  /** Peer IP → allowed, memoised: BlockList.check builds a SocketAddress on every call. */
+  verdicts: Map<string, boolean>;
 }
 
 /**
@@ -20,7 +22,7 @@ export class AccessDirectory {
 
   async reload(store: Store): Promise<void> {
     const [clients, grants, keys] = await Promise.all([store.listClients(), store.listGrants(), store.listKeys()]);
-    this.clients = new Map(clients.map((c) => [c.identity, { ...c, allow: allowList(c.cidrs) }]));
+    this.clients = new Map(clients.map((c) => [c.identity, { ...c, allow: allowList(c.cidrs), verdicts: new Map<string, boolean>() }]));
     this.grants = grants;
     this.keys = new Map(keys.map((k) => [k.id, k]));
   }
@@ -67,5 +69,11 @@ export function parseCidr(cidr: string): [string, number] {
 /** True if `ip` is inside the client's allowlist. */
 export function addressAllowed(client: KnownClient, ip: string | null): boolean {
   if (!ip) return false;
-  return client.allow.check(ip, isIPv4(ip) ? "ipv4" : "ipv6");
+  let verdict = client.verdicts.get(ip);
+  if (verdict === undefined) {
+    verdict = client.allow.check(ip, isIPv4(ip) ? "ipv4" : "ipv6");
+    if (client.verdicts.size >= 1024) client.verdicts.clear(); // bounded: a client has few addresses
+    client.verdicts.set(ip, verdict);
+  }
+  return verdict;
 }
