@@ -1,0 +1,425 @@
+/**
+ * `npm run bench`: custos against its floor (a bare grpc-js server answering HMAC from
+ * node:crypto with the same mTLS setup) on the same loads, each server alone in its own
+ * process and every load generator in processes of its own. See bench/README.md.
+ *
+ * Environment knobs (all optional):
+ *   BENCH_SECONDS=5         measured seconds of each throughput load
+ *   BENCH_GENERATOR=h2load  unary capacity generator: h2load (+ client-cert shim) or node
+ *                           (4 grpc-js client processes × 16 in flight)
+ *   BENCH_STREAM_IMPL=h2    stream client: h2 (lean node:http2 framing) or grpc (grpc-js)
+ *   BENCH_PROFILE=1         also run custos once under --cpu-prof and print its top functions
+ *   BENCH_KEEP=1            keep the temp data dir
+ */
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { availableParallelism, cpus, loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
+import { custodyClient } from "../src/client/connection.js";
+import { importSecret } from "../test/helpers/harness.js";
+import type { ClientJob, ClientResult } from "./client.js";
+import { JsonChild, KEY_ID, PAYLOAD, SECRET, benchScript, encodedSignRequest, grpcFrame, round } from "./common.js";
+import { prepareH2load, runH2load, type H2loadSetup } from "./h2load.js";
+import { printProfile, summarizeProfile } from "./profile.js";
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? "5");
+const IN_FLIGHT = 64;
+const LATENCY_CALLS = 20_000;
+const STREAM_IMPL = (process.env.BENCH_STREAM_IMPL ?? "h2") as "h2" | "grpc";
+const log = (line: string) => process.stderr.write(line + "\n");
+
+interface Ready {
+  ready: true;
+  mode: string;
+  grpc: string;
+  caPath: string;
+  client: { certPath: string; keyPath: string };
+  admin?: { certPath: string; keyPath: string };
+  dispatch?: string;
+}
+
+/** What the server process reports for one measured window (see serve-for-bench.ts). */
+interface ServerStats {
+  calls: number;
+  denied: number;
+  failed: number;
+  wall_ms: number;
+  cpu_us: number;
+  cores: number;
+  cpu_us_per_call: number | null;
+  eld_p50_ms: number;
+  eld_p99_ms: number;
+  eld_max_ms: number;
+  gc_ms: number;
+  gc_share: number;
+  /** Event-loop time inside Hsm.sign per call (custos only). */
+  hsm_loop_us_per_call?: number | null;
+  /** Whole machine's busy cores during the window (/proc/stat), all processes. */
+  machine_cores: number;
+}
+
+/** Busy and total jiffies of all CPUs, from /proc/stat. */
+function procStat(): { busy: number; total: number } {
+  try {
+    const f = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number);
+    const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = f;
+    const busy = user + nice + system + irq + softirq + steal;
+    return { busy, total: busy + idle + iowait };
+  } catch {
+    return { busy: 0, total: 0 };
+  }
+}
+
+/** Busy cores of the whole machine over `ms` milliseconds (what else is running). */
+async function backgroundCores(ms: number): Promise<number> {
+  const a = procStat();
+  await new Promise((r) => setTimeout(r, ms));
+  const b = procStat();
+  return b.total > a.total ? round(((b.busy - a.busy) / (b.total - a.total)) * availableParallelism(), 2) : 0;
+}
+
+interface Row {
+  server: string;
+  load: string;
+  per_s: number;
+  p50_us?: number;
+  p99_us?: number;
+  p999_us?: number;
+  server_stats: ServerStats;
+  generator: string;
+  generator_cpu_us_per_call: number;
+  generator_cores: number;
+  notes?: string;
+}
+
+class BenchServer {
+  private constructor(
+    readonly child: JsonChild,
+    readonly ready: Ready,
+    public label: string,
+  ) {}
+
+  static async start(label: string, mode: "custos" | "floor", dir: string, env: NodeJS.ProcessEnv = {}, execArgv: string[] = []): Promise<BenchServer> {
+    // The launcher's diagnosis knobs never leak into `npm run bench` from the environment.
+    const child = new JsonChild([benchScript("serve-for-bench.js"), mode, dir], { BENCH_ABLATE: "", BENCH_AUDIT_FLUSH_MS: "", ...env }, execArgv);
+    const ready = await child.next<Ready>(180_000);
+    return new BenchServer(child, ready, label);
+  }
+
+  private stat0 = procStat();
+
+  begin(): Promise<unknown> {
+    this.stat0 = procStat();
+    return this.child.request({ cmd: "begin" });
+  }
+
+  async end(): Promise<ServerStats> {
+    const st = procStat();
+    const stats = await this.child.request<ServerStats>({ cmd: "end" });
+    const total = st.total - this.stat0.total;
+    stats.machine_cores = total > 0 ? round(((st.busy - this.stat0.busy) / total) * availableParallelism(), 2) : 0;
+    return stats;
+  }
+
+  async stop(): Promise<void> {
+    this.child.send({ cmd: "stop" });
+    const code = await this.child.exit;
+    if (code !== 0) throw new Error(`${this.label} server exited ${code}: ${this.child.stderr().slice(-2000)}`);
+  }
+
+  /** A client process whose measured window brackets the server's counters. */
+  async bracketClient(job: Omit<ClientJob, "grpc" | "caPath" | "certPath" | "keyPath">): Promise<{ client: ClientResult; server: ServerStats }> {
+    const full: ClientJob = { ...job, grpc: this.ready.grpc, caPath: this.ready.caPath, ...this.ready.client };
+    const c = new JsonChild([benchScript("client.js"), JSON.stringify(full)]);
+    await c.next<{ window: "start" }>(60_000);
+    await this.begin();
+    await c.next<{ window: "end" }>(60_000 + job.seconds * 1000);
+    const server = await this.end();
+    const client = await c.next<ClientResult>(60_000);
+    await c.exit;
+    return { client, server };
+  }
+}
+
+// ---- the three loads -----------------------------------------------------------------------
+
+async function latencyLoad(s: BenchServer): Promise<Row> {
+  const { client, server } = await s.bracketClient({ mode: "latency", calls: LATENCY_CALLS, warmupCalls: 3000, seconds: 10 });
+  const l = client.latency!;
+  return {
+    server: s.label,
+    load: "unary 1 at a time",
+    per_s: client.per_s,
+    p50_us: l.p50_us,
+    p99_us: l.p99_us,
+    p999_us: l.p999_us,
+    server_stats: server,
+    generator: "1 grpc-js process",
+    generator_cpu_us_per_call: client.cpu_us_per_call,
+    generator_cores: client.cores,
+  };
+}
+
+async function unaryCapacity(s: BenchServer, h2: H2loadSetup, bodyFile: string): Promise<Row> {
+  if (h2.ok) {
+    const base = { setup: h2, grpc: s.ready.grpc, bodyFile, connections: 4, streams: IN_FLIGHT / 4, ...s.ready.client };
+    const warm = await runH2load({ ...base, n: 20_000 });
+    const n = Math.max(20_000, Math.min(1_000_000, Math.round(warm.per_s * SECONDS)));
+    await s.begin();
+    const r = await runH2load({ ...base, n });
+    const server = await s.end();
+    // h2load counts HTTP 200s; a gRPC error is also a 200, so the server's own count decides.
+    const notes = server.calls === r.succeeded ? "server OK count = h2load count" : `server counted ${server.calls} OK of ${r.succeeded}`;
+    return {
+      server: s.label,
+      load: `unary ${IN_FLIGHT} in flight`,
+      per_s: Math.round(r.per_s * Math.min(1, server.calls / r.succeeded)),
+      server_stats: server,
+      generator: "h2load (4 conn × 16 streams)",
+      generator_cpu_us_per_call: r.cpu_us_per_call,
+      generator_cores: r.cores,
+      notes: `${notes}; h2load mean ${r.mean_ms} ms, max ${r.max_ms} ms`,
+    };
+  }
+  // Fallback: several grpc-js client processes, summed.
+  const procs = 4;
+  const full = (): ClientJob => ({ mode: "unary", inFlight: IN_FLIGHT / procs, seconds: SECONDS, warmupSeconds: 1, grpc: s.ready.grpc, caPath: s.ready.caPath, ...s.ready.client });
+  const children = Array.from({ length: procs }, () => new JsonChild([benchScript("client.js"), JSON.stringify(full())]));
+  await Promise.all(children.map((c) => c.next(60_000)));
+  await s.begin();
+  await Promise.all(children.map((c) => c.next(60_000 + SECONDS * 1000)));
+  const server = await s.end();
+  const results = await Promise.all(children.map((c) => c.next<ClientResult>(60_000)));
+  const calls = results.reduce((a, r) => a + r.calls, 0);
+  const cpu = results.reduce((a, r) => a + r.cpu_us, 0);
+  return {
+    server: s.label,
+    load: `unary ${IN_FLIGHT} in flight`,
+    per_s: results.reduce((a, r) => a + r.per_s, 0),
+    server_stats: server,
+    generator: `${procs} grpc-js processes × ${IN_FLIGHT / procs}`,
+    generator_cpu_us_per_call: round(cpu / calls, 2),
+    generator_cores: round(results.reduce((a, r) => a + r.cores, 0), 2),
+    notes: `h2load unusable: ${h2.reason}`,
+  };
+}
+
+async function streamLoad(s: BenchServer): Promise<Row> {
+  const { client, server } = await s.bracketClient({ mode: "stream", impl: STREAM_IMPL, inFlight: IN_FLIGHT, seconds: SECONDS, warmupSeconds: 1.5 });
+  const l = client.latency!;
+  return {
+    server: s.label,
+    load: `stream ${IN_FLIGHT} in flight`,
+    per_s: client.per_s,
+    p50_us: l.p50_us,
+    p99_us: l.p99_us,
+    p999_us: l.p999_us,
+    server_stats: server,
+    generator: `1 ${client.impl} process`,
+    generator_cpu_us_per_call: client.cpu_us_per_call,
+    generator_cores: client.cores,
+    ...(client.errors ? { notes: `${client.errors} errors` } : {}),
+  };
+}
+
+async function allLoads(s: BenchServer, h2: H2loadSetup, bodyFile: string): Promise<Row[]> {
+  const rows: Row[] = [];
+  for (const load of [latencyLoad, (x: BenchServer) => unaryCapacity(x, h2, bodyFile), streamLoad]) {
+    const row = await load(s);
+    log(`  ${row.load.padEnd(22)} ${String(row.per_s).padStart(7)}/s  server ${row.server_stats.cpu_us_per_call} µs/call`);
+    if (row.server_stats.denied || row.server_stats.failed) throw new Error(`${s.label}: ${row.server_stats.denied} denied, ${row.server_stats.failed} failed calls`);
+    rows.push(row);
+  }
+  return rows;
+}
+
+// ---- output --------------------------------------------------------------------------------
+
+/** Machine cores busy beyond the server and the generator (foreign load, the orchestrator). */
+function otherCores(r: Row): number {
+  return round(Math.max(0, r.server_stats.machine_cores - r.server_stats.cores - r.generator_cores), 2);
+}
+
+function table(rows: Row[]): string {
+  const head = ["server", "load", "calls/s", "p50 µs", "p99 µs", "p99.9 µs", "srv CPU µs/call", "HSM µs/call", "srv cores", "ELD p99 ms", "GC %", "generator", "gen CPU µs/call", "gen cores", "other cores"];
+  const lines = [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`];
+  for (const r of rows) {
+    const s = r.server_stats;
+    const cells = [
+      r.server,
+      r.load,
+      String(r.per_s),
+      r.p50_us === undefined ? "–" : String(r.p50_us),
+      r.p99_us === undefined ? "–" : String(r.p99_us),
+      r.p999_us === undefined ? "–" : String(r.p999_us),
+      String(s.cpu_us_per_call),
+      s.hsm_loop_us_per_call == null ? "–" : String(s.hsm_loop_us_per_call),
+      String(s.cores),
+      String(s.eld_p99_ms),
+      String(round(s.gc_share * 100, 1)),
+      r.generator,
+      String(r.generator_cpu_us_per_call),
+      String(r.generator_cores),
+      String(otherCores(r)),
+    ];
+    lines.push(`| ${cells.join(" | ")} |`);
+  }
+  return lines.join("\n");
+}
+
+async function main(): Promise<void> {
+  const t0 = performance.now();
+  const dir = mkdtempSync(join(tmpdir(), "custos-bench-"));
+  const tmp = join(dir, "bench");
+  mkdirSync(tmp);
+  const bodyFile = join(tmp, "sign-request.grpc");
+  writeFileSync(bodyFile, grpcFrame(encodedSignRequest()));
+  const h2 = process.env.BENCH_GENERATOR === "node" ? { ok: false, reason: "BENCH_GENERATOR=node" } : prepareH2load(tmp);
+  if (!h2.ok) log(`h2load unusable (${h2.reason}); driving unary capacity with grpc-js processes`);
+  const rows: Row[] = [];
+  const background = await backgroundCores(1000);
+  const machine = `${availableParallelism()} × ${cpus()[0]?.model ?? "?"}, node ${process.version}, load average ${loadavg().map((x) => x.toFixed(2)).join(" ")}`;
+  log(`machine: ${machine}; busy cores before start: ${background}`);
+  if (background > 0.3) log(`WARNING: ${background} cores are busy with other work: figures will be low and noisy`);
+  try {
+    // custos, embedded default (dispatch auto = sync for SoftHSM2). Its first start creates
+    // the token, the wrapping key and the dev PKI that the floor reuses.
+    log("custos (dispatch auto): creating token, PKI, importing the bench key");
+    let s = await BenchServer.start("custos", "custos", dir, { BENCH_DISPATCH: "auto" });
+    const admin = custodyClient(s.ready.grpc, { caPath: s.ready.caPath, ...s.ready.admin! });
+    await importSecret(admin, KEY_ID, SECRET, { apiKeyId: "api-bench" });
+    admin.close();
+    const syncDispatch = s.ready.dispatch ?? "?";
+    s.label = `custos (${syncDispatch})`;
+    const custos = await allLoads(s, h2, bodyFile);
+    rows.push(...custos);
+    await s.stop();
+
+    log("floor: bare grpc-js + node:crypto HMAC, same mTLS");
+    s = await BenchServer.start("floor", "floor", dir);
+    const floor = await allLoads(s, h2, bodyFile);
+    rows.push(...floor);
+    await s.stop();
+
+    log("custos (dispatch async)");
+    s = await BenchServer.start("custos (async)", "custos", dir, { BENCH_DISPATCH: "async" });
+    const custosAsync = await allLoads(s, h2, bodyFile);
+    rows.push(...custosAsync);
+    await s.stop();
+
+    log("raw pkcs11js HMAC on the custos token");
+    const raw = new JsonChild([benchScript("serve-for-bench.js"), "hsm-raw", dir]);
+    const hsm = (await raw.next<{ hsmRaw: HsmRaw }>(120_000)).hsmRaw;
+    await raw.exit;
+
+    let profile: ReturnType<typeof summarizeProfile> | undefined;
+    if (process.env.BENCH_PROFILE === "1") {
+      log("custos under --cpu-prof (unary capacity + stream)");
+      const profDir = join(tmp, "cpu-prof");
+      s = await BenchServer.start("custos (profiled)", "custos", dir, { BENCH_DISPATCH: "auto" }, ["--cpu-prof", "--cpu-prof-dir", profDir]);
+      await unaryCapacity(s, h2, bodyFile);
+      await streamLoad(s);
+      await s.stop();
+      const file = readdirSync(profDir).find((f) => f.endsWith(".cpuprofile"));
+      if (file) profile = summarizeProfile(join(profDir, file), 30);
+    }
+
+    // ---- report ----
+    const [cLat, cUnary, cStream] = custos as [Row, Row, Row];
+    const [fLat, fUnary, fStream] = floor as [Row, Row, Row];
+    const [aLat, aUnary, aStream] = custosAsync as [Row, Row, Row];
+    const out = (line = "") => process.stdout.write(line + "\n");
+    out();
+    out(`custos bench — ${PAYLOAD.length}-byte payload, HMAC-SHA256, TLS 1.3 mTLS on loopback, ${IN_FLIGHT} in flight for the throughput loads`);
+    out(`machine: ${machine}; cores busy with other work before the run: ${background}`);
+    out();
+    out(table(rows));
+    for (const r of rows) if (r.notes) out(`  ${r.server}, ${r.load}: ${r.notes}`);
+    out();
+    out(`raw pkcs11js HMAC-SHA256 on the custos token (${hsm.object}):`);
+    out(`  sync C_SignInit+C_Sign: ${hsm.sync.per_s} ops/s (${hsm.sync.us_per_op} µs/op)`);
+    for (const a of hsm.async) out(`  C_SignAsync, ${a.in_flight} in flight: ${a.per_s} ops/s (${a.us_per_op} µs/op wall, ${a.cpu_us_per_op} µs CPU/op)`);
+    if (profile) {
+      out();
+      out("custos server profile (--cpu-prof, self time):");
+      printProfile(profile, out);
+    }
+    const ratio = (a: number, b: number) => round(a / b, 3);
+    const summary = {
+      unary_ratio: ratio(cUnary.per_s, fUnary.per_s),
+      unary_per_s: cUnary.per_s,
+      floor_unary_per_s: fUnary.per_s,
+      unary_p50_us: cLat.p50_us,
+      floor_unary_p50_us: fLat.p50_us,
+      unary_p99_us: cLat.p99_us,
+      floor_unary_p99_us: fLat.p99_us,
+      unary_p999_us: cLat.p999_us,
+      floor_unary_p999_us: fLat.p999_us,
+      unary_p99_ratio: ratio(cLat.p99_us!, fLat.p99_us!),
+      stream_ratio: ratio(cStream.per_s, fStream.per_s),
+      stream_per_s: cStream.per_s,
+      floor_stream_per_s: fStream.per_s,
+      stream_p50_us: cStream.p50_us,
+      stream_p99_us: cStream.p99_us,
+      floor_stream_p50_us: fStream.p50_us,
+      floor_stream_p99_us: fStream.p99_us,
+      hsm_raw_per_s: hsm.sync.per_s,
+      hsm_raw_async_per_s: Object.fromEntries(hsm.async.map((a) => [String(a.in_flight), a.per_s])),
+      dispatch: syncDispatch,
+      server_cpu_us_per_call: { unary: cUnary.server_stats.cpu_us_per_call, stream: cStream.server_stats.cpu_us_per_call },
+      hsm_loop_us_per_call: { unary: cUnary.server_stats.hsm_loop_us_per_call, stream: cStream.server_stats.hsm_loop_us_per_call },
+      floor_server_cpu_us_per_call: { unary: fUnary.server_stats.cpu_us_per_call, stream: fStream.server_stats.cpu_us_per_call },
+      eld_p99_ms: { latency: cLat.server_stats.eld_p99_ms, unary: cUnary.server_stats.eld_p99_ms, stream: cStream.server_stats.eld_p99_ms },
+      floor_eld_p99_ms: { latency: fLat.server_stats.eld_p99_ms, unary: fUnary.server_stats.eld_p99_ms, stream: fStream.server_stats.eld_p99_ms },
+      async: {
+        unary_per_s: aUnary.per_s,
+        unary_ratio: ratio(aUnary.per_s, fUnary.per_s),
+        unary_p50_us: aLat.p50_us,
+        unary_p99_us: aLat.p99_us,
+        stream_per_s: aStream.per_s,
+        stream_ratio: ratio(aStream.per_s, fStream.per_s),
+        stream_p99_us: aStream.p99_us,
+        server_cpu_us_per_call: { unary: aUnary.server_stats.cpu_us_per_call, stream: aStream.server_stats.cpu_us_per_call },
+        eld_p99_ms: { unary: aUnary.server_stats.eld_p99_ms, stream: aStream.server_stats.eld_p99_ms },
+      },
+      generator: {
+        unary: cUnary.generator,
+        unary_cpu_us_per_call: cUnary.generator_cpu_us_per_call,
+        floor_unary_cpu_us_per_call: fUnary.generator_cpu_us_per_call,
+        stream: cStream.generator,
+        stream_cpu_us_per_call: cStream.generator_cpu_us_per_call,
+        floor_stream_cpu_us_per_call: fStream.generator_cpu_us_per_call,
+        latency_cpu_us_per_call: cLat.generator_cpu_us_per_call,
+        max_generator_cores: Math.max(...rows.map((r) => r.generator_cores)),
+      },
+      targets: {
+        unary_ratio_ge_0_6: cUnary.per_s / fUnary.per_s >= 0.6,
+        stream_ratio_ge_0_6: cStream.per_s / fStream.per_s >= 0.6,
+        unary_p99_le_2x_floor: cLat.p99_us! <= 2 * fLat.p99_us!,
+      },
+      background_cores_before: background,
+      max_other_cores: Math.max(...rows.map(otherCores)),
+      seconds: round((performance.now() - t0) / 1000, 1),
+    };
+    out();
+    out(
+      `targets: unary_ratio ${summary.unary_ratio} (≥ 0.6 ${summary.targets.unary_ratio_ge_0_6 ? "met" : "MISSED"}), ` +
+        `stream_ratio ${summary.stream_ratio} (≥ 0.6 ${summary.targets.stream_ratio_ge_0_6 ? "met" : "MISSED"}), ` +
+        `one-at-a-time p99 ${summary.unary_p99_us} µs vs floor ${summary.floor_unary_p99_us} µs (≤ 2× ${summary.targets.unary_p99_le_2x_floor ? "met" : "MISSED"})`,
+    );
+    out(JSON.stringify(summary));
+  } finally {
+    if (process.env.BENCH_KEEP === "1") log(`data dir kept: ${dir}`);
+    else rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+interface HsmRaw {
+  object: string;
+  sync: { per_s: number; us_per_op: number; cpu_us_per_op: number };
+  async: Array<{ in_flight: number; per_s: number; us_per_op: number; cpu_us_per_op: number }>;
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`bench failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  process.exit(1);
+});
