@@ -1,22 +1,17 @@
 import type { AuditLog } from "../audit/audit-log.js";
 import { CustosError, type CustosErrorCode } from "../errors.js";
-import { isSigningAlgorithm, type SigningAlgorithm } from "../hsm/algorithms.js";
+import { isSigningAlgorithm } from "../hsm/algorithms.js";
 import { envelopeDigest, type ImportEnvelope } from "../hsm/envelope.js";
 import type { Hsm, WrappingKeyInfo } from "../hsm/hsm.js";
 import { addressAllowed, allowList, type AccessDirectory } from "../signing/directory.js";
 import type { CallerContext } from "../signing/sign-service.js";
 import { isClientRole, type ClientRecord } from "../signing/clients.js";
 import type { Store } from "../store/store.js";
-import { DEFAULT_MAX_AGE_DAYS, versionObjectId, type Environment, type KeyWithVersions } from "./model.js";
+import { DEFAULT_MAX_AGE_DAYS, versionObjectId, type KeyRecord, type KeyWithVersions } from "./model.js";
 
-export interface ImportKeyInput {
+/** A key's metadata as an officer submits it, with the wrapped secret. */
+export interface ImportKeyInput extends Omit<KeyRecord, "id" | "createdAt"> {
   keyId: string;
-  exchange: string;
-  environment: Environment;
-  label: string;
-  apiKeyId: string;
-  algorithm: SigningAlgorithm;
-  maxAgeDays: number;
   /** Optional here so a missing envelope is refused after the caller's role is checked. */
   envelope: ImportEnvelope | undefined;
 }
