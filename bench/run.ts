@@ -281,7 +281,7 @@ async function main(): Promise<void> {
   log(`machine: ${machine}; busy cores before start: ${background}`);
   if (background > 0.3) log(`WARNING: ${background} cores are busy with other work: figures will be low and noisy`);
   try {
-    // custos, embedded default (dispatch auto = sync for SoftHSM2). Its first start creates
+    // custos, embedded default (dispatch auto = worker for SoftHSM2). Its first start creates
     // the token, the wrapping key and the dev PKI that the floor reuses.
     log("custos (dispatch auto): creating token, PKI, importing the bench key");
     let s = await BenchServer.start("custos", "custos", dir, { BENCH_DISPATCH: "auto" });
@@ -306,6 +306,12 @@ async function main(): Promise<void> {
     rows.push(...custosAsync);
     await s.stop();
 
+    log("custos (dispatch sync)");
+    s = await BenchServer.start("custos (sync)", "custos", dir, { BENCH_DISPATCH: "sync" });
+    const custosSync = await allLoads(s, h2, bodyFile);
+    rows.push(...custosSync);
+    await s.stop();
+
     log("raw pkcs11js HMAC on the custos token");
     const raw = new JsonChild([benchScript("serve-for-bench.js"), "hsm-raw", dir]);
     const hsm = (await raw.next<{ hsmRaw: HsmRaw }>(120_000)).hsmRaw;
@@ -326,7 +332,6 @@ async function main(): Promise<void> {
     // ---- report ----
     const [cLat, cUnary, cStream] = custos as [Row, Row, Row];
     const [fLat, fUnary, fStream] = floor as [Row, Row, Row];
-    const [aLat, aUnary, aStream] = custosAsync as [Row, Row, Row];
     const out = (line = "") => process.stdout.write(line + "\n");
     out();
     out(`custos bench — ${PAYLOAD.length}-byte payload, HMAC-SHA256, TLS 1.3 mTLS on loopback, ${IN_FLIGHT} in flight for the throughput loads`);
@@ -343,7 +348,6 @@ async function main(): Promise<void> {
       out("custos server profile (--cpu-prof, self time):");
       printProfile(profile, out);
     }
-    const ratio = (a: number, b: number) => round(a / b, 3);
     const summary = {
       unary_ratio: ratio(cUnary.per_s, fUnary.per_s),
       unary_per_s: cUnary.per_s,
@@ -370,17 +374,8 @@ async function main(): Promise<void> {
       floor_server_cpu_us_per_call: { unary: fUnary.server_stats.cpu_us_per_call, stream: fStream.server_stats.cpu_us_per_call },
       eld_p99_ms: { latency: cLat.server_stats.eld_p99_ms, unary: cUnary.server_stats.eld_p99_ms, stream: cStream.server_stats.eld_p99_ms },
       floor_eld_p99_ms: { latency: fLat.server_stats.eld_p99_ms, unary: fUnary.server_stats.eld_p99_ms, stream: fStream.server_stats.eld_p99_ms },
-      async: {
-        unary_per_s: aUnary.per_s,
-        unary_ratio: ratio(aUnary.per_s, fUnary.per_s),
-        unary_p50_us: aLat.p50_us,
-        unary_p99_us: aLat.p99_us,
-        stream_per_s: aStream.per_s,
-        stream_ratio: ratio(aStream.per_s, fStream.per_s),
-        stream_p99_us: aStream.p99_us,
-        server_cpu_us_per_call: { unary: aUnary.server_stats.cpu_us_per_call, stream: aStream.server_stats.cpu_us_per_call },
-        eld_p99_ms: { unary: aUnary.server_stats.eld_p99_ms, stream: aStream.server_stats.eld_p99_ms },
-      },
+      async: dispatchSummary(custosAsync as [Row, Row, Row], fUnary, fStream),
+      sync: dispatchSummary(custosSync as [Row, Row, Row], fUnary, fStream),
       generator: {
         unary: cUnary.generator,
         unary_cpu_us_per_call: cUnary.generator_cpu_us_per_call,
@@ -423,3 +418,20 @@ main().catch((e: unknown) => {
   process.stderr.write(`bench failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
   process.exit(1);
 });
+
+const ratio = (a: number, b: number) => round(a / b, 3);
+
+/** The JSON summary of one extra dispatch mode's runs, as ratios to the same floor. */
+function dispatchSummary([lat, unary, stream]: [Row, Row, Row], fUnary: Row, fStream: Row) {
+  return {
+    unary_per_s: unary.per_s,
+    unary_ratio: ratio(unary.per_s, fUnary.per_s),
+    unary_p50_us: lat.p50_us,
+    unary_p99_us: lat.p99_us,
+    stream_per_s: stream.per_s,
+    stream_ratio: ratio(stream.per_s, fStream.per_s),
+    stream_p99_us: stream.p99_us,
+    server_cpu_us_per_call: { unary: unary.server_stats.cpu_us_per_call, stream: stream.server_stats.cpu_us_per_call },
+    eld_p99_ms: { unary: unary.server_stats.eld_p99_ms, stream: stream.server_stats.eld_p99_ms },
+  };
+}

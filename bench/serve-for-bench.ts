@@ -4,7 +4,7 @@
  *
  *   custos DIR   the real service (src/service.ts) on the embedded default in DIR, with the
  *                rate limits raised so the buckets are evaluated on every call but never
- *                deny; HSM dispatch from $BENCH_DISPATCH (sync | async | auto).
+ *                deny; HSM dispatch from $BENCH_DISPATCH (sync | async | worker | auto).
  *   floor DIR    a bare grpc-js server with the same mTLS setup (DIR's dev CA and server
  *                certificate, TLS 1.3 only, client certificate required) answering
  *                custos.v1.Signer with node:crypto HMAC-SHA256 from an in-memory secret.
@@ -181,7 +181,7 @@ async function serveCustos(): Promise<void> {
   const unlimited = { perSecond: 10_000_000, burst: 10_000_000 };
   config.limits = { client: unlimited, key: unlimited };
   const dispatch = process.env.BENCH_DISPATCH ?? "auto";
-  if (dispatch !== "sync" && dispatch !== "async" && dispatch !== "auto") throw new Error(`BENCH_DISPATCH=${dispatch}`);
+  if (dispatch !== "sync" && dispatch !== "async" && dispatch !== "worker" && dispatch !== "auto") throw new Error(`BENCH_DISPATCH=${dispatch}`);
   config.hsm.dispatch = dispatch;
   // Diagnosis only: the audit flush interval (default 250 ms) sets the size of each batch
   // written on the event loop, hence the longest stall a call can meet.

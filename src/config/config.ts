@@ -20,7 +20,7 @@ export interface CustosConfig {
     /** softhsm2.conf to export as SOFTHSM2_CONF before the module loads. */
     softhsmConf?: string;
     sessions: number;
-    dispatch: "sync" | "async" | "auto";
+    dispatch: "sync" | "async" | "worker" | "auto";
     oaepHash: "sha1" | "sha256";
   };
   store: { sqlitePath: string };

@@ -212,7 +212,7 @@ export async function auditBodies(dir: string): Promise<Array<Record<string, unk
  * The recovery scenario, shared by the sync and async test files: 8 unary callers and a
  * SignStream sign continuously while the token's sessions are closed, then its login dropped.
  */
-export function defineRecoveryScenario(dispatch: "sync" | "async", tweak: (c: CustosConfig) => void = () => undefined): void {
+export function defineRecoveryScenario(dispatch: "sync" | "async" | "worker", tweak: (c: CustosConfig) => void = () => undefined): void {
   describe(`HSM fault recovery (${dispatch} dispatch)`, () => {
     let svc: InProcessService;
     let killer: HsmKiller;

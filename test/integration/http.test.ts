@@ -32,7 +32,7 @@ describe("health, readiness, metrics and logs", () => {
     const body = (await ready.json()) as { status: string; hsm: { ready: boolean; dispatch: string; sessions: number }; store: { ok: boolean } };
     assert.equal(body.status, "ready");
     assert.equal(body.hsm.ready, true);
-    assert.equal(body.hsm.dispatch, "sync", "SoftHSM2 defaults to synchronous dispatch");
+    assert.equal(body.hsm.dispatch, "worker", "SoftHSM2 defaults to the signing thread (with lone calls done inline)");
     assert.equal(body.hsm.sessions, svc.config.hsm.sessions);
     assert.equal(body.store.ok, true);
   });

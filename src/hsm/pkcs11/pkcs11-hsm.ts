@@ -8,6 +8,7 @@ import type { Hsm, HsmStatus, SecretObjectRef, WrappingKeyInfo } from "../hsm.js
 import { STALE_HANDLE, CKR_USER_ALREADY_LOGGED_IN, ckrName, ckrOf, isSessionLost, toCustosError } from "./ckr.js";
 import { findObjects, findSlotByLabel, initialize, loadModule, pkcs11js, type Handle, type Module } from "./module.js";
 import { SessionPool } from "./session-pool.js";
+import { WorkerDispatch } from "./worker-dispatch.js";
 import { envelopeKeyTemplate, secretQuery, secretTemplate, tokenSecretQuery, wrappingKeyQuery } from "./templates.js";
 
 export interface Pkcs11HsmOptions {
@@ -23,7 +24,7 @@ export interface Pkcs11HsmOptions {
    * network HSMs (0.1–5 ms a call) that must not block the event loop.
    * auto: sync for SoftHSM2, async for anything else.
    */
-  dispatch: "sync" | "async" | "auto";
+  dispatch: "sync" | "async" | "worker" | "auto";
   /** OAEP hash the HSM accepts for unwrapping (SoftHSM2 2.6 accepts only SHA-1). */
   oaepHash: "sha1" | "sha256";
   /** Queue length past which sign calls fail with UNAVAILABLE instead of waiting. */
@@ -62,7 +63,10 @@ function clearOpenSslErrors(): void {
  */
 export class Pkcs11Hsm implements Hsm {
   private readonly mod: Module;
-  private readonly dispatch: "sync" | "async";
+  private readonly dispatch: "sync" | "async" | "worker";
+  /** The signing thread (dispatch "worker"). */
+  private readonly worker: WorkerDispatch | undefined;
+  private turnCalls = 0;
   private slot: Handle | undefined;
   private pool: SessionPool<Handle> | undefined;
   private handles = new Map<string, Handle>();
@@ -75,7 +79,8 @@ export class Pkcs11Hsm implements Hsm {
 
   private constructor(private readonly opts: Pkcs11HsmOptions) {
     this.mod = loadModule(opts.modulePath);
-    this.dispatch = opts.dispatch === "auto" ? (/softhsm/i.test(opts.modulePath) ? "sync" : "async") : opts.dispatch;
+    this.dispatch = opts.dispatch === "auto" ? (/softhsm/i.test(opts.modulePath) ? "worker" : "async") : opts.dispatch;
+    this.worker = this.dispatch === "worker" ? new WorkerDispatch({ modulePath: opts.modulePath, tokenLabel: opts.tokenLabel }) : undefined;
   }
 
   /** Loads the module, finds the token by label, logs in and opens the session pool. */
@@ -92,17 +97,28 @@ export class Pkcs11Hsm implements Hsm {
     const spec = algorithmSpec(algorithm);
     const mechanism = { mechanism: spec.mechanism };
     const input = data.byteLength === 0 ? EMPTY_INPUT : Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    // Worker dispatch, except for a lone call: the first sign of an event-loop turn, with the
+    // signing thread idle, is cheapest done right here (~7 µs) rather than across threads
+    // (~40 µs). Under load, calls share turns and go to the thread, which spends the second
+    // core on the HSM.
+    if (this.worker && (this.busyTurn() || this.worker.inFlight > 0)) {
+      try {
+        return await this.worker.sign(objectId, spec.mechanism, spec.macBytes, input);
+      } catch (e) {
+        throw this.fail(e, "C_Sign");
+      }
+    }
     // Stale handle (object re-created, or handles reset by a re-login): re-find once.
     for (let attempt = 0; ; attempt++) {
       // Sync dispatch never waits for a session unless an admin operation holds them all.
-      const session = (this.dispatch === "sync" ? pool.tryLease() : undefined) ?? (await pool.lease());
+      const session = (this.dispatch !== "async" ? pool.tryLease() : undefined) ?? (await pool.lease());
       let reusable = true;
       try {
         const key = this.handleFor(session, objectId);
         // Always a full-length buffer: CKR_BUFFER_TOO_SMALL would leave the operation active.
         const out = Buffer.allocUnsafe(spec.macBytes);
         this.mod.C_SignInit(session, mechanism, key);
-        if (this.dispatch === "sync") return this.mod.C_Sign(session, input, out);
+        if (this.dispatch !== "async") return this.mod.C_Sign(session, input, out);
         // The native worker keeps raw pointers to input/out: both stay referenced here until it settles.
         return await this.mod.C_SignAsync(session, input, out);
       } catch (e) {
@@ -120,6 +136,12 @@ export class Pkcs11Hsm implements Hsm {
         else this.replaceSession(pool, session);
       }
     }
+  }
+
+  /** Counts sign calls in this event-loop turn; true from the second one on. */
+  private busyTurn(): boolean {
+    if (this.turnCalls++ === 0) setImmediate(() => (this.turnCalls = 0));
+    return this.turnCalls > 1;
   }
 
   private replaceSession(pool: SessionPool<Handle>, old: Handle): void {
@@ -299,6 +321,7 @@ export class Pkcs11Hsm implements Hsm {
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.recoverTimer);
+    await this.worker?.close();
     this.dropSessions();
     this.unavailableReason = "closed";
   }
@@ -357,6 +380,7 @@ export class Pkcs11Hsm implements Hsm {
       throw toCustosError(e, "open HSM sessions");
     }
     this.pool = new SessionPool(sessions, this.opts.maxWaiters ?? 10_000);
+    this.worker?.reset(); // its session and handles predate this login
     this.unavailableReason = undefined;
     this.backoffMs = 50;
   }

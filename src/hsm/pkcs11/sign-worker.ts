@@ -1,0 +1,90 @@
+/**
+ * The signing thread of `dispatch: "worker"`: owns one PKCS#11 session of its own and runs
+ * C_SignInit + C_Sign for batches the event loop posts, so HSM time is spent on the second
+ * core (and a slow network HSM never blocks the loop). The login is per process, so this
+ * session is logged in whenever the main thread's is.
+ */
+import { parentPort, workerData } from "node:worker_threads";
+import { ckrOf, isSessionLost } from "./ckr.js";
+import { findObjects, findSlotByLabel, loadModule, pkcs11js, type Handle } from "./module.js";
+import { tokenSecretQuery } from "./templates.js";
+import type { SignJob, SignOutcome, WorkerMessage } from "./worker-dispatch.js";
+
+const { modulePath, tokenLabel } = workerData as { modulePath: string; tokenLabel: string };
+const mod = loadModule(modulePath); // C_Initialize: "already initialised" by the main thread is fine
+const CKS_RO_USER_FUNCTIONS = 1;
+const CKS_RW_USER_FUNCTIONS = 3;
+const STALE = new Set([0x82, 0x60]);
+const LOGGED_OUT = 0x101;
+
+let session: Handle | undefined;
+let handles = new Map<string, Handle>();
+
+function reset(): void {
+  if (session) {
+    try {
+      mod.C_CloseSession(session);
+    } catch {
+      /* already gone */
+    }
+  }
+  session = undefined;
+  handles = new Map();
+}
+
+function openSession(): Handle {
+  if (session) return session;
+  const slot = findSlotByLabel(mod, tokenLabel);
+  if (!slot) throw Object.assign(new Error("token not present"), { code: 0xe0 });
+  session = mod.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
+  return session;
+}
+
+/** Session copy of the key's token object, as in Pkcs11Hsm.handleFor. */
+function handleFor(s: Handle, objectId: string): Handle {
+  const cached = handles.get(objectId);
+  if (cached) return cached;
+  const found = findObjects(mod, s, tokenSecretQuery(objectId));
+  if (found.length === 0) {
+    const state = mod.C_GetSessionInfo(s).state;
+    if (state !== CKS_RW_USER_FUNCTIONS && state !== CKS_RO_USER_FUNCTIONS) throw Object.assign(new Error("logged out"), { code: LOGGED_OUT });
+    throw Object.assign(new Error(`secret object ${objectId} is not on the token`), { code: -1 });
+  }
+  let handle = found[0]!;
+  try {
+    handle = mod.C_CopyObject(s, handle, [{ type: pkcs11js.CKA_TOKEN, value: false }]);
+  } catch (e) {
+    if (isSessionLost(e)) throw e;
+  }
+  handles.set(objectId, handle);
+  return handle;
+}
+
+function signOne(job: SignJob): SignOutcome {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const s = openSession();
+      const out = Buffer.allocUnsafe(job.macBytes);
+      mod.C_SignInit(s, { mechanism: job.mechanism }, handleFor(s, job.objectId));
+      const sig = mod.C_Sign(s, job.data.byteLength === 0 ? EMPTY : Buffer.from(job.data.buffer, job.data.byteOffset, job.data.byteLength), out);
+      return { id: job.id, signature: sig };
+    } catch (e) {
+      const code = ckrOf(e) ?? -1;
+      if (attempt === 0 && STALE.has(code)) {
+        handles.delete(job.objectId);
+        continue;
+      }
+      // Lost session or login, or an operation possibly left active: start over with a new session.
+      reset();
+      return { id: job.id, ckr: code, message: e instanceof Error ? e.message : String(e) };
+    }
+  }
+}
+
+/** A zero-length view of a real allocation: an empty Buffer reaches C_Sign as NULL. */
+const EMPTY = Buffer.alloc(1).subarray(0, 0);
+
+parentPort!.on("message", (msg: WorkerMessage) => {
+  if (msg.type === "reset") return reset();
+  parentPort!.postMessage(msg.jobs.map(signOne));
+});
