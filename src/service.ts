@@ -2,6 +2,7 @@ import { existsSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { AuditLog } from "./audit/audit-log.js";
+import { WorkerChainWriter } from "./audit/worker-chain-writer.js";
 import type { ConnectionFile } from "./client/connection.js";
 import { CONNECTION_FILE, FINGERPRINT_FILE, LOOPBACK_CIDRS, type CustosConfig } from "./config/config.js";
 import { ensureEmbedded, EMBEDDED_CERTS, useSofthsmConf, type EmbeddedSetup } from "./config/embedded.js";
@@ -35,7 +36,11 @@ export async function startService(config: CustosConfig, logger: Logger): Promis
   const pin = config.hsm.pinFile ? readSecretFile(config.hsm.pinFile) : readSecretEnv(config.hsm.pinEnv!);
   const hsm = await Pkcs11Hsm.open({ ...config.hsm, pin, logger: logger.child({ component: "hsm" }) });
   const store = new SqliteStore(config.store.sqlitePath);
-  const audit = await AuditLog.open(store, logger, { flushIntervalMs: config.audit.flushIntervalMs });
+  // Audit events are serialised, chained and inserted on a writer thread of their own.
+  const audit = await AuditLog.open(store, logger, {
+    flushIntervalMs: config.audit.flushIntervalMs,
+    writer: new WorkerChainWriter(config.store.sqlitePath),
+  });
   const directory = new AccessDirectory();
 
   // Bootstrap identities exist before the first call; re-registering keeps their CIDRs current.

@@ -1,30 +1,12 @@
-import canonicalizeModule from "canonicalize";
 import type { Logger } from "pino";
 import type { Store, StoredAuditEvent } from "../store/store.js";
-import { GENESIS_HASH, chainHash, checkChain } from "./chain.js";
+import { GENESIS_HASH, checkChain } from "./chain.js";
+import { StoreChainWriter, type ChainWriter, type QueuedEvent } from "./chain-writer.js";
 
-// The package is CommonJS with an ESM-style .d.ts; at runtime the default import is the function.
-const canonicalize = canonicalizeModule as unknown as (input: unknown) => string | undefined;
-
-/** Events written per insert transaction before yielding to the event loop. */
+/** Events handed to the chain writer at a time, with a yield between slices. */
 const SLICE = 500;
 
-/**
- * RFC 8785 canonical JSON. Sign events are flat objects of strings and integers; for those,
- * JSON.stringify over the keys in sorted order *is* the RFC 8785 form (its string and
- * integer serialisation is ECMAScript's), at a fraction of the general library's cost.
- * Anything else (nested details, non-integer numbers) goes through the library.
- */
-export function canonicalJson(value: Record<string, unknown>): string {
-  const keys = Object.keys(value).sort();
-  for (const k of keys) {
-    const v = value[k];
-    if (!(typeof v === "string" || typeof v === "boolean" || (typeof v === "number" && Number.isSafeInteger(v)))) {
-      return canonicalize(value) as string;
-    }
-  }
-  return JSON.stringify(value, keys);
-}
+export { canonicalJson } from "./chain.js";
 
 /** What happened. Payloads appear only as digests; secrets and envelopes never. */
 export interface AuditEvent {
@@ -44,6 +26,8 @@ export interface AuditLogOptions {
   flushIntervalMs?: number;
   /** A batch this large is written at once. */
   maxBatch?: number;
+  /** Who serialises, chains and stores events (default: this thread, through the store). */
+  writer?: ChainWriter;
 }
 
 /**
@@ -52,7 +36,7 @@ export interface AuditLogOptions {
  * failed write keeps the queue and retries: nothing is dropped and the chain never forks.
  */
 export class AuditLog {
-  private queue: Array<{ at: string; event: AuditEvent }> = [];
+  private queue: QueuedEvent[] = [];
   private seq: number;
   private hash: string;
   private flushing: Promise<void> | undefined;
@@ -60,7 +44,10 @@ export class AuditLog {
   private readonly maxBatch: number;
   lastFlushMs = 0;
 
-  private constructor(private readonly store: Store, private readonly logger: Logger, last: StoredAuditEvent | undefined, opts: AuditLogOptions) {
+  private readonly writer: ChainWriter;
+
+  private constructor(store: Store, private readonly logger: Logger, last: StoredAuditEvent | undefined, opts: AuditLogOptions) {
+    this.writer = opts.writer ?? new StoreChainWriter(store);
     this.seq = last?.seq ?? 0;
     this.hash = last?.hash ?? GENESIS_HASH;
     this.maxBatch = opts.maxBatch ?? 5_000;
@@ -107,23 +94,16 @@ export class AuditLog {
     while (remaining > 0) {
       const batch = this.queue.splice(0, Math.min(SLICE, remaining));
       remaining -= batch.length;
-      let seq = this.seq;
-      let hash = this.hash;
-      const rows: StoredAuditEvent[] = batch.map(({ at, event }) => {
-        const body = canonicalJson({ seq: seq + 1, at, ...event });
-        const row = { seq: ++seq, body, prevHash: hash, hash: chainHash(hash, body) };
-        hash = row.hash;
-        return row;
-      });
+      let head: { seq: number; hash: string };
       try {
-        await this.store.appendAudit(rows);
+        head = await this.writer.append(batch, { seq: this.seq, hash: this.hash });
       } catch (e) {
         this.queue.unshift(...batch); // keep order; the next flush retries
         this.logger.error({ event: "audit.flush_failed", err: e, queued: this.queue.length }, "audit write failed; will retry");
         throw e;
       }
-      this.seq = seq;
-      this.hash = hash;
+      this.seq = head.seq;
+      this.hash = head.hash;
       if (remaining > 0) await new Promise((r) => setImmediate(r));
     }
     this.lastFlushMs = performance.now() - started;
@@ -133,6 +113,7 @@ export class AuditLog {
   async close(): Promise<void> {
     clearInterval(this.timer);
     await this.flush();
+    await this.writer.close();
   }
 }
 

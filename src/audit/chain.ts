@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import canonicalizeModule from "canonicalize";
 import type { StoredAuditEvent } from "../store/store.js";
 
 /** prev_hash of the first event. */
@@ -30,3 +31,24 @@ export function checkChain(events: readonly StoredAuditEvent[], prevSeq: number,
   }
   return { ok: true, events: events.length, lastHash: hash };
 }
+
+// The package is CommonJS with an ESM-style .d.ts; at runtime the default import is the function.
+const canonicalize = canonicalizeModule as unknown as (input: unknown) => string | undefined;
+
+/**
+ * RFC 8785 canonical JSON. Sign events are flat objects of strings and integers; for those,
+ * JSON.stringify over the keys in sorted order *is* the RFC 8785 form (its string and
+ * integer serialisation is ECMAScript's), at a fraction of the general library's cost.
+ * Anything else (nested details, non-integer numbers) goes through the library.
+ */
+export function canonicalJson(value: Record<string, unknown>): string {
+  const keys = Object.keys(value).sort();
+  for (const k of keys) {
+    const v = value[k];
+    if (!(typeof v === "string" || typeof v === "boolean" || (typeof v === "number" && Number.isSafeInteger(v)))) {
+      return canonicalize(value) as string;
+    }
+  }
+  return JSON.stringify(value, keys);
+}
+

@@ -36,6 +36,7 @@ export class WorkerDispatch {
         const p = this.pending.get(o.id);
         if (!p) continue;
         this.pending.delete(o.id);
+        if (this.pending.size === 0) this.worker.unref();
         if ("signature" in o) p.resolve(Buffer.from(o.signature.buffer, o.signature.byteOffset, o.signature.byteLength));
         else p.reject(Object.assign(new Error(o.message), { code: o.ckr }));
       }
@@ -53,6 +54,7 @@ export class WorkerDispatch {
   sign(objectId: string, mechanism: number, macBytes: number, data: Uint8Array): Promise<Buffer> {
     const id = ++this.nextId;
     this.queue.push({ id, objectId, mechanism, macBytes, data });
+    this.worker.ref(); // unanswered signs keep the process alive; an idle thread does not
     if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(this.flush);

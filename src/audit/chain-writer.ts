@@ -1,0 +1,50 @@
+import type { Store, StoredAuditEvent } from "../store/store.js";
+import type { AuditEvent } from "./audit-log.js";
+import { canonicalJson, chainHash } from "./chain.js";
+
+/** An event as queued: its time and what happened. */
+export interface QueuedEvent {
+  at: string;
+  event: AuditEvent;
+}
+
+export interface ChainHead {
+  seq: number;
+  hash: string;
+}
+
+/**
+ * Turns queued events into chained rows (canonical JSON body, SHA-256 link) and stores
+ * them in one transaction. Returns the new head; on failure nothing is stored and the
+ * caller keeps the events.
+ */
+export interface ChainWriter {
+  append(batch: readonly QueuedEvent[], head: ChainHead): Promise<ChainHead>;
+  close(): Promise<void>;
+}
+
+/** The rows that continue the chain at `head`. Pure. */
+export function chainRows(batch: readonly QueuedEvent[], head: ChainHead): { rows: StoredAuditEvent[]; head: ChainHead } {
+  let seq = head.seq;
+  let hash = head.hash;
+  const rows = batch.map(({ at, event }) => {
+    const body = canonicalJson({ seq: seq + 1, at, ...event });
+    const row = { seq: ++seq, body, prevHash: hash, hash: chainHash(hash, body) };
+    hash = row.hash;
+    return row;
+  });
+  return { rows, head: { seq, hash } };
+}
+
+/** Writes on the calling thread, through the store. */
+export class StoreChainWriter implements ChainWriter {
+  constructor(private readonly store: Store) {}
+
+  async append(batch: readonly QueuedEvent[], head: ChainHead): Promise<ChainHead> {
+    const next = chainRows(batch, head);
+    await this.store.appendAudit(next.rows);
+    return next.head;
+  }
+
+  async close(): Promise<void> {}
+}
