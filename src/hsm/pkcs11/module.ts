@@ -1,6 +1,7 @@
 import pkcs11js from "pkcs11js";
 import { CustosError } from "../../errors.js";
-import { CKR_CRYPTOKI_ALREADY_INITIALIZED, ckrOf, toCustosError } from "./ckr.js";
+import { CKR_CRYPTOKI_ALREADY_INITIALIZED, ckrOf, isSessionLost, toCustosError } from "./ckr.js";
+import { tokenSecretQuery } from "./templates.js";
 
 /** A loaded, initialised PKCS#11 module; one per library path per process. */
 export type Module = InstanceType<typeof pkcs11js.PKCS11>;
@@ -58,5 +59,39 @@ export function findObjects(mod: Module, session: Handle, template: pkcs11js.Tem
     }
   } finally {
     mod.C_FindObjectsFinal(session);
+  }
+}
+
+const CKS_RO_USER_FUNCTIONS = 1;
+const CKS_RW_USER_FUNCTIONS = 3;
+
+/** Throws CKR_USER_NOT_LOGGED_IN (a lost login) if the session is not in a user state. */
+export function assertLoggedIn(mod: Module, session: Handle): void {
+  const state = mod.C_GetSessionInfo(session).state;
+  if (state !== CKS_RW_USER_FUNCTIONS && state !== CKS_RO_USER_FUNCTIONS) {
+    throw Object.assign(new Error("token is logged out"), { code: 0x101 });
+  }
+}
+
+/**
+ * The handle to sign a secret with: an in-HSM session copy of its token object. SoftHSM2
+ * re-reads the token files on every C_SignInit of a token object (~21 µs) but not of a
+ * session object (~7 µs). The copy stays sensitive and non-extractable, lives until the
+ * session that made it closes (callers then re-find it), and is destroyed with the token
+ * object (same CKA_ID). A key that refuses copying (COPYABLE=false) signs from the token
+ * object. A missing object on a logged-out session throws the lost login.
+ */
+export function signingHandle(mod: Module, session: Handle, objectId: string, onNoCopy?: (ckr: number) => void): Handle | undefined {
+  const found = findObjects(mod, session, tokenSecretQuery(objectId));
+  if (found.length === 0) {
+    assertLoggedIn(mod, session);
+    return undefined;
+  }
+  try {
+    return mod.C_CopyObject(session, found[0]!, [{ type: pkcs11js.CKA_TOKEN, value: false }]);
+  } catch (e) {
+    if (isSessionLost(e)) throw e;
+    onNoCopy?.(ckrOf(e) ?? 0);
+    return found[0]!;
   }
 }

@@ -6,7 +6,7 @@ import { algorithmSpec, type SigningAlgorithm } from "../algorithms.js";
 import { ENVELOPE_FORMAT, spkiFingerprint, type ImportEnvelope } from "../envelope.js";
 import type { Hsm, HsmStatus, SecretObjectRef, WrappingKeyInfo } from "../hsm.js";
 import { STALE_HANDLE, CKR_USER_ALREADY_LOGGED_IN, ckrName, ckrOf, isSessionLost, toCustosError } from "./ckr.js";
-import { findObjects, findSlotByLabel, initialize, loadModule, pkcs11js, type Handle, type Module } from "./module.js";
+import { assertLoggedIn, findObjects, findSlotByLabel, initialize, loadModule, pkcs11js, signingHandle, type Handle, type Module } from "./module.js";
 import { SessionPool } from "./session-pool.js";
 import { WorkerDispatch } from "./worker-dispatch.js";
 import { envelopeKeyTemplate, secretQuery, secretTemplate, tokenSecretQuery, wrappingKeyQuery } from "./templates.js";
@@ -38,8 +38,6 @@ export interface Pkcs11HsmOptions {
  * CKR_OPERATION_ACTIVE. A zero-length view of a real allocation is a valid pointer.
  */
 const EMPTY_INPUT = Buffer.alloc(1).subarray(0, 0);
-const CKS_RO_USER_FUNCTIONS = 1;
-const CKS_RW_USER_FUNCTIONS = 3;
 const OAEP_MECH: Record<"sha1" | "sha256", { hashAlg: number; mgf: number }> = {
   sha1: { hashAlg: pkcs11js.CKM_SHA_1, mgf: pkcs11js.CKG_MGF1_SHA1 },
   sha256: { hashAlg: pkcs11js.CKM_SHA256, mgf: pkcs11js.CKG_MGF1_SHA256 },
@@ -159,29 +157,14 @@ export class Pkcs11Hsm implements Hsm {
     pool.replace(old, fresh);
   }
 
-  /**
-   * The handle to sign with: an in-HSM session copy of the token object. SoftHSM2 re-reads
-   * the token files on every C_SignInit of a token object (~21 µs) but not of a session
-   * object (~7 µs). The copy stays sensitive and non-extractable, lives until the session
-   * that made it closes (then the stale handle is re-found and copied again), and is
-   * destroyed with the token object by destroySecret (same CKA_ID). Keys imported before
-   * COPYABLE was allowed sign from the token object.
-   */
+  /** The cached signing handle (an in-HSM session copy; see signingHandle). */
   private handleFor(session: Handle, objectId: string): Handle {
     const cached = this.handles.get(objectId);
     if (cached) return cached;
-    const found = findObjects(this.mod, session, tokenSecretQuery(objectId));
-    if (found.length === 0) {
-      this.assertLoggedIn(session);
-      throw new CustosError("HSM_ERROR", `secret object ${objectId} is not on the token`);
-    }
-    let handle = found[0]!;
-    try {
-      handle = this.mod.C_CopyObject(session, handle, [{ type: pkcs11js.CKA_TOKEN, value: false }]);
-    } catch (e) {
-      if (isSessionLost(e)) throw e;
-      this.opts.logger.debug({ event: "hsm.no_session_copy", objectId, ckr: ckrName(ckrOf(e) ?? 0) }, "signing from the token object");
-    }
+    const handle = signingHandle(this.mod, session, objectId, (ckr) =>
+      this.opts.logger.debug({ event: "hsm.no_session_copy", objectId, ckr: ckrName(ckr) }, "signing from the token object"),
+    );
+    if (!handle) throw new CustosError("HSM_ERROR", `secret object ${objectId} is not on the token`);
     this.handles.set(objectId, handle);
     return handle;
   }
@@ -197,10 +180,7 @@ export class Pkcs11Hsm implements Hsm {
 
   /** A private object is invisible when the login is gone: report that as a lost login. */
   private assertLoggedIn(session: Handle): void {
-    const state = this.mod.C_GetSessionInfo(session).state;
-    if (state !== CKS_RW_USER_FUNCTIONS && state !== CKS_RO_USER_FUNCTIONS) {
-      throw Object.assign(new Error("token is logged out"), { code: 0x101 });
-    }
+    assertLoggedIn(this.mod, session);
   }
 
   // ---- key material ---------------------------------------------------------------------

@@ -5,17 +5,13 @@
  * session is logged in whenever the main thread's is.
  */
 import { parentPort, workerData } from "node:worker_threads";
-import { ckrOf, isSessionLost } from "./ckr.js";
-import { findObjects, findSlotByLabel, loadModule, pkcs11js, type Handle } from "./module.js";
-import { tokenSecretQuery } from "./templates.js";
+import { ckrOf } from "./ckr.js";
+import { findSlotByLabel, loadModule, pkcs11js, signingHandle, type Handle } from "./module.js";
 import type { SignJob, SignOutcome, WorkerMessage } from "./worker-dispatch.js";
 
 const { modulePath, tokenLabel } = workerData as { modulePath: string; tokenLabel: string };
 const mod = loadModule(modulePath); // C_Initialize: "already initialised" by the main thread is fine
-const CKS_RO_USER_FUNCTIONS = 1;
-const CKS_RW_USER_FUNCTIONS = 3;
 const STALE = new Set([0x82, 0x60]);
-const LOGGED_OUT = 0x101;
 
 let session: Handle | undefined;
 let handles = new Map<string, Handle>();
@@ -40,22 +36,11 @@ function openSession(): Handle {
   return session;
 }
 
-/** Session copy of the key's token object, as in Pkcs11Hsm.handleFor. */
 function handleFor(s: Handle, objectId: string): Handle {
   const cached = handles.get(objectId);
   if (cached) return cached;
-  const found = findObjects(mod, s, tokenSecretQuery(objectId));
-  if (found.length === 0) {
-    const state = mod.C_GetSessionInfo(s).state;
-    if (state !== CKS_RW_USER_FUNCTIONS && state !== CKS_RO_USER_FUNCTIONS) throw Object.assign(new Error("logged out"), { code: LOGGED_OUT });
-    throw Object.assign(new Error(`secret object ${objectId} is not on the token`), { code: -1 });
-  }
-  let handle = found[0]!;
-  try {
-    handle = mod.C_CopyObject(s, handle, [{ type: pkcs11js.CKA_TOKEN, value: false }]);
-  } catch (e) {
-    if (isSessionLost(e)) throw e;
-  }
+  const handle = signingHandle(mod, s, objectId);
+  if (!handle) throw Object.assign(new Error(`secret object ${objectId} is not on the token`), { code: -1 });
   handles.set(objectId, handle);
   return handle;
 }

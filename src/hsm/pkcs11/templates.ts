@@ -1,4 +1,4 @@
-import { pkcs11js } from "./module.js";
+import pkcs11js from "pkcs11js";
 import type { SecretObjectRef } from "../hsm.js";
 
 /**
