@@ -1,9 +1,11 @@
 import assert from "node:assert/strict";
 import { createHash, createHmac, randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import tls from "node:tls";
 import { after, before, describe, it } from "node:test";
-import { credentials, makeGenericClientConstructor, status, type ServiceDefinition } from "@grpc/grpc-js";
+import { credentials, loadPackageDefinition, makeGenericClientConstructor, status, type ChannelCredentials, type Client, type ClientDuplexStream, type ServiceDefinition } from "@grpc/grpc-js";
+import { loadSync } from "@grpc/proto-loader";
 import { service as healthService } from "grpc-health-check";
 import { channelCredentials, channelOptions, custodyClient, signerClient, unary } from "../../src/client/connection.js";
 import { EMBEDDED_ADMIN, EMBEDDED_CLIENT } from "../../src/config/config.js";
@@ -11,7 +13,7 @@ import { issueDevClient } from "../../src/config/embedded.js";
 import { Environment } from "../../src/gen/custos/v1/custody.js";
 import { SignatureEncoding, SignerClient, type SignStreamResponse } from "../../src/gen/custos/v1/signer.js";
 import { createDevCa, issueClientCert } from "../../src/pki/index.js";
-import { auditEvents, expectDenied, failure, importSecret, startInProcess, waitForAudit, type AuditBody, type InProcessService } from "../helpers/harness.js";
+import { REPO, auditEvents, expectDenied, failure, importSecret, startInProcess, waitForAudit, type AuditBody, type InProcessService } from "../helpers/harness.js";
 
 /** Who may sign what: every refusal of the sign path and the admin API, with its status, reason and audit record. */
 
@@ -226,5 +228,25 @@ describe("access control on the sign path and the admin API", () => {
       );
     assert.equal((await check("custos.v1.Signer")).status, "SERVING");
     await denied(check("no.such.Service"), status.NOT_FOUND, undefined);
+  });
+
+  it("lists its services over gRPC server reflection", async () => {
+    const proto = join(REPO, "node_modules/@grpc/reflection/build/proto/grpc/reflection/v1/reflection.proto");
+    const pkg = loadPackageDefinition(loadSync(proto)) as unknown as {
+      grpc: { reflection: { v1: { ServerReflection: new (address: string, creds: ChannelCredentials, options: object) => Client } } };
+    };
+    const reflection = keep(
+      new pkg.grpc.reflection.v1.ServerReflection(svc.conn.grpc, channelCredentials({ caPath: svc.conn.caPath, ...svc.conn.client! }), channelOptions("localhost")),
+    );
+    const stream = (reflection as unknown as { serverReflectionInfo(): ClientDuplexStream<object, { listServicesResponse?: { service: Array<{ name: string }> } }> }).serverReflectionInfo();
+    const answer = new Promise<string[]>((resolve, reject) => {
+      stream.on("data", (r) => resolve((r.listServicesResponse?.service ?? []).map((x: { name: string }) => x.name)));
+      stream.on("error", reject);
+    });
+    stream.write({ listServices: "" });
+    const names = await answer;
+    stream.end();
+    assert.ok(names.includes("custos.v1.Signer"), names.join(","));
+    assert.ok(names.includes("custos.v1.Custody"), names.join(","));
   });
 });
