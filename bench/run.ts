@@ -10,6 +10,8 @@
  *   BENCH_STREAM_IMPL=h2    stream client: h2 (lean node:http2 framing) or grpc (grpc-js)
  *   BENCH_PROFILE=1         also run custos once under --cpu-prof and print its top functions
  *   BENCH_KEEP=1            keep the temp data dir
+ *   BENCH_ONLY=stream       diagnosis: only the stream load, custos (auto) then the floor, and
+ *                           their ratio; no JSON summary; honours BENCH_ABLATE (serve-for-bench.ts)
  */
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, loadavg, tmpdir } from "node:os";
@@ -48,6 +50,8 @@ interface ServerStats {
   cpu_us_per_call: number | null;
   eld_p50_ms: number;
   eld_p99_ms: number;
+  loop_utilization: number;
+  main_thread_cores: number;
   eld_max_ms: number;
   gc_ms: number;
   gc_share: number;
@@ -240,7 +244,7 @@ function otherCores(r: Row): number {
 }
 
 function table(rows: Row[]): string {
-  const head = ["server", "load", "calls/s", "p50 µs", "p99 µs", "p99.9 µs", "srv CPU µs/call", "HSM µs/call", "srv cores", "ELD p99 ms", "GC %", "generator", "gen CPU µs/call", "gen cores", "other cores"];
+  const head = ["server", "load", "calls/s", "p50 µs", "p99 µs", "p99.9 µs", "srv CPU µs/call", "HSM µs/call", "srv cores", "main thread cores", "loop busy", "ELD p99 ms", "GC %", "generator", "gen CPU µs/call", "gen cores", "other cores"];
   const lines = [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`];
   for (const r of rows) {
     const s = r.server_stats;
@@ -254,6 +258,8 @@ function table(rows: Row[]): string {
       String(s.cpu_us_per_call),
       s.hsm_loop_us_per_call == null ? "–" : String(s.hsm_loop_us_per_call),
       String(s.cores),
+      String(s.main_thread_cores),
+      String(s.loop_utilization),
       String(s.eld_p99_ms),
       String(round(s.gc_share * 100, 1)),
       r.generator,
@@ -284,12 +290,15 @@ async function main(): Promise<void> {
     // custos, embedded default (dispatch auto = worker for SoftHSM2). Its first start creates
     // the token, the wrapping key and the dev PKI that the floor reuses.
     log("custos (dispatch auto): creating token, PKI, importing the bench key");
-    let s = await BenchServer.start("custos", "custos", dir, { BENCH_DISPATCH: "auto" });
+    // BENCH_ONLY (diagnosis) honours the ablation knobs of serve-for-bench.ts; the full run never does.
+    const diagnosis = process.env.BENCH_ONLY ? { BENCH_ABLATE: process.env.BENCH_ABLATE ?? "", BENCH_AUDIT_FLUSH_MS: process.env.BENCH_AUDIT_FLUSH_MS ?? "" } : {};
+    let s = await BenchServer.start("custos", "custos", dir, { BENCH_DISPATCH: "auto", ...diagnosis });
     const admin = custodyClient(s.ready.grpc, { caPath: s.ready.caPath, ...s.ready.admin! });
     await importSecret(admin, KEY_ID, SECRET, { apiKeyId: "api-bench" });
     admin.close();
     const syncDispatch = s.ready.dispatch ?? "?";
     s.label = `custos (${syncDispatch})`;
+    if (process.env.BENCH_ONLY === "stream") return await streamOnly(s, dir);
     const custos = await allLoads(s, h2, bodyFile);
     rows.push(...custos);
     await s.stop();
@@ -406,6 +415,25 @@ async function main(): Promise<void> {
     if (process.env.BENCH_KEEP === "1") log(`data dir kept: ${dir}`);
     else rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** BENCH_ONLY=stream: the quick loop for work on the stream path. */
+async function streamOnly(custos: BenchServer, dir: string): Promise<void> {
+  const c = await streamLoad(custos);
+  await custos.stop();
+  if (process.env.BENCH_PROFILE === "1") {
+    const profDir = join(dir, "bench", "cpu-prof");
+    const s = await BenchServer.start("custos (profiled)", "custos", dir, { BENCH_DISPATCH: "auto" }, ["--cpu-prof", "--cpu-prof-dir", profDir]);
+    await streamLoad(s);
+    await s.stop();
+    const file = readdirSync(profDir).find((f) => f.endsWith(".cpuprofile"));
+    if (file) printProfile(summarizeProfile(join(profDir, file), 40), (l = "") => process.stdout.write(l + "\n"));
+  }
+  const floor = await BenchServer.start("floor", "floor", dir);
+  const f = await streamLoad(floor);
+  await floor.stop();
+  process.stdout.write(table([c, f]) + "\n");
+  process.stdout.write(`stream_ratio ${ratio(c.per_s, f.per_s)}\n`);
 }
 
 interface HsmRaw {

@@ -26,7 +26,7 @@ import { createHmac } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { BlockList } from "node:net";
 import { join } from "node:path";
-import { monitorEventLoopDelay, PerformanceObserver, type IntervalHistogram } from "node:perf_hooks";
+import { monitorEventLoopDelay, performance as perfHooks, PerformanceObserver, type IntervalHistogram } from "node:perf_hooks";
 import tls from "node:tls";
 import { Server, ServerCredentials, status, type ServerDuplexStream, type ServerUnaryCall, type sendUnaryData } from "@grpc/grpc-js";
 import { AuditLog } from "../src/audit/audit-log.js";
@@ -68,6 +68,8 @@ class RunStats {
   private cpu = process.cpuUsage();
   private io = syscalls();
   private started = performance.now();
+  private elu = perfHooks.eventLoopUtilization();
+  private mainTicks = 0;
   private eld: IntervalHistogram = monitorEventLoopDelay({ resolution: ELD_RESOLUTION_MS });
   private gcMs = 0;
   private gcCount = 0;
@@ -89,6 +91,8 @@ class RunStats {
     this.gcCount = 0;
     this.cpu = process.cpuUsage();
     this.io = syscalls();
+    this.elu = perfHooks.eventLoopUtilization();
+    this.mainTicks = mainThreadTicks();
     this.started = performance.now();
   }
 
@@ -97,6 +101,8 @@ class RunStats {
     const cpu = process.cpuUsage(this.cpu);
     const wallMs = performance.now() - this.started;
     const io = syscalls();
+    const elu = perfHooks.eventLoopUtilization(this.elu);
+    const mainMs = (mainThreadTicks() - this.mainTicks) * 10;
     const cpuUs = cpu.user + cpu.system;
     const ms = (ns: number) => round(Math.max(0, ns / 1e6 - ELD_RESOLUTION_MS), 3);
     return {
@@ -109,6 +115,9 @@ class RunStats {
       /** CPU cores busy on average (all threads of the process). */
       cores: round(cpuUs / 1000 / wallMs, 2),
       cpu_us_per_call: calls ? round(cpuUs / calls, 2) : null,
+      /** The event loop's share of wall time spent running (1.0 = saturated), and the main thread's CPU. */
+      loop_utilization: round(elu.utilization, 2),
+      main_thread_cores: round(mainMs / wallMs, 2),
       /** Event-loop delay beyond the 1 ms sampling interval. */
       eld_p50_ms: ms(this.eld.percentile(50)),
       eld_p99_ms: ms(this.eld.percentile(99)),
@@ -122,6 +131,17 @@ class RunStats {
       syscr_per_call: calls ? round((io.r - this.io.r) / calls, 2) : null,
       syscw_per_call: calls ? round((io.w - this.io.w) / calls, 2) : null,
     };
+  }
+}
+
+/** The main thread's user + system CPU in clock ticks (10 ms), from /proc. */
+function mainThreadTicks(): number {
+  try {
+    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return Number(fields[11]) + Number(fields[12]);
+  } catch {
+    return 0;
   }
 }
 

@@ -1,7 +1,8 @@
 import type { Logger } from "pino";
 import type { Store, StoredAuditEvent } from "../store/store.js";
 import { GENESIS_HASH, checkChain } from "./chain.js";
-import { StoreChainWriter, type ChainWriter, type QueuedEvent } from "./chain-writer.js";
+import { StoreChainWriter, type ChainWriter } from "./chain-writer.js";
+import { EventBatchWriter, type EncodedEvents } from "./event-batch.js";
 
 /** Events handed to the chain writer at a time, with a yield between slices. */
 const SLICE = 500;
@@ -24,7 +25,7 @@ export interface AuditEvent {
 export interface AuditLogOptions {
   /** Batched events are written at least this often (the issue asks for ≤ 1 s). */
   flushIntervalMs?: number;
-  /** A batch this large is written at once. */
+  /** A queue this long is handed to the writer at once, without waiting for the timer. */
   maxBatch?: number;
   /** Who serialises, chains and stores events (default: this thread, through the store). */
   writer?: ChainWriter;
@@ -36,7 +37,11 @@ export interface AuditLogOptions {
  * failed write keeps the queue and retries: nothing is dropped and the chain never forks.
  */
 export class AuditLog {
-  private queue: QueuedEvent[] = [];
+  /** Sealed slices of at most SLICE events, oldest first; removed only once written. */
+  private readonly slices: EncodedEvents[] = [];
+  /** The slice being filled. */
+  private readonly open = new EventBatchWriter();
+  private queued = 0;
   private seq: number;
   private hash: string;
   private flushing: Promise<void> | undefined;
@@ -60,48 +65,59 @@ export class AuditLog {
   }
 
   get queueDepth(): number {
-    return this.queue.length;
+    return this.queued;
   }
 
-  /** Queues an event (sign path: no I/O here). */
-  record(event: AuditEvent): void {
-    this.queue.push({ at: new Date().toISOString(), event });
-    if (this.queue.length >= this.maxBatch) void this.flush().catch(() => undefined);
+  /**
+   * Queues an event (sign path: no I/O here). `payload`, if given, is recorded as its
+   * SHA-256 (`payloadSha256`); the bytes themselves are never stored.
+   */
+  record(event: AuditEvent, payload?: Uint8Array): void {
+    this.open.add(event, payload);
+    this.queued++;
+    if (this.open.count >= SLICE) this.slices.push(this.open.take());
+    if (this.queued >= this.maxBatch && !this.flushing) void this.flush().catch(() => undefined);
   }
 
   /** Records an event and waits until it (and everything before it) is durable. */
-  async recordNow(event: AuditEvent): Promise<void> {
-    this.record(event);
+  async recordNow(event: AuditEvent, payload?: Uint8Array): Promise<void> {
+    this.record(event, payload);
     await this.flush();
   }
 
   /** Writes everything queued so far; concurrent callers share one write. */
   async flush(): Promise<void> {
     while (this.flushing) await this.flushing;
-    if (this.queue.length === 0) return;
-    this.flushing = this.writeBatch().finally(() => (this.flushing = undefined));
+    if (this.queued === 0) return;
+    this.flushing = this.writeBatch().finally(() => {
+      this.flushing = undefined;
+      // What queued up during the write goes next if it is already a full hand-off.
+      if (this.queued >= this.maxBatch) void this.flush().catch(() => undefined);
+    });
     await this.flushing;
   }
 
   /**
-   * Writes what is queued now, in slices of SLICE events with a yield between them, so a
-   * large backlog (a busy second at tens of thousands of signs) does not stall the event
-   * loop in one synchronous insert.
+   * Writes what is queued now, slice by slice (at most SLICE events each) with a yield between
+   * them, so a large backlog does not stall the event loop in one go. A slice leaves the queue
+   * only once written; a failure leaves it, and everything after it, for the next flush.
    */
   private async writeBatch(): Promise<void> {
     const started = performance.now();
-    let remaining = this.queue.length;
+    if (this.open.count > 0) this.slices.push(this.open.take());
+    let remaining = this.slices.length;
     while (remaining > 0) {
-      const batch = this.queue.splice(0, Math.min(SLICE, remaining));
-      remaining -= batch.length;
+      const slice = this.slices[0]!;
       let head: { seq: number; hash: string };
       try {
-        head = await this.writer.append(batch, { seq: this.seq, hash: this.hash });
+        head = await this.writer.append(slice, { seq: this.seq, hash: this.hash });
       } catch (e) {
-        this.queue.unshift(...batch); // keep order; the next flush retries
-        this.logger.error({ event: "audit.flush_failed", err: e, queued: this.queue.length }, "audit write failed; will retry");
+        this.logger.error({ event: "audit.flush_failed", err: e, queued: this.queued }, "audit write failed; will retry");
         throw e;
       }
+      this.slices.shift();
+      this.queued -= slice.count;
+      remaining--;
       this.seq = head.seq;
       this.hash = head.hash;
       if (remaining > 0) await new Promise((r) => setImmediate(r));

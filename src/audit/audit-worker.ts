@@ -6,15 +6,16 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { SqliteStore } from "../store/sqlite/sqlite-store.js";
-import { chainRows, type ChainHead, type QueuedEvent } from "./chain-writer.js";
+import { chainRows, type ChainHead } from "./chain-writer.js";
+import { decodeEvents, type EncodedEvents } from "./event-batch.js";
 
-export type AuditWorkerRequest = { id: number; batch: QueuedEvent[]; head: ChainHead };
+export type AuditWorkerRequest = { id: number; batch: EncodedEvents; head: ChainHead };
 export type AuditWorkerReply = { id: number; head: ChainHead } | { id: number; error: string };
 
 const store = new SqliteStore((workerData as { sqlitePath: string }).sqlitePath);
 
 async function append(req: AuditWorkerRequest): Promise<ChainHead> {
-  const next = chainRows(req.batch, req.head);
+  const next = chainRows(decodeEvents(req.batch), req.head);
   const last = await store.lastAudit();
   if (last && last.seq > req.head.seq) {
     // An earlier attempt committed but its answer was lost (the thread died in between):

@@ -1,12 +1,8 @@
 import type { Store, StoredAuditEvent } from "../store/store.js";
-import type { AuditEvent } from "./audit-log.js";
 import { canonicalJson, chainHash } from "./chain.js";
+import { decodeEvents, type EncodedEvents, type QueuedEvent } from "./event-batch.js";
 
-/** An event as queued: its time and what happened. */
-export interface QueuedEvent {
-  at: string;
-  event: AuditEvent;
-}
+export type { QueuedEvent } from "./event-batch.js";
 
 export interface ChainHead {
   seq: number;
@@ -14,12 +10,12 @@ export interface ChainHead {
 }
 
 /**
- * Turns queued events into chained rows (canonical JSON body, SHA-256 link) and stores
- * them in one transaction. Returns the new head; on failure nothing is stored and the
+ * Decodes queued events, turns them into chained rows (canonical JSON body, SHA-256 link)
+ * and stores them in one transaction. Returns the new head; on failure nothing is stored and the
  * caller keeps the events.
  */
 export interface ChainWriter {
-  append(batch: readonly QueuedEvent[], head: ChainHead): Promise<ChainHead>;
+  append(batch: EncodedEvents, head: ChainHead): Promise<ChainHead>;
   close(): Promise<void>;
 }
 
@@ -40,8 +36,8 @@ export function chainRows(batch: readonly QueuedEvent[], head: ChainHead): { row
 export class StoreChainWriter implements ChainWriter {
   constructor(private readonly store: Store) {}
 
-  async append(batch: readonly QueuedEvent[], head: ChainHead): Promise<ChainHead> {
-    const next = chainRows(batch, head);
+  async append(batch: EncodedEvents, head: ChainHead): Promise<ChainHead> {
+    const next = chainRows(decodeEvents(batch), head);
     await this.store.appendAudit(next.rows);
     return next.head;
   }

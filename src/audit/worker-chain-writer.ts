@@ -1,12 +1,13 @@
 import { Worker } from "node:worker_threads";
 import { CustosError } from "../errors.js";
 import type { AuditWorkerReply, AuditWorkerRequest } from "./audit-worker.js";
-import type { ChainHead, ChainWriter, QueuedEvent } from "./chain-writer.js";
+import type { ChainHead, ChainWriter } from "./chain-writer.js";
+import type { EncodedEvents } from "./event-batch.js";
 
 /**
  * Hands batches to the audit writer thread (src/audit/audit-worker.ts), which owns its own
  * connection to the same SQLite file (WAL). The sign path's share of auditing shrinks to
- * queueing an event; the copy to the thread is one structured clone per slice.
+ * encoding an event (event-batch.ts); the copy to the thread is one byte buffer per slice.
  */
 export class WorkerChainWriter implements ChainWriter {
   private worker: Worker;
@@ -39,12 +40,12 @@ export class WorkerChainWriter implements ChainWriter {
     return w;
   }
 
-  append(batch: readonly QueuedEvent[], head: ChainHead): Promise<ChainHead> {
+  append(batch: EncodedEvents, head: ChainHead): Promise<ChainHead> {
     const id = ++this.nextId;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       this.worker.ref(); // an unanswered batch keeps the process alive; an idle thread does not
-      this.worker.postMessage({ id, batch: [...batch], head } satisfies AuditWorkerRequest);
+      this.worker.postMessage({ id, batch, head } satisfies AuditWorkerRequest);
     });
   }
 

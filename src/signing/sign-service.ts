@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import type { AuditLog } from "../audit/audit-log.js";
 import { CustosError, type CustosErrorCode } from "../errors.js";
 import type { Hsm } from "../hsm/hsm.js";
@@ -58,27 +57,21 @@ export class SignService {
 
   async sign(caller: CallerContext, req: SignRequest): Promise<SignResult> {
     const started = performance.now();
-    const payloadSha256 = createHash("sha256").update(req.payload).digest("hex");
     let version = req.version;
     try {
       const result = await this.decide(caller, req);
       version = result.version;
-      this.audit.record({ kind: "sign", actor: caller.identity ?? "unknown", outcome: "allowed", key: req.keyId, version, payloadSha256, ...peer(caller) });
+      // The payload is audited as its SHA-256 (computed by the audit writer).
+      this.audit.record({ kind: "sign", actor: caller.identity ?? "unknown", outcome: "allowed", key: req.keyId, version, peer: caller.ip || undefined }, req.payload);
       this.observer.observe("allowed", "OK", (performance.now() - started) / 1000);
       return result;
     } catch (e) {
       const err = e instanceof CustosError ? e : new CustosError("INTERNAL", "sign failed", { cause: e });
       const outcome = DENIALS.has(err.code) ? "denied" : "failed";
-      this.audit.record({
-        kind: "sign",
-        actor: caller.identity ?? "unknown",
-        outcome,
-        reason: err.code,
-        key: req.keyId,
-        ...(version ? { version } : {}),
-        payloadSha256,
-        ...peer(caller),
-      });
+      this.audit.record(
+        { kind: "sign", actor: caller.identity ?? "unknown", outcome, reason: err.code, key: req.keyId, version: version || undefined, peer: caller.ip || undefined },
+        req.payload,
+      );
       this.observer.observe(outcome, err.code, (performance.now() - started) / 1000);
       throw err;
     }
@@ -135,6 +128,3 @@ const DENIALS = new Set<CustosErrorCode>([
   "PAYLOAD_TOO_LARGE",
 ]);
 
-function peer(caller: CallerContext): { peer?: string } {
-  return caller.ip ? { peer: caller.ip } : {};
-}

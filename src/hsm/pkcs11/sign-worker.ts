@@ -7,7 +7,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { ckrOf } from "./ckr.js";
 import { findSlotByLabel, loadModule, pkcs11js, signingHandle, type Handle } from "./module.js";
-import type { SignJob, SignOutcome, WorkerMessage } from "./worker-dispatch.js";
+import { decodeJobs, encodeOutcomes, type FromSigner, type SignJob, type SignOutcome, type ToSigner } from "./sign-batch.js";
 
 const { modulePath, tokenLabel } = workerData as { modulePath: string; tokenLabel: string };
 const mod = loadModule(modulePath); // C_Initialize: "already initialised" by the main thread is fine
@@ -15,6 +15,8 @@ const STALE = new Set([0x82, 0x60]);
 
 let session: Handle | undefined;
 let handles = new Map<string, Handle>();
+/** Object ids by the index the event loop sends (see sign-batch.ts). */
+const objectIds: string[] = [];
 
 function reset(): void {
   if (session) {
@@ -45,23 +47,29 @@ function handleFor(s: Handle, objectId: string): Handle {
   return handle;
 }
 
-function signOne(job: SignJob): SignOutcome {
+function signOne(job: SignJob, errors: Record<number, string>): SignOutcome {
+  const objectId = objectIds[job.keyIndex];
+  if (objectId === undefined) {
+    errors[job.id] = `unknown key index ${job.keyIndex}`;
+    return { id: job.id, ckr: -1 };
+  }
   for (let attempt = 0; ; attempt++) {
     try {
       const s = openSession();
       const out = Buffer.allocUnsafe(job.macBytes);
-      mod.C_SignInit(s, { mechanism: job.mechanism }, handleFor(s, job.objectId));
+      mod.C_SignInit(s, { mechanism: job.mechanism }, handleFor(s, objectId));
       const sig = mod.C_Sign(s, job.data.byteLength === 0 ? EMPTY : Buffer.from(job.data.buffer, job.data.byteOffset, job.data.byteLength), out);
       return { id: job.id, signature: sig };
     } catch (e) {
       const code = ckrOf(e) ?? -1;
       if (attempt === 0 && STALE.has(code)) {
-        handles.delete(job.objectId);
+        handles.delete(objectId);
         continue;
       }
       // Lost session or login, or an operation possibly left active: start over with a new session.
       reset();
-      return { id: job.id, ckr: code, message: e instanceof Error ? e.message : String(e) };
+      errors[job.id] = e instanceof Error ? e.message : String(e);
+      return { id: job.id, ckr: code };
     }
   }
 }
@@ -69,7 +77,15 @@ function signOne(job: SignJob): SignOutcome {
 /** A zero-length view of a real allocation: an empty Buffer reaches C_Sign as NULL. */
 const EMPTY = Buffer.alloc(1).subarray(0, 0);
 
-parentPort!.on("message", (msg: WorkerMessage) => {
+parentPort!.on("message", (msg: ToSigner) => {
   if (msg.type === "reset") return reset();
-  parentPort!.postMessage(msg.jobs.map(signOne));
+  if (msg.type === "key") {
+    objectIds[msg.index] = msg.objectId;
+    return;
+  }
+  const errors: Record<number, string> = {};
+  const outcomes = decodeJobs(msg.batch).map((job) => signOne(job, errors));
+  const batch = encodeOutcomes(outcomes);
+  const reply: FromSigner = Object.keys(errors).length > 0 ? { batch, errors } : { batch };
+  parentPort!.postMessage(reply, [batch]);
 });
