@@ -1,13 +1,13 @@
-import { createHash } from "node:crypto";
 import canonicalizeModule from "canonicalize";
 import type { StoredAuditEvent } from "../store/store.js";
+import { sha256 } from "./sha256.js";
 
 /** prev_hash of the first event. */
 export const GENESIS_HASH = "0".repeat(64);
 
 /** Each event's hash covers the previous hash and the event's canonical JSON body. */
 export function chainHash(prevHash: string, body: string): string {
-  return createHash("sha256").update(prevHash).update("\n").update(body).digest("hex");
+  return sha256().update(prevHash).update("\n").update(body).digest("hex");
 }
 
 export type ChainCheck =
@@ -38,17 +38,22 @@ const canonicalize = canonicalizeModule as unknown as (input: unknown) => string
 /**
  * RFC 8785 canonical JSON. Sign events are flat objects of strings and integers; for those,
  * JSON.stringify over the keys in sorted order *is* the RFC 8785 form (its string and
- * integer serialisation is ECMAScript's), at a fraction of the general library's cost.
- * Anything else (nested details, non-integer numbers) goes through the library.
+ * integer serialisation is ECMAScript's), at a fraction of the general library's cost. The
+ * keys are sorted by inserting them into a fresh object in order (JSON.stringify keeps
+ * insertion order for keys that are not array indexes, and is fastest without a replacer).
+ * Anything else (nested details, non-integer numbers, numeric keys) goes through the library.
  */
 export function canonicalJson(value: Record<string, unknown>): string {
   const keys = Object.keys(value).sort();
+  const sorted: Record<string, unknown> = {};
   for (const k of keys) {
     const v = value[k];
+    const first = k.charCodeAt(0);
+    if (first >= 48 && first <= 57) return canonicalize(value) as string; // "0"…"9": could be an array index
     if (!(typeof v === "string" || typeof v === "boolean" || (typeof v === "number" && Number.isSafeInteger(v)))) {
       return canonicalize(value) as string;
     }
+    sorted[k] = v;
   }
-  return JSON.stringify(value, keys);
+  return JSON.stringify(sorted);
 }
-

@@ -1,5 +1,5 @@
-import { createHash } from "node:crypto";
 import type { AuditEvent } from "./audit-log.js";
+import { sha256Hex } from "./sha256.js";
 
 /** An event as the chain writer sees it: its time (ISO 8601) and what happened. */
 export interface QueuedEvent {
@@ -191,8 +191,4 @@ export function decodeEvents(encoded: EncodedEvents): QueuedEvent[] {
   }
   if (out.length !== encoded.count) throw new Error(`audit batch: ${out.length} events decoded, ${encoded.count} expected`);
   return out;
-}
-
-function sha256Hex(data: Uint8Array): string {
-  return createHash("sha256").update(data).digest("hex");
 }

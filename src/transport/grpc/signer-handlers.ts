@@ -64,16 +64,18 @@ export function signerHandlers(signer: SignService, log: Logger, tracker: InFlig
 }
 
 function encode(r: SignResult, encoding: SignatureEncoding): SignResponse {
-  const base = { keyVersion: r.version, apiKeyId: r.apiKeyId };
+  // Object literals, not spreads: this runs once per signature.
   switch (encoding) {
     case SignatureEncoding.SIGNATURE_ENCODING_HEX:
-      return { ...base, signature: Buffer.alloc(0), signatureText: r.signature.toString("hex") };
+      return { keyVersion: r.version, apiKeyId: r.apiKeyId, signature: EMPTY, signatureText: r.signature.toString("hex") };
     case SignatureEncoding.SIGNATURE_ENCODING_BASE64:
-      return { ...base, signature: Buffer.alloc(0), signatureText: r.signature.toString("base64") };
+      return { keyVersion: r.version, apiKeyId: r.apiKeyId, signature: EMPTY, signatureText: r.signature.toString("base64") };
     default:
-      return { ...base, signature: r.signature, signatureText: "" };
+      return { keyVersion: r.version, apiKeyId: r.apiKeyId, signature: r.signature, signatureText: "" };
   }
 }
+
+const EMPTY = Buffer.alloc(0);
 
 /** Counts calls in flight so shutdown can drain them before the audit log closes. */
 export class InFlight {
