@@ -18,6 +18,17 @@ export type CustosErrorCode =
   | "VERSION_NOT_FOUND"
   | "VERSION_NOT_USABLE" // destroyed, pending, or older than the key allows
   | "KEY_NOT_ACTIVE"
+  | "KEY_FROZEN" // a freeze stops every sign with the key until a quorum thaws it
+  | "CLIENT_FROZEN"
+  // governance
+  | "GOVERNANCE_NOT_INITIALISED" // no officer set yet: every proposal is refused
+  | "GOVERNANCE_EXISTS"
+  | "NOT_AN_OFFICER" // caller's certificate is not an active officer's
+  | "PROPOSAL_NOT_FOUND"
+  | "PROPOSAL_CLOSED" // executed, rejected, expired or failed: no more votes
+  | "DIGEST_MISMATCH" // the vote signs another digest than the proposal's
+  | "BAD_SIGNATURE" // the vote's Ed25519 signature does not verify with the officer's key
+  | "PRECONDITION_FAILED" // the change does not fit the current state (e.g. a rotation in flight)
   // requests
   | "INVALID_ARGUMENT"
   | "PAYLOAD_TOO_LARGE"

@@ -5,10 +5,10 @@ import { AuditLog } from "./audit/audit-log.js";
 import { WorkerChainWriter } from "./audit/worker-chain-writer.js";
 import type { ConnectionFile } from "./client/connection.js";
 import { CONNECTION_FILE, FINGERPRINT_FILE, LOOPBACK_CIDRS, type CustosConfig } from "./config/config.js";
-import { ensureEmbedded, EMBEDDED_CERTS, useSofthsmConf, type EmbeddedSetup } from "./config/embedded.js";
+import { devOfficerPaths, ensureEmbedded, EMBEDDED_CERTS, useSofthsmConf, type EmbeddedSetup } from "./config/embedded.js";
 import { readSecretEnv, readSecretFile } from "./config/secrets.js";
 import { Pkcs11Hsm } from "./hsm/index.js";
-import { CustodyService, reconcileOrphans } from "./keys/custody-service.js";
+import { GovernanceService } from "./governance/governance-service.js";
 import { AccessDirectory } from "./signing/directory.js";
 import { SignService } from "./signing/sign-service.js";
 import { SqliteStore } from "./store/sqlite/sqlite-store.js";
@@ -23,6 +23,7 @@ export interface RunningService {
   connection: ConnectionInfo;
   embeddedSetup?: EmbeddedSetup;
   hsm: Pkcs11Hsm;
+  governance: GovernanceService;
   /** Drains in-flight calls, flushes the audit log, closes HSM and store. */
   stop(): Promise<void>;
 }
@@ -58,7 +59,24 @@ export async function startService(config: CustosConfig, logger: Logger): Promis
       await audit.recordNow({ kind: "client.bootstrap", actor: "system", outcome: "ok", details: { identity, role: "trader" } });
     }
   }
-  const orphans = await reconcileOrphans(store, hsm, audit);
+  await directory.reload(store);
+
+  const governance = new GovernanceService(store, hsm, audit, directory, logger.child({ component: "governance" }), {
+    proposerCounts: config.governance.proposerCounts,
+    veto: config.governance.veto,
+    bootstrapAdmins: config.bootstrapAdmins.map((a) => a.identity),
+    autoGrant: config.autoGrant,
+    proposalTtlMs: config.governance.proposalTtlHours * 3_600_000,
+  });
+  await governance.load();
+  if (config.embedded && !governance.initialised && embeddedSetup) {
+    // The embedded default only: one local dev officer, threshold 1. Never in a configured deployment.
+    const o = embeddedSetup.devOfficer;
+    await governance.init(null, [{ id: o.id, displayName: "dev officer (embedded default)", identity: o.identity, publicKeyPem: o.publicKeyPem }], 1);
+  }
+  // Crash recovery: finish interrupted executions first, then sweep objects nothing references.
+  await governance.resume();
+  const orphans = await governance.destroyOrphans();
   if (orphans.length) logger.warn({ event: "reconcile.orphans", count: orphans.length }, "destroyed HSM objects with no key record");
   await directory.reload(store);
 
@@ -69,14 +87,6 @@ export async function startService(config: CustosConfig, logger: Logger): Promis
     clientRate: config.limits.client,
     keyRate: config.limits.key,
   });
-  const custody = new CustodyService(
-    store,
-    hsm,
-    audit,
-    directory,
-    config.autoGrant,
-    config.bootstrapAdmins.map((a) => a.identity),
-  );
   const grpc = await startGrpcServer(
     {
       ...config.grpc,
@@ -87,7 +97,7 @@ export async function startService(config: CustosConfig, logger: Logger): Promis
         audit.record({ kind: "connection.refused", actor: "unknown", outcome: "denied", reason, ...(ip ? { peer: ip } : {}) }),
     },
     signer,
-    custody,
+    governance,
     logger.child({ component: "grpc" }),
   );
   const http = buildHttp({ hsm, metrics, logger, storeCheck: async () => void (await store.lastAudit()) });
@@ -112,6 +122,7 @@ export async function startService(config: CustosConfig, logger: Logger): Promis
       ? {
           admin: { certPath: join(pki, `${EMBEDDED_CERTS.admin}.crt`), keyPath: join(pki, `${EMBEDDED_CERTS.admin}.key`) },
           client: { certPath: join(pki, `${EMBEDDED_CERTS.client}.crt`), keyPath: join(pki, `${EMBEDDED_CERTS.client}.key`) },
+          officer: officerConnection(config.dataDir),
         }
       : {}),
   };
@@ -133,14 +144,36 @@ export async function startService(config: CustosConfig, logger: Logger): Promis
   }, 1_000);
   healthTimer.unref();
 
+  // Governance housekeeping: expired proposals end, grace periods end, overdue keys are
+  // reported (a warning a day per key).
+  const warnedOverdue = new Map<string, number>();
+  const housekeeping = async () => {
+    try {
+      await governance.expireDue();
+      await governance.retireDue();
+      for (const k of await governance.overdueKeys()) {
+        if (Date.now() - (warnedOverdue.get(k.id) ?? 0) < 86_400_000) continue;
+        warnedOverdue.set(k.id, Date.now());
+        logger.warn({ event: "key.overdue", key: k.id, dueAt: k.dueAt }, "key is past its max age: rotate it");
+      }
+    } catch (e) {
+      logger.error({ event: "governance.housekeeping_failed", err: e }, "governance housekeeping failed; retrying");
+    }
+  };
+  await housekeeping();
+  const housekeepingTimer = setInterval(() => void housekeeping(), config.governance.housekeepingMs ?? 10_000);
+  housekeepingTimer.unref();
+
   let stopping: Promise<void> | undefined;
   return {
     connection,
     ...(embeddedSetup ? { embeddedSetup } : {}),
     hsm,
+    governance,
     stop() {
       stopping ??= (async () => {
         clearInterval(healthTimer);
+        clearInterval(housekeepingTimer);
         await grpc.shutdown(5_000);
         await http.close();
         await audit.recordNow({ kind: "service.stop", actor: "system", outcome: "ok" });
@@ -152,4 +185,10 @@ export async function startService(config: CustosConfig, logger: Logger): Promis
       return stopping;
     },
   };
+}
+
+/** The embedded default's officer, for the CLI (`connection.json`; the key stays encrypted). */
+function officerConnection(dataDir: string) {
+  const o = devOfficerPaths(dataDir);
+  return { id: o.id, certPath: o.certPath, keyPath: o.certKeyPath, officerKeyPath: o.keyPath, passphraseFile: o.passphraseFile };
 }

@@ -1,18 +1,15 @@
 import type { Command } from "commander";
 import { unary } from "../client/connection.js";
 import { ALGORITHM_ENUM } from "../transport/grpc/enums.js";
-import { Environment, type KeyInfo } from "../gen/custos/v1/custody.js";
-import { isSigningAlgorithm } from "../hsm/algorithms.js";
+import { Environment, type CustodyClient, type KeyInfo, type WrappedKeyEnvelope } from "../gen/custos/v1/custody.js";
+import { isSigningAlgorithm, type SigningAlgorithm } from "../hsm/algorithms.js";
 import { buildEnvelope, padHmacSecret } from "../hsm/envelope.js";
 import { SignatureEncoding } from "../gen/custos/v1/signer.js";
-import { CliError, connect, dataDirOf, pinnedFingerprint, type ConnectOptions } from "./context.js";
+import { CliError, connect, pinnedFingerprint } from "./context.js";
+import { connectOpts, proposeFromCli, reportProposal, type Opts } from "./officer-context.js";
 import { readSecret } from "./secret-input.js";
 
-type Opts = Record<string, string | undefined>;
-
-function connectOpts(o: Opts): ConnectOptions {
-  return { dataDir: dataDirOf(o), ...(o.address ? { address: o.address } : {}), ...(o.ca ? { ca: o.ca } : {}), ...(o.cert ? { cert: o.cert } : {}), ...(o.certKey ? { certKey: o.certKey } : {}) };
-}
+export { connectOpts } from "./officer-context.js";
 
 /** Adds the connection options every networked command takes. */
 export function withConnection(cmd: Command): Command {
@@ -38,45 +35,34 @@ export function registerKeyCommands(program: Command): void {
     .option("--max-age-days <n>", "rotation due after this many days (default 45)")
     .option("--fingerprint <sha256:hex>", "pinned wrapping-key fingerprint (default: DIR/wrapping-key.fingerprint)")
     .action(async (o: Opts) => {
-      const opts = connectOpts(o);
       const algorithm = o.algorithm!;
       if (!isSigningAlgorithm(algorithm)) throw new CliError(`unknown algorithm ${algorithm}`);
       if (o.environment !== "mainnet" && o.environment !== "testnet") throw new CliError("--environment must be mainnet or testnet");
-      const pinned = pinnedFingerprint({ dataDir: opts.dataDir, ...(o.fingerprint ? { fingerprint: o.fingerprint } : {}) });
-      const { custody } = connect(opts, "admin");
-      const wrapping = await unary(custody, "getWrappingKey", {});
-      if (wrapping.fingerprint !== pinned) {
-        throw new CliError(`wrapping key fingerprint ${wrapping.fingerprint} does not match the pinned ${pinned}: refusing to import`);
-      }
-      const secret = await readSecret(`secret for ${o.key}: `);
-      const padded = padHmacSecret(secret, algorithm);
-      let envelope;
-      try {
-        // buildEnvelope also checks the SPKI against the fingerprint it was served with.
-        envelope = buildEnvelope(padded, { spkiPem: wrapping.spkiPem, fingerprint: pinned, oaepHash: wrapping.oaepHash as "sha1" | "sha256" });
-      } finally {
-        secret.fill(0);
-        padded.fill(0);
-      }
-      const info = await unary(custody, "importKey", {
-        keyId: o.key!,
-        exchange: o.exchange!,
-        environment: o.environment === "testnet" ? Environment.ENVIRONMENT_TESTNET : Environment.ENVIRONMENT_MAINNET,
-        label: o.label ?? "",
-        apiKeyId: o.apiKeyId ?? "",
-        algorithm: ALGORITHM_ENUM[algorithm],
-        envelope,
-        maxAgeDays: o.maxAgeDays ? Number(o.maxAgeDays) : 0,
+      const envelope = await wrapSecretFromInput(o, algorithm, `secret for ${o.key}: `);
+      const p = await proposeFromCli(o, {
+        kind: {
+          $case: "importKey",
+          importKey: {
+            keyId: o.key!,
+            exchange: o.exchange!,
+            environment: o.environment === "testnet" ? Environment.ENVIRONMENT_TESTNET : Environment.ENVIRONMENT_MAINNET,
+            label: o.label ?? "",
+            apiKeyId: o.apiKeyId ?? "",
+            algorithm: ALGORITHM_ENUM[algorithm],
+            envelope,
+            maxAgeDays: o.maxAgeDays ? Number(o.maxAgeDays) : 0,
+          },
+        },
+        ttlSeconds: 0,
       });
-      console.log(`imported ${info.keyId} version ${info.activeVersion}`);
-      custody.close();
+      reportProposal(p, `imported ${o.key} version 1`);
     });
 
   withConnection(key.command("list"))
     .description("keys with their versions, age and rotation due date")
     .option("--json", "print JSON")
     .action(async (o: Opts & { json?: boolean }) => {
-      const { custody } = connect(connectOpts(o), "admin");
+      const { custody } = connect(connectOpts(o), "officer");
       const { keys } = await unary(custody, "listKeys", {});
       custody.close();
       if (o.json) return void console.log(JSON.stringify(keys, null, 2));
@@ -86,43 +72,88 @@ export function registerKeyCommands(program: Command): void {
 }
 
 function formatKey(k: KeyInfo): string {
-  const ageDays = Math.floor((Date.now() - Date.parse(k.createdAt)) / 86_400_000);
-  const versions = k.versions.map((v) => `v${v.version}:${v.state}`).join(" ");
-  return `${k.keyId}\t${k.exchange}\tactive v${k.activeVersion}\tage ${ageDays}d\tdue ${k.dueAt.slice(0, 10)}\t${versions}`;
+  const versions = k.versions.map((v) => `v${v.version}:${v.state}${v.state === "retiring" && v.retireAt ? `(until ${v.retireAt})` : ""}`).join(" ");
+  const overdue = k.dueAt && Date.parse(k.dueAt) <= Date.now() ? " OVERDUE" : "";
+  const frozen = k.frozen ? `\tFROZEN (${k.frozenReason})` : "";
+  return `${k.keyId}\t${k.exchange}\tactive v${k.activeVersion}\tage ${k.ageDays}d\tdue ${k.dueAt.slice(0, 10)}${overdue}\t${versions}${frozen}`;
+}
+
+/**
+ * Reads an exchange secret (stdin or hidden prompt), checks the service's wrapping key against
+ * the pinned fingerprint, wraps the secret on this machine and zero-fills the plaintext.
+ */
+export async function wrapSecretFromInput(o: Opts, algorithm: SigningAlgorithm, prompt: string): Promise<WrappedKeyEnvelope> {
+  const opts = connectOpts(o);
+  const pinned = pinnedFingerprint({ dataDir: opts.dataDir, ...(o.fingerprint ? { fingerprint: o.fingerprint } : {}) });
+  const { custody } = connect(opts, "officer");
+  let wrapping;
+  try {
+    wrapping = await unary(custody, "getWrappingKey", {});
+  } finally {
+    custody.close();
+  }
+  if (wrapping.fingerprint !== pinned) {
+    throw new CliError(`wrapping key fingerprint ${wrapping.fingerprint} does not match the pinned ${pinned}: refusing to import`);
+  }
+  const secret = await readSecret(prompt);
+  const padded = padHmacSecret(secret, algorithm);
+  try {
+    // buildEnvelope also checks the SPKI against the fingerprint it was served with.
+    return buildEnvelope(padded, { spkiPem: wrapping.spkiPem, fingerprint: pinned, oaepHash: wrapping.oaepHash as "sha1" | "sha256" });
+  } finally {
+    secret.fill(0);
+    padded.fill(0);
+  }
+}
+
+/** The client's current access, to change one part of it in a set_grants proposal. */
+async function currentAccess(custody: CustodyClient, identity: string) {
+  const { clients } = await unary(custody, "listClients", {});
+  return clients.find((c) => c.identity === identity);
 }
 
 export function registerClientCommands(program: Command): void {
   const client = program.command("client").description("trading clients, their grants and address allowlists");
 
   withConnection(client.command("add <identity>"))
-    .description("register a client identity (URI SAN of its certificate, or cn:NAME)")
+    .description("propose a trading client (identity = URI SAN of its certificate, or cn:NAME); keeps its grants")
     .option("--name <name>", "display name")
-    .option("--role <role>", "trader | admin", "trader")
     .option("--cidr <cidr...>", "allowed source addresses (repeatable)", [] as string[])
-    .action(async (identity: string, o: Opts & { cidr: string[] }) => {
-      const { custody } = connect(connectOpts(o), "admin");
-      const c = await unary(custody, "addClient", { identity, name: o.name ?? "", role: o.role!, cidrs: o.cidr });
-      custody.close();
-      console.log(`client ${c.identity} (${c.role}) allowed from ${c.cidrs.join(", ") || "nowhere"}`);
+    .option("--can-freeze", "may freeze keys and clients (a risk engine)")
+    .action(async (identity: string, o: Opts & { cidr: string[]; canFreeze?: boolean }) => {
+      const { custody } = connect(connectOpts(o), "officer");
+      const existing = await currentAccess(custody, identity).finally(() => custody.close());
+      const p = await proposeFromCli(o, {
+        kind: { $case: "setGrants", setGrants: { identity, name: o.name ?? existing?.name ?? "", cidrs: o.cidr, keyIds: existing?.grantedKeys ?? [], canFreeze: Boolean(o.canFreeze) } },
+        ttlSeconds: 0,
+      });
+      reportProposal(p, `client ${identity} allowed from ${o.cidr.join(", ") || "nowhere"}`);
     });
 
   withConnection(client.command("grant <identity>"))
-    .description("let a client sign with a key")
+    .description("propose that a client may sign with a key (its other grants and CIDRs stay)")
     .requiredOption("--key <id>", "key id")
     .action(async (identity: string, o: Opts) => {
-      const { custody } = connect(connectOpts(o), "admin");
-      const c = await unary(custody, "grantKey", { identity, keyId: o.key! });
-      custody.close();
-      console.log(`client ${c.identity} may sign with ${c.grantedKeys.join(", ")}`);
+      const { custody } = connect(connectOpts(o), "officer");
+      const existing = await currentAccess(custody, identity).finally(() => custody.close());
+      if (!existing) throw new CliError(`no client ${identity}: add it first (custos client add ${identity} --cidr …)`);
+      const keyIds = [...new Set([...existing.grantedKeys, o.key!])].sort();
+      const p = await proposeFromCli(o, {
+        kind: { $case: "setGrants", setGrants: { identity, name: existing.name, cidrs: existing.cidrs, keyIds, canFreeze: existing.canFreeze } },
+        ttlSeconds: 0,
+      });
+      reportProposal(p, `client ${identity} may sign with ${keyIds.join(", ")}`);
     });
 
   withConnection(client.command("list"))
-    .description("clients with their roles, CIDRs and grants")
+    .description("clients with their roles, CIDRs, grants and frozen state")
     .action(async (o: Opts) => {
-      const { custody } = connect(connectOpts(o), "admin");
+      const { custody } = connect(connectOpts(o), "officer");
       const { clients } = await unary(custody, "listClients", {});
       custody.close();
-      for (const c of clients) console.log(`${c.identity}\t${c.role}\t${c.cidrs.join(",") || "-"}\t${c.grantedKeys.join(",") || "-"}`);
+      for (const c of clients) {
+        console.log(`${c.identity}\t${c.role}\t${c.cidrs.join(",") || "-"}\t${c.grantedKeys.join(",") || "-"}${c.canFreeze ? "\tcan-freeze" : ""}${c.frozen ? `\tFROZEN (${c.frozenReason})` : ""}`);
+      }
     });
 }
 

@@ -22,11 +22,13 @@ export function dataDirOf(opts: { dataDir?: string }): string {
 /** A user-facing failure: printed as one line, exit code 1. */
 export class CliError extends Error {}
 
+export type Role = "admin" | "client" | "officer";
+
 /**
  * Which identity a command acts with: --cert/--cert-key if given, otherwise (embedded
- * default) the data dir's dev administrator or trading-client certificate.
+ * default) the data dir's dev administrator, trading-client or officer certificate.
  */
-export function identityFor(opts: ConnectOptions, conn: ConnectionFile, role: "admin" | "client"): ClientIdentity {
+export function identityFor(opts: ConnectOptions, conn: ConnectionFile, role: Role): ClientIdentity {
   const caPath = opts.ca ?? conn.caPath;
   if (opts.cert || opts.certKey) {
     if (!opts.cert || !opts.certKey) throw new CliError("--cert and --cert-key go together");
@@ -34,16 +36,21 @@ export function identityFor(opts: ConnectOptions, conn: ConnectionFile, role: "a
   }
   const dev = conn[role];
   if (!dev) throw new CliError(`no ${role} certificate in ${opts.dataDir}: pass --cert and --cert-key`);
-  return { caPath, ...dev };
+  return { caPath, certPath: dev.certPath, keyPath: dev.keyPath };
 }
 
-export function connect(opts: ConnectOptions, role: "admin"): { conn: ConnectionFile; custody: CustodyClient };
+/** True when acting as the embedded default's own dev officer (no --cert): proposals are approved at once. */
+export function actsAsDevOfficer(opts: ConnectOptions, conn: ConnectionFile): boolean {
+  return !opts.cert && !opts.certKey && conn.officer !== undefined;
+}
+
+export function connect(opts: ConnectOptions, role: "admin" | "officer"): { conn: ConnectionFile; custody: CustodyClient };
 export function connect(opts: ConnectOptions, role: "client"): { conn: ConnectionFile; signer: SignerClient };
-export function connect(opts: ConnectOptions, role: "admin" | "client") {
+export function connect(opts: ConnectOptions, role: Role) {
   const conn = readConnectionFile(opts.dataDir);
   const id = identityFor(opts, conn, role);
   const address = opts.address ?? conn.grpc;
-  return role === "admin" ? { conn, custody: custodyClient(address, id, conn.serverName) } : { conn, signer: signerClient(address, id, conn.serverName) };
+  return role === "client" ? { conn, signer: signerClient(address, id, conn.serverName) } : { conn, custody: custodyClient(address, id, conn.serverName) };
 }
 
 /** The fingerprint the officer pinned: --fingerprint, else the data dir's first-use record. */

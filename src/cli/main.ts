@@ -6,6 +6,7 @@ import { createSecretFile, readSecretEnv, readSecretFile } from "../config/secre
 import { CustosError } from "../errors.js";
 import { createLogger } from "../log.js";
 import { registerClientCommands, registerKeyCommands, registerSignCommand } from "./admin-commands.js";
+import { registerGovernanceCommands, registerKeyLifecycleCommands } from "./governance-commands.js";
 import { CliError, dataDirOf, describeRpcError } from "./context.js";
 
 // The service, HSM and store modules load only in the commands that use them, so
@@ -48,8 +49,17 @@ program
         `  CA certificate        ${c.caPath}`,
         ...(c.client ? [`  trading client cert   ${c.client.certPath} (+ .key)`] : []),
         ...(c.admin ? [`  administrator cert    ${c.admin.certPath} (+ .key)`] : []),
+        ...(c.officer ? [`  dev officer cert      ${c.officer.certPath} (+ .key); signing key ${c.officer.officerKeyPath}`] : []),
         `  wrapping key          ${c.wrappingKeyFingerprint || "none: run custos hsm init"}`,
         `  connection details    ${join(config.dataDir, "connection.json")}`,
+        ...(config.embedded
+          ? [
+              "",
+              "  !! DEV GOVERNANCE: one local officer (\"dev\", key in this data dir), threshold 1.",
+              "  !! Every key import, rotation and grant here is approved by that one key on this",
+              "  !! machine. A configured deployment (custos.json) never does this: see README, Governance.",
+            ]
+          : []),
         ...(config.embedded
           ? ["", "  try:  printf '%s' \"$SECRET\" | npx custos key import --key demo --exchange binance", "        npx custos sign --key demo --payload 'symbol=BTCUSDT&side=BUY'"]
           : []),
@@ -158,6 +168,19 @@ pki
     console.log(`register it: custos client add ${uri} --cidr 127.0.0.1/32 && custos client grant ${uri} --key KEY`);
   });
 
+pki
+  .command("issue-officer <name>")
+  .description("issue an officer's mTLS certificate (identity spiffe://custos/officer/NAME) from the data dir's dev CA")
+  .option("--data-dir <dir>", "data directory")
+  .action(async (name: string, o: { dataDir?: string }) => {
+    if (!/^[a-z0-9][a-z0-9._-]{0,31}$/.test(name)) throw new CliError("officer name must be 1–32 of [a-z0-9._-]");
+    const uri = `spiffe://custos/officer/${name}`;
+    const { issueDevClient } = await lazy.embedded();
+    const paths = await issueDevClient(dataDirOf(o), `officer-${name}`, uri);
+    console.error(`certificate ${paths.certPath}\nkey ${paths.keyPath}`);
+    console.log(uri);
+  });
+
 const audit = program.command("audit").description("the hash-chained audit log");
 audit
   .command("verify")
@@ -175,8 +198,10 @@ audit
   });
 
 registerKeyCommands(program);
+registerKeyLifecycleCommands(program);
 registerClientCommands(program);
 registerSignCommand(program);
+registerGovernanceCommands(program);
 
 export async function main(argv: string[]): Promise<void> {
   try {

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ChannelCredentials, Metadata, credentials, type CallOptions, type ChannelOptions, type ServiceError } from "@grpc/grpc-js";
-import { CustodyClient } from "../gen/custos/v1/custody.js";
+import { CustodyClient, GuardClient } from "../gen/custos/v1/custody.js";
 import { SignerClient } from "../gen/custos/v1/signer.js";
 
 /** DIR/connection.json as written by `custos serve`. */
@@ -15,6 +15,8 @@ export interface ConnectionFile {
   /** Embedded default only: the dev administrator and trading-client certificates. */
   admin?: { certPath: string; keyPath: string };
   client?: { certPath: string; keyPath: string };
+  /** Embedded default only: the local dev officer (mTLS certificate, and its encrypted Ed25519 key). */
+  officer?: { id: string; certPath: string; keyPath: string; officerKeyPath: string; passphraseFile: string };
 }
 
 export function readConnectionFile(dataDir: string): ConnectionFile {
@@ -48,6 +50,10 @@ export function signerClient(address: string, id: ClientIdentity, serverName = "
 
 export function custodyClient(address: string, id: ClientIdentity, serverName = "localhost"): CustodyClient {
   return new CustodyClient(address, channelCredentials(id), channelOptions(serverName));
+}
+
+export function guardClient(address: string, id: ClientIdentity, serverName = "localhost"): GuardClient {
+  return new GuardClient(address, channelCredentials(id), channelOptions(serverName));
 }
 
 /* eslint-disable @typescript-eslint/no-explicit-any */

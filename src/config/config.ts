@@ -30,7 +30,18 @@ export interface CustosConfig {
   /** Identities granted every imported key (the embedded default's dev client only). */
   autoGrant: string[];
   audit: { flushIntervalMs: number };
+  governance: GovernanceConfig;
   logLevel: string;
+}
+
+export interface GovernanceConfig {
+  /** The proposer's own approval counts toward the quorum (embedded default: true, it has one officer). */
+  proposerCounts: boolean;
+  /** Any officer's rejection cancels a proposal. */
+  veto: boolean;
+  proposalTtlHours: number;
+  /** How often expiries, grace periods and overdue keys are checked (tests shorten it). */
+  housekeepingMs?: number;
 }
 
 export const CONFIG_FILE = "custos.json";
@@ -57,6 +68,7 @@ export function baseDefaults(dataDir: string) {
     // A bot signing every order and cancel of a busy strategy stays far below these.
     limits: { client: { perSecond: 20_000, burst: 40_000 }, key: { perSecond: 20_000, burst: 40_000 } },
     audit: { flushIntervalMs: 250 },
+    governance: { proposerCounts: false, veto: true, proposalTtlHours: 24 },
     store: { sqlitePath: join(dataDir, "custos.db") },
     logLevel: process.env.CUSTOS_LOG_LEVEL ?? "info",
   };
@@ -81,11 +93,14 @@ export function embeddedConfig(dataDir: string): CustosConfig {
     },
     bootstrapAdmins: [{ identity: EMBEDDED_ADMIN, cidrs: LOOPBACK_CIDRS }],
     autoGrant: [EMBEDDED_CLIENT],
+    // One local dev officer, threshold 1: its own approval must count.
+    governance: { proposerCounts: true, veto: true, proposalTtlHours: 24 },
   };
 }
 
 export const EMBEDDED_ADMIN = "spiffe://custos/admin/bootstrap";
 export const EMBEDDED_CLIENT = "spiffe://custos/engine/dev";
+export const EMBEDDED_OFFICER = { id: "dev", identity: "spiffe://custos/officer/dev" } as const;
 
 /**
  * Loads DIR/custos.json over the defaults, or the embedded default if there is none.
@@ -102,7 +117,7 @@ export function loadConfig(dataDir: string): CustosConfig {
     throw new CustosError("INVALID_ARGUMENT", `${file} is not valid JSON`, { cause: e });
   }
   const base = baseDefaults(dir);
-  const known = new Set(["grpc", "http", "tls", "hsm", "store", "limits", "bootstrapAdmins", "audit", "logLevel"]);
+  const known = new Set(["grpc", "http", "tls", "hsm", "store", "limits", "bootstrapAdmins", "audit", "governance", "logLevel"]);
   for (const k of Object.keys(raw)) if (!known.has(k)) throw new CustosError("INVALID_ARGUMENT", `${file}: unknown setting "${k}"`);
   const tls = raw.tls as CustosConfig["tls"] | undefined;
   const hsm = raw.hsm as Partial<CustosConfig["hsm"]> | undefined;
@@ -129,10 +144,22 @@ export function loadConfig(dataDir: string): CustosConfig {
     store: raw.store ? { sqlitePath: abs((raw.store as { sqlitePath: string }).sqlitePath) } : base.store,
     limits: rateLimits(file, base.limits, raw.limits),
     audit: { ...base.audit, ...(raw.audit as object) },
+    governance: governanceSettings(file, base.governance, raw.governance),
     bootstrapAdmins: ((raw.bootstrapAdmins as CustosConfig["bootstrapAdmins"]) ?? []).map((a) => ({ identity: a.identity, cidrs: a.cidrs ?? LOOPBACK_CIDRS })),
     autoGrant: [],
     logLevel: (raw.logLevel as string) ?? base.logLevel,
   };
+}
+
+function governanceSettings(file: string, base: GovernanceConfig, raw: unknown): GovernanceConfig {
+  const given = (raw ?? {}) as Partial<GovernanceConfig>;
+  for (const k of Object.keys(given)) if (!(k in base)) throw new CustosError("INVALID_ARGUMENT", `${file}: unknown setting "governance.${k}"`);
+  const out = { ...base, ...given };
+  if (typeof out.proposerCounts !== "boolean" || typeof out.veto !== "boolean") throw new CustosError("INVALID_ARGUMENT", `${file}: governance.proposerCounts and .veto are true or false`);
+  if (typeof out.proposalTtlHours !== "number" || !(out.proposalTtlHours > 0 && out.proposalTtlHours <= 24 * 30)) {
+    throw new CustosError("INVALID_ARGUMENT", `${file}: governance.proposalTtlHours must be a number of hours up to 720`);
+  }
+  return out;
 }
 
 /**

@@ -3,19 +3,44 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createToken, ensureWrappingKey } from "../hsm/index.js";
 import { findSlotByLabel, loadModule } from "../hsm/pkcs11/module.js";
+import { generateOfficerKey, writeOfficerKeyFile } from "../governance/officer-key.js";
 import { createDevCa, issueClientCert, issueServerCert, loadIssued, writeIssued } from "../pki/index.js";
-import { EMBEDDED_ADMIN, EMBEDDED_CLIENT, type CustosConfig } from "./config.js";
+import { EMBEDDED_ADMIN, EMBEDDED_CLIENT, EMBEDDED_OFFICER, type CustosConfig } from "./config.js";
 import { createSecretFile, readSecretFile } from "./secrets.js";
 
 const TEMPLATE = fileURLToPath(new URL("../../../hsm/softhsm2.conf.template", import.meta.url));
 
 /** Certificates the embedded default issues for its own CLI. */
-export const EMBEDDED_CERTS = { admin: "admin", client: "client" } as const;
+export const EMBEDDED_CERTS = { admin: "admin", client: "client", officer: "officer-dev" } as const;
+
+/** The embedded default's one local officer: its certificate, and its Ed25519 key under a generated passphrase. */
+export interface DevOfficer {
+  id: string;
+  identity: string;
+  certPath: string;
+  certKeyPath: string;
+  /** Encrypted PKCS#8 PEM. */
+  keyPath: string;
+  passphraseFile: string;
+  publicKeyPem: string;
+}
 
 export interface EmbeddedSetup {
   createdToken: boolean;
   createdWrappingKey: boolean;
   createdPki: boolean;
+  devOfficer: DevOfficer;
+}
+
+/** Where the dev officer's files live in a data dir. */
+export function devOfficerPaths(dir: string): Omit<DevOfficer, "publicKeyPem"> {
+  return {
+    ...EMBEDDED_OFFICER,
+    certPath: join(dir, "pki", `${EMBEDDED_CERTS.officer}.crt`),
+    certKeyPath: join(dir, "pki", `${EMBEDDED_CERTS.officer}.key`),
+    keyPath: join(dir, "officers", "dev.key.pem"),
+    passphraseFile: join(dir, "secrets", "officer-dev.passphrase"),
+  };
 }
 
 /** Points SoftHSM2 at this data dir's own config; must run before the module loads. */
@@ -30,7 +55,7 @@ export function useSofthsmConf(config: CustosConfig): void {
  */
 export async function ensureEmbedded(config: CustosConfig): Promise<EmbeddedSetup> {
   const dir = config.dataDir;
-  for (const sub of ["", "secrets", "tokens", "pki"]) mkdirSync(join(dir, sub), { recursive: true, mode: 0o700 });
+  for (const sub of ["", "secrets", "tokens", "pki", "officers"]) mkdirSync(join(dir, sub), { recursive: true, mode: 0o700 });
   const conf = config.hsm.softhsmConf!;
   if (!existsSync(conf)) {
     writeFileSync(conf, readFileSync(TEMPLATE, "utf8").replace("@TOKENDIR@", join(dir, "tokens")), { mode: 0o600 });
@@ -58,7 +83,24 @@ export async function ensureEmbedded(config: CustosConfig): Promise<EmbeddedSetu
     await writeIssued(pki, EMBEDDED_CERTS.client, await issueClientCert(ca, { name: "dev-engine", uri: EMBEDDED_CLIENT }));
     createdPki = true;
   }
-  return { createdToken, createdWrappingKey, createdPki };
+  return { createdToken, createdWrappingKey, createdPki, devOfficer: await ensureDevOfficer(dir) };
+}
+
+/** The dev officer's certificate and key pair (also added to data dirs made before governance). */
+async function ensureDevOfficer(dir: string): Promise<DevOfficer> {
+  const paths = devOfficerPaths(dir);
+  if (!existsSync(paths.certPath)) {
+    const ca = await loadIssued(join(dir, "pki"), "ca");
+    await writeIssued(join(dir, "pki"), EMBEDDED_CERTS.officer, await issueClientCert(ca, { name: "dev-officer", uri: paths.identity }));
+  }
+  const publicPath = join(dir, "officers", "dev.pub.pem");
+  if (!existsSync(paths.keyPath)) {
+    const passphrase = existsSync(paths.passphraseFile) ? readSecretFile(paths.passphraseFile) : createSecretFile(paths.passphraseFile);
+    const key = generateOfficerKey(passphrase);
+    writeOfficerKeyFile(paths.keyPath, key.privateKeyPem);
+    writeFileSync(publicPath, key.publicKeyPem, { mode: 0o644 });
+  }
+  return { ...paths, publicKeyPem: readFileSync(publicPath, "utf8") };
 }
 
 /** Issues another client certificate from the data dir's dev CA. */

@@ -1,7 +1,8 @@
 import type { SigningAlgorithm } from "../hsm/algorithms.js";
 
 export type Environment = "mainnet" | "testnet";
-export type KeyVersionState = "pending" | "active" | "retiring" | "destroyed";
+/** destroying: the HSM object is being destroyed (a restart finishes it). */
+export type KeyVersionState = "pending" | "active" | "retiring" | "destroying" | "destroyed";
 export const DEFAULT_MAX_AGE_DAYS = 45;
 
 /** An exchange API key held in custody. The secret itself lives only in the HSM. */
@@ -15,6 +16,9 @@ export interface KeyRecord {
   algorithm: SigningAlgorithm;
   maxAgeDays: number;
   createdAt: string;
+  /** Set while frozen: no sign with this key until a quorum thaws it. */
+  frozenAt?: string | null;
+  frozenReason?: string | null;
 }
 
 /** One secret of a key. Each version is its own HSM object, CKA_ID = `objectId`. */
@@ -25,6 +29,10 @@ export interface KeyVersionRecord {
   state: KeyVersionState;
   createdAt: string;
   activatedAt: string | null;
+  /** The exchange API key id of this version's secret, when it differs from the key's first. */
+  apiKeyId?: string | null;
+  /** End of the grace period of a retiring version; its HSM object is destroyed then. */
+  retireAt?: string | null;
 }
 
 export interface KeyWithVersions extends KeyRecord {
@@ -46,4 +54,16 @@ export function dueAt(key: KeyWithVersions): Date | undefined {
   const active = activeVersion(key);
   if (!active?.activatedAt) return undefined;
   return new Date(Date.parse(active.activatedAt) + key.maxAgeDays * 86_400_000);
+}
+
+/** The exchange API key id to send with a signature made by `v`. */
+export function apiKeyIdOf(key: KeyRecord, v: KeyVersionRecord): string {
+  return v.apiKeyId || key.apiKeyId;
+}
+
+/** Whole days since the active version was activated. */
+export function ageDays(key: KeyWithVersions, now = Date.now()): number | undefined {
+  const active = activeVersion(key);
+  if (!active?.activatedAt) return undefined;
+  return Math.floor((now - Date.parse(active.activatedAt)) / 86_400_000);
 }

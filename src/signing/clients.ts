@@ -9,6 +9,11 @@ export interface ClientRecord {
   role: ClientRole;
   cidrs: string[];
   createdAt: string;
+  /** May freeze keys and clients at once (a risk engine). */
+  canFreeze?: boolean;
+  /** Set while frozen: every sign by this client is refused until a quorum thaws it. */
+  frozenAt?: string | null;
+  frozenReason?: string | null;
 }
 
 export function isClientRole(s: string): s is ClientRole {

@@ -1,6 +1,7 @@
 import type { AuditLog } from "../audit/audit-log.js";
 import { CustosError, type CustosErrorCode } from "../errors.js";
 import type { Hsm } from "../hsm/hsm.js";
+import { apiKeyIdOf } from "../keys/model.js";
 import { addressAllowed, type AccessDirectory } from "./directory.js";
 import { RateLimiter, type RateLimit } from "./rate-limiter.js";
 
@@ -83,6 +84,7 @@ export class SignService {
     const client = this.directory.client(caller.identity);
     if (!client) throw new CustosError("UNKNOWN_CLIENT", "client identity is not registered");
     if (client.role !== "trader") throw new CustosError("ROLE_NOT_ALLOWED", `a ${client.role} identity cannot sign`);
+    if (client.frozenAt) throw new CustosError("CLIENT_FROZEN", "client is frozen");
     // network
     if (!addressAllowed(client, caller.ip)) throw new CustosError("ADDRESS_NOT_ALLOWED", "address is not in the client's allowlist");
     // request shape
@@ -97,6 +99,7 @@ export class SignService {
     if (!key) throw new CustosError("KEY_NOT_FOUND", `no key ${JSON.stringify(req.keyId)}`);
     // grant
     if (!this.directory.hasGrant(caller.identity, key.id)) throw new CustosError("NO_GRANT", "client has no grant for this key");
+    if (key.frozenAt) throw new CustosError("KEY_FROZEN", "key is frozen");
     if (!this.keyLimiter.take(key.id)) throw new CustosError("RATE_LIMITED", "key rate limit exceeded", { retryable: true });
     // version
     const v = req.version === 0 ? this.directory.activeVersionOf(key) : key.versions.find((x) => x.version === req.version);
@@ -106,9 +109,13 @@ export class SignService {
         : new CustosError("VERSION_NOT_FOUND", `key has no version ${req.version}`);
     }
     if (v.state !== "active" && v.state !== "retiring") throw new CustosError("VERSION_NOT_USABLE", `version ${v.version} is ${v.state}`);
+    // A retiring version signs until its grace period ends, even before the destroy job runs.
+    if (v.state === "retiring" && v.retireAt && Date.parse(v.retireAt) <= Date.now()) {
+      throw new CustosError("VERSION_NOT_USABLE", `version ${v.version}'s grace period has ended`);
+    }
     // hsm
     const signature = await this.hsm.sign(v.objectId, key.algorithm, req.payload);
-    return { signature, version: v.version, apiKeyId: key.apiKeyId };
+    return { signature, version: v.version, apiKeyId: apiKeyIdOf(key, v) };
   }
 }
 
@@ -124,6 +131,8 @@ const DENIALS = new Set<CustosErrorCode>([
   "VERSION_NOT_FOUND",
   "VERSION_NOT_USABLE",
   "KEY_NOT_ACTIVE",
+  "KEY_FROZEN",
+  "CLIENT_FROZEN",
   "INVALID_ARGUMENT",
   "PAYLOAD_TOO_LARGE",
 ]);

@@ -1,3 +1,4 @@
+import type { GovernanceRecord, OfficerRecord, ProposalRecord, ProposalState, VoteRecord } from "../governance/model.js";
 import type { KeyRecord, KeyVersionRecord, KeyWithVersions } from "../keys/model.js";
 import type { ClientRecord } from "../signing/clients.js";
 
@@ -10,23 +11,70 @@ export interface StoredAuditEvent {
 }
 
 /**
+ * Marks a proposal executed (its envelope deleted) in the same transaction as the change it
+ * made: a change is never applied twice, nor a proposal marked done without its change.
+ */
+export interface ProposalDone {
+  proposalId: string;
+  at: string;
+}
+
+/** A freeze (who froze is in the audit log), or null to thaw. */
+export type Freeze = { at: string; reason: string } | null;
+
+/**
  * Persistent state. Narrow on purpose: a PostgreSQL implementation follows, and the
  * domain never sees SQL. Every method is synchronous-looking async so both fit.
  */
 export interface Store {
   listKeys(): Promise<KeyWithVersions[]>;
   getKey(id: string): Promise<KeyWithVersions | undefined>;
-  /** Creates a key and its first version in one transaction; KEY_EXISTS if the id is taken. */
-  createKey(key: KeyRecord, first: KeyVersionRecord): Promise<void>;
-  updateVersionState(keyId: string, version: number, state: KeyVersionRecord["state"], activatedAt?: string): Promise<void>;
+  /**
+   * Creates a key, its first version and its grants in one transaction; KEY_EXISTS if the id
+   * is taken.
+   */
+  createKey(key: KeyRecord, first: KeyVersionRecord, grants?: readonly string[], done?: ProposalDone): Promise<void>;
+  /**
+   * Adds `next` as the active version; the version active until now becomes `retiring` until
+   * `retireAt`. One transaction.
+   */
+  rotateKey(keyId: string, next: KeyVersionRecord, retireAt: string, done?: ProposalDone): Promise<void>;
+  updateVersionState(keyId: string, version: number, state: KeyVersionRecord["state"], activatedAt?: string, done?: ProposalDone): Promise<void>;
+  setKeyFrozen(keyId: string, freeze: Freeze, done?: ProposalDone): Promise<void>;
+  setPolicy(keyId: string, policyJson: string, at: string, done?: ProposalDone): Promise<void>;
+  getPolicy(keyId: string): Promise<string | undefined>;
 
   listClients(): Promise<ClientRecord[]>;
   getClient(identity: string): Promise<ClientRecord | undefined>;
-  /** Adds a client, or updates name/role/CIDRs of an existing one. */
+  /** Adds a client, or updates name/role/CIDRs/can-freeze of an existing one. */
   upsertClient(client: ClientRecord): Promise<void>;
   addGrant(identity: string, keyId: string): Promise<void>;
+  /** Creates or updates a client and replaces its grants, in one transaction. */
+  setClientAccess(client: ClientRecord, keyIds: readonly string[], done?: ProposalDone): Promise<void>;
+  setClientFrozen(identity: string, freeze: Freeze, done?: ProposalDone): Promise<void>;
   /** identity → key ids it may sign with. */
   listGrants(): Promise<Map<string, Set<string>>>;
+
+  getGovernance(): Promise<GovernanceRecord | undefined>;
+  /** The first officer set and threshold; GOVERNANCE_EXISTS if already initialised. */
+  initGovernance(threshold: number, officers: readonly OfficerRecord[], at: string): Promise<void>;
+  setThreshold(threshold: number, done?: ProposalDone): Promise<void>;
+  listOfficers(): Promise<OfficerRecord[]>;
+  addOfficer(officer: OfficerRecord, done?: ProposalDone): Promise<void>;
+  setOfficerStatus(id: string, status: OfficerRecord["status"], done?: ProposalDone): Promise<void>;
+
+  createProposal(p: ProposalRecord): Promise<void>;
+  getProposal(id: string): Promise<ProposalRecord | undefined>;
+  listProposals(state?: ProposalState): Promise<ProposalRecord[]>;
+  /**
+   * Moves a proposal on. Leaving `pending`/`executing` for a final state other than executed
+   * deletes its envelope too. Returns false if the proposal was not in `from` (a concurrent
+   * change won).
+   */
+  updateProposal(id: string, from: ProposalState, patch: { state?: ProposalState; step?: string; failure?: string; executedAt?: string }): Promise<boolean>;
+  /** Inserts a vote; an identical officer + decision is kept as first cast (idempotent). */
+  addVote(vote: VoteRecord): Promise<void>;
+  listVotes(proposalId: string): Promise<VoteRecord[]>;
 
   appendAudit(events: StoredAuditEvent[]): Promise<void>;
   lastAudit(): Promise<StoredAuditEvent | undefined>;

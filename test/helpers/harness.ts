@@ -15,7 +15,9 @@ import { fileURLToPath } from "node:url";
 import { status } from "@grpc/grpc-js";
 import { custodyClient, readConnectionFile, signerClient, unary, type ConnectionFile } from "../../src/client/connection.js";
 import { embeddedConfig, type CustosConfig } from "../../src/config/config.js";
-import { Environment, type CustodyClient } from "../../src/gen/custos/v1/custody.js";
+import type { KeyObject } from "node:crypto";
+import { loadOfficerKey, propose } from "../../src/client/officer.js";
+import { Environment, type CustodyClient, type ProposalInfo, type ProposeRequest, type WrappedKeyEnvelope } from "../../src/gen/custos/v1/custody.js";
 import { ALGORITHM_ENUM } from "../../src/transport/grpc/enums.js";
 import type { SignerClient } from "../../src/gen/custos/v1/signer.js";
 import { buildEnvelope, padHmacSecret, type SigningAlgorithm } from "../../src/hsm/index.js";
@@ -35,7 +37,7 @@ export interface InProcessService {
   config: CustosConfig;
   service: RunningService;
   conn: ConnectionFile;
-  /** Administrator (bootstrap) client. */
+  /** The embedded default's dev officer (threshold 1: its approval executes a proposal). */
   custody: CustodyClient;
   /** The embedded default's trading client (granted every imported key). */
   signer: SignerClient;
@@ -57,7 +59,7 @@ export async function startInProcess(tweak: (c: CustosConfig) => void = () => un
   sink.on("data", (d: Buffer) => (logText += d.toString()));
   const service = await startService(config, createLogger("info", sink));
   const conn = readConnectionFile(dir);
-  const custody = custodyClient(conn.grpc, { caPath: conn.caPath, ...conn.admin! });
+  const custody = devOfficerClient(conn);
   const signer = signerClient(conn.grpc, { caPath: conn.caPath, ...conn.client! });
   return {
     dir,
@@ -78,27 +80,67 @@ export async function startInProcess(tweak: (c: CustosConfig) => void = () => un
 
 export const ALG_ENUM = ALGORITHM_ENUM;
 
+/** Officer clients whose signing key the harness holds (the embedded default's dev officer). */
+const approvers = new WeakMap<CustodyClient, KeyObject>();
+
+/** A Custody client acting as the data dir's dev officer, able to approve what it proposes. */
+export function devOfficerClient(conn: ConnectionFile): CustodyClient {
+  const o = conn.officer!;
+  const client = custodyClient(conn.grpc, { caPath: conn.caPath, certPath: o.certPath, keyPath: o.keyPath });
+  approvers.set(client, loadOfficerKey(o.officerKeyPath, readFileSync(o.passphraseFile, "utf8").trim()));
+  return client;
+}
+
+/** Proposes and, if the client is a dev officer the harness holds the key of, approves. */
+export async function proposeAndApprove(custody: CustodyClient, request: ProposeRequest): Promise<ProposalInfo> {
+  return propose(custody, request, approvers.get(custody));
+}
+
 /** Imports a secret the way an officer's CLI does: envelope built here, unwrapped in the HSM. */
 export async function importSecret(
   custody: CustodyClient,
   keyId: string,
   secret: Buffer,
   opts: { algorithm?: SigningAlgorithm; exchange?: string; apiKeyId?: string } = {},
-) {
+): Promise<ProposalInfo> {
   const algorithm = opts.algorithm ?? "hmac-sha256";
+  const envelope = await envelopeFor(custody, secret, algorithm);
+  const p = await proposeAndApprove(custody, {
+    kind: {
+      $case: "importKey",
+      importKey: {
+        keyId,
+        exchange: opts.exchange ?? "binance",
+        environment: Environment.ENVIRONMENT_TESTNET,
+        label: keyId,
+        apiKeyId: opts.apiKeyId ?? `api-${keyId}`,
+        algorithm: ALG_ENUM[algorithm],
+        envelope,
+        maxAgeDays: 0,
+      },
+    },
+    ttlSeconds: 0,
+  });
+  if (p.state !== "executed") throw Object.assign(new Error(`import of ${keyId} is ${p.state}: ${p.failure}`), { proposal: p });
+  return p;
+}
+
+/** A wrapped envelope of `secret` for the service's wrapping key, as an officer's CLI builds it. */
+export async function envelopeFor(custody: CustodyClient, secret: Buffer, algorithm: SigningAlgorithm = "hmac-sha256"): Promise<WrappedKeyEnvelope> {
   const wrapping = await unary(custody, "getWrappingKey", {});
   const padded = padHmacSecret(secret, algorithm);
-  const envelope = buildEnvelope(padded, { spkiPem: wrapping.spkiPem, fingerprint: wrapping.fingerprint, oaepHash: wrapping.oaepHash as "sha1" });
-  padded.fill(0);
-  return unary(custody, "importKey", {
-    keyId,
-    exchange: opts.exchange ?? "binance",
-    environment: Environment.ENVIRONMENT_TESTNET,
-    label: keyId,
-    apiKeyId: opts.apiKeyId ?? `api-${keyId}`,
-    algorithm: ALG_ENUM[algorithm],
-    envelope,
-    maxAgeDays: 0,
+  try {
+    return buildEnvelope(padded, { spkiPem: wrapping.spkiPem, fingerprint: wrapping.fingerprint, oaepHash: wrapping.oaepHash as "sha1" });
+  } finally {
+    padded.fill(0);
+  }
+}
+
+/** Proposes the full access of a trading client (created if new) and approves it as the dev officer. */
+export async function setGrants(custody: CustodyClient, identity: string, access: { cidrs: string[]; keyIds: string[]; name?: string; canFreeze?: boolean }): Promise<ProposalInfo> {
+  return proposeAndApprove(custody, {
+    kind: { $case: "setGrants", setGrants: { identity, name: access.name ?? "", cidrs: access.cidrs, keyIds: access.keyIds, canFreeze: access.canFreeze ?? false } },
+    ttlSeconds: 0,
   });
 }
 

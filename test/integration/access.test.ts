@@ -8,12 +8,12 @@ import { credentials, loadPackageDefinition, makeGenericClientConstructor, statu
 import { loadSync } from "@grpc/proto-loader";
 import { service as healthService } from "grpc-health-check";
 import { channelCredentials, channelOptions, custodyClient, signerClient, unary } from "../../src/client/connection.js";
-import { EMBEDDED_ADMIN, EMBEDDED_CLIENT } from "../../src/config/config.js";
+import { EMBEDDED_ADMIN, EMBEDDED_CLIENT, EMBEDDED_OFFICER } from "../../src/config/config.js";
 import { issueDevClient } from "../../src/config/embedded.js";
 import { Environment } from "../../src/gen/custos/v1/custody.js";
 import { SignatureEncoding, SignerClient, type SignStreamResponse } from "../../src/gen/custos/v1/signer.js";
 import { createDevCa, issueClientCert } from "../../src/pki/index.js";
-import { REPO, auditEvents, expectDenied, failure, importSecret, startInProcess, waitForAudit, type AuditBody, type InProcessService } from "../helpers/harness.js";
+import { REPO, auditEvents, expectDenied, failure, importSecret, setGrants, startInProcess, waitForAudit, type AuditBody, type InProcessService } from "../helpers/harness.js";
 
 /** Who may sign what: every refusal of the sign path and the admin API, with its status, reason and audit record. */
 
@@ -107,12 +107,11 @@ describe("access control on the sign path and the admin API", () => {
     const identity = "spiffe://custos/engine/remote";
     const client = signAs(await issueDevClient(svc.dir, "remote", identity));
     await importSecret(svc.custody, "k-cidr", randomBytes(32));
-    await unary(svc.custody, "addClient", { identity, name: "remote", role: "trader", cidrs: ["10.0.0.0/8"] });
-    await unary(svc.custody, "grantKey", { identity, keyId: "k-cidr" });
+    await setGrants(svc.custody, identity, { name: "remote", cidrs: ["10.0.0.0/8"], keyIds: ["k-cidr"] });
     await denied(sign(client, "k-cidr"), status.PERMISSION_DENIED, "ADDRESS_NOT_ALLOWED");
     const e = await audited({ kind: "sign", actor: identity, outcome: "denied", reason: "ADDRESS_NOT_ALLOWED" });
     assert.equal(e.peer, "127.0.0.1");
-    await unary(svc.custody, "addClient", { identity, name: "remote", role: "trader", cidrs: ["127.0.0.1/32"] });
+    await setGrants(svc.custody, identity, { name: "remote", cidrs: ["127.0.0.1/32"], keyIds: ["k-cidr"] });
     assert.equal((await sign(client, "k-cidr")).keyVersion, 1);
   });
 
@@ -121,30 +120,38 @@ describe("access control on the sign path and the admin API", () => {
     const client = signAs(await issueDevClient(svc.dir, "nogrant", identity));
     const secret = randomBytes(40);
     await importSecret(svc.custody, "k-grant", secret);
-    await unary(svc.custody, "addClient", { identity, name: "nogrant", role: "trader", cidrs: ["127.0.0.1/32"] });
+    await setGrants(svc.custody, identity, { name: "nogrant", cidrs: ["127.0.0.1/32"], keyIds: [] });
     await denied(sign(client, "k-grant"), status.PERMISSION_DENIED, "NO_GRANT");
     await audited({ kind: "sign", actor: identity, outcome: "denied", reason: "NO_GRANT", key: "k-grant" });
-    await unary(svc.custody, "grantKey", { identity, keyId: "k-grant" });
+    await setGrants(svc.custody, identity, { name: "nogrant", cidrs: ["127.0.0.1/32"], keyIds: ["k-grant"] });
     const payload = Buffer.from("symbol=ETHUSDT&side=SELL&timestamp=1700000000000");
     assert.deepEqual((await sign(client, "k-grant", payload)).signature, createHmac("sha256", secret).update(payload).digest());
   });
 
-  it("keeps roles apart: an administrator cannot sign, a trading client cannot administer", async () => {
+  it("keeps roles apart: administrators and officers cannot sign, a trading client can call no Custody method", async () => {
     await importSecret(svc.custody, "k-role", randomBytes(32));
     await denied(sign(signAs(svc.conn.admin!), "k-role"), status.PERMISSION_DENIED, "ROLE_NOT_ALLOWED");
     await audited({ kind: "sign", actor: EMBEDDED_ADMIN, outcome: "denied", reason: "ROLE_NOT_ALLOWED" });
+    // An officer certificate is not a trading client: it cannot sign.
+    await denied(sign(signAs(svc.conn.officer!), "k-role"), status.UNAUTHENTICATED, "UNKNOWN_CLIENT");
+    await audited({ kind: "sign", actor: EMBEDDED_OFFICER.identity, outcome: "denied", reason: "UNKNOWN_CLIENT" });
 
     const trader = keep(custodyClient(svc.conn.grpc, { caPath: svc.conn.caPath, ...svc.conn.client! }));
     const envelope = { format: "custos.rsa-oaep-aes-kwp.v1", oaepHash: "sha1", encryptedAesKey: Buffer.alloc(384), wrappedKey: Buffer.alloc(40), wrappingKeyFingerprint: "sha256:00" };
     const since = await lastSeq();
-    await denied(
-      unary(trader, "importKey", { keyId: "k-sneaky", exchange: "binance", environment: Environment.ENVIRONMENT_TESTNET, label: "", apiKeyId: "", algorithm: 1, envelope, maxAgeDays: 0 }),
-      status.PERMISSION_DENIED,
-      "ROLE_NOT_ALLOWED",
-    );
-    await denied(unary(trader, "addClient", { identity: "spiffe://custos/engine/x", name: "x", role: "admin", cidrs: [] }), status.PERMISSION_DENIED, "ROLE_NOT_ALLOWED");
-    await denied(unary(trader, "listKeys", {}), status.PERMISSION_DENIED, "ROLE_NOT_ALLOWED");
-    for (const kind of ["key.import", "client.add", "key.list"]) {
+    const calls: Array<[string, Promise<unknown>]> = [
+      ["wrapping_key.get", unary(trader, "getWrappingKey", {})],
+      ["key.list", unary(trader, "listKeys", {})],
+      ["client.list", unary(trader, "listClients", {})],
+      ["governance.get", unary(trader, "getGovernance", {})],
+      ["governance.init", unary(trader, "initGovernance", { officers: [], threshold: 1 })],
+      ["proposal.create", unary(trader, "propose", { kind: { $case: "importKey", importKey: { keyId: "k-sneaky", exchange: "binance", environment: Environment.ENVIRONMENT_TESTNET, label: "", apiKeyId: "", algorithm: 1, envelope, maxAgeDays: 0 } }, ttlSeconds: 0 })],
+      ["proposal.get", unary(trader, "getProposal", { id: "x" })],
+      ["proposal.list", unary(trader, "listProposals", { state: "" })],
+      ["proposal.approve", unary(trader, "vote", { proposalId: "x", decision: 1, digest: "0".repeat(64), signature: Buffer.alloc(64), reason: "" })],
+    ];
+    for (const [kind, call] of calls) {
+      await denied(call, status.PERMISSION_DENIED, "ROLE_NOT_ALLOWED");
       await audited({ kind, actor: EMBEDDED_CLIENT, outcome: "denied", reason: "ROLE_NOT_ALLOWED" }, since);
     }
   });

@@ -43,4 +43,59 @@ export const MIGRATIONS: readonly string[] = [
     hash          TEXT NOT NULL
   );
   `,
+  // 2: governance — officers, threshold, proposals and votes; freezes; per-version API key
+  // ids and grace periods; key policies (carried, enforced later)
+  `
+  ALTER TABLE keys ADD COLUMN frozen_at TEXT;
+  ALTER TABLE keys ADD COLUMN frozen_reason TEXT;
+  ALTER TABLE key_versions ADD COLUMN api_key_id TEXT;
+  ALTER TABLE key_versions ADD COLUMN retire_at TEXT;
+  ALTER TABLE clients ADD COLUMN frozen_at TEXT;
+  ALTER TABLE clients ADD COLUMN frozen_reason TEXT;
+  ALTER TABLE clients ADD COLUMN can_freeze INTEGER NOT NULL DEFAULT 0;
+  CREATE TABLE key_policies (
+    key_id        TEXT PRIMARY KEY REFERENCES keys(id),
+    policy        TEXT NOT NULL,
+    updated_at    TEXT NOT NULL
+  );
+  CREATE TABLE officers (
+    id            TEXT PRIMARY KEY,
+    display_name  TEXT NOT NULL,
+    identity      TEXT NOT NULL UNIQUE,
+    public_key    TEXT NOT NULL,
+    fingerprint   TEXT NOT NULL,
+    status        TEXT NOT NULL,
+    created_at    TEXT NOT NULL
+  );
+  CREATE TABLE governance (
+    id             INTEGER PRIMARY KEY CHECK (id = 1),
+    threshold      INTEGER NOT NULL,
+    initialised_at TEXT NOT NULL
+  );
+  CREATE TABLE proposals (
+    id            TEXT PRIMARY KEY,
+    kind          TEXT NOT NULL,
+    target        TEXT NOT NULL,
+    canonical     TEXT NOT NULL,
+    digest        TEXT NOT NULL UNIQUE,
+    proposer      TEXT NOT NULL,
+    state         TEXT NOT NULL,
+    step          TEXT,
+    envelope      TEXT,
+    created_at    TEXT NOT NULL,
+    expires_at    TEXT NOT NULL,
+    executed_at   TEXT,
+    failure       TEXT
+  );
+  CREATE INDEX proposals_state ON proposals (state);
+  CREATE TABLE votes (
+    proposal_id   TEXT NOT NULL REFERENCES proposals(id),
+    officer_id    TEXT NOT NULL,
+    decision      TEXT NOT NULL,
+    digest        TEXT NOT NULL,
+    signature     TEXT NOT NULL,
+    at            TEXT NOT NULL,
+    PRIMARY KEY (proposal_id, officer_id, decision)
+  );
+  `,
 ];

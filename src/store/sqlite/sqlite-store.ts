@@ -1,8 +1,9 @@
 import Database from "better-sqlite3";
 import { CustosError } from "../../errors.js";
+import type { GovernanceRecord, OfficerRecord, ProposalRecord, ProposalState, VoteRecord } from "../../governance/model.js";
 import type { KeyRecord, KeyVersionRecord, KeyWithVersions } from "../../keys/model.js";
 import type { ClientRecord } from "../../signing/clients.js";
-import type { Store, StoredAuditEvent } from "../store.js";
+import type { Freeze, ProposalDone, Store, StoredAuditEvent } from "../store.js";
 import { MIGRATIONS } from "./migrations.js";
 
 type Row = Record<string, unknown>;
@@ -52,7 +53,7 @@ export class SqliteStore implements Store {
     return { ...toKey(k), versions: versions.map(toVersion) };
   }
 
-  async createKey(key: KeyRecord, first: KeyVersionRecord): Promise<void> {
+  async createKey(key: KeyRecord, first: KeyVersionRecord, grants: readonly string[] = [], done?: ProposalDone): Promise<void> {
     this.write(() => {
       if (this.db.prepare("SELECT 1 FROM keys WHERE id = ?").get(key.id)) {
         throw new CustosError("KEY_EXISTS", `key ${key.id} already exists`);
@@ -62,18 +63,49 @@ export class SqliteStore implements Store {
           "INSERT INTO keys (id, exchange, environment, label, api_key_id, algorithm, max_age_days, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .run(key.id, key.exchange, key.environment, key.label, key.apiKeyId, key.algorithm, key.maxAgeDays, key.createdAt);
-      this.db
-        .prepare("INSERT INTO key_versions (key_id, version, object_id, state, created_at, activated_at) VALUES (?, ?, ?, ?, ?, ?)")
-        .run(first.keyId, first.version, first.objectId, first.state, first.createdAt, first.activatedAt);
+      this.insertVersion(first);
+      for (const identity of grants) this.db.prepare("INSERT INTO grants (identity, key_id) VALUES (?, ?) ON CONFLICT DO NOTHING").run(identity, key.id);
+      this.markDone(done);
     });
   }
 
-  async updateVersionState(keyId: string, version: number, state: KeyVersionRecord["state"], activatedAt?: string): Promise<void> {
+  async rotateKey(keyId: string, next: KeyVersionRecord, retireAt: string, done?: ProposalDone): Promise<void> {
+    this.write(() => {
+      this.db.prepare("UPDATE key_versions SET state = 'retiring', retire_at = ? WHERE key_id = ? AND state = 'active'").run(retireAt, keyId);
+      this.insertVersion(next);
+      this.markDone(done);
+    });
+  }
+
+  async updateVersionState(keyId: string, version: number, state: KeyVersionRecord["state"], activatedAt?: string, done?: ProposalDone): Promise<void> {
     this.write(() => {
       this.db
         .prepare("UPDATE key_versions SET state = ?, activated_at = COALESCE(?, activated_at) WHERE key_id = ? AND version = ?")
         .run(state, activatedAt ?? null, keyId, version);
+      this.markDone(done);
     });
+  }
+
+  async setKeyFrozen(keyId: string, freeze: Freeze, done?: ProposalDone): Promise<void> {
+    this.write(() => {
+      const r = this.db.prepare("UPDATE keys SET frozen_at = ?, frozen_reason = ? WHERE id = ?").run(freeze?.at ?? null, freeze?.reason ?? null, keyId);
+      if (r.changes === 0) throw new CustosError("KEY_NOT_FOUND", `no key ${keyId}`);
+      this.markDone(done);
+    });
+  }
+
+  async setPolicy(keyId: string, policyJson: string, at: string, done?: ProposalDone): Promise<void> {
+    this.write(() => {
+      this.db
+        .prepare("INSERT INTO key_policies (key_id, policy, updated_at) VALUES (?, ?, ?) ON CONFLICT (key_id) DO UPDATE SET policy = excluded.policy, updated_at = excluded.updated_at")
+        .run(keyId, policyJson, at);
+      this.markDone(done);
+    });
+  }
+
+  async getPolicy(keyId: string): Promise<string | undefined> {
+    const row = this.db.prepare("SELECT policy FROM key_policies WHERE key_id = ?").get(keyId) as Row | undefined;
+    return row ? (row.policy as string) : undefined;
   }
 
   async listClients(): Promise<ClientRecord[]> {
@@ -86,19 +118,29 @@ export class SqliteStore implements Store {
   }
 
   async upsertClient(c: ClientRecord): Promise<void> {
-    this.write(() => {
-      this.db
-        .prepare(
-          `INSERT INTO clients (identity, name, role, cidrs, created_at) VALUES (?, ?, ?, ?, ?)
-           ON CONFLICT (identity) DO UPDATE SET name = excluded.name, role = excluded.role, cidrs = excluded.cidrs`,
-        )
-        .run(c.identity, c.name, c.role, JSON.stringify(c.cidrs), c.createdAt);
-    });
+    this.write(() => this.upsertClientRow(c));
   }
 
   async addGrant(identity: string, keyId: string): Promise<void> {
     this.write(() => {
       this.db.prepare("INSERT INTO grants (identity, key_id) VALUES (?, ?) ON CONFLICT DO NOTHING").run(identity, keyId);
+    });
+  }
+
+  async setClientAccess(client: ClientRecord, keyIds: readonly string[], done?: ProposalDone): Promise<void> {
+    this.write(() => {
+      this.upsertClientRow(client);
+      this.db.prepare("DELETE FROM grants WHERE identity = ?").run(client.identity);
+      for (const keyId of keyIds) this.db.prepare("INSERT INTO grants (identity, key_id) VALUES (?, ?)").run(client.identity, keyId);
+      this.markDone(done);
+    });
+  }
+
+  async setClientFrozen(identity: string, freeze: Freeze, done?: ProposalDone): Promise<void> {
+    this.write(() => {
+      const r = this.db.prepare("UPDATE clients SET frozen_at = ?, frozen_reason = ? WHERE identity = ?").run(freeze?.at ?? null, freeze?.reason ?? null, identity);
+      if (r.changes === 0) throw new CustosError("UNKNOWN_CLIENT", `no client ${identity}`);
+      this.markDone(done);
     });
   }
 
@@ -127,6 +169,136 @@ export class SqliteStore implements Store {
     return (this.db.prepare("SELECT * FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?").all(afterSeq, limit) as Row[]).map(toAudit);
   }
 
+  async getGovernance(): Promise<GovernanceRecord | undefined> {
+    const row = this.db.prepare("SELECT * FROM governance WHERE id = 1").get() as Row | undefined;
+    return row ? { threshold: row.threshold as number, initialisedAt: row.initialised_at as string } : undefined;
+  }
+
+  async initGovernance(threshold: number, officers: readonly OfficerRecord[], at: string): Promise<void> {
+    this.write(() => {
+      if (this.db.prepare("SELECT 1 FROM governance WHERE id = 1").get()) throw new CustosError("GOVERNANCE_EXISTS", "governance is already initialised");
+      for (const o of officers) this.insertOfficer(o);
+      this.db.prepare("INSERT INTO governance (id, threshold, initialised_at) VALUES (1, ?, ?)").run(threshold, at);
+    });
+  }
+
+  async setThreshold(threshold: number, done?: ProposalDone): Promise<void> {
+    this.write(() => {
+      this.db.prepare("UPDATE governance SET threshold = ? WHERE id = 1").run(threshold);
+      this.markDone(done);
+    });
+  }
+
+  async listOfficers(): Promise<OfficerRecord[]> {
+    return (this.db.prepare("SELECT * FROM officers ORDER BY id").all() as Row[]).map(toOfficer);
+  }
+
+  async addOfficer(officer: OfficerRecord, done?: ProposalDone): Promise<void> {
+    this.write(() => {
+      this.insertOfficer(officer);
+      this.markDone(done);
+    });
+  }
+
+  async setOfficerStatus(id: string, status: OfficerRecord["status"], done?: ProposalDone): Promise<void> {
+    this.write(() => {
+      this.db.prepare("UPDATE officers SET status = ? WHERE id = ?").run(status, id);
+      this.markDone(done);
+    });
+  }
+
+  async createProposal(p: ProposalRecord): Promise<void> {
+    this.write(() => {
+      this.db
+        .prepare(
+          `INSERT INTO proposals (id, kind, target, canonical, digest, proposer, state, step, envelope, created_at, expires_at, executed_at, failure)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(p.id, p.kind, p.target, p.canonical, p.digest, p.proposer, p.state, p.step, p.envelope, p.createdAt, p.expiresAt, p.executedAt, p.failure);
+    });
+  }
+
+  async getProposal(id: string): Promise<ProposalRecord | undefined> {
+    const row = this.db.prepare("SELECT * FROM proposals WHERE id = ?").get(id) as Row | undefined;
+    return row ? toProposal(row) : undefined;
+  }
+
+  async listProposals(state?: ProposalState): Promise<ProposalRecord[]> {
+    const rows = state
+      ? (this.db.prepare("SELECT * FROM proposals WHERE state = ? ORDER BY created_at, id").all(state) as Row[])
+      : (this.db.prepare("SELECT * FROM proposals ORDER BY created_at, id").all() as Row[]);
+    return rows.map(toProposal);
+  }
+
+  async updateProposal(id: string, from: ProposalState, patch: { state?: ProposalState; step?: string; failure?: string; executedAt?: string }): Promise<boolean> {
+    let changed = false;
+    this.write(() => {
+      const final = patch.state !== undefined && patch.state !== "pending" && patch.state !== "executing";
+      const r = this.db
+        .prepare(
+          `UPDATE proposals SET state = COALESCE(?, state), step = COALESCE(?, step), failure = COALESCE(?, failure),
+             executed_at = COALESCE(?, executed_at), envelope = CASE WHEN ? THEN NULL ELSE envelope END
+           WHERE id = ? AND state = ?`,
+        )
+        .run(patch.state ?? null, patch.step ?? null, patch.failure ?? null, patch.executedAt ?? null, final ? 1 : 0, id, from);
+      changed = r.changes === 1;
+    });
+    return changed;
+  }
+
+  async addVote(v: VoteRecord): Promise<void> {
+    this.write(() => {
+      this.db
+        .prepare("INSERT INTO votes (proposal_id, officer_id, decision, digest, signature, at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
+        .run(v.proposalId, v.officerId, v.decision, v.digest, v.signature, v.at);
+    });
+  }
+
+  async listVotes(proposalId: string): Promise<VoteRecord[]> {
+    return (this.db.prepare("SELECT * FROM votes WHERE proposal_id = ? ORDER BY at, officer_id").all(proposalId) as Row[]).map((r) => ({
+      proposalId: r.proposal_id as string,
+      officerId: r.officer_id as string,
+      decision: r.decision as VoteRecord["decision"],
+      digest: r.digest as string,
+      signature: r.signature as string,
+      at: r.at as string,
+    }));
+  }
+
+  private insertVersion(v: KeyVersionRecord): void {
+    this.db
+      .prepare("INSERT INTO key_versions (key_id, version, object_id, state, created_at, activated_at, api_key_id, retire_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+      .run(v.keyId, v.version, v.objectId, v.state, v.createdAt, v.activatedAt, v.apiKeyId ?? null, v.retireAt ?? null);
+  }
+
+  private upsertClientRow(c: ClientRecord): void {
+    this.db
+      .prepare(
+        `INSERT INTO clients (identity, name, role, cidrs, created_at, can_freeze) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (identity) DO UPDATE SET name = excluded.name, role = excluded.role, cidrs = excluded.cidrs, can_freeze = excluded.can_freeze`,
+      )
+      .run(c.identity, c.name, c.role, JSON.stringify(c.cidrs), c.createdAt, c.canFreeze ? 1 : 0);
+  }
+
+  private insertOfficer(o: OfficerRecord): void {
+    if (this.db.prepare("SELECT 1 FROM officers WHERE id = ? OR identity = ?").get(o.id, o.identity)) {
+      throw new CustosError("PRECONDITION_FAILED", `an officer ${o.id} or with identity ${o.identity} exists`);
+    }
+    this.db
+      .prepare("INSERT INTO officers (id, display_name, identity, public_key, fingerprint, status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
+      .run(o.id, o.displayName, o.identity, o.publicKeyPem, o.fingerprint, o.status, o.createdAt);
+  }
+
+  /** Inside a write transaction: the proposal that made this change is executed, its envelope gone. */
+  private markDone(done: ProposalDone | undefined): void {
+    if (!done) return;
+    const r = this.db
+      .prepare("UPDATE proposals SET state = 'executed', executed_at = ?, envelope = NULL, step = 'done' WHERE id = ? AND state = 'executing'")
+      .run(done.at, done.proposalId);
+    // A proposal not executing any more (executed by a concurrent path) rolls the change back.
+    if (r.changes !== 1) throw new CustosError("PRECONDITION_FAILED", `proposal ${done.proposalId} is not executing`);
+  }
+
   async close(): Promise<void> {
     this.db.close();
   }
@@ -152,6 +324,8 @@ function toKey(r: Row): KeyRecord {
     algorithm: r.algorithm as KeyRecord["algorithm"],
     maxAgeDays: r.max_age_days as number,
     createdAt: r.created_at as string,
+    frozenAt: (r.frozen_at as string | null) ?? null,
+    frozenReason: (r.frozen_reason as string | null) ?? null,
   };
 }
 
@@ -163,6 +337,8 @@ function toVersion(r: Row): KeyVersionRecord {
     state: r.state as KeyVersionRecord["state"],
     createdAt: r.created_at as string,
     activatedAt: (r.activated_at as string | null) ?? null,
+    apiKeyId: (r.api_key_id as string | null) ?? null,
+    retireAt: (r.retire_at as string | null) ?? null,
   };
 }
 
@@ -173,6 +349,39 @@ function toClient(r: Row): ClientRecord {
     role: r.role as ClientRecord["role"],
     cidrs: JSON.parse(r.cidrs as string) as string[],
     createdAt: r.created_at as string,
+    canFreeze: r.can_freeze === 1,
+    frozenAt: (r.frozen_at as string | null) ?? null,
+    frozenReason: (r.frozen_reason as string | null) ?? null,
+  };
+}
+
+function toOfficer(r: Row): OfficerRecord {
+  return {
+    id: r.id as string,
+    displayName: r.display_name as string,
+    identity: r.identity as string,
+    publicKeyPem: r.public_key as string,
+    fingerprint: r.fingerprint as string,
+    status: r.status as OfficerRecord["status"],
+    createdAt: r.created_at as string,
+  };
+}
+
+function toProposal(r: Row): ProposalRecord {
+  return {
+    id: r.id as string,
+    kind: r.kind as string,
+    target: r.target as string,
+    canonical: r.canonical as string,
+    digest: r.digest as string,
+    proposer: r.proposer as string,
+    state: r.state as ProposalState,
+    step: (r.step as string | null) ?? null,
+    envelope: (r.envelope as string | null) ?? null,
+    createdAt: r.created_at as string,
+    expiresAt: r.expires_at as string,
+    executedAt: (r.executed_at as string | null) ?? null,
+    failure: (r.failure as string | null) ?? null,
   };
 }
 

@@ -1,8 +1,24 @@
 import type { ServerUnaryCall, sendUnaryData } from "@grpc/grpc-js";
 import type { Logger } from "pino";
-import { Environment, type ClientInfo, type CustodyServer, type KeyInfo } from "../../gen/custos/v1/custody.js";
-import { DEFAULT_MAX_AGE_DAYS, type CustodyService } from "../../keys/custody-service.js";
-import { activeVersion, dueAt, type KeyWithVersions } from "../../keys/model.js";
+import {
+  Environment,
+  FreezeTarget,
+  VoteDecision,
+  type ClientInfo,
+  type CustodyServer,
+  type GuardServer,
+  type KeyInfo,
+  type OfficerInfo,
+  type ProposalInfo,
+  type ProposeRequest,
+  type WrappedKeyEnvelope,
+} from "../../gen/custos/v1/custody.js";
+import { CustosError } from "../../errors.js";
+import { DEFAULT_GRACE_SECONDS, type GovernanceService, type ProposalView } from "../../governance/governance-service.js";
+import type { OfficerRecord } from "../../governance/model.js";
+import type { ProposalInput } from "../../governance/proposal-input.js";
+import type { ImportEnvelope } from "../../hsm/envelope.js";
+import { DEFAULT_MAX_AGE_DAYS, activeVersion, ageDays, dueAt, type KeyWithVersions } from "../../keys/model.js";
 import type { ClientRecord } from "../../signing/clients.js";
 import { callerOf, type PeerInfo } from "./caller.js";
 import { ALGORITHM_ENUM, ALGORITHM_NAMES } from "./enums.js";
@@ -17,51 +33,123 @@ function unary<Req, Res>(log: Logger, fn: (call: ServerUnaryCall<Req, Res> & Pee
       .then(() => fn(call))
       .then(
         (res) => callback(null, res),
-        (e: unknown) => callback(toServiceError(e, log, `admin-${++counter}`)),
+        (e: unknown) => callback(toServiceError(e, log, `custody-${++counter}`)),
       );
   };
 }
 
-export function custodyHandlers(custody: CustodyService, log: Logger): CustodyServer {
+export function custodyHandlers(gov: GovernanceService, log: Logger): CustodyServer {
   return {
     getWrappingKey: unary(log, (call) => {
-      const w = custody.wrappingKey(callerOf(call));
+      const w = gov.wrappingKey(callerOf(call));
       return { spkiPem: w.spkiPem, fingerprint: w.fingerprint, envelopeFormat: "custos.rsa-oaep-aes-kwp.v1", oaepHash: w.oaepHash };
     }),
-    importKey: unary(log, async (call) => {
-      const r = call.request;
-      const key = await custody.importKey(callerOf(call), {
-        keyId: r.keyId,
-        exchange: r.exchange,
-        environment: r.environment === Environment.ENVIRONMENT_TESTNET ? "testnet" : r.environment === Environment.ENVIRONMENT_MAINNET ? "mainnet" : ("" as never),
-        label: r.label || r.keyId,
-        apiKeyId: r.apiKeyId,
-        algorithm: ALGORITHM_NAMES[r.algorithm] ?? ("" as never),
-        maxAgeDays: r.maxAgeDays || DEFAULT_MAX_AGE_DAYS,
-        envelope: r.envelope
-          ? {
-              format: r.envelope.format,
-              oaepHash: r.envelope.oaepHash as "sha1" | "sha256",
-              encryptedAesKey: r.envelope.encryptedAesKey,
-              wrappedKey: r.envelope.wrappedKey,
-              wrappingKeyFingerprint: r.envelope.wrappingKeyFingerprint,
-            }
-          : undefined,
-      });
-      return keyInfo(key);
-    }),
-    listKeys: unary(log, async (call) => ({ keys: (await custody.listKeys(callerOf(call))).map(keyInfo) })),
-    addClient: unary(log, async (call) => {
-      const r = call.request;
-      return clientInfo({ ...(await custody.addClient(callerOf(call), r)), grants: [] });
-    }),
-    grantKey: unary(log, async (call) => {
+    listKeys: unary(log, async (call) => ({ keys: (await gov.listKeys(callerOf(call))).map(keyInfo) })),
+    listClients: unary(log, async (call) => ({ clients: (await gov.listClients(callerOf(call))).map(clientInfo) })),
+    initGovernance: unary(log, async (call) => {
       const caller = callerOf(call);
-      await custody.grant(caller, call.request.identity, call.request.keyId);
-      const c = (await custody.listClients(caller)).find((x) => x.identity === call.request.identity)!;
-      return clientInfo(c);
+      await gov.init(caller, call.request.officers, call.request.threshold);
+      return governanceInfo(await gov.governance(caller), gov.rules);
     }),
-    listClients: unary(log, async (call) => ({ clients: (await custody.listClients(callerOf(call))).map(clientInfo) })),
+    getGovernance: unary(log, async (call) => governanceInfo(await gov.governance(callerOf(call)), gov.rules)),
+    propose: unary(log, async (call) => proposalInfo(await gov.propose(callerOf(call), proposalInput(call.request), call.request.ttlSeconds ? call.request.ttlSeconds * 1000 : undefined))),
+    getProposal: unary(log, async (call) => proposalInfo(await gov.getProposal(callerOf(call), call.request.id))),
+    listProposals: unary(log, async (call) => ({
+      proposals: (await gov.listProposals(callerOf(call), (call.request.state || undefined) as never)).map(proposalInfo),
+    })),
+    vote: unary(log, async (call) => {
+      const r = call.request;
+      const decision = r.decision === VoteDecision.VOTE_DECISION_APPROVE ? "approve" : r.decision === VoteDecision.VOTE_DECISION_REJECT ? "reject" : undefined;
+      if (!decision) throw new CustosError("INVALID_ARGUMENT", "decision must be approve or reject");
+      return proposalInfo(await gov.vote(callerOf(call), r.proposalId, decision, r.digest, r.signature, r.reason));
+    }),
+  };
+}
+
+export function guardHandlers(gov: GovernanceService, log: Logger): GuardServer {
+  return {
+    freeze: unary(log, async (call) => {
+      const r = call.request;
+      const target = r.target === FreezeTarget.FREEZE_TARGET_KEY ? "key" : r.target === FreezeTarget.FREEZE_TARGET_CLIENT ? "client" : undefined;
+      if (!target) throw new CustosError("INVALID_ARGUMENT", "freeze target must be key or client");
+      return { frozenAt: await gov.freeze(callerOf(call), target, r.id, r.reason) };
+    }),
+  };
+}
+
+/** The wire request → the domain's proposal input. Shape errors surface as INVALID_ARGUMENT. */
+function proposalInput(r: ProposeRequest): ProposalInput {
+  const k = r.kind;
+  if (!k) throw new CustosError("INVALID_ARGUMENT", "proposal kind is missing");
+  switch (k.$case) {
+    case "importKey": {
+      const i = k.importKey;
+      return {
+        kind: "import_key",
+        key: {
+          keyId: i.keyId,
+          exchange: i.exchange,
+          environment: i.environment === Environment.ENVIRONMENT_TESTNET ? "testnet" : i.environment === Environment.ENVIRONMENT_MAINNET ? "mainnet" : ("" as never),
+          label: i.label || i.keyId,
+          apiKeyId: i.apiKeyId,
+          algorithm: ALGORITHM_NAMES[i.algorithm] ?? ("" as never),
+          maxAgeDays: i.maxAgeDays || DEFAULT_MAX_AGE_DAYS,
+        },
+        envelope: envelopeOf(i.envelope),
+      };
+    }
+    case "rotateKey": {
+      const i = k.rotateKey;
+      return { kind: "rotate_key", keyId: i.keyId, apiKeyId: i.apiKeyId, graceSeconds: i.graceSeconds || DEFAULT_GRACE_SECONDS, envelope: envelopeOf(i.envelope) };
+    }
+    case "destroyVersion":
+      return { kind: "destroy_version", keyId: k.destroyVersion.keyId, version: k.destroyVersion.version };
+    case "setGrants": {
+      const g = k.setGrants;
+      return { kind: "set_grants", identity: g.identity, name: g.name, cidrs: g.cidrs, keyIds: g.keyIds, canFreeze: g.canFreeze };
+    }
+    case "setPolicy":
+      return { kind: "set_policy", keyId: k.setPolicy.keyId, policyJson: k.setPolicy.policyJson };
+    case "addOfficer": {
+      const o = k.addOfficer.officer;
+      if (!o) throw new CustosError("INVALID_ARGUMENT", "officer is missing");
+      return { kind: "add_officer", officer: o };
+    }
+    case "removeOfficer":
+      return { kind: "remove_officer", officerId: k.removeOfficer.officerId };
+    case "setThreshold":
+      return { kind: "set_threshold", threshold: k.setThreshold.threshold };
+    case "thaw": {
+      const target = k.thaw.target === FreezeTarget.FREEZE_TARGET_KEY ? "key" : k.thaw.target === FreezeTarget.FREEZE_TARGET_CLIENT ? "client" : ("" as never);
+      return { kind: "thaw", target, id: k.thaw.id };
+    }
+  }
+}
+
+function envelopeOf(e: WrappedKeyEnvelope | undefined): ImportEnvelope {
+  if (!e) throw new CustosError("INVALID_ARGUMENT", "envelope is required");
+  if (e.oaepHash !== "sha1" && e.oaepHash !== "sha256") throw new CustosError("INVALID_ARGUMENT", "envelope oaep hash must be sha1 or sha256");
+  return { format: e.format, oaepHash: e.oaepHash, encryptedAesKey: e.encryptedAesKey, wrappedKey: e.wrappedKey, wrappingKeyFingerprint: e.wrappingKeyFingerprint };
+}
+
+export function proposalInfo(v: ProposalView): ProposalInfo {
+  const p = v.record;
+  return {
+    id: p.id,
+    kind: p.kind,
+    target: p.target,
+    state: p.state,
+    digest: p.digest,
+    canonical: p.canonical,
+    proposer: p.proposer,
+    createdAt: p.createdAt,
+    expiresAt: p.expiresAt,
+    approvals: v.quorum.approvals,
+    rejections: v.quorum.rejections,
+    needed: p.state === "pending" ? v.quorum.needed : 0,
+    summary: v.summary,
+    executedAt: p.executedAt ?? "",
+    failure: p.failure ?? "",
   };
 }
 
@@ -71,16 +159,51 @@ function keyInfo(k: KeyWithVersions): KeyInfo {
     exchange: k.exchange,
     environment: k.environment === "mainnet" ? Environment.ENVIRONMENT_MAINNET : Environment.ENVIRONMENT_TESTNET,
     label: k.label,
-    apiKeyId: k.apiKeyId,
+    apiKeyId: activeVersion(k)?.apiKeyId || k.apiKeyId,
     algorithm: ALGORITHM_ENUM[k.algorithm],
     activeVersion: activeVersion(k)?.version ?? 0,
-    versions: k.versions.map((v) => ({ version: v.version, state: v.state, createdAt: v.createdAt, activatedAt: v.activatedAt ?? "" })),
+    versions: k.versions.map((v) => ({
+      version: v.version,
+      state: v.state,
+      createdAt: v.createdAt,
+      activatedAt: v.activatedAt ?? "",
+      apiKeyId: v.apiKeyId || k.apiKeyId,
+      retireAt: v.retireAt ?? "",
+    })),
     createdAt: k.createdAt,
     maxAgeDays: k.maxAgeDays,
     dueAt: dueAt(k)?.toISOString() ?? "",
+    ageDays: ageDays(k) ?? 0,
+    frozen: Boolean(k.frozenAt),
+    frozenReason: k.frozenReason ?? "",
   };
 }
 
 function clientInfo(c: ClientRecord & { grants: string[] }): ClientInfo {
-  return { identity: c.identity, name: c.name, role: c.role, cidrs: c.cidrs, grantedKeys: c.grants, createdAt: c.createdAt };
+  return {
+    identity: c.identity,
+    name: c.name,
+    role: c.role,
+    cidrs: c.cidrs,
+    grantedKeys: c.grants,
+    createdAt: c.createdAt,
+    frozen: Boolean(c.frozenAt),
+    frozenReason: c.frozenReason ?? "",
+    canFreeze: Boolean(c.canFreeze),
+  };
+}
+
+function officerInfo(o: OfficerRecord): OfficerInfo {
+  return { id: o.id, displayName: o.displayName, identity: o.identity, fingerprint: o.fingerprint, status: o.status, publicKeyPem: o.publicKeyPem };
+}
+
+function governanceInfo(g: { threshold: number | undefined; initialisedAt: string | undefined; officers: OfficerRecord[] }, rules: { proposerCounts: boolean; veto: boolean }) {
+  return {
+    initialised: g.threshold !== undefined,
+    threshold: g.threshold ?? 0,
+    officers: g.officers.map(officerInfo),
+    proposerCounts: rules.proposerCounts,
+    veto: rules.veto,
+    initialisedAt: g.initialisedAt ?? "",
+  };
 }

@@ -7,12 +7,12 @@ import { loadSync } from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
 import type { Logger } from "pino";
-import { CustodyService as CustodyDefinition } from "../../gen/custos/v1/custody.js";
+import { CustodyService as CustodyDefinition, GuardService as GuardDefinition } from "../../gen/custos/v1/custody.js";
 import { SignerService as SignerDefinition } from "../../gen/custos/v1/signer.js";
-import type { CustodyService } from "../../keys/custody-service.js";
+import type { GovernanceService } from "../../governance/governance-service.js";
 import { peerAddressIp } from "../../pki/index.js";
 import type { SignService } from "../../signing/sign-service.js";
-import { custodyHandlers } from "./custody-handlers.js";
+import { custodyHandlers, guardHandlers } from "./custody-handlers.js";
 import { InFlight, signerHandlers } from "./signer-handlers.js";
 
 const PROTO_ROOT = fileURLToPath(new URL("../../../../proto/", import.meta.url));
@@ -41,7 +41,7 @@ export interface RunningGrpc {
  * option, so the process-wide TLS default is raised before the server's secure context is
  * created (this process serves nothing that needs TLS 1.2).
  */
-export async function startGrpcServer(opts: GrpcServerOptions, signer: SignService, custody: CustodyService, log: Logger): Promise<RunningGrpc> {
+export async function startGrpcServer(opts: GrpcServerOptions, signer: SignService, governance: GovernanceService, log: Logger): Promise<RunningGrpc> {
   tls.DEFAULT_MIN_VERSION = "TLSv1.3";
   const server = new Server({
     // Room for the largest payload plus framing; larger messages are refused by grpc-js.
@@ -50,7 +50,8 @@ export async function startGrpcServer(opts: GrpcServerOptions, signer: SignServi
   });
   const inFlight = new InFlight();
   server.addService(SignerDefinition, signerHandlers(signer, log, inFlight));
-  server.addService(CustodyDefinition, custodyHandlers(custody, log));
+  server.addService(CustodyDefinition, custodyHandlers(governance, log));
+  server.addService(GuardDefinition, guardHandlers(governance, log));
 
   const health = new HealthImplementation({ "": "SERVING", "custos.v1.Signer": "SERVING", "custos.v1.Custody": "SERVING" });
   health.addToServer(server);

@@ -107,6 +107,84 @@ export function algorithmToJSON(object: Algorithm): string {
   }
 }
 
+export enum FreezeTarget {
+  FREEZE_TARGET_UNSPECIFIED = 0,
+  FREEZE_TARGET_KEY = 1,
+  FREEZE_TARGET_CLIENT = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function freezeTargetFromJSON(object: any): FreezeTarget {
+  switch (object) {
+    case 0:
+    case "FREEZE_TARGET_UNSPECIFIED":
+      return FreezeTarget.FREEZE_TARGET_UNSPECIFIED;
+    case 1:
+    case "FREEZE_TARGET_KEY":
+      return FreezeTarget.FREEZE_TARGET_KEY;
+    case 2:
+    case "FREEZE_TARGET_CLIENT":
+      return FreezeTarget.FREEZE_TARGET_CLIENT;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return FreezeTarget.UNRECOGNIZED;
+  }
+}
+
+export function freezeTargetToJSON(object: FreezeTarget): string {
+  switch (object) {
+    case FreezeTarget.FREEZE_TARGET_UNSPECIFIED:
+      return "FREEZE_TARGET_UNSPECIFIED";
+    case FreezeTarget.FREEZE_TARGET_KEY:
+      return "FREEZE_TARGET_KEY";
+    case FreezeTarget.FREEZE_TARGET_CLIENT:
+      return "FREEZE_TARGET_CLIENT";
+    case FreezeTarget.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+export enum VoteDecision {
+  VOTE_DECISION_UNSPECIFIED = 0,
+  VOTE_DECISION_APPROVE = 1,
+  VOTE_DECISION_REJECT = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function voteDecisionFromJSON(object: any): VoteDecision {
+  switch (object) {
+    case 0:
+    case "VOTE_DECISION_UNSPECIFIED":
+      return VoteDecision.VOTE_DECISION_UNSPECIFIED;
+    case 1:
+    case "VOTE_DECISION_APPROVE":
+      return VoteDecision.VOTE_DECISION_APPROVE;
+    case 2:
+    case "VOTE_DECISION_REJECT":
+      return VoteDecision.VOTE_DECISION_REJECT;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return VoteDecision.UNRECOGNIZED;
+  }
+}
+
+export function voteDecisionToJSON(object: VoteDecision): string {
+  switch (object) {
+    case VoteDecision.VOTE_DECISION_UNSPECIFIED:
+      return "VOTE_DECISION_UNSPECIFIED";
+    case VoteDecision.VOTE_DECISION_APPROVE:
+      return "VOTE_DECISION_APPROVE";
+    case VoteDecision.VOTE_DECISION_REJECT:
+      return "VOTE_DECISION_REJECT";
+    case VoteDecision.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 export interface GetWrappingKeyRequest {
 }
 
@@ -132,7 +210,7 @@ export interface WrappedKeyEnvelope {
   wrappingKeyFingerprint: string;
 }
 
-export interface ImportKeyRequest {
+export interface ImportKeyProposal {
   keyId: string;
   exchange: string;
   environment: Environment;
@@ -146,12 +224,180 @@ export interface ImportKeyRequest {
   maxAgeDays: number;
 }
 
+/**
+ * A new version of an existing key. The previous active version keeps signing for clients
+ * that pin it until the grace period ends, then its HSM object is destroyed.
+ */
+export interface RotateKeyProposal {
+  keyId: string;
+  envelope:
+    | WrappedKeyEnvelope
+    | undefined;
+  /** The exchange API key id of the new secret; empty keeps the current one. */
+  apiKeyId: string;
+  /** 0 = the service default (24 h). */
+  graceSeconds: number;
+}
+
+export interface DestroyVersionProposal {
+  keyId: string;
+  version: number;
+}
+
+/** The complete access of one trading client: created if new; grants and CIDRs replaced. */
+export interface SetGrantsProposal {
+  identity: string;
+  name: string;
+  cidrs: string[];
+  keyIds: string[];
+  /** May call Guard.Freeze (a risk engine). */
+  canFreeze: boolean;
+}
+
+/** Carried and stored; enforced by the exchange-policy work. */
+export interface SetPolicyProposal {
+  keyId: string;
+  policyJson: string;
+}
+
+export interface OfficerSpec {
+  /** Short name, e.g. "alice". */
+  id: string;
+  displayName: string;
+  /** The identity of the officer's mTLS certificate, e.g. spiffe://custos/officer/alice. */
+  identity: string;
+  /** Ed25519 public key, SPKI PEM. */
+  publicKeyPem: string;
+}
+
+export interface AddOfficerProposal {
+  officer: OfficerSpec | undefined;
+}
+
+export interface RemoveOfficerProposal {
+  officerId: string;
+}
+
+export interface SetThresholdProposal {
+  threshold: number;
+}
+
+export interface ThawProposal {
+  target: FreezeTarget;
+  id: string;
+}
+
+export interface ProposeRequest {
+  kind:
+    | { $case: "importKey"; importKey: ImportKeyProposal }
+    | { $case: "rotateKey"; rotateKey: RotateKeyProposal }
+    | { $case: "destroyVersion"; destroyVersion: DestroyVersionProposal }
+    | { $case: "setGrants"; setGrants: SetGrantsProposal }
+    | { $case: "setPolicy"; setPolicy: SetPolicyProposal }
+    | { $case: "addOfficer"; addOfficer: AddOfficerProposal }
+    | { $case: "removeOfficer"; removeOfficer: RemoveOfficerProposal }
+    | { $case: "setThreshold"; setThreshold: SetThresholdProposal }
+    | { $case: "thaw"; thaw: ThawProposal }
+    | undefined;
+  /** 0 = the service default (24 h). */
+  ttlSeconds: number;
+}
+
+export interface ProposalInfo {
+  id: string;
+  kind: string;
+  target: string;
+  /** pending | executing | executed | rejected | expired | failed */
+  state: string;
+  /** Lower-case hex SHA-256 of `canonical`: what officers sign. */
+  digest: string;
+  /**
+   * The proposal's RFC 8785 canonical JSON. Officer tools recompute the digest from it
+   * and show what it says before signing.
+   */
+  canonical: string;
+  proposer: string;
+  createdAt: string;
+  expiresAt: string;
+  approvals: string[];
+  rejections: string[];
+  /** Approvals still missing (0 once approved). */
+  needed: number;
+  /** Human-readable: what changes, before → after. */
+  summary: string[];
+  executedAt: string;
+  failure: string;
+}
+
+export interface GetProposalRequest {
+  id: string;
+}
+
+export interface ListProposalsRequest {
+  /** Empty: every state. */
+  state: string;
+}
+
+export interface ListProposalsResponse {
+  proposals: ProposalInfo[];
+}
+
+export interface VoteRequest {
+  proposalId: string;
+  decision: VoteDecision;
+  /** The digest the officer signed; must equal the proposal's. */
+  digest: string;
+  signature: Buffer;
+  reason: string;
+}
+
+export interface InitGovernanceRequest {
+  officers: OfficerSpec[];
+  threshold: number;
+}
+
+export interface GetGovernanceRequest {
+}
+
+export interface OfficerInfo {
+  id: string;
+  displayName: string;
+  identity: string;
+  /** "SHA256:" + base64 of the SHA-256 of the public key's DER SPKI. */
+  fingerprint: string;
+  /** active | removed */
+  status: string;
+  publicKeyPem: string;
+}
+
+export interface GovernanceInfo {
+  initialised: boolean;
+  threshold: number;
+  officers: OfficerInfo[];
+  proposerCounts: boolean;
+  veto: boolean;
+  initialisedAt: string;
+}
+
+export interface FreezeRequest {
+  target: FreezeTarget;
+  id: string;
+  reason: string;
+}
+
+export interface FreezeResponse {
+  frozenAt: string;
+}
+
 export interface KeyVersionInfo {
   version: number;
-  /** pending | active | retiring | destroyed */
+  /** pending | active | retiring | destroying | destroyed */
   state: string;
   createdAt: string;
   activatedAt: string;
+  apiKeyId: string;
+  /** End of a retiring version's grace period. */
+  retireAt: string;
 }
 
 export interface KeyInfo {
@@ -166,6 +412,10 @@ export interface KeyInfo {
   createdAt: string;
   maxAgeDays: number;
   dueAt: string;
+  /** Age of the active version in days. */
+  ageDays: number;
+  frozen: boolean;
+  frozenReason: string;
 }
 
 export interface ListKeysRequest {
@@ -175,21 +425,6 @@ export interface ListKeysResponse {
   keys: KeyInfo[];
 }
 
-export interface AddClientRequest {
-  /** The identity read from the client certificate (URI SAN, or "cn:NAME"). */
-  identity: string;
-  name: string;
-  /** "trader" (may sign) or "admin" (may administer). */
-  role: string;
-  /** CIDR allowlist; empty means no address is allowed. */
-  cidrs: string[];
-}
-
-export interface GrantKeyRequest {
-  identity: string;
-  keyId: string;
-}
-
 export interface ClientInfo {
   identity: string;
   name: string;
@@ -197,6 +432,9 @@ export interface ClientInfo {
   cidrs: string[];
   grantedKeys: string[];
   createdAt: string;
+  frozen: boolean;
+  frozenReason: string;
+  canFreeze: boolean;
 }
 
 export interface ListClientsRequest {
@@ -542,7 +780,7 @@ export const WrappedKeyEnvelope: MessageFns<WrappedKeyEnvelope> = {
   },
 };
 
-function createBaseImportKeyRequest(): ImportKeyRequest {
+function createBaseImportKeyProposal(): ImportKeyProposal {
   return {
     keyId: "",
     exchange: "",
@@ -555,8 +793,8 @@ function createBaseImportKeyRequest(): ImportKeyRequest {
   };
 }
 
-export const ImportKeyRequest: MessageFns<ImportKeyRequest> = {
-  encode(message: ImportKeyRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+export const ImportKeyProposal: MessageFns<ImportKeyProposal> = {
+  encode(message: ImportKeyProposal, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.keyId !== "") {
       writer.uint32(10).string(message.keyId);
     }
@@ -584,7 +822,7 @@ export const ImportKeyRequest: MessageFns<ImportKeyRequest> = {
     return writer;
   },
 
-  decode(input: BinaryReader | Uint8Array, length?: number): ImportKeyRequest {
+  decode(input: BinaryReader | Uint8Array, length?: number): ImportKeyProposal {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
@@ -593,7 +831,7 @@ export const ImportKeyRequest: MessageFns<ImportKeyRequest> = {
     (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseImportKeyRequest();
+      const message = createBaseImportKeyProposal();
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
@@ -673,7 +911,7 @@ export const ImportKeyRequest: MessageFns<ImportKeyRequest> = {
     }
   },
 
-  fromJSON(object: any): ImportKeyRequest {
+  fromJSON(object: any): ImportKeyProposal {
     return {
       keyId: isSet(object.keyId)
         ? globalThis.String(object.keyId)
@@ -698,7 +936,7 @@ export const ImportKeyRequest: MessageFns<ImportKeyRequest> = {
     };
   },
 
-  toJSON(message: ImportKeyRequest): unknown {
+  toJSON(message: ImportKeyProposal): unknown {
     const obj: any = {};
     if (message.keyId !== "") {
       obj.keyId = message.keyId;
@@ -727,11 +965,11 @@ export const ImportKeyRequest: MessageFns<ImportKeyRequest> = {
     return obj;
   },
 
-  create(base?: DeepPartial<ImportKeyRequest>): ImportKeyRequest {
-    return ImportKeyRequest.fromPartial(base ?? {});
+  create(base?: DeepPartial<ImportKeyProposal>): ImportKeyProposal {
+    return ImportKeyProposal.fromPartial(base ?? {});
   },
-  fromPartial(object: DeepPartial<ImportKeyRequest>): ImportKeyRequest {
-    const message = createBaseImportKeyRequest();
+  fromPartial(object: DeepPartial<ImportKeyProposal>): ImportKeyProposal {
+    const message = createBaseImportKeyProposal();
     message.keyId = object.keyId ?? "";
     message.exchange = object.exchange ?? "";
     message.environment = object.environment ?? 0;
@@ -746,8 +984,2479 @@ export const ImportKeyRequest: MessageFns<ImportKeyRequest> = {
   },
 };
 
+function createBaseRotateKeyProposal(): RotateKeyProposal {
+  return { keyId: "", envelope: undefined, apiKeyId: "", graceSeconds: 0 };
+}
+
+export const RotateKeyProposal: MessageFns<RotateKeyProposal> = {
+  encode(message: RotateKeyProposal, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.keyId !== "") {
+      writer.uint32(10).string(message.keyId);
+    }
+    if (message.envelope !== undefined) {
+      WrappedKeyEnvelope.encode(message.envelope, writer.uint32(18).fork()).join();
+    }
+    if (message.apiKeyId !== "") {
+      writer.uint32(26).string(message.apiKeyId);
+    }
+    if (message.graceSeconds !== 0) {
+      writer.uint32(32).uint32(message.graceSeconds);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RotateKeyProposal {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRotateKeyProposal();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.keyId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.envelope = WrappedKeyEnvelope.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.apiKeyId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.graceSeconds = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RotateKeyProposal {
+    return {
+      keyId: isSet(object.keyId)
+        ? globalThis.String(object.keyId)
+        : isSet(object.key_id)
+        ? globalThis.String(object.key_id)
+        : "",
+      envelope: isSet(object.envelope) ? WrappedKeyEnvelope.fromJSON(object.envelope) : undefined,
+      apiKeyId: isSet(object.apiKeyId)
+        ? globalThis.String(object.apiKeyId)
+        : isSet(object.api_key_id)
+        ? globalThis.String(object.api_key_id)
+        : "",
+      graceSeconds: isSet(object.graceSeconds)
+        ? globalThis.Number(object.graceSeconds)
+        : isSet(object.grace_seconds)
+        ? globalThis.Number(object.grace_seconds)
+        : 0,
+    };
+  },
+
+  toJSON(message: RotateKeyProposal): unknown {
+    const obj: any = {};
+    if (message.keyId !== "") {
+      obj.keyId = message.keyId;
+    }
+    if (message.envelope !== undefined) {
+      obj.envelope = WrappedKeyEnvelope.toJSON(message.envelope);
+    }
+    if (message.apiKeyId !== "") {
+      obj.apiKeyId = message.apiKeyId;
+    }
+    if (message.graceSeconds !== 0) {
+      obj.graceSeconds = Math.round(message.graceSeconds);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<RotateKeyProposal>): RotateKeyProposal {
+    return RotateKeyProposal.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RotateKeyProposal>): RotateKeyProposal {
+    const message = createBaseRotateKeyProposal();
+    message.keyId = object.keyId ?? "";
+    message.envelope = (object.envelope !== undefined && object.envelope !== null)
+      ? WrappedKeyEnvelope.fromPartial(object.envelope)
+      : undefined;
+    message.apiKeyId = object.apiKeyId ?? "";
+    message.graceSeconds = object.graceSeconds ?? 0;
+    return message;
+  },
+};
+
+function createBaseDestroyVersionProposal(): DestroyVersionProposal {
+  return { keyId: "", version: 0 };
+}
+
+export const DestroyVersionProposal: MessageFns<DestroyVersionProposal> = {
+  encode(message: DestroyVersionProposal, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.keyId !== "") {
+      writer.uint32(10).string(message.keyId);
+    }
+    if (message.version !== 0) {
+      writer.uint32(16).uint32(message.version);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DestroyVersionProposal {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDestroyVersionProposal();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.keyId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.version = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DestroyVersionProposal {
+    return {
+      keyId: isSet(object.keyId)
+        ? globalThis.String(object.keyId)
+        : isSet(object.key_id)
+        ? globalThis.String(object.key_id)
+        : "",
+      version: isSet(object.version) ? globalThis.Number(object.version) : 0,
+    };
+  },
+
+  toJSON(message: DestroyVersionProposal): unknown {
+    const obj: any = {};
+    if (message.keyId !== "") {
+      obj.keyId = message.keyId;
+    }
+    if (message.version !== 0) {
+      obj.version = Math.round(message.version);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<DestroyVersionProposal>): DestroyVersionProposal {
+    return DestroyVersionProposal.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<DestroyVersionProposal>): DestroyVersionProposal {
+    const message = createBaseDestroyVersionProposal();
+    message.keyId = object.keyId ?? "";
+    message.version = object.version ?? 0;
+    return message;
+  },
+};
+
+function createBaseSetGrantsProposal(): SetGrantsProposal {
+  return { identity: "", name: "", cidrs: [], keyIds: [], canFreeze: false };
+}
+
+export const SetGrantsProposal: MessageFns<SetGrantsProposal> = {
+  encode(message: SetGrantsProposal, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.identity !== "") {
+      writer.uint32(10).string(message.identity);
+    }
+    if (message.name !== "") {
+      writer.uint32(18).string(message.name);
+    }
+    for (const v of message.cidrs) {
+      writer.uint32(26).string(v!);
+    }
+    for (const v of message.keyIds) {
+      writer.uint32(34).string(v!);
+    }
+    if (message.canFreeze !== false) {
+      writer.uint32(40).bool(message.canFreeze);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetGrantsProposal {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetGrantsProposal();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.identity = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.cidrs.push(reader.string());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.keyIds.push(reader.string());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.canFreeze = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SetGrantsProposal {
+    return {
+      identity: isSet(object.identity) ? globalThis.String(object.identity) : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      cidrs: globalThis.Array.isArray(object?.cidrs) ? object.cidrs.map((e: any) => globalThis.String(e)) : [],
+      keyIds: globalThis.Array.isArray(object?.keyIds)
+        ? object.keyIds.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.key_ids)
+        ? object.key_ids.map((e: any) => globalThis.String(e))
+        : [],
+      canFreeze: isSet(object.canFreeze)
+        ? globalThis.Boolean(object.canFreeze)
+        : isSet(object.can_freeze)
+        ? globalThis.Boolean(object.can_freeze)
+        : false,
+    };
+  },
+
+  toJSON(message: SetGrantsProposal): unknown {
+    const obj: any = {};
+    if (message.identity !== "") {
+      obj.identity = message.identity;
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.cidrs?.length) {
+      obj.cidrs = message.cidrs;
+    }
+    if (message.keyIds?.length) {
+      obj.keyIds = message.keyIds;
+    }
+    if (message.canFreeze !== false) {
+      obj.canFreeze = message.canFreeze;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<SetGrantsProposal>): SetGrantsProposal {
+    return SetGrantsProposal.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SetGrantsProposal>): SetGrantsProposal {
+    const message = createBaseSetGrantsProposal();
+    message.identity = object.identity ?? "";
+    message.name = object.name ?? "";
+    message.cidrs = object.cidrs?.map((e) => e) || [];
+    message.keyIds = object.keyIds?.map((e) => e) || [];
+    message.canFreeze = object.canFreeze ?? false;
+    return message;
+  },
+};
+
+function createBaseSetPolicyProposal(): SetPolicyProposal {
+  return { keyId: "", policyJson: "" };
+}
+
+export const SetPolicyProposal: MessageFns<SetPolicyProposal> = {
+  encode(message: SetPolicyProposal, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.keyId !== "") {
+      writer.uint32(10).string(message.keyId);
+    }
+    if (message.policyJson !== "") {
+      writer.uint32(18).string(message.policyJson);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetPolicyProposal {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetPolicyProposal();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.keyId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.policyJson = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SetPolicyProposal {
+    return {
+      keyId: isSet(object.keyId)
+        ? globalThis.String(object.keyId)
+        : isSet(object.key_id)
+        ? globalThis.String(object.key_id)
+        : "",
+      policyJson: isSet(object.policyJson)
+        ? globalThis.String(object.policyJson)
+        : isSet(object.policy_json)
+        ? globalThis.String(object.policy_json)
+        : "",
+    };
+  },
+
+  toJSON(message: SetPolicyProposal): unknown {
+    const obj: any = {};
+    if (message.keyId !== "") {
+      obj.keyId = message.keyId;
+    }
+    if (message.policyJson !== "") {
+      obj.policyJson = message.policyJson;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<SetPolicyProposal>): SetPolicyProposal {
+    return SetPolicyProposal.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SetPolicyProposal>): SetPolicyProposal {
+    const message = createBaseSetPolicyProposal();
+    message.keyId = object.keyId ?? "";
+    message.policyJson = object.policyJson ?? "";
+    return message;
+  },
+};
+
+function createBaseOfficerSpec(): OfficerSpec {
+  return { id: "", displayName: "", identity: "", publicKeyPem: "" };
+}
+
+export const OfficerSpec: MessageFns<OfficerSpec> = {
+  encode(message: OfficerSpec, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.displayName !== "") {
+      writer.uint32(18).string(message.displayName);
+    }
+    if (message.identity !== "") {
+      writer.uint32(26).string(message.identity);
+    }
+    if (message.publicKeyPem !== "") {
+      writer.uint32(34).string(message.publicKeyPem);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): OfficerSpec {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseOfficerSpec();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.displayName = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.identity = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.publicKeyPem = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): OfficerSpec {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      displayName: isSet(object.displayName)
+        ? globalThis.String(object.displayName)
+        : isSet(object.display_name)
+        ? globalThis.String(object.display_name)
+        : "",
+      identity: isSet(object.identity) ? globalThis.String(object.identity) : "",
+      publicKeyPem: isSet(object.publicKeyPem)
+        ? globalThis.String(object.publicKeyPem)
+        : isSet(object.public_key_pem)
+        ? globalThis.String(object.public_key_pem)
+        : "",
+    };
+  },
+
+  toJSON(message: OfficerSpec): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.displayName !== "") {
+      obj.displayName = message.displayName;
+    }
+    if (message.identity !== "") {
+      obj.identity = message.identity;
+    }
+    if (message.publicKeyPem !== "") {
+      obj.publicKeyPem = message.publicKeyPem;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<OfficerSpec>): OfficerSpec {
+    return OfficerSpec.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<OfficerSpec>): OfficerSpec {
+    const message = createBaseOfficerSpec();
+    message.id = object.id ?? "";
+    message.displayName = object.displayName ?? "";
+    message.identity = object.identity ?? "";
+    message.publicKeyPem = object.publicKeyPem ?? "";
+    return message;
+  },
+};
+
+function createBaseAddOfficerProposal(): AddOfficerProposal {
+  return { officer: undefined };
+}
+
+export const AddOfficerProposal: MessageFns<AddOfficerProposal> = {
+  encode(message: AddOfficerProposal, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.officer !== undefined) {
+      OfficerSpec.encode(message.officer, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AddOfficerProposal {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAddOfficerProposal();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.officer = OfficerSpec.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AddOfficerProposal {
+    return { officer: isSet(object.officer) ? OfficerSpec.fromJSON(object.officer) : undefined };
+  },
+
+  toJSON(message: AddOfficerProposal): unknown {
+    const obj: any = {};
+    if (message.officer !== undefined) {
+      obj.officer = OfficerSpec.toJSON(message.officer);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<AddOfficerProposal>): AddOfficerProposal {
+    return AddOfficerProposal.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AddOfficerProposal>): AddOfficerProposal {
+    const message = createBaseAddOfficerProposal();
+    message.officer = (object.officer !== undefined && object.officer !== null)
+      ? OfficerSpec.fromPartial(object.officer)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseRemoveOfficerProposal(): RemoveOfficerProposal {
+  return { officerId: "" };
+}
+
+export const RemoveOfficerProposal: MessageFns<RemoveOfficerProposal> = {
+  encode(message: RemoveOfficerProposal, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.officerId !== "") {
+      writer.uint32(10).string(message.officerId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RemoveOfficerProposal {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRemoveOfficerProposal();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.officerId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RemoveOfficerProposal {
+    return {
+      officerId: isSet(object.officerId)
+        ? globalThis.String(object.officerId)
+        : isSet(object.officer_id)
+        ? globalThis.String(object.officer_id)
+        : "",
+    };
+  },
+
+  toJSON(message: RemoveOfficerProposal): unknown {
+    const obj: any = {};
+    if (message.officerId !== "") {
+      obj.officerId = message.officerId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<RemoveOfficerProposal>): RemoveOfficerProposal {
+    return RemoveOfficerProposal.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RemoveOfficerProposal>): RemoveOfficerProposal {
+    const message = createBaseRemoveOfficerProposal();
+    message.officerId = object.officerId ?? "";
+    return message;
+  },
+};
+
+function createBaseSetThresholdProposal(): SetThresholdProposal {
+  return { threshold: 0 };
+}
+
+export const SetThresholdProposal: MessageFns<SetThresholdProposal> = {
+  encode(message: SetThresholdProposal, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.threshold !== 0) {
+      writer.uint32(8).uint32(message.threshold);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetThresholdProposal {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetThresholdProposal();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.threshold = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SetThresholdProposal {
+    return { threshold: isSet(object.threshold) ? globalThis.Number(object.threshold) : 0 };
+  },
+
+  toJSON(message: SetThresholdProposal): unknown {
+    const obj: any = {};
+    if (message.threshold !== 0) {
+      obj.threshold = Math.round(message.threshold);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<SetThresholdProposal>): SetThresholdProposal {
+    return SetThresholdProposal.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SetThresholdProposal>): SetThresholdProposal {
+    const message = createBaseSetThresholdProposal();
+    message.threshold = object.threshold ?? 0;
+    return message;
+  },
+};
+
+function createBaseThawProposal(): ThawProposal {
+  return { target: 0, id: "" };
+}
+
+export const ThawProposal: MessageFns<ThawProposal> = {
+  encode(message: ThawProposal, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.target !== 0) {
+      writer.uint32(8).int32(message.target);
+    }
+    if (message.id !== "") {
+      writer.uint32(18).string(message.id);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ThawProposal {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseThawProposal();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.target = reader.int32() as any;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ThawProposal {
+    return {
+      target: isSet(object.target) ? freezeTargetFromJSON(object.target) : 0,
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+    };
+  },
+
+  toJSON(message: ThawProposal): unknown {
+    const obj: any = {};
+    if (message.target !== 0) {
+      obj.target = freezeTargetToJSON(message.target);
+    }
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ThawProposal>): ThawProposal {
+    return ThawProposal.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ThawProposal>): ThawProposal {
+    const message = createBaseThawProposal();
+    message.target = object.target ?? 0;
+    message.id = object.id ?? "";
+    return message;
+  },
+};
+
+function createBaseProposeRequest(): ProposeRequest {
+  return { kind: undefined, ttlSeconds: 0 };
+}
+
+export const ProposeRequest: MessageFns<ProposeRequest> = {
+  encode(message: ProposeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.kind?.$case) {
+      case "importKey":
+        ImportKeyProposal.encode(message.kind.importKey, writer.uint32(10).fork()).join();
+        break;
+      case "rotateKey":
+        RotateKeyProposal.encode(message.kind.rotateKey, writer.uint32(18).fork()).join();
+        break;
+      case "destroyVersion":
+        DestroyVersionProposal.encode(message.kind.destroyVersion, writer.uint32(26).fork()).join();
+        break;
+      case "setGrants":
+        SetGrantsProposal.encode(message.kind.setGrants, writer.uint32(34).fork()).join();
+        break;
+      case "setPolicy":
+        SetPolicyProposal.encode(message.kind.setPolicy, writer.uint32(42).fork()).join();
+        break;
+      case "addOfficer":
+        AddOfficerProposal.encode(message.kind.addOfficer, writer.uint32(50).fork()).join();
+        break;
+      case "removeOfficer":
+        RemoveOfficerProposal.encode(message.kind.removeOfficer, writer.uint32(58).fork()).join();
+        break;
+      case "setThreshold":
+        SetThresholdProposal.encode(message.kind.setThreshold, writer.uint32(66).fork()).join();
+        break;
+      case "thaw":
+        ThawProposal.encode(message.kind.thaw, writer.uint32(74).fork()).join();
+        break;
+    }
+    if (message.ttlSeconds !== 0) {
+      writer.uint32(160).uint32(message.ttlSeconds);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ProposeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseProposeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.kind = { $case: "importKey", importKey: ImportKeyProposal.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.kind = { $case: "rotateKey", rotateKey: RotateKeyProposal.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.kind = {
+              $case: "destroyVersion",
+              destroyVersion: DestroyVersionProposal.decode(reader, reader.uint32()),
+            };
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.kind = { $case: "setGrants", setGrants: SetGrantsProposal.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.kind = { $case: "setPolicy", setPolicy: SetPolicyProposal.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.kind = { $case: "addOfficer", addOfficer: AddOfficerProposal.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.kind = {
+              $case: "removeOfficer",
+              removeOfficer: RemoveOfficerProposal.decode(reader, reader.uint32()),
+            };
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.kind = {
+              $case: "setThreshold",
+              setThreshold: SetThresholdProposal.decode(reader, reader.uint32()),
+            };
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.kind = { $case: "thaw", thaw: ThawProposal.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 20: {
+            if (tag !== 160) {
+              break;
+            }
+
+            message.ttlSeconds = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ProposeRequest {
+    return {
+      kind: isSet(object.importKey)
+        ? { $case: "importKey", importKey: ImportKeyProposal.fromJSON(object.importKey) }
+        : isSet(object.import_key)
+        ? { $case: "importKey", importKey: ImportKeyProposal.fromJSON(object.import_key) }
+        : isSet(object.rotateKey)
+        ? { $case: "rotateKey", rotateKey: RotateKeyProposal.fromJSON(object.rotateKey) }
+        : isSet(object.rotate_key)
+        ? { $case: "rotateKey", rotateKey: RotateKeyProposal.fromJSON(object.rotate_key) }
+        : isSet(object.destroyVersion)
+        ? { $case: "destroyVersion", destroyVersion: DestroyVersionProposal.fromJSON(object.destroyVersion) }
+        : isSet(object.destroy_version)
+        ? { $case: "destroyVersion", destroyVersion: DestroyVersionProposal.fromJSON(object.destroy_version) }
+        : isSet(object.setGrants)
+        ? { $case: "setGrants", setGrants: SetGrantsProposal.fromJSON(object.setGrants) }
+        : isSet(object.set_grants)
+        ? { $case: "setGrants", setGrants: SetGrantsProposal.fromJSON(object.set_grants) }
+        : isSet(object.setPolicy)
+        ? { $case: "setPolicy", setPolicy: SetPolicyProposal.fromJSON(object.setPolicy) }
+        : isSet(object.set_policy)
+        ? { $case: "setPolicy", setPolicy: SetPolicyProposal.fromJSON(object.set_policy) }
+        : isSet(object.addOfficer)
+        ? { $case: "addOfficer", addOfficer: AddOfficerProposal.fromJSON(object.addOfficer) }
+        : isSet(object.add_officer)
+        ? { $case: "addOfficer", addOfficer: AddOfficerProposal.fromJSON(object.add_officer) }
+        : isSet(object.removeOfficer)
+        ? { $case: "removeOfficer", removeOfficer: RemoveOfficerProposal.fromJSON(object.removeOfficer) }
+        : isSet(object.remove_officer)
+        ? { $case: "removeOfficer", removeOfficer: RemoveOfficerProposal.fromJSON(object.remove_officer) }
+        : isSet(object.setThreshold)
+        ? { $case: "setThreshold", setThreshold: SetThresholdProposal.fromJSON(object.setThreshold) }
+        : isSet(object.set_threshold)
+        ? { $case: "setThreshold", setThreshold: SetThresholdProposal.fromJSON(object.set_threshold) }
+        : isSet(object.thaw)
+        ? { $case: "thaw", thaw: ThawProposal.fromJSON(object.thaw) }
+        : undefined,
+      ttlSeconds: isSet(object.ttlSeconds)
+        ? globalThis.Number(object.ttlSeconds)
+        : isSet(object.ttl_seconds)
+        ? globalThis.Number(object.ttl_seconds)
+        : 0,
+    };
+  },
+
+  toJSON(message: ProposeRequest): unknown {
+    const obj: any = {};
+    if (message.kind?.$case === "importKey") {
+      obj.importKey = ImportKeyProposal.toJSON(message.kind.importKey);
+    } else if (message.kind?.$case === "rotateKey") {
+      obj.rotateKey = RotateKeyProposal.toJSON(message.kind.rotateKey);
+    } else if (message.kind?.$case === "destroyVersion") {
+      obj.destroyVersion = DestroyVersionProposal.toJSON(message.kind.destroyVersion);
+    } else if (message.kind?.$case === "setGrants") {
+      obj.setGrants = SetGrantsProposal.toJSON(message.kind.setGrants);
+    } else if (message.kind?.$case === "setPolicy") {
+      obj.setPolicy = SetPolicyProposal.toJSON(message.kind.setPolicy);
+    } else if (message.kind?.$case === "addOfficer") {
+      obj.addOfficer = AddOfficerProposal.toJSON(message.kind.addOfficer);
+    } else if (message.kind?.$case === "removeOfficer") {
+      obj.removeOfficer = RemoveOfficerProposal.toJSON(message.kind.removeOfficer);
+    } else if (message.kind?.$case === "setThreshold") {
+      obj.setThreshold = SetThresholdProposal.toJSON(message.kind.setThreshold);
+    } else if (message.kind?.$case === "thaw") {
+      obj.thaw = ThawProposal.toJSON(message.kind.thaw);
+    }
+    if (message.ttlSeconds !== 0) {
+      obj.ttlSeconds = Math.round(message.ttlSeconds);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ProposeRequest>): ProposeRequest {
+    return ProposeRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ProposeRequest>): ProposeRequest {
+    const message = createBaseProposeRequest();
+    switch (object.kind?.$case) {
+      case "importKey": {
+        if (object.kind?.importKey !== undefined && object.kind?.importKey !== null) {
+          message.kind = { $case: "importKey", importKey: ImportKeyProposal.fromPartial(object.kind.importKey) };
+        }
+        break;
+      }
+      case "rotateKey": {
+        if (object.kind?.rotateKey !== undefined && object.kind?.rotateKey !== null) {
+          message.kind = { $case: "rotateKey", rotateKey: RotateKeyProposal.fromPartial(object.kind.rotateKey) };
+        }
+        break;
+      }
+      case "destroyVersion": {
+        if (object.kind?.destroyVersion !== undefined && object.kind?.destroyVersion !== null) {
+          message.kind = {
+            $case: "destroyVersion",
+            destroyVersion: DestroyVersionProposal.fromPartial(object.kind.destroyVersion),
+          };
+        }
+        break;
+      }
+      case "setGrants": {
+        if (object.kind?.setGrants !== undefined && object.kind?.setGrants !== null) {
+          message.kind = { $case: "setGrants", setGrants: SetGrantsProposal.fromPartial(object.kind.setGrants) };
+        }
+        break;
+      }
+      case "setPolicy": {
+        if (object.kind?.setPolicy !== undefined && object.kind?.setPolicy !== null) {
+          message.kind = { $case: "setPolicy", setPolicy: SetPolicyProposal.fromPartial(object.kind.setPolicy) };
+        }
+        break;
+      }
+      case "addOfficer": {
+        if (object.kind?.addOfficer !== undefined && object.kind?.addOfficer !== null) {
+          message.kind = { $case: "addOfficer", addOfficer: AddOfficerProposal.fromPartial(object.kind.addOfficer) };
+        }
+        break;
+      }
+      case "removeOfficer": {
+        if (object.kind?.removeOfficer !== undefined && object.kind?.removeOfficer !== null) {
+          message.kind = {
+            $case: "removeOfficer",
+            removeOfficer: RemoveOfficerProposal.fromPartial(object.kind.removeOfficer),
+          };
+        }
+        break;
+      }
+      case "setThreshold": {
+        if (object.kind?.setThreshold !== undefined && object.kind?.setThreshold !== null) {
+          message.kind = {
+            $case: "setThreshold",
+            setThreshold: SetThresholdProposal.fromPartial(object.kind.setThreshold),
+          };
+        }
+        break;
+      }
+      case "thaw": {
+        if (object.kind?.thaw !== undefined && object.kind?.thaw !== null) {
+          message.kind = { $case: "thaw", thaw: ThawProposal.fromPartial(object.kind.thaw) };
+        }
+        break;
+      }
+    }
+    message.ttlSeconds = object.ttlSeconds ?? 0;
+    return message;
+  },
+};
+
+function createBaseProposalInfo(): ProposalInfo {
+  return {
+    id: "",
+    kind: "",
+    target: "",
+    state: "",
+    digest: "",
+    canonical: "",
+    proposer: "",
+    createdAt: "",
+    expiresAt: "",
+    approvals: [],
+    rejections: [],
+    needed: 0,
+    summary: [],
+    executedAt: "",
+    failure: "",
+  };
+}
+
+export const ProposalInfo: MessageFns<ProposalInfo> = {
+  encode(message: ProposalInfo, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.kind !== "") {
+      writer.uint32(18).string(message.kind);
+    }
+    if (message.target !== "") {
+      writer.uint32(26).string(message.target);
+    }
+    if (message.state !== "") {
+      writer.uint32(34).string(message.state);
+    }
+    if (message.digest !== "") {
+      writer.uint32(42).string(message.digest);
+    }
+    if (message.canonical !== "") {
+      writer.uint32(50).string(message.canonical);
+    }
+    if (message.proposer !== "") {
+      writer.uint32(58).string(message.proposer);
+    }
+    if (message.createdAt !== "") {
+      writer.uint32(66).string(message.createdAt);
+    }
+    if (message.expiresAt !== "") {
+      writer.uint32(74).string(message.expiresAt);
+    }
+    for (const v of message.approvals) {
+      writer.uint32(82).string(v!);
+    }
+    for (const v of message.rejections) {
+      writer.uint32(90).string(v!);
+    }
+    if (message.needed !== 0) {
+      writer.uint32(96).uint32(message.needed);
+    }
+    for (const v of message.summary) {
+      writer.uint32(106).string(v!);
+    }
+    if (message.executedAt !== "") {
+      writer.uint32(114).string(message.executedAt);
+    }
+    if (message.failure !== "") {
+      writer.uint32(122).string(message.failure);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ProposalInfo {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseProposalInfo();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.kind = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.target = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.state = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.digest = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.canonical = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.proposer = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.createdAt = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.expiresAt = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.approvals.push(reader.string());
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.rejections.push(reader.string());
+            continue;
+          }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.needed = reader.uint32();
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.summary.push(reader.string());
+            continue;
+          }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.executedAt = reader.string();
+            continue;
+          }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.failure = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ProposalInfo {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      kind: isSet(object.kind) ? globalThis.String(object.kind) : "",
+      target: isSet(object.target) ? globalThis.String(object.target) : "",
+      state: isSet(object.state) ? globalThis.String(object.state) : "",
+      digest: isSet(object.digest) ? globalThis.String(object.digest) : "",
+      canonical: isSet(object.canonical) ? globalThis.String(object.canonical) : "",
+      proposer: isSet(object.proposer) ? globalThis.String(object.proposer) : "",
+      createdAt: isSet(object.createdAt)
+        ? globalThis.String(object.createdAt)
+        : isSet(object.created_at)
+        ? globalThis.String(object.created_at)
+        : "",
+      expiresAt: isSet(object.expiresAt)
+        ? globalThis.String(object.expiresAt)
+        : isSet(object.expires_at)
+        ? globalThis.String(object.expires_at)
+        : "",
+      approvals: globalThis.Array.isArray(object?.approvals)
+        ? object.approvals.map((e: any) => globalThis.String(e))
+        : [],
+      rejections: globalThis.Array.isArray(object?.rejections)
+        ? object.rejections.map((e: any) => globalThis.String(e))
+        : [],
+      needed: isSet(object.needed) ? globalThis.Number(object.needed) : 0,
+      summary: globalThis.Array.isArray(object?.summary) ? object.summary.map((e: any) => globalThis.String(e)) : [],
+      executedAt: isSet(object.executedAt)
+        ? globalThis.String(object.executedAt)
+        : isSet(object.executed_at)
+        ? globalThis.String(object.executed_at)
+        : "",
+      failure: isSet(object.failure) ? globalThis.String(object.failure) : "",
+    };
+  },
+
+  toJSON(message: ProposalInfo): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.kind !== "") {
+      obj.kind = message.kind;
+    }
+    if (message.target !== "") {
+      obj.target = message.target;
+    }
+    if (message.state !== "") {
+      obj.state = message.state;
+    }
+    if (message.digest !== "") {
+      obj.digest = message.digest;
+    }
+    if (message.canonical !== "") {
+      obj.canonical = message.canonical;
+    }
+    if (message.proposer !== "") {
+      obj.proposer = message.proposer;
+    }
+    if (message.createdAt !== "") {
+      obj.createdAt = message.createdAt;
+    }
+    if (message.expiresAt !== "") {
+      obj.expiresAt = message.expiresAt;
+    }
+    if (message.approvals?.length) {
+      obj.approvals = message.approvals;
+    }
+    if (message.rejections?.length) {
+      obj.rejections = message.rejections;
+    }
+    if (message.needed !== 0) {
+      obj.needed = Math.round(message.needed);
+    }
+    if (message.summary?.length) {
+      obj.summary = message.summary;
+    }
+    if (message.executedAt !== "") {
+      obj.executedAt = message.executedAt;
+    }
+    if (message.failure !== "") {
+      obj.failure = message.failure;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ProposalInfo>): ProposalInfo {
+    return ProposalInfo.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ProposalInfo>): ProposalInfo {
+    const message = createBaseProposalInfo();
+    message.id = object.id ?? "";
+    message.kind = object.kind ?? "";
+    message.target = object.target ?? "";
+    message.state = object.state ?? "";
+    message.digest = object.digest ?? "";
+    message.canonical = object.canonical ?? "";
+    message.proposer = object.proposer ?? "";
+    message.createdAt = object.createdAt ?? "";
+    message.expiresAt = object.expiresAt ?? "";
+    message.approvals = object.approvals?.map((e) => e) || [];
+    message.rejections = object.rejections?.map((e) => e) || [];
+    message.needed = object.needed ?? 0;
+    message.summary = object.summary?.map((e) => e) || [];
+    message.executedAt = object.executedAt ?? "";
+    message.failure = object.failure ?? "";
+    return message;
+  },
+};
+
+function createBaseGetProposalRequest(): GetProposalRequest {
+  return { id: "" };
+}
+
+export const GetProposalRequest: MessageFns<GetProposalRequest> = {
+  encode(message: GetProposalRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetProposalRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetProposalRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetProposalRequest {
+    return { id: isSet(object.id) ? globalThis.String(object.id) : "" };
+  },
+
+  toJSON(message: GetProposalRequest): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetProposalRequest>): GetProposalRequest {
+    return GetProposalRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetProposalRequest>): GetProposalRequest {
+    const message = createBaseGetProposalRequest();
+    message.id = object.id ?? "";
+    return message;
+  },
+};
+
+function createBaseListProposalsRequest(): ListProposalsRequest {
+  return { state: "" };
+}
+
+export const ListProposalsRequest: MessageFns<ListProposalsRequest> = {
+  encode(message: ListProposalsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.state !== "") {
+      writer.uint32(10).string(message.state);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListProposalsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListProposalsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.state = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListProposalsRequest {
+    return { state: isSet(object.state) ? globalThis.String(object.state) : "" };
+  },
+
+  toJSON(message: ListProposalsRequest): unknown {
+    const obj: any = {};
+    if (message.state !== "") {
+      obj.state = message.state;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ListProposalsRequest>): ListProposalsRequest {
+    return ListProposalsRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ListProposalsRequest>): ListProposalsRequest {
+    const message = createBaseListProposalsRequest();
+    message.state = object.state ?? "";
+    return message;
+  },
+};
+
+function createBaseListProposalsResponse(): ListProposalsResponse {
+  return { proposals: [] };
+}
+
+export const ListProposalsResponse: MessageFns<ListProposalsResponse> = {
+  encode(message: ListProposalsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.proposals) {
+      ProposalInfo.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListProposalsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListProposalsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.proposals.push(ProposalInfo.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListProposalsResponse {
+    return {
+      proposals: globalThis.Array.isArray(object?.proposals)
+        ? object.proposals.map((e: any) => ProposalInfo.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ListProposalsResponse): unknown {
+    const obj: any = {};
+    if (message.proposals?.length) {
+      obj.proposals = message.proposals.map((e) => ProposalInfo.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ListProposalsResponse>): ListProposalsResponse {
+    return ListProposalsResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ListProposalsResponse>): ListProposalsResponse {
+    const message = createBaseListProposalsResponse();
+    message.proposals = object.proposals?.map((e) => ProposalInfo.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseVoteRequest(): VoteRequest {
+  return { proposalId: "", decision: 0, digest: "", signature: Buffer.alloc(0), reason: "" };
+}
+
+export const VoteRequest: MessageFns<VoteRequest> = {
+  encode(message: VoteRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.proposalId !== "") {
+      writer.uint32(10).string(message.proposalId);
+    }
+    if (message.decision !== 0) {
+      writer.uint32(16).int32(message.decision);
+    }
+    if (message.digest !== "") {
+      writer.uint32(26).string(message.digest);
+    }
+    if (message.signature.length !== 0) {
+      writer.uint32(34).bytes(message.signature);
+    }
+    if (message.reason !== "") {
+      writer.uint32(42).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): VoteRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseVoteRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.proposalId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.decision = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.digest = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.signature = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): VoteRequest {
+    return {
+      proposalId: isSet(object.proposalId)
+        ? globalThis.String(object.proposalId)
+        : isSet(object.proposal_id)
+        ? globalThis.String(object.proposal_id)
+        : "",
+      decision: isSet(object.decision) ? voteDecisionFromJSON(object.decision) : 0,
+      digest: isSet(object.digest) ? globalThis.String(object.digest) : "",
+      signature: isSet(object.signature) ? Buffer.from(bytesFromBase64(object.signature)) : Buffer.alloc(0),
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: VoteRequest): unknown {
+    const obj: any = {};
+    if (message.proposalId !== "") {
+      obj.proposalId = message.proposalId;
+    }
+    if (message.decision !== 0) {
+      obj.decision = voteDecisionToJSON(message.decision);
+    }
+    if (message.digest !== "") {
+      obj.digest = message.digest;
+    }
+    if (message.signature.length !== 0) {
+      obj.signature = base64FromBytes(message.signature);
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<VoteRequest>): VoteRequest {
+    return VoteRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<VoteRequest>): VoteRequest {
+    const message = createBaseVoteRequest();
+    message.proposalId = object.proposalId ?? "";
+    message.decision = object.decision ?? 0;
+    message.digest = object.digest ?? "";
+    message.signature = object.signature ?? Buffer.alloc(0);
+    message.reason = object.reason ?? "";
+    return message;
+  },
+};
+
+function createBaseInitGovernanceRequest(): InitGovernanceRequest {
+  return { officers: [], threshold: 0 };
+}
+
+export const InitGovernanceRequest: MessageFns<InitGovernanceRequest> = {
+  encode(message: InitGovernanceRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.officers) {
+      OfficerSpec.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.threshold !== 0) {
+      writer.uint32(16).uint32(message.threshold);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): InitGovernanceRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseInitGovernanceRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.officers.push(OfficerSpec.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.threshold = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): InitGovernanceRequest {
+    return {
+      officers: globalThis.Array.isArray(object?.officers)
+        ? object.officers.map((e: any) => OfficerSpec.fromJSON(e))
+        : [],
+      threshold: isSet(object.threshold) ? globalThis.Number(object.threshold) : 0,
+    };
+  },
+
+  toJSON(message: InitGovernanceRequest): unknown {
+    const obj: any = {};
+    if (message.officers?.length) {
+      obj.officers = message.officers.map((e) => OfficerSpec.toJSON(e));
+    }
+    if (message.threshold !== 0) {
+      obj.threshold = Math.round(message.threshold);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<InitGovernanceRequest>): InitGovernanceRequest {
+    return InitGovernanceRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<InitGovernanceRequest>): InitGovernanceRequest {
+    const message = createBaseInitGovernanceRequest();
+    message.officers = object.officers?.map((e) => OfficerSpec.fromPartial(e)) || [];
+    message.threshold = object.threshold ?? 0;
+    return message;
+  },
+};
+
+function createBaseGetGovernanceRequest(): GetGovernanceRequest {
+  return {};
+}
+
+export const GetGovernanceRequest: MessageFns<GetGovernanceRequest> = {
+  encode(_: GetGovernanceRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetGovernanceRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetGovernanceRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): GetGovernanceRequest {
+    return {};
+  },
+
+  toJSON(_: GetGovernanceRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetGovernanceRequest>): GetGovernanceRequest {
+    return GetGovernanceRequest.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<GetGovernanceRequest>): GetGovernanceRequest {
+    const message = createBaseGetGovernanceRequest();
+    return message;
+  },
+};
+
+function createBaseOfficerInfo(): OfficerInfo {
+  return { id: "", displayName: "", identity: "", fingerprint: "", status: "", publicKeyPem: "" };
+}
+
+export const OfficerInfo: MessageFns<OfficerInfo> = {
+  encode(message: OfficerInfo, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.displayName !== "") {
+      writer.uint32(18).string(message.displayName);
+    }
+    if (message.identity !== "") {
+      writer.uint32(26).string(message.identity);
+    }
+    if (message.fingerprint !== "") {
+      writer.uint32(34).string(message.fingerprint);
+    }
+    if (message.status !== "") {
+      writer.uint32(42).string(message.status);
+    }
+    if (message.publicKeyPem !== "") {
+      writer.uint32(50).string(message.publicKeyPem);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): OfficerInfo {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseOfficerInfo();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.displayName = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.identity = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.fingerprint = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.status = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.publicKeyPem = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): OfficerInfo {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      displayName: isSet(object.displayName)
+        ? globalThis.String(object.displayName)
+        : isSet(object.display_name)
+        ? globalThis.String(object.display_name)
+        : "",
+      identity: isSet(object.identity) ? globalThis.String(object.identity) : "",
+      fingerprint: isSet(object.fingerprint) ? globalThis.String(object.fingerprint) : "",
+      status: isSet(object.status) ? globalThis.String(object.status) : "",
+      publicKeyPem: isSet(object.publicKeyPem)
+        ? globalThis.String(object.publicKeyPem)
+        : isSet(object.public_key_pem)
+        ? globalThis.String(object.public_key_pem)
+        : "",
+    };
+  },
+
+  toJSON(message: OfficerInfo): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.displayName !== "") {
+      obj.displayName = message.displayName;
+    }
+    if (message.identity !== "") {
+      obj.identity = message.identity;
+    }
+    if (message.fingerprint !== "") {
+      obj.fingerprint = message.fingerprint;
+    }
+    if (message.status !== "") {
+      obj.status = message.status;
+    }
+    if (message.publicKeyPem !== "") {
+      obj.publicKeyPem = message.publicKeyPem;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<OfficerInfo>): OfficerInfo {
+    return OfficerInfo.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<OfficerInfo>): OfficerInfo {
+    const message = createBaseOfficerInfo();
+    message.id = object.id ?? "";
+    message.displayName = object.displayName ?? "";
+    message.identity = object.identity ?? "";
+    message.fingerprint = object.fingerprint ?? "";
+    message.status = object.status ?? "";
+    message.publicKeyPem = object.publicKeyPem ?? "";
+    return message;
+  },
+};
+
+function createBaseGovernanceInfo(): GovernanceInfo {
+  return { initialised: false, threshold: 0, officers: [], proposerCounts: false, veto: false, initialisedAt: "" };
+}
+
+export const GovernanceInfo: MessageFns<GovernanceInfo> = {
+  encode(message: GovernanceInfo, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.initialised !== false) {
+      writer.uint32(8).bool(message.initialised);
+    }
+    if (message.threshold !== 0) {
+      writer.uint32(16).uint32(message.threshold);
+    }
+    for (const v of message.officers) {
+      OfficerInfo.encode(v!, writer.uint32(26).fork()).join();
+    }
+    if (message.proposerCounts !== false) {
+      writer.uint32(32).bool(message.proposerCounts);
+    }
+    if (message.veto !== false) {
+      writer.uint32(40).bool(message.veto);
+    }
+    if (message.initialisedAt !== "") {
+      writer.uint32(50).string(message.initialisedAt);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GovernanceInfo {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGovernanceInfo();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.initialised = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.threshold = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.officers.push(OfficerInfo.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.proposerCounts = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.veto = reader.bool();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.initialisedAt = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GovernanceInfo {
+    return {
+      initialised: isSet(object.initialised) ? globalThis.Boolean(object.initialised) : false,
+      threshold: isSet(object.threshold) ? globalThis.Number(object.threshold) : 0,
+      officers: globalThis.Array.isArray(object?.officers)
+        ? object.officers.map((e: any) => OfficerInfo.fromJSON(e))
+        : [],
+      proposerCounts: isSet(object.proposerCounts)
+        ? globalThis.Boolean(object.proposerCounts)
+        : isSet(object.proposer_counts)
+        ? globalThis.Boolean(object.proposer_counts)
+        : false,
+      veto: isSet(object.veto) ? globalThis.Boolean(object.veto) : false,
+      initialisedAt: isSet(object.initialisedAt)
+        ? globalThis.String(object.initialisedAt)
+        : isSet(object.initialised_at)
+        ? globalThis.String(object.initialised_at)
+        : "",
+    };
+  },
+
+  toJSON(message: GovernanceInfo): unknown {
+    const obj: any = {};
+    if (message.initialised !== false) {
+      obj.initialised = message.initialised;
+    }
+    if (message.threshold !== 0) {
+      obj.threshold = Math.round(message.threshold);
+    }
+    if (message.officers?.length) {
+      obj.officers = message.officers.map((e) => OfficerInfo.toJSON(e));
+    }
+    if (message.proposerCounts !== false) {
+      obj.proposerCounts = message.proposerCounts;
+    }
+    if (message.veto !== false) {
+      obj.veto = message.veto;
+    }
+    if (message.initialisedAt !== "") {
+      obj.initialisedAt = message.initialisedAt;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GovernanceInfo>): GovernanceInfo {
+    return GovernanceInfo.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GovernanceInfo>): GovernanceInfo {
+    const message = createBaseGovernanceInfo();
+    message.initialised = object.initialised ?? false;
+    message.threshold = object.threshold ?? 0;
+    message.officers = object.officers?.map((e) => OfficerInfo.fromPartial(e)) || [];
+    message.proposerCounts = object.proposerCounts ?? false;
+    message.veto = object.veto ?? false;
+    message.initialisedAt = object.initialisedAt ?? "";
+    return message;
+  },
+};
+
+function createBaseFreezeRequest(): FreezeRequest {
+  return { target: 0, id: "", reason: "" };
+}
+
+export const FreezeRequest: MessageFns<FreezeRequest> = {
+  encode(message: FreezeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.target !== 0) {
+      writer.uint32(8).int32(message.target);
+    }
+    if (message.id !== "") {
+      writer.uint32(18).string(message.id);
+    }
+    if (message.reason !== "") {
+      writer.uint32(26).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FreezeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFreezeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.target = reader.int32() as any;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FreezeRequest {
+    return {
+      target: isSet(object.target) ? freezeTargetFromJSON(object.target) : 0,
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: FreezeRequest): unknown {
+    const obj: any = {};
+    if (message.target !== 0) {
+      obj.target = freezeTargetToJSON(message.target);
+    }
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<FreezeRequest>): FreezeRequest {
+    return FreezeRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<FreezeRequest>): FreezeRequest {
+    const message = createBaseFreezeRequest();
+    message.target = object.target ?? 0;
+    message.id = object.id ?? "";
+    message.reason = object.reason ?? "";
+    return message;
+  },
+};
+
+function createBaseFreezeResponse(): FreezeResponse {
+  return { frozenAt: "" };
+}
+
+export const FreezeResponse: MessageFns<FreezeResponse> = {
+  encode(message: FreezeResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.frozenAt !== "") {
+      writer.uint32(10).string(message.frozenAt);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FreezeResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFreezeResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.frozenAt = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FreezeResponse {
+    return {
+      frozenAt: isSet(object.frozenAt)
+        ? globalThis.String(object.frozenAt)
+        : isSet(object.frozen_at)
+        ? globalThis.String(object.frozen_at)
+        : "",
+    };
+  },
+
+  toJSON(message: FreezeResponse): unknown {
+    const obj: any = {};
+    if (message.frozenAt !== "") {
+      obj.frozenAt = message.frozenAt;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<FreezeResponse>): FreezeResponse {
+    return FreezeResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<FreezeResponse>): FreezeResponse {
+    const message = createBaseFreezeResponse();
+    message.frozenAt = object.frozenAt ?? "";
+    return message;
+  },
+};
+
 function createBaseKeyVersionInfo(): KeyVersionInfo {
-  return { version: 0, state: "", createdAt: "", activatedAt: "" };
+  return { version: 0, state: "", createdAt: "", activatedAt: "", apiKeyId: "", retireAt: "" };
 }
 
 export const KeyVersionInfo: MessageFns<KeyVersionInfo> = {
@@ -763,6 +3472,12 @@ export const KeyVersionInfo: MessageFns<KeyVersionInfo> = {
     }
     if (message.activatedAt !== "") {
       writer.uint32(34).string(message.activatedAt);
+    }
+    if (message.apiKeyId !== "") {
+      writer.uint32(42).string(message.apiKeyId);
+    }
+    if (message.retireAt !== "") {
+      writer.uint32(50).string(message.retireAt);
     }
     return writer;
   },
@@ -812,6 +3527,22 @@ export const KeyVersionInfo: MessageFns<KeyVersionInfo> = {
             message.activatedAt = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.apiKeyId = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.retireAt = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -838,6 +3569,16 @@ export const KeyVersionInfo: MessageFns<KeyVersionInfo> = {
         : isSet(object.activated_at)
         ? globalThis.String(object.activated_at)
         : "",
+      apiKeyId: isSet(object.apiKeyId)
+        ? globalThis.String(object.apiKeyId)
+        : isSet(object.api_key_id)
+        ? globalThis.String(object.api_key_id)
+        : "",
+      retireAt: isSet(object.retireAt)
+        ? globalThis.String(object.retireAt)
+        : isSet(object.retire_at)
+        ? globalThis.String(object.retire_at)
+        : "",
     };
   },
 
@@ -855,6 +3596,12 @@ export const KeyVersionInfo: MessageFns<KeyVersionInfo> = {
     if (message.activatedAt !== "") {
       obj.activatedAt = message.activatedAt;
     }
+    if (message.apiKeyId !== "") {
+      obj.apiKeyId = message.apiKeyId;
+    }
+    if (message.retireAt !== "") {
+      obj.retireAt = message.retireAt;
+    }
     return obj;
   },
 
@@ -867,6 +3614,8 @@ export const KeyVersionInfo: MessageFns<KeyVersionInfo> = {
     message.state = object.state ?? "";
     message.createdAt = object.createdAt ?? "";
     message.activatedAt = object.activatedAt ?? "";
+    message.apiKeyId = object.apiKeyId ?? "";
+    message.retireAt = object.retireAt ?? "";
     return message;
   },
 };
@@ -884,6 +3633,9 @@ function createBaseKeyInfo(): KeyInfo {
     createdAt: "",
     maxAgeDays: 0,
     dueAt: "",
+    ageDays: 0,
+    frozen: false,
+    frozenReason: "",
   };
 }
 
@@ -921,6 +3673,15 @@ export const KeyInfo: MessageFns<KeyInfo> = {
     }
     if (message.dueAt !== "") {
       writer.uint32(90).string(message.dueAt);
+    }
+    if (message.ageDays !== 0) {
+      writer.uint32(96).uint32(message.ageDays);
+    }
+    if (message.frozen !== false) {
+      writer.uint32(104).bool(message.frozen);
+    }
+    if (message.frozenReason !== "") {
+      writer.uint32(114).string(message.frozenReason);
     }
     return writer;
   },
@@ -1026,6 +3787,30 @@ export const KeyInfo: MessageFns<KeyInfo> = {
             message.dueAt = reader.string();
             continue;
           }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.ageDays = reader.uint32();
+            continue;
+          }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.frozen = reader.bool();
+            continue;
+          }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.frozenReason = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1077,6 +3862,17 @@ export const KeyInfo: MessageFns<KeyInfo> = {
         : isSet(object.due_at)
         ? globalThis.String(object.due_at)
         : "",
+      ageDays: isSet(object.ageDays)
+        ? globalThis.Number(object.ageDays)
+        : isSet(object.age_days)
+        ? globalThis.Number(object.age_days)
+        : 0,
+      frozen: isSet(object.frozen) ? globalThis.Boolean(object.frozen) : false,
+      frozenReason: isSet(object.frozenReason)
+        ? globalThis.String(object.frozenReason)
+        : isSet(object.frozen_reason)
+        ? globalThis.String(object.frozen_reason)
+        : "",
     };
   },
 
@@ -1115,6 +3911,15 @@ export const KeyInfo: MessageFns<KeyInfo> = {
     if (message.dueAt !== "") {
       obj.dueAt = message.dueAt;
     }
+    if (message.ageDays !== 0) {
+      obj.ageDays = Math.round(message.ageDays);
+    }
+    if (message.frozen !== false) {
+      obj.frozen = message.frozen;
+    }
+    if (message.frozenReason !== "") {
+      obj.frozenReason = message.frozenReason;
+    }
     return obj;
   },
 
@@ -1134,6 +3939,9 @@ export const KeyInfo: MessageFns<KeyInfo> = {
     message.createdAt = object.createdAt ?? "";
     message.maxAgeDays = object.maxAgeDays ?? 0;
     message.dueAt = object.dueAt ?? "";
+    message.ageDays = object.ageDays ?? 0;
+    message.frozen = object.frozen ?? false;
+    message.frozenReason = object.frozenReason ?? "";
     return message;
   },
 };
@@ -1257,214 +4065,18 @@ export const ListKeysResponse: MessageFns<ListKeysResponse> = {
   },
 };
 
-function createBaseAddClientRequest(): AddClientRequest {
-  return { identity: "", name: "", role: "", cidrs: [] };
-}
-
-export const AddClientRequest: MessageFns<AddClientRequest> = {
-  encode(message: AddClientRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.identity !== "") {
-      writer.uint32(10).string(message.identity);
-    }
-    if (message.name !== "") {
-      writer.uint32(18).string(message.name);
-    }
-    if (message.role !== "") {
-      writer.uint32(26).string(message.role);
-    }
-    for (const v of message.cidrs) {
-      writer.uint32(34).string(v!);
-    }
-    return writer;
-  },
-
-  decode(input: BinaryReader | Uint8Array, length?: number): AddClientRequest {
-    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-    if (previousRecursionDepth >= 100) {
-      throw new globalThis.Error("protobuf decode recursion limit exceeded");
-    }
-    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-    try {
-      const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseAddClientRequest();
-      while (reader.pos < end) {
-        const tag = reader.uint32();
-        switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 10) {
-              break;
-            }
-
-            message.identity = reader.string();
-            continue;
-          }
-          case 2: {
-            if (tag !== 18) {
-              break;
-            }
-
-            message.name = reader.string();
-            continue;
-          }
-          case 3: {
-            if (tag !== 26) {
-              break;
-            }
-
-            message.role = reader.string();
-            continue;
-          }
-          case 4: {
-            if (tag !== 34) {
-              break;
-            }
-
-            message.cidrs.push(reader.string());
-            continue;
-          }
-        }
-        if ((tag & 7) === 4 || tag === 0) {
-          break;
-        }
-        reader.skip(tag & 7);
-      }
-      return message;
-    } finally {
-      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-    }
-  },
-
-  fromJSON(object: any): AddClientRequest {
-    return {
-      identity: isSet(object.identity) ? globalThis.String(object.identity) : "",
-      name: isSet(object.name) ? globalThis.String(object.name) : "",
-      role: isSet(object.role) ? globalThis.String(object.role) : "",
-      cidrs: globalThis.Array.isArray(object?.cidrs) ? object.cidrs.map((e: any) => globalThis.String(e)) : [],
-    };
-  },
-
-  toJSON(message: AddClientRequest): unknown {
-    const obj: any = {};
-    if (message.identity !== "") {
-      obj.identity = message.identity;
-    }
-    if (message.name !== "") {
-      obj.name = message.name;
-    }
-    if (message.role !== "") {
-      obj.role = message.role;
-    }
-    if (message.cidrs?.length) {
-      obj.cidrs = message.cidrs;
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<AddClientRequest>): AddClientRequest {
-    return AddClientRequest.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<AddClientRequest>): AddClientRequest {
-    const message = createBaseAddClientRequest();
-    message.identity = object.identity ?? "";
-    message.name = object.name ?? "";
-    message.role = object.role ?? "";
-    message.cidrs = object.cidrs?.map((e) => e) || [];
-    return message;
-  },
-};
-
-function createBaseGrantKeyRequest(): GrantKeyRequest {
-  return { identity: "", keyId: "" };
-}
-
-export const GrantKeyRequest: MessageFns<GrantKeyRequest> = {
-  encode(message: GrantKeyRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.identity !== "") {
-      writer.uint32(10).string(message.identity);
-    }
-    if (message.keyId !== "") {
-      writer.uint32(18).string(message.keyId);
-    }
-    return writer;
-  },
-
-  decode(input: BinaryReader | Uint8Array, length?: number): GrantKeyRequest {
-    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-    if (previousRecursionDepth >= 100) {
-      throw new globalThis.Error("protobuf decode recursion limit exceeded");
-    }
-    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-    try {
-      const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseGrantKeyRequest();
-      while (reader.pos < end) {
-        const tag = reader.uint32();
-        switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 10) {
-              break;
-            }
-
-            message.identity = reader.string();
-            continue;
-          }
-          case 2: {
-            if (tag !== 18) {
-              break;
-            }
-
-            message.keyId = reader.string();
-            continue;
-          }
-        }
-        if ((tag & 7) === 4 || tag === 0) {
-          break;
-        }
-        reader.skip(tag & 7);
-      }
-      return message;
-    } finally {
-      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-    }
-  },
-
-  fromJSON(object: any): GrantKeyRequest {
-    return {
-      identity: isSet(object.identity) ? globalThis.String(object.identity) : "",
-      keyId: isSet(object.keyId)
-        ? globalThis.String(object.keyId)
-        : isSet(object.key_id)
-        ? globalThis.String(object.key_id)
-        : "",
-    };
-  },
-
-  toJSON(message: GrantKeyRequest): unknown {
-    const obj: any = {};
-    if (message.identity !== "") {
-      obj.identity = message.identity;
-    }
-    if (message.keyId !== "") {
-      obj.keyId = message.keyId;
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<GrantKeyRequest>): GrantKeyRequest {
-    return GrantKeyRequest.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<GrantKeyRequest>): GrantKeyRequest {
-    const message = createBaseGrantKeyRequest();
-    message.identity = object.identity ?? "";
-    message.keyId = object.keyId ?? "";
-    return message;
-  },
-};
-
 function createBaseClientInfo(): ClientInfo {
-  return { identity: "", name: "", role: "", cidrs: [], grantedKeys: [], createdAt: "" };
+  return {
+    identity: "",
+    name: "",
+    role: "",
+    cidrs: [],
+    grantedKeys: [],
+    createdAt: "",
+    frozen: false,
+    frozenReason: "",
+    canFreeze: false,
+  };
 }
 
 export const ClientInfo: MessageFns<ClientInfo> = {
@@ -1486,6 +4098,15 @@ export const ClientInfo: MessageFns<ClientInfo> = {
     }
     if (message.createdAt !== "") {
       writer.uint32(50).string(message.createdAt);
+    }
+    if (message.frozen !== false) {
+      writer.uint32(56).bool(message.frozen);
+    }
+    if (message.frozenReason !== "") {
+      writer.uint32(66).string(message.frozenReason);
+    }
+    if (message.canFreeze !== false) {
+      writer.uint32(72).bool(message.canFreeze);
     }
     return writer;
   },
@@ -1551,6 +4172,30 @@ export const ClientInfo: MessageFns<ClientInfo> = {
             message.createdAt = reader.string();
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.frozen = reader.bool();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.frozenReason = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.canFreeze = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1579,6 +4224,17 @@ export const ClientInfo: MessageFns<ClientInfo> = {
         : isSet(object.created_at)
         ? globalThis.String(object.created_at)
         : "",
+      frozen: isSet(object.frozen) ? globalThis.Boolean(object.frozen) : false,
+      frozenReason: isSet(object.frozenReason)
+        ? globalThis.String(object.frozenReason)
+        : isSet(object.frozen_reason)
+        ? globalThis.String(object.frozen_reason)
+        : "",
+      canFreeze: isSet(object.canFreeze)
+        ? globalThis.Boolean(object.canFreeze)
+        : isSet(object.can_freeze)
+        ? globalThis.Boolean(object.can_freeze)
+        : false,
     };
   },
 
@@ -1602,6 +4258,15 @@ export const ClientInfo: MessageFns<ClientInfo> = {
     if (message.createdAt !== "") {
       obj.createdAt = message.createdAt;
     }
+    if (message.frozen !== false) {
+      obj.frozen = message.frozen;
+    }
+    if (message.frozenReason !== "") {
+      obj.frozenReason = message.frozenReason;
+    }
+    if (message.canFreeze !== false) {
+      obj.canFreeze = message.canFreeze;
+    }
     return obj;
   },
 
@@ -1616,6 +4281,9 @@ export const ClientInfo: MessageFns<ClientInfo> = {
     message.cidrs = object.cidrs?.map((e) => e) || [];
     message.grantedKeys = object.grantedKeys?.map((e) => e) || [];
     message.createdAt = object.createdAt ?? "";
+    message.frozen = object.frozen ?? false;
+    message.frozenReason = object.frozenReason ?? "";
+    message.canFreeze = object.canFreeze ?? false;
     return message;
   },
 };
@@ -1754,16 +4422,6 @@ export const CustodyService = {
     responseSerialize: (value: WrappingKey): Buffer => Buffer.from(WrappingKey.encode(value).finish()),
     responseDeserialize: (value: Buffer): WrappingKey => WrappingKey.decode(value),
   },
-  /** Unwraps an envelope inside the HSM into a new key (version 1). */
-  importKey: {
-    path: "/custos.v1.Custody/ImportKey" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: ImportKeyRequest): Buffer => Buffer.from(ImportKeyRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): ImportKeyRequest => ImportKeyRequest.decode(value),
-    responseSerialize: (value: KeyInfo): Buffer => Buffer.from(KeyInfo.encode(value).finish()),
-    responseDeserialize: (value: Buffer): KeyInfo => KeyInfo.decode(value),
-  },
   listKeys: {
     path: "/custos.v1.Custody/ListKeys" as const,
     requestStream: false as const,
@@ -1772,24 +4430,6 @@ export const CustodyService = {
     requestDeserialize: (value: Buffer): ListKeysRequest => ListKeysRequest.decode(value),
     responseSerialize: (value: ListKeysResponse): Buffer => Buffer.from(ListKeysResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListKeysResponse => ListKeysResponse.decode(value),
-  },
-  addClient: {
-    path: "/custos.v1.Custody/AddClient" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: AddClientRequest): Buffer => Buffer.from(AddClientRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): AddClientRequest => AddClientRequest.decode(value),
-    responseSerialize: (value: ClientInfo): Buffer => Buffer.from(ClientInfo.encode(value).finish()),
-    responseDeserialize: (value: Buffer): ClientInfo => ClientInfo.decode(value),
-  },
-  grantKey: {
-    path: "/custos.v1.Custody/GrantKey" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: GrantKeyRequest): Buffer => Buffer.from(GrantKeyRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): GrantKeyRequest => GrantKeyRequest.decode(value),
-    responseSerialize: (value: ClientInfo): Buffer => Buffer.from(ClientInfo.encode(value).finish()),
-    responseDeserialize: (value: Buffer): ClientInfo => ClientInfo.decode(value),
   },
   listClients: {
     path: "/custos.v1.Custody/ListClients" as const,
@@ -1800,17 +4440,95 @@ export const CustodyService = {
     responseSerialize: (value: ListClientsResponse): Buffer => Buffer.from(ListClientsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListClientsResponse => ListClientsResponse.decode(value),
   },
+  /**
+   * Sets the first officer set and threshold, exactly once. Callable by a configured
+   * bootstrap administrator identity only; refused once governance exists.
+   */
+  initGovernance: {
+    path: "/custos.v1.Custody/InitGovernance" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: InitGovernanceRequest): Buffer =>
+      Buffer.from(InitGovernanceRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): InitGovernanceRequest => InitGovernanceRequest.decode(value),
+    responseSerialize: (value: GovernanceInfo): Buffer => Buffer.from(GovernanceInfo.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GovernanceInfo => GovernanceInfo.decode(value),
+  },
+  getGovernance: {
+    path: "/custos.v1.Custody/GetGovernance" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetGovernanceRequest): Buffer => Buffer.from(GetGovernanceRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetGovernanceRequest => GetGovernanceRequest.decode(value),
+    responseSerialize: (value: GovernanceInfo): Buffer => Buffer.from(GovernanceInfo.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GovernanceInfo => GovernanceInfo.decode(value),
+  },
+  /** Creates a proposal; it executes once a quorum of officers approved its digest. */
+  propose: {
+    path: "/custos.v1.Custody/Propose" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ProposeRequest): Buffer => Buffer.from(ProposeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ProposeRequest => ProposeRequest.decode(value),
+    responseSerialize: (value: ProposalInfo): Buffer => Buffer.from(ProposalInfo.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ProposalInfo => ProposalInfo.decode(value),
+  },
+  getProposal: {
+    path: "/custos.v1.Custody/GetProposal" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetProposalRequest): Buffer => Buffer.from(GetProposalRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetProposalRequest => GetProposalRequest.decode(value),
+    responseSerialize: (value: ProposalInfo): Buffer => Buffer.from(ProposalInfo.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ProposalInfo => ProposalInfo.decode(value),
+  },
+  listProposals: {
+    path: "/custos.v1.Custody/ListProposals" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListProposalsRequest): Buffer => Buffer.from(ListProposalsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListProposalsRequest => ListProposalsRequest.decode(value),
+    responseSerialize: (value: ListProposalsResponse): Buffer =>
+      Buffer.from(ListProposalsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListProposalsResponse => ListProposalsResponse.decode(value),
+  },
+  /**
+   * An officer's approval or rejection: an Ed25519 signature over
+   * "custos.approval.v1\n" + decision + "\n" + digest. Reaching the quorum executes the
+   * proposal before this call answers.
+   */
+  vote: {
+    path: "/custos.v1.Custody/Vote" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: VoteRequest): Buffer => Buffer.from(VoteRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): VoteRequest => VoteRequest.decode(value),
+    responseSerialize: (value: ProposalInfo): Buffer => Buffer.from(ProposalInfo.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ProposalInfo => ProposalInfo.decode(value),
+  },
 } as const;
 
 export interface CustodyServer extends UntypedServiceImplementation {
   /** The token's RSA wrapping key, which officers encrypt import envelopes to. */
   getWrappingKey: handleUnaryCall<GetWrappingKeyRequest, WrappingKey>;
-  /** Unwraps an envelope inside the HSM into a new key (version 1). */
-  importKey: handleUnaryCall<ImportKeyRequest, KeyInfo>;
   listKeys: handleUnaryCall<ListKeysRequest, ListKeysResponse>;
-  addClient: handleUnaryCall<AddClientRequest, ClientInfo>;
-  grantKey: handleUnaryCall<GrantKeyRequest, ClientInfo>;
   listClients: handleUnaryCall<ListClientsRequest, ListClientsResponse>;
+  /**
+   * Sets the first officer set and threshold, exactly once. Callable by a configured
+   * bootstrap administrator identity only; refused once governance exists.
+   */
+  initGovernance: handleUnaryCall<InitGovernanceRequest, GovernanceInfo>;
+  getGovernance: handleUnaryCall<GetGovernanceRequest, GovernanceInfo>;
+  /** Creates a proposal; it executes once a quorum of officers approved its digest. */
+  propose: handleUnaryCall<ProposeRequest, ProposalInfo>;
+  getProposal: handleUnaryCall<GetProposalRequest, ProposalInfo>;
+  listProposals: handleUnaryCall<ListProposalsRequest, ListProposalsResponse>;
+  /**
+   * An officer's approval or rejection: an Ed25519 signature over
+   * "custos.approval.v1\n" + decision + "\n" + digest. Reaching the quorum executes the
+   * proposal before this call answers.
+   */
+  vote: handleUnaryCall<VoteRequest, ProposalInfo>;
 }
 
 export interface CustodyClient extends Client {
@@ -1830,22 +4548,6 @@ export interface CustodyClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: WrappingKey) => void,
   ): ClientUnaryCall;
-  /** Unwraps an envelope inside the HSM into a new key (version 1). */
-  importKey(
-    request: ImportKeyRequest,
-    callback: (error: ServiceError | null, response: KeyInfo) => void,
-  ): ClientUnaryCall;
-  importKey(
-    request: ImportKeyRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: KeyInfo) => void,
-  ): ClientUnaryCall;
-  importKey(
-    request: ImportKeyRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: KeyInfo) => void,
-  ): ClientUnaryCall;
   listKeys(
     request: ListKeysRequest,
     callback: (error: ServiceError | null, response: ListKeysResponse) => void,
@@ -1861,36 +4563,6 @@ export interface CustodyClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListKeysResponse) => void,
   ): ClientUnaryCall;
-  addClient(
-    request: AddClientRequest,
-    callback: (error: ServiceError | null, response: ClientInfo) => void,
-  ): ClientUnaryCall;
-  addClient(
-    request: AddClientRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: ClientInfo) => void,
-  ): ClientUnaryCall;
-  addClient(
-    request: AddClientRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: ClientInfo) => void,
-  ): ClientUnaryCall;
-  grantKey(
-    request: GrantKeyRequest,
-    callback: (error: ServiceError | null, response: ClientInfo) => void,
-  ): ClientUnaryCall;
-  grantKey(
-    request: GrantKeyRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: ClientInfo) => void,
-  ): ClientUnaryCall;
-  grantKey(
-    request: GrantKeyRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: ClientInfo) => void,
-  ): ClientUnaryCall;
   listClients(
     request: ListClientsRequest,
     callback: (error: ServiceError | null, response: ListClientsResponse) => void,
@@ -1905,12 +4577,154 @@ export interface CustodyClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListClientsResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Sets the first officer set and threshold, exactly once. Callable by a configured
+   * bootstrap administrator identity only; refused once governance exists.
+   */
+  initGovernance(
+    request: InitGovernanceRequest,
+    callback: (error: ServiceError | null, response: GovernanceInfo) => void,
+  ): ClientUnaryCall;
+  initGovernance(
+    request: InitGovernanceRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GovernanceInfo) => void,
+  ): ClientUnaryCall;
+  initGovernance(
+    request: InitGovernanceRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GovernanceInfo) => void,
+  ): ClientUnaryCall;
+  getGovernance(
+    request: GetGovernanceRequest,
+    callback: (error: ServiceError | null, response: GovernanceInfo) => void,
+  ): ClientUnaryCall;
+  getGovernance(
+    request: GetGovernanceRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GovernanceInfo) => void,
+  ): ClientUnaryCall;
+  getGovernance(
+    request: GetGovernanceRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GovernanceInfo) => void,
+  ): ClientUnaryCall;
+  /** Creates a proposal; it executes once a quorum of officers approved its digest. */
+  propose(
+    request: ProposeRequest,
+    callback: (error: ServiceError | null, response: ProposalInfo) => void,
+  ): ClientUnaryCall;
+  propose(
+    request: ProposeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ProposalInfo) => void,
+  ): ClientUnaryCall;
+  propose(
+    request: ProposeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ProposalInfo) => void,
+  ): ClientUnaryCall;
+  getProposal(
+    request: GetProposalRequest,
+    callback: (error: ServiceError | null, response: ProposalInfo) => void,
+  ): ClientUnaryCall;
+  getProposal(
+    request: GetProposalRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ProposalInfo) => void,
+  ): ClientUnaryCall;
+  getProposal(
+    request: GetProposalRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ProposalInfo) => void,
+  ): ClientUnaryCall;
+  listProposals(
+    request: ListProposalsRequest,
+    callback: (error: ServiceError | null, response: ListProposalsResponse) => void,
+  ): ClientUnaryCall;
+  listProposals(
+    request: ListProposalsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListProposalsResponse) => void,
+  ): ClientUnaryCall;
+  listProposals(
+    request: ListProposalsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListProposalsResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * An officer's approval or rejection: an Ed25519 signature over
+   * "custos.approval.v1\n" + decision + "\n" + digest. Reaching the quorum executes the
+   * proposal before this call answers.
+   */
+  vote(request: VoteRequest, callback: (error: ServiceError | null, response: ProposalInfo) => void): ClientUnaryCall;
+  vote(
+    request: VoteRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ProposalInfo) => void,
+  ): ClientUnaryCall;
+  vote(
+    request: VoteRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ProposalInfo) => void,
   ): ClientUnaryCall;
 }
 
 export const CustodyClient = makeGenericClientConstructor(CustodyService, "custos.v1.Custody") as unknown as {
   new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): CustodyClient;
   service: typeof CustodyService;
+  serviceName: string;
+};
+
+/**
+ * Immediate freezes: any officer, or a trading client holding the freeze grant (a risk
+ * engine). Thawing needs a quorum (a `thaw` proposal).
+ */
+export type GuardService = typeof GuardService;
+export const GuardService = {
+  freeze: {
+    path: "/custos.v1.Guard/Freeze" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: FreezeRequest): Buffer => Buffer.from(FreezeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): FreezeRequest => FreezeRequest.decode(value),
+    responseSerialize: (value: FreezeResponse): Buffer => Buffer.from(FreezeResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): FreezeResponse => FreezeResponse.decode(value),
+  },
+} as const;
+
+export interface GuardServer extends UntypedServiceImplementation {
+  freeze: handleUnaryCall<FreezeRequest, FreezeResponse>;
+}
+
+export interface GuardClient extends Client {
+  freeze(
+    request: FreezeRequest,
+    callback: (error: ServiceError | null, response: FreezeResponse) => void,
+  ): ClientUnaryCall;
+  freeze(
+    request: FreezeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: FreezeResponse) => void,
+  ): ClientUnaryCall;
+  freeze(
+    request: FreezeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: FreezeResponse) => void,
+  ): ClientUnaryCall;
+}
+
+export const GuardClient = makeGenericClientConstructor(GuardService, "custos.v1.Guard") as unknown as {
+  new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): GuardClient;
+  service: typeof GuardService;
   serviceName: string;
 };
 

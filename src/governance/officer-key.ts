@@ -1,0 +1,160 @@
+import { closeSync, fsyncSync, openSync, unlinkSync, writeSync } from "node:fs";
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from "node:crypto";
+import { CustosError } from "../errors.js";
+import { approvalMessage, type Decision } from "./proposal.js";
+
+/** Officer keys are Ed25519: small, deterministic signatures, no parameters to get wrong. */
+const OFFICER_KEY_TYPE = "ed25519";
+const SIGNATURE_BYTES = 64;
+export const MIN_PASSPHRASE_LENGTH = 8;
+
+export interface OfficerKeyPair {
+  /** Encrypted PKCS#8 PEM (PBES2, AES-256-CBC): the key is never written in the clear. */
+  privateKeyPem: string;
+  /** SPKI PEM. */
+  publicKeyPem: string;
+  /** publicKeyFingerprint of the public key. */
+  fingerprint: string;
+}
+
+function invalid(message: string, cause?: unknown): CustosError {
+  return new CustosError("INVALID_ARGUMENT", message, { cause });
+}
+
+/** A new Ed25519 officer key; the private half comes back encrypted under `passphrase`. */
+export function generateOfficerKey(passphrase: string): OfficerKeyPair {
+  // Code points, not UTF-16 units: an emoji is one character to the person typing it.
+  if (typeof passphrase !== "string" || [...passphrase].length < MIN_PASSPHRASE_LENGTH) {
+    throw invalid(`the passphrase must be at least ${MIN_PASSPHRASE_LENGTH} characters`);
+  }
+  const { publicKey, privateKey } = generateKeyPairSync(OFFICER_KEY_TYPE, {
+    publicKeyEncoding: { type: "spki", format: "pem" },
+    privateKeyEncoding: { type: "pkcs8", format: "pem", cipher: "aes-256-cbc", passphrase },
+  });
+  return { privateKeyPem: privateKey, publicKeyPem: publicKey, fingerprint: publicKeyFingerprint(publicKey) };
+}
+
+/**
+ * Only a lone `PUBLIC KEY` block: createPublicKey() would also derive a public key from a
+ * private key or a certificate, and a private key pasted where a public one belongs must be
+ * refused, not quietly accepted.
+ */
+function publicKeyFromPem(pem: string): KeyObject {
+  const text = typeof pem === "string" ? pem.trim() : "";
+  if (!text.startsWith("-----BEGIN PUBLIC KEY-----") || !text.endsWith("-----END PUBLIC KEY-----") || text.split("-----BEGIN").length !== 2) {
+    throw invalid("expected a single PEM public key (-----BEGIN PUBLIC KEY-----)");
+  }
+  try {
+    return createPublicKey({ key: text, format: "pem" });
+  } catch (e) {
+    throw invalid("the PEM public key cannot be decoded", e);
+  }
+}
+
+/**
+ * `SHA256:` + unpadded base64 of SHA-256 over the SPKI DER. The notation is OpenSSH's, but the
+ * hash covers the SPKI DER, not the SSH key blob, so it does not equal `ssh-keygen -l` output.
+ * A private KeyObject is fingerprinted by its public half.
+ */
+export function publicKeyFingerprint(publicKey: string | KeyObject): string {
+  let key: KeyObject;
+  if (typeof publicKey === "string") key = publicKeyFromPem(publicKey);
+  else if (publicKey.type === "public") key = publicKey;
+  else if (publicKey.type === "private") key = createPublicKey(publicKey);
+  else throw invalid("a secret key has no public key fingerprint");
+  const der = key.export({ type: "spki", format: "der" });
+  return "SHA256:" + createHash("sha256").update(der).digest("base64").replace(/=+$/, "");
+}
+
+/** An officer's public key from SPKI PEM; anything but Ed25519 is refused. */
+export function parseOfficerPublicKey(pem: string): KeyObject {
+  const key = publicKeyFromPem(pem);
+  if (key.asymmetricKeyType !== OFFICER_KEY_TYPE) {
+    throw invalid(`officer keys must be Ed25519, this public key is ${key.asymmetricKeyType ?? "of an unknown type"}`);
+  }
+  return key;
+}
+
+/**
+ * Decrypts an officer's private key. Only encrypted PKCS#8 is accepted: a key file in the
+ * clear is refused rather than used. A wrong passphrase is UNAUTHENTICATED; a file that is
+ * not a key, or a key that is not Ed25519, is INVALID_ARGUMENT.
+ */
+export function loadOfficerPrivateKey(pem: string, passphrase: string): KeyObject {
+  const text = typeof pem === "string" ? pem.trim() : "";
+  if (!text.startsWith("-----BEGIN ENCRYPTED PRIVATE KEY-----") || !text.endsWith("-----END ENCRYPTED PRIVATE KEY-----")) {
+    throw invalid("expected an encrypted PKCS#8 PEM officer key (-----BEGIN ENCRYPTED PRIVATE KEY-----)");
+  }
+  if (typeof passphrase !== "string") throw invalid("a passphrase is required for the officer key");
+  let key: KeyObject;
+  try {
+    key = createPrivateKey({ key: text, format: "pem", passphrase });
+  } catch (e) {
+    // A wrong passphrase fails the CBC padding check; so, rarely, would a corrupted file.
+    if ((e as { code?: unknown }).code === "ERR_OSSL_BAD_DECRYPT") {
+      throw new CustosError("UNAUTHENTICATED", "wrong passphrase for the officer key", { cause: e });
+    }
+    throw invalid("the officer key file cannot be decoded", e);
+  }
+  if (key.asymmetricKeyType !== OFFICER_KEY_TYPE) {
+    throw invalid(`officer keys must be Ed25519, this key is ${key.asymmetricKeyType ?? "of an unknown type"}`);
+  }
+  return key;
+}
+
+/** The officer's 64-byte Ed25519 signature over approvalMessage(decision, digest). */
+export function signApproval(privateKey: KeyObject, decision: Decision, digest: string): Buffer {
+  if (privateKey.type !== "private" || privateKey.asymmetricKeyType !== OFFICER_KEY_TYPE) {
+    throw invalid("approvals are signed with an Ed25519 private key");
+  }
+  // Ed25519 hashes internally: the algorithm argument must be null.
+  return sign(null, approvalMessage(decision, digest), privateKey);
+}
+
+/**
+ * True only for a valid Ed25519 signature by `publicKey` over approvalMessage(decision,
+ * digest). Never throws: a wrong length, garbage, a malformed digest or decision, or a key
+ * of the wrong type all verify as false, so no caller can fail open through an exception path.
+ */
+export function verifyApproval(publicKey: KeyObject, decision: Decision, digest: string, signature: Uint8Array): boolean {
+  try {
+    if (publicKey.type !== "public" || publicKey.asymmetricKeyType !== OFFICER_KEY_TYPE) return false;
+    if (!(signature instanceof Uint8Array) || signature.length !== SIGNATURE_BYTES) return false;
+    return verify(null, approvalMessage(decision, digest), publicKey, signature);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Writes a new officer key file, readable by its owner only (0600). Refuses to replace an
+ * existing file: overwriting the only copy of an officer key would lock that officer out.
+ * Refuses a key in the clear.
+ */
+export function writeOfficerKeyFile(path: string, privateKeyPem: string): void {
+  if (typeof privateKeyPem !== "string" || !privateKeyPem.includes("-----BEGIN ENCRYPTED PRIVATE KEY-----")) {
+    throw invalid("only an encrypted PKCS#8 PEM officer key is written to disk");
+  }
+  let fd: number;
+  try {
+    // "wx" = O_CREAT | O_EXCL: the check for an existing file and the creation are one step.
+    fd = openSync(path, "wx", 0o600);
+  } catch (e) {
+    if ((e as { code?: unknown }).code === "EEXIST") throw invalid(`${path} exists; refusing to overwrite an officer key`, e);
+    throw e;
+  }
+  try {
+    const bytes = Buffer.from(privateKeyPem, "utf8");
+    for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off);
+    fsyncSync(fd);
+  } catch (e) {
+    // Leave no partial key behind: it would block the retry with "exists".
+    try {
+      closeSync(fd);
+    } finally {
+      unlinkSync(path);
+    }
+    throw e;
+  }
+  closeSync(fd);
+}

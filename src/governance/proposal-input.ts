@@ -1,0 +1,125 @@
+import { CustosError } from "../errors.js";
+import { isSigningAlgorithm, type SigningAlgorithm } from "../hsm/algorithms.js";
+import type { ImportEnvelope } from "../hsm/envelope.js";
+import type { Environment } from "../keys/model.js";
+import { allowList } from "../signing/directory.js";
+import type { ProposalKind } from "./proposal.js";
+
+export interface OfficerSpec {
+  id: string;
+  displayName: string;
+  identity: string;
+  publicKeyPem: string;
+}
+
+export interface NewKeyMetadata {
+  keyId: string;
+  exchange: string;
+  environment: Environment;
+  label: string;
+  apiKeyId: string;
+  algorithm: SigningAlgorithm;
+  maxAgeDays: number;
+}
+
+/** What an officer asks for. Everything but the envelope goes into the signed content. */
+export type ProposalInput =
+  | { kind: "import_key"; key: NewKeyMetadata; envelope: ImportEnvelope }
+  | { kind: "rotate_key"; keyId: string; apiKeyId: string; graceSeconds: number; envelope: ImportEnvelope }
+  | { kind: "destroy_version"; keyId: string; version: number }
+  | { kind: "set_grants"; identity: string; name: string; cidrs: string[]; keyIds: string[]; canFreeze: boolean }
+  | { kind: "set_policy"; keyId: string; policyJson: string }
+  | { kind: "add_officer"; officer: OfficerSpec }
+  | { kind: "remove_officer"; officerId: string }
+  | { kind: "set_threshold"; threshold: number }
+  | { kind: "thaw"; target: "key" | "client"; id: string };
+
+export const DEFAULT_GRACE_SECONDS = 24 * 3600;
+const MAX_GRACE_SECONDS = 30 * 24 * 3600;
+
+export const KEY_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const EXCHANGE = /^[a-z0-9][a-z0-9_-]{0,31}$/;
+const OFFICER_ID = /^[a-z0-9][a-z0-9._-]{0,31}$/;
+
+const invalid = (message: string) => new CustosError("INVALID_ARGUMENT", message);
+
+/** Shape checks that need no state; state checks happen when proposing and again when executing. */
+export function validateInput(input: ProposalInput): void {
+  switch (input.kind) {
+    case "import_key": {
+      const k = input.key;
+      if (!KEY_ID.test(k.keyId)) throw invalid("key id must be 1–64 of [A-Za-z0-9._-], starting alphanumeric");
+      if (!EXCHANGE.test(k.exchange)) throw invalid("exchange must be a lower-case name such as binance");
+      if (k.environment !== "mainnet" && k.environment !== "testnet") throw invalid("environment must be mainnet or testnet");
+      if (!isSigningAlgorithm(k.algorithm)) throw invalid("unsupported algorithm");
+      if (!Number.isInteger(k.maxAgeDays) || k.maxAgeDays < 1 || k.maxAgeDays > 3650) throw invalid("max age must be 1–3650 days");
+      if (k.apiKeyId.length > 256 || k.label.length > 256) throw invalid("api key id and label are at most 256 characters");
+      return;
+    }
+    case "rotate_key":
+      if (!KEY_ID.test(input.keyId)) throw invalid("invalid key id");
+      if (input.apiKeyId.length > 256) throw invalid("api key id is too long");
+      if (!Number.isInteger(input.graceSeconds) || input.graceSeconds < 0 || input.graceSeconds > MAX_GRACE_SECONDS) throw invalid("grace must be 0–30 days");
+      return;
+    case "destroy_version":
+      if (!KEY_ID.test(input.keyId)) throw invalid("invalid key id");
+      if (!Number.isInteger(input.version) || input.version < 1) throw invalid("version must be a positive integer");
+      return;
+    case "set_grants":
+      if (!input.identity || input.identity.length > 512) throw invalid("identity is required");
+      allowList(input.cidrs); // throws INVALID_ARGUMENT on a bad CIDR
+      for (const k of input.keyIds) if (!KEY_ID.test(k)) throw invalid(`invalid key id ${JSON.stringify(k)}`);
+      return;
+    case "set_policy":
+      if (!KEY_ID.test(input.keyId)) throw invalid("invalid key id");
+      try {
+        const p: unknown = JSON.parse(input.policyJson);
+        if (typeof p !== "object" || p === null || Array.isArray(p)) throw new Error("not an object");
+      } catch {
+        throw invalid("policy must be a JSON object");
+      }
+      return;
+    case "add_officer":
+      if (!OFFICER_ID.test(input.officer.id)) throw invalid("officer id must be 1–32 of [a-z0-9._-]");
+      if (!input.officer.identity) throw invalid("officer certificate identity is required");
+      return;
+    case "remove_officer":
+      if (!OFFICER_ID.test(input.officerId)) throw invalid("invalid officer id");
+      return;
+    case "set_threshold":
+      if (!Number.isInteger(input.threshold) || input.threshold < 1) throw invalid("threshold must be a positive integer");
+      return;
+    case "thaw":
+      if (input.target !== "key" && input.target !== "client") throw invalid("thaw target must be key or client");
+      if (!input.id) throw invalid("thaw needs an id");
+      return;
+  }
+}
+
+/** The target and parameters that go into the signed content (never the envelope). */
+export function contentOf(input: ProposalInput): { kind: ProposalKind; target: string; params: Record<string, unknown> } {
+  switch (input.kind) {
+    case "import_key":
+      return { kind: input.kind, target: input.key.keyId, params: { ...input.key } };
+    case "rotate_key":
+      return { kind: input.kind, target: input.keyId, params: { apiKeyId: input.apiKeyId, graceSeconds: input.graceSeconds } };
+    case "destroy_version":
+      return { kind: input.kind, target: input.keyId, params: { version: input.version } };
+    case "set_grants":
+      return {
+        kind: input.kind,
+        target: input.identity,
+        params: { name: input.name, cidrs: [...input.cidrs], keyIds: [...new Set(input.keyIds)].sort(), canFreeze: input.canFreeze },
+      };
+    case "set_policy":
+      return { kind: input.kind, target: input.keyId, params: { policy: JSON.parse(input.policyJson) as unknown } };
+    case "add_officer":
+      return { kind: input.kind, target: input.officer.id, params: { displayName: input.officer.displayName, identity: input.officer.identity, publicKeyPem: input.officer.publicKeyPem } };
+    case "remove_officer":
+      return { kind: input.kind, target: input.officerId, params: {} };
+    case "set_threshold":
+      return { kind: input.kind, target: "governance", params: { threshold: input.threshold } };
+    case "thaw":
+      return { kind: input.kind, target: `${input.target}:${input.id}`, params: {} };
+  }
+}
