@@ -146,7 +146,8 @@ export function proposalInfo(v: ProposalView): ProposalInfo {
     expiresAt: p.expiresAt,
     approvals: v.quorum.approvals,
     rejections: v.quorum.rejections,
-    needed: p.state === "pending" ? v.quorum.needed : 0,
+    // An unreachable threshold reports Infinity; uint32 cannot carry it.
+    needed: p.state !== "pending" ? 0 : Number.isFinite(v.quorum.needed) ? v.quorum.needed : 0xffffffff,
     summary: v.summary,
     executedAt: p.executedAt ?? "",
     failure: p.failure ?? "",
