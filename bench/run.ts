@@ -16,8 +16,8 @@
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { custodyClient } from "../src/client/connection.js";
-import { importSecret } from "../test/helpers/harness.js";
+import { readConnectionFile } from "../src/client/connection.js";
+import { devOfficerClient, importSecret } from "../test/helpers/harness.js";
 import type { ClientJob, ClientResult } from "./client.js";
 import { JsonChild, KEY_ID, PAYLOAD, SECRET, benchScript, encodedSignRequest, grpcFrame, round } from "./common.js";
 import { prepareH2load, runH2load, type H2loadSetup } from "./h2load.js";
@@ -293,9 +293,10 @@ async function main(): Promise<void> {
     // BENCH_ONLY (diagnosis) honours the ablation knobs of serve-for-bench.ts; the full run never does.
     const diagnosis = process.env.BENCH_ONLY ? { BENCH_ABLATE: process.env.BENCH_ABLATE ?? "", BENCH_AUDIT_FLUSH_MS: process.env.BENCH_AUDIT_FLUSH_MS ?? "" } : {};
     let s = await BenchServer.start("custos", "custos", dir, { BENCH_DISPATCH: "auto", ...diagnosis });
-    const admin = custodyClient(s.ready.grpc, { caPath: s.ready.caPath, ...s.ready.admin! });
-    await importSecret(admin, KEY_ID, SECRET, { apiKeyId: "api-bench" });
-    admin.close();
+    // The embedded default's dev officer proposes and approves the import (threshold 1).
+    const officer = devOfficerClient(readConnectionFile(dir));
+    await importSecret(officer, KEY_ID, SECRET, { apiKeyId: "api-bench" });
+    officer.close();
     const syncDispatch = s.ready.dispatch ?? "?";
     s.label = `custos (${syncDispatch})`;
     if (process.env.BENCH_ONLY === "stream") return await streamOnly(s, dir);

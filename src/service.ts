@@ -9,6 +9,7 @@ import { devOfficerPaths, ensureEmbedded, EMBEDDED_CERTS, useSofthsmConf, type E
 import { readSecretEnv, readSecretFile } from "./config/secrets.js";
 import { Pkcs11Hsm } from "./hsm/index.js";
 import { GovernanceService } from "./governance/governance-service.js";
+import { dueAt } from "./keys/model.js";
 import { AccessDirectory } from "./signing/directory.js";
 import { SignService } from "./signing/sign-service.js";
 import { SqliteStore } from "./store/sqlite/sqlite-store.js";
@@ -100,7 +101,20 @@ export async function startService(config: CustosConfig, logger: Logger): Promis
     governance,
     logger.child({ component: "grpc" }),
   );
-  const http = buildHttp({ hsm, metrics, logger, storeCheck: async () => void (await store.lastAudit()) });
+  metrics.watchGovernance(async () => {
+    const [keys, clients, pending] = await Promise.all([store.listKeys(), store.listClients(), store.listProposals("pending")]);
+    return {
+      keys: keys.flatMap((k) => {
+        const due = dueAt(k);
+        // Whole days, toward zero: 44.9 → 44, overdue by 1.2 days → -1 (and never "-0").
+        return due ? [{ id: k.id, daysUntilDue: Math.trunc((due.getTime() - Date.now()) / 86_400_000) || 0 }] : [];
+      }),
+      pendingProposals: pending.length,
+      frozenKeys: keys.filter((k) => k.frozenAt).length,
+      frozenClients: clients.filter((c) => c.frozenAt).length,
+    };
+  });
+  const http = buildHttp({ hsm, metrics, logger, storeCheck: async () => void (await store.lastAudit()), overdueKeys: () => governance.overdueKeys() });
   await http.listen({ host: config.http.host, port: config.http.port });
   const httpAddress = http.server.address();
   const httpPort = typeof httpAddress === "object" && httpAddress ? httpAddress.port : config.http.port;

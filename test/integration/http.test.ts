@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { SqliteStore } from "../../src/store/sqlite/sqlite-store.js";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { status } from "@grpc/grpc-js";
@@ -35,6 +36,30 @@ describe("health, readiness, metrics and logs", () => {
     assert.equal(body.hsm.dispatch, "worker", "SoftHSM2 defaults to the signing thread (with lone calls done inline)");
     assert.equal(body.hsm.sessions, svc.config.hsm.sessions);
     assert.equal(body.store.ok, true);
+    assert.deepEqual((body as unknown as { keys: { overdue: unknown[] } }).keys.overdue, [], "a fresh key is not overdue");
+  });
+
+  it("reports an overdue key on /readyz without failing readiness, and days until due in /metrics", async () => {
+    // A key activated 46 days ago with the default 45-day max age: written through the store
+    // the service uses (a real key cannot be back-dated through the API).
+    const store = new SqliteStore(svc.config.store.sqlitePath);
+    const old = new Date(Date.now() - 46 * 86_400_000).toISOString();
+    await store.createKey(
+      { id: "old-key", exchange: "binance", environment: "testnet", label: "old", apiKeyId: "x", algorithm: "hmac-sha256", maxAgeDays: 45, createdAt: old },
+      { keyId: "old-key", version: 1, objectId: "custos:old-key:v1", state: "active", createdAt: old, activatedAt: old },
+    );
+    await store.close();
+    const ready = await get("/readyz");
+    assert.equal(ready.status, 200, "overdue keys do not fail readiness");
+    const body = (await ready.json()) as { keys: { overdue: Array<{ id: string; dueAt: string }> } };
+    assert.deepEqual(body.keys.overdue.map((k) => k.id), ["old-key"]);
+    assert.equal(Date.parse(body.keys.overdue[0]!.dueAt), Date.parse(old) + 45 * 86_400_000);
+    const text = await (await get("/metrics")).text();
+    assert.equal(sample(text, 'custos_key_days_until_due{key="old-key"}'), -1);
+    assert.equal(sample(text, 'custos_key_days_until_due{key="metrics-key"}'), 44);
+    assert.equal(sample(text, "custos_proposals_pending"), 0);
+    assert.equal(sample(text, "custos_keys_frozen"), 0);
+    assert.equal(sample(text, "custos_clients_frozen"), 0);
   });
 
   it("counts sign decisions by outcome and reason, with latency histograms and HSM gauges", async () => {

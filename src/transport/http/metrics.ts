@@ -3,6 +3,13 @@ import type { AuditLog } from "../../audit/audit-log.js";
 import type { Hsm } from "../../hsm/hsm.js";
 import type { SignObserver } from "../../signing/sign-service.js";
 
+export interface GovernanceSnapshot {
+  keys: Array<{ id: string; daysUntilDue: number }>;
+  pendingProposals: number;
+  frozenKeys: number;
+  frozenClients: number;
+}
+
 /** Prometheus metrics. Labels carry outcomes and reason codes only — never payloads or key material. */
 export class Metrics implements SignObserver {
   readonly registry = new Registry();
@@ -44,6 +51,38 @@ export class Metrics implements SignObserver {
     gauge("custos_hsm_session_waiters", "Operations waiting for an HSM session", () => hsm.status().waiters);
     gauge("custos_hsm_ready", "1 if the HSM sessions are open and logged in", () => (hsm.status().ready ? 1 : 0));
     gauge("custos_audit_queue_depth", "Audit events waiting to be written", () => audit()?.queueDepth ?? 0);
+  }
+
+  /**
+   * Key and governance gauges, read at scrape time: days until each key's rotation is due
+   * (negative when overdue), pending proposals, frozen keys and clients.
+   */
+  watchGovernance(snapshot: () => Promise<GovernanceSnapshot>): void {
+    let last: Promise<GovernanceSnapshot> | undefined;
+    // One read per scrape, shared by the gauges below.
+    const read = () => (last ??= snapshot().finally(() => setImmediate(() => (last = undefined))));
+    new Gauge({
+      name: "custos_key_days_until_due",
+      help: "Days until the key's active version is due for rotation (negative: overdue)",
+      labelNames: ["key"] as const,
+      registers: [this.registry],
+      async collect() {
+        this.reset();
+        for (const k of (await read()).keys) this.labels(k.id).set(k.daysUntilDue);
+      },
+    });
+    const simple = (name: string, help: string, pick: (s: GovernanceSnapshot) => number) =>
+      new Gauge({
+        name,
+        help,
+        registers: [this.registry],
+        async collect() {
+          this.set(pick(await read()));
+        },
+      });
+    simple("custos_proposals_pending", "Proposals waiting for their quorum", (s) => s.pendingProposals);
+    simple("custos_keys_frozen", "Keys frozen (no signing until a quorum thaws them)", (s) => s.frozenKeys);
+    simple("custos_clients_frozen", "Trading clients frozen", (s) => s.frozenClients);
   }
 
   observe(outcome: "allowed" | "denied" | "failed", reason: string, seconds: number): void {

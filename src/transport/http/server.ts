@@ -8,6 +8,8 @@ export interface HttpDeps {
   metrics: Metrics;
   /** Store round trip; throws if the store is unusable. */
   storeCheck: () => Promise<void>;
+  /** Keys past their max age: reported on /readyz, without failing readiness. */
+  overdueKeys?: () => Promise<Array<{ id: string; dueAt: string }>>;
   logger: Logger;
 }
 
@@ -33,10 +35,12 @@ export function buildHttp(deps: HttpDeps): FastifyInstance {
       store = { ok: false, reason: e instanceof Error ? e.message : "store check failed" };
     }
     const ready = hsm.ready && store.ok;
+    const overdue = store.ok && deps.overdueKeys ? await deps.overdueKeys().catch(() => []) : [];
     return reply.code(ready ? 200 : 503).send({
       status: ready ? "ready" : "not ready",
       hsm: { ready: hsm.ready, ...(hsm.reason ? { reason: hsm.reason } : {}), dispatch: hsm.dispatch, sessions: hsm.sessions, sessionsInUse: hsm.sessionsInUse },
       store,
+      keys: { overdue },
     });
   });
 
