@@ -29,6 +29,8 @@ const KEYS: Record<string, { alg: SigningAlgorithm; state: KeyVersionState; gran
   "k-destroyed": { alg: "hmac-sha256", state: "destroyed", grant: true, inHsm: false },
   "k-nogrant": { alg: "hmac-sha256", state: "active", grant: false, inHsm: true },
   "k-noobject": { alg: "hmac-sha256", state: "active", grant: true, inHsm: false },
+  // Retiring, its grace period over (the destroy job has not run yet).
+  "k-grace-over": { alg: "hmac-sha256", state: "retiring", grant: true, inHsm: true },
 };
 
 // Distinctive bytes: the audit body must contain their digest, never them.
@@ -84,7 +86,7 @@ before(async () => {
     const objectId = `custos:${id}:v1`;
     await store.createKey(
       { id, exchange: "binance", environment: "testnet", label: id, apiKeyId: `pub-${id}`, algorithm: k.alg, maxAgeDays: 45, createdAt: NOW },
-      { keyId: id, version: 1, objectId, state: k.state, createdAt: NOW, activatedAt: k.state === "pending" ? null : NOW },
+      { keyId: id, version: 1, objectId, state: k.state, createdAt: NOW, activatedAt: k.state === "pending" ? null : NOW, retireAt: id === "k-grace-over" ? NOW : null },
     );
     if (k.grant) await store.addGrant(ALPHA, id);
     const secret = randomBytes(32);
@@ -101,6 +103,12 @@ after(async () => {
   await store.close();
 });
 
+/** Changes freeze state in the store and reloads the access snapshot, as the service does. */
+async function freeze(change: () => Promise<void>): Promise<void> {
+  await change();
+  await directory.reload(store);
+}
+
 describe("SignService decisions", () => {
   const alpha: CallerContext = { identity: ALPHA, ip: IN };
   const req = (keyId: string, version = 0, payload: Uint8Array = PAYLOAD): SignRequest => ({ keyId, version, payload });
@@ -112,8 +120,8 @@ describe("SignService decisions", () => {
     code?: CustosErrorCode; // undefined = allowed
     outcome: "allowed" | "denied" | "failed";
     auditVersion?: number;
-    before?: () => void;
-    after?: () => void;
+    before?: () => void | Promise<void>;
+    after?: () => void | Promise<void>;
   }> = [
     { name: "no identity", caller: { identity: null, ip: IN }, req: req("k-active"), code: "UNAUTHENTICATED", outcome: "denied" },
     { name: "unregistered identity", caller: { identity: UNKNOWN, ip: IN }, req: req("k-active"), code: "UNKNOWN_CLIENT", outcome: "denied" },
@@ -140,6 +148,25 @@ describe("SignService decisions", () => {
       after: () => void (hsm.down = false),
     },
     { name: "HSM object missing", caller: alpha, req: req("k-noobject"), code: "HSM_ERROR", outcome: "failed" },
+    { name: "pinned retiring version after its grace period", caller: alpha, req: req("k-grace-over", 1), code: "VERSION_NOT_USABLE", outcome: "denied", auditVersion: 1 },
+    {
+      name: "frozen key",
+      caller: alpha,
+      req: req("k-active"),
+      code: "KEY_FROZEN",
+      outcome: "denied",
+      before: () => freeze(() => store.setKeyFrozen("k-active", { at: NOW, reason: "test" })),
+      after: () => freeze(() => store.setKeyFrozen("k-active", null)),
+    },
+    {
+      name: "frozen client",
+      caller: alpha,
+      req: req("k-active"),
+      code: "CLIENT_FROZEN",
+      outcome: "denied",
+      before: () => freeze(() => store.setClientFrozen(ALPHA, { at: NOW, reason: "test" })),
+      after: () => freeze(() => store.setClientFrozen(ALPHA, null)),
+    },
     { name: "active version", caller: alpha, req: req("k-active"), outcome: "allowed", auditVersion: 1 },
     { name: "active version, pinned", caller: alpha, req: req("k-active", 1), outcome: "allowed", auditVersion: 1 },
     { name: "HMAC-SHA384 key", caller: alpha, req: req("k-384"), outcome: "allowed", auditVersion: 1 },
@@ -154,7 +181,7 @@ describe("SignService decisions", () => {
       const observer = new RecordingObserver();
       const svc = service(observer);
       const seq = await lastSeq();
-      s.before?.();
+      await s.before?.();
       try {
         if (s.code) {
           await assert.rejects(svc.sign(s.caller, s.req), (e: unknown) => e instanceof CustosError && e.code === s.code);
@@ -165,7 +192,7 @@ describe("SignService decisions", () => {
           assert.equal(r.apiKeyId, `pub-${s.req.keyId}`);
         }
       } finally {
-        s.after?.();
+        await s.after?.();
       }
 
       // Exactly one audit event per decision.
