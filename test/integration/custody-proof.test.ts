@@ -125,11 +125,14 @@ describe("custody proof", () => {
     assert.deepEqual(offenders, []);
   });
 
-  it("an imported secret is nowhere in the running service's memory, data dir or output", { timeout: 600_000 }, async (t) => {
+  it("neither secret of a full rotation is anywhere in the running service's memory, data dir or output", { timeout: 600_000 }, async (t) => {
     requireGcore();
     const secretText = randomSecret();
     const secret = Buffer.from(secretText);
-    const scanner = new Scanner(secretNeedles(secret));
+    // The second secret arrives by rotation: proposed, approved, executed, and v1 destroyed after its grace period.
+    const secret2Text = randomSecret();
+    const secret2 = Buffer.from(secret2Text);
+    const scanner = new Scanner([...secretNeedles(secret), ...secretNeedles(secret2)]);
     const coreDir = tempDir("custos-core-");
     const svc = await spawnService();
     const pid = svc.proc.pid!;
@@ -151,6 +154,30 @@ describe("custody proof", () => {
         signer.close();
       }
 
+      // Rotation through the CLI (the embedded default's dev officer approves at once), a
+      // second 1,000 signatures with v2, then v1's grace period ends and its object is destroyed.
+      const rotated = await runCli(["key", "rotate", "--data-dir", svc.dir, "--key", "proof", "--grace", "1s"], { input: secret2Text });
+      assert.equal(rotated.code, 0, rotated.stderr);
+      assert.match(rotated.stdout, /rotated proof: version 2 active/);
+      const signer2 = signerClient(svc.conn.grpc, { caPath: svc.conn.caPath, ...svc.conn.client! });
+      try {
+        for (let i = 0; i < 1_000; i++) {
+          const payload = Buffer.from(`symbol=ETHUSDT&side=SELL&type=LIMIT&quantity=2&price=${3_000 + i}&timestamp=${Date.now()}`);
+          const res = await unary(signer2, "sign", { keyId: "proof", version: 0, payload, encoding: SignatureEncoding.SIGNATURE_ENCODING_RAW });
+          assert.equal(res.keyVersion, 2);
+          assert.deepEqual(res.signature, createHmac("sha256", secret2).update(payload).digest(), `v2 signature ${i}`);
+        }
+      } finally {
+        signer2.close();
+      }
+      const deadline = Date.now() + 60_000;
+      for (;;) {
+        const list = await runCli(["key", "list", "--data-dir", svc.dir]);
+        if (/v1:destroyed/.test(list.stdout)) break;
+        if (Date.now() > deadline) assert.fail(`v1 was not destroyed after its grace period: ${list.stdout}`);
+        await new Promise((r) => setTimeout(r, 500));
+      }
+
       // Memory: a full core of the live process.
       const core = await scanCore(scanner, pid, coreDir);
       t.diagnostic(core.summary);
@@ -159,7 +186,7 @@ describe("custody proof", () => {
       // Files and output while running.
       const scanDir = () => filesUnder(svc.dir).flatMap((f) => describeHits(relative(svc.dir, f), scanner.scanFile(f)));
       assert.deepEqual(scanDir(), [], "secret fragments in the data dir (service running)");
-      const outputs: Record<string, string> = { "cli stdout": cli.stdout, "cli stderr": cli.stderr };
+      const outputs: Record<string, string> = { "cli stdout": cli.stdout, "cli stderr": cli.stderr, "rotate stdout": rotated.stdout, "rotate stderr": rotated.stderr };
       const scanOutput = () => {
         Object.assign(outputs, { "service stdout": svc.stdout(), "service stderr": svc.stderr() });
         return Object.entries(outputs).flatMap(([name, text]) => describeHits(name, scanner.scan(Buffer.from(text))));
