@@ -153,11 +153,15 @@ export function loadConfig(dataDir: string): CustosConfig {
 
 function governanceSettings(file: string, base: GovernanceConfig, raw: unknown): GovernanceConfig {
   const given = (raw ?? {}) as Partial<GovernanceConfig>;
-  for (const k of Object.keys(given)) if (!(k in base)) throw new CustosError("INVALID_ARGUMENT", `${file}: unknown setting "governance.${k}"`);
+  const known = new Set(["proposerCounts", "veto", "proposalTtlHours", "housekeepingMs"]);
+  for (const k of Object.keys(given)) if (!known.has(k)) throw new CustosError("INVALID_ARGUMENT", `${file}: unknown setting "governance.${k}"`);
   const out = { ...base, ...given };
   if (typeof out.proposerCounts !== "boolean" || typeof out.veto !== "boolean") throw new CustosError("INVALID_ARGUMENT", `${file}: governance.proposerCounts and .veto are true or false`);
   if (typeof out.proposalTtlHours !== "number" || !(out.proposalTtlHours > 0 && out.proposalTtlHours <= 24 * 30)) {
     throw new CustosError("INVALID_ARGUMENT", `${file}: governance.proposalTtlHours must be a number of hours up to 720`);
+  }
+  if (out.housekeepingMs !== undefined && !(typeof out.housekeepingMs === "number" && out.housekeepingMs >= 100 && out.housekeepingMs <= 3_600_000)) {
+    throw new CustosError("INVALID_ARGUMENT", `${file}: governance.housekeepingMs must be 100–3600000`);
   }
   return out;
 }

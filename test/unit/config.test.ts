@@ -87,6 +87,13 @@ describe("loadConfig", () => {
     assert.equal(c.hsm.pinFile, undefined);
   });
 
+  it("governance: quorum rules default to no self-approval and veto; the embedded default's one officer counts", () => {
+    assert.deepEqual(loadConfig(withConfig(MINIMAL)).governance, { proposerCounts: false, veto: true, proposalTtlHours: 24 });
+    const c = loadConfig(withConfig({ ...MINIMAL, governance: { veto: false, housekeepingMs: 500 } }));
+    assert.deepEqual(c.governance, { proposerCounts: false, veto: false, proposalTtlHours: 24, housekeepingMs: 500 });
+    assert.equal(loadConfig(tempDir()).governance.proposerCounts, true);
+  });
+
   it("merges partial sections over the defaults", () => {
     const c = loadConfig(withConfig({ ...MINIMAL, grpc: { port: 9000 }, bootstrapAdmins: [{ identity: "spiffe://x/admin", cidrs: ["10.0.0.0/8"] }] }));
     assert.equal(c.grpc.port, 9000);
@@ -119,6 +126,10 @@ describe("loadConfig", () => {
     ["a non-numeric rate", { ...MINIMAL, limits: { client: { perSecond: "5", burst: 10 } } }],
     ["a negative burst", { ...MINIMAL, limits: { key: { perSecond: 5, burst: -1 } } }],
     ["a misspelt limits bucket", { ...MINIMAL, limits: { clients: { perSecond: 5, burst: 10 } } }],
+    ["an unknown governance setting", { ...MINIMAL, governance: { threshold: 1 } }],
+    ["a non-boolean veto", { ...MINIMAL, governance: { veto: "yes" } }],
+    ["a proposal lifetime of zero", { ...MINIMAL, governance: { proposalTtlHours: 0 } }],
+    ["a housekeeping interval under 100 ms", { ...MINIMAL, governance: { housekeepingMs: 5 } }],
   ];
   for (const [name, json] of refused) {
     it(`refuses ${name} with INVALID_ARGUMENT`, () => {
