@@ -139,19 +139,20 @@ describe("access control on the sign path and the admin API", () => {
     const trader = keep(custodyClient(svc.conn.grpc, { caPath: svc.conn.caPath, ...svc.conn.client! }));
     const envelope = { format: "custos.rsa-oaep-aes-kwp.v1", oaepHash: "sha1", encryptedAesKey: Buffer.alloc(384), wrappedKey: Buffer.alloc(40), wrappingKeyFingerprint: "sha256:00" };
     const since = await lastSeq();
-    const calls: Array<[string, Promise<unknown>]> = [
-      ["wrapping_key.get", unary(trader, "getWrappingKey", {})],
-      ["key.list", unary(trader, "listKeys", {})],
-      ["client.list", unary(trader, "listClients", {})],
-      ["governance.get", unary(trader, "getGovernance", {})],
-      ["governance.init", unary(trader, "initGovernance", { officers: [], threshold: 1 })],
-      ["proposal.create", unary(trader, "propose", { kind: { $case: "importKey", importKey: { keyId: "k-sneaky", exchange: "binance", environment: Environment.ENVIRONMENT_TESTNET, label: "", apiKeyId: "", algorithm: 1, envelope, maxAgeDays: 0 } }, ttlSeconds: 0 })],
-      ["proposal.get", unary(trader, "getProposal", { id: "x" })],
-      ["proposal.list", unary(trader, "listProposals", { state: "" })],
-      ["proposal.approve", unary(trader, "vote", { proposalId: "x", decision: 1, digest: "0".repeat(64), signature: Buffer.alloc(64), reason: "" })],
+    // Every Custody method, called one at a time.
+    const calls: Array<[string, () => Promise<unknown>]> = [
+      ["wrapping_key.get", () => unary(trader, "getWrappingKey", {})],
+      ["key.list", () => unary(trader, "listKeys", {})],
+      ["client.list", () => unary(trader, "listClients", {})],
+      ["governance.get", () => unary(trader, "getGovernance", {})],
+      ["governance.init", () => unary(trader, "initGovernance", { officers: [], threshold: 1 })],
+      ["proposal.create", () => unary(trader, "propose", { kind: { $case: "importKey", importKey: { keyId: "k-sneaky", exchange: "binance", environment: Environment.ENVIRONMENT_TESTNET, label: "", apiKeyId: "", algorithm: 1, envelope, maxAgeDays: 0 } }, ttlSeconds: 0 })],
+      ["proposal.get", () => unary(trader, "getProposal", { id: "x" })],
+      ["proposal.list", () => unary(trader, "listProposals", { state: "" })],
+      ["proposal.approve", () => unary(trader, "vote", { proposalId: "x", decision: 1, digest: "0".repeat(64), signature: Buffer.alloc(64), reason: "" })],
     ];
     for (const [kind, call] of calls) {
-      await denied(call, status.PERMISSION_DENIED, "ROLE_NOT_ALLOWED");
+      await denied(call(), status.PERMISSION_DENIED, "ROLE_NOT_ALLOWED");
       await audited({ kind, actor: EMBEDDED_CLIENT, outcome: "denied", reason: "ROLE_NOT_ALLOWED" }, since);
     }
   });
