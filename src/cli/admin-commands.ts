@@ -130,7 +130,24 @@ export function registerClientCommands(program: Command): void {
       reportProposal(p, `client ${identity} allowed from ${o.cidr.join(", ") || "nowhere"}`);
     });
 
-  withConnection(client.command("grant <identity>"))
+  grantCommand(client.command("grant <identity>"));
+  // Also `custos grant IDENTITY --key ID`, as the governance CLI contract names it.
+  grantCommand(program.command("grant <identity>"));
+
+  withConnection(client.command("list"))
+    .description("clients with their roles, CIDRs, grants and frozen state")
+    .action(async (o: Opts) => {
+      const { custody } = connect(connectOpts(o), "officer");
+      const { clients } = await unary(custody, "listClients", {});
+      custody.close();
+      for (const c of clients) {
+        console.log(`${c.identity}\t${c.role}\t${c.cidrs.join(",") || "-"}\t${c.grantedKeys.join(",") || "-"}${c.canFreeze ? "\tcan-freeze" : ""}${c.frozen ? `\tFROZEN (${c.frozenReason})` : ""}`);
+      }
+    });
+}
+
+function grantCommand(cmd: Command): void {
+  withConnection(cmd)
     .description("propose that a client may sign with a key (its other grants and CIDRs stay)")
     .requiredOption("--key <id>", "key id")
     .action(async (identity: string, o: Opts) => {
@@ -143,17 +160,6 @@ export function registerClientCommands(program: Command): void {
         ttlSeconds: 0,
       });
       reportProposal(p, `client ${identity} may sign with ${keyIds.join(", ")}`);
-    });
-
-  withConnection(client.command("list"))
-    .description("clients with their roles, CIDRs, grants and frozen state")
-    .action(async (o: Opts) => {
-      const { custody } = connect(connectOpts(o), "officer");
-      const { clients } = await unary(custody, "listClients", {});
-      custody.close();
-      for (const c of clients) {
-        console.log(`${c.identity}\t${c.role}\t${c.cidrs.join(",") || "-"}\t${c.grantedKeys.join(",") || "-"}${c.canFreeze ? "\tcan-freeze" : ""}${c.frozen ? `\tFROZEN (${c.frozenReason})` : ""}`);
-      }
     });
 }
 

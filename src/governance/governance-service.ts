@@ -269,7 +269,7 @@ export class GovernanceService {
           this.store.createKey({ id: key.keyId, exchange: key.exchange, environment: key.environment, label: key.label, apiKeyId: key.apiKeyId, algorithm: key.algorithm, maxAgeDays: key.maxAgeDays, createdAt: done.at }, first, this.opts.autoGrant, done),
         );
         faultPoint("import:after-record");
-        await this.audit.recordNow({ kind: "key.import", actor: p.proposer, outcome: "ok", key: key.keyId, version: 1, details: { proposal: p.id, exchange: key.exchange, environment: key.environment, algorithm: key.algorithm } });
+        await this.audit.recordNow({ kind: "key.import", actor: p.proposer, outcome: "ok", key: key.keyId, version: 1, details: { proposal: p.id, digest: p.digest, exchange: key.exchange, environment: key.environment, algorithm: key.algorithm } });
         return;
       }
       case "rotate_key": {
@@ -288,12 +288,12 @@ export class GovernanceService {
           this.store.rotateKey(key.id, { keyId: key.id, version, objectId, state: "active", createdAt: done.at, activatedAt: done.at, apiKeyId, retireAt: null }, retireAt, done),
         );
         faultPoint("rotate:after-record");
-        await this.audit.recordNow({ kind: "key.rotate", actor: p.proposer, outcome: "ok", key: key.id, version, details: { proposal: p.id, retiringUntil: retireAt } });
+        await this.audit.recordNow({ kind: "key.rotate", actor: p.proposer, outcome: "ok", key: key.id, version, details: { proposal: p.id, digest: p.digest, retiringUntil: retireAt } });
         return;
       }
       case "destroy_version": {
         const version = params.version as number;
-        await this.destroyVersion(c.target, version, done);
+        await this.destroyVersion(c.target, version, { ...done, digest: p.digest });
         return;
       }
       case "set_grants": {
@@ -338,7 +338,7 @@ export class GovernanceService {
         const id = rest.join(":");
         if (target === "key") await this.store.setKeyFrozen(id, null, done);
         else await this.store.setClientFrozen(id, null, done);
-        await this.audit.recordNow({ kind: "thaw", actor: p.proposer, outcome: "ok", ...(target === "key" ? { key: id } : {}), details: { proposal: p.id, target: c.target } });
+        await this.audit.recordNow({ kind: "thaw", actor: p.proposer, outcome: "ok", ...(target === "key" ? { key: id } : {}), details: { proposal: p.id, digest: p.digest, target: c.target } });
         return;
       }
     }
@@ -353,7 +353,7 @@ export class GovernanceService {
       if (p.step !== "hsm") {
         // Created by this proposal's interrupted run (nothing else uses this CKA_ID: the
         // version number is new); adopt it.
-        await this.audit.recordNow({ kind: "reconcile.adopt", actor: "system", outcome: "ok", key: p.target, details: { proposal: p.id, objectId } });
+        await this.audit.recordNow({ kind: "reconcile.adopt", actor: "system", outcome: "ok", key: p.target, details: { proposal: p.id, digest: p.digest, objectId } });
       }
       return false;
     }
@@ -374,7 +374,7 @@ export class GovernanceService {
   }
 
   /** destroying (persisted) → C_DestroyObject → destroyed; each step safe to repeat after a crash. */
-  private async destroyVersion(keyId: string, version: number, done?: { proposalId: string; at: string }): Promise<void> {
+  private async destroyVersion(keyId: string, version: number, done?: { proposalId: string; at: string; digest: string }): Promise<void> {
     const key = await this.store.getKey(keyId);
     const v = key?.versions.find((x) => x.version === version);
     if (!key || !v) throw new CustosError("VERSION_NOT_FOUND", `key ${keyId} has no version ${version}`);
@@ -385,8 +385,8 @@ export class GovernanceService {
     }
     await this.hsm.destroySecret(v.objectId);
     faultPoint("destroy:after-hsm");
-    await this.store.updateVersionState(keyId, version, "destroyed", undefined, done);
-    await this.audit.recordNow({ kind: "key.destroy_version", actor: done ? "officers" : "system", outcome: "ok", key: keyId, version, details: { objectId: v.objectId, ...(done ? { proposal: done.proposalId } : { reason: "grace period ended" }) } });
+    await this.store.updateVersionState(keyId, version, "destroyed", undefined, done && { proposalId: done.proposalId, at: done.at });
+    await this.audit.recordNow({ kind: "key.destroy_version", actor: done ? "officers" : "system", outcome: "ok", key: keyId, version, details: { objectId: v.objectId, ...(done ? { proposal: done.proposalId, digest: done.digest } : { reason: "grace period ended" }) } });
   }
 
   // ---- freeze -------------------------------------------------------------------------------
@@ -450,7 +450,7 @@ export class GovernanceService {
    */
   async resume(): Promise<void> {
     for (const p of await this.store.listProposals("executing")) {
-      await this.audit.recordNow({ kind: "reconcile.resume", actor: "system", outcome: "ok", key: keyOf(p), details: { proposal: p.id, step: p.step ?? "start" } });
+      await this.audit.recordNow({ kind: "reconcile.resume", actor: "system", outcome: "ok", key: keyOf(p), details: { proposal: p.id, digest: p.digest, step: p.step ?? "start" } });
       await this.execute(p).catch(() => undefined); // a failure is recorded on the proposal and audited
     }
     for (const p of await this.store.listProposals("executed")) {
