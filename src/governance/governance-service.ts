@@ -249,9 +249,27 @@ export class GovernanceService {
     }
   }
 
-  /** After the change and the executed mark (one transaction): the audit record, then step "audited". */
+  /**
+   * After the change and the executed mark (one transaction): the audit records of what
+   * changed, then step "audited". A crash in between is finished by resume(), from the state
+   * the change left, so the records are the same either way.
+   */
   private async completed(p: ProposalRecord): Promise<void> {
-    await this.audit.recordNow({ kind: "proposal.executed", actor: "system", outcome: "ok", key: keyOf(p), details: { proposal: p.id, proposalKind: p.kind, target: p.target, digest: p.digest } });
+    const c = JSON.parse(p.canonical) as ProposalContent;
+    const base = { actor: p.proposer, outcome: "ok" as const };
+    const ref = { proposal: p.id, digest: p.digest };
+    if (c.kind === "import_key") {
+      const k = c.params as unknown as NewKeyMetadata;
+      await this.audit.recordNow({ ...base, kind: "key.import", key: c.target, version: 1, details: { ...ref, exchange: k.exchange, environment: k.environment, algorithm: k.algorithm } });
+    } else if (c.kind === "rotate_key") {
+      const key = await this.store.getKey(c.target);
+      const active = key && activeVersion(key);
+      const retiring = key?.versions.filter((v) => v.state === "retiring").at(-1);
+      await this.audit.recordNow({ ...base, kind: "key.rotate", key: c.target, ...(active ? { version: active.version } : {}), details: { ...ref, ...(retiring?.retireAt ? { retiringUntil: retiring.retireAt } : {}) } });
+    } else if (c.kind === "thaw") {
+      await this.audit.recordNow({ ...base, kind: "thaw", ...(c.target.startsWith("key:") ? { key: c.target.slice(4) } : {}), details: { ...ref, target: c.target } });
+    }
+    await this.audit.recordNow({ kind: "proposal.executed", actor: "system", outcome: "ok", key: keyOf(p), details: { ...ref, proposalKind: p.kind, target: p.target } });
     await this.store.updateProposal(p.id, "executed", { step: "audited" });
   }
 
@@ -269,7 +287,6 @@ export class GovernanceService {
           this.store.createKey({ id: key.keyId, exchange: key.exchange, environment: key.environment, label: key.label, apiKeyId: key.apiKeyId, algorithm: key.algorithm, maxAgeDays: key.maxAgeDays, createdAt: done.at }, first, this.opts.autoGrant, done),
         );
         faultPoint("import:after-record");
-        await this.audit.recordNow({ kind: "key.import", actor: p.proposer, outcome: "ok", key: key.keyId, version: 1, details: { proposal: p.id, digest: p.digest, exchange: key.exchange, environment: key.environment, algorithm: key.algorithm } });
         return;
       }
       case "rotate_key": {
@@ -288,7 +305,6 @@ export class GovernanceService {
           this.store.rotateKey(key.id, { keyId: key.id, version, objectId, state: "active", createdAt: done.at, activatedAt: done.at, apiKeyId, retireAt: null }, retireAt, done),
         );
         faultPoint("rotate:after-record");
-        await this.audit.recordNow({ kind: "key.rotate", actor: p.proposer, outcome: "ok", key: key.id, version, details: { proposal: p.id, digest: p.digest, retiringUntil: retireAt } });
         return;
       }
       case "destroy_version": {
@@ -338,7 +354,6 @@ export class GovernanceService {
         const id = rest.join(":");
         if (target === "key") await this.store.setKeyFrozen(id, null, done);
         else await this.store.setClientFrozen(id, null, done);
-        await this.audit.recordNow({ kind: "thaw", actor: p.proposer, outcome: "ok", ...(target === "key" ? { key: id } : {}), details: { proposal: p.id, digest: p.digest, target: c.target } });
         return;
       }
     }
