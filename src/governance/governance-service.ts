@@ -138,12 +138,17 @@ export class GovernanceService {
   // ---- proposals -------------------------------------------------------------------------
 
   async propose(caller: CallerContext, input: ProposalInput, ttlMs?: number): Promise<ProposalView> {
+    // Before init nobody is an officer yet: say what is missing rather than "not an officer".
+    if (!this.initialised && caller.identity && !this.directory.client(caller.identity)) {
+      throw this.deny(caller, "proposal.create", "GOVERNANCE_NOT_INITIALISED", "governance is not initialised: run `custos governance init` first");
+    }
     const officer = this.requireOfficer(caller, "proposal.create");
+    const keyId = input.kind === "import_key" ? input.key?.keyId : "keyId" in input ? input.keyId : undefined;
     try {
       validateInput(input);
       await this.checkPreconditions(input);
     } catch (e) {
-      await this.audit.recordNow({ kind: "proposal.create", actor: officer.id, outcome: "denied", reason: codeOf(e), details: { proposalKind: input.kind } });
+      await this.audit.recordNow({ kind: "proposal.create", actor: officer.id, outcome: "denied", reason: codeOf(e), ...(keyId ? { key: keyId } : {}), details: { proposalKind: input.kind } });
       throw e;
     }
     const { kind, target, params } = contentOf(input);
@@ -225,6 +230,9 @@ export class GovernanceService {
     if (this.executing.has(p.id)) return;
     this.executing.add(p.id);
     try {
+      // Only a pending (approved) or an interrupted executing proposal runs; never an expired,
+      // rejected, failed or executed one.
+      if (p.state !== "pending" && p.state !== "executing") return;
       if (p.state === "pending") {
         if (!(await this.store.updateProposal(p.id, "pending", { state: "executing" }))) return; // a concurrent vote got there first
         await this.audit.recordNow({ kind: "proposal.execute", actor: "system", outcome: "ok", key: keyOf(p), details: { proposal: p.id, digest: p.digest, step: "start" } });
@@ -337,8 +345,7 @@ export class GovernanceService {
       case "remove_officer": {
         const active = (await this.store.listOfficers()).filter((o) => o.status === "active");
         if (!active.some((o) => o.id === c.target)) throw new CustosError("PRECONDITION_FAILED", `no active officer ${c.target}`);
-        const threshold = (await this.store.getGovernance())!.threshold;
-        if (active.length - 1 < threshold) throw new CustosError("PRECONDITION_FAILED", `removing ${c.target} would leave fewer officers than the threshold (${threshold})`);
+        this.checkRemovable(active.length, (await this.store.getGovernance())!.threshold, c.target);
         await this.store.setOfficerStatus(c.target, "removed", done);
         return;
       }
@@ -475,8 +482,12 @@ export class GovernanceService {
       for (const v of key.versions) if (v.state === "destroying") await this.destroyVersion(key.id, v.version);
     }
     for (const p of await this.store.listProposals("pending")) {
+      // Votes are refused after expiry, so a quorum found here was reached before it: a crash
+      // between the last vote and the execution must not turn an approved proposal into an
+      // expired one.
       const q = await this.quorumOf(p);
-      if (q.verdict === "approved" || q.verdict === "rejected" || q.verdict === "expired") await this.settle(await this.expireIfDue(p)).catch(() => undefined);
+      if (q.verdict === "approved" || q.verdict === "rejected") await this.settle(p).catch(() => undefined);
+      else await this.expireIfDue(p);
     }
     await this.directory.reload(this.store);
   }
@@ -545,9 +556,12 @@ export class GovernanceService {
           throw new CustosError("PRECONDITION_FAILED", `officer ${input.officer.id} (or identity ${input.officer.identity}) exists`);
         }
         return;
-      case "remove_officer":
-        if (!(await this.store.listOfficers()).some((o) => o.id === input.officerId && o.status === "active")) throw new CustosError("PRECONDITION_FAILED", `no active officer ${input.officerId}`);
+      case "remove_officer": {
+        const active = (await this.store.listOfficers()).filter((o) => o.status === "active");
+        if (!active.some((o) => o.id === input.officerId)) throw new CustosError("PRECONDITION_FAILED", `no active officer ${input.officerId}`);
+        this.checkRemovable(active.length, (await this.store.getGovernance())!.threshold, input.officerId);
         return;
+      }
       case "set_threshold":
         validateRules({ threshold: input.threshold, proposerCounts: this.opts.proposerCounts, veto: this.opts.veto }, (await this.store.listOfficers()).filter((o) => o.status === "active").length);
         return;
@@ -556,6 +570,15 @@ export class GovernanceService {
           throw new CustosError("PRECONDITION_FAILED", `${input.target} ${input.id} is not frozen`);
         }
         return;
+    }
+  }
+
+  /** The officers left after a removal must still be able to reach the threshold under the quorum rules. */
+  private checkRemovable(activeCount: number, threshold: number, officerId: string): void {
+    try {
+      validateRules({ threshold, proposerCounts: this.opts.proposerCounts, veto: this.opts.veto }, activeCount - 1);
+    } catch {
+      throw new CustosError("PRECONDITION_FAILED", `removing ${officerId} would leave ${activeCount - 1} officers, too few to reach the threshold of ${threshold}: lower the threshold first`);
     }
   }
 
