@@ -138,10 +138,6 @@ export class GovernanceService {
   // ---- proposals -------------------------------------------------------------------------
 
   async propose(caller: CallerContext, input: ProposalInput, ttlMs?: number): Promise<ProposalView> {
-    // Before init nobody is an officer yet: say what is missing rather than "not an officer".
-    if (!this.initialised && caller.identity && !this.directory.client(caller.identity)) {
-      throw this.deny(caller, "proposal.create", "GOVERNANCE_NOT_INITIALISED", "governance is not initialised: run `custos governance init` first");
-    }
     const officer = this.requireOfficer(caller, "proposal.create");
     const keyId = input.kind === "import_key" ? input.key?.keyId : "keyId" in input ? input.keyId : undefined;
     try {
@@ -476,7 +472,10 @@ export class GovernanceService {
       await this.execute(p).catch(() => undefined); // a failure is recorded on the proposal and audited
     }
     for (const p of await this.store.listProposals("executed")) {
-      if (p.step !== "audited") await this.completed(p);
+      if (p.step === "audited") continue;
+      // Executed (change and mark in one transaction) but its records not yet written.
+      await this.audit.recordNow({ kind: "reconcile.complete", actor: "system", outcome: "ok", key: keyOf(p), details: { proposal: p.id, digest: p.digest } });
+      await this.completed(p);
     }
     for (const key of await this.store.listKeys()) {
       for (const v of key.versions) if (v.state === "destroying") await this.destroyVersion(key.id, v.version);
@@ -670,6 +669,8 @@ export class GovernanceService {
     if (allow.admin && this.opts.bootstrapAdmins.includes(caller.identity)) return { kind: "admin", identity: caller.identity };
     const client = this.directory.client(caller.identity);
     if (client) throw this.deny(caller, action, "ROLE_NOT_ALLOWED", "an officer certificate is required");
+    // Before init nobody is an officer yet: say what is missing.
+    if (!this.initialised) throw this.deny(caller, action, "GOVERNANCE_NOT_INITIALISED", "governance is not initialised: run `custos governance init` first");
     throw this.deny(caller, action, "NOT_AN_OFFICER", "not an active officer");
   }
 

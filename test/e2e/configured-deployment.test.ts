@@ -1,17 +1,15 @@
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { createHmac } from "node:crypto";
-import { mkdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { after, it } from "node:test";
-import { defaultSofthsmModule } from "../../src/config/config.js";
-import { createDevCa, issueClientCert, issueServerCert, writeIssued } from "../../src/pki/index.js";
-import { REPO, runCli, spawnService, tempDir, type ChildService } from "../helpers/harness.js";
+import { approveAs, createOfficer, lastLine, officerArgs, runCli, spawnService, tempDir, writeConfiguredDeployment, type ChildService, type CliOfficer } from "../helpers/harness.js";
 
 /**
  * A configured deployment, as an operator sets one up: a token made by hsm/create-token.sh,
- * their own PKI, a custos.json. Nothing is implicit: no dev certificates, no automatic grants,
- * the wrapping-key fingerprint must be pinned by hand.
+ * their own PKI, a custos.json. Nothing is implicit: no dev certificates, no governance until
+ * a bootstrap administrator sets the officers, no automatic grants, the wrapping-key
+ * fingerprint must be pinned by hand, and every change waits for two of three officers.
  */
 const dir = tempDir("custos-configured-");
 let service: ChildService | undefined;
@@ -20,76 +18,92 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-it("runs from custos.json with an operator-made token, PKI and explicit grants", { timeout: 180_000 }, async () => {
-  // 1. Token and wrapping key; PINs generated into 0600 files, never on a command line.
-  const out = execFileSync("bash", [join(REPO, "hsm/create-token.sh"), join(dir, "hsm"), "prod"], { encoding: "utf8" });
-  const fingerprint = /sha256:[0-9a-f]{64}/.exec(out)?.[0];
-  assert.ok(fingerprint, out);
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+it("runs from custos.json with an operator-made token, PKI, officers and explicit grants", { timeout: 180_000 }, async () => {
+  // 1–3. Token and wrapping key (PINs generated into 0600 files, never on a command line),
+  // the operator's own PKI, and custos.json (relative paths resolve against the data dir).
+  const { fingerprint, pki } = await writeConfiguredDeployment(dir);
   for (const f of ["so.pin", "user.pin"]) assert.equal(statSync(join(dir, "hsm", f)).mode & 0o777, 0o600, f);
-
-  // 2. The operator's own PKI.
-  const pki = join(dir, "pki");
-  mkdirSync(pki);
-  const ca = await createDevCa("ops CA");
-  await writeIssued(pki, "ca", ca);
-  await writeIssued(pki, "server", await issueServerCert(ca, { dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"] }));
-  await writeIssued(pki, "ops", await issueClientCert(ca, { name: "ops", uri: "spiffe://custos/admin/ops" }));
-  await writeIssued(pki, "alpha", await issueClientCert(ca, { name: "alpha", uri: "spiffe://custos/engine/alpha" }));
-
-  // 3. custos.json; relative paths resolve against the data dir.
-  writeFileSync(
-    join(dir, "custos.json"),
-    JSON.stringify({
-      grpc: { port: 0 },
-      http: { port: 0 },
-      tls: { caPath: "pki/ca.crt", certPath: "pki/server.crt", keyPath: "pki/server.key" },
-      hsm: { modulePath: defaultSofthsmModule(), tokenLabel: "prod", pinFile: "hsm/user.pin", softhsmConf: "hsm/softhsm2.conf" },
-      bootstrapAdmins: [{ identity: "spiffe://custos/admin/ops" }],
-    }),
-  );
   service = await spawnService(dir);
   assert.equal(service.conn.admin, undefined, "a configured deployment has no dev certificates");
+  assert.equal(service.conn.officer, undefined, "a configured deployment has no dev officer");
   assert.equal(service.conn.wrappingKeyFingerprint, fingerprint);
 
   const ops = ["--data-dir", dir, "--cert", join(pki, "ops.crt"), "--cert-key", join(pki, "ops.key")];
   const alpha = ["--data-dir", dir, "--cert", join(pki, "alpha.crt"), "--cert-key", join(pki, "alpha.key")];
   const secret = "configured-deployment-secret-0123456789abcdef";
 
-  // 4. No pinned fingerprint → the CLI refuses to wrap anything.
-  const unpinned = await runCli(["key", "import", ...ops, "--key", "bybit-main", "--exchange", "bybit"], { input: secret });
+  // 4. Three officers: their own Ed25519 keys (passphrases in 0600 files) and mTLS certificates.
+  const keys = join(dir, "officers");
+  mkdirSync(keys, { mode: 0o700 });
+  const [alice, bob, carol] = [await createOfficer(dir, "alice", keys), await createOfficer(dir, "bob", keys), await createOfficer(dir, "carol", keys)] as [CliOfficer, CliOfficer, CliOfficer];
+  for (const o of [alice, bob, carol]) {
+    assert.equal(o.identity, `spiffe://custos/officer/${o.name}`);
+    for (const f of [o.passphraseFile, o.keyPath, o.certKeyPath]) assert.equal(statSync(f).mode & 0o777, 0o600, f);
+  }
+
+  // 5. Governance: no officer acts before it exists; only the bootstrap administrator sets it, once.
+  const early = await runCli(["key", "import", ...officerArgs(dir, alice), "--key", "bybit-main", "--exchange", "bybit", "--fingerprint", fingerprint], { input: secret });
+  assert.notEqual(early.code, 0);
+  assert.match(early.stderr, /FAILED_PRECONDITION \(GOVERNANCE_NOT_INITIALISED\)/);
+  const officerFlags = [alice, bob, carol].flatMap((o) => ["--officer", `${o.name}=${o.publicKeyPath}`]);
+  const notAdmin = await runCli(["governance", "init", ...officerArgs(dir, alice), ...officerFlags, "--threshold", "2"]);
+  assert.match(notAdmin.stderr, /PERMISSION_DENIED \(ROLE_NOT_ALLOWED\)/);
+  const init = await runCli(["governance", "init", ...ops, ...officerFlags, "--threshold", "2"]);
+  assert.equal(init.code, 0, init.stderr);
+  assert.equal(lastLine(init.stdout), "governance initialised: 2 of 3 officers");
+  const again = await runCli(["governance", "init", ...ops, ...officerFlags, "--threshold", "1"]);
+  assert.match(again.stderr, /ALREADY_EXISTS \(GOVERNANCE_EXISTS\)/);
+
+  /** Proposes as alice; bob's approval leaves it pending, carol's executes it. */
+  const proposeAndPass = async (args: string[], input?: string): Promise<string> => {
+    const proposed = await runCli([...args, ...officerArgs(dir, alice)], input === undefined ? {} : { input });
+    assert.equal(proposed.code, 0, proposed.stderr);
+    const id = lastLine(proposed.stdout);
+    assert.match(id, UUID, "a proposing command prints the proposal id last");
+    const first = await approveAs(dir, id, bob);
+    assert.equal(first.code, 0, first.stderr);
+    assert.equal(lastLine(first.stdout), "pending");
+    const second = await approveAs(dir, id, carol);
+    assert.equal(second.code, 0, second.stderr);
+    assert.equal(lastLine(second.stdout), "executed");
+    return id;
+  };
+
+  // 6. No pinned fingerprint → the CLI refuses to wrap anything; pinned → a proposal.
+  const unpinned = await runCli(["key", "import", ...officerArgs(dir, alice), "--key", "bybit-main", "--exchange", "bybit"], { input: secret });
   assert.notEqual(unpinned.code, 0);
   assert.match(unpinned.stderr, /pinned wrapping-key fingerprint/);
+  await proposeAndPass(["key", "import", "--key", "bybit-main", "--exchange", "bybit", "--fingerprint", fingerprint], secret);
+  const listed = await runCli(["key", "list", ...officerArgs(dir, bob)]);
+  assert.match(listed.stdout, /^bybit-main\tbybit\tactive v1\t/m);
 
-  const imported = await runCli(["key", "import", ...ops, "--key", "bybit-main", "--exchange", "bybit", "--fingerprint", fingerprint], { input: secret });
-  assert.equal(imported.code, 0, imported.stderr);
-
-  // 5. A trading client: registered and allowed, but nothing is granted implicitly.
-  const added = await runCli(["client", "add", "spiffe://custos/engine/alpha", ...ops, "--cidr", "127.0.0.1/32"]);
-  assert.equal(added.code, 0, added.stderr);
+  // 7. A trading client: registered and allowed, but nothing is granted implicitly.
+  await proposeAndPass(["client", "add", "spiffe://custos/engine/alpha", "--cidr", "127.0.0.1/32"]);
   const payload = "category=linear&symbol=BTCUSDT";
   const refused = await runCli(["sign", ...alpha, "--key", "bybit-main", "--payload", payload]);
   assert.notEqual(refused.code, 0);
   assert.match(refused.stderr, /PERMISSION_DENIED \(NO_GRANT\)/);
 
-  const granted = await runCli(["client", "grant", "spiffe://custos/engine/alpha", ...ops, "--key", "bybit-main"]);
-  assert.equal(granted.code, 0, granted.stderr);
+  await proposeAndPass(["client", "grant", "spiffe://custos/engine/alpha", "--key", "bybit-main"]);
   const signed = await runCli(["sign", ...alpha, "--key", "bybit-main", "--payload", payload]);
   assert.equal(signed.code, 0, signed.stderr);
-  assert.equal(signed.stdout.trim().split("\n").at(-1), createHmac("sha256", secret).update(payload).digest("hex"));
+  assert.equal(lastLine(signed.stdout), createHmac("sha256", secret).update(payload).digest("hex"));
 
-  // 6. The trading client cannot administer; the administrator cannot sign.
+  // 8. The trading client cannot administer; the administrator cannot sign.
   const clientAdmin = await runCli(["client", "list", ...alpha]);
   assert.match(clientAdmin.stderr, /PERMISSION_DENIED \(ROLE_NOT_ALLOWED\)/);
   const adminSign = await runCli(["sign", ...ops, "--key", "bybit-main", "--payload", payload]);
   assert.match(adminSign.stderr, /PERMISSION_DENIED \(ROLE_NOT_ALLOWED\)/);
 
-  // 7. `hsm init` adopts the existing wrapping key (same fingerprint).
+  // 9. `hsm init` adopts the existing wrapping key (same fingerprint).
   assert.equal(await service.stop(), 0);
   service = undefined;
-  const init = await runCli(["hsm", "init", "--data-dir", dir]);
-  assert.equal(init.code, 0, init.stderr);
-  assert.match(init.stdout, /adopted wrapping key/);
-  assert.equal(init.stdout.trim().split("\n").at(-1), fingerprint);
+  const hsmInit = await runCli(["hsm", "init", "--data-dir", dir]);
+  assert.equal(hsmInit.code, 0, hsmInit.stderr);
+  assert.match(hsmInit.stdout, /adopted wrapping key/);
+  assert.equal(lastLine(hsmInit.stdout), fingerprint);
   const verify = await runCli(["audit", "verify", "--data-dir", dir]);
   assert.equal(verify.code, 0, verify.stderr);
 });

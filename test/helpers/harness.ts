@@ -6,15 +6,16 @@
  * host at most ONE in-process service data dir; use spawnService for more.
  */
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { PassThrough } from "node:stream";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { status } from "@grpc/grpc-js";
 import { custodyClient, readConnectionFile, signerClient, unary, type ConnectionFile } from "../../src/client/connection.js";
-import { embeddedConfig, type CustosConfig } from "../../src/config/config.js";
+import { defaultSofthsmModule, embeddedConfig, loadConfig, type CustosConfig } from "../../src/config/config.js";
+import { createDevCa, issueClientCert, issueServerCert, writeIssued } from "../../src/pki/index.js";
 import type { KeyObject } from "node:crypto";
 import { loadOfficerKey, propose } from "../../src/client/officer.js";
 import { Environment, type CustodyClient, type ProposalInfo, type ProposeRequest, type WrappedKeyEnvelope } from "../../src/gen/custos/v1/custody.js";
@@ -257,4 +258,119 @@ export async function expectDenied(call: Promise<unknown>, code: status, reason:
     return;
   }
   assert.fail(`expected ${status[code]}/${reason}, the call succeeded`);
+}
+
+// ---- officers, CLI output and token contents (e2e tests of configured deployments) -------------
+
+/** The last non-empty line of a command's stdout: a proposing command's proposal id or result. */
+export function lastLine(text: string): string {
+  return text.trim().split("\n").at(-1) ?? "";
+}
+
+/** Writes a secret (an officer's passphrase) to a new 0600 file: never on a command line. */
+export function writeSecretFile(path: string, text: string): string {
+  writeFileSync(path, text + "\n", { mode: 0o600, flag: "wx" });
+  return path;
+}
+
+/** An officer made through the CLI: `custos officer keygen` and `custos pki issue-officer`. */
+export interface CliOfficer {
+  name: string;
+  identity: string;
+  /** Encrypted Ed25519 key and its public half (FILE.pub). */
+  keyPath: string;
+  publicKeyPath: string;
+  passphraseFile: string;
+  /** The officer's mTLS certificate and its key, from DATA_DIR/pki/ca. */
+  certPath: string;
+  certKeyPath: string;
+}
+
+/** Creates officer `name`: key files under `into`, certificate issued by the data dir's CA. */
+export async function createOfficer(dataDir: string, name: string, into: string): Promise<CliOfficer> {
+  const passphraseFile = writeSecretFile(join(into, `${name}.passphrase`), `passphrase of officer ${name}, long enough`);
+  const keyPath = join(into, `${name}.key.pem`);
+  const keygen = await runCli(["officer", "keygen", "--out", keyPath, "--passphrase-file", passphraseFile]);
+  assert.equal(keygen.code, 0, keygen.stderr);
+  const issued = await runCli(["pki", "issue-officer", name, "--data-dir", dataDir]);
+  assert.equal(issued.code, 0, issued.stderr);
+  const certPath = /^certificate (.+)$/m.exec(issued.stderr)?.[1];
+  const certKeyPath = /^key (.+)$/m.exec(issued.stderr)?.[1];
+  assert.ok(certPath && certKeyPath, issued.stderr);
+  return { name, identity: lastLine(issued.stdout), keyPath, publicKeyPath: `${keyPath}.pub`, passphraseFile, certPath, certKeyPath };
+}
+
+/** `--data-dir DIR --cert … --cert-key …`: act with this officer's certificate. */
+export function officerArgs(dataDir: string, officer: CliOfficer): string[] {
+  return ["--data-dir", dataDir, "--cert", officer.certPath, "--cert-key", officer.certKeyPath];
+}
+
+/** `custos proposal approve ID` with `officer`'s certificate, signed with `keyOf`'s key (a forgery when they differ). */
+export function approveAs(dataDir: string, id: string, officer: CliOfficer, keyOf: CliOfficer = officer): Promise<CliResult> {
+  return runCli(["proposal", "approve", id, ...officerArgs(dataDir, officer), "--officer-key", keyOf.keyPath, "--passphrase-file", keyOf.passphraseFile]);
+}
+
+/**
+ * CKA_IDs of the secret-key token objects on a data dir's token, one entry per object. Read
+ * in a child process: SoftHSM2 reads SOFTHSM2_CONF once per process, and this process may
+ * already have loaded another one.
+ */
+export async function tokenSecretIds(dataDir: string): Promise<string[]> {
+  const { hsm } = loadConfig(dataDir);
+  assert.ok(hsm.pinFile && hsm.softhsmConf, "the token must be reachable by its own softhsm2.conf and PIN file");
+  const script = `
+    import { readFileSync } from "node:fs";
+    const [moduleJs, modulePath, label, pinFile] = process.argv.slice(1);
+    const { loadModule, findSlotByLabel, findObjects, pkcs11js: p } = await import(moduleJs);
+    const mod = loadModule(modulePath);
+    const slot = findSlotByLabel(mod, label);
+    if (!slot) throw new Error("no token " + label);
+    const s = mod.C_OpenSession(slot, p.CKF_SERIAL_SESSION);
+    mod.C_Login(s, p.CKU_USER, readFileSync(pinFile, "utf8").trim());
+    const ids = findObjects(mod, s, [{ type: p.CKA_CLASS, value: p.CKO_SECRET_KEY }, { type: p.CKA_TOKEN, value: true }])
+      .map((h) => mod.C_GetAttributeValue(s, h, [{ type: p.CKA_ID }])[0].value.toString());
+    mod.C_Logout(s);
+    mod.C_CloseSession(s);
+    mod.C_Finalize();
+    process.stdout.write(JSON.stringify(ids));`;
+  const moduleJs = pathToFileURL(join(REPO, "dist/src/hsm/pkcs11/module.js")).href;
+  const out = await new Promise<string>((resolvePromise, reject) => {
+    execFile(
+      process.execPath,
+      ["--input-type=module", "-e", script, moduleJs, hsm.modulePath, hsm.tokenLabel, hsm.pinFile!],
+      { env: { ...process.env, SOFTHSM2_CONF: hsm.softhsmConf! } },
+      (e, stdout, stderr) => (e ? reject(new Error(`listing the token's objects failed: ${stderr || e.message}`)) : resolvePromise(stdout)),
+    );
+  });
+  return (JSON.parse(out) as string[]).sort();
+}
+
+/**
+ * The files of a configured deployment in `dir`, as an operator makes them: a SoftHSM2 token
+ * and its wrapping key (hsm/create-token.sh, PINs in 0600 files), an ops PKI (CA, server, the
+ * bootstrap admin "ops", the trading client "alpha") and custos.json (`extra` merged in).
+ */
+export async function writeConfiguredDeployment(dir: string, extra: Record<string, unknown> = {}): Promise<{ fingerprint: string; pki: string }> {
+  const out = execFileSync("bash", [join(REPO, "hsm/create-token.sh"), join(dir, "hsm"), "prod"], { encoding: "utf8" });
+  const fingerprint = /sha256:[0-9a-f]{64}/.exec(out)?.[0];
+  assert.ok(fingerprint, out);
+  const pki = join(dir, "pki");
+  mkdirSync(pki);
+  const ca = await createDevCa("ops CA");
+  await writeIssued(pki, "ca", ca);
+  await writeIssued(pki, "server", await issueServerCert(ca, { dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"] }));
+  await writeIssued(pki, "ops", await issueClientCert(ca, { name: "ops", uri: "spiffe://custos/admin/ops" }));
+  await writeIssued(pki, "alpha", await issueClientCert(ca, { name: "alpha", uri: "spiffe://custos/engine/alpha" }));
+  writeFileSync(
+    join(dir, "custos.json"),
+    JSON.stringify({
+      grpc: { port: 0 },
+      http: { port: 0 },
+      tls: { caPath: "pki/ca.crt", certPath: "pki/server.crt", keyPath: "pki/server.key" },
+      hsm: { modulePath: defaultSofthsmModule(), tokenLabel: "prod", pinFile: "hsm/user.pin", softhsmConf: "hsm/softhsm2.conf" },
+      bootstrapAdmins: [{ identity: "spiffe://custos/admin/ops" }],
+      ...extra,
+    }),
+  );
+  return { fingerprint, pki };
 }
