@@ -1,0 +1,77 @@
+import type { SigningAlgorithm } from "../hsm/algorithms.js";
+
+/**
+ * What an exchange endpoint does, as far as custody is concerned. The default policy signs
+ * `trade`, `read` and `account` requests and refuses the rest: a stolen trading-engine
+ * certificate must not be able to move funds or keys.
+ */
+export type EndpointClass = "trade" | "read" | "account" | "transfer" | "withdraw" | "key-management" | "unknown";
+
+/** A private REST request exactly as the engine will send it (custos never reorders it). */
+export interface ExchangeRequest {
+  method: "GET" | "POST" | "PUT" | "DELETE";
+  /** Path without host or query, e.g. "/fapi/v1/order". */
+  path: string;
+  /** The exact query string without "?", or "" (custos appends its own parameters after it). */
+  query: string;
+  /** The exact body as sent (UTF-8), or "". */
+  body: string;
+}
+
+/** Values custos chose (or the caller supplied and the policy accepted) for this request. */
+export interface SigningContext {
+  /** Milliseconds since the epoch. */
+  timestamp: number;
+  /** Seconds since the epoch, for exchanges that sign an expiry (BitMEX `api-expires`). */
+  expires: number;
+  /** A nonce, for exchanges that use one instead of (or besides) a timestamp. */
+  nonce: string;
+  /** Milliseconds, for exchanges that take a receive window (Binance, Bybit). */
+  recvWindow?: number;
+  /** The exchange's public API key id of the key version that signs. */
+  apiKeyId: string;
+  /** The API passphrase (OKX, Bitget, KuCoin), when the key has one. */
+  passphrase?: string;
+}
+
+/** What the engine attaches to the request: everything but the secret. */
+export interface SignedExchangeRequest {
+  /** Headers to set, in order. */
+  headers: Array<[string, string]>;
+  /** Query parameters custos appended (e.g. timestamp, signature), in the order sent. */
+  params: Array<[string, string]>;
+  /** The final query string to send (without "?"). */
+  query: string;
+  /** The final body to send. */
+  body: string;
+  /** The signature as the exchange expects it (hex or base64). */
+  signature: string;
+  /** The timestamp, nonce or expiry used, exactly as sent. */
+  timestamp: string;
+}
+
+/**
+ * The bytes to sign and how to turn the HSM's MACs into a signed request. Most exchanges need
+ * one HMAC; KuCoin's key version 2+ also signs the passphrase, so `toSign` is a list and
+ * `finish` receives one MAC per entry, in order.
+ */
+export interface PreparedRequest {
+  toSign: Buffer[];
+  finish(macs: Buffer[]): SignedExchangeRequest;
+}
+
+/** One exchange's signing rules (from its official API documentation). Pure: no I/O, no clock. */
+export interface Dialect {
+  /** Lower-case exchange id, as keys are imported with (e.g. "binance", "krakenfutures"). */
+  readonly exchange: string;
+  /** The HMAC this exchange signs with. */
+  readonly algorithm: SigningAlgorithm;
+  /** How the exchange's secret is turned into HMAC key bytes at import (e.g. base64-decoded). */
+  readonly secretEncoding: "utf8" | "base64";
+  classify(req: ExchangeRequest): EndpointClass;
+  /** Instrument symbols the request names (query or body), for symbol allowlists. */
+  symbols(req: ExchangeRequest): string[];
+  /** Orders the request places (symbol and quantity), for per-symbol quantity limits. */
+  orders(req: ExchangeRequest): Array<{ symbol: string; quantity: number }>;
+  prepare(req: ExchangeRequest, ctx: SigningContext): PreparedRequest;
+}
