@@ -211,7 +211,7 @@ async function stream(job: ClientJob): Promise<ClientResult> {
       replied(Number(msg.requestId), ok);
     });
     call.on("error", (e) => onError(e));
-    send = (id) => void call.write({ requestId: String(id), request });
+    send = (id) => void call.write({ requestId: String(id), kind: { $case: "request", request } });
     finish = () => {
       call.end();
       client.close();

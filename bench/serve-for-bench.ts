@@ -31,7 +31,16 @@ import tls from "node:tls";
 import { Server, ServerCredentials, status, type ServerDuplexStream, type ServerUnaryCall, type sendUnaryData } from "@grpc/grpc-js";
 import { AuditLog } from "../src/audit/audit-log.js";
 import { embeddedConfig } from "../src/config/config.js";
-import { SignerService, type SignRequest, type SignResponse, type SignStreamRequest, type SignStreamResponse, type SignerServer } from "../src/gen/custos/v1/signer.js";
+import {
+  SignerService,
+  type ExchangeRequest,
+  type SignRequest,
+  type SignResponse,
+  type SignStreamRequest,
+  type SignStreamResponse,
+  type SignedExchangeRequest,
+  type SignerServer,
+} from "../src/gen/custos/v1/signer.js";
 import { Pkcs11Hsm } from "../src/hsm/index.js";
 import { findObjects, findSlotByLabel, loadModule, pkcs11js, type Handle } from "../src/hsm/pkcs11/module.js";
 import { secretQuery } from "../src/hsm/pkcs11/templates.js";
@@ -300,14 +309,17 @@ async function serveFloor(): Promise<void> {
       ok++;
       callback(null, res);
     },
+    signExchangeRequest(_call: ServerUnaryCall<ExchangeRequest, SignedExchangeRequest>, callback: sendUnaryData<SignedExchangeRequest>) {
+      callback({ code: status.UNIMPLEMENTED, details: "the floor signs raw payloads only" });
+    },
     signStream(stream: ServerDuplexStream<SignStreamRequest, SignStreamResponse>) {
       stream.on("data", (msg: SignStreamRequest) => {
-        const res = msg.request && sign(msg.request);
+        const res = msg.kind?.$case === "request" ? sign(msg.kind.request) : undefined;
         if (res) ok++;
         else notFound++;
         const out: SignStreamResponse = res
           ? { requestId: msg.requestId, result: { $case: "response", response: res } }
-          : { requestId: msg.requestId, result: { $case: "denial", denial: { code: 5, reason: "KEY_NOT_FOUND", message: "no such key" } } };
+          : { requestId: msg.requestId, result: { $case: "denial", denial: { code: 5, reason: "KEY_NOT_FOUND", message: "no such key", rule: "" } } };
         if (!stream.destroyed && stream.writable) stream.write(out);
       });
       stream.on("end", () => stream.end());

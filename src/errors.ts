@@ -29,6 +29,9 @@ export type CustosErrorCode =
   | "DIGEST_MISMATCH" // the vote signs another digest than the proposal's
   | "BAD_SIGNATURE" // the vote's Ed25519 signature does not verify with the officer's key
   | "PRECONDITION_FAILED" // the change does not fit the current state (e.g. a rotation in flight)
+  // exchange requests
+  | "POLICY_DENIED" // the key's policy refuses this request (the rule id travels with it)
+  | "NO_DIALECT" // an exchange request for a key whose exchange custos has no dialect for
   // requests
   | "INVALID_ARGUMENT"
   | "PAYLOAD_TOO_LARGE"

@@ -1,6 +1,7 @@
 import { BlockList, isIPv4, isIPv6 } from "node:net";
 import { CustosError } from "../errors.js";
 import { activeVersion, type KeyWithVersions } from "../keys/model.js";
+import { parsePolicy, type KeyPolicy } from "../policy/policy.js";
 import type { Store } from "../store/store.js";
 import type { ClientRecord } from "./clients.js";
 
@@ -19,12 +20,24 @@ export class AccessDirectory {
   private clients = new Map<string, KnownClient>();
   private grants = new Map<string, Set<string>>();
   private keys = new Map<string, KeyWithVersions>();
+  private policies = new Map<string, KeyPolicy>();
 
   async reload(store: Store): Promise<void> {
     const [clients, grants, keys] = await Promise.all([store.listClients(), store.listGrants(), store.listKeys()]);
+    const policies = new Map<string, KeyPolicy>();
+    for (const k of keys) {
+      const json = await store.getPolicy(k.id);
+      if (json) policies.set(k.id, parsePolicy(json));
+    }
     this.clients = new Map(clients.map((c) => [c.identity, { ...c, allow: allowList(c.cidrs), verdicts: new Map<string, boolean>() }]));
     this.grants = grants;
     this.keys = new Map(keys.map((k) => [k.id, k]));
+    this.policies = policies;
+  }
+
+  /** The key's request policy; the empty (default) policy when none was set. */
+  policy(keyId: string): KeyPolicy {
+    return this.policies.get(keyId) ?? NO_POLICY;
   }
 
   client(identity: string): KnownClient | undefined {
@@ -43,6 +56,8 @@ export class AccessDirectory {
     return activeVersion(key);
   }
 }
+
+const NO_POLICY: KeyPolicy = Object.freeze({});
 
 /** A CIDR list → BlockList. Throws INVALID_ARGUMENT on a malformed entry. */
 export function allowList(cidrs: readonly string[]): BlockList {

@@ -1,7 +1,10 @@
 import type { AuditLog } from "../audit/audit-log.js";
 import { CustosError, type CustosErrorCode } from "../errors.js";
 import type { Hsm } from "../hsm/hsm.js";
-import { apiKeyIdOf } from "../keys/model.js";
+import type { ExchangeRequest, SignedExchangeRequest, SigningContext } from "../exchanges/dialect.js";
+import { dialectFor } from "../exchanges/registry.js";
+import { apiKeyIdOf, type KeyVersionRecord, type KeyWithVersions } from "../keys/model.js";
+import { PolicyDenied, checkRequest, checkTiming, type RequestFacts } from "../policy/policy.js";
 import { addressAllowed, type AccessDirectory } from "./directory.js";
 import { RateLimiter, type RateLimit } from "./rate-limiter.js";
 
@@ -60,25 +63,94 @@ export class SignService {
     const started = performance.now();
     let version = req.version;
     try {
-      const result = await this.decide(caller, req);
-      version = result.version;
+      const { key, v } = this.authorize(caller, req.keyId, req.version, req.payload.byteLength);
+      version = v.version;
+      // Raw bytes bypass every content rule: refused for a key custos can read requests for.
+      if (dialectFor(key.exchange) && !this.directory.policy(key.id).allowRawSign) {
+        throw new PolicyDenied("raw-sign", `raw payloads are not signed with ${key.exchange} keys unless the key's policy allows it; use SignExchangeRequest`);
+      }
+      const signature = await this.hsm.sign(v.objectId, key.algorithm, req.payload);
       // The payload is audited as its SHA-256 (computed by the audit writer).
       this.audit.record({ kind: "sign", actor: caller.identity ?? "unknown", outcome: "allowed", key: req.keyId, version, peer: caller.ip || undefined }, req.payload);
       this.observer.observe("allowed", "OK", (performance.now() - started) / 1000);
-      return result;
+      return { signature, version: v.version, apiKeyId: apiKeyIdOf(key, v) };
     } catch (e) {
-      const err = e instanceof CustosError ? e : new CustosError("INTERNAL", "sign failed", { cause: e });
-      const outcome = DENIALS.has(err.code) ? "denied" : "failed";
-      this.audit.record(
-        { kind: "sign", actor: caller.identity ?? "unknown", outcome, reason: err.code, key: req.keyId, version: version || undefined, peer: caller.ip || undefined },
-        req.payload,
-      );
-      this.observer.observe(outcome, err.code, (performance.now() - started) / 1000);
-      throw err;
+      throw this.refused(e, caller, { kind: "sign", key: req.keyId, version }, started, req.payload);
     }
   }
 
-  private async decide(caller: CallerContext, req: SignRequest): Promise<SignResult> {
+  /**
+   * Signs a private REST request the way the key's exchange documents it. custos owns the
+   * timestamp, nonce and expiry unless the caller supplies them (then no later than its clock
+   * plus the policy's skew), and the key's policy decides what may be signed.
+   */
+  async signExchange(caller: CallerContext, req: ExchangeSignRequest): Promise<ExchangeSignResult> {
+    const started = performance.now();
+    let version = req.version;
+    let facts: RequestFacts | undefined;
+    const what = { method: req.request.method, path: req.request.path };
+    try {
+      const { key, v } = this.authorize(caller, req.keyId, req.version, req.request.query.length + req.request.body.length);
+      version = v.version;
+      const dialect = dialectFor(key.exchange);
+      if (!dialect) throw new CustosError("NO_DIALECT", `custos has no request dialect for ${key.exchange}; use Sign`);
+      if (dialect.algorithm !== key.algorithm) throw new CustosError("PRECONDITION_FAILED", `${key.exchange} signs with ${dialect.algorithm}, the key is ${key.algorithm}`);
+      const policy = this.directory.policy(key.id);
+      const now = Date.now();
+      checkTiming(policy, now, {
+        ...(req.timestampMs ? { timestampMs: req.timestampMs } : {}),
+        ...(req.nonce && nonceMs(req.nonce) !== undefined ? { nonceMs: nonceMs(req.nonce)! } : {}),
+        ...(req.expires ? { expires: req.expires } : {}),
+        ...(req.recvWindowMs ? { recvWindowMs: req.recvWindowMs } : {}),
+      });
+      facts = { endpointClass: dialect.classify(req.request), symbols: dialect.symbols(req.request), orders: dialect.orders(req.request) };
+      checkRequest(policy, req.request, facts);
+      const ctx: SigningContext = {
+        timestamp: req.timestampMs || now,
+        expires: req.expires || Math.floor(now / 1000) + DEFAULT_EXPIRY_SECONDS,
+        nonce: req.nonce || this.nextNonce(now),
+        apiKeyId: apiKeyIdOf(key, v),
+        ...(req.recvWindowMs ? { recvWindow: req.recvWindowMs } : {}),
+        ...(req.passphrase ? { passphrase: req.passphrase } : {}),
+      };
+      const prepared = dialect.prepare(req.request, ctx);
+      const macs: Buffer[] = [];
+      for (const data of prepared.toSign) macs.push(await this.hsm.sign(v.objectId, key.algorithm, data));
+      const signed = prepared.finish(macs);
+      this.audit.record(
+        { kind: "sign.request", actor: caller.identity ?? "unknown", outcome: "allowed", key: req.keyId, version, peer: caller.ip || undefined, details: { ...what, class: facts.endpointClass } },
+        requestBytes(req.request),
+      );
+      this.observer.observe("allowed", "OK", (performance.now() - started) / 1000);
+      return { ...signed, version: v.version, apiKeyId: ctx.apiKeyId, endpointClass: facts.endpointClass };
+    } catch (e) {
+      throw this.refused(e, caller, { kind: "sign.request", key: req.keyId, version, details: { ...what, ...(facts ? { class: facts.endpointClass } : {}) } }, started, requestBytes(req.request));
+    }
+  }
+
+  /** Audits and observes a refusal or failure; returns the error to throw. */
+  private refused(e: unknown, caller: CallerContext, event: { kind: string; key: string; version: number; details?: Record<string, string> }, started: number, payload?: Uint8Array): CustosError {
+    const err = e instanceof CustosError ? e : new CustosError("INTERNAL", "sign failed", { cause: e });
+    const outcome = DENIALS.has(err.code) ? "denied" : "failed";
+    const rule = err instanceof PolicyDenied ? err.rule : undefined;
+    const details = event.details || rule ? { ...event.details, ...(rule ? { rule } : {}) } : undefined;
+    this.audit.record(
+      { kind: event.kind, actor: caller.identity ?? "unknown", outcome, reason: err.code, key: event.key, version: event.version || undefined, peer: caller.ip || undefined, ...(details ? { details } : {}) },
+      payload,
+    );
+    this.observer.observe(outcome, err.code, (performance.now() - started) / 1000);
+    return err;
+  }
+
+  /** Nonces custos chooses: milliseconds, strictly increasing (Kraken Futures requires it). */
+  private nextNonce(now: number): string {
+    this.lastNonce = Math.max(now, this.lastNonce + 1);
+    return String(this.lastNonce);
+  }
+  private lastNonce = 0;
+
+  /** identity → network → size → client limit → key → grant → key limit → version. */
+  private authorize(caller: CallerContext, keyId: string, requestedVersion: number, size: number): { key: KeyWithVersions; v: KeyVersionRecord } {
     // identity
     if (!caller.identity) throw new CustosError("UNAUTHENTICATED", "no client identity in the certificate");
     const client = this.directory.client(caller.identity);
@@ -88,35 +160,66 @@ export class SignService {
     // network
     if (!addressAllowed(client, caller.ip)) throw new CustosError("ADDRESS_NOT_ALLOWED", "address is not in the client's allowlist");
     // request shape
-    if (req.payload.byteLength > this.opts.maxPayloadBytes) {
+    if (size > this.opts.maxPayloadBytes) {
       throw new CustosError("PAYLOAD_TOO_LARGE", `payload exceeds ${this.opts.maxPayloadBytes} bytes`);
     }
     // limits: the client's bucket first; the key's only after the grant, so a client without
     // a grant cannot spend a key's budget, and unknown key ids create no buckets.
     if (!this.clientLimiter.take(caller.identity)) throw new CustosError("RATE_LIMITED", "client rate limit exceeded", { retryable: true });
     // key
-    const key = this.directory.key(req.keyId);
-    if (!key) throw new CustosError("KEY_NOT_FOUND", `no key ${JSON.stringify(req.keyId)}`);
+    const key = this.directory.key(keyId);
+    if (!key) throw new CustosError("KEY_NOT_FOUND", `no key ${JSON.stringify(keyId)}`);
     // grant
     if (!this.directory.hasGrant(caller.identity, key.id)) throw new CustosError("NO_GRANT", "client has no grant for this key");
     if (key.frozenAt) throw new CustosError("KEY_FROZEN", "key is frozen");
     if (!this.keyLimiter.take(key.id)) throw new CustosError("RATE_LIMITED", "key rate limit exceeded", { retryable: true });
     // version
-    const v = req.version === 0 ? this.directory.activeVersionOf(key) : key.versions.find((x) => x.version === req.version);
+    const v = requestedVersion === 0 ? this.directory.activeVersionOf(key) : key.versions.find((x) => x.version === requestedVersion);
     if (!v) {
-      throw req.version === 0
+      throw requestedVersion === 0
         ? new CustosError("KEY_NOT_ACTIVE", "key has no active version")
-        : new CustosError("VERSION_NOT_FOUND", `key has no version ${req.version}`);
+        : new CustosError("VERSION_NOT_FOUND", `key has no version ${requestedVersion}`);
     }
     if (v.state !== "active" && v.state !== "retiring") throw new CustosError("VERSION_NOT_USABLE", `version ${v.version} is ${v.state}`);
     // A retiring version signs until its grace period ends, even before the destroy job runs.
     if (v.state === "retiring" && v.retireAt && Date.parse(v.retireAt) <= Date.now()) {
       throw new CustosError("VERSION_NOT_USABLE", `version ${v.version}'s grace period has ended`);
     }
-    // hsm
-    const signature = await this.hsm.sign(v.objectId, key.algorithm, req.payload);
-    return { signature, version: v.version, apiKeyId: apiKeyIdOf(key, v) };
+    return { key, v };
   }
+}
+
+/** The request as audited (its SHA-256): method, path, query and body as the engine gave them. */
+function requestBytes(r: ExchangeRequest): Buffer {
+  return Buffer.from(`${r.method} ${r.path}?${r.query}\n${r.body}`, "utf8");
+}
+
+/** Seconds until a custos-chosen expiry (BitMEX api-expires). */
+const DEFAULT_EXPIRY_SECONDS = 30;
+
+/** A numeric nonce read as a time (ms, µs or ns since the epoch by its length), else undefined. */
+function nonceMs(nonce: string): number | undefined {
+  if (!/^\d{13}$|^\d{16}$|^\d{19}$/.test(nonce)) return undefined;
+  return Number(nonce.slice(0, 13));
+}
+
+export interface ExchangeSignRequest {
+  keyId: string;
+  version: number;
+  request: ExchangeRequest;
+  /** 0 / "" = custos chooses. */
+  timestampMs: number;
+  nonce: string;
+  expires: number;
+  recvWindowMs: number;
+  /** The key's API passphrase (OKX, Bitget, KuCoin); never logged or stored. */
+  passphrase: string;
+}
+
+export interface ExchangeSignResult extends SignedExchangeRequest {
+  version: number;
+  apiKeyId: string;
+  endpointClass: string;
 }
 
 /** Codes that are decisions (the request was refused), as opposed to failures. */
@@ -135,5 +238,8 @@ const DENIALS = new Set<CustosErrorCode>([
   "CLIENT_FROZEN",
   "INVALID_ARGUMENT",
   "PAYLOAD_TOO_LARGE",
+  "POLICY_DENIED",
+  "NO_DIALECT",
+  "PRECONDITION_FAILED",
 ]);
 

@@ -110,7 +110,7 @@ export function streamLoop(signer: SignerClient, keys: TestKey[], stop: () => bo
         const key = keys[next % keys.length]!;
         const payload = randomPayload();
         pending.set(id, { key, payload });
-        stream.write({ requestId: id, request: { keyId: key.id, version: 0, payload, encoding: SignatureEncoding.SIGNATURE_ENCODING_RAW } });
+        stream.write({ requestId: id, kind: { $case: "request", request: { keyId: key.id, version: 0, payload, encoding: SignatureEncoding.SIGNATURE_ENCODING_RAW } } });
       }
       if (stop() && pending.size === 0) stream.end();
     };

@@ -211,7 +211,7 @@ describe("access control on the sign path and the admin API", () => {
       // id 101: an unknown key in the middle of the stream; the other 200 spread over 20 keys (rate limit).
       const keyId = id === 101 ? "k-stream-missing" : `k-stream-${id % 20}`;
       if (id !== 101) expected.set(String(id), createHmac("sha256", secrets[id % 20]!).update(payload).digest());
-      stream.write({ requestId: String(id), request: { keyId, version: 0, payload, encoding: RAW } });
+      stream.write({ requestId: String(id), kind: { $case: "request", request: { keyId, version: 0, payload, encoding: RAW } } });
     }
     stream.end();
     await done;

@@ -144,10 +144,11 @@ describe("SignService decisions", () => {
       req: req("k-active"),
       code: "HSM_UNAVAILABLE",
       outcome: "failed",
+      auditVersion: 1, // the version the HSM was asked to sign with
       before: () => void (hsm.down = true),
       after: () => void (hsm.down = false),
     },
-    { name: "HSM object missing", caller: alpha, req: req("k-noobject"), code: "HSM_ERROR", outcome: "failed" },
+    { name: "HSM object missing", caller: alpha, req: req("k-noobject"), code: "HSM_ERROR", outcome: "failed", auditVersion: 1 },
     { name: "pinned retiring version after its grace period", caller: alpha, req: req("k-grace-over", 1), code: "VERSION_NOT_USABLE", outcome: "denied", auditVersion: 1 },
     {
       name: "frozen key",

@@ -1,9 +1,19 @@
 import type { ServerDuplexStream, ServerUnaryCall, sendUnaryData } from "@grpc/grpc-js";
 import type { Logger } from "pino";
-import { SignatureEncoding, type SignRequest, type SignResponse, type SignStreamRequest, type SignStreamResponse, type SignerServer } from "../../gen/custos/v1/signer.js";
-import type { SignResult, SignService } from "../../signing/sign-service.js";
+import {
+  SignatureEncoding,
+  type ExchangeRequest,
+  type SignRequest,
+  type SignResponse,
+  type SignStreamRequest,
+  type SignStreamResponse,
+  type SignedExchangeRequest,
+  type SignerServer,
+} from "../../gen/custos/v1/signer.js";
+import { CustosError } from "../../errors.js";
+import type { ExchangeSignRequest, ExchangeSignResult, SignResult, SignService } from "../../signing/sign-service.js";
 import { callerOf } from "./caller.js";
-import { describeError, toServiceError } from "./status.js";
+import { describeError, ruleOf, toServiceError } from "./status.js";
 
 let requestCounter = 0;
 const nextRequestId = () => (++requestCounter).toString(36);
@@ -23,6 +33,17 @@ export function signerHandlers(signer: SignService, log: Logger, tracker: InFlig
         .finally(done);
     },
 
+    signExchangeRequest(call: ServerUnaryCall<ExchangeRequest, SignedExchangeRequest>, callback: sendUnaryData<SignedExchangeRequest>): void {
+      const done = tracker.start();
+      Promise.resolve()
+        .then(() => signer.signExchange(callerOf(call), exchangeInput(call.request)))
+        .then(
+          (result) => callback(null, encodeExchange(result)),
+          (e: unknown) => callback(toServiceError(e, log, nextRequestId())),
+        )
+        .finally(done);
+    },
+
     signStream(stream: ServerDuplexStream<SignStreamRequest, SignStreamResponse>): void {
       // The identity is fixed for the stream's connection: read it once.
       const caller = callerOf(stream);
@@ -32,7 +53,6 @@ export function signerHandlers(signer: SignService, log: Logger, tracker: InFlig
         if (ended && pending === 0) stream.end();
       };
       stream.on("data", (msg: SignStreamRequest) => {
-        const req = msg.request;
         const done = tracker.start();
         pending++;
         const reply = (out: SignStreamResponse) => {
@@ -41,18 +61,25 @@ export function signerHandlers(signer: SignService, log: Logger, tracker: InFlig
           if (!stream.destroyed && stream.writable) stream.write(out);
           finishIfDone();
         };
-        if (!req) {
-          reply({ requestId: msg.requestId, result: { $case: "denial", denial: { code: 3, reason: "INVALID_ARGUMENT", message: "request is missing" } } });
-          return;
+        const kind = msg.kind;
+        const deny = (e: unknown) => {
+          const d = describeError(e);
+          if (d.reason === "INTERNAL" || d.reason === "HSM_ERROR") log.error({ event: "rpc.error", reason: d.reason, err: e }, "stream sign failed");
+          reply({ requestId: msg.requestId, result: { $case: "denial", denial: { code: d.code, reason: d.reason, message: d.message, rule: ruleOf(e) ?? "" } } });
+        };
+        if (kind?.$case === "request") {
+          const req = kind.request;
+          signer.sign(caller, { keyId: req.keyId, version: req.version, payload: req.payload }).then(
+            (result) => reply({ requestId: msg.requestId, result: { $case: "response", response: encode(result, req.encoding) } }),
+            deny,
+          );
+        } else if (kind?.$case === "exchangeRequest") {
+          Promise.resolve()
+            .then(() => signer.signExchange(caller, exchangeInput(kind.exchangeRequest)))
+            .then((result) => reply({ requestId: msg.requestId, result: { $case: "exchangeResponse", exchangeResponse: encodeExchange(result) } }), deny);
+        } else {
+          reply({ requestId: msg.requestId, result: { $case: "denial", denial: { code: 3, reason: "INVALID_ARGUMENT", message: "request is missing", rule: "" } } });
         }
-        signer.sign(caller, { keyId: req.keyId, version: req.version, payload: req.payload }).then(
-          (result) => reply({ requestId: msg.requestId, result: { $case: "response", response: encode(result, req.encoding) } }),
-          (e: unknown) => {
-            const d = describeError(e);
-            if (d.reason === "INTERNAL" || d.reason === "HSM_ERROR") log.error({ event: "rpc.error", reason: d.reason, err: e }, "stream sign failed");
-            reply({ requestId: msg.requestId, result: { $case: "denial", denial: { code: d.code, reason: d.reason, message: d.message } } });
-          },
-        );
       });
       stream.on("end", () => {
         ended = true;
@@ -60,6 +87,41 @@ export function signerHandlers(signer: SignService, log: Logger, tracker: InFlig
       });
       stream.on("error", () => undefined); // client went away; pending replies are dropped
     },
+  };
+}
+
+const METHODS = new Set(["GET", "POST", "PUT", "DELETE"]);
+
+/** The wire request → the domain's; ordered pairs become a percent-encoded query string. */
+function exchangeInput(r: ExchangeRequest): ExchangeSignRequest {
+  const method = r.method.toUpperCase();
+  if (!METHODS.has(method)) throw new CustosError("INVALID_ARGUMENT", "method must be GET, POST, PUT or DELETE");
+  if (!r.path.startsWith("/")) throw new CustosError("INVALID_ARGUMENT", "path must start with /");
+  if (r.query && r.queryParams.length) throw new CustosError("INVALID_ARGUMENT", "give query or query_params, not both");
+  const query = r.query || r.queryParams.map((p) => `${encodeURIComponent(p.name)}=${encodeURIComponent(p.value)}`).join("&");
+  return {
+    keyId: r.keyId,
+    version: r.version,
+    request: { method: method as "GET", path: r.path, query, body: r.body.toString("utf8") },
+    timestampMs: Number(r.timestampMs),
+    nonce: r.nonce,
+    expires: Number(r.expires),
+    recvWindowMs: r.recvWindowMs,
+    passphrase: r.passphrase,
+  };
+}
+
+function encodeExchange(r: ExchangeSignResult): SignedExchangeRequest {
+  return {
+    headers: r.headers.map(([name, value]) => ({ name, value })),
+    params: r.params.map(([name, value]) => ({ name, value })),
+    query: r.query,
+    body: Buffer.from(r.body, "utf8"),
+    signature: r.signature,
+    timestamp: r.timestamp,
+    keyVersion: r.version,
+    apiKeyId: r.apiKeyId,
+    endpointClass: r.endpointClass,
   };
 }
 

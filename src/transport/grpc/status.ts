@@ -31,6 +31,8 @@ const STATUS: Record<CustosErrorCode, { code: status; expose: boolean }> = {
   DIGEST_MISMATCH: { code: status.FAILED_PRECONDITION, expose: true },
   BAD_SIGNATURE: { code: status.PERMISSION_DENIED, expose: true },
   PRECONDITION_FAILED: { code: status.FAILED_PRECONDITION, expose: true },
+  POLICY_DENIED: { code: status.PERMISSION_DENIED, expose: true },
+  NO_DIALECT: { code: status.FAILED_PRECONDITION, expose: true },
   INVALID_ARGUMENT: { code: status.INVALID_ARGUMENT, expose: true },
   PAYLOAD_TOO_LARGE: { code: status.INVALID_ARGUMENT, expose: true },
   ENVELOPE_INVALID: { code: status.INVALID_ARGUMENT, expose: false },
@@ -49,6 +51,8 @@ const GENERIC: Partial<Record<CustosErrorCode, string>> = {
 };
 
 export const REASON_HEADER = "custos-reason";
+/** For POLICY_DENIED: the id of the rule that denied (also in ErrorInfo.metadata.rule). */
+export const RULE_HEADER = "custos-rule";
 export const ERROR_DOMAIN = "custos.dev";
 
 /** Status code, reason and client-safe message for any thrown value. */
@@ -71,7 +75,9 @@ export function toServiceError(e: unknown, log: Logger, requestId: string): Part
   }
   const metadata = new Metadata();
   metadata.set(REASON_HEADER, reason);
-  const info = ErrorInfo.encode({ reason, domain: ERROR_DOMAIN, metadata: { requestId } }).finish();
+  const rule = ruleOf(e);
+  if (rule) metadata.set(RULE_HEADER, rule);
+  const info = ErrorInfo.encode({ reason, domain: ERROR_DOMAIN, metadata: { requestId, ...(rule ? { rule } : {}) } }).finish();
   const details = Status.encode({
     code,
     message,
@@ -79,6 +85,12 @@ export function toServiceError(e: unknown, log: Logger, requestId: string): Part
   }).finish();
   metadata.set("grpc-status-details-bin", Buffer.from(details));
   return { code, details: message, metadata };
+}
+
+/** The policy rule behind a denial, if it is one. */
+export function ruleOf(e: unknown): string | undefined {
+  const rule = (e as { rule?: unknown } | undefined)?.rule;
+  return e instanceof CustosError && e.code === "POLICY_DENIED" && typeof rule === "string" ? rule : undefined;
 }
 
 /** The reason a client received (read from the trailer), for tests and the CLI. */

@@ -84,20 +84,88 @@ export interface SignResponse {
 
 export interface SignStreamRequest {
   requestId: string;
-  request: SignRequest | undefined;
+  kind:
+    | { $case: "request"; request: SignRequest }
+    | { $case: "exchangeRequest"; exchangeRequest: ExchangeRequest }
+    | undefined;
+}
+
+export interface QueryParam {
+  name: string;
+  value: string;
+}
+
+export interface Header {
+  name: string;
+  value: string;
+}
+
+export interface ExchangeRequest {
+  keyId: string;
+  /** 0 = the key's active version. */
+  version: number;
+  /** GET, POST, PUT or DELETE. */
+  method: string;
+  /** Path without host or query, e.g. /fapi/v1/order. */
+  path: string;
+  /** The exact query string (without "?") as it will be sent … */
+  query: string;
+  /** … or ordered pairs, percent-encoded by custos (used when `query` is empty). */
+  queryParams: QueryParam[];
+  /** The exact body bytes. */
+  body: Buffer;
+  /**
+   * Optional, caller-chosen values; each must not be later than custos's clock plus the
+   * key policy's allowed skew. 0 / "" = custos chooses.
+   */
+  timestampMs: string;
+  nonce: string;
+  /** Seconds since the epoch (BitMEX api-expires). */
+  expires: string;
+  /** Receive window for exchanges that take one (Binance, Bybit); 0 = none / exchange default. */
+  recvWindowMs: number;
+  /**
+   * The key's API passphrase, for exchanges that have one (OKX, Bitget, KuCoin). It travels
+   * in the request headers anyway (KuCoin: HMAC-signed by custos); custos neither stores nor
+   * logs it.
+   */
+  passphrase: string;
+}
+
+export interface SignedExchangeRequest {
+  /** Headers to set, in order. */
+  headers: Header[];
+  /** Query parameters custos appended, in the order they are sent. */
+  params: QueryParam[];
+  /** The final query string (without "?") and body to send. */
+  query: string;
+  body: Buffer;
+  /** The signature as the exchange expects it (hex or base64). */
+  signature: string;
+  /** The timestamp, nonce or expiry used, as sent. */
+  timestamp: string;
+  keyVersion: number;
+  apiKeyId: string;
+  /** trade | read | account (the classes the default policy allows). */
+  endpointClass: string;
 }
 
 export interface Denial {
   /** gRPC status code the same request would have got as a unary call. */
   code: number;
-  /** Machine-readable reason, e.g. "KEY_NOT_FOUND", "NO_GRANT", "RATE_LIMITED". */
+  /** Machine-readable reason, e.g. "KEY_NOT_FOUND", "NO_GRANT", "RATE_LIMITED", "POLICY_DENIED". */
   reason: string;
   message: string;
+  /** For POLICY_DENIED: the id of the rule that denied, e.g. "class:withdraw". */
+  rule: string;
 }
 
 export interface SignStreamResponse {
   requestId: string;
-  result: { $case: "response"; response: SignResponse } | { $case: "denial"; denial: Denial } | undefined;
+  result: { $case: "response"; response: SignResponse } | { $case: "denial"; denial: Denial } | {
+    $case: "exchangeResponse";
+    exchangeResponse: SignedExchangeRequest;
+  } | undefined;
 }
 
 function createBaseSignRequest(): SignRequest {
@@ -351,7 +419,7 @@ export const SignResponse: MessageFns<SignResponse> = {
 };
 
 function createBaseSignStreamRequest(): SignStreamRequest {
-  return { requestId: "0", request: undefined };
+  return { requestId: "0", kind: undefined };
 }
 
 export const SignStreamRequest: MessageFns<SignStreamRequest> = {
@@ -359,8 +427,13 @@ export const SignStreamRequest: MessageFns<SignStreamRequest> = {
     if (message.requestId !== "0") {
       writer.uint32(8).uint64(message.requestId);
     }
-    if (message.request !== undefined) {
-      SignRequest.encode(message.request, writer.uint32(18).fork()).join();
+    switch (message.kind?.$case) {
+      case "request":
+        SignRequest.encode(message.kind.request, writer.uint32(18).fork()).join();
+        break;
+      case "exchangeRequest":
+        ExchangeRequest.encode(message.kind.exchangeRequest, writer.uint32(26).fork()).join();
+        break;
     }
     return writer;
   },
@@ -391,7 +464,18 @@ export const SignStreamRequest: MessageFns<SignStreamRequest> = {
               break;
             }
 
-            message.request = SignRequest.decode(reader, reader.uint32());
+            message.kind = { $case: "request", request: SignRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.kind = {
+              $case: "exchangeRequest",
+              exchangeRequest: ExchangeRequest.decode(reader, reader.uint32()),
+            };
             continue;
           }
         }
@@ -413,7 +497,13 @@ export const SignStreamRequest: MessageFns<SignStreamRequest> = {
         : isSet(object.request_id)
         ? globalThis.String(object.request_id)
         : "0",
-      request: isSet(object.request) ? SignRequest.fromJSON(object.request) : undefined,
+      kind: isSet(object.request)
+        ? { $case: "request", request: SignRequest.fromJSON(object.request) }
+        : isSet(object.exchangeRequest)
+        ? { $case: "exchangeRequest", exchangeRequest: ExchangeRequest.fromJSON(object.exchangeRequest) }
+        : isSet(object.exchange_request)
+        ? { $case: "exchangeRequest", exchangeRequest: ExchangeRequest.fromJSON(object.exchange_request) }
+        : undefined,
     };
   },
 
@@ -422,8 +512,10 @@ export const SignStreamRequest: MessageFns<SignStreamRequest> = {
     if (message.requestId !== "0") {
       obj.requestId = message.requestId;
     }
-    if (message.request !== undefined) {
-      obj.request = SignRequest.toJSON(message.request);
+    if (message.kind?.$case === "request") {
+      obj.request = SignRequest.toJSON(message.kind.request);
+    } else if (message.kind?.$case === "exchangeRequest") {
+      obj.exchangeRequest = ExchangeRequest.toJSON(message.kind.exchangeRequest);
     }
     return obj;
   },
@@ -434,15 +526,692 @@ export const SignStreamRequest: MessageFns<SignStreamRequest> = {
   fromPartial(object: DeepPartial<SignStreamRequest>): SignStreamRequest {
     const message = createBaseSignStreamRequest();
     message.requestId = object.requestId ?? "0";
-    message.request = (object.request !== undefined && object.request !== null)
-      ? SignRequest.fromPartial(object.request)
-      : undefined;
+    switch (object.kind?.$case) {
+      case "request": {
+        if (object.kind?.request !== undefined && object.kind?.request !== null) {
+          message.kind = { $case: "request", request: SignRequest.fromPartial(object.kind.request) };
+        }
+        break;
+      }
+      case "exchangeRequest": {
+        if (object.kind?.exchangeRequest !== undefined && object.kind?.exchangeRequest !== null) {
+          message.kind = {
+            $case: "exchangeRequest",
+            exchangeRequest: ExchangeRequest.fromPartial(object.kind.exchangeRequest),
+          };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
+function createBaseQueryParam(): QueryParam {
+  return { name: "", value: "" };
+}
+
+export const QueryParam: MessageFns<QueryParam> = {
+  encode(message: QueryParam, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): QueryParam {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseQueryParam();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): QueryParam {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: QueryParam): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<QueryParam>): QueryParam {
+    return QueryParam.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<QueryParam>): QueryParam {
+    const message = createBaseQueryParam();
+    message.name = object.name ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseHeader(): Header {
+  return { name: "", value: "" };
+}
+
+export const Header: MessageFns<Header> = {
+  encode(message: Header, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Header {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHeader();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Header {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: Header): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Header>): Header {
+    return Header.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Header>): Header {
+    const message = createBaseHeader();
+    message.name = object.name ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseExchangeRequest(): ExchangeRequest {
+  return {
+    keyId: "",
+    version: 0,
+    method: "",
+    path: "",
+    query: "",
+    queryParams: [],
+    body: Buffer.alloc(0),
+    timestampMs: "0",
+    nonce: "",
+    expires: "0",
+    recvWindowMs: 0,
+    passphrase: "",
+  };
+}
+
+export const ExchangeRequest: MessageFns<ExchangeRequest> = {
+  encode(message: ExchangeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.keyId !== "") {
+      writer.uint32(10).string(message.keyId);
+    }
+    if (message.version !== 0) {
+      writer.uint32(16).uint32(message.version);
+    }
+    if (message.method !== "") {
+      writer.uint32(26).string(message.method);
+    }
+    if (message.path !== "") {
+      writer.uint32(34).string(message.path);
+    }
+    if (message.query !== "") {
+      writer.uint32(42).string(message.query);
+    }
+    for (const v of message.queryParams) {
+      QueryParam.encode(v!, writer.uint32(50).fork()).join();
+    }
+    if (message.body.length !== 0) {
+      writer.uint32(58).bytes(message.body);
+    }
+    if (message.timestampMs !== "0") {
+      writer.uint32(64).uint64(message.timestampMs);
+    }
+    if (message.nonce !== "") {
+      writer.uint32(74).string(message.nonce);
+    }
+    if (message.expires !== "0") {
+      writer.uint32(80).uint64(message.expires);
+    }
+    if (message.recvWindowMs !== 0) {
+      writer.uint32(88).uint32(message.recvWindowMs);
+    }
+    if (message.passphrase !== "") {
+      writer.uint32(98).string(message.passphrase);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ExchangeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseExchangeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.keyId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.version = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.method = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.path = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.query = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.queryParams.push(QueryParam.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.body = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.timestampMs = reader.uint64().toString();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.nonce = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.expires = reader.uint64().toString();
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.recvWindowMs = reader.uint32();
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.passphrase = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ExchangeRequest {
+    return {
+      keyId: isSet(object.keyId)
+        ? globalThis.String(object.keyId)
+        : isSet(object.key_id)
+        ? globalThis.String(object.key_id)
+        : "",
+      version: isSet(object.version) ? globalThis.Number(object.version) : 0,
+      method: isSet(object.method) ? globalThis.String(object.method) : "",
+      path: isSet(object.path) ? globalThis.String(object.path) : "",
+      query: isSet(object.query) ? globalThis.String(object.query) : "",
+      queryParams: globalThis.Array.isArray(object?.queryParams)
+        ? object.queryParams.map((e: any) => QueryParam.fromJSON(e))
+        : globalThis.Array.isArray(object?.query_params)
+        ? object.query_params.map((e: any) => QueryParam.fromJSON(e))
+        : [],
+      body: isSet(object.body) ? Buffer.from(bytesFromBase64(object.body)) : Buffer.alloc(0),
+      timestampMs: isSet(object.timestampMs)
+        ? globalThis.String(object.timestampMs)
+        : isSet(object.timestamp_ms)
+        ? globalThis.String(object.timestamp_ms)
+        : "0",
+      nonce: isSet(object.nonce) ? globalThis.String(object.nonce) : "",
+      expires: isSet(object.expires) ? globalThis.String(object.expires) : "0",
+      recvWindowMs: isSet(object.recvWindowMs)
+        ? globalThis.Number(object.recvWindowMs)
+        : isSet(object.recv_window_ms)
+        ? globalThis.Number(object.recv_window_ms)
+        : 0,
+      passphrase: isSet(object.passphrase) ? globalThis.String(object.passphrase) : "",
+    };
+  },
+
+  toJSON(message: ExchangeRequest): unknown {
+    const obj: any = {};
+    if (message.keyId !== "") {
+      obj.keyId = message.keyId;
+    }
+    if (message.version !== 0) {
+      obj.version = Math.round(message.version);
+    }
+    if (message.method !== "") {
+      obj.method = message.method;
+    }
+    if (message.path !== "") {
+      obj.path = message.path;
+    }
+    if (message.query !== "") {
+      obj.query = message.query;
+    }
+    if (message.queryParams?.length) {
+      obj.queryParams = message.queryParams.map((e) => QueryParam.toJSON(e));
+    }
+    if (message.body.length !== 0) {
+      obj.body = base64FromBytes(message.body);
+    }
+    if (message.timestampMs !== "0") {
+      obj.timestampMs = message.timestampMs;
+    }
+    if (message.nonce !== "") {
+      obj.nonce = message.nonce;
+    }
+    if (message.expires !== "0") {
+      obj.expires = message.expires;
+    }
+    if (message.recvWindowMs !== 0) {
+      obj.recvWindowMs = Math.round(message.recvWindowMs);
+    }
+    if (message.passphrase !== "") {
+      obj.passphrase = message.passphrase;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ExchangeRequest>): ExchangeRequest {
+    return ExchangeRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ExchangeRequest>): ExchangeRequest {
+    const message = createBaseExchangeRequest();
+    message.keyId = object.keyId ?? "";
+    message.version = object.version ?? 0;
+    message.method = object.method ?? "";
+    message.path = object.path ?? "";
+    message.query = object.query ?? "";
+    message.queryParams = object.queryParams?.map((e) => QueryParam.fromPartial(e)) || [];
+    message.body = object.body ?? Buffer.alloc(0);
+    message.timestampMs = object.timestampMs ?? "0";
+    message.nonce = object.nonce ?? "";
+    message.expires = object.expires ?? "0";
+    message.recvWindowMs = object.recvWindowMs ?? 0;
+    message.passphrase = object.passphrase ?? "";
+    return message;
+  },
+};
+
+function createBaseSignedExchangeRequest(): SignedExchangeRequest {
+  return {
+    headers: [],
+    params: [],
+    query: "",
+    body: Buffer.alloc(0),
+    signature: "",
+    timestamp: "",
+    keyVersion: 0,
+    apiKeyId: "",
+    endpointClass: "",
+  };
+}
+
+export const SignedExchangeRequest: MessageFns<SignedExchangeRequest> = {
+  encode(message: SignedExchangeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.headers) {
+      Header.encode(v!, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.params) {
+      QueryParam.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.query !== "") {
+      writer.uint32(26).string(message.query);
+    }
+    if (message.body.length !== 0) {
+      writer.uint32(34).bytes(message.body);
+    }
+    if (message.signature !== "") {
+      writer.uint32(42).string(message.signature);
+    }
+    if (message.timestamp !== "") {
+      writer.uint32(50).string(message.timestamp);
+    }
+    if (message.keyVersion !== 0) {
+      writer.uint32(56).uint32(message.keyVersion);
+    }
+    if (message.apiKeyId !== "") {
+      writer.uint32(66).string(message.apiKeyId);
+    }
+    if (message.endpointClass !== "") {
+      writer.uint32(74).string(message.endpointClass);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SignedExchangeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSignedExchangeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.headers.push(Header.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.params.push(QueryParam.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.query = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.body = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.signature = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.timestamp = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.keyVersion = reader.uint32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.apiKeyId = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.endpointClass = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SignedExchangeRequest {
+    return {
+      headers: globalThis.Array.isArray(object?.headers) ? object.headers.map((e: any) => Header.fromJSON(e)) : [],
+      params: globalThis.Array.isArray(object?.params) ? object.params.map((e: any) => QueryParam.fromJSON(e)) : [],
+      query: isSet(object.query) ? globalThis.String(object.query) : "",
+      body: isSet(object.body) ? Buffer.from(bytesFromBase64(object.body)) : Buffer.alloc(0),
+      signature: isSet(object.signature) ? globalThis.String(object.signature) : "",
+      timestamp: isSet(object.timestamp) ? globalThis.String(object.timestamp) : "",
+      keyVersion: isSet(object.keyVersion)
+        ? globalThis.Number(object.keyVersion)
+        : isSet(object.key_version)
+        ? globalThis.Number(object.key_version)
+        : 0,
+      apiKeyId: isSet(object.apiKeyId)
+        ? globalThis.String(object.apiKeyId)
+        : isSet(object.api_key_id)
+        ? globalThis.String(object.api_key_id)
+        : "",
+      endpointClass: isSet(object.endpointClass)
+        ? globalThis.String(object.endpointClass)
+        : isSet(object.endpoint_class)
+        ? globalThis.String(object.endpoint_class)
+        : "",
+    };
+  },
+
+  toJSON(message: SignedExchangeRequest): unknown {
+    const obj: any = {};
+    if (message.headers?.length) {
+      obj.headers = message.headers.map((e) => Header.toJSON(e));
+    }
+    if (message.params?.length) {
+      obj.params = message.params.map((e) => QueryParam.toJSON(e));
+    }
+    if (message.query !== "") {
+      obj.query = message.query;
+    }
+    if (message.body.length !== 0) {
+      obj.body = base64FromBytes(message.body);
+    }
+    if (message.signature !== "") {
+      obj.signature = message.signature;
+    }
+    if (message.timestamp !== "") {
+      obj.timestamp = message.timestamp;
+    }
+    if (message.keyVersion !== 0) {
+      obj.keyVersion = Math.round(message.keyVersion);
+    }
+    if (message.apiKeyId !== "") {
+      obj.apiKeyId = message.apiKeyId;
+    }
+    if (message.endpointClass !== "") {
+      obj.endpointClass = message.endpointClass;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<SignedExchangeRequest>): SignedExchangeRequest {
+    return SignedExchangeRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SignedExchangeRequest>): SignedExchangeRequest {
+    const message = createBaseSignedExchangeRequest();
+    message.headers = object.headers?.map((e) => Header.fromPartial(e)) || [];
+    message.params = object.params?.map((e) => QueryParam.fromPartial(e)) || [];
+    message.query = object.query ?? "";
+    message.body = object.body ?? Buffer.alloc(0);
+    message.signature = object.signature ?? "";
+    message.timestamp = object.timestamp ?? "";
+    message.keyVersion = object.keyVersion ?? 0;
+    message.apiKeyId = object.apiKeyId ?? "";
+    message.endpointClass = object.endpointClass ?? "";
     return message;
   },
 };
 
 function createBaseDenial(): Denial {
-  return { code: 0, reason: "", message: "" };
+  return { code: 0, reason: "", message: "", rule: "" };
 }
 
 export const Denial: MessageFns<Denial> = {
@@ -455,6 +1224,9 @@ export const Denial: MessageFns<Denial> = {
     }
     if (message.message !== "") {
       writer.uint32(26).string(message.message);
+    }
+    if (message.rule !== "") {
+      writer.uint32(34).string(message.rule);
     }
     return writer;
   },
@@ -496,6 +1268,14 @@ export const Denial: MessageFns<Denial> = {
             message.message = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.rule = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -513,6 +1293,7 @@ export const Denial: MessageFns<Denial> = {
       code: isSet(object.code) ? globalThis.Number(object.code) : 0,
       reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
       message: isSet(object.message) ? globalThis.String(object.message) : "",
+      rule: isSet(object.rule) ? globalThis.String(object.rule) : "",
     };
   },
 
@@ -527,6 +1308,9 @@ export const Denial: MessageFns<Denial> = {
     if (message.message !== "") {
       obj.message = message.message;
     }
+    if (message.rule !== "") {
+      obj.rule = message.rule;
+    }
     return obj;
   },
 
@@ -538,6 +1322,7 @@ export const Denial: MessageFns<Denial> = {
     message.code = object.code ?? 0;
     message.reason = object.reason ?? "";
     message.message = object.message ?? "";
+    message.rule = object.rule ?? "";
     return message;
   },
 };
@@ -557,6 +1342,9 @@ export const SignStreamResponse: MessageFns<SignStreamResponse> = {
         break;
       case "denial":
         Denial.encode(message.result.denial, writer.uint32(26).fork()).join();
+        break;
+      case "exchangeResponse":
+        SignedExchangeRequest.encode(message.result.exchangeResponse, writer.uint32(34).fork()).join();
         break;
     }
     return writer;
@@ -599,6 +1387,17 @@ export const SignStreamResponse: MessageFns<SignStreamResponse> = {
             message.result = { $case: "denial", denial: Denial.decode(reader, reader.uint32()) };
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.result = {
+              $case: "exchangeResponse",
+              exchangeResponse: SignedExchangeRequest.decode(reader, reader.uint32()),
+            };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -622,6 +1421,10 @@ export const SignStreamResponse: MessageFns<SignStreamResponse> = {
         ? { $case: "response", response: SignResponse.fromJSON(object.response) }
         : isSet(object.denial)
         ? { $case: "denial", denial: Denial.fromJSON(object.denial) }
+        : isSet(object.exchangeResponse)
+        ? { $case: "exchangeResponse", exchangeResponse: SignedExchangeRequest.fromJSON(object.exchangeResponse) }
+        : isSet(object.exchange_response)
+        ? { $case: "exchangeResponse", exchangeResponse: SignedExchangeRequest.fromJSON(object.exchange_response) }
         : undefined,
     };
   },
@@ -635,6 +1438,8 @@ export const SignStreamResponse: MessageFns<SignStreamResponse> = {
       obj.response = SignResponse.toJSON(message.result.response);
     } else if (message.result?.$case === "denial") {
       obj.denial = Denial.toJSON(message.result.denial);
+    } else if (message.result?.$case === "exchangeResponse") {
+      obj.exchangeResponse = SignedExchangeRequest.toJSON(message.result.exchangeResponse);
     }
     return obj;
   },
@@ -655,6 +1460,15 @@ export const SignStreamResponse: MessageFns<SignStreamResponse> = {
       case "denial": {
         if (object.result?.denial !== undefined && object.result?.denial !== null) {
           message.result = { $case: "denial", denial: Denial.fromPartial(object.result.denial) };
+        }
+        break;
+      }
+      case "exchangeResponse": {
+        if (object.result?.exchangeResponse !== undefined && object.result?.exchangeResponse !== null) {
+          message.result = {
+            $case: "exchangeResponse",
+            exchangeResponse: SignedExchangeRequest.fromPartial(object.result.exchangeResponse),
+          };
         }
         break;
       }
@@ -689,6 +1503,22 @@ export const SignerService = {
     responseSerialize: (value: SignStreamResponse): Buffer => Buffer.from(SignStreamResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): SignStreamResponse => SignStreamResponse.decode(value),
   },
+  /**
+   * Signs a private REST request the way the key's exchange documents it: custos builds the
+   * string to sign, owns the timestamp (unless the caller supplies one within the allowed
+   * skew), applies the key's policy (withdrawals, transfers and key management are refused
+   * by default), signs in the HSM and returns everything the engine must attach.
+   */
+  signExchangeRequest: {
+    path: "/custos.v1.Signer/SignExchangeRequest" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ExchangeRequest): Buffer => Buffer.from(ExchangeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ExchangeRequest => ExchangeRequest.decode(value),
+    responseSerialize: (value: SignedExchangeRequest): Buffer =>
+      Buffer.from(SignedExchangeRequest.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SignedExchangeRequest => SignedExchangeRequest.decode(value),
+  },
 } as const;
 
 export interface SignerServer extends UntypedServiceImplementation {
@@ -700,6 +1530,13 @@ export interface SignerServer extends UntypedServiceImplementation {
    * stream stays open.
    */
   signStream: handleBidiStreamingCall<SignStreamRequest, SignStreamResponse>;
+  /**
+   * Signs a private REST request the way the key's exchange documents it: custos builds the
+   * string to sign, owns the timestamp (unless the caller supplies one within the allowed
+   * skew), applies the key's policy (withdrawals, transfers and key management are refused
+   * by default), signs in the HSM and returns everything the engine must attach.
+   */
+  signExchangeRequest: handleUnaryCall<ExchangeRequest, SignedExchangeRequest>;
 }
 
 export interface SignerClient extends Client {
@@ -727,6 +1564,27 @@ export interface SignerClient extends Client {
     metadata: Metadata,
     options?: Partial<CallOptions>,
   ): ClientDuplexStream<SignStreamRequest, SignStreamResponse>;
+  /**
+   * Signs a private REST request the way the key's exchange documents it: custos builds the
+   * string to sign, owns the timestamp (unless the caller supplies one within the allowed
+   * skew), applies the key's policy (withdrawals, transfers and key management are refused
+   * by default), signs in the HSM and returns everything the engine must attach.
+   */
+  signExchangeRequest(
+    request: ExchangeRequest,
+    callback: (error: ServiceError | null, response: SignedExchangeRequest) => void,
+  ): ClientUnaryCall;
+  signExchangeRequest(
+    request: ExchangeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SignedExchangeRequest) => void,
+  ): ClientUnaryCall;
+  signExchangeRequest(
+    request: ExchangeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SignedExchangeRequest) => void,
+  ): ClientUnaryCall;
 }
 
 export const SignerClient = makeGenericClientConstructor(SignerService, "custos.v1.Signer") as unknown as {

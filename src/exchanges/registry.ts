@@ -1,0 +1,12 @@
+import type { Dialect } from "./dialect.js";
+
+/** Every exchange custos can read and sign requests for, by the exchange id keys are imported with. */
+const DIALECTS: ReadonlyMap<string, Dialect> = new Map<string, Dialect>([]);
+
+export function dialectFor(exchange: string): Dialect | undefined {
+  return DIALECTS.get(exchange);
+}
+
+export function dialectExchanges(): string[] {
+  return [...DIALECTS.keys()].sort();
+}

@@ -1,0 +1,147 @@
+import { CustosError } from "../errors.js";
+import type { EndpointClass, ExchangeRequest } from "../exchanges/dialect.js";
+
+/**
+ * A key's request policy, changed only by a `set_policy` proposal. Everything is optional:
+ * the empty policy is the default — sign trades, reads and account queries; refuse
+ * withdrawals, transfers, key management, unknown endpoints and raw payloads.
+ */
+export interface KeyPolicy {
+  /** Endpoint classes that may be signed (default trade, read, account). */
+  allowClasses?: EndpointClass[];
+  /** Method + path rules, first match wins, checked before the classes. */
+  rules?: PathRule[];
+  /** When set, every symbol a request names must be in it. */
+  symbols?: string[];
+  /** Largest order quantity per symbol ("*" for any other symbol). */
+  maxQuantity?: Record<string, number>;
+  /** How far a caller-supplied timestamp, nonce or expiry may be ahead of custos's clock (default 5 s). */
+  maxSkewMs?: number;
+  /** Largest expiry from now (default 60 s) and receive window (default 10 s). */
+  maxExpirySeconds?: number;
+  maxRecvWindowMs?: number;
+  /** Raw `Sign` on a key that has a dialect: bypasses every content rule. Default false. */
+  allowRawSign?: boolean;
+}
+
+export interface PathRule {
+  /** Named in denials and audit events as "rule:<id>". */
+  id: string;
+  effect: "allow" | "deny";
+  /** Any method when absent. */
+  method?: string;
+  /** Glob on the path: `*` matches within a segment, `**` across segments. */
+  path: string;
+}
+
+export const DEFAULT_ALLOWED_CLASSES: readonly EndpointClass[] = ["trade", "read", "account"];
+export const DEFAULT_MAX_SKEW_MS = 5_000;
+export const DEFAULT_MAX_EXPIRY_SECONDS = 60;
+export const DEFAULT_MAX_RECV_WINDOW_MS = 10_000;
+
+/** A refusal by policy: the rule that decided travels to the caller and the audit log. */
+export class PolicyDenied extends CustosError {
+  constructor(
+    readonly rule: string,
+    message: string,
+  ) {
+    super("POLICY_DENIED", message);
+  }
+}
+
+/** What the dialect read from the request, for the content rules. */
+export interface RequestFacts {
+  endpointClass: EndpointClass;
+  symbols: string[];
+  orders: Array<{ symbol: string; quantity: number }>;
+}
+
+/** Content rules: path rules, classes, symbols, quantities. Throws PolicyDenied naming the rule. */
+export function checkRequest(policy: KeyPolicy, req: ExchangeRequest, facts: RequestFacts): void {
+  for (const rule of policy.rules ?? []) {
+    if (rule.method && rule.method.toUpperCase() !== req.method) continue;
+    if (!globMatch(rule.path, req.path)) continue;
+    if (rule.effect === "deny") throw new PolicyDenied(`rule:${rule.id}`, `${req.method} ${req.path} is denied by rule ${rule.id}`);
+    return checkContent(policy, facts); // an allow rule skips the class check only
+  }
+  const allowed = policy.allowClasses ?? DEFAULT_ALLOWED_CLASSES;
+  if (!allowed.includes(facts.endpointClass)) {
+    throw new PolicyDenied(`class:${facts.endpointClass}`, `${facts.endpointClass} requests are not allowed for this key`);
+  }
+  checkContent(policy, facts);
+}
+
+function checkContent(policy: KeyPolicy, facts: RequestFacts): void {
+  if (policy.symbols) {
+    const outside = facts.symbols.find((s) => !policy.symbols!.includes(s));
+    if (outside !== undefined) throw new PolicyDenied("symbols", `symbol ${outside} is not in the key's allowlist`);
+  }
+  if (policy.maxQuantity) {
+    for (const o of facts.orders) {
+      const max = policy.maxQuantity[o.symbol] ?? policy.maxQuantity["*"];
+      if (max !== undefined && !(o.quantity <= max)) throw new PolicyDenied(`max-quantity:${o.symbol}`, `order quantity ${o.quantity} ${o.symbol} exceeds ${max}`);
+    }
+  }
+}
+
+/** Caller-chosen timing: nothing signed now may become valid only later (a pre-signed replay). */
+export function checkTiming(policy: KeyPolicy, now: number, caller: { timestampMs?: number; nonceMs?: number; expires?: number; recvWindowMs?: number }): void {
+  const skew = policy.maxSkewMs ?? DEFAULT_MAX_SKEW_MS;
+  if (caller.timestampMs !== undefined && caller.timestampMs > now + skew) {
+    throw new PolicyDenied("timestamp-skew", `timestamp is ${caller.timestampMs - now} ms ahead of custos's clock (allowed ${skew} ms)`);
+  }
+  if (caller.nonceMs !== undefined && caller.nonceMs > now + skew) {
+    throw new PolicyDenied("nonce-skew", `nonce is ${caller.nonceMs - now} ms ahead of custos's clock (allowed ${skew} ms)`);
+  }
+  if (caller.expires !== undefined) {
+    const maxExpiry = policy.maxExpirySeconds ?? DEFAULT_MAX_EXPIRY_SECONDS;
+    if (caller.expires * 1000 > now + maxExpiry * 1000 + skew) throw new PolicyDenied("expiry", `expiry is more than ${maxExpiry} s ahead`);
+  }
+  if (caller.recvWindowMs !== undefined && caller.recvWindowMs > (policy.maxRecvWindowMs ?? DEFAULT_MAX_RECV_WINDOW_MS)) {
+    throw new PolicyDenied("recv-window", `receive window ${caller.recvWindowMs} ms exceeds ${policy.maxRecvWindowMs ?? DEFAULT_MAX_RECV_WINDOW_MS} ms`);
+  }
+}
+
+/** A stored policy (JSON) → KeyPolicy; shape errors are INVALID_ARGUMENT (checked at proposal time too). */
+export function parsePolicy(json: string | undefined): KeyPolicy {
+  if (!json) return {};
+  const p = JSON.parse(json) as KeyPolicy;
+  validatePolicy(p);
+  return p;
+}
+
+const CLASSES: readonly EndpointClass[] = ["trade", "read", "account", "transfer", "withdraw", "key-management", "unknown"];
+
+export function validatePolicy(p: unknown): asserts p is KeyPolicy {
+  const bad = (m: string): never => {
+    throw new CustosError("INVALID_ARGUMENT", `policy: ${m}`);
+  };
+  if (typeof p !== "object" || p === null || Array.isArray(p)) bad("must be a JSON object");
+  const o = p as Record<string, unknown>;
+  const known = new Set(["allowClasses", "rules", "symbols", "maxQuantity", "maxSkewMs", "maxExpirySeconds", "maxRecvWindowMs", "allowRawSign"]);
+  for (const k of Object.keys(o)) if (!known.has(k)) bad(`unknown setting ${k}`);
+  if (o.allowClasses !== undefined && !(Array.isArray(o.allowClasses) && o.allowClasses.every((c) => CLASSES.includes(c as EndpointClass)))) bad(`allowClasses must list classes from ${CLASSES.join(", ")}`);
+  if (o.rules !== undefined) {
+    if (!Array.isArray(o.rules)) bad("rules must be a list");
+    for (const r of o.rules as PathRule[]) {
+      if (typeof r?.id !== "string" || !r.id || (r.effect !== "allow" && r.effect !== "deny") || typeof r.path !== "string" || !r.path.startsWith("/")) bad("each rule needs an id, effect allow|deny and a path starting with /");
+    }
+  }
+  if (o.symbols !== undefined && !(Array.isArray(o.symbols) && o.symbols.every((s) => typeof s === "string"))) bad("symbols must be a list of strings");
+  if (o.maxQuantity !== undefined && !(typeof o.maxQuantity === "object" && o.maxQuantity !== null && Object.values(o.maxQuantity).every((v) => typeof v === "number" && v > 0))) bad("maxQuantity maps symbols to positive numbers");
+  for (const k of ["maxSkewMs", "maxExpirySeconds", "maxRecvWindowMs"]) if (o[k] !== undefined && !(typeof o[k] === "number" && (o[k] as number) >= 0)) bad(`${k} must be a non-negative number`);
+  if (o.allowRawSign !== undefined && typeof o.allowRawSign !== "boolean") bad("allowRawSign is true or false");
+}
+
+/** `*` within one path segment, `**` across segments; everything else literal. */
+export function globMatch(pattern: string, path: string): boolean {
+  const re = pattern
+    .split("**")
+    .map((part) => part.split("*").map(escapeRegExp).join("[^/]*"))
+    .join(".*");
+  return new RegExp(`^${re}$`).test(path);
+}
+
+function escapeRegExp(s: string): string {
+  return s.replace(/[.+?^${}()|[\]\\]/g, "\\$&");
+}
