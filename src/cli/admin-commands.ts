@@ -163,6 +163,52 @@ function grantCommand(cmd: Command): void {
     });
 }
 
+export function registerSignRequestCommand(program: Command): void {
+  withConnection(program.command("sign-request"))
+    .description("sign an exchange REST request through the key's dialect and policy; prints one JSON object")
+    .requiredOption("--key <id>", "key id")
+    .requiredOption("--method <m>", "GET | POST | PUT | DELETE")
+    .requiredOption("--path <p>", "path without host or query, e.g. /fapi/v1/order")
+    .option("--query <q>", "the exact query string (without ?)", "")
+    .option("--body <b>", "the exact body", "")
+    .option("--timestamp <ms>", "caller-chosen timestamp (ms); default: custos's clock")
+    .option("--nonce <n>", "caller-chosen nonce")
+    .option("--expires <s>", "caller-chosen expiry (seconds since the epoch)")
+    .option("--recv-window <ms>", "receive window (Binance, Bybit)")
+    .option("--version <n>", "pin a key version")
+    .action(async (o: Opts) => {
+      const { signer } = connect(connectOpts(o), "client");
+      const passphrase = process.env.CUSTOS_API_PASSPHRASE ?? ""; // OKX, Bitget, KuCoin; never argv
+      const res = await unary(signer, "signExchangeRequest", {
+        keyId: o.key!,
+        version: o.version ? Number(o.version) : 0,
+        method: o.method!.toUpperCase(),
+        path: o.path!,
+        query: o.query ?? "",
+        queryParams: [],
+        body: Buffer.from(o.body ?? "", "utf8"),
+        timestampMs: o.timestamp ?? "0",
+        nonce: o.nonce ?? "",
+        expires: o.expires ?? "0",
+        recvWindowMs: o.recvWindow ? Number(o.recvWindow) : 0,
+        passphrase,
+      }).finally(() => signer.close());
+      console.log(
+        JSON.stringify({
+          headers: Object.fromEntries(res.headers.map((h) => [h.name, h.value])),
+          params: res.params.map((p) => [p.name, p.value]),
+          query: res.query,
+          body: res.body.toString("utf8"),
+          signature: res.signature,
+          timestamp: res.timestamp,
+          keyVersion: res.keyVersion,
+          apiKeyId: res.apiKeyId,
+          endpointClass: res.endpointClass,
+        }),
+      );
+    });
+}
+
 export function registerSignCommand(program: Command): void {
   withConnection(program.command("sign"))
     .description("sign a payload with a key (prints the signature on the last line)")

@@ -5,7 +5,7 @@ import { defaultSofthsmModule, loadConfig } from "../config/config.js";
 import { createSecretFile, readSecretEnv, readSecretFile } from "../config/secrets.js";
 import { CustosError } from "../errors.js";
 import { createLogger } from "../log.js";
-import { registerClientCommands, registerKeyCommands, registerSignCommand } from "./admin-commands.js";
+import { registerClientCommands, registerKeyCommands, registerSignCommand, registerSignRequestCommand } from "./admin-commands.js";
 import { registerGovernanceCommands, registerKeyLifecycleCommands } from "./governance-commands.js";
 import { CliError, dataDirOf, describeRpcError } from "./context.js";
 
@@ -201,6 +201,7 @@ registerKeyCommands(program);
 registerKeyLifecycleCommands(program);
 registerClientCommands(program);
 registerSignCommand(program);
+registerSignRequestCommand(program);
 registerGovernanceCommands(program);
 
 export async function main(argv: string[]): Promise<void> {

@@ -2,6 +2,7 @@ import { CustosError } from "../errors.js";
 import { isSigningAlgorithm, type SigningAlgorithm } from "../hsm/algorithms.js";
 import type { ImportEnvelope } from "../hsm/envelope.js";
 import type { Environment } from "../keys/model.js";
+import { validatePolicy } from "../policy/policy.js";
 import { allowList } from "../signing/directory.js";
 import type { ProposalKind } from "./proposal.js";
 
@@ -70,15 +71,17 @@ export function validateInput(input: ProposalInput): void {
       allowList(input.cidrs); // throws INVALID_ARGUMENT on a bad CIDR
       for (const k of input.keyIds) if (!KEY_ID.test(k)) throw invalid(`invalid key id ${JSON.stringify(k)}`);
       return;
-    case "set_policy":
+    case "set_policy": {
       if (!KEY_ID.test(input.keyId)) throw invalid("invalid key id");
+      let p: unknown;
       try {
-        const p: unknown = JSON.parse(input.policyJson);
-        if (typeof p !== "object" || p === null || Array.isArray(p)) throw new Error("not an object");
+        p = JSON.parse(input.policyJson);
       } catch {
-        throw invalid("policy must be a JSON object");
+        throw invalid("policy must be JSON");
       }
+      validatePolicy(p); // the same check the signer applies when it loads the policy
       return;
+    }
     case "add_officer":
       if (!OFFICER_ID.test(input.officer.id)) throw invalid("officer id must be 1–32 of [a-z0-9._-]");
       if (!input.officer.identity) throw invalid("officer certificate identity is required");
