@@ -1,0 +1,158 @@
+import assert from "node:assert/strict";
+import { createHmac } from "node:crypto";
+import { after, before, describe, it } from "node:test";
+import { status } from "@grpc/grpc-js";
+import { unary } from "../../src/client/connection.js";
+import { SignatureEncoding, type ExchangeRequest } from "../../src/gen/custos/v1/signer.js";
+import { dialectExchanges, dialectFor } from "../../src/exchanges/registry.js";
+import { expectDenied, importSecret, proposeAndApprove, startInProcess, waitForAudit, type InProcessService } from "../helpers/harness.js";
+
+/**
+ * Exchange-aware signing through the real service: the embedded default (SoftHSM2 token,
+ * gRPC over mTLS, SQLite), keys imported by proposal, the dev trading client signing.
+ */
+
+// Binance's documented HMAC example (Binance API docs, "SIGNED Endpoint Examples for POST /api/v3/order").
+const BINANCE_SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j";
+const BINANCE_API_KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A";
+const BINANCE_QUERY = "symbol=LTCBTC&side=BUY&type=LIMIT&timeInForce=GTC&quantity=1&price=0.1&recvWindow=5000";
+const BINANCE_SIGNATURE = "c8db56825ae71d6d79447849e617115f4a920fa2acdcab2b053c4b2838bd6b71";
+
+/** One withdrawal request per exchange, from its API documentation. */
+const WITHDRAWALS: Record<string, { method: string; path: string; query?: string; body?: string }> = {
+  binance: { method: "POST", path: "/sapi/v1/capital/withdraw/apply", query: "coin=USDT&address=TXYZ&amount=1000&network=TRX" },
+  bybit: { method: "POST", path: "/v5/asset/withdraw/create", body: '{"coin":"USDT","chain":"ETH","address":"0xabc","amount":"1000","timestamp":1700000000000}' },
+  okx: { method: "POST", path: "/api/v5/asset/withdrawal", body: '{"ccy":"USDT","amt":"1000","dest":"4","toAddr":"0xabc","fee":"1","chain":"USDT-ERC20"}' },
+  deribit: { method: "GET", path: "/api/v2/private/withdraw", query: "currency=BTC&address=bc1qxyz&amount=1" },
+  bitmex: { method: "POST", path: "/api/v1/user/requestWithdrawal", body: '{"currency":"XBt","amount":100000000,"address":"bc1qxyz"}' },
+  krakenfutures: { method: "POST", path: "/derivatives/api/v3/withdrawal", query: "amount=1&currency=xbt" },
+  bitget: { method: "POST", path: "/api/v2/spot/wallet/withdrawal", body: '{"coin":"USDT","transferType":"on_chain","address":"0xabc","chain":"trc20","size":"1000"}' },
+  gate: { method: "POST", path: "/api/v4/withdrawals", body: '{"currency":"USDT","address":"0xabc","amount":"1000","chain":"TRX"}' },
+  kucoinfutures: { method: "POST", path: "/api/v1/withdrawals", body: '{"currency":"USDT","address":"0xabc","amount":1000,"chain":"trc20"}' },
+};
+
+function request(keyId: string, r: { method: string; path: string; query?: string; body?: string }, extra: Partial<ExchangeRequest> = {}): ExchangeRequest {
+  return {
+    keyId,
+    version: 0,
+    method: r.method,
+    path: r.path,
+    query: r.query ?? "",
+    queryParams: [],
+    body: Buffer.from(r.body ?? ""),
+    timestampMs: "0",
+    nonce: "",
+    expires: "0",
+    recvWindowMs: 0,
+    passphrase: "test-passphrase",
+    ...extra,
+  };
+}
+
+describe("exchange-aware signing through the service", () => {
+  let svc: InProcessService;
+  const sign = (r: ExchangeRequest) => unary(svc.signer, "signExchangeRequest", r);
+  const rawSign = (keyId: string) => unary(svc.signer, "sign", { keyId, version: 0, payload: Buffer.from("anything"), encoding: SignatureEncoding.SIGNATURE_ENCODING_HEX });
+  const setPolicy = async (keyId: string, policy: unknown) => {
+    const p = await proposeAndApprove(svc.custody, { kind: { $case: "setPolicy", setPolicy: { keyId, policyJson: JSON.stringify(policy) } }, ttlSeconds: 0 });
+    assert.equal(p.state, "executed", p.failure);
+  };
+  /** The rule id a denial carried (trailer), asserting it is a POLICY_DENIED. */
+  const deniedRule = async (call: Promise<unknown>): Promise<string> => {
+    try {
+      await call;
+    } catch (e) {
+      const err = e as { code: number; metadata: { get(k: string): unknown[] } };
+      assert.equal(err.code, status.PERMISSION_DENIED);
+      assert.equal(String(err.metadata.get("custos-reason")[0]), "POLICY_DENIED");
+      return String(err.metadata.get("custos-rule")[0]);
+    }
+    assert.fail("expected a policy denial");
+  };
+
+  before(async () => {
+    svc = await startInProcess();
+    await importSecret(svc.custody, "bn", Buffer.from(BINANCE_SECRET), { exchange: "binance", apiKeyId: BINANCE_API_KEY });
+  });
+  after(async () => svc?.stop());
+
+  it("signs Binance's documented order example in SoftHSM2, byte for byte", async () => {
+    const res = await sign(request("bn", { method: "POST", path: "/api/v3/order", query: BINANCE_QUERY }, { timestampMs: "1499827319559" }));
+    assert.equal(res.signature, BINANCE_SIGNATURE);
+    assert.equal(res.query, `${BINANCE_QUERY}&timestamp=1499827319559&signature=${BINANCE_SIGNATURE}`);
+    assert.deepEqual(res.headers.map((h) => [h.name, h.value]), [["X-MBX-APIKEY", BINANCE_API_KEY]]);
+    assert.equal(res.timestamp, "1499827319559");
+    assert.equal(res.endpointClass, "trade");
+    assert.equal(res.keyVersion, 1);
+    const e = await waitForAudit(svc.dir, { kind: "sign.request", outcome: "allowed", key: "bn" });
+    assert.deepEqual([e.details?.class, e.details?.path, e.details?.method], ["trade", "/api/v3/order", "POST"]);
+  });
+
+  it("owns the timestamp: without one it uses its own clock", async () => {
+    const before = Date.now();
+    const res = await sign(request("bn", { method: "POST", path: "/fapi/v1/order", query: "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=0.01" }));
+    const ts = Number(res.timestamp);
+    assert.ok(ts >= before && ts <= Date.now(), `timestamp ${ts} is custos's clock`);
+    const signed = res.query.slice(0, res.query.lastIndexOf("&signature="));
+    assert.equal(res.signature, createHmac("sha256", BINANCE_SECRET).update(signed).digest("hex"));
+  });
+
+  it("refuses a caller timestamp beyond the allowed skew (a pre-signed order), audited with the rule", async () => {
+    const rule = await deniedRule(sign(request("bn", { method: "POST", path: "/fapi/v1/order", query: "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=0.01" }, { timestampMs: String(Date.now() + 3_600_000) })));
+    assert.equal(rule, "timestamp-skew");
+    // Sign decisions are batched (flushed every 50 ms in tests).
+    const e = await waitForAudit(svc.dir, { kind: "sign.request", outcome: "denied", reason: "POLICY_DENIED" });
+    assert.equal(e.details?.rule, "timestamp-skew");
+  });
+
+  it("denies a withdrawal on every exchange by default, naming the class", async () => {
+    for (const exchange of dialectExchanges()) {
+      const w = WITHDRAWALS[exchange];
+      assert.ok(w, `a withdrawal example for ${exchange}`);
+      const keyId = `wd-${exchange}`;
+      const dialect = dialectFor(exchange)!;
+      await importSecret(svc.custody, keyId, Buffer.from("c2VjcmV0LWZvci13aXRoZHJhd2FsLXRlc3RzLTEyMzQ1Njc4", dialect.secretEncoding === "base64" ? "base64" : "utf8"), { exchange, algorithm: dialect.algorithm });
+      assert.equal(await deniedRule(sign(request(keyId, w))), "class:withdraw", exchange);
+    }
+  });
+
+  it("symbol allowlist and order size come from the key's policy (a quorum decision)", async () => {
+    await importSecret(svc.custody, "bn-policy", Buffer.from(BINANCE_SECRET), { exchange: "binance", apiKeyId: BINANCE_API_KEY });
+    await setPolicy("bn-policy", { symbols: ["BTCUSDT"], maxQuantity: { BTCUSDT: 1 } });
+    const order = (symbol: string, quantity: string) => request("bn-policy", { method: "POST", path: "/fapi/v1/order", query: `symbol=${symbol}&side=BUY&type=MARKET&quantity=${quantity}` });
+    assert.equal((await sign(order("BTCUSDT", "0.5"))).endpointClass, "trade");
+    assert.equal(await deniedRule(sign(order("ETHUSDT", "0.5"))), "symbols");
+    assert.equal(await deniedRule(sign(order("BTCUSDT", "2"))), "max-quantity:BTCUSDT");
+  });
+
+  it("refuses raw Sign on a dialect key unless its policy allows raw signing", async () => {
+    assert.equal(await deniedRule(rawSign("bn")), "raw-sign");
+    await importSecret(svc.custody, "bn-raw", Buffer.from(BINANCE_SECRET), { exchange: "binance" });
+    await setPolicy("bn-raw", { allowRawSign: true });
+    const res = await rawSign("bn-raw");
+    assert.equal(res.signatureText, createHmac("sha256", BINANCE_SECRET).update("anything").digest("hex"));
+  });
+
+  it("answers NO_DIALECT for an exchange request on a key without a dialect", async () => {
+    await importSecret(svc.custody, "plain", Buffer.from("0123456789abcdef0123456789abcdef"));
+    await expectDenied(sign(request("plain", { method: "GET", path: "/x" })), status.FAILED_PRECONDITION, "NO_DIALECT");
+  });
+
+  it("signs exchange requests inside a SignStream, denials keep the stream open", async () => {
+    const stream = svc.signer.signStream();
+    const answers = new Map<string, { $case: string; rule?: string; signature?: string }>();
+    const done = new Promise<void>((resolve, reject) => {
+      stream.on("data", (m: { requestId: string; result?: { $case: string; exchangeResponse?: { signature: string }; denial?: { rule: string } } }) => {
+        answers.set(m.requestId, { $case: m.result!.$case, rule: m.result!.denial?.rule, signature: m.result!.exchangeResponse?.signature });
+        if (answers.size === 2) stream.end();
+      });
+      stream.on("end", resolve);
+      stream.on("error", reject);
+    });
+    stream.write({ requestId: "1", kind: { $case: "exchangeRequest", exchangeRequest: request("bn", { method: "POST", path: "/api/v3/order", query: BINANCE_QUERY }, { timestampMs: "1499827319559" }) } });
+    stream.write({ requestId: "2", kind: { $case: "exchangeRequest", exchangeRequest: request("bn", WITHDRAWALS.binance!) } });
+    await done;
+    assert.deepEqual(answers.get("1"), { $case: "exchangeResponse", rule: undefined, signature: BINANCE_SIGNATURE });
+    assert.deepEqual(answers.get("2"), { $case: "denial", rule: "class:withdraw", signature: undefined });
+  });
+});
