@@ -4,6 +4,7 @@ import { ALGORITHM_ENUM } from "../transport/grpc/enums.js";
 import { Environment, type CustodyClient, type KeyInfo, type WrappedKeyEnvelope } from "../gen/custos/v1/custody.js";
 import { isSigningAlgorithm, type SigningAlgorithm } from "../hsm/algorithms.js";
 import { buildEnvelope, padHmacSecret } from "../hsm/envelope.js";
+import { dialectFor } from "../exchanges/registry.js";
 import { SignatureEncoding } from "../gen/custos/v1/signer.js";
 import { CliError, connect, pinnedFingerprint } from "./context.js";
 import { connectOpts, proposeFromCli, reportProposal, type Opts } from "./officer-context.js";
@@ -29,16 +30,18 @@ export function registerKeyCommands(program: Command): void {
     .requiredOption("--key <id>", "key id, e.g. binance-main")
     .requiredOption("--exchange <name>", "exchange, e.g. binance")
     .option("--api-key-id <id>", "the exchange's public API key (returned with signatures)", "")
-    .option("--algorithm <alg>", "hmac-sha256 | hmac-sha384 | hmac-sha512", "hmac-sha256")
+    .option("--algorithm <alg>", "hmac-sha256 | hmac-sha384 | hmac-sha512 (default: the exchange's, else hmac-sha256)")
     .option("--environment <env>", "mainnet | testnet", "mainnet")
     .option("--label <text>", "human-readable label")
     .option("--max-age-days <n>", "rotation due after this many days (default 45)")
     .option("--fingerprint <sha256:hex>", "pinned wrapping-key fingerprint (default: DIR/wrapping-key.fingerprint)")
     .action(async (o: Opts) => {
-      const algorithm = o.algorithm!;
+      const dialect = dialectFor(o.exchange!);
+      const algorithm = o.algorithm ?? dialect?.algorithm ?? "hmac-sha256";
       if (!isSigningAlgorithm(algorithm)) throw new CliError(`unknown algorithm ${algorithm}`);
+      if (dialect && dialect.algorithm !== algorithm) throw new CliError(`${o.exchange} signs with ${dialect.algorithm}, not ${algorithm}`);
       if (o.environment !== "mainnet" && o.environment !== "testnet") throw new CliError("--environment must be mainnet or testnet");
-      const envelope = await wrapSecretFromInput(o, algorithm, `secret for ${o.key}: `);
+      const envelope = await wrapSecretFromInput(o, algorithm, `secret for ${o.key}: `, o.exchange!);
       const p = await proposeFromCli(o, {
         kind: {
           $case: "importKey",
@@ -82,7 +85,7 @@ function formatKey(k: KeyInfo): string {
  * Reads an exchange secret (stdin or hidden prompt), checks the service's wrapping key against
  * the pinned fingerprint, wraps the secret on this machine and zero-fills the plaintext.
  */
-export async function wrapSecretFromInput(o: Opts, algorithm: SigningAlgorithm, prompt: string): Promise<WrappedKeyEnvelope> {
+export async function wrapSecretFromInput(o: Opts, algorithm: SigningAlgorithm, prompt: string, exchange: string): Promise<WrappedKeyEnvelope> {
   const opts = connectOpts(o);
   const pinned = pinnedFingerprint({ dataDir: opts.dataDir, ...(o.fingerprint ? { fingerprint: o.fingerprint } : {}) });
   const { custody } = connect(opts, "officer");
@@ -95,15 +98,26 @@ export async function wrapSecretFromInput(o: Opts, algorithm: SigningAlgorithm, 
   if (wrapping.fingerprint !== pinned) {
     throw new CliError(`wrapping key fingerprint ${wrapping.fingerprint} does not match the pinned ${pinned}: refusing to import`);
   }
-  const secret = await readSecret(prompt);
+  const typed = await readSecret(prompt);
+  // Some exchanges hand out a base64 secret but sign with the decoded bytes (Kraken Futures):
+  // the HSM must hold what the HMAC uses.
+  const secret = dialectFor(exchange)?.secretEncoding === "base64" ? decodeBase64Secret(typed) : typed;
   const padded = padHmacSecret(secret, algorithm);
   try {
     // buildEnvelope also checks the SPKI against the fingerprint it was served with.
     return buildEnvelope(padded, { spkiPem: wrapping.spkiPem, fingerprint: pinned, oaepHash: wrapping.oaepHash as "sha1" | "sha256" });
   } finally {
+    typed.fill(0);
     secret.fill(0);
     padded.fill(0);
   }
+}
+
+/** A base64 secret (whitespace ignored) → its bytes; refuses anything that is not base64. */
+function decodeBase64Secret(typed: Buffer): Buffer {
+  const text = typed.toString("latin1").replace(/\s+/g, "");
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(text) || text.length % 4 !== 0) throw new CliError("this exchange's secret is base64: the input is not");
+  return Buffer.from(text, "base64");
 }
 
 /** The client's current access, to change one part of it in a set_grants proposal. */

@@ -182,7 +182,7 @@ export function registerKeyLifecycleCommands(program: Command): void {
       if (!current) throw new CliError(`no key ${o.key}`);
       const algorithm = ({ 1: "hmac-sha256", 2: "hmac-sha384", 3: "hmac-sha512" } as Record<number, string>)[current.algorithm] ?? "";
       if (!isSigningAlgorithm(algorithm)) throw new CliError(`key ${o.key} has an unsupported algorithm`);
-      const envelope = await wrapSecretFromInput(o, algorithm, `new secret for ${o.key}: `);
+      const envelope = await wrapSecretFromInput(o, algorithm, `new secret for ${o.key}: `, current.exchange);
       const p = await proposeFromCli(o, { kind: { $case: "rotateKey", rotateKey: { keyId: o.key!, envelope, apiKeyId: o.apiKeyId ?? "", graceSeconds: parseDuration(o.grace!) } }, ttlSeconds: 0 });
       reportProposal(p, `rotated ${o.key}: version ${current.versions.length + 1} active`);
     });
