@@ -15,7 +15,8 @@ import { expectDenied, importSecret, proposeAndApprove, startInProcess, waitForA
 // Binance's documented HMAC example (Binance API docs, "SIGNED Endpoint Examples for POST /api/v3/order").
 const BINANCE_SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j";
 const BINANCE_API_KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A";
-const BINANCE_QUERY = "symbol=LTCBTC&side=BUY&type=LIMIT&timeInForce=GTC&quantity=1&price=0.1&recvWindow=5000";
+// The docs' query ends "&recvWindow=5000&timestamp=1499827319559"; custos appends both (it owns them).
+const BINANCE_QUERY = "symbol=LTCBTC&side=BUY&type=LIMIT&timeInForce=GTC&quantity=1&price=0.1";
 const BINANCE_SIGNATURE = "c8db56825ae71d6d79447849e617115f4a920fa2acdcab2b053c4b2838bd6b71";
 
 /** One withdrawal request per exchange, from its API documentation. */
@@ -77,9 +78,10 @@ describe("exchange-aware signing through the service", () => {
   after(async () => svc?.stop());
 
   it("signs Binance's documented order example in SoftHSM2, byte for byte", async () => {
-    const res = await sign(request("bn", { method: "POST", path: "/api/v3/order", query: BINANCE_QUERY }, { timestampMs: "1499827319559" }));
+    const res = await sign(request("bn", { method: "POST", path: "/api/v3/order", query: BINANCE_QUERY }, { timestampMs: "1499827319559", recvWindowMs: 5000 }));
     assert.equal(res.signature, BINANCE_SIGNATURE);
-    assert.equal(res.query, `${BINANCE_QUERY}&timestamp=1499827319559&signature=${BINANCE_SIGNATURE}`);
+    assert.equal(res.query, `${BINANCE_QUERY}&recvWindow=5000&timestamp=1499827319559&signature=${BINANCE_SIGNATURE}`);
+    assert.deepEqual(res.params.map((p) => [p.name, p.value]), [["recvWindow", "5000"], ["timestamp", "1499827319559"], ["signature", BINANCE_SIGNATURE]]);
     assert.deepEqual(res.headers.map((h) => [h.name, h.value]), [["X-MBX-APIKEY", BINANCE_API_KEY]]);
     assert.equal(res.timestamp, "1499827319559");
     assert.equal(res.endpointClass, "trade");
@@ -149,7 +151,7 @@ describe("exchange-aware signing through the service", () => {
       stream.on("end", resolve);
       stream.on("error", reject);
     });
-    stream.write({ requestId: "1", kind: { $case: "exchangeRequest", exchangeRequest: request("bn", { method: "POST", path: "/api/v3/order", query: BINANCE_QUERY }, { timestampMs: "1499827319559" }) } });
+    stream.write({ requestId: "1", kind: { $case: "exchangeRequest", exchangeRequest: request("bn", { method: "POST", path: "/api/v3/order", query: BINANCE_QUERY }, { timestampMs: "1499827319559", recvWindowMs: 5000 }) } });
     stream.write({ requestId: "2", kind: { $case: "exchangeRequest", exchangeRequest: request("bn", WITHDRAWALS.binance!) } });
     await done;
     assert.deepEqual(answers.get("1"), { $case: "exchangeResponse", rule: undefined, signature: BINANCE_SIGNATURE });
