@@ -1,0 +1,249 @@
+/**
+ * Bitget v2 REST signing (futures "mix" first), from the official documentation:
+ * https://www.bitget.com/api-doc/common/signature
+ *
+ *   ACCESS-SIGN = base64(HMAC-SHA256(secret, timestamp + METHOD + requestPath [+ "?" + queryString] + body))
+ *
+ * `timestamp` is milliseconds since the epoch and equals ACCESS-TIMESTAMP; the "?" is only
+ * there when the query string is not empty. The query string is signed without URL encoding
+ * (ccxt's bitget.js signs `rawencode` while it sends `urlencode`, for the same reason).
+ */
+import { CustosError } from "../errors.js";
+import type { Dialect, EndpointClass, ExchangeRequest, PreparedRequest, SigningContext } from "./dialect.js";
+
+type Method = ExchangeRequest["method"];
+type OrderFact = { symbol: string; quantity: number };
+
+interface Route {
+  readonly methods: readonly Method[] | "any";
+  readonly path: RegExp;
+  readonly cls: EndpointClass;
+  /** Orders the endpoint places or resizes, read from the parsed JSON body. */
+  readonly orders?: (body: unknown) => OrderFact[];
+}
+
+const exact = (p: string): RegExp => new RegExp(`^${p.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`);
+/** The path and everything below it. */
+const family = (p: string): RegExp => new RegExp(`^${p.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}(?:/.*)?$`);
+
+const GET: readonly Method[] = ["GET"];
+const POST: readonly Method[] = ["POST"];
+
+/** `size` is the order quantity in base coin (place-order), required. */
+const placed = (body: unknown): OrderFact[] => (isObject(body) ? [{ symbol: str(body.symbol), quantity: quantity(body.size) }] : []);
+/** batch-place-order: one symbol for the batch, `size` per entry of `orderList`. */
+const batch = (body: unknown): OrderFact[] => {
+  if (!isObject(body)) return [];
+  const symbol = str(body.symbol);
+  const list = Array.isArray(body.orderList) ? body.orderList : [body.orderList];
+  return list.map((o) => ({ symbol, quantity: quantity(isObject(o) ? o.size : undefined) }));
+};
+/** Modify endpoints: only a present size field changes the quantity. */
+const resized = (field: string) => (body: unknown): OrderFact[] =>
+  isObject(body) && body[field] !== undefined && body[field] !== "" ? [{ symbol: str(body.symbol), quantity: quantity(body[field]) }] : [];
+
+const MIX = "/api/v2/mix";
+
+/**
+ * Endpoint table, first match wins. Paths from the v2 reference (https://www.bitget.com/api-doc/contract/intro,
+ * .../spot/intro, .../common/intro); anything not listed is `unknown`. Spot order endpoints are not
+ * listed: a spot market-buy `size` is in quote coin, which the quantity limits cannot express.
+ */
+const ROUTES: readonly Route[] = [
+  // withdrawals and key management first: whole families, any method
+  { methods: "any", path: exact("/api/v2/spot/wallet/withdrawal"), cls: "withdraw" },
+  { methods: "any", path: exact("/api/v2/spot/wallet/cancel-withdrawal"), cls: "withdraw" },
+  { methods: "any", path: exact("/api/v2/spot/wallet/withdrawal-records"), cls: "withdraw" },
+  { methods: "any", path: exact("/api/v2/broker/account/subaccount-withdrawal"), cls: "withdraw" },
+  { methods: "any", path: family("/api/v2/user"), cls: "key-management" },
+  { methods: "any", path: family("/api/v2/broker/manage"), cls: "key-management" },
+  { methods: "any", path: exact("/api/v2/broker/account/create-subaccount"), cls: "key-management" },
+  { methods: "any", path: exact("/api/v2/broker/account/modify-subaccount"), cls: "key-management" },
+  { methods: "any", path: exact("/api/v2/spot/wallet/transfer"), cls: "transfer" },
+  { methods: "any", path: exact("/api/v2/spot/wallet/subaccount-transfer"), cls: "transfer" },
+  { methods: "any", path: exact("/api/v2/spot/wallet/transfer-coin-info"), cls: "transfer" },
+  { methods: "any", path: exact("/api/v2/spot/account/transferRecords"), cls: "transfer" },
+  { methods: "any", path: exact("/api/v2/spot/account/sub-main-trans-record"), cls: "transfer" },
+  // futures orders
+  { methods: POST, path: exact(`${MIX}/order/place-order`), cls: "trade", orders: placed },
+  { methods: POST, path: exact(`${MIX}/order/batch-place-order`), cls: "trade", orders: batch },
+  { methods: POST, path: exact(`${MIX}/order/place-plan-order`), cls: "trade", orders: placed },
+  { methods: POST, path: exact(`${MIX}/order/place-tpsl-order`), cls: "trade", orders: resized("size") },
+  { methods: POST, path: exact(`${MIX}/order/place-pos-tpsl`), cls: "trade" },
+  { methods: POST, path: exact(`${MIX}/order/modify-order`), cls: "trade", orders: resized("newSize") },
+  { methods: POST, path: exact(`${MIX}/order/modify-plan-order`), cls: "trade", orders: resized("newSize") },
+  { methods: POST, path: exact(`${MIX}/order/modify-tpsl-order`), cls: "trade", orders: resized("size") },
+  { methods: POST, path: exact(`${MIX}/order/cancel-order`), cls: "trade" },
+  { methods: POST, path: exact(`${MIX}/order/batch-cancel-orders`), cls: "trade" },
+  { methods: POST, path: exact(`${MIX}/order/cancel-all-orders`), cls: "trade" },
+  { methods: POST, path: exact(`${MIX}/order/cancel-plan-order`), cls: "trade" },
+  { methods: POST, path: exact(`${MIX}/order/close-positions`), cls: "trade" },
+  { methods: POST, path: exact(`${MIX}/account/set-leverage`), cls: "trade" },
+  { methods: POST, path: exact(`${MIX}/account/set-margin`), cls: "trade" },
+  { methods: POST, path: exact(`${MIX}/account/set-margin-mode`), cls: "trade" },
+  { methods: POST, path: exact(`${MIX}/account/set-position-mode`), cls: "trade" },
+  { methods: POST, path: exact(`${MIX}/account/set-auto-margin`), cls: "trade" },
+  { methods: GET, path: exact(`${MIX}/order/detail`), cls: "read" },
+  { methods: GET, path: exact(`${MIX}/order/orders-pending`), cls: "read" },
+  { methods: GET, path: exact(`${MIX}/order/orders-history`), cls: "read" },
+  { methods: GET, path: exact(`${MIX}/order/fills`), cls: "read" },
+  { methods: GET, path: exact(`${MIX}/order/fill-history`), cls: "read" },
+  { methods: GET, path: exact(`${MIX}/order/orders-plan-pending`), cls: "read" },
+  { methods: GET, path: exact(`${MIX}/order/orders-plan-history`), cls: "read" },
+  { methods: GET, path: exact(`${MIX}/order/plan-sub-order`), cls: "read" },
+  { methods: GET, path: exact(`${MIX}/account/account`), cls: "account" },
+  { methods: GET, path: exact(`${MIX}/account/accounts`), cls: "account" },
+  { methods: GET, path: exact(`${MIX}/account/sub-account-assets`), cls: "account" },
+  { methods: GET, path: exact(`${MIX}/account/bill`), cls: "account" },
+  { methods: GET, path: exact(`${MIX}/account/open-count`), cls: "account" },
+  { methods: GET, path: exact(`${MIX}/account/max-open`), cls: "account" },
+  { methods: GET, path: exact(`${MIX}/account/liq-price`), cls: "account" },
+  { methods: GET, path: exact(`${MIX}/position/single-position`), cls: "account" },
+  { methods: GET, path: exact(`${MIX}/position/all-position`), cls: "account" },
+  { methods: GET, path: exact(`${MIX}/position/history-position`), cls: "account" },
+  { methods: GET, path: exact("/api/v2/account/all-account-balance"), cls: "account" },
+  { methods: GET, path: exact("/api/v2/spot/account/info"), cls: "account" },
+  { methods: GET, path: exact("/api/v2/spot/account/assets"), cls: "account" },
+  { methods: GET, path: exact("/api/v2/spot/account/bills"), cls: "account" },
+  { methods: GET, path: exact("/api/v2/common/trade-rate"), cls: "account" },
+];
+
+function routeOf(req: ExchangeRequest): Route | undefined {
+  return ROUTES.find((r) => (r.methods === "any" || r.methods.includes(req.method)) && r.path.test(req.path));
+}
+
+/** Bitget v2 (`exchange: "bitget"`): base64 HMAC-SHA256, passphrase sent as is. */
+export class BitgetDialect implements Dialect {
+  readonly exchange = "bitget";
+  readonly algorithm = "hmac-sha256" as const;
+  readonly secretEncoding = "utf8" as const;
+
+  classify(req: ExchangeRequest): EndpointClass {
+    return routeOf(req)?.cls ?? "unknown";
+  }
+
+  symbols(req: ExchangeRequest): string[] {
+    const out = queryValues(req.query, "symbol");
+    collectSymbols(parseBody(req.body), out, 0);
+    return [...new Set(out)];
+  }
+
+  orders(req: ExchangeRequest): OrderFact[] {
+    const extract = routeOf(req)?.orders;
+    return extract ? extract(parseBody(req.body)) : [];
+  }
+
+  prepare(req: ExchangeRequest, ctx: SigningContext): PreparedRequest {
+    checkRequest(req, ctx);
+    if (!ctx.passphrase) throw new CustosError("INVALID_ARGUMENT", "bitget keys need the API passphrase");
+    if (!/^[\x20-\x7e]+$/.test(ctx.passphrase)) throw new CustosError("INVALID_ARGUMENT", "the API passphrase must be printable ASCII (it is sent as a header)");
+    const passphrase = ctx.passphrase;
+    const timestamp = String(ctx.timestamp);
+    const query = unencoded(req.query);
+    const text = timestamp + req.method + req.path + (query === "" ? "" : `?${query}`) + req.body;
+    return {
+      toSign: [Buffer.from(text, "utf8")],
+      finish(macs: Buffer[]) {
+        if (macs.length !== 1 || macs[0]!.length !== 32) throw new CustosError("INTERNAL", "bitget expects one HMAC-SHA256 (this is a bug)");
+        const signature = macs[0]!.toString("base64");
+        const headers: Array<[string, string]> = [
+          ["ACCESS-KEY", ctx.apiKeyId],
+          ["ACCESS-SIGN", signature],
+          ["ACCESS-TIMESTAMP", timestamp],
+          ["ACCESS-PASSPHRASE", passphrase],
+        ];
+        // "Content-Type: please set to application/json for all POST request"; locale is in the
+        // list every request "must contain" (it only picks the language of error messages).
+        if (req.method === "POST" || req.body !== "") headers.push(["Content-Type", "application/json"]);
+        headers.push(["locale", "en-US"]);
+        return { headers, params: [], query: req.query, body: req.body, signature, timestamp };
+      },
+    };
+  }
+}
+
+/** The Bitget v2 dialect. */
+export const bitget: Dialect = new BitgetDialect();
+
+// --- request parsing (shared shape with gate.ts and kucoinfutures.ts; each dialect stands alone) ---
+
+/**
+ * Printable ASCII that an HTTP client sends as is, less "+": a raw "+" may be read as a space by
+ * the server, so a literal plus must come as %2B. Anything else must arrive percent-encoded.
+ */
+const QUERY_SAFE = /^[\x21\x24-\x26\x28-\x2a\x2c-\x3b\x3d\x3f-\x7e]*$/;
+
+function checkRequest(req: ExchangeRequest, ctx: SigningContext): void {
+  if (!req.path.startsWith("/") || !/^[\x21-\x7e]+$/.test(req.path) || /[?#]/.test(req.path)) throw new CustosError("INVALID_ARGUMENT", "path must start with / and carry no query");
+  if (!QUERY_SAFE.test(req.query)) throw new CustosError("INVALID_ARGUMENT", "query must be percent-encoded printable ASCII (a literal + as %2B)");
+  // header values: no control characters, no header injection
+  if (!/^[\x21-\x7e]+$/.test(ctx.apiKeyId)) throw new CustosError("INVALID_ARGUMENT", "the API key id must be printable ASCII");
+  if (!Number.isSafeInteger(ctx.timestamp) || ctx.timestamp < 0) throw new CustosError("INVALID_ARGUMENT", "timestamp must be whole milliseconds");
+}
+
+/** The query string as signed: percent-escapes decoded, order and separators untouched. */
+function unencoded(query: string): string {
+  try {
+    return decodeURIComponent(query);
+  } catch (e) {
+    throw new CustosError("INVALID_ARGUMENT", "query string has a malformed percent-escape", { cause: e });
+  }
+}
+
+function queryValues(query: string, name: string): string[] {
+  const out: string[] = [];
+  if (query === "") return out;
+  for (const pair of query.split("&")) {
+    const eq = pair.indexOf("=");
+    const key = unencoded(eq < 0 ? pair : pair.slice(0, eq));
+    if (key === name) out.push(unencoded(eq < 0 ? "" : pair.slice(eq + 1)));
+  }
+  return out;
+}
+
+function parseBody(body: string): unknown {
+  if (body.trim() === "") return undefined;
+  try {
+    return JSON.parse(body) as unknown;
+  } catch (e) {
+    throw new CustosError("INVALID_ARGUMENT", "request body is not JSON", { cause: e });
+  }
+}
+
+/** Every `symbol` value anywhere in the body: over-reporting only makes the allowlist stricter. */
+function collectSymbols(value: unknown, out: string[], depth: number): void {
+  if (depth > 32) throw new CustosError("INVALID_ARGUMENT", "request body is nested too deeply");
+  if (Array.isArray(value)) {
+    for (const v of value) collectSymbols(v, out, depth + 1);
+  } else if (isObject(value)) {
+    for (const [k, v] of Object.entries(value)) {
+      if (k === "symbol") addSymbol(v, out);
+      collectSymbols(v, out, depth + 1);
+    }
+  }
+}
+
+function addSymbol(v: unknown, out: string[]): void {
+  if (typeof v === "string") out.push(v);
+  else if (typeof v === "number" || typeof v === "boolean") out.push(String(v));
+  else if (Array.isArray(v)) for (const x of v) addSymbol(x, out);
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function str(v: unknown): string {
+  return typeof v === "string" ? v : v === undefined || v === null ? "" : String(v);
+}
+
+/**
+ * A decimal quantity (JSON number or numeric string), absolute. Anything else is NaN, which
+ * fails every `quantity <= max` check: an order custos cannot measure is never under a limit.
+ */
+function quantity(v: unknown): number {
+  if (typeof v === "number") return Number.isFinite(v) ? Math.abs(v) : NaN;
+  if (typeof v === "string" && /^[+-]?(?:\d+\.?\d*|\.\d+)$/.test(v)) return Math.abs(Number(v));
+  return NaN;
+}
+

@@ -1,0 +1,165 @@
+import { CustosError } from "../errors.js";
+import { algorithmSpec } from "../hsm/algorithms.js";
+import type { Dialect, EndpointClass, ExchangeRequest, PreparedRequest, SigningContext } from "./dialect.js";
+
+/*
+ * BitMEX REST API keys (www.bitmex.com/app/apiKeysUsage, "Authenticating with an API Key"):
+ *
+ *   api-expires:   UNIX timestamp in seconds after which the request is no longer valid
+ *   api-key:       the key id
+ *   api-signature: hex(HMAC_SHA256(apiSecret, verb + path + expires + data))
+ *
+ * path is the URL path with its query string exactly as sent ("Be sure to HMAC *exactly* what is sent on
+ * the wire"); data is the raw body, JSON or form-encoded, or "".
+ */
+
+const PREFIX = "/api/v1";
+/** Printable ASCII a WHATWG URL keeps as is in a query (no space, ", #, ', <, >): anything else is re-encoded on the way out, so the sent bytes would not be the signed bytes. */
+const QUERY_SAFE = /^[\x21\x24-\x26\x28-\x3b\x3d\x3f-\x7e]*$/;
+/** Plain segments only: no "..", "%2F" or empty segment for a client to normalise after classification. */
+const PATH = /^(\/[A-Za-z0-9_-]+)+$/;
+
+const ROUTES = new Map<string, EndpointClass>([
+  // The "order" permission covers /order and /position. /order/bulk is deprecated and left unknown.
+  ...routes("trade", [
+    "POST /order", "PUT /order", "DELETE /order", "DELETE /order/all", "POST /order/cancelAllAfter",
+    "POST /order/closePosition", "POST /position/leverage", "POST /position/crossLeverage",
+    "POST /position/isolate", "POST /position/riskLimit", "POST /position/transferMargin",
+  ]),
+  ...routes("read", ["GET /order", "GET /execution", "GET /execution/tradeHistory", "GET /user/executionHistory"]),
+  ...routes("account", [
+    "GET /position", "GET /user", "GET /user/margin", "GET /user/wallet", "GET /user/walletHistory",
+    "GET /user/walletSummary", "GET /user/commission", "GET /user/tradingVolume", "GET /user/depositAddress",
+    "GET /user/minWithdrawalFee", "GET /user/getWalletTransferAccounts", "GET /user/quoteFillRatio",
+    "GET /user/quoteValueRatio", "GET /userEvent", "GET /address",
+  ]),
+  ...routes("transfer", ["POST /user/walletTransfer"]),
+  // Address-book edits open the way for a withdrawal that skips e-mail confirmation.
+  ...routes("withdraw", [
+    "POST /user/requestWithdrawal", "POST /user/confirmWithdrawal", "POST /user/cancelWithdrawal",
+    "DELETE /user/withdrawal", "POST /address", "PUT /address",
+  ]),
+]);
+
+/**
+ * BitMEX REST with `api-expires` / `api-key` / `api-signature`. Endpoints are classified by verb and path
+ * under `/api/v1`; every `/apiKey` route is key management.
+ */
+export const bitmex: Dialect = {
+  exchange: "bitmex",
+  algorithm: "hmac-sha256",
+  secretEncoding: "utf8",
+
+  classify(req: ExchangeRequest): EndpointClass {
+    if (!req.path.startsWith(`${PREFIX}/`)) return "unknown";
+    const route = req.path.slice(PREFIX.length);
+    if (route === "/apiKey" || route.startsWith("/apiKey/")) return "key-management";
+    return ROUTES.get(`${req.method} ${route}`) ?? "unknown";
+  },
+
+  symbols(req: ExchangeRequest): string[] {
+    const named = paramValues(req, "symbol");
+    // A table query may name its symbol inside the JSON `filter` instead.
+    for (const f of paramValues(req, "filter")) {
+      const filter = typeof f === "string" ? parseJson(f) : f;
+      if (isObject(filter) && Object.hasOwn(filter, "symbol")) named.push(...[filter.symbol].flat());
+    }
+    return [...new Set(named.map(symbolOf))];
+  },
+
+  orders(req: ExchangeRequest): Array<{ symbol: string; quantity: number }> {
+    const route = `${req.method} ${req.path.slice(PREFIX.length)}`;
+    if (!req.path.startsWith(`${PREFIX}/`) || (route !== "POST /order" && route !== "PUT /order")) return [];
+    const quantities = [...paramValues(req, "orderQty"), ...paramValues(req, "leavesQty")];
+    // An amend that changes only the price places no new quantity.
+    if (route === "PUT /order" && quantities.length === 0) return [];
+    const quantity = largestQuantity(quantities);
+    const symbols = [...new Set(paramValues(req, "symbol").map(symbolOf))];
+    // "" = no symbol in the request (an amend names the order, not the instrument): only a "*" limit applies.
+    return (symbols.length > 0 ? symbols : [""]).map((symbol) => ({ symbol, quantity }));
+  },
+
+  prepare(req: ExchangeRequest, ctx: SigningContext): PreparedRequest {
+    if (!PATH.test(req.path)) invalid(`path ${JSON.stringify(req.path)} is not a plain REST path`);
+    if (!QUERY_SAFE.test(req.query)) invalid("the query must be percent-encoded printable ASCII");
+    if (!Number.isSafeInteger(ctx.expires) || ctx.expires <= 0) invalid("expires must be a positive integer of seconds");
+    if (!/^[\x21-\x7e]+$/.test(ctx.apiKeyId)) invalid("api key id must be printable ASCII without spaces");
+    const expires = String(ctx.expires);
+    const path = req.query === "" ? req.path : `${req.path}?${req.query}`;
+    return {
+      toSign: [Buffer.from(`${req.method}${path}${expires}${req.body}`, "utf8")],
+      finish(macs: Buffer[]) {
+        const signature = oneMac(macs).toString("hex");
+        return {
+          headers: [
+            ["api-expires", expires],
+            ["api-key", ctx.apiKeyId],
+            ["api-signature", signature],
+          ],
+          params: [],
+          query: req.query,
+          body: req.body,
+          signature,
+          timestamp: expires,
+        };
+      },
+    };
+  },
+};
+
+function routes(cls: EndpointClass, list: string[]): Array<[string, EndpointClass]> {
+  return list.map((r) => [r, cls]);
+}
+
+/**
+ * Every value a parameter has wherever BitMEX might read it. The body is read both as JSON and as a form:
+ * the Content-Type that decides between them is not signed and custos does not see it.
+ */
+function paramValues(req: ExchangeRequest, name: string): unknown[] {
+  const out: unknown[] = [...new URLSearchParams(req.query).getAll(name), ...new URLSearchParams(req.body).getAll(name)];
+  const json = req.body.trimStart().startsWith("{") ? parseJson(req.body) : undefined;
+  if (isObject(json) && Object.hasOwn(json, name)) out.push(json[name]);
+  return out;
+}
+
+function parseJson(s: string): unknown {
+  try {
+    return JSON.parse(s);
+  } catch {
+    return undefined;
+  }
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** Upper case so a per-symbol limit cannot be dodged by spelling the instrument differently. */
+function symbolOf(v: unknown): string {
+  return (typeof v === "string" ? v : JSON.stringify(v)).toUpperCase();
+}
+
+/** The largest quantity named, or NaN (refused by any limit) when none is or one is not a number. */
+function largestQuantity(values: unknown[]): number {
+  if (values.length === 0) return NaN;
+  return Math.max(...values.map(quantityOf));
+}
+
+/** BitMEX once signed orderQty for the side (negative = sell): the size is its absolute value. */
+function quantityOf(v: unknown): number {
+  if (typeof v === "number") return Number.isFinite(v) ? Math.abs(v) : NaN;
+  if (typeof v === "string" && /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(v)) return Math.abs(Number(v));
+  return NaN;
+}
+
+function oneMac(macs: Buffer[]): Buffer {
+  const bytes = algorithmSpec("hmac-sha256").macBytes;
+  if (macs.length !== 1 || macs[0].length !== bytes) {
+    throw new CustosError("INTERNAL", `bitmex: expected one ${bytes}-byte MAC, got ${macs.length} (this is a bug)`);
+  }
+  return macs[0];
+}
+
+function invalid(message: string): never {
+  throw new CustosError("INVALID_ARGUMENT", `bitmex: ${message}`);
+}

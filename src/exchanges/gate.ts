@@ -1,0 +1,283 @@
+/**
+ * Gate API v4 signing (futures first), from the official documentation
+ * (https://www.gate.com/docs/developers/apiv4/en/#api-signature-string-generation):
+ *
+ *   SIGN = HexEncode(HMAC-SHA512(secret, METHOD + "\n" + URL path + "\n" + query string + "\n"
+ *                                        + HexEncode(SHA512(body)) + "\n" + Timestamp))
+ *
+ * The URL path includes the "/api/v4" prefix; the query string is signed without URL encoding
+ * and in the order sent; an empty body hashes as SHA512(""). `Timestamp` is Unix seconds and
+ * may not be more than 60 seconds from the server's clock.
+ */
+import { createHash } from "node:crypto";
+import { CustosError } from "../errors.js";
+import type { Dialect, EndpointClass, ExchangeRequest, PreparedRequest, SigningContext } from "./dialect.js";
+
+type Method = ExchangeRequest["method"];
+type OrderFact = { symbol: string; quantity: number };
+
+interface Route {
+  readonly methods: readonly Method[] | "any";
+  readonly path: RegExp;
+  readonly cls: EndpointClass;
+  /** Orders the endpoint places or resizes, read from the parsed JSON body. */
+  readonly orders?: (body: unknown) => OrderFact[];
+}
+
+const SEGMENTS: Record<string, string> = {
+  "{settle}": "[a-z]+",
+  "{contract}": "(?<contract>[A-Za-z0-9_]+)",
+  // order ids are numbers or "t-" texts; a segment never starts with a dot ("." / "..")
+  "{id}": "[A-Za-z0-9_-][A-Za-z0-9_.-]*",
+};
+/** A path template from the reference, e.g. "/futures/{settle}/orders/{id}", under /api/v4. */
+const tpl = (p: string): RegExp =>
+  new RegExp(`^/api/v4${p.replace(/[.*+?^$()|[\]\\]/g, "\\$&").replace(/\{[a-z]+\}/g, (m) => SEGMENTS[m] ?? m)}$`);
+/** The path and everything below it. */
+const family = (p: string): RegExp => new RegExp(`^/api/v4${p.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}(?:/.*)?$`);
+
+const GET: readonly Method[] = ["GET"];
+const POST: readonly Method[] = ["POST"];
+const DELETE: readonly Method[] = ["DELETE"];
+
+/** POST orders: `contract` and `size` (contracts; negative sells, 0 closes with `close`). */
+const single = (body: unknown): OrderFact[] => (isObject(body) ? [order(body)] : []);
+/** batch_orders: an array of single orders. */
+const many = (body: unknown): OrderFact[] => (Array.isArray(body) ? body.map((o) => order(isObject(o) ? o : {})) : single(body));
+/** price_orders: the order placed when the trigger fires is `initial`. */
+const triggered = (body: unknown): OrderFact[] => (isObject(body) ? [order(isObject(body.initial) ? body.initial : {})] : []);
+/**
+ * Amends name an order id, not a contract, so a new `size` cannot be checked against the
+ * per-contract limits: refuse size amends (price-only amends pass). Cancel and re-place instead.
+ */
+const amended = (body: unknown): OrderFact[] => {
+  for (const o of Array.isArray(body) ? body : [body]) {
+    if (isObject(o) && o.size !== undefined) throw new CustosError("INVALID_ARGUMENT", "gate order amends that change size cannot be checked against quantity limits");
+  }
+  return [];
+};
+
+function order(o: Record<string, unknown>): OrderFact {
+  return { symbol: typeof o.contract === "string" ? o.contract : "", quantity: quantity(o.size) };
+}
+
+/**
+ * Endpoint table, first match wins. Paths from the v4 reference (Futures, Delivery, Wallet,
+ * Withdrawal, SubAccount sections); anything not listed is `unknown`, including spot, margin
+ * and options trading and the trail/chase/bbo order endpoints.
+ */
+const ROUTES: readonly Route[] = [
+  // withdrawals (incl. UID "push" transfers and saved addresses), transfers, sub-accounts and keys
+  { methods: "any", path: family("/withdrawals"), cls: "withdraw" },
+  { methods: "any", path: family("/wallet/withdrawals"), cls: "withdraw" },
+  { methods: "any", path: family("/wallet/withdraw_status"), cls: "withdraw" },
+  { methods: "any", path: family("/wallet/saved_address"), cls: "withdraw" },
+  { methods: "any", path: family("/wallet/push"), cls: "withdraw" },
+  { methods: "any", path: family("/wallet/transfers"), cls: "transfer" },
+  { methods: "any", path: family("/wallet/sub_account_transfers"), cls: "transfer" },
+  { methods: "any", path: family("/wallet/sub_account_to_sub_account"), cls: "transfer" },
+  { methods: "any", path: family("/wallet/order_status"), cls: "transfer" },
+  { methods: "any", path: family("/sub_accounts"), cls: "key-management" },
+  { methods: "any", path: family("/account/main_keys"), cls: "key-management" },
+  // perpetual futures
+  { methods: POST, path: tpl("/futures/{settle}/orders"), cls: "trade", orders: single },
+  { methods: DELETE, path: tpl("/futures/{settle}/orders"), cls: "trade" },
+  { methods: ["PUT"], path: tpl("/futures/{settle}/orders/{id}"), cls: "trade", orders: amended },
+  { methods: DELETE, path: tpl("/futures/{settle}/orders/{id}"), cls: "trade" },
+  { methods: POST, path: tpl("/futures/{settle}/batch_orders"), cls: "trade", orders: many },
+  { methods: POST, path: tpl("/futures/{settle}/batch_cancel_orders"), cls: "trade" },
+  { methods: POST, path: tpl("/futures/{settle}/batch_amend_orders"), cls: "trade", orders: amended },
+  { methods: POST, path: tpl("/futures/{settle}/price_orders"), cls: "trade", orders: triggered },
+  { methods: DELETE, path: tpl("/futures/{settle}/price_orders"), cls: "trade" },
+  { methods: DELETE, path: tpl("/futures/{settle}/price_orders/{id}"), cls: "trade" },
+  { methods: POST, path: tpl("/futures/{settle}/countdown_cancel_all"), cls: "trade" },
+  { methods: POST, path: tpl("/futures/{settle}/positions/{contract}/margin"), cls: "trade" },
+  { methods: POST, path: tpl("/futures/{settle}/positions/{contract}/leverage"), cls: "trade" },
+  { methods: POST, path: tpl("/futures/{settle}/positions/{contract}/set_leverage"), cls: "trade" },
+  { methods: POST, path: tpl("/futures/{settle}/positions/{contract}/risk_limit"), cls: "trade" },
+  { methods: POST, path: tpl("/futures/{settle}/positions/cross_mode"), cls: "trade" },
+  { methods: POST, path: tpl("/futures/{settle}/dual_mode"), cls: "trade" },
+  { methods: POST, path: tpl("/futures/{settle}/set_position_mode"), cls: "trade" },
+  { methods: POST, path: tpl("/futures/{settle}/dual_comp/positions/cross_mode"), cls: "trade" },
+  { methods: POST, path: tpl("/futures/{settle}/dual_comp/positions/{contract}/margin"), cls: "trade" },
+  { methods: POST, path: tpl("/futures/{settle}/dual_comp/positions/{contract}/leverage"), cls: "trade" },
+  { methods: POST, path: tpl("/futures/{settle}/dual_comp/positions/{contract}/risk_limit"), cls: "trade" },
+  { methods: GET, path: tpl("/futures/{settle}/orders"), cls: "read" },
+  { methods: GET, path: tpl("/futures/{settle}/orders_timerange"), cls: "read" },
+  { methods: GET, path: tpl("/futures/{settle}/orders/{id}"), cls: "read" },
+  { methods: GET, path: tpl("/futures/{settle}/my_trades"), cls: "read" },
+  { methods: GET, path: tpl("/futures/{settle}/my_trades_timerange"), cls: "read" },
+  { methods: GET, path: tpl("/futures/{settle}/position_close"), cls: "read" },
+  { methods: GET, path: tpl("/futures/{settle}/liquidates"), cls: "read" },
+  { methods: GET, path: tpl("/futures/{settle}/auto_deleverages"), cls: "read" },
+  { methods: GET, path: tpl("/futures/{settle}/price_orders"), cls: "read" },
+  { methods: GET, path: tpl("/futures/{settle}/price_orders/{id}"), cls: "read" },
+  { methods: GET, path: tpl("/futures/{settle}/accounts"), cls: "account" },
+  { methods: GET, path: tpl("/futures/{settle}/account_book"), cls: "account" },
+  { methods: GET, path: tpl("/futures/{settle}/positions"), cls: "account" },
+  { methods: GET, path: tpl("/futures/{settle}/positions/{contract}"), cls: "account" },
+  { methods: GET, path: tpl("/futures/{settle}/dual_comp/positions/{contract}"), cls: "account" },
+  { methods: GET, path: tpl("/futures/{settle}/fee"), cls: "account" },
+  // delivery futures
+  { methods: POST, path: tpl("/delivery/{settle}/orders"), cls: "trade", orders: single },
+  { methods: DELETE, path: tpl("/delivery/{settle}/orders"), cls: "trade" },
+  { methods: DELETE, path: tpl("/delivery/{settle}/orders/{id}"), cls: "trade" },
+  { methods: POST, path: tpl("/delivery/{settle}/price_orders"), cls: "trade", orders: triggered },
+  { methods: DELETE, path: tpl("/delivery/{settle}/price_orders"), cls: "trade" },
+  { methods: DELETE, path: tpl("/delivery/{settle}/price_orders/{id}"), cls: "trade" },
+  { methods: POST, path: tpl("/delivery/{settle}/positions/{contract}/margin"), cls: "trade" },
+  { methods: POST, path: tpl("/delivery/{settle}/positions/{contract}/leverage"), cls: "trade" },
+  { methods: POST, path: tpl("/delivery/{settle}/positions/{contract}/risk_limit"), cls: "trade" },
+  { methods: GET, path: tpl("/delivery/{settle}/orders"), cls: "read" },
+  { methods: GET, path: tpl("/delivery/{settle}/orders/{id}"), cls: "read" },
+  { methods: GET, path: tpl("/delivery/{settle}/my_trades"), cls: "read" },
+  { methods: GET, path: tpl("/delivery/{settle}/position_close"), cls: "read" },
+  { methods: GET, path: tpl("/delivery/{settle}/liquidates"), cls: "read" },
+  { methods: GET, path: tpl("/delivery/{settle}/settlements"), cls: "read" },
+  { methods: GET, path: tpl("/delivery/{settle}/price_orders"), cls: "read" },
+  { methods: GET, path: tpl("/delivery/{settle}/price_orders/{id}"), cls: "read" },
+  { methods: GET, path: tpl("/delivery/{settle}/accounts"), cls: "account" },
+  { methods: GET, path: tpl("/delivery/{settle}/account_book"), cls: "account" },
+  { methods: GET, path: tpl("/delivery/{settle}/positions"), cls: "account" },
+  { methods: GET, path: tpl("/delivery/{settle}/positions/{contract}"), cls: "account" },
+  // wallet reads
+  { methods: GET, path: tpl("/wallet/total_balance"), cls: "account" },
+  { methods: GET, path: tpl("/wallet/fee"), cls: "account" },
+  { methods: GET, path: tpl("/wallet/sub_account_balances"), cls: "account" },
+  { methods: GET, path: tpl("/wallet/sub_account_futures_balances"), cls: "account" },
+  { methods: GET, path: tpl("/account/detail"), cls: "account" },
+];
+
+function routeOf(req: ExchangeRequest): Route | undefined {
+  return ROUTES.find((r) => (r.methods === "any" || r.methods.includes(req.method)) && r.path.test(req.path));
+}
+
+const EMPTY_SHA512 = createHash("sha512").update("").digest("hex");
+
+/** Gate API v4 (`exchange: "gate"`): hex HMAC-SHA512 over a newline-joined string. */
+export class GateDialect implements Dialect {
+  readonly exchange = "gate";
+  readonly algorithm = "hmac-sha512" as const;
+  readonly secretEncoding = "utf8" as const;
+
+  classify(req: ExchangeRequest): EndpointClass {
+    return routeOf(req)?.cls ?? "unknown";
+  }
+
+  /** `contract` in the query, anywhere in the JSON body, and in position paths. */
+  symbols(req: ExchangeRequest): string[] {
+    const out = queryValues(req.query, "contract");
+    collectSymbols(parseBody(req.body), out, 0);
+    const route = routeOf(req);
+    const inPath = route?.path.exec(req.path)?.groups?.contract;
+    if (inPath !== undefined) out.push(inPath);
+    return [...new Set(out)];
+  }
+
+  orders(req: ExchangeRequest): OrderFact[] {
+    const extract = routeOf(req)?.orders;
+    return extract ? extract(parseBody(req.body)) : [];
+  }
+
+  prepare(req: ExchangeRequest, ctx: SigningContext): PreparedRequest {
+    checkRequest(req, ctx);
+    const timestamp = String(Math.floor(ctx.timestamp / 1000));
+    const bodyHash = req.body === "" ? EMPTY_SHA512 : createHash("sha512").update(req.body, "utf8").digest("hex");
+    const text = [req.method, req.path, unencoded(req.query), bodyHash, timestamp].join("\n");
+    return {
+      toSign: [Buffer.from(text, "utf8")],
+      finish(macs: Buffer[]) {
+        if (macs.length !== 1 || macs[0]!.length !== 64) throw new CustosError("INTERNAL", "gate expects one HMAC-SHA512 (this is a bug)");
+        const signature = macs[0]!.toString("hex");
+        const headers: Array<[string, string]> = [
+          ["KEY", ctx.apiKeyId],
+          ["Timestamp", timestamp],
+          ["SIGN", signature],
+        ];
+        if (req.body !== "") headers.push(["Content-Type", "application/json"]);
+        return { headers, params: [], query: req.query, body: req.body, signature, timestamp };
+      },
+    };
+  }
+}
+
+/** The Gate API v4 dialect. */
+export const gate: Dialect = new GateDialect();
+
+// --- request parsing (shared shape with bitget.ts and kucoinfutures.ts; each dialect stands alone) ---
+
+/**
+ * Printable ASCII that an HTTP client sends as is, less "+": a raw "+" may be read as a space by
+ * the server, so a literal plus must come as %2B. Anything else must arrive percent-encoded.
+ */
+const QUERY_SAFE = /^[\x21\x24-\x26\x28-\x2a\x2c-\x3b\x3d\x3f-\x7e]*$/;
+
+function checkRequest(req: ExchangeRequest, ctx: SigningContext): void {
+  if (!req.path.startsWith("/") || !/^[\x21-\x7e]+$/.test(req.path) || /[?#]/.test(req.path)) throw new CustosError("INVALID_ARGUMENT", "path must start with / and carry no query");
+  if (!QUERY_SAFE.test(req.query)) throw new CustosError("INVALID_ARGUMENT", "query must be percent-encoded printable ASCII (a literal + as %2B)");
+  // header values: no control characters, no header injection
+  if (!/^[\x21-\x7e]+$/.test(ctx.apiKeyId)) throw new CustosError("INVALID_ARGUMENT", "the API key id must be printable ASCII");
+  if (!Number.isSafeInteger(ctx.timestamp) || ctx.timestamp < 0) throw new CustosError("INVALID_ARGUMENT", "timestamp must be whole milliseconds");
+}
+
+/** The query string as signed: percent-escapes decoded, order and separators untouched. */
+function unencoded(query: string): string {
+  try {
+    return decodeURIComponent(query);
+  } catch (e) {
+    throw new CustosError("INVALID_ARGUMENT", "query string has a malformed percent-escape", { cause: e });
+  }
+}
+
+function queryValues(query: string, name: string): string[] {
+  const out: string[] = [];
+  if (query === "") return out;
+  for (const pair of query.split("&")) {
+    const eq = pair.indexOf("=");
+    const key = unencoded(eq < 0 ? pair : pair.slice(0, eq));
+    if (key === name) out.push(unencoded(eq < 0 ? "" : pair.slice(eq + 1)));
+  }
+  return out;
+}
+
+function parseBody(body: string): unknown {
+  if (body.trim() === "") return undefined;
+  try {
+    return JSON.parse(body) as unknown;
+  } catch (e) {
+    throw new CustosError("INVALID_ARGUMENT", "request body is not JSON", { cause: e });
+  }
+}
+
+/** Every `contract` value anywhere in the body: over-reporting only makes the allowlist stricter. */
+function collectSymbols(value: unknown, out: string[], depth: number): void {
+  if (depth > 32) throw new CustosError("INVALID_ARGUMENT", "request body is nested too deeply");
+  if (Array.isArray(value)) {
+    for (const v of value) collectSymbols(v, out, depth + 1);
+  } else if (isObject(value)) {
+    for (const [k, v] of Object.entries(value)) {
+      if (k === "contract") addSymbol(v, out);
+      collectSymbols(v, out, depth + 1);
+    }
+  }
+}
+
+function addSymbol(v: unknown, out: string[]): void {
+  if (typeof v === "string") out.push(v);
+  else if (typeof v === "number" || typeof v === "boolean") out.push(String(v));
+  else if (Array.isArray(v)) for (const x of v) addSymbol(x, out);
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/**
+ * A decimal quantity (JSON number or numeric string), absolute. Anything else is NaN, which
+ * fails every `quantity <= max` check: an order custos cannot measure is never under a limit.
+ */
+function quantity(v: unknown): number {
+  if (typeof v === "number") return Number.isFinite(v) ? Math.abs(v) : NaN;
+  if (typeof v === "string" && /^[+-]?(?:\d+\.?\d*|\.\d+)$/.test(v)) return Math.abs(Number(v));
+  return NaN;
+}

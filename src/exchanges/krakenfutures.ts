@@ -1,0 +1,191 @@
+import { createHash } from "node:crypto";
+import { CustosError } from "../errors.js";
+import { algorithmSpec } from "../hsm/algorithms.js";
+import type { Dialect, EndpointClass, ExchangeRequest, PreparedRequest, SigningContext } from "./dialect.js";
+
+/*
+ * Kraken Futures (derivatives) REST (docs.kraken.com/api/docs/guides/futures-rest, "Authentication"):
+ *
+ *   1. concatenate postData + Nonce + endpointPath
+ *   2. SHA-256 the result
+ *   3. base64-decode api_secret            (done once, at import: secretEncoding "base64")
+ *   4. HMAC-SHA-512 of step 2 keyed with step 3   (the HSM)
+ *   5. base64-encode step 4 → Authent
+ *
+ * Headers APIKey and Authent, and Nonce (optional). endpointPath is the URL path without the
+ * "/derivatives" prefix (/derivatives/api/v3/orderbook signs as /api/v3/orderbook; /api/history/...
+ * is signed as is) — Kraken's samples (CryptoFacilities REST-v3-Python sign_message, krakenfx/api-go
+ * derivatives.Sign) strip exactly that prefix. Since 2024-02-20 postData is the url-encoded parameters
+ * exactly as they appear in the request; the official sample concatenates query and body (postUrl +
+ * postBody), so both are signed here as sent.
+ */
+
+const DERIVATIVES = "/derivatives";
+/** Printable ASCII a WHATWG URL keeps as is in a query (no space, ", #, ', <, >): anything else is re-encoded on the way out, so the sent bytes would not be the signed bytes. */
+const QUERY_SAFE = /^[\x21\x24-\x26\x28-\x3b\x3d\x3f-\x7e]*$/;
+/** Plain segments only: no "..", "%2F" or empty segment for a client to normalise after classification. */
+const PATH = /^(\/[A-Za-z0-9_-]+)+$/;
+const V3 = "/derivatives/api/v3/";
+const HISTORY = /^\/api\/history\/v[23]\/([a-z-]+)$/;
+
+const ROUTES = new Map<string, EndpointClass>([
+  ...routes("trade", [
+    "POST sendorder", "POST editorder", "POST cancelorder", "POST cancelallorders", "POST cancelallordersafter",
+    "PUT leveragepreferences", "PUT pnlpreferences", "PUT self-trade-strategy",
+  ]),
+  ...routes("read", ["GET openorders", "GET recentorders", "GET fills", "GET orders/status", "POST orders/status"]),
+  ...routes("account", [
+    "GET accounts", "GET openpositions", "GET notifications", "GET leveragepreferences", "GET pnlpreferences",
+    "GET self-trade-strategy", "GET unwindqueue", "GET feeschedules/volumes", "GET transfers", "GET subaccounts",
+    "GET initialmargin", "GET initialmargin/maxordersize", "GET assignmentprogram/current", "GET assignmentprogram/history",
+  ]),
+  ...routes("transfer", ["POST transfer", "POST transfer/subaccount"]),
+  // "Initiate withdrawal to Spot wallet": funds leave the futures venue, and it needs a Withdrawal API key.
+  ...routes("withdraw", ["POST withdrawal"]),
+]);
+
+const HISTORY_CLASSES = new Map<string, EndpointClass>([
+  ["orders", "read"], ["executions", "read"], ["triggers", "read"],
+  ["account-log", "account"], ["accountlogcsv", "account"], ["positions", "account"],
+]);
+
+type BatchItem = Record<string, unknown>;
+
+/**
+ * Kraken Futures REST with `APIKey` / `Nonce` / `Authent`. The signature is an HMAC-SHA512 over a
+ * SHA-256 digest, so `toSign` holds the 32-byte digest, not the text. Symbols are reported in upper case.
+ */
+export const krakenfutures: Dialect = {
+  exchange: "krakenfutures",
+  algorithm: "hmac-sha512",
+  secretEncoding: "base64",
+
+  classify(req: ExchangeRequest): EndpointClass {
+    if (req.path.startsWith("/api/auth/")) return "key-management";
+    const history = HISTORY.exec(req.path);
+    if (history) return (req.method === "GET" && HISTORY_CLASSES.get(history[1])) || "unknown";
+    if (!req.path.startsWith(V3)) return "unknown";
+    const route = req.path.slice(V3.length);
+    if (route === "apikey" || route.startsWith("apikey/")) return "key-management";
+    // A batch is a trade only when every instruction in it is one this dialect can read.
+    if (route === "batchorder") return req.method === "POST" && batchItems(req) !== null ? "trade" : "unknown";
+    return ROUTES.get(`${req.method} ${route}`) ?? "unknown";
+  },
+
+  symbols(req: ExchangeRequest): string[] {
+    const named = paramValues(req, "symbol");
+    for (const item of batchItems(req) ?? []) if (Object.hasOwn(item, "symbol")) named.push(item.symbol);
+    return [...new Set(named.map(symbolOf))];
+  },
+
+  orders(req: ExchangeRequest): Array<{ symbol: string; quantity: number }> {
+    if (req.method !== "POST" || !req.path.startsWith(V3)) return [];
+    const route = req.path.slice(V3.length);
+    if (route === "sendorder" || route === "editorder") {
+      const sizes = paramValues(req, "size");
+      // An edit that leaves the size alone places no new quantity.
+      if (route === "editorder" && sizes.length === 0) return [];
+      return forSymbols(paramValues(req, "symbol"), largestQuantity(sizes));
+    }
+    if (route !== "batchorder") return [];
+    return (batchItems(req) ?? []).flatMap((item) => {
+      if (item.order === "cancel" || (item.order === "edit" && !Object.hasOwn(item, "size"))) return [];
+      return forSymbols(Object.hasOwn(item, "symbol") ? [item.symbol] : [], largestQuantity([item.size]));
+    });
+  },
+
+  prepare(req: ExchangeRequest, ctx: SigningContext): PreparedRequest {
+    if (!PATH.test(req.path)) invalid(`path ${JSON.stringify(req.path)} is not a plain REST path`);
+    if (!QUERY_SAFE.test(req.query)) invalid("the query must be percent-encoded printable ASCII");
+    // The nonce is optional ("" sends none); when present it is an integer that keeps increasing.
+    if (!/^\d{0,32}$/.test(ctx.nonce)) invalid("nonce must be a decimal integer (or empty for none)");
+    if (!/^[\x21-\x7e]+$/.test(ctx.apiKeyId)) invalid("api key must be printable ASCII without spaces");
+    const endpointPath = req.path.startsWith(`${DERIVATIVES}/`) ? req.path.slice(DERIVATIVES.length) : req.path;
+    const digest = createHash("sha256").update(`${req.query}${req.body}${ctx.nonce}${endpointPath}`, "utf8").digest();
+    return {
+      toSign: [digest],
+      finish(macs: Buffer[]) {
+        const authent = oneMac(macs).toString("base64");
+        const headers: Array<[string, string]> = [["APIKey", ctx.apiKeyId]];
+        if (ctx.nonce !== "") headers.push(["Nonce", ctx.nonce]);
+        headers.push(["Authent", authent]);
+        return { headers, params: [], query: req.query, body: req.body, signature: authent, timestamp: ctx.nonce };
+      },
+    };
+  },
+};
+
+function routes(cls: EndpointClass, list: string[]): Array<[string, EndpointClass]> {
+  return list.map((r) => [r, cls]);
+}
+
+/** Every value a form parameter has, in the query and in the body (Kraken reads either). */
+function paramValues(req: ExchangeRequest, name: string): unknown[] {
+  return [...new URLSearchParams(req.query).getAll(name), ...new URLSearchParams(req.body).getAll(name)];
+}
+
+/**
+ * The instructions of a batchorder (`json={"batchOrder":[...]}`, in the body or the query), or null when
+ * there is none, one does not parse, or an instruction is not send/edit/cancel.
+ */
+function batchItems(req: ExchangeRequest): BatchItem[] | null {
+  const docs = paramValues(req, "json");
+  if (docs.length === 0) return null;
+  const items: BatchItem[] = [];
+  for (const doc of docs) {
+    const parsed = parseJson(doc as string);
+    if (!isObject(parsed) || !Array.isArray(parsed.batchOrder)) return null;
+    for (const item of parsed.batchOrder as unknown[]) {
+      if (!isObject(item) || !["send", "edit", "cancel"].includes(item.order as string)) return null;
+      items.push(item);
+    }
+  }
+  return items;
+}
+
+function forSymbols(symbols: unknown[], quantity: number): Array<{ symbol: string; quantity: number }> {
+  const distinct = [...new Set(symbols.map(symbolOf))];
+  // "" = no symbol in the request (an edit names the order, not the instrument): only a "*" limit applies.
+  return (distinct.length > 0 ? distinct : [""]).map((symbol) => ({ symbol, quantity }));
+}
+
+function parseJson(s: string): unknown {
+  try {
+    return JSON.parse(s);
+  } catch {
+    return undefined;
+  }
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** Kraken accepts "pf_xbtusd" for "PF_XBTUSD": upper case, so a per-symbol limit cannot be dodged. */
+function symbolOf(v: unknown): string {
+  return (typeof v === "string" ? v : JSON.stringify(v)).toUpperCase();
+}
+
+/** The largest quantity named, or NaN (refused by any limit) when none is or one is not a number. */
+function largestQuantity(values: unknown[]): number {
+  if (values.length === 0) return NaN;
+  return Math.max(...values.map(quantityOf));
+}
+
+function quantityOf(v: unknown): number {
+  if (typeof v === "number") return Number.isFinite(v) ? Math.abs(v) : NaN;
+  if (typeof v === "string" && /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(v)) return Math.abs(Number(v));
+  return NaN;
+}
+
+function oneMac(macs: Buffer[]): Buffer {
+  const bytes = algorithmSpec("hmac-sha512").macBytes;
+  if (macs.length !== 1 || macs[0].length !== bytes) {
+    throw new CustosError("INTERNAL", `krakenfutures: expected one ${bytes}-byte MAC, got ${macs.length} (this is a bug)`);
+  }
+  return macs[0];
+}
+
+function invalid(message: string): never {
+  throw new CustosError("INVALID_ARGUMENT", `krakenfutures: ${message}`);
+}

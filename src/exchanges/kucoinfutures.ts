@@ -1,0 +1,251 @@
+/**
+ * KuCoin Futures REST signing for API keys of version 2 and 3, from the official documentation
+ * (https://www.kucoin.com/docs-new/authentication; https://www.kucoin.com/docs/basic-info/connection-method/authentication/signing-a-message):
+ *
+ *   KC-API-SIGN       = base64(HMAC-SHA256(secret, timestamp + METHOD + endpoint + body))
+ *   KC-API-PASSPHRASE = base64(HMAC-SHA256(secret, passphrase))        (key versions 2 and 3)
+ *
+ * `endpoint` is the path with "?" + query string when there is one, signed without URL encoding
+ * ("/api/v1/sub/api-key?…&passphrase=abc%21%40%2311" signs "…&passphrase=abc!@#11");
+ * `timestamp` is milliseconds and equals KC-API-TIMESTAMP. Both MACs use the same secret, so the
+ * HSM signs two messages: the request string, then the passphrase.
+ */
+import { CustosError } from "../errors.js";
+import type { Dialect, EndpointClass, ExchangeRequest, PreparedRequest, SigningContext } from "./dialect.js";
+
+type Method = ExchangeRequest["method"];
+type OrderFact = { symbol: string; quantity: number };
+
+interface Route {
+  readonly methods: readonly Method[] | "any";
+  readonly path: RegExp;
+  readonly cls: EndpointClass;
+  /** Orders the endpoint places, read from the parsed JSON body. */
+  readonly orders?: (body: unknown) => OrderFact[];
+}
+
+const SEGMENTS: Record<string, string> = {
+  "{symbol}": "(?<symbol>[A-Za-z0-9]+)",
+  // order ids and clientOids: letters, digits, "_" and "-"
+  "{id}": "[A-Za-z0-9_-]+",
+};
+/** A path template from the reference, e.g. "/orders/{id}", under /api/v1 (or v2, v3). */
+const tpl = (p: string): RegExp =>
+  new RegExp(`^/api/v[1-3]${p.replace(/[.*+?^$()|[\]\\]/g, "\\$&").replace(/\{[a-z]+\}/g, (m) => SEGMENTS[m] ?? m)}$`);
+/** The path and everything below it. */
+const family = (p: string): RegExp => new RegExp(`^/api/v[1-3]${p.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}(?:/.*)?$`);
+
+const GET: readonly Method[] = ["GET"];
+const POST: readonly Method[] = ["POST"];
+const DELETE: readonly Method[] = ["DELETE"];
+
+/**
+ * `size` is in lots of the contract. `closeOrder: true` closes the position and needs no size;
+ * `qty` / `valueQty` (base / quote amounts) are not lots, so they count as unmeasurable (NaN).
+ */
+function order(o: Record<string, unknown>): OrderFact {
+  const symbol = typeof o.symbol === "string" ? o.symbol : "";
+  if (o.size === undefined && o.closeOrder === true && o.qty === undefined && o.valueQty === undefined) return { symbol, quantity: 0 };
+  return { symbol, quantity: quantity(o.size) };
+}
+const single = (body: unknown): OrderFact[] => (isObject(body) ? [order(body)] : []);
+const many = (body: unknown): OrderFact[] => (Array.isArray(body) ? body.map((o) => order(isObject(o) ? o : {})) : single(body));
+
+/**
+ * Endpoint table, first match wins. Paths from the Futures sections of the reference
+ * (https://www.kucoin.com/docs/rest/futures-trading/…, https://www.kucoin.com/docs-new);
+ * anything not listed, copy trading included, is `unknown`.
+ */
+const ROUTES: readonly Route[] = [
+  { methods: "any", path: family("/withdrawals"), cls: "withdraw" },
+  { methods: "any", path: family("/withdrawal-list"), cls: "withdraw" },
+  { methods: "any", path: family("/transfer-out"), cls: "transfer" },
+  { methods: "any", path: family("/transfer-in"), cls: "transfer" },
+  { methods: "any", path: family("/transfer-list"), cls: "transfer" },
+  { methods: "any", path: family("/cancel/transfer-out"), cls: "transfer" },
+  { methods: "any", path: family("/sub/api-key"), cls: "key-management" },
+  { methods: POST, path: tpl("/orders"), cls: "trade", orders: single },
+  { methods: POST, path: tpl("/orders/test"), cls: "trade", orders: single },
+  { methods: POST, path: tpl("/st-orders"), cls: "trade", orders: single },
+  { methods: POST, path: tpl("/orders/multi"), cls: "trade", orders: many },
+  { methods: DELETE, path: tpl("/orders"), cls: "trade" },
+  { methods: DELETE, path: tpl("/orders/multi-cancel"), cls: "trade" },
+  { methods: DELETE, path: tpl("/orders/client-order/{id}"), cls: "trade" },
+  { methods: DELETE, path: tpl("/orders/{id}"), cls: "trade" },
+  { methods: DELETE, path: tpl("/stopOrders"), cls: "trade" },
+  { methods: POST, path: tpl("/position/margin/auto-deposit-status"), cls: "trade" },
+  { methods: POST, path: tpl("/position/margin/deposit-margin"), cls: "trade" },
+  // moves isolated margin back to the futures account: a margin operation, not a withdrawal
+  { methods: POST, path: tpl("/margin/withdrawMargin"), cls: "trade" },
+  { methods: POST, path: tpl("/position/risk-limit-level/change"), cls: "trade" },
+  { methods: POST, path: tpl("/changeCrossUserLeverage"), cls: "trade" },
+  { methods: POST, path: tpl("/position/changeMarginMode"), cls: "trade" },
+  { methods: POST, path: tpl("/position/switchPositionMode"), cls: "trade" },
+  { methods: GET, path: tpl("/orders"), cls: "read" },
+  { methods: GET, path: tpl("/orders/byClientOid"), cls: "read" },
+  { methods: GET, path: tpl("/orders/{id}"), cls: "read" },
+  { methods: GET, path: tpl("/stopOrders"), cls: "read" },
+  { methods: GET, path: tpl("/recentDoneOrders"), cls: "read" },
+  { methods: GET, path: tpl("/fills"), cls: "read" },
+  { methods: GET, path: tpl("/recentFills"), cls: "read" },
+  { methods: GET, path: tpl("/openOrderStatistics"), cls: "read" },
+  { methods: GET, path: tpl("/account-overview"), cls: "account" },
+  { methods: GET, path: tpl("/account-overview-all"), cls: "account" },
+  { methods: GET, path: tpl("/transaction-history"), cls: "account" },
+  { methods: GET, path: tpl("/position"), cls: "account" },
+  { methods: GET, path: tpl("/positions"), cls: "account" },
+  { methods: GET, path: tpl("/history-positions"), cls: "account" },
+  { methods: GET, path: tpl("/funding-history"), cls: "account" },
+  { methods: GET, path: tpl("/trade-fees"), cls: "account" },
+  { methods: GET, path: tpl("/trade-statistics"), cls: "account" },
+  { methods: GET, path: tpl("/position/getMarginMode"), cls: "account" },
+  { methods: GET, path: tpl("/position/getPositionMode"), cls: "account" },
+  { methods: GET, path: tpl("/getMaxOpenSize"), cls: "account" },
+  { methods: GET, path: tpl("/getCrossUserLeverage"), cls: "account" },
+  { methods: GET, path: tpl("/margin/maxWithdrawMargin"), cls: "account" },
+  { methods: GET, path: tpl("/contracts/risk-limit/{symbol}"), cls: "account" },
+];
+
+function routeOf(req: ExchangeRequest): Route | undefined {
+  return ROUTES.find((r) => (r.methods === "any" || r.methods.includes(req.method)) && r.path.test(req.path));
+}
+
+/** API key versions whose passphrase is sent as its HMAC (version 1 sent it in clear). */
+export type KucoinKeyVersion = "2" | "3";
+
+/**
+ * KuCoin Futures (`exchange: "kucoinfutures"`): base64 HMAC-SHA256 of the request and of the
+ * passphrase. The key version is a property of the API key that `SigningContext` does not carry,
+ * so it is fixed per dialect instance; `kucoinfutures` is the version-2 dialect.
+ */
+export class KucoinFuturesDialect implements Dialect {
+  readonly exchange = "kucoinfutures";
+  readonly algorithm = "hmac-sha256" as const;
+  readonly secretEncoding = "utf8" as const;
+
+  constructor(readonly keyVersion: KucoinKeyVersion = "2") {}
+
+  classify(req: ExchangeRequest): EndpointClass {
+    return routeOf(req)?.cls ?? "unknown";
+  }
+
+  /** `symbol` in the query, anywhere in the JSON body, and in risk-limit paths. */
+  symbols(req: ExchangeRequest): string[] {
+    const out = queryValues(req.query, "symbol");
+    collectSymbols(parseBody(req.body), out, 0);
+    const inPath = routeOf(req)?.path.exec(req.path)?.groups?.symbol;
+    if (inPath !== undefined) out.push(inPath);
+    return [...new Set(out)];
+  }
+
+  orders(req: ExchangeRequest): OrderFact[] {
+    const extract = routeOf(req)?.orders;
+    return extract ? extract(parseBody(req.body)) : [];
+  }
+
+  prepare(req: ExchangeRequest, ctx: SigningContext): PreparedRequest {
+    checkRequest(req, ctx);
+    if (!ctx.passphrase) throw new CustosError("INVALID_ARGUMENT", "kucoinfutures keys need the API passphrase");
+    const timestamp = String(ctx.timestamp);
+    const query = unencoded(req.query);
+    const text = timestamp + req.method + req.path + (query === "" ? "" : `?${query}`) + req.body;
+    const keyVersion = this.keyVersion;
+    return {
+      toSign: [Buffer.from(text, "utf8"), Buffer.from(ctx.passphrase, "utf8")],
+      finish(macs: Buffer[]) {
+        if (macs.length !== 2 || macs.some((m) => m.length !== 32)) throw new CustosError("INTERNAL", "kucoinfutures expects two HMAC-SHA256 (this is a bug)");
+        const signature = macs[0]!.toString("base64");
+        const headers: Array<[string, string]> = [
+          ["KC-API-KEY", ctx.apiKeyId],
+          ["KC-API-SIGN", signature],
+          ["KC-API-TIMESTAMP", timestamp],
+          ["KC-API-PASSPHRASE", macs[1]!.toString("base64")],
+          ["KC-API-KEY-VERSION", keyVersion],
+        ];
+        if (req.body !== "") headers.push(["Content-Type", "application/json"]);
+        return { headers, params: [], query: req.query, body: req.body, signature, timestamp };
+      },
+    };
+  }
+}
+
+/** The KuCoin Futures dialect for version-2 API keys (`new KucoinFuturesDialect("3")` for version 3). */
+export const kucoinfutures: Dialect = new KucoinFuturesDialect("2");
+
+// --- request parsing (shared shape with bitget.ts and gate.ts; each dialect stands alone) ---
+
+/**
+ * Printable ASCII that an HTTP client sends as is, less "+": a raw "+" may be read as a space by
+ * the server, so a literal plus must come as %2B. Anything else must arrive percent-encoded.
+ */
+const QUERY_SAFE = /^[\x21\x24-\x26\x28-\x2a\x2c-\x3b\x3d\x3f-\x7e]*$/;
+
+function checkRequest(req: ExchangeRequest, ctx: SigningContext): void {
+  if (!req.path.startsWith("/") || !/^[\x21-\x7e]+$/.test(req.path) || /[?#]/.test(req.path)) throw new CustosError("INVALID_ARGUMENT", "path must start with / and carry no query");
+  if (!QUERY_SAFE.test(req.query)) throw new CustosError("INVALID_ARGUMENT", "query must be percent-encoded printable ASCII (a literal + as %2B)");
+  // header values: no control characters, no header injection
+  if (!/^[\x21-\x7e]+$/.test(ctx.apiKeyId)) throw new CustosError("INVALID_ARGUMENT", "the API key id must be printable ASCII");
+  if (!Number.isSafeInteger(ctx.timestamp) || ctx.timestamp < 0) throw new CustosError("INVALID_ARGUMENT", "timestamp must be whole milliseconds");
+}
+
+/** The query string as signed: percent-escapes decoded, order and separators untouched. */
+function unencoded(query: string): string {
+  try {
+    return decodeURIComponent(query);
+  } catch (e) {
+    throw new CustosError("INVALID_ARGUMENT", "query string has a malformed percent-escape", { cause: e });
+  }
+}
+
+function queryValues(query: string, name: string): string[] {
+  const out: string[] = [];
+  if (query === "") return out;
+  for (const pair of query.split("&")) {
+    const eq = pair.indexOf("=");
+    const key = unencoded(eq < 0 ? pair : pair.slice(0, eq));
+    if (key === name) out.push(unencoded(eq < 0 ? "" : pair.slice(eq + 1)));
+  }
+  return out;
+}
+
+function parseBody(body: string): unknown {
+  if (body.trim() === "") return undefined;
+  try {
+    return JSON.parse(body) as unknown;
+  } catch (e) {
+    throw new CustosError("INVALID_ARGUMENT", "request body is not JSON", { cause: e });
+  }
+}
+
+/** Every `symbol` value anywhere in the body: over-reporting only makes the allowlist stricter. */
+function collectSymbols(value: unknown, out: string[], depth: number): void {
+  if (depth > 32) throw new CustosError("INVALID_ARGUMENT", "request body is nested too deeply");
+  if (Array.isArray(value)) {
+    for (const v of value) collectSymbols(v, out, depth + 1);
+  } else if (isObject(value)) {
+    for (const [k, v] of Object.entries(value)) {
+      if (k === "symbol") addSymbol(v, out);
+      collectSymbols(v, out, depth + 1);
+    }
+  }
+}
+
+function addSymbol(v: unknown, out: string[]): void {
+  if (typeof v === "string") out.push(v);
+  else if (typeof v === "number" || typeof v === "boolean") out.push(String(v));
+  else if (Array.isArray(v)) for (const x of v) addSymbol(x, out);
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/**
+ * A decimal quantity (JSON number or numeric string), absolute. Anything else is NaN, which
+ * fails every `quantity <= max` check: an order custos cannot measure is never under a limit.
+ */
+function quantity(v: unknown): number {
+  if (typeof v === "number") return Number.isFinite(v) ? Math.abs(v) : NaN;
+  if (typeof v === "string" && /^[+-]?(?:\d+\.?\d*|\.\d+)$/.test(v)) return Math.abs(Number(v));
+  return NaN;
+}
