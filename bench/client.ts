@@ -14,8 +14,8 @@ import { createHmac } from "node:crypto";
 import { readFileSync } from "node:fs";
 import http2 from "node:http2";
 import { signerClient } from "../src/client/connection.js";
-import { SignStreamResponse, type SignRequest as SignRequestMsg, type SignResponse } from "../src/gen/custos/v1/signer.js";
-import { PAYLOAD, SECRET, cpuSinceUs, encodedSignRequest, round, signRequest, summarize, type LatencySummary } from "./common.js";
+import { SignStreamResponse, type SignRequest as SignRequestMsg, type SignResponse, type SignedExchangeRequest } from "../src/gen/custos/v1/signer.js";
+import { EXCHANGE_QUERY, PAYLOAD, SECRET, cpuSinceUs, encodedSignRequest, exchangeRequest, round, signRequest, summarize, type LatencySummary } from "./common.js";
 
 export interface ClientJob {
   mode: "latency" | "unary" | "stream";
@@ -30,6 +30,8 @@ export interface ClientJob {
   warmupSeconds?: number;
   inFlight?: number;
   impl?: "grpc" | "h2";
+  /** latency mode: raw `Sign` (default) or `SignExchangeRequest` for a Binance order. */
+  rpc?: "sign" | "exchange";
 }
 
 export interface ClientResult {
@@ -52,6 +54,14 @@ function check(res: SignResponse): void {
   if (!Buffer.from(res.signature).equals(EXPECTED)) throw new Error("signature differs from node:crypto HMAC-SHA256");
 }
 
+/** The signature covers the final query up to "&signature=" (Binance). */
+function checkExchange(res: SignedExchangeRequest): void {
+  const signed = res.query.slice(0, res.query.lastIndexOf("&signature="));
+  if (!signed.startsWith(EXCHANGE_QUERY) || res.signature !== createHmac("sha256", SECRET).update(signed).digest("hex")) {
+    throw new Error("exchange signature differs from node:crypto HMAC-SHA256 over the final query");
+  }
+}
+
 function result(job: ClientJob, impl: string, calls: number, errors: number, wallMs: number, cpuUs: number, latency?: LatencySummary): ClientResult {
   return {
     mode: job.mode,
@@ -72,9 +82,28 @@ function result(job: ClientJob, impl: string, calls: number, errors: number, wal
 async function latency(job: ClientJob): Promise<ClientResult> {
   const client = signerClient(job.grpc, job);
   const req: SignRequestMsg = signRequest();
-  const call = () =>
-    new Promise<SignResponse>((resolve, reject) => client.sign(req, (err, res) => (err ? reject(err) : resolve(res))));
-  check(await call());
+  const exchange = exchangeRequest();
+  const call =
+    job.rpc === "exchange"
+      ? () =>
+          new Promise<void>((resolve, reject) =>
+            client.signExchangeRequest(exchange, (err, res) => {
+              if (err) return reject(err);
+              if (!checked) checkExchange(res);
+              resolve();
+            }),
+          )
+      : () =>
+          new Promise<void>((resolve, reject) =>
+            client.sign(req, (err, res) => {
+              if (err) return reject(err);
+              if (!checked) check(res);
+              resolve();
+            }),
+          );
+  let checked = false;
+  await call();
+  checked = true;
   for (let i = 0; i < (job.warmupCalls ?? 2000); i++) await call();
   const n = job.calls ?? 20_000;
   const samples = new Float64Array(n);

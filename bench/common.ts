@@ -4,7 +4,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
-import { SignRequest, SignatureEncoding } from "../src/gen/custos/v1/signer.js";
+import { ExchangeRequest, SignRequest, SignatureEncoding } from "../src/gen/custos/v1/signer.js";
 
 export const KEY_ID = "bench";
 export const API_KEY_ID = "api-bench";
@@ -14,6 +14,32 @@ export const SECRET = Buffer.from("Jx7pQ2vR9sT4wY6zA1bC3dE5fG8hK0mN2pQ4rS6tU8vW0
 export const PAYLOAD = Buffer.from(
   "symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTC&quantity=0.00150000&price=64250.10&newClientOrderId=bench-7f3a9c21e4d84b0f&newOrderRespType=RESULT&recvWindow=5000&timestamp=1700000000000&selfTradePreventionMode=NONE",
 );
+
+/** A Binance-dialect key (same secret) for the exchange-request loads. */
+export const EXCHANGE_KEY_ID = "bench-binance";
+/** A USDⓈ-M futures limit order; custos adds recvWindow, its own timestamp and the signature. */
+export const EXCHANGE_QUERY = "symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTC&quantity=0.0015&price=64250.10&newClientOrderId=bench-7f3a9c21e4d84b0f&newOrderRespType=RESULT";
+
+export function exchangeRequest(): ExchangeRequest {
+  return {
+    keyId: EXCHANGE_KEY_ID,
+    version: 0,
+    method: "POST",
+    path: "/fapi/v1/order",
+    query: EXCHANGE_QUERY,
+    queryParams: [],
+    body: Buffer.alloc(0),
+    timestampMs: "0",
+    nonce: "",
+    expires: "0",
+    recvWindowMs: 5000,
+    passphrase: "",
+  };
+}
+
+export function encodedExchangeRequest(): Buffer {
+  return Buffer.from(ExchangeRequest.encode(exchangeRequest()).finish());
+}
 
 export function signRequest(): SignRequest {
   return { keyId: KEY_ID, version: 0, payload: PAYLOAD, encoding: SignatureEncoding.SIGNATURE_ENCODING_RAW };

@@ -90,6 +90,8 @@ export async function runH2load(opts: {
   streams: number;
   certPath: string;
   keyPath: string;
+  /** Signer method (default Sign). */
+  method?: string;
 }): Promise<H2loadRun> {
   const args = [
     "-n", String(opts.n),
@@ -99,7 +101,7 @@ export async function runH2load(opts: {
     "--header", "content-type: application/grpc",
     "--header", "te: trailers",
     "-d", opts.bodyFile,
-    `https://${opts.grpc}/custos.v1.Signer/Sign`,
+    `https://${opts.grpc}/custos.v1.Signer/${opts.method ?? "Sign"}`,
   ];
   // bash's `times` prints the children's user and system CPU after h2load exits.
   const script = 'h2load "$@"; rc=$?; times >&2; exit $rc';

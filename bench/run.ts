@@ -19,7 +19,7 @@ import { join } from "node:path";
 import { readConnectionFile } from "../src/client/connection.js";
 import { devOfficerClient, importSecret } from "../test/helpers/harness.js";
 import type { ClientJob, ClientResult } from "./client.js";
-import { JsonChild, KEY_ID, PAYLOAD, SECRET, benchScript, encodedSignRequest, grpcFrame, round } from "./common.js";
+import { EXCHANGE_KEY_ID, JsonChild, KEY_ID, PAYLOAD, SECRET, benchScript, encodedExchangeRequest, encodedSignRequest, grpcFrame, round } from "./common.js";
 import { prepareH2load, runH2load, type H2loadSetup } from "./h2load.js";
 import { printProfile, summarizeProfile } from "./profile.js";
 
@@ -146,12 +146,12 @@ class BenchServer {
 
 // ---- the three loads -----------------------------------------------------------------------
 
-async function latencyLoad(s: BenchServer): Promise<Row> {
-  const { client, server } = await s.bracketClient({ mode: "latency", calls: LATENCY_CALLS, warmupCalls: 3000, seconds: 10 });
+async function latencyLoad(s: BenchServer, rpc: "sign" | "exchange" = "sign"): Promise<Row> {
+  const { client, server } = await s.bracketClient({ mode: "latency", calls: LATENCY_CALLS, warmupCalls: 3000, seconds: 10, rpc });
   const l = client.latency!;
   return {
     server: s.label,
-    load: "unary 1 at a time",
+    load: rpc === "exchange" ? "exchange order 1 at a time" : "unary 1 at a time",
     per_s: client.per_s,
     p50_us: l.p50_us,
     p99_us: l.p99_us,
@@ -163,9 +163,9 @@ async function latencyLoad(s: BenchServer): Promise<Row> {
   };
 }
 
-async function unaryCapacity(s: BenchServer, h2: H2loadSetup, bodyFile: string): Promise<Row> {
+async function unaryCapacity(s: BenchServer, h2: H2loadSetup, bodyFile: string, method = "Sign"): Promise<Row> {
   if (h2.ok) {
-    const base = { setup: h2, grpc: s.ready.grpc, bodyFile, connections: 4, streams: IN_FLIGHT / 4, ...s.ready.client };
+    const base = { setup: h2, grpc: s.ready.grpc, bodyFile, method, connections: 4, streams: IN_FLIGHT / 4, ...s.ready.client };
     const warm = await runH2load({ ...base, n: 20_000 });
     const n = Math.max(20_000, Math.min(1_000_000, Math.round(warm.per_s * SECONDS)));
     await s.begin();
@@ -175,7 +175,7 @@ async function unaryCapacity(s: BenchServer, h2: H2loadSetup, bodyFile: string):
     const notes = server.calls === r.succeeded ? "server OK count = h2load count" : `server counted ${server.calls} OK of ${r.succeeded}`;
     return {
       server: s.label,
-      load: `unary ${IN_FLIGHT} in flight`,
+      load: method === "Sign" ? `unary ${IN_FLIGHT} in flight` : `exchange order ${IN_FLIGHT} in flight`,
       per_s: Math.round(r.per_s * Math.min(1, server.calls / r.succeeded)),
       server_stats: server,
       generator: "h2load (4 conn × 16 streams)",
@@ -279,6 +279,8 @@ async function main(): Promise<void> {
   mkdirSync(tmp);
   const bodyFile = join(tmp, "sign-request.grpc");
   writeFileSync(bodyFile, grpcFrame(encodedSignRequest()));
+  const exchangeBodyFile = join(tmp, "exchange-request.grpc");
+  writeFileSync(exchangeBodyFile, grpcFrame(encodedExchangeRequest()));
   const h2 = process.env.BENCH_GENERATOR === "node" ? { ok: false, reason: "BENCH_GENERATOR=node" } : prepareH2load(tmp);
   if (!h2.ok) log(`h2load unusable (${h2.reason}); driving unary capacity with grpc-js processes`);
   const rows: Row[] = [];
@@ -296,12 +298,18 @@ async function main(): Promise<void> {
     // The embedded default's dev officer proposes and approves the import (threshold 1).
     const officer = devOfficerClient(readConnectionFile(dir));
     await importSecret(officer, KEY_ID, SECRET, { apiKeyId: "api-bench" });
+    // The same secret as a Binance-dialect key: SignExchangeRequest through the full policy path.
+    await importSecret(officer, EXCHANGE_KEY_ID, SECRET, { apiKeyId: "api-bench", exchange: "binance" });
     officer.close();
     const syncDispatch = s.ready.dispatch ?? "?";
     s.label = `custos (${syncDispatch})`;
     if (process.env.BENCH_ONLY === "stream") return await streamOnly(s, dir);
     const custos = await allLoads(s, h2, bodyFile);
     rows.push(...custos);
+    log("custos: SignExchangeRequest (Binance order: dialect, policy, own timestamp)");
+    const exchangeRows: [Row, Row] = [await latencyLoad(s, "exchange"), await unaryCapacity(s, h2, exchangeBodyFile, "SignExchangeRequest")];
+    if (exchangeRows.some((r) => r.server_stats.denied || r.server_stats.failed)) throw new Error("custos denied or failed exchange requests in the bench");
+    rows.push(...exchangeRows);
     await s.stop();
 
     log("floor: bare grpc-js + node:crypto HMAC, same mTLS");
@@ -377,6 +385,16 @@ async function main(): Promise<void> {
       floor_stream_p50_us: fStream.p50_us,
       floor_stream_p99_us: fStream.p99_us,
       hsm_raw_per_s: hsm.sync.per_s,
+      // SignExchangeRequest (a Binance order through dialect, policy and custos's clock) on the
+      // same server, as ratios to raw Sign in the same run.
+      exchange: {
+        unary_per_s: exchangeRows[1].per_s,
+        unary_ratio_to_raw: ratio(exchangeRows[1].per_s, cUnary.per_s),
+        p50_us: exchangeRows[0].p50_us,
+        p99_us: exchangeRows[0].p99_us,
+        p99_ratio_to_raw: ratio(exchangeRows[0].p99_us!, cLat.p99_us!),
+        server_cpu_us_per_call: exchangeRows[1].server_stats.cpu_us_per_call,
+      },
       hsm_raw_async_per_s: Object.fromEntries(hsm.async.map((a) => [String(a.in_flight), a.per_s])),
       dispatch: syncDispatch,
       server_cpu_us_per_call: { unary: cUnary.server_stats.cpu_us_per_call, stream: cStream.server_stats.cpu_us_per_call },
@@ -400,6 +418,7 @@ async function main(): Promise<void> {
         unary_ratio_ge_0_6: cUnary.per_s / fUnary.per_s >= 0.6,
         stream_ratio_ge_0_6: cStream.per_s / fStream.per_s >= 0.6,
         unary_p99_le_2x_floor: cLat.p99_us! <= 2 * fLat.p99_us!,
+        exchange_ratio_ge_0_8: exchangeRows[1].per_s / cUnary.per_s >= 0.8,
       },
       background_cores_before: background,
       max_other_cores: Math.max(...rows.map(otherCores)),
@@ -409,7 +428,8 @@ async function main(): Promise<void> {
     out(
       `targets: unary_ratio ${summary.unary_ratio} (≥ 0.6 ${summary.targets.unary_ratio_ge_0_6 ? "met" : "MISSED"}), ` +
         `stream_ratio ${summary.stream_ratio} (≥ 0.6 ${summary.targets.stream_ratio_ge_0_6 ? "met" : "MISSED"}), ` +
-        `one-at-a-time p99 ${summary.unary_p99_us} µs vs floor ${summary.floor_unary_p99_us} µs (≤ 2× ${summary.targets.unary_p99_le_2x_floor ? "met" : "MISSED"})`,
+        `one-at-a-time p99 ${summary.unary_p99_us} µs vs floor ${summary.floor_unary_p99_us} µs (≤ 2× ${summary.targets.unary_p99_le_2x_floor ? "met" : "MISSED"}), ` +
+        `exchange order / raw Sign ${summary.exchange.unary_ratio_to_raw} (≥ 0.8 ${summary.targets.exchange_ratio_ge_0_8 ? "met" : "MISSED"})`,
     );
     out(JSON.stringify(summary));
   } finally {

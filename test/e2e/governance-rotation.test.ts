@@ -162,7 +162,7 @@ describe("governance: import, grant and rotation by a 2-of-3 quorum, through the
   });
 
   it("refuses a forged approval: one officer's certificate with another officer's key", async () => {
-    const id = ok(await runCli(["key", "policy", "--key", KEY, "--policy", '{"maxNotional":1000}', ...officerArgs(dir, carol)]), "key policy");
+    const id = ok(await runCli(["key", "policy", "--key", KEY, "--policy", '{"symbols":["BTCUSDT"],"maxQuantity":{"BTCUSDT":5}}', ...officerArgs(dir, carol)]), "key policy");
     assert.match(id, UUID);
     const forged = await approveAs(dir, id, alice, bob);
     assert.notEqual(forged.code, 0);

@@ -29,6 +29,8 @@ const KEYS: Record<string, { alg: SigningAlgorithm; state: KeyVersionState; gran
   "k-destroyed": { alg: "hmac-sha256", state: "destroyed", grant: true, inHsm: false },
   "k-nogrant": { alg: "hmac-sha256", state: "active", grant: false, inHsm: true },
   "k-noobject": { alg: "hmac-sha256", state: "active", grant: true, inHsm: false },
+  // A Binance key: raw payloads are refused unless its policy allows them.
+  "k-dialect": { alg: "hmac-sha256", state: "active", grant: true, inHsm: true },
   // Retiring, its grace period over (the destroy job has not run yet).
   "k-grace-over": { alg: "hmac-sha256", state: "retiring", grant: true, inHsm: true },
 };
@@ -85,7 +87,8 @@ before(async () => {
   for (const [id, k] of Object.entries(KEYS)) {
     const objectId = `custos:${id}:v1`;
     await store.createKey(
-      { id, exchange: "binance", environment: "testnet", label: id, apiKeyId: `pub-${id}`, algorithm: k.alg, maxAgeDays: 45, createdAt: NOW },
+      // "custom": an exchange without a dialect, so raw payloads may be signed (k-dialect below is the exception).
+      { id, exchange: id === "k-dialect" ? "binance" : "custom", environment: "testnet", label: id, apiKeyId: `pub-${id}`, algorithm: k.alg, maxAgeDays: 45, createdAt: NOW },
       { keyId: id, version: 1, objectId, state: k.state, createdAt: NOW, activatedAt: k.state === "pending" ? null : NOW, retireAt: id === "k-grace-over" ? NOW : null },
     );
     if (k.grant) await store.addGrant(ALPHA, id);
@@ -149,6 +152,7 @@ describe("SignService decisions", () => {
       after: () => void (hsm.down = false),
     },
     { name: "HSM object missing", caller: alpha, req: req("k-noobject"), code: "HSM_ERROR", outcome: "failed", auditVersion: 1 },
+    { name: "raw payload with a key whose exchange has a dialect", caller: alpha, req: req("k-dialect"), code: "POLICY_DENIED", outcome: "denied", auditVersion: 1 },
     { name: "pinned retiring version after its grace period", caller: alpha, req: req("k-grace-over", 1), code: "VERSION_NOT_USABLE", outcome: "denied", auditVersion: 1 },
     {
       name: "frozen key",
