@@ -36,24 +36,36 @@ export function checkChain(events: readonly StoredAuditEvent[], prevSeq: number,
 const canonicalize = canonicalizeModule as unknown as (input: unknown) => string | undefined;
 
 /**
- * RFC 8785 canonical JSON. Sign events are flat objects of strings and integers; for those,
- * JSON.stringify over the keys in sorted order *is* the RFC 8785 form (its string and
- * integer serialisation is ECMAScript's), at a fraction of the general library's cost. The
- * keys are sorted by inserting them into a fresh object in order (JSON.stringify keeps
- * insertion order for keys that are not array indexes, and is fastest without a replacer).
- * Anything else (nested details, non-integer numbers, numeric keys) goes through the library.
+ * RFC 8785 canonical JSON. Audit events are objects of strings, booleans and integers, with at
+ * most one level of such objects nested (`details`); for those, JSON.stringify over the keys
+ * in sorted order *is* the RFC 8785 form (its string and integer serialisation is
+ * ECMAScript's), at a fraction of the general library's cost. The keys are sorted by
+ * inserting them into a fresh object in order (JSON.stringify keeps insertion order for keys
+ * that are not array indexes, and is fastest without a replacer). Anything else (arrays,
+ * non-integer numbers, deeper nesting, numeric keys) goes through the library.
  */
 export function canonicalJson(value: Record<string, unknown>): string {
+  const sorted = sortedFlat(value, 1);
+  return sorted === undefined ? (canonicalize(value) as string) : JSON.stringify(sorted);
+}
+
+/** `value` with keys in sorted order, if it has the simple shape above; else undefined. */
+function sortedFlat(value: Record<string, unknown>, nesting: number): Record<string, unknown> | undefined {
   const keys = Object.keys(value).sort();
   const sorted: Record<string, unknown> = {};
   for (const k of keys) {
-    const v = value[k];
     const first = k.charCodeAt(0);
-    if (first >= 48 && first <= 57) return canonicalize(value) as string; // "0"…"9": could be an array index
-    if (!(typeof v === "string" || typeof v === "boolean" || (typeof v === "number" && Number.isSafeInteger(v)))) {
-      return canonicalize(value) as string;
+    if (first >= 48 && first <= 57) return undefined; // "0"…"9": could be an array index
+    const v = value[k];
+    if (typeof v === "string" || typeof v === "boolean" || (typeof v === "number" && Number.isSafeInteger(v))) {
+      sorted[k] = v;
+    } else if (nesting > 0 && typeof v === "object" && v !== null && !Array.isArray(v) && Object.getPrototypeOf(v) === Object.prototype) {
+      const inner = sortedFlat(v as Record<string, unknown>, nesting - 1);
+      if (inner === undefined) return undefined;
+      sorted[k] = inner;
+    } else {
+      return undefined;
     }
-    sorted[k] = v;
   }
-  return JSON.stringify(sorted);
+  return sorted;
 }

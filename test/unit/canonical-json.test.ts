@@ -21,7 +21,9 @@ it("equals the RFC 8785 library for sign-shaped events and for nested ones", () 
       [tricky[(i + 3) % tricky.length]!]: i % 2 === 0,
     };
     if (i % 5 === 0) event.version = randomInt(1, 100);
-    if (i % 7 === 0) event.details = { z: 1, a: "x", m: [3, 1] }; // nested: library path
+    if (i % 7 === 0) event.details = { z: 1, a: "x", m: [3, 1] }; // an array inside: library path
+    if (i % 3 === 1) event.details = { method: "POST", path: "/fapi/v1/order", [tricky[i % tricky.length]!]: i, ok: true }; // one flat level: fast path
+    if (i % 17 === 0) event.details = { deeper: { x: 1 } }; // two levels: library path
     if (i % 11 === 0) event.ratio = 0.1; // non-integer number: library path
     if (i % 13 === 0) Object.assign(event, { "10": "ten", "9": "nine", "1x": "not an index" }); // JS orders index keys numerically
     assert.equal(canonicalJson(event), canonicalize(event));
