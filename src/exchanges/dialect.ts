@@ -60,6 +60,31 @@ export interface PreparedRequest {
   finish(macs: Buffer[]): SignedExchangeRequest;
 }
 
+/** What a private WebSocket's login/auth step needs, for `SignWebSocketAuth`. */
+export interface WebSocketAuthInput {
+  /** Server-sent challenge (Kraken Futures), if the exchange uses one. */
+  challenge?: string;
+  /** Channel and event (Gate signs each private subscription). */
+  channel?: string;
+  event?: string;
+}
+
+/** The bytes to sign and how to build the auth message fields from the MACs. */
+export interface PreparedWebSocketAuth {
+  toSign: Buffer[];
+  finish(macs: Buffer[]): SignedWebSocketAuth;
+}
+
+export interface SignedWebSocketAuth {
+  /** The fields of the exchange's login/auth message, by the names its docs use. */
+  fields: Array<[string, string]>;
+  /** The complete JSON message to send, when the exchange's format is fixed. */
+  message: string;
+  signature: string;
+  /** The timestamp, nonce or expiry used, as sent. */
+  timestamp: string;
+}
+
 /** One exchange's signing rules (from its official API documentation). Pure: no I/O, no clock. */
 export interface Dialect {
   /** Lower-case exchange id, as keys are imported with (e.g. "binance", "krakenfutures"). */
@@ -74,4 +99,9 @@ export interface Dialect {
   /** Orders the request places (symbol and quantity), for per-symbol quantity limits. */
   orders(req: ExchangeRequest): Array<{ symbol: string; quantity: number }>;
   prepare(req: ExchangeRequest, ctx: SigningContext): PreparedRequest;
+  /**
+   * The private WebSocket login/auth signature, for exchanges that sign one with the key's
+   * HMAC secret (absent where the WebSocket needs no signature or another key type).
+   */
+  websocketAuth?(input: WebSocketAuthInput, ctx: SigningContext): PreparedWebSocketAuth;
 }
