@@ -39,7 +39,9 @@ import {
   type SignStreamRequest,
   type SignStreamResponse,
   type SignedExchangeRequest,
+  type SignedWebSocketAuth,
   type SignerServer,
+  type WebSocketAuthRequest,
 } from "../src/gen/custos/v1/signer.js";
 import { Pkcs11Hsm } from "../src/hsm/index.js";
 import { findObjects, findSlotByLabel, loadModule, pkcs11js, type Handle } from "../src/hsm/pkcs11/module.js";
@@ -310,6 +312,9 @@ async function serveFloor(): Promise<void> {
       callback(null, res);
     },
     signExchangeRequest(_call: ServerUnaryCall<ExchangeRequest, SignedExchangeRequest>, callback: sendUnaryData<SignedExchangeRequest>) {
+      callback({ code: status.UNIMPLEMENTED, details: "the floor signs raw payloads only" });
+    },
+    signWebSocketAuth(_call: ServerUnaryCall<WebSocketAuthRequest, SignedWebSocketAuth>, callback: sendUnaryData<SignedWebSocketAuth>) {
       callback({ code: status.UNIMPLEMENTED, details: "the floor signs raw payloads only" });
     },
     signStream(stream: ServerDuplexStream<SignStreamRequest, SignStreamResponse>) {

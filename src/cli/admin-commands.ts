@@ -223,6 +223,42 @@ export function registerSignRequestCommand(program: Command): void {
     });
 }
 
+export function registerSignWsAuthCommand(program: Command): void {
+  withConnection(program.command("sign-ws-auth"))
+    .description("sign the key's exchange's private WebSocket login/auth message; prints one JSON object")
+    .requiredOption("--key <id>", "key id")
+    .option("--timestamp <ms>", "caller-chosen timestamp (ms); default: custos's clock")
+    .option("--nonce <n>", "caller-chosen nonce")
+    .option("--expires <s>", "caller-chosen expiry (seconds since the epoch)")
+    .option("--challenge <c>", "the server's challenge (Kraken Futures)")
+    .option("--channel <c>", "private channel (Gate)")
+    .option("--event <e>", "subscription event (Gate)")
+    .action(async (o: Opts) => {
+      const { signer } = connect(connectOpts(o), "client");
+      const res = await unary(signer, "signWebSocketAuth", {
+        keyId: o.key!,
+        version: 0,
+        timestampMs: o.timestamp ?? "0",
+        nonce: o.nonce ?? "",
+        expires: o.expires ?? "0",
+        challenge: o.challenge ?? "",
+        channel: o.channel ?? "",
+        event: o.event ?? "",
+        passphrase: process.env.CUSTOS_API_PASSPHRASE ?? "",
+      }).finally(() => signer.close());
+      console.log(
+        JSON.stringify({
+          fields: Object.fromEntries(res.fields.map((f) => [f.name, f.value])),
+          message: res.message,
+          signature: res.signature,
+          timestamp: res.timestamp,
+          keyVersion: res.keyVersion,
+          apiKeyId: res.apiKeyId,
+        }),
+      );
+    });
+}
+
 export function registerSignCommand(program: Command): void {
   withConnection(program.command("sign"))
     .description("sign a payload with a key (prints the signature on the last line)")

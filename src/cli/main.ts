@@ -5,7 +5,7 @@ import { defaultSofthsmModule, loadConfig } from "../config/config.js";
 import { createSecretFile, readSecretEnv, readSecretFile } from "../config/secrets.js";
 import { CustosError } from "../errors.js";
 import { createLogger } from "../log.js";
-import { registerClientCommands, registerKeyCommands, registerSignCommand, registerSignRequestCommand } from "./admin-commands.js";
+import { registerClientCommands, registerKeyCommands, registerSignCommand, registerSignRequestCommand, registerSignWsAuthCommand } from "./admin-commands.js";
 import { registerGovernanceCommands, registerKeyLifecycleCommands } from "./governance-commands.js";
 import { CliError, dataDirOf, describeRpcError } from "./context.js";
 
@@ -202,6 +202,7 @@ registerKeyLifecycleCommands(program);
 registerClientCommands(program);
 registerSignCommand(program);
 registerSignRequestCommand(program);
+registerSignWsAuthCommand(program);
 registerGovernanceCommands(program);
 
 export async function main(argv: string[]): Promise<void> {

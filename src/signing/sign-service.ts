@@ -1,7 +1,7 @@
 import type { AuditLog } from "../audit/audit-log.js";
 import { CustosError, type CustosErrorCode } from "../errors.js";
 import type { Hsm } from "../hsm/hsm.js";
-import type { ExchangeRequest, SignedExchangeRequest, SigningContext } from "../exchanges/dialect.js";
+import type { ExchangeRequest, SignedExchangeRequest, SignedWebSocketAuth, SigningContext, WebSocketAuthInput } from "../exchanges/dialect.js";
 import { dialectFor } from "../exchanges/registry.js";
 import { apiKeyIdOf, type KeyVersionRecord, type KeyWithVersions } from "../keys/model.js";
 import { PolicyDenied, checkRequest, checkTiming, type RequestFacts } from "../policy/policy.js";
@@ -128,6 +128,42 @@ export class SignService {
     }
   }
 
+  /** The key's exchange's private WebSocket login/auth message, signed in the HSM. */
+  async signWebSocketAuth(caller: CallerContext, req: WebSocketAuthSignRequest): Promise<WebSocketAuthSignResult> {
+    const started = performance.now();
+    let version = req.version;
+    const what = { method: "WS", path: "auth" };
+    try {
+      const { key, v } = this.authorize(caller, req.keyId, req.version, 0);
+      version = v.version;
+      const dialect = dialectFor(key.exchange);
+      if (!dialect?.websocketAuth) throw new CustosError("NO_DIALECT", `custos cannot sign a WebSocket login for ${key.exchange}`);
+      const policy = this.directory.policy(key.id);
+      const now = Date.now();
+      checkTiming(policy, now, {
+        ...(req.timestampMs ? { timestampMs: req.timestampMs } : {}),
+        ...(req.nonce && nonceMs(req.nonce) !== undefined ? { nonceMs: nonceMs(req.nonce)! } : {}),
+        ...(req.expires ? { expires: req.expires } : {}),
+      });
+      const ctx: SigningContext = {
+        timestamp: req.timestampMs || now,
+        expires: req.expires || Math.floor(now / 1000) + DEFAULT_EXPIRY_SECONDS,
+        nonce: req.nonce || this.nextNonce(now),
+        apiKeyId: apiKeyIdOf(key, v),
+        ...(req.passphrase ? { passphrase: req.passphrase } : {}),
+      };
+      const prepared = dialect.websocketAuth(req.input, ctx);
+      const macs: Buffer[] = [];
+      for (const data of prepared.toSign) macs.push(await this.hsm.sign(v.objectId, key.algorithm, data));
+      const signed = prepared.finish(macs);
+      this.audit.record({ kind: "sign.ws_auth", actor: caller.identity ?? "unknown", outcome: "allowed", key: req.keyId, version, peer: caller.ip || undefined }, prepared.toSign[0]);
+      this.observer.observe("allowed", "OK", (performance.now() - started) / 1000);
+      return { ...signed, version: v.version, apiKeyId: ctx.apiKeyId };
+    } catch (e) {
+      throw this.refused(e, caller, { kind: "sign.ws_auth", key: req.keyId, version, details: what }, started);
+    }
+  }
+
   /** Audits and observes a refusal or failure; returns the error to throw. */
   private refused(e: unknown, caller: CallerContext, event: { kind: string; key: string; version: number; details?: Record<string, string> }, started: number, payload?: Uint8Array): CustosError {
     const err = e instanceof CustosError ? e : new CustosError("INTERNAL", "sign failed", { cause: e });
@@ -214,6 +250,21 @@ export interface ExchangeSignRequest {
   recvWindowMs: number;
   /** The key's API passphrase (OKX, Bitget, KuCoin); never logged or stored. */
   passphrase: string;
+}
+
+export interface WebSocketAuthSignRequest {
+  keyId: string;
+  version: number;
+  input: WebSocketAuthInput;
+  timestampMs: number;
+  nonce: string;
+  expires: number;
+  passphrase: string;
+}
+
+export interface WebSocketAuthSignResult extends SignedWebSocketAuth {
+  version: number;
+  apiKeyId: string;
 }
 
 export interface ExchangeSignResult extends SignedExchangeRequest {

@@ -8,7 +8,9 @@ import {
   type SignStreamRequest,
   type SignStreamResponse,
   type SignedExchangeRequest,
+  type SignedWebSocketAuth,
   type SignerServer,
+  type WebSocketAuthRequest,
 } from "../../gen/custos/v1/signer.js";
 import { CustosError } from "../../errors.js";
 import type { ExchangeSignRequest, ExchangeSignResult, SignResult, SignService } from "../../signing/sign-service.js";
@@ -39,6 +41,36 @@ export function signerHandlers(signer: SignService, log: Logger, tracker: InFlig
         .then(() => signer.signExchange(callerOf(call), exchangeInput(call.request)))
         .then(
           (result) => callback(null, encodeExchange(result)),
+          (e: unknown) => callback(toServiceError(e, log, nextRequestId())),
+        )
+        .finally(done);
+    },
+
+    signWebSocketAuth(call: ServerUnaryCall<WebSocketAuthRequest, SignedWebSocketAuth>, callback: sendUnaryData<SignedWebSocketAuth>): void {
+      const done = tracker.start();
+      const r = call.request;
+      Promise.resolve()
+        .then(() =>
+          signer.signWebSocketAuth(callerOf(call), {
+            keyId: r.keyId,
+            version: r.version,
+            input: { ...(r.challenge ? { challenge: r.challenge } : {}), ...(r.channel ? { channel: r.channel } : {}), ...(r.event ? { event: r.event } : {}) },
+            timestampMs: Number(r.timestampMs),
+            nonce: r.nonce,
+            expires: Number(r.expires),
+            passphrase: r.passphrase,
+          }),
+        )
+        .then(
+          (res) =>
+            callback(null, {
+              fields: res.fields.map(([name, value]) => ({ name, value })),
+              message: res.message,
+              signature: res.signature,
+              timestamp: res.timestamp,
+              keyVersion: res.version,
+              apiKeyId: res.apiKeyId,
+            }),
           (e: unknown) => callback(toServiceError(e, log, nextRequestId())),
         )
         .finally(done);

@@ -168,6 +168,33 @@ export interface SignStreamResponse {
   } | undefined;
 }
 
+export interface WebSocketAuthRequest {
+  keyId: string;
+  version: number;
+  /** Optional caller-chosen values, checked like ExchangeRequest's. 0 / "" = custos chooses. */
+  timestampMs: string;
+  nonce: string;
+  expires: string;
+  /** Kraken Futures: the challenge the server sent. */
+  challenge: string;
+  /** Gate: the private channel and event being subscribed. */
+  channel: string;
+  event: string;
+  /** OKX, Bitget: the key's API passphrase (sent in the login message); never stored or logged. */
+  passphrase: string;
+}
+
+export interface SignedWebSocketAuth {
+  /** The login/auth message fields, as the exchange's docs name them, in order. */
+  fields: QueryParam[];
+  /** The complete JSON message to send, when the exchange's format is fixed; else empty. */
+  message: string;
+  signature: string;
+  timestamp: string;
+  keyVersion: number;
+  apiKeyId: string;
+}
+
 function createBaseSignRequest(): SignRequest {
   return { keyId: "", version: 0, payload: Buffer.alloc(0), encoding: 0 };
 }
@@ -1477,6 +1504,378 @@ export const SignStreamResponse: MessageFns<SignStreamResponse> = {
   },
 };
 
+function createBaseWebSocketAuthRequest(): WebSocketAuthRequest {
+  return {
+    keyId: "",
+    version: 0,
+    timestampMs: "0",
+    nonce: "",
+    expires: "0",
+    challenge: "",
+    channel: "",
+    event: "",
+    passphrase: "",
+  };
+}
+
+export const WebSocketAuthRequest: MessageFns<WebSocketAuthRequest> = {
+  encode(message: WebSocketAuthRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.keyId !== "") {
+      writer.uint32(10).string(message.keyId);
+    }
+    if (message.version !== 0) {
+      writer.uint32(16).uint32(message.version);
+    }
+    if (message.timestampMs !== "0") {
+      writer.uint32(24).uint64(message.timestampMs);
+    }
+    if (message.nonce !== "") {
+      writer.uint32(34).string(message.nonce);
+    }
+    if (message.expires !== "0") {
+      writer.uint32(40).uint64(message.expires);
+    }
+    if (message.challenge !== "") {
+      writer.uint32(50).string(message.challenge);
+    }
+    if (message.channel !== "") {
+      writer.uint32(58).string(message.channel);
+    }
+    if (message.event !== "") {
+      writer.uint32(66).string(message.event);
+    }
+    if (message.passphrase !== "") {
+      writer.uint32(74).string(message.passphrase);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WebSocketAuthRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWebSocketAuthRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.keyId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.version = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.timestampMs = reader.uint64().toString();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.nonce = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.expires = reader.uint64().toString();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.challenge = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.channel = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.event = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.passphrase = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WebSocketAuthRequest {
+    return {
+      keyId: isSet(object.keyId)
+        ? globalThis.String(object.keyId)
+        : isSet(object.key_id)
+        ? globalThis.String(object.key_id)
+        : "",
+      version: isSet(object.version) ? globalThis.Number(object.version) : 0,
+      timestampMs: isSet(object.timestampMs)
+        ? globalThis.String(object.timestampMs)
+        : isSet(object.timestamp_ms)
+        ? globalThis.String(object.timestamp_ms)
+        : "0",
+      nonce: isSet(object.nonce) ? globalThis.String(object.nonce) : "",
+      expires: isSet(object.expires) ? globalThis.String(object.expires) : "0",
+      challenge: isSet(object.challenge) ? globalThis.String(object.challenge) : "",
+      channel: isSet(object.channel) ? globalThis.String(object.channel) : "",
+      event: isSet(object.event) ? globalThis.String(object.event) : "",
+      passphrase: isSet(object.passphrase) ? globalThis.String(object.passphrase) : "",
+    };
+  },
+
+  toJSON(message: WebSocketAuthRequest): unknown {
+    const obj: any = {};
+    if (message.keyId !== "") {
+      obj.keyId = message.keyId;
+    }
+    if (message.version !== 0) {
+      obj.version = Math.round(message.version);
+    }
+    if (message.timestampMs !== "0") {
+      obj.timestampMs = message.timestampMs;
+    }
+    if (message.nonce !== "") {
+      obj.nonce = message.nonce;
+    }
+    if (message.expires !== "0") {
+      obj.expires = message.expires;
+    }
+    if (message.challenge !== "") {
+      obj.challenge = message.challenge;
+    }
+    if (message.channel !== "") {
+      obj.channel = message.channel;
+    }
+    if (message.event !== "") {
+      obj.event = message.event;
+    }
+    if (message.passphrase !== "") {
+      obj.passphrase = message.passphrase;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<WebSocketAuthRequest>): WebSocketAuthRequest {
+    return WebSocketAuthRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<WebSocketAuthRequest>): WebSocketAuthRequest {
+    const message = createBaseWebSocketAuthRequest();
+    message.keyId = object.keyId ?? "";
+    message.version = object.version ?? 0;
+    message.timestampMs = object.timestampMs ?? "0";
+    message.nonce = object.nonce ?? "";
+    message.expires = object.expires ?? "0";
+    message.challenge = object.challenge ?? "";
+    message.channel = object.channel ?? "";
+    message.event = object.event ?? "";
+    message.passphrase = object.passphrase ?? "";
+    return message;
+  },
+};
+
+function createBaseSignedWebSocketAuth(): SignedWebSocketAuth {
+  return { fields: [], message: "", signature: "", timestamp: "", keyVersion: 0, apiKeyId: "" };
+}
+
+export const SignedWebSocketAuth: MessageFns<SignedWebSocketAuth> = {
+  encode(message: SignedWebSocketAuth, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.fields) {
+      QueryParam.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.message !== "") {
+      writer.uint32(18).string(message.message);
+    }
+    if (message.signature !== "") {
+      writer.uint32(26).string(message.signature);
+    }
+    if (message.timestamp !== "") {
+      writer.uint32(34).string(message.timestamp);
+    }
+    if (message.keyVersion !== 0) {
+      writer.uint32(40).uint32(message.keyVersion);
+    }
+    if (message.apiKeyId !== "") {
+      writer.uint32(50).string(message.apiKeyId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SignedWebSocketAuth {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSignedWebSocketAuth();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.fields.push(QueryParam.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.message = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.signature = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.timestamp = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.keyVersion = reader.uint32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.apiKeyId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SignedWebSocketAuth {
+    return {
+      fields: globalThis.Array.isArray(object?.fields) ? object.fields.map((e: any) => QueryParam.fromJSON(e)) : [],
+      message: isSet(object.message) ? globalThis.String(object.message) : "",
+      signature: isSet(object.signature) ? globalThis.String(object.signature) : "",
+      timestamp: isSet(object.timestamp) ? globalThis.String(object.timestamp) : "",
+      keyVersion: isSet(object.keyVersion)
+        ? globalThis.Number(object.keyVersion)
+        : isSet(object.key_version)
+        ? globalThis.Number(object.key_version)
+        : 0,
+      apiKeyId: isSet(object.apiKeyId)
+        ? globalThis.String(object.apiKeyId)
+        : isSet(object.api_key_id)
+        ? globalThis.String(object.api_key_id)
+        : "",
+    };
+  },
+
+  toJSON(message: SignedWebSocketAuth): unknown {
+    const obj: any = {};
+    if (message.fields?.length) {
+      obj.fields = message.fields.map((e) => QueryParam.toJSON(e));
+    }
+    if (message.message !== "") {
+      obj.message = message.message;
+    }
+    if (message.signature !== "") {
+      obj.signature = message.signature;
+    }
+    if (message.timestamp !== "") {
+      obj.timestamp = message.timestamp;
+    }
+    if (message.keyVersion !== 0) {
+      obj.keyVersion = Math.round(message.keyVersion);
+    }
+    if (message.apiKeyId !== "") {
+      obj.apiKeyId = message.apiKeyId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<SignedWebSocketAuth>): SignedWebSocketAuth {
+    return SignedWebSocketAuth.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SignedWebSocketAuth>): SignedWebSocketAuth {
+    const message = createBaseSignedWebSocketAuth();
+    message.fields = object.fields?.map((e) => QueryParam.fromPartial(e)) || [];
+    message.message = object.message ?? "";
+    message.signature = object.signature ?? "";
+    message.timestamp = object.timestamp ?? "";
+    message.keyVersion = object.keyVersion ?? 0;
+    message.apiKeyId = object.apiKeyId ?? "";
+    return message;
+  },
+};
+
 export type SignerService = typeof SignerService;
 export const SignerService = {
   /** Signs one payload with the key's active (or pinned) version. */
@@ -1519,6 +1918,19 @@ export const SignerService = {
       Buffer.from(SignedExchangeRequest.encode(value).finish()),
     responseDeserialize: (value: Buffer): SignedExchangeRequest => SignedExchangeRequest.decode(value),
   },
+  /**
+   * The login/auth message of the key's exchange's private WebSocket, signed in the HSM
+   * (timestamp/expiry owned by custos as for REST requests).
+   */
+  signWebSocketAuth: {
+    path: "/custos.v1.Signer/SignWebSocketAuth" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: WebSocketAuthRequest): Buffer => Buffer.from(WebSocketAuthRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): WebSocketAuthRequest => WebSocketAuthRequest.decode(value),
+    responseSerialize: (value: SignedWebSocketAuth): Buffer => Buffer.from(SignedWebSocketAuth.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SignedWebSocketAuth => SignedWebSocketAuth.decode(value),
+  },
 } as const;
 
 export interface SignerServer extends UntypedServiceImplementation {
@@ -1537,6 +1949,11 @@ export interface SignerServer extends UntypedServiceImplementation {
    * by default), signs in the HSM and returns everything the engine must attach.
    */
   signExchangeRequest: handleUnaryCall<ExchangeRequest, SignedExchangeRequest>;
+  /**
+   * The login/auth message of the key's exchange's private WebSocket, signed in the HSM
+   * (timestamp/expiry owned by custos as for REST requests).
+   */
+  signWebSocketAuth: handleUnaryCall<WebSocketAuthRequest, SignedWebSocketAuth>;
 }
 
 export interface SignerClient extends Client {
@@ -1584,6 +2001,25 @@ export interface SignerClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: SignedExchangeRequest) => void,
+  ): ClientUnaryCall;
+  /**
+   * The login/auth message of the key's exchange's private WebSocket, signed in the HSM
+   * (timestamp/expiry owned by custos as for REST requests).
+   */
+  signWebSocketAuth(
+    request: WebSocketAuthRequest,
+    callback: (error: ServiceError | null, response: SignedWebSocketAuth) => void,
+  ): ClientUnaryCall;
+  signWebSocketAuth(
+    request: WebSocketAuthRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SignedWebSocketAuth) => void,
+  ): ClientUnaryCall;
+  signWebSocketAuth(
+    request: WebSocketAuthRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SignedWebSocketAuth) => void,
   ): ClientUnaryCall;
 }
 
