@@ -36,7 +36,8 @@ const ABSENT = 0xffffffff;
  *
  * Entry: u8 tag, f64 epoch ms, then
  *   JSON_EVENT: str json
- *   SIGN_EVENT: u8 outcome, str actor, str key, str reason, str peer, u32 version,
+ *   SIGN_EVENT: str kind, u8 outcome, str actor, str key, str reason, str peer, u32 version,
+ *               u8 detail count, (str name, str value) per detail,
  *               u8 payload mode, then the raw payload (u32 length + bytes) or the hex digest (str)
  * where str = u32 UTF-8 length + bytes (length 0xFFFFFFFF: absent).
  */
@@ -54,7 +55,7 @@ export class EventBatchWriter {
   /** Appends one event; `payload`, if given, is digested (SHA-256) into `payloadSha256`. */
   add(event: AuditEvent, payload?: Uint8Array): void {
     const now = Date.now();
-    if (event.kind === "sign" && event.details === undefined && event.payloadSha256 === undefined) this.addSign(now, event, payload);
+    if (event.kind.startsWith("sign") && event.payloadSha256 === undefined && flatStrings(event.details)) this.addSign(now, event, payload);
     else this.addJson(now, payload ? { ...event, payloadSha256: sha256Hex(payload) } : event);
     this.count++;
   }
@@ -72,14 +73,24 @@ export class EventBatchWriter {
     // UTF-8 takes at most 3 bytes per UTF-16 unit.
     const small = payload !== undefined && payload.byteLength <= DEFERRED_DIGEST_MAX_BYTES;
     this.reserve(64 + 3 * (e.actor.length + (e.key?.length ?? 0) + (e.reason?.length ?? 0) + (e.peer?.length ?? 0)) + (small ? payload.byteLength : 0));
+    const details = e.details ? Object.entries(e.details as Record<string, string>) : [];
+    let detailChars = 0;
+    for (const [k, v] of details) detailChars += k.length + v.length + 8;
+    this.reserve(3 * (e.kind.length + detailChars) + 8);
     this.u8(SIGN_EVENT);
     this.f64(now);
+    this.str(e.kind);
     this.u8(OUTCOMES.indexOf(e.outcome));
     this.str(e.actor);
     this.str(e.key);
     this.str(e.reason);
     this.str(e.peer);
     this.u32(e.version ?? 0);
+    this.u8(details.length);
+    for (const [k, v] of details) {
+      this.str(k);
+      this.str(v);
+    }
     if (payload === undefined) {
       this.u8(NO_PAYLOAD);
     } else if (small) {
@@ -135,6 +146,13 @@ export class EventBatchWriter {
   }
 }
 
+/** Details the compact sign encoding carries: at most 255 string values (else the event goes as JSON). */
+function flatStrings(details: AuditEvent["details"]): boolean {
+  if (details === undefined) return true;
+  const values = Object.values(details);
+  return values.length < 256 && values.every((v) => typeof v === "string");
+}
+
 /** The events of an encoded batch, in order, with deferred payload digests computed. */
 export function decodeEvents(encoded: EncodedEvents): QueuedEvent[] {
   const { bytes } = encoded;
@@ -163,6 +181,7 @@ export function decodeEvents(encoded: EncodedEvents): QueuedEvent[] {
       continue;
     }
     if (tag !== SIGN_EVENT) throw new Error(`audit batch: unknown entry tag ${tag}`);
+    const kind = str() ?? "sign";
     const outcome = OUTCOMES[buf[at++]!];
     if (outcome === undefined) throw new Error("audit batch: unknown outcome");
     const actor = str() ?? "unknown";
@@ -170,6 +189,12 @@ export function decodeEvents(encoded: EncodedEvents): QueuedEvent[] {
     const reason = str();
     const peer = str();
     const version = u32();
+    const detailCount = buf[at++]!;
+    let details: Record<string, string> | undefined;
+    for (let i = 0; i < detailCount; i++) {
+      const k = str() ?? "";
+      (details ??= {})[k] = str() ?? "";
+    }
     const mode = buf[at++];
     let payloadSha256: string | undefined;
     if (mode === RAW_PAYLOAD) {
@@ -181,12 +206,13 @@ export function decodeEvents(encoded: EncodedEvents): QueuedEvent[] {
     } else if (mode !== NO_PAYLOAD) {
       throw new Error(`audit batch: unknown payload mode ${mode}`);
     }
-    const event: AuditEvent = { kind: "sign", actor, outcome };
+    const event: AuditEvent = { kind, actor, outcome };
     if (reason !== undefined) event.reason = reason;
     if (key !== undefined) event.key = key;
     if (version) event.version = version;
     if (payloadSha256 !== undefined) event.payloadSha256 = payloadSha256;
     if (peer !== undefined) event.peer = peer;
+    if (details) event.details = details;
     out.push({ at: time, event });
   }
   if (out.length !== encoded.count) throw new Error(`audit batch: ${out.length} events decoded, ${encoded.count} expected`);

@@ -19,6 +19,24 @@ describe("audit event batches", () => {
     assert.equal(e!.at, new Date(at).toISOString());
   });
 
+  it("carries exchange-request events and their string details in the compact form, in field order", () => {
+    const w = new EventBatchWriter();
+    const payload = Buffer.from("POST /fapi/v1/order?symbol=BTCUSDT\n");
+    w.add({ kind: "sign.request", actor: "a", outcome: "denied", reason: "POLICY_DENIED", key: "k", version: 2, peer: "::1", details: { method: "POST", path: "/fapi/v1/order", rule: "class:withdraw", note: "" } }, payload);
+    const [e] = decodeEvents(w.take());
+    assert.deepEqual(e!.event, {
+      kind: "sign.request",
+      actor: "a",
+      outcome: "denied",
+      reason: "POLICY_DENIED",
+      key: "k",
+      version: 2,
+      payloadSha256: sha256(payload),
+      peer: "::1",
+      details: { method: "POST", path: "/fapi/v1/order", rule: "class:withdraw", note: "" },
+    });
+  });
+
   it("keeps absent fields absent and empty strings empty", () => {
     const w = new EventBatchWriter();
     w.add({ kind: "sign", actor: "unknown", outcome: "denied", reason: "KEY_NOT_FOUND", key: "" }, new Uint8Array(0));
