@@ -16,6 +16,11 @@ import type { Dialect, EndpointClass, ExchangeRequest, PreparedRequest, SigningC
  * The docs' examples put timestamp/recvWindow/signature at the end of the body when there is
  * one (examples "request body" and "mixed"), and at the end of the query otherwise. custos does
  * the same, so all three documented signatures are reproduced byte for byte.
+ *
+ * No `websocketAuth`: the WebSocket API's login, `session.logon`, takes Ed25519 keys only ("Note: Only
+ * Ed25519 keys are supported for this feature", binance-spot-api-docs websocket-api
+ * "Authentication requests"), and this dialect's keys are HMAC. Private streams are opened with a
+ * listenKey from the REST `userDataStream`/`listenKey` endpoints, which `prepare` signs.
  */
 
 const API_KEY_HEADER = "X-MBX-APIKEY";

@@ -7,9 +7,18 @@
  * `timestamp` is milliseconds since the epoch and equals ACCESS-TIMESTAMP; the "?" is only
  * there when the query string is not empty. The query string is signed without URL encoding
  * (ccxt's bitget.js signs `rawencode` while it sends `urlencode`, for the same reason).
+ *
+ * Private WebSocket login (https://www.bitget.com/api-doc/common/websocket-intro, "Login"):
+ *
+ *   sign = base64(HMAC-SHA256(secret, timestamp + "GET" + "/user/verify"))
+ *   {"op":"login","args":[{"apiKey","passphrase","timestamp","sign"}]}
+ *
+ * `timestamp` is Unix SECONDS, a string, expiring after 30 s — as Bitget's own SDKs send it
+ * (v3-bitget-api-sdk BitgetWsClient.ts: Math.floor(Date.now() / 1000); bitget_ws_client.py:
+ * int(round(time.time()))) and ccxt's pro/bitget.js authenticate() signs it.
  */
 import { CustosError } from "../errors.js";
-import type { Dialect, EndpointClass, ExchangeRequest, PreparedRequest, SigningContext } from "./dialect.js";
+import type { Dialect, EndpointClass, ExchangeRequest, PreparedRequest, PreparedWebSocketAuth, SigningContext, WebSocketAuthInput } from "./dialect.js";
 
 type Method = ExchangeRequest["method"];
 type OrderFact = { symbol: string; quantity: number };
@@ -157,6 +166,34 @@ export class BitgetDialect implements Dialect {
         if (req.method === "POST" || req.body !== "") headers.push(["Content-Type", "application/json"]);
         headers.push(["locale", "en-US"]);
         return { headers, params: [], query: req.query, body: req.body, signature, timestamp };
+      },
+    };
+  }
+
+  /** The private WebSocket `login` op. */
+  websocketAuth(_input: WebSocketAuthInput, ctx: SigningContext): PreparedWebSocketAuth {
+    if (!ctx.passphrase) throw new CustosError("INVALID_ARGUMENT", "bitget keys need the API passphrase to log in");
+    if (!/^[\x20-\x7e]+$/.test(ctx.passphrase)) throw new CustosError("INVALID_ARGUMENT", "the API passphrase must be printable ASCII");
+    if (!/^[\x21-\x7e]+$/.test(ctx.apiKeyId)) throw new CustosError("INVALID_ARGUMENT", "the API key id must be printable ASCII");
+    if (!Number.isSafeInteger(ctx.timestamp) || ctx.timestamp < 0) throw new CustosError("INVALID_ARGUMENT", "timestamp must be whole milliseconds");
+    const passphrase = ctx.passphrase;
+    const timestamp = String(Math.floor(ctx.timestamp / 1000));
+    return {
+      toSign: [Buffer.from(`${timestamp}GET/user/verify`, "utf8")],
+      finish(macs: Buffer[]) {
+        if (macs.length !== 1 || macs[0]!.length !== 32) throw new CustosError("INTERNAL", "bitget expects one HMAC-SHA256 (this is a bug)");
+        const sign = macs[0]!.toString("base64");
+        return {
+          fields: [
+            ["apiKey", ctx.apiKeyId],
+            ["passphrase", passphrase],
+            ["timestamp", timestamp],
+            ["sign", sign],
+          ],
+          message: JSON.stringify({ op: "login", args: [{ apiKey: ctx.apiKeyId, passphrase, timestamp, sign }] }),
+          signature: sign,
+          timestamp,
+        };
       },
     };
   }

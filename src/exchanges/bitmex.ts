@@ -1,6 +1,6 @@
 import { CustosError } from "../errors.js";
 import { algorithmSpec } from "../hsm/algorithms.js";
-import type { Dialect, EndpointClass, ExchangeRequest, PreparedRequest, SigningContext } from "./dialect.js";
+import type { Dialect, EndpointClass, ExchangeRequest, PreparedRequest, PreparedWebSocketAuth, SigningContext, WebSocketAuthInput } from "./dialect.js";
 
 /*
  * BitMEX REST API keys (www.bitmex.com/app/apiKeysUsage, "Authenticating with an API Key"):
@@ -11,6 +11,12 @@ import type { Dialect, EndpointClass, ExchangeRequest, PreparedRequest, SigningC
  *
  * path is the URL path with its query string exactly as sent ("Be sure to HMAC *exactly* what is sent on
  * the wire"); data is the raw body, JSON or form-encoded, or "".
+ *
+ * WebSocket (www.bitmex.com/app/wsAPI, "API Keys"): the same signature over verb "GET", path "/realtime" and
+ * no data, sent as {"op":"authKeyExpires","args":[apiKey, expires, signature]} with expires a JSON number of
+ * seconds (BitMEX's reference websocket-apikey-auth-test.py: expires = int(time.time()) + 5; the same three
+ * values may instead travel as api-expires/api-key/api-signature headers on connect, as its
+ * official-ws/python/bitmex_websocket.py does).
  */
 
 const PREFIX = "/api/v1";
@@ -99,6 +105,29 @@ export const bitmex: Dialect = {
           params: [],
           query: req.query,
           body: req.body,
+          signature,
+          timestamp: expires,
+        };
+      },
+    };
+  },
+
+  /** The `authKeyExpires` op; `fields` uses the header names, which also authenticate a connect. */
+  websocketAuth(_input: WebSocketAuthInput, ctx: SigningContext): PreparedWebSocketAuth {
+    if (!Number.isSafeInteger(ctx.expires) || ctx.expires <= 0) invalid("expires must be a positive integer of seconds");
+    if (!/^[\x21-\x7e]+$/.test(ctx.apiKeyId)) invalid("api key id must be printable ASCII without spaces");
+    const expires = String(ctx.expires);
+    return {
+      toSign: [Buffer.from(`GET/realtime${expires}`, "utf8")],
+      finish(macs: Buffer[]) {
+        const signature = oneMac(macs).toString("hex");
+        return {
+          fields: [
+            ["api-key", ctx.apiKeyId],
+            ["api-expires", expires],
+            ["api-signature", signature],
+          ],
+          message: JSON.stringify({ op: "authKeyExpires", args: [ctx.apiKeyId, ctx.expires, signature] }),
           signature,
           timestamp: expires,
         };

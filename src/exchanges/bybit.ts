@@ -1,5 +1,5 @@
 import { CustosError } from "../errors.js";
-import type { Dialect, EndpointClass, ExchangeRequest, PreparedRequest, SigningContext } from "./dialect.js";
+import type { Dialect, EndpointClass, ExchangeRequest, PreparedRequest, PreparedWebSocketAuth, SigningContext, WebSocketAuthInput } from "./dialect.js";
 
 /*
  * Bybit v5 HMAC-SHA256 request signing, as documented in the v5 "Integration Guidance",
@@ -13,6 +13,13 @@ import type { Dialect, EndpointClass, ExchangeRequest, PreparedRequest, SigningC
  * The guide names no X-BAPI-SIGN-TYPE header for v5 (only the v3 contract/unified APIs sent
  * "2"), so none is sent. custos always sends X-BAPI-RECV-WINDOW, with the documented default
  * when the caller gives none, so the signed string never depends on a server-side default.
+ *
+ * Private WebSocket (wss://stream.bybit.com/v5/private), v5 "WebSocket Stream → Connect →
+ * Authentication" (bybit-exchange.github.io/docs/v5/ws/connect):
+ *   - signature = hex(HMAC-SHA256(secret, "GET/realtime" + expires)), expires in MILLISECONDS
+ *     and in the future (the docs' sample: expires = int((time.time() + 1) * 1000));
+ *   - message {"op":"auth","args":[api_key, expires, signature]}, expires a JSON number as in
+ *     the docs' example.
  */
 
 const DEFAULT_RECV_WINDOW_MS = 5_000;
@@ -164,6 +171,31 @@ function prepare(req: ExchangeRequest, ctx: SigningContext): PreparedRequest {
   };
 }
 
+/** The v5 private WebSocket `auth` op. custos signs ctx.expires (seconds) as milliseconds. */
+function websocketAuth(_input: WebSocketAuthInput, ctx: SigningContext): PreparedWebSocketAuth {
+  const expiresMs = ctx.expires * 1000;
+  if (!Number.isSafeInteger(ctx.expires) || ctx.expires <= 0 || !Number.isSafeInteger(expiresMs)) throw invalid("expires must be a positive integer of seconds");
+  if (!/^[\x21-\x7e]+$/.test(ctx.apiKeyId)) throw invalid("the API key id must be printable ASCII");
+  const expires = String(expiresMs);
+  return {
+    toSign: [Buffer.from(`GET/realtime${expires}`, "utf8")],
+    finish(macs: Buffer[]) {
+      if (macs.length !== 1 || macs[0]!.length !== 32) throw new CustosError("INTERNAL", "bybit: expected one HMAC-SHA256 (this is a bug)");
+      const signature = macs[0]!.toString("hex");
+      return {
+        fields: [
+          ["api_key", ctx.apiKeyId],
+          ["expires", expires],
+          ["signature", signature],
+        ],
+        message: JSON.stringify({ op: "auth", args: [ctx.apiKeyId, expiresMs, signature] }),
+        signature,
+        timestamp: expires,
+      };
+    },
+  };
+}
+
 /**
  * Bybit v5 (/v5) requests signed with a system-generated (HMAC) API key; RSA keys are not
  * handled here. Nothing is added to the query or body: authentication is in the X-BAPI-*
@@ -179,4 +211,5 @@ export const bybit: Dialect = {
   symbols,
   orders,
   prepare,
+  websocketAuth,
 };

@@ -1,6 +1,6 @@
 import { CustosError } from "../errors.js";
 import { algorithmSpec } from "../hsm/algorithms.js";
-import type { Dialect, EndpointClass, ExchangeRequest, PreparedRequest, SigningContext } from "./dialect.js";
+import type { Dialect, EndpointClass, ExchangeRequest, PreparedRequest, PreparedWebSocketAuth, SigningContext, WebSocketAuthInput } from "./dialect.js";
 
 /*
  * Deribit API v2, HTTP REST with "Deribit signature credentials" (docs.deribit.com, Authentication →
@@ -13,6 +13,16 @@ import type { Dialect, EndpointClass, ExchangeRequest, PreparedRequest, SigningC
  *
  * URI() is the path with its query string (the docs' example signs
  * "/api/v2/private/get_account_summary?currency=BTC"). Timestamp is in milliseconds and valid for 60 s.
+ *
+ * WebSocket login (docs.deribit.com/articles/authentication, "Client Signature (WebSocket)"): `public/auth`
+ * with grant_type "client_signature" and
+ *
+ *   StringToSign = Timestamp + "\n" + Nonce + "\n" + Data
+ *   Signature    = HEX_STRING(HMAC-SHA256(ClientSecret, StringToSign))
+ *
+ * Timestamp in milliseconds (a JSON number), Nonce single-use, Data optional ("" here: the string still ends
+ * with "\n" after Nonce). The nonce may hold no whitespace: a "\n" in it could turn the login string into a
+ * REST StringToSign ("ts\nnonce\nGET\n/api/v2/private/withdraw?...\n\n").
  */
 
 const PRIVATE_PREFIX = "/api/v2/private/";
@@ -106,6 +116,32 @@ export const deribit: Dialect = {
           params: [],
           query: req.query,
           body: req.body,
+          signature,
+          timestamp: ts,
+        };
+      },
+    };
+  },
+
+  /**
+   * The `public/auth` request with `client_signature`. The message carries no JSON-RPC `id`, which Deribit
+   * makes optional ("If it is included, then the response will contain the same identifier"): a client that
+   * correlates responses adds its own; it is not signed.
+   */
+  websocketAuth(_input: WebSocketAuthInput, ctx: SigningContext): PreparedWebSocketAuth {
+    if (!Number.isSafeInteger(ctx.timestamp) || ctx.timestamp <= 0) invalid("timestamp must be a positive integer of milliseconds");
+    if (!/^[\x21-\x7e]+$/.test(ctx.nonce)) invalid("nonce must be printable ASCII without whitespace");
+    if (!/^[\x21-\x7e]+$/.test(ctx.apiKeyId)) invalid("client id must be printable ASCII without spaces");
+    const ts = String(ctx.timestamp);
+    const data = "";
+    return {
+      toSign: [Buffer.from(`${ts}\n${ctx.nonce}\n${data}`, "utf8")],
+      finish(macs: Buffer[]) {
+        const signature = oneMac(macs).toString("hex");
+        const params = { grant_type: "client_signature", client_id: ctx.apiKeyId, timestamp: ctx.timestamp, nonce: ctx.nonce, data, signature };
+        return {
+          fields: Object.entries(params).map(([k, v]): [string, string] => [k, String(v)]),
+          message: JSON.stringify({ jsonrpc: "2.0", method: "public/auth", params }),
           signature,
           timestamp: ts,
         };

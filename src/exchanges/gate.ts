@@ -8,10 +8,18 @@
  * The URL path includes the "/api/v4" prefix; the query string is signed without URL encoding
  * and in the order sent; an empty body hashes as SHA512(""). `Timestamp` is Unix seconds and
  * may not be more than 60 seconds from the server's clock.
+ *
+ * Futures WebSocket v4 (https://www.gate.com/docs/developers/futures/ws/en/#authentication): each
+ * private subscribe/unsubscribe carries its own signature, in the request's `auth` field:
+ *
+ *   SIGN = HexEncode(HMAC-SHA512(secret, "channel=" + channel + "&event=" + event + "&time=" + time))
+ *   "auth": {"method": "api_key", "KEY": key, "SIGN": SIGN}
+ *
+ * `time` is the request's own `time` field, Unix seconds (the docs' demo: int(time.time())).
  */
 import { createHash } from "node:crypto";
 import { CustosError } from "../errors.js";
-import type { Dialect, EndpointClass, ExchangeRequest, PreparedRequest, SigningContext } from "./dialect.js";
+import type { Dialect, EndpointClass, ExchangeRequest, PreparedRequest, PreparedWebSocketAuth, SigningContext, WebSocketAuthInput } from "./dialect.js";
 
 type Method = ExchangeRequest["method"];
 type OrderFact = { symbol: string; quantity: number };
@@ -153,6 +161,10 @@ function routeOf(req: ExchangeRequest): Route | undefined {
 }
 
 const EMPTY_SHA512 = createHash("sha512").update("").digest("hex");
+/** A WebSocket channel ("futures.orders"): no "&" or "=" that could shift the signed string's fields. */
+const WS_CHANNEL = /^[a-z0-9_]+\.[a-z0-9_]+$/;
+/** The events the docs sign this way (the WebSocket API's "api" event signs another string). */
+const WS_EVENTS = new Set(["subscribe", "unsubscribe"]);
 
 /** Gate API v4 (`exchange: "gate"`): hex HMAC-SHA512 over a newline-joined string. */
 export class GateDialect implements Dialect {
@@ -196,6 +208,37 @@ export class GateDialect implements Dialect {
         ];
         if (req.body !== "") headers.push(["Content-Type", "application/json"]);
         return { headers, params: [], query: req.query, body: req.body, signature, timestamp };
+      },
+    };
+  }
+
+  /**
+   * The `auth` of one private subscribe/unsubscribe. It is embedded in that request (whose `time` must be
+   * `timestamp`), so `message` is "".
+   */
+  websocketAuth(input: WebSocketAuthInput, ctx: SigningContext): PreparedWebSocketAuth {
+    const { channel, event } = input;
+    if (channel === undefined || !WS_CHANNEL.test(channel)) throw new CustosError("INVALID_ARGUMENT", "gate WebSocket auth needs the private channel (e.g. futures.orders)");
+    if (event === undefined || !WS_EVENTS.has(event)) throw new CustosError("INVALID_ARGUMENT", "gate WebSocket auth needs the event: subscribe or unsubscribe");
+    if (!/^[\x21-\x7e]+$/.test(ctx.apiKeyId)) throw new CustosError("INVALID_ARGUMENT", "the API key id must be printable ASCII");
+    if (!Number.isSafeInteger(ctx.timestamp) || ctx.timestamp < 0) throw new CustosError("INVALID_ARGUMENT", "timestamp must be whole milliseconds");
+    const time = String(Math.floor(ctx.timestamp / 1000));
+    return {
+      toSign: [Buffer.from(`channel=${channel}&event=${event}&time=${time}`, "utf8")],
+      finish(macs: Buffer[]) {
+        if (macs.length !== 1 || macs[0]!.length !== 64) throw new CustosError("INTERNAL", "gate expects one HMAC-SHA512 (this is a bug)");
+        const signature = macs[0]!.toString("hex");
+        return {
+          fields: [
+            ["method", "api_key"],
+            ["KEY", ctx.apiKeyId],
+            ["SIGN", signature],
+            ["time", time],
+          ],
+          message: "",
+          signature,
+          timestamp: time,
+        };
       },
     };
   }

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { CustosError } from "../errors.js";
 import { algorithmSpec } from "../hsm/algorithms.js";
-import type { Dialect, EndpointClass, ExchangeRequest, PreparedRequest, SigningContext } from "./dialect.js";
+import type { Dialect, EndpointClass, ExchangeRequest, PreparedRequest, PreparedWebSocketAuth, SigningContext, WebSocketAuthInput } from "./dialect.js";
 
 /*
  * Kraken Futures (derivatives) REST (docs.kraken.com/api/docs/guides/futures-rest, "Authentication"):
@@ -27,6 +27,8 @@ const QUERY_SAFE = /^[\x21\x24-\x26\x28-\x3b\x3d\x3f-\x7e]*$/;
 const PATH = /^(\/[A-Za-z0-9_-]+)+$/;
 const V3 = "/derivatives/api/v3/";
 const HISTORY = /^\/api\/history\/v[23]\/([a-z-]+)$/;
+/** The challenge is "a UUID string" (docs); nothing else may reach the REST-equivalent signature. */
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 const ROUTES = new Map<string, EndpointClass>([
   ...routes("trade", [
@@ -110,6 +112,34 @@ export const krakenfutures: Dialect = {
         if (ctx.nonce !== "") headers.push(["Nonce", ctx.nonce]);
         headers.push(["Authent", authent]);
         return { headers, params: [], query: req.query, body: req.body, signature: authent, timestamp: ctx.nonce };
+      },
+    };
+  },
+
+  /**
+   * The signed challenge for private feeds. `toSign` is the SHA-256 digest of the challenge; the fields go
+   * into each subscribe/unsubscribe, whose feed the engine chooses, so `message` is "" (and `timestamp`
+   * too: nothing time-based is signed).
+   */
+  websocketAuth(input: WebSocketAuthInput, ctx: SigningContext): PreparedWebSocketAuth {
+    const challenge = input.challenge;
+    if (challenge === undefined || challenge === "") invalid("a private feed needs the server's challenge");
+    if (!UUID.test(challenge)) invalid("the challenge must be the UUID the server sent");
+    if (!/^[\x21-\x7e]+$/.test(ctx.apiKeyId)) invalid("api key must be printable ASCII without spaces");
+    return {
+      toSign: [createHash("sha256").update(challenge, "utf8").digest()],
+      finish(macs: Buffer[]) {
+        const signed = oneMac(macs).toString("base64");
+        return {
+          fields: [
+            ["api_key", ctx.apiKeyId],
+            ["original_challenge", challenge],
+            ["signed_challenge", signed],
+          ],
+          message: "",
+          signature: signed,
+          timestamp: "",
+        };
       },
     };
   },

@@ -9,6 +9,9 @@
  * ("/api/v1/sub/api-key?…&passphrase=abc%21%40%2311" signs "…&passphrase=abc!@#11");
  * `timestamp` is milliseconds and equals KC-API-TIMESTAMP. Both MACs use the same secret, so the
  * HSM signs two messages: the request string, then the passphrase.
+ *
+ * No `websocketAuth`: the private WebSocket is opened with a token from POST /api/v1/bullet-private,
+ * an ordinary signed REST request (`prepare`); nothing sent on the socket is signed.
  */
 import { CustosError } from "../errors.js";
 import type { Dialect, EndpointClass, ExchangeRequest, PreparedRequest, SigningContext } from "./dialect.js";
@@ -81,6 +84,8 @@ const ROUTES: readonly Route[] = [
   { methods: POST, path: tpl("/changeCrossUserLeverage"), cls: "trade" },
   { methods: POST, path: tpl("/position/changeMarginMode"), cls: "trade" },
   { methods: POST, path: tpl("/position/switchPositionMode"), cls: "trade" },
+  // The private WebSocket's token (KuCoin signs no WebSocket login): reads the account's streams.
+  { methods: POST, path: tpl("/bullet-private"), cls: "read" },
   { methods: GET, path: tpl("/orders"), cls: "read" },
   { methods: GET, path: tpl("/orders/byClientOid"), cls: "read" },
   { methods: GET, path: tpl("/orders/{id}"), cls: "read" },

@@ -1,5 +1,5 @@
 import { CustosError } from "../errors.js";
-import type { Dialect, EndpointClass, ExchangeRequest, PreparedRequest, SigningContext } from "./dialect.js";
+import type { Dialect, EndpointClass, ExchangeRequest, PreparedRequest, PreparedWebSocketAuth, SigningContext, WebSocketAuthInput } from "./dialect.js";
 
 /*
  * OKX v5 HMAC-SHA256 request signing, as documented in "Overview → REST Authentication →
@@ -12,6 +12,13 @@ import type { Dialect, EndpointClass, ExchangeRequest, PreparedRequest, SigningC
  *   - headers OK-ACCESS-KEY, OK-ACCESS-SIGN, OK-ACCESS-TIMESTAMP, OK-ACCESS-PASSPHRASE (the
  *     passphrase chosen when the key was created). The server refuses a timestamp more than
  *     30 s away from its clock; there is no receive-window parameter.
+ *
+ * Private WebSocket login, "Overview → WebSocket → Login" (www.okx.com/docs-v5/en/#overview-websocket-login):
+ *   - sign = base64(HMAC-SHA256(secretKey, timestamp + "GET" + "/users/self/verify")), method always
+ *     "GET", requestPath always "/users/self/verify";
+ *   - timestamp is Unix epoch SECONDS (e.g. 1538054050, not ISO as in REST); the login expires 30 s
+ *     after it;
+ *   - message {"op":"login","args":[{"apiKey","passphrase","timestamp","sign"}]}, all strings.
  */
 
 /** Printable ASCII a WHATWG URL keeps as is in a query (no space, ", #, ', <, >): anything else is re-encoded on the way out, so the sent bytes would not be the signed bytes. */
@@ -142,6 +149,35 @@ function prepare(req: ExchangeRequest, ctx: SigningContext): PreparedRequest {
   };
 }
 
+/** The private WebSocket `login` op. */
+function websocketAuth(_input: WebSocketAuthInput, ctx: SigningContext): PreparedWebSocketAuth {
+  if (ctx.passphrase === undefined || ctx.passphrase === "") throw invalid("an OKX key needs its API passphrase to log in");
+  if (!/^[\x20-\x7e]+$/.test(ctx.passphrase)) throw invalid("the API passphrase must be printable ASCII");
+  if (!/^[\x21-\x7e]+$/.test(ctx.apiKeyId)) throw invalid("the API key id must be printable ASCII");
+  if (!Number.isSafeInteger(ctx.timestamp) || ctx.timestamp <= 0) throw invalid("timestamp must be a positive integer of milliseconds");
+
+  const timestamp = String(Math.floor(ctx.timestamp / 1000));
+  const passphrase = ctx.passphrase;
+  return {
+    toSign: [Buffer.from(`${timestamp}GET/users/self/verify`, "utf8")],
+    finish(macs: Buffer[]) {
+      if (macs.length !== 1 || macs[0]!.length !== 32) throw new CustosError("INTERNAL", "okx: expected one HMAC-SHA256 (this is a bug)");
+      const sign = macs[0]!.toString("base64");
+      return {
+        fields: [
+          ["apiKey", ctx.apiKeyId],
+          ["passphrase", passphrase],
+          ["timestamp", timestamp],
+          ["sign", sign],
+        ],
+        message: JSON.stringify({ op: "login", args: [{ apiKey: ctx.apiKeyId, passphrase, timestamp, sign }] }),
+        signature: sign,
+        timestamp,
+      };
+    },
+  };
+}
+
 /**
  * OKX v5 (/api/v5) requests signed with an HMAC API key and its passphrase (refused with
  * INVALID_ARGUMENT when the key has none). Nothing is added to the query or body. `symbols`
@@ -156,4 +192,5 @@ export const okx: Dialect = {
   symbols,
   orders,
   prepare,
+  websocketAuth,
 };

@@ -117,6 +117,7 @@ describe("kucoinfutures dialect: classify", () => {
     [req("POST", "/api/v1/position/margin/deposit-margin", "", "{}"), "trade"],
     [req("GET", "/api/v1/orders", "status=active"), "read"],
     [req("GET", "/api/v1/fills"), "read"],
+    [req("POST", "/api/v1/bullet-private"), "read"], // the private WebSocket token
     [req("GET", "/api/v1/account-overview", "currency=USDT"), "account"],
     [req("GET", "/api/v1/positions"), "account"],
     [req("POST", "/api/v3/transfer-out", "", "{}"), "transfer"],
