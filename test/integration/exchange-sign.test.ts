@@ -135,6 +135,19 @@ describe("exchange-aware signing through the service", () => {
     assert.equal(res.signatureText, createHmac("sha256", BINANCE_SECRET).update("anything").digest("hex"));
   });
 
+  it("signs a Bybit WebSocket auth message in the HSM with custos's expiry; refuses one for a key without a login", async () => {
+    const secret = "bybit-ws-secret-0123456789abcdef0123456789";
+    await importSecret(svc.custody, "by", Buffer.from(secret), { exchange: "bybit", apiKeyId: "by-key" });
+    const before = Math.floor(Date.now() / 1000);
+    const res = await unary(svc.signer, "signWebSocketAuth", { keyId: "by", version: 0, timestampMs: "0", nonce: "", expires: "0", challenge: "", channel: "", event: "", passphrase: "" });
+    const expires = Number(res.timestamp);
+    assert.ok(expires >= before * 1000 && expires <= (Math.floor(Date.now() / 1000) + 60) * 1000, `expiry ${expires} in ms, from custos's clock`);
+    assert.equal(res.signature, createHmac("sha256", secret).update(`GET/realtime${expires}`).digest("hex"));
+    assert.deepEqual(JSON.parse(res.message), { op: "auth", args: ["by-key", expires, res.signature] });
+    // Binance's WebSocket API logs in with Ed25519 keys only: no HMAC login to sign.
+    await expectDenied(unary(svc.signer, "signWebSocketAuth", { keyId: "bn", version: 0, timestampMs: "0", nonce: "", expires: "0", challenge: "", channel: "", event: "", passphrase: "" }), status.FAILED_PRECONDITION, "NO_DIALECT");
+  });
+
   it("answers NO_DIALECT for an exchange request on a key without a dialect", async () => {
     await importSecret(svc.custody, "plain", Buffer.from("0123456789abcdef0123456789abcdef"));
     await expectDenied(sign(request("plain", { method: "GET", path: "/x" })), status.FAILED_PRECONDITION, "NO_DIALECT");
