@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import { unary } from "../client/connection.js";
 import { ALGORITHM_ENUM } from "../transport/grpc/enums.js";
 import { Environment, type CustodyClient, type KeyInfo, type WrappedKeyEnvelope } from "../gen/custos/v1/custody.js";
-import { isSigningAlgorithm, type SigningAlgorithm } from "../hsm/algorithms.js";
+import { isHmacAlgorithm, isSigningAlgorithm, type SigningAlgorithm } from "../hsm/algorithms.js";
 import { buildEnvelope, padHmacSecret } from "../hsm/envelope.js";
 import { dialectFor } from "../exchanges/registry.js";
 import { SignatureEncoding } from "../gen/custos/v1/signer.js";
@@ -84,8 +84,12 @@ function formatKey(k: KeyInfo): string {
 /**
  * Reads an exchange secret (stdin or hidden prompt), checks the service's wrapping key against
  * the pinned fingerprint, wraps the secret on this machine and zero-fills the plaintext.
+ * HMAC algorithms only: an Ed25519 key is generated inside the HSM, so there is no secret to wrap.
  */
 export async function wrapSecretFromInput(o: Opts, algorithm: SigningAlgorithm, prompt: string, exchange: string): Promise<WrappedKeyEnvelope> {
+  if (!isHmacAlgorithm(algorithm)) {
+    throw new CliError(`${algorithm} keys are generated inside the HSM, never imported: a secret import takes hmac-sha256, hmac-sha384 or hmac-sha512`);
+  }
   const opts = connectOpts(o);
   const pinned = pinnedFingerprint({ dataDir: opts.dataDir, ...(o.fingerprint ? { fingerprint: o.fingerprint } : {}) });
   const { custody } = connect(opts, "officer");

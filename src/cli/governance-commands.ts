@@ -3,7 +3,7 @@ import type { Command } from "commander";
 import { guardClient, readConnectionFile, unary } from "../client/connection.js";
 import { assertDigest, castVote } from "../client/officer.js";
 import { readSecretFile } from "../config/secrets.js";
-import { FreezeTarget, type ProposalInfo } from "../gen/custos/v1/custody.js";
+import { Algorithm, Environment, FreezeTarget, type ProposalInfo } from "../gen/custos/v1/custody.js";
 import { generateOfficerKey, publicKeyFingerprint, writeOfficerKeyFile } from "../governance/officer-key.js";
 import { isSigningAlgorithm } from "../hsm/algorithms.js";
 import { wrapSecretFromInput, withConnection } from "./admin-commands.js";
@@ -185,6 +185,42 @@ export function registerKeyLifecycleCommands(program: Command): void {
       const envelope = await wrapSecretFromInput(o, algorithm, `new secret for ${o.key}: `, current.exchange);
       const p = await proposeFromCli(o, { kind: { $case: "rotateKey", rotateKey: { keyId: o.key!, envelope, apiKeyId: o.apiKeyId ?? "", graceSeconds: parseDuration(o.grace!) } }, ttlSeconds: 0 });
       reportProposal(p, `rotated ${o.key}: version ${current.versions.length + 1} active`);
+    });
+
+  withConnection(key.command("generate"))
+    .description("propose a key generated inside the HSM (Ed25519); prints its public key for the exchange once executed")
+    .requiredOption("--key <id>", "key id")
+    .requiredOption("--exchange <name>", "exchange, e.g. binance")
+    .option("--algorithm <alg>", "ed25519", "ed25519")
+    .option("--api-key-id <id>", "the exchange's API key id, if already known", "")
+    .option("--environment <env>", "mainnet | testnet", "mainnet")
+    .option("--label <text>", "human-readable label")
+    .option("--max-age-days <n>", "rotation due after this many days (default 45)")
+    .action(async (o: Opts) => {
+      if (o.algorithm !== "ed25519") throw new CliError("only ed25519 keys are generated in the HSM");
+      if (o.environment !== "mainnet" && o.environment !== "testnet") throw new CliError("--environment must be mainnet or testnet");
+      const p = await proposeFromCli(o, {
+        kind: {
+          $case: "generateKey",
+          generateKey: {
+            keyId: o.key!,
+            exchange: o.exchange!,
+            environment: o.environment === "testnet" ? Environment.ENVIRONMENT_TESTNET : Environment.ENVIRONMENT_MAINNET,
+            label: o.label ?? "",
+            apiKeyId: o.apiKeyId ?? "",
+            algorithm: Algorithm.ALGORITHM_ED25519,
+            maxAgeDays: o.maxAgeDays ? Number(o.maxAgeDays) : 0,
+          },
+        },
+        ttlSeconds: 0,
+      });
+      if (p.state === "executed") {
+        // The public key, in the PEM form exchanges (Binance) ask for when registering a key.
+        const { custody } = connect(connectOpts(o), "officer");
+        const { keys } = await unary(custody, "listKeys", {}).finally(() => custody.close());
+        process.stdout.write(keys.find((k) => k.keyId === o.key)?.publicKeyPem ?? "");
+      }
+      reportProposal(p, `generated ${o.key} version 1 (ed25519); register the public key above with the exchange`);
     });
 
   withConnection(key.command("destroy"))

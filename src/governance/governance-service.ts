@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import type { AuditEvent, AuditLog } from "../audit/audit-log.js";
 import { CustosError, type CustosErrorCode } from "../errors.js";
@@ -75,9 +75,18 @@ export class GovernanceService {
     return this.hsm.wrappingKey();
   }
 
-  async listKeys(caller: CallerContext): Promise<KeyWithVersions[]> {
+  /** Keys; asymmetric ones with their active version's public key (SPKI DER). */
+  async listKeys(caller: CallerContext): Promise<Array<KeyWithVersions & { publicKey?: Buffer }>> {
     this.requireOfficer(caller, "key.list");
-    return this.store.listKeys();
+    const keys = await this.store.listKeys();
+    return Promise.all(
+      keys.map(async (k) => {
+        const active = activeVersion(k);
+        if (k.algorithm !== "ed25519" || !active) return k;
+        const publicKey = await this.hsm.publicKey(active.objectId);
+        return publicKey ? { ...k, publicKey } : k;
+      }),
+    );
   }
 
   async listClients(caller: CallerContext): Promise<Array<ClientRecord & { grants: string[] }>> {
@@ -262,9 +271,16 @@ export class GovernanceService {
     const c = JSON.parse(p.canonical) as ProposalContent;
     const base = { actor: p.proposer, outcome: "ok" as const };
     const ref = { proposal: p.id, digest: p.digest };
-    if (c.kind === "import_key") {
+    if (c.kind === "import_key" || c.kind === "generate_key") {
       const k = c.params as unknown as NewKeyMetadata;
-      await this.audit.recordNow({ ...base, kind: "key.import", key: c.target, version: 1, details: { ...ref, exchange: k.exchange, environment: k.environment, algorithm: k.algorithm } });
+      const publicKey = c.kind === "generate_key" ? await this.hsm.publicKey(versionObjectId(c.target, 1)) : undefined;
+      await this.audit.recordNow({
+        ...base,
+        kind: c.kind === "import_key" ? "key.import" : "key.generate",
+        key: c.target,
+        version: 1,
+        details: { ...ref, exchange: k.exchange, environment: k.environment, algorithm: k.algorithm, ...(publicKey ? { publicKeySha256: createHash("sha256").update(publicKey).digest("hex") } : {}) },
+      });
     } else if (c.kind === "rotate_key") {
       const key = await this.store.getKey(c.target);
       const active = key && activeVersion(key);
@@ -293,9 +309,29 @@ export class GovernanceService {
         faultPoint("import:after-record");
         return;
       }
+      case "generate_key": {
+        const key = params as unknown as NewKeyMetadata;
+        if (await this.store.getKey(key.keyId)) throw new CustosError("KEY_EXISTS", `key ${key.keyId} already exists`);
+        const objectId = versionObjectId(key.keyId, 1);
+        // Generated inside the HSM; an interrupted run's key pair (same CKA_ID) is adopted.
+        let created = false;
+        if (await this.hsm.hasSecret(objectId)) {
+          await this.audit.recordNow({ kind: "reconcile.adopt", actor: "system", outcome: "ok", key: key.keyId, details: { proposal: p.id, digest: p.digest, objectId } });
+        } else {
+          await this.hsm.generateKeyPair("ed25519", { objectId, label: `${key.exchange}/${key.keyId}/v1` });
+          await this.store.updateProposal(p.id, "executing", { step: "hsm" });
+          created = true;
+        }
+        const first: KeyVersionRecord = { keyId: key.keyId, version: 1, objectId, state: "active", createdAt: done.at, activatedAt: done.at, apiKeyId: null, retireAt: null };
+        await this.orRollBack(created, objectId, () =>
+          this.store.createKey({ id: key.keyId, exchange: key.exchange, environment: key.environment, label: key.label, apiKeyId: key.apiKeyId, algorithm: key.algorithm, maxAgeDays: key.maxAgeDays, createdAt: done.at }, first, this.opts.autoGrant, done),
+        );
+        return;
+      }
       case "rotate_key": {
         const key = await this.store.getKey(c.target);
         if (!key) throw new CustosError("KEY_NOT_FOUND", `no key ${c.target}`);
+        if (key.algorithm === "ed25519") throw new CustosError("PRECONDITION_FAILED", "an Ed25519 key is rotated by generating a new key pair (not yet supported): generate a new key");
         // Not recorded yet (recording marks the proposal executed in the same transaction), so
         // the new version is the next number; an interrupted run's HSM object is adopted.
         const version = Math.max(...key.versions.map((v) => v.version)) + 1;
@@ -525,6 +561,10 @@ export class GovernanceService {
     const open = async (kind: string, target: string) =>
       [...(await this.store.listProposals("pending")), ...(await this.store.listProposals("executing"))].some((p) => p.kind === kind && p.target === target && Date.parse(p.expiresAt) > Date.now());
     switch (input.kind) {
+      case "generate_key":
+        if (await this.store.getKey(input.key.keyId)) throw new CustosError("KEY_EXISTS", `key ${input.key.keyId} already exists`);
+        if ((await open("import_key", input.key.keyId)) || (await open("generate_key", input.key.keyId))) throw new CustosError("PRECONDITION_FAILED", `a key ${input.key.keyId} is already proposed`);
+        return;
       case "import_key":
         this.checkEnvelope(input.envelope);
         if (await this.store.getKey(input.key.keyId)) throw new CustosError("KEY_EXISTS", `key ${input.key.keyId} already exists`);
@@ -618,6 +658,8 @@ export class GovernanceService {
     const key = KEY_KINDS.has(c.kind) ? await this.store.getKey(c.target) : undefined;
     const versions = (k: KeyWithVersions | undefined) => (k ? k.versions.map((v) => `v${v.version} ${v.state}`).join(", ") : "none");
     switch (c.kind) {
+      case "generate_key":
+        return [`generate key ${c.target} inside the HSM (${String(params.exchange)} ${String(params.environment)}, ${String(params.algorithm)}); only its public key leaves the HSM`, `versions: none → v1 active`];
       case "import_key":
         return [`import key ${c.target} (${String(params.exchange)} ${String(params.environment)}, ${String(params.algorithm)}, API key id ${JSON.stringify(params.apiKeyId)})`, `versions: none → v1 active`, `wrapped secret sha256 ${c.materialSha256 ?? "?"}`];
       case "rotate_key": {
@@ -689,7 +731,7 @@ export class GovernanceService {
   }
 }
 
-const KEY_KINDS = new Set(["import_key", "rotate_key", "destroy_version", "set_policy"]);
+const KEY_KINDS = new Set(["import_key", "generate_key", "rotate_key", "destroy_version", "set_policy"]);
 
 function keyOf(p: ProposalRecord): string | undefined {
   return KEY_KINDS.has(p.kind) ? p.target : undefined;

@@ -33,7 +33,8 @@ export type ProposalInput =
   | { kind: "add_officer"; officer: OfficerSpec }
   | { kind: "remove_officer"; officerId: string }
   | { kind: "set_threshold"; threshold: number }
-  | { kind: "thaw"; target: "key" | "client"; id: string };
+  | { kind: "thaw"; target: "key" | "client"; id: string }
+  | { kind: "generate_key"; key: NewKeyMetadata };
 
 export const DEFAULT_GRACE_SECONDS = 24 * 3600;
 const MAX_GRACE_SECONDS = 30 * 24 * 3600;
@@ -47,8 +48,12 @@ const invalid = (message: string) => new CustosError("INVALID_ARGUMENT", message
 /** Shape checks that need no state; state checks happen when proposing and again when executing. */
 export function validateInput(input: ProposalInput): void {
   switch (input.kind) {
+    case "generate_key":
     case "import_key": {
       const k = input.key;
+      if ((input.kind === "generate_key") !== (k.algorithm === "ed25519")) {
+        throw invalid(input.kind === "generate_key" ? "only ed25519 keys are generated in the HSM" : "an ed25519 key is generated in the HSM (generate_key), not imported");
+      }
       if (!KEY_ID.test(k.keyId)) throw invalid("key id must be 1–64 of [A-Za-z0-9._-], starting alphanumeric");
       if (!EXCHANGE.test(k.exchange)) throw invalid("exchange must be a lower-case name such as binance");
       if (k.environment !== "mainnet" && k.environment !== "testnet") throw invalid("environment must be mainnet or testnet");
@@ -103,6 +108,7 @@ export function validateInput(input: ProposalInput): void {
 export function contentOf(input: ProposalInput): { kind: ProposalKind; target: string; params: Record<string, unknown> } {
   switch (input.kind) {
     case "import_key":
+    case "generate_key":
       return { kind: input.kind, target: input.key.keyId, params: { ...input.key } };
     case "rotate_key":
       return { kind: input.kind, target: input.keyId, params: { apiKeyId: input.apiKeyId, graceSeconds: input.graceSeconds } };

@@ -12,7 +12,8 @@ export type ProposalKind =
   | "add_officer"
   | "remove_officer"
   | "set_threshold"
-  | "thaw";
+  | "thaw"
+  | "generate_key";
 
 export const PROPOSAL_KINDS: readonly ProposalKind[] = [
   "import_key",
@@ -24,6 +25,7 @@ export const PROPOSAL_KINDS: readonly ProposalKind[] = [
   "remove_officer",
   "set_threshold",
   "thaw",
+  "generate_key",
 ];
 
 export function isProposalKind(value: unknown): value is ProposalKind {

@@ -1,6 +1,6 @@
 import { createCipheriv, createHash, createPublicKey, constants, publicEncrypt, randomBytes } from "node:crypto";
 import { CustosError } from "../errors.js";
-import { algorithmSpec, type SigningAlgorithm } from "./algorithms.js";
+import { hmacSpec, type SigningAlgorithm } from "./algorithms.js";
 
 /**
  * The import envelope: RSA-OAEP(one-time AES-256 key) + AES key wrap with padding
@@ -33,10 +33,11 @@ export function spkiFingerprint(spkiDer: Buffer): string {
  * RFC 2104 zero-pads every key shorter than the block size before use, so
  * HMAC(K) = HMAC(K ‖ 0…0) for any padded length up to the block size: the signatures are
  * identical, and the HSM's minimum-length rule (CKR_KEY_SIZE_RANGE) is met.
- * Returns a new buffer; the caller zero-fills both.
+ * Returns a new buffer; the caller zero-fills both. INVALID_ARGUMENT for an algorithm that is
+ * not an HMAC: an EdDSA key is generated inside the HSM, never imported as a secret.
  */
 export function padHmacSecret(secret: Buffer, algorithm: SigningAlgorithm): Buffer {
-  const spec = algorithmSpec(algorithm);
+  const spec = hmacSpec(algorithm);
   if (secret.length === 0) throw new CustosError("INVALID_ARGUMENT", "secret is empty");
   if (secret.length >= spec.minKeyBytes) return Buffer.from(secret);
   const padded = Buffer.alloc(spec.minKeyBytes); // minKeyBytes ≤ blockBytes for every algorithm

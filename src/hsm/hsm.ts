@@ -1,4 +1,4 @@
-import type { SigningAlgorithm } from "./algorithms.js";
+import type { EddsaAlgorithm, SigningAlgorithm } from "./algorithms.js";
 import type { ImportEnvelope } from "./envelope.js";
 
 /** The token's RSA wrapping key, published so officers can encrypt import envelopes. */
@@ -10,7 +10,7 @@ export interface WrappingKeyInfo {
   oaepHash: "sha1" | "sha256";
 }
 
-/** Where a secret lives in the HSM: CKA_ID (the version id) and CKA_LABEL. */
+/** Where a secret (or a key pair) lives in the HSM: CKA_ID (the version id) and CKA_LABEL. */
 export interface SecretObjectRef {
   objectId: string;
   label: string;
@@ -31,18 +31,29 @@ export interface HsmStatus {
  * which backend it talks to; no method ever returns secret material.
  */
 export interface Hsm {
-  /** HMAC `data` with the secret object `objectId`. */
+  /** Signs `data` with the version `objectId`: an HMAC with its secret object, or an EdDSA
+   *  signature (64 bytes for Ed25519) with its private key. */
   sign(objectId: string, algorithm: SigningAlgorithm, data: Uint8Array): Promise<Buffer>;
   /** Opens an import envelope inside the HSM into a sign-only, sensitive, non-extractable
    *  token object. Throws ENVELOPE_INVALID (and leaves nothing behind) if it does not open,
    *  and KEY_EXISTS if an object with this CKA_ID exists (so a caller's rollback can only
    *  destroy what its own call created). */
   unwrapSecret(envelope: ImportEnvelope, target: SecretObjectRef): Promise<void>;
-  /** True if a secret object with this CKA_ID exists on the token. */
+  /** Generates a key pair inside the HSM: the private half becomes a sign-only, sensitive,
+   *  non-extractable token object that never leaves it, the public half a token object beside
+   *  it (same CKA_ID and CKA_LABEL). Returns the public key as DER SubjectPublicKeyInfo.
+   *  Throws KEY_EXISTS if any object with this CKA_ID exists (as unwrapSecret). */
+  generateKeyPair(algorithm: EddsaAlgorithm, target: SecretObjectRef): Promise<{ spkiDer: Buffer }>;
+  /** The DER SPKI of the public key with this CKA_ID; undefined if there is none (HMAC
+   *  versions have none). */
+  publicKey(objectId: string): Promise<Buffer | undefined>;
+  /** True if a secret object or a private key with this CKA_ID exists on the token. */
   hasSecret(objectId: string): Promise<boolean>;
-  /** CKA_IDs of every secret object on the token (start-up reconciliation). */
+  /** CKA_IDs of every secret object and private key on the token, each once (start-up
+   *  reconciliation). */
   listSecretIds(): Promise<string[]>;
-  /** C_DestroyObject on every object with this CKA_ID; idempotent. */
+  /** C_DestroyObject on every secret, private and public key object with this CKA_ID
+   *  (session copies included); idempotent. */
   destroySecret(objectId: string): Promise<void>;
   /** The wrapping key; throws if `custos hsm init` has not created it. */
   wrappingKey(): WrappingKeyInfo;

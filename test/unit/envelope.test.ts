@@ -2,16 +2,16 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { constants, createDecipheriv, createHash, createHmac, generateKeyPairSync, privateDecrypt, randomBytes, type KeyObject } from "node:crypto";
 import { CustosError } from "../../src/errors.js";
-import { ALGORITHMS, type SigningAlgorithm } from "../../src/hsm/algorithms.js";
+import { ALGORITHMS, hmacSpec, isHmacAlgorithm } from "../../src/hsm/algorithms.js";
 import { ENVELOPE_FORMAT, buildEnvelope, envelopeDigest, padHmacSecret, spkiFingerprint, type ImportEnvelope } from "../../src/hsm/envelope.js";
 
-const ALGS = Object.keys(ALGORITHMS) as SigningAlgorithm[];
+const ALGS = Object.keys(ALGORITHMS).filter(isHmacAlgorithm);
 
 describe("padHmacSecret", () => {
   // RFC 2104: keys shorter than the block are zero-padded, so padding must not change any MAC.
   for (const alg of ALGS) {
     it(`keeps HMAC unchanged for ${alg}, secrets of 1..200 bytes`, () => {
-      const spec = ALGORITHMS[alg];
+      const spec = hmacSpec(alg);
       const message = randomBytes(97);
       for (let len = 1; len <= 200; len++) {
         const secret = randomBytes(len);
@@ -42,6 +42,12 @@ describe("padHmacSecret", () => {
       assert.throws(() => padHmacSecret(Buffer.alloc(0), alg), (e: unknown) => e instanceof CustosError && e.code === "INVALID_ARGUMENT");
     });
   }
+
+  it("refuses a non-HMAC algorithm (an Ed25519 key is generated in the HSM, never imported) with INVALID_ARGUMENT", () => {
+    for (const len of [1, 32, 64]) {
+      assert.throws(() => padHmacSecret(randomBytes(len), "ed25519"), (e: unknown) => e instanceof CustosError && e.code === "INVALID_ARGUMENT");
+    }
+  });
 });
 
 describe("spkiFingerprint", () => {

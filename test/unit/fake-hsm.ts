@@ -3,19 +3,22 @@
  * It keeps secrets in plain Buffers — exactly what the real HSM never does — so tests can
  * compare signatures with node:crypto. unwrapSecret really opens the envelope with its
  * own RSA key, so an import through the fake proves the envelope format end to end.
+ * generateKeyPair makes node:crypto Ed25519 key pairs (the private key kept here, in memory).
  */
-import { constants, createDecipheriv, createHmac, generateKeyPairSync, privateDecrypt, type KeyObject } from "node:crypto";
+import { constants, createDecipheriv, createHmac, generateKeyPairSync, privateDecrypt, sign as edSign, type KeyObject } from "node:crypto";
 import { CustosError } from "../../src/errors.js";
-import { algorithmSpec, type SigningAlgorithm } from "../../src/hsm/algorithms.js";
+import { algorithmSpec, type EddsaAlgorithm, type SigningAlgorithm } from "../../src/hsm/algorithms.js";
 import { spkiFingerprint, type ImportEnvelope } from "../../src/hsm/envelope.js";
 import type { Hsm, HsmStatus, SecretObjectRef, WrappingKeyInfo } from "../../src/hsm/hsm.js";
 
 export class FakeHsm implements Hsm {
   /** objectId → secret. */
   readonly objects = new Map<string, Buffer>();
-  /** Every call, in order: "sign:ID", "unwrap:ID", "destroy:ID". */
+  /** objectId → generated Ed25519 key pair. */
+  readonly keyPairs = new Map<string, { publicKey: KeyObject; privateKey: KeyObject }>();
+  /** Every call, in order: "sign:ID", "unwrap:ID", "generate:ID", "destroy:ID". */
   readonly calls: string[] = [];
-  /** When set, sign and unwrapSecret throw HSM_UNAVAILABLE (sessions lost). */
+  /** When set, sign, unwrapSecret and generateKeyPair throw HSM_UNAVAILABLE (sessions lost). */
   down = false;
   private rsa: { publicKey: KeyObject; privateKey: KeyObject } | undefined;
 
@@ -29,9 +32,29 @@ export class FakeHsm implements Hsm {
   async sign(objectId: string, algorithm: SigningAlgorithm, data: Uint8Array): Promise<Buffer> {
     this.calls.push(`sign:${objectId}`);
     this.failIfDown("C_Sign");
+    const spec = algorithmSpec(algorithm);
     const secret = this.objects.get(objectId);
-    if (!secret) throw new CustosError("HSM_ERROR", `C_SignInit: no object ${objectId}`);
-    return createHmac(algorithmSpec(algorithm).nodeHash, secret).update(data).digest();
+    const pair = this.keyPairs.get(objectId);
+    if (!secret && !pair) throw new CustosError("HSM_ERROR", `C_SignInit: no object ${objectId}`);
+    // As the HSM: a mechanism that does not fit the key type fails at C_SignInit.
+    if (spec.kind === "hmac" && secret) return createHmac(spec.nodeHash, secret).update(data).digest();
+    if (spec.kind === "eddsa" && pair) return edSign(null, data, pair.privateKey);
+    throw new CustosError("HSM_ERROR", `C_SignInit: CKR_KEY_TYPE_INCONSISTENT (${algorithm} with object ${objectId})`);
+  }
+
+  async generateKeyPair(algorithm: EddsaAlgorithm, target: SecretObjectRef): Promise<{ spkiDer: Buffer }> {
+    this.calls.push(`generate:${target.objectId}`);
+    await Promise.resolve();
+    this.failIfDown("C_GenerateKeyPair");
+    if (algorithmSpec(algorithm).kind !== "eddsa") throw new CustosError("INVALID_ARGUMENT", `cannot generate a ${algorithm} key pair`);
+    if (this.has(target.objectId)) throw new CustosError("KEY_EXISTS", `an HSM object with id ${target.objectId} already exists`);
+    const pair = generateKeyPairSync("ed25519");
+    this.keyPairs.set(target.objectId, pair);
+    return { spkiDer: pair.publicKey.export({ type: "spki", format: "der" }) };
+  }
+
+  async publicKey(objectId: string): Promise<Buffer | undefined> {
+    return this.keyPairs.get(objectId)?.publicKey.export({ type: "spki", format: "der" });
   }
 
   async unwrapSecret(envelope: ImportEnvelope, target: SecretObjectRef): Promise<void> {
@@ -39,7 +62,7 @@ export class FakeHsm implements Hsm {
     await Promise.resolve(); // a round trip: concurrent callers interleave here, not mid-unwrap
     this.failIfDown("C_UnwrapKey");
     // Like Pkcs11Hsm: never a second object under one CKA_ID (custody relies on this).
-    if (this.objects.has(target.objectId)) throw new CustosError("KEY_EXISTS", `an HSM object with id ${target.objectId} already exists`);
+    if (this.has(target.objectId)) throw new CustosError("KEY_EXISTS", `an HSM object with id ${target.objectId} already exists`);
     if (envelope.wrappingKeyFingerprint !== this.wrappingKey().fingerprint) throw new CustosError("ENVELOPE_INVALID", "envelope was made for another wrapping key");
     const { privateKey } = this.keyPair();
     let secret: Buffer;
@@ -54,16 +77,21 @@ export class FakeHsm implements Hsm {
   }
 
   async hasSecret(objectId: string): Promise<boolean> {
-    return this.objects.has(objectId);
+    return this.has(objectId);
   }
 
   async listSecretIds(): Promise<string[]> {
-    return [...this.objects.keys()];
+    return [...this.objects.keys(), ...this.keyPairs.keys()];
   }
 
   async destroySecret(objectId: string): Promise<void> {
     this.calls.push(`destroy:${objectId}`);
     this.objects.delete(objectId);
+    this.keyPairs.delete(objectId);
+  }
+
+  private has(objectId: string): boolean {
+    return this.objects.has(objectId) || this.keyPairs.has(objectId);
   }
 
   wrappingKey(): WrappingKeyInfo {

@@ -4,7 +4,7 @@ import { createHash, createHmac, randomBytes } from "node:crypto";
 import { PassThrough } from "node:stream";
 import { AuditLog } from "../../src/audit/audit-log.js";
 import { CustosError, type CustosErrorCode } from "../../src/errors.js";
-import { algorithmSpec, type SigningAlgorithm } from "../../src/hsm/algorithms.js";
+import { algorithmSpec, type HmacAlgorithm } from "../../src/hsm/algorithms.js";
 import type { KeyVersionState } from "../../src/keys/model.js";
 import { createLogger } from "../../src/log.js";
 import { AccessDirectory } from "../../src/signing/directory.js";
@@ -21,7 +21,7 @@ const MAX_PAYLOAD = 1024;
 const NOW = "2025-01-01T00:00:00.000Z";
 
 /** Key id → algorithm, state of its only version, granted to ALPHA, object present in the HSM. */
-const KEYS: Record<string, { alg: SigningAlgorithm; state: KeyVersionState; grant: boolean; inHsm: boolean }> = {
+const KEYS: Record<string, { alg: HmacAlgorithm; state: KeyVersionState; grant: boolean; inHsm: boolean }> = {
   "k-active": { alg: "hmac-sha256", state: "active", grant: true, inHsm: true },
   "k-384": { alg: "hmac-sha384", state: "active", grant: true, inHsm: true },
   "k-retiring": { alg: "hmac-sha512", state: "retiring", grant: true, inHsm: true },

@@ -1,7 +1,7 @@
 import pkcs11js from "pkcs11js";
 import { CustosError } from "../../errors.js";
 import { CKR_CRYPTOKI_ALREADY_INITIALIZED, ckrOf, isSessionLost, toCustosError } from "./ckr.js";
-import { tokenSecretQuery } from "./templates.js";
+import { tokenPrivateKeyQuery, tokenSecretQuery } from "./templates.js";
 
 /** A loaded, initialised PKCS#11 module; one per library path per process. */
 export type Module = InstanceType<typeof pkcs11js.PKCS11>;
@@ -74,24 +74,34 @@ export function assertLoggedIn(mod: Module, session: Handle): void {
 }
 
 /**
- * The handle to sign a secret with: an in-HSM session copy of its token object. SoftHSM2
- * re-reads the token files on every C_SignInit of a token object (~21 µs) but not of a
- * session object (~7 µs). The copy stays sensitive and non-extractable, lives until the
- * session that made it closes (callers then re-find it), and is destroyed with the token
- * object (same CKA_ID). A key that refuses copying (COPYABLE=false) signs from the token
- * object. A missing object on a logged-out session throws the lost login.
+ * The token object a version signs with: its HMAC secret or, failing that, its Ed25519
+ * private key. The secret is looked up first and exactly as before, so an HMAC version costs
+ * one search as it always did; only an id without a secret pays the second one.
+ */
+export function findSigningKey(mod: Module, session: Handle, objectId: string): Handle | undefined {
+  return findObjects(mod, session, tokenSecretQuery(objectId))[0] ?? findObjects(mod, session, tokenPrivateKeyQuery(objectId))[0];
+}
+
+/**
+ * The handle to sign with (a secret or an Ed25519 private key): an in-HSM session copy of its
+ * token object. SoftHSM2 re-reads the token files on every C_SignInit of a token object
+ * (~21 µs) but not of a session object (~7 µs). The copy stays sensitive and
+ * non-extractable, lives until the session that made it closes (callers then re-find it),
+ * and is destroyed with the token object (same CKA_ID). A key that refuses copying
+ * (COPYABLE=false) signs from the token object. A missing object on a logged-out session
+ * throws the lost login.
  */
 export function signingHandle(mod: Module, session: Handle, objectId: string, onNoCopy?: (ckr: number) => void): Handle | undefined {
-  const found = findObjects(mod, session, tokenSecretQuery(objectId));
-  if (found.length === 0) {
+  const found = findSigningKey(mod, session, objectId);
+  if (found === undefined) {
     assertLoggedIn(mod, session);
     return undefined;
   }
   try {
-    return mod.C_CopyObject(session, found[0]!, [{ type: pkcs11js.CKA_TOKEN, value: false }]);
+    return mod.C_CopyObject(session, found, [{ type: pkcs11js.CKA_TOKEN, value: false }]);
   } catch (e) {
     if (isSessionLost(e)) throw e;
     onNoCopy?.(ckrOf(e) ?? 0);
-    return found[0]!;
+    return found;
   }
 }

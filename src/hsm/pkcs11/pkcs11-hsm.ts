@@ -2,14 +2,15 @@ import { createPublicKey } from "node:crypto";
 import { createSecureContext } from "node:tls";
 import type { Logger } from "pino";
 import { CustosError } from "../../errors.js";
-import { algorithmSpec, type SigningAlgorithm } from "../algorithms.js";
+import { algorithmSpec, type EddsaAlgorithm, type SigningAlgorithm } from "../algorithms.js";
 import { ENVELOPE_FORMAT, spkiFingerprint, type ImportEnvelope } from "../envelope.js";
 import type { Hsm, HsmStatus, SecretObjectRef, WrappingKeyInfo } from "../hsm.js";
 import { STALE_HANDLE, CKR_USER_ALREADY_LOGGED_IN, ckrName, ckrOf, isSessionLost, toCustosError } from "./ckr.js";
-import { assertLoggedIn, findObjects, findSlotByLabel, initialize, loadModule, pkcs11js, signingHandle, type Handle, type Module } from "./module.js";
+import { assertIdFree, destroyVersionObjects, ed25519PublicKey, generateEd25519KeyPair, signingKeyIds } from "./key-objects.js";
+import { assertLoggedIn, findObjects, findSigningKey, findSlotByLabel, initialize, loadModule, pkcs11js, signingHandle, type Handle, type Module } from "./module.js";
 import { SessionPool } from "./session-pool.js";
 import { WorkerDispatch } from "./worker-dispatch.js";
-import { envelopeKeyTemplate, secretQuery, secretTemplate, tokenSecretQuery, wrappingKeyQuery } from "./templates.js";
+import { envelopeKeyTemplate, secretTemplate, wrappingKeyQuery } from "./templates.js";
 
 export interface Pkcs11HsmOptions {
   modulePath: string;
@@ -197,9 +198,7 @@ export class Pkcs11Hsm implements Hsm {
       throw new CustosError("ENVELOPE_INVALID", `this HSM unwraps OAEP with ${this.opts.oaepHash} only`);
     }
     await this.withSession(async (session) => {
-      if (findObjects(this.mod, session, tokenSecretQuery(target.objectId)).length > 0) {
-        throw new CustosError("KEY_EXISTS", `an HSM object with id ${target.objectId} already exists`);
-      }
+      assertIdFree(this.mod, session, target.objectId);
       const oaep = OAEP_MECH[envelope.oaepHash];
       let aesKey: Handle | undefined;
       try {
@@ -233,27 +232,31 @@ export class Pkcs11Hsm implements Hsm {
     });
   }
 
+  async generateKeyPair(algorithm: EddsaAlgorithm, target: SecretObjectRef): Promise<{ spkiDer: Buffer }> {
+    // The type allows only EdDSA; this guards untyped callers.
+    if (algorithmSpec(algorithm).kind !== "eddsa") throw new CustosError("INVALID_ARGUMENT", `cannot generate a ${algorithm} key pair`);
+    return this.withSession(async (session) => ({ spkiDer: generateEd25519KeyPair(this.mod, session, target) }));
+  }
+
+  async publicKey(objectId: string): Promise<Buffer | undefined> {
+    return this.withSession(async (session) => ed25519PublicKey(this.mod, session, objectId));
+  }
+
   async hasSecret(objectId: string): Promise<boolean> {
     return this.withSession(async (session) => {
-      const found = findObjects(this.mod, session, tokenSecretQuery(objectId)).length > 0;
+      const found = findSigningKey(this.mod, session, objectId) !== undefined;
       if (!found) this.assertLoggedIn(session);
       return found;
     });
   }
 
   async listSecretIds(): Promise<string[]> {
-    return this.withSession(async (session) => {
-      const handles = findObjects(this.mod, session, [
-        { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
-        { type: pkcs11js.CKA_TOKEN, value: true },
-      ]);
-      return handles.map((h) => (this.mod.C_GetAttributeValue(session, h, [{ type: pkcs11js.CKA_ID }])[0]!.value as Buffer).toString());
-    });
+    return this.withSession(async (session) => signingKeyIds(this.mod, session));
   }
 
   async destroySecret(objectId: string): Promise<void> {
     await this.withSession(async (session) => {
-      for (const h of findObjects(this.mod, session, secretQuery(objectId))) this.mod.C_DestroyObject(session, h);
+      destroyVersionObjects(this.mod, session, objectId);
       this.handles.delete(objectId);
     });
   }

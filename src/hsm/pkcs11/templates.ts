@@ -1,5 +1,6 @@
 import pkcs11js from "pkcs11js";
 import type { SecretObjectRef } from "../hsm.js";
+import { CKK_EC_EDWARDS, ED25519_EC_PARAMS } from "./eddsa.js";
 
 /**
  * Object templates. Every usage attribute is set explicitly: SoftHSM2 defaults the
@@ -35,6 +36,54 @@ export function secretTemplate(ref: SecretObjectRef): pkcs11js.Template {
     { type: p.CKA_ID, value: Buffer.from(ref.objectId) },
     { type: p.CKA_LABEL, value: ref.label },
   ];
+}
+
+/**
+ * An Ed25519 exchange key pair, generated inside the HSM (CKM_EC_EDWARDS_KEY_PAIR_GEN). The
+ * private half signs only and never leaves the token; the public half is what custos hands
+ * out. Both carry the version's CKA_ID and CKA_LABEL.
+ */
+export function ed25519KeyPairTemplates(ref: SecretObjectRef): { publicKey: pkcs11js.Template; privateKey: pkcs11js.Template } {
+  const common = [
+    { type: p.CKA_KEY_TYPE, value: CKK_EC_EDWARDS },
+    { type: p.CKA_TOKEN, value: true },
+    { type: p.CKA_ID, value: Buffer.from(ref.objectId) },
+    { type: p.CKA_LABEL, value: ref.label },
+  ];
+  return {
+    publicKey: [
+      ...common,
+      { type: p.CKA_CLASS, value: p.CKO_PUBLIC_KEY },
+      { type: p.CKA_EC_PARAMS, value: ED25519_EC_PARAMS },
+      { type: p.CKA_PRIVATE, value: false },
+      { type: p.CKA_VERIFY, value: true },
+      { type: p.CKA_VERIFY_RECOVER, value: false },
+      { type: p.CKA_ENCRYPT, value: false },
+      { type: p.CKA_WRAP, value: false },
+      { type: p.CKA_DERIVE, value: false },
+      { type: p.CKA_MODIFIABLE, value: false },
+    ],
+    privateKey: [
+      ...common,
+      { type: p.CKA_CLASS, value: p.CKO_PRIVATE_KEY },
+      // No CKA_EC_PARAMS here: PKCS#11 forbids it in a generated private key's template (SoftHSM2
+      // answers CKR_ATTRIBUTE_READ_ONLY) and the token copies the curve from the public template.
+      { type: p.CKA_PRIVATE, value: true },
+      { type: p.CKA_SENSITIVE, value: true },
+      { type: p.CKA_EXTRACTABLE, value: false },
+      { type: p.CKA_SIGN, value: true },
+      { type: p.CKA_SIGN_RECOVER, value: false },
+      { type: p.CKA_DECRYPT, value: false },
+      { type: p.CKA_UNWRAP, value: false },
+      { type: p.CKA_DERIVE, value: false },
+      // As for secrets: the signer signs from an in-HSM session copy (see signingHandle), and
+      // CKA_MODIFIABLE stays true because SoftHSM2 refuses that copy (C_CopyObject with
+      // CKA_TOKEN=false → CKR_ATTRIBUTE_READ_ONLY) of a non-modifiable key. SENSITIVE and
+      // EXTRACTABLE still cannot be downgraded.
+      { type: p.CKA_COPYABLE, value: true },
+      { type: p.CKA_MODIFIABLE, value: true },
+    ],
+  };
 }
 
 /** The one-time AES key of an envelope: a session object that can only unwrap. */
@@ -111,4 +160,44 @@ export function secretQuery(objectId: string): pkcs11js.Template {
 /** The token object of a secret (not its session copies). */
 export function tokenSecretQuery(objectId: string): pkcs11js.Template {
   return [...secretQuery(objectId), { type: p.CKA_TOKEN, value: true }];
+}
+
+/** The Ed25519 private key of a version, token object and session copies. */
+export function privateKeyQuery(objectId: string): pkcs11js.Template {
+  return [
+    { type: p.CKA_CLASS, value: p.CKO_PRIVATE_KEY },
+    { type: p.CKA_KEY_TYPE, value: CKK_EC_EDWARDS },
+    { type: p.CKA_ID, value: Buffer.from(objectId) },
+  ];
+}
+
+/** The token object of an Ed25519 private key (not its session copies). */
+export function tokenPrivateKeyQuery(objectId: string): pkcs11js.Template {
+  return [...privateKeyQuery(objectId), { type: p.CKA_TOKEN, value: true }];
+}
+
+/** The Ed25519 public key of a version. */
+export function publicKeyQuery(objectId: string): pkcs11js.Template {
+  return [
+    { type: p.CKA_CLASS, value: p.CKO_PUBLIC_KEY },
+    { type: p.CKA_KEY_TYPE, value: CKK_EC_EDWARDS },
+    { type: p.CKA_ID, value: Buffer.from(objectId) },
+  ];
+}
+
+/** Every token object with this CKA_ID, whatever its class: an id is taken if any exists. */
+export function tokenObjectQuery(objectId: string): pkcs11js.Template {
+  return [
+    { type: p.CKA_ID, value: Buffer.from(objectId) },
+    { type: p.CKA_TOKEN, value: true },
+  ];
+}
+
+/** Every Ed25519 private key on the token (for listing ids; the wrapping key is RSA). */
+export function tokenPrivateKeysQuery(): pkcs11js.Template {
+  return [
+    { type: p.CKA_CLASS, value: p.CKO_PRIVATE_KEY },
+    { type: p.CKA_KEY_TYPE, value: CKK_EC_EDWARDS },
+    { type: p.CKA_TOKEN, value: true },
+  ];
 }

@@ -1,3 +1,4 @@
+import { createPublicKey } from "node:crypto";
 import type { ServerUnaryCall, sendUnaryData } from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import {
@@ -102,6 +103,21 @@ function proposalInput(r: ProposeRequest): ProposalInput {
       const i = k.rotateKey;
       return { kind: "rotate_key", keyId: i.keyId, apiKeyId: i.apiKeyId, graceSeconds: i.graceSeconds || DEFAULT_GRACE_SECONDS, envelope: envelopeOf(i.envelope) };
     }
+    case "generateKey": {
+      const i = k.generateKey;
+      return {
+        kind: "generate_key",
+        key: {
+          keyId: i.keyId,
+          exchange: i.exchange,
+          environment: i.environment === Environment.ENVIRONMENT_TESTNET ? "testnet" : i.environment === Environment.ENVIRONMENT_MAINNET ? "mainnet" : ("" as never),
+          label: i.label || i.keyId,
+          apiKeyId: i.apiKeyId,
+          algorithm: ALGORITHM_NAMES[i.algorithm] ?? ("" as never),
+          maxAgeDays: i.maxAgeDays || DEFAULT_MAX_AGE_DAYS,
+        },
+      };
+    }
     case "destroyVersion":
       return { kind: "destroy_version", keyId: k.destroyVersion.keyId, version: k.destroyVersion.version };
     case "setGrants": {
@@ -154,7 +170,7 @@ export function proposalInfo(v: ProposalView): ProposalInfo {
   };
 }
 
-function keyInfo(k: KeyWithVersions): KeyInfo {
+function keyInfo(k: KeyWithVersions & { publicKey?: Buffer }): KeyInfo {
   return {
     keyId: k.id,
     exchange: k.exchange,
@@ -177,6 +193,7 @@ function keyInfo(k: KeyWithVersions): KeyInfo {
     ageDays: ageDays(k) ?? 0,
     frozen: Boolean(k.frozenAt),
     frozenReason: k.frozenReason ?? "",
+    publicKeyPem: k.publicKey ? createPublicKey({ key: k.publicKey, format: "der", type: "spki" }).export({ format: "pem", type: "spki" }).toString() : "",
   };
 }
 

@@ -6,6 +6,7 @@ export const ALGORITHM_ENUM: Readonly<Record<SigningAlgorithm, Algorithm>> = {
   "hmac-sha256": Algorithm.ALGORITHM_HMAC_SHA256,
   "hmac-sha384": Algorithm.ALGORITHM_HMAC_SHA384,
   "hmac-sha512": Algorithm.ALGORITHM_HMAC_SHA512,
+  ed25519: Algorithm.ALGORITHM_ED25519,
 };
 
 export const ALGORITHM_NAMES: Readonly<Partial<Record<Algorithm, SigningAlgorithm>>> = Object.fromEntries(

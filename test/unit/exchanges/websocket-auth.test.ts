@@ -13,7 +13,7 @@ import { kucoinfutures } from "../../../src/exchanges/kucoinfutures.js";
 import { okx } from "../../../src/exchanges/okx.js";
 import type { Dialect, SignedWebSocketAuth, SigningContext, WebSocketAuthInput } from "../../../src/exchanges/dialect.js";
 import { isCustosError } from "../../../src/errors.js";
-import { algorithmSpec } from "../../../src/hsm/algorithms.js";
+import { hmacSpec } from "../../../src/hsm/algorithms.js";
 
 /*
  * Private WebSocket login/auth signatures. Each exchange is checked three ways where possible: the docs'
@@ -37,7 +37,7 @@ function sign(dialect: Dialect, input: WebSocketAuthInput, c: SigningContext, se
   assert.ok(dialect.websocketAuth, `${dialect.exchange} has websocketAuth`);
   const prepared = dialect.websocketAuth(input, c);
   const key = Buffer.from(secret, dialect.secretEncoding);
-  const hash = algorithmSpec(dialect.algorithm).nodeHash;
+  const hash = hmacSpec(dialect.algorithm).nodeHash;
   return prepared.finish(prepared.toSign.map((b) => createHmac(hash, key).update(b).digest()));
 }
 

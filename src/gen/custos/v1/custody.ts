@@ -67,6 +67,7 @@ export enum Algorithm {
   ALGORITHM_HMAC_SHA256 = 1,
   ALGORITHM_HMAC_SHA384 = 2,
   ALGORITHM_HMAC_SHA512 = 3,
+  ALGORITHM_ED25519 = 4,
   UNRECOGNIZED = -1,
 }
 
@@ -84,6 +85,9 @@ export function algorithmFromJSON(object: any): Algorithm {
     case 3:
     case "ALGORITHM_HMAC_SHA512":
       return Algorithm.ALGORITHM_HMAC_SHA512;
+    case 4:
+    case "ALGORITHM_ED25519":
+      return Algorithm.ALGORITHM_ED25519;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -101,6 +105,8 @@ export function algorithmToJSON(object: Algorithm): string {
       return "ALGORITHM_HMAC_SHA384";
     case Algorithm.ALGORITHM_HMAC_SHA512:
       return "ALGORITHM_HMAC_SHA512";
+    case Algorithm.ALGORITHM_ED25519:
+      return "ALGORITHM_ED25519";
     case Algorithm.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -239,6 +245,21 @@ export interface RotateKeyProposal {
   graceSeconds: number;
 }
 
+/**
+ * A new key whose first version is generated inside the HSM (Ed25519): only the public key
+ * ever leaves it; the officer registers that at the exchange.
+ */
+export interface GenerateKeyProposal {
+  keyId: string;
+  exchange: string;
+  environment: Environment;
+  label: string;
+  /** The exchange API key id, if already known (else set by a later proposal). */
+  apiKeyId: string;
+  algorithm: Algorithm;
+  maxAgeDays: number;
+}
+
 export interface DestroyVersionProposal {
   keyId: string;
   version: number;
@@ -298,6 +319,7 @@ export interface ProposeRequest {
     | { $case: "removeOfficer"; removeOfficer: RemoveOfficerProposal }
     | { $case: "setThreshold"; setThreshold: SetThresholdProposal }
     | { $case: "thaw"; thaw: ThawProposal }
+    | { $case: "generateKey"; generateKey: GenerateKeyProposal }
     | undefined;
   /** 0 = the service default (24 h). */
   ttlSeconds: number;
@@ -416,6 +438,8 @@ export interface KeyInfo {
   ageDays: number;
   frozen: boolean;
   frozenReason: string;
+  /** Asymmetric keys (Ed25519): the active version's public key, SPKI PEM. */
+  publicKeyPem: string;
 }
 
 export interface ListKeysRequest {
@@ -1111,6 +1135,183 @@ export const RotateKeyProposal: MessageFns<RotateKeyProposal> = {
       : undefined;
     message.apiKeyId = object.apiKeyId ?? "";
     message.graceSeconds = object.graceSeconds ?? 0;
+    return message;
+  },
+};
+
+function createBaseGenerateKeyProposal(): GenerateKeyProposal {
+  return { keyId: "", exchange: "", environment: 0, label: "", apiKeyId: "", algorithm: 0, maxAgeDays: 0 };
+}
+
+export const GenerateKeyProposal: MessageFns<GenerateKeyProposal> = {
+  encode(message: GenerateKeyProposal, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.keyId !== "") {
+      writer.uint32(10).string(message.keyId);
+    }
+    if (message.exchange !== "") {
+      writer.uint32(18).string(message.exchange);
+    }
+    if (message.environment !== 0) {
+      writer.uint32(24).int32(message.environment);
+    }
+    if (message.label !== "") {
+      writer.uint32(34).string(message.label);
+    }
+    if (message.apiKeyId !== "") {
+      writer.uint32(42).string(message.apiKeyId);
+    }
+    if (message.algorithm !== 0) {
+      writer.uint32(48).int32(message.algorithm);
+    }
+    if (message.maxAgeDays !== 0) {
+      writer.uint32(56).uint32(message.maxAgeDays);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GenerateKeyProposal {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGenerateKeyProposal();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.keyId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.exchange = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.environment = reader.int32() as any;
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.label = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.apiKeyId = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.algorithm = reader.int32() as any;
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.maxAgeDays = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GenerateKeyProposal {
+    return {
+      keyId: isSet(object.keyId)
+        ? globalThis.String(object.keyId)
+        : isSet(object.key_id)
+        ? globalThis.String(object.key_id)
+        : "",
+      exchange: isSet(object.exchange) ? globalThis.String(object.exchange) : "",
+      environment: isSet(object.environment) ? environmentFromJSON(object.environment) : 0,
+      label: isSet(object.label) ? globalThis.String(object.label) : "",
+      apiKeyId: isSet(object.apiKeyId)
+        ? globalThis.String(object.apiKeyId)
+        : isSet(object.api_key_id)
+        ? globalThis.String(object.api_key_id)
+        : "",
+      algorithm: isSet(object.algorithm) ? algorithmFromJSON(object.algorithm) : 0,
+      maxAgeDays: isSet(object.maxAgeDays)
+        ? globalThis.Number(object.maxAgeDays)
+        : isSet(object.max_age_days)
+        ? globalThis.Number(object.max_age_days)
+        : 0,
+    };
+  },
+
+  toJSON(message: GenerateKeyProposal): unknown {
+    const obj: any = {};
+    if (message.keyId !== "") {
+      obj.keyId = message.keyId;
+    }
+    if (message.exchange !== "") {
+      obj.exchange = message.exchange;
+    }
+    if (message.environment !== 0) {
+      obj.environment = environmentToJSON(message.environment);
+    }
+    if (message.label !== "") {
+      obj.label = message.label;
+    }
+    if (message.apiKeyId !== "") {
+      obj.apiKeyId = message.apiKeyId;
+    }
+    if (message.algorithm !== 0) {
+      obj.algorithm = algorithmToJSON(message.algorithm);
+    }
+    if (message.maxAgeDays !== 0) {
+      obj.maxAgeDays = Math.round(message.maxAgeDays);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GenerateKeyProposal>): GenerateKeyProposal {
+    return GenerateKeyProposal.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GenerateKeyProposal>): GenerateKeyProposal {
+    const message = createBaseGenerateKeyProposal();
+    message.keyId = object.keyId ?? "";
+    message.exchange = object.exchange ?? "";
+    message.environment = object.environment ?? 0;
+    message.label = object.label ?? "";
+    message.apiKeyId = object.apiKeyId ?? "";
+    message.algorithm = object.algorithm ?? 0;
+    message.maxAgeDays = object.maxAgeDays ?? 0;
     return message;
   },
 };
@@ -1891,6 +2092,9 @@ export const ProposeRequest: MessageFns<ProposeRequest> = {
       case "thaw":
         ThawProposal.encode(message.kind.thaw, writer.uint32(74).fork()).join();
         break;
+      case "generateKey":
+        GenerateKeyProposal.encode(message.kind.generateKey, writer.uint32(82).fork()).join();
+        break;
     }
     if (message.ttlSeconds !== 0) {
       writer.uint32(160).uint32(message.ttlSeconds);
@@ -1992,6 +2196,14 @@ export const ProposeRequest: MessageFns<ProposeRequest> = {
             message.kind = { $case: "thaw", thaw: ThawProposal.decode(reader, reader.uint32()) };
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.kind = { $case: "generateKey", generateKey: GenerateKeyProposal.decode(reader, reader.uint32()) };
+            continue;
+          }
           case 20: {
             if (tag !== 160) {
               break;
@@ -2048,6 +2260,10 @@ export const ProposeRequest: MessageFns<ProposeRequest> = {
         ? { $case: "setThreshold", setThreshold: SetThresholdProposal.fromJSON(object.set_threshold) }
         : isSet(object.thaw)
         ? { $case: "thaw", thaw: ThawProposal.fromJSON(object.thaw) }
+        : isSet(object.generateKey)
+        ? { $case: "generateKey", generateKey: GenerateKeyProposal.fromJSON(object.generateKey) }
+        : isSet(object.generate_key)
+        ? { $case: "generateKey", generateKey: GenerateKeyProposal.fromJSON(object.generate_key) }
         : undefined,
       ttlSeconds: isSet(object.ttlSeconds)
         ? globalThis.Number(object.ttlSeconds)
@@ -2077,6 +2293,8 @@ export const ProposeRequest: MessageFns<ProposeRequest> = {
       obj.setThreshold = SetThresholdProposal.toJSON(message.kind.setThreshold);
     } else if (message.kind?.$case === "thaw") {
       obj.thaw = ThawProposal.toJSON(message.kind.thaw);
+    } else if (message.kind?.$case === "generateKey") {
+      obj.generateKey = GenerateKeyProposal.toJSON(message.kind.generateKey);
     }
     if (message.ttlSeconds !== 0) {
       obj.ttlSeconds = Math.round(message.ttlSeconds);
@@ -2150,6 +2368,15 @@ export const ProposeRequest: MessageFns<ProposeRequest> = {
       case "thaw": {
         if (object.kind?.thaw !== undefined && object.kind?.thaw !== null) {
           message.kind = { $case: "thaw", thaw: ThawProposal.fromPartial(object.kind.thaw) };
+        }
+        break;
+      }
+      case "generateKey": {
+        if (object.kind?.generateKey !== undefined && object.kind?.generateKey !== null) {
+          message.kind = {
+            $case: "generateKey",
+            generateKey: GenerateKeyProposal.fromPartial(object.kind.generateKey),
+          };
         }
         break;
       }
@@ -3636,6 +3863,7 @@ function createBaseKeyInfo(): KeyInfo {
     ageDays: 0,
     frozen: false,
     frozenReason: "",
+    publicKeyPem: "",
   };
 }
 
@@ -3682,6 +3910,9 @@ export const KeyInfo: MessageFns<KeyInfo> = {
     }
     if (message.frozenReason !== "") {
       writer.uint32(114).string(message.frozenReason);
+    }
+    if (message.publicKeyPem !== "") {
+      writer.uint32(122).string(message.publicKeyPem);
     }
     return writer;
   },
@@ -3811,6 +4042,14 @@ export const KeyInfo: MessageFns<KeyInfo> = {
             message.frozenReason = reader.string();
             continue;
           }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.publicKeyPem = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3873,6 +4112,11 @@ export const KeyInfo: MessageFns<KeyInfo> = {
         : isSet(object.frozen_reason)
         ? globalThis.String(object.frozen_reason)
         : "",
+      publicKeyPem: isSet(object.publicKeyPem)
+        ? globalThis.String(object.publicKeyPem)
+        : isSet(object.public_key_pem)
+        ? globalThis.String(object.public_key_pem)
+        : "",
     };
   },
 
@@ -3920,6 +4164,9 @@ export const KeyInfo: MessageFns<KeyInfo> = {
     if (message.frozenReason !== "") {
       obj.frozenReason = message.frozenReason;
     }
+    if (message.publicKeyPem !== "") {
+      obj.publicKeyPem = message.publicKeyPem;
+    }
     return obj;
   },
 
@@ -3942,6 +4189,7 @@ export const KeyInfo: MessageFns<KeyInfo> = {
     message.ageDays = object.ageDays ?? 0;
     message.frozen = object.frozen ?? false;
     message.frozenReason = object.frozenReason ?? "";
+    message.publicKeyPem = object.publicKeyPem ?? "";
     return message;
   },
 };

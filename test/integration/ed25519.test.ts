@@ -1,0 +1,352 @@
+import assert from "node:assert/strict";
+import { createHash, createPublicKey, randomBytes, randomInt, verify, type KeyObject } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { after, before, describe, it } from "node:test";
+import { CustosError } from "../../src/errors.js";
+import { buildEnvelope } from "../../src/hsm/envelope.js";
+import type { SecretObjectRef } from "../../src/hsm/hsm.js";
+import { Pkcs11Hsm } from "../../src/hsm/pkcs11/pkcs11-hsm.js";
+import { findObjects, findSlotByLabel, loadModule, pkcs11js, type Handle, type Module } from "../../src/hsm/pkcs11/module.js";
+import { createLogger } from "../../src/log.js";
+import { versionObjectId } from "../../src/keys/model.js";
+import { status } from "@grpc/grpc-js";
+import { unary } from "../../src/client/connection.js";
+import { Algorithm, Environment } from "../../src/gen/custos/v1/custody.js";
+import { SignatureEncoding } from "../../src/gen/custos/v1/signer.js";
+import { auditEvents, expectDenied, importSecret, proposeAndApprove, runCli, startInProcess, type InProcessService } from "../helpers/harness.js";
+
+/**
+ * Ed25519 exchange keys at the HSM layer, against the real SoftHSM2 token: the key pair is
+ * generated inside the HSM, only the public key comes out, and every dispatch mode signs.
+ */
+
+const CKR_ATTRIBUTE_READ_ONLY = 0x10;
+const CKR_ATTRIBUTE_SENSITIVE = 0x11;
+const CKR_KEY_UNEXTRACTABLE = 0x6a;
+const CKK_EC_EDWARDS = 0x40;
+const p = pkcs11js;
+
+/** Test ids outside "custos:", so start-up orphan reconciliation would never claim them. */
+const ref = (name: string): SecretObjectRef => ({ objectId: `test-ed25519:${name}:v1`, label: `test/${name}/v1` });
+
+const isCustos = (code: string) => (e: unknown) => e instanceof CustosError && e.code === code;
+/** pkcs11js 2.1.7 puts no `code` on errors of C_SetAttributeValue, C_CopyObject and
+ *  C_CreateObject (left out of its wrapper): the CKR is then only in the message. */
+const ckr = (code: number) => (e: unknown) => {
+  const err = e as { code?: unknown; message?: unknown };
+  return err.code === code || (err.code === undefined && new RegExp(`^CKR_\\w+:${code}$`).test(String(err.message)));
+};
+
+describe("Ed25519 key pairs generated in SoftHSM2", () => {
+  let svc: InProcessService;
+  /** The service's HSM: dispatch "worker" (auto on SoftHSM2). */
+  let hsm: Pkcs11Hsm;
+  /** Two more handles on the same token, same process: the other dispatch modes. */
+  let syncHsm: Pkcs11Hsm;
+  let asyncHsm: Pkcs11Hsm;
+  let mod: Module;
+  let session: Handle;
+
+  before(async () => {
+    svc = await startInProcess();
+    hsm = svc.service.hsm;
+    assert.equal(hsm.status().dispatch, "worker");
+    const h = svc.config.hsm;
+    const pin = readFileSync(h.pinFile!, "utf8").trim();
+    const open = (dispatch: "sync" | "async") =>
+      Pkcs11Hsm.open({ modulePath: h.modulePath, tokenLabel: h.tokenLabel, pin, sessions: 4, dispatch, oaepHash: h.oaepHash, logger: createLogger("silent") });
+    syncHsm = await open("sync");
+    asyncHsm = await open("async");
+    // Same process → the service's initialised, logged-in module: our session sees its private objects.
+    mod = loadModule(h.modulePath);
+    const slot = findSlotByLabel(mod, h.tokenLabel);
+    assert.ok(slot, "token not found");
+    session = mod.C_OpenSession(slot, p.CKF_SERIAL_SESSION | p.CKF_RW_SESSION);
+  });
+  after(async () => {
+    mod.C_CloseSession(session);
+    await svc.stop();
+    // Their close() closes every session of the slot: only once the service is down.
+    await syncHsm.close();
+    await asyncHsm.close();
+  });
+
+  /** Every object with this CKA_ID, any class, token objects and session copies alike. */
+  const objectsWithId = (objectId: string) => findObjects(mod, session, [{ type: p.CKA_ID, value: Buffer.from(objectId) }]);
+  const ofClass = (objectId: string, cls: number) => findObjects(mod, session, [{ type: p.CKA_CLASS, value: cls }, { type: p.CKA_ID, value: Buffer.from(objectId) }]);
+  const isToken = (handle: Handle) => (mod.C_GetAttributeValue(session, handle, [{ type: p.CKA_TOKEN }])[0]!.value as Buffer)[0] === 1;
+  /** CK_BBOOL attributes (one-byte buffers in pkcs11js) by name. */
+  function flags(handle: Handle, names: Array<keyof typeof pkcs11js>): Record<string, boolean> {
+    const attrs = mod.C_GetAttributeValue(session, handle, names.map((n) => ({ type: p[n] as number })));
+    return Object.fromEntries(names.map((n, i) => [n, (attrs[i]!.value as Buffer)[0] === 1]));
+  }
+  const ulong = (handle: Handle, type: number) => (mod.C_GetAttributeValue(session, handle, [{ type }])[0]!.value as Buffer).readUIntLE(0, 4);
+
+  async function generate(name: string): Promise<{ target: SecretObjectRef; publicKey: KeyObject; spkiDer: Buffer }> {
+    const target = ref(name);
+    const { spkiDer } = await hsm.generateKeyPair("ed25519", target);
+    return { target, spkiDer, publicKey: createPublicKey({ key: spkiDer, format: "der", type: "spki" }) };
+  }
+
+  /** Empty, tiny, around the SHA-512 block edges, 64 KiB, and random lengths. */
+  function payloads(random: number): Buffer[] {
+    const sizes = [0, 1, 31, 32, 63, 64, 127, 128, 129, 1000, 65_536];
+    for (let i = 0; i < random; i++) sizes.push(randomInt(0, 4096));
+    return sizes.map((n) => randomBytes(n));
+  }
+
+  it("generates a key pair: the SPKI is Ed25519, publicKey() returns it, and the objects carry the version's id and label", async () => {
+    const { target, spkiDer, publicKey } = await generate("gen");
+    assert.equal(publicKey.asymmetricKeyType, "ed25519");
+    assert.deepEqual(publicKey.export({ format: "der", type: "spki" }), spkiDer, "SPKI is not in canonical DER");
+    assert.equal(spkiDer.length, 44);
+
+    assert.deepEqual(await hsm.publicKey(target.objectId), spkiDer);
+    assert.deepEqual(await syncHsm.publicKey(target.objectId), spkiDer);
+    assert.equal(await hsm.publicKey("test-ed25519:absent:v1"), undefined);
+    assert.equal(await hsm.publicKey("custos-wrapping-key-v1"), undefined, "the RSA wrapping key is not an Ed25519 public key");
+
+    // Exactly two token objects under the id: one private, one public.
+    const [priv, ...morePriv] = ofClass(target.objectId, p.CKO_PRIVATE_KEY);
+    const [pub, ...morePub] = ofClass(target.objectId, p.CKO_PUBLIC_KEY);
+    assert.ok(priv && pub, "private or public object missing");
+    assert.deepEqual([morePriv.length, morePub.length, objectsWithId(target.objectId).length], [0, 0, 2]);
+
+    assert.equal(ulong(priv, p.CKA_KEY_TYPE), CKK_EC_EDWARDS);
+    assert.equal(ulong(pub, p.CKA_KEY_TYPE), CKK_EC_EDWARDS);
+    for (const h of [priv, pub]) {
+      const [label, id] = mod.C_GetAttributeValue(session, h, [{ type: p.CKA_LABEL }, { type: p.CKA_ID }]);
+      assert.equal((label!.value as Buffer).toString(), target.label);
+      assert.equal((id!.value as Buffer).toString(), target.objectId);
+    }
+    // The public key the token holds is the one returned (CKA_EC_POINT = 04 20 ‖ key).
+    const point = mod.C_GetAttributeValue(session, pub, [{ type: p.CKA_EC_POINT }])[0]!.value as Buffer;
+    assert.deepEqual(point, Buffer.concat([Buffer.from([0x04, 0x20]), spkiDer.subarray(12)]));
+
+    assert.deepEqual(
+      flags(priv, ["CKA_TOKEN", "CKA_PRIVATE", "CKA_SENSITIVE", "CKA_EXTRACTABLE", "CKA_SIGN", "CKA_SIGN_RECOVER", "CKA_DECRYPT", "CKA_UNWRAP", "CKA_DERIVE", "CKA_COPYABLE"]),
+      {
+        CKA_TOKEN: true,
+        CKA_PRIVATE: true,
+        CKA_SENSITIVE: true,
+        CKA_EXTRACTABLE: false,
+        CKA_SIGN: true,
+        CKA_SIGN_RECOVER: false,
+        CKA_DECRYPT: false,
+        CKA_UNWRAP: false,
+        CKA_DERIVE: false,
+        CKA_COPYABLE: true,
+      },
+    );
+    // Made on the token and never sensitive-less or extractable in its life: it was generated
+    // there, not imported.
+    assert.deepEqual(flags(priv, ["CKA_LOCAL", "CKA_ALWAYS_SENSITIVE", "CKA_NEVER_EXTRACTABLE"]), {
+      CKA_LOCAL: true,
+      CKA_ALWAYS_SENSITIVE: true,
+      CKA_NEVER_EXTRACTABLE: true,
+    });
+    assert.deepEqual(flags(pub, ["CKA_TOKEN", "CKA_PRIVATE", "CKA_VERIFY", "CKA_ENCRYPT", "CKA_WRAP", "CKA_DERIVE", "CKA_MODIFIABLE"]), {
+      CKA_TOKEN: true,
+      CKA_PRIVATE: false,
+      CKA_VERIFY: true,
+      CKA_ENCRYPT: false,
+      CKA_WRAP: false,
+      CKA_DERIVE: false,
+      CKA_MODIFIABLE: false,
+    });
+  });
+
+  it("signs in the HSM on every dispatch (sync, async, worker): 64-byte signatures that verify with node:crypto", async () => {
+    const { target, publicKey } = await generate("sign");
+    const data = payloads(100);
+    const byMode: Record<string, Buffer[]> = {};
+    for (const [mode, h] of [["sync", syncHsm], ["async", asyncHsm], ["worker (lone calls: main thread)", hsm]] as const) {
+      assert.equal(h.status().dispatch, mode.split(" ")[0]);
+      const sigs: Buffer[] = [];
+      for (const d of data) {
+        const sig = await h.sign(target.objectId, "ed25519", d);
+        assert.equal(sig.length, 64, `${mode}: ${d.length}-byte payload`);
+        assert.ok(verify(null, d, publicKey, sig), `${mode}: signature over a ${d.length}-byte payload does not verify`);
+        sigs.push(sig);
+      }
+      byMode[mode] = sigs;
+    }
+    // Ed25519 is deterministic: every mode signed with the same key.
+    const [first, ...rest] = Object.values(byMode);
+    for (const sigs of rest) assert.deepEqual(sigs, first);
+
+    // A burst within one event-loop turn goes to the signing thread (all but the first call).
+    const worker = (hsm as unknown as { worker: { inFlight: number } }).worker;
+    const pending = data.map((d) => hsm.sign(target.objectId, "ed25519", d));
+    assert.ok(worker.inFlight >= data.length - 1, `only ${worker.inFlight} of ${data.length} calls went to the signing thread`);
+    const burst = await Promise.all(pending);
+    assert.deepEqual(burst, first, "the signing thread's signatures differ");
+    for (const [i, sig] of burst.entries()) assert.ok(verify(null, data[i]!, publicKey, sig));
+
+    // Sanity: the check can fail.
+    const tampered = Buffer.from(first![4]!);
+    tampered[0]! ^= 1;
+    assert.equal(verify(null, data[4]!, publicKey, tampered), false);
+  });
+
+  it("seals the private key: CKA_VALUE unreadable, wrapping refused, attributes not downgradable, session copies as sealed", async () => {
+    const { target } = await generate("sealed");
+    await syncHsm.sign(target.objectId, "ed25519", randomBytes(32)); // makes a session copy
+    const privs = ofClass(target.objectId, p.CKO_PRIVATE_KEY);
+    const token = privs.filter(isToken);
+    const copies = privs.filter((h) => !isToken(h));
+    assert.equal(token.length, 1);
+    assert.ok(copies.length >= 1, "no session copy after signing");
+    const priv = token[0]!;
+
+    for (const h of [priv, ...copies]) {
+      assert.throws(() => mod.C_GetAttributeValue(session, h, [{ type: p.CKA_VALUE }]), ckr(CKR_ATTRIBUTE_SENSITIVE));
+      assert.deepEqual(flags(h, ["CKA_SENSITIVE", "CKA_EXTRACTABLE", "CKA_DECRYPT", "CKA_UNWRAP"]), {
+        CKA_SENSITIVE: true,
+        CKA_EXTRACTABLE: false,
+        CKA_DECRYPT: false,
+        CKA_UNWRAP: false,
+      });
+    }
+    assert.throws(() => mod.C_SetAttributeValue(session, priv, [{ type: p.CKA_SENSITIVE, value: false }]), ckr(CKR_ATTRIBUTE_READ_ONLY));
+    assert.throws(() => mod.C_SetAttributeValue(session, priv, [{ type: p.CKA_EXTRACTABLE, value: true }]), ckr(CKR_ATTRIBUTE_READ_ONLY));
+
+    // A wrap-capable AES session key of our own cannot carry the private key out.
+    const aes = mod.C_GenerateKey(session, { mechanism: p.CKM_AES_KEY_GEN }, [
+      { type: p.CKA_CLASS, value: p.CKO_SECRET_KEY },
+      { type: p.CKA_KEY_TYPE, value: p.CKK_AES },
+      { type: p.CKA_TOKEN, value: false },
+      { type: p.CKA_VALUE_LEN, value: 32 },
+      { type: p.CKA_WRAP, value: true },
+    ]);
+    try {
+      for (const h of [priv, ...copies]) {
+        assert.throws(() => mod.C_WrapKey(session, { mechanism: p.CKM_AES_KEY_WRAP_PAD }, aes, h, Buffer.alloc(1024)), ckr(CKR_KEY_UNEXTRACTABLE));
+      }
+    } finally {
+      mod.C_DestroyObject(session, aes);
+    }
+  });
+
+  it("refuses an id that is taken (by an Ed25519 key or an HMAC secret) with KEY_EXISTS, leaving the existing key as it was", async () => {
+    const { target, spkiDer, publicKey } = await generate("taken");
+    await assert.rejects(hsm.generateKeyPair("ed25519", target), isCustos("KEY_EXISTS"));
+    await assert.rejects(syncHsm.generateKeyPair("ed25519", { ...target, label: "other" }), isCustos("KEY_EXISTS"));
+    assert.equal(objectsWithId(target.objectId).filter(isToken).length, 2);
+    assert.deepEqual(await hsm.publicKey(target.objectId), spkiDer);
+    const d = randomBytes(77);
+    assert.ok(verify(null, d, publicKey, await hsm.sign(target.objectId, "ed25519", d)));
+
+    // Nor can a secret be unwrapped under an Ed25519 key's id.
+    const w = hsm.wrappingKey();
+    const envelope = buildEnvelope(randomBytes(32), { spkiPem: w.spkiPem, fingerprint: w.fingerprint, oaepHash: w.oaepHash });
+    await assert.rejects(hsm.unwrapSecret(envelope, target), isCustos("KEY_EXISTS"));
+    assert.equal(ofClass(target.objectId, p.CKO_SECRET_KEY).length, 0);
+
+    // An HMAC version's id is taken too.
+    await importSecret(svc.custody, "k-ed-hmac", randomBytes(32));
+    const hmacId = versionObjectId("k-ed-hmac", 1);
+    await assert.rejects(hsm.generateKeyPair("ed25519", { objectId: hmacId, label: "x" }), isCustos("KEY_EXISTS"));
+    assert.deepEqual([ofClass(hmacId, p.CKO_PRIVATE_KEY).length, ofClass(hmacId, p.CKO_PUBLIC_KEY).length], [0, 0]);
+    assert.equal(await hsm.publicKey(hmacId), undefined, "an HMAC version has no public key");
+
+    // And nothing but EdDSA generates.
+    await assert.rejects(hsm.generateKeyPair("hmac-sha256" as "ed25519", ref("not-eddsa")), isCustos("INVALID_ARGUMENT"));
+    assert.equal(objectsWithId(ref("not-eddsa").objectId).length, 0);
+  });
+
+  it("hasSecret and listSecretIds see the private key (each id once, beside the HMAC secrets)", async () => {
+    const { target } = await generate("listed");
+    await syncHsm.sign(target.objectId, "ed25519", randomBytes(8)); // a session copy must not be listed
+    assert.equal(await hsm.hasSecret(target.objectId), true);
+    assert.equal(await hsm.hasSecret("test-ed25519:absent:v1"), false);
+    const ids = await hsm.listSecretIds();
+    assert.equal(ids.filter((id) => id === target.objectId).length, 1, `listed ${ids.filter((id) => id === target.objectId).length} times`);
+    assert.equal(new Set(ids).size, ids.length, "an id is listed twice");
+    assert.ok(ids.includes(versionObjectId("k-ed-hmac", 1)), "HMAC secrets are still listed");
+    assert.ok(!ids.includes("custos-wrapping-key-v1"), "the wrapping key is listed");
+  });
+
+  it("destroySecret removes the private key, its session copies and the public key; every dispatch then fails to sign", async () => {
+    const { target, spkiDer } = await generate("destroyed");
+    // Session copies on the main thread of every handle and on the signing thread.
+    for (const h of [syncHsm, asyncHsm, hsm]) await h.sign(target.objectId, "ed25519", randomBytes(16));
+    await Promise.all(Array.from({ length: 8 }, () => hsm.sign(target.objectId, "ed25519", randomBytes(16))));
+    assert.ok(objectsWithId(target.objectId).length > 2, "no session copies were made");
+
+    await hsm.destroySecret(target.objectId);
+    assert.deepEqual(objectsWithId(target.objectId), [], "objects left under the id");
+    assert.equal(await hsm.hasSecret(target.objectId), false);
+    assert.equal(await hsm.publicKey(target.objectId), undefined);
+    assert.ok(!(await hsm.listSecretIds()).includes(target.objectId));
+
+    for (const h of [syncHsm, asyncHsm, hsm]) {
+      await assert.rejects(h.sign(target.objectId, "ed25519", randomBytes(16)), isCustos("HSM_ERROR"), h.status().dispatch);
+    }
+    const burst = await Promise.allSettled(Array.from({ length: 8 }, () => hsm.sign(target.objectId, "ed25519", randomBytes(16))));
+    assert.deepEqual(burst.map((r) => r.status), Array(8).fill("rejected"));
+    assert.equal(hsm.status().ready, true, "a missing key must not look like a lost HSM");
+
+    await hsm.destroySecret(target.objectId); // idempotent
+    // The id is free again: a new key, not the old one.
+    const again = await hsm.generateKeyPair("ed25519", target);
+    assert.notDeepEqual(again.spkiDer, spkiDer);
+    const d = randomBytes(40);
+    const again1 = createPublicKey({ key: again.spkiDer, format: "der", type: "spki" });
+    for (const h of [syncHsm, asyncHsm, hsm]) assert.ok(verify(null, d, again1, await h.sign(target.objectId, "ed25519", d)), h.status().dispatch);
+  });
+
+  it("start-up reconciliation destroys an Ed25519 orphan (both objects), as it does an HMAC one", async () => {
+    const orphan = { objectId: "custos:ed-orphan:v1", label: "orphan" };
+    await hsm.generateKeyPair("ed25519", orphan);
+    const destroyed = await svc.service.governance.destroyOrphans();
+    assert.deepEqual(destroyed, [orphan.objectId]);
+    assert.deepEqual(objectsWithId(orphan.objectId), []);
+  });
+
+  it("the officer CLI refuses ed25519 for a wrapped-secret import, before reading any secret", async () => {
+    const r = await runCli(["key", "import", "--data-dir", svc.dir, "--key", "k-ed-cli", "--exchange", "custom", "--algorithm", "ed25519"], { input: "not-a-secret\n" });
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /ed25519 keys are generated inside the HSM, never imported/);
+    assert.equal(await hsm.hasSecret(versionObjectId("k-ed-cli", 1)), false);
+  });
+
+  it("a generate_key proposal (the quorum's decision) creates the key in the HSM; it signs and only its public key leaves", async () => {
+    const p = await proposeAndApprove(svc.custody, {
+      kind: { $case: "generateKey", generateKey: { keyId: "gen-ed", exchange: "custom", environment: Environment.ENVIRONMENT_TESTNET, label: "", apiKeyId: "", algorithm: Algorithm.ALGORITHM_ED25519, maxAgeDays: 0 } },
+      ttlSeconds: 0,
+    });
+    assert.equal(p.state, "executed", p.failure);
+    const { keys } = await unary(svc.custody, "listKeys", {});
+    const info = keys.find((k) => k.keyId === "gen-ed")!;
+    assert.equal(info.algorithm, Algorithm.ALGORITHM_ED25519);
+    assert.equal(info.activeVersion, 1);
+    const publicKey = createPublicKey(info.publicKeyPem);
+    assert.equal(publicKey.asymmetricKeyType, "ed25519");
+    // The dev trading client (granted every key on the embedded default) signs with it.
+    const payload = randomBytes(200);
+    const res = await unary(svc.signer, "sign", { keyId: "gen-ed", version: 0, payload, encoding: SignatureEncoding.SIGNATURE_ENCODING_RAW });
+    assert.equal(res.signature.length, 64);
+    assert.ok(verify(null, payload, publicKey, res.signature), "signature verifies with the listed public key");
+    // The chain records the generation with the public key's digest, never key material.
+    const events = await auditEvents(svc.dir);
+    const generated = events.find((e) => e.kind === "key.generate" && e.key === "gen-ed")!;
+    assert.equal(generated.details?.publicKeySha256, createHash("sha256").update(publicKey.export({ type: "spki", format: "der" })).digest("hex"));
+  });
+
+  it("refuses an ed25519 import (keys are generated, never imported) and an HMAC generate, at Propose", async () => {
+    const key = { keyId: "nope", exchange: "custom", environment: Environment.ENVIRONMENT_TESTNET, label: "", apiKeyId: "", maxAgeDays: 0 };
+    await expectDenied(
+      proposeAndApprove(svc.custody, { kind: { $case: "generateKey", generateKey: { ...key, algorithm: Algorithm.ALGORITHM_HMAC_SHA256 } }, ttlSeconds: 0 }),
+      status.INVALID_ARGUMENT,
+      "INVALID_ARGUMENT",
+    );
+    const wrapping = await unary(svc.custody, "getWrappingKey", {});
+    const envelope = buildEnvelope(randomBytes(32), { spkiPem: wrapping.spkiPem, fingerprint: wrapping.fingerprint, oaepHash: wrapping.oaepHash as "sha1" });
+    await expectDenied(
+      proposeAndApprove(svc.custody, { kind: { $case: "importKey", importKey: { ...key, algorithm: Algorithm.ALGORITHM_ED25519, envelope } }, ttlSeconds: 0 }),
+      status.INVALID_ARGUMENT,
+      "INVALID_ARGUMENT",
+    );
+  });
+});
