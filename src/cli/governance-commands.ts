@@ -223,6 +223,15 @@ export function registerKeyLifecycleCommands(program: Command): void {
       reportProposal(p, `generated ${o.key} version 1 (ed25519); register the public key above with the exchange`);
     });
 
+  withConnection(key.command("set-api-key-id"))
+    .description("propose the exchange API key id of a key (e.g. once the exchange registered a generated key's public key)")
+    .requiredOption("--key <id>", "key id")
+    .requiredOption("--api-key-id <id>", "the id the exchange assigned")
+    .action(async (o: Opts) => {
+      const p = await proposeFromCli(o, { kind: { $case: "setApiKeyId", setApiKeyId: { keyId: o.key!, apiKeyId: o.apiKeyId! } }, ttlSeconds: 0 });
+      reportProposal(p, `API key id of ${o.key} set`);
+    });
+
   withConnection(key.command("destroy"))
     .description("propose destroying a (non-active) version's HSM object")
     .requiredOption("--key <id>", "key id")

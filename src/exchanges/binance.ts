@@ -214,12 +214,16 @@ function prepare(req: ExchangeRequest, ctx: SigningContext): PreparedRequest {
   return {
     toSign: [Buffer.from(payload, "utf8")],
     finish(macs: Buffer[]) {
-      if (macs.length !== 1 || macs[0]!.length !== 32) throw new CustosError("INTERNAL", "binance: expected one HMAC-SHA256 (this is a bug)");
-      const signature = macs[0]!.toString("hex");
-      const signed = `signature=${signature}`;
+      // HMAC-SHA256 keys: hex. Ed25519 keys: base64, percent-encoded as a parameter value
+      // (Binance, "SIGNED Endpoint security": Ed25519 signatures must be URL-encoded).
+      const ed25519 = ctx.keyAlgorithm === "ed25519";
+      if (macs.length !== 1 || macs[0]!.length !== (ed25519 ? 64 : 32)) throw new CustosError("INTERNAL", "binance: expected one HMAC-SHA256 or Ed25519 signature (this is a bug)");
+      const signature = ed25519 ? macs[0]!.toString("base64") : macs[0]!.toString("hex");
+      const sent = ed25519 ? encodeURIComponent(signature) : signature;
+      const signed = `signature=${sent}`;
       return {
         headers: [[API_KEY_HEADER, ctx.apiKeyId]],
-        params: [...added, ["signature", signature]],
+        params: [...added, ["signature", sent]],
         query: inBody ? query : append(query, signed),
         body: inBody ? append(body, signed) : body,
         signature,
@@ -231,7 +235,8 @@ function prepare(req: ExchangeRequest, ctx: SigningContext): PreparedRequest {
 
 /**
  * Binance USDⓈ-M futures (/fapi), COIN-M futures (/dapi), spot (/api) and wallet (/sapi)
- * requests signed with an HMAC-SHA256 API key (Ed25519 and RSA keys are not handled here).
+ * requests signed with an HMAC-SHA256 API key or an Ed25519 key generated in the HSM (the same
+ * payload; the signature base64 and percent-encoded). RSA keys are not handled.
  * custos appends `recvWindow` (when given) and `timestamp`, then `signature`, to the body when
  * the request has one and to the query otherwise; `params` lists them in the order sent.
  * `symbols` reads `symbol` and the symbols inside `batchOrders`; `orders` reads `quantity`
@@ -240,6 +245,7 @@ function prepare(req: ExchangeRequest, ctx: SigningContext): PreparedRequest {
 export const binance: Dialect = {
   exchange: "binance",
   algorithm: "hmac-sha256",
+  otherAlgorithms: ["ed25519"],
   secretEncoding: "utf8",
   classify,
   symbols,

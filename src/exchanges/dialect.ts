@@ -32,6 +32,8 @@ export interface SigningContext {
   apiKeyId: string;
   /** The API passphrase (OKX, Bitget, KuCoin), when the key has one. */
   passphrase?: string;
+  /** The signing key's algorithm, for dialects that take more than one (Binance: HMAC or Ed25519). */
+  keyAlgorithm?: SigningAlgorithm;
 }
 
 /** What the engine attaches to the request: everything but the secret. */
@@ -91,6 +93,8 @@ export interface Dialect {
   readonly exchange: string;
   /** The HMAC this exchange signs with. */
   readonly algorithm: SigningAlgorithm;
+  /** Other key algorithms the exchange accepts (Binance: Ed25519, generated in the HSM). */
+  readonly otherAlgorithms?: readonly SigningAlgorithm[];
   /** How the exchange's secret is turned into HMAC key bytes at import (e.g. base64-decoded). */
   readonly secretEncoding: "utf8" | "base64";
   classify(req: ExchangeRequest): EndpointClass;

@@ -347,6 +347,10 @@ export class GovernanceService {
         faultPoint("rotate:after-record");
         return;
       }
+      case "set_api_key_id": {
+        await this.store.setApiKeyId(c.target, params.apiKeyId as string, done);
+        return;
+      }
       case "destroy_version": {
         const version = params.version as number;
         await this.destroyVersion(c.target, version, { ...done, digest: p.digest });
@@ -587,6 +591,7 @@ export class GovernanceService {
         for (const k of input.keyIds) if (!(await this.store.getKey(k))) throw new CustosError("KEY_NOT_FOUND", `no key ${k}`);
         return;
       case "set_policy":
+      case "set_api_key_id":
         if (!(await this.store.getKey(input.keyId))) throw new CustosError("KEY_NOT_FOUND", `no key ${input.keyId}`);
         return;
       case "add_officer":
@@ -672,6 +677,10 @@ export class GovernanceService {
           `wrapped secret sha256 ${c.materialSha256 ?? "?"}`,
         ];
       }
+      case "set_api_key_id": {
+        const active = key && activeVersion(key);
+        return [`API key id of ${c.target}${active ? ` v${active.version}` : ""}: ${JSON.stringify(active?.apiKeyId || key?.apiKeyId || "")} → ${JSON.stringify(params.apiKeyId)}`];
+      }
       case "destroy_version":
         return [`destroy key ${c.target} version ${String(params.version)} (its HSM object is deleted; pinned signs fail)`, `versions: ${versions(key)}`];
       case "set_grants": {
@@ -731,7 +740,7 @@ export class GovernanceService {
   }
 }
 
-const KEY_KINDS = new Set(["import_key", "generate_key", "rotate_key", "destroy_version", "set_policy"]);
+const KEY_KINDS = new Set(["import_key", "generate_key", "rotate_key", "destroy_version", "set_policy", "set_api_key_id"]);
 
 function keyOf(p: ProposalRecord): string | undefined {
   return KEY_KINDS.has(p.kind) ? p.target : undefined;

@@ -34,7 +34,8 @@ export type ProposalInput =
   | { kind: "remove_officer"; officerId: string }
   | { kind: "set_threshold"; threshold: number }
   | { kind: "thaw"; target: "key" | "client"; id: string }
-  | { kind: "generate_key"; key: NewKeyMetadata };
+  | { kind: "generate_key"; key: NewKeyMetadata }
+  | { kind: "set_api_key_id"; keyId: string; apiKeyId: string };
 
 export const DEFAULT_GRACE_SECONDS = 24 * 3600;
 const MAX_GRACE_SECONDS = 30 * 24 * 3600;
@@ -66,6 +67,10 @@ export function validateInput(input: ProposalInput): void {
       if (!KEY_ID.test(input.keyId)) throw invalid("invalid key id");
       if (input.apiKeyId.length > 256) throw invalid("api key id is too long");
       if (!Number.isInteger(input.graceSeconds) || input.graceSeconds < 0 || input.graceSeconds > MAX_GRACE_SECONDS) throw invalid("grace must be 0–30 days");
+      return;
+    case "set_api_key_id":
+      if (!KEY_ID.test(input.keyId)) throw invalid("invalid key id");
+      if (!/^[\x21-\x7e]{1,256}$/.test(input.apiKeyId)) throw invalid("the API key id must be 1–256 printable ASCII characters");
       return;
     case "destroy_version":
       if (!KEY_ID.test(input.keyId)) throw invalid("invalid key id");
@@ -114,6 +119,8 @@ export function contentOf(input: ProposalInput): { kind: ProposalKind; target: s
       return { kind: input.kind, target: input.keyId, params: { apiKeyId: input.apiKeyId, graceSeconds: input.graceSeconds } };
     case "destroy_version":
       return { kind: input.kind, target: input.keyId, params: { version: input.version } };
+    case "set_api_key_id":
+      return { kind: input.kind, target: input.keyId, params: { apiKeyId: input.apiKeyId } };
     case "set_grants":
       return {
         kind: input.kind,

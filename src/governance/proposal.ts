@@ -13,7 +13,8 @@ export type ProposalKind =
   | "remove_officer"
   | "set_threshold"
   | "thaw"
-  | "generate_key";
+  | "generate_key"
+  | "set_api_key_id";
 
 export const PROPOSAL_KINDS: readonly ProposalKind[] = [
   "import_key",
@@ -26,6 +27,7 @@ export const PROPOSAL_KINDS: readonly ProposalKind[] = [
   "set_threshold",
   "thaw",
   "generate_key",
+  "set_api_key_id",
 ];
 
 export function isProposalKind(value: unknown): value is ProposalKind {

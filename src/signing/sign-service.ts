@@ -94,7 +94,9 @@ export class SignService {
       version = v.version;
       const dialect = dialectFor(key.exchange);
       if (!dialect) throw new CustosError("NO_DIALECT", `custos has no request dialect for ${key.exchange}; use Sign`);
-      if (dialect.algorithm !== key.algorithm) throw new CustosError("PRECONDITION_FAILED", `${key.exchange} signs with ${dialect.algorithm}, the key is ${key.algorithm}`);
+      if (dialect.algorithm !== key.algorithm && !dialect.otherAlgorithms?.includes(key.algorithm)) {
+        throw new CustosError("PRECONDITION_FAILED", `${key.exchange} signs with ${dialect.algorithm}, the key is ${key.algorithm}`);
+      }
       const policy = this.directory.policy(key.id);
       const now = Date.now();
       checkTiming(policy, now, {
@@ -110,6 +112,7 @@ export class SignService {
         expires: req.expires || Math.floor(now / 1000) + DEFAULT_EXPIRY_SECONDS,
         nonce: req.nonce || this.nextNonce(now),
         apiKeyId: apiKeyIdOf(key, v),
+        keyAlgorithm: key.algorithm,
         ...(req.recvWindowMs ? { recvWindow: req.recvWindowMs } : {}),
         ...(req.passphrase ? { passphrase: req.passphrase } : {}),
       };

@@ -41,6 +41,8 @@ export interface Store {
   rotateKey(keyId: string, next: KeyVersionRecord, retireAt: string, done?: ProposalDone): Promise<void>;
   updateVersionState(keyId: string, version: number, state: KeyVersionRecord["state"], activatedAt?: string, done?: ProposalDone): Promise<void>;
   setKeyFrozen(keyId: string, freeze: Freeze, done?: ProposalDone): Promise<void>;
+  /** The exchange API key id of the key and of its active version. */
+  setApiKeyId(keyId: string, apiKeyId: string, done?: ProposalDone): Promise<void>;
   setPolicy(keyId: string, policyJson: string, at: string, done?: ProposalDone): Promise<void>;
   getPolicy(keyId: string): Promise<string | undefined>;
 

@@ -349,4 +349,27 @@ describe("Ed25519 key pairs generated in SoftHSM2", () => {
       "INVALID_ARGUMENT",
     );
   });
+
+  it("a Binance Ed25519 key: generated, its API key id set by proposal, then orders signed the way Binance documents (base64, URL-encoded)", async () => {
+    const generated = await proposeAndApprove(svc.custody, {
+      kind: { $case: "generateKey", generateKey: { keyId: "bn-ed", exchange: "binance", environment: Environment.ENVIRONMENT_TESTNET, label: "", apiKeyId: "", algorithm: Algorithm.ALGORITHM_ED25519, maxAgeDays: 0 } },
+      ttlSeconds: 0,
+    });
+    assert.equal(generated.state, "executed", generated.failure);
+    const order = { keyId: "bn-ed", version: 0, method: "POST", path: "/fapi/v1/order", query: "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=0.01", queryParams: [], body: Buffer.alloc(0), timestampMs: "0", nonce: "", expires: "0", recvWindowMs: 0, passphrase: "" };
+    // Until the officers record the API key id Binance assigned to the public key, nothing can be sent.
+    await expectDenied(unary(svc.signer, "signExchangeRequest", order), status.INVALID_ARGUMENT, "INVALID_ARGUMENT");
+    const set = await proposeAndApprove(svc.custody, { kind: { $case: "setApiKeyId", setApiKeyId: { keyId: "bn-ed", apiKeyId: "ed-api-key" } }, ttlSeconds: 0 });
+    assert.equal(set.state, "executed", set.failure);
+
+    const res = await unary(svc.signer, "signExchangeRequest", order);
+    assert.deepEqual(res.headers.map((h) => [h.name, h.value]), [["X-MBX-APIKEY", "ed-api-key"]]);
+    assert.equal(res.apiKeyId, "ed-api-key");
+    const cut = res.query.lastIndexOf("&signature=");
+    const signedPayload = res.query.slice(0, cut);
+    assert.equal(res.query.slice(cut + "&signature=".length), encodeURIComponent(res.signature), "the base64 signature is percent-encoded in the query");
+    const { keys } = await unary(svc.custody, "listKeys", {});
+    const publicKey = createPublicKey(keys.find((k) => k.keyId === "bn-ed")!.publicKeyPem);
+    assert.ok(verify(null, Buffer.from(signedPayload), publicKey, Buffer.from(res.signature, "base64")), "Ed25519 signature over the query (with timestamp) verifies");
+  });
 });

@@ -94,6 +94,15 @@ export class SqliteStore implements Store {
     });
   }
 
+  async setApiKeyId(keyId: string, apiKeyId: string, done?: ProposalDone): Promise<void> {
+    this.write(() => {
+      const r = this.db.prepare("UPDATE keys SET api_key_id = ? WHERE id = ?").run(apiKeyId, keyId);
+      if (r.changes === 0) throw new CustosError("KEY_NOT_FOUND", `no key ${keyId}`);
+      this.db.prepare("UPDATE key_versions SET api_key_id = ? WHERE key_id = ? AND state = 'active'").run(apiKeyId, keyId);
+      this.markDone(done);
+    });
+  }
+
   async setPolicy(keyId: string, policyJson: string, at: string, done?: ProposalDone): Promise<void> {
     this.write(() => {
       this.db

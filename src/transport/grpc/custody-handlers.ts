@@ -118,6 +118,8 @@ function proposalInput(r: ProposeRequest): ProposalInput {
         },
       };
     }
+    case "setApiKeyId":
+      return { kind: "set_api_key_id", keyId: k.setApiKeyId.keyId, apiKeyId: k.setApiKeyId.apiKeyId };
     case "destroyVersion":
       return { kind: "destroy_version", keyId: k.destroyVersion.keyId, version: k.destroyVersion.version };
     case "setGrants": {

@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { createHmac } from "node:crypto";
+import { createHmac, generateKeyPairSync, sign as edSign, verify as edVerify } from "node:crypto";
 import { CustosError } from "../../../src/errors.js";
 import type { ExchangeRequest, SignedExchangeRequest, SigningContext } from "../../../src/exchanges/dialect.js";
 import { binance } from "../../../src/exchanges/binance.js";
@@ -195,5 +195,23 @@ describe("binance.symbols and binance.orders", () => {
     assert.deepEqual(binance.orders({ method: "GET", path: "/fapi/v1/order", query: "symbol=BTCUSDT&orderId=1", body: "" }), []);
     assert.deepEqual(binance.orders({ method: "DELETE", path: "/fapi/v1/order", query: "symbol=BTCUSDT&orderId=1", body: "" }), []);
     assert.deepEqual(binance.orders(post("/api/v3/order/test", "symbol=BTCUSDT&quantity=1")), []);
+  });
+});
+
+describe("binance with an Ed25519 key", () => {
+  it("signs the same payload; the signature is base64, percent-encoded where it is sent", () => {
+    const { privateKey, publicKey } = generateKeyPairSync("ed25519");
+    const req: ExchangeRequest = { method: "POST", path: "/fapi/v1/order", query: "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=1", body: "" };
+    const ctx: SigningContext = { timestamp: 1700000000000, expires: 0, nonce: "", apiKeyId: "ed-key", keyAlgorithm: "ed25519" };
+    const prepared = binance.prepare(req, ctx);
+    assert.equal(prepared.toSign[0]!.toString(), "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=1&timestamp=1700000000000");
+    const sig = edSign(null, prepared.toSign[0]!, privateKey);
+    const out = binance.prepare(req, ctx).finish([sig]);
+    assert.equal(out.signature, sig.toString("base64"));
+    assert.equal(out.query, `symbol=BTCUSDT&side=BUY&type=MARKET&quantity=1&timestamp=1700000000000&signature=${encodeURIComponent(sig.toString("base64"))}`);
+    assert.deepEqual(out.params.at(-1), ["signature", encodeURIComponent(sig.toString("base64"))]);
+    assert.ok(edVerify(null, prepared.toSign[0]!, publicKey, Buffer.from(out.signature, "base64")));
+    // An HMAC-length MAC for an Ed25519 key is a bug, never a silent wrong signature.
+    assert.throws(() => binance.prepare(req, ctx).finish([Buffer.alloc(32)]), (e: unknown) => e instanceof CustosError && e.code === "INTERNAL");
   });
 });

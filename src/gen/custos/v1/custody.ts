@@ -260,6 +260,15 @@ export interface GenerateKeyProposal {
   maxAgeDays: number;
 }
 
+/**
+ * The exchange API key id of a key's active version: e.g. the id the exchange assigned after
+ * an officer registered a generated key's public key.
+ */
+export interface SetApiKeyIdProposal {
+  keyId: string;
+  apiKeyId: string;
+}
+
 export interface DestroyVersionProposal {
   keyId: string;
   version: number;
@@ -320,6 +329,7 @@ export interface ProposeRequest {
     | { $case: "setThreshold"; setThreshold: SetThresholdProposal }
     | { $case: "thaw"; thaw: ThawProposal }
     | { $case: "generateKey"; generateKey: GenerateKeyProposal }
+    | { $case: "setApiKeyId"; setApiKeyId: SetApiKeyIdProposal }
     | undefined;
   /** 0 = the service default (24 h). */
   ttlSeconds: number;
@@ -1316,6 +1326,99 @@ export const GenerateKeyProposal: MessageFns<GenerateKeyProposal> = {
   },
 };
 
+function createBaseSetApiKeyIdProposal(): SetApiKeyIdProposal {
+  return { keyId: "", apiKeyId: "" };
+}
+
+export const SetApiKeyIdProposal: MessageFns<SetApiKeyIdProposal> = {
+  encode(message: SetApiKeyIdProposal, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.keyId !== "") {
+      writer.uint32(10).string(message.keyId);
+    }
+    if (message.apiKeyId !== "") {
+      writer.uint32(18).string(message.apiKeyId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetApiKeyIdProposal {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetApiKeyIdProposal();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.keyId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.apiKeyId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SetApiKeyIdProposal {
+    return {
+      keyId: isSet(object.keyId)
+        ? globalThis.String(object.keyId)
+        : isSet(object.key_id)
+        ? globalThis.String(object.key_id)
+        : "",
+      apiKeyId: isSet(object.apiKeyId)
+        ? globalThis.String(object.apiKeyId)
+        : isSet(object.api_key_id)
+        ? globalThis.String(object.api_key_id)
+        : "",
+    };
+  },
+
+  toJSON(message: SetApiKeyIdProposal): unknown {
+    const obj: any = {};
+    if (message.keyId !== "") {
+      obj.keyId = message.keyId;
+    }
+    if (message.apiKeyId !== "") {
+      obj.apiKeyId = message.apiKeyId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<SetApiKeyIdProposal>): SetApiKeyIdProposal {
+    return SetApiKeyIdProposal.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SetApiKeyIdProposal>): SetApiKeyIdProposal {
+    const message = createBaseSetApiKeyIdProposal();
+    message.keyId = object.keyId ?? "";
+    message.apiKeyId = object.apiKeyId ?? "";
+    return message;
+  },
+};
+
 function createBaseDestroyVersionProposal(): DestroyVersionProposal {
   return { keyId: "", version: 0 };
 }
@@ -2095,6 +2198,9 @@ export const ProposeRequest: MessageFns<ProposeRequest> = {
       case "generateKey":
         GenerateKeyProposal.encode(message.kind.generateKey, writer.uint32(82).fork()).join();
         break;
+      case "setApiKeyId":
+        SetApiKeyIdProposal.encode(message.kind.setApiKeyId, writer.uint32(90).fork()).join();
+        break;
     }
     if (message.ttlSeconds !== 0) {
       writer.uint32(160).uint32(message.ttlSeconds);
@@ -2204,6 +2310,14 @@ export const ProposeRequest: MessageFns<ProposeRequest> = {
             message.kind = { $case: "generateKey", generateKey: GenerateKeyProposal.decode(reader, reader.uint32()) };
             continue;
           }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.kind = { $case: "setApiKeyId", setApiKeyId: SetApiKeyIdProposal.decode(reader, reader.uint32()) };
+            continue;
+          }
           case 20: {
             if (tag !== 160) {
               break;
@@ -2264,6 +2378,10 @@ export const ProposeRequest: MessageFns<ProposeRequest> = {
         ? { $case: "generateKey", generateKey: GenerateKeyProposal.fromJSON(object.generateKey) }
         : isSet(object.generate_key)
         ? { $case: "generateKey", generateKey: GenerateKeyProposal.fromJSON(object.generate_key) }
+        : isSet(object.setApiKeyId)
+        ? { $case: "setApiKeyId", setApiKeyId: SetApiKeyIdProposal.fromJSON(object.setApiKeyId) }
+        : isSet(object.set_api_key_id)
+        ? { $case: "setApiKeyId", setApiKeyId: SetApiKeyIdProposal.fromJSON(object.set_api_key_id) }
         : undefined,
       ttlSeconds: isSet(object.ttlSeconds)
         ? globalThis.Number(object.ttlSeconds)
@@ -2295,6 +2413,8 @@ export const ProposeRequest: MessageFns<ProposeRequest> = {
       obj.thaw = ThawProposal.toJSON(message.kind.thaw);
     } else if (message.kind?.$case === "generateKey") {
       obj.generateKey = GenerateKeyProposal.toJSON(message.kind.generateKey);
+    } else if (message.kind?.$case === "setApiKeyId") {
+      obj.setApiKeyId = SetApiKeyIdProposal.toJSON(message.kind.setApiKeyId);
     }
     if (message.ttlSeconds !== 0) {
       obj.ttlSeconds = Math.round(message.ttlSeconds);
@@ -2376,6 +2496,15 @@ export const ProposeRequest: MessageFns<ProposeRequest> = {
           message.kind = {
             $case: "generateKey",
             generateKey: GenerateKeyProposal.fromPartial(object.kind.generateKey),
+          };
+        }
+        break;
+      }
+      case "setApiKeyId": {
+        if (object.kind?.setApiKeyId !== undefined && object.kind?.setApiKeyId !== null) {
+          message.kind = {
+            $case: "setApiKeyId",
+            setApiKeyId: SetApiKeyIdProposal.fromPartial(object.kind.setApiKeyId),
           };
         }
         break;
