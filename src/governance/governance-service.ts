@@ -1,20 +1,21 @@
-import { createHash, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import type { AuditEvent, AuditLog } from "../audit/audit-log.js";
 import { CustosError, type CustosErrorCode } from "../errors.js";
 import { ENVELOPE_FORMAT, envelopeDigest, type ImportEnvelope } from "../hsm/envelope.js";
 import type { Hsm, WrappingKeyInfo } from "../hsm/hsm.js";
-import { activeVersion, versionObjectId, type KeyVersionRecord, type KeyWithVersions } from "../keys/model.js";
+import { activeVersion, type KeyWithVersions } from "../keys/model.js";
 import type { ClientRecord } from "../signing/clients.js";
 import type { AccessDirectory } from "../signing/directory.js";
 import type { CallerContext } from "../signing/sign-service.js";
 import type { Store } from "../store/store.js";
-import { faultPoint } from "./fault.js";
 import type { OfficerRecord, ProposalRecord, ProposalState } from "./model.js";
-import { parseOfficerPublicKey, publicKeyFingerprint, verifyApproval } from "./officer-key.js";
+import { parseOfficerPublicKey, verifyApproval } from "./officer-key.js";
 import { buildProposal, canonicalProposal, proposalDigest, type Decision, type ProposalContent } from "./proposal.js";
-import { DEFAULT_GRACE_SECONDS, contentOf, validateInput, type NewKeyMetadata, type OfficerSpec, type ProposalInput } from "./proposal-input.js";
+import { DEFAULT_GRACE_SECONDS, contentOf, validateInput, type OfficerSpec, type ProposalInput } from "./proposal-input.js";
+import { ProposalSteps, checkRemovable, codeOf, keyOf, officerRecord } from "./execution.js";
 import { decideQuorum, validateRules, type QuorumOutcome } from "./quorum.js";
+import { summarise } from "./summary.js";
 
 export interface GovernanceOptions {
   /** The proposer's own approval counts toward the quorum (default false). */
@@ -49,6 +50,7 @@ export class GovernanceService {
   private threshold: number | undefined;
   /** Proposals being executed in this process (a vote and a resume never run one twice). */
   private readonly executing = new Set<string>();
+  private readonly steps: ProposalSteps;
 
   constructor(
     private readonly store: Store,
@@ -57,7 +59,9 @@ export class GovernanceService {
     private readonly directory: AccessDirectory,
     private readonly log: Logger,
     private readonly opts: GovernanceOptions,
-  ) {}
+  ) {
+    this.steps = new ProposalSteps(store, hsm, audit, opts);
+  }
 
   async load(): Promise<void> {
     this.officers = new Map((await this.store.listOfficers()).map((o) => [o.identity, o]));
@@ -246,7 +250,7 @@ export class GovernanceService {
       const content = JSON.parse(p.canonical) as ProposalContent;
       const done = { proposalId: p.id, at: new Date().toISOString() };
       try {
-        await this.runStep(p, content, done);
+        await this.steps.run(p, content, done);
       } catch (e) {
         await this.store.updateProposal(p.id, "executing", { state: "failed", failure: e instanceof Error ? e.message.slice(0, 500) : String(e) });
         await this.audit.recordNow({ kind: "proposal.failed", actor: "system", outcome: "failed", reason: codeOf(e), key: keyOf(p), details: { proposal: p.id, digest: p.digest } });
@@ -254,197 +258,12 @@ export class GovernanceService {
         // The vote that triggered the execution answers with the execution's error.
         throw e;
       }
-      await this.completed(p);
+      await this.steps.completed(p);
     } finally {
       this.executing.delete(p.id);
       await this.directory.reload(this.store);
       await this.load();
     }
-  }
-
-  /**
-   * After the change and the executed mark (one transaction): the audit records of what
-   * changed, then step "audited". A crash in between is finished by resume(), from the state
-   * the change left, so the records are the same either way.
-   */
-  private async completed(p: ProposalRecord): Promise<void> {
-    const c = JSON.parse(p.canonical) as ProposalContent;
-    const base = { actor: p.proposer, outcome: "ok" as const };
-    const ref = { proposal: p.id, digest: p.digest };
-    if (c.kind === "import_key" || c.kind === "generate_key") {
-      const k = c.params as unknown as NewKeyMetadata;
-      const publicKey = c.kind === "generate_key" ? await this.hsm.publicKey(versionObjectId(c.target, 1)) : undefined;
-      await this.audit.recordNow({
-        ...base,
-        kind: c.kind === "import_key" ? "key.import" : "key.generate",
-        key: c.target,
-        version: 1,
-        details: { ...ref, exchange: k.exchange, environment: k.environment, algorithm: k.algorithm, ...(publicKey ? { publicKeySha256: createHash("sha256").update(publicKey).digest("hex") } : {}) },
-      });
-    } else if (c.kind === "rotate_key") {
-      const key = await this.store.getKey(c.target);
-      const active = key && activeVersion(key);
-      const retiring = key?.versions.filter((v) => v.state === "retiring").at(-1);
-      await this.audit.recordNow({ ...base, kind: "key.rotate", key: c.target, ...(active ? { version: active.version } : {}), details: { ...ref, ...(retiring?.retireAt ? { retiringUntil: retiring.retireAt } : {}) } });
-    } else if (c.kind === "thaw") {
-      await this.audit.recordNow({ ...base, kind: "thaw", ...(c.target.startsWith("key:") ? { key: c.target.slice(4) } : {}), details: { ...ref, target: c.target } });
-    }
-    await this.audit.recordNow({ kind: "proposal.executed", actor: "system", outcome: "ok", key: keyOf(p), details: { ...ref, proposalKind: p.kind, target: p.target } });
-    await this.store.updateProposal(p.id, "executed", { step: "audited" });
-  }
-
-  private async runStep(p: ProposalRecord, c: ProposalContent, done: { proposalId: string; at: string }): Promise<void> {
-    const params = c.params as Record<string, unknown>;
-    switch (c.kind) {
-      case "import_key": {
-        const key = params as unknown as NewKeyMetadata;
-        if (await this.store.getKey(key.keyId)) throw new CustosError("KEY_EXISTS", `key ${key.keyId} already exists`);
-        const objectId = versionObjectId(key.keyId, 1);
-        const created = await this.unwrapOnce(p, objectId, `${key.exchange}/${key.keyId}/v1`);
-        faultPoint("import:after-hsm");
-        const first: KeyVersionRecord = { keyId: key.keyId, version: 1, objectId, state: "active", createdAt: done.at, activatedAt: done.at, apiKeyId: null, retireAt: null };
-        await this.orRollBack(created, objectId, () =>
-          this.store.createKey({ id: key.keyId, exchange: key.exchange, environment: key.environment, label: key.label, apiKeyId: key.apiKeyId, algorithm: key.algorithm, maxAgeDays: key.maxAgeDays, createdAt: done.at }, first, this.opts.autoGrant, done),
-        );
-        faultPoint("import:after-record");
-        return;
-      }
-      case "generate_key": {
-        const key = params as unknown as NewKeyMetadata;
-        if (await this.store.getKey(key.keyId)) throw new CustosError("KEY_EXISTS", `key ${key.keyId} already exists`);
-        const objectId = versionObjectId(key.keyId, 1);
-        // Generated inside the HSM; an interrupted run's key pair (same CKA_ID) is adopted.
-        let created = false;
-        if (await this.hsm.hasSecret(objectId)) {
-          await this.audit.recordNow({ kind: "reconcile.adopt", actor: "system", outcome: "ok", key: key.keyId, details: { proposal: p.id, digest: p.digest, objectId } });
-        } else {
-          await this.hsm.generateKeyPair("ed25519", { objectId, label: `${key.exchange}/${key.keyId}/v1` });
-          await this.store.updateProposal(p.id, "executing", { step: "hsm" });
-          created = true;
-        }
-        const first: KeyVersionRecord = { keyId: key.keyId, version: 1, objectId, state: "active", createdAt: done.at, activatedAt: done.at, apiKeyId: null, retireAt: null };
-        await this.orRollBack(created, objectId, () =>
-          this.store.createKey({ id: key.keyId, exchange: key.exchange, environment: key.environment, label: key.label, apiKeyId: key.apiKeyId, algorithm: key.algorithm, maxAgeDays: key.maxAgeDays, createdAt: done.at }, first, this.opts.autoGrant, done),
-        );
-        return;
-      }
-      case "rotate_key": {
-        const key = await this.store.getKey(c.target);
-        if (!key) throw new CustosError("KEY_NOT_FOUND", `no key ${c.target}`);
-        if (key.algorithm === "ed25519") throw new CustosError("PRECONDITION_FAILED", "an Ed25519 key is rotated by generating a new key pair (not yet supported): generate a new key");
-        // Not recorded yet (recording marks the proposal executed in the same transaction), so
-        // the new version is the next number; an interrupted run's HSM object is adopted.
-        const version = Math.max(...key.versions.map((v) => v.version)) + 1;
-        const objectId = versionObjectId(key.id, version);
-        const created = await this.unwrapOnce(p, objectId, `${key.exchange}/${key.id}/v${version}`);
-        faultPoint("rotate:after-hsm");
-        const graceSeconds = params.graceSeconds as number;
-        const retireAt = new Date(Date.parse(done.at) + graceSeconds * 1000).toISOString();
-        const apiKeyId = (params.apiKeyId as string) || null;
-        await this.orRollBack(created, objectId, () =>
-          this.store.rotateKey(key.id, { keyId: key.id, version, objectId, state: "active", createdAt: done.at, activatedAt: done.at, apiKeyId, retireAt: null }, retireAt, done),
-        );
-        faultPoint("rotate:after-record");
-        return;
-      }
-      case "set_api_key_id": {
-        await this.store.setApiKeyId(c.target, params.apiKeyId as string, done);
-        return;
-      }
-      case "destroy_version": {
-        const version = params.version as number;
-        await this.destroyVersion(c.target, version, { ...done, digest: p.digest });
-        return;
-      }
-      case "set_grants": {
-        const g = params as unknown as { name: string; cidrs: string[]; keyIds: string[]; canFreeze: boolean };
-        for (const k of g.keyIds) if (!(await this.store.getKey(k))) throw new CustosError("KEY_NOT_FOUND", `no key ${k}`);
-        const existing = await this.store.getClient(c.target);
-        if (existing && existing.role !== "trader") throw new CustosError("PRECONDITION_FAILED", `${c.target} is not a trading client`);
-        await this.store.setClientAccess(
-          { identity: c.target, name: g.name || existing?.name || c.target, role: "trader", cidrs: g.cidrs, createdAt: existing?.createdAt ?? done.at, canFreeze: g.canFreeze },
-          g.keyIds,
-          done,
-        );
-        return;
-      }
-      case "set_policy": {
-        if (!(await this.store.getKey(c.target))) throw new CustosError("KEY_NOT_FOUND", `no key ${c.target}`);
-        await this.store.setPolicy(c.target, JSON.stringify(params.policy), done.at, done);
-        return;
-      }
-      case "add_officer": {
-        const o = params as unknown as { displayName: string; identity: string; publicKeyPem: string };
-        await this.store.addOfficer(officerRecord({ id: c.target, ...o }, done.at), done);
-        return;
-      }
-      case "remove_officer": {
-        const active = (await this.store.listOfficers()).filter((o) => o.status === "active");
-        if (!active.some((o) => o.id === c.target)) throw new CustosError("PRECONDITION_FAILED", `no active officer ${c.target}`);
-        this.checkRemovable(active.length, (await this.store.getGovernance())!.threshold, c.target);
-        await this.store.setOfficerStatus(c.target, "removed", done);
-        return;
-      }
-      case "set_threshold": {
-        const threshold = params.threshold as number;
-        const active = (await this.store.listOfficers()).filter((o) => o.status === "active").length;
-        validateRules({ threshold, proposerCounts: this.opts.proposerCounts, veto: this.opts.veto }, active);
-        await this.store.setThreshold(threshold, done);
-        return;
-      }
-      case "thaw": {
-        const [target, ...rest] = c.target.split(":");
-        const id = rest.join(":");
-        if (target === "key") await this.store.setKeyFrozen(id, null, done);
-        else await this.store.setClientFrozen(id, null, done);
-        return;
-      }
-    }
-  }
-
-  /**
-   * Unwraps the proposal's envelope into `objectId`, or adopts the object an interrupted run
-   * already created (same proposal, same CKA_ID). Returns true if this call created it.
-   */
-  private async unwrapOnce(p: ProposalRecord, objectId: string, label: string): Promise<boolean> {
-    if (await this.hsm.hasSecret(objectId)) {
-      if (p.step !== "hsm") {
-        // Created by this proposal's interrupted run (nothing else uses this CKA_ID: the
-        // version number is new); adopt it.
-        await this.audit.recordNow({ kind: "reconcile.adopt", actor: "system", outcome: "ok", key: p.target, details: { proposal: p.id, digest: p.digest, objectId } });
-      }
-      return false;
-    }
-    if (!p.envelope) throw new CustosError("PRECONDITION_FAILED", "the proposal's envelope is gone");
-    await this.hsm.unwrapSecret(deserialiseEnvelope(p.envelope), { objectId, label });
-    await this.store.updateProposal(p.id, "executing", { step: "hsm" });
-    return true;
-  }
-
-  /** Runs the record step; if it fails, an HSM object this run created is destroyed (no orphan). */
-  private async orRollBack(created: boolean, objectId: string, write: () => Promise<void>): Promise<void> {
-    try {
-      await write();
-    } catch (e) {
-      if (created) await this.hsm.destroySecret(objectId).catch(() => undefined);
-      throw e;
-    }
-  }
-
-  /** destroying (persisted) → C_DestroyObject → destroyed; each step safe to repeat after a crash. */
-  private async destroyVersion(keyId: string, version: number, done?: { proposalId: string; at: string; digest: string }): Promise<void> {
-    const key = await this.store.getKey(keyId);
-    const v = key?.versions.find((x) => x.version === version);
-    if (!key || !v) throw new CustosError("VERSION_NOT_FOUND", `key ${keyId} has no version ${version}`);
-    if (v.state === "active" && done) throw new CustosError("PRECONDITION_FAILED", `version ${version} is the active version: rotate first`);
-    if (v.state !== "destroying" && v.state !== "destroyed") {
-      await this.store.updateVersionState(keyId, version, "destroying");
-      faultPoint("destroy:after-mark");
-    }
-    await this.hsm.destroySecret(v.objectId);
-    faultPoint("destroy:after-hsm");
-    await this.store.updateVersionState(keyId, version, "destroyed", undefined, done && { proposalId: done.proposalId, at: done.at });
-    await this.audit.recordNow({ kind: "key.destroy_version", actor: done ? "officers" : "system", outcome: "ok", key: keyId, version, details: { objectId: v.objectId, ...(done ? { proposal: done.proposalId, digest: done.digest } : { reason: "grace period ended" }) } });
   }
 
   // ---- freeze -------------------------------------------------------------------------------
@@ -495,7 +314,7 @@ export class GovernanceService {
   async retireDue(now = Date.now()): Promise<void> {
     for (const key of await this.store.listKeys()) {
       for (const v of key.versions) {
-        if (v.state === "retiring" && v.retireAt && Date.parse(v.retireAt) <= now) await this.destroyVersion(key.id, v.version);
+        if (v.state === "retiring" && v.retireAt && Date.parse(v.retireAt) <= now) await this.steps.destroyVersion(key.id, v.version);
       }
     }
     await this.directory.reload(this.store);
@@ -515,10 +334,10 @@ export class GovernanceService {
       if (p.step === "audited") continue;
       // Executed (change and mark in one transaction) but its records not yet written.
       await this.audit.recordNow({ kind: "reconcile.complete", actor: "system", outcome: "ok", key: keyOf(p), details: { proposal: p.id, digest: p.digest } });
-      await this.completed(p);
+      await this.steps.completed(p);
     }
     for (const key of await this.store.listKeys()) {
-      for (const v of key.versions) if (v.state === "destroying") await this.destroyVersion(key.id, v.version);
+      for (const v of key.versions) if (v.state === "destroying") await this.steps.destroyVersion(key.id, v.version);
     }
     for (const p of await this.store.listProposals("pending")) {
       // Votes are refused after expiry, so a quorum found here was reached before it: a crash
@@ -603,7 +422,7 @@ export class GovernanceService {
       case "remove_officer": {
         const active = (await this.store.listOfficers()).filter((o) => o.status === "active");
         if (!active.some((o) => o.id === input.officerId)) throw new CustosError("PRECONDITION_FAILED", `no active officer ${input.officerId}`);
-        this.checkRemovable(active.length, (await this.store.getGovernance())!.threshold, input.officerId);
+        checkRemovable(this.opts, active.length, (await this.store.getGovernance())!.threshold, input.officerId);
         return;
       }
       case "set_threshold":
@@ -614,15 +433,6 @@ export class GovernanceService {
           throw new CustosError("PRECONDITION_FAILED", `${input.target} ${input.id} is not frozen`);
         }
         return;
-    }
-  }
-
-  /** The officers left after a removal must still be able to reach the threshold under the quorum rules. */
-  private checkRemovable(activeCount: number, threshold: number, officerId: string): void {
-    try {
-      validateRules({ threshold, proposerCounts: this.opts.proposerCounts, veto: this.opts.veto }, activeCount - 1);
-    } catch {
-      throw new CustosError("PRECONDITION_FAILED", `removing ${officerId} would leave ${activeCount - 1} officers, too few to reach the threshold of ${threshold}: lower the threshold first`);
     }
   }
 
@@ -653,59 +463,7 @@ export class GovernanceService {
   }
 
   private async view(p: ProposalRecord): Promise<ProposalView> {
-    return { record: p, quorum: await this.quorumOf(p), summary: await this.summarise(p) };
-  }
-
-  /** What the proposal changes, before → after, in words an officer checks before signing. */
-  private async summarise(p: ProposalRecord): Promise<string[]> {
-    const c = JSON.parse(p.canonical) as ProposalContent;
-    const params = c.params as Record<string, unknown>;
-    const key = KEY_KINDS.has(c.kind) ? await this.store.getKey(c.target) : undefined;
-    const versions = (k: KeyWithVersions | undefined) => (k ? k.versions.map((v) => `v${v.version} ${v.state}`).join(", ") : "none");
-    switch (c.kind) {
-      case "generate_key":
-        return [`generate key ${c.target} inside the HSM (${String(params.exchange)} ${String(params.environment)}, ${String(params.algorithm)}); only its public key leaves the HSM`, `versions: none → v1 active`];
-      case "import_key":
-        return [`import key ${c.target} (${String(params.exchange)} ${String(params.environment)}, ${String(params.algorithm)}, API key id ${JSON.stringify(params.apiKeyId)})`, `versions: none → v1 active`, `wrapped secret sha256 ${c.materialSha256 ?? "?"}`];
-      case "rotate_key": {
-        const next = key ? Math.max(...key.versions.map((v) => v.version)) + 1 : 1;
-        const active = key && activeVersion(key);
-        return [
-          `rotate key ${c.target}: v${next} becomes active${active ? `, v${active.version} retiring for ${String(params.graceSeconds)} s then destroyed` : ""}`,
-          `versions: ${versions(key)} → v${next} active${active ? `, v${active.version} retiring` : ""}`,
-          `API key id: ${JSON.stringify(key?.apiKeyId ?? "")} → ${JSON.stringify(params.apiKeyId || key?.apiKeyId || "")}`,
-          `wrapped secret sha256 ${c.materialSha256 ?? "?"}`,
-        ];
-      }
-      case "set_api_key_id": {
-        const active = key && activeVersion(key);
-        return [`API key id of ${c.target}${active ? ` v${active.version}` : ""}: ${JSON.stringify(active?.apiKeyId || key?.apiKeyId || "")} → ${JSON.stringify(params.apiKeyId)}`];
-      }
-      case "destroy_version":
-        return [`destroy key ${c.target} version ${String(params.version)} (its HSM object is deleted; pinned signs fail)`, `versions: ${versions(key)}`];
-      case "set_grants": {
-        const existing = await this.store.getClient(c.target);
-        const before = (await this.store.listGrants()).get(c.target);
-        return [
-          `client ${c.target}${existing ? "" : " (new)"}`,
-          `grants: [${[...(before ?? [])].sort().join(", ")}] → [${(params.keyIds as string[]).join(", ")}]`,
-          `CIDRs: [${(existing?.cidrs ?? []).join(", ")}] → [${(params.cidrs as string[]).join(", ")}]`,
-          `may freeze: ${String(existing?.canFreeze ?? false)} → ${String(params.canFreeze)}`,
-        ];
-      }
-      case "set_policy":
-        return [`policy of key ${c.target}: ${(await this.store.getPolicy(c.target)) ?? "none"} → ${JSON.stringify(params.policy)}`];
-      case "add_officer":
-        return [`add officer ${c.target} (${String(params.displayName)}, certificate ${String(params.identity)}, key ${publicKeyFingerprint(String(params.publicKeyPem))})`];
-      case "remove_officer":
-        return [`remove officer ${c.target} (their pending approvals stop counting)`];
-      case "set_threshold":
-        return [`threshold: ${String((await this.store.getGovernance())?.threshold)} → ${String(params.threshold)}`];
-      case "thaw":
-        return [`thaw ${c.target.replace(":", " ")}: frozen → active`];
-      default:
-        return [`${c.kind} ${c.target}`];
-    }
+    return { record: p, quorum: await this.quorumOf(p), summary: await summarise(this.store, p) };
   }
 
   private requireOfficer(caller: CallerContext, action: string): OfficerRecord {
@@ -740,29 +498,10 @@ export class GovernanceService {
   }
 }
 
-const KEY_KINDS = new Set(["import_key", "generate_key", "rotate_key", "destroy_version", "set_policy", "set_api_key_id"]);
-
-function keyOf(p: ProposalRecord): string | undefined {
-  return KEY_KINDS.has(p.kind) ? p.target : undefined;
-}
-
-function codeOf(e: unknown): CustosErrorCode {
-  return e instanceof CustosError ? e.code : "INTERNAL";
-}
-
-function officerRecord(s: OfficerSpec, at: string): OfficerRecord {
-  const publicKey = parseOfficerPublicKey(s.publicKeyPem);
-  return { id: s.id, displayName: s.displayName || s.id, identity: s.identity, publicKeyPem: s.publicKeyPem.trim() + "\n", fingerprint: publicKeyFingerprint(publicKey), status: "active", createdAt: at };
-}
 
 /** Envelopes are stored with their proposal as JSON with base64 fields (only the HSM can open them). */
 function serialiseEnvelope(e: ImportEnvelope): string {
   return JSON.stringify({ ...e, encryptedAesKey: e.encryptedAesKey.toString("base64"), wrappedKey: e.wrappedKey.toString("base64") });
-}
-
-function deserialiseEnvelope(s: string): ImportEnvelope {
-  const o = JSON.parse(s) as Omit<ImportEnvelope, "encryptedAesKey" | "wrappedKey"> & { encryptedAesKey: string; wrappedKey: string };
-  return { ...o, encryptedAesKey: Buffer.from(o.encryptedAesKey, "base64"), wrappedKey: Buffer.from(o.wrappedKey, "base64") };
 }
 
 export { DEFAULT_GRACE_SECONDS };

@@ -1,0 +1,63 @@
+import { activeVersion, type KeyWithVersions } from "../keys/model.js";
+import type { Store } from "../store/store.js";
+import type { ProposalRecord } from "./model.js";
+import { publicKeyFingerprint } from "./officer-key.js";
+import type { ProposalContent } from "./proposal.js";
+
+/** Proposal kinds whose target is a key id. */
+export const KEY_KINDS: ReadonlySet<string> = new Set(["import_key", "generate_key", "rotate_key", "destroy_version", "set_policy", "set_api_key_id"]);
+
+/**
+ * What a proposal changes, before → after, in words an officer checks before signing. The
+ * "after" comes from the signed content; the "before" is the store's current state.
+ */
+export async function summarise(store: Store, p: ProposalRecord): Promise<string[]> {
+  const c = JSON.parse(p.canonical) as ProposalContent;
+  const params = c.params as Record<string, unknown>;
+  const key = KEY_KINDS.has(c.kind) ? await store.getKey(c.target) : undefined;
+  const versions = (k: KeyWithVersions | undefined) => (k ? k.versions.map((v) => `v${v.version} ${v.state}`).join(", ") : "none");
+  switch (c.kind) {
+    case "generate_key":
+      return [`generate key ${c.target} inside the HSM (${String(params.exchange)} ${String(params.environment)}, ${String(params.algorithm)}); only its public key leaves the HSM`, `versions: none → v1 active`];
+    case "import_key":
+      return [`import key ${c.target} (${String(params.exchange)} ${String(params.environment)}, ${String(params.algorithm)}, API key id ${JSON.stringify(params.apiKeyId)})`, `versions: none → v1 active`, `wrapped secret sha256 ${c.materialSha256 ?? "?"}`];
+    case "rotate_key": {
+      const next = key ? Math.max(...key.versions.map((v) => v.version)) + 1 : 1;
+      const active = key && activeVersion(key);
+      return [
+        `rotate key ${c.target}: v${next} becomes active${active ? `, v${active.version} retiring for ${String(params.graceSeconds)} s then destroyed` : ""}`,
+        `versions: ${versions(key)} → v${next} active${active ? `, v${active.version} retiring` : ""}`,
+        `API key id: ${JSON.stringify(key?.apiKeyId ?? "")} → ${JSON.stringify(params.apiKeyId || key?.apiKeyId || "")}`,
+        `wrapped secret sha256 ${c.materialSha256 ?? "?"}`,
+      ];
+    }
+    case "set_api_key_id": {
+      const active = key && activeVersion(key);
+      return [`API key id of ${c.target}${active ? ` v${active.version}` : ""}: ${JSON.stringify(active?.apiKeyId || key?.apiKeyId || "")} → ${JSON.stringify(params.apiKeyId)}`];
+    }
+    case "destroy_version":
+      return [`destroy key ${c.target} version ${String(params.version)} (its HSM object is deleted; pinned signs fail)`, `versions: ${versions(key)}`];
+    case "set_grants": {
+      const existing = await store.getClient(c.target);
+      const before = (await store.listGrants()).get(c.target);
+      return [
+        `client ${c.target}${existing ? "" : " (new)"}`,
+        `grants: [${[...(before ?? [])].sort().join(", ")}] → [${(params.keyIds as string[]).join(", ")}]`,
+        `CIDRs: [${(existing?.cidrs ?? []).join(", ")}] → [${(params.cidrs as string[]).join(", ")}]`,
+        `may freeze: ${String(existing?.canFreeze ?? false)} → ${String(params.canFreeze)}`,
+      ];
+    }
+    case "set_policy":
+      return [`policy of key ${c.target}: ${(await store.getPolicy(c.target)) ?? "none"} → ${JSON.stringify(params.policy)}`];
+    case "add_officer":
+      return [`add officer ${c.target} (${String(params.displayName)}, certificate ${String(params.identity)}, key ${publicKeyFingerprint(String(params.publicKeyPem))})`];
+    case "remove_officer":
+      return [`remove officer ${c.target} (their pending approvals stop counting)`];
+    case "set_threshold":
+      return [`threshold: ${String((await store.getGovernance())?.threshold)} → ${String(params.threshold)}`];
+    case "thaw":
+      return [`thaw ${c.target.replace(":", " ")}: frozen → active`];
+    default:
+      return [`${c.kind} ${c.target}`];
+  }
+}
