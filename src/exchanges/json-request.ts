@@ -1,0 +1,87 @@
+import { CustosError } from "../errors.js";
+import type { ExchangeRequest, SigningContext } from "./dialect.js";
+
+/*
+ * Request parsing shared by the dialects whose private REST requests carry JSON bodies and sign
+ * the percent-decoded query (Bitget, Gate, KuCoin Futures).
+ */
+
+
+/**
+ * Printable ASCII that an HTTP client sends as is, less "+": a raw "+" may be read as a space by
+ * the server, so a literal plus must come as %2B. Anything else must arrive percent-encoded.
+ */
+export const QUERY_SAFE = /^[\x21\x24-\x26\x28-\x2a\x2c-\x3b\x3d\x3f-\x7e]*$/;
+
+/** Path, query and header values a JSON-body dialect can sign unambiguously; else INVALID_ARGUMENT. */
+export function checkRequest(req: ExchangeRequest, ctx: SigningContext): void {
+  if (!req.path.startsWith("/") || !/^[\x21-\x7e]+$/.test(req.path) || /[?#]/.test(req.path)) throw new CustosError("INVALID_ARGUMENT", "path must start with / and carry no query");
+  if (!QUERY_SAFE.test(req.query)) throw new CustosError("INVALID_ARGUMENT", "query must be percent-encoded printable ASCII (a literal + as %2B)");
+  // header values: no control characters, no header injection
+  if (!/^[\x21-\x7e]+$/.test(ctx.apiKeyId)) throw new CustosError("INVALID_ARGUMENT", "the API key id must be printable ASCII");
+  if (!Number.isSafeInteger(ctx.timestamp) || ctx.timestamp < 0) throw new CustosError("INVALID_ARGUMENT", "timestamp must be whole milliseconds");
+}
+
+/** The query string as signed: percent-escapes decoded, order and separators untouched. */
+export function unencoded(query: string): string {
+  try {
+    return decodeURIComponent(query);
+  } catch (e) {
+    throw new CustosError("INVALID_ARGUMENT", "query string has a malformed percent-escape", { cause: e });
+  }
+}
+
+/** Every value of parameter `name` in the query, percent-escapes decoded. */
+export function queryValues(query: string, name: string): string[] {
+  const out: string[] = [];
+  if (query === "") return out;
+  for (const pair of query.split("&")) {
+    const eq = pair.indexOf("=");
+    const key = unencoded(eq < 0 ? pair : pair.slice(0, eq));
+    if (key === name) out.push(unencoded(eq < 0 ? "" : pair.slice(eq + 1)));
+  }
+  return out;
+}
+
+/** The JSON body, undefined when empty; INVALID_ARGUMENT when it is not JSON. */
+export function parseBody(body: string): unknown {
+  if (body.trim() === "") return undefined;
+  try {
+    return JSON.parse(body) as unknown;
+  } catch (e) {
+    throw new CustosError("INVALID_ARGUMENT", "request body is not JSON", { cause: e });
+  }
+}
+
+/** Every `field` value anywhere in the body: over-reporting only makes the allowlist stricter. */
+export function collectSymbols(value: unknown, field: string, out: string[], depth = 0): void {
+  if (depth > 32) throw new CustosError("INVALID_ARGUMENT", "request body is nested too deeply");
+  if (Array.isArray(value)) {
+    for (const v of value) collectSymbols(v, field, out, depth + 1);
+  } else if (isObject(value)) {
+    for (const [k, v] of Object.entries(value)) {
+      if (k === field) addSymbol(v, out);
+      collectSymbols(v, field, out, depth + 1);
+    }
+  }
+}
+
+function addSymbol(v: unknown, out: string[]): void {
+  if (typeof v === "string") out.push(v);
+  else if (typeof v === "number" || typeof v === "boolean") out.push(String(v));
+  else if (Array.isArray(v)) for (const x of v) addSymbol(x, out);
+}
+
+export function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/**
+ * A decimal quantity (JSON number or numeric string), absolute. Anything else is NaN, which
+ * fails every `quantity <= max` check: an order custos cannot measure is never under a limit.
+ */
+export function quantity(v: unknown): number {
+  if (typeof v === "number") return Number.isFinite(v) ? Math.abs(v) : NaN;
+  if (typeof v === "string" && /^[+-]?(?:\d+\.?\d*|\.\d+)$/.test(v)) return Math.abs(Number(v));
+  return NaN;
+}
