@@ -1,6 +1,6 @@
 import { CustosError } from "../errors.js";
-import { algorithmSpec } from "../hsm/algorithms.js";
 import type { Dialect, EndpointClass, ExchangeRequest, PreparedRequest, PreparedWebSocketAuth, SigningContext, WebSocketAuthInput } from "./dialect.js";
+import { isObject, largestQuantity, oneMac, parseJson, symbolOf } from "./facts.js";
 
 /*
  * BitMEX REST API keys (www.bitmex.com/app/apiKeysUsage, "Authenticating with an API Key"):
@@ -95,7 +95,7 @@ export const bitmex: Dialect = {
     return {
       toSign: [Buffer.from(`${req.method}${path}${expires}${req.body}`, "utf8")],
       finish(macs: Buffer[]) {
-        const signature = oneMac(macs).toString("hex");
+        const signature = oneMac("bitmex", "hmac-sha256", macs).toString("hex");
         return {
           headers: [
             ["api-expires", expires],
@@ -120,7 +120,7 @@ export const bitmex: Dialect = {
     return {
       toSign: [Buffer.from(`GET/realtime${expires}`, "utf8")],
       finish(macs: Buffer[]) {
-        const signature = oneMac(macs).toString("hex");
+        const signature = oneMac("bitmex", "hmac-sha256", macs).toString("hex");
         return {
           fields: [
             ["api-key", ctx.apiKeyId],
@@ -149,44 +149,6 @@ function paramValues(req: ExchangeRequest, name: string): unknown[] {
   const json = req.body.trimStart().startsWith("{") ? parseJson(req.body) : undefined;
   if (isObject(json) && Object.hasOwn(json, name)) out.push(json[name]);
   return out;
-}
-
-function parseJson(s: string): unknown {
-  try {
-    return JSON.parse(s);
-  } catch {
-    return undefined;
-  }
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
-/** Upper case so a per-symbol limit cannot be dodged by spelling the instrument differently. */
-function symbolOf(v: unknown): string {
-  return (typeof v === "string" ? v : JSON.stringify(v)).toUpperCase();
-}
-
-/** The largest quantity named, or NaN (refused by any limit) when none is or one is not a number. */
-function largestQuantity(values: unknown[]): number {
-  if (values.length === 0) return NaN;
-  return Math.max(...values.map(quantityOf));
-}
-
-/** BitMEX once signed orderQty for the side (negative = sell): the size is its absolute value. */
-function quantityOf(v: unknown): number {
-  if (typeof v === "number") return Number.isFinite(v) ? Math.abs(v) : NaN;
-  if (typeof v === "string" && /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(v)) return Math.abs(Number(v));
-  return NaN;
-}
-
-function oneMac(macs: Buffer[]): Buffer {
-  const bytes = algorithmSpec("hmac-sha256").macBytes;
-  if (macs.length !== 1 || macs[0].length !== bytes) {
-    throw new CustosError("INTERNAL", `bitmex: expected one ${bytes}-byte MAC, got ${macs.length} (this is a bug)`);
-  }
-  return macs[0];
 }
 
 function invalid(message: string): never {

@@ -1,6 +1,6 @@
 import { CustosError } from "../errors.js";
-import { algorithmSpec } from "../hsm/algorithms.js";
 import type { Dialect, EndpointClass, ExchangeRequest, PreparedRequest, PreparedWebSocketAuth, SigningContext, WebSocketAuthInput } from "./dialect.js";
+import { isObject, largestQuantity, oneMac, symbolOf } from "./facts.js";
 
 /*
  * Deribit API v2, HTTP REST with "Deribit signature credentials" (docs.deribit.com, Authentication →
@@ -110,7 +110,7 @@ export const deribit: Dialect = {
     return {
       toSign: [Buffer.from(stringToSign, "utf8")],
       finish(macs: Buffer[]) {
-        const signature = oneMac(macs).toString("hex");
+        const signature = oneMac("deribit", "hmac-sha256", macs).toString("hex");
         return {
           headers: [["Authorization", `deri-hmac-sha256 id=${ctx.apiKeyId},ts=${ts},sig=${signature},nonce=${ctx.nonce}`]],
           params: [],
@@ -137,7 +137,7 @@ export const deribit: Dialect = {
     return {
       toSign: [Buffer.from(`${ts}\n${ctx.nonce}\n${data}`, "utf8")],
       finish(macs: Buffer[]) {
-        const signature = oneMac(macs).toString("hex");
+        const signature = oneMac("deribit", "hmac-sha256", macs).toString("hex");
         const params = { grant_type: "client_signature", client_id: ctx.apiKeyId, timestamp: ctx.timestamp, nonce: ctx.nonce, data, signature };
         return {
           fields: Object.entries(params).map(([k, v]): [string, string] => [k, String(v)]),
@@ -194,37 +194,8 @@ function paramValues(req: ExchangeRequest, name: string): unknown[] {
   return out;
 }
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
-/** Upper case so a per-symbol limit cannot be dodged by spelling the instrument differently. */
-function symbolOf(v: unknown): string {
-  return (typeof v === "string" ? v : JSON.stringify(v)).toUpperCase();
-}
-
-/** The largest quantity named, or NaN (refused by any limit) when none is or one is not a number. */
-function largestQuantity(values: unknown[]): number {
-  if (values.length === 0) return NaN;
-  return Math.max(...values.map(quantityOf));
-}
-
-function quantityOf(v: unknown): number {
-  if (typeof v === "number") return Number.isFinite(v) ? Math.abs(v) : NaN;
-  if (typeof v === "string" && /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(v)) return Math.abs(Number(v));
-  return NaN;
-}
-
 function headerToken(s: string): boolean {
   return /^[\x21-\x7e]+$/.test(s) && !/[,=]/.test(s);
-}
-
-function oneMac(macs: Buffer[]): Buffer {
-  const bytes = algorithmSpec("hmac-sha256").macBytes;
-  if (macs.length !== 1 || macs[0].length !== bytes) {
-    throw new CustosError("INTERNAL", `deribit: expected one ${bytes}-byte MAC, got ${macs.length} (this is a bug)`);
-  }
-  return macs[0];
 }
 
 function invalid(message: string): never {

@@ -20,7 +20,8 @@
 import { createHash } from "node:crypto";
 import { CustosError } from "../errors.js";
 import type { Dialect, EndpointClass, ExchangeRequest, PreparedRequest, PreparedWebSocketAuth, SigningContext, WebSocketAuthInput } from "./dialect.js";
-import { checkRequest, collectSymbols, isObject, parseBody, quantity, queryValues, unencoded } from "./json-request.js";
+import { isObject } from "./facts.js";
+import { checkRequest, collectSymbols, parseBody, quantity, queryValues, unencoded } from "./json-request.js";
 
 type Method = ExchangeRequest["method"];
 type OrderFact = { symbol: string; quantity: number };

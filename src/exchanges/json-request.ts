@@ -1,5 +1,6 @@
 import { CustosError } from "../errors.js";
 import type { ExchangeRequest, SigningContext } from "./dialect.js";
+import { isObject } from "./facts.js";
 
 /*
  * Request parsing shared by the dialects whose private REST requests carry JSON bodies and sign
@@ -70,10 +71,6 @@ function addSymbol(v: unknown, out: string[]): void {
   if (typeof v === "string") out.push(v);
   else if (typeof v === "number" || typeof v === "boolean") out.push(String(v));
   else if (Array.isArray(v)) for (const x of v) addSymbol(x, out);
-}
-
-export function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
 /**

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { CustosError } from "../errors.js";
-import { algorithmSpec } from "../hsm/algorithms.js";
 import type { Dialect, EndpointClass, ExchangeRequest, PreparedRequest, PreparedWebSocketAuth, SigningContext, WebSocketAuthInput } from "./dialect.js";
+import { isObject, largestQuantity, oneMac, parseJson, symbolOf } from "./facts.js";
 
 /*
  * Kraken Futures (derivatives) REST (docs.kraken.com/api/docs/guides/futures-rest, "Authentication"):
@@ -107,7 +107,7 @@ export const krakenfutures: Dialect = {
     return {
       toSign: [digest],
       finish(macs: Buffer[]) {
-        const authent = oneMac(macs).toString("base64");
+        const authent = oneMac("krakenfutures", "hmac-sha512", macs).toString("base64");
         const headers: Array<[string, string]> = [["APIKey", ctx.apiKeyId]];
         if (ctx.nonce !== "") headers.push(["Nonce", ctx.nonce]);
         headers.push(["Authent", authent]);
@@ -129,7 +129,7 @@ export const krakenfutures: Dialect = {
     return {
       toSign: [createHash("sha256").update(challenge, "utf8").digest()],
       finish(macs: Buffer[]) {
-        const signed = oneMac(macs).toString("base64");
+        const signed = oneMac("krakenfutures", "hmac-sha512", macs).toString("base64");
         return {
           fields: [
             ["api_key", ctx.apiKeyId],
@@ -177,43 +177,6 @@ function forSymbols(symbols: unknown[], quantity: number): Array<{ symbol: strin
   const distinct = [...new Set(symbols.map(symbolOf))];
   // "" = no symbol in the request (an edit names the order, not the instrument): only a "*" limit applies.
   return (distinct.length > 0 ? distinct : [""]).map((symbol) => ({ symbol, quantity }));
-}
-
-function parseJson(s: string): unknown {
-  try {
-    return JSON.parse(s);
-  } catch {
-    return undefined;
-  }
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
-/** Kraken accepts "pf_xbtusd" for "PF_XBTUSD": upper case, so a per-symbol limit cannot be dodged. */
-function symbolOf(v: unknown): string {
-  return (typeof v === "string" ? v : JSON.stringify(v)).toUpperCase();
-}
-
-/** The largest quantity named, or NaN (refused by any limit) when none is or one is not a number. */
-function largestQuantity(values: unknown[]): number {
-  if (values.length === 0) return NaN;
-  return Math.max(...values.map(quantityOf));
-}
-
-function quantityOf(v: unknown): number {
-  if (typeof v === "number") return Number.isFinite(v) ? Math.abs(v) : NaN;
-  if (typeof v === "string" && /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(v)) return Math.abs(Number(v));
-  return NaN;
-}
-
-function oneMac(macs: Buffer[]): Buffer {
-  const bytes = algorithmSpec("hmac-sha512").macBytes;
-  if (macs.length !== 1 || macs[0].length !== bytes) {
-    throw new CustosError("INTERNAL", `krakenfutures: expected one ${bytes}-byte MAC, got ${macs.length} (this is a bug)`);
-  }
-  return macs[0];
 }
 
 function invalid(message: string): never {

@@ -15,7 +15,8 @@
  */
 import { CustosError } from "../errors.js";
 import type { Dialect, EndpointClass, ExchangeRequest, PreparedRequest, SigningContext } from "./dialect.js";
-import { checkRequest, collectSymbols, isObject, parseBody, quantity, queryValues, unencoded } from "./json-request.js";
+import { isObject } from "./facts.js";
+import { checkRequest, collectSymbols, parseBody, quantity, queryValues, unencoded } from "./json-request.js";
 
 type Method = ExchangeRequest["method"];
 type OrderFact = { symbol: string; quantity: number };
