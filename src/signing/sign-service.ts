@@ -97,25 +97,9 @@ export class SignService {
       if (dialect.algorithm !== key.algorithm && !dialect.otherAlgorithms?.includes(key.algorithm)) {
         throw new CustosError("PRECONDITION_FAILED", `${key.exchange} signs with ${dialect.algorithm}, the key is ${key.algorithm}`);
       }
-      const policy = this.directory.policy(key.id);
-      const now = Date.now();
-      checkTiming(policy, now, {
-        ...(req.timestampMs ? { timestampMs: req.timestampMs } : {}),
-        ...(req.nonce && nonceMs(req.nonce) !== undefined ? { nonceMs: nonceMs(req.nonce)! } : {}),
-        ...(req.expires ? { expires: req.expires } : {}),
-        ...(req.recvWindowMs ? { recvWindowMs: req.recvWindowMs } : {}),
-      });
+      const ctx = this.signingContext(key, v, req);
       facts = { endpointClass: dialect.classify(req.request), symbols: dialect.symbols(req.request), orders: dialect.orders(req.request) };
-      checkRequest(policy, req.request, facts);
-      const ctx: SigningContext = {
-        timestamp: req.timestampMs || now,
-        expires: req.expires || Math.floor(now / 1000) + DEFAULT_EXPIRY_SECONDS,
-        nonce: req.nonce || this.nextNonce(now),
-        apiKeyId: apiKeyIdOf(key, v),
-        keyAlgorithm: key.algorithm,
-        ...(req.recvWindowMs ? { recvWindow: req.recvWindowMs } : {}),
-        ...(req.passphrase ? { passphrase: req.passphrase } : {}),
-      };
+      checkRequest(this.directory.policy(key.id), req.request, facts);
       const prepared = dialect.prepare(req.request, ctx);
       const macs: Buffer[] = [];
       for (const data of prepared.toSign) macs.push(await this.hsm.sign(v.objectId, key.algorithm, data));
@@ -141,20 +125,7 @@ export class SignService {
       version = v.version;
       const dialect = dialectFor(key.exchange);
       if (!dialect?.websocketAuth) throw new CustosError("NO_DIALECT", `custos cannot sign a WebSocket login for ${key.exchange}`);
-      const policy = this.directory.policy(key.id);
-      const now = Date.now();
-      checkTiming(policy, now, {
-        ...(req.timestampMs ? { timestampMs: req.timestampMs } : {}),
-        ...(req.nonce && nonceMs(req.nonce) !== undefined ? { nonceMs: nonceMs(req.nonce)! } : {}),
-        ...(req.expires ? { expires: req.expires } : {}),
-      });
-      const ctx: SigningContext = {
-        timestamp: req.timestampMs || now,
-        expires: req.expires || Math.floor(now / 1000) + DEFAULT_EXPIRY_SECONDS,
-        nonce: req.nonce || this.nextNonce(now),
-        apiKeyId: apiKeyIdOf(key, v),
-        ...(req.passphrase ? { passphrase: req.passphrase } : {}),
-      };
+      const ctx = this.signingContext(key, v, req);
       const prepared = dialect.websocketAuth(req.input, ctx);
       const macs: Buffer[] = [];
       for (const data of prepared.toSign) macs.push(await this.hsm.sign(v.objectId, key.algorithm, data));
@@ -165,6 +136,30 @@ export class SignService {
     } catch (e) {
       throw this.refused(e, caller, { kind: "sign.ws_auth", key: req.keyId, version, details: what }, started);
     }
+  }
+
+  /**
+   * Timestamp, nonce and expiry for an exchange request or WebSocket login: custos's clock
+   * unless the caller chose them, and then no later than the key policy allows.
+   */
+  private signingContext(key: KeyWithVersions, v: KeyVersionRecord, req: { timestampMs: number; nonce: string; expires: number; recvWindowMs?: number; passphrase: string }): SigningContext {
+    const now = Date.now();
+    const nonceTime = req.nonce ? nonceMs(req.nonce) : undefined;
+    checkTiming(this.directory.policy(key.id), now, {
+      ...(req.timestampMs ? { timestampMs: req.timestampMs } : {}),
+      ...(nonceTime !== undefined ? { nonceMs: nonceTime } : {}),
+      ...(req.expires ? { expires: req.expires } : {}),
+      ...(req.recvWindowMs ? { recvWindowMs: req.recvWindowMs } : {}),
+    });
+    return {
+      timestamp: req.timestampMs || now,
+      expires: req.expires || Math.floor(now / 1000) + DEFAULT_EXPIRY_SECONDS,
+      nonce: req.nonce || this.nextNonce(now),
+      apiKeyId: apiKeyIdOf(key, v),
+      keyAlgorithm: key.algorithm,
+      ...(req.recvWindowMs ? { recvWindow: req.recvWindowMs } : {}),
+      ...(req.passphrase ? { passphrase: req.passphrase } : {}),
+    };
   }
 
   /** Audits and observes a refusal or failure; returns the error to throw. */

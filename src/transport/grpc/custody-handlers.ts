@@ -7,6 +7,7 @@ import {
   VoteDecision,
   type ClientInfo,
   type CustodyServer,
+  type GenerateKeyProposal,
   type GuardServer,
   type KeyInfo,
   type OfficerInfo,
@@ -17,7 +18,7 @@ import {
 import { CustosError } from "../../errors.js";
 import { DEFAULT_GRACE_SECONDS, type GovernanceService, type ProposalView } from "../../governance/governance-service.js";
 import type { OfficerRecord } from "../../governance/model.js";
-import type { ProposalInput } from "../../governance/proposal-input.js";
+import type { NewKeyMetadata, ProposalInput } from "../../governance/proposal-input.js";
 import type { ImportEnvelope } from "../../hsm/envelope.js";
 import { DEFAULT_MAX_AGE_DAYS, activeVersion, ageDays, dueAt, type KeyWithVersions } from "../../keys/model.js";
 import type { ClientRecord } from "../../signing/clients.js";
@@ -87,15 +88,7 @@ function proposalInput(r: ProposeRequest): ProposalInput {
       const i = k.importKey;
       return {
         kind: "import_key",
-        key: {
-          keyId: i.keyId,
-          exchange: i.exchange,
-          environment: i.environment === Environment.ENVIRONMENT_TESTNET ? "testnet" : i.environment === Environment.ENVIRONMENT_MAINNET ? "mainnet" : ("" as never),
-          label: i.label || i.keyId,
-          apiKeyId: i.apiKeyId,
-          algorithm: ALGORITHM_NAMES[i.algorithm] ?? ("" as never),
-          maxAgeDays: i.maxAgeDays || DEFAULT_MAX_AGE_DAYS,
-        },
+        key: newKeyOf(i),
         envelope: envelopeOf(i.envelope),
       };
     }
@@ -107,15 +100,7 @@ function proposalInput(r: ProposeRequest): ProposalInput {
       const i = k.generateKey;
       return {
         kind: "generate_key",
-        key: {
-          keyId: i.keyId,
-          exchange: i.exchange,
-          environment: i.environment === Environment.ENVIRONMENT_TESTNET ? "testnet" : i.environment === Environment.ENVIRONMENT_MAINNET ? "mainnet" : ("" as never),
-          label: i.label || i.keyId,
-          apiKeyId: i.apiKeyId,
-          algorithm: ALGORITHM_NAMES[i.algorithm] ?? ("" as never),
-          maxAgeDays: i.maxAgeDays || DEFAULT_MAX_AGE_DAYS,
-        },
+        key: newKeyOf(i),
       };
     }
     case "setApiKeyId":
@@ -142,6 +127,19 @@ function proposalInput(r: ProposeRequest): ProposalInput {
       return { kind: "thaw", target, id: k.thaw.id };
     }
   }
+}
+
+/** A new key's metadata (import or generate); unknown enum values are refused by validateInput. */
+function newKeyOf(i: GenerateKeyProposal): NewKeyMetadata {
+  return {
+    keyId: i.keyId,
+    exchange: i.exchange,
+    environment: i.environment === Environment.ENVIRONMENT_TESTNET ? "testnet" : i.environment === Environment.ENVIRONMENT_MAINNET ? "mainnet" : ("" as never),
+    label: i.label || i.keyId,
+    apiKeyId: i.apiKeyId,
+    algorithm: ALGORITHM_NAMES[i.algorithm] ?? ("" as never),
+    maxAgeDays: i.maxAgeDays || DEFAULT_MAX_AGE_DAYS,
+  };
 }
 
 function envelopeOf(e: WrappedKeyEnvelope | undefined): ImportEnvelope {
