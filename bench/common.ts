@@ -34,6 +34,7 @@ export function exchangeRequest(): ExchangeRequest {
     expires: "0",
     recvWindowMs: 5000,
     passphrase: "",
+    apiKeyVersion: "",
   };
 }
 

@@ -193,6 +193,7 @@ export function registerSignRequestCommand(program: Command): void {
     .option("--nonce <n>", "caller-chosen nonce")
     .option("--expires <s>", "caller-chosen expiry (seconds since the epoch)")
     .option("--recv-window <ms>", "receive window (Binance, Bybit)")
+    .option("--api-key-version <v>", "the API key's version at the exchange (KuCoin: 2 or 3)")
     .option("--version <n>", "pin a key version")
     .action(async (o: Opts) => {
       const { signer } = connect(connectOpts(o), "client");
@@ -210,6 +211,7 @@ export function registerSignRequestCommand(program: Command): void {
         expires: o.expires ?? "0",
         recvWindowMs: o.recvWindow ? Number(o.recvWindow) : 0,
         passphrase,
+        apiKeyVersion: o.apiKeyVersion ?? "",
       }).finally(() => signer.close());
       console.log(
         JSON.stringify({

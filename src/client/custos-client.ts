@@ -27,6 +27,8 @@ export interface ExchangeRequestInput {
   recvWindowMs?: number;
   /** OKX, Bitget, KuCoin. */
   passphrase?: string;
+  /** The API key's version at the exchange (KuCoin: "2" or "3"; default 2). */
+  apiKeyVersion?: string;
 }
 
 /** What to attach to the request. */
@@ -165,6 +167,7 @@ function toWire(i: ExchangeRequestInput): ExchangeRequest {
     expires: String(i.expires ?? 0),
     recvWindowMs: i.recvWindowMs ?? 0,
     passphrase: i.passphrase ?? "",
+    apiKeyVersion: i.apiKeyVersion ?? "",
   };
 }
 

@@ -32,6 +32,8 @@ export interface SigningContext {
   apiKeyId: string;
   /** The API passphrase (OKX, Bitget, KuCoin), when the key has one. */
   passphrase?: string;
+  /** The API key's version at the exchange, as the caller stated it (KuCoin "2" / "3"). */
+  apiKeyVersion?: string;
   /** The signing key's algorithm, for dialects that take more than one (Binance: HMAC or Ed25519). */
   keyAlgorithm?: SigningAlgorithm;
 }

@@ -119,11 +119,12 @@ function routeOf(req: ExchangeRequest): Route | undefined {
 
 /** API key versions whose passphrase is sent as its HMAC (version 1 sent it in clear). */
 export type KucoinKeyVersion = "2" | "3";
+const KEY_VERSIONS: readonly string[] = ["2", "3"];
 
 /**
  * KuCoin Futures (`exchange: "kucoinfutures"`): base64 HMAC-SHA256 of the request and of the
- * passphrase. The key version is a property of the API key that `SigningContext` does not carry,
- * so it is fixed per dialect instance; `kucoinfutures` is the version-2 dialect.
+ * passphrase. Versions 2 and 3 sign alike and differ only in the KC-API-KEY-VERSION header; the
+ * engine states its key's version per request (`apiKeyVersion`), else the instance's default (2).
  */
 export class KucoinFuturesDialect implements Dialect {
   readonly exchange = "kucoinfutures";
@@ -156,7 +157,9 @@ export class KucoinFuturesDialect implements Dialect {
     const timestamp = String(ctx.timestamp);
     const query = unencoded(req.query);
     const text = timestamp + req.method + req.path + (query === "" ? "" : `?${query}`) + req.body;
-    const keyVersion = this.keyVersion;
+    const keyVersion = ctx.apiKeyVersion ?? this.keyVersion;
+    // Version 1 sent the passphrase in clear, so it is refused rather than guessed at.
+    if (!KEY_VERSIONS.includes(keyVersion)) throw new CustosError("INVALID_ARGUMENT", `kucoinfutures API key version must be 2 or 3, not ${JSON.stringify(keyVersion)}`);
     return {
       toSign: [Buffer.from(text, "utf8"), Buffer.from(ctx.passphrase, "utf8")],
       finish(macs: Buffer[]) {

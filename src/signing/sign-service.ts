@@ -142,7 +142,7 @@ export class SignService {
    * Timestamp, nonce and expiry for an exchange request or WebSocket login: custos's clock
    * unless the caller chose them, and then no later than the key policy allows.
    */
-  private signingContext(key: KeyWithVersions, v: KeyVersionRecord, req: { timestampMs: number; nonce: string; expires: number; recvWindowMs?: number; passphrase: string }): SigningContext {
+  private signingContext(key: KeyWithVersions, v: KeyVersionRecord, req: { timestampMs: number; nonce: string; expires: number; recvWindowMs?: number; passphrase: string; apiKeyVersion?: string }): SigningContext {
     const now = Date.now();
     const nonceTime = req.nonce ? nonceMs(req.nonce) : undefined;
     checkTiming(this.directory.policy(key.id), now, {
@@ -159,6 +159,7 @@ export class SignService {
       keyAlgorithm: key.algorithm,
       ...(req.recvWindowMs ? { recvWindow: req.recvWindowMs } : {}),
       ...(req.passphrase ? { passphrase: req.passphrase } : {}),
+      ...(req.apiKeyVersion ? { apiKeyVersion: req.apiKeyVersion } : {}),
     };
   }
 
@@ -248,6 +249,8 @@ export interface ExchangeSignRequest {
   recvWindowMs: number;
   /** The key's API passphrase (OKX, Bitget, KuCoin); never logged or stored. */
   passphrase: string;
+  /** The API key's version at the exchange (KuCoin "2" / "3"); "" = the dialect's default. */
+  apiKeyVersion?: string;
 }
 
 export interface WebSocketAuthSignRequest {

@@ -46,6 +46,7 @@ function request(keyId: string, r: { method: string; path: string; query?: strin
     expires: "0",
     recvWindowMs: 0,
     passphrase: "test-passphrase",
+    apiKeyVersion: "",
     ...extra,
   };
 }
@@ -125,6 +126,23 @@ describe("exchange-aware signing through the service", () => {
     assert.equal((await sign(order("BTCUSDT", "0.5"))).endpointClass, "trade");
     assert.equal(await deniedRule(sign(order("ETHUSDT", "0.5"))), "symbols");
     assert.equal(await deniedRule(sign(order("BTCUSDT", "2"))), "max-quantity:BTCUSDT");
+  });
+
+  it("signs a KuCoin Futures order for a version-3 API key: both MACs in the HSM, the version in its header", async () => {
+    const secret = "kucoin-v3-secret-0123456789abcdef";
+    await importSecret(svc.custody, "kc", Buffer.from(secret), { exchange: "kucoinfutures", apiKeyId: "kc-key" });
+    const body = '{"clientOid":"c1","side":"buy","symbol":"XBTUSDTM","type":"market","size":1}';
+    const res = await sign(request("kc", { method: "POST", path: "/api/v1/orders", body }, { timestampMs: "1700000000000", apiKeyVersion: "3" }));
+    const mac = (m: string) => createHmac("sha256", secret).update(m).digest("base64");
+    assert.deepEqual(res.headers.map((h) => [h.name, h.value]), [
+      ["KC-API-KEY", "kc-key"],
+      ["KC-API-SIGN", mac(`1700000000000POST/api/v1/orders${body}`)],
+      ["KC-API-TIMESTAMP", "1700000000000"],
+      ["KC-API-PASSPHRASE", mac("test-passphrase")],
+      ["KC-API-KEY-VERSION", "3"],
+      ["Content-Type", "application/json"],
+    ]);
+    await expectDenied(sign(request("kc", { method: "POST", path: "/api/v1/orders", body }, { apiKeyVersion: "1" })), status.INVALID_ARGUMENT, "INVALID_ARGUMENT");
   });
 
   it("refuses raw Sign on a dialect key unless its policy allows raw signing", async () => {

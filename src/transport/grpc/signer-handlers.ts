@@ -140,6 +140,7 @@ function exchangeInput(r: ExchangeRequest): ExchangeSignRequest {
     expires: Number(r.expires),
     recvWindowMs: r.recvWindowMs,
     passphrase: r.passphrase,
+    apiKeyVersion: r.apiKeyVersion,
   };
 }
 

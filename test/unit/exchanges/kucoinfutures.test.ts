@@ -73,6 +73,17 @@ describe("kucoinfutures dialect: string to sign", () => {
     assert.deepEqual(s3.headers.filter(([k]) => k !== "KC-API-KEY-VERSION"), s2.headers.filter(([k]) => k !== "KC-API-KEY-VERSION"));
   });
 
+  it("takes the key version the engine states per request, and refuses version 1 or garbage", () => {
+    const body = '{"clientOid":"x2","side":"sell","symbol":"XBTUSDTM","type":"market","size":2}';
+    const v3 = kucoinfutures.prepare(req("POST", "/api/v1/orders", "", body), ctx({ apiKeyVersion: "3" }));
+    const s3 = v3.finish(hsm(v3));
+    assert.equal(header(s3.headers, "KC-API-KEY-VERSION"), "3");
+    assert.equal(s3.signature, b64mac(`${T}POST/api/v1/orders${body}`));
+    assert.equal(header(s3.headers, "KC-API-PASSPHRASE"), b64mac("kc-pass"), "version 3 signs the passphrase like version 2");
+    assert.equal(codeOf(() => kucoinfutures.prepare(req("GET", "/api/v1/positions"), ctx({ apiKeyVersion: "1" }))), "INVALID_ARGUMENT");
+    assert.equal(codeOf(() => kucoinfutures.prepare(req("GET", "/api/v1/positions"), ctx({ apiKeyVersion: "3 " }))), "INVALID_ARGUMENT");
+  });
+
   it("refuses a key without passphrase and MACs of the wrong shape", () => {
     const { passphrase: _, ...noPass } = ctx();
     assert.equal(codeOf(() => kucoinfutures.prepare(req("GET", "/api/v1/positions"), noPass)), "INVALID_ARGUMENT");

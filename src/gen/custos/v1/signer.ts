@@ -130,6 +130,11 @@ export interface ExchangeRequest {
    * logs it.
    */
   passphrase: string;
+  /**
+   * The API key's version at the exchange, for exchanges whose keys have one (KuCoin: "2" or
+   * "3"; "" = 2). Sent in a header; it does not change what is signed.
+   */
+  apiKeyVersion: string;
 }
 
 export interface SignedExchangeRequest {
@@ -758,6 +763,7 @@ function createBaseExchangeRequest(): ExchangeRequest {
     expires: "0",
     recvWindowMs: 0,
     passphrase: "",
+    apiKeyVersion: "",
   };
 }
 
@@ -798,6 +804,9 @@ export const ExchangeRequest: MessageFns<ExchangeRequest> = {
     }
     if (message.passphrase !== "") {
       writer.uint32(98).string(message.passphrase);
+    }
+    if (message.apiKeyVersion !== "") {
+      writer.uint32(106).string(message.apiKeyVersion);
     }
     return writer;
   },
@@ -911,6 +920,14 @@ export const ExchangeRequest: MessageFns<ExchangeRequest> = {
             message.passphrase = reader.string();
             continue;
           }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.apiKeyVersion = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -953,6 +970,11 @@ export const ExchangeRequest: MessageFns<ExchangeRequest> = {
         ? globalThis.Number(object.recv_window_ms)
         : 0,
       passphrase: isSet(object.passphrase) ? globalThis.String(object.passphrase) : "",
+      apiKeyVersion: isSet(object.apiKeyVersion)
+        ? globalThis.String(object.apiKeyVersion)
+        : isSet(object.api_key_version)
+        ? globalThis.String(object.api_key_version)
+        : "",
     };
   },
 
@@ -994,6 +1016,9 @@ export const ExchangeRequest: MessageFns<ExchangeRequest> = {
     if (message.passphrase !== "") {
       obj.passphrase = message.passphrase;
     }
+    if (message.apiKeyVersion !== "") {
+      obj.apiKeyVersion = message.apiKeyVersion;
+    }
     return obj;
   },
 
@@ -1014,6 +1039,7 @@ export const ExchangeRequest: MessageFns<ExchangeRequest> = {
     message.expires = object.expires ?? "0";
     message.recvWindowMs = object.recvWindowMs ?? 0;
     message.passphrase = object.passphrase ?? "";
+    message.apiKeyVersion = object.apiKeyVersion ?? "";
     return message;
   },
 };
