@@ -371,5 +371,13 @@ describe("Ed25519 key pairs generated in SoftHSM2", () => {
     const { keys } = await unary(svc.custody, "listKeys", {});
     const publicKey = createPublicKey(keys.find((k) => k.keyId === "bn-ed")!.publicKeyPem);
     assert.ok(verify(null, Buffer.from(signedPayload), publicKey, Buffer.from(res.signature, "base64")), "Ed25519 signature over the query (with timestamp) verifies");
+
+    // The WebSocket API login with the same key: session.logon over "apiKey=…&timestamp=…".
+    const logon = await unary(svc.signer, "signWebSocketAuth", { keyId: "bn-ed", version: 0, timestampMs: "0", nonce: "", expires: "0", challenge: "", channel: "", event: "", passphrase: "" });
+    const message = JSON.parse(logon.message) as { method: string; params: { apiKey: string; signature: string; timestamp: number } };
+    assert.equal(message.method, "session.logon");
+    assert.equal(message.params.apiKey, "ed-api-key");
+    assert.equal(String(message.params.timestamp), logon.timestamp);
+    assert.ok(verify(null, Buffer.from(`apiKey=ed-api-key&timestamp=${logon.timestamp}`), publicKey, Buffer.from(message.params.signature, "base64")), "session.logon signature verifies");
   });
 });

@@ -163,7 +163,10 @@ describe("exchange-aware signing through the service", () => {
     assert.equal(res.signature, createHmac("sha256", secret).update(`GET/realtime${expires}`).digest("hex"));
     assert.deepEqual(JSON.parse(res.message), { op: "auth", args: ["by-key", expires, res.signature] });
     // Binance's WebSocket API logs in with Ed25519 keys only: no HMAC login to sign.
-    await expectDenied(unary(svc.signer, "signWebSocketAuth", { keyId: "bn", version: 0, timestampMs: "0", nonce: "", expires: "0", challenge: "", channel: "", event: "", passphrase: "" }), status.FAILED_PRECONDITION, "NO_DIALECT");
+    await expectDenied(unary(svc.signer, "signWebSocketAuth", { keyId: "bn", version: 0, timestampMs: "0", nonce: "", expires: "0", challenge: "", channel: "", event: "", passphrase: "" }), status.FAILED_PRECONDITION, "PRECONDITION_FAILED");
+    // KuCoin signs nothing on its private socket (the token comes from a signed REST call).
+    await importSecret(svc.custody, "kc-ws", Buffer.from("kucoin-ws-secret-0123456789abcdef"), { exchange: "kucoinfutures", apiKeyId: "kc-key" });
+    await expectDenied(unary(svc.signer, "signWebSocketAuth", { keyId: "kc-ws", version: 0, timestampMs: "0", nonce: "", expires: "0", challenge: "", channel: "", event: "", passphrase: "" }), status.FAILED_PRECONDITION, "NO_DIALECT");
   });
 
   it("answers NO_DIALECT for an exchange request on a key without a dialect", async () => {
