@@ -12,6 +12,8 @@
  *   BENCH_KEEP=1            keep the temp data dir
  *   BENCH_ONLY=stream       diagnosis: only the stream load, custos (auto) then the floor, and
  *                           their ratio; no JSON summary; honours BENCH_ABLATE (serve-for-bench.ts)
+ *   BENCH_ONLY=exchange     diagnosis: raw Sign then SignExchangeRequest capacity on one custos,
+ *                           their ratio, and (with BENCH_PROFILE=1) the exchange load's profile
  */
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, loadavg, tmpdir } from "node:os";
@@ -304,6 +306,7 @@ async function main(): Promise<void> {
     const syncDispatch = s.ready.dispatch ?? "?";
     s.label = `custos (${syncDispatch})`;
     if (process.env.BENCH_ONLY === "stream") return await streamOnly(s, dir);
+    if (process.env.BENCH_ONLY === "exchange") return await exchangeOnly(s, dir, h2, bodyFile, exchangeBodyFile);
     const custos = await allLoads(s, h2, bodyFile);
     rows.push(...custos);
     log("custos: SignExchangeRequest (Binance order: dialect, policy, own timestamp)");
@@ -455,6 +458,23 @@ async function streamOnly(custos: BenchServer, dir: string): Promise<void> {
   await floor.stop();
   process.stdout.write(table([c, f]) + "\n");
   process.stdout.write(`stream_ratio ${ratio(c.per_s, f.per_s)}\n`);
+}
+
+/** BENCH_ONLY=exchange: the quick loop for work on the SignExchangeRequest path. */
+async function exchangeOnly(custos: BenchServer, dir: string, h2: H2loadSetup, bodyFile: string, exchangeBodyFile: string): Promise<void> {
+  const raw = await unaryCapacity(custos, h2, bodyFile);
+  const exchange = await unaryCapacity(custos, h2, exchangeBodyFile, "SignExchangeRequest");
+  await custos.stop();
+  process.stdout.write(table([raw, exchange]) + "\n");
+  process.stdout.write(`exchange_ratio ${ratio(exchange.per_s, raw.per_s)}\n`);
+  if (process.env.BENCH_PROFILE === "1") {
+    const profDir = join(dir, "bench", "cpu-prof-exchange");
+    const s = await BenchServer.start("custos (profiled)", "custos", dir, { BENCH_DISPATCH: "auto" }, ["--cpu-prof", "--cpu-prof-dir", profDir]);
+    await unaryCapacity(s, h2, exchangeBodyFile, "SignExchangeRequest");
+    await s.stop();
+    const file = readdirSync(profDir).find((f) => f.endsWith(".cpuprofile"));
+    if (file) printProfile(summarizeProfile(join(profDir, file), 40), (l = "") => process.stdout.write(l + "\n"));
+  }
 }
 
 interface HsmRaw {

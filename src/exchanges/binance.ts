@@ -29,7 +29,11 @@ import type { Dialect, EndpointClass, ExchangeRequest, PreparedRequest, Prepared
 const API_KEY_HEADER = "X-MBX-APIKEY";
 /** Binance rejects a larger recvWindow (error -1131). */
 const MAX_RECV_WINDOW_MS = 60_000;
-/** Parameters custos owns: a caller-supplied copy would race ours (which one the server reads is undocumented). */
+/**
+ * Parameters custos owns: a caller-supplied copy would race ours (which one the server reads is
+ * undocumented). `timestamp` and `recvWindow` may stay where the caller put them (ccxt puts
+ * timestamp first) only when they carry exactly the values custos signs with; see `prepare`.
+ */
 const RESERVED = new Set(["timestamp", "recvWindow", "signature"]);
 /** Printable ASCII a WHATWG URL keeps as is in a query (no space, ", #, ', <, >): anything else is re-encoded on the way out, so the sent bytes would not be the signed bytes. */
 const QUERY_SAFE = /^[\x21\x24-\x26\x28-\x3b\x3d\x3f-\x7e]*$/;
@@ -101,17 +105,26 @@ function invalid(message: string): CustosError {
   return new CustosError("INVALID_ARGUMENT", `binance: ${message}`);
 }
 
-/** Query then body parameters, decoded (the query wins on the exchange when both name one). */
-function parameters(req: ExchangeRequest): Array<[string, string]> {
-  return [...new URLSearchParams(req.query), ...new URLSearchParams(req.body)];
+/**
+ * Query then body parameters, decoded (the query wins on the exchange when both name one).
+ * symbols, orders and prepare each read them for the same request: parsed once per request
+ * object and reused while its query and body are unchanged. Callers never mutate the list.
+ */
+const parsed = new WeakMap<ExchangeRequest, { query: string; body: string; params: ReadonlyArray<[string, string]> }>();
+function parameters(req: ExchangeRequest): ReadonlyArray<[string, string]> {
+  const hit = parsed.get(req);
+  if (hit !== undefined && hit.query === req.query && hit.body === req.body) return hit.params;
+  const params: ReadonlyArray<[string, string]> = [...new URLSearchParams(req.query), ...new URLSearchParams(req.body)];
+  parsed.set(req, { query: req.query, body: req.body, params });
+  return params;
 }
 
-function valuesOf(params: Array<[string, string]>, name: string): string[] {
+function valuesOf(params: ReadonlyArray<[string, string]>, name: string): string[] {
   return params.filter(([k]) => k === name).map(([, v]) => v);
 }
 
 /** `batchOrders` is a JSON list of order objects, URL-encoded; undefined when absent or malformed. */
-function batchOf(params: Array<[string, string]>): Array<Record<string, unknown>> | undefined {
+function batchOf(params: ReadonlyArray<[string, string]>): Array<Record<string, unknown>> | undefined {
   const raw = valuesOf(params, "batchOrders");
   if (raw.length !== 1) return undefined;
   try {
@@ -181,7 +194,7 @@ function orders(req: ExchangeRequest): Array<{ symbol: string; quantity: number 
   }
 }
 
-function checkRequest(req: ExchangeRequest): void {
+function checkRequest(req: ExchangeRequest, ownedInPlace: ReadonlyMap<string, string>): void {
   if (!PATH.test(req.path)) throw invalid(`path ${JSON.stringify(req.path)} is not a plain REST path`);
   if (!QUERY_SAFE.test(req.query)) throw invalid("the query must be percent-encoded printable ASCII (Binance signs the encoded bytes)");
   if (!BODY_SAFE.test(req.body)) throw invalid("the body must be percent-encoded printable ASCII (application/x-www-form-urlencoded)");
@@ -189,7 +202,7 @@ function checkRequest(req: ExchangeRequest): void {
   if (/^\s*[[{]/.test(req.body)) throw invalid("Binance takes form-encoded bodies, not JSON");
   const seen = new Set<string>();
   for (const [name] of parameters(req)) {
-    if (RESERVED.has(name)) throw invalid(`${name} is set by custos, not by the caller`);
+    if (RESERVED.has(name) && !ownedInPlace.has(name)) throw invalid(`${name} is set by custos, not by the caller`);
     if (seen.has(name)) throw invalid(`parameter ${name} is sent twice`);
     seen.add(name);
   }
@@ -197,7 +210,14 @@ function checkRequest(req: ExchangeRequest): void {
 }
 
 function prepare(req: ExchangeRequest, ctx: SigningContext): PreparedRequest {
-  checkRequest(req);
+  // The caller's timestamp/recvWindow are kept in place iff they equal what custos signs with
+  // (ctx: custos's clock, or the caller's value that passed the skew and window policy).
+  const ownedInPlace = new Map<string, string>();
+  for (const [name, value] of parameters(req)) {
+    const expected = name === "timestamp" ? String(ctx.timestamp) : name === "recvWindow" && ctx.recvWindow !== undefined ? String(ctx.recvWindow) : undefined;
+    if (expected !== undefined && value === expected && !ownedInPlace.has(name)) ownedInPlace.set(name, value);
+  }
+  checkRequest(req, ownedInPlace);
   if (!Number.isSafeInteger(ctx.timestamp) || ctx.timestamp <= 0) throw invalid("timestamp must be a positive integer of milliseconds");
   if (ctx.recvWindow !== undefined && !(Number.isSafeInteger(ctx.recvWindow) && ctx.recvWindow > 0 && ctx.recvWindow <= MAX_RECV_WINDOW_MS)) {
     throw invalid(`recvWindow must be 1..${MAX_RECV_WINDOW_MS} ms`);
@@ -205,10 +225,13 @@ function prepare(req: ExchangeRequest, ctx: SigningContext): PreparedRequest {
   if (!/^[\x21-\x7e]+$/.test(ctx.apiKeyId)) throw invalid("the API key id must be printable ASCII");
 
   const timestamp = String(ctx.timestamp);
-  const added: Array<[string, string]> = [...(ctx.recvWindow !== undefined ? [["recvWindow", String(ctx.recvWindow)] as [string, string]] : []), ["timestamp", timestamp]];
+  const added: Array<[string, string]> = [
+    ...(ctx.recvWindow !== undefined && !ownedInPlace.has("recvWindow") ? [["recvWindow", String(ctx.recvWindow)] as [string, string]] : []),
+    ...(ownedInPlace.has("timestamp") ? [] : [["timestamp", timestamp] as [string, string]]),
+  ];
   const suffix = added.map(([k, v]) => `${k}=${v}`).join("&");
   const inBody = req.body !== "";
-  const append = (s: string, more: string): string => (s === "" ? more : `${s}&${more}`);
+  const append = (s: string, more: string): string => (s === "" ? more : more === "" ? s : `${s}&${more}`);
   const query = inBody ? req.query : append(req.query, suffix);
   const body = inBody ? append(req.body, suffix) : "";
   // totalParams: query + body, no separator between them.
