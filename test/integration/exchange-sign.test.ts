@@ -91,6 +91,45 @@ describe("exchange-aware signing through the service", () => {
     assert.deepEqual([e.details?.class, e.details?.path, e.details?.method], ["trade", "/api/v3/order", "POST"]);
   });
 
+  it("reproduces every documented example that publishes its secret, through SoftHSM2 (short secrets included, SHA-256 and SHA-512)", async () => {
+    // BitMEX, https://www.bitmex.com/app/apiKeysUsage "Full sample calculation" (HMAC-SHA256, 48-byte secret).
+    await importSecret(svc.custody, "doc-bitmex", Buffer.from("chNOOS4KvNXR_Xq4k4c9qsfoKWvnDecLATCRlcBwyKDYnWgO"), { exchange: "bitmex", apiKeyId: "LAqUlngMIQkIUjXMUreyu3qn" });
+    // The docs sign a public endpoint (class unknown, denied by default): the key's policy allows it by path.
+    await setPolicy("doc-bitmex", { rules: [{ id: "docs-instrument", effect: "allow", method: "GET", path: "/api/v1/instrument" }] });
+    const bitmexExamples: Array<[{ method: string; path: string; query?: string; body?: string }, number, string]> = [
+      [{ method: "GET", path: "/api/v1/instrument" }, 1518064236, "c7682d435d0cfe87c16098df34ef2eb5a549d4c5a3c2b1f0f77b8af73423bf00"],
+      [{ method: "GET", path: "/api/v1/instrument", query: "filter=%7B%22symbol%22%3A+%22XBTM15%22%7D" }, 1518064237, "e2f422547eecb5b3cb29ade2127e21b858b235b386bfa45e1c1756eb3383919f"],
+      [{ method: "POST", path: "/api/v1/order", body: '{"symbol":"XBTM15","price":219.0,"clOrdID":"mm_bitmex_1a/oemUeQ4CAJZgP3fjHsA","orderQty":98}' }, 1518064238, "1749cd2ccae4aa49048ae09f0b95110cee706e0944e6a14ad0b3a8cb45bd336b"],
+    ];
+    for (const [r, expires, signature] of bitmexExamples) {
+      const res = await sign(request("doc-bitmex", r, { expires: String(expires) }));
+      assert.equal(res.signature, signature, `${r.method} ${r.path}`);
+      assert.deepEqual(res.headers.map((h) => [h.name, h.value]), [["api-expires", String(expires)], ["api-key", "LAqUlngMIQkIUjXMUreyu3qn"], ["api-signature", signature]]);
+    }
+
+    // Gate v4, https://www.gate.com/docs/developers/apiv4/en/#api-signature-string-generation "Examples":
+    // HMAC-SHA512 with the 6-byte secret "secret" (SoftHSM2 needs 64 bytes: zero-padded at import, same MAC).
+    await importSecret(svc.custody, "doc-gate", Buffer.from("secret"), { exchange: "gate", algorithm: "hmac-sha512", apiKeyId: "key" });
+    // The example's path predates the settle currency (/futures/{settle}/orders), so it is allowed by path.
+    await setPolicy("doc-gate", { rules: [{ id: "docs-orders", effect: "allow", path: "/api/v4/futures/orders" }] });
+    const list = await sign(request("doc-gate", { method: "GET", path: "/api/v4/futures/orders", query: "contract=BTC_USD&status=finished&limit=50" }, { timestampMs: "1541993715000" }));
+    assert.equal(list.signature, "55f84ea195d6fe57ce62464daaa7c3c02fa9d1dde954e4c898289c9a2407a3d6fb3faf24deff16790d726b66ac9f74526668b13bd01029199cc4fcc522418b8a");
+    const create = await sign(request("doc-gate", { method: "POST", path: "/api/v4/futures/orders", body: '{"contract":"BTC_USD","type":"limit","size":100,"price":6800,"time_in_force":"gtc"}' }, { timestampMs: "1541993715000" }));
+    assert.equal(create.signature, "eae42da914a590ddf727473aff25fc87d50b64783941061f47a3fdb92742541fc4c2c14017581b4199a1418d54471c269c03a38d788d802e2c306c37636389f0");
+
+    const wsAuth = (keyId: string, extra: Record<string, string>) =>
+      unary(svc.signer, "signWebSocketAuth", { keyId, version: 0, timestampMs: "0", nonce: "", expires: "0", challenge: "", channel: "", event: "", passphrase: "", ...extra });
+    // Deribit, docs.deribit.com "Client Signature (WebSocket)" example: client AMANDA, 13-byte secret.
+    await importSecret(svc.custody, "doc-deribit", Buffer.from("AMANDASECRECT"), { exchange: "deribit", apiKeyId: "AMANDA" });
+    const deribitAuth = await wsAuth("doc-deribit", { timestampMs: "1576074319000", nonce: "1iqt2wls" });
+    assert.equal(deribitAuth.signature, "56590594f97921b09b18f166befe0d1319b198bbcdad7ca73382de2f88fe9aa1");
+
+    // Kraken Futures, "WebSocket API: Sign Challenge" example: the base64 secret is decoded at import.
+    await importSecret(svc.custody, "doc-kraken", Buffer.from("7zxMEF5p/Z8l2p2U7Ghv6x14Af+Fx+92tPgUdVQ748FOIrEoT9bgT+bTRfXc5pz8na+hL/QdrCVG7bh9KpT0eMTm", "base64"), { exchange: "krakenfutures", algorithm: "hmac-sha512", apiKeyId: "kf-key" });
+    const krakenAuth = await wsAuth("doc-kraken", { challenge: "c100b894-1729-464d-ace1-52dbce11db42" });
+    assert.equal(krakenAuth.signature, "4JEpF3ix66GA2B+ooK128Ift4XQVtc137N9yeg4Kqsn9PI0Kpzbysl9M1IeCEdjg0zl00wkVqcsnG4bmnlMb3A==");
+  });
+
   it("owns the timestamp: without one it uses its own clock", async () => {
     const before = Date.now();
     const res = await sign(request("bn", { method: "POST", path: "/fapi/v1/order", query: "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=0.01" }));
