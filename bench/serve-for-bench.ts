@@ -223,11 +223,11 @@ async function serveCustos(): Promise<void> {
   const counts = { ok: 0, denied: 0, failed: 0 };
   const observe = Metrics.prototype.observe;
   const skipMetrics = ablated.includes("metrics");
-  Metrics.prototype.observe = function (this: Metrics, outcome, reason, seconds) {
+  Metrics.prototype.observe = function (this: Metrics, outcome, reason, seconds, client, key) {
     if (outcome === "allowed") counts.ok++;
     else if (outcome === "denied") counts.denied++;
     else counts.failed++;
-    if (!skipMetrics) observe.call(this, outcome, reason, seconds);
+    if (!skipMetrics) observe.call(this, outcome, reason, seconds, client, key);
   };
   const service = await startService(config, createLogger(process.env.BENCH_LOG_LEVEL ?? "warn"));
   const c = service.connection;

@@ -17,10 +17,34 @@ export const REDACT_PATHS = [
   "*.wrappedKey",
   "payload",
   "*.payload",
+  // The API passphrase of OKX, Bitget and KuCoin keys travels with sign requests.
+  "passphrase",
+  "*.passphrase",
   "req.headers.authorization",
 ];
 
-/** JSON logs with stable field names: time (ISO 8601), level (label), event, msg. */
+/**
+ * The field names custos logs under, for ELK/Splunk mappings. Renaming one is a breaking
+ * change: README "Monitoring" lists them, and test/unit/log.test.ts holds them.
+ */
+export const LOG_FIELDS = {
+  time: "ISO 8601 UTC timestamp",
+  level: "trace|debug|info|warn|error|fatal",
+  service: "always custos",
+  component: "hsm, grpc, http, governance, anomaly",
+  event: "dotted event name, e.g. anomaly, freeze, rpc.error, key.overdue",
+  msg: "human-readable sentence",
+  client: "client identity (certificate URI SAN or cn:NAME)",
+  key: "key id",
+  version: "key version",
+  outcome: "allowed|denied|ok|failed",
+  reason: "custos reason code, e.g. NO_GRANT, HSM_UNAVAILABLE",
+  requestId: "id of a failed call, also sent to the client in google.rpc.ErrorInfo",
+  payloadSha256: "hex SHA-256 of a signed payload (payloads themselves are never logged)",
+  actor: "who acted: officer id, client identity, system or custos",
+} as const;
+
+/** JSON logs with stable field names (LOG_FIELDS): time (ISO 8601), level (label), event, msg. */
 export function createLogger(level = "info", destination?: DestinationStream): Logger {
   return pino(
     {

@@ -48,6 +48,10 @@ export class AuditLog {
   private readonly timer: NodeJS.Timeout;
   private readonly maxBatch: number;
   lastFlushMs = 0;
+  /** performance.now() when the oldest unwritten event was queued; 0 when none waits. */
+  private pendingSince = 0;
+  /** Called after each successful write with its duration (the flush latency metric). */
+  onFlush: ((seconds: number) => void) | undefined;
 
   private readonly writer: ChainWriter;
 
@@ -68,13 +72,18 @@ export class AuditLog {
     return this.queued;
   }
 
+  /** How long the oldest event not yet written has waited (0 if none): the audit flush lag. */
+  get lagSeconds(): number {
+    return this.pendingSince === 0 ? 0 : (performance.now() - this.pendingSince) / 1000;
+  }
+
   /**
    * Queues an event (sign path: no I/O here). `payload`, if given, is recorded as its
    * SHA-256 (`payloadSha256`); the bytes themselves are never stored.
    */
   record(event: AuditEvent, payload?: Uint8Array): void {
     this.open.add(event, payload);
-    this.queued++;
+    if (this.queued++ === 0) this.pendingSince = performance.now();
     if (this.open.count >= SLICE) this.slices.push(this.open.take());
     if (this.queued >= this.maxBatch && !this.flushing) void this.flush().catch(() => undefined);
   }
@@ -123,6 +132,9 @@ export class AuditLog {
       if (remaining > 0) await new Promise((r) => setImmediate(r));
     }
     this.lastFlushMs = performance.now() - started;
+    // What queued during the write is no older than the write.
+    this.pendingSince = this.queued > 0 ? started : 0;
+    this.onFlush?.(this.lastFlushMs / 1000);
   }
 
   /** Stops the timer and writes what is queued. */

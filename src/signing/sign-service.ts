@@ -29,9 +29,14 @@ export interface SignResult {
   apiKeyId: string;
 }
 
-/** Observes each decision (metrics); kept abstract so the domain imports no metrics library. */
+/** Observes each decision (metrics, anomaly detection); kept abstract so the domain imports no metrics library. */
 export interface SignObserver {
-  observe(outcome: "allowed" | "denied" | "failed", reason: CustosErrorCode | "OK", seconds: number): void;
+  /**
+   * `client` and `key` are "" unless they name a registered client and an existing key (so
+   * callers cannot mint metric series); `endpointClass` is the exchange request's class,
+   * "raw" for raw payloads, "ws-auth" for WebSocket logins, "" if refused before classification.
+   */
+  observe(outcome: "allowed" | "denied" | "failed", reason: CustosErrorCode | "OK", seconds: number, client: string, key: string, endpointClass: string): void;
 }
 
 export interface SignServiceOptions {
@@ -72,7 +77,7 @@ export class SignService {
       const signature = await this.hsm.sign(v.objectId, key.algorithm, req.payload);
       // The payload is audited as its SHA-256 (computed by the audit writer).
       this.audit.record({ kind: "sign", actor: caller.identity ?? "unknown", outcome: "allowed", key: req.keyId, version, peer: caller.ip || undefined }, req.payload);
-      this.observer.observe("allowed", "OK", (performance.now() - started) / 1000);
+      this.observer.observe("allowed", "OK", (performance.now() - started) / 1000, caller.identity ?? "", key.id, "raw");
       return { signature, version: v.version, apiKeyId: apiKeyIdOf(key, v) };
     } catch (e) {
       throw this.refused(e, caller, { kind: "sign", key: req.keyId, version }, started, req.payload);
@@ -108,7 +113,7 @@ export class SignService {
         { kind: "sign.request", actor: caller.identity ?? "unknown", outcome: "allowed", key: req.keyId, version, peer: caller.ip || undefined, details: { ...what, class: facts.endpointClass } },
         requestBytes(req.request),
       );
-      this.observer.observe("allowed", "OK", (performance.now() - started) / 1000);
+      this.observer.observe("allowed", "OK", (performance.now() - started) / 1000, caller.identity ?? "", key.id, facts.endpointClass);
       return { ...signed, version: v.version, apiKeyId: ctx.apiKeyId, endpointClass: facts.endpointClass };
     } catch (e) {
       throw this.refused(e, caller, { kind: "sign.request", key: req.keyId, version, details: { ...what, ...(facts ? { class: facts.endpointClass } : {}) } }, started, requestBytes(req.request));
@@ -131,7 +136,7 @@ export class SignService {
       for (const data of prepared.toSign) macs.push(await this.hsm.sign(v.objectId, key.algorithm, data));
       const signed = prepared.finish(macs);
       this.audit.record({ kind: "sign.ws_auth", actor: caller.identity ?? "unknown", outcome: "allowed", key: req.keyId, version, peer: caller.ip || undefined }, prepared.toSign[0]);
-      this.observer.observe("allowed", "OK", (performance.now() - started) / 1000);
+      this.observer.observe("allowed", "OK", (performance.now() - started) / 1000, caller.identity ?? "", key.id, "ws-auth");
       return { ...signed, version: v.version, apiKeyId: ctx.apiKeyId };
     } catch (e) {
       throw this.refused(e, caller, { kind: "sign.ws_auth", key: req.keyId, version, details: what }, started);
@@ -173,7 +178,9 @@ export class SignService {
       { kind: event.kind, actor: caller.identity ?? "unknown", outcome, reason: err.code, key: event.key, version: event.version || undefined, peer: caller.ip || undefined, ...(details ? { details } : {}) },
       payload,
     );
-    this.observer.observe(outcome, err.code, (performance.now() - started) / 1000);
+    const client = caller.identity && this.directory.client(caller.identity) ? caller.identity : "";
+    const endpointClass = event.kind === "sign" ? "raw" : event.kind === "sign.ws_auth" ? "ws-auth" : (event.details?.class ?? "");
+    this.observer.observe(outcome, err.code, (performance.now() - started) / 1000, client, this.directory.key(event.key) ? event.key : "", endpointClass);
     return err;
   }
 

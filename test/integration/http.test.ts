@@ -4,6 +4,7 @@ import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { status } from "@grpc/grpc-js";
 import { unary } from "../../src/client/connection.js";
+import { EMBEDDED_CLIENT } from "../../src/config/config.js";
 import { SignatureEncoding } from "../../src/gen/custos/v1/signer.js";
 import { expectDenied, importSecret, startInProcess, type InProcessService } from "../helpers/harness.js";
 
@@ -19,7 +20,7 @@ describe("health, readiness, metrics and logs", () => {
 
   const get = (path: string) => fetch(svc.conn.http + path);
 
-  /** The value of one sample line, e.g. metric('custos_sign_requests_total{outcome="allowed",reason="OK"}'). */
+  /** The value of one sample line, e.g. metric('custos_errors_total{code="INTERNAL"}'). */
   function sample(text: string, series: string): number | undefined {
     const line = text.split("\n").find((l) => l.startsWith(series + " "));
     return line === undefined ? undefined : Number(line.slice(series.length + 1));
@@ -72,15 +73,17 @@ describe("health, readiness, metrics and logs", () => {
     assert.equal(res.status, 200);
     assert.match(res.headers.get("content-type") ?? "", /text\/plain/);
     const text = await res.text();
-    assert.equal(sample(text, 'custos_sign_requests_total{outcome="allowed",reason="OK"}'), 5);
-    assert.equal(sample(text, 'custos_sign_requests_total{outcome="denied",reason="KEY_NOT_FOUND"}'), 3);
+    // Labelled by client and key; a key id that does not exist is not a label value (key="").
+    assert.equal(sample(text, `custos_sign_requests_total{outcome="allowed",reason="OK",client="${EMBEDDED_CLIENT}",key="metrics-key"}`), 5);
+    assert.equal(sample(text, `custos_sign_requests_total{outcome="denied",reason="KEY_NOT_FOUND",client="${EMBEDDED_CLIENT}",key=""}`), 3);
+    assert.ok(!text.includes("no-such-key"), "a caller-chosen key id never becomes a series");
     assert.equal(sample(text, 'custos_sign_duration_seconds_count{outcome="allowed"}'), 5);
     assert.equal(sample(text, 'custos_sign_duration_seconds_count{outcome="denied"}'), 3);
     assert.equal(sample(text, "custos_hsm_ready"), 1);
     assert.equal(sample(text, "custos_hsm_sessions"), svc.config.hsm.sessions);
     assert.equal(sample(text, "custos_hsm_sessions_in_use"), 0);
     assert.ok(sample(text, "custos_audit_queue_depth") !== undefined);
-    // Labels carry outcomes and reason codes only: no key material, no payload.
+    // Labels carry outcomes, reason codes, client and key ids: no key material, no payload.
     assert.ok(!text.includes(payload.toString()));
     assert.ok(!text.includes(secret.toString("hex")));
   });

@@ -195,6 +195,27 @@ describe("AuditLog", () => {
     assert.deepEqual(await storedOrder(store), [0, 1]);
   });
 
+  it("reports its flush lag (age of the oldest unwritten event) and each successful write's duration", async () => {
+    const flaky = new FlakyStore(store);
+    const log = await AuditLog.open(flaky, logSink().logger, NO_TIMER);
+    const flushes: number[] = [];
+    log.onFlush = (seconds) => void flushes.push(seconds);
+    assert.equal(log.lagSeconds, 0, "nothing queued: no lag");
+    log.record(ev(0));
+    await new Promise((r) => setTimeout(r, 30));
+    log.record(ev(1)); // a newer event does not reset the age of the oldest
+    assert.ok(log.lagSeconds >= 0.02, `lag ${log.lagSeconds}`);
+    flaky.failNextAppend = true;
+    await assert.rejects(log.flush());
+    assert.deepEqual(flushes, [], "a failed write is not a flush");
+    assert.ok(log.lagSeconds >= 0.02, "still waiting after a failed write");
+    await log.flush();
+    assert.equal(flushes.length, 1);
+    assert.ok(flushes[0]! >= 0 && flushes[0]! < 60);
+    assert.equal(log.lagSeconds, 0, "everything written");
+    await log.close();
+  });
+
   it("flush with nothing queued writes nothing", async () => {
     const flaky = new FlakyStore(store);
     const log = await AuditLog.open(flaky, logSink().logger, NO_TIMER);

@@ -39,9 +39,9 @@ const KEYS: Record<string, { alg: HmacAlgorithm; state: KeyVersionState; grant: 
 const PAYLOAD = Buffer.from("symbol=BTCUSDT&side=BUY&type=LIMIT&quantity=1&price=42000&timestamp=1700000000000&SENTINEL-7f3a");
 
 class RecordingObserver implements SignObserver {
-  readonly seen: Array<{ outcome: string; reason: string; seconds: number }> = [];
-  observe(outcome: "allowed" | "denied" | "failed", reason: CustosErrorCode | "OK", seconds: number): void {
-    this.seen.push({ outcome, reason, seconds });
+  readonly seen: Array<{ outcome: string; reason: string; seconds: number; client: string; key: string; endpointClass: string }> = [];
+  observe(outcome: "allowed" | "denied" | "failed", reason: CustosErrorCode | "OK", seconds: number, client: string, key: string, endpointClass: string): void {
+    this.seen.push({ outcome, reason, seconds, client, key, endpointClass });
   }
 }
 
@@ -267,6 +267,29 @@ describe("SignService rate limits", () => {
     }
     const r = await svc.sign(alpha, { keyId: "k-active", version: 0, payload: PAYLOAD });
     assert.deepEqual(r.signature, hmac("k-active", PAYLOAD));
+  });
+});
+
+describe("SignService observer labels", () => {
+  it("names registered clients and existing keys only: a caller cannot mint metric series or baselines", async () => {
+    const observer = new RecordingObserver();
+    const svc = service(observer);
+    const alpha: CallerContext = { identity: ALPHA, ip: IN };
+    await svc.sign(alpha, { keyId: "k-active", version: 0, payload: PAYLOAD });
+    await assert.rejects(svc.sign(alpha, { keyId: "no-such-key-7f3a", version: 0, payload: PAYLOAD }));
+    await assert.rejects(svc.sign(alpha, { keyId: "k-nogrant", version: 0, payload: PAYLOAD }));
+    await assert.rejects(svc.sign({ identity: UNKNOWN, ip: IN }, { keyId: "k-active", version: 0, payload: PAYLOAD }));
+    await assert.rejects(svc.sign({ identity: null, ip: IN }, { keyId: "k-active", version: 0, payload: PAYLOAD }));
+    assert.deepEqual(
+      observer.seen.map((o) => [o.reason, o.client, o.key, o.endpointClass]),
+      [
+        ["OK", ALPHA, "k-active", "raw"],
+        ["KEY_NOT_FOUND", ALPHA, "", "raw"],
+        ["NO_GRANT", ALPHA, "k-nogrant", "raw"],
+        ["UNKNOWN_CLIENT", "", "k-active", "raw"],
+        ["UNAUTHENTICATED", "", "k-active", "raw"],
+      ],
+    );
   });
 });
 

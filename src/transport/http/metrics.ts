@@ -1,24 +1,26 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { AuditLog } from "../../audit/audit-log.js";
 import type { Hsm } from "../../hsm/hsm.js";
+import type { AnomalyFinding, AnomalyScore } from "../../monitoring/anomaly.js";
 import type { SignObserver } from "../../signing/sign-service.js";
 
 export interface GovernanceSnapshot {
-  keys: Array<{ id: string; daysUntilDue: number }>;
+  /** Per key: days until its rotation is due, and the active version's age in whole days. */
+  keys: Array<{ id: string; daysUntilDue: number; ageDays?: number }>;
   pendingProposals: number;
   frozenKeys: number;
   frozenClients: number;
 }
 
-/** Prometheus metrics. Labels carry outcomes and reason codes only — never payloads or key material. */
+/**
+ * Prometheus metrics. Labels carry outcomes, reason codes, and the ids of registered clients
+ * and existing keys (the sign path passes "" for anything else, so a caller cannot mint
+ * series) — never payloads or key material.
+ */
 export class Metrics implements SignObserver {
   readonly registry = new Registry();
-  private readonly signs = new Counter({
-    name: "custos_sign_requests_total",
-    help: "Sign decisions by outcome (allowed, denied, failed) and reason code",
-    labelNames: ["outcome", "reason"] as const,
-    registers: [this.registry],
-  });
+  /** Every (outcome, reason, client, key) seen, with its count: the sign counter's series. */
+  private readonly signCounts: SignCount[] = [];
   private readonly latency = new Histogram({
     name: "custos_sign_duration_seconds",
     help: "Time from request decoded to signature (or denial), by outcome",
@@ -32,10 +34,36 @@ export class Metrics implements SignObserver {
     labelNames: ["code"] as const,
     registers: [this.registry],
   });
-  // Label children are resolved once; the sign path only calls inc/observe.
-  private readonly children = new Map<string, { count: { inc(): void }; hist: { observe(v: number): void } }>();
+  private readonly auditFlush = new Histogram({
+    name: "custos_audit_flush_duration_seconds",
+    help: "Time to write one batch of queued audit events (chain, insert, commit)",
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
+  private readonly anomalies = new Counter({
+    name: "custos_anomalies_total",
+    help: "Anomalies raised on signing traffic, by client, key and signal (rate or mix)",
+    labelNames: ["client", "key", "signal"] as const,
+    registers: [this.registry],
+  });
+  // Series are resolved once, by client → key → reason (the reason fixes the outcome): the
+  // sign path does three map look-ups, a number increment and one histogram observe.
+  private readonly children = new Map<string, Map<string, Map<string, SignCount>>>();
 
   constructor(hsm: Hsm, audit: () => AuditLog | undefined) {
+    const counts = this.signCounts;
+    new Counter({
+      name: "custos_sign_requests_total",
+      help: "Sign decisions by outcome (allowed, denied, failed), reason code, client and key (\"\": unregistered client or unknown key)",
+      labelNames: ["outcome", "reason", "client", "key"] as const,
+      registers: [this.registry],
+      // The sign path bumps plain numbers (prom-client hashes the label set on every inc,
+      // ~250 ns with a client URI); the counter takes them over at scrape time.
+      collect() {
+        this.reset();
+        for (const c of counts) this.inc({ outcome: c.outcome, reason: c.reason, client: c.client, key: c.key }, c.n);
+      },
+    });
     collectDefaultMetrics({ register: this.registry, prefix: "custos_process_" });
     const gauge = (name: string, help: string, read: () => number) =>
       new Gauge({
@@ -51,6 +79,31 @@ export class Metrics implements SignObserver {
     gauge("custos_hsm_session_waiters", "Operations waiting for an HSM session", () => hsm.status().waiters);
     gauge("custos_hsm_ready", "1 if the HSM sessions are open and logged in", () => (hsm.status().ready ? 1 : 0));
     gauge("custos_audit_queue_depth", "Audit events waiting to be written", () => audit()?.queueDepth ?? 0);
+    gauge("custos_audit_flush_lag_seconds", "Age of the oldest audit event not yet written (0: none waiting)", () => audit()?.lagSeconds ?? 0);
+  }
+
+  /** One audit batch written, in `seconds` (the audit log's `onFlush`). */
+  observeAuditFlush(seconds: number): void {
+    this.auditFlush.observe(seconds);
+  }
+
+  /** One anomaly raised by the detector. */
+  anomalyRaised(f: Pick<AnomalyFinding, "client" | "key" | "signal">): void {
+    this.anomalies.labels(f.client, f.key, f.signal).inc();
+  }
+
+  /** `custos_anomaly_score{client,key}`: each baseline's latest score, read at scrape time. */
+  watchAnomalies(scores: () => Iterable<AnomalyScore>): void {
+    new Gauge({
+      name: "custos_anomaly_score",
+      help: "Latest anomaly score of each client's traffic with each key (0 during warm-up)",
+      labelNames: ["client", "key"] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const s of scores()) this.labels(s.client, s.key).set(s.score);
+      },
+    });
   }
 
   /**
@@ -71,6 +124,16 @@ export class Metrics implements SignObserver {
         for (const k of (await read()).keys) this.labels(k.id).set(k.daysUntilDue);
       },
     });
+    new Gauge({
+      name: "custos_key_age_days",
+      help: "Whole days since the key's active version was activated",
+      labelNames: ["key"] as const,
+      registers: [this.registry],
+      async collect() {
+        this.reset();
+        for (const k of (await read()).keys) if (k.ageDays !== undefined) this.labels(k.id).set(k.ageDays);
+      },
+    });
     const simple = (name: string, help: string, pick: (s: GovernanceSnapshot) => number) =>
       new Gauge({
         name,
@@ -85,15 +148,29 @@ export class Metrics implements SignObserver {
     simple("custos_clients_frozen", "Trading clients frozen", (s) => s.frozenClients);
   }
 
-  observe(outcome: "allowed" | "denied" | "failed", reason: string, seconds: number): void {
-    const id = outcome + "/" + reason;
-    let c = this.children.get(id);
-    if (!c) {
-      c = { count: this.signs.labels(outcome, reason), hist: this.latency.labels(outcome) };
-      this.children.set(id, c);
+  observe(outcome: "allowed" | "denied" | "failed", reason: string, seconds: number, client = "", key = ""): void {
+    let byKey = this.children.get(client);
+    if (byKey === undefined) this.children.set(client, (byKey = new Map()));
+    let byReason = byKey.get(key);
+    if (byReason === undefined) byKey.set(key, (byReason = new Map()));
+    let c = byReason.get(reason);
+    if (c === undefined) {
+      c = { outcome, reason, client, key, n: 0, hist: this.latency.labels(outcome) };
+      byReason.set(reason, c);
+      this.signCounts.push(c);
     }
-    c.count.inc();
+    c.n++;
     c.hist.observe(seconds);
     if (outcome === "failed") this.errors.labels(reason).inc();
   }
+}
+
+/** One series of custos_sign_requests_total: its labels, its count, its latency histogram child. */
+interface SignCount {
+  outcome: string;
+  reason: string;
+  client: string;
+  key: string;
+  n: number;
+  hist: { observe(v: number): void };
 }
