@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes a fresh Debian machine with Node >= 20 ready to run custos: installs what is
-# missing (SoftHSM2; for tests also gdb for gcore and protoc for the generated-code check;
+# missing (SoftHSM2; for tests also gdb for gcore, protoc for the generated-code check and
+# Chromium for the console's browser tests;
 # for the benchmark nghttp2-client), installs npm packages, and builds.
 # Usage: bash hsm/bootstrap.sh [serve|test|bench]
 set -euo pipefail
@@ -12,6 +13,7 @@ need=()
 if [ "$mode" = test ]; then
   command -v gcore >/dev/null || need+=(gdb)
   command -v protoc >/dev/null || need+=(protobuf-compiler)
+  [ -x /usr/bin/chromium ] || need+=(chromium) # browser tests of the officer console (playwright-core drives it; no browser download)
 fi
 if [ "$mode" = bench ]; then
   command -v h2load >/dev/null || need+=(nghttp2-client)

@@ -29,6 +29,11 @@ export type CustosErrorCode =
   | "DIGEST_MISMATCH" // the vote signs another digest than the proposal's
   | "BAD_SIGNATURE" // the vote's Ed25519 signature does not verify with the officer's key
   | "PRECONDITION_FAILED" // the change does not fit the current state (e.g. a rotation in flight)
+  // officer console and passkeys
+  | "NONCE_INVALID" // a WebAuthn challenge or enrollment nonce that is unknown, expired, already used or bound to something else
+  | "PASSKEY_INVALID" // a passkey registration whose attestation does not verify
+  | "SESSION_EXPIRED" // the console session ended: log in again
+  | "CSRF_REJECTED" // a state-changing console request without a matching CSRF token or from another origin
   // exchange requests
   | "POLICY_DENIED" // the key's policy refuses this request (the rule id travels with it)
   | "NO_DIALECT" // an exchange request for a key whose exchange custos has no dialect for

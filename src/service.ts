@@ -9,13 +9,16 @@ import { devOfficerPaths, ensureEmbedded, EMBEDDED_CERTS, useSofthsmConf, type E
 import { readSecretEnv, readSecretFile } from "./config/secrets.js";
 import { Pkcs11Hsm } from "./hsm/index.js";
 import { GovernanceService } from "./governance/governance-service.js";
-import { dueAt } from "./keys/model.js";
+import { ageDays, dueAt } from "./keys/model.js";
+import { AnomalyDetector, bothObservers } from "./monitoring/anomaly.js";
+import { CUSTOS_ACTOR, respondToAnomalies } from "./monitoring/anomaly-response.js";
 import { AccessDirectory } from "./signing/directory.js";
 import { SignService } from "./signing/sign-service.js";
 import { SqliteStore } from "./store/sqlite/sqlite-store.js";
 import { readPem, startGrpcServer } from "./transport/grpc/server.js";
 import { Metrics } from "./transport/http/metrics.js";
 import { buildHttp } from "./transport/http/server.js";
+import { OfficerConsole } from "./transport/http/console/officer-console.js";
 
 /** What a client needs to reach this service; written to DIR/connection.json once serving. */
 export type ConnectionInfo = ConnectionFile;
@@ -25,6 +28,8 @@ export interface RunningService {
   embeddedSetup?: EmbeddedSetup;
   hsm: Pkcs11Hsm;
   governance: GovernanceService;
+  /** Anomaly detection on signing traffic; absent when `anomaly.enabled` is false. */
+  anomalies?: AnomalyDetector;
   /** Drains in-flight calls, flushes the audit log, closes HSM and store. */
   stop(): Promise<void>;
 }
@@ -62,13 +67,15 @@ export async function startService(config: CustosConfig, logger: Logger): Promis
   }
   await directory.reload(store);
 
+  // The officer console's passkeys verify console votes, so they exist before governance.
+  const officerConsole = config.console.enabled ? new OfficerConsole(config.console, store) : undefined;
   const governance = new GovernanceService(store, hsm, audit, directory, logger.child({ component: "governance" }), {
     proposerCounts: config.governance.proposerCounts,
     veto: config.governance.veto,
     bootstrapAdmins: config.bootstrapAdmins.map((a) => a.identity),
     autoGrant: config.autoGrant,
     proposalTtlMs: config.governance.proposalTtlHours * 3_600_000,
-  });
+  }, officerConsole?.passkeys);
   await governance.load();
   if (config.embedded && !governance.initialised && embeddedSetup) {
     // The embedded default only: one local dev officer, threshold 1. Never in a configured deployment.
@@ -83,7 +90,9 @@ export async function startService(config: CustosConfig, logger: Logger): Promis
 
   let auditRef: AuditLog | undefined = audit;
   const metrics = new Metrics(hsm, () => auditRef);
-  const signer = new SignService(directory, hsm, audit, metrics, {
+  audit.onFlush = (seconds) => metrics.observeAuditFlush(seconds);
+  const anomalies = config.anomaly.enabled ? anomalyDetector(config, audit, logger, metrics, directory, governance) : undefined;
+  const signer = new SignService(directory, hsm, audit, anomalies ? bothObservers(metrics, anomalies) : metrics, {
     maxPayloadBytes: config.grpc.maxPayloadBytes,
     clientRate: config.limits.client,
     keyRate: config.limits.key,
@@ -107,7 +116,7 @@ export async function startService(config: CustosConfig, logger: Logger): Promis
       keys: keys.flatMap((k) => {
         const due = dueAt(k);
         // Whole days, toward zero: 44.9 → 44, overdue by 1.2 days → -1 (and never "-0").
-        return due ? [{ id: k.id, daysUntilDue: Math.trunc((due.getTime() - Date.now()) / 86_400_000) || 0 }] : [];
+        return due ? [{ id: k.id, daysUntilDue: Math.trunc((due.getTime() - Date.now()) / 86_400_000) || 0, ageDays: ageDays(k) ?? 0 }] : [];
       }),
       pendingProposals: pending.length,
       frozenKeys: keys.filter((k) => k.frozenAt).length,
@@ -118,6 +127,7 @@ export async function startService(config: CustosConfig, logger: Logger): Promis
   await http.listen({ host: config.http.host, port: config.http.port });
   const httpAddress = http.server.address();
   const httpPort = typeof httpAddress === "object" && httpAddress ? httpAddress.port : config.http.port;
+  const consoleUrl = await officerConsole?.start({ governance, audit, tls: config.tls, clientRate: config.limits.client, httpPort: config.http.port, logger });
 
   let fingerprint = "";
   try {
@@ -129,6 +139,7 @@ export async function startService(config: CustosConfig, logger: Logger): Promis
   const connection: ConnectionInfo = {
     grpc: `${config.grpc.host.includes(":") ? `[${config.grpc.host}]` : config.grpc.host}:${grpc.port}`,
     http: `http://${config.http.host}:${httpPort}`,
+    ...(consoleUrl ? { console: consoleUrl } : {}),
     serverName: "localhost",
     caPath: config.tls.caPath,
     wrappingKeyFingerprint: fingerprint,
@@ -157,6 +168,7 @@ export async function startService(config: CustosConfig, logger: Logger): Promis
     grpc.health.setStatus("", serving);
   }, 1_000);
   healthTimer.unref();
+  anomalies?.start();
 
   // Governance housekeeping: expired proposals end, grace periods end, overdue keys are
   // reported (a warning a day per key).
@@ -184,12 +196,15 @@ export async function startService(config: CustosConfig, logger: Logger): Promis
     ...(embeddedSetup ? { embeddedSetup } : {}),
     hsm,
     governance,
+    ...(anomalies ? { anomalies } : {}),
     stop() {
       stopping ??= (async () => {
         clearInterval(healthTimer);
         clearInterval(housekeepingTimer);
+        anomalies?.stop();
         await grpc.shutdown(5_000);
         await http.close();
+        await officerConsole?.close();
         await audit.recordNow({ kind: "service.stop", actor: "system", outcome: "ok" });
         await audit.close();
         auditRef = undefined;
@@ -199,6 +214,25 @@ export async function startService(config: CustosConfig, logger: Logger): Promis
       return stopping;
     },
   };
+}
+
+/** Anomaly detection on signing traffic: audit event, warn log, metric; a freeze only if configured. */
+function anomalyDetector(config: CustosConfig, audit: AuditLog, logger: Logger, metrics: Metrics, directory: AccessDirectory, governance: GovernanceService): AnomalyDetector {
+  const { enabled: _, ...settings } = config.anomaly;
+  const freezeClient =
+    settings.autoFreezeThreshold === undefined
+      ? undefined
+      : async (client: string, reason: string) => {
+          if (directory.client(client)?.frozenAt) return false;
+          await governance.freezeAsService(CUSTOS_ACTOR, "client", client, reason);
+          return true;
+        };
+  const detector = new AnomalyDetector(
+    settings,
+    respondToAnomalies({ audit, logger: logger.child({ component: "anomaly" }), counted: (f) => metrics.anomalyRaised(f), ...(freezeClient ? { freezeClient } : {}) }),
+  );
+  metrics.watchAnomalies(() => detector.scores());
+  return detector;
 }
 
 /** The embedded default's officer, for the CLI (`connection.json`; the key stays encrypted). */

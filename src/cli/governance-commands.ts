@@ -7,7 +7,8 @@ import { Algorithm, Environment, FreezeTarget, type ProposalInfo } from "../gen/
 import { generateOfficerKey, publicKeyFingerprint, writeOfficerKeyFile } from "../governance/officer-key.js";
 import { isSigningAlgorithm } from "../hsm/algorithms.js";
 import { wrapSecretFromInput, withConnection } from "./admin-commands.js";
-import { CliError, connect, identityFor } from "./context.js";
+import { CliError, connect, dataDirOf, identityFor } from "./context.js";
+import { createEnrollmentToken } from "../governance/enrollment.js";
 import { connectOpts, officerSigningKey, proposeFromCli, reportProposal, type Opts } from "./officer-context.js";
 import { readSecret } from "./secret-input.js";
 
@@ -50,6 +51,17 @@ export function registerGovernanceCommands(program: Command): void {
       writeFileSync(`${o.out}.pub`, key.publicKeyPem, { mode: 0o644 });
       process.stdout.write(key.publicKeyPem);
       console.log(key.fingerprint);
+    });
+
+  withOfficerKey(officer.command("enroll-token"))
+    .description("a one-time token (valid 10 minutes) to open the officer console and register a passkey; made offline, signed with the officer key")
+    .option("--data-dir <dir>", "data directory of the embedded default (its dev officer is the default officer)")
+    .action(async (o: Opts) => {
+      const officerId = o.officer ?? (o.officerKey ? undefined : readConnectionFile(dataDirOf(o)).officer?.id);
+      if (!officerId) throw new CliError("pass --officer NAME (the officer id the token enrolls)");
+      const token = createEnrollmentToken(await officerSigningKey(o), officerId);
+      console.error(`enrollment token for officer ${officerId}: paste it at the console's /console/enroll within 10 minutes (usable once)`);
+      console.log(token);
     });
 
   withConnection(officer.command("add <name>"))
@@ -170,7 +182,7 @@ export function registerKeyLifecycleCommands(program: Command): void {
   const key = program.commands.find((c) => c.name() === "key")!;
 
   withConnection(key.command("rotate"))
-    .description("propose a new version of a key (new secret on stdin or a hidden prompt)")
+    .description("propose a new version of a key (HMAC: new secret on stdin or a hidden prompt; Ed25519: a new pair generated in the HSM, activated by set-api-key-id once registered)")
     .requiredOption("--key <id>", "key id")
     .option("--api-key-id <id>", "the exchange's public API key of the new secret (default: unchanged)", "")
     .option("--grace <duration>", "how long the old version still signs for clients that pin it (default 24h)", "24h")
@@ -180,6 +192,17 @@ export function registerKeyLifecycleCommands(program: Command): void {
       const { keys } = await unary(custody, "listKeys", {}).finally(() => custody.close());
       const current = keys.find((k) => k.keyId === o.key);
       if (!current) throw new CliError(`no key ${o.key}`);
+      if (current.algorithm === Algorithm.ALGORITHM_ED25519) {
+        if (o.apiKeyId) throw new CliError("an Ed25519 key's new API key id is set once the exchange registered its public key: key set-api-key-id");
+        const p = await proposeFromCli(o, { kind: { $case: "rotateKey", rotateKey: { keyId: o.key!, envelope: undefined, apiKeyId: "", graceSeconds: parseDuration(o.grace!) } }, ttlSeconds: 0 });
+        if (p.state === "executed") {
+          const { custody: after } = connect(connectOpts(o), "officer");
+          const { keys: now } = await unary(after, "listKeys", {}).finally(() => after.close());
+          process.stdout.write(now.find((k) => k.keyId === o.key)?.versions.find((v) => v.state === "pending")?.publicKeyPem ?? "");
+        }
+        reportProposal(p, `new version of ${o.key} generated (pending): register the public key above with the exchange, then \`custos key set-api-key-id --key ${o.key} --api-key-id ID\` activates it`);
+        return;
+      }
       const algorithm = ({ 1: "hmac-sha256", 2: "hmac-sha384", 3: "hmac-sha512" } as Record<number, string>)[current.algorithm] ?? "";
       if (!isSigningAlgorithm(algorithm)) throw new CliError(`key ${o.key} has an unsupported algorithm`);
       const envelope = await wrapSecretFromInput(o, algorithm, `new secret for ${o.key}: `, current.exchange);
@@ -224,7 +247,7 @@ export function registerKeyLifecycleCommands(program: Command): void {
     });
 
   withConnection(key.command("set-api-key-id"))
-    .description("propose the exchange API key id of a key (e.g. once the exchange registered a generated key's public key)")
+    .description("propose the exchange API key id of a key (e.g. once the exchange registered a generated key's public key); activates a rotated Ed25519 key's pending version")
     .requiredOption("--key <id>", "key id")
     .requiredOption("--api-key-id <id>", "the id the exchange assigned")
     .action(async (o: Opts) => {

@@ -30,12 +30,14 @@ program
   .option("--data-dir <dir>", "data directory (default $CUSTOS_DATA_DIR or ./.custos)")
   .option("--grpc-port <port>", "override the gRPC port (0 = any free port)")
   .option("--http-port <port>", "override the HTTP port (0 = any free port)")
+  .option("--console-port <port>", "override the officer console's HTTPS port (default 7402; 0 = any free port, also the default with --http-port 0)")
   .option("--host <address>", "override the listen address of both ports (e.g. 0.0.0.0 in a container)")
-  .action(async (o: { dataDir?: string; grpcPort?: string; httpPort?: string; host?: string }) => {
+  .action(async (o: { dataDir?: string; grpcPort?: string; httpPort?: string; consolePort?: string; host?: string }) => {
     const config = loadConfig(dataDirOf(o));
     if (o.grpcPort !== undefined) config.grpc.port = Number(o.grpcPort);
     if (o.httpPort !== undefined) config.http.port = Number(o.httpPort);
-    if (o.host !== undefined) config.grpc.host = config.http.host = o.host;
+    if (o.consolePort !== undefined) config.console.port = Number(o.consolePort);
+    if (o.host !== undefined) config.grpc.host = config.http.host = config.console.host = o.host;
     const logger = createLogger(config.logLevel);
     const { startService } = await lazy.service();
     const service = await startService(config, logger);
@@ -46,6 +48,7 @@ program
         `custos is serving ${config.embedded ? "(embedded default: dev PKI, SoftHSM2 token and SQLite in " + config.dataDir + ")" : ""}`,
         `  gRPC (TLS 1.3, mTLS)  ${c.grpc}   server name ${c.serverName}`,
         `  HTTP                  ${c.http}/healthz  /readyz  /metrics`,
+        ...(c.console ? [`  officer console       ${c.console}  (HTTPS, passkeys; first login: custos officer enroll-token)`] : []),
         `  CA certificate        ${c.caPath}`,
         ...(c.client ? [`  trading client cert   ${c.client.certPath} (+ .key)`] : []),
         ...(c.admin ? [`  administrator cert    ${c.admin.certPath} (+ .key)`] : []),

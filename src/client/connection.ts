@@ -8,6 +8,8 @@ import { SignerClient } from "../gen/custos/v1/signer.js";
 export interface ConnectionFile {
   grpc: string;
   http: string;
+  /** The officer console (HTTPS), when enabled. */
+  console?: string;
   /** Name the server certificate is issued for (dialled addresses may differ). */
   serverName: string;
   caPath: string;

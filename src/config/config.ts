@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { CustosError } from "../errors.js";
+import { DEFAULT_ANOMALY_SETTINGS, type AnomalySettings } from "../monitoring/anomaly.js";
 import type { RateLimit } from "../signing/rate-limiter.js";
 
 /** Everything `custos serve` needs, resolved (paths absolute, defaults filled). */
@@ -31,8 +32,33 @@ export interface CustosConfig {
   autoGrant: string[];
   audit: { flushIntervalMs: number };
   governance: GovernanceConfig;
+  /** Anomaly detection on signing traffic (README "Monitoring"). */
+  anomaly: AnomalyConfig;
+  /** The officer console (HTTPS, its own listener; README "Officer console"). */
+  console: ConsoleConfig;
   logLevel: string;
 }
+
+export interface AnomalyConfig extends AnomalySettings {
+  /** Detection on (default); off, no baselines are kept at all. */
+  enabled: boolean;
+}
+
+export interface ConsoleConfig {
+  /** Serve the officer console (default true). */
+  enabled: boolean;
+  host: string;
+  /** Unset: 7402, or any free port when http.port is 0 (tests, instances side by side). */
+  port?: number;
+  /** WebAuthn relying party id: the host name officers open the console at (default localhost). */
+  rpId: string;
+  /** The origin officers' browsers use, when not https://RPID:PORT (e.g. behind a TLS proxy). */
+  origin?: string;
+  /** Officer sessions end this long after login (default 15). */
+  sessionMinutes: number;
+}
+
+export const DEFAULT_CONSOLE_PORT = 7402;
 
 export interface GovernanceConfig {
   /** The proposer's own approval counts toward the quorum (embedded default: true, it has one officer). */
@@ -69,6 +95,8 @@ export function baseDefaults(dataDir: string) {
     limits: { client: { perSecond: 20_000, burst: 40_000 }, key: { perSecond: 20_000, burst: 40_000 } },
     audit: { flushIntervalMs: 250 },
     governance: { proposerCounts: false, veto: true, proposalTtlHours: 24 },
+    anomaly: { enabled: true, ...DEFAULT_ANOMALY_SETTINGS } as AnomalyConfig,
+    console: { enabled: true, host: "127.0.0.1", rpId: "localhost", sessionMinutes: 15 } as ConsoleConfig,
     store: { sqlitePath: join(dataDir, "custos.db") },
     logLevel: process.env.CUSTOS_LOG_LEVEL ?? "info",
   };
@@ -117,7 +145,7 @@ export function loadConfig(dataDir: string): CustosConfig {
     throw new CustosError("INVALID_ARGUMENT", `${file} is not valid JSON`, { cause: e });
   }
   const base = baseDefaults(dir);
-  const known = new Set(["grpc", "http", "tls", "hsm", "store", "limits", "bootstrapAdmins", "audit", "governance", "logLevel"]);
+  const known = new Set(["grpc", "http", "tls", "hsm", "store", "limits", "bootstrapAdmins", "audit", "governance", "anomaly", "console", "logLevel"]);
   for (const k of Object.keys(raw)) if (!known.has(k)) throw new CustosError("INVALID_ARGUMENT", `${file}: unknown setting "${k}"`);
   const tls = raw.tls as CustosConfig["tls"] | undefined;
   const hsm = raw.hsm as Partial<CustosConfig["hsm"]> | undefined;
@@ -145,6 +173,8 @@ export function loadConfig(dataDir: string): CustosConfig {
     limits: rateLimits(file, base.limits, raw.limits),
     audit: { ...base.audit, ...(raw.audit as object) },
     governance: governanceSettings(file, base.governance, raw.governance),
+    anomaly: anomalySettings(file, base.anomaly, raw.anomaly),
+    console: consoleSettings(file, base.console, raw.console),
     bootstrapAdmins: ((raw.bootstrapAdmins as CustosConfig["bootstrapAdmins"]) ?? []).map((a) => ({ identity: a.identity, cidrs: a.cidrs ?? LOOPBACK_CIDRS })),
     autoGrant: [],
     logLevel: (raw.logLevel as string) ?? base.logLevel,
@@ -162,6 +192,46 @@ function governanceSettings(file: string, base: GovernanceConfig, raw: unknown):
   }
   if (out.housekeepingMs !== undefined && !(typeof out.housekeepingMs === "number" && out.housekeepingMs >= 100 && out.housekeepingMs <= 3_600_000)) {
     throw new CustosError("INVALID_ARGUMENT", `${file}: governance.housekeepingMs must be 100–3600000`);
+  }
+  return out;
+}
+
+/** The console section over its defaults. */
+function consoleSettings(file: string, base: ConsoleConfig, raw: unknown): ConsoleConfig {
+  const given = (raw ?? {}) as Partial<ConsoleConfig>;
+  const known = new Set(["enabled", "host", "port", "rpId", "origin", "sessionMinutes"]);
+  for (const k of Object.keys(given)) if (!known.has(k)) throw new CustosError("INVALID_ARGUMENT", `${file}: unknown setting "console.${k}"`);
+  const out = { ...base, ...given };
+  if (typeof out.enabled !== "boolean" || typeof out.host !== "string" || typeof out.rpId !== "string" || !/^[a-z0-9.-]+$/i.test(out.rpId)) {
+    throw new CustosError("INVALID_ARGUMENT", `${file}: console.enabled is true or false, console.host and console.rpId (a host name) are strings`);
+  }
+  if (out.port !== undefined && !(Number.isInteger(out.port) && out.port >= 0 && out.port <= 65535)) throw new CustosError("INVALID_ARGUMENT", `${file}: console.port must be 0–65535`);
+  if (out.origin !== undefined && !/^https:\/\/[^/]+$/.test(out.origin)) throw new CustosError("INVALID_ARGUMENT", `${file}: console.origin must be https://HOST[:PORT]`);
+  if (!(typeof out.sessionMinutes === "number" && out.sessionMinutes >= 1 && out.sessionMinutes <= 24 * 60)) throw new CustosError("INVALID_ARGUMENT", `${file}: console.sessionMinutes must be 1–1440`);
+  return out;
+}
+
+/** The anomaly section over its defaults; every number in its range, auto-freeze above the alarm. */
+export function anomalySettings(file: string, base: AnomalyConfig, raw: unknown): AnomalyConfig {
+  const given = (raw ?? {}) as Partial<AnomalyConfig>;
+  const ranges: Record<string, [number, number]> = {
+    intervalMs: [50, 3_600_000],
+    halfLifeIntervals: [1, 10_000],
+    warmupIntervals: [0, 100_000],
+    threshold: [1, 1_000_000],
+    varianceFloor: [0.01, 1e12],
+    autoFreezeThreshold: [1, 1_000_000],
+  };
+  for (const k of Object.keys(given)) if (k !== "enabled" && !(k in ranges)) throw new CustosError("INVALID_ARGUMENT", `${file}: unknown setting "anomaly.${k}"`);
+  const out = { ...base, ...given };
+  if (typeof out.enabled !== "boolean") throw new CustosError("INVALID_ARGUMENT", `${file}: anomaly.enabled is true or false`);
+  for (const [k, [min, max]] of Object.entries(ranges)) {
+    const v = (out as unknown as Record<string, unknown>)[k];
+    if (v === undefined && k === "autoFreezeThreshold") continue;
+    if (!(typeof v === "number" && Number.isFinite(v) && v >= min && v <= max)) throw new CustosError("INVALID_ARGUMENT", `${file}: anomaly.${k} must be a number from ${min} to ${max}`);
+  }
+  if (out.autoFreezeThreshold !== undefined && out.autoFreezeThreshold < out.threshold) {
+    throw new CustosError("INVALID_ARGUMENT", `${file}: anomaly.autoFreezeThreshold must not be below anomaly.threshold`);
   }
   return out;
 }

@@ -9,7 +9,7 @@ import { faultPoint } from "./fault.js";
 import type { OfficerRecord, ProposalRecord } from "./model.js";
 import { parseOfficerPublicKey, publicKeyFingerprint } from "./officer-key.js";
 import type { ProposalContent } from "./proposal.js";
-import type { NewKeyMetadata, OfficerSpec } from "./proposal-input.js";
+import { DEFAULT_GRACE_SECONDS, type NewKeyMetadata, type OfficerSpec } from "./proposal-input.js";
 import { validateRules, type QuorumRules } from "./quorum.js";
 import { KEY_KINDS } from "./summary.js";
 
@@ -48,9 +48,18 @@ export class ProposalSteps {
       });
     } else if (c.kind === "rotate_key") {
       const key = await this.store.getKey(c.target);
-      const active = key && activeVersion(key);
-      const retiring = key?.versions.filter((v) => v.state === "retiring").at(-1);
-      await this.audit.recordNow({ ...base, kind: "key.rotate", key: c.target, ...(active ? { version: active.version } : {}), details: { ...ref, ...(retiring?.retireAt ? { retiringUntil: retiring.retireAt } : {}) } });
+      const pending = key?.algorithm === "ed25519" ? key.versions.filter((v) => v.state === "pending").at(-1) : undefined;
+      if (pending) {
+        // An Ed25519 rotation: the new pair waits for the exchange's API key id (set_api_key_id).
+        const publicKey = await this.hsm.publicKey(pending.objectId);
+        await this.audit.recordNow({ ...base, kind: "key.rotate", key: c.target, version: pending.version, details: { ...ref, state: "pending", ...(publicKey ? { publicKeySha256: createHash("sha256").update(publicKey).digest("hex") } : {}) } });
+      } else {
+        const active = key && activeVersion(key);
+        const retiring = key?.versions.filter((v) => v.state === "retiring").at(-1);
+        await this.audit.recordNow({ ...base, kind: "key.rotate", key: c.target, ...(active ? { version: active.version } : {}), details: { ...ref, ...(retiring?.retireAt ? { retiringUntil: retiring.retireAt } : {}) } });
+      }
+    } else if (c.kind === "add_credential" || c.kind === "remove_credential") {
+      await this.audit.recordNow({ ...base, kind: `officer.${c.kind}`, details: { ...ref, officer: c.target, credentialKind: "passkey", credentialId: String(c.params.credentialId) } });
     } else if (c.kind === "thaw") {
       await this.audit.recordNow({ ...base, kind: "thaw", ...(c.target.startsWith("key:") ? { key: c.target.slice(4) } : {}), details: { ...ref, target: c.target } });
     }
@@ -96,7 +105,7 @@ export class ProposalSteps {
       case "rotate_key": {
         const key = await this.store.getKey(c.target);
         if (!key) throw new CustosError("KEY_NOT_FOUND", `no key ${c.target}`);
-        if (key.algorithm === "ed25519") throw new CustosError("PRECONDITION_FAILED", "an Ed25519 key is rotated by generating a new key pair (not yet supported): generate a new key");
+        if (key.algorithm === "ed25519") return this.rotateEd25519(p, key.id, key.exchange, Math.max(...key.versions.map((v) => v.version)) + 1, done);
         // Not recorded yet (recording marks the proposal executed in the same transaction), so
         // the new version is the next number; an interrupted run's HSM object is adopted.
         const version = Math.max(...key.versions.map((v) => v.version)) + 1;
@@ -113,7 +122,17 @@ export class ProposalSteps {
         return;
       }
       case "set_api_key_id": {
-        await this.store.setApiKeyId(c.target, params.apiKeyId as string, done);
+        const key = await this.store.getKey(c.target);
+        if (!key) throw new CustosError("KEY_NOT_FOUND", `no key ${c.target}`);
+        const pending = key.versions.find((v) => v.state === "pending");
+        if (!pending) {
+          await this.store.setApiKeyId(c.target, params.apiKeyId as string, done);
+          return;
+        }
+        // The id the exchange assigned to a rotated Ed25519 key's new public key: the new version
+        // takes over, and the old one signs for pinned clients through the rotation's grace.
+        const retireAt = new Date(Date.parse(done.at) + (await this.rotationGraceSeconds(c.target)) * 1000).toISOString();
+        await this.store.activatePendingVersion(c.target, pending.version, params.apiKeyId as string, done.at, retireAt, done);
         return;
       }
       case "destroy_version": {
@@ -157,6 +176,21 @@ export class ProposalSteps {
         await this.store.setThreshold(threshold, done);
         return;
       }
+      case "add_credential": {
+        const k = params as { credentialId: string; publicKey: string; counter: number; transports: string[]; aaguid: string; label: string };
+        if (!(await this.store.listOfficers()).some((o) => o.id === c.target && o.status === "active")) throw new CustosError("PRECONDITION_FAILED", `no active officer ${c.target}`);
+        await this.store.addPasskey(
+          { id: k.credentialId, officerId: c.target, publicKey: k.publicKey, counter: k.counter, transports: k.transports, aaguid: k.aaguid, label: k.label, createdAt: done.at, lastUsedAt: null },
+          done,
+        );
+        return;
+      }
+      case "remove_credential": {
+        const existing = await this.store.getPasskey(String(params.credentialId));
+        if (!existing || existing.officerId !== c.target) throw new CustosError("PRECONDITION_FAILED", `officer ${c.target} has no such passkey`);
+        await this.store.removePasskey(existing.id, done);
+        return;
+      }
       case "thaw": {
         const [target, ...rest] = c.target.split(":");
         const id = rest.join(":");
@@ -165,6 +199,29 @@ export class ProposalSteps {
         return;
       }
     }
+  }
+
+  /** A rotated Ed25519 key's new pair, generated in the HSM (or adopted after a crash) as a pending version. */
+  private async rotateEd25519(p: ProposalRecord, keyId: string, exchange: string, version: number, done: { proposalId: string; at: string }): Promise<void> {
+    const objectId = versionObjectId(keyId, version);
+    let created = false;
+    if (await this.hsm.hasSecret(objectId)) {
+      await this.audit.recordNow({ kind: "reconcile.adopt", actor: "system", outcome: "ok", key: keyId, details: { proposal: p.id, digest: p.digest, objectId } });
+    } else {
+      await this.hsm.generateKeyPair("ed25519", { objectId, label: `${exchange}/${keyId}/v${version}` });
+      await this.store.updateProposal(p.id, "executing", { step: "hsm" });
+      created = true;
+    }
+    faultPoint("rotate:after-hsm");
+    await this.orRollBack(created, objectId, () => this.store.addPendingVersion({ keyId, version, objectId, state: "pending", createdAt: done.at, activatedAt: null, apiKeyId: null, retireAt: null }, done));
+    faultPoint("rotate:after-record");
+  }
+
+  /** The grace period of the key's latest executed rotation (the default if none is found). */
+  private async rotationGraceSeconds(keyId: string): Promise<number> {
+    const rotation = (await this.store.listProposals("executed")).filter((r) => r.kind === "rotate_key" && r.target === keyId).sort((a, b) => a.createdAt.localeCompare(b.createdAt)).at(-1);
+    const grace = rotation ? (JSON.parse(rotation.canonical) as ProposalContent).params.graceSeconds : undefined;
+    return typeof grace === "number" ? grace : DEFAULT_GRACE_SECONDS;
   }
 
   /**

@@ -9,7 +9,8 @@ import type { ClientRecord } from "../signing/clients.js";
 import type { AccessDirectory } from "../signing/directory.js";
 import type { CallerContext } from "../signing/sign-service.js";
 import type { Store } from "../store/store.js";
-import type { OfficerRecord, ProposalRecord, ProposalState } from "./model.js";
+import type { CredentialKind, OfficerRecord, ProposalRecord, ProposalState } from "./model.js";
+import type { PasskeyApprovals, PasskeyAssertion } from "./passkey.js";
 import { parseOfficerPublicKey, verifyApproval } from "./officer-key.js";
 import { buildProposal, canonicalProposal, proposalDigest, type Decision, type ProposalContent } from "./proposal.js";
 import { DEFAULT_GRACE_SECONDS, contentOf, validateInput, type OfficerSpec, type ProposalInput } from "./proposal-input.js";
@@ -59,6 +60,8 @@ export class GovernanceService {
     private readonly directory: AccessDirectory,
     private readonly log: Logger,
     private readonly opts: GovernanceOptions,
+    /** Verifies console approvals signed with passkeys; absent, passkey votes are refused. */
+    private readonly passkeys?: PasskeyApprovals,
   ) {
     this.steps = new ProposalSteps(store, hsm, audit, opts);
   }
@@ -79,16 +82,22 @@ export class GovernanceService {
     return this.hsm.wrappingKey();
   }
 
-  /** Keys; asymmetric ones with their active version's public key (SPKI DER). */
-  async listKeys(caller: CallerContext): Promise<Array<KeyWithVersions & { publicKey?: Buffer }>> {
+  /** Keys; asymmetric ones with the public key (SPKI DER) of their active version and of every live version. */
+  async listKeys(caller: CallerContext): Promise<Array<KeyWithVersions & { publicKey?: Buffer; versionPublicKeys?: Map<number, Buffer> }>> {
     this.requireOfficer(caller, "key.list");
     const keys = await this.store.listKeys();
     return Promise.all(
       keys.map(async (k) => {
+        if (k.algorithm !== "ed25519") return k;
+        const versionPublicKeys = new Map<number, Buffer>();
+        for (const v of k.versions) {
+          if (v.state === "destroyed" || v.state === "destroying") continue;
+          const publicKey = await this.hsm.publicKey(v.objectId);
+          if (publicKey) versionPublicKeys.set(v.version, publicKey);
+        }
         const active = activeVersion(k);
-        if (k.algorithm !== "ed25519" || !active) return k;
-        const publicKey = await this.hsm.publicKey(active.objectId);
-        return publicKey ? { ...k, publicKey } : k;
+        const publicKey = active ? versionPublicKeys.get(active.version) : undefined;
+        return { ...k, versionPublicKeys, ...(publicKey ? { publicKey } : {}) };
       }),
     );
   }
@@ -195,8 +204,45 @@ export class GovernanceService {
    * Reaching the quorum executes the proposal before this returns.
    */
   async vote(caller: CallerContext, id: string, decision: Decision, digest: string, signature: Uint8Array, reason = ""): Promise<ProposalView> {
+    return this.castVote(caller, id, decision, digest, reason, async (p, officer) => {
+      if (digest !== p.digest) throw new CustosError("DIGEST_MISMATCH", "the signed digest is not this proposal's digest");
+      if (!verifyApproval(parseOfficerPublicKey(officer.publicKeyPem), decision, digest, signature)) {
+        throw new CustosError("BAD_SIGNATURE", `signature does not verify with officer ${officer.id}'s key`);
+      }
+      return { signature: Buffer.from(signature).toString("base64"), credentialKind: "ed25519" };
+    });
+  }
+
+  /**
+   * A decision signed in the console with one of the officer's passkeys: a WebAuthn assertion
+   * whose challenge is derived from the decision, this proposal's digest and a single-use
+   * server nonce (passkey.ts). Counted exactly like an Ed25519 vote.
+   */
+  async votePasskey(caller: CallerContext, id: string, decision: Decision, nonce: string, response: PasskeyAssertion): Promise<ProposalView> {
+    const passkeys = this.passkeys;
+    if (!passkeys) throw new CustosError("PRECONDITION_FAILED", "passkeys are not enabled on this service");
+    return this.castVote(caller, id, decision, undefined, "", async (p, officer) => {
+      const v = await passkeys.verifyApproval({ officerId: officer.id, proposalId: p.id, digest: p.digest, decision, nonce, response });
+      return { signature: v.evidence, credentialKind: "passkey", credentialId: v.credentialId };
+    });
+  }
+
+  /** The active officer with this id (the console's sessions name officers by id). */
+  activeOfficer(id: string): OfficerRecord | undefined {
+    return [...this.officers.values()].find((o) => o.id === id && o.status === "active");
+  }
+
+  private async castVote(
+    caller: CallerContext,
+    id: string,
+    decision: Decision,
+    claimedDigest: string | undefined,
+    reason: string,
+    verify: (p: ProposalRecord, officer: OfficerRecord) => Promise<{ signature: string; credentialKind: CredentialKind; credentialId?: string }>,
+  ): Promise<ProposalView> {
     const officer = this.requireOfficer(caller, `proposal.${decision}`);
     const deny = async (code: CustosErrorCode, message: string, p?: ProposalRecord): Promise<never> => {
+      const digest = claimedDigest ?? p?.digest ?? "";
       await this.audit.recordNow({ kind: `proposal.${decision}`, actor: officer.id, outcome: "denied", reason: code, ...(p ? { key: keyOf(p) } : {}), details: { proposal: id, digest } });
       throw new CustosError(code, message);
     };
@@ -204,17 +250,20 @@ export class GovernanceService {
     if (!p) return deny("PROPOSAL_NOT_FOUND", `no proposal ${id}`);
     p = await this.expireIfDue(p);
     if (p.state !== "pending") return deny("PROPOSAL_CLOSED", `proposal ${id} is ${p.state}`, p);
-    if (digest !== p.digest) return deny("DIGEST_MISMATCH", "the signed digest is not this proposal's digest", p);
-    if (!verifyApproval(parseOfficerPublicKey(officer.publicKeyPem), decision, digest, signature)) {
-      return deny("BAD_SIGNATURE", `signature does not verify with officer ${officer.id}'s key`, p);
+    let signed: Awaited<ReturnType<typeof verify>>;
+    try {
+      signed = await verify(p, officer);
+    } catch (e) {
+      return deny(codeOf(e), e instanceof Error ? e.message : "the vote does not verify", p);
     }
-    await this.store.addVote({ proposalId: id, officerId: officer.id, decision, digest, signature: Buffer.from(signature).toString("base64"), at: new Date().toISOString() });
+    const { credentialKind, credentialId } = signed;
+    await this.store.addVote({ proposalId: id, officerId: officer.id, decision, digest: p.digest, signature: signed.signature, at: new Date().toISOString(), credentialKind, ...(credentialId ? { credentialId } : {}) });
     await this.audit.recordNow({
       kind: `proposal.${decision}`,
       actor: officer.id,
       outcome: "ok",
       key: keyOf(p),
-      details: { proposal: id, digest, ...(reason ? { reason: reason.slice(0, 200) } : {}) },
+      details: { proposal: id, digest: p.digest, credential: credentialKind, ...(credentialId ? { credentialId } : {}), ...(reason ? { reason: reason.slice(0, 200) } : {}) },
     });
     return this.settle(p);
   }
@@ -270,7 +319,15 @@ export class GovernanceService {
 
   /** Immediate: any active officer, or a trading client allowed to freeze. Thaw needs a quorum. */
   async freeze(caller: CallerContext, target: "key" | "client", id: string, reason: string): Promise<string> {
-    const actor = this.freezer(caller);
+    return this.applyFreeze(this.freezer(caller), target, id, reason);
+  }
+
+  /** A freeze on custos's own authority (automatic freeze on an anomaly), audited with actor `actor`. */
+  async freezeAsService(actor: string, target: "key" | "client", id: string, reason: string): Promise<string> {
+    return this.applyFreeze(actor, target, id, reason);
+  }
+
+  private async applyFreeze(actor: string, target: "key" | "client", id: string, reason: string): Promise<string> {
     if (!reason.trim()) throw new CustosError("INVALID_ARGUMENT", "a freeze needs a reason");
     const at = new Date().toISOString();
     const freeze = { at, reason: reason.slice(0, 500) };
@@ -393,11 +450,22 @@ export class GovernanceService {
         if (await this.store.getKey(input.key.keyId)) throw new CustosError("KEY_EXISTS", `key ${input.key.keyId} already exists`);
         if (await open("import_key", input.key.keyId)) throw new CustosError("PRECONDITION_FAILED", `an import of ${input.key.keyId} is already proposed`);
         return;
-      case "rotate_key":
-        this.checkEnvelope(input.envelope);
-        if (!(await this.store.getKey(input.keyId))) throw new CustosError("KEY_NOT_FOUND", `no key ${input.keyId}`);
+      case "rotate_key": {
+        const key = await this.store.getKey(input.keyId);
+        if (!key) throw new CustosError("KEY_NOT_FOUND", `no key ${input.keyId}`);
+        if (key.algorithm === "ed25519") {
+          // The new pair is generated at execution; the exchange assigns its API key id only after
+          // the officers register the new public key (set_api_key_id then activates it).
+          if (input.envelope) throw new CustosError("INVALID_ARGUMENT", "an Ed25519 key's new version is generated in the HSM: send no envelope");
+          if (input.apiKeyId) throw new CustosError("INVALID_ARGUMENT", "the new Ed25519 version's API key id is set after its public key is registered (set_api_key_id)");
+          if (key.versions.some((v) => v.state === "pending")) throw new CustosError("PRECONDITION_FAILED", `key ${input.keyId} already has a pending version: register it (set_api_key_id) or destroy it`);
+        } else {
+          if (!input.envelope) throw new CustosError("INVALID_ARGUMENT", "envelope is required");
+          this.checkEnvelope(input.envelope);
+        }
         if (await open("rotate_key", input.keyId)) throw new CustosError("PRECONDITION_FAILED", `a rotation of ${input.keyId} is already in flight`);
         return;
+      }
       case "destroy_version": {
         const key = await this.store.getKey(input.keyId);
         const v = key?.versions.find((x) => x.version === input.version);
@@ -428,6 +496,20 @@ export class GovernanceService {
       case "set_threshold":
         validateRules({ threshold: input.threshold, proposerCounts: this.opts.proposerCounts, veto: this.opts.veto }, (await this.store.listOfficers()).filter((o) => o.status === "active").length);
         return;
+      case "remove_credential": {
+        const passkey = await this.store.getPasskey(input.credentialId);
+        if (!passkey || passkey.officerId !== input.officerId) throw new CustosError("PRECONDITION_FAILED", `officer ${input.officerId} has no such passkey`);
+        return;
+      }
+      case "add_credential": {
+        if (!this.activeOfficer(input.officerId)) throw new CustosError("PRECONDITION_FAILED", `no active officer ${input.officerId}`);
+        if (await this.store.getPasskey(input.passkey.id)) throw new CustosError("PRECONDITION_FAILED", "this passkey is already registered");
+        const pending = [...(await this.store.listProposals("pending")), ...(await this.store.listProposals("executing"))];
+        if (pending.some((p) => p.kind === "add_credential" && (JSON.parse(p.canonical) as ProposalContent).params.credentialId === input.passkey.id)) {
+          throw new CustosError("PRECONDITION_FAILED", "this passkey is already proposed");
+        }
+        return;
+      }
       case "thaw":
         if (input.target === "key" ? !(await this.store.getKey(input.id))?.frozenAt : !(await this.store.getClient(input.id))?.frozenAt) {
           throw new CustosError("PRECONDITION_FAILED", `${input.target} ${input.id} is not frozen`);

@@ -45,12 +45,41 @@ export interface ProposalRecord {
   failure: string | null;
 }
 
+/** How an officer signed a vote: the CLI's Ed25519 key, or a WebAuthn passkey in the console. */
+export type CredentialKind = "ed25519" | "passkey";
+
 export interface VoteRecord {
   proposalId: string;
   officerId: string;
   decision: Decision;
   digest: string;
-  /** Ed25519 signature, base64. */
+  /**
+   * Ed25519: the signature, base64. Passkey: base64 of the JSON evidence (credential id,
+   * nonce, authenticator data, client data, signature) that re-verifies offline.
+   */
   signature: string;
   at: string;
+  /** Defaults to "ed25519" (votes cast before passkeys existed). */
+  credentialKind?: CredentialKind;
+  /** The passkey's credential id (base64url), for passkey votes. */
+  credentialId?: string;
+}
+
+/**
+ * An officer's WebAuthn passkey, usable once an `add_credential` proposal executed. Only the
+ * public key is held; the private key stays in the officer's authenticator.
+ */
+export interface PasskeyRecord {
+  /** Credential id, base64url. */
+  id: string;
+  officerId: string;
+  /** COSE public key, base64url. */
+  publicKey: string;
+  /** Last signature counter seen; a later assertion must exceed it (unless both are 0). */
+  counter: number;
+  transports: string[];
+  aaguid: string;
+  label: string;
+  createdAt: string;
+  lastUsedAt: string | null;
 }

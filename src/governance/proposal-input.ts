@@ -23,10 +23,24 @@ export interface NewKeyMetadata {
   maxAgeDays: number;
 }
 
+/** A passkey's public half, as the console verified it from the authenticator's attestation. */
+export interface PasskeySpec {
+  /** Credential id, base64url. */
+  id: string;
+  /** COSE public key, base64url. */
+  publicKey: string;
+  /** Signature counter at registration. */
+  counter: number;
+  transports: string[];
+  aaguid: string;
+  label: string;
+}
+
 /** What an officer asks for. Everything but the envelope goes into the signed content. */
 export type ProposalInput =
   | { kind: "import_key"; key: NewKeyMetadata; envelope: ImportEnvelope }
-  | { kind: "rotate_key"; keyId: string; apiKeyId: string; graceSeconds: number; envelope: ImportEnvelope }
+  /** An HMAC key's new secret comes wrapped; an Ed25519 key's new pair is generated in the HSM (no envelope). */
+  | { kind: "rotate_key"; keyId: string; apiKeyId: string; graceSeconds: number; envelope?: ImportEnvelope }
   | { kind: "destroy_version"; keyId: string; version: number }
   | { kind: "set_grants"; identity: string; name: string; cidrs: string[]; keyIds: string[]; canFreeze: boolean }
   | { kind: "set_policy"; keyId: string; policyJson: string }
@@ -35,7 +49,9 @@ export type ProposalInput =
   | { kind: "set_threshold"; threshold: number }
   | { kind: "thaw"; target: "key" | "client"; id: string }
   | { kind: "generate_key"; key: NewKeyMetadata }
-  | { kind: "set_api_key_id"; keyId: string; apiKeyId: string };
+  | { kind: "set_api_key_id"; keyId: string; apiKeyId: string }
+  | { kind: "add_credential"; officerId: string; passkey: PasskeySpec }
+  | { kind: "remove_credential"; officerId: string; credentialId: string };
 
 export const DEFAULT_GRACE_SECONDS = 24 * 3600;
 const MAX_GRACE_SECONDS = 30 * 24 * 3600;
@@ -43,6 +59,7 @@ const MAX_GRACE_SECONDS = 30 * 24 * 3600;
 export const KEY_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const EXCHANGE = /^[a-z0-9][a-z0-9_-]{0,31}$/;
 const OFFICER_ID = /^[a-z0-9][a-z0-9._-]{0,31}$/;
+const BASE64URL = /^[A-Za-z0-9_-]+$/;
 
 const invalid = (message: string) => new CustosError("INVALID_ARGUMENT", message);
 
@@ -106,6 +123,20 @@ export function validateInput(input: ProposalInput): void {
       if (input.target !== "key" && input.target !== "client") throw invalid("thaw target must be key or client");
       if (!input.id) throw invalid("thaw needs an id");
       return;
+    case "add_credential": {
+      const k = input.passkey;
+      if (!OFFICER_ID.test(input.officerId)) throw invalid("invalid officer id");
+      if (!BASE64URL.test(k.id) || k.id.length > 1400) throw invalid("passkey credential id must be base64url, at most 1400 characters");
+      if (!BASE64URL.test(k.publicKey) || k.publicKey.length > 2048) throw invalid("passkey public key must be base64url COSE, at most 2048 characters");
+      if (!Number.isSafeInteger(k.counter) || k.counter < 0) throw invalid("passkey counter must be a non-negative integer");
+      if (!Array.isArray(k.transports) || k.transports.length > 8 || k.transports.some((t) => typeof t !== "string" || !/^[a-z-]{1,16}$/.test(t))) throw invalid("invalid passkey transports");
+      if (typeof k.aaguid !== "string" || k.aaguid.length > 64 || typeof k.label !== "string" || k.label.length > 64) throw invalid("passkey aaguid and label are at most 64 characters");
+      return;
+    }
+    case "remove_credential":
+      if (!OFFICER_ID.test(input.officerId)) throw invalid("invalid officer id");
+      if (!BASE64URL.test(input.credentialId) || input.credentialId.length > 1400) throw invalid("passkey credential id must be base64url");
+      return;
   }
 }
 
@@ -137,5 +168,15 @@ export function contentOf(input: ProposalInput): { kind: ProposalKind; target: s
       return { kind: input.kind, target: "governance", params: { threshold: input.threshold } };
     case "thaw":
       return { kind: input.kind, target: `${input.target}:${input.id}`, params: {} };
+    case "add_credential": {
+      const k = input.passkey;
+      return {
+        kind: input.kind,
+        target: input.officerId,
+        params: { credentialKind: "passkey", credentialId: k.id, publicKey: k.publicKey, counter: k.counter, transports: [...k.transports], aaguid: k.aaguid, label: k.label },
+      };
+    }
+    case "remove_credential":
+      return { kind: input.kind, target: input.officerId, params: { credentialKind: "passkey", credentialId: input.credentialId } };
   }
 }

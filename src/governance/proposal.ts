@@ -14,7 +14,9 @@ export type ProposalKind =
   | "set_threshold"
   | "thaw"
   | "generate_key"
-  | "set_api_key_id";
+  | "set_api_key_id"
+  | "add_credential"
+  | "remove_credential";
 
 export const PROPOSAL_KINDS: readonly ProposalKind[] = [
   "import_key",
@@ -28,6 +30,8 @@ export const PROPOSAL_KINDS: readonly ProposalKind[] = [
   "thaw",
   "generate_key",
   "set_api_key_id",
+  "add_credential",
+  "remove_credential",
 ];
 
 export function isProposalKind(value: unknown): value is ProposalKind {

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { activeVersion, type KeyWithVersions } from "../keys/model.js";
 import type { Store } from "../store/store.js";
 import type { ProposalRecord } from "./model.js";
@@ -24,6 +25,12 @@ export async function summarise(store: Store, p: ProposalRecord): Promise<string
     case "rotate_key": {
       const next = key ? Math.max(...key.versions.map((v) => v.version)) + 1 : 1;
       const active = key && activeVersion(key);
+      if (key?.algorithm === "ed25519") {
+        return [
+          `rotate key ${c.target}: a new Ed25519 pair v${next} is generated inside the HSM, pending until its API key id is set (set_api_key_id); then v${active ? active.version : "?"} retires for ${String(params.graceSeconds)} s`,
+          `versions: ${versions(key)} → v${next} pending`,
+        ];
+      }
       return [
         `rotate key ${c.target}: v${next} becomes active${active ? `, v${active.version} retiring for ${String(params.graceSeconds)} s then destroyed` : ""}`,
         `versions: ${versions(key)} → v${next} active${active ? `, v${active.version} retiring` : ""}`,
@@ -33,6 +40,13 @@ export async function summarise(store: Store, p: ProposalRecord): Promise<string
     }
     case "set_api_key_id": {
       const active = key && activeVersion(key);
+      const pending = key?.versions.find((v) => v.state === "pending");
+      if (pending) {
+        return [
+          `activate key ${c.target} v${pending.version} with API key id ${JSON.stringify(params.apiKeyId)}${active ? `; v${active.version} retires after the rotation's grace period` : ""}`,
+          `versions: ${versions(key)} → v${pending.version} active${active ? `, v${active.version} retiring` : ""}`,
+        ];
+      }
       return [`API key id of ${c.target}${active ? ` v${active.version}` : ""}: ${JSON.stringify(active?.apiKeyId || key?.apiKeyId || "")} → ${JSON.stringify(params.apiKeyId)}`];
     }
     case "destroy_version":
@@ -57,6 +71,24 @@ export async function summarise(store: Store, p: ProposalRecord): Promise<string
       return [`threshold: ${String((await store.getGovernance())?.threshold)} → ${String(params.threshold)}`];
     case "thaw":
       return [`thaw ${c.target.replace(":", " ")}: frozen → active`];
+    case "add_credential": {
+      const officer = (await store.listOfficers()).find((o) => o.id === c.target);
+      const before = (await store.listPasskeys(c.target)).length;
+      const keySha = createHash("sha256").update(String(params.publicKey)).digest("hex").slice(0, 16);
+      return [
+        `add a passkey ${JSON.stringify(params.label)} for officer ${c.target}${officer ? ` (${officer.displayName})` : " (unknown officer)"}: it can then log in to the console and approve proposals`,
+        `credential id ${String(params.credentialId)}, authenticator ${String(params.aaguid)}, public key sha256 ${keySha}…`,
+        `${c.target}'s credentials: Ed25519 key ${officer?.fingerprint ?? "?"}, ${before} passkey(s) → ${before + 1} passkey(s)`,
+      ];
+    }
+    case "remove_credential": {
+      const passkeys = await store.listPasskeys(c.target);
+      const gone = passkeys.find((k) => k.id === params.credentialId);
+      return [
+        `remove passkey ${gone ? JSON.stringify(gone.label) : "(not registered)"} of officer ${c.target} (credential id ${String(params.credentialId)}): it can no longer log in or approve`,
+        `${c.target}'s passkeys: ${passkeys.length} → ${gone ? passkeys.length - 1 : passkeys.length}`,
+      ];
+    }
     default:
       return [`${c.kind} ${c.target}`];
   }

@@ -1,4 +1,4 @@
-import type { GovernanceRecord, OfficerRecord, ProposalRecord, ProposalState, VoteRecord } from "../governance/model.js";
+import type { GovernanceRecord, OfficerRecord, PasskeyRecord, ProposalRecord, ProposalState, VoteRecord } from "../governance/model.js";
 import type { KeyRecord, KeyVersionRecord, KeyWithVersions } from "../keys/model.js";
 import type { ClientRecord } from "../signing/clients.js";
 
@@ -39,6 +39,13 @@ export interface Store {
    * `retireAt`. One transaction.
    */
   rotateKey(keyId: string, next: KeyVersionRecord, retireAt: string, done?: ProposalDone): Promise<void>;
+  /** Adds `next` (state `pending`: it does not sign) beside the active version. */
+  addPendingVersion(next: KeyVersionRecord, done?: ProposalDone): Promise<void>;
+  /**
+   * The pending `version` becomes active with its exchange API key id; the version active until
+   * now becomes `retiring` until `retireAt`. One transaction.
+   */
+  activatePendingVersion(keyId: string, version: number, apiKeyId: string, at: string, retireAt: string, done?: ProposalDone): Promise<void>;
   updateVersionState(keyId: string, version: number, state: KeyVersionRecord["state"], activatedAt?: string, done?: ProposalDone): Promise<void>;
   setKeyFrozen(keyId: string, freeze: Freeze, done?: ProposalDone): Promise<void>;
   /** The exchange API key id of the key and of its active version. */
@@ -64,6 +71,20 @@ export interface Store {
   listOfficers(): Promise<OfficerRecord[]>;
   addOfficer(officer: OfficerRecord, done?: ProposalDone): Promise<void>;
   setOfficerStatus(id: string, status: OfficerRecord["status"], done?: ProposalDone): Promise<void>;
+
+  /** An officer's passkeys (all officers' when `officerId` is omitted). */
+  listPasskeys(officerId?: string): Promise<PasskeyRecord[]>;
+  getPasskey(credentialId: string): Promise<PasskeyRecord | undefined>;
+  /** Registers a passkey (the executed add_credential proposal); PRECONDITION_FAILED if the id is taken. */
+  addPasskey(passkey: PasskeyRecord, done?: ProposalDone): Promise<void>;
+  /**
+   * Records a verified use: the counter only moves forward. Returns false (nothing written) if
+   * the stored counter is already at or past `counter` and either is non-zero (a cloned
+   * authenticator or a replay raced this one).
+   */
+  recordPasskeyUse(credentialId: string, counter: number, at: string): Promise<boolean>;
+  /** Deletes a passkey (the executed remove_credential proposal); PRECONDITION_FAILED if absent. */
+  removePasskey(credentialId: string, done?: ProposalDone): Promise<void>;
 
   createProposal(p: ProposalRecord): Promise<void>;
   getProposal(id: string): Promise<ProposalRecord | undefined>;

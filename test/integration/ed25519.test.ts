@@ -13,7 +13,7 @@ import { status } from "@grpc/grpc-js";
 import { unary } from "../../src/client/connection.js";
 import { Algorithm, Environment } from "../../src/gen/custos/v1/custody.js";
 import { SignatureEncoding } from "../../src/gen/custos/v1/signer.js";
-import { auditEvents, expectDenied, importSecret, proposeAndApprove, runCli, startInProcess, type InProcessService } from "../helpers/harness.js";
+import { auditEvents, envelopeFor, expectDenied, importSecret, proposeAndApprove, runCli, startInProcess, type InProcessService } from "../helpers/harness.js";
 
 /**
  * Ed25519 exchange keys at the HSM layer, against the real SoftHSM2 token: the key pair is
@@ -379,5 +379,73 @@ describe("Ed25519 key pairs generated in SoftHSM2", () => {
     assert.equal(message.params.apiKey, "ed-api-key");
     assert.equal(String(message.params.timestamp), logon.timestamp);
     assert.ok(verify(null, Buffer.from(`apiKey=ed-api-key&timestamp=${logon.timestamp}`), publicKey, Buffer.from(message.params.signature, "base64")), "session.logon signature verifies");
+  });
+
+  it("rotates a Binance Ed25519 key: a new pair generated in the HSM stays pending until the exchange's API key id is set, then takes over while the old one retires", async () => {
+    const order = { keyId: "bn-ed", version: 0, method: "POST", path: "/fapi/v1/order", query: "symbol=BTCUSDT&side=SELL&type=MARKET&quantity=0.02", queryParams: [], body: Buffer.alloc(0), timestampMs: "0", nonce: "", expires: "0", recvWindowMs: 0, passphrase: "", apiKeyVersion: "" };
+    const signedBy = (res: { query: string; signature: string }, pem: string) =>
+      verify(null, Buffer.from(res.query.slice(0, res.query.lastIndexOf("&signature="))), createPublicKey(pem), Buffer.from(res.signature, "base64"));
+    const keyInfo = async () => (await unary(svc.custody, "listKeys", {})).keys.find((k) => k.keyId === "bn-ed")!;
+    const v1Pem = (await keyInfo()).publicKeyPem;
+    const rotate = (extra: { envelope?: Awaited<ReturnType<typeof envelopeFor>>; apiKeyId?: string } = {}) =>
+      unary(svc.custody, "propose", { kind: { $case: "rotateKey", rotateKey: { keyId: "bn-ed", envelope: extra.envelope, apiKeyId: extra.apiKeyId ?? "", graceSeconds: 3600 } }, ttlSeconds: 0 });
+
+    // An envelope or an API key id cannot come with an Ed25519 rotation: the pair is generated, the id assigned later.
+    await expectDenied(rotate({ envelope: await envelopeFor(svc.custody, randomBytes(32)) }), status.INVALID_ARGUMENT, "INVALID_ARGUMENT");
+    await expectDenied(rotate({ apiKeyId: "guess" }), status.INVALID_ARGUMENT, "INVALID_ARGUMENT");
+
+    const rotated = await proposeAndApprove(svc.custody, { kind: { $case: "rotateKey", rotateKey: { keyId: "bn-ed", envelope: undefined, apiKeyId: "", graceSeconds: 3600 } }, ttlSeconds: 0 });
+    assert.equal(rotated.state, "executed", rotated.failure);
+    const pending = (await keyInfo()).versions.find((v) => v.version === 2)!;
+    assert.equal(pending.state, "pending");
+    assert.equal(pending.apiKeyId, "", "no API key id before the exchange assigns one");
+    assert.match(pending.publicKeyPem, /BEGIN PUBLIC KEY/);
+    assert.notEqual(pending.publicKeyPem, v1Pem, "a new key pair");
+    assert.equal(createPublicKey(pending.publicKeyPem).asymmetricKeyType, "ed25519");
+    const audited = (await auditEvents(svc.dir)).find((e) => e.kind === "key.rotate" && e.key === "bn-ed");
+    assert.equal(audited?.version, 2);
+    assert.equal(audited?.details?.publicKeySha256, createHash("sha256").update(createPublicKey(pending.publicKeyPem).export({ format: "der", type: "spki" })).digest("hex"));
+
+    // Pending: v1 still signs every order; v2 signs nothing, even pinned; a second rotation waits.
+    const before = await unary(svc.signer, "signExchangeRequest", order);
+    assert.equal(before.keyVersion, 1);
+    assert.ok(signedBy(before, v1Pem));
+    await expectDenied(unary(svc.signer, "signExchangeRequest", { ...order, version: 2 }), status.FAILED_PRECONDITION, "VERSION_NOT_USABLE");
+    await expectDenied(rotate(), status.FAILED_PRECONDITION, "PRECONDITION_FAILED");
+
+    // The officers registered v2's public key at Binance, which assigned it an API key id.
+    const activated = await proposeAndApprove(svc.custody, { kind: { $case: "setApiKeyId", setApiKeyId: { keyId: "bn-ed", apiKeyId: "ed-api-key-2" } }, ttlSeconds: 0 });
+    assert.equal(activated.state, "executed", activated.failure);
+    const info = await keyInfo();
+    assert.equal(info.activeVersion, 2);
+    assert.equal(info.publicKeyPem, pending.publicKeyPem);
+    const v1 = info.versions.find((v) => v.version === 1)!;
+    assert.equal(v1.state, "retiring");
+    assert.equal(Date.parse(v1.retireAt) - Date.parse(activated.executedAt), 3600_000, "the rotation's grace runs from activation");
+
+    const after = await unary(svc.signer, "signExchangeRequest", order);
+    assert.equal(after.keyVersion, 2);
+    assert.equal(after.apiKeyId, "ed-api-key-2");
+    assert.deepEqual(after.headers.map((h) => [h.name, h.value]), [["X-MBX-APIKEY", "ed-api-key-2"]]);
+    assert.ok(signedBy(after, pending.publicKeyPem), "v2 signs, verified with the public key registered at the exchange");
+    const pinned = await unary(svc.signer, "signExchangeRequest", { ...order, version: 1 });
+    assert.equal(pinned.apiKeyId, "ed-api-key", "the retiring version keeps its own API key id");
+    assert.ok(signedBy(pinned, v1Pem));
+  });
+
+  it("the officer CLI rotates an Ed25519 key without reading any secret, prints the new public key, and set-api-key-id activates it", async () => {
+    const gen = await runCli(["key", "generate", "--data-dir", svc.dir, "--key", "bn-ed-cli", "--exchange", "binance", "--api-key-id", "cli-1"]);
+    assert.equal(gen.code, 0, gen.stderr);
+    const rot = await runCli(["key", "rotate", "--data-dir", svc.dir, "--key", "bn-ed-cli", "--grace", "1h"]);
+    assert.equal(rot.code, 0, rot.stderr);
+    const printed = /-----BEGIN PUBLIC KEY-----[\s\S]+?-----END PUBLIC KEY-----\n/.exec(rot.stdout)?.[0];
+    assert.ok(printed, rot.stdout);
+    const key = (await unary(svc.custody, "listKeys", {})).keys.find((k) => k.keyId === "bn-ed-cli")!;
+    assert.equal(key.versions.find((v) => v.state === "pending")?.publicKeyPem, printed, "the printed key is the pending version's");
+    assert.equal(key.activeVersion, 1);
+    const set = await runCli(["key", "set-api-key-id", "--data-dir", svc.dir, "--key", "bn-ed-cli", "--api-key-id", "cli-2"]);
+    assert.equal(set.code, 0, set.stderr);
+    const after = (await unary(svc.custody, "listKeys", {})).keys.find((k) => k.keyId === "bn-ed-cli")!;
+    assert.deepEqual(after.versions.map((v) => [v.version, v.state, v.apiKeyId]), [[1, "retiring", "cli-1"], [2, "active", "cli-2"]]);
   });
 });

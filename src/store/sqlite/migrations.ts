@@ -98,4 +98,22 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (proposal_id, officer_id, decision)
   );
   `,
+  // 3: officer passkeys (WebAuthn), added by add_credential proposals; which credential signed
+  // each vote
+  `
+  CREATE TABLE officer_passkeys (
+    credential_id TEXT PRIMARY KEY,
+    officer_id    TEXT NOT NULL REFERENCES officers(id),
+    public_key    TEXT NOT NULL,
+    counter       INTEGER NOT NULL,
+    transports    TEXT NOT NULL,
+    aaguid        TEXT NOT NULL,
+    label         TEXT NOT NULL,
+    created_at    TEXT NOT NULL,
+    last_used_at  TEXT
+  );
+  CREATE INDEX officer_passkeys_officer ON officer_passkeys (officer_id);
+  ALTER TABLE votes ADD COLUMN credential_kind TEXT NOT NULL DEFAULT 'ed25519';
+  ALTER TABLE votes ADD COLUMN credential_id TEXT;
+  `,
 ];

@@ -1,6 +1,6 @@
 import Database from "better-sqlite3";
 import { CustosError } from "../../errors.js";
-import type { GovernanceRecord, OfficerRecord, ProposalRecord, ProposalState, VoteRecord } from "../../governance/model.js";
+import type { GovernanceRecord, OfficerRecord, PasskeyRecord, ProposalRecord, ProposalState, VoteRecord } from "../../governance/model.js";
 import type { KeyRecord, KeyVersionRecord, KeyWithVersions } from "../../keys/model.js";
 import type { ClientRecord } from "../../signing/clients.js";
 import type { Freeze, ProposalDone, Store, StoredAuditEvent } from "../store.js";
@@ -73,6 +73,24 @@ export class SqliteStore implements Store {
     this.write(() => {
       this.db.prepare("UPDATE key_versions SET state = 'retiring', retire_at = ? WHERE key_id = ? AND state = 'active'").run(retireAt, keyId);
       this.insertVersion(next);
+      this.markDone(done);
+    });
+  }
+
+  async addPendingVersion(next: KeyVersionRecord, done?: ProposalDone): Promise<void> {
+    if (next.state !== "pending") throw new CustosError("INTERNAL", "addPendingVersion takes a pending version (this is a bug)");
+    this.write(() => {
+      this.insertVersion(next);
+      this.markDone(done);
+    });
+  }
+
+  async activatePendingVersion(keyId: string, version: number, apiKeyId: string, at: string, retireAt: string, done?: ProposalDone): Promise<void> {
+    this.write(() => {
+      const pending = this.db.prepare("SELECT 1 FROM key_versions WHERE key_id = ? AND version = ? AND state = 'pending'").get(keyId, version);
+      if (!pending) throw new CustosError("PRECONDITION_FAILED", `key ${keyId} has no pending version ${version}`);
+      this.db.prepare("UPDATE key_versions SET state = 'retiring', retire_at = ? WHERE key_id = ? AND state = 'active'").run(retireAt, keyId);
+      this.db.prepare("UPDATE key_versions SET state = 'active', activated_at = ?, api_key_id = ? WHERE key_id = ? AND version = ?").run(at, apiKeyId, keyId, version);
       this.markDone(done);
     });
   }
@@ -258,9 +276,50 @@ export class SqliteStore implements Store {
   async addVote(v: VoteRecord): Promise<void> {
     this.write(() => {
       this.db
-        .prepare("INSERT INTO votes (proposal_id, officer_id, decision, digest, signature, at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
-        .run(v.proposalId, v.officerId, v.decision, v.digest, v.signature, v.at);
+        .prepare("INSERT INTO votes (proposal_id, officer_id, decision, digest, signature, at, credential_kind, credential_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
+        .run(v.proposalId, v.officerId, v.decision, v.digest, v.signature, v.at, v.credentialKind ?? "ed25519", v.credentialId ?? null);
     });
+  }
+
+  async listPasskeys(officerId?: string): Promise<PasskeyRecord[]> {
+    const rows = officerId
+      ? (this.db.prepare("SELECT * FROM officer_passkeys WHERE officer_id = ? ORDER BY created_at, credential_id").all(officerId) as Row[])
+      : (this.db.prepare("SELECT * FROM officer_passkeys ORDER BY officer_id, created_at, credential_id").all() as Row[]);
+    return rows.map(toPasskey);
+  }
+
+  async getPasskey(credentialId: string): Promise<PasskeyRecord | undefined> {
+    const row = this.db.prepare("SELECT * FROM officer_passkeys WHERE credential_id = ?").get(credentialId) as Row | undefined;
+    return row ? toPasskey(row) : undefined;
+  }
+
+  async addPasskey(k: PasskeyRecord, done?: ProposalDone): Promise<void> {
+    this.write(() => {
+      if (this.db.prepare("SELECT 1 FROM officer_passkeys WHERE credential_id = ?").get(k.id)) throw new CustosError("PRECONDITION_FAILED", "this passkey is already registered");
+      this.db
+        .prepare("INSERT INTO officer_passkeys (credential_id, officer_id, public_key, counter, transports, aaguid, label, created_at, last_used_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+        .run(k.id, k.officerId, k.publicKey, k.counter, JSON.stringify(k.transports), k.aaguid, k.label, k.createdAt, k.lastUsedAt);
+      this.markDone(done);
+    });
+  }
+
+  async removePasskey(credentialId: string, done?: ProposalDone): Promise<void> {
+    this.write(() => {
+      const r = this.db.prepare("DELETE FROM officer_passkeys WHERE credential_id = ?").run(credentialId);
+      if (r.changes === 0) throw new CustosError("PRECONDITION_FAILED", "no such passkey");
+      this.markDone(done);
+    });
+  }
+
+  async recordPasskeyUse(credentialId: string, counter: number, at: string): Promise<boolean> {
+    let changed = false;
+    this.write(() => {
+      const r = this.db
+        .prepare("UPDATE officer_passkeys SET counter = ?, last_used_at = ? WHERE credential_id = ? AND (counter < ? OR (counter = 0 AND ? = 0))")
+        .run(counter, at, credentialId, counter, counter);
+      changed = r.changes === 1;
+    });
+    return changed;
   }
 
   async listVotes(proposalId: string): Promise<VoteRecord[]> {
@@ -271,6 +330,8 @@ export class SqliteStore implements Store {
       digest: r.digest as string,
       signature: r.signature as string,
       at: r.at as string,
+      credentialKind: (r.credential_kind as VoteRecord["credentialKind"]) ?? "ed25519",
+      ...(r.credential_id ? { credentialId: r.credential_id as string } : {}),
     }));
   }
 
@@ -373,6 +434,20 @@ function toOfficer(r: Row): OfficerRecord {
     fingerprint: r.fingerprint as string,
     status: r.status as OfficerRecord["status"],
     createdAt: r.created_at as string,
+  };
+}
+
+function toPasskey(r: Row): PasskeyRecord {
+  return {
+    id: r.credential_id as string,
+    officerId: r.officer_id as string,
+    publicKey: r.public_key as string,
+    counter: r.counter as number,
+    transports: JSON.parse(r.transports as string) as string[],
+    aaguid: r.aaguid as string,
+    label: r.label as string,
+    createdAt: r.created_at as string,
+    lastUsedAt: (r.last_used_at as string | null) ?? null,
   };
 }
 

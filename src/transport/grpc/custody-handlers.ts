@@ -94,7 +94,7 @@ function proposalInput(r: ProposeRequest): ProposalInput {
     }
     case "rotateKey": {
       const i = k.rotateKey;
-      return { kind: "rotate_key", keyId: i.keyId, apiKeyId: i.apiKeyId, graceSeconds: i.graceSeconds || DEFAULT_GRACE_SECONDS, envelope: envelopeOf(i.envelope) };
+      return { kind: "rotate_key", keyId: i.keyId, apiKeyId: i.apiKeyId, graceSeconds: i.graceSeconds || DEFAULT_GRACE_SECONDS, ...(i.envelope ? { envelope: envelopeOf(i.envelope) } : {}) };
     }
     case "generateKey": {
       const i = k.generateKey;
@@ -170,7 +170,7 @@ export function proposalInfo(v: ProposalView): ProposalInfo {
   };
 }
 
-function keyInfo(k: KeyWithVersions & { publicKey?: Buffer }): KeyInfo {
+function keyInfo(k: KeyWithVersions & { publicKey?: Buffer; versionPublicKeys?: Map<number, Buffer> }): KeyInfo {
   return {
     keyId: k.id,
     exchange: k.exchange,
@@ -179,23 +179,30 @@ function keyInfo(k: KeyWithVersions & { publicKey?: Buffer }): KeyInfo {
     apiKeyId: activeVersion(k)?.apiKeyId || k.apiKeyId,
     algorithm: ALGORITHM_ENUM[k.algorithm],
     activeVersion: activeVersion(k)?.version ?? 0,
-    versions: k.versions.map((v) => ({
-      version: v.version,
-      state: v.state,
-      createdAt: v.createdAt,
-      activatedAt: v.activatedAt ?? "",
-      apiKeyId: v.apiKeyId || k.apiKeyId,
-      retireAt: v.retireAt ?? "",
-    })),
+    versions: k.versions.map((v) => {
+      const publicKey = k.versionPublicKeys?.get(v.version);
+      return {
+        version: v.version,
+        state: v.state,
+        createdAt: v.createdAt,
+        activatedAt: v.activatedAt ?? "",
+        // A pending version has no API key id until the exchange assigns one.
+        apiKeyId: v.state === "pending" ? (v.apiKeyId ?? "") : v.apiKeyId || k.apiKeyId,
+        retireAt: v.retireAt ?? "",
+        publicKeyPem: publicKey ? spkiPem(publicKey) : "",
+      };
+    }),
     createdAt: k.createdAt,
     maxAgeDays: k.maxAgeDays,
     dueAt: dueAt(k)?.toISOString() ?? "",
     ageDays: ageDays(k) ?? 0,
     frozen: Boolean(k.frozenAt),
     frozenReason: k.frozenReason ?? "",
-    publicKeyPem: k.publicKey ? createPublicKey({ key: k.publicKey, format: "der", type: "spki" }).export({ format: "pem", type: "spki" }).toString() : "",
+    publicKeyPem: k.publicKey ? spkiPem(k.publicKey) : "",
   };
 }
+
+const spkiPem = (der: Buffer): string => createPublicKey({ key: der, format: "der", type: "spki" }).export({ format: "pem", type: "spki" }).toString();
 
 function clientInfo(c: ClientRecord & { grants: string[] }): ClientInfo {
   return {

@@ -430,6 +430,11 @@ export interface KeyVersionInfo {
   apiKeyId: string;
   /** End of a retiring version's grace period. */
   retireAt: string;
+  /**
+   * Asymmetric keys (Ed25519): this version's public key, SPKI PEM (a pending version's is the
+   * one to register at the exchange).
+   */
+  publicKeyPem: string;
 }
 
 export interface KeyInfo {
@@ -3812,7 +3817,7 @@ export const FreezeResponse: MessageFns<FreezeResponse> = {
 };
 
 function createBaseKeyVersionInfo(): KeyVersionInfo {
-  return { version: 0, state: "", createdAt: "", activatedAt: "", apiKeyId: "", retireAt: "" };
+  return { version: 0, state: "", createdAt: "", activatedAt: "", apiKeyId: "", retireAt: "", publicKeyPem: "" };
 }
 
 export const KeyVersionInfo: MessageFns<KeyVersionInfo> = {
@@ -3834,6 +3839,9 @@ export const KeyVersionInfo: MessageFns<KeyVersionInfo> = {
     }
     if (message.retireAt !== "") {
       writer.uint32(50).string(message.retireAt);
+    }
+    if (message.publicKeyPem !== "") {
+      writer.uint32(58).string(message.publicKeyPem);
     }
     return writer;
   },
@@ -3899,6 +3907,14 @@ export const KeyVersionInfo: MessageFns<KeyVersionInfo> = {
             message.retireAt = reader.string();
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.publicKeyPem = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3935,6 +3951,11 @@ export const KeyVersionInfo: MessageFns<KeyVersionInfo> = {
         : isSet(object.retire_at)
         ? globalThis.String(object.retire_at)
         : "",
+      publicKeyPem: isSet(object.publicKeyPem)
+        ? globalThis.String(object.publicKeyPem)
+        : isSet(object.public_key_pem)
+        ? globalThis.String(object.public_key_pem)
+        : "",
     };
   },
 
@@ -3958,6 +3979,9 @@ export const KeyVersionInfo: MessageFns<KeyVersionInfo> = {
     if (message.retireAt !== "") {
       obj.retireAt = message.retireAt;
     }
+    if (message.publicKeyPem !== "") {
+      obj.publicKeyPem = message.publicKeyPem;
+    }
     return obj;
   },
 
@@ -3972,6 +3996,7 @@ export const KeyVersionInfo: MessageFns<KeyVersionInfo> = {
     message.activatedAt = object.activatedAt ?? "";
     message.apiKeyId = object.apiKeyId ?? "";
     message.retireAt = object.retireAt ?? "";
+    message.publicKeyPem = object.publicKeyPem ?? "";
     return message;
   },
 };

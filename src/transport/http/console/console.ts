@@ -1,0 +1,165 @@
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import type { Logger } from "pino";
+import type { AuditEvent } from "../../../audit/audit-log.js";
+import { CustosError, type CustosErrorCode } from "../../../errors.js";
+import type { EnrollmentVerifier } from "../../../governance/enrollment.js";
+import type { GovernanceService } from "../../../governance/governance-service.js";
+import type { OfficerRecord } from "../../../governance/model.js";
+import type { Passkeys } from "../../../governance/passkey.js";
+import type { CallerContext } from "../../../signing/sign-service.js";
+import { registerApiRoutes } from "./api.js";
+import { consoleAssets } from "./assets.js";
+import { registerPageRoutes } from "./routes.js";
+import { SessionStore, csrfTokenFor, type ConsoleSession } from "./session.js";
+import type { AuditRow, ChainStatus } from "./views-state.js";
+import { errorPage } from "./views.js";
+
+/** What the console reads and does; all of it goes through the domain's own checks. */
+export interface ConsoleDeps {
+  governance: GovernanceService;
+  passkeys: Passkeys;
+  enrollment: EnrollmentVerifier;
+  /** Records a console decision (login, enrollment) in the audit chain. */
+  audit(event: AuditEvent): Promise<void>;
+  /** The newest audit events, newest first (at most `limit`). */
+  recentAudit(limit: number): Promise<AuditRow[]>;
+  /** Verifies the whole audit hash chain. */
+  verifyAudit(): Promise<ChainStatus>;
+  /** The per-client rate limit shown on the clients page. */
+  clientRate: { perSecond: number; burst: number };
+  /** The console's exact origin (e.g. https://localhost:7402): state-changing requests must come from it. */
+  origin: string;
+  /** Lifetime of an officer session (absolute, not sliding). Default 15 minutes. */
+  sessionTtlMs?: number;
+  /** Lifetime of an enrollment session (registration only). Default 10 minutes. */
+  enrollTtlMs?: number;
+  /** TLS key and certificate (PEM): the console is served over HTTPS only. Omitted in inject() tests. */
+  tls?: { key: string | Buffer; cert: string | Buffer };
+  now?: () => number;
+  logger: Logger;
+}
+
+/** Content-Security-Policy of every console response: nothing but this server's own script and style. */
+export const CONSOLE_CSP =
+  "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/** Console errors → HTTP status, from one table; anything else is a 500 with a generic message. */
+const HTTP_STATUS: Partial<Record<CustosErrorCode, number>> = {
+  UNAUTHENTICATED: 401,
+  SESSION_EXPIRED: 401,
+  CSRF_REJECTED: 403,
+  ROLE_NOT_ALLOWED: 403,
+  NOT_AN_OFFICER: 403,
+  BAD_SIGNATURE: 403,
+  PASSKEY_INVALID: 403,
+  UNKNOWN_CLIENT: 404,
+  KEY_NOT_FOUND: 404,
+  VERSION_NOT_FOUND: 404,
+  PROPOSAL_NOT_FOUND: 404,
+  INVALID_ARGUMENT: 400,
+  PROPOSAL_CLOSED: 409,
+  DIGEST_MISMATCH: 409,
+  NONCE_INVALID: 409,
+  PRECONDITION_FAILED: 409,
+  KEY_EXISTS: 409,
+  GOVERNANCE_NOT_INITIALISED: 409,
+  RATE_LIMITED: 429,
+};
+
+/** Per-request helpers the routes share. */
+export interface ConsoleContext {
+  deps: ConsoleDeps;
+  sessions: SessionStore;
+  now: () => number;
+  sessionTtlMs: number;
+  enrollTtlMs: number;
+  /** The session the request carries (SESSION_EXPIRED if it ended); undefined without one. */
+  session(req: FastifyRequest): ConsoleSession | undefined;
+  /** The session's officer, who must still be active; `scope` limits enrollment sessions. */
+  officerOf(req: FastifyRequest, scope?: "officer" | "any"): { session: ConsoleSession; officer: OfficerRecord; caller: CallerContext };
+  csrf(req: FastifyRequest, reply: FastifyReply): string;
+}
+
+/**
+ * The officer console: server-rendered pages under /console and the WebAuthn JSON endpoints
+ * under /console/api, on its own HTTPS listener. `buildConsole` returns the app unstarted so
+ * tests can use `app.inject()`.
+ */
+export function buildConsole(deps: ConsoleDeps): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: deps.logger.child({ component: "console" }) as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: 64 * 1024,
+    ...(deps.tls ? { https: { key: deps.tls.key, cert: deps.tls.cert, minVersion: "TLSv1.3" as const } } : {}),
+  }) as unknown as FastifyInstance;
+  const now = deps.now ?? Date.now;
+  const sessions = new SessionStore(now);
+  const ctx: ConsoleContext = {
+    deps,
+    sessions,
+    now,
+    sessionTtlMs: deps.sessionTtlMs ?? 15 * 60_000,
+    enrollTtlMs: deps.enrollTtlMs ?? 10 * 60_000,
+    session: (req) => sessions.find(req),
+    officerOf(req, scope = "officer") {
+      const session = sessions.find(req);
+      if (!session) throw new CustosError("UNAUTHENTICATED", "log in with a passkey first");
+      if (scope === "officer" && session.scope !== "officer") throw new CustosError("ROLE_NOT_ALLOWED", "an enrollment session may only register a passkey");
+      const officer = deps.governance.activeOfficer(session.officerId);
+      if (!officer) {
+        sessions.end(session.id);
+        throw new CustosError("NOT_AN_OFFICER", "not an active officer any more");
+      }
+      return { session, officer, caller: { identity: officer.identity, ip: req.ip } };
+    },
+    csrf(req, reply) {
+      let session: ConsoleSession | undefined;
+      try {
+        session = sessions.find(req);
+      } catch {
+        session = undefined;
+      }
+      return csrfTokenFor(req, reply, session);
+    },
+  };
+
+  app.addContentTypeParser("application/x-www-form-urlencoded", { parseAs: "string" }, (_req, body, done) => {
+    done(null, Object.fromEntries(new URLSearchParams(body as string)));
+  });
+
+  app.addHook("onSend", async (_req, reply, payload) => {
+    reply.header("content-security-policy", CONSOLE_CSP);
+    reply.header("x-content-type-options", "nosniff");
+    reply.header("x-frame-options", "DENY");
+    // same-origin, not no-referrer: with no-referrer Chromium sends `Origin: null` on form posts.
+    reply.header("referrer-policy", "same-origin");
+    reply.header("cross-origin-opener-policy", "same-origin");
+    reply.header("cache-control", "no-store");
+    return payload;
+  });
+
+  app.setErrorHandler((err, req, reply) => {
+    const known = err instanceof CustosError ? err : undefined;
+    const status = known ? (HTTP_STATUS[known.code] ?? 500) : (err as { statusCode?: number }).statusCode && (err as { statusCode: number }).statusCode < 500 ? 400 : 500;
+    const code = known && status !== 500 ? known.code : status === 400 ? "INVALID_ARGUMENT" : "INTERNAL";
+    const message = known && status !== 500 ? known.message : status === 400 ? "malformed request" : "internal error";
+    if (status === 500) req.log.error({ event: "console.error", err, url: req.url.split("?")[0] }, "console request failed");
+    if (req.url.startsWith("/console/api/")) return reply.code(status).send({ code, message });
+    // A page request without a live session goes to the login page.
+    if (code === "SESSION_EXPIRED" || code === "UNAUTHENTICATED") {
+      if (code === "SESSION_EXPIRED") sessions.clear(reply);
+      return reply.code(303).header("location", `/console/login${code === "SESSION_EXPIRED" ? "?expired=1" : ""}`).send();
+    }
+    return reply.code(status).type("text/html; charset=utf-8").send(errorPage({ title: "Refused", csrf: "" }, code, message));
+  });
+
+  app.get("/console/assets/:name", async (req, reply) => {
+    const asset = consoleAssets().get((req.params as { name: string }).name);
+    if (!asset) return reply.code(404).send({ code: "NOT_FOUND", message: "no such asset" });
+    return reply.type(asset.contentType).send(asset.body);
+  });
+
+  registerPageRoutes(app, ctx);
+  registerApiRoutes(app, ctx);
+  return app;
+}

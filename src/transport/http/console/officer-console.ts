@@ -1,0 +1,81 @@
+import { readFileSync } from "node:fs";
+import type { FastifyInstance } from "fastify";
+import type { Logger } from "pino";
+import { verifyAuditChain, type AuditLog } from "../../../audit/audit-log.js";
+import { DEFAULT_CONSOLE_PORT, type ConsoleConfig } from "../../../config/config.js";
+import { EnrollmentVerifier } from "../../../governance/enrollment.js";
+import type { GovernanceService } from "../../../governance/governance-service.js";
+import { Passkeys } from "../../../governance/passkey.js";
+import type { Store } from "../../../store/store.js";
+import { buildConsole } from "./console.js";
+import type { AuditRow } from "./views-state.js";
+
+export interface ConsoleStartOptions {
+  governance: GovernanceService;
+  audit: AuditLog;
+  /** The service's TLS server certificate and key (PEM files): the console is HTTPS only. */
+  tls: { certPath: string; keyPath: string };
+  clientRate: { perSecond: number; burst: number };
+  /** The HTTP listener's configured port: 0 makes an unset console port 0 as well. */
+  httpPort: number;
+  logger: Logger;
+}
+
+/**
+ * The officer console as the service wires it: `passkeys` exists before the governance
+ * service (which verifies passkey votes with it); `start` opens the HTTPS listener once
+ * governance exists and returns the console's URL.
+ */
+export class OfficerConsole {
+  readonly passkeys: Passkeys;
+  private origin = "";
+  private app: FastifyInstance | undefined;
+
+  constructor(
+    private readonly config: ConsoleConfig,
+    private readonly store: Store,
+  ) {
+    this.passkeys = new Passkeys(store, { rpId: config.rpId, rpName: "custos officer console", origins: () => [this.origin] });
+  }
+
+  async start(o: ConsoleStartOptions): Promise<string> {
+    const port = this.config.port ?? (o.httpPort === 0 ? 0 : DEFAULT_CONSOLE_PORT);
+    // The origin is known once the port is: until then no ceremony can verify.
+    const owner = this;
+    const app = buildConsole({
+      governance: o.governance,
+      passkeys: this.passkeys,
+      enrollment: new EnrollmentVerifier(),
+      audit: (e) => o.audit.recordNow(e),
+      recentAudit: (limit) => this.recentAudit(limit),
+      verifyAudit: async () => {
+        const r = await verifyAuditChain(this.store);
+        return r.ok ? { ok: true, events: r.events } : { ok: false, events: r.events, brokenAt: r.brokenAt, reason: r.problem };
+      },
+      clientRate: o.clientRate,
+      get origin() {
+        return owner.origin;
+      },
+      sessionTtlMs: this.config.sessionMinutes * 60_000,
+      tls: { cert: readFileSync(o.tls.certPath), key: readFileSync(o.tls.keyPath) },
+      logger: o.logger,
+    });
+    await app.listen({ host: this.config.host, port });
+    const address = app.server.address();
+    const bound = typeof address === "object" && address ? address.port : port;
+    this.origin = this.config.origin ?? `https://${this.config.rpId}:${bound}`;
+    this.app = app;
+    return `${this.origin}/console`;
+  }
+
+  async close(): Promise<void> {
+    await this.app?.close();
+  }
+
+  /** The newest `limit` audit events, newest first. */
+  private async recentAudit(limit: number): Promise<AuditRow[]> {
+    const last = (await this.store.lastAudit())?.seq ?? 0;
+    const events = await this.store.readAudit(Math.max(0, last - limit), limit);
+    return events.map((e) => JSON.parse(e.body) as AuditRow).reverse();
+  }
+}
