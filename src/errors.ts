@@ -54,6 +54,8 @@ export class CustosError extends Error {
   readonly code: CustosErrorCode;
   /** True when the same call may succeed later without any change (HSM reconnect, rate). */
   readonly retryable: boolean;
+  /** Set where the refusal was logged, so the caller's ErrorInfo names the same request. */
+  requestId?: string;
 
   constructor(code: CustosErrorCode, message: string, options?: { cause?: unknown; retryable?: boolean }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });

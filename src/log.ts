@@ -31,7 +31,7 @@ export const LOG_FIELDS = {
   time: "ISO 8601 UTC timestamp",
   level: "trace|debug|info|warn|error|fatal",
   service: "always custos",
-  component: "hsm, grpc, http, governance, anomaly",
+  component: "hsm, grpc, http, governance, signer, anomaly",
   event: "dotted event name, e.g. anomaly, freeze, rpc.error, key.overdue",
   msg: "human-readable sentence",
   client: "client identity (certificate URI SAN or cn:NAME)",
@@ -39,7 +39,8 @@ export const LOG_FIELDS = {
   version: "key version",
   outcome: "allowed|denied|ok|failed",
   reason: "custos reason code, e.g. NO_GRANT, HSM_UNAVAILABLE",
-  requestId: "id of a failed call, also sent to the client in google.rpc.ErrorInfo",
+  rule: "the policy rule that denied a request, e.g. class:withdraw",
+  requestId: "id of a refused or failed call, also sent to the client in google.rpc.ErrorInfo",
   payloadSha256: "hex SHA-256 of a signed payload (payloads themselves are never logged)",
   actor: "who acted: officer id, client identity, system or custos",
 } as const;

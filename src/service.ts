@@ -13,7 +13,7 @@ import { ageDays, dueAt } from "./keys/model.js";
 import { AnomalyDetector, bothObservers } from "./monitoring/anomaly.js";
 import { CUSTOS_ACTOR, respondToAnomalies } from "./monitoring/anomaly-response.js";
 import { AccessDirectory } from "./signing/directory.js";
-import { SignService } from "./signing/sign-service.js";
+import { SignService, type SignDecisionLog } from "./signing/sign-service.js";
 import { SqliteStore } from "./store/sqlite/sqlite-store.js";
 import { readPem, startGrpcServer } from "./transport/grpc/server.js";
 import { Metrics } from "./transport/http/metrics.js";
@@ -96,6 +96,7 @@ export async function startService(config: CustosConfig, logger: Logger): Promis
     maxPayloadBytes: config.grpc.maxPayloadBytes,
     clientRate: config.limits.client,
     keyRate: config.limits.key,
+    decisionLog: signDecisionLog(logger.child({ component: "signer" })),
   });
   const grpc = await startGrpcServer(
     {
@@ -239,4 +240,20 @@ function anomalyDetector(config: CustosConfig, audit: AuditLog, logger: Logger, 
 function officerConnection(dataDir: string) {
   const o = devOfficerPaths(dataDir);
   return { id: o.id, certPath: o.certPath, keyPath: o.certKeyPath, officerKeyPath: o.keyPath, passphraseFile: o.passphraseFile };
+}
+
+/**
+ * Sign decisions in the logs (LOG_FIELDS): denials at info, failures at warn, allowed ones at
+ * debug only — at tens of thousands a second they would cost more than the signing.
+ */
+function signDecisionLog(log: Logger): SignDecisionLog {
+  return {
+    allowedToo: log.isLevelEnabled("debug"),
+    decided: (d) => {
+      const line = { ...d, event: `${d.event}.${d.outcome}` };
+      if (d.outcome === "allowed") log.debug(line, "signed");
+      else if (d.outcome === "denied") log.info(line, "sign refused");
+      else log.warn(line, "sign failed");
+    },
+  };
 }

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import type { AuditLog } from "../audit/audit-log.js";
 import { CustosError, type CustosErrorCode } from "../errors.js";
 import type { Hsm } from "../hsm/hsm.js";
@@ -43,7 +44,35 @@ export interface SignServiceOptions {
   maxPayloadBytes: number;
   clientRate: RateLimit;
   keyRate: RateLimit;
+  /** Where sign decisions are logged (denials and failures always, allowed ones if it asks). */
+  decisionLog?: SignDecisionLog;
 }
+
+/** One sign decision, as logged: ids, outcome and reason, and the payload only as its SHA-256. */
+export interface SignDecision {
+  event: string;
+  outcome: "allowed" | "denied" | "failed";
+  reason: CustosErrorCode | "OK";
+  client: string;
+  key: string;
+  version?: number;
+  rule?: string;
+  /** Also in the caller's google.rpc.ErrorInfo, for refusals. */
+  requestId?: string;
+  payloadSha256?: string;
+}
+
+/** Kept abstract so the domain imports no logging library. */
+export interface SignDecisionLog {
+  /** Allowed decisions are logged only when this is true (tens of thousands a second otherwise). */
+  readonly allowedToo: boolean;
+  decided(d: SignDecision): void;
+}
+
+let requestCounter = 0;
+/** Ids of refused requests: process-unique, short, and no secret in them. */
+const nextRequestId = (): string => `r${process.pid.toString(36)}-${(++requestCounter).toString(36)}`;
+const sha256Hex = (data: Uint8Array): string => createHash("sha256").update(data).digest("hex");
 
 /**
  * The sign path: identity → network → limits → key → grant → HSM → audit. Each step
@@ -78,6 +107,7 @@ export class SignService {
       // The payload is audited as its SHA-256 (computed by the audit writer).
       this.audit.record({ kind: "sign", actor: caller.identity ?? "unknown", outcome: "allowed", key: req.keyId, version, peer: caller.ip || undefined }, req.payload);
       this.observer.observe("allowed", "OK", (performance.now() - started) / 1000, caller.identity ?? "", key.id, "raw");
+      if (this.opts.decisionLog?.allowedToo) this.logAllowed("sign", caller, key.id, version, req.payload);
       return { signature, version: v.version, apiKeyId: apiKeyIdOf(key, v) };
     } catch (e) {
       throw this.refused(e, caller, { kind: "sign", key: req.keyId, version }, started, req.payload);
@@ -114,6 +144,7 @@ export class SignService {
         requestBytes(req.request),
       );
       this.observer.observe("allowed", "OK", (performance.now() - started) / 1000, caller.identity ?? "", key.id, facts.endpointClass);
+      if (this.opts.decisionLog?.allowedToo) this.logAllowed("sign.request", caller, key.id, version, requestBytes(req.request));
       return { ...signed, version: v.version, apiKeyId: ctx.apiKeyId, endpointClass: facts.endpointClass };
     } catch (e) {
       throw this.refused(e, caller, { kind: "sign.request", key: req.keyId, version, details: { ...what, ...(facts ? { class: facts.endpointClass } : {}) } }, started, requestBytes(req.request));
@@ -137,6 +168,7 @@ export class SignService {
       const signed = prepared.finish(macs);
       this.audit.record({ kind: "sign.ws_auth", actor: caller.identity ?? "unknown", outcome: "allowed", key: req.keyId, version, peer: caller.ip || undefined }, prepared.toSign[0]);
       this.observer.observe("allowed", "OK", (performance.now() - started) / 1000, caller.identity ?? "", key.id, "ws-auth");
+      if (this.opts.decisionLog?.allowedToo) this.logAllowed("sign.ws_auth", caller, key.id, version, prepared.toSign[0]);
       return { ...signed, version: v.version, apiKeyId: ctx.apiKeyId };
     } catch (e) {
       throw this.refused(e, caller, { kind: "sign.ws_auth", key: req.keyId, version, details: what }, started);
@@ -181,7 +213,25 @@ export class SignService {
     const client = caller.identity && this.directory.client(caller.identity) ? caller.identity : "";
     const endpointClass = event.kind === "sign" ? "raw" : event.kind === "sign.ws_auth" ? "ws-auth" : (event.details?.class ?? "");
     this.observer.observe(outcome, err.code, (performance.now() - started) / 1000, client, this.directory.key(event.key) ? event.key : "", endpointClass);
+    if (this.opts.decisionLog) {
+      err.requestId ??= nextRequestId();
+      this.opts.decisionLog.decided({
+        event: event.kind,
+        outcome,
+        reason: err.code,
+        client: caller.identity ?? "",
+        key: event.key,
+        ...(event.version ? { version: event.version } : {}),
+        ...(rule ? { rule } : {}),
+        requestId: err.requestId,
+        ...(payload ? { payloadSha256: sha256Hex(payload) } : {}),
+      });
+    }
     return err;
+  }
+
+  private logAllowed(event: string, caller: CallerContext, key: string, version: number, payload: Uint8Array | undefined): void {
+    this.opts.decisionLog!.decided({ event, outcome: "allowed", reason: "OK", client: caller.identity ?? "", key, version, ...(payload ? { payloadSha256: sha256Hex(payload) } : {}) });
   }
 
   /** Nonces custos chooses: milliseconds, strictly increasing (Kraken Futures requires it). */

@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
-import { createHmac } from "node:crypto";
+import { createHash, createHmac } from "node:crypto";
+import { ErrorInfo, Status } from "../../src/gen/google/rpc/status.js";
+import { EMBEDDED_CLIENT } from "../../src/config/config.js";
+import { LOG_FIELDS } from "../../src/log.js";
 import { after, before, describe, it } from "node:test";
 import { status } from "@grpc/grpc-js";
 import { unary } from "../../src/client/connection.js";
@@ -156,6 +159,33 @@ describe("exchange-aware signing through the service", () => {
       await importSecret(svc.custody, keyId, Buffer.from("c2VjcmV0LWZvci13aXRoZHJhd2FsLXRlc3RzLTEyMzQ1Njc4", dialect.secretEncoding === "base64" ? "base64" : "utf8"), { exchange, algorithm: dialect.algorithm });
       assert.equal(await deniedRule(sign(request(keyId, w))), "class:withdraw", exchange);
     }
+  });
+
+  it("logs a refusal with client, key, reason, rule, the request id the caller got and the request's SHA-256 — never the request", async () => {
+    const w = WITHDRAWALS.binance!;
+    let requestId = "";
+    try {
+      await sign(request("bn", w));
+      assert.fail("a withdrawal must be refused");
+    } catch (e) {
+      const bin = (e as { metadata: { get(k: string): Buffer[] } }).metadata.get("grpc-status-details-bin")[0]!;
+      requestId = ErrorInfo.decode(Status.decode(bin).details[0]!.value).metadata.requestId!;
+    }
+    assert.match(requestId, /^r[0-9a-z]+-[0-9a-z]+$/);
+    const line = svc
+      .logs()
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .find((l) => l.requestId === requestId);
+    assert.ok(line, "the refusal is logged under the caller's request id");
+    const sent = `${w.method} ${w.path}?${w.query}\n`;
+    assert.deepEqual(
+      { event: line.event, level: line.level, outcome: line.outcome, reason: line.reason, rule: line.rule, key: line.key, client: line.client, payloadSha256: line.payloadSha256 },
+      { event: "sign.request.denied", level: "info", outcome: "denied", reason: "POLICY_DENIED", rule: "class:withdraw", key: "bn", client: EMBEDDED_CLIENT, payloadSha256: createHash("sha256").update(sent).digest("hex") },
+    );
+    assert.ok(!svc.logs().includes("TXYZ"), "the withdrawal address (request content) is not logged");
+    for (const field of Object.keys(line)) assert.ok(field in LOG_FIELDS, `${field} is a documented log field`);
   });
 
   it("symbol allowlist and order size come from the key's policy (a quorum decision)", async () => {

@@ -8,7 +8,7 @@ import { algorithmSpec, type HmacAlgorithm } from "../../src/hsm/algorithms.js";
 import type { KeyVersionState } from "../../src/keys/model.js";
 import { createLogger } from "../../src/log.js";
 import { AccessDirectory } from "../../src/signing/directory.js";
-import { SignService, type CallerContext, type SignObserver, type SignRequest, type SignServiceOptions } from "../../src/signing/sign-service.js";
+import { SignService, type CallerContext, type SignObserver, type SignRequest, type SignServiceOptions, type SignDecision, type SignDecisionLog } from "../../src/signing/sign-service.js";
 import { SqliteStore } from "../../src/store/sqlite/sqlite-store.js";
 import { FakeHsm } from "./fake-hsm.js";
 
@@ -290,6 +290,35 @@ describe("SignService observer labels", () => {
         ["UNAUTHENTICATED", "", "k-active", "raw"],
       ],
     );
+  });
+});
+
+describe("SignService decision log", () => {
+  const recording = (allowedToo: boolean) => {
+    const lines: SignDecision[] = [];
+    return { lines, log: { allowedToo, decided: (d: SignDecision) => void lines.push(d) } satisfies SignDecisionLog };
+  };
+
+  it("logs every refusal with its request id (set on the error for the caller) and the payload's SHA-256 only", async () => {
+    const { lines, log } = recording(false);
+    const svc = service(new RecordingObserver(), { decisionLog: log });
+    const alpha: CallerContext = { identity: ALPHA, ip: IN };
+    await svc.sign(alpha, { keyId: "k-active", version: 0, payload: PAYLOAD });
+    const err = await svc.sign(alpha, { keyId: "k-nogrant", version: 0, payload: PAYLOAD }).then(
+      () => assert.fail("NO_GRANT expected"),
+      (e: unknown) => e as CustosError,
+    );
+    assert.equal(lines.length, 1, "allowed signs are not logged unless the log asks for them");
+    assert.deepEqual(lines[0], { event: "sign", outcome: "denied", reason: "NO_GRANT", client: ALPHA, key: "k-nogrant", requestId: err.requestId, payloadSha256: sha256hex(PAYLOAD) });
+    assert.match(err.requestId ?? "", /^r[0-9a-z]+-[0-9a-z]+$/);
+    assert.ok(!JSON.stringify(lines).includes("SENTINEL-7f3a"), "payload bytes never logged");
+  });
+
+  it("logs allowed signs too when the log asks (debug level)", async () => {
+    const { lines, log } = recording(true);
+    const svc = service(new RecordingObserver(), { decisionLog: log });
+    const r = await svc.sign({ identity: ALPHA, ip: IN }, { keyId: "k-active", version: 0, payload: PAYLOAD });
+    assert.deepEqual(lines, [{ event: "sign", outcome: "allowed", reason: "OK", client: ALPHA, key: "k-active", version: r.version, payloadSha256: sha256hex(PAYLOAD) }]);
   });
 });
 

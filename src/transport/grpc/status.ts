@@ -72,8 +72,10 @@ export function describeError(e: unknown): { code: status; reason: CustosErrorCo
  * A ServiceError carrying the reason twice: as the `custos-reason` trailer (easy to read)
  * and as google.rpc.ErrorInfo in grpc-status-details-bin (the rich error model).
  */
-export function toServiceError(e: unknown, log: Logger, requestId: string): Partial<ServiceError> {
+export function toServiceError(e: unknown, log: Logger, fallbackRequestId: string): Partial<ServiceError> {
   const { code, reason, message } = describeError(e);
+  // The sign path logs its refusals under their own id; the caller gets the same one.
+  const requestId = e instanceof CustosError && e.requestId ? e.requestId : fallbackRequestId;
   if (code === status.INTERNAL || code === status.UNAVAILABLE) {
     log.error({ event: "rpc.error", requestId, reason, err: e }, "request failed");
   }
