@@ -239,7 +239,15 @@ export function registerSignWsAuthCommand(program: Command): void {
     .option("--challenge <c>", "the server's challenge (Kraken Futures)")
     .option("--channel <c>", "private channel (Gate)")
     .option("--event <e>", "subscription event (Gate)")
-    .action(async (o: Opts) => {
+    .option("--ws-method <m>", "Binance WebSocket API: sign this request (e.g. order.place) instead of the login")
+    .option("--param <name=value...>", "a parameter of that request (repeatable, in order)")
+    .action(async (o: Opts & { param?: string[] }) => {
+      const wsParams = (o.param ?? []).map((p) => {
+        const at = p.indexOf("=");
+        if (at <= 0) throw new CliError(`--param ${JSON.stringify(p)}: expected name=value`);
+        return { name: p.slice(0, at), value: p.slice(at + 1) };
+      });
+      if (wsParams.length && !o.wsMethod) throw new CliError("--param needs --ws-method");
       const { signer } = connect(connectOpts(o), "client");
       const res = await unary(signer, "signWebSocketAuth", {
         keyId: o.key!,
@@ -251,6 +259,8 @@ export function registerSignWsAuthCommand(program: Command): void {
         channel: o.channel ?? "",
         event: o.event ?? "",
         passphrase: process.env.CUSTOS_API_PASSPHRASE ?? "",
+        wsMethod: o.wsMethod ?? "",
+        wsParams,
       }).finally(() => signer.close());
       console.log(
         JSON.stringify({

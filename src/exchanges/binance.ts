@@ -1,5 +1,6 @@
 import { CustosError } from "../errors.js";
-import type { Dialect, EndpointClass, ExchangeRequest, PreparedRequest, PreparedWebSocketAuth, SigningContext, WebSocketAuthInput } from "./dialect.js";
+import { websocketAuth, websocketRequestFacts } from "./binance-websocket.js";
+import type { Dialect, EndpointClass, ExchangeRequest, PreparedRequest, SigningContext } from "./dialect.js";
 
 /*
  * Binance HMAC-SHA256 request signing, as documented in "SIGNED (TRADE and USER_DATA) Endpoint
@@ -17,13 +18,10 @@ import type { Dialect, EndpointClass, ExchangeRequest, PreparedRequest, Prepared
  * one (examples "request body" and "mixed"), and at the end of the query otherwise. custos does
  * the same, so all three documented signatures are reproduced byte for byte.
  *
- * WebSocket API login (`websocketAuth`): `session.logon` (spot ws-api/v3, USDⓈ-M ws-fapi/v1) takes
- * Ed25519 keys only ("Note: Only Ed25519 keys are supported for this feature", binance-spot-api-docs
- * web-socket-api "Authentication requests"). Its signature payload is every parameter but
- * `signature`, sorted by name ("apiKey=…&timestamp=…"), and the base64 Ed25519 signature goes in
- * `params.signature` unencoded (JSON, not a URL). After it the session's requests carry no
- * signature. HMAC keys get no login: their private streams use a listenKey from the REST
- * `userDataStream`/`listenKey` endpoints, which `prepare` signs.
+ * WebSocket API (`websocketAuth`, `websocketRequestFacts`): binance-websocket.ts signs
+ * `session.logon` (Ed25519 keys only) and individual WebSocket API requests (any key), with the
+ * request methods classified for the key's policy. HMAC keys' private streams can also use a
+ * listenKey from the REST `userDataStream`/`listenKey` endpoints, which `prepare` signs.
  */
 
 const API_KEY_HEADER = "X-MBX-APIKEY";
@@ -259,33 +257,6 @@ function prepare(req: ExchangeRequest, ctx: SigningContext): PreparedRequest {
   };
 }
 
-function websocketAuth(_input: WebSocketAuthInput, ctx: SigningContext): PreparedWebSocketAuth {
-  if (ctx.keyAlgorithm !== "ed25519") throw new CustosError("PRECONDITION_FAILED", "Binance's session.logon takes Ed25519 keys only; HMAC keys open private streams with a listenKey (a REST request)");
-  if (!Number.isSafeInteger(ctx.timestamp) || ctx.timestamp <= 0) throw invalid("timestamp must be a positive integer of milliseconds");
-  if (!/^[\x21-\x7e]+$/.test(ctx.apiKeyId)) throw invalid("the API key id must be printable ASCII");
-  const timestamp = String(ctx.timestamp);
-  // Every parameter but the signature, sorted by name: "apiKey" < "timestamp".
-  const payload = `apiKey=${ctx.apiKeyId}&timestamp=${timestamp}`;
-  return {
-    toSign: [Buffer.from(payload, "utf8")],
-    finish(sigs: Buffer[]) {
-      if (sigs.length !== 1 || sigs[0]!.length !== 64) throw new CustosError("INTERNAL", "binance: expected one Ed25519 signature (this is a bug)");
-      const signature = sigs[0]!.toString("base64");
-      return {
-        fields: [
-          ["apiKey", ctx.apiKeyId],
-          ["signature", signature],
-          ["timestamp", timestamp],
-        ],
-        // INT parameters are JSON integers (WebSocket API general info).
-        message: JSON.stringify({ id: ctx.nonce, method: "session.logon", params: { apiKey: ctx.apiKeyId, signature, timestamp: ctx.timestamp } }),
-        signature,
-        timestamp,
-      };
-    },
-  };
-}
-
 /**
  * Binance USDⓈ-M futures (/fapi), COIN-M futures (/dapi), spot (/api) and wallet (/sapi)
  * requests signed with an HMAC-SHA256 API key or an Ed25519 key generated in the HSM (the same
@@ -305,4 +276,5 @@ export const binance: Dialect = {
   orders,
   prepare,
   websocketAuth,
+  websocketRequestFacts,
 };

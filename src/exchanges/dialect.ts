@@ -71,6 +71,16 @@ export interface WebSocketAuthInput {
   /** Channel and event (Gate signs each private subscription). */
   channel?: string;
   event?: string;
+  /**
+   * A WebSocket API request to sign instead of a login (Binance: e.g. "order.place"), with its
+   * parameters as the engine will send them (custos adds apiKey, timestamp and signature).
+   */
+  request?: WebSocketApiRequest;
+}
+
+export interface WebSocketApiRequest {
+  method: string;
+  params: Array<[string, string]>;
 }
 
 /** The bytes to sign and how to build the auth message fields from the MACs. */
@@ -110,4 +120,9 @@ export interface Dialect {
    * HMAC secret (absent where the WebSocket needs no signature or another key type).
    */
   websocketAuth?(input: WebSocketAuthInput, ctx: SigningContext): PreparedWebSocketAuth;
+  /**
+   * What a WebSocket API request does (class, symbols, orders), for the key's policy; present
+   * where `websocketAuth` signs such requests (Binance).
+   */
+  websocketRequestFacts?(request: WebSocketApiRequest): { endpointClass: EndpointClass; symbols: string[]; orders: Array<{ symbol: string; quantity: number }> };
 }

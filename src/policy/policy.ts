@@ -28,9 +28,12 @@ export interface PathRule {
   /** Named in denials and audit events as "rule:<id>". */
   id: string;
   effect: "allow" | "deny";
-  /** Any method when absent. */
+  /** Any method when absent; "WS" for Binance WebSocket API requests. */
   method?: string;
-  /** Glob on the path: `*` matches within a segment, `**` across segments. */
+  /**
+   * Glob on the path: `*` matches within a segment, `**` across segments. For method "WS" the
+   * WebSocket API method name (e.g. "order.place", "order.*").
+   */
   path: string;
 }
 
@@ -57,7 +60,11 @@ export interface RequestFacts {
 }
 
 /** Content rules: path rules, classes, symbols, quantities. Throws PolicyDenied naming the rule. */
-export function checkRequest(policy: KeyPolicy, req: ExchangeRequest, facts: RequestFacts): void {
+/**
+ * `req` is a REST request, or a WebSocket API request as `{ method: "WS", path: "<ws method>" }`
+ * (e.g. "order.place"), so path rules can name either.
+ */
+export function checkRequest(policy: KeyPolicy, req: Pick<ExchangeRequest, "path"> & { method: string }, facts: RequestFacts): void {
   for (const rule of policy.rules ?? []) {
     if (rule.method && rule.method.toUpperCase() !== req.method) continue;
     if (!globMatch(rule.path, req.path)) continue;
@@ -124,7 +131,10 @@ export function validatePolicy(p: unknown): asserts p is KeyPolicy {
   if (o.rules !== undefined) {
     if (!Array.isArray(o.rules)) bad("rules must be a list");
     for (const r of o.rules as PathRule[]) {
-      if (typeof r?.id !== "string" || !r.id || (r.effect !== "allow" && r.effect !== "deny") || typeof r.path !== "string" || !r.path.startsWith("/")) bad("each rule needs an id, effect allow|deny and a path starting with /");
+      if (typeof r?.id !== "string" || !r.id || (r.effect !== "allow" && r.effect !== "deny") || typeof r.path !== "string") bad("each rule needs an id, effect allow|deny and a path");
+      // A REST path, or with method "WS" a WebSocket API method (e.g. "order.*").
+      const ws = typeof r.method === "string" && r.method.toUpperCase() === "WS";
+      if (ws ? !/^[A-Za-z0-9_.*/]+$/.test(r.path) : !r.path.startsWith("/")) bad(ws ? "a WS rule's path is a WebSocket API method pattern, e.g. order.*" : "a rule's path starts with /");
     }
   }
   if (o.symbols !== undefined && !(Array.isArray(o.symbols) && o.symbols.every((s) => typeof s === "string"))) bad("symbols must be a list of strings");

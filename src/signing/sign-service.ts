@@ -151,27 +151,45 @@ export class SignService {
     }
   }
 
-  /** The key's exchange's private WebSocket login/auth message, signed in the HSM. */
+  /**
+   * The key's exchange's private WebSocket login/auth message, or a WebSocket API request
+   * (Binance), signed in the HSM. A request goes through the key's policy like a REST request,
+   * matched by path rules as `{ "method": "WS", "path": "<ws method>" }`.
+   */
   async signWebSocketAuth(caller: CallerContext, req: WebSocketAuthSignRequest): Promise<WebSocketAuthSignResult> {
     const started = performance.now();
     let version = req.version;
-    const what = { method: "WS", path: "auth" };
+    const wsRequest = req.input.request;
+    const what = wsRequest ? { method: "WS", path: wsRequest.method } : { method: "WS", path: "auth" };
+    let endpointClass: string | undefined;
     try {
       const { key, v } = this.authorize(caller, req.keyId, req.version, 0);
       version = v.version;
       const dialect = dialectFor(key.exchange);
       if (!dialect?.websocketAuth) throw new CustosError("NO_DIALECT", `custos cannot sign a WebSocket login for ${key.exchange}`);
-      const ctx = this.signingContext(key, v, req);
+      let recvWindowMs: number | undefined;
+      if (wsRequest && wsRequest.method !== "session.logon") {
+        if (!dialect.websocketRequestFacts) throw new CustosError("NO_DIALECT", `custos cannot sign ${key.exchange} WebSocket API requests`);
+        const facts = dialect.websocketRequestFacts(wsRequest);
+        endpointClass = facts.endpointClass;
+        checkRequest(this.directory.policy(key.id), what, facts);
+        const window = wsRequest.params.find(([k]) => k === "recvWindow")?.[1];
+        if (window !== undefined) recvWindowMs = Number(window);
+      }
+      const ctx = this.signingContext(key, v, { ...req, ...(recvWindowMs !== undefined ? { recvWindowMs } : {}) });
       const prepared = dialect.websocketAuth(req.input, ctx);
       const macs: Buffer[] = [];
       for (const data of prepared.toSign) macs.push(await this.hsm.sign(v.objectId, key.algorithm, data));
       const signed = prepared.finish(macs);
-      this.audit.record({ kind: "sign.ws_auth", actor: caller.identity ?? "unknown", outcome: "allowed", key: req.keyId, version, peer: caller.ip || undefined }, prepared.toSign[0]);
+      this.audit.record(
+        { kind: "sign.ws_auth", actor: caller.identity ?? "unknown", outcome: "allowed", key: req.keyId, version, peer: caller.ip || undefined, ...(wsRequest ? { details: { ...what, ...(endpointClass ? { class: endpointClass } : {}) } } : {}) },
+        prepared.toSign[0],
+      );
       this.observer.observe("allowed", "OK", (performance.now() - started) / 1000, caller.identity ?? "", key.id, "ws-auth");
       if (this.opts.decisionLog?.allowedToo) this.logAllowed("sign.ws_auth", caller, key.id, version, prepared.toSign[0]);
       return { ...signed, version: v.version, apiKeyId: ctx.apiKeyId };
     } catch (e) {
-      throw this.refused(e, caller, { kind: "sign.ws_auth", key: req.keyId, version, details: what }, started);
+      throw this.refused(e, caller, { kind: "sign.ws_auth", key: req.keyId, version, details: { ...what, ...(endpointClass ? { class: endpointClass } : {}) } }, started);
     }
   }
 

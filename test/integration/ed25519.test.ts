@@ -373,7 +373,7 @@ describe("Ed25519 key pairs generated in SoftHSM2", () => {
     assert.ok(verify(null, Buffer.from(signedPayload), publicKey, Buffer.from(res.signature, "base64")), "Ed25519 signature over the query (with timestamp) verifies");
 
     // The WebSocket API login with the same key: session.logon over "apiKey=…&timestamp=…".
-    const logon = await unary(svc.signer, "signWebSocketAuth", { keyId: "bn-ed", version: 0, timestampMs: "0", nonce: "", expires: "0", challenge: "", channel: "", event: "", passphrase: "" });
+    const logon = await unary(svc.signer, "signWebSocketAuth", { keyId: "bn-ed", version: 0, timestampMs: "0", nonce: "", expires: "0", challenge: "", channel: "", event: "", passphrase: "", wsMethod: "", wsParams: [] });
     const message = JSON.parse(logon.message) as { method: string; params: { apiKey: string; signature: string; timestamp: number } };
     assert.equal(message.method, "session.logon");
     assert.equal(message.params.apiKey, "ed-api-key");

@@ -121,7 +121,7 @@ describe("exchange-aware signing through the service", () => {
     assert.equal(create.signature, "eae42da914a590ddf727473aff25fc87d50b64783941061f47a3fdb92742541fc4c2c14017581b4199a1418d54471c269c03a38d788d802e2c306c37636389f0");
 
     const wsAuth = (keyId: string, extra: Record<string, string>) =>
-      unary(svc.signer, "signWebSocketAuth", { keyId, version: 0, timestampMs: "0", nonce: "", expires: "0", challenge: "", channel: "", event: "", passphrase: "", ...extra });
+      unary(svc.signer, "signWebSocketAuth", { keyId, version: 0, timestampMs: "0", nonce: "", expires: "0", challenge: "", channel: "", event: "", passphrase: "", wsMethod: "", wsParams: [], ...extra });
     // Deribit, docs.deribit.com "Client Signature (WebSocket)" example: client AMANDA, 13-byte secret.
     await importSecret(svc.custody, "doc-deribit", Buffer.from("AMANDASECRECT"), { exchange: "deribit", apiKeyId: "AMANDA" });
     const deribitAuth = await wsAuth("doc-deribit", { timestampMs: "1576074319000", nonce: "1iqt2wls" });
@@ -226,16 +226,40 @@ describe("exchange-aware signing through the service", () => {
     const secret = "bybit-ws-secret-0123456789abcdef0123456789";
     await importSecret(svc.custody, "by", Buffer.from(secret), { exchange: "bybit", apiKeyId: "by-key" });
     const before = Math.floor(Date.now() / 1000);
-    const res = await unary(svc.signer, "signWebSocketAuth", { keyId: "by", version: 0, timestampMs: "0", nonce: "", expires: "0", challenge: "", channel: "", event: "", passphrase: "" });
+    const res = await unary(svc.signer, "signWebSocketAuth", { keyId: "by", version: 0, timestampMs: "0", nonce: "", expires: "0", challenge: "", channel: "", event: "", passphrase: "", wsMethod: "", wsParams: [] });
     const expires = Number(res.timestamp);
     assert.ok(expires >= before * 1000 && expires <= (Math.floor(Date.now() / 1000) + 60) * 1000, `expiry ${expires} in ms, from custos's clock`);
     assert.equal(res.signature, createHmac("sha256", secret).update(`GET/realtime${expires}`).digest("hex"));
     assert.deepEqual(JSON.parse(res.message), { op: "auth", args: ["by-key", expires, res.signature] });
     // Binance's WebSocket API logs in with Ed25519 keys only: no HMAC login to sign.
-    await expectDenied(unary(svc.signer, "signWebSocketAuth", { keyId: "bn", version: 0, timestampMs: "0", nonce: "", expires: "0", challenge: "", channel: "", event: "", passphrase: "" }), status.FAILED_PRECONDITION, "PRECONDITION_FAILED");
+    await expectDenied(unary(svc.signer, "signWebSocketAuth", { keyId: "bn", version: 0, timestampMs: "0", nonce: "", expires: "0", challenge: "", channel: "", event: "", passphrase: "", wsMethod: "", wsParams: [] }), status.FAILED_PRECONDITION, "PRECONDITION_FAILED");
     // KuCoin signs nothing on its private socket (the token comes from a signed REST call).
     await importSecret(svc.custody, "kc-ws", Buffer.from("kucoin-ws-secret-0123456789abcdef"), { exchange: "kucoinfutures", apiKeyId: "kc-key" });
-    await expectDenied(unary(svc.signer, "signWebSocketAuth", { keyId: "kc-ws", version: 0, timestampMs: "0", nonce: "", expires: "0", challenge: "", channel: "", event: "", passphrase: "" }), status.FAILED_PRECONDITION, "NO_DIALECT");
+    await expectDenied(unary(svc.signer, "signWebSocketAuth", { keyId: "kc-ws", version: 0, timestampMs: "0", nonce: "", expires: "0", challenge: "", channel: "", event: "", passphrase: "", wsMethod: "", wsParams: [] }), status.FAILED_PRECONDITION, "NO_DIALECT");
+  });
+
+  it("signs Binance WebSocket API requests in the HSM (the documented order.place), through the key's policy", async () => {
+    const ws = (keyId: string, wsMethod: string, wsParams: Array<[string, string]>, extra: Record<string, string> = {}) =>
+      unary(svc.signer, "signWebSocketAuth", { keyId, version: 0, timestampMs: "0", nonce: "", expires: "0", challenge: "", channel: "", event: "", passphrase: "", wsMethod, wsParams: wsParams.map(([name, value]) => ({ name, value })), ...extra });
+    const docParams: Array<[string, string]> = [["symbol", "BTCUSDT"], ["side", "SELL"], ["type", "LIMIT"], ["timeInForce", "GTC"], ["quantity", "0.01000000"], ["price", "52000.00"], ["newOrderRespType", "ACK"], ["recvWindow", "100"]];
+    const placed = await ws("bn", "order.place", docParams, { timestampMs: "1645423376532" });
+    assert.equal(placed.signature, "cc15477742bd704c29492d96c7ead9414dfd8e0ec4a00f947bb5bb454ddbd08a");
+    assert.equal((JSON.parse(placed.message) as { params: { signature: string } }).params.signature, placed.signature);
+    const audited = await waitForAudit(svc.dir, { kind: "sign.ws_auth", outcome: "allowed", key: "bn" });
+    assert.deepEqual([audited.details?.method, audited.details?.path, audited.details?.class], ["WS", "order.place", "trade"]);
+
+    // The same rules as REST: classes, symbols, sizes, skew, and path rules naming WS methods.
+    await importSecret(svc.custody, "bn-ws-policy", Buffer.from(BINANCE_SECRET), { exchange: "binance", apiKeyId: BINANCE_API_KEY });
+    await setPolicy("bn-ws-policy", { symbols: ["BTCUSDT"], maxQuantity: { BTCUSDT: 1 }, rules: [{ id: "no-cancel-all", effect: "deny", method: "WS", path: "openOrders.cancelAll" }] });
+    assert.ok((await ws("bn-ws-policy", "account.status", [])).signature);
+    assert.equal(await deniedRule(ws("bn-ws-policy", "order.place", [["symbol", "ETHUSDT"], ["quantity", "0.1"]])), "symbols");
+    assert.equal(await deniedRule(ws("bn-ws-policy", "order.place", [["symbol", "BTCUSDT"], ["quantity", "5"]])), "max-quantity:BTCUSDT");
+    assert.equal(await deniedRule(ws("bn-ws-policy", "openOrders.cancelAll", [["symbol", "BTCUSDT"]])), "rule:no-cancel-all");
+    assert.equal(await deniedRule(ws("bn-ws-policy", "some.new.method", [])), "class:unknown");
+    assert.equal(await deniedRule(ws("bn-ws-policy", "order.place", [["symbol", "BTCUSDT"], ["quantity", "0.1"], ["recvWindow", "60000"]])), "recv-window");
+    assert.equal(await deniedRule(ws("bn-ws-policy", "order.place", [["symbol", "BTCUSDT"], ["quantity", "0.1"]], { timestampMs: String(Date.now() + 3_600_000) })), "timestamp-skew");
+    // An HMAC key has no session.logon (Ed25519 keys only).
+    await expectDenied(ws("bn", "session.logon", []), status.FAILED_PRECONDITION, "PRECONDITION_FAILED");
   });
 
   it("answers NO_DIALECT for an exchange request on a key without a dialect", async () => {

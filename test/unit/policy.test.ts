@@ -80,12 +80,15 @@ describe("policy shape and globs", () => {
 
   it("accepts a full policy and refuses malformed ones with INVALID_ARGUMENT", () => {
     validatePolicy({ allowClasses: ["trade"], rules: [{ id: "r", effect: "deny", path: "/x" }], symbols: ["BTCUSDT"], maxQuantity: { BTCUSDT: 1 }, maxSkewMs: 1000, maxExpirySeconds: 30, maxRecvWindowMs: 5000, allowRawSign: false });
+    validatePolicy({ rules: [{ id: "ws", effect: "deny", method: "WS", path: "order.*" }] });
+    assert.ok(globMatch("order.*", "order.place") && !globMatch("order.*", "openOrders.cancelAll"), "WS method patterns");
     const bad: unknown[] = [
       null,
       [],
       { allowClasses: ["withdrawals"] },
       { rules: [{ id: "r", effect: "maybe", path: "/x" }] },
       { rules: [{ id: "r", effect: "deny", path: "x" }] },
+      { rules: [{ id: "r", effect: "deny", method: "WS", path: "order place" }] },
       { symbols: "BTCUSDT" },
       { maxQuantity: { BTCUSDT: -1 } },
       { maxSkewMs: "5s" },

@@ -54,7 +54,12 @@ export function signerHandlers(signer: SignService, log: Logger, tracker: InFlig
           signer.signWebSocketAuth(callerOf(call), {
             keyId: r.keyId,
             version: r.version,
-            input: { ...(r.challenge ? { challenge: r.challenge } : {}), ...(r.channel ? { channel: r.channel } : {}), ...(r.event ? { event: r.event } : {}) },
+            input: {
+              ...(r.challenge ? { challenge: r.challenge } : {}),
+              ...(r.channel ? { channel: r.channel } : {}),
+              ...(r.event ? { event: r.event } : {}),
+              ...(r.wsMethod ? { request: { method: r.wsMethod, params: r.wsParams.map((p): [string, string] => [p.name, p.value]) } } : {}),
+            },
             timestampMs: Number(r.timestampMs),
             nonce: r.nonce,
             expires: Number(r.expires),

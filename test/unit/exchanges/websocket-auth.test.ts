@@ -289,12 +289,72 @@ describe("binance websocketAuth (WebSocket API session.logon, Ed25519 keys only)
     const signed = prepared.finish(prepared.toSign.map((b) => cryptoSign(null, b, privateKey)));
     assert.ok(cryptoVerify(null, Buffer.from(`apiKey=${API_KEY}&timestamp=${T_MS}`), publicKey, Buffer.from(signed.signature, "base64")));
     assert.deepEqual(JSON.parse(signed.message), { id: "n0nce42", method: "session.logon", params: { apiKey: API_KEY, signature: signed.signature, timestamp: T_MS } });
-    assert.deepEqual(signed.fields, [["apiKey", API_KEY], ["signature", signed.signature], ["timestamp", String(T_MS)]]);
+    assert.deepEqual(signed.fields, [["apiKey", API_KEY], ["timestamp", String(T_MS)], ["signature", signed.signature]]);
   });
   it("refuses an HMAC key (Binance takes none for session.logon) and a bad timestamp", () => {
     assert.throws(() => binance.websocketAuth!({}, ctx({ keyAlgorithm: "hmac-sha256" })), (e: unknown) => isCustosError(e) && e.code === "PRECONDITION_FAILED");
     assert.throws(() => binance.websocketAuth!({}, ctx()), (e: unknown) => isCustosError(e) && e.code === "PRECONDITION_FAILED");
     refuses(() => binance.websocketAuth!({}, ctx({ keyAlgorithm: "ed25519", timestamp: 1.5 })));
+  });
+});
+
+describe("binance WebSocket API requests (signed per request, any key)", () => {
+  // binance-spot-api-docs web-socket-api "SIGNED request example (HMAC)": order.place with the docs' key and
+  // secret, recvWindow 100, timestamp 1645423376532 → signature cc15477742bd…d08a.
+  const DOC_KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A";
+  const DOC_SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j";
+  const DOC_PARAMS: Array<[string, string]> = [
+    ["symbol", "BTCUSDT"],
+    ["side", "SELL"],
+    ["type", "LIMIT"],
+    ["timeInForce", "GTC"],
+    ["quantity", "0.01000000"],
+    ["price", "52000.00"],
+    ["newOrderRespType", "ACK"],
+    ["recvWindow", "100"],
+  ];
+  const docCtx = ctx({ apiKeyId: DOC_KEY, timestamp: 1645423376532, nonce: "4885f793-e5ad-4c3b-8f6c-55d891472b71", keyAlgorithm: "hmac-sha256" });
+
+  it("reproduces the documented order.place signature and request", () => {
+    const input = { request: { method: "order.place", params: DOC_PARAMS } };
+    assert.deepEqual(binance.websocketAuth!(input, docCtx).toSign.map((b) => b.toString("utf8")), [
+      `apiKey=${DOC_KEY}&newOrderRespType=ACK&price=52000.00&quantity=0.01000000&recvWindow=100&side=SELL&symbol=BTCUSDT&timeInForce=GTC&timestamp=1645423376532&type=LIMIT`,
+    ]);
+    const signed = sign(binance, input, docCtx, DOC_SECRET);
+    assert.equal(signed.signature, "cc15477742bd704c29492d96c7ead9414dfd8e0ec4a00f947bb5bb454ddbd08a");
+    // The docs' request: INT parameters as JSON integers, DECIMAL ones as strings.
+    assert.deepEqual(JSON.parse(signed.message), {
+      id: "4885f793-e5ad-4c3b-8f6c-55d891472b71",
+      method: "order.place",
+      params: { symbol: "BTCUSDT", side: "SELL", type: "LIMIT", timeInForce: "GTC", quantity: "0.01000000", price: "52000.00", newOrderRespType: "ACK", recvWindow: 100, timestamp: 1645423376532, apiKey: DOC_KEY, signature: "cc15477742bd704c29492d96c7ead9414dfd8e0ec4a00f947bb5bb454ddbd08a" },
+    });
+  });
+
+  it("signs with an Ed25519 key too (base64, unencoded in JSON)", () => {
+    const { privateKey, publicKey } = generateKeyPairSync("ed25519");
+    const c = { ...docCtx, keyAlgorithm: "ed25519" as const };
+    const prepared = binance.websocketAuth!({ request: { method: "account.status", params: [] } }, c);
+    const signed = prepared.finish(prepared.toSign.map((b) => cryptoSign(null, b, privateKey)));
+    assert.ok(cryptoVerify(null, Buffer.from(`apiKey=${DOC_KEY}&timestamp=1645423376532`), publicKey, Buffer.from(signed.signature, "base64")));
+  });
+
+  it("classifies methods for the policy: orders with their sizes, account reads, unknown methods", () => {
+    assert.deepEqual(binance.websocketRequestFacts!({ method: "order.place", params: DOC_PARAMS }), { endpointClass: "trade", symbols: ["BTCUSDT"], orders: [{ symbol: "BTCUSDT", quantity: 0.01 }] });
+    assert.equal(binance.websocketRequestFacts!({ method: "v2/account.balance", params: [] }).endpointClass, "account");
+    assert.equal(binance.websocketRequestFacts!({ method: "order.status", params: [["symbol", "BTCUSDT"]] }).endpointClass, "read");
+    assert.equal(binance.websocketRequestFacts!({ method: "some.future.method", params: [] }).endpointClass, "unknown");
+    assert.deepEqual(binance.websocketRequestFacts!({ method: "order.place", params: [["symbol", "BTCUSDT"], ["quantity", "lots"]] }).orders, [{ symbol: "BTCUSDT", quantity: Number.POSITIVE_INFINITY }]);
+  });
+
+  it("refuses what custos owns, duplicates, values that would change the payload, and a large recvWindow", () => {
+    const req = (params: Array<[string, string]>) => binance.websocketAuth!({ request: { method: "order.place", params } }, docCtx);
+    refuses(() => req([["timestamp", "1"]]));
+    refuses(() => req([["apiKey", "other"]]));
+    refuses(() => req([["signature", "x"]]));
+    refuses(() => req([["symbol", "A"], ["symbol", "B"]]));
+    refuses(() => req([["symbol", "BTCUSDT&quantity=100"]]));
+    refuses(() => req([["recvWindow", "60001"]]));
+    refuses(() => binance.websocketAuth!({ request: { method: "order.place\n", params: [] } }, docCtx));
   });
 });
 

@@ -187,6 +187,13 @@ export interface WebSocketAuthRequest {
   event: string;
   /** OKX, Bitget: the key's API passphrase (sent in the login message); never stored or logged. */
   passphrase: string;
+  /**
+   * Binance WebSocket API: a request to sign instead of the login (e.g. "order.place"), with its
+   * parameters (custos adds apiKey, timestamp and signature). It passes the key's policy like a
+   * REST request; path rules match it as method "WS", path "<ws_method>". "" = the login.
+   */
+  wsMethod: string;
+  wsParams: QueryParam[];
 }
 
 export interface SignedWebSocketAuth {
@@ -1541,6 +1548,8 @@ function createBaseWebSocketAuthRequest(): WebSocketAuthRequest {
     channel: "",
     event: "",
     passphrase: "",
+    wsMethod: "",
+    wsParams: [],
   };
 }
 
@@ -1572,6 +1581,12 @@ export const WebSocketAuthRequest: MessageFns<WebSocketAuthRequest> = {
     }
     if (message.passphrase !== "") {
       writer.uint32(74).string(message.passphrase);
+    }
+    if (message.wsMethod !== "") {
+      writer.uint32(82).string(message.wsMethod);
+    }
+    for (const v of message.wsParams) {
+      QueryParam.encode(v!, writer.uint32(90).fork()).join();
     }
     return writer;
   },
@@ -1661,6 +1676,22 @@ export const WebSocketAuthRequest: MessageFns<WebSocketAuthRequest> = {
             message.passphrase = reader.string();
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.wsMethod = reader.string();
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.wsParams.push(QueryParam.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1692,6 +1723,16 @@ export const WebSocketAuthRequest: MessageFns<WebSocketAuthRequest> = {
       channel: isSet(object.channel) ? globalThis.String(object.channel) : "",
       event: isSet(object.event) ? globalThis.String(object.event) : "",
       passphrase: isSet(object.passphrase) ? globalThis.String(object.passphrase) : "",
+      wsMethod: isSet(object.wsMethod)
+        ? globalThis.String(object.wsMethod)
+        : isSet(object.ws_method)
+        ? globalThis.String(object.ws_method)
+        : "",
+      wsParams: globalThis.Array.isArray(object?.wsParams)
+        ? object.wsParams.map((e: any) => QueryParam.fromJSON(e))
+        : globalThis.Array.isArray(object?.ws_params)
+        ? object.ws_params.map((e: any) => QueryParam.fromJSON(e))
+        : [],
     };
   },
 
@@ -1724,6 +1765,12 @@ export const WebSocketAuthRequest: MessageFns<WebSocketAuthRequest> = {
     if (message.passphrase !== "") {
       obj.passphrase = message.passphrase;
     }
+    if (message.wsMethod !== "") {
+      obj.wsMethod = message.wsMethod;
+    }
+    if (message.wsParams?.length) {
+      obj.wsParams = message.wsParams.map((e) => QueryParam.toJSON(e));
+    }
     return obj;
   },
 
@@ -1741,6 +1788,8 @@ export const WebSocketAuthRequest: MessageFns<WebSocketAuthRequest> = {
     message.channel = object.channel ?? "";
     message.event = object.event ?? "";
     message.passphrase = object.passphrase ?? "";
+    message.wsMethod = object.wsMethod ?? "";
+    message.wsParams = object.wsParams?.map((e) => QueryParam.fromPartial(e)) || [];
     return message;
   },
 };
