@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { createHash, createHmac } from "node:crypto";
+import { createHash, createHmac, createPublicKey, generateKeyPairSync, verify } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import ccxt from "ccxt";
 import { CcxtCustosError, closeCustos, withCustos } from "../../src/client/ccxt/index.js";
@@ -7,7 +7,9 @@ import { CustosClient } from "../../src/client/custos-client.js";
 import { dialectFor } from "../../src/exchanges/registry.js";
 import { BTCUSDT_PERP } from "../fixtures/binance-market.js";
 import { LegacyBitmex } from "../fixtures/ccxt-legacy-bitmex.js";
-import { importSecret, startInProcess, type InProcessService } from "../helpers/harness.js";
+import { importSecret, proposeAndApprove, startInProcess, type InProcessService } from "../helpers/harness.js";
+import { unary } from "../../src/client/connection.js";
+import { Algorithm, Environment } from "../../src/gen/custos/v1/custody.js";
 
 /*
  * The ccxt drop-in against a real custos (SoftHSM2, mTLS): for each exchange, one ccxt instance
@@ -225,6 +227,33 @@ describe("ccxt drop-in: withCustos", () => {
     assert.equal(plain.sent.length, 4);
     assert.deepEqual(viaCustos.sent, plain.sent);
     assert.match(String(plain.sent[0]!.body), /^timestamp=1700000000000&symbol=BTCUSDT&.*&recvWindow=10000&signature=[0-9a-f]{64}$/);
+  });
+
+  it("binanceusdm with an Ed25519 key generated in the HSM: ccxt's request, signed base64 and percent-encoded like ccxt's own Ed25519 signing", async () => {
+    const generated = await proposeAndApprove(svc.custody, {
+      kind: { $case: "generateKey", generateKey: { keyId: "bn-ed-ccxt", exchange: "binance", environment: Environment.ENVIRONMENT_TESTNET, label: "", apiKeyId: "tstEdKey", algorithm: Algorithm.ALGORITHM_ED25519, maxAgeDays: 0 } },
+      ttlSeconds: 0,
+    });
+    assert.equal(generated.state, "executed", generated.failure);
+    const publicKeyPem = (await unary(svc.custody, "listKeys", {})).keys.find((k) => k.keyId === "bn-ed-ccxt")!.publicKeyPem;
+    // ccxt configured with an Ed25519 private key of its own (PEM secret): custos's request must equal its bytes but for the signature.
+    const own = generateKeyPairSync("ed25519");
+    const c: Case = { ...CASES[0]!, apiKey: "tstEdKey", secret: own.privateKey.export({ format: "pem", type: "pkcs8" }).toString() };
+    const plain = instance(c, true);
+    const viaCustos = instance(c, false);
+    withCustos(viaCustos.ex, { keyId: "bn-ed-ccxt", client });
+    for (const { ex } of [plain, viaCustos]) {
+      ex.setMarkets([BTCUSDT_PERP]);
+      await ex.createOrder("BTC/USDT:USDT", "limit", "buy", 0.01, 30000);
+    }
+    const [mine, theirs] = [viaCustos.sent[0]!, plain.sent[0]!];
+    const split = (body: unknown) => /^(.*)&signature=([^&]+)$/.exec(String(body))!.slice(1) as [string, string];
+    const [signedBody, signature] = split(mine.body);
+    const [ccxtBody, ccxtSignature] = split(theirs.body);
+    assert.deepEqual({ ...mine, body: signedBody }, { ...theirs, body: ccxtBody }, "same URL, headers and signed parameters");
+    assert.ok(verify(null, Buffer.from(ccxtBody), own.publicKey, Buffer.from(decodeURIComponent(ccxtSignature), "base64")), "ccxt's own Ed25519 signature (the reference form)");
+    assert.ok(verify(null, Buffer.from(signedBody), createPublicKey(publicKeyPem), Buffer.from(decodeURIComponent(signature), "base64")), "custos's signature verifies with the key's public key");
+    assert.equal(signature, encodeURIComponent(decodeURIComponent(signature)), "percent-encoded like ccxt's");
   });
 
   it("krakenfutures: identical but for the Nonce custos adds (ccxt sends none), and the Authent over it", async () => {
