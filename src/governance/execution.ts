@@ -17,7 +17,7 @@ import { KEY_KINDS } from "./summary.js";
  * The steps of an approved proposal, each safe to repeat after a crash: the HSM step adopts
  * an object an interrupted run created (by CKA_ID), the record step and the proposal's
  * "executed" mark are one transaction, and the audit records are written from the state the
- * change left. GovernanceService decides when to run them; this class only runs them.
+ * change left. ProposalLifecycle decides when to run them; this class only runs them.
  */
 export class ProposalSteps {
   constructor(

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import type { AuditEvent, AuditLog } from "../audit/audit-log.js";
 import { CustosError, type CustosErrorCode } from "../errors.js";
-import { ENVELOPE_FORMAT, envelopeDigest, type ImportEnvelope } from "../hsm/envelope.js";
+import { envelopeDigest, type ImportEnvelope } from "../hsm/envelope.js";
 import type { Hsm, WrappingKeyInfo } from "../hsm/hsm.js";
 import { activeVersion, type KeyWithVersions } from "../keys/model.js";
 import type { ClientRecord } from "../signing/clients.js";
@@ -12,11 +12,12 @@ import type { Store } from "../store/store.js";
 import type { CredentialKind, OfficerRecord, ProposalRecord, ProposalState } from "./model.js";
 import type { PasskeyApprovals, PasskeyAssertion } from "./passkey.js";
 import { parseOfficerPublicKey, verifyApproval } from "./officer-key.js";
-import { buildProposal, canonicalProposal, proposalDigest, type Decision, type ProposalContent } from "./proposal.js";
+import { buildProposal, canonicalProposal, proposalDigest, type Decision } from "./proposal.js";
 import { DEFAULT_GRACE_SECONDS, contentOf, validateInput, type OfficerSpec, type ProposalInput } from "./proposal-input.js";
-import { ProposalSteps, checkRemovable, codeOf, keyOf, officerRecord } from "./execution.js";
-import { decideQuorum, validateRules, type QuorumOutcome } from "./quorum.js";
-import { summarise } from "./summary.js";
+import { codeOf, keyOf, officerRecord } from "./execution.js";
+import { ProposalLifecycle, type ProposalView } from "./proposal-lifecycle.js";
+import { ProposalPreconditions } from "./proposal-preconditions.js";
+import { validateRules } from "./quorum.js";
 
 export interface GovernanceOptions {
   /** The proposer's own approval counts toward the quorum (default false). */
@@ -31,27 +32,21 @@ export interface GovernanceOptions {
   proposalTtlMs: number;
 }
 
-/** A proposal as officers see it: its record, the quorum state and what it changes. */
-export interface ProposalView {
-  record: ProposalRecord;
-  quorum: QuorumOutcome;
-  summary: string[];
-}
-
 type Actor = { kind: "officer"; officer: OfficerRecord } | { kind: "admin"; identity: string };
 
 /**
  * Key officers and their quorum: every change to key material, grants, policy, officers or
  * the threshold is a proposal with a canonical digest, executes once a quorum of officers
  * signed that digest, and is executed as a persisted state machine that a restart resumes.
- * Freezing is the one immediate action.
+ * Freezing is the one immediate action. This class decides who may do what; what must hold
+ * before a proposal exists is ProposalPreconditions', what happens to it afterwards (quorum,
+ * execution, expiry, crash recovery) is ProposalLifecycle's.
  */
 export class GovernanceService {
   private officers = new Map<string, OfficerRecord>(); // by certificate identity
   private threshold: number | undefined;
-  /** Proposals being executed in this process (a vote and a resume never run one twice). */
-  private readonly executing = new Set<string>();
-  private readonly steps: ProposalSteps;
+  private readonly lifecycle: ProposalLifecycle;
+  private readonly preconditions: ProposalPreconditions;
 
   constructor(
     private readonly store: Store,
@@ -63,7 +58,8 @@ export class GovernanceService {
     /** Verifies console approvals signed with passkeys; absent, passkey votes are refused. */
     private readonly passkeys?: PasskeyApprovals,
   ) {
-    this.steps = new ProposalSteps(store, hsm, audit, opts);
+    this.lifecycle = new ProposalLifecycle(store, hsm, audit, directory, log, opts, () => this.load());
+    this.preconditions = new ProposalPreconditions(store, hsm, opts, this);
   }
 
   async load(): Promise<void> {
@@ -122,13 +118,13 @@ export class GovernanceService {
     this.requireOfficer(caller, "proposal.get");
     const p = await this.store.getProposal(id);
     if (!p) throw new CustosError("PROPOSAL_NOT_FOUND", `no proposal ${id}`);
-    return this.view(await this.expireIfDue(p));
+    return this.lifecycle.view(await this.lifecycle.expireIfDue(p));
   }
 
   async listProposals(caller: CallerContext, state?: ProposalState): Promise<ProposalView[]> {
     this.requireOfficer(caller, "proposal.list");
-    await this.expireDue();
-    return Promise.all((await this.store.listProposals(state)).map((p) => this.view(p)));
+    await this.lifecycle.expireDue();
+    return Promise.all((await this.store.listProposals(state)).map((p) => this.lifecycle.view(p)));
   }
 
   // ---- bootstrap -------------------------------------------------------------------------
@@ -164,7 +160,7 @@ export class GovernanceService {
     const keyId = input.kind === "import_key" ? input.key?.keyId : "keyId" in input ? input.keyId : undefined;
     try {
       validateInput(input);
-      await this.checkPreconditions(input);
+      await this.preconditions.check(input);
     } catch (e) {
       await this.audit.recordNow({ kind: "proposal.create", actor: officer.id, outcome: "denied", reason: codeOf(e), ...(keyId ? { key: keyId } : {}), details: { proposalKind: input.kind } });
       throw e;
@@ -196,7 +192,7 @@ export class GovernanceService {
     };
     await this.store.createProposal(record);
     await this.audit.recordNow({ kind: "proposal.create", actor: officer.id, outcome: "ok", key: keyOf(record), details: { proposal: record.id, proposalKind: kind, target, digest: record.digest } });
-    return this.view(record);
+    return this.lifecycle.view(record);
   }
 
   /**
@@ -248,7 +244,7 @@ export class GovernanceService {
     };
     let p = await this.store.getProposal(id);
     if (!p) return deny("PROPOSAL_NOT_FOUND", `no proposal ${id}`);
-    p = await this.expireIfDue(p);
+    p = await this.lifecycle.expireIfDue(p);
     if (p.state !== "pending") return deny("PROPOSAL_CLOSED", `proposal ${id} is ${p.state}`, p);
     let signed: Awaited<ReturnType<typeof verify>>;
     try {
@@ -265,54 +261,7 @@ export class GovernanceService {
       key: keyOf(p),
       details: { proposal: id, digest: p.digest, credential: credentialKind, ...(credentialId ? { credentialId } : {}), ...(reason ? { reason: reason.slice(0, 200) } : {}) },
     });
-    return this.settle(p);
-  }
-
-  /** Applies the quorum verdict to a pending proposal. */
-  private async settle(p: ProposalRecord): Promise<ProposalView> {
-    const quorum = await this.quorumOf(p);
-    if (quorum.verdict === "approved") {
-      await this.execute(p);
-    } else if (quorum.verdict === "rejected") {
-      if (await this.store.updateProposal(p.id, "pending", { state: "rejected" })) {
-        await this.audit.recordNow({ kind: "proposal.rejected", actor: "system", outcome: "ok", key: keyOf(p), details: { proposal: p.id, digest: p.digest, by: quorum.rejections.join(",") } });
-      }
-    }
-    return this.view((await this.store.getProposal(p.id))!);
-  }
-
-  // ---- execution (a persisted state machine) ------------------------------------------------
-
-  /** Runs (or resumes) an approved proposal. Steps already done are skipped by their own checks. */
-  private async execute(p: ProposalRecord): Promise<void> {
-    if (this.executing.has(p.id)) return;
-    this.executing.add(p.id);
-    try {
-      // Only a pending (approved) or an interrupted executing proposal runs; never an expired,
-      // rejected, failed or executed one.
-      if (p.state !== "pending" && p.state !== "executing") return;
-      if (p.state === "pending") {
-        if (!(await this.store.updateProposal(p.id, "pending", { state: "executing" }))) return; // a concurrent vote got there first
-        await this.audit.recordNow({ kind: "proposal.execute", actor: "system", outcome: "ok", key: keyOf(p), details: { proposal: p.id, digest: p.digest, step: "start" } });
-        p = { ...p, state: "executing" };
-      }
-      const content = JSON.parse(p.canonical) as ProposalContent;
-      const done = { proposalId: p.id, at: new Date().toISOString() };
-      try {
-        await this.steps.run(p, content, done);
-      } catch (e) {
-        await this.store.updateProposal(p.id, "executing", { state: "failed", failure: e instanceof Error ? e.message.slice(0, 500) : String(e) });
-        await this.audit.recordNow({ kind: "proposal.failed", actor: "system", outcome: "failed", reason: codeOf(e), key: keyOf(p), details: { proposal: p.id, digest: p.digest } });
-        this.log.warn({ event: "proposal.failed", proposal: p.id, kind: p.kind, reason: codeOf(e) }, "proposal execution failed");
-        // The vote that triggered the execution answers with the execution's error.
-        throw e;
-      }
-      await this.steps.completed(p);
-    } finally {
-      this.executing.delete(p.id);
-      await this.directory.reload(this.store);
-      await this.load();
-    }
+    return this.lifecycle.settle(p);
   }
 
   // ---- freeze -------------------------------------------------------------------------------
@@ -352,29 +301,16 @@ export class GovernanceService {
     throw this.deny(caller, "freeze", caller.identity ? "ROLE_NOT_ALLOWED" : "UNAUTHENTICATED", "only an officer or a client with the freeze grant may freeze");
   }
 
-  // ---- background work: expiry, grace periods, crash recovery ----------------------------------
+  // ---- background work: expiry, grace periods, crash recovery (ProposalLifecycle) ------------
 
   /** Expired pending proposals end (their envelopes deleted). */
   async expireDue(now = Date.now()): Promise<void> {
-    for (const p of await this.store.listProposals("pending")) await this.expireIfDue(p, now);
-  }
-
-  private async expireIfDue(p: ProposalRecord, now = Date.now()): Promise<ProposalRecord> {
-    if (p.state !== "pending" || Date.parse(p.expiresAt) > now) return p;
-    if (await this.store.updateProposal(p.id, "pending", { state: "expired" })) {
-      await this.audit.recordNow({ kind: "proposal.expired", actor: "system", outcome: "ok", key: keyOf(p), details: { proposal: p.id, digest: p.digest } });
-    }
-    return (await this.store.getProposal(p.id))!;
+    return this.lifecycle.expireDue(now);
   }
 
   /** Retiring versions whose grace period ended are destroyed. */
   async retireDue(now = Date.now()): Promise<void> {
-    for (const key of await this.store.listKeys()) {
-      for (const v of key.versions) {
-        if (v.state === "retiring" && v.retireAt && Date.parse(v.retireAt) <= now) await this.steps.destroyVersion(key.id, v.version);
-      }
-    }
-    await this.directory.reload(this.store);
+    return this.lifecycle.retireDue(now);
   }
 
   /**
@@ -383,28 +319,7 @@ export class GovernanceService {
    * are destroyed; approved-but-unexecuted pending proposals execute.
    */
   async resume(): Promise<void> {
-    for (const p of await this.store.listProposals("executing")) {
-      await this.audit.recordNow({ kind: "reconcile.resume", actor: "system", outcome: "ok", key: keyOf(p), details: { proposal: p.id, digest: p.digest, step: p.step ?? "start" } });
-      await this.execute(p).catch(() => undefined); // a failure is recorded on the proposal and audited
-    }
-    for (const p of await this.store.listProposals("executed")) {
-      if (p.step === "audited") continue;
-      // Executed (change and mark in one transaction) but its records not yet written.
-      await this.audit.recordNow({ kind: "reconcile.complete", actor: "system", outcome: "ok", key: keyOf(p), details: { proposal: p.id, digest: p.digest } });
-      await this.steps.completed(p);
-    }
-    for (const key of await this.store.listKeys()) {
-      for (const v of key.versions) if (v.state === "destroying") await this.steps.destroyVersion(key.id, v.version);
-    }
-    for (const p of await this.store.listProposals("pending")) {
-      // Votes are refused after expiry, so a quorum found here was reached before it: a crash
-      // between the last vote and the execution must not turn an approved proposal into an
-      // expired one.
-      const q = await this.quorumOf(p);
-      if (q.verdict === "approved" || q.verdict === "rejected") await this.settle(p).catch(() => undefined);
-      else await this.expireIfDue(p);
-    }
-    await this.directory.reload(this.store);
+    return this.lifecycle.resume();
   }
 
   /**
@@ -412,141 +327,15 @@ export class GovernanceService {
    * run that crashed before recording. Destroyed, with an audit record. Run after resume().
    */
   async destroyOrphans(): Promise<string[]> {
-    const known = new Set((await this.store.listKeys()).flatMap((k) => k.versions.filter((v) => v.state !== "destroyed").map((v) => v.objectId)));
-    const inFlight = new Set((await this.store.listProposals("executing")).map((p) => p.target));
-    const orphans = (await this.hsm.listSecretIds()).filter((id) => id.startsWith("custos:") && !known.has(id) && !inFlight.has(id.split(":")[1] ?? ""));
-    for (const id of orphans) {
-      await this.hsm.destroySecret(id);
-      await this.audit.recordNow({ kind: "reconcile.destroy_orphan", actor: "system", outcome: "ok", details: { objectId: id } });
-    }
-    return orphans;
+    return this.lifecycle.destroyOrphans();
   }
 
   /** Keys past their max age (for logs, /readyz and metrics). */
   async overdueKeys(now = Date.now()): Promise<Array<{ id: string; dueAt: string }>> {
-    const out: Array<{ id: string; dueAt: string }> = [];
-    for (const key of await this.store.listKeys()) {
-      const active = activeVersion(key);
-      if (!active?.activatedAt) continue;
-      const due = Date.parse(active.activatedAt) + key.maxAgeDays * 86_400_000;
-      if (due <= now) out.push({ id: key.id, dueAt: new Date(due).toISOString() });
-    }
-    return out;
+    return this.lifecycle.overdueKeys(now);
   }
 
   // ---- helpers ------------------------------------------------------------------------------
-
-  private async checkPreconditions(input: ProposalInput): Promise<void> {
-    if (!this.initialised) throw new CustosError("GOVERNANCE_NOT_INITIALISED", "governance is not initialised: run `custos governance init` first");
-    const open = async (kind: string, target: string) =>
-      [...(await this.store.listProposals("pending")), ...(await this.store.listProposals("executing"))].some((p) => p.kind === kind && p.target === target && Date.parse(p.expiresAt) > Date.now());
-    switch (input.kind) {
-      case "generate_key":
-        if (await this.store.getKey(input.key.keyId)) throw new CustosError("KEY_EXISTS", `key ${input.key.keyId} already exists`);
-        if ((await open("import_key", input.key.keyId)) || (await open("generate_key", input.key.keyId))) throw new CustosError("PRECONDITION_FAILED", `a key ${input.key.keyId} is already proposed`);
-        return;
-      case "import_key":
-        this.checkEnvelope(input.envelope);
-        if (await this.store.getKey(input.key.keyId)) throw new CustosError("KEY_EXISTS", `key ${input.key.keyId} already exists`);
-        if (await open("import_key", input.key.keyId)) throw new CustosError("PRECONDITION_FAILED", `an import of ${input.key.keyId} is already proposed`);
-        return;
-      case "rotate_key": {
-        const key = await this.store.getKey(input.keyId);
-        if (!key) throw new CustosError("KEY_NOT_FOUND", `no key ${input.keyId}`);
-        if (key.algorithm === "ed25519") {
-          // The new pair is generated at execution; the exchange assigns its API key id only after
-          // the officers register the new public key (set_api_key_id then activates it).
-          if (input.envelope) throw new CustosError("INVALID_ARGUMENT", "an Ed25519 key's new version is generated in the HSM: send no envelope");
-          if (input.apiKeyId) throw new CustosError("INVALID_ARGUMENT", "the new Ed25519 version's API key id is set after its public key is registered (set_api_key_id)");
-          if (key.versions.some((v) => v.state === "pending")) throw new CustosError("PRECONDITION_FAILED", `key ${input.keyId} already has a pending version: register it (set_api_key_id) or destroy it`);
-        } else {
-          if (!input.envelope) throw new CustosError("INVALID_ARGUMENT", "envelope is required");
-          this.checkEnvelope(input.envelope);
-        }
-        if (await open("rotate_key", input.keyId)) throw new CustosError("PRECONDITION_FAILED", `a rotation of ${input.keyId} is already in flight`);
-        return;
-      }
-      case "destroy_version": {
-        const key = await this.store.getKey(input.keyId);
-        const v = key?.versions.find((x) => x.version === input.version);
-        if (!v) throw new CustosError("VERSION_NOT_FOUND", `key ${input.keyId} has no version ${input.version}`);
-        if (v.state === "active") throw new CustosError("PRECONDITION_FAILED", `version ${input.version} is the active version: rotate first`);
-        if (v.state === "destroyed" || v.state === "destroying") throw new CustosError("PRECONDITION_FAILED", `version ${input.version} is already ${v.state}`);
-        return;
-      }
-      case "set_grants":
-        for (const k of input.keyIds) if (!(await this.store.getKey(k))) throw new CustosError("KEY_NOT_FOUND", `no key ${k}`);
-        return;
-      case "set_policy":
-      case "set_api_key_id":
-        if (!(await this.store.getKey(input.keyId))) throw new CustosError("KEY_NOT_FOUND", `no key ${input.keyId}`);
-        return;
-      case "add_officer":
-        parseOfficerPublicKey(input.officer.publicKeyPem);
-        if ((await this.store.listOfficers()).some((o) => o.id === input.officer.id || o.identity === input.officer.identity)) {
-          throw new CustosError("PRECONDITION_FAILED", `officer ${input.officer.id} (or identity ${input.officer.identity}) exists`);
-        }
-        return;
-      case "remove_officer": {
-        const active = (await this.store.listOfficers()).filter((o) => o.status === "active");
-        if (!active.some((o) => o.id === input.officerId)) throw new CustosError("PRECONDITION_FAILED", `no active officer ${input.officerId}`);
-        checkRemovable(this.opts, active.length, (await this.store.getGovernance())!.threshold, input.officerId);
-        return;
-      }
-      case "set_threshold":
-        validateRules({ threshold: input.threshold, proposerCounts: this.opts.proposerCounts, veto: this.opts.veto }, (await this.store.listOfficers()).filter((o) => o.status === "active").length);
-        return;
-      case "remove_credential": {
-        const passkey = await this.store.getPasskey(input.credentialId);
-        if (!passkey || passkey.officerId !== input.officerId) throw new CustosError("PRECONDITION_FAILED", `officer ${input.officerId} has no such passkey`);
-        return;
-      }
-      case "add_credential": {
-        if (!this.activeOfficer(input.officerId)) throw new CustosError("PRECONDITION_FAILED", `no active officer ${input.officerId}`);
-        if (await this.store.getPasskey(input.passkey.id)) throw new CustosError("PRECONDITION_FAILED", "this passkey is already registered");
-        const pending = [...(await this.store.listProposals("pending")), ...(await this.store.listProposals("executing"))];
-        if (pending.some((p) => p.kind === "add_credential" && (JSON.parse(p.canonical) as ProposalContent).params.credentialId === input.passkey.id)) {
-          throw new CustosError("PRECONDITION_FAILED", "this passkey is already proposed");
-        }
-        return;
-      }
-      case "thaw":
-        if (input.target === "key" ? !(await this.store.getKey(input.id))?.frozenAt : !(await this.store.getClient(input.id))?.frozenAt) {
-          throw new CustosError("PRECONDITION_FAILED", `${input.target} ${input.id} is not frozen`);
-        }
-        return;
-    }
-  }
-
-  /**
-   * What can be checked without opening the envelope: its format, and that it was made for
-   * this HSM's wrapping key and OAEP hash. (Whether it opens is known only when it executes.)
-   */
-  private checkEnvelope(e: ImportEnvelope): void {
-    const w = this.hsm.wrappingKey();
-    if (e.format !== ENVELOPE_FORMAT) throw new CustosError("ENVELOPE_INVALID", `unknown envelope format ${e.format}`);
-    if (e.wrappingKeyFingerprint !== w.fingerprint) throw new CustosError("ENVELOPE_INVALID", "envelope was made for another wrapping key");
-    if (e.oaepHash !== w.oaepHash) throw new CustosError("ENVELOPE_INVALID", `this HSM unwraps OAEP with ${w.oaepHash}, not ${e.oaepHash}`);
-  }
-
-  private async quorumOf(p: ProposalRecord): Promise<QuorumOutcome> {
-    const officers = await this.store.listOfficers();
-    const g = await this.store.getGovernance();
-    return decideQuorum({
-      digest: p.digest,
-      proposer: p.proposer,
-      expiresAt: Date.parse(p.expiresAt),
-      now: Date.now(),
-      executed: p.state === "executed" || p.state === "executing",
-      activeOfficers: new Set(officers.filter((o) => o.status === "active").map((o) => o.id)),
-      votes: (await this.store.listVotes(p.id)).map((v) => ({ officer: v.officerId, decision: v.decision, digest: v.digest })),
-      rules: { threshold: g?.threshold ?? Number.MAX_SAFE_INTEGER, proposerCounts: this.opts.proposerCounts, veto: this.opts.veto },
-    });
-  }
-
-  private async view(p: ProposalRecord): Promise<ProposalView> {
-    return { record: p, quorum: await this.quorumOf(p), summary: await summarise(this.store, p) };
-  }
 
   private requireOfficer(caller: CallerContext, action: string): OfficerRecord {
     const actor = this.requireActor(caller, action, { admin: false });
@@ -580,10 +369,10 @@ export class GovernanceService {
   }
 }
 
-
 /** Envelopes are stored with their proposal as JSON with base64 fields (only the HSM can open them). */
 function serialiseEnvelope(e: ImportEnvelope): string {
   return JSON.stringify({ ...e, encryptedAesKey: e.encryptedAesKey.toString("base64"), wrappedKey: e.wrappedKey.toString("base64") });
 }
 
 export { DEFAULT_GRACE_SECONDS };
+export type { ProposalView };

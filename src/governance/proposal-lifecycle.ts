@@ -1,0 +1,192 @@
+import type { Logger } from "pino";
+import type { AuditLog } from "../audit/audit-log.js";
+import type { Hsm } from "../hsm/hsm.js";
+import { activeVersion } from "../keys/model.js";
+import type { AccessDirectory } from "../signing/directory.js";
+import type { Store } from "../store/store.js";
+import type { ProposalRecord } from "./model.js";
+import type { ProposalContent } from "./proposal.js";
+import { ProposalSteps, codeOf, keyOf } from "./execution.js";
+import { decideQuorum, type QuorumOutcome } from "./quorum.js";
+import { summarise } from "./summary.js";
+
+/** A proposal as officers see it: its record, the quorum state and what it changes. */
+export interface ProposalView {
+  record: ProposalRecord;
+  quorum: QuorumOutcome;
+  summary: string[];
+}
+
+/**
+ * What happens to a proposal once it exists: the quorum verdict, execution as a persisted
+ * state machine (ProposalSteps runs the steps), expiry; and the background work that
+ * finishes what was started: grace periods, crash recovery, orphaned HSM objects, overdue
+ * keys. GovernanceService decides who may propose and vote; this class never checks a caller.
+ */
+export class ProposalLifecycle {
+  /** Proposals being executed in this process (a vote and a resume never run one twice). */
+  private readonly executing = new Set<string>();
+  private readonly steps: ProposalSteps;
+
+  constructor(
+    private readonly store: Store,
+    private readonly hsm: Hsm,
+    private readonly audit: AuditLog,
+    private readonly directory: AccessDirectory,
+    private readonly log: Logger,
+    private readonly opts: { autoGrant: readonly string[]; proposerCounts: boolean; veto: boolean },
+    /** Re-reads the officers and threshold after an execution (it may have changed them). */
+    private readonly reloadGovernance: () => Promise<void>,
+  ) {
+    this.steps = new ProposalSteps(store, hsm, audit, opts);
+  }
+
+  /** Applies the quorum verdict to a pending proposal. */
+  async settle(p: ProposalRecord): Promise<ProposalView> {
+    const quorum = await this.quorumOf(p);
+    if (quorum.verdict === "approved") {
+      await this.execute(p);
+    } else if (quorum.verdict === "rejected") {
+      if (await this.store.updateProposal(p.id, "pending", { state: "rejected" })) {
+        await this.audit.recordNow({ kind: "proposal.rejected", actor: "system", outcome: "ok", key: keyOf(p), details: { proposal: p.id, digest: p.digest, by: quorum.rejections.join(",") } });
+      }
+    }
+    return this.view((await this.store.getProposal(p.id))!);
+  }
+
+  async view(p: ProposalRecord): Promise<ProposalView> {
+    return { record: p, quorum: await this.quorumOf(p), summary: await summarise(this.store, p) };
+  }
+
+  // ---- execution (a persisted state machine) ------------------------------------------------
+
+  /** Runs (or resumes) an approved proposal. Steps already done are skipped by their own checks. */
+  private async execute(p: ProposalRecord): Promise<void> {
+    if (this.executing.has(p.id)) return;
+    this.executing.add(p.id);
+    try {
+      // Only a pending (approved) or an interrupted executing proposal runs; never an expired,
+      // rejected, failed or executed one.
+      if (p.state !== "pending" && p.state !== "executing") return;
+      if (p.state === "pending") {
+        if (!(await this.store.updateProposal(p.id, "pending", { state: "executing" }))) return; // a concurrent vote got there first
+        await this.audit.recordNow({ kind: "proposal.execute", actor: "system", outcome: "ok", key: keyOf(p), details: { proposal: p.id, digest: p.digest, step: "start" } });
+        p = { ...p, state: "executing" };
+      }
+      const content = JSON.parse(p.canonical) as ProposalContent;
+      const done = { proposalId: p.id, at: new Date().toISOString() };
+      try {
+        await this.steps.run(p, content, done);
+      } catch (e) {
+        await this.store.updateProposal(p.id, "executing", { state: "failed", failure: e instanceof Error ? e.message.slice(0, 500) : String(e) });
+        await this.audit.recordNow({ kind: "proposal.failed", actor: "system", outcome: "failed", reason: codeOf(e), key: keyOf(p), details: { proposal: p.id, digest: p.digest } });
+        this.log.warn({ event: "proposal.failed", proposal: p.id, kind: p.kind, reason: codeOf(e) }, "proposal execution failed");
+        // The vote that triggered the execution answers with the execution's error.
+        throw e;
+      }
+      await this.steps.completed(p);
+    } finally {
+      this.executing.delete(p.id);
+      await this.directory.reload(this.store);
+      await this.reloadGovernance();
+    }
+  }
+
+  // ---- background work: expiry, grace periods, crash recovery ----------------------------------
+
+  /** Expired pending proposals end (their envelopes deleted). */
+  async expireDue(now = Date.now()): Promise<void> {
+    for (const p of await this.store.listProposals("pending")) await this.expireIfDue(p, now);
+  }
+
+  /** `p` as it is now: expired (and audited) if it was pending past its expiry. */
+  async expireIfDue(p: ProposalRecord, now = Date.now()): Promise<ProposalRecord> {
+    if (p.state !== "pending" || Date.parse(p.expiresAt) > now) return p;
+    if (await this.store.updateProposal(p.id, "pending", { state: "expired" })) {
+      await this.audit.recordNow({ kind: "proposal.expired", actor: "system", outcome: "ok", key: keyOf(p), details: { proposal: p.id, digest: p.digest } });
+    }
+    return (await this.store.getProposal(p.id))!;
+  }
+
+  /** Retiring versions whose grace period ended are destroyed. */
+  async retireDue(now = Date.now()): Promise<void> {
+    for (const key of await this.store.listKeys()) {
+      for (const v of key.versions) {
+        if (v.state === "retiring" && v.retireAt && Date.parse(v.retireAt) <= now) await this.steps.destroyVersion(key.id, v.version);
+      }
+    }
+    await this.directory.reload(this.store);
+  }
+
+  /**
+   * Start-up: finish what a crash interrupted. Executing proposals resume from their last
+   * step; executed ones whose completion was not audited get it; versions left `destroying`
+   * are destroyed; approved-but-unexecuted pending proposals execute.
+   */
+  async resume(): Promise<void> {
+    for (const p of await this.store.listProposals("executing")) {
+      await this.audit.recordNow({ kind: "reconcile.resume", actor: "system", outcome: "ok", key: keyOf(p), details: { proposal: p.id, digest: p.digest, step: p.step ?? "start" } });
+      await this.execute(p).catch(() => undefined); // a failure is recorded on the proposal and audited
+    }
+    for (const p of await this.store.listProposals("executed")) {
+      if (p.step === "audited") continue;
+      // Executed (change and mark in one transaction) but its records not yet written.
+      await this.audit.recordNow({ kind: "reconcile.complete", actor: "system", outcome: "ok", key: keyOf(p), details: { proposal: p.id, digest: p.digest } });
+      await this.steps.completed(p);
+    }
+    for (const key of await this.store.listKeys()) {
+      for (const v of key.versions) if (v.state === "destroying") await this.steps.destroyVersion(key.id, v.version);
+    }
+    for (const p of await this.store.listProposals("pending")) {
+      // Votes are refused after expiry, so a quorum found here was reached before it: a crash
+      // between the last vote and the execution must not turn an approved proposal into an
+      // expired one.
+      const q = await this.quorumOf(p);
+      if (q.verdict === "approved" || q.verdict === "rejected") await this.settle(p).catch(() => undefined);
+      else await this.expireIfDue(p);
+    }
+    await this.directory.reload(this.store);
+  }
+
+  /**
+   * HSM secret objects that no version (and no executing proposal) references: remnants of a
+   * run that crashed before recording. Destroyed, with an audit record. Run after resume().
+   */
+  async destroyOrphans(): Promise<string[]> {
+    const known = new Set((await this.store.listKeys()).flatMap((k) => k.versions.filter((v) => v.state !== "destroyed").map((v) => v.objectId)));
+    const inFlight = new Set((await this.store.listProposals("executing")).map((p) => p.target));
+    const orphans = (await this.hsm.listSecretIds()).filter((id) => id.startsWith("custos:") && !known.has(id) && !inFlight.has(id.split(":")[1] ?? ""));
+    for (const id of orphans) {
+      await this.hsm.destroySecret(id);
+      await this.audit.recordNow({ kind: "reconcile.destroy_orphan", actor: "system", outcome: "ok", details: { objectId: id } });
+    }
+    return orphans;
+  }
+
+  /** Keys past their max age (for logs, /readyz and metrics). */
+  async overdueKeys(now = Date.now()): Promise<Array<{ id: string; dueAt: string }>> {
+    const out: Array<{ id: string; dueAt: string }> = [];
+    for (const key of await this.store.listKeys()) {
+      const active = activeVersion(key);
+      if (!active?.activatedAt) continue;
+      const due = Date.parse(active.activatedAt) + key.maxAgeDays * 86_400_000;
+      if (due <= now) out.push({ id: key.id, dueAt: new Date(due).toISOString() });
+    }
+    return out;
+  }
+
+  private async quorumOf(p: ProposalRecord): Promise<QuorumOutcome> {
+    const officers = await this.store.listOfficers();
+    const g = await this.store.getGovernance();
+    return decideQuorum({
+      digest: p.digest,
+      proposer: p.proposer,
+      expiresAt: Date.parse(p.expiresAt),
+      now: Date.now(),
+      executed: p.state === "executed" || p.state === "executing",
+      activeOfficers: new Set(officers.filter((o) => o.status === "active").map((o) => o.id)),
+      votes: (await this.store.listVotes(p.id)).map((v) => ({ officer: v.officerId, decision: v.decision, digest: v.digest })),
+      rules: { threshold: g?.threshold ?? Number.MAX_SAFE_INTEGER, proposerCounts: this.opts.proposerCounts, veto: this.opts.veto },
+    });
+  }
+}

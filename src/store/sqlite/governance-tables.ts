@@ -1,0 +1,199 @@
+import { CustosError } from "../../errors.js";
+import type { GovernanceRecord, OfficerRecord, PasskeyRecord, ProposalRecord, ProposalState, VoteRecord } from "../../governance/model.js";
+import type { ProposalDone } from "../store.js";
+import { SqliteTables, type Row } from "./sqlite-tables.js";
+
+/** The threshold, officers and their passkeys, proposals and votes (the governance part of SqliteStore). */
+export class SqliteGovernanceTables extends SqliteTables {
+  async getGovernance(): Promise<GovernanceRecord | undefined> {
+    const row = this.db.prepare("SELECT * FROM governance WHERE id = 1").get() as Row | undefined;
+    return row ? { threshold: row.threshold as number, initialisedAt: row.initialised_at as string } : undefined;
+  }
+
+  async initGovernance(threshold: number, officers: readonly OfficerRecord[], at: string): Promise<void> {
+    this.write(() => {
+      if (this.db.prepare("SELECT 1 FROM governance WHERE id = 1").get()) throw new CustosError("GOVERNANCE_EXISTS", "governance is already initialised");
+      for (const o of officers) this.insertOfficer(o);
+      this.db.prepare("INSERT INTO governance (id, threshold, initialised_at) VALUES (1, ?, ?)").run(threshold, at);
+    });
+  }
+
+  async setThreshold(threshold: number, done?: ProposalDone): Promise<void> {
+    this.write(() => {
+      this.db.prepare("UPDATE governance SET threshold = ? WHERE id = 1").run(threshold);
+      this.markDone(done);
+    });
+  }
+
+  async listOfficers(): Promise<OfficerRecord[]> {
+    return (this.db.prepare("SELECT * FROM officers ORDER BY id").all() as Row[]).map(toOfficer);
+  }
+
+  async addOfficer(officer: OfficerRecord, done?: ProposalDone): Promise<void> {
+    this.write(() => {
+      this.insertOfficer(officer);
+      this.markDone(done);
+    });
+  }
+
+  async setOfficerStatus(id: string, status: OfficerRecord["status"], done?: ProposalDone): Promise<void> {
+    this.write(() => {
+      this.db.prepare("UPDATE officers SET status = ? WHERE id = ?").run(status, id);
+      this.markDone(done);
+    });
+  }
+
+  private insertOfficer(o: OfficerRecord): void {
+    if (this.db.prepare("SELECT 1 FROM officers WHERE id = ? OR identity = ?").get(o.id, o.identity)) {
+      throw new CustosError("PRECONDITION_FAILED", `an officer ${o.id} or with identity ${o.identity} exists`);
+    }
+    this.db
+      .prepare("INSERT INTO officers (id, display_name, identity, public_key, fingerprint, status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
+      .run(o.id, o.displayName, o.identity, o.publicKeyPem, o.fingerprint, o.status, o.createdAt);
+  }
+
+  async listPasskeys(officerId?: string): Promise<PasskeyRecord[]> {
+    const rows = officerId
+      ? (this.db.prepare("SELECT * FROM officer_passkeys WHERE officer_id = ? ORDER BY created_at, credential_id").all(officerId) as Row[])
+      : (this.db.prepare("SELECT * FROM officer_passkeys ORDER BY officer_id, created_at, credential_id").all() as Row[]);
+    return rows.map(toPasskey);
+  }
+
+  async getPasskey(credentialId: string): Promise<PasskeyRecord | undefined> {
+    const row = this.db.prepare("SELECT * FROM officer_passkeys WHERE credential_id = ?").get(credentialId) as Row | undefined;
+    return row ? toPasskey(row) : undefined;
+  }
+
+  async addPasskey(k: PasskeyRecord, done?: ProposalDone): Promise<void> {
+    this.write(() => {
+      if (this.db.prepare("SELECT 1 FROM officer_passkeys WHERE credential_id = ?").get(k.id)) throw new CustosError("PRECONDITION_FAILED", "this passkey is already registered");
+      this.db
+        .prepare("INSERT INTO officer_passkeys (credential_id, officer_id, public_key, counter, transports, aaguid, label, created_at, last_used_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+        .run(k.id, k.officerId, k.publicKey, k.counter, JSON.stringify(k.transports), k.aaguid, k.label, k.createdAt, k.lastUsedAt);
+      this.markDone(done);
+    });
+  }
+
+  async removePasskey(credentialId: string, done?: ProposalDone): Promise<void> {
+    this.write(() => {
+      const r = this.db.prepare("DELETE FROM officer_passkeys WHERE credential_id = ?").run(credentialId);
+      if (r.changes === 0) throw new CustosError("PRECONDITION_FAILED", "no such passkey");
+      this.markDone(done);
+    });
+  }
+
+  async recordPasskeyUse(credentialId: string, counter: number, at: string): Promise<boolean> {
+    let changed = false;
+    this.write(() => {
+      const r = this.db
+        .prepare("UPDATE officer_passkeys SET counter = ?, last_used_at = ? WHERE credential_id = ? AND (counter < ? OR (counter = 0 AND ? = 0))")
+        .run(counter, at, credentialId, counter, counter);
+      changed = r.changes === 1;
+    });
+    return changed;
+  }
+
+  async createProposal(p: ProposalRecord): Promise<void> {
+    this.write(() => {
+      this.db
+        .prepare(
+          `INSERT INTO proposals (id, kind, target, canonical, digest, proposer, state, step, envelope, created_at, expires_at, executed_at, failure)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(p.id, p.kind, p.target, p.canonical, p.digest, p.proposer, p.state, p.step, p.envelope, p.createdAt, p.expiresAt, p.executedAt, p.failure);
+    });
+  }
+
+  async getProposal(id: string): Promise<ProposalRecord | undefined> {
+    const row = this.db.prepare("SELECT * FROM proposals WHERE id = ?").get(id) as Row | undefined;
+    return row ? toProposal(row) : undefined;
+  }
+
+  async listProposals(state?: ProposalState): Promise<ProposalRecord[]> {
+    const rows = state
+      ? (this.db.prepare("SELECT * FROM proposals WHERE state = ? ORDER BY created_at, id").all(state) as Row[])
+      : (this.db.prepare("SELECT * FROM proposals ORDER BY created_at, id").all() as Row[]);
+    return rows.map(toProposal);
+  }
+
+  async updateProposal(id: string, from: ProposalState, patch: { state?: ProposalState; step?: string; failure?: string; executedAt?: string }): Promise<boolean> {
+    let changed = false;
+    this.write(() => {
+      const final = patch.state !== undefined && patch.state !== "pending" && patch.state !== "executing";
+      const r = this.db
+        .prepare(
+          `UPDATE proposals SET state = COALESCE(?, state), step = COALESCE(?, step), failure = COALESCE(?, failure),
+             executed_at = COALESCE(?, executed_at), envelope = CASE WHEN ? THEN NULL ELSE envelope END
+           WHERE id = ? AND state = ?`,
+        )
+        .run(patch.state ?? null, patch.step ?? null, patch.failure ?? null, patch.executedAt ?? null, final ? 1 : 0, id, from);
+      changed = r.changes === 1;
+    });
+    return changed;
+  }
+
+  async addVote(v: VoteRecord): Promise<void> {
+    this.write(() => {
+      this.db
+        .prepare("INSERT INTO votes (proposal_id, officer_id, decision, digest, signature, at, credential_kind, credential_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
+        .run(v.proposalId, v.officerId, v.decision, v.digest, v.signature, v.at, v.credentialKind ?? "ed25519", v.credentialId ?? null);
+    });
+  }
+
+  async listVotes(proposalId: string): Promise<VoteRecord[]> {
+    return (this.db.prepare("SELECT * FROM votes WHERE proposal_id = ? ORDER BY at, officer_id").all(proposalId) as Row[]).map((r) => ({
+      proposalId: r.proposal_id as string,
+      officerId: r.officer_id as string,
+      decision: r.decision as VoteRecord["decision"],
+      digest: r.digest as string,
+      signature: r.signature as string,
+      at: r.at as string,
+      credentialKind: (r.credential_kind as VoteRecord["credentialKind"]) ?? "ed25519",
+      ...(r.credential_id ? { credentialId: r.credential_id as string } : {}),
+    }));
+  }
+}
+
+function toOfficer(r: Row): OfficerRecord {
+  return {
+    id: r.id as string,
+    displayName: r.display_name as string,
+    identity: r.identity as string,
+    publicKeyPem: r.public_key as string,
+    fingerprint: r.fingerprint as string,
+    status: r.status as OfficerRecord["status"],
+    createdAt: r.created_at as string,
+  };
+}
+
+function toPasskey(r: Row): PasskeyRecord {
+  return {
+    id: r.credential_id as string,
+    officerId: r.officer_id as string,
+    publicKey: r.public_key as string,
+    counter: r.counter as number,
+    transports: JSON.parse(r.transports as string) as string[],
+    aaguid: r.aaguid as string,
+    label: r.label as string,
+    createdAt: r.created_at as string,
+    lastUsedAt: (r.last_used_at as string | null) ?? null,
+  };
+}
+
+function toProposal(r: Row): ProposalRecord {
+  return {
+    id: r.id as string,
+    kind: r.kind as string,
+    target: r.target as string,
+    canonical: r.canonical as string,
+    digest: r.digest as string,
+    proposer: r.proposer as string,
+    state: r.state as ProposalState,
+    step: (r.step as string | null) ?? null,
+    envelope: (r.envelope as string | null) ?? null,
+    createdAt: r.created_at as string,
+    expiresAt: r.expires_at as string,
+    executedAt: (r.executed_at as string | null) ?? null,
+    failure: (r.failure as string | null) ?? null,
+  };
+}
