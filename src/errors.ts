@@ -44,6 +44,7 @@ export type CustosErrorCode =
   // HSM
   | "HSM_UNAVAILABLE" // session lost, token logged out, device error: retry later
   | "HSM_KEY_SIZE" // key length outside the mechanism's range
+  | "HSM_UNSUPPORTED" // the HSM lacks what the operation needs (e.g. unwrapping an Ed25519 private key)
   | "HSM_ERROR" // any other PKCS#11 failure
   // store and everything else
   | "STORE_ERROR"

@@ -1,3 +1,5 @@
+import { createPrivateKey, createPublicKey, type KeyObject } from "node:crypto";
+import { readFileSync, statSync } from "node:fs";
 import type { Command } from "commander";
 import { unary } from "../client/connection.js";
 import { ALGORITHM_ENUM } from "../transport/grpc/enums.js";
@@ -30,7 +32,8 @@ export function registerKeyCommands(program: Command): void {
     .requiredOption("--key <id>", "key id, e.g. binance-main")
     .requiredOption("--exchange <name>", "exchange, e.g. binance")
     .option("--api-key-id <id>", "the exchange's public API key (returned with signatures)", "")
-    .option("--algorithm <alg>", "hmac-sha256 | hmac-sha384 | hmac-sha512 (default: the exchange's, else hmac-sha256)")
+    .option("--algorithm <alg>", "hmac-sha256 | hmac-sha384 | hmac-sha512 (default: the exchange's, else hmac-sha256); ed25519 with --pkcs8-file")
+    .option("--pkcs8-file <file>", "ed25519 only: an existing private key to migrate, PKCS#8 PEM or DER in a 0600 file (wrapped here; the HSM must support unwrapping Ed25519 keys)")
     .option("--environment <env>", "mainnet | testnet", "mainnet")
     .option("--label <text>", "human-readable label")
     .option("--max-age-days <n>", "rotation due after this many days (default 45)")
@@ -39,9 +42,12 @@ export function registerKeyCommands(program: Command): void {
       const dialect = dialectFor(o.exchange!);
       const algorithm = o.algorithm ?? dialect?.algorithm ?? "hmac-sha256";
       if (!isSigningAlgorithm(algorithm)) throw new CliError(`unknown algorithm ${algorithm}`);
-      if (dialect && dialect.algorithm !== algorithm) throw new CliError(`${o.exchange} signs with ${dialect.algorithm}, not ${algorithm}`);
+      if (dialect && dialect.algorithm !== algorithm && !dialect.otherAlgorithms?.includes(algorithm)) throw new CliError(`${o.exchange} signs with ${dialect.algorithm}, not ${algorithm}`);
       if (o.environment !== "mainnet" && o.environment !== "testnet") throw new CliError("--environment must be mainnet or testnet");
-      const envelope = await wrapSecretFromInput(o, algorithm, `secret for ${o.key}: `, o.exchange!);
+      if ((algorithm === "ed25519") !== Boolean(o.pkcs8File)) {
+        throw new CliError(algorithm === "ed25519" ? "ed25519 keys are generated inside the HSM (`custos key generate`), or migrated with --pkcs8-file FILE" : "--pkcs8-file is for ed25519 keys");
+      }
+      const { envelope, publicKeyPem } = o.pkcs8File ? await wrapPkcs8File(o, o.pkcs8File) : { envelope: await wrapSecretFromInput(o, algorithm, `secret for ${o.key}: `, o.exchange!), publicKeyPem: "" };
       const p = await proposeFromCli(o, {
         kind: {
           $case: "importKey",
@@ -54,6 +60,7 @@ export function registerKeyCommands(program: Command): void {
             algorithm: ALGORITHM_ENUM[algorithm],
             envelope,
             maxAgeDays: o.maxAgeDays ? Number(o.maxAgeDays) : 0,
+            publicKeyPem,
           },
         },
         ttlSeconds: 0,
@@ -88,8 +95,26 @@ function formatKey(k: KeyInfo): string {
  */
 export async function wrapSecretFromInput(o: Opts, algorithm: SigningAlgorithm, prompt: string, exchange: string): Promise<WrappedKeyEnvelope> {
   if (!isHmacAlgorithm(algorithm)) {
-    throw new CliError(`${algorithm} keys are generated inside the HSM, never imported: a secret import takes hmac-sha256, hmac-sha384 or hmac-sha512`);
+    throw new CliError(`${algorithm} keys are not typed in as secrets: a secret import takes hmac-sha256, hmac-sha384 or hmac-sha512 (ed25519: key generate, or key import --pkcs8-file)`);
   }
+  const wrapping = await pinnedWrappingKey(o);
+  const typed = await readSecret(prompt);
+  // Some exchanges hand out a base64 secret but sign with the decoded bytes (Kraken Futures):
+  // the HSM must hold what the HMAC uses.
+  const secret = dialectFor(exchange)?.secretEncoding === "base64" ? decodeBase64Secret(typed) : typed;
+  const padded = padHmacSecret(secret, algorithm);
+  try {
+    // buildEnvelope also checks the SPKI against the fingerprint it was served with.
+    return buildEnvelope(padded, wrapping);
+  } finally {
+    typed.fill(0);
+    secret.fill(0);
+    padded.fill(0);
+  }
+}
+
+/** The service's wrapping key, refused unless it matches the pinned fingerprint. */
+async function pinnedWrappingKey(o: Opts): Promise<{ spkiPem: string; fingerprint: string; oaepHash: "sha1" | "sha256" }> {
   const opts = connectOpts(o);
   const pinned = pinnedFingerprint({ dataDir: opts.dataDir, ...(o.fingerprint ? { fingerprint: o.fingerprint } : {}) });
   const { custody } = connect(opts, "officer");
@@ -102,18 +127,32 @@ export async function wrapSecretFromInput(o: Opts, algorithm: SigningAlgorithm, 
   if (wrapping.fingerprint !== pinned) {
     throw new CliError(`wrapping key fingerprint ${wrapping.fingerprint} does not match the pinned ${pinned}: refusing to import`);
   }
-  const typed = await readSecret(prompt);
-  // Some exchanges hand out a base64 secret but sign with the decoded bytes (Kraken Futures):
-  // the HSM must hold what the HMAC uses.
-  const secret = dialectFor(exchange)?.secretEncoding === "base64" ? decodeBase64Secret(typed) : typed;
-  const padded = padHmacSecret(secret, algorithm);
+  // buildEnvelope also checks the SPKI against the pinned fingerprint.
+  return { spkiPem: wrapping.spkiPem, fingerprint: pinned, oaepHash: wrapping.oaepHash as "sha1" | "sha256" };
+}
+
+/**
+ * An existing Ed25519 private key (migration), read from a 0600 file, normalised to PKCS#8 DER
+ * and wrapped on this machine; its public key goes into the proposal for the officers to approve.
+ */
+async function wrapPkcs8File(o: Opts, path: string): Promise<{ envelope: WrappedKeyEnvelope; publicKeyPem: string }> {
+  if ((statSync(path).mode & 0o077) !== 0) throw new CliError(`${path} must not be readable by group or others (chmod 600)`);
+  const raw = readFileSync(path);
+  let key: KeyObject;
   try {
-    // buildEnvelope also checks the SPKI against the fingerprint it was served with.
-    return buildEnvelope(padded, { spkiPem: wrapping.spkiPem, fingerprint: pinned, oaepHash: wrapping.oaepHash as "sha1" | "sha256" });
+    key = raw.includes("-----BEGIN") ? createPrivateKey(raw) : createPrivateKey({ key: raw, format: "der", type: "pkcs8" });
+  } catch {
+    throw new CliError(`${path} is not a PKCS#8 private key`);
   } finally {
-    typed.fill(0);
-    secret.fill(0);
-    padded.fill(0);
+    raw.fill(0);
+  }
+  if (key.asymmetricKeyType !== "ed25519") throw new CliError(`${path} holds a ${key.asymmetricKeyType ?? "unknown"} key, not Ed25519`);
+  const wrapping = await pinnedWrappingKey(o);
+  const der = key.export({ format: "der", type: "pkcs8" });
+  try {
+    return { envelope: buildEnvelope(der, wrapping), publicKeyPem: createPublicKey(key).export({ format: "pem", type: "spki" }).toString() };
+  } finally {
+    der.fill(0);
   }
 }
 

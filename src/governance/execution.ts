@@ -9,7 +9,7 @@ import { faultPoint } from "./fault.js";
 import type { OfficerRecord, ProposalRecord } from "./model.js";
 import { parseOfficerPublicKey, publicKeyFingerprint } from "./officer-key.js";
 import type { ProposalContent } from "./proposal.js";
-import { DEFAULT_GRACE_SECONDS, type NewKeyMetadata, type OfficerSpec } from "./proposal-input.js";
+import { DEFAULT_GRACE_SECONDS, ed25519PublicKeyOf, type NewKeyMetadata, type OfficerSpec } from "./proposal-input.js";
 import { validateRules, type QuorumRules } from "./quorum.js";
 import { KEY_KINDS } from "./summary.js";
 
@@ -74,7 +74,7 @@ export class ProposalSteps {
         const key = params as unknown as NewKeyMetadata;
         if (await this.store.getKey(key.keyId)) throw new CustosError("KEY_EXISTS", `key ${key.keyId} already exists`);
         const objectId = versionObjectId(key.keyId, 1);
-        const created = await this.unwrapOnce(p, objectId, `${key.exchange}/${key.keyId}/v1`);
+        const created = await this.unwrapOnce(p, objectId, `${key.exchange}/${key.keyId}/v1`, key.algorithm === "ed25519" ? ed25519PublicKeyOf(key.publicKeyPem) : undefined);
         faultPoint("import:after-hsm");
         const first: KeyVersionRecord = { keyId: key.keyId, version: 1, objectId, state: "active", createdAt: done.at, activatedAt: done.at, apiKeyId: null, retireAt: null };
         await this.orRollBack(created, objectId, () =>
@@ -228,7 +228,7 @@ export class ProposalSteps {
    * Unwraps the proposal's envelope into `objectId`, or adopts the object an interrupted run
    * already created (same proposal, same CKA_ID). Returns true if this call created it.
    */
-  private async unwrapOnce(p: ProposalRecord, objectId: string, label: string): Promise<boolean> {
+  private async unwrapOnce(p: ProposalRecord, objectId: string, label: string, ed25519PublicKey?: Buffer): Promise<boolean> {
     if (await this.hsm.hasSecret(objectId)) {
       if (p.step !== "hsm") {
         // Created by this proposal's interrupted run (nothing else uses this CKA_ID: the
@@ -238,7 +238,10 @@ export class ProposalSteps {
       return false;
     }
     if (!p.envelope) throw new CustosError("PRECONDITION_FAILED", "the proposal's envelope is gone");
-    await this.hsm.unwrapSecret(deserialiseEnvelope(p.envelope), { objectId, label });
+    const envelope = deserialiseEnvelope(p.envelope);
+    // An Ed25519 import (migration) unwraps a PKCS#8 private key, checked in the HSM against the approved public key.
+    if (ed25519PublicKey) await this.hsm.unwrapPrivateKey("ed25519", envelope, { objectId, label }, ed25519PublicKey);
+    else await this.hsm.unwrapSecret(envelope, { objectId, label });
     await this.store.updateProposal(p.id, "executing", { step: "hsm" });
     return true;
   }

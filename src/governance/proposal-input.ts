@@ -1,3 +1,4 @@
+import { createPublicKey, type KeyObject } from "node:crypto";
 import { CustosError } from "../errors.js";
 import { isSigningAlgorithm, type SigningAlgorithm } from "../hsm/algorithms.js";
 import type { ImportEnvelope } from "../hsm/envelope.js";
@@ -21,6 +22,8 @@ export interface NewKeyMetadata {
   apiKeyId: string;
   algorithm: SigningAlgorithm;
   maxAgeDays: number;
+  /** Ed25519 imports only: the public key (SPKI PEM) the wrapped PKCS#8 must pair with. */
+  publicKeyPem?: string;
 }
 
 /** A passkey's public half, as the console verified it from the authenticator's attestation. */
@@ -69,9 +72,10 @@ export function validateInput(input: ProposalInput): void {
     case "generate_key":
     case "import_key": {
       const k = input.key;
-      if ((input.kind === "generate_key") !== (k.algorithm === "ed25519")) {
-        throw invalid(input.kind === "generate_key" ? "only ed25519 keys are generated in the HSM" : "an ed25519 key is generated in the HSM (generate_key), not imported");
-      }
+      if (input.kind === "generate_key" && k.algorithm !== "ed25519") throw invalid("only ed25519 keys are generated in the HSM");
+      // An imported Ed25519 key (migration) names the public key the officers approve; nothing else carries one.
+      if (input.kind === "import_key" && k.algorithm === "ed25519") ed25519PublicKeyOf(k.publicKeyPem);
+      else if (k.publicKeyPem !== undefined) throw invalid("only an ed25519 import carries a public key");
       if (!KEY_ID.test(k.keyId)) throw invalid("key id must be 1–64 of [A-Za-z0-9._-], starting alphanumeric");
       if (!EXCHANGE.test(k.exchange)) throw invalid("exchange must be a lower-case name such as binance");
       if (k.environment !== "mainnet" && k.environment !== "testnet") throw invalid("environment must be mainnet or testnet");
@@ -179,4 +183,16 @@ export function contentOf(input: ProposalInput): { kind: ProposalKind; target: s
     case "remove_credential":
       return { kind: input.kind, target: input.officerId, params: { credentialKind: "passkey", credentialId: input.credentialId } };
   }
+}
+
+/** The DER SPKI of an Ed25519 public key in PEM; INVALID_ARGUMENT for anything else. */
+export function ed25519PublicKeyOf(pem: string | undefined): Buffer {
+  let key: KeyObject;
+  try {
+    key = createPublicKey(pem ?? "");
+  } catch {
+    throw invalid("an ed25519 import needs the key's public key (SPKI PEM)");
+  }
+  if (key.asymmetricKeyType !== "ed25519") throw invalid("the public key of an ed25519 import must be Ed25519");
+  return key.export({ format: "der", type: "spki" });
 }

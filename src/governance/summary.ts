@@ -4,6 +4,7 @@ import type { Store } from "../store/store.js";
 import type { ProposalRecord } from "./model.js";
 import { publicKeyFingerprint } from "./officer-key.js";
 import type { ProposalContent } from "./proposal.js";
+import { ed25519PublicKeyOf } from "./proposal-input.js";
 
 /** Proposal kinds whose target is a key id. */
 export const KEY_KINDS: ReadonlySet<string> = new Set(["import_key", "generate_key", "rotate_key", "destroy_version", "set_policy", "set_api_key_id"]);
@@ -21,7 +22,13 @@ export async function summarise(store: Store, p: ProposalRecord): Promise<string
     case "generate_key":
       return [`generate key ${c.target} inside the HSM (${String(params.exchange)} ${String(params.environment)}, ${String(params.algorithm)}); only its public key leaves the HSM`, `versions: none → v1 active`];
     case "import_key":
-      return [`import key ${c.target} (${String(params.exchange)} ${String(params.environment)}, ${String(params.algorithm)}, API key id ${JSON.stringify(params.apiKeyId)})`, `versions: none → v1 active`, `wrapped secret sha256 ${c.materialSha256 ?? "?"}`];
+      return [
+        `import key ${c.target} (${String(params.exchange)} ${String(params.environment)}, ${String(params.algorithm)}, API key id ${JSON.stringify(params.apiKeyId)})`,
+        `versions: none → v1 active`,
+        `wrapped ${params.publicKeyPem ? "private key" : "secret"} sha256 ${c.materialSha256 ?? "?"}`,
+        // A migrated Ed25519 key: the HSM checks the unwrapped key against this public key.
+        ...(typeof params.publicKeyPem === "string" ? [`public key sha256 ${createHash("sha256").update(ed25519PublicKeyOf(params.publicKeyPem)).digest("hex")}`] : []),
+      ];
     case "rotate_key": {
       const next = key ? Math.max(...key.versions.map((v) => v.version)) + 1 : 1;
       const active = key && activeVersion(key);

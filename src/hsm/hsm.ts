@@ -39,6 +39,14 @@ export interface Hsm {
    *  and KEY_EXISTS if an object with this CKA_ID exists (so a caller's rollback can only
    *  destroy what its own call created). */
   unwrapSecret(envelope: ImportEnvelope, target: SecretObjectRef): Promise<void>;
+  /**
+   * Opens an envelope holding a PKCS#8 private key (Ed25519, for migrating an existing exchange
+   * key) inside the HSM into a sign-only, sensitive, non-extractable private key, creates its
+   * public key object from `publicKeySpki` (what the officers approved), and checks in the HSM
+   * that the two are a pair. ENVELOPE_INVALID if the envelope does not open or the keys do not
+   * match, HSM_UNSUPPORTED if the HSM cannot unwrap such a key; nothing is left behind then.
+   */
+  unwrapPrivateKey(algorithm: EddsaAlgorithm, envelope: ImportEnvelope, target: SecretObjectRef, publicKeySpki: Buffer): Promise<void>;
   /** Generates a key pair inside the HSM: the private half becomes a sign-only, sensitive,
    *  non-extractable token object that never leaves it, the public half a token object beside
    *  it (same CKA_ID and CKA_LABEL). Returns the public key as DER SubjectPublicKeyInfo.

@@ -118,6 +118,7 @@ export async function importSecret(
         algorithm: ALG_ENUM[algorithm],
         envelope,
         maxAgeDays: 0,
+        publicKeyPem: "",
       },
     },
     ttlSeconds: 0,

@@ -1,5 +1,9 @@
 import assert from "node:assert/strict";
-import { createHash, createPublicKey, randomBytes, randomInt, verify, type KeyObject } from "node:crypto";
+import { createHash, createPublicKey, generateKeyPairSync, randomBytes, randomInt, verify, type KeyObject } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { SqliteStore } from "../../src/store/sqlite/sqlite-store.js";
 import { readFileSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
 import { CustosError } from "../../src/errors.js";
@@ -304,11 +308,52 @@ describe("Ed25519 key pairs generated in SoftHSM2", () => {
     assert.deepEqual(objectsWithId(orphan.objectId), []);
   });
 
-  it("the officer CLI refuses ed25519 for a wrapped-secret import, before reading any secret", async () => {
+  it("the officer CLI takes an ed25519 key only as a PKCS#8 file (0600), never as a typed secret, and refuses other key types", async () => {
     const r = await runCli(["key", "import", "--data-dir", svc.dir, "--key", "k-ed-cli", "--exchange", "custom", "--algorithm", "ed25519"], { input: "not-a-secret\n" });
     assert.equal(r.code, 1, r.stderr);
-    assert.match(r.stderr, /ed25519 keys are generated inside the HSM, never imported/);
+    assert.match(r.stderr, /ed25519 keys are generated inside the HSM .* or migrated with --pkcs8-file/);
+    const dir = mkdtempSync(join(tmpdir(), "custos-pkcs8-"));
+    const rsaFile = join(dir, "rsa.pem");
+    writeFileSync(rsaFile, generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey.export({ format: "pem", type: "pkcs8" }), { mode: 0o600 });
+    const rsa = await runCli(["key", "import", "--data-dir", svc.dir, "--key", "k-ed-cli", "--exchange", "custom", "--algorithm", "ed25519", "--pkcs8-file", rsaFile]);
+    assert.equal(rsa.code, 1, rsa.stderr);
+    assert.match(rsa.stderr, /holds a rsa key, not Ed25519/);
+    const open = join(dir, "ed.pem");
+    writeFileSync(open, generateKeyPairSync("ed25519").privateKey.export({ format: "pem", type: "pkcs8" }), { mode: 0o644 });
+    const loose = await runCli(["key", "import", "--data-dir", svc.dir, "--key", "k-ed-cli", "--exchange", "custom", "--algorithm", "ed25519", "--pkcs8-file", open]);
+    assert.equal(loose.code, 1, loose.stderr);
+    assert.match(loose.stderr, /chmod 600/);
+    rmSync(dir, { recursive: true, force: true });
     assert.equal(await hsm.hasSecret(versionObjectId("k-ed-cli", 1)), false);
+  });
+
+  it("migrating an existing Ed25519 key (wrapped PKCS#8): SoftHSM2 2.6.1 cannot unwrap one, so the import fails closed — typed error, nothing on the token, envelope gone, audited", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "custos-pkcs8-"));
+    const file = join(dir, "binance-ed25519.pem");
+    const existing = generateKeyPairSync("ed25519");
+    writeFileSync(file, existing.privateKey.export({ format: "pem", type: "pkcs8" }), { mode: 0o600 });
+    const r = await runCli(["key", "import", "--data-dir", svc.dir, "--key", "bn-ed-migrated", "--exchange", "binance", "--algorithm", "ed25519", "--api-key-id", "migrated", "--pkcs8-file", file]);
+    rmSync(dir, { recursive: true, force: true });
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(r.stderr, /HSM_UNSUPPORTED|cannot unwrap an Ed25519 private key/);
+
+    const { proposals } = await unary(svc.custody, "listProposals", { state: "" });
+    const p = proposals.filter((x) => x.kind === "import_key" && x.target === "bn-ed-migrated").at(-1)!;
+    assert.equal(p.state, "failed");
+    assert.match(p.failure, /cannot unwrap an Ed25519 private key/);
+    // What the officers approved names the key's public half, so a migration cannot swap keys.
+    const shown = await unary(svc.custody, "getProposal", { id: p.id });
+    assert.ok(shown.canonical.includes(JSON.stringify(existing.publicKey.export({ format: "pem", type: "spki" }).toString()).slice(1, -1)), "the public key is in the signed content");
+    assert.deepEqual(objectsWithId(versionObjectId("bn-ed-migrated", 1)), [], "no private or public key object left behind");
+    assert.ok(!(await unary(svc.custody, "listKeys", {})).keys.some((k) => k.keyId === "bn-ed-migrated"));
+    const store = new SqliteStore(join(svc.dir, "custos.db"), { readonly: true });
+    try {
+      assert.equal((await store.getProposal(p.id))?.envelope, null, "the envelope is deleted when the proposal fails");
+    } finally {
+      await store.close();
+    }
+    const failed = (await auditEvents(svc.dir)).find((e) => e.kind === "proposal.failed" && e.details?.proposal === p.id);
+    assert.equal(failed?.reason, "HSM_UNSUPPORTED");
   });
 
   it("a generate_key proposal (the quorum's decision) creates the key in the HSM; it signs and only its public key leaves", async () => {
@@ -334,7 +379,7 @@ describe("Ed25519 key pairs generated in SoftHSM2", () => {
     assert.equal(generated.details?.publicKeySha256, createHash("sha256").update(publicKey.export({ type: "spki", format: "der" })).digest("hex"));
   });
 
-  it("refuses an ed25519 import (keys are generated, never imported) and an HMAC generate, at Propose", async () => {
+  it("refuses an ed25519 import without its public key (or with another key type's) and an HMAC generate, at Propose", async () => {
     const key = { keyId: "nope", exchange: "custom", environment: Environment.ENVIRONMENT_TESTNET, label: "", apiKeyId: "", maxAgeDays: 0 };
     await expectDenied(
       proposeAndApprove(svc.custody, { kind: { $case: "generateKey", generateKey: { ...key, algorithm: Algorithm.ALGORITHM_HMAC_SHA256 } }, ttlSeconds: 0 }),
@@ -344,7 +389,13 @@ describe("Ed25519 key pairs generated in SoftHSM2", () => {
     const wrapping = await unary(svc.custody, "getWrappingKey", {});
     const envelope = buildEnvelope(randomBytes(32), { spkiPem: wrapping.spkiPem, fingerprint: wrapping.fingerprint, oaepHash: wrapping.oaepHash as "sha1" });
     await expectDenied(
-      proposeAndApprove(svc.custody, { kind: { $case: "importKey", importKey: { ...key, algorithm: Algorithm.ALGORITHM_ED25519, envelope } }, ttlSeconds: 0 }),
+      proposeAndApprove(svc.custody, { kind: { $case: "importKey", importKey: { ...key, algorithm: Algorithm.ALGORITHM_ED25519, envelope, publicKeyPem: "" } }, ttlSeconds: 0 }),
+      status.INVALID_ARGUMENT,
+      "INVALID_ARGUMENT",
+    );
+    const rsaPublic = generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey.export({ format: "pem", type: "spki" }).toString();
+    await expectDenied(
+      proposeAndApprove(svc.custody, { kind: { $case: "importKey", importKey: { ...key, algorithm: Algorithm.ALGORITHM_ED25519, envelope, publicKeyPem: rsaPublic } }, ttlSeconds: 0 }),
       status.INVALID_ARGUMENT,
       "INVALID_ARGUMENT",
     );

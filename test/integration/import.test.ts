@@ -64,6 +64,7 @@ describe("key import into SoftHSM2", () => {
       algorithm: Algorithm.ALGORITHM_HMAC_SHA256,
       envelope,
       maxAgeDays: 0,
+      publicKeyPem: "",
     };
   }
 

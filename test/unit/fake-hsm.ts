@@ -5,7 +5,7 @@
  * own RSA key, so an import through the fake proves the envelope format end to end.
  * generateKeyPair makes node:crypto Ed25519 key pairs (the private key kept here, in memory).
  */
-import { constants, createDecipheriv, createHmac, generateKeyPairSync, privateDecrypt, sign as edSign, type KeyObject } from "node:crypto";
+import { constants, createDecipheriv, createHmac, createPrivateKey, createPublicKey, generateKeyPairSync, privateDecrypt, sign as edSign, verify as edVerify, type KeyObject } from "node:crypto";
 import { CustosError } from "../../src/errors.js";
 import { algorithmSpec, type EddsaAlgorithm, type SigningAlgorithm } from "../../src/hsm/algorithms.js";
 import { spkiFingerprint, type ImportEnvelope } from "../../src/hsm/envelope.js";
@@ -74,6 +74,30 @@ export class FakeHsm implements Hsm {
       throw new CustosError("ENVELOPE_INVALID", "import envelope does not open", { cause: e });
     }
     this.objects.set(target.objectId, secret);
+  }
+
+  /** Opens the envelope into a node:crypto Ed25519 key, checked against `publicKeySpki` like Pkcs11Hsm's pair check. */
+  async unwrapPrivateKey(algorithm: EddsaAlgorithm, envelope: ImportEnvelope, target: SecretObjectRef, publicKeySpki: Buffer): Promise<void> {
+    this.calls.push(`unwrap-private:${target.objectId}`);
+    await Promise.resolve();
+    this.failIfDown("C_UnwrapKey");
+    if (algorithmSpec(algorithm).kind !== "eddsa") throw new CustosError("INVALID_ARGUMENT", `cannot import a ${algorithm} private key`);
+    if (this.has(target.objectId)) throw new CustosError("KEY_EXISTS", `an HSM object with id ${target.objectId} already exists`);
+    if (envelope.wrappingKeyFingerprint !== this.wrappingKey().fingerprint) throw new CustosError("ENVELOPE_INVALID", "envelope was made for another wrapping key");
+    let privateKey: KeyObject;
+    try {
+      const aesKey = privateDecrypt({ key: this.keyPair().privateKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: envelope.oaepHash }, envelope.encryptedAesKey);
+      const d = createDecipheriv("id-aes256-wrap-pad", aesKey, Buffer.from("a65959a6", "hex"));
+      privateKey = createPrivateKey({ key: Buffer.concat([d.update(envelope.wrappedKey), d.final()]), format: "der", type: "pkcs8" });
+    } catch (e) {
+      throw new CustosError("ENVELOPE_INVALID", "import envelope does not open", { cause: e });
+    }
+    const publicKey = createPublicKey({ key: publicKeySpki, format: "der", type: "spki" });
+    const challenge = Buffer.from("pair check");
+    if (privateKey.asymmetricKeyType !== "ed25519" || !edVerify(null, challenge, publicKey, edSign(null, challenge, privateKey))) {
+      throw new CustosError("ENVELOPE_INVALID", "the wrapped private key does not match the proposal's public key");
+    }
+    this.keyPairs.set(target.objectId, { publicKey, privateKey });
   }
 
   async hasSecret(objectId: string): Promise<boolean> {

@@ -1,6 +1,6 @@
 import { afterEach, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
+import { generateKeyPairSync, randomBytes, verify, type KeyObject } from "node:crypto";
 import type { CustosErrorCode } from "../../src/errors.js";
 import type { ProposalInput } from "../../src/governance/proposal-input.js";
 import { versionObjectId } from "../../src/keys/model.js";
@@ -142,6 +142,47 @@ describe("GovernanceService key lifecycle", () => {
     assert.equal(f.hsm.objects.size, 0);
     assert.deepEqual(brief((await auditSince(f)).slice(-2)), ["proposal.execute system ok", "proposal.failed system failed ENVELOPE_INVALID"]);
     await pass(f, importOf("k-bad", good), [bob]); // nothing half-done blocks the id
+  });
+});
+
+describe("GovernanceService Ed25519 migration (a wrapped PKCS#8 key, on an HSM that can unwrap one)", () => {
+  const ed25519Import = (f: Awaited<ReturnType<typeof fixture>>, keyId: string, privateKey: KeyObject, publicKey: KeyObject): ProposalInput => ({
+    kind: "import_key",
+    key: { keyId, exchange: "binance", environment: "testnet", label: keyId, apiKeyId: "", algorithm: "ed25519", maxAgeDays: 45, publicKeyPem: publicKey.export({ format: "pem", type: "spki" }).toString() },
+    envelope: envelopeOf(f, privateKey.export({ format: "der", type: "pkcs8" })),
+  });
+
+  it("the approved public key's private half is unwrapped in the HSM and signs; the public key is the one approved", async () => {
+    const f = await fixture({ threshold: 1 });
+    const existing = generateKeyPairSync("ed25519");
+    await pass(f, ed25519Import(f, "k-migrated", existing.privateKey, existing.publicKey), [bob]);
+    const objectId = versionObjectId("k-migrated", 1);
+    assert.deepEqual(f.hsm.calls.filter((c) => c.startsWith("unwrap")), [`unwrap-private:${objectId}`]);
+    const signature = await f.hsm.sign(objectId, "ed25519", Buffer.from("order"));
+    assert.ok(verify(null, Buffer.from("order"), existing.publicKey, signature));
+    assert.deepEqual(await f.hsm.publicKey(objectId), existing.publicKey.export({ format: "der", type: "spki" }));
+    assert.equal((await f.store.getKey("k-migrated"))?.algorithm, "ed25519");
+  });
+
+  it("a private key that does not pair with the approved public key fails the proposal with nothing left behind", async () => {
+    const f = await fixture({ threshold: 1 });
+    const wrapped = generateKeyPairSync("ed25519");
+    const claimed = generateKeyPairSync("ed25519");
+    const p = await f.gov.propose(alice.caller, ed25519Import(f, "k-swapped", wrapped.privateKey, claimed.publicKey));
+    await rejectsWith(vote(f, bob, p.record.id), "ENVELOPE_INVALID");
+    assert.equal((await f.store.getProposal(p.record.id))?.state, "failed");
+    assert.equal(await f.store.getKey("k-swapped"), undefined);
+    assert.equal(await f.hsm.hasSecret(versionObjectId("k-swapped", 1)), false);
+  });
+
+  it("refuses, at Propose, an ed25519 import without a public key and a public key on an HMAC import", async () => {
+    const f = await fixture({ threshold: 1 });
+    const pair = generateKeyPairSync("ed25519");
+    const input = ed25519Import(f, "k-x", pair.privateKey, pair.publicKey) as Extract<ProposalInput, { kind: "import_key" }>;
+    const { publicKeyPem: _, ...withoutPublicKey } = input.key;
+    await rejectsWith(f.gov.propose(alice.caller, { ...input, key: withoutPublicKey }), "INVALID_ARGUMENT");
+    const hmacImport = importOf("k-y", envelopeOf(f, randomBytes(32))) as Extract<ProposalInput, { kind: "import_key" }>;
+    await rejectsWith(f.gov.propose(alice.caller, { ...hmacImport, key: { ...hmacImport.key, publicKeyPem: input.key.publicKeyPem! } }), "INVALID_ARGUMENT");
   });
 });
 

@@ -6,7 +6,7 @@ import { algorithmSpec, type EddsaAlgorithm, type SigningAlgorithm } from "../al
 import { ENVELOPE_FORMAT, spkiFingerprint, type ImportEnvelope } from "../envelope.js";
 import type { Hsm, HsmStatus, SecretObjectRef, WrappingKeyInfo } from "../hsm.js";
 import { STALE_HANDLE, CKR_USER_ALREADY_LOGGED_IN, ckrName, ckrOf, isSessionLost, toCustosError } from "./ckr.js";
-import { assertIdFree, destroyVersionObjects, ed25519PublicKey, generateEd25519KeyPair, signingKeyIds } from "./key-objects.js";
+import { assertIdFree, destroyVersionObjects, ed25519PublicKey, generateEd25519KeyPair, signingKeyIds, unwrapEd25519PrivateKey } from "./key-objects.js";
 import { assertLoggedIn, findObjects, findSigningKey, findSlotByLabel, initialize, loadModule, pkcs11js, signingHandle, type Handle, type Module } from "./module.js";
 import { SessionPool } from "./session-pool.js";
 import { WorkerDispatch } from "./worker-dispatch.js";
@@ -187,6 +187,22 @@ export class Pkcs11Hsm implements Hsm {
   // ---- key material ---------------------------------------------------------------------
 
   async unwrapSecret(envelope: ImportEnvelope, target: SecretObjectRef): Promise<void> {
+    await this.openEnvelope(envelope, target, (session, aesKey) => {
+      this.mod.C_UnwrapKey(session, { mechanism: pkcs11js.CKM_AES_KEY_WRAP_PAD }, aesKey, envelope.wrappedKey, secretTemplate(target));
+    });
+  }
+
+  async unwrapPrivateKey(algorithm: EddsaAlgorithm, envelope: ImportEnvelope, target: SecretObjectRef, publicKeySpki: Buffer): Promise<void> {
+    // The type allows only EdDSA; this guards untyped callers.
+    if (algorithmSpec(algorithm).kind !== "eddsa") throw new CustosError("INVALID_ARGUMENT", `cannot import a ${algorithm} private key`);
+    await this.openEnvelope(envelope, target, (session, aesKey) => unwrapEd25519PrivateKey(this.mod, session, aesKey, envelope.wrappedKey, target, publicKeySpki));
+  }
+
+  /**
+   * Checks the envelope, unwraps its one-time AES key (RSA-OAEP, an unwrap-only session object)
+   * and lets `open` unwrap the payload with it; the AES key is destroyed either way.
+   */
+  private async openEnvelope(envelope: ImportEnvelope, target: SecretObjectRef, open: (session: Handle, aesKey: Handle) => void): Promise<void> {
     const wrapping = this.wrappingOrThrow();
     if (envelope.format !== ENVELOPE_FORMAT) {
       throw new CustosError("ENVELOPE_INVALID", `unknown envelope format ${JSON.stringify(envelope.format)}`);
@@ -209,8 +225,12 @@ export class Pkcs11Hsm implements Hsm {
           envelope.encryptedAesKey,
           envelopeKeyTemplate(),
         );
-        this.mod.C_UnwrapKey(session, { mechanism: pkcs11js.CKM_AES_KEY_WRAP_PAD }, aesKey, envelope.wrappedKey, secretTemplate(target));
+        open(session, aesKey);
       } catch (e) {
+        if (e instanceof CustosError) {
+          clearOpenSslErrors();
+          throw e;
+        }
         // SoftHSM2 answers CKR_GENERAL_ERROR for an envelope that does not decrypt (OAEP or
         // KWP integrity check). If this session is still logged in, the envelope is at fault,
         // not the device: don't drop every session (and the login) over a bad import.

@@ -86,6 +86,19 @@ export function ed25519KeyPairTemplates(ref: SecretObjectRef): { publicKey: pkcs
   };
 }
 
+/**
+ * An imported (unwrapped) Ed25519 private key, and the public key object custos writes beside
+ * it from the SPKI the officers approved. Same flags as a generated pair's, but the curve
+ * comes from the PKCS#8 itself (no CKA_EC_PARAMS in an unwrap template).
+ */
+export function ed25519ImportTemplates(ref: SecretObjectRef, ecPoint: Buffer): { publicKey: pkcs11js.Template; privateKey: pkcs11js.Template } {
+  const generated = ed25519KeyPairTemplates(ref);
+  return {
+    publicKey: [...generated.publicKey, { type: p.CKA_EC_POINT, value: ecPoint }],
+    privateKey: generated.privateKey,
+  };
+}
+
 /** The one-time AES key of an envelope: a session object that can only unwrap. */
 export function envelopeKeyTemplate(): pkcs11js.Template {
   return [

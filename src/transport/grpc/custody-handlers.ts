@@ -88,7 +88,7 @@ function proposalInput(r: ProposeRequest): ProposalInput {
       const i = k.importKey;
       return {
         kind: "import_key",
-        key: newKeyOf(i),
+        key: { ...newKeyOf(i), ...(i.publicKeyPem ? { publicKeyPem: i.publicKeyPem } : {}) },
         envelope: envelopeOf(i.envelope),
       };
     }

@@ -42,6 +42,7 @@ const STATUS: Record<CustosErrorCode, { code: status; expose: boolean }> = {
   ENVELOPE_INVALID: { code: status.INVALID_ARGUMENT, expose: false },
   HSM_UNAVAILABLE: { code: status.UNAVAILABLE, expose: false },
   HSM_KEY_SIZE: { code: status.FAILED_PRECONDITION, expose: false },
+  HSM_UNSUPPORTED: { code: status.FAILED_PRECONDITION, expose: true },
   HSM_ERROR: { code: status.INTERNAL, expose: false },
   STORE_ERROR: { code: status.UNAVAILABLE, expose: false },
   INTERNAL: { code: status.INTERNAL, expose: false },

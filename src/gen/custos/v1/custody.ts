@@ -228,6 +228,12 @@ export interface ImportKeyProposal {
     | undefined;
   /** 0 = the service default (45 days). */
   maxAgeDays: number;
+  /**
+   * Ed25519 imports only (an existing key, migrated): its public key, SPKI PEM, derived by the
+   * officer's CLI from the PKCS#8 it wraps. Part of what the officers approve; the HSM checks
+   * the unwrapped private key against it.
+   */
+  publicKeyPem: string;
 }
 
 /**
@@ -829,6 +835,7 @@ function createBaseImportKeyProposal(): ImportKeyProposal {
     algorithm: 0,
     envelope: undefined,
     maxAgeDays: 0,
+    publicKeyPem: "",
   };
 }
 
@@ -857,6 +864,9 @@ export const ImportKeyProposal: MessageFns<ImportKeyProposal> = {
     }
     if (message.maxAgeDays !== 0) {
       writer.uint32(64).uint32(message.maxAgeDays);
+    }
+    if (message.publicKeyPem !== "") {
+      writer.uint32(74).string(message.publicKeyPem);
     }
     return writer;
   },
@@ -938,6 +948,14 @@ export const ImportKeyProposal: MessageFns<ImportKeyProposal> = {
             message.maxAgeDays = reader.uint32();
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.publicKeyPem = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -972,6 +990,11 @@ export const ImportKeyProposal: MessageFns<ImportKeyProposal> = {
         : isSet(object.max_age_days)
         ? globalThis.Number(object.max_age_days)
         : 0,
+      publicKeyPem: isSet(object.publicKeyPem)
+        ? globalThis.String(object.publicKeyPem)
+        : isSet(object.public_key_pem)
+        ? globalThis.String(object.public_key_pem)
+        : "",
     };
   },
 
@@ -1001,6 +1024,9 @@ export const ImportKeyProposal: MessageFns<ImportKeyProposal> = {
     if (message.maxAgeDays !== 0) {
       obj.maxAgeDays = Math.round(message.maxAgeDays);
     }
+    if (message.publicKeyPem !== "") {
+      obj.publicKeyPem = message.publicKeyPem;
+    }
     return obj;
   },
 
@@ -1019,6 +1045,7 @@ export const ImportKeyProposal: MessageFns<ImportKeyProposal> = {
       ? WrappedKeyEnvelope.fromPartial(object.envelope)
       : undefined;
     message.maxAgeDays = object.maxAgeDays ?? 0;
+    message.publicKeyPem = object.publicKeyPem ?? "";
     return message;
   },
 };
