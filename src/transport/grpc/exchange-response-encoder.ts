@@ -49,20 +49,26 @@ class Writer {
 
 type Pair = { name: string; value: string };
 
+/** Size of a Header/QueryParam message's body. */
+function pairSize(p: Pair): number {
+  return fieldSize(Buffer.byteLength(p.name, "utf8")) + fieldSize(Buffer.byteLength(p.value, "utf8"));
+}
+
+function writePairs(w: Writer, field: number, pairs: readonly Pair[]): void {
+  for (const p of pairs) {
+    w.tag(field, LEN);
+    w.varint(pairSize(p));
+    w.string(F.name, p.name, Buffer.byteLength(p.name, "utf8"));
+    w.string(F.value, p.value, Buffer.byteLength(p.value, "utf8"));
+  }
+}
+
 /** Encodes `r` exactly as `SignedExchangeRequest.encode(r).finish()` does. */
 export function encodeSignedExchangeRequest(r: SignedExchangeRequest): Buffer {
-  const pairs = [...r.headers, ...r.params];
-  const sizes = new Array<number>(pairs.length * 3);
   let total = 0;
-  pairs.forEach((p: Pair, i) => {
-    const name = Buffer.byteLength(p.name, "utf8");
-    const value = Buffer.byteLength(p.value, "utf8");
-    const inner = fieldSize(name) + fieldSize(value);
-    sizes[i * 3] = name;
-    sizes[i * 3 + 1] = value;
-    sizes[i * 3 + 2] = inner;
-    total += 1 + varintSize(inner) + inner; // an empty message is still written
-  });
+  // An empty message is still written (tag and zero length).
+  for (const p of r.headers) total += fieldSize(pairSize(p)) || 2;
+  for (const p of r.params) total += fieldSize(pairSize(p)) || 2;
   const query = Buffer.byteLength(r.query, "utf8");
   const signature = Buffer.byteLength(r.signature, "utf8");
   const timestamp = Buffer.byteLength(r.timestamp, "utf8");
@@ -73,12 +79,8 @@ export function encodeSignedExchangeRequest(r: SignedExchangeRequest): Buffer {
   if (keyVersion !== 0) total += 1 + varintSize(keyVersion);
 
   const w = new Writer(Buffer.allocUnsafe(total));
-  pairs.forEach((p: Pair, i) => {
-    w.tag(i < r.headers.length ? F.headers : F.params, LEN);
-    w.varint(sizes[i * 3 + 2]!);
-    w.string(F.name, p.name, sizes[i * 3]!);
-    w.string(F.value, p.value, sizes[i * 3 + 1]!);
-  });
+  writePairs(w, F.headers, r.headers);
+  writePairs(w, F.params, r.params);
   w.string(F.query, r.query, query);
   if (r.body.length !== 0) {
     w.tag(F.body, LEN);

@@ -167,6 +167,14 @@ describe("binance.symbols and binance.orders", () => {
     assert.deepEqual(binance.orders(req), [{ symbol: "BTCUSDT", quantity: 0.01 }]);
   });
 
+  it("read parameters exactly as URLSearchParams does, encoded or not", () => {
+    const queries = ["symbol=BTCUSDT", "symbol=BTC%55SDT", "symbol=A+B", "&&symbol=X&&", "symbol", "symbol=a=b", "symbol=%E2%82%AC", "symbol=%zz", "x=1&symbol=Y&symbol=Z"];
+    for (const q of queries) {
+      const expected = [...new URLSearchParams(q)].filter(([k]) => k === "symbol").map(([, v]) => v);
+      assert.deepEqual(binance.symbols({ method: "GET", path: "/fapi/v1/openOrders", query: q, body: "" }), [...new Set(expected)], q);
+    }
+  });
+
   it("read a mixed query/body order (the docs' example 3)", () => {
     const req = post("/api/v3/order", "symbol=LTCBTC&side=BUY&type=LIMIT&timeInForce=GTC", "quantity=1&price=0.1");
     assert.deepEqual(binance.symbols(req), ["LTCBTC"]);
