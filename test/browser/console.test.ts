@@ -8,7 +8,6 @@ import {
   approveAs,
   auditEvents,
   createOfficer,
-  lastLine,
   officerArgs,
   runCli,
   spawnService,
@@ -16,7 +15,7 @@ import {
   writeConfiguredDeployment,
   type ChildService,
   type CliOfficer,
-  type CliResult,
+  cliOk as ok,
 } from "../helpers/harness.js";
 
 /**
@@ -31,11 +30,6 @@ import {
 const CHROMIUM = "/usr/bin/chromium";
 const KEY = "console-key";
 const SHOTS = join(REPO, "test-artifacts/console");
-
-function ok(r: CliResult, what: string): string {
-  assert.equal(r.code, 0, `${what}: ${r.stderr}`);
-  return lastLine(r.stdout);
-}
 
 describe("officer console in Chromium with a virtual passkey", () => {
   const dir = tempDir("custos-console-");

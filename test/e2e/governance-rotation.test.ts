@@ -9,7 +9,6 @@ import {
   approveAs,
   auditEvents,
   createOfficer,
-  lastLine,
   officerArgs,
   runCli,
   spawnService,
@@ -17,7 +16,7 @@ import {
   tokenSecretIds,
   type ChildService,
   type CliOfficer,
-  type CliResult,
+  cliOk as ok,
 } from "../helpers/harness.js";
 
 /**
@@ -65,11 +64,6 @@ async function configuredDeployment(dir: string): Promise<Deployment> {
 }
 
 const hmac = (secret: string, payload: string) => createHmac("sha256", secret).update(payload).digest("hex");
-
-function ok(r: CliResult, what: string): string {
-  assert.equal(r.code, 0, `${what}: ${r.stderr}`);
-  return lastLine(r.stdout);
-}
 
 describe("governance: import, grant and rotation by a 2-of-3 quorum, through the CLI", () => {
   const dir = tempDir("custos-rotation-");

@@ -268,6 +268,12 @@ export function lastLine(text: string): string {
   return text.trim().split("\n").at(-1) ?? "";
 }
 
+/** Asserts a CLI run succeeded and returns its last output line (e.g. a proposal id). */
+export function cliOk(r: CliResult, what: string): string {
+  assert.equal(r.code, 0, `${what}: ${r.stderr}`);
+  return lastLine(r.stdout);
+}
+
 /** Writes a secret (an officer's passphrase) to a new 0600 file: never on a command line. */
 export function writeSecretFile(path: string, text: string): string {
   writeFileSync(path, text + "\n", { mode: 0o600, flag: "wx" });

@@ -195,15 +195,21 @@ describe("ccxt drop-in: withCustos", () => {
     await svc?.stop();
   });
 
+  /** The case's calls on ccxt with the plaintext secret and on ccxt through custos, in turn. */
+  async function bothRun(c: Case): Promise<{ plain: ReturnType<typeof instance>; viaCustos: ReturnType<typeof instance> }> {
+    const plain = instance(c, true);
+    const viaCustos = instance(c, false);
+    withCustos(viaCustos.ex, { keyId: c.id, client });
+    for (const call of c.calls) {
+      await run(plain.ex, call);
+      await run(viaCustos.ex, call);
+    }
+    return { plain, viaCustos };
+  }
+
   for (const c of CASES.filter((x) => x.id !== "krakenfutures")) {
     it(`${c.id}: an order and a read are byte-identical to ccxt with the plaintext secret`, async () => {
-      const plain = instance(c, true);
-      const viaCustos = instance(c, false);
-      withCustos(viaCustos.ex, { keyId: c.id, client });
-      for (const call of c.calls) {
-        await run(plain.ex, call);
-        await run(viaCustos.ex, call);
-      }
+      const { plain, viaCustos } = await bothRun(c);
       assert.equal(plain.sent.length, c.calls.length);
       assert.deepEqual(viaCustos.sent, plain.sent);
       // The adapter never let a placeholder out, and ccxt never held the secret.
@@ -258,13 +264,7 @@ describe("ccxt drop-in: withCustos", () => {
 
   it("krakenfutures: identical but for the Nonce custos adds (ccxt sends none), and the Authent over it", async () => {
     const c = CASES.find((x) => x.id === "krakenfutures")!;
-    const plain = instance(c, true);
-    const viaCustos = instance(c, false);
-    withCustos(viaCustos.ex, { keyId: c.id, client });
-    for (const call of c.calls) {
-      await run(plain.ex, call);
-      await run(viaCustos.ex, call);
-    }
+    const { plain, viaCustos } = await bothRun(c);
     assert.equal(viaCustos.sent.length, c.calls.length);
     const nonces: number[] = [];
     viaCustos.sent.forEach((mine, i) => {
