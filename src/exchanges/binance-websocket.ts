@@ -1,4 +1,5 @@
 import { CustosError } from "../errors.js";
+import { oneMac } from "./facts.js";
 import type { EndpointClass, PreparedWebSocketAuth, SigningContext, WebSocketApiRequest, WebSocketAuthInput } from "./dialect.js";
 
 /*
@@ -100,9 +101,9 @@ export function websocketAuth(input: WebSocketAuthInput, ctx: SigningContext): P
   return {
     toSign: [Buffer.from(payload, "utf8")],
     finish(sigs: Buffer[]) {
-      if (sigs.length !== 1 || sigs[0]!.length !== (ed25519 ? 64 : 32)) throw new CustosError("INTERNAL", "binance: expected one HMAC-SHA256 or Ed25519 signature (this is a bug)");
+      const mac = oneMac("binance", ed25519 ? "ed25519" : "hmac-sha256", sigs);
       // In JSON, not a URL: the base64 signature is sent as is.
-      const signature = ed25519 ? sigs[0]!.toString("base64") : sigs[0]!.toString("hex");
+      const signature = ed25519 ? mac.toString("base64") : mac.toString("hex");
       const fields: Array<[string, string]> = [...signed, ["signature", signature]];
       const params = Object.fromEntries(fields.map(([k, v]) => [k, INT_PARAMS.has(k) && /^-?\d+$/.test(v) && Number.isSafeInteger(Number(v)) ? Number(v) : v]));
       return { fields, message: JSON.stringify({ id: ctx.nonce, method: request.method, params }), signature, timestamp };

@@ -1,6 +1,7 @@
 import { CustosError } from "../errors.js";
 import { websocketAuth, websocketRequestFacts } from "./binance-websocket.js";
 import type { Dialect, EndpointClass, ExchangeRequest, PreparedRequest, SigningContext } from "./dialect.js";
+import { oneMac, tableClassifier, textOf } from "./facts.js";
 
 /*
  * Binance HMAC-SHA256 request signing, as documented in "SIGNED (TRADE and USER_DATA) Endpoint
@@ -155,10 +156,6 @@ function batchOf(params: ReadonlyArray<[string, string]>): Array<Record<string, 
   }
 }
 
-function text(v: unknown): string | undefined {
-  return typeof v === "string" ? v : typeof v === "number" ? String(v) : undefined;
-}
-
 /** The largest of the given sizes; an order whose size cannot be read counts as unbounded. */
 function sizeOf(values: Array<string | undefined>): number {
   let largest = Number.NEGATIVE_INFINITY;
@@ -178,18 +175,13 @@ function singleOrder(get: (name: string) => Array<string | undefined>): { symbol
   return { symbol, quantity: sizeOf(get("quantity")) };
 }
 
-function classify(req: ExchangeRequest): EndpointClass {
-  const listed = TABLE.get(`${req.method} ${req.path}`);
-  if (listed) return listed;
-  for (const [re, cls] of PATTERNS) if (re.test(req.path)) return cls;
-  return "unknown";
-}
+const classify = tableClassifier(TABLE, PATTERNS);
 
 function symbols(req: ExchangeRequest): string[] {
   const params = parameters(req);
   const found = valuesOf(params, "symbol");
   for (const o of batchOf(params) ?? []) {
-    const s = text(o.symbol);
+    const s = textOf(o.symbol);
     if (s !== undefined) found.push(s);
   }
   return [...new Set(found)];
@@ -213,7 +205,7 @@ function orders(req: ExchangeRequest): Array<{ symbol: string; quantity: number 
     case "batch": {
       const batch = batchOf(params);
       if (!batch) return [{ symbol: "", quantity: Number.POSITIVE_INFINITY }];
-      return batch.map((o) => singleOrder((name) => (o[name] === undefined ? [] : [text(o[name])])));
+      return batch.map((o) => singleOrder((name) => (o[name] === undefined ? [] : [textOf(o[name])])));
     }
   }
 }
@@ -267,8 +259,8 @@ function prepare(req: ExchangeRequest, ctx: SigningContext): PreparedRequest {
       // HMAC-SHA256 keys: hex. Ed25519 keys: base64, percent-encoded as a parameter value
       // (Binance, "SIGNED Endpoint security": Ed25519 signatures must be URL-encoded).
       const ed25519 = ctx.keyAlgorithm === "ed25519";
-      if (macs.length !== 1 || macs[0]!.length !== (ed25519 ? 64 : 32)) throw new CustosError("INTERNAL", "binance: expected one HMAC-SHA256 or Ed25519 signature (this is a bug)");
-      const signature = ed25519 ? macs[0]!.toString("base64") : macs[0]!.toString("hex");
+      const mac = oneMac("binance", ed25519 ? "ed25519" : "hmac-sha256", macs);
+      const signature = ed25519 ? mac.toString("base64") : mac.toString("hex");
       const sent = ed25519 ? encodeURIComponent(signature) : signature;
       const signed = `signature=${sent}`;
       return {

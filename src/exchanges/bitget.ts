@@ -19,20 +19,10 @@
  */
 import { CustosError } from "../errors.js";
 import type { Dialect, EndpointClass, ExchangeRequest, PreparedRequest, PreparedWebSocketAuth, SigningContext, WebSocketAuthInput } from "./dialect.js";
-import { isObject } from "./facts.js";
-import { checkRequest, collectSymbols, parseBody, quantity, queryValues, unencoded } from "./json-request.js";
+import { isObject, oneMac, passphraseLogin } from "./facts.js";
+import { checkRequest, collectSymbols, parseBody, quantity, queryValues, routeOf, unencoded, type OrderFact, type Route } from "./json-request.js";
 
 type Method = ExchangeRequest["method"];
-type OrderFact = { symbol: string; quantity: number };
-
-interface Route {
-  readonly methods: readonly Method[] | "any";
-  readonly path: RegExp;
-  readonly cls: EndpointClass;
-  /** Orders the endpoint places or resizes, read from the parsed JSON body. */
-  readonly orders?: (body: unknown) => OrderFact[];
-}
-
 const exact = (p: string): RegExp => new RegExp(`^${p.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`);
 /** The path and everything below it. */
 const family = (p: string): RegExp => new RegExp(`^${p.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}(?:/.*)?$`);
@@ -119,10 +109,6 @@ const ROUTES: readonly Route[] = [
   { methods: GET, path: exact("/api/v2/common/trade-rate"), cls: "account" },
 ];
 
-function routeOf(req: ExchangeRequest): Route | undefined {
-  return ROUTES.find((r) => (r.methods === "any" || r.methods.includes(req.method)) && r.path.test(req.path));
-}
-
 /** Bitget v2 (`exchange: "bitget"`): base64 HMAC-SHA256, passphrase sent as is. */
 export class BitgetDialect implements Dialect {
   readonly exchange = "bitget";
@@ -130,7 +116,7 @@ export class BitgetDialect implements Dialect {
   readonly secretEncoding = "utf8" as const;
 
   classify(req: ExchangeRequest): EndpointClass {
-    return routeOf(req)?.cls ?? "unknown";
+    return routeOf(ROUTES, req)?.cls ?? "unknown";
   }
 
   symbols(req: ExchangeRequest): string[] {
@@ -140,7 +126,7 @@ export class BitgetDialect implements Dialect {
   }
 
   orders(req: ExchangeRequest): OrderFact[] {
-    const extract = routeOf(req)?.orders;
+    const extract = routeOf(ROUTES, req)?.orders;
     return extract ? extract(parseBody(req.body)) : [];
   }
 
@@ -155,8 +141,7 @@ export class BitgetDialect implements Dialect {
     return {
       toSign: [Buffer.from(text, "utf8")],
       finish(macs: Buffer[]) {
-        if (macs.length !== 1 || macs[0]!.length !== 32) throw new CustosError("INTERNAL", "bitget expects one HMAC-SHA256 (this is a bug)");
-        const signature = macs[0]!.toString("base64");
+        const signature = oneMac("bitget", "hmac-sha256", macs).toString("base64");
         const headers: Array<[string, string]> = [
           ["ACCESS-KEY", ctx.apiKeyId],
           ["ACCESS-SIGN", signature],
@@ -172,32 +157,9 @@ export class BitgetDialect implements Dialect {
     };
   }
 
-  /** The private WebSocket `login` op. */
+  /** The private WebSocket `login` op (bitget.com/api-doc/common/websocket-intro, Login). */
   websocketAuth(_input: WebSocketAuthInput, ctx: SigningContext): PreparedWebSocketAuth {
-    if (!ctx.passphrase) throw new CustosError("INVALID_ARGUMENT", "bitget keys need the API passphrase to log in");
-    if (!/^[\x20-\x7e]+$/.test(ctx.passphrase)) throw new CustosError("INVALID_ARGUMENT", "the API passphrase must be printable ASCII");
-    if (!/^[\x21-\x7e]+$/.test(ctx.apiKeyId)) throw new CustosError("INVALID_ARGUMENT", "the API key id must be printable ASCII");
-    if (!Number.isSafeInteger(ctx.timestamp) || ctx.timestamp < 0) throw new CustosError("INVALID_ARGUMENT", "timestamp must be whole milliseconds");
-    const passphrase = ctx.passphrase;
-    const timestamp = String(Math.floor(ctx.timestamp / 1000));
-    return {
-      toSign: [Buffer.from(`${timestamp}GET/user/verify`, "utf8")],
-      finish(macs: Buffer[]) {
-        if (macs.length !== 1 || macs[0]!.length !== 32) throw new CustosError("INTERNAL", "bitget expects one HMAC-SHA256 (this is a bug)");
-        const sign = macs[0]!.toString("base64");
-        return {
-          fields: [
-            ["apiKey", ctx.apiKeyId],
-            ["passphrase", passphrase],
-            ["timestamp", timestamp],
-            ["sign", sign],
-          ],
-          message: JSON.stringify({ op: "login", args: [{ apiKey: ctx.apiKeyId, passphrase, timestamp, sign }] }),
-          signature: sign,
-          timestamp,
-        };
-      },
-    };
+    return passphraseLogin("bitget", ctx, "/user/verify");
   }
 }
 

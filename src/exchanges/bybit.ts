@@ -1,5 +1,6 @@
 import { CustosError } from "../errors.js";
 import type { Dialect, EndpointClass, ExchangeRequest, PreparedRequest, PreparedWebSocketAuth, SigningContext, WebSocketAuthInput } from "./dialect.js";
+import { oneMac, orderSize, tableClassifier, textOf } from "./facts.js";
 
 /*
  * Bybit v5 HMAC-SHA256 request signing, as documented in the v5 "Integration Guidance",
@@ -80,10 +81,6 @@ function fieldsOf(req: ExchangeRequest): Fields | undefined {
   }
 }
 
-function text(v: unknown): string | undefined {
-  return typeof v === "string" ? v : typeof v === "number" ? String(v) : undefined;
-}
-
 /** A symbol is only unique within its category (BTCUSDT is both spot and linear): "linear:BTCUSDT". */
 function instrument(category: string | undefined, symbol: string): string {
   return category ? `${category}:${symbol}` : symbol;
@@ -94,27 +91,16 @@ function batchOf(f: Fields): Fields[] {
   return Array.isArray(list) ? list.filter((o): o is Fields => typeof o === "object" && o !== null && !Array.isArray(o)) : [];
 }
 
-function sizeOf(v: unknown): number {
-  const s = text(v);
-  const n = s === undefined || s.trim() === "" ? Number.NaN : Number(s);
-  return Number.isFinite(n) && n >= 0 ? n : Number.POSITIVE_INFINITY;
-}
-
-function classify(req: ExchangeRequest): EndpointClass {
-  const listed = TABLE.get(`${req.method} ${req.path}`);
-  if (listed) return listed;
-  for (const [re, cls] of PATTERNS) if (re.test(req.path)) return cls;
-  return "unknown";
-}
+const classify = tableClassifier(TABLE, PATTERNS);
 
 function symbols(req: ExchangeRequest): string[] {
   const f = fieldsOf(req);
   if (!f) return [];
-  const category = text(f.category);
+  const category = textOf(f.category);
   const found: string[] = [];
   for (const o of [f, ...batchOf(f)]) {
-    const s = text(o.symbol);
-    if (s !== undefined) found.push(instrument(text(o.category) ?? category, s));
+    const s = textOf(o.symbol);
+    if (s !== undefined) found.push(instrument(textOf(o.category) ?? category, s));
   }
   return [...new Set(found)];
 }
@@ -124,12 +110,12 @@ function orders(req: ExchangeRequest): Array<{ symbol: string; quantity: number 
   if (!shape) return [];
   const f = fieldsOf(req);
   if (!f) return [{ symbol: "", quantity: Number.POSITIVE_INFINITY }];
-  const category = text(f.category);
+  const category = textOf(f.category);
   const amend = AMENDS.has(req.path);
   const list = shape === "single" ? [f] : batchOf(f);
   return list
     .filter((o) => !(amend && o.qty === undefined))
-    .map((o) => ({ symbol: instrument(text(o.category) ?? category, text(o.symbol) ?? ""), quantity: sizeOf(o.qty) }));
+    .map((o) => ({ symbol: instrument(textOf(o.category) ?? category, textOf(o.symbol) ?? ""), quantity: orderSize(o.qty) }));
 }
 
 function prepare(req: ExchangeRequest, ctx: SigningContext): PreparedRequest {
@@ -152,8 +138,7 @@ function prepare(req: ExchangeRequest, ctx: SigningContext): PreparedRequest {
   return {
     toSign: [Buffer.from(payload, "utf8")],
     finish(macs: Buffer[]) {
-      if (macs.length !== 1 || macs[0]!.length !== 32) throw new CustosError("INTERNAL", "bybit: expected one HMAC-SHA256 (this is a bug)");
-      const signature = macs[0]!.toString("hex");
+      const signature = oneMac("bybit", "hmac-sha256", macs).toString("hex");
       return {
         headers: [
           ["X-BAPI-API-KEY", ctx.apiKeyId],
@@ -180,8 +165,7 @@ function websocketAuth(_input: WebSocketAuthInput, ctx: SigningContext): Prepare
   return {
     toSign: [Buffer.from(`GET/realtime${expires}`, "utf8")],
     finish(macs: Buffer[]) {
-      if (macs.length !== 1 || macs[0]!.length !== 32) throw new CustosError("INTERNAL", "bybit: expected one HMAC-SHA256 (this is a bug)");
-      const signature = macs[0]!.toString("hex");
+      const signature = oneMac("bybit", "hmac-sha256", macs).toString("hex");
       return {
         fields: [
           ["api_key", ctx.apiKeyId],

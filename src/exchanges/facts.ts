@@ -1,5 +1,6 @@
 import { CustosError } from "../errors.js";
 import { algorithmSpec, type SigningAlgorithm } from "../hsm/algorithms.js";
+import type { EndpointClass, ExchangeRequest, PreparedWebSocketAuth, SigningContext } from "./dialect.js";
 
 /*
  * Small readers shared by the dialects: what a request names (symbols, sizes) for the policy,
@@ -44,4 +45,61 @@ export function oneMac(exchange: string, algorithm: SigningAlgorithm, macs: Buff
     throw new CustosError("INTERNAL", `${exchange}: expected one ${bytes}-byte MAC, got ${macs.length} (this is a bug)`);
   }
   return macs[0]!;
+}
+
+/** A JSON string or number as text; anything else undefined. */
+export function textOf(v: unknown): string | undefined {
+  return typeof v === "string" ? v : typeof v === "number" ? String(v) : undefined;
+}
+
+/** An order size (number or numeric text, not negative); anything unreadable counts as unbounded. */
+export function orderSize(v: unknown): number {
+  const s = textOf(v);
+  const n = s === undefined || s.trim() === "" ? Number.NaN : Number(s);
+  return Number.isFinite(n) && n >= 0 ? n : Number.POSITIVE_INFINITY;
+}
+
+/**
+ * The endpoint class of a request from an exact "METHOD path" table, then path patterns in
+ * order; `unknown` (refused by the default policy) when neither lists it.
+ */
+export function tableClassifier(table: ReadonlyMap<string, EndpointClass>, patterns: ReadonlyArray<[RegExp, EndpointClass]>): (req: ExchangeRequest) => EndpointClass {
+  return (req) => {
+    const listed = table.get(`${req.method} ${req.path}`);
+    if (listed) return listed;
+    for (const [re, cls] of patterns) if (re.test(req.path)) return cls;
+    return "unknown";
+  };
+}
+
+/**
+ * The WebSocket `login` op of OKX v5 and Bitget v2 (Bitget follows OKX's format):
+ * base64(HMAC-SHA256(secret, seconds + "GET" + verifyPath)), sent with the API key, the
+ * passphrase in clear and the seconds.
+ */
+export function passphraseLogin(exchange: string, ctx: SigningContext, verifyPath: string): PreparedWebSocketAuth {
+  const invalid = (m: string) => new CustosError("INVALID_ARGUMENT", `${exchange}: ${m}`);
+  if (!ctx.passphrase) throw invalid("the key needs its API passphrase to log in");
+  if (!/^[\x20-\x7e]+$/.test(ctx.passphrase)) throw invalid("the API passphrase must be printable ASCII");
+  if (!/^[\x21-\x7e]+$/.test(ctx.apiKeyId)) throw invalid("the API key id must be printable ASCII");
+  if (!Number.isSafeInteger(ctx.timestamp) || ctx.timestamp <= 0) throw invalid("timestamp must be a positive integer of milliseconds");
+  const timestamp = String(Math.floor(ctx.timestamp / 1000));
+  const passphrase = ctx.passphrase;
+  return {
+    toSign: [Buffer.from(`${timestamp}GET${verifyPath}`, "utf8")],
+    finish(macs: Buffer[]) {
+      const sign = oneMac(exchange, "hmac-sha256", macs).toString("base64");
+      return {
+        fields: [
+          ["apiKey", ctx.apiKeyId],
+          ["passphrase", passphrase],
+          ["timestamp", timestamp],
+          ["sign", sign],
+        ],
+        message: JSON.stringify({ op: "login", args: [{ apiKey: ctx.apiKeyId, passphrase, timestamp, sign }] }),
+        signature: sign,
+        timestamp,
+      };
+    },
+  };
 }

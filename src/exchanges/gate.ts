@@ -20,20 +20,10 @@
 import { createHash } from "node:crypto";
 import { CustosError } from "../errors.js";
 import type { Dialect, EndpointClass, ExchangeRequest, PreparedRequest, PreparedWebSocketAuth, SigningContext, WebSocketAuthInput } from "./dialect.js";
-import { isObject } from "./facts.js";
-import { checkRequest, collectSymbols, parseBody, quantity, queryValues, unencoded } from "./json-request.js";
+import { isObject, oneMac } from "./facts.js";
+import { checkRequest, collectSymbols, parseBody, quantity, queryValues, routeOf, unencoded, type OrderFact, type Route } from "./json-request.js";
 
 type Method = ExchangeRequest["method"];
-type OrderFact = { symbol: string; quantity: number };
-
-interface Route {
-  readonly methods: readonly Method[] | "any";
-  readonly path: RegExp;
-  readonly cls: EndpointClass;
-  /** Orders the endpoint places or resizes, read from the parsed JSON body. */
-  readonly orders?: (body: unknown) => OrderFact[];
-}
-
 const SEGMENTS: Record<string, string> = {
   "{settle}": "[a-z]+",
   "{contract}": "(?<contract>[A-Za-z0-9_]+)",
@@ -158,10 +148,6 @@ const ROUTES: readonly Route[] = [
   { methods: GET, path: tpl("/account/detail"), cls: "account" },
 ];
 
-function routeOf(req: ExchangeRequest): Route | undefined {
-  return ROUTES.find((r) => (r.methods === "any" || r.methods.includes(req.method)) && r.path.test(req.path));
-}
-
 const EMPTY_SHA512 = createHash("sha512").update("").digest("hex");
 /** A WebSocket channel ("futures.orders"): no "&" or "=" that could shift the signed string's fields. */
 const WS_CHANNEL = /^[a-z0-9_]+\.[a-z0-9_]+$/;
@@ -175,21 +161,21 @@ export class GateDialect implements Dialect {
   readonly secretEncoding = "utf8" as const;
 
   classify(req: ExchangeRequest): EndpointClass {
-    return routeOf(req)?.cls ?? "unknown";
+    return routeOf(ROUTES, req)?.cls ?? "unknown";
   }
 
   /** `contract` in the query, anywhere in the JSON body, and in position paths. */
   symbols(req: ExchangeRequest): string[] {
     const out = queryValues(req.query, "contract");
     collectSymbols(parseBody(req.body), "contract", out);
-    const route = routeOf(req);
+    const route = routeOf(ROUTES, req);
     const inPath = route?.path.exec(req.path)?.groups?.contract;
     if (inPath !== undefined) out.push(inPath);
     return [...new Set(out)];
   }
 
   orders(req: ExchangeRequest): OrderFact[] {
-    const extract = routeOf(req)?.orders;
+    const extract = routeOf(ROUTES, req)?.orders;
     return extract ? extract(parseBody(req.body)) : [];
   }
 
@@ -201,8 +187,7 @@ export class GateDialect implements Dialect {
     return {
       toSign: [Buffer.from(text, "utf8")],
       finish(macs: Buffer[]) {
-        if (macs.length !== 1 || macs[0]!.length !== 64) throw new CustosError("INTERNAL", "gate expects one HMAC-SHA512 (this is a bug)");
-        const signature = macs[0]!.toString("hex");
+        const signature = oneMac("gate", "hmac-sha512", macs).toString("hex");
         const headers: Array<[string, string]> = [
           ["KEY", ctx.apiKeyId],
           ["Timestamp", timestamp],
@@ -228,8 +213,7 @@ export class GateDialect implements Dialect {
     return {
       toSign: [Buffer.from(`channel=${channel}&event=${event}&time=${time}`, "utf8")],
       finish(macs: Buffer[]) {
-        if (macs.length !== 1 || macs[0]!.length !== 64) throw new CustosError("INTERNAL", "gate expects one HMAC-SHA512 (this is a bug)");
-        const signature = macs[0]!.toString("hex");
+        const signature = oneMac("gate", "hmac-sha512", macs).toString("hex");
         return {
           fields: [
             ["method", "api_key"],

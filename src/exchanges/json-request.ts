@@ -1,5 +1,5 @@
 import { CustosError } from "../errors.js";
-import type { ExchangeRequest, SigningContext } from "./dialect.js";
+import type { EndpointClass, ExchangeRequest, SigningContext } from "./dialect.js";
 import { isObject } from "./facts.js";
 
 /*
@@ -81,4 +81,21 @@ export function quantity(v: unknown): number {
   if (typeof v === "number") return Number.isFinite(v) ? Math.abs(v) : NaN;
   if (typeof v === "string" && /^[+-]?(?:\d+\.?\d*|\.\d+)$/.test(v)) return Math.abs(Number(v));
   return NaN;
+}
+
+/** An order a request places or resizes: its symbol and size (NaN or ∞ when unmeasurable). */
+export type OrderFact = { symbol: string; quantity: number };
+
+/** One row of a dialect's endpoint table, from the exchange's API reference. */
+export interface Route {
+  readonly methods: readonly ExchangeRequest["method"][] | "any";
+  readonly path: RegExp;
+  readonly cls: EndpointClass;
+  /** Orders the endpoint places or resizes, read from the parsed JSON body. */
+  readonly orders?: (body: unknown) => OrderFact[];
+}
+
+/** The first route that matches the request's method and path (first match wins). */
+export function routeOf(routes: readonly Route[], req: ExchangeRequest): Route | undefined {
+  return routes.find((r) => (r.methods === "any" || r.methods.includes(req.method)) && r.path.test(req.path));
 }

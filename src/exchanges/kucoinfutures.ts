@@ -16,19 +16,9 @@
 import { CustosError } from "../errors.js";
 import type { Dialect, EndpointClass, ExchangeRequest, PreparedRequest, SigningContext } from "./dialect.js";
 import { isObject } from "./facts.js";
-import { checkRequest, collectSymbols, parseBody, quantity, queryValues, unencoded } from "./json-request.js";
+import { checkRequest, collectSymbols, parseBody, quantity, queryValues, routeOf, unencoded, type OrderFact, type Route } from "./json-request.js";
 
 type Method = ExchangeRequest["method"];
-type OrderFact = { symbol: string; quantity: number };
-
-interface Route {
-  readonly methods: readonly Method[] | "any";
-  readonly path: RegExp;
-  readonly cls: EndpointClass;
-  /** Orders the endpoint places, read from the parsed JSON body. */
-  readonly orders?: (body: unknown) => OrderFact[];
-}
-
 const SEGMENTS: Record<string, string> = {
   "{symbol}": "(?<symbol>[A-Za-z0-9]+)",
   // order ids and clientOids: letters, digits, "_" and "-"
@@ -113,10 +103,6 @@ const ROUTES: readonly Route[] = [
   { methods: GET, path: tpl("/contracts/risk-limit/{symbol}"), cls: "account" },
 ];
 
-function routeOf(req: ExchangeRequest): Route | undefined {
-  return ROUTES.find((r) => (r.methods === "any" || r.methods.includes(req.method)) && r.path.test(req.path));
-}
-
 /** API key versions whose passphrase is sent as its HMAC (version 1 sent it in clear). */
 export type KucoinKeyVersion = "2" | "3";
 const KEY_VERSIONS: readonly string[] = ["2", "3"];
@@ -134,20 +120,20 @@ export class KucoinFuturesDialect implements Dialect {
   constructor(readonly keyVersion: KucoinKeyVersion = "2") {}
 
   classify(req: ExchangeRequest): EndpointClass {
-    return routeOf(req)?.cls ?? "unknown";
+    return routeOf(ROUTES, req)?.cls ?? "unknown";
   }
 
   /** `symbol` in the query, anywhere in the JSON body, and in risk-limit paths. */
   symbols(req: ExchangeRequest): string[] {
     const out = queryValues(req.query, "symbol");
     collectSymbols(parseBody(req.body), "symbol", out);
-    const inPath = routeOf(req)?.path.exec(req.path)?.groups?.symbol;
+    const inPath = routeOf(ROUTES, req)?.path.exec(req.path)?.groups?.symbol;
     if (inPath !== undefined) out.push(inPath);
     return [...new Set(out)];
   }
 
   orders(req: ExchangeRequest): OrderFact[] {
-    const extract = routeOf(req)?.orders;
+    const extract = routeOf(ROUTES, req)?.orders;
     return extract ? extract(parseBody(req.body)) : [];
   }
 

@@ -1,5 +1,6 @@
 import { CustosError } from "../errors.js";
 import type { Dialect, EndpointClass, ExchangeRequest, PreparedRequest, PreparedWebSocketAuth, SigningContext, WebSocketAuthInput } from "./dialect.js";
+import { oneMac, orderSize, passphraseLogin, tableClassifier, textOf } from "./facts.js";
 
 /*
  * OKX v5 HMAC-SHA256 request signing, as documented in "Overview → REST Authentication →
@@ -73,25 +74,10 @@ function objectsOf(req: ExchangeRequest): Fields[] | undefined {
   }
 }
 
-function text(v: unknown): string | undefined {
-  return typeof v === "string" ? v : typeof v === "number" ? String(v) : undefined;
-}
-
-function sizeOf(v: unknown): number {
-  const s = text(v);
-  const n = s === undefined || s.trim() === "" ? Number.NaN : Number(s);
-  return Number.isFinite(n) && n >= 0 ? n : Number.POSITIVE_INFINITY;
-}
-
-function classify(req: ExchangeRequest): EndpointClass {
-  const listed = TABLE.get(`${req.method} ${req.path}`);
-  if (listed) return listed;
-  for (const [re, cls] of PATTERNS) if (re.test(req.path)) return cls;
-  return "unknown";
-}
+const classify = tableClassifier(TABLE, PATTERNS);
 
 function symbols(req: ExchangeRequest): string[] {
-  const found = (objectsOf(req) ?? []).map((o) => text(o.instId)).filter((s): s is string => s !== undefined);
+  const found = (objectsOf(req) ?? []).map((o) => textOf(o.instId)).filter((s): s is string => s !== undefined);
   return [...new Set(found)];
 }
 
@@ -102,10 +88,10 @@ function orders(req: ExchangeRequest): Array<{ symbol: string; quantity: number 
   if (!list) return [{ symbol: "", quantity: Number.POSITIVE_INFINITY }];
   if (shape === "amend") {
     // An amendment without newSz keeps the order's size.
-    return list.filter((o) => o.newSz !== undefined).map((o) => ({ symbol: text(o.instId) ?? "", quantity: sizeOf(o.newSz) }));
+    return list.filter((o) => o.newSz !== undefined).map((o) => ({ symbol: textOf(o.instId) ?? "", quantity: orderSize(o.newSz) }));
   }
   // An algo order may close by fraction instead of size (closeFraction=1, reduce-only).
-  return list.map((o) => ({ symbol: text(o.instId) ?? "", quantity: o.sz === undefined && text(o.closeFraction) !== undefined ? 0 : sizeOf(o.sz) }));
+  return list.map((o) => ({ symbol: textOf(o.instId) ?? "", quantity: o.sz === undefined && textOf(o.closeFraction) !== undefined ? 0 : orderSize(o.sz) }));
 }
 
 function prepare(req: ExchangeRequest, ctx: SigningContext): PreparedRequest {
@@ -130,8 +116,7 @@ function prepare(req: ExchangeRequest, ctx: SigningContext): PreparedRequest {
   return {
     toSign: [Buffer.from(payload, "utf8")],
     finish(macs: Buffer[]) {
-      if (macs.length !== 1 || macs[0]!.length !== 32) throw new CustosError("INTERNAL", "okx: expected one HMAC-SHA256 (this is a bug)");
-      const signature = macs[0]!.toString("base64");
+      const signature = oneMac("okx", "hmac-sha256", macs).toString("base64");
       return {
         headers: [
           ["OK-ACCESS-KEY", ctx.apiKeyId],
@@ -149,33 +134,9 @@ function prepare(req: ExchangeRequest, ctx: SigningContext): PreparedRequest {
   };
 }
 
-/** The private WebSocket `login` op. */
+/** The private WebSocket `login` op (https://www.okx.com/docs-v5/en/#overview-websocket-login). */
 function websocketAuth(_input: WebSocketAuthInput, ctx: SigningContext): PreparedWebSocketAuth {
-  if (ctx.passphrase === undefined || ctx.passphrase === "") throw invalid("an OKX key needs its API passphrase to log in");
-  if (!/^[\x20-\x7e]+$/.test(ctx.passphrase)) throw invalid("the API passphrase must be printable ASCII");
-  if (!/^[\x21-\x7e]+$/.test(ctx.apiKeyId)) throw invalid("the API key id must be printable ASCII");
-  if (!Number.isSafeInteger(ctx.timestamp) || ctx.timestamp <= 0) throw invalid("timestamp must be a positive integer of milliseconds");
-
-  const timestamp = String(Math.floor(ctx.timestamp / 1000));
-  const passphrase = ctx.passphrase;
-  return {
-    toSign: [Buffer.from(`${timestamp}GET/users/self/verify`, "utf8")],
-    finish(macs: Buffer[]) {
-      if (macs.length !== 1 || macs[0]!.length !== 32) throw new CustosError("INTERNAL", "okx: expected one HMAC-SHA256 (this is a bug)");
-      const sign = macs[0]!.toString("base64");
-      return {
-        fields: [
-          ["apiKey", ctx.apiKeyId],
-          ["passphrase", passphrase],
-          ["timestamp", timestamp],
-          ["sign", sign],
-        ],
-        message: JSON.stringify({ op: "login", args: [{ apiKey: ctx.apiKeyId, passphrase, timestamp, sign }] }),
-        signature: sign,
-        timestamp,
-      };
-    },
-  };
+  return passphraseLogin("okx", ctx, "/users/self/verify");
 }
 
 /**

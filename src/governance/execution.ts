@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { sha256Hex } from "../audit/sha256.js";
 import type { AuditLog } from "../audit/audit-log.js";
 import { CustosError, type CustosErrorCode } from "../errors.js";
 import type { ImportEnvelope } from "../hsm/envelope.js";
@@ -44,7 +44,7 @@ export class ProposalSteps {
         kind: c.kind === "import_key" ? "key.import" : "key.generate",
         key: c.target,
         version: 1,
-        details: { ...ref, exchange: k.exchange, environment: k.environment, algorithm: k.algorithm, ...(publicKey ? { publicKeySha256: createHash("sha256").update(publicKey).digest("hex") } : {}) },
+        details: { ...ref, exchange: k.exchange, environment: k.environment, algorithm: k.algorithm, ...(publicKey ? { publicKeySha256: sha256Hex(publicKey) } : {}) },
       });
     } else if (c.kind === "rotate_key") {
       const key = await this.store.getKey(c.target);
@@ -52,7 +52,7 @@ export class ProposalSteps {
       if (pending) {
         // An Ed25519 rotation: the new pair waits for the exchange's API key id (set_api_key_id).
         const publicKey = await this.hsm.publicKey(pending.objectId);
-        await this.audit.recordNow({ ...base, kind: "key.rotate", key: c.target, version: pending.version, details: { ...ref, state: "pending", ...(publicKey ? { publicKeySha256: createHash("sha256").update(publicKey).digest("hex") } : {}) } });
+        await this.audit.recordNow({ ...base, kind: "key.rotate", key: c.target, version: pending.version, details: { ...ref, state: "pending", ...(publicKey ? { publicKeySha256: sha256Hex(publicKey) } : {}) } });
       } else {
         const active = key && activeVersion(key);
         const retiring = key?.versions.filter((v) => v.state === "retiring").at(-1);

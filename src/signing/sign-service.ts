@@ -1,5 +1,5 @@
-import { createHash } from "node:crypto";
 import type { AuditLog } from "../audit/audit-log.js";
+import { sha256Hex } from "../audit/sha256.js";
 import { CustosError, type CustosErrorCode } from "../errors.js";
 import type { Hsm } from "../hsm/hsm.js";
 import type { SigningAlgorithm } from "../hsm/algorithms.js";
@@ -73,7 +73,6 @@ export interface SignDecisionLog {
 let requestCounter = 0;
 /** Ids of refused requests: process-unique, short, and no secret in them. */
 const nextRequestId = (): string => `r${process.pid.toString(36)}-${(++requestCounter).toString(36)}`;
-const sha256Hex = (data: Uint8Array): string => createHash("sha256").update(data).digest("hex");
 
 /**
  * The sign path: identity → network → limits → key → grant → HSM → audit. Each step
