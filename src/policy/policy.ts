@@ -78,6 +78,27 @@ export function checkRequest(policy: KeyPolicy, req: Pick<ExchangeRequest, "path
   checkContent(policy, facts);
 }
 
+/**
+ * A private WebSocket login (Bybit auth, OKX/Bitget login, Binance session.logon, …) authorizes
+ * a session whose later requests custos never sees. It is checked as a `trade` request against
+ * the key's path rules (`{ "method": "WS", "path": "auth" }`, or "session.logon") and classes,
+ * and a key whose policy bounds symbols or order sizes refuses it (rule `session-login`): those
+ * bounds could not hold on the session. An allow rule naming the login lifts that refusal.
+ */
+export function checkSessionLogin(policy: KeyPolicy, login: { path: string }): void {
+  for (const rule of policy.rules ?? []) {
+    if (rule.method && rule.method.toUpperCase() !== "WS") continue;
+    if (!globMatch(rule.path, login.path)) continue;
+    if (rule.effect === "deny") throw new PolicyDenied(`rule:${rule.id}`, `the WebSocket login is denied by rule ${rule.id}`);
+    return;
+  }
+  const allowed = policy.allowClasses ?? DEFAULT_ALLOWED_CLASSES;
+  if (!allowed.includes("trade")) throw new PolicyDenied("class:trade", "a WebSocket login opens a trading session, and trade requests are not allowed for this key");
+  if (policy.symbols || policy.maxQuantity) {
+    throw new PolicyDenied("session-login", "the key's symbol or size limits cannot hold on a logged-in WebSocket session; allow the login with a path rule to accept that");
+  }
+}
+
 function checkContent(policy: KeyPolicy, facts: RequestFacts): void {
   if (policy.symbols) {
     const outside = facts.symbols.find((s) => !policy.symbols!.includes(s));

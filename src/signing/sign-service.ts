@@ -6,7 +6,7 @@ import type { SigningAlgorithm } from "../hsm/algorithms.js";
 import type { ExchangeRequest, SignedExchangeRequest, SignedWebSocketAuth, SigningContext, WebSocketAuthInput } from "../exchanges/dialect.js";
 import { dialectFor } from "../exchanges/registry.js";
 import { apiKeyIdOf, type KeyVersionRecord, type KeyWithVersions } from "../keys/model.js";
-import { PolicyDenied, checkRequest, checkTiming, type RequestFacts } from "../policy/policy.js";
+import { PolicyDenied, checkRequest, checkSessionLogin, checkTiming, type RequestFacts } from "../policy/policy.js";
 import { addressAllowed, type AccessDirectory } from "./directory.js";
 import { RateLimiter, type RateLimit } from "./rate-limiter.js";
 
@@ -179,7 +179,9 @@ export class SignService {
       const dialect = dialectFor(key.exchange);
       if (!dialect?.websocketAuth) throw new CustosError("NO_DIALECT", `custos cannot sign a WebSocket login for ${key.exchange}`);
       let recvWindowMs: number | undefined;
-      if (wsRequest && wsRequest.method !== "session.logon") {
+      if (!wsRequest || wsRequest.method === "session.logon") {
+        checkSessionLogin(this.directory.policy(key.id), what);
+      } else {
         if (!dialect.websocketRequestFacts) throw new CustosError("NO_DIALECT", `custos cannot sign ${key.exchange} WebSocket API requests`);
         const facts = dialect.websocketRequestFacts(wsRequest);
         endpointClass = facts.endpointClass;

@@ -231,6 +231,12 @@ describe("exchange-aware signing through the service", () => {
     assert.ok(expires >= before * 1000 && expires <= (Math.floor(Date.now() / 1000) + 60) * 1000, `expiry ${expires} in ms, from custos's clock`);
     assert.equal(res.signature, createHmac("sha256", secret).update(`GET/realtime${expires}`).digest("hex"));
     assert.deepEqual(JSON.parse(res.message), { op: "auth", args: ["by-key", expires, res.signature] });
+    // With a symbol allowlist, a login (whose session custos never sees) is refused unless a rule allows it.
+    await setPolicy("by", { symbols: ["BTCUSDT"] });
+    const login = () => unary(svc.signer, "signWebSocketAuth", { keyId: "by", version: 0, timestampMs: "0", nonce: "", expires: "0", challenge: "", channel: "", event: "", passphrase: "", wsMethod: "", wsParams: [] });
+    assert.equal(await deniedRule(login()), "session-login");
+    await setPolicy("by", { symbols: ["BTCUSDT"], rules: [{ id: "ws-login", effect: "allow", method: "WS", path: "auth" }] });
+    assert.ok((await login()).signature);
     // Binance's WebSocket API logs in with Ed25519 keys only: no HMAC login to sign.
     await expectDenied(unary(svc.signer, "signWebSocketAuth", { keyId: "bn", version: 0, timestampMs: "0", nonce: "", expires: "0", challenge: "", channel: "", event: "", passphrase: "", wsMethod: "", wsParams: [] }), status.FAILED_PRECONDITION, "PRECONDITION_FAILED");
     // KuCoin signs nothing on its private socket (the token comes from a signed REST call).
@@ -258,6 +264,8 @@ describe("exchange-aware signing through the service", () => {
     assert.equal(await deniedRule(ws("bn-ws-policy", "some.new.method", [])), "class:unknown");
     assert.equal(await deniedRule(ws("bn-ws-policy", "order.place", [["symbol", "BTCUSDT"], ["quantity", "0.1"], ["recvWindow", "60000"]])), "recv-window");
     assert.equal(await deniedRule(ws("bn-ws-policy", "order.place", [["symbol", "BTCUSDT"], ["quantity", "0.1"]], { timestampMs: String(Date.now() + 3_600_000) })), "timestamp-skew");
+    // A login would open a session on which these limits could not hold: refused, audited with its rule.
+    assert.equal(await deniedRule(unary(svc.signer, "signWebSocketAuth", { keyId: "bn-ws-policy", version: 0, timestampMs: "0", nonce: "", expires: "0", challenge: "", channel: "", event: "", passphrase: "", wsMethod: "session.logon", wsParams: [] })), "session-login");
     // An HMAC key has no session.logon (Ed25519 keys only).
     await expectDenied(ws("bn", "session.logon", []), status.FAILED_PRECONDITION, "PRECONDITION_FAILED");
   });

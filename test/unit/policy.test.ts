@@ -2,7 +2,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { CustosError } from "../../src/errors.js";
 import type { EndpointClass, ExchangeRequest } from "../../src/exchanges/dialect.js";
-import { PolicyDenied, checkRequest, checkTiming, globMatch, validatePolicy, type KeyPolicy, type RequestFacts } from "../../src/policy/policy.js";
+import { PolicyDenied, checkRequest, checkSessionLogin, checkTiming, globMatch, validatePolicy, type KeyPolicy, type RequestFacts } from "../../src/policy/policy.js";
 
 const order: ExchangeRequest = { method: "POST", path: "/fapi/v1/order", query: "symbol=BTCUSDT&side=BUY&quantity=2", body: "" };
 const facts = (endpointClass: EndpointClass, extra: Partial<RequestFacts> = {}): RequestFacts => ({ endpointClass, symbols: ["BTCUSDT"], orders: [{ symbol: "BTCUSDT", quantity: 2 }], ...extra });
@@ -76,6 +76,25 @@ describe("policy shape and globs", () => {
     assert.ok(globMatch("/fapi/**", "/fapi/v1/order/test"));
     assert.ok(!globMatch("/fapi/v1.order", "/fapi/v1xorder"), "a dot is literal");
     assert.ok(!globMatch("/sapi/*", "/fapi/v1"));
+  });
+
+  it("a WebSocket login passes the default policy, and is refused where symbol or size limits could not hold on the session", () => {
+    const ruleOf = (policy: KeyPolicy, path = "auth"): string | undefined => {
+      try {
+        checkSessionLogin(policy, { path });
+        return undefined;
+      } catch (e) {
+        assert.ok(e instanceof PolicyDenied);
+        return e.rule;
+      }
+    };
+    assert.equal(ruleOf({}), undefined);
+    assert.equal(ruleOf({ symbols: ["BTCUSDT"] }), "session-login");
+    assert.equal(ruleOf({ maxQuantity: { "*": 1 } }, "session.logon"), "session-login");
+    assert.equal(ruleOf({ allowClasses: ["read", "account"] }), "class:trade");
+    assert.equal(ruleOf({ symbols: ["BTCUSDT"], rules: [{ id: "ws-ok", effect: "allow", method: "WS", path: "auth" }] }), undefined, "an explicit allow rule accepts the login");
+    assert.equal(ruleOf({ rules: [{ id: "no-ws", effect: "deny", method: "WS", path: "**" }] }), "rule:no-ws");
+    assert.equal(ruleOf({ symbols: ["X"], rules: [{ id: "rest-only", effect: "allow", method: "POST", path: "/**" }] }), "session-login", "REST rules do not name logins");
   });
 
   it("accepts a full policy and refuses malformed ones with INVALID_ARGUMENT", () => {
