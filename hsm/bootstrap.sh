@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes a fresh Debian machine with Node >= 20 ready to run custos: installs what is
-# missing (SoftHSM2; for tests also gdb for gcore, protoc for the generated-code check and
-# Chromium for the console's browser tests;
+# missing (SoftHSM2; for tests also gdb for gcore, protoc for the generated-code check,
+# Chromium for the console's browser tests, and what builds SoftHSM2 with Ed25519 unwrap
+# for the key-migration tests — hsm/softhsm2-eddsa/;
 # for the benchmark nghttp2-client), installs npm packages, and builds.
 # Usage: bash hsm/bootstrap.sh [serve|test|bench]
 set -euo pipefail
@@ -14,6 +15,9 @@ if [ "$mode" = test ]; then
   command -v gcore >/dev/null || need+=(gdb)
   command -v protoc >/dev/null || need+=(protobuf-compiler)
   [ -x /usr/bin/chromium ] || need+=(chromium) # browser tests of the officer console (playwright-core drives it; no browser download)
+  command -v curl >/dev/null || need+=(curl ca-certificates)
+  [ -f /usr/include/openssl/evp.h ] || need+=(libssl-dev)
+  command -v patch >/dev/null || need+=(patch)
 fi
 if [ "$mode" = bench ]; then
   command -v h2load >/dev/null || need+=(nghttp2-client)
@@ -31,6 +35,9 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   echo "custos: installing npm packages" >&2
   npm ci --no-audit --no-fund --loglevel=error
 fi
+
+# The test-only SoftHSM2 build with Ed25519 unwrap (cached in .cache/; about a minute the first time).
+[ "$mode" = test ] && bash hsm/softhsm2-eddsa/build.sh >/dev/null
 
 echo "custos: building" >&2
 # The test run starts from a clean dist/ so no output of a deleted source file lingers.

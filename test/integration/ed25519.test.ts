@@ -327,7 +327,7 @@ describe("Ed25519 key pairs generated in SoftHSM2", () => {
     assert.equal(await hsm.hasSecret(versionObjectId("k-ed-cli", 1)), false);
   });
 
-  it("migrating an existing Ed25519 key (wrapped PKCS#8): SoftHSM2 2.6.1 cannot unwrap one, so the import fails closed — typed error, nothing on the token, envelope gone, audited", async () => {
+  it("migrating an existing Ed25519 key (wrapped PKCS#8): Debian's stock SoftHSM2 2.6.1 cannot unwrap one, so the import fails closed — typed error, nothing on the token, envelope gone, audited", async () => {
     const dir = mkdtempSync(join(tmpdir(), "custos-pkcs8-"));
     const file = join(dir, "binance-ed25519.pem");
     const existing = generateKeyPairSync("ed25519");

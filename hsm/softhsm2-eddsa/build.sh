@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Builds SoftHSM2 2.6.1 — Debian 12's version, from Debian's own source tarball — with one
+# change, eddsa-unwrap.patch: C_UnwrapKey of an Ed25519 PKCS#8 private key. Stock 2.6.1 has
+# the EdDSA PKCS#8 decoder but no branch for CKK_EC_EDWARDS in C_UnwrapKey, so it answers
+# CKR_FUNCTION_FAILED; the patch adds that branch, mirroring the EC one beside it.
+#
+# Why: custos migrates an existing Ed25519 exchange key by unwrapping it inside the HSM (never
+# C_CreateObject with the key's value). Production HSMs do this; the tests prove custos's
+# side of it against this build, and prove the fail-closed path against the stock module.
+#
+# Prints the module's path on stdout. Rebuilds only when the patch changes.
+#   bash hsm/softhsm2-eddsa/build.sh
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+out="$root/.cache/softhsm2-eddsa"
+lib="$out/libsofthsm2.so"
+tarball_url="https://deb.debian.org/debian/pool/main/s/softhsm2/softhsm2_2.6.1.orig.tar.gz"
+tarball_sha256="ac9ac1e3f4402f88bf3e626a18f070f8031c031947ed469c6e17482495ec72b6" # Debian's softhsm2_2.6.1-2.1.dsc
+
+stamp="$tarball_sha256 $(sha256sum "$here/eddsa-unwrap.patch" | cut -d' ' -f1)"
+if [ -f "$lib" ] && [ "$(cat "$out/stamp" 2>/dev/null)" = "$stamp" ]; then
+  echo "$lib"
+  exit 0
+fi
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$out"
+echo "custos: building SoftHSM2 2.6.1 with Ed25519 unwrap (about a minute on 2 cores)" >&2
+curl -fsSL --retry 3 -o "$work/src.tar.gz" "$tarball_url"
+echo "$tarball_sha256  $work/src.tar.gz" | sha256sum -c --quiet -
+tar xzf "$work/src.tar.gz" -C "$work"
+cd "$work/softhsm2-2.6.1"
+patch -p1 --quiet < "$here/eddsa-unwrap.patch"
+log="$out/build.log"
+if ! { ./configure --disable-gost --disable-p11-kit --with-crypto-backend=openssl --enable-eddsa \
+         && make -j"$(nproc)" -C src/lib; } >"$log" 2>&1; then
+  tail -n 30 "$log" >&2
+  echo "custos: the SoftHSM2 build failed; the whole log is $log" >&2
+  exit 1
+fi
+install -m 0755 src/lib/.libs/libsofthsm2.so "$lib"
+echo "$stamp" > "$out/stamp"
+echo "$lib"
