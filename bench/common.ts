@@ -35,6 +35,7 @@ export function exchangeRequest(): ExchangeRequest {
     recvWindowMs: 5000,
     passphrase: "",
     apiKeyVersion: "",
+    omitNonce: false,
   };
 }
 

@@ -15,7 +15,7 @@ if [ "$mode" = test ]; then
   command -v gcore >/dev/null || need+=(gdb)
   command -v protoc >/dev/null || need+=(protobuf-compiler)
   [ -x /usr/bin/chromium ] || need+=(chromium) # browser tests of the officer console (playwright-core drives it; no browser download)
-  command -v curl >/dev/null || need+=(curl ca-certificates)
+  command -v curl >/dev/null || need+=(curl)
   [ -f /usr/include/openssl/evp.h ] || need+=(libssl-dev)
   command -v patch >/dev/null || need+=(patch)
 fi

@@ -15,8 +15,8 @@ here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 out="$root/.cache/softhsm2-eddsa"
 lib="$out/libsofthsm2.so"
-tarball_url="https://deb.debian.org/debian/pool/main/s/softhsm2/softhsm2_2.6.1.orig.tar.gz"
-tarball_sha256="ac9ac1e3f4402f88bf3e626a18f070f8031c031947ed469c6e17482495ec72b6" # Debian's softhsm2_2.6.1-2.1.dsc
+tarball_url="http://deb.debian.org/debian/pool/main/s/softhsm2/softhsm2_2.6.1.orig.tar.gz"
+tarball_sha256="ac9ac1e3f4402f88bf3e626a18f070f8031c031947ed469c6e17482495ec72b6" # from Debian's softhsm2_2.6.1-2.1.dsc; the checksum, not the transport, vouches for it (as with apt)
 
 stamp="$tarball_sha256 $(sha256sum "$here/eddsa-unwrap.patch" | cut -d' ' -f1)"
 if [ -f "$lib" ] && [ "$(cat "$out/stamp" 2>/dev/null)" = "$stamp" ]; then

@@ -233,6 +233,7 @@ export function registerSignRequestCommand(program: Command): void {
     .option("--expires <s>", "caller-chosen expiry (seconds since the epoch)")
     .option("--recv-window <ms>", "receive window (Binance, Bybit)")
     .option("--api-key-version <v>", "the API key's version at the exchange (KuCoin: 2 or 3)")
+    .option("--omit-nonce", "Kraken Futures: sign with no Nonce (the key's policy must set allowUntimedRequests)")
     .option("--version <n>", "pin a key version")
     .action(async (o: Opts) => {
       const { signer } = connect(connectOpts(o), "client");
@@ -251,6 +252,7 @@ export function registerSignRequestCommand(program: Command): void {
         recvWindowMs: o.recvWindow ? Number(o.recvWindow) : 0,
         passphrase,
         apiKeyVersion: o.apiKeyVersion ?? "",
+        omitNonce: Boolean(o.omitNonce),
       }).finally(() => signer.close());
       console.log(
         JSON.stringify({

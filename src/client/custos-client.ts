@@ -29,6 +29,8 @@ export interface ExchangeRequestInput {
   passphrase?: string;
   /** The API key's version at the exchange (KuCoin: "2" or "3"; default 2). */
   apiKeyVersion?: string;
+  /** Kraken Futures: no Nonce, as ccxt sends it (the key's policy must set allowUntimedRequests). */
+  omitNonce?: boolean;
 }
 
 /** What to attach to the request. */
@@ -168,6 +170,7 @@ function toWire(i: ExchangeRequestInput): ExchangeRequest {
     recvWindowMs: i.recvWindowMs ?? 0,
     passphrase: i.passphrase ?? "",
     apiKeyVersion: i.apiKeyVersion ?? "",
+    omitNonce: i.omitNonce ?? false,
   };
 }
 

@@ -109,6 +109,8 @@ export interface Dialect {
   readonly otherAlgorithms?: readonly SigningAlgorithm[];
   /** How the exchange's secret is turned into HMAC key bytes at import (e.g. base64-decoded). */
   readonly secretEncoding: "utf8" | "base64";
+  /** The exchange accepts REST requests without a nonce (Kraken Futures): `omitNonce` may ask for that. */
+  readonly optionalNonce?: boolean;
   classify(req: ExchangeRequest): EndpointClass;
   /** Instrument symbols the request names (query or body), for symbol allowlists. */
   symbols(req: ExchangeRequest): string[];

@@ -61,6 +61,7 @@ export const krakenfutures: Dialect = {
   exchange: "krakenfutures",
   algorithm: "hmac-sha512",
   secretEncoding: "base64",
+  optionalNonce: true,
 
   classify(req: ExchangeRequest): EndpointClass {
     if (req.path.startsWith("/api/auth/")) return "key-management";

@@ -22,6 +22,11 @@ export interface KeyPolicy {
   maxRecvWindowMs?: number;
   /** Raw `Sign` on a key that has a dialect: bypasses every content rule. Default false. */
   allowRawSign?: boolean;
+  /**
+   * Requests signed without the nonce an exchange makes optional (Kraken Futures REST, as
+   * ccxt sends them). Such a signature stays valid until the key rotates. Default false.
+   */
+  allowUntimedRequests?: boolean;
 }
 
 export interface PathRule {
@@ -130,6 +135,13 @@ export function checkTiming(policy: KeyPolicy, now: number, caller: { timestampM
   }
 }
 
+/** A request signed with no nonce at all (where the exchange allows that) needs the policy's consent. */
+export function checkUntimed(policy: KeyPolicy): void {
+  if (!policy.allowUntimedRequests) {
+    throw new PolicyDenied("untimed-request", "a request without a nonce stays valid until the key rotates: the key's policy must set allowUntimedRequests");
+  }
+}
+
 /** A stored policy (JSON) → KeyPolicy; shape errors are INVALID_ARGUMENT (checked at proposal time too). */
 export function parsePolicy(json: string | undefined): KeyPolicy {
   if (!json) return {};
@@ -146,7 +158,7 @@ export function validatePolicy(p: unknown): asserts p is KeyPolicy {
   };
   if (typeof p !== "object" || p === null || Array.isArray(p)) bad("must be a JSON object");
   const o = p as Record<string, unknown>;
-  const known = new Set(["allowClasses", "rules", "symbols", "maxQuantity", "maxSkewMs", "maxExpirySeconds", "maxRecvWindowMs", "allowRawSign"]);
+  const known = new Set(["allowClasses", "rules", "symbols", "maxQuantity", "maxSkewMs", "maxExpirySeconds", "maxRecvWindowMs", "allowRawSign", "allowUntimedRequests"]);
   for (const k of Object.keys(o)) if (!known.has(k)) bad(`unknown setting ${k}`);
   if (o.allowClasses !== undefined && !(Array.isArray(o.allowClasses) && o.allowClasses.every((c) => CLASSES.includes(c as EndpointClass)))) bad(`allowClasses must list classes from ${CLASSES.join(", ")}`);
   if (o.rules !== undefined) {
@@ -161,7 +173,7 @@ export function validatePolicy(p: unknown): asserts p is KeyPolicy {
   if (o.symbols !== undefined && !(Array.isArray(o.symbols) && o.symbols.every((s) => typeof s === "string"))) bad("symbols must be a list of strings");
   if (o.maxQuantity !== undefined && !(typeof o.maxQuantity === "object" && o.maxQuantity !== null && Object.values(o.maxQuantity).every((v) => typeof v === "number" && v > 0))) bad("maxQuantity maps symbols to positive numbers");
   for (const k of ["maxSkewMs", "maxExpirySeconds", "maxRecvWindowMs"]) if (o[k] !== undefined && !(typeof o[k] === "number" && (o[k] as number) >= 0)) bad(`${k} must be a non-negative number`);
-  if (o.allowRawSign !== undefined && typeof o.allowRawSign !== "boolean") bad("allowRawSign is true or false");
+  for (const k of ["allowRawSign", "allowUntimedRequests"]) if (o[k] !== undefined && typeof o[k] !== "boolean") bad(`${k} is true or false`);
 }
 
 /** `*` within one path segment, `**` across segments; everything else literal. */

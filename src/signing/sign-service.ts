@@ -6,7 +6,7 @@ import type { SigningAlgorithm } from "../hsm/algorithms.js";
 import type { ExchangeRequest, SignedExchangeRequest, SignedWebSocketAuth, SigningContext, WebSocketAuthInput } from "../exchanges/dialect.js";
 import { dialectFor } from "../exchanges/registry.js";
 import { apiKeyIdOf, type KeyVersionRecord, type KeyWithVersions } from "../keys/model.js";
-import { PolicyDenied, checkRequest, checkSessionLogin, checkTiming, type RequestFacts } from "../policy/policy.js";
+import { PolicyDenied, checkRequest, checkSessionLogin, checkTiming, checkUntimed, type RequestFacts } from "../policy/policy.js";
 import { addressAllowed, type AccessDirectory } from "./directory.js";
 import { RateLimiter, type RateLimit } from "./rate-limiter.js";
 
@@ -131,6 +131,11 @@ export class SignService {
       if (dialect.algorithm !== key.algorithm && !dialect.otherAlgorithms?.includes(key.algorithm)) {
         throw new CustosError("PRECONDITION_FAILED", `${key.exchange} signs with ${dialect.algorithm}, the key is ${key.algorithm}`);
       }
+      if (req.omitNonce) {
+        if (!dialect.optionalNonce) throw new CustosError("INVALID_ARGUMENT", `${key.exchange} requests always carry a nonce or timestamp: omit_nonce is for Kraken Futures`);
+        if (req.nonce) throw new CustosError("INVALID_ARGUMENT", "omit_nonce and a nonce together");
+        checkUntimed(this.directory.policy(key.id));
+      }
       const ctx = this.signingContext(key, v, req);
       facts = { endpointClass: dialect.classify(req.request), symbols: dialect.symbols(req.request), orders: dialect.orders(req.request) };
       checkRequest(this.directory.policy(key.id), req.request, facts);
@@ -210,7 +215,7 @@ export class SignService {
    * Timestamp, nonce and expiry for an exchange request or WebSocket login: custos's clock
    * unless the caller chose them, and then no later than the key policy allows.
    */
-  private signingContext(key: KeyWithVersions, v: KeyVersionRecord, req: { timestampMs: number; nonce: string; expires: number; recvWindowMs?: number; passphrase: string; apiKeyVersion?: string }): SigningContext {
+  private signingContext(key: KeyWithVersions, v: KeyVersionRecord, req: { timestampMs: number; nonce: string; expires: number; recvWindowMs?: number; passphrase: string; apiKeyVersion?: string; omitNonce?: boolean }): SigningContext {
     const now = Date.now();
     const nonceTime = req.nonce ? nonceMs(req.nonce) : undefined;
     checkTiming(this.directory.policy(key.id), now, {
@@ -222,7 +227,7 @@ export class SignService {
     return {
       timestamp: req.timestampMs || now,
       expires: req.expires || Math.floor(now / 1000) + DEFAULT_EXPIRY_SECONDS,
-      nonce: req.nonce || this.nextNonce(now),
+      nonce: req.omitNonce ? "" : req.nonce || this.nextNonce(now),
       apiKeyId: apiKeyIdOf(key, v),
       keyAlgorithm: key.algorithm,
       ...(req.recvWindowMs ? { recvWindow: req.recvWindowMs } : {}),
@@ -339,6 +344,8 @@ export interface ExchangeSignRequest {
   passphrase: string;
   /** The API key's version at the exchange (KuCoin "2" / "3"); "" = the dialect's default. */
   apiKeyVersion?: string;
+  /** Sign with no nonce where the exchange makes it optional; the key's policy must allow it. */
+  omitNonce?: boolean;
 }
 
 export interface WebSocketAuthSignRequest {

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { createHash, createHmac, createPublicKey, generateKeyPairSync, verify } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import ccxt from "ccxt";
-import { CcxtCustosError, closeCustos, withCustos } from "../../src/client/ccxt/index.js";
+import { CcxtCustosError, closeCustos, withCustos, type WithCustosOptions } from "../../src/client/ccxt/index.js";
 import { CustosClient } from "../../src/client/custos-client.js";
 import { dialectFor } from "../../src/exchanges/registry.js";
 import { BTCUSDT_PERP } from "../fixtures/binance-market.js";
@@ -196,10 +196,10 @@ describe("ccxt drop-in: withCustos", () => {
   });
 
   /** The case's calls on ccxt with the plaintext secret and on ccxt through custos, in turn. */
-  async function bothRun(c: Case): Promise<{ plain: ReturnType<typeof instance>; viaCustos: ReturnType<typeof instance> }> {
+  async function bothRun(c: Case, extra: Partial<WithCustosOptions> = {}): Promise<{ plain: ReturnType<typeof instance>; viaCustos: ReturnType<typeof instance> }> {
     const plain = instance(c, true);
     const viaCustos = instance(c, false);
-    withCustos(viaCustos.ex, { keyId: c.id, client });
+    withCustos(viaCustos.ex, { keyId: c.id, client, ...extra });
     for (const call of c.calls) {
       await run(plain.ex, call);
       await run(viaCustos.ex, call);
@@ -281,6 +281,27 @@ describe("ccxt drop-in: withCustos", () => {
       assert.equal(authent, createHmac("sha512", Buffer.from(c.secret, "base64")).update(digest).digest("base64"));
     });
     assert.ok(nonces[1]! > nonces[0]!, "custos's nonces increase");
+  });
+
+  it("krakenfutures with omitOptionalNonce: refused under the default policy (nothing sent); byte-identical to ccxt once the key's policy allows untimed requests", async () => {
+    const c = CASES.find((x) => x.id === "krakenfutures")!;
+    const refused = instance(c, false);
+    withCustos(refused.ex, { keyId: c.id, client, omitOptionalNonce: true });
+    await assert.rejects(run(refused.ex, c.calls[0]!), (e: unknown) => {
+      assert.ok(e instanceof CcxtCustosError, String(e));
+      assert.deepEqual([e.code, e.reason, e.rule], ["SIGNING_REFUSED", "POLICY_DENIED", "untimed-request"]);
+      return true;
+    });
+    assert.deepEqual(refused.sent, []);
+
+    const p = await proposeAndApprove(svc.custody, { kind: { $case: "setPolicy", setPolicy: { keyId: c.id, policyJson: JSON.stringify({ allowUntimedRequests: true }) } }, ttlSeconds: 0 });
+    assert.equal(p.state, "executed", p.failure);
+    const { plain, viaCustos } = await bothRun(c, { omitOptionalNonce: true });
+    assert.equal(plain.sent.length, c.calls.length);
+    assert.deepEqual(viaCustos.sent, plain.sent);
+    assert.equal(plain.sent[0]!.headers!.Nonce, undefined, "ccxt sends no Nonce");
+    // Exchanges whose requests always carry a nonce or timestamp have nothing to omit.
+    assert.throws(() => withCustos(instance(CASES[0]!, false).ex, { keyId: CASES[0]!.id, client, omitOptionalNonce: true }), (e: unknown) => e instanceof CcxtCustosError && e.code === "NOT_SUPPORTED");
   });
 
   it("binanceusdm: a withdrawal through ccxt is refused by custos's default policy and never sent", async () => {

@@ -80,7 +80,7 @@ describe("Ed25519 key migration (wrapped PKCS#8) into SoftHSM2 with EdDSA unwrap
     assert.throws(() => attribute(priv, p.CKA_VALUE), (e) => ckrOf(e) === CKR_ATTRIBUTE_SENSITIVE);
 
     // A Binance order signed in the HSM verifies with the key the bot used to hold (node:crypto).
-    const order = { keyId: "bn-migrated", version: 0, method: "POST", path: "/fapi/v1/order", query: "symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTC&quantity=0.01&price=50000", queryParams: [], body: Buffer.alloc(0), timestampMs: "0", nonce: "", expires: "0", recvWindowMs: 0, passphrase: "", apiKeyVersion: "" };
+    const order = { keyId: "bn-migrated", version: 0, method: "POST", path: "/fapi/v1/order", query: "symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTC&quantity=0.01&price=50000", queryParams: [], body: Buffer.alloc(0), timestampMs: "0", nonce: "", expires: "0", recvWindowMs: 0, passphrase: "", apiKeyVersion: "", omitNonce: false };
     const res = await unary(svc.signer, "signExchangeRequest", order);
     assert.deepEqual(res.headers.map((h) => [h.name, h.value]), [["X-MBX-APIKEY", "migrated-api-key"]]);
     const cut = res.query.lastIndexOf("&signature=");

@@ -407,7 +407,7 @@ describe("Ed25519 key pairs generated in SoftHSM2", () => {
       ttlSeconds: 0,
     });
     assert.equal(generated.state, "executed", generated.failure);
-    const order = { keyId: "bn-ed", version: 0, method: "POST", path: "/fapi/v1/order", query: "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=0.01", queryParams: [], body: Buffer.alloc(0), timestampMs: "0", nonce: "", expires: "0", recvWindowMs: 0, passphrase: "", apiKeyVersion: "" };
+    const order = { keyId: "bn-ed", version: 0, method: "POST", path: "/fapi/v1/order", query: "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=0.01", queryParams: [], body: Buffer.alloc(0), timestampMs: "0", nonce: "", expires: "0", recvWindowMs: 0, passphrase: "", apiKeyVersion: "", omitNonce: false };
     // Until the officers record the API key id Binance assigned to the public key, nothing can be sent.
     await expectDenied(unary(svc.signer, "signExchangeRequest", order), status.INVALID_ARGUMENT, "INVALID_ARGUMENT");
     const set = await proposeAndApprove(svc.custody, { kind: { $case: "setApiKeyId", setApiKeyId: { keyId: "bn-ed", apiKeyId: "ed-api-key" } }, ttlSeconds: 0 });
@@ -433,7 +433,7 @@ describe("Ed25519 key pairs generated in SoftHSM2", () => {
   });
 
   it("rotates a Binance Ed25519 key: a new pair generated in the HSM stays pending until the exchange's API key id is set, then takes over while the old one retires", async () => {
-    const order = { keyId: "bn-ed", version: 0, method: "POST", path: "/fapi/v1/order", query: "symbol=BTCUSDT&side=SELL&type=MARKET&quantity=0.02", queryParams: [], body: Buffer.alloc(0), timestampMs: "0", nonce: "", expires: "0", recvWindowMs: 0, passphrase: "", apiKeyVersion: "" };
+    const order = { keyId: "bn-ed", version: 0, method: "POST", path: "/fapi/v1/order", query: "symbol=BTCUSDT&side=SELL&type=MARKET&quantity=0.02", queryParams: [], body: Buffer.alloc(0), timestampMs: "0", nonce: "", expires: "0", recvWindowMs: 0, passphrase: "", apiKeyVersion: "", omitNonce: false };
     const signedBy = (res: { query: string; signature: string }, pem: string) =>
       verify(null, Buffer.from(res.query.slice(0, res.query.lastIndexOf("&signature="))), createPublicKey(pem), Buffer.from(res.signature, "base64"));
     const keyInfo = async () => (await unary(svc.custody, "listKeys", {})).keys.find((k) => k.keyId === "bn-ed")!;

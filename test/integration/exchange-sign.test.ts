@@ -22,6 +22,8 @@ const BINANCE_API_KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7J
 const BINANCE_QUERY = "symbol=LTCBTC&side=BUY&type=LIMIT&timeInForce=GTC&quantity=1&price=0.1";
 const BINANCE_SIGNATURE = "c8db56825ae71d6d79447849e617115f4a920fa2acdcab2b053c4b2838bd6b71";
 
+const KRAKEN_WITHDRAWAL = { method: "POST", path: "/derivatives/api/v3/withdrawal", query: "amount=1&currency=xbt" };
+
 /** One withdrawal request per exchange, from its API documentation. */
 const WITHDRAWALS: Record<string, { method: string; path: string; query?: string; body?: string }> = {
   binance: { method: "POST", path: "/sapi/v1/capital/withdraw/apply", query: "coin=USDT&address=TXYZ&amount=1000&network=TRX" },
@@ -29,7 +31,7 @@ const WITHDRAWALS: Record<string, { method: string; path: string; query?: string
   okx: { method: "POST", path: "/api/v5/asset/withdrawal", body: '{"ccy":"USDT","amt":"1000","dest":"4","toAddr":"0xabc","fee":"1","chain":"USDT-ERC20"}' },
   deribit: { method: "GET", path: "/api/v2/private/withdraw", query: "currency=BTC&address=bc1qxyz&amount=1" },
   bitmex: { method: "POST", path: "/api/v1/user/requestWithdrawal", body: '{"currency":"XBt","amount":100000000,"address":"bc1qxyz"}' },
-  krakenfutures: { method: "POST", path: "/derivatives/api/v3/withdrawal", query: "amount=1&currency=xbt" },
+  krakenfutures: KRAKEN_WITHDRAWAL,
   bitget: { method: "POST", path: "/api/v2/spot/wallet/withdrawal", body: '{"coin":"USDT","transferType":"on_chain","address":"0xabc","chain":"trc20","size":"1000"}' },
   gate: { method: "POST", path: "/api/v4/withdrawals", body: '{"currency":"USDT","address":"0xabc","amount":"1000","chain":"TRX"}' },
   kucoinfutures: { method: "POST", path: "/api/v1/withdrawals", body: '{"currency":"USDT","address":"0xabc","amount":1000,"chain":"trc20"}' },
@@ -50,6 +52,7 @@ function request(keyId: string, r: { method: string; path: string; query?: strin
     recvWindowMs: 0,
     passphrase: "test-passphrase",
     apiKeyVersion: "",
+    omitNonce: false,
     ...extra,
   };
 }
@@ -220,6 +223,38 @@ describe("exchange-aware signing through the service", () => {
     await setPolicy("bn-raw", { allowRawSign: true });
     const res = await rawSign("bn-raw");
     assert.equal(res.signatureText, createHmac("sha256", BINANCE_SECRET).update("anything").digest("hex"));
+  });
+
+  it("signs a Kraken Futures request without a Nonce only when asked and the key's policy allows untimed requests; refused and audited otherwise", async () => {
+    const secret = Buffer.from("kraken futures untimed test secret: 64 bytes of key material!!!!");
+    await importSecret(svc.custody, "kf-untimed", secret, { exchange: "krakenfutures", algorithm: "hmac-sha512", apiKeyId: "kf-key" });
+    const order = (extra: Partial<ExchangeRequest> = {}) =>
+      request("kf-untimed", { method: "POST", path: "/derivatives/api/v3/sendorder", query: "orderType=lmt&symbol=PF_XBTUSD&side=buy&size=1&limitPrice=50000" }, extra);
+    // Kraken's Authent (docs: "Generate authentication"): base64(HMAC-SHA512(secret, SHA-256(postData + Nonce + endpointPath))).
+    const authent = (nonce: string) =>
+      createHmac("sha512", secret).update(createHash("sha256").update(`orderType=lmt&symbol=PF_XBTUSD&side=buy&size=1&limitPrice=50000${nonce}/api/v3/sendorder`).digest()).digest("base64");
+
+    // By default custos adds its own increasing nonce.
+    const timed = await sign(order());
+    const nonce = timed.headers.find((h) => h.name === "Nonce")?.value ?? "";
+    assert.match(nonce, /^\d{13,}$/);
+    assert.equal(timed.signature, authent(nonce));
+
+    // Without a nonce the signature never expires: the default policy refuses, with its rule, and audits it.
+    assert.equal(await deniedRule(sign(order({ omitNonce: true }))), "untimed-request");
+    const denied = await waitForAudit(svc.dir, { kind: "sign.request", outcome: "denied", key: "kf-untimed" });
+    assert.equal(denied.details?.rule, "untimed-request");
+
+    await setPolicy("kf-untimed", { allowUntimedRequests: true });
+    const untimed = await sign(order({ omitNonce: true }));
+    assert.deepEqual(untimed.headers.map((h) => h.name), ["APIKey", "Authent"], "no Nonce header");
+    assert.equal(untimed.signature, authent(""));
+    assert.equal(untimed.timestamp, "");
+    // The policy's other rules still apply, and omit_nonce does not combine with a nonce.
+    assert.equal(await deniedRule(sign(request("kf-untimed", KRAKEN_WITHDRAWAL, { omitNonce: true }))), "class:withdraw");
+    await expectDenied(sign(order({ omitNonce: true, nonce: String(Date.now()) })), status.INVALID_ARGUMENT, "INVALID_ARGUMENT");
+    // Exchanges whose requests always carry a timestamp or nonce refuse it outright.
+    await expectDenied(sign(request("bn", { method: "POST", path: "/fapi/v1/order", query: "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=1" }, { omitNonce: true })), status.INVALID_ARGUMENT, "INVALID_ARGUMENT");
   });
 
   it("signs a Bybit WebSocket auth message in the HSM with custos's expiry; refuses one for a key without a login", async () => {

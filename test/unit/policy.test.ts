@@ -2,7 +2,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { CustosError } from "../../src/errors.js";
 import type { EndpointClass, ExchangeRequest } from "../../src/exchanges/dialect.js";
-import { PolicyDenied, checkRequest, checkSessionLogin, checkTiming, globMatch, validatePolicy, type KeyPolicy, type RequestFacts } from "../../src/policy/policy.js";
+import { PolicyDenied, checkRequest, checkSessionLogin, checkTiming, checkUntimed, globMatch, validatePolicy, type KeyPolicy, type RequestFacts } from "../../src/policy/policy.js";
 
 const order: ExchangeRequest = { method: "POST", path: "/fapi/v1/order", query: "symbol=BTCUSDT&side=BUY&quantity=2", body: "" };
 const facts = (endpointClass: EndpointClass, extra: Partial<RequestFacts> = {}): RequestFacts => ({ endpointClass, symbols: ["BTCUSDT"], orders: [{ symbol: "BTCUSDT", quantity: 2 }], ...extra });
@@ -97,8 +97,15 @@ describe("policy shape and globs", () => {
     assert.equal(ruleOf({ symbols: ["X"], rules: [{ id: "rest-only", effect: "allow", method: "POST", path: "/**" }] }), "session-login", "REST rules do not name logins");
   });
 
+  it("an untimed request (no nonce) needs allowUntimedRequests", () => {
+    for (const policy of [{}, { allowUntimedRequests: false }, { allowRawSign: true }] as KeyPolicy[]) {
+      assert.throws(() => checkUntimed(policy), (e: unknown) => e instanceof PolicyDenied && e.rule === "untimed-request", JSON.stringify(policy));
+    }
+    assert.doesNotThrow(() => checkUntimed({ allowUntimedRequests: true }));
+  });
+
   it("accepts a full policy and refuses malformed ones with INVALID_ARGUMENT", () => {
-    validatePolicy({ allowClasses: ["trade"], rules: [{ id: "r", effect: "deny", path: "/x" }], symbols: ["BTCUSDT"], maxQuantity: { BTCUSDT: 1 }, maxSkewMs: 1000, maxExpirySeconds: 30, maxRecvWindowMs: 5000, allowRawSign: false });
+    validatePolicy({ allowClasses: ["trade"], rules: [{ id: "r", effect: "deny", path: "/x" }], symbols: ["BTCUSDT"], maxQuantity: { BTCUSDT: 1 }, maxSkewMs: 1000, maxExpirySeconds: 30, maxRecvWindowMs: 5000, allowRawSign: false, allowUntimedRequests: false });
     validatePolicy({ rules: [{ id: "ws", effect: "deny", method: "WS", path: "order.*" }] });
     assert.ok(globMatch("order.*", "order.place") && !globMatch("order.*", "openOrders.cancelAll"), "WS method patterns");
     const bad: unknown[] = [
@@ -112,6 +119,7 @@ describe("policy shape and globs", () => {
       { maxQuantity: { BTCUSDT: -1 } },
       { maxSkewMs: "5s" },
       { allowRawSign: "yes" },
+      { allowUntimedRequests: 1 },
       { allowWithdrawals: true },
     ];
     for (const p of bad) assert.throws(() => validatePolicy(p), (e: unknown) => e instanceof CustosError && e.code === "INVALID_ARGUMENT", JSON.stringify(p));

@@ -35,6 +35,8 @@ export interface RequestShape {
    * custos sets must already be in ccxt's request with the same value.
    */
   readonly extraHeaders?: Readonly<Record<string, "add" | "skip">>;
+  /** ccxt sends no nonce, and the exchange takes requests without one (withCustos `omitOptionalNonce`). */
+  readonly optionalNonce?: boolean;
   toCustos(req: CcxtRequest, tokens: readonly string[]): CustosFields;
 }
 
@@ -139,12 +141,14 @@ const bitmex: RequestShape = {
 
 /**
  * Kraken Futures: ccxt sends no `Nonce`, so nothing limits how long its signature can be
- * replayed. custos always signs with its own strictly increasing nonce and the adapter adds the
- * `Nonce` header it returns: the one byte-level difference from plaintext ccxt.
+ * replayed. By default custos signs with its own strictly increasing nonce and the adapter adds
+ * the `Nonce` header it returns: the one byte-level difference from plaintext ccxt. With
+ * `omitOptionalNonce` (and a key policy that allows untimed requests) the bytes are ccxt's.
  */
 const krakenfutures: RequestShape = {
   dialect: "krakenfutures",
   extraHeaders: { nonce: "add" },
+  optionalNonce: true,
   toCustos(req) {
     return base(req);
   },

@@ -48,6 +48,14 @@ export interface WithCustosOptions {
    * error handling sees them; the adapter's `CcxtCustosError` is the `cause`.
    */
   errorClass?: new (message: string) => Error;
+  /**
+   * Kraken Futures: sign exactly what ccxt sends, with no Nonce. By default custos adds its own
+   * increasing Nonce (and the Authent covers it), so a captured request cannot be replayed
+   * later; without one it stays valid until the key rotates, which is why the key's policy must
+   * also set `allowUntimedRequests`. `NOT_SUPPORTED` on exchanges whose requests always carry a
+   * nonce or timestamp.
+   */
+  omitOptionalNonce?: boolean;
 }
 
 /** The base64 of a fixed text: valid as any exchange's secret encoding, never a real secret. */
@@ -73,6 +81,7 @@ export function withCustos<E extends CcxtExchangeLike>(exchange: E, opts: WithCu
   if (!shape) throw new CcxtCustosError("NOT_SUPPORTED", `withCustos does not cover ccxt exchange ${exchange.id}`);
   if (exchange.secret) throw new CcxtCustosError("SECRET_ON_EXCHANGE", `${exchange.id}: remove the secret from the exchange; custos holds it`);
   if (attached.has(exchange)) throw new CcxtCustosError("NOT_SUPPORTED", `${exchange.id}: withCustos was already applied`);
+  if (opts.omitOptionalNonce && !shape.optionalNonce) throw new CcxtCustosError("NOT_SUPPORTED", `${exchange.id}: its requests always carry a nonce or timestamp (omitOptionalNonce is for krakenfutures)`);
   const ownClient = opts.client ? undefined : opts.dataDir ? CustosClient.fromDataDir(opts.dataDir) : undefined;
   const client = opts.client ?? ownClient;
   if (!client) throw new TypeError("withCustos needs a client or a dataDir");
@@ -188,6 +197,7 @@ async function signThroughCustos(
   let fields;
   try {
     fields = shape.toCustos(req, tokens);
+    if (opts.omitOptionalNonce) fields.omitNonce = true;
   } catch (e) {
     if (e instanceof ShapeError) return refuse("NOT_SUPPORTED", `${path}: ${e.message}`);
     throw e;

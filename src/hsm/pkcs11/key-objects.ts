@@ -102,7 +102,7 @@ export function unwrapEd25519PrivateKey(mod: Module, session: Handle, aesKey: Ha
     privateKey = mod.C_UnwrapKey(session, { mechanism: pkcs11js.CKM_AES_KEY_WRAP_PAD }, aesKey, wrappedKey, t.privateKey);
   } catch (e) {
     if (ckrOf(e) === pkcs11js.CKR_FUNCTION_FAILED) {
-      throw new CustosError("HSM_UNSUPPORTED", "this HSM cannot unwrap an Ed25519 private key (CKR_FUNCTION_FAILED at C_UnwrapKey; SoftHSM2 2.6.1 has no EdDSA unwrap)", { cause: e });
+      throw new CustosError("HSM_UNSUPPORTED", "this HSM cannot unwrap an Ed25519 private key (CKR_FUNCTION_FAILED at C_UnwrapKey; stock SoftHSM2 2.6.1 has no EdDSA unwrap: see README, Migrating an existing Ed25519 key)", { cause: e });
     }
     throw e;
   }

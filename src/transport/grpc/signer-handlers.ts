@@ -146,6 +146,7 @@ function exchangeInput(r: ExchangeRequest): ExchangeSignRequest {
     recvWindowMs: r.recvWindowMs,
     passphrase: r.passphrase,
     apiKeyVersion: r.apiKeyVersion,
+    omitNonce: r.omitNonce,
   };
 }
 

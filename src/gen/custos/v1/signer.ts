@@ -135,6 +135,13 @@ export interface ExchangeRequest {
    * "3"; "" = 2). Sent in a header; it does not change what is signed.
    */
   apiKeyVersion: string;
+  /**
+   * Sign without a nonce where the exchange makes one optional (Kraken Futures REST), as
+   * ccxt does. Such a signature carries no time and stays valid until the key is rotated, so
+   * the key's policy must set allowUntimedRequests (else PERMISSION_DENIED, rule
+   * untimed-request); on other exchanges, or with `nonce` set, INVALID_ARGUMENT.
+   */
+  omitNonce: boolean;
 }
 
 export interface SignedExchangeRequest {
@@ -771,6 +778,7 @@ function createBaseExchangeRequest(): ExchangeRequest {
     recvWindowMs: 0,
     passphrase: "",
     apiKeyVersion: "",
+    omitNonce: false,
   };
 }
 
@@ -814,6 +822,9 @@ export const ExchangeRequest: MessageFns<ExchangeRequest> = {
     }
     if (message.apiKeyVersion !== "") {
       writer.uint32(106).string(message.apiKeyVersion);
+    }
+    if (message.omitNonce !== false) {
+      writer.uint32(112).bool(message.omitNonce);
     }
     return writer;
   },
@@ -935,6 +946,14 @@ export const ExchangeRequest: MessageFns<ExchangeRequest> = {
             message.apiKeyVersion = reader.string();
             continue;
           }
+          case 14: {
+            if (tag !== 112) {
+              break;
+            }
+
+            message.omitNonce = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -982,6 +1001,11 @@ export const ExchangeRequest: MessageFns<ExchangeRequest> = {
         : isSet(object.api_key_version)
         ? globalThis.String(object.api_key_version)
         : "",
+      omitNonce: isSet(object.omitNonce)
+        ? globalThis.Boolean(object.omitNonce)
+        : isSet(object.omit_nonce)
+        ? globalThis.Boolean(object.omit_nonce)
+        : false,
     };
   },
 
@@ -1026,6 +1050,9 @@ export const ExchangeRequest: MessageFns<ExchangeRequest> = {
     if (message.apiKeyVersion !== "") {
       obj.apiKeyVersion = message.apiKeyVersion;
     }
+    if (message.omitNonce !== false) {
+      obj.omitNonce = message.omitNonce;
+    }
     return obj;
   },
 
@@ -1047,6 +1074,7 @@ export const ExchangeRequest: MessageFns<ExchangeRequest> = {
     message.recvWindowMs = object.recvWindowMs ?? 0;
     message.passphrase = object.passphrase ?? "";
     message.apiKeyVersion = object.apiKeyVersion ?? "";
+    message.omitNonce = object.omitNonce ?? false;
     return message;
   },
 };
