@@ -1,16 +1,15 @@
-import { createPublicKey } from "node:crypto";
-import { createSecureContext } from "node:tls";
 import type { Logger } from "pino";
 import { CustosError } from "../../errors.js";
 import { algorithmSpec, type EddsaAlgorithm, type SigningAlgorithm } from "../algorithms.js";
-import { ENVELOPE_FORMAT, spkiFingerprint, type ImportEnvelope } from "../envelope.js";
+import type { ImportEnvelope } from "../envelope.js";
 import type { Hsm, HsmStatus, SecretObjectRef, WrappingKeyInfo } from "../hsm.js";
 import { STALE_HANDLE, CKR_USER_ALREADY_LOGGED_IN, ckrName, ckrOf, isSessionLost, toCustosError } from "./ckr.js";
 import { assertIdFree, destroyVersionObjects, ed25519PublicKey, generateEd25519KeyPair, signingKeyIds, unwrapEd25519PrivateKey } from "./key-objects.js";
-import { assertLoggedIn, findObjects, findSigningKey, findSlotByLabel, initialize, loadModule, pkcs11js, signingHandle, type Handle, type Module } from "./module.js";
+import { assertLoggedIn, findSigningKey, findSlotByLabel, initialize, loadModule, pkcs11js, signingHandle, type Handle, type Module } from "./module.js";
 import { SessionPool } from "./session-pool.js";
 import { WorkerDispatch } from "./worker-dispatch.js";
-import { envelopeKeyTemplate, secretTemplate, wrappingKeyQuery } from "./templates.js";
+import { secretTemplate } from "./templates.js";
+import { checkEnvelope, clearOpenSslErrors, readWrappingKey, unwrapEnvelopeKey, type WrappingKeyHandle } from "./wrapping-key.js";
 
 export interface Pkcs11HsmOptions {
   modulePath: string;
@@ -39,20 +38,6 @@ export interface Pkcs11HsmOptions {
  * CKR_OPERATION_ACTIVE. A zero-length view of a real allocation is a valid pointer.
  */
 const EMPTY_INPUT = Buffer.alloc(1).subarray(0, 0);
-const OAEP_MECH: Record<"sha1" | "sha256", { hashAlg: number; mgf: number }> = {
-  sha1: { hashAlg: pkcs11js.CKM_SHA_1, mgf: pkcs11js.CKG_MGF1_SHA1 },
-  sha256: { hashAlg: pkcs11js.CKM_SHA256, mgf: pkcs11js.CKG_MGF1_SHA256 },
-};
-
-/**
- * SoftHSM2's OpenSSL calls resolve to node's own OpenSSL, and a failed operation (e.g. an
- * envelope that does not unwrap) leaves errors on this thread's OpenSSL error queue; the next
- * TLS read on the event loop then reads them as its own failure and drops that client's
- * connection. Creating a secure context clears the queue (~0.2 ms, failure paths only).
- */
-function clearOpenSslErrors(): void {
-  createSecureContext();
-}
 
 /**
  * The PKCS#11 backend. Holds one login per process, a pool of sessions, and a cache of
@@ -69,7 +54,7 @@ export class Pkcs11Hsm implements Hsm {
   private slot: Handle | undefined;
   private pool: SessionPool<Handle> | undefined;
   private handles = new Map<string, Handle>();
-  private wrapping: { info: WrappingKeyInfo; privateHandle: Handle } | undefined;
+  private wrapping: WrappingKeyHandle | undefined;
   private unavailableReason: string | undefined = "not opened";
   private recovering = false;
   private closed = false;
@@ -204,27 +189,12 @@ export class Pkcs11Hsm implements Hsm {
    */
   private async openEnvelope(envelope: ImportEnvelope, target: SecretObjectRef, open: (session: Handle, aesKey: Handle) => void): Promise<void> {
     const wrapping = this.wrappingOrThrow();
-    if (envelope.format !== ENVELOPE_FORMAT) {
-      throw new CustosError("ENVELOPE_INVALID", `unknown envelope format ${JSON.stringify(envelope.format)}`);
-    }
-    if (envelope.wrappingKeyFingerprint !== wrapping.info.fingerprint) {
-      throw new CustosError("ENVELOPE_INVALID", "envelope was made for another wrapping key");
-    }
-    if (envelope.oaepHash !== this.opts.oaepHash) {
-      throw new CustosError("ENVELOPE_INVALID", `this HSM unwraps OAEP with ${this.opts.oaepHash} only`);
-    }
+    checkEnvelope(envelope, wrapping.info);
     await this.withSession(async (session) => {
       assertIdFree(this.mod, session, target.objectId);
-      const oaep = OAEP_MECH[envelope.oaepHash];
       let aesKey: Handle | undefined;
       try {
-        aesKey = this.mod.C_UnwrapKey(
-          session,
-          { mechanism: pkcs11js.CKM_RSA_PKCS_OAEP, parameter: { type: pkcs11js.CK_PARAMS_RSA_OAEP, hashAlg: oaep.hashAlg, mgf: oaep.mgf, source: 1 } as pkcs11js.RsaOAEP },
-          wrapping.privateHandle,
-          envelope.encryptedAesKey,
-          envelopeKeyTemplate(),
-        );
+        aesKey = unwrapEnvelopeKey(this.mod, session, wrapping.privateHandle, envelope);
         open(session, aesKey);
       } catch (e) {
         if (e instanceof CustosError) {
@@ -299,7 +269,7 @@ export class Pkcs11Hsm implements Hsm {
     return this.wrappingOrThrow().info;
   }
 
-  private wrappingOrThrow(): { info: WrappingKeyInfo; privateHandle: Handle } {
+  private wrappingOrThrow(): WrappingKeyHandle {
     if (this.unavailableReason !== undefined) this.readyPool();
     if (!this.wrapping) {
       throw new CustosError("HSM_ERROR", `token "${this.opts.tokenLabel}" has no wrapping key: run \`custos hsm init\``);
@@ -371,7 +341,7 @@ export class Pkcs11Hsm implements Hsm {
         if (ckrOf(e) !== CKR_USER_ALREADY_LOGGED_IN) throw e;
       }
       this.handles = new Map(); // handles from before a re-login are invalid
-      this.wrapping = this.loadWrappingKey(sessions[0]!);
+      this.wrapping = readWrappingKey(this.mod, sessions[0]!, this.opts.oaepHash);
     } catch (e) {
       for (const s of sessions) {
         try {
@@ -386,22 +356,6 @@ export class Pkcs11Hsm implements Hsm {
     this.worker?.reset(); // its session and handles predate this login
     this.unavailableReason = undefined;
     this.backoffMs = 50;
-  }
-
-  private loadWrappingKey(session: Handle): { info: WrappingKeyInfo; privateHandle: Handle } | undefined {
-    const priv = findObjects(this.mod, session, wrappingKeyQuery("private"));
-    const pub = findObjects(this.mod, session, wrappingKeyQuery("public"));
-    if (priv.length === 0 || pub.length === 0) return undefined;
-    const [n, e] = this.mod.C_GetAttributeValue(session, pub[0]!, [{ type: pkcs11js.CKA_MODULUS }, { type: pkcs11js.CKA_PUBLIC_EXPONENT }]);
-    const key = createPublicKey({
-      key: { kty: "RSA", n: (n!.value as Buffer).toString("base64url"), e: (e!.value as Buffer).toString("base64url") },
-      format: "jwk",
-    });
-    const der = key.export({ type: "spki", format: "der" });
-    return {
-      info: { spkiPem: key.export({ type: "spki", format: "pem" }).toString(), fingerprint: spkiFingerprint(der), oaepHash: this.opts.oaepHash },
-      privateHandle: priv[0]!,
-    };
   }
 
   private dropSessions(): void {
