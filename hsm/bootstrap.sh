@@ -18,6 +18,7 @@ if [ "$mode" = test ]; then
   command -v curl >/dev/null || need+=(curl)
   [ -f /usr/include/openssl/evp.h ] || need+=(libssl-dev)
   command -v patch >/dev/null || need+=(patch)
+  command -v openssl >/dev/null || need+=(openssl) # reads officer key files independently of custos
 fi
 if [ "$mode" = bench ]; then
   command -v h2load >/dev/null || need+=(nghttp2-client)

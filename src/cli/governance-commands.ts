@@ -1,15 +1,17 @@
+import { createPublicKey } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import type { Command } from "commander";
 import { guardClient, readConnectionFile, unary } from "../client/connection.js";
 import { assertDigest, castVote } from "../client/officer.js";
 import { readSecretFile } from "../config/secrets.js";
 import { Algorithm, Environment, FreezeTarget, type ProposalInfo } from "../gen/custos/v1/custody.js";
-import { generateOfficerKey, publicKeyFingerprint, writeOfficerKeyFile } from "../governance/officer-key.js";
+import { encryptOfficerKey, generateOfficerKey, publicKeyFingerprint, replaceOfficerKeyFile, writeOfficerKeyFile } from "../governance/officer-key.js";
 import { isSigningAlgorithm } from "../hsm/algorithms.js";
 import { wrapSecretFromInput, withConnection } from "./admin-commands.js";
 import { CliError, connect, dataDirOf, identityFor } from "./context.js";
 import { createEnrollmentToken } from "../governance/enrollment.js";
-import { connectOpts, officerSigningKey, proposeFromCli, reportProposal, type Opts } from "./officer-context.js";
+import { connectOpts, officerPassphrase, officerSigningKey, proposeFromCli, reportProposal, type Opts } from "./officer-context.js";
+import { loadOfficerKey } from "../client/officer.js";
 import { readSecret } from "./secret-input.js";
 
 /** "2d", "36h", "90m", "3600s" or plain seconds → seconds. */
@@ -27,6 +29,16 @@ function withOfficerKey(cmd: Command): Command {
     .option("--passphrase-file <file>", "file (0600) holding the key's passphrase; else $CUSTOS_OFFICER_PASSPHRASE or a prompt");
 }
 
+/** A new passphrase: from a 0600 file, else typed twice at a prompt. */
+async function newPassphrase(file: string | undefined, option: string): Promise<string> {
+  if (file) return readSecretFile(file);
+  if (!process.stdin.isTTY) throw new CliError(`no passphrase: pass ${option} FILE (0600)`);
+  const a = (await readSecret("new passphrase: ")).toString("utf8");
+  const b = (await readSecret("repeat passphrase: ")).toString("utf8");
+  if (a !== b) throw new CliError("passphrases differ");
+  return a;
+}
+
 export function registerGovernanceCommands(program: Command): void {
   const officer = program.command("officer").description("key officers: their keys and membership");
 
@@ -37,20 +49,23 @@ export function registerGovernanceCommands(program: Command): void {
     .option("--passphrase-file <file>", "file (0600) holding the passphrase; else a prompt (asked twice)")
     .action(async (o: Opts) => {
       if (existsSync(o.out!)) throw new CliError(`${o.out} exists: refusing to overwrite an officer key`);
-      let passphrase: string;
-      if (o.passphraseFile) passphrase = readSecretFile(o.passphraseFile);
-      else {
-        if (!process.stdin.isTTY) throw new CliError("no passphrase: pass --passphrase-file FILE (0600)");
-        const a = (await readSecret("new passphrase: ")).toString("utf8");
-        const b = (await readSecret("repeat passphrase: ")).toString("utf8");
-        if (a !== b) throw new CliError("passphrases differ");
-        passphrase = a;
-      }
-      const key = generateOfficerKey(passphrase);
+      const key = generateOfficerKey(await newPassphrase(o.passphraseFile, "--passphrase-file"));
       writeOfficerKeyFile(o.out!, key.privateKeyPem);
       writeFileSync(`${o.out}.pub`, key.publicKeyPem, { mode: 0o644 });
       process.stdout.write(key.publicKeyPem);
       console.log(key.fingerprint);
+    });
+
+  officer
+    .command("rekey")
+    .description("re-encrypt an officer key file under a new passphrase and custos's current file protection; the key and its fingerprint stay the same")
+    .requiredOption("--officer-key <file>", "the officer's encrypted Ed25519 key, replaced in place")
+    .option("--passphrase-file <file>", "file (0600) holding the current passphrase; else $CUSTOS_OFFICER_PASSPHRASE or a prompt")
+    .option("--new-passphrase-file <file>", "file (0600) holding the new passphrase; else a prompt (asked twice)")
+    .action(async (o: Opts) => {
+      const key = loadOfficerKey(o.officerKey!, await officerPassphrase(o));
+      replaceOfficerKeyFile(o.officerKey!, encryptOfficerKey(key, await newPassphrase(o.newPassphraseFile, "--new-passphrase-file")));
+      console.log(publicKeyFingerprint(createPublicKey(key)));
     });
 
   withOfficerKey(officer.command("enroll-token"))

@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign } from "node:crypto";
@@ -28,6 +29,31 @@ describe("officer keys", () => {
   const alicePrivate = loadOfficerPrivateKey(alice.privateKeyPem, PASS);
   const alicePublic = parseOfficerPublicKey(alice.publicKeyPem);
   const bobPublic = parseOfficerPublicKey(bob.publicKeyPem);
+
+  it("encrypts with PBES2 — PBKDF2-HMAC-SHA256 at 600,000 iterations, AES-256-CBC — which the openssl CLI reads back", () => {
+    const dir = mkdtempSync(join(tmpdir(), "custos-officer-"));
+    try {
+      const pem = join(dir, "alice.key");
+      const pass = join(dir, "alice.pass");
+      writeFileSync(pem, alice.privateKeyPem, { mode: 0o600 });
+      writeFileSync(pass, PASS, { mode: 0o600 });
+      const structure = execFileSync("openssl", ["asn1parse", "-in", pem], { encoding: "utf8" });
+      for (const part of [/:PBES2\b/, /:PBKDF2\b/, /:hmacWithSHA256\b/, /:aes-256-cbc\b/]) assert.match(structure, part);
+      assert.match(structure, /INTEGER\s+:0927C0\b/, "600,000 iterations (0x927C0)");
+      assert.equal(execFileSync("openssl", ["pkey", "-in", pem, "-passin", `file:${pass}`, "-pubout"], { encoding: "utf8" }), alice.publicKeyPem);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("still loads a key file written with OpenSSL's default PKCS#8 encryption (2,048 iterations)", () => {
+    const { publicKey, privateKey } = generateKeyPairSync("ed25519", {
+      publicKeyEncoding: { type: "spki", format: "pem" },
+      privateKeyEncoding: { type: "pkcs8", format: "pem", cipher: "aes-256-cbc", passphrase: PASS },
+    });
+    const loaded = loadOfficerPrivateKey(privateKey, PASS);
+    assert.equal(createPublicKey(loaded).export({ type: "spki", format: "pem" }), publicKey);
+  });
 
   it("writes the private key as encrypted PKCS#8 and the public key as SPKI PEM", () => {
     assert.match(alice.privateKeyPem, /^-----BEGIN ENCRYPTED PRIVATE KEY-----\n/);
