@@ -1,5 +1,5 @@
 import { sha256Hex } from "../audit/sha256.js";
-import type { AuditLog } from "../audit/audit-log.js";
+import type { AuditEvent, AuditLog } from "../audit/audit-log.js";
 import { CustosError, type CustosErrorCode } from "../errors.js";
 import type { ImportEnvelope } from "../hsm/envelope.js";
 import type { Hsm } from "../hsm/hsm.js";
@@ -30,16 +30,18 @@ export class ProposalSteps {
   /**
    * After the change and the executed mark (one transaction): the audit records of what
    * changed, then step "audited". A crash in between is finished by resume(), from the state
-   * the change left, so the records are the same either way.
+   * the change left, so the records are the same either way, and none is written twice.
    */
-  async completed(p: ProposalRecord): Promise<void> {
+  async completed(p: ProposalRecord, alreadyWritten: ReadonlySet<string> = new Set()): Promise<void> {
     const c = JSON.parse(p.canonical) as ProposalContent;
+    // After a crash between two of these records, resume() passes the kinds already in the chain.
+    const record = (event: AuditEvent) => (alreadyWritten.has(event.kind) ? Promise.resolve() : this.audit.recordNow(event));
     const base = { actor: p.proposer, outcome: "ok" as const };
     const ref = { proposal: p.id, digest: p.digest };
     if (c.kind === "import_key" || c.kind === "generate_key") {
       const k = c.params as unknown as NewKeyMetadata;
       const publicKey = c.kind === "generate_key" ? await this.hsm.publicKey(versionObjectId(c.target, 1)) : undefined;
-      await this.audit.recordNow({
+      await record({
         ...base,
         kind: c.kind === "import_key" ? "key.import" : "key.generate",
         key: c.target,
@@ -52,18 +54,19 @@ export class ProposalSteps {
       if (pending) {
         // An Ed25519 rotation: the new pair waits for the exchange's API key id (set_api_key_id).
         const publicKey = await this.hsm.publicKey(pending.objectId);
-        await this.audit.recordNow({ ...base, kind: "key.rotate", key: c.target, version: pending.version, details: { ...ref, state: "pending", ...(publicKey ? { publicKeySha256: sha256Hex(publicKey) } : {}) } });
+        await record({ ...base, kind: "key.rotate", key: c.target, version: pending.version, details: { ...ref, state: "pending", ...(publicKey ? { publicKeySha256: sha256Hex(publicKey) } : {}) } });
       } else {
         const active = key && activeVersion(key);
         const retiring = key?.versions.filter((v) => v.state === "retiring").at(-1);
-        await this.audit.recordNow({ ...base, kind: "key.rotate", key: c.target, ...(active ? { version: active.version } : {}), details: { ...ref, ...(retiring?.retireAt ? { retiringUntil: retiring.retireAt } : {}) } });
+        await record({ ...base, kind: "key.rotate", key: c.target, ...(active ? { version: active.version } : {}), details: { ...ref, ...(retiring?.retireAt ? { retiringUntil: retiring.retireAt } : {}) } });
       }
     } else if (c.kind === "add_credential" || c.kind === "remove_credential") {
-      await this.audit.recordNow({ ...base, kind: `officer.${c.kind}`, details: { ...ref, officer: c.target, credentialKind: "passkey", credentialId: String(c.params.credentialId) } });
+      await record({ ...base, kind: `officer.${c.kind}`, details: { ...ref, officer: c.target, credentialKind: "passkey", credentialId: String(c.params.credentialId) } });
     } else if (c.kind === "thaw") {
-      await this.audit.recordNow({ ...base, kind: "thaw", ...(c.target.startsWith("key:") ? { key: c.target.slice(4) } : {}), details: { ...ref, target: c.target } });
+      await record({ ...base, kind: "thaw", ...(c.target.startsWith("key:") ? { key: c.target.slice(4) } : {}), details: { ...ref, target: c.target } });
     }
-    await this.audit.recordNow({ kind: "proposal.executed", actor: "system", outcome: "ok", key: keyOf(p), details: { ...ref, proposalKind: p.kind, target: p.target } });
+    if (c.kind === "import_key") faultPoint("import:between-audit-records");
+    await record({ kind: "proposal.executed", actor: "system", outcome: "ok", key: keyOf(p), details: { ...ref, proposalKind: p.kind, target: p.target } });
     await this.store.updateProposal(p.id, "executed", { step: "audited" });
   }
 

@@ -6,6 +6,7 @@
 export type FaultStep =
   | "import:after-hsm" // secret unwrapped into the HSM, nothing recorded
   | "import:after-record" // key recorded and proposal executed, completion not yet audited
+  | "import:between-audit-records" // key.import audited, proposal.executed not yet
   | "rotate:after-hsm"
   | "rotate:after-record"
   | "destroy:after-mark" // version marked destroying, HSM object still there

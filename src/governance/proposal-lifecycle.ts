@@ -119,6 +119,29 @@ export class ProposalLifecycle {
   }
 
   /**
+   * The kinds of audit record about `p` written since it executed: the completion records a
+   * crash left behind. Walks the chain back from its head, page by page, to the first event
+   * older than the execution (a handful of pages at most: the crash came right after it).
+   */
+  private async recordedSinceExecution(p: ProposalRecord): Promise<Set<string>> {
+    const kinds = new Set<string>();
+    const since = p.executedAt ?? "";
+    const PAGE = 500;
+    let end = ((await this.store.lastAudit())?.seq ?? 0) + 1;
+    while (end > 1) {
+      const start = Math.max(0, end - 1 - PAGE);
+      const page = await this.store.readAudit(start, end - 1 - start);
+      for (let i = page.length - 1; i >= 0; i--) {
+        const body = JSON.parse(page[i]!.body) as { at: string; kind: string; details?: { proposal?: unknown } };
+        if (body.at < since) return kinds;
+        if (body.details?.proposal === p.id) kinds.add(body.kind);
+      }
+      end = start + 1;
+    }
+    return kinds;
+  }
+
+  /**
    * Start-up: finish what a crash interrupted. Executing proposals resume from their last
    * step; executed ones whose completion was not audited get it; versions left `destroying`
    * are destroyed; approved-but-unexecuted pending proposals execute.
@@ -132,7 +155,7 @@ export class ProposalLifecycle {
       if (p.step === "audited") continue;
       // Executed (change and mark in one transaction) but its records not yet written.
       await this.audit.recordNow({ kind: "reconcile.complete", actor: "system", outcome: "ok", key: keyOf(p), details: { proposal: p.id, digest: p.digest } });
-      await this.steps.completed(p);
+      await this.steps.completed(p, await this.recordedSinceExecution(p));
     }
     for (const key of await this.store.listKeys()) {
       for (const v of key.versions) if (v.state === "destroying") await this.steps.destroyVersion(key.id, v.version);

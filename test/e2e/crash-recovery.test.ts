@@ -38,6 +38,7 @@ interface Case {
 const CASES: Case[] = [
   { step: "import:after-hsm", operation: "import", resumed: true, atCrash: { versions: {}, objects: [1] } },
   { step: "import:after-record", operation: "import", resumed: false, atCrash: { versions: { 1: "active" }, objects: [1] } },
+  { step: "import:between-audit-records", operation: "import", resumed: false, atCrash: { versions: { 1: "active" }, objects: [1] } },
   { step: "rotate:after-hsm", operation: "rotate", resumed: true, atCrash: { versions: { 1: "active" }, objects: [1, 2] } },
   { step: "rotate:after-record", operation: "rotate", resumed: false, atCrash: { versions: { 1: "retiring", 2: "active" }, objects: [1, 2] } },
   { step: "destroy:after-mark", operation: "destroy", resumed: true, atCrash: { versions: { 1: "destroying", 2: "active" }, objects: [1, 2] } },

@@ -60,6 +60,24 @@ describe("GovernanceService crash recovery", () => {
     assert.deepEqual(executed.sort(), [p.record.id, q.record.id].sort());
   });
 
+  it("resume writes only the completion records a crash left out, however much was audited after them", async () => {
+    const f = await fixture({ threshold: 1 });
+    const p = await f.gov.propose(alice.caller, importOf("k-half", envelopeOf(f, randomBytes(32))));
+    // The crash: executed (change and mark in one transaction), key.import audited, proposal.executed not yet.
+    assert.ok(await f.store.updateProposal(p.record.id, "pending", { state: "executed", step: "recorded", executedAt: new Date().toISOString() }));
+    const ref = { proposal: p.record.id, digest: p.record.digest };
+    await f.audit.recordNow({ kind: "key.import", actor: alice.caller.identity!, outcome: "ok", key: "k-half", version: 1, details: ref });
+    // Other traffic lands on the chain before the restart: more than one page of the backward walk.
+    for (let i = 0; i < 1_234; i++) f.audit.record({ kind: "sign", actor: ALPHA, outcome: "allowed", key: "other" });
+    const seq = await lastSeq(f);
+
+    await (await restarted(f)).resume();
+    assert.equal((await f.store.getProposal(p.record.id))!.step, "audited");
+    assert.deepEqual(brief(await auditSince(f, seq)), ["reconcile.complete system ok", "proposal.executed system ok"]);
+    const all = await auditSince(f);
+    assert.equal(all.filter((e) => e.kind === "key.import" && e.details?.proposal === p.record.id).length, 1);
+  });
+
   it("a quorum reached before expiry and a restart after it: the proposal's state and its effect agree", async () => {
     const f = await fixture({ threshold: 1 });
     await pass(f, importOf("k", envelopeOf(f, randomBytes(32))), [bob]);
