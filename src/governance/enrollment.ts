@@ -30,17 +30,23 @@ export function createEnrollmentToken(privateKey: KeyObject, officerId: string, 
   return `${encoded}.${b64url(sign(null, signedBytes(encoded), privateKey))}`;
 }
 
+/** Where spent enrollment nonces are kept (the store: a restart or another replica sees them too). */
+export interface SpentTokens {
+  spendToken(token: string, expiresAt: string, now: string): Promise<boolean>;
+}
+
 /**
  * Checks enrollment tokens: signature by the named active officer's Ed25519 key, age at most
- * ENROLLMENT_TTL_MS, and each token used once (nonces remembered until they would expire).
+ * ENROLLMENT_TTL_MS, and each token used once (nonces kept in the store until they would expire).
  */
 export class EnrollmentVerifier {
-  private readonly used = new Map<string, number>(); // nonce → when it may be forgotten
-
-  constructor(private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly spent: SpentTokens,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   /** The officer the token enrolls; UNAUTHENTICATED if it is not valid, NONCE_INVALID if already used. */
-  verify(token: string, officerById: (id: string) => OfficerRecord | undefined): OfficerRecord {
+  async verify(token: string, officerById: (id: string) => OfficerRecord | undefined): Promise<OfficerRecord> {
     const bad = (why: string) => new CustosError("UNAUTHENTICATED", `enrollment token refused: ${why}`);
     const [encoded, signature, extra] = String(token).trim().split(".");
     if (!encoded || !signature || extra !== undefined || encoded.length > 1024) throw bad("malformed");
@@ -57,9 +63,10 @@ export class EnrollmentVerifier {
     const issued = Date.parse(payload.issuedAt);
     const now = this.now();
     if (!Number.isFinite(issued) || issued > now + FUTURE_SKEW_MS || now - issued > ENROLLMENT_TTL_MS) throw bad("expired (make a new one with `custos officer enroll-token`)");
-    for (const [n, until] of this.used) if (until <= now) this.used.delete(n);
-    if (this.used.has(payload.nonce)) throw new CustosError("NONCE_INVALID", "this enrollment token was already used");
-    this.used.set(payload.nonce, issued + ENROLLMENT_TTL_MS + FUTURE_SKEW_MS);
+    const until = new Date(issued + ENROLLMENT_TTL_MS + FUTURE_SKEW_MS).toISOString();
+    if (!(await this.spent.spendToken(`enroll:${payload.nonce}`, until, new Date(now).toISOString()))) {
+      throw new CustosError("NONCE_INVALID", "this enrollment token was already used");
+    }
     return officer;
   }
 }

@@ -99,6 +99,12 @@ export interface Store {
   addVote(vote: VoteRecord): Promise<void>;
   listVotes(proposalId: string): Promise<VoteRecord[]>;
 
+  /**
+   * Spends a single-use token (an enrollment token's nonce) until `expiresAt`: true the first
+   * time, false if it was already spent. Forgets tokens that expired before `now`.
+   */
+  spendToken(token: string, expiresAt: string, now: string): Promise<boolean>;
+
   appendAudit(events: StoredAuditEvent[]): Promise<void>;
   lastAudit(): Promise<StoredAuditEvent | undefined>;
   /** Events with seq > afterSeq, in order, at most `limit`. */

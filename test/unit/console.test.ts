@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { PassThrough } from "node:stream";
 import type { FastifyInstance, LightMyRequestResponse } from "fastify";
 import { AuditLog } from "../../src/audit/audit-log.js";
+import { CustosError } from "../../src/errors.js";
 import { createEnrollmentToken, ENROLLMENT_TTL_MS, EnrollmentVerifier } from "../../src/governance/enrollment.js";
 import { GovernanceService } from "../../src/governance/governance-service.js";
 import { generateOfficerKey, loadOfficerPrivateKey, signApproval } from "../../src/governance/officer-key.js";
@@ -113,7 +114,7 @@ describe("officer console", () => {
     app = buildConsole({
       governance: gov,
       passkeys,
-      enrollment: new EnrollmentVerifier(now),
+      enrollment: new EnrollmentVerifier(store, now),
       audit: (e) => audit.recordNow(e),
       recentAudit: async (limit) => {
         await audit.flush();
@@ -292,6 +293,11 @@ describe("officer console", () => {
     const again = new Tab(app);
     await again.get("/console/enroll");
     assert.equal((await again.form("/console/enroll", { token })).statusCode, 409, "a token is used once");
+    // Spent in the store: a restarted service (a new verifier on the same database) refuses it too.
+    const officers = (id: string) => gov.activeOfficer(id);
+    await assert.rejects(new EnrollmentVerifier(store, now).verify(token, officers), (e: unknown) => e instanceof CustosError && e.code === "NONCE_INVALID");
+    // A fresh token of the same officer is another nonce.
+    assert.equal((await new EnrollmentVerifier(store, now).verify(createEnrollmentToken(bob.key, "bob", new Date(clock)), officers)).id, "bob");
     clock += ENROLLMENT_TTL_MS + 1;
     const late = new Tab(app);
     await late.get("/console/enroll");

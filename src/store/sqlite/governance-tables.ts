@@ -140,6 +140,15 @@ export class SqliteGovernanceTables extends SqliteTables {
     });
   }
 
+  async spendToken(token: string, expiresAt: string, now: string): Promise<boolean> {
+    let spent = false;
+    this.write(() => {
+      this.db.prepare("DELETE FROM spent_tokens WHERE expires_at < ?").run(now);
+      spent = this.db.prepare("INSERT INTO spent_tokens (token, expires_at) VALUES (?, ?) ON CONFLICT DO NOTHING").run(token, expiresAt).changes === 1;
+    });
+    return spent;
+  }
+
   async listVotes(proposalId: string): Promise<VoteRecord[]> {
     return (this.db.prepare("SELECT * FROM votes WHERE proposal_id = ? ORDER BY at, officer_id").all(proposalId) as Row[]).map((r) => ({
       proposalId: r.proposal_id as string,

@@ -116,4 +116,12 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE votes ADD COLUMN credential_kind TEXT NOT NULL DEFAULT 'ed25519';
   ALTER TABLE votes ADD COLUMN credential_id TEXT;
   `,
+  // 4: single-use tokens already spent (console enrollment tokens), kept until they expire so
+  // neither a restart nor another replica accepts one twice
+  `
+  CREATE TABLE spent_tokens (
+    token         TEXT PRIMARY KEY,
+    expires_at    TEXT NOT NULL
+  );
+  `,
 ];

@@ -198,6 +198,10 @@ export class SqliteStore implements Store {
     return this.governance.listVotes(proposalId);
   }
 
+  spendToken(token: string, expiresAt: string, now: string): Promise<boolean> {
+    return this.governance.spendToken(token, expiresAt, now);
+  }
+
   // ---- audit events ----------------------------------------------------------------------
 
   appendAudit(events: StoredAuditEvent[]): Promise<void> {

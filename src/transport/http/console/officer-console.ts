@@ -45,7 +45,7 @@ export class OfficerConsole {
     const app = buildConsole({
       governance: o.governance,
       passkeys: this.passkeys,
-      enrollment: new EnrollmentVerifier(),
+      enrollment: new EnrollmentVerifier(this.store),
       audit: (e) => o.audit.recordNow(e),
       recentAudit: (limit) => this.recentAudit(limit),
       verifyAudit: async () => {

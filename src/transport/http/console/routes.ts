@@ -114,7 +114,7 @@ export function registerPageRoutes(app: FastifyInstance, ctx: ConsoleContext): v
     checkCsrf(req, undefined, deps.origin);
     let officer;
     try {
-      officer = deps.enrollment.verify(form(req).token ?? "", (id) => deps.governance.activeOfficer(id));
+      officer = await deps.enrollment.verify(form(req).token ?? "", (id) => deps.governance.activeOfficer(id));
     } catch (e) {
       if (!(e instanceof CustosError)) throw e;
       await deps.audit({ kind: "console.enroll", actor: "unknown", outcome: "denied", reason: e.code, peer: req.ip });
