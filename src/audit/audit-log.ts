@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 import type { Store, StoredAuditEvent } from "../store/store.js";
-import { GENESIS_HASH, checkChain } from "./chain.js";
+import { setImmediate as nextTurn } from "node:timers/promises";
+import { GENESIS_HASH, checkChain, type ChainCheck } from "./chain.js";
 import { StoreChainWriter, type ChainWriter } from "./chain-writer.js";
 import { EventBatchWriter, type EncodedEvents } from "./event-batch.js";
 
@@ -145,18 +146,33 @@ export class AuditLog {
   }
 }
 
-/** Reads the whole chain from the store and checks it (what `custos audit verify` runs). */
-export async function verifyAuditChain(store: Store): Promise<ReturnType<typeof checkChain>> {
-  let prevSeq = 0;
-  let prevHash = GENESIS_HASH;
+export interface VerifyOptions {
+  /** Continue after an already verified event instead of starting at the genesis. */
+  from?: { seq: number; hash: string };
+  /** Events read and checked per step; the event loop runs between steps. Default 2,000. */
+  pageSize?: number;
+  /** After each step: events verified so far in this run, and the last one's seq. */
+  onProgress?(events: number, seq: number): void;
+}
+
+/**
+ * Reads the chain from the store and checks every link (what `custos audit verify` runs, and
+ * the console from where it last stopped). Yields to the event loop after each page: on a
+ * busy service a long chain must not stall signing while it is checked.
+ */
+export async function verifyAuditChain(store: Store, opts: VerifyOptions = {}): Promise<ChainCheck & { lastSeq: number }> {
+  let prevSeq = opts.from?.seq ?? 0;
+  let prevHash = opts.from?.hash ?? GENESIS_HASH;
   let total = 0;
   for (;;) {
-    const page = await store.readAudit(prevSeq, 10_000);
-    if (page.length === 0) return { ok: true, events: total, lastHash: prevHash };
+    const page = await store.readAudit(prevSeq, opts.pageSize ?? 2_000);
+    if (page.length === 0) return { ok: true, events: total, lastHash: prevHash, lastSeq: prevSeq };
     const result = checkChain(page, prevSeq, prevHash);
-    if (!result.ok) return { ...result, events: total + result.events };
+    if (!result.ok) return { ...result, events: total + result.events, lastSeq: prevSeq };
     total += page.length;
     prevSeq = page[page.length - 1]!.seq;
     prevHash = result.lastHash;
+    opts.onProgress?.(total, prevSeq);
+    await nextTurn();
   }
 }

@@ -8,6 +8,7 @@ import { createLogger } from "../log.js";
 import { registerClientCommands, registerKeyCommands, registerSignCommand, registerSignRequestCommand, registerSignWsAuthCommand } from "./admin-commands.js";
 import { registerGovernanceCommands, registerKeyLifecycleCommands } from "./governance-commands.js";
 import { CliError, dataDirOf, describeRpcError } from "./context.js";
+import { Progress } from "./progress.js";
 
 // The service, HSM and store modules load only in the commands that use them, so
 // `--help` and the networked admin commands start fast.
@@ -194,7 +195,9 @@ audit
     const { SqliteStore } = await lazy.store();
     const { verifyAuditChain } = await lazy.audit();
     const store = new SqliteStore(config.store.sqlitePath, { readonly: true });
-    const result = await verifyAuditChain(store);
+    const progress = new Progress("verifying audit events", (await store.lastAudit())?.seq ?? 0);
+    const result = await verifyAuditChain(store, { pageSize: 10_000, onProgress: (events) => progress.update(events) });
+    progress.done();
     await store.close();
     if (!result.ok) throw new CliError(`audit chain broken at event ${result.brokenAt}: ${result.problem} (${result.events} events verified before it)`);
     console.log(`audit chain ok: ${result.events} events, head ${result.lastHash}`);

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { PassThrough } from "node:stream";
 import { AuditLog, verifyAuditChain, type AuditEvent } from "../../src/audit/audit-log.js";
 import { GENESIS_HASH } from "../../src/audit/chain.js";
+import { AuditChainMonitor, type ChainVerification } from "../../src/audit/chain-monitor.js";
 import { CustosError } from "../../src/errors.js";
 import { createLogger } from "../../src/log.js";
 import { SqliteStore } from "../../src/store/sqlite/sqlite-store.js";
@@ -68,7 +69,7 @@ describe("AuditLog", () => {
     await log.flush();
     assert.equal(log.queueDepth, 0);
 
-    assert.deepEqual(await verifyAuditChain(store), { ok: true, events: 1_000, lastHash: (await store.lastAudit())!.hash });
+    assert.deepEqual(await verifyAuditChain(store), { ok: true, events: 1_000, lastHash: (await store.lastAudit())!.hash, lastSeq: 1_000 });
     const rows = await readAll(store);
     assert.equal(rows[0]!.prevHash, GENESIS_HASH);
     // The body is canonical JSON carrying its own seq, so a row cannot be moved unnoticed.
@@ -149,7 +150,7 @@ describe("AuditLog", () => {
     assert.equal(log.queueDepth, 0);
     assert.deepEqual(await storedOrder(store), [0, 1, 2, 3, 4]);
     const check = await verifyAuditChain(store);
-    assert.deepEqual(check, { ok: true, events: 5, lastHash: (await store.lastAudit())!.hash });
+    assert.deepEqual(check, { ok: true, events: 5, lastHash: (await store.lastAudit())!.hash, lastSeq: 5 });
     await log.close();
   });
 
@@ -229,7 +230,7 @@ describe("AuditLog", () => {
 describe("verifyAuditChain", () => {
   it("passes on an empty store", async () => {
     const store = new SqliteStore(":memory:");
-    assert.deepEqual(await verifyAuditChain(store), { ok: true, events: 0, lastHash: GENESIS_HASH });
+    assert.deepEqual(await verifyAuditChain(store), { ok: true, events: 0, lastHash: GENESIS_HASH, lastSeq: 0 });
     await store.close();
   });
 
@@ -248,5 +249,96 @@ describe("verifyAuditChain", () => {
     assert.equal(check.events, 2);
     await store.close();
     await forged.close();
+  });
+});
+
+describe("verifying a long chain on a running service", () => {
+  let store: SqliteStore;
+  beforeEach(() => {
+    store = new SqliteStore(":memory:");
+  });
+  afterEach(async () => {
+    await store.close();
+  });
+
+  async function chainOf(n: number, from = 0): Promise<AuditLog> {
+    const log = await AuditLog.open(store, logSink().logger, NO_TIMER);
+    for (let i = from; i < from + n; i++) log.record(ev(i));
+    await log.flush();
+    return log;
+  }
+
+  it("lets the event loop run between pages, reports progress, and continues from a verified event", async () => {
+    const log = await chainOf(10_000);
+    // A loop that counts event-loop turns: it only advances while the verifier yields.
+    let turns = 0;
+    let counting = true;
+    const tick = () => {
+      turns++;
+      if (counting) setImmediate(tick);
+    };
+    setImmediate(tick);
+    const progress: number[] = [];
+    const full = await verifyAuditChain(store, { pageSize: 1_000, onProgress: (events) => progress.push(events) });
+    counting = false;
+    assert.deepEqual(full, { ok: true, events: 10_000, lastHash: (await store.lastAudit())!.hash, lastSeq: 10_000 });
+    assert.ok(turns >= 9, `the event loop turned ${turns} times during 10 pages`);
+    assert.deepEqual(progress, [1_000, 2_000, 3_000, 4_000, 5_000, 6_000, 7_000, 8_000, 9_000, 10_000]);
+
+    for (let i = 0; i < 5; i++) log.record(ev(10_000 + i));
+    await log.flush();
+    const rest = await verifyAuditChain(store, { from: { seq: full.lastSeq, hash: full.ok ? full.lastHash : "" } });
+    assert.deepEqual(rest, { ok: true, events: 5, lastHash: (await store.lastAudit())!.hash, lastSeq: 10_005 });
+    // Continuing from a hash that is not the chain's is a broken link.
+    const wrong = await verifyAuditChain(store, { from: { seq: full.lastSeq, hash: GENESIS_HASH } });
+    assert.equal(wrong.ok, false);
+    await log.close();
+  });
+
+  it("the console's monitor checks the whole chain once, then only what was appended; callers share a run", async () => {
+    const log = await chainOf(3_000);
+    let reads = 0;
+    const counted = new Proxy(store, {
+      get: (target, prop, receiver) =>
+        prop === "readAudit"
+          ? (afterSeq: number, limit: number) => {
+              reads++;
+              return target.readAudit(afterSeq, limit);
+            }
+          : Reflect.get(target, prop, receiver),
+    });
+    const monitor = new AuditChainMonitor(counted);
+    const [a, b] = await Promise.all([monitor.check(), monitor.check()]);
+    assert.deepEqual(a, { state: "verified", events: 3_000 });
+    assert.deepEqual(b, a);
+    assert.equal(reads, 3, "one run for both callers: two pages of 2,000 and the empty read at the end");
+
+    for (let i = 0; i < 10; i++) log.record(ev(3_000 + i));
+    await log.flush();
+    reads = 0;
+    assert.deepEqual(await monitor.check(), { state: "verified", events: 3_010 });
+    assert.equal(reads, 2, "only the new events are read");
+    await log.close();
+  });
+
+  it("a caller that cannot wait sees how far the check got; a broken link stays reported", async () => {
+    const log = await chainOf(4_500);
+    const impatient = new AuditChainMonitor(store, 0);
+    const first = await impatient.check();
+    assert.equal(first.state, "checking");
+    let later: ChainVerification = first;
+    while (later.state === "checking") later = await impatient.check();
+    assert.deepEqual(later, { state: "verified", events: 4_500 });
+
+    // Someone edits an event the monitor has not seen yet.
+    for (let i = 0; i < 3; i++) log.record(ev(4_500 + i));
+    await log.flush();
+    const db = (store as unknown as { db: { prepare(sql: string): { run(...a: unknown[]): unknown } } }).db;
+    db.prepare("UPDATE audit_events SET body = replace(body, '\"allowed\"', '\"denied\"') WHERE seq = ?").run(4_502);
+    let after = await impatient.check();
+    while (after.state === "checking") after = await impatient.check();
+    assert.deepEqual(after, { state: "broken", events: 4_501, brokenAt: 4_502, reason: "hash does not match the event body" });
+    assert.deepEqual(await impatient.check(), after, "still reported");
+    await log.close();
   });
 });

@@ -120,7 +120,7 @@ describe("officer console", () => {
         await audit.flush();
         return (await store.readAudit(0, 1_000_000)).map((e) => JSON.parse(e.body) as AuditRow).reverse().slice(0, limit);
       },
-      verifyAudit: async () => ({ ok: true, events: 0 }),
+      verifyAudit: async () => ({ state: "verified", events: 0 }),
       clientRate: { perSecond: 100, burst: 200 },
       origin: ORIGIN,
       now,

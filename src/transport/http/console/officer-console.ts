@@ -1,7 +1,8 @@
 import { readFileSync } from "node:fs";
 import type { FastifyInstance } from "fastify";
 import type { Logger } from "pino";
-import { verifyAuditChain, type AuditLog } from "../../../audit/audit-log.js";
+import type { AuditLog } from "../../../audit/audit-log.js";
+import { AuditChainMonitor } from "../../../audit/chain-monitor.js";
 import { DEFAULT_CONSOLE_PORT, type ConsoleConfig } from "../../../config/config.js";
 import { EnrollmentVerifier } from "../../../governance/enrollment.js";
 import type { GovernanceService } from "../../../governance/governance-service.js";
@@ -42,16 +43,14 @@ export class OfficerConsole {
     const port = this.config.port ?? (o.httpPort === 0 ? 0 : DEFAULT_CONSOLE_PORT);
     // The origin is known once the port is: until then no ceremony can verify.
     const owner = this;
+    const chain = new AuditChainMonitor(this.store);
     const app = buildConsole({
       governance: o.governance,
       passkeys: this.passkeys,
       enrollment: new EnrollmentVerifier(this.store),
       audit: (e) => o.audit.recordNow(e),
       recentAudit: (limit) => this.recentAudit(limit),
-      verifyAudit: async () => {
-        const r = await verifyAuditChain(this.store);
-        return r.ok ? { ok: true, events: r.events } : { ok: false, events: r.events, brokenAt: r.brokenAt, reason: r.problem };
-      },
+      verifyAudit: () => chain.check(),
       clientRate: o.clientRate,
       get origin() {
         return owner.origin;

@@ -2,6 +2,7 @@ import { activeVersion, ageDays, dueAt, type KeyWithVersions } from "../../../ke
 import type { OfficerRecord, PasskeyRecord } from "../../../governance/model.js";
 import type { ClientRecord } from "../../../signing/clients.js";
 import { h, layout, type Html, type PageContext } from "./views.js";
+import type { ChainVerification } from "../../../audit/chain-monitor.js";
 
 /** An audit event as stored (its canonical JSON body), as the audit page shows it. */
 export interface AuditRow {
@@ -24,7 +25,7 @@ export interface AuditFilter {
 }
 
 /** The audit hash chain's verification, as the audit page reports it. */
-export type ChainStatus = { ok: true; events: number } | { ok: false; events: number; brokenAt?: number; reason?: string };
+export type ChainStatus = ChainVerification;
 
 const day = (d: Date | undefined) => (d ? d.toISOString().slice(0, 10) : "—");
 
@@ -109,9 +110,12 @@ export function officersPage(ctx: PageContext, threshold: number | undefined, of
 
 /** The audit log, newest first, filtered by key, client (actor) and kind, with the chain's verification. */
 export function auditPage(ctx: PageContext, rows: AuditRow[], filter: AuditFilter, chain: ChainStatus): string {
-  const status = chain.ok
-    ? h`<p class="good" id="chain">Hash chain verified: ${chain.events} events, every link intact.</p>`
-    : h`<p class="bad" id="chain">Hash chain BROKEN at event ${chain.brokenAt ?? "?"} ${chain.reason ?? ""}</p>`;
+  const status =
+    chain.state === "verified"
+      ? h`<p class="good" id="chain">Hash chain verified: ${chain.events} events, every link intact.</p>`
+      : chain.state === "checking"
+        ? h`<p class="muted" id="chain">Hash chain check running: ${chain.events} events verified so far, no broken link yet (reload to see the result).</p>`
+        : h`<p class="bad" id="chain">Hash chain BROKEN at event ${chain.brokenAt}: ${chain.reason}</p>`;
   const details = (d: Record<string, unknown> | undefined) =>
     d
       ? Object.entries(d)
