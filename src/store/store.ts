@@ -19,6 +19,18 @@ export interface ProposalDone {
   at: string;
 }
 
+/** An officer console session as stored: keyed by the SHA-256 of its id, never the id. */
+export interface StoredConsoleSession {
+  idHash: string;
+  officerId: string;
+  scope: "officer" | "enroll";
+  /** The CSRF token bound to the session. */
+  csrf: string;
+  credentialId: string | null;
+  createdAt: string;
+  expiresAt: string;
+}
+
 /** A freeze (who froze is in the audit log), or null to thaw. */
 export type Freeze = { at: string; reason: string } | null;
 
@@ -104,6 +116,13 @@ export interface Store {
    * time, false if it was already spent. Forgets tokens that expired before `now`.
    */
   spendToken(token: string, expiresAt: string, now: string): Promise<boolean>;
+  /**
+   * Stores a console session unless `maxLive` unexpired ones exist (false then); forgets the
+   * ones expired before `now`.
+   */
+  putConsoleSession(session: StoredConsoleSession, maxLive: number, now: string): Promise<boolean>;
+  getConsoleSession(idHash: string): Promise<StoredConsoleSession | undefined>;
+  deleteConsoleSession(idHash: string): Promise<void>;
 
   appendAudit(events: StoredAuditEvent[]): Promise<void>;
   lastAudit(): Promise<StoredAuditEvent | undefined>;

@@ -1,5 +1,6 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { PassThrough } from "node:stream";
 import type { FastifyInstance, LightMyRequestResponse } from "fastify";
 import { AuditLog } from "../../src/audit/audit-log.js";
@@ -13,7 +14,7 @@ import { buildEnvelope } from "../../src/hsm/envelope.js";
 import { createLogger } from "../../src/log.js";
 import { AccessDirectory } from "../../src/signing/directory.js";
 import { SqliteStore } from "../../src/store/sqlite/sqlite-store.js";
-import { buildConsole, CONSOLE_CSP } from "../../src/transport/http/console/console.js";
+import { buildConsole, CONSOLE_CSP, type ConsoleDeps } from "../../src/transport/http/console/console.js";
 import type { AuditRow } from "../../src/transport/http/console/views-state.js";
 import { SoftAuthenticator } from "../helpers/soft-authenticator.js";
 import { FakeHsm } from "./fake-hsm.js";
@@ -94,7 +95,7 @@ describe("officer console", () => {
   const [alice, bob, carol] = ["alice", "bob", "carol"].map(officer) as [ReturnType<typeof officer>, ReturnType<typeof officer>, ReturnType<typeof officer>];
   let clock = Date.parse("2026-01-05T10:00:00.000Z");
   const now = () => clock;
-  let store: SqliteStore, audit: AuditLog, gov: GovernanceService, app: FastifyInstance, hsm: FakeHsm;
+  let store: SqliteStore, audit: AuditLog, gov: GovernanceService, app: FastifyInstance, hsm: FakeHsm, deps: ConsoleDeps;
   const authA = new SoftAuthenticator(RP, ORIGIN);
   let logText = "";
 
@@ -111,10 +112,11 @@ describe("officer console", () => {
     gov = new GovernanceService(store, hsm, audit, directory, logger, { proposerCounts: false, veto: true, bootstrapAdmins: [], autoGrant: [], proposalTtlMs: 24 * 3_600_000 }, passkeys);
     await gov.load();
     await gov.init(null, [alice.spec, bob.spec, carol.spec], 2);
-    app = buildConsole({
+    deps = {
       governance: gov,
       passkeys,
       enrollment: new EnrollmentVerifier(store, now),
+      sessionRecords: store,
       audit: (e) => audit.recordNow(e),
       recentAudit: async (limit) => {
         await audit.flush();
@@ -125,7 +127,8 @@ describe("officer console", () => {
       origin: ORIGIN,
       now,
       logger,
-    });
+    };
+    app = buildConsole(deps);
   });
   after(async () => {
     await app.close();
@@ -270,6 +273,32 @@ describe("officer console", () => {
     const api = await tab.api("/console/api/approve/options", { proposalId: "x", decision: "approve" });
     assert.equal(api.statusCode, 401);
     assert.equal(api.json().code, "SESSION_EXPIRED");
+  });
+
+  it("keeps sessions in the store by their id's hash: one outlives a restart, and logging out ends it for every instance", async () => {
+    const tab = new Tab(app);
+    assert.equal((await tab.login(authA)).statusCode, 200);
+    const id = tab.cookies.get("__Host-custos-session")!;
+    const rows = (store as unknown as { db: { prepare(sql: string): { all(): unknown[] } } }).db.prepare("SELECT * FROM console_sessions").all();
+    assert.ok(rows.length >= 1);
+    assert.ok(!JSON.stringify(rows).includes(id), "the database never holds a session id");
+    assert.equal((await store.getConsoleSession(createHash("sha256").update(id).digest("hex")))?.officerId, "alice");
+
+    // A restart (or another replica on the same database) accepts the same cookie.
+    const restarted = buildConsole(deps);
+    try {
+      const same = new Tab(restarted);
+      same.cookies = new Map(tab.cookies);
+      const keys = await same.get("/console/keys");
+      assert.equal(keys.statusCode, 200);
+      assert.match(keys.body, /alice/);
+      assert.equal((await same.form("/console/logout", {})).statusCode, 303);
+    } finally {
+      await restarted.close();
+    }
+    const after = await tab.get("/console/keys");
+    assert.equal(after.statusCode, 303, "logged out everywhere");
+    assert.equal(after.headers.location, "/console/login?expired=1");
   });
 
   it("opens an enrollment session from a signed one-time token; it can only register a passkey", async () => {

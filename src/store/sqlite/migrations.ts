@@ -116,12 +116,23 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE votes ADD COLUMN credential_kind TEXT NOT NULL DEFAULT 'ed25519';
   ALTER TABLE votes ADD COLUMN credential_id TEXT;
   `,
-  // 4: single-use tokens already spent (console enrollment tokens), kept until they expire so
-  // neither a restart nor another replica accepts one twice
+  // 4: console state that must outlive a restart and be shared by replicas: single-use tokens
+  // already spent (enrollment tokens, kept until they expire) and officer sessions (by the
+  // SHA-256 of their id, which only the officer's cookie holds)
   `
   CREATE TABLE spent_tokens (
     token         TEXT PRIMARY KEY,
     expires_at    TEXT NOT NULL
   );
+  CREATE TABLE console_sessions (
+    id_hash       TEXT PRIMARY KEY,
+    officer_id    TEXT NOT NULL,
+    scope         TEXT NOT NULL,
+    csrf          TEXT NOT NULL,
+    credential_id TEXT,
+    created_at    TEXT NOT NULL,
+    expires_at    TEXT NOT NULL
+  );
+  CREATE INDEX console_sessions_expiry ON console_sessions (expires_at);
   `,
 ];

@@ -3,7 +3,7 @@ import { CustosError } from "../../errors.js";
 import type { GovernanceRecord, OfficerRecord, PasskeyRecord, ProposalRecord, ProposalState, VoteRecord } from "../../governance/model.js";
 import type { KeyRecord, KeyVersionRecord, KeyWithVersions } from "../../keys/model.js";
 import type { ClientRecord } from "../../signing/clients.js";
-import type { Freeze, ProposalDone, Store, StoredAuditEvent } from "../store.js";
+import type { Freeze, ProposalDone, Store, StoredAuditEvent, StoredConsoleSession } from "../store.js";
 import { SqliteAuditTable } from "./audit-table.js";
 import { SqliteClientTables } from "./client-tables.js";
 import { SqliteGovernanceTables } from "./governance-tables.js";
@@ -200,6 +200,18 @@ export class SqliteStore implements Store {
 
   spendToken(token: string, expiresAt: string, now: string): Promise<boolean> {
     return this.governance.spendToken(token, expiresAt, now);
+  }
+
+  putConsoleSession(session: StoredConsoleSession, maxLive: number, now: string): Promise<boolean> {
+    return this.governance.putConsoleSession(session, maxLive, now);
+  }
+
+  getConsoleSession(idHash: string): Promise<StoredConsoleSession | undefined> {
+    return this.governance.getConsoleSession(idHash);
+  }
+
+  deleteConsoleSession(idHash: string): Promise<void> {
+    return this.governance.deleteConsoleSession(idHash);
   }
 
   // ---- audit events ----------------------------------------------------------------------

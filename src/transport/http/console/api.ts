@@ -62,8 +62,8 @@ export function registerApiRoutes(app: FastifyInstance, ctx: ConsoleContext): vo
     const officer = deps.governance.activeOfficer(login.officerId);
     if (!officer) throw new CustosError("NOT_AN_OFFICER", "the passkey's officer is not active");
     // A fresh session id and CSRF token at every login (no fixation); an enrollment session ends.
-    if (prior) ctx.sessions.end(prior.id);
-    const session = ctx.sessions.create(officer.id, "officer", ctx.sessionTtlMs, login.credentialId);
+    if (prior) await ctx.sessions.end(prior.id);
+    const session = await ctx.sessions.create(officer.id, "officer", ctx.sessionTtlMs, login.credentialId);
     ctx.sessions.issue(reply, session);
     await deps.audit({ kind: "console.login", actor: officer.id, outcome: "ok", peer: req.ip, details: { credential: "passkey", credentialId: login.credentialId } });
     return { redirect: "/console" };

@@ -10,7 +10,7 @@ import type { CallerContext } from "../../../signing/sign-service.js";
 import { registerApiRoutes } from "./api.js";
 import { consoleAssets } from "./assets.js";
 import { registerPageRoutes } from "./routes.js";
-import { SessionStore, csrfTokenFor, type ConsoleSession } from "./session.js";
+import { SessionStore, csrfTokenFor, type ConsoleSession, type SessionRecords } from "./session.js";
 import type { AuditRow, ChainStatus } from "./views-state.js";
 import { errorPage } from "./views.js";
 
@@ -19,6 +19,8 @@ export interface ConsoleDeps {
   governance: GovernanceService;
   passkeys: Passkeys;
   enrollment: EnrollmentVerifier;
+  /** Where officer sessions are kept (the store). */
+  sessionRecords: SessionRecords;
   /** Records a console decision (login, enrollment) in the audit chain. */
   audit(event: AuditEvent): Promise<void>;
   /** The newest audit events, newest first (at most `limit`). */
@@ -93,7 +95,7 @@ export function buildConsole(deps: ConsoleDeps): FastifyInstance {
     ...(deps.tls ? { https: { key: deps.tls.key, cert: deps.tls.cert, minVersion: "TLSv1.3" as const } } : {}),
   }) as unknown as FastifyInstance;
   const now = deps.now ?? Date.now;
-  const sessions = new SessionStore(now);
+  const sessions = new SessionStore(deps.sessionRecords, now);
   const ctx: ConsoleContext = {
     deps,
     sessions,
@@ -107,7 +109,7 @@ export function buildConsole(deps: ConsoleDeps): FastifyInstance {
       if (scope === "officer" && session.scope !== "officer") throw new CustosError("ROLE_NOT_ALLOWED", "an enrollment session may only register a passkey");
       const officer = deps.governance.activeOfficer(session.officerId);
       if (!officer) {
-        sessions.end(session.id);
+        void sessions.end(session.id).catch(() => undefined); // refused either way: the officer check runs on every request
         throw new CustosError("NOT_AN_OFFICER", "not an active officer any more");
       }
       return { session, officer, caller: { identity: officer.identity, ip: req.ip } };
@@ -125,6 +127,11 @@ export function buildConsole(deps: ConsoleDeps): FastifyInstance {
 
   app.addContentTypeParser("application/x-www-form-urlencoded", { parseAs: "string" }, (_req, body, done) => {
     done(null, Object.fromEntries(new URLSearchParams(body as string)));
+  });
+
+  // Each request's session is read from the store once, before its route runs.
+  app.addHook("onRequest", async (req) => {
+    if (req.url.startsWith("/console") && !req.url.startsWith("/console/assets/")) await sessions.load(req);
   });
 
   app.addHook("onSend", async (_req, reply, payload) => {

@@ -48,6 +48,7 @@ export class OfficerConsole {
       governance: o.governance,
       passkeys: this.passkeys,
       enrollment: new EnrollmentVerifier(this.store),
+      sessionRecords: this.store,
       audit: (e) => o.audit.recordNow(e),
       recentAudit: (limit) => this.recentAudit(limit),
       verifyAudit: () => chain.check(),

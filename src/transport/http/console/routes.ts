@@ -122,11 +122,11 @@ export function registerPageRoutes(app: FastifyInstance, ctx: ConsoleContext): v
     }
     try {
       const prior = ctx.session(req);
-      if (prior) ctx.sessions.end(prior.id);
+      if (prior) await ctx.sessions.end(prior.id);
     } catch {
       // an expired session: nothing to end
     }
-    const s = ctx.sessions.create(officer.id, "enroll", ctx.enrollTtlMs);
+    const s = await ctx.sessions.create(officer.id, "enroll", ctx.enrollTtlMs);
     ctx.sessions.issue(reply, s);
     await deps.audit({ kind: "console.enroll", actor: officer.id, outcome: "ok", peer: req.ip });
     return reply.code(303).header("location", "/console/register").send();
@@ -167,7 +167,7 @@ export function registerPageRoutes(app: FastifyInstance, ctx: ConsoleContext): v
     }
     if (session) {
       checkCsrf(req, session, deps.origin);
-      ctx.sessions.end(session.id);
+      await ctx.sessions.end(session.id);
     }
     ctx.sessions.clear(reply);
     return reply.code(303).header("location", "/console/login?done=logout").send();

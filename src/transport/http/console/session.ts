@@ -1,6 +1,7 @@
-import { randomBytes, timingSafeEqual } from "node:crypto";
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { CustosError } from "../../../errors.js";
+import type { Store } from "../../../store/store.js";
 
 /** Cookie names carry the `__Host-` prefix: Secure, Path=/, no Domain, so no sibling host can set them. */
 export const SESSION_COOKIE = "__Host-custos-session";
@@ -51,42 +52,72 @@ function sameToken(a: string, b: string): boolean {
   return x.length === y.length && x.length > 0 && timingSafeEqual(x, y);
 }
 
+/** Where sessions live: the store, so a restart keeps officers logged in and replicas share them. */
+export type SessionRecords = Pick<Store, "putConsoleSession" | "getConsoleSession" | "deleteConsoleSession">;
+
+/** The session a request carries, looked up once per request (onRequest hook); "ended" if its cookie names none live. */
+type Carried = ConsoleSession | "ended" | undefined;
+
+const hashOf = (id: string) => createHash("sha256").update(id).digest("hex");
+
 /**
- * Console sessions, in this process's memory: a random id in an HttpOnly cookie, an absolute
- * expiry (no sliding renewal), and a CSRF token bound to the session. A restart logs everyone out.
+ * Console sessions: a random id in an HttpOnly cookie, an absolute expiry (no sliding
+ * renewal), and a CSRF token bound to the session. Stored by the SHA-256 of the id, so the
+ * database alone opens no session. `load` runs once per request; the routes then read the
+ * result synchronously with `find`.
  */
 export class SessionStore {
-  private readonly sessions = new Map<string, ConsoleSession>();
+  private readonly carried = new WeakMap<FastifyRequest, Carried>();
 
   constructor(
+    private readonly records: SessionRecords,
     private readonly now: () => number,
     private readonly max = 1_000,
   ) {}
 
-  create(officerId: string, scope: SessionScope, ttlMs: number, credentialId?: string): ConsoleSession {
+  async create(officerId: string, scope: SessionScope, ttlMs: number, credentialId?: string): Promise<ConsoleSession> {
     const now = this.now();
-    for (const [id, s] of this.sessions) if (s.expiresAt <= now) this.sessions.delete(id);
-    if (this.sessions.size >= this.max) throw new CustosError("RATE_LIMITED", "too many console sessions");
     const s: ConsoleSession = { id: token(), officerId, scope, csrf: token(), createdAt: now, expiresAt: now + ttlMs, ...(credentialId ? { credentialId } : {}) };
-    this.sessions.set(s.id, s);
+    const stored = await this.records.putConsoleSession(
+      { idHash: hashOf(s.id), officerId, scope, csrf: s.csrf, credentialId: credentialId ?? null, createdAt: new Date(now).toISOString(), expiresAt: new Date(s.expiresAt).toISOString() },
+      this.max,
+      new Date(now).toISOString(),
+    );
+    if (!stored) throw new CustosError("RATE_LIMITED", "too many console sessions");
     return s;
   }
 
-  /** The live session a request carries: undefined without one, SESSION_EXPIRED once it ended. */
-  find(req: FastifyRequest): ConsoleSession | undefined {
+  /** Looks up the session the request's cookie names (the onRequest hook calls this). */
+  async load(req: FastifyRequest): Promise<void> {
     const id = parseCookies(req.headers.cookie).get(SESSION_COOKIE);
-    if (!id) return undefined;
-    const s = this.sessions.get(id);
-    if (!s) throw new CustosError("SESSION_EXPIRED", "the console session ended: log in again");
-    if (s.expiresAt <= this.now()) {
-      this.sessions.delete(id);
-      throw new CustosError("SESSION_EXPIRED", "the console session expired: log in again");
+    if (!id) return;
+    const r = await this.records.getConsoleSession(hashOf(id));
+    const expiresAt = r ? Date.parse(r.expiresAt) : 0;
+    if (!r || expiresAt <= this.now()) {
+      if (r) await this.records.deleteConsoleSession(r.idHash);
+      this.carried.set(req, "ended");
+      return;
     }
+    this.carried.set(req, {
+      id,
+      officerId: r.officerId,
+      scope: r.scope,
+      csrf: r.csrf,
+      createdAt: Date.parse(r.createdAt),
+      expiresAt,
+      ...(r.credentialId ? { credentialId: r.credentialId } : {}),
+    });
+  }
+
+  /** The live session the request carries: undefined without one, SESSION_EXPIRED once it ended. */
+  find(req: FastifyRequest): ConsoleSession | undefined {
+    const s = this.carried.get(req);
+    if (s === "ended") throw new CustosError("SESSION_EXPIRED", "the console session ended: log in again");
     return s;
   }
 
-  end(id: string): void {
-    this.sessions.delete(id);
+  async end(id: string): Promise<void> {
+    await this.records.deleteConsoleSession(hashOf(id));
   }
 
   /** Sets the session and its CSRF cookies on the reply (the CSRF token is rotated at login). */
