@@ -28,8 +28,18 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$out"
 echo "custos: building SoftHSM2 2.6.1 with Ed25519 unwrap (about a minute on 2 cores)" >&2
-curl -fsSL --retry 3 -o "$work/src.tar.gz" "$tarball_url"
-echo "$tarball_sha256  $work/src.tar.gz" | sha256sum -c --quiet -
+# deb.debian.org first, then the mirrors apt is configured with (the same pool layout).
+mirrors="$(sed -n -e 's/^URIs:[[:space:]]*//p' -e 's/^deb[[:space:]]\+\(\[[^]]*\][[:space:]]\+\)\?\([^[:space:]]\+\).*/\2/p' \
+  /etc/apt/sources.list /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list 2>/dev/null | tr ' ' '\n' | grep -v security | sort -u || true)"
+fetched=""
+for base in "http://deb.debian.org/debian" $mirrors; do
+  url="${base%/}/${tarball_url#http://deb.debian.org/debian/}"
+  if curl -fsSL --retry 2 -o "$work/src.tar.gz" "$url" && echo "$tarball_sha256  $work/src.tar.gz" | sha256sum -c --quiet - 2>/dev/null; then
+    fetched="$url"
+    break
+  fi
+done
+[ -n "$fetched" ] || { echo "custos: could not fetch $tarball_url (nor from apt's mirrors) with SHA-256 $tarball_sha256" >&2; exit 1; }
 tar xzf "$work/src.tar.gz" -C "$work"
 cd "$work/softhsm2-2.6.1"
 patch -p1 --quiet < "$here/eddsa-unwrap.patch"
