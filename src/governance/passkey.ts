@@ -63,28 +63,31 @@ export function approvalChallenge(decision: Decision, digest: string, nonce: str
   return isoBase64URL.fromBuffer(h);
 }
 
-/** Single-use values with a lifetime: taking one removes it, expired ones read as absent. */
+/**
+ * Single-use values with a lifetime, in the store (a ceremony's two requests may reach two
+ * replicas, or straddle a restart): taking one removes it, expired ones read as absent.
+ * `kind` keeps login, registration and approval values apart.
+ */
 export class ChallengeBook<T> {
-  private readonly entries = new Map<string, { value: T; expiresAt: number }>();
-
   constructor(
+    private readonly store: Pick<Store, "putChallenge" | "takeChallenge">,
+    private readonly kind: string,
     private readonly ttlMs: number,
     private readonly now: () => number,
     private readonly max = 10_000,
   ) {}
 
-  put(key: string, value: T): void {
+  async put(key: string, value: T): Promise<void> {
     const now = this.now();
-    for (const [k, e] of this.entries) if (e.expiresAt <= now) this.entries.delete(k);
-    // Unauthenticated callers can ask for login challenges: bound the memory they can use.
-    if (this.entries.size >= this.max) throw new CustosError("RATE_LIMITED", "too many outstanding challenges; try again shortly");
-    this.entries.set(key, { value, expiresAt: now + this.ttlMs });
+    // Unauthenticated callers can ask for login challenges: bound what they can make the store hold.
+    const stored = await this.store.putChallenge(`${this.kind}:${key}`, JSON.stringify(value), new Date(now + this.ttlMs).toISOString(), this.max, new Date(now).toISOString());
+    if (!stored) throw new CustosError("RATE_LIMITED", "too many outstanding challenges; try again shortly");
   }
 
-  take(key: string): T | undefined {
-    const e = this.entries.get(key);
-    this.entries.delete(key);
-    return e && e.expiresAt > this.now() ? e.value : undefined;
+  async take(key: string): Promise<T | undefined> {
+    if (!key) return undefined;
+    const value = await this.store.takeChallenge(`${this.kind}:${key}`, new Date(this.now()).toISOString());
+    return value === undefined ? undefined : (JSON.parse(value) as T);
   }
 }
 
@@ -102,7 +105,7 @@ function signedChallenge(clientDataJSON: string): string {
  * Passkey ceremonies for officers, on `@simplewebauthn/server`: registration (its result is
  * filed as an add_credential proposal, never stored directly), login, and approval of a
  * proposal. User verification is required in every ceremony; signature counters must advance.
- * Challenges live in this process's memory (a replica fleet would keep them in the store).
+ * Challenges and approval nonces are kept in the store until used or expired.
  */
 export class Passkeys implements PasskeyApprovals {
   private readonly now: () => number;
@@ -116,9 +119,9 @@ export class Passkeys implements PasskeyApprovals {
   ) {
     this.now = settings.now ?? Date.now;
     const ttl = settings.challengeTtlMs ?? 5 * 60_000;
-    this.registrations = new ChallengeBook(ttl, this.now);
-    this.logins = new ChallengeBook(ttl, this.now);
-    this.approvals = new ChallengeBook(ttl, this.now);
+    this.registrations = new ChallengeBook(store, "register", ttl, this.now);
+    this.logins = new ChallengeBook(store, "login", ttl, this.now);
+    this.approvals = new ChallengeBook(store, "approve", ttl, this.now);
   }
 
   private origins(): string[] {
@@ -144,14 +147,14 @@ export class Passkeys implements PasskeyApprovals {
       excludeCredentials: existing.map((k) => ({ id: k.id, transports: k.transports })),
       authenticatorSelection: { residentKey: "required", userVerification: "required" },
     });
-    this.registrations.put(options.challenge, officer.id);
+    await this.registrations.put(options.challenge, officer.id);
     return options;
   }
 
   /** Verifies the authenticator's attestation; the result goes into an add_credential proposal. */
   async verifyRegistration(officer: OfficerRecord, response: PasskeyAttestation, label: string): Promise<PasskeySpec> {
     const challenge = signedChallenge(response?.response?.clientDataJSON ?? "");
-    if (this.registrations.take(challenge) !== officer.id) throw new CustosError("NONCE_INVALID", "unknown, expired or already used registration challenge");
+    if ((await this.registrations.take(challenge)) !== officer.id) throw new CustosError("NONCE_INVALID", "unknown, expired or already used registration challenge");
     let verified;
     try {
       verified = await verifyRegistrationResponse({
@@ -180,14 +183,14 @@ export class Passkeys implements PasskeyApprovals {
   /** Options for a login: any registered (discoverable) passkey of this RP. */
   async loginOptions(): Promise<PublicKeyCredentialRequestOptionsJSON> {
     const options = await generateAuthenticationOptions({ rpID: this.settings.rpId, userVerification: "required" });
-    this.logins.put(options.challenge, true);
+    await this.logins.put(options.challenge, true);
     return options;
   }
 
   /** Verifies a login assertion; returns the officer the passkey belongs to. */
   async verifyLogin(response: PasskeyAssertion): Promise<{ officerId: string; credentialId: string }> {
     const challenge = signedChallenge(response?.response?.clientDataJSON ?? "");
-    if (!this.logins.take(challenge)) throw new CustosError("NONCE_INVALID", "unknown, expired or already used login challenge");
+    if (!(await this.logins.take(challenge))) throw new CustosError("NONCE_INVALID", "unknown, expired or already used login challenge");
     const passkey = await this.store.getPasskey(String(response.id));
     if (!passkey) throw new CustosError("UNAUTHENTICATED", "this passkey is not registered (or its add_credential proposal has not executed yet)");
     await this.verifyAssertion(passkey, response, challenge);
@@ -208,7 +211,7 @@ export class Passkeys implements PasskeyApprovals {
       allowCredentials: passkeys.map((k) => ({ id: k.id, transports: k.transports })),
       userVerification: "required",
     });
-    this.approvals.put(nonce, { officerId: officer.id, proposalId: proposal.id, decision });
+    await this.approvals.put(nonce, { officerId: officer.id, proposalId: proposal.id, decision });
     return { nonce, options };
   }
 
@@ -219,7 +222,7 @@ export class Passkeys implements PasskeyApprovals {
    * user verification and advance the signature counter.
    */
   async verifyApproval(r: ApprovalAssertion): Promise<{ credentialId: string; evidence: string }> {
-    const bound = this.approvals.take(r.nonce);
+    const bound = await this.approvals.take(String(r.nonce ?? ""));
     if (!bound || bound.officerId !== r.officerId || bound.proposalId !== r.proposalId || bound.decision !== r.decision) {
       throw new CustosError("NONCE_INVALID", "unknown, expired or already used approval nonce, or one issued for another proposal or decision");
     }

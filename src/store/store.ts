@@ -121,6 +121,13 @@ export interface Store {
    * ones expired before `now`.
    */
   putConsoleSession(session: StoredConsoleSession, maxLive: number, now: string): Promise<boolean>;
+  /**
+   * Stores an outstanding WebAuthn challenge (or approval nonce) and what it is bound to,
+   * unless `maxLive` unexpired ones exist (false then).
+   */
+  putChallenge(challenge: string, value: string, expiresAt: string, maxLive: number, now: string): Promise<boolean>;
+  /** Removes a challenge and returns its value, or undefined if absent or expired (single use). */
+  takeChallenge(challenge: string, now: string): Promise<string | undefined>;
   getConsoleSession(idHash: string): Promise<StoredConsoleSession | undefined>;
   deleteConsoleSession(idHash: string): Promise<void>;
 

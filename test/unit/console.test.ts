@@ -301,6 +301,26 @@ describe("officer console", () => {
     assert.equal(after.headers.location, "/console/login?expired=1");
   });
 
+  it("a login begun on one instance finishes on another (challenges are in the store), and its challenge works once", async () => {
+    const replica = buildConsole({ ...deps, passkeys: new Passkeys(store, { rpId: RP, rpName: "custos", origins: [ORIGIN], now }) });
+    try {
+      const first = new Tab(app);
+      await first.get("/console/login");
+      const options = (await first.api("/console/api/login/options", {})).json() as { challenge: string };
+      const assertion = authA.assert(options.challenge);
+      const second = new Tab(replica);
+      second.cookies = new Map(first.cookies);
+      second.csrf = first.csrf;
+      const done = await second.api("/console/api/login/verify", { response: assertion });
+      assert.equal(done.statusCode, 200, done.body);
+      const again = await first.api("/console/api/login/verify", { response: authA.assert(options.challenge) });
+      assert.equal(again.statusCode, 409);
+      assert.equal(again.json().code, "NONCE_INVALID");
+    } finally {
+      await replica.close();
+    }
+  });
+
   it("opens an enrollment session from a signed one-time token; it can only register a passkey", async () => {
     const tab = new Tab(app);
     await tab.get("/console/enroll");

@@ -163,6 +163,25 @@ export class SqliteGovernanceTables extends SqliteTables {
     return stored;
   }
 
+  async putChallenge(challenge: string, value: string, expiresAt: string, maxLive: number, now: string): Promise<boolean> {
+    let stored = false;
+    this.write(() => {
+      this.db.prepare("DELETE FROM webauthn_challenges WHERE expires_at <= ?").run(now);
+      if ((this.db.prepare("SELECT COUNT(*) AS n FROM webauthn_challenges").get() as { n: number }).n >= maxLive) return;
+      stored = this.db.prepare("INSERT INTO webauthn_challenges (challenge, value, expires_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING").run(challenge, value, expiresAt).changes === 1;
+    });
+    return stored;
+  }
+
+  async takeChallenge(challenge: string, now: string): Promise<string | undefined> {
+    let value: string | undefined;
+    this.write(() => {
+      const r = this.db.prepare("DELETE FROM webauthn_challenges WHERE challenge = ? RETURNING value, expires_at").get(challenge) as Row | undefined;
+      if (r && (r.expires_at as string) > now) value = r.value as string;
+    });
+    return value;
+  }
+
   async getConsoleSession(idHash: string): Promise<StoredConsoleSession | undefined> {
     const r = this.db.prepare("SELECT * FROM console_sessions WHERE id_hash = ?").get(idHash) as Row | undefined;
     return r

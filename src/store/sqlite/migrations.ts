@@ -117,8 +117,9 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE votes ADD COLUMN credential_id TEXT;
   `,
   // 4: console state that must outlive a restart and be shared by replicas: single-use tokens
-  // already spent (enrollment tokens, kept until they expire) and officer sessions (by the
-  // SHA-256 of their id, which only the officer's cookie holds)
+  // already spent (enrollment tokens, kept until they expire), outstanding WebAuthn challenges
+  // and approval nonces, and officer sessions (by the SHA-256 of their id, which only the
+  // officer's cookie holds)
   `
   CREATE TABLE spent_tokens (
     token         TEXT PRIMARY KEY,
@@ -134,5 +135,11 @@ export const MIGRATIONS: readonly string[] = [
     expires_at    TEXT NOT NULL
   );
   CREATE INDEX console_sessions_expiry ON console_sessions (expires_at);
+  CREATE TABLE webauthn_challenges (
+    challenge     TEXT PRIMARY KEY,
+    value         TEXT NOT NULL,
+    expires_at    TEXT NOT NULL
+  );
+  CREATE INDEX webauthn_challenges_expiry ON webauthn_challenges (expires_at);
   `,
 ];

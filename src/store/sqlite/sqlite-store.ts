@@ -206,6 +206,14 @@ export class SqliteStore implements Store {
     return this.governance.putConsoleSession(session, maxLive, now);
   }
 
+  putChallenge(challenge: string, value: string, expiresAt: string, maxLive: number, now: string): Promise<boolean> {
+    return this.governance.putChallenge(challenge, value, expiresAt, maxLive, now);
+  }
+
+  takeChallenge(challenge: string, now: string): Promise<string | undefined> {
+    return this.governance.takeChallenge(challenge, now);
+  }
+
   getConsoleSession(idHash: string): Promise<StoredConsoleSession | undefined> {
     return this.governance.getConsoleSession(idHash);
   }
