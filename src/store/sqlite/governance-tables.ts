@@ -1,6 +1,6 @@
 import { CustosError } from "../../errors.js";
 import type { GovernanceRecord, OfficerRecord, PasskeyRecord, ProposalRecord, ProposalState, VoteRecord } from "../../governance/model.js";
-import type { ProposalDone, StoredConsoleSession } from "../store.js";
+import type { ProposalDone } from "../store.js";
 import { SqliteTables, type Row } from "./sqlite-tables.js";
 
 /** The threshold, officers and their passkeys, proposals and votes (the governance part of SqliteStore). */
@@ -137,69 +137,6 @@ export class SqliteGovernanceTables extends SqliteTables {
       this.db
         .prepare("INSERT INTO votes (proposal_id, officer_id, decision, digest, signature, at, credential_kind, credential_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
         .run(v.proposalId, v.officerId, v.decision, v.digest, v.signature, v.at, v.credentialKind ?? "ed25519", v.credentialId ?? null);
-    });
-  }
-
-  async spendToken(token: string, expiresAt: string, now: string): Promise<boolean> {
-    let spent = false;
-    this.write(() => {
-      this.db.prepare("DELETE FROM spent_tokens WHERE expires_at < ?").run(now);
-      spent = this.db.prepare("INSERT INTO spent_tokens (token, expires_at) VALUES (?, ?) ON CONFLICT DO NOTHING").run(token, expiresAt).changes === 1;
-    });
-    return spent;
-  }
-
-  async putConsoleSession(s: StoredConsoleSession, maxLive: number, now: string): Promise<boolean> {
-    let stored = false;
-    this.write(() => {
-      this.db.prepare("DELETE FROM console_sessions WHERE expires_at <= ?").run(now);
-      const live = (this.db.prepare("SELECT COUNT(*) AS n FROM console_sessions").get() as { n: number }).n;
-      if (live >= maxLive) return;
-      this.db
-        .prepare("INSERT INTO console_sessions (id_hash, officer_id, scope, csrf, credential_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
-        .run(s.idHash, s.officerId, s.scope, s.csrf, s.credentialId, s.createdAt, s.expiresAt);
-      stored = true;
-    });
-    return stored;
-  }
-
-  async putChallenge(challenge: string, value: string, expiresAt: string, maxLive: number, now: string): Promise<boolean> {
-    let stored = false;
-    this.write(() => {
-      this.db.prepare("DELETE FROM webauthn_challenges WHERE expires_at <= ?").run(now);
-      if ((this.db.prepare("SELECT COUNT(*) AS n FROM webauthn_challenges").get() as { n: number }).n >= maxLive) return;
-      stored = this.db.prepare("INSERT INTO webauthn_challenges (challenge, value, expires_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING").run(challenge, value, expiresAt).changes === 1;
-    });
-    return stored;
-  }
-
-  async takeChallenge(challenge: string, now: string): Promise<string | undefined> {
-    let value: string | undefined;
-    this.write(() => {
-      const r = this.db.prepare("DELETE FROM webauthn_challenges WHERE challenge = ? RETURNING value, expires_at").get(challenge) as Row | undefined;
-      if (r && (r.expires_at as string) > now) value = r.value as string;
-    });
-    return value;
-  }
-
-  async getConsoleSession(idHash: string): Promise<StoredConsoleSession | undefined> {
-    const r = this.db.prepare("SELECT * FROM console_sessions WHERE id_hash = ?").get(idHash) as Row | undefined;
-    return r
-      ? {
-          idHash: r.id_hash as string,
-          officerId: r.officer_id as string,
-          scope: r.scope as StoredConsoleSession["scope"],
-          csrf: r.csrf as string,
-          credentialId: (r.credential_id as string | null) ?? null,
-          createdAt: r.created_at as string,
-          expiresAt: r.expires_at as string,
-        }
-      : undefined;
-  }
-
-  async deleteConsoleSession(idHash: string): Promise<void> {
-    this.write(() => {
-      this.db.prepare("DELETE FROM console_sessions WHERE id_hash = ?").run(idHash);
     });
   }
 

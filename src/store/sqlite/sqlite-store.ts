@@ -6,6 +6,7 @@ import type { ClientRecord } from "../../signing/clients.js";
 import type { Freeze, ProposalDone, Store, StoredAuditEvent, StoredConsoleSession } from "../store.js";
 import { SqliteAuditTable } from "./audit-table.js";
 import { SqliteClientTables } from "./client-tables.js";
+import { SqliteConsoleTables } from "./console-tables.js";
 import { SqliteGovernanceTables } from "./governance-tables.js";
 import { SqliteKeyTables } from "./key-tables.js";
 import { MIGRATIONS } from "./migrations.js";
@@ -21,6 +22,7 @@ export class SqliteStore implements Store {
   private readonly clients: SqliteClientTables;
   private readonly governance: SqliteGovernanceTables;
   private readonly audit: SqliteAuditTable;
+  private readonly console: SqliteConsoleTables;
 
   constructor(path: string, opts: { readonly?: boolean } = {}) {
     try {
@@ -39,6 +41,7 @@ export class SqliteStore implements Store {
     this.clients = new SqliteClientTables(this.db);
     this.governance = new SqliteGovernanceTables(this.db);
     this.audit = new SqliteAuditTable(this.db);
+    this.console = new SqliteConsoleTables(this.db);
   }
 
   /** Applies every migration newer than the schema's user_version, each in a transaction. */
@@ -198,28 +201,30 @@ export class SqliteStore implements Store {
     return this.governance.listVotes(proposalId);
   }
 
+  // ---- officer console state -------------------------------------------------------------
+
   spendToken(token: string, expiresAt: string, now: string): Promise<boolean> {
-    return this.governance.spendToken(token, expiresAt, now);
+    return this.console.spendToken(token, expiresAt, now);
   }
 
   putConsoleSession(session: StoredConsoleSession, maxLive: number, now: string): Promise<boolean> {
-    return this.governance.putConsoleSession(session, maxLive, now);
+    return this.console.putConsoleSession(session, maxLive, now);
   }
 
   putChallenge(challenge: string, value: string, expiresAt: string, maxLive: number, now: string): Promise<boolean> {
-    return this.governance.putChallenge(challenge, value, expiresAt, maxLive, now);
+    return this.console.putChallenge(challenge, value, expiresAt, maxLive, now);
   }
 
   takeChallenge(challenge: string, now: string): Promise<string | undefined> {
-    return this.governance.takeChallenge(challenge, now);
+    return this.console.takeChallenge(challenge, now);
   }
 
   getConsoleSession(idHash: string): Promise<StoredConsoleSession | undefined> {
-    return this.governance.getConsoleSession(idHash);
+    return this.console.getConsoleSession(idHash);
   }
 
   deleteConsoleSession(idHash: string): Promise<void> {
-    return this.governance.deleteConsoleSession(idHash);
+    return this.console.deleteConsoleSession(idHash);
   }
 
   // ---- audit events ----------------------------------------------------------------------
