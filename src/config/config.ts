@@ -78,8 +78,12 @@ export const DEFAULT_GRPC_PORT = 7400;
 export const DEFAULT_HTTP_PORT = 7401;
 export const LOOPBACK_CIDRS = ["127.0.0.0/8", "::1/128"];
 
-/** Debian's SoftHSM2 module, then the multiarch path. */
+/**
+ * The embedded default's PKCS#11 module: `$CUSTOS_PKCS11_MODULE` if set (e.g. a SoftHSM2
+ * build that can unwrap Ed25519 keys), else Debian's SoftHSM2 module, then the multiarch path.
+ */
 export function defaultSofthsmModule(): string {
+  if (process.env.CUSTOS_PKCS11_MODULE) return process.env.CUSTOS_PKCS11_MODULE;
   for (const p of ["/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so", "/usr/local/lib/softhsm/libsofthsm2.so"]) {
     if (existsSync(p)) return p;
   }

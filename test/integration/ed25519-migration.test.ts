@@ -12,7 +12,7 @@ import { buildEnvelope } from "../../src/hsm/envelope.js";
 import { findObjects, findSlotByLabel, loadModule, pkcs11js as p, type Handle, type Module } from "../../src/hsm/pkcs11/module.js";
 import { versionObjectId } from "../../src/keys/model.js";
 import { SqliteStore } from "../../src/store/sqlite/sqlite-store.js";
-import { auditEvents, expectDenied, proposeAndApprove, runCli, startInProcess, type InProcessService } from "../helpers/harness.js";
+import { auditEvents, expectDenied, proposeAndApprove, lastLine, runCli, spawnService, startInProcess, tempDir, type InProcessService } from "../helpers/harness.js";
 import { eddsaUnwrapModule } from "../helpers/softhsm-eddsa.js";
 
 /**
@@ -129,5 +129,21 @@ describe("Ed25519 key migration (wrapped PKCS#8) into SoftHSM2 with EdDSA unwrap
     assert.ok(!(await unary(svc.custody, "listKeys", {})).keys.some((k) => k.keyId === "swapped"));
     const { proposals } = await unary(svc.custody, "listProposals", { state: "" });
     assert.equal(proposals.find((x) => x.target === "swapped")?.state, "failed");
+  });
+
+  it("the embedded default takes its module from CUSTOS_PKCS11_MODULE: a served data dir migrates a key the same way", async () => {
+    const served = await spawnService(tempDir("custos-pkcs8-served-"), { CUSTOS_PKCS11_MODULE: eddsaUnwrapModule() });
+    try {
+      const existing = pkcs8File("served-ed25519");
+      const r = await runCli(["key", "import", "--data-dir", served.dir, "--key", "served", "--exchange", "custom", "--algorithm", "ed25519", "--pkcs8-file", existing.file]);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      const payload = "migrated key, served by the embedded default";
+      const signed = await runCli(["sign", "--data-dir", served.dir, "--key", "served", "--payload", payload]);
+      assert.equal(signed.code, 0, signed.stderr);
+      assert.ok(verify(null, Buffer.from(payload), existing.pair.publicKey, Buffer.from(lastLine(signed.stdout), "hex")), "signed by the migrated key");
+    } finally {
+      assert.equal(await served.stop(), 0, served.stderr());
+      rmSync(served.dir, { recursive: true, force: true });
+    }
   });
 });
