@@ -128,7 +128,15 @@ export async function startService(config: CustosConfig, logger: Logger): Promis
   await http.listen({ host: config.http.host, port: config.http.port });
   const httpAddress = http.server.address();
   const httpPort = typeof httpAddress === "object" && httpAddress ? httpAddress.port : config.http.port;
-  const consoleUrl = await officerConsole?.start({ governance, audit, tls: config.tls, clientRate: config.limits.client, httpPort: config.http.port, logger });
+  const consoleUrl = await officerConsole?.start({
+    governance,
+    audit,
+    tls: config.tls,
+    clientRate: config.limits.client,
+    clientLastSeen: (identity) => signer.clientLastSeen(identity),
+    httpPort: config.http.port,
+    logger,
+  });
 
   let fingerprint = "";
   try {

@@ -14,6 +14,11 @@ class TokenBucket {
     this.last = now;
   }
 
+  /** When a request last came (the limiter's clock). */
+  get lastRequest(): number {
+    return this.last;
+  }
+
   take(now: number): boolean {
     this.tokens = Math.min(this.limit.burst, this.tokens + ((now - this.last) / 1000) * this.limit.perSecond);
     this.last = now;
@@ -28,6 +33,11 @@ export class RateLimiter {
   private readonly buckets = new Map<string, TokenBucket>();
 
   constructor(private readonly limit: RateLimit, private readonly clock: () => number = () => performance.now()) {}
+
+  /** When `name` last made a request, on the limiter's clock; undefined if never. */
+  lastRequest(name: string): number | undefined {
+    return this.buckets.get(name)?.lastRequest;
+  }
 
   take(name: string): boolean {
     const now = this.clock();

@@ -114,6 +114,12 @@ export class SignService {
     }
   }
 
+  /** When a client last called to sign (since this process started), from its rate limiter. */
+  clientLastSeen(identity: string): Date | undefined {
+    const at = this.clientLimiter.lastRequest(identity);
+    return at === undefined ? undefined : new Date(Date.now() - (performance.now() - at));
+  }
+
   /**
    * Signs a private REST request the way the key's exchange documents it. custos owns the
    * timestamp, nonce and expiry unless the caller supplies them (then no later than its clock

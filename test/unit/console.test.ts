@@ -321,6 +321,24 @@ describe("officer console", () => {
     }
   });
 
+  it("shows each client's last call from the signer, newer than anything in the recent audit", async () => {
+    const bot = "spiffe://custos/engine/last-seen-bot";
+    await store.setClientAccess({ identity: bot, name: "last-seen-bot", role: "trader", cidrs: ["10.0.0.0/8"], createdAt: new Date(clock).toISOString() }, []);
+    await gov.load();
+    const seen = new Date(Date.UTC(2026, 10, 24, 12, 34, 56));
+    const withSigner = buildConsole({ ...deps, clientLastSeen: (identity) => (identity === bot ? seen : undefined) });
+    try {
+      const tab = new Tab(withSigner);
+      assert.equal((await tab.login(authA)).statusCode, 200);
+      const page = await tab.get("/console/clients");
+      assert.equal(page.statusCode, 200);
+      const row = page.body.slice(page.body.indexOf("last-seen-bot"));
+      assert.match(row.slice(0, row.indexOf("</tr>")), /2026-11-24T12:34:56\.000Z/);
+    } finally {
+      await withSigner.close();
+    }
+  });
+
   it("opens an enrollment session from a signed one-time token; it can only register a passkey", async () => {
     const tab = new Tab(app);
     await tab.get("/console/enroll");

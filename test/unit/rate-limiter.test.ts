@@ -66,6 +66,17 @@ describe("RateLimiter", () => {
     assert.equal(limiter.take("a"), true);
   });
 
+  it("remembers when each name last asked, granted or not", () => {
+    const clock = manualClock();
+    const limiter = new RateLimiter({ perSecond: 0, burst: 1 }, clock.now);
+    assert.equal(limiter.lastRequest("a"), undefined);
+    limiter.take("a");
+    clock.advance(500);
+    assert.equal(limiter.take("a"), false);
+    assert.equal(limiter.lastRequest("a"), 1_500);
+    assert.equal(limiter.lastRequest("b"), undefined);
+  });
+
   it("keeps one bucket per name", () => {
     const clock = manualClock();
     const limiter = new RateLimiter({ perSecond: 1, burst: 2 }, clock.now);

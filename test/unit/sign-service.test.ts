@@ -252,6 +252,17 @@ describe("SignService rate limits", () => {
     assert.deepEqual(observer.seen.map((o) => o.reason), ["OK", "OK", "RATE_LIMITED"]);
   });
 
+  it("remembers when each client last called (the console's last seen), from its rate limiter", async () => {
+    const svc = service(new RecordingObserver());
+    assert.equal(svc.clientLastSeen(ALPHA), undefined, "never called");
+    const before = Date.now();
+    await svc.sign(alpha, { keyId: "k-active", version: 0, payload: PAYLOAD });
+    const after = Date.now();
+    const seen = svc.clientLastSeen(ALPHA)!.getTime();
+    assert.ok(seen >= before - 1 && seen <= after + 1, `${seen} within [${before}, ${after}]`);
+    assert.equal(svc.clientLastSeen("spiffe://custos/engine/nobody"), undefined);
+  });
+
   it("limits per key, independently of other keys", async () => {
     const svc = service(new RecordingObserver(), { keyRate: { perSecond: 0, burst: 1 } });
     await svc.sign(alpha, { keyId: "k-active", version: 0, payload: PAYLOAD });

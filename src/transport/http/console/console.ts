@@ -27,6 +27,8 @@ export interface ConsoleDeps {
   recentAudit(limit: number): Promise<AuditRow[]>;
   /** Verifies the whole audit hash chain. */
   verifyAudit(): Promise<ChainStatus>;
+  /** When a client last called (this process's view; the audit log covers the rest). */
+  clientLastSeen?(identity: string): Date | undefined;
   /** The per-client rate limit shown on the clients page. */
   clientRate: { perSecond: number; burst: number };
   /** The console's exact origin (e.g. https://localhost:7402): state-changing requests must come from it. */

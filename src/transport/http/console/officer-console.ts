@@ -17,6 +17,8 @@ export interface ConsoleStartOptions {
   /** The service's TLS server certificate and key (PEM files): the console is HTTPS only. */
   tls: { certPath: string; keyPath: string };
   clientRate: { perSecond: number; burst: number };
+  /** When a client last called (the signer's rate limiter). */
+  clientLastSeen(identity: string): Date | undefined;
   /** The HTTP listener's configured port: 0 makes an unset console port 0 as well. */
   httpPort: number;
   logger: Logger;
@@ -53,6 +55,7 @@ export class OfficerConsole {
       recentAudit: (limit) => this.recentAudit(limit),
       verifyAudit: () => chain.check(),
       clientRate: o.clientRate,
+      clientLastSeen: o.clientLastSeen,
       get origin() {
         return owner.origin;
       },

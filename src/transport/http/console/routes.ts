@@ -69,8 +69,13 @@ export function registerPageRoutes(app: FastifyInstance, ctx: ConsoleContext): v
   app.get("/console/clients", guard(async (req, reply) => {
     const { caller, page } = officerPage(req, reply, "Clients");
     const clients = await deps.governance.listClients(caller);
+    // The signer's own record of each client's last call, else the newest recent audit event by it.
     const lastSeen = new Map<string, string>();
     for (const e of await deps.recentAudit(5_000)) if (e.at && !lastSeen.has(e.actor)) lastSeen.set(e.actor, e.at);
+    for (const c of clients) {
+      const live = deps.clientLastSeen?.(c.identity)?.toISOString();
+      if (live && live > (lastSeen.get(c.identity) ?? "")) lastSeen.set(c.identity, live);
+    }
     return html(reply, clientsPage(page, clients, lastSeen, deps.clientRate));
   }));
 
