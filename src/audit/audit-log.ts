@@ -23,6 +23,9 @@ export interface AuditEvent {
   details?: Record<string, string | number | boolean>;
 }
 
+/** An event as the chain stores it (its canonical JSON body): the event, its seq and time. */
+export type AuditRecord = AuditEvent & { seq: number; at: string };
+
 export interface AuditLogOptions {
   /** Batched events are written at least this often (the issue asks for ≤ 1 s). */
   flushIntervalMs?: number;

@@ -24,26 +24,44 @@ export function withConnection(cmd: Command): Command {
     .option("--cert-key <file>", "private key of --cert");
 }
 
+/** Options every new key takes (import and generate). */
+export function withNewKeyOptions(cmd: Command): Command {
+  return cmd
+    .option("--environment <env>", "mainnet | testnet", "mainnet")
+    .option("--label <text>", "human-readable label")
+    .option("--max-age-days <n>", "rotation due after this many days (default 45)");
+}
+
+/** A new key's metadata from those options and --key / --exchange / --api-key-id. */
+export function newKeyFields(o: Opts) {
+  if (o.environment !== "mainnet" && o.environment !== "testnet") throw new CliError("--environment must be mainnet or testnet");
+  return {
+    keyId: o.key!,
+    exchange: o.exchange!,
+    environment: o.environment === "testnet" ? Environment.ENVIRONMENT_TESTNET : Environment.ENVIRONMENT_MAINNET,
+    label: o.label ?? "",
+    apiKeyId: o.apiKeyId ?? "",
+    maxAgeDays: o.maxAgeDays ? Number(o.maxAgeDays) : 0,
+  };
+}
+
 export function registerKeyCommands(program: Command): void {
   const key = program.command("key").description("exchange keys held in the HSM");
 
-  withConnection(key.command("import"))
+  withNewKeyOptions(withConnection(key.command("import")))
     .description("import an exchange secret, wrapped on this machine for the HSM (secret on stdin or a hidden prompt)")
     .requiredOption("--key <id>", "key id, e.g. binance-main")
     .requiredOption("--exchange <name>", "exchange, e.g. binance")
     .option("--api-key-id <id>", "the exchange's public API key (returned with signatures)", "")
     .option("--algorithm <alg>", "hmac-sha256 | hmac-sha384 | hmac-sha512 (default: the exchange's, else hmac-sha256); ed25519 with --pkcs8-file")
     .option("--pkcs8-file <file>", "ed25519 only: an existing private key to migrate, PKCS#8 PEM or DER in a 0600 file (wrapped here; the HSM must support unwrapping Ed25519 keys)")
-    .option("--environment <env>", "mainnet | testnet", "mainnet")
-    .option("--label <text>", "human-readable label")
-    .option("--max-age-days <n>", "rotation due after this many days (default 45)")
     .option("--fingerprint <sha256:hex>", "pinned wrapping-key fingerprint (default: DIR/wrapping-key.fingerprint)")
     .action(async (o: Opts) => {
       const dialect = dialectFor(o.exchange!);
       const algorithm = o.algorithm ?? dialect?.algorithm ?? "hmac-sha256";
       if (!isSigningAlgorithm(algorithm)) throw new CliError(`unknown algorithm ${algorithm}`);
       if (dialect && dialect.algorithm !== algorithm && !dialect.otherAlgorithms?.includes(algorithm)) throw new CliError(`${o.exchange} signs with ${dialect.algorithm}, not ${algorithm}`);
-      if (o.environment !== "mainnet" && o.environment !== "testnet") throw new CliError("--environment must be mainnet or testnet");
+      const fields = newKeyFields(o);
       if ((algorithm === "ed25519") !== Boolean(o.pkcs8File)) {
         throw new CliError(algorithm === "ed25519" ? "ed25519 keys are generated inside the HSM (`custos key generate`), or migrated with --pkcs8-file FILE" : "--pkcs8-file is for ed25519 keys");
       }
@@ -51,17 +69,7 @@ export function registerKeyCommands(program: Command): void {
       const p = await proposeFromCli(o, {
         kind: {
           $case: "importKey",
-          importKey: {
-            keyId: o.key!,
-            exchange: o.exchange!,
-            environment: o.environment === "testnet" ? Environment.ENVIRONMENT_TESTNET : Environment.ENVIRONMENT_MAINNET,
-            label: o.label ?? "",
-            apiKeyId: o.apiKeyId ?? "",
-            algorithm: ALGORITHM_ENUM[algorithm],
-            envelope,
-            maxAgeDays: o.maxAgeDays ? Number(o.maxAgeDays) : 0,
-            publicKeyPem,
-          },
+          importKey: { ...fields, algorithm: ALGORITHM_ENUM[algorithm], envelope, publicKeyPem },
         },
         ttlSeconds: 0,
       });

@@ -4,10 +4,10 @@ import type { Command } from "commander";
 import { guardClient, readConnectionFile, unary } from "../client/connection.js";
 import { assertDigest, castVote } from "../client/officer.js";
 import { readSecretFile } from "../config/secrets.js";
-import { Algorithm, Environment, FreezeTarget, type ProposalInfo } from "../gen/custos/v1/custody.js";
+import { Algorithm, FreezeTarget, type ProposalInfo } from "../gen/custos/v1/custody.js";
 import { encryptOfficerKey, generateOfficerKey, publicKeyFingerprint, replaceOfficerKeyFile, writeOfficerKeyFile } from "../governance/officer-key.js";
 import { isSigningAlgorithm } from "../hsm/algorithms.js";
-import { wrapSecretFromInput, withConnection } from "./admin-commands.js";
+import { newKeyFields, withNewKeyOptions, wrapSecretFromInput, withConnection } from "./admin-commands.js";
 import { CliError, connect, dataDirOf, identityFor } from "./context.js";
 import { createEnrollmentToken } from "../governance/enrollment.js";
 import { connectOpts, officerPassphrase, officerSigningKey, proposeFromCli, reportProposal, type Opts } from "./officer-context.js";
@@ -225,31 +225,16 @@ export function registerKeyLifecycleCommands(program: Command): void {
       reportProposal(p, `rotated ${o.key}: version ${current.versions.length + 1} active`);
     });
 
-  withConnection(key.command("generate"))
+  withNewKeyOptions(withConnection(key.command("generate")))
     .description("propose a key generated inside the HSM (Ed25519); prints its public key for the exchange once executed")
     .requiredOption("--key <id>", "key id")
     .requiredOption("--exchange <name>", "exchange, e.g. binance")
     .option("--algorithm <alg>", "ed25519", "ed25519")
     .option("--api-key-id <id>", "the exchange's API key id, if already known", "")
-    .option("--environment <env>", "mainnet | testnet", "mainnet")
-    .option("--label <text>", "human-readable label")
-    .option("--max-age-days <n>", "rotation due after this many days (default 45)")
     .action(async (o: Opts) => {
       if (o.algorithm !== "ed25519") throw new CliError("only ed25519 keys are generated in the HSM");
-      if (o.environment !== "mainnet" && o.environment !== "testnet") throw new CliError("--environment must be mainnet or testnet");
       const p = await proposeFromCli(o, {
-        kind: {
-          $case: "generateKey",
-          generateKey: {
-            keyId: o.key!,
-            exchange: o.exchange!,
-            environment: o.environment === "testnet" ? Environment.ENVIRONMENT_TESTNET : Environment.ENVIRONMENT_MAINNET,
-            label: o.label ?? "",
-            apiKeyId: o.apiKeyId ?? "",
-            algorithm: Algorithm.ALGORITHM_ED25519,
-            maxAgeDays: o.maxAgeDays ? Number(o.maxAgeDays) : 0,
-          },
-        },
+        kind: { $case: "generateKey", generateKey: { ...newKeyFields(o), algorithm: Algorithm.ALGORITHM_ED25519 } },
         ttlSeconds: 0,
       });
       if (p.state === "executed") {

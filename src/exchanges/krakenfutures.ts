@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { sha256 } from "../audit/sha256.js";
 import { CustosError } from "../errors.js";
 import type { Dialect, EndpointClass, ExchangeRequest, PreparedRequest, PreparedWebSocketAuth, SigningContext, WebSocketAuthInput } from "./dialect.js";
 import { isObject, largestQuantity, oneMac, parseJson, symbolOf } from "./facts.js";
@@ -104,7 +104,7 @@ export const krakenfutures: Dialect = {
     if (!/^\d{0,32}$/.test(ctx.nonce)) invalid("nonce must be a decimal integer (or empty for none)");
     if (!/^[\x21-\x7e]+$/.test(ctx.apiKeyId)) invalid("api key must be printable ASCII without spaces");
     const endpointPath = req.path.startsWith(`${DERIVATIVES}/`) ? req.path.slice(DERIVATIVES.length) : req.path;
-    const digest = createHash("sha256").update(`${req.query}${req.body}${ctx.nonce}${endpointPath}`, "utf8").digest();
+    const digest = sha256().update(`${req.query}${req.body}${ctx.nonce}${endpointPath}`, "utf8").digest();
     return {
       toSign: [digest],
       finish(macs: Buffer[]) {
@@ -128,7 +128,7 @@ export const krakenfutures: Dialect = {
     if (!UUID.test(challenge)) invalid("the challenge must be the UUID the server sent");
     if (!/^[\x21-\x7e]+$/.test(ctx.apiKeyId)) invalid("api key must be printable ASCII without spaces");
     return {
-      toSign: [createHash("sha256").update(challenge, "utf8").digest()],
+      toSign: [sha256().update(challenge, "utf8").digest()],
       finish(macs: Buffer[]) {
         const signed = oneMac("krakenfutures", "hmac-sha512", macs).toString("base64");
         return {

@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import type { AuditLog } from "../audit/audit-log.js";
+import type { AuditLog, AuditRecord } from "../audit/audit-log.js";
 import type { Hsm } from "../hsm/hsm.js";
 import { activeVersion } from "../keys/model.js";
 import type { AccessDirectory } from "../signing/directory.js";
@@ -132,7 +132,7 @@ export class ProposalLifecycle {
       const start = Math.max(0, end - 1 - PAGE);
       const page = await this.store.readAudit(start, end - 1 - start);
       for (let i = page.length - 1; i >= 0; i--) {
-        const body = JSON.parse(page[i]!.body) as { at: string; kind: string; details?: { proposal?: unknown } };
+        const body = JSON.parse(page[i]!.body) as AuditRecord;
         if (body.at < since) return kinds;
         if (body.details?.proposal === p.id) kinds.add(body.kind);
       }

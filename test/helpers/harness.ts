@@ -22,6 +22,7 @@ import { Environment, type CustodyClient, type ProposalInfo, type ProposeRequest
 import { ALGORITHM_ENUM } from "../../src/transport/grpc/enums.js";
 import type { SignerClient } from "../../src/gen/custos/v1/signer.js";
 import { buildEnvelope, padHmacSecret, type SigningAlgorithm } from "../../src/hsm/index.js";
+import type { AuditRecord } from "../../src/audit/audit-log.js";
 import { createLogger } from "../../src/log.js";
 import { startService, type RunningService } from "../../src/service.js";
 import { SqliteStore } from "../../src/store/sqlite/sqlite-store.js";
@@ -215,18 +216,7 @@ export function failure(e: unknown): { code: number; reason: string | undefined;
 }
 
 /** An audit event body as stored (canonical JSON), for assertions. */
-export interface AuditBody {
-  seq: number;
-  kind: string;
-  actor: string;
-  outcome: string;
-  reason?: string;
-  key?: string;
-  version?: number;
-  peer?: string;
-  payloadSha256?: string;
-  details?: Record<string, unknown>;
-}
+export type AuditBody = AuditRecord;
 
 /** Every audit event written so far in a data dir (read-only; the service keeps writing). */
 export async function auditEvents(dir: string): Promise<AuditBody[]> {

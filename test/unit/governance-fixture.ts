@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { createHmac, type KeyObject } from "node:crypto";
 import { PassThrough } from "node:stream";
-import { AuditLog } from "../../src/audit/audit-log.js";
+import { AuditLog, type AuditRecord } from "../../src/audit/audit-log.js";
 import { CustosError, type CustosErrorCode } from "../../src/errors.js";
 import { GovernanceService, type GovernanceOptions, type ProposalView } from "../../src/governance/governance-service.js";
 import { generateOfficerKey, loadOfficerPrivateKey, signApproval } from "../../src/governance/officer-key.js";
@@ -89,7 +89,7 @@ export async function restarted(f: Fixture): Promise<GovernanceService> {
   return gov;
 }
 
-export type AuditBody = { seq: number; kind: string; actor: string; outcome: string; reason?: string; key?: string; version?: number; peer?: string; details?: Record<string, unknown> };
+export type AuditBody = AuditRecord;
 
 export async function auditSince(f: Fixture, afterSeq = 0): Promise<AuditBody[]> {
   await f.audit.flush();

@@ -16,25 +16,26 @@ export class SqliteConsoleTables extends SqliteTables {
   }
 
   async putConsoleSession(s: StoredConsoleSession, maxLive: number, now: string): Promise<boolean> {
-    let stored = false;
-    this.write(() => {
-      this.db.prepare("DELETE FROM console_sessions WHERE expires_at <= ?").run(now);
-      const live = (this.db.prepare("SELECT COUNT(*) AS n FROM console_sessions").get() as { n: number }).n;
-      if (live >= maxLive) return;
+    return this.insertBounded("console_sessions", maxLive, now, () =>
       this.db
         .prepare("INSERT INTO console_sessions (id_hash, officer_id, scope, csrf, credential_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
-        .run(s.idHash, s.officerId, s.scope, s.csrf, s.credentialId, s.createdAt, s.expiresAt);
-      stored = true;
-    });
-    return stored;
+        .run(s.idHash, s.officerId, s.scope, s.csrf, s.credentialId, s.createdAt, s.expiresAt),
+    );
   }
 
   async putChallenge(challenge: string, value: string, expiresAt: string, maxLive: number, now: string): Promise<boolean> {
+    return this.insertBounded("webauthn_challenges", maxLive, now, () =>
+      this.db.prepare("INSERT INTO webauthn_challenges (challenge, value, expires_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING").run(challenge, value, expiresAt),
+    );
+  }
+
+  /** In one transaction: forget the table's expired rows, then insert unless `maxLive` remain. */
+  private insertBounded(table: "console_sessions" | "webauthn_challenges", maxLive: number, now: string, insert: () => { changes: number }): boolean {
     let stored = false;
     this.write(() => {
-      this.db.prepare("DELETE FROM webauthn_challenges WHERE expires_at <= ?").run(now);
-      if ((this.db.prepare("SELECT COUNT(*) AS n FROM webauthn_challenges").get() as { n: number }).n >= maxLive) return;
-      stored = this.db.prepare("INSERT INTO webauthn_challenges (challenge, value, expires_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING").run(challenge, value, expiresAt).changes === 1;
+      this.db.prepare(`DELETE FROM ${table} WHERE expires_at <= ?`).run(now);
+      if ((this.db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n >= maxLive) return;
+      stored = insert().changes === 1;
     });
     return stored;
   }

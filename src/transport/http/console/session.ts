@@ -1,6 +1,7 @@
-import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { randomBytes, timingSafeEqual } from "node:crypto";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { CustosError } from "../../../errors.js";
+import { sha256Hex } from "../../../audit/sha256.js";
 import type { Store } from "../../../store/store.js";
 
 /** Cookie names carry the `__Host-` prefix: Secure, Path=/, no Domain, so no sibling host can set them. */
@@ -58,7 +59,6 @@ export type SessionRecords = Pick<Store, "putConsoleSession" | "getConsoleSessio
 /** The session a request carries, looked up once per request (onRequest hook); "ended" if its cookie names none live. */
 type Carried = ConsoleSession | "ended" | undefined;
 
-const hashOf = (id: string) => createHash("sha256").update(id).digest("hex");
 
 /**
  * Console sessions: a random id in an HttpOnly cookie, an absolute expiry (no sliding
@@ -79,7 +79,7 @@ export class SessionStore {
     const now = this.now();
     const s: ConsoleSession = { id: token(), officerId, scope, csrf: token(), createdAt: now, expiresAt: now + ttlMs, ...(credentialId ? { credentialId } : {}) };
     const stored = await this.records.putConsoleSession(
-      { idHash: hashOf(s.id), officerId, scope, csrf: s.csrf, credentialId: credentialId ?? null, createdAt: new Date(now).toISOString(), expiresAt: new Date(s.expiresAt).toISOString() },
+      { idHash: sha256Hex(s.id), officerId, scope, csrf: s.csrf, credentialId: credentialId ?? null, createdAt: new Date(now).toISOString(), expiresAt: new Date(s.expiresAt).toISOString() },
       this.max,
       new Date(now).toISOString(),
     );
@@ -91,7 +91,7 @@ export class SessionStore {
   async load(req: FastifyRequest): Promise<void> {
     const id = parseCookies(req.headers.cookie).get(SESSION_COOKIE);
     if (!id) return;
-    const r = await this.records.getConsoleSession(hashOf(id));
+    const r = await this.records.getConsoleSession(sha256Hex(id));
     const expiresAt = r ? Date.parse(r.expiresAt) : 0;
     if (!r || expiresAt <= this.now()) {
       if (r) await this.records.deleteConsoleSession(r.idHash);
@@ -117,7 +117,7 @@ export class SessionStore {
   }
 
   async end(id: string): Promise<void> {
-    await this.records.deleteConsoleSession(hashOf(id));
+    await this.records.deleteConsoleSession(sha256Hex(id));
   }
 
   /** Sets the session and its CSRF cookies on the reply (the CSRF token is rotated at login). */

@@ -2,20 +2,11 @@ import { activeVersion, ageDays, dueAt, type KeyWithVersions } from "../../../ke
 import type { OfficerRecord, PasskeyRecord } from "../../../governance/model.js";
 import type { ClientRecord } from "../../../signing/clients.js";
 import { h, layout, type Html, type PageContext } from "./views.js";
+import type { AuditRecord } from "../../../audit/audit-log.js";
 import type { ChainVerification } from "../../../audit/chain-monitor.js";
 
-/** An audit event as stored (its canonical JSON body), as the audit page shows it. */
-export interface AuditRow {
-  seq: number;
-  at?: string;
-  kind: string;
-  actor: string;
-  outcome: string;
-  reason?: string;
-  key?: string;
-  version?: number;
-  details?: Record<string, unknown>;
-}
+/** An audit event as stored, as the audit page shows it. */
+export type AuditRow = AuditRecord;
 
 /** Audit page filters: exact key, exact client (the event's actor), kind or kind prefix. */
 export interface AuditFilter {
