@@ -13,7 +13,7 @@ protoc \
   --plugin=protoc-gen-ts_proto=node_modules/.bin/protoc-gen-ts_proto \
   --ts_proto_out="$out" \
   --ts_proto_opt=outputServices=grpc-js,esModuleInterop=true,env=node,forceLong=string,oneof=unions,importSuffix=.js,useExactTypes=false \
-  -I proto -I /usr/include \
+  -I proto \
   proto/custos/v1/signer.proto proto/custos/v1/custody.proto proto/google/rpc/status.proto
 if [ "${1:-}" = "--check" ]; then
   if ! diff -r "$out" src/gen >/dev/null; then

@@ -112,6 +112,8 @@ const ROUTES: readonly Route[] = [
 /** Bitget v2 (`exchange: "bitget"`): base64 HMAC-SHA256, passphrase sent as is. */
 export class BitgetDialect implements Dialect {
   readonly exchange = "bitget";
+  /** timestamp + METHOD + requestPath + "?" + query + body; the key id travels unsigned. */
+  readonly binding = { method: true, path: true, query: true, body: true, apiKey: false, timestamp: true, nonce: "n/a", headers: ["ACCESS-TIMESTAMP"], host: false } as const;
   readonly algorithm = "hmac-sha256" as const;
   readonly secretEncoding = "utf8" as const;
 

@@ -53,6 +53,8 @@ const ROUTES = new Map<string, EndpointClass>([
  */
 export const bitmex: Dialect = {
   exchange: "bitmex",
+  /** verb + path (with query) + expires + data; the key id travels unsigned. */
+  binding: { method: true, path: true, query: true, body: true, apiKey: false, timestamp: true, nonce: "n/a", headers: ["api-expires"], host: false },
   algorithm: "hmac-sha256",
   secretEncoding: "utf8",
 

@@ -75,6 +75,9 @@ const ORDER_METHODS = new Set(["buy", "sell", "edit", "edit_by_label"]);
  */
 export const deribit: Dialect = {
   exchange: "deribit",
+  /** ts + nonce + METHOD + URI + body; the client id travels unsigned. Every such string is also a login string. */
+  binding: { method: true, path: true, query: true, body: true, apiKey: false, timestamp: true, nonce: true, headers: [], host: false },
+  signaturesAreLogins: true,
   algorithm: "hmac-sha256",
   secretEncoding: "utf8",
 

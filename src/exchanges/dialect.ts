@@ -32,6 +32,11 @@ export interface SigningContext {
   apiKeyId: string;
   /** The API passphrase (OKX, Bitget, KuCoin), when the key has one. */
   passphrase?: string;
+  /**
+   * KuCoin Futures: the signing key version's KC-API-PASSPHRASE value, base64(HMAC-SHA256(secret,
+   * passphrase)), fixed by the quorum at import or rotation (never from the caller).
+   */
+  signedPassphrase?: string;
   /** The API key's version at the exchange, as the caller stated it (KuCoin "2" / "3"). */
   apiKeyVersion?: string;
   /** The signing key's algorithm, for dialects that take more than one (Binance: HMAC or Ed25519). */
@@ -99,6 +104,31 @@ export interface SignedWebSocketAuth {
   timestamp: string;
 }
 
+/**
+ * What the exchange's signature verification covers, from its API documentation: a part that
+ * is not bound can be changed after signing without invalidating the signature. SECURITY.md
+ * has the same table; test/unit/exchanges/binding.test.ts checks each entry against the
+ * dialect's actual string to sign.
+ */
+export interface SignatureBinding {
+  /** The HTTP method. */
+  readonly method: boolean;
+  /** The path (which endpoint). When false, `schemaMisfit` must be implemented. */
+  readonly path: boolean;
+  readonly query: boolean;
+  readonly body: boolean;
+  /** The API key id (a header or parameter). */
+  readonly apiKey: boolean;
+  /** The timestamp or expiry custos sets (or checked from the caller). */
+  readonly timestamp: boolean;
+  /** The nonce, where the exchange uses one ("n/a" where it has none). */
+  readonly nonce: boolean | "n/a";
+  /** Headers covered by the signature, by name (empty when none is). */
+  readonly headers: readonly string[];
+  /** No signed string includes the host: none of the exchanges signs it. */
+  readonly host: false;
+}
+
 /** One exchange's signing rules (from its official API documentation). Pure: no I/O, no clock. */
 export interface Dialect {
   /** Lower-case exchange id, as keys are imported with (e.g. "binance", "krakenfutures"). */
@@ -109,9 +139,29 @@ export interface Dialect {
   readonly otherAlgorithms?: readonly SigningAlgorithm[];
   /** How the exchange's secret is turned into HMAC key bytes at import (e.g. base64-decoded). */
   readonly secretEncoding: "utf8" | "base64";
+  /**
+   * Every REST signature is also a valid login (Deribit: `ts\nnonce\nMETHOD\nURI\nBODY\n` is a
+   * `public/auth` signature with free-form data), and a login's session can call every private
+   * method the key's exchange-side scope allows. Such keys sign only when their policy attests
+   * that scope moves no funds, and logins only under an allow rule naming them.
+   */
+  readonly signaturesAreLogins?: boolean;
+  /** The exchange reads the nonce as a time (Kraken Futures): a caller's nonce must be one custos can check. */
+  readonly nonceIsTime?: boolean;
   /** The exchange accepts REST requests without a nonce (Kraken Futures): `omitNonce` may ask for that. */
   readonly optionalNonce?: boolean;
+  /** What the exchange's REST signature covers. */
+  readonly binding: SignatureBinding;
   classify(req: ExchangeRequest): EndpointClass;
+  /**
+   * Where the signature does not bind the path (`binding.path` false): undefined when every
+   * parameter the request carries is one the claimed endpoint documents (its schema), else
+   * why not — an endpoint without a schema included. The signature is then usable at any
+   * endpoint whose parameters fit, so the policy refuses (rule `param-schema`).
+   */
+  schemaMisfit?(req: ExchangeRequest): string | undefined;
+  /** The same for WebSocket API requests, whose signature does not bind the method (Binance). */
+  websocketSchemaMisfit?(request: WebSocketApiRequest): string | undefined;
   /** Instrument symbols the request names (query or body), for symbol allowlists. */
   symbols(req: ExchangeRequest): string[];
   /** Orders the request places (symbol and quantity), for per-symbol quantity limits. */

@@ -1,6 +1,7 @@
 import { CustosError } from "../errors.js";
 import { algorithmSpec, type SigningAlgorithm } from "../hsm/algorithms.js";
 import type { EndpointClass, ExchangeRequest, PreparedWebSocketAuth, SigningContext } from "./dialect.js";
+import { parseJsonStrict } from "./strict-parse.js";
 
 /*
  * Small readers shared by the dialects: what a request names (symbols, sizes) for the policy,
@@ -11,10 +12,13 @@ export function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
-/** JSON, or undefined when it does not parse. */
+/**
+ * JSON read strictly (see strict-parse.ts), or undefined when it does not parse or repeats a key:
+ * callers treat undefined as unreadable, which no policy check passes.
+ */
 export function parseJson(s: string): unknown {
   try {
-    return JSON.parse(s);
+    return parseJsonStrict(s);
   } catch {
     return undefined;
   }

@@ -157,6 +157,8 @@ const WS_EVENTS = new Set(["subscribe", "unsubscribe"]);
 /** Gate API v4 (`exchange: "gate"`): hex HMAC-SHA512 over a newline-joined string. */
 export class GateDialect implements Dialect {
   readonly exchange = "gate";
+  /** METHOD\nPATH\nQUERY\nSHA512(body)\nTIMESTAMP; the key id travels unsigned. */
+  readonly binding = { method: true, path: true, query: true, body: true, apiKey: false, timestamp: true, nonce: "n/a", headers: ["Timestamp"], host: false } as const;
   readonly algorithm = "hmac-sha512" as const;
   readonly secretEncoding = "utf8" as const;
 

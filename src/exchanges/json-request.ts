@@ -1,6 +1,7 @@
 import { CustosError } from "../errors.js";
 import type { EndpointClass, ExchangeRequest, SigningContext } from "./dialect.js";
 import { isObject } from "./facts.js";
+import { parseJsonStrict } from "./strict-parse.js";
 
 /*
  * Request parsing shared by the dialects whose private REST requests carry JSON bodies and sign
@@ -44,14 +45,10 @@ export function queryValues(query: string, name: string): string[] {
   return out;
 }
 
-/** The JSON body, undefined when empty; INVALID_ARGUMENT when it is not JSON. */
+/** The JSON body, undefined when empty; INVALID_ARGUMENT when it is not JSON or repeats a key. */
 export function parseBody(body: string): unknown {
   if (body.trim() === "") return undefined;
-  try {
-    return JSON.parse(body) as unknown;
-  } catch (e) {
-    throw new CustosError("INVALID_ARGUMENT", "request body is not JSON", { cause: e });
-  }
+  return parseJsonStrict(body);
 }
 
 /** Every `field` value anywhere in the body: over-reporting only makes the allowlist stricter. */

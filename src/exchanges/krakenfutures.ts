@@ -46,6 +46,15 @@ const ROUTES = new Map<string, EndpointClass>([
   ...routes("withdraw", ["POST withdrawal"]),
 ]);
 
+/** What a signed route can do with any method: the most sensitive class any method of it has. */
+const SENSITIVITY: readonly EndpointClass[] = ["read", "account", "trade", "unknown", "key-management", "transfer", "withdraw"];
+const ROUTE_CLASS_ANY_METHOD = new Map<string, EndpointClass>();
+for (const [methodAndRoute, cls] of ROUTES) {
+  const route = methodAndRoute.slice(methodAndRoute.indexOf(" ") + 1);
+  const known = ROUTE_CLASS_ANY_METHOD.get(route);
+  if (known === undefined || SENSITIVITY.indexOf(cls) > SENSITIVITY.indexOf(known)) ROUTE_CLASS_ANY_METHOD.set(route, cls);
+}
+
 const HISTORY_CLASSES = new Map<string, EndpointClass>([
   ["orders", "read"], ["executions", "read"], ["triggers", "read"],
   ["account-log", "account"], ["accountlogcsv", "account"], ["positions", "account"],
@@ -59,6 +68,9 @@ type BatchItem = Record<string, unknown>;
  */
 export const krakenfutures: Dialect = {
   exchange: "krakenfutures",
+  /** postData + Nonce + endpointPath: the method is not signed, so `classify` reads a path by its most sensitive method. */
+  binding: { method: false, path: true, query: true, body: true, apiKey: false, timestamp: false, nonce: true, headers: ["Nonce"], host: false },
+  nonceIsTime: true,
   algorithm: "hmac-sha512",
   secretEncoding: "base64",
   optionalNonce: true,
@@ -72,7 +84,9 @@ export const krakenfutures: Dialect = {
     if (route === "apikey" || route.startsWith("apikey/")) return "key-management";
     // A batch is a trade only when every instruction in it is one this dialect can read.
     if (route === "batchorder") return req.method === "POST" && batchItems(req) !== null ? "trade" : "unknown";
-    return ROUTES.get(`${req.method} ${route}`) ?? "unknown";
+    if (!ROUTES.has(`${req.method} ${route}`)) return "unknown";
+    // The method is not signed: a signature for GET leveragepreferences is valid for PUT too.
+    return ROUTE_CLASS_ANY_METHOD.get(route) ?? "unknown";
   },
 
   symbols(req: ExchangeRequest): string[] {

@@ -147,6 +147,8 @@ function websocketAuth(_input: WebSocketAuthInput, ctx: SigningContext): Prepare
  */
 export const okx: Dialect = {
   exchange: "okx",
+  /** prehash = timestamp + METHOD + requestPath (with query) + body; the key id travels unsigned. */
+  binding: { method: true, path: true, query: true, body: true, apiKey: false, timestamp: true, nonce: "n/a", headers: ["OK-ACCESS-TIMESTAMP"], host: false },
   algorithm: "hmac-sha256",
   secretEncoding: "utf8",
   classify,

@@ -1,5 +1,6 @@
 import { CustosError } from "../errors.js";
 import type { EndpointClass, ExchangeRequest } from "../exchanges/dialect.js";
+import { PROTECTED_CLASSES } from "../exchanges/param-schema.js";
 
 /**
  * A key's request policy, changed only by a `set_policy` proposal. Everything is optional:
@@ -27,6 +28,13 @@ export interface KeyPolicy {
    * ccxt sends them). Such a signature stays valid until the key rotates. Default false.
    */
   allowUntimedRequests?: boolean;
+  /**
+   * The officers attest, by the quorum that sets this policy, that the key's scope at the
+   * exchange grants no withdrawal or transfer rights. Required before custos signs anything
+   * for an exchange where every signature doubles as a session login (Deribit): custos cannot
+   * see what such a session does, so only the exchange-side scope bounds it. Default false.
+   */
+  exchangeScopeExcludesFunds?: boolean;
 }
 
 export interface PathRule {
@@ -90,12 +98,16 @@ export function checkRequest(policy: KeyPolicy, req: Pick<ExchangeRequest, "path
  * and a key whose policy bounds symbols or order sizes refuses it (rule `session-login`): those
  * bounds could not hold on the session. An allow rule naming the login lifts that refusal.
  */
-export function checkSessionLogin(policy: KeyPolicy, login: { path: string }): void {
+export function checkSessionLogin(policy: KeyPolicy, login: { path: string }, opts: { fullApiSession?: boolean } = {}): void {
   for (const rule of policy.rules ?? []) {
     if (rule.method && rule.method.toUpperCase() !== "WS") continue;
     if (!globMatch(rule.path, login.path)) continue;
     if (rule.effect === "deny") throw new PolicyDenied(`rule:${rule.id}`, `the WebSocket login is denied by rule ${rule.id}`);
     return;
+  }
+  // A login whose session can call every private method (Deribit public/auth) needs an allow rule naming it.
+  if (opts.fullApiSession) {
+    throw new PolicyDenied("session-login", "this exchange's login hands over a session for every private method the key's scope allows; allow it with a WS path rule to accept that");
   }
   const allowed = policy.allowClasses ?? DEFAULT_ALLOWED_CLASSES;
   if (!allowed.includes("trade")) throw new PolicyDenied("class:trade", "a WebSocket login opens a trading session, and trade requests are not allowed for this key");
@@ -108,6 +120,8 @@ function checkContent(policy: KeyPolicy, facts: RequestFacts): void {
   if (policy.symbols) {
     const outside = facts.symbols.find((s) => !policy.symbols!.includes(s));
     if (outside !== undefined) throw new PolicyDenied("symbols", `symbol ${outside} is not in the key's allowlist`);
+    // An order whose instrument the dialect cannot name (e.g. OKX instIdCode) is outside every allowlist.
+    if (facts.orders.some((o) => o.symbol === "")) throw new PolicyDenied("symbols", "the order names no instrument custos can read, so it cannot be in the key's allowlist");
   }
   if (policy.maxQuantity) {
     for (const o of facts.orders) {
@@ -135,6 +149,29 @@ export function checkTiming(policy: KeyPolicy, now: number, caller: { timestampM
   }
 }
 
+/**
+ * Where the signature does not bind the path (Binance, Bybit), a request signed for one endpoint
+ * is valid at every endpoint whose parameters it satisfies. It is signed only when all its
+ * parameters fit the claimed endpoint's schema (`misfit` undefined) — unless the policy allows
+ * every class a carried signature could reach (then there is nothing left to protect).
+ */
+export function checkParameterSchema(policy: KeyPolicy, misfit: string | undefined): void {
+  if (misfit === undefined) return;
+  const allowed = policy.allowClasses ?? DEFAULT_ALLOWED_CLASSES;
+  if (PROTECTED_CLASSES.every((c) => allowed.includes(c))) return;
+  throw new PolicyDenied("param-schema", `${misfit}: the exchange's signature does not cover the path, so custos signs only parameters the claimed endpoint takes`);
+}
+
+/** Deribit-style exchanges: every signature is also a login, so the exchange-side scope must be attested. */
+export function checkExchangeScope(policy: KeyPolicy, exchange: string): void {
+  if (!policy.exchangeScopeExcludesFunds) {
+    throw new PolicyDenied(
+      "exchange-scope",
+      `every ${exchange} signature is also a valid login: the key's policy must attest (exchangeScopeExcludesFunds) that its ${exchange} scope grants no withdrawal or transfer rights`,
+    );
+  }
+}
+
 /** A request signed with no nonce at all (where the exchange allows that) needs the policy's consent. */
 export function checkUntimed(policy: KeyPolicy): void {
   if (!policy.allowUntimedRequests) {
@@ -158,7 +195,7 @@ export function validatePolicy(p: unknown): asserts p is KeyPolicy {
   };
   if (typeof p !== "object" || p === null || Array.isArray(p)) bad("must be a JSON object");
   const o = p as Record<string, unknown>;
-  const known = new Set(["allowClasses", "rules", "symbols", "maxQuantity", "maxSkewMs", "maxExpirySeconds", "maxRecvWindowMs", "allowRawSign", "allowUntimedRequests"]);
+  const known = new Set(["allowClasses", "rules", "symbols", "maxQuantity", "maxSkewMs", "maxExpirySeconds", "maxRecvWindowMs", "allowRawSign", "allowUntimedRequests", "exchangeScopeExcludesFunds"]);
   for (const k of Object.keys(o)) if (!known.has(k)) bad(`unknown setting ${k}`);
   if (o.allowClasses !== undefined && !(Array.isArray(o.allowClasses) && o.allowClasses.every((c) => CLASSES.includes(c as EndpointClass)))) bad(`allowClasses must list classes from ${CLASSES.join(", ")}`);
   if (o.rules !== undefined) {
@@ -173,7 +210,7 @@ export function validatePolicy(p: unknown): asserts p is KeyPolicy {
   if (o.symbols !== undefined && !(Array.isArray(o.symbols) && o.symbols.every((s) => typeof s === "string"))) bad("symbols must be a list of strings");
   if (o.maxQuantity !== undefined && !(typeof o.maxQuantity === "object" && o.maxQuantity !== null && Object.values(o.maxQuantity).every((v) => typeof v === "number" && v > 0))) bad("maxQuantity maps symbols to positive numbers");
   for (const k of ["maxSkewMs", "maxExpirySeconds", "maxRecvWindowMs"]) if (o[k] !== undefined && !(typeof o[k] === "number" && (o[k] as number) >= 0)) bad(`${k} must be a non-negative number`);
-  for (const k of ["allowRawSign", "allowUntimedRequests"]) if (o[k] !== undefined && typeof o[k] !== "boolean") bad(`${k} is true or false`);
+  for (const k of ["allowRawSign", "allowUntimedRequests", "exchangeScopeExcludesFunds"]) if (o[k] !== undefined && typeof o[k] !== "boolean") bad(`${k} is true or false`);
 }
 
 /** `*` within one path segment, `**` across segments; everything else literal. */

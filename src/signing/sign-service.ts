@@ -6,7 +6,17 @@ import type { SigningAlgorithm } from "../hsm/algorithms.js";
 import type { ExchangeRequest, SignedExchangeRequest, SignedWebSocketAuth, SigningContext, WebSocketAuthInput } from "../exchanges/dialect.js";
 import { dialectFor } from "../exchanges/registry.js";
 import { apiKeyIdOf, type KeyVersionRecord, type KeyWithVersions } from "../keys/model.js";
-import { PolicyDenied, checkRequest, checkSessionLogin, checkTiming, checkUntimed, type RequestFacts } from "../policy/policy.js";
+import { checkStrictRequest } from "../exchanges/strict-parse.js";
+import {
+  PolicyDenied,
+  checkExchangeScope,
+  checkParameterSchema,
+  checkRequest,
+  checkSessionLogin,
+  checkTiming,
+  checkUntimed,
+  type RequestFacts,
+} from "../policy/policy.js";
 import { addressAllowed, type AccessDirectory } from "./directory.js";
 import { RateLimiter, type RateLimit } from "./rate-limiter.js";
 
@@ -142,9 +152,15 @@ export class SignService {
         if (req.nonce) throw new CustosError("INVALID_ARGUMENT", "omit_nonce and a nonce together");
         checkUntimed(this.directory.policy(key.id));
       }
-      const ctx = this.signingContext(key, v, req);
+      const policy = this.directory.policy(key.id);
+      const ctx = this.signingContext(key, v, req, dialect.nonceIsTime === true);
+      // One reading of the request for every dialect: a name repeated in the query, form or JSON is refused.
+      checkStrictRequest(req.request);
       facts = { endpointClass: dialect.classify(req.request), symbols: dialect.symbols(req.request), orders: dialect.orders(req.request) };
-      checkRequest(this.directory.policy(key.id), req.request, facts);
+      checkRequest(policy, req.request, facts);
+      // Decide on what the exchange verifies: where the signature does not bind the path, on the parameters.
+      if (!dialect.binding.path) checkParameterSchema(policy, dialect.schemaMisfit ? dialect.schemaMisfit(req.request) : "custos has no parameter schemas");
+      if (dialect.signaturesAreLogins) checkExchangeScope(policy, key.exchange);
       const prepared = dialect.prepare(req.request, ctx);
       const toSign = prepared.toSign;
       // One MAC for every exchange but KuCoin (two): no array copies on the common path.
@@ -190,17 +206,21 @@ export class SignService {
       const dialect = dialectFor(key.exchange);
       if (!dialect?.websocketAuth) throw new CustosError("NO_DIALECT", `custos cannot sign a WebSocket login for ${key.exchange}`);
       let recvWindowMs: number | undefined;
+      const policy = this.directory.policy(key.id);
+      if (dialect.signaturesAreLogins) checkExchangeScope(policy, key.exchange);
       if (!wsRequest || wsRequest.method === "session.logon") {
-        checkSessionLogin(this.directory.policy(key.id), what);
+        checkSessionLogin(policy, what, { fullApiSession: dialect.signaturesAreLogins === true });
       } else {
         if (!dialect.websocketRequestFacts) throw new CustosError("NO_DIALECT", `custos cannot sign ${key.exchange} WebSocket API requests`);
         const facts = dialect.websocketRequestFacts(wsRequest);
         endpointClass = facts.endpointClass;
-        checkRequest(this.directory.policy(key.id), what, facts);
+        checkRequest(policy, what, facts);
+        // The WebSocket API's signature covers the parameters, not the method name.
+        checkParameterSchema(policy, dialect.websocketSchemaMisfit ? dialect.websocketSchemaMisfit(wsRequest) : "custos has no parameter schemas");
         const window = wsRequest.params.find(([k]) => k === "recvWindow")?.[1];
         if (window !== undefined) recvWindowMs = Number(window);
       }
-      const ctx = this.signingContext(key, v, { ...req, ...(recvWindowMs !== undefined ? { recvWindowMs } : {}) });
+      const ctx = this.signingContext(key, v, { ...req, ...(recvWindowMs !== undefined ? { recvWindowMs } : {}) }, dialect.nonceIsTime === true);
       const prepared = dialect.websocketAuth(req.input, ctx);
       const macs: Buffer[] = [];
       for (const data of prepared.toSign) macs.push(await this.hsm.sign(v.objectId, key.algorithm, data));
@@ -221,9 +241,14 @@ export class SignService {
    * Timestamp, nonce and expiry for an exchange request or WebSocket login: custos's clock
    * unless the caller chose them, and then no later than the key policy allows.
    */
-  private signingContext(key: KeyWithVersions, v: KeyVersionRecord, req: { timestampMs: number; nonce: string; expires: number; recvWindowMs?: number; passphrase: string; apiKeyVersion?: string; omitNonce?: boolean }): SigningContext {
+  private signingContext(
+    key: KeyWithVersions,
+    v: KeyVersionRecord,
+    req: { timestampMs: number; nonce: string; expires: number; recvWindowMs?: number; passphrase: string; apiKeyVersion?: string; omitNonce?: boolean },
+    nonceIsTime = false,
+  ): SigningContext {
     const now = Date.now();
-    const nonceTime = req.nonce ? nonceMs(req.nonce) : undefined;
+    const nonceTime = req.nonce && nonceIsTime ? nonceAsTime(req.nonce) : undefined;
     checkTiming(this.directory.policy(key.id), now, {
       ...(req.timestampMs ? { timestampMs: req.timestampMs } : {}),
       ...(nonceTime !== undefined ? { nonceMs: nonceTime } : {}),
@@ -238,6 +263,8 @@ export class SignService {
       keyAlgorithm: key.algorithm,
       ...(req.recvWindowMs ? { recvWindow: req.recvWindowMs } : {}),
       ...(req.passphrase ? { passphrase: req.passphrase } : {}),
+      // KuCoin: the version's own passphrase header, approved with its secret (never the caller's).
+      ...(v.signedPassphrase ? { signedPassphrase: v.signedPassphrase } : {}),
       ...(req.apiKeyVersion ? { apiKeyVersion: req.apiKeyVersion } : {}),
     };
   }
@@ -331,9 +358,16 @@ function requestBytes(r: ExchangeRequest): Buffer {
 /** Seconds until a custos-chosen expiry (BitMEX api-expires). */
 const DEFAULT_EXPIRY_SECONDS = 30;
 
-/** A numeric nonce read as a time (ms, µs or ns since the epoch by its length), else undefined. */
-function nonceMs(nonce: string): number | undefined {
-  if (!/^\d{13}$|^\d{16}$|^\d{19}$/.test(nonce)) return undefined;
+/**
+ * A caller's nonce where the exchange reads nonces as times (Kraken Futures): milliseconds,
+ * microseconds or nanoseconds since the epoch, told apart by their 13, 16 or 19 digits, with no
+ * leading zero. Anything else is refused: a nonce custos cannot read as a time cannot be checked
+ * against its clock, and a far-future one would outlive a freeze as a pre-signed request.
+ */
+function nonceAsTime(nonce: string): number {
+  if (!/^[1-9](\d{12}|\d{15}|\d{18})$/.test(nonce)) {
+    throw new PolicyDenied("nonce-format", "a nonce must be a time custos can check: milliseconds, microseconds or nanoseconds since the epoch (13, 16 or 19 digits); omit it and custos sets one");
+  }
   return Number(nonce.slice(0, 13));
 }
 
