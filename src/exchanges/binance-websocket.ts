@@ -1,5 +1,7 @@
 import { CustosError } from "../errors.js";
+import { BINANCE_WS_PARAMS } from "./binance-ws-params.js";
 import { oneMac } from "./facts.js";
+import { schemaMisfit } from "./param-schema.js";
 import type { EndpointClass, PreparedWebSocketAuth, SigningContext, WebSocketApiRequest, WebSocketAuthInput } from "./dialect.js";
 
 /*
@@ -18,6 +20,8 @@ import type { EndpointClass, PreparedWebSocketAuth, SigningContext, WebSocketApi
 
 /** Parameters custos sets: the caller's would race them. */
 const OWNED = new Set(["apiKey", "timestamp", "signature"]);
+/** Outside the method schemas: custos sets these, or (recvWindow) checks them. */
+const SCHEMA_OWNED = new Set(["apiKey", "timestamp", "signature", "recvWindow"]);
 /** Binance rejects a larger recvWindow. */
 const MAX_RECV_WINDOW_MS = 60_000;
 /** INT parameters of the request methods below, sent as JSON integers; all others stay strings. */
@@ -36,6 +40,8 @@ const CLASSES = new Map<string, EndpointClass>([
   ...["order.status", "openOrders.status", "allOrders", "myTrades", "myPreventedMatches", "myAllocations", "orderList.status", "openOrderLists.status", "allOrderLists", "account.rateLimits.orders", "userDataStream.start", "userDataStream.ping", "userDataStream.stop", "userDataStream.subscribe", "userDataStream.unsubscribe"].map((m): [string, EndpointClass] => [m, "read"]),
   ...["account.status", "account.balance", "account.position", "account.commission", "v2/account.status", "v2/account.balance", "v2/account.position"].map((m): [string, EndpointClass] => [m, "account"]),
 ]);
+/** Every method custos classifies by name → class (binance-catalog.test.ts reads it). */
+export const BINANCE_WEBSOCKET_METHOD_CLASSES: ReadonlyMap<string, EndpointClass> = CLASSES;
 /** Methods that place orders, and the parameter holding each order's size. */
 const ORDER_SIZES = new Map<string, string[]>([
   ["order.place", ["quantity"]],
@@ -54,20 +60,46 @@ const ORDER_SIZES = new Map<string, string[]>([
 const invalid = (message: string) => new CustosError("INVALID_ARGUMENT", `binance: ${message}`);
 const valueOf = (r: WebSocketApiRequest, name: string): string | undefined => r.params.find(([k]) => k === name)?.[1];
 
-/** What a WebSocket API request does, for the key's policy. */
+/** A plain decimal size (no sign, exponent, hex or spaces); anything else counts as unbounded. */
+const DECIMAL = /^(\d+\.?\d*|\.\d+)$/;
+
+/**
+ * What a WebSocket API request does, for the key's policy. An order whose size is sent empty,
+ * or as both `quantity` and `quoteOrderQty`, is refused (INVALID_ARGUMENT).
+ */
 export function websocketRequestFacts(r: WebSocketApiRequest): { endpointClass: EndpointClass; symbols: string[]; orders: Array<{ symbol: string; quantity: number }> } {
   const symbol = valueOf(r, "symbol");
   const sizes = ORDER_SIZES.get(r.method);
+  if (sizes) {
+    for (const name of ["quantity", "quoteOrderQty", ...sizes]) if (valueOf(r, name)?.trim() === "") throw invalid(`${name} is empty`);
+    if (valueOf(r, "quantity") !== undefined && valueOf(r, "quoteOrderQty") !== undefined) throw invalid("quantity and quoteOrderQty are both given");
+  }
   const orders = sizes
     ? sizes.map((name) => {
         const raw = valueOf(r, name);
-        const quantity = raw === undefined ? Number.NaN : Number(raw);
         // closePosition orders carry no quantity and can only close.
         const closing = raw === undefined && valueOf(r, "closePosition") === "true";
-        return { symbol: symbol ?? "", quantity: closing ? 0 : Number.isFinite(quantity) && quantity >= 0 ? quantity : Number.POSITIVE_INFINITY };
+        return { symbol: symbol ?? "", quantity: closing ? 0 : raw !== undefined && DECIMAL.test(raw) ? Number(raw) : Number.POSITIVE_INFINITY };
       })
     : [];
   return { endpointClass: CLASSES.get(r.method) ?? "unknown", symbols: symbol === undefined ? [] : [symbol], orders };
+}
+
+/**
+ * Why the request's parameters are not all ones its method documents (binance-ws-params.ts),
+ * or undefined when they are. The signature does not cover the method name, so a request
+ * signed for one method is valid for any other whose parameters fit. Never throws.
+ */
+export function websocketSchemaMisfit(r: WebSocketApiRequest): string | undefined {
+  const schema = BINANCE_WS_PARAMS.get(r.method);
+  if (!schema) return `custos has no parameter schema for WebSocket API method ${r.method}`;
+  const seen = new Set<string>();
+  for (const [name] of r.params) {
+    if (seen.has(name)) return `parameter ${name} is sent twice`;
+    seen.add(name);
+  }
+  const why = schemaMisfit(schema, r.params, SCHEMA_OWNED);
+  return why === undefined ? undefined : `${r.method}: ${why}`;
 }
 
 /** `session.logon`, or a signed WebSocket API request when `input.request` is given. */

@@ -1,7 +1,10 @@
 import { CustosError } from "../errors.js";
-import { websocketAuth, websocketRequestFacts } from "./binance-websocket.js";
-import type { Dialect, EndpointClass, ExchangeRequest, PreparedRequest, SigningContext } from "./dialect.js";
-import { oneMac, tableClassifier, textOf } from "./facts.js";
+import { BINANCE_REST_PARAMS } from "./binance-params.js";
+import { websocketAuth, websocketRequestFacts, websocketSchemaMisfit } from "./binance-websocket.js";
+import type { Dialect, EndpointClass, ExchangeRequest, PreparedRequest, SignatureBinding, SigningContext } from "./dialect.js";
+import { isObject, oneMac, tableClassifier, textOf } from "./facts.js";
+import { schemaMisfit as misfitOf } from "./param-schema.js";
+import { formPairsStrict, parseJsonStrict } from "./strict-parse.js";
 
 /*
  * Binance HMAC-SHA256 request signing, as documented in "SIGNED (TRADE and USER_DATA) Endpoint
@@ -23,7 +26,26 @@ import { oneMac, tableClassifier, textOf } from "./facts.js";
  * `session.logon` (Ed25519 keys only) and individual WebSocket API requests (any key), with the
  * request methods classified for the key's policy. HMAC keys' private streams can also use a
  * listenKey from the REST `userDataStream`/`listenKey` endpoints, which `prepare` signs.
+ *
+ * The signature covers totalParams only: not the method, not the path. A query signed for
+ * GET /api/v3/account would be just as valid at POST /sapi/v1/capital/withdraw/apply, so
+ * `schemaMisfit` holds every request to its endpoint's documented parameters
+ * (binance-params.ts), which no refused endpoint's mandatory parameters fit
+ * (test/unit/exchanges/binance-catalog.test.ts).
  */
+
+/** What Binance's REST signature covers (totalParams = query + body, timestamp among them). */
+const BINDING: SignatureBinding = {
+  method: false,
+  path: false,
+  query: true,
+  body: true,
+  apiKey: false,
+  timestamp: true,
+  nonce: "n/a",
+  headers: [],
+  host: false,
+};
 
 const API_KEY_HEADER = "X-MBX-APIKEY";
 /** Binance rejects a larger recvWindow (error -1131). */
@@ -43,6 +65,8 @@ const PATH = /^(\/[A-Za-z0-9_-]+)+$/;
 // ---- endpoint tables (method + path, from the REST API references) ----
 
 const TABLE = new Map<string, EndpointClass>();
+/** Every endpoint custos classifies by name, "METHOD /path" → class (binance-catalog.test.ts reads it). */
+export const BINANCE_ENDPOINT_CLASSES: ReadonlyMap<string, EndpointClass> = TABLE;
 function add(cls: EndpointClass, methods: string, prefix: string, paths: string[]): void {
   for (const m of methods.split(" ")) for (const p of paths) TABLE.set(`${m} ${prefix}${p}`, cls);
 }
@@ -86,7 +110,8 @@ const PATTERNS: ReadonlyArray<[RegExp, EndpointClass]> = [
 
 // ---- order-placing endpoints and their shapes ----
 
-type OrderShape = "single" | "batch" | "oto";
+/** single: `quantity`; batch: each item's; oto: working and pending; opo: the pending legs sell what the working order buys. */
+type OrderShape = "single" | "batch" | "oto" | "opo";
 const ORDER_SHAPES = new Map<string, OrderShape>([
   ...["/fapi/v1/order", "/dapi/v1/order"].flatMap((p): Array<[string, OrderShape]> => [[`POST ${p}`, "single"], [`PUT ${p}`, "single"]]),
   ...["/fapi/v1/batchOrders", "/dapi/v1/batchOrders"].flatMap((p): Array<[string, OrderShape]> => [[`POST ${p}`, "batch"], [`PUT ${p}`, "batch"]]),
@@ -98,7 +123,12 @@ const ORDER_SHAPES = new Map<string, OrderShape>([
   ["POST /api/v3/orderList/oco", "single"],
   ["POST /api/v3/orderList/oto", "oto"],
   ["POST /api/v3/orderList/otoco", "oto"],
+  // OPO/OPOCO (faqs/opo.md): no pendingQuantity; the pending order(s) sell the working order's fill.
+  ["POST /api/v3/orderList/opo", "opo"],
+  ["POST /api/v3/orderList/opoco", "opo"],
 ]);
+/** Size parameters: sent empty, or more than one on one order, they are refused. */
+const SIZE_PARAMS = ["quantity", "quoteOrderQty", "workingQuantity", "pendingQuantity"];
 
 function invalid(message: string): CustosError {
   return new CustosError("INVALID_ARGUMENT", `binance: ${message}`);
@@ -114,58 +144,57 @@ let lastParsed: { req: ExchangeRequest; query: string; body: string; params: Rea
 function parameters(req: ExchangeRequest): ReadonlyArray<[string, string]> {
   const hit = lastParsed;
   if (hit !== undefined && hit.req === req && hit.query === req.query && hit.body === req.body) return hit.params;
-  const params: Array<[string, string]> = [];
-  formPairs(req.query, params);
-  formPairs(req.body, params);
+  // A name given twice (within or across query and body) is refused: which copy Binance reads is undocumented.
+  const query = formPairsStrict(req.query);
+  const body = formPairsStrict(req.body);
+  const params = query.length === 0 ? body : body.length === 0 ? query : [...query, ...body];
+  if (query.length !== 0 && body.length !== 0) {
+    const inQuery = new Set(query.map(([k]) => k));
+    for (const [k] of body) if (inQuery.has(k)) throw invalid(`parameter ${k} is sent twice`);
+  }
   lastParsed = { req, query: req.query, body: req.body, params };
   return params;
-}
-
-/**
- * application/x-www-form-urlencoded pairs, exactly as URLSearchParams reads them. Without "%"
- * or "+" there is nothing to decode, so a split does (the common order, and 2× faster on the
- * sign path); anything else goes through URLSearchParams itself.
- */
-function formPairs(text: string, out: Array<[string, string]>): void {
-  if (text === "") return;
-  if (text.includes("%") || text.includes("+")) {
-    for (const pair of new URLSearchParams(text)) out.push(pair);
-    return;
-  }
-  for (const part of text.split("&")) {
-    if (part === "") continue;
-    const eq = part.indexOf("=");
-    out.push(eq < 0 ? [part, ""] : [part.slice(0, eq), part.slice(eq + 1)]);
-  }
 }
 
 function valuesOf(params: ReadonlyArray<[string, string]>, name: string): string[] {
   return params.filter(([k]) => k === name).map(([, v]) => v);
 }
 
-/** `batchOrders` is a JSON list of order objects, URL-encoded; undefined when absent or malformed. */
+/**
+ * `batchOrders`, a JSON list of order objects (URL-encoded); undefined when absent. JSON that
+ * names a key twice, or is not a list of objects, is refused (INVALID_ARGUMENT).
+ */
 function batchOf(params: ReadonlyArray<[string, string]>): Array<Record<string, unknown>> | undefined {
   const raw = valuesOf(params, "batchOrders");
-  if (raw.length !== 1) return undefined;
-  try {
-    const list: unknown = JSON.parse(raw[0]!);
-    if (!Array.isArray(list) || !list.every((o) => typeof o === "object" && o !== null && !Array.isArray(o))) return undefined;
-    return list as Array<Record<string, unknown>>;
-  } catch {
-    return undefined;
-  }
+  if (raw.length === 0) return undefined;
+  const list = parseJsonStrict(raw[0]!);
+  if (!Array.isArray(list) || !list.every(isObject)) throw invalid("batchOrders must be a JSON list of orders");
+  return list;
 }
 
-/** The largest of the given sizes; an order whose size cannot be read counts as unbounded. */
+/**
+ * The largest of the given sizes. A size must be a plain decimal: anything else (an exponent,
+ * a sign, hex, spaces) is one the exchange may read differently, so the order counts as
+ * unbounded, as does an order with no size at all.
+ */
 function sizeOf(values: Array<string | undefined>): number {
   let largest = Number.NEGATIVE_INFINITY;
   for (const v of values) {
     if (v === undefined) continue;
-    const n = Number(v);
-    if (!Number.isFinite(n) || n < 0) return Number.POSITIVE_INFINITY;
-    if (n > largest) largest = n;
+    if (!/^(\d+\.?\d*|\.\d+)$/.test(v)) return Number.POSITIVE_INFINITY;
+    largest = Math.max(largest, Number(v));
   }
   return largest === Number.NEGATIVE_INFINITY ? Number.POSITIVE_INFINITY : largest;
+}
+
+/**
+ * Refuses an order whose size is sent empty (`quantity=`, which a lenient reader takes for 0)
+ * or given twice over (`quantity` and `quoteOrderQty`: which one Binance uses is its choice).
+ */
+function checkSizes(get: (name: string) => Array<string | undefined>, where: string): void {
+  const given = SIZE_PARAMS.filter((name) => get(name).length > 0);
+  for (const name of given) if (get(name).some((v) => v === undefined || v.trim() === "")) throw invalid(`${where}${name} is empty`);
+  if (given.includes("quantity") && given.includes("quoteOrderQty")) throw invalid(`${where}quantity and quoteOrderQty are both given`);
 }
 
 function singleOrder(get: (name: string) => Array<string | undefined>): { symbol: string; quantity: number } {
@@ -187,8 +216,21 @@ function symbols(req: ExchangeRequest): string[] {
   return [...new Set(found)];
 }
 
-function orders(req: ExchangeRequest): Array<{ symbol: string; quantity: number }> {
+/** A batch item's field as the exchange reads it: text, or [undefined] when present but not text. */
+const itemField = (o: Record<string, unknown>) => (name: string): Array<string | undefined> => (o[name] === undefined ? [] : [textOf(o[name])]);
+
+/** The request's order shape, after refusing empty or doubled sizes (INVALID_ARGUMENT). */
+function checkedShape(req: ExchangeRequest): OrderShape | undefined {
   const shape = ORDER_SHAPES.get(`${req.method} ${req.path}`);
+  if (!shape) return undefined;
+  const params = parameters(req);
+  if (shape === "batch") (batchOf(params) ?? []).forEach((o, i) => checkSizes(itemField(o), `batchOrders[${i}]: `));
+  else checkSizes((name) => valuesOf(params, name), "");
+  return shape;
+}
+
+function orders(req: ExchangeRequest): Array<{ symbol: string; quantity: number }> {
+  const shape = checkedShape(req);
   if (!shape) return [];
   const params = parameters(req);
   const get = (name: string): string[] => valuesOf(params, name);
@@ -202,10 +244,19 @@ function orders(req: ExchangeRequest): Array<{ symbol: string; quantity: number 
         { symbol, quantity: sizeOf(get("pendingQuantity")) },
       ];
     }
+    case "opo": {
+      // The pending leg(s) can sell at most what the working order bought.
+      const symbol = get("symbol")[0] ?? "";
+      const working = sizeOf(get("workingQuantity"));
+      return [
+        { symbol, quantity: working },
+        { symbol, quantity: working },
+      ];
+    }
     case "batch": {
       const batch = batchOf(params);
       if (!batch) return [{ symbol: "", quantity: Number.POSITIVE_INFINITY }];
-      return batch.map((o) => singleOrder((name) => (o[name] === undefined ? [] : [textOf(o[name])])));
+      return batch.map((o) => singleOrder(itemField(o)));
     }
   }
 }
@@ -216,13 +267,30 @@ function checkRequest(req: ExchangeRequest, ownedInPlace: ReadonlyMap<string, st
   if (!BODY_SAFE.test(req.body)) throw invalid("the body must be percent-encoded printable ASCII (application/x-www-form-urlencoded)");
   if (req.method === "GET" && req.body !== "") throw invalid("GET parameters must be sent in the query string");
   if (/^\s*[[{]/.test(req.body)) throw invalid("Binance takes form-encoded bodies, not JSON");
-  const seen = new Set<string>();
+  // parameters() refuses repeated names, batchOf() malformed batches, checkedShape() bad sizes.
   for (const [name] of parameters(req)) {
     if (RESERVED.has(name) && !ownedInPlace.has(name)) throw invalid(`${name} is set by custos, not by the caller`);
-    if (seen.has(name)) throw invalid(`parameter ${name} is sent twice`);
-    seen.add(name);
   }
-  if (seen.has("batchOrders") && batchOf(parameters(req)) === undefined) throw invalid("batchOrders must be a JSON list of orders");
+  batchOf(parameters(req));
+  checkedShape(req);
+}
+
+/**
+ * Why the request's parameters (query and body) are not all ones its claimed endpoint
+ * documents, or undefined when they are. Never throws: an unreadable request is a misfit too.
+ */
+function schemaMisfit(req: ExchangeRequest): string | undefined {
+  const endpoint = `${req.method} ${req.path}`;
+  const schema = BINANCE_REST_PARAMS.get(endpoint);
+  if (!schema) return `custos has no parameter schema for ${endpoint}`;
+  let params: ReadonlyArray<[string, string]>;
+  try {
+    params = parameters(req);
+  } catch (e) {
+    return e instanceof Error ? e.message : String(e);
+  }
+  const why = misfitOf(schema, params, RESERVED);
+  return why === undefined ? undefined : `${endpoint}: ${why}`;
 }
 
 function prepare(req: ExchangeRequest, ctx: SigningContext): PreparedRequest {
@@ -289,10 +357,13 @@ export const binance: Dialect = {
   algorithm: "hmac-sha256",
   otherAlgorithms: ["ed25519"],
   secretEncoding: "utf8",
+  binding: BINDING,
   classify,
+  schemaMisfit,
   symbols,
   orders,
   prepare,
   websocketAuth,
   websocketRequestFacts,
+  websocketSchemaMisfit,
 };

@@ -1,6 +1,18 @@
 import { CustosError } from "../errors.js";
-import type { Dialect, EndpointClass, ExchangeRequest, PreparedRequest, PreparedWebSocketAuth, SigningContext, WebSocketAuthInput } from "./dialect.js";
-import { oneMac, orderSize, tableClassifier, textOf } from "./facts.js";
+import type {
+  Dialect,
+  EndpointClass,
+  ExchangeRequest,
+  PreparedRequest,
+  PreparedWebSocketAuth,
+  SignatureBinding,
+  SigningContext,
+  WebSocketAuthInput,
+} from "./dialect.js";
+import { BYBIT_BATCH_ITEMS, BYBIT_PARAMS } from "./bybit-params.js";
+import { isObject, oneMac, orderSize, tableClassifier, textOf } from "./facts.js";
+import { schemaMisfit as paramMisfit } from "./param-schema.js";
+import { formPairsStrict, parseJsonStrict } from "./strict-parse.js";
 
 /*
  * Bybit v5 HMAC-SHA256 request signing, as documented in the v5 "Integration Guidance",
@@ -60,8 +72,12 @@ const ORDER_SHAPES = new Map<string, OrderShape>([
   ["/v5/order/create-batch", "batch"],
   ["/v5/order/amend-batch", "batch"],
 ]);
+const BATCHES = new Set(["/v5/order/create-batch", "/v5/order/amend-batch", "/v5/order/cancel-batch"]);
+/** Place Order and Batch Place Order mark `qty` required: a creation without one is refused, not counted as nothing. */
+const CREATES = new Set(["/v5/order/create", "/v5/order/create-batch"]);
 /** Amendments without `qty` keep the order's size: nothing to count. */
 const AMENDS = new Set(["/v5/order/amend", "/v5/order/amend-batch"]);
+const NONE: ReadonlySet<string> = new Set();
 
 function invalid(message: string): CustosError {
   return new CustosError("INVALID_ARGUMENT", `bybit: ${message}`);
@@ -69,53 +85,148 @@ function invalid(message: string): CustosError {
 
 type Fields = Record<string, unknown>;
 
-/** The JSON object a POST carries, or the query's parameters for a GET; undefined if unreadable. */
-function fieldsOf(req: ExchangeRequest): Fields | undefined {
-  if (req.method === "GET") return Object.fromEntries(new URLSearchParams(req.query));
-  if (req.body === "") return {};
-  try {
-    const v: unknown = JSON.parse(req.body);
-    return typeof v === "object" && v !== null && !Array.isArray(v) ? (v as Fields) : undefined;
-  } catch {
-    return undefined;
-  }
+/** A request as Bybit reads it: the top-level fields, and a batch endpoint's `request` items. */
+interface Reading {
+  fields: Fields;
+  items?: Fields[];
 }
 
-/** A symbol is only unique within its category (BTCUSDT is both spot and linear): "linear:BTCUSDT". */
-function instrument(category: string | undefined, symbol: string): string {
-  return category ? `${category}:${symbol}` : symbol;
+/**
+ * Reads the query (GET) or JSON body (POST) strictly — a repeated name or key is refused, as
+ * Bybit's choice of copy is unknown — and a batch's items: INVALID_ARGUMENT for what cannot be
+ * read unambiguously.
+ */
+function readNow(req: ExchangeRequest): Reading {
+  if (req.method === "GET") return { fields: Object.fromEntries(formPairsStrict(req.query)) };
+  // Read as a query string, a body without `&` (or `;`, a separator to some parsers) is one
+  // pair whose name starts with `{`: no parameter of any endpoint. So a signed body is never a
+  // query carrying another endpoint's parameters (the catalog test relies on this).
+  if (/[&;]/.test(req.body)) throw invalid("a JSON body must not contain & or ; (a signed body must not read as a query string)");
+  const v = req.body === "" ? {} : parseJsonStrict(req.body);
+  if (!isObject(v)) throw invalid("the body must be a JSON object");
+  const items = BATCHES.has(req.path) ? batchItems(v) : undefined;
+  return items ? { fields: v, items } : { fields: v };
 }
 
-function batchOf(f: Fields): Fields[] {
+/**
+ * The `request` array of a batch. The docs (order/batch-place, batch-amend, batch-cancel) give
+ * `category` at the top level only and list none per item, so Bybit reads the top-level one: an
+ * item naming its own would make custos and Bybit disagree on the instrument, and is refused.
+ */
+function batchItems(f: Fields): Fields[] {
   const list = f.request;
-  return Array.isArray(list) ? list.filter((o): o is Fields => typeof o === "object" && o !== null && !Array.isArray(o)) : [];
+  if (!Array.isArray(list) || !list.every(isObject)) throw invalid("a batch's `request` must be a JSON array of objects");
+  if (list.some((o) => Object.hasOwn(o, "category"))) throw invalid("a batch item must not carry its own category: Bybit reads the top-level one");
+  return list;
+}
+
+/**
+ * An empty size (or none where the docs require one) is not a size custos can count: refused at
+ * signing. `orders` counts it as unbounded, so the policy (quantity limits, parameter schema)
+ * decides first and names its rule.
+ */
+function checkQty(path: string, o: Fields): void {
+  const q = o.qty;
+  const empty = q === null || (typeof q === "string" && q.trim() === "");
+  if (empty || (q === undefined && CREATES.has(path))) throw invalid("an order needs a non-empty qty");
+}
+
+// symbols, orders, schemaMisfit and prepare all read the same request: read it once.
+let last: { req: ExchangeRequest; key: string; reading: Reading } | undefined;
+function read(req: ExchangeRequest): Reading {
+  const key = `${req.method} ${req.path}?${req.query}\n${req.body}`;
+  if (last && last.req === req && last.key === key) return last.reading;
+  const reading = readNow(req);
+  last = { req, key, reading };
+  return reading;
+}
+
+/**
+ * A symbol is only unique within its category (BTCUSDT is both spot and linear): "linear:BTCUSDT".
+ * "" when the object names no symbol: no allowlist holds "", so an unnamed instrument is refused.
+ */
+function instrument(category: string | undefined, symbol: unknown): string {
+  const s = textOf(symbol);
+  if (s === undefined || s === "") return "";
+  return category ? `${category}:${s}` : s;
 }
 
 const classify = tableClassifier(TABLE, PATTERNS);
 
 function symbols(req: ExchangeRequest): string[] {
-  const f = fieldsOf(req);
-  if (!f) return [];
-  const category = textOf(f.category);
-  const found: string[] = [];
-  for (const o of [f, ...batchOf(f)]) {
-    const s = textOf(o.symbol);
-    if (s !== undefined) found.push(instrument(textOf(o.category) ?? category, s));
+  const { fields, items } = read(req);
+  const category = textOf(fields.category);
+  // A trading request acts on instruments: one it does not name (cancel-all by settleCoin,
+  // account-wide settings, an item without a symbol) is "", outside every allowlist.
+  const trading = classify(req) === "trade";
+  const found = new Set<string>();
+  for (const o of items ?? [fields]) {
+    const s = instrument(category, o.symbol);
+    if (s !== "" || trading) found.add(s);
   }
-  return [...new Set(found)];
+  return [...found];
+}
+
+/**
+ * Spot market orders are sized in the quote coin (a value) unless marketUnit is baseCoin; without
+ * marketUnit, a Buy is by value and a Sell by quantity (order/create-order, marketUnit and qty).
+ * Compared without case, and any other marketUnit counts as a value: custos must not undercount.
+ */
+function inQuoteCoin(category: string | undefined, o: Fields): boolean {
+  if (category?.toLowerCase() !== "spot" || textOf(o.orderType)?.toLowerCase() !== "market") return false;
+  if (o.marketUnit === undefined) return textOf(o.side)?.toLowerCase() !== "sell";
+  return textOf(o.marketUnit)?.toLowerCase() !== "basecoin";
+}
+
+/**
+ * The size of an order, in the instrument's base unit. Unbounded where custos cannot tell it:
+ * unreadable, a value (spot market by quoteCoin), or "0", which with reduceOnly and
+ * closeOnTrigger closes up to the instrument's maximum order size (order/create-order, qty).
+ */
+function sizeOf(category: string | undefined, o: Fields): number {
+  if (inQuoteCoin(category, o)) return Number.POSITIVE_INFINITY;
+  const q = orderSize(o.qty);
+  return q === 0 ? Number.POSITIVE_INFINITY : q;
 }
 
 function orders(req: ExchangeRequest): Array<{ symbol: string; quantity: number }> {
   const shape = req.method === "POST" ? ORDER_SHAPES.get(req.path) : undefined;
   if (!shape) return [];
-  const f = fieldsOf(req);
-  if (!f) return [{ symbol: "", quantity: Number.POSITIVE_INFINITY }];
-  const category = textOf(f.category);
+  const { fields, items } = read(req);
+  const category = textOf(fields.category);
   const amend = AMENDS.has(req.path);
-  const list = shape === "single" ? [f] : batchOf(f);
-  return list
+  return (items ?? [fields])
     .filter((o) => !(amend && o.qty === undefined))
-    .map((o) => ({ symbol: instrument(textOf(o.category) ?? category, textOf(o.symbol) ?? ""), quantity: orderSize(o.qty) }));
+    .map((o) => ({ symbol: instrument(category, o.symbol), quantity: sizeOf(category, o) }));
+}
+
+function paramsOf(o: Fields): Array<[string, string | undefined]> {
+  return Object.entries(o).map(([k, v]) => [k, textOf(v)]);
+}
+
+/**
+ * Why the request's parameters do not fit the claimed endpoint's documented schema (bybit-params.ts),
+ * batch items included; undefined when they fit. Never throws: an unreadable request is a misfit.
+ */
+function schemaMisfit(req: ExchangeRequest): string | undefined {
+  const endpoint = `${req.method} ${req.path}`;
+  const schema = BYBIT_PARAMS.get(endpoint);
+  if (!schema) return `custos has no parameter schema for ${endpoint}`;
+  let reading: Reading;
+  try {
+    reading = read(req);
+  } catch (e) {
+    return `the request cannot be read unambiguously (${e instanceof Error ? e.message : String(e)})`;
+  }
+  const misfit = paramMisfit(schema, paramsOf(reading.fields), NONE);
+  if (misfit) return misfit;
+  const itemSchema = BYBIT_BATCH_ITEMS.get(endpoint);
+  if (!itemSchema || !reading.items) return undefined;
+  for (const [i, o] of reading.items.entries()) {
+    const m = paramMisfit(itemSchema, paramsOf(o), NONE);
+    if (m) return `request[${i}]: ${m}`;
+  }
+  return undefined;
 }
 
 function prepare(req: ExchangeRequest, ctx: SigningContext): PreparedRequest {
@@ -125,7 +236,9 @@ function prepare(req: ExchangeRequest, ctx: SigningContext): PreparedRequest {
   // Only one of them is signed: anything in the other would travel unsigned.
   if (req.method === "GET" && req.body !== "") throw invalid("a GET request has no body");
   if (req.method === "POST" && req.query !== "") throw invalid("POST parameters go in the JSON body (a query string would not be signed)");
-  if (req.method === "POST" && fieldsOf(req) === undefined) throw invalid("the body must be a JSON object");
+  // Strict reading: repeated names and malformed batches are refused, and so are missing sizes.
+  const { fields, items } = read(req);
+  if (req.method === "POST") for (const o of items ?? [fields]) checkQty(req.path, o);
   if (!Number.isSafeInteger(ctx.timestamp) || ctx.timestamp <= 0) throw invalid("timestamp must be a positive integer of milliseconds");
   const recvWindowMs = ctx.recvWindow ?? DEFAULT_RECV_WINDOW_MS;
   if (!Number.isSafeInteger(recvWindowMs) || recvWindowMs <= 0) throw invalid("recvWindow must be a positive integer of milliseconds");
@@ -156,6 +269,23 @@ function prepare(req: ExchangeRequest, ctx: SigningContext): PreparedRequest {
   };
 }
 
+/**
+ * What the v5 signature covers: timestamp, API key, receive window (their headers) and the
+ * query string of a GET or the body of a POST — each request signs exactly one of the two, and
+ * prepare refuses the other when it is not empty. Neither the method nor the path is signed.
+ */
+const binding: SignatureBinding = {
+  method: false,
+  path: false,
+  query: true,
+  body: true,
+  apiKey: true,
+  timestamp: true,
+  nonce: "n/a",
+  headers: ["X-BAPI-TIMESTAMP", "X-BAPI-API-KEY", "X-BAPI-RECV-WINDOW"],
+  host: false,
+};
+
 /** The v5 private WebSocket `auth` op. custos signs ctx.expires (seconds) as milliseconds. */
 function websocketAuth(_input: WebSocketAuthInput, ctx: SigningContext): PreparedWebSocketAuth {
   const expiresMs = ctx.expires * 1000;
@@ -184,14 +314,19 @@ function websocketAuth(_input: WebSocketAuthInput, ctx: SigningContext): Prepare
  * Bybit v5 (/v5) requests signed with a system-generated (HMAC) API key; RSA keys are not
  * handled here. Nothing is added to the query or body: authentication is in the X-BAPI-*
  * headers. `symbols` and `orders` name instruments as "category:symbol" (e.g.
- * "linear:BTCUSDT"), or the bare symbol when the request names no category; `orders` reads
- * `qty` of order creations and of amendments that change it, batch requests included.
+ * "linear:BTCUSDT"), or the bare symbol when the request names no category, and "" for a
+ * trading request's instrument it does not name; `orders` reads `qty` of order creations and
+ * of amendments that change it, batch requests included. The signature binds neither method
+ * nor path, so `schemaMisfit` holds every request to its claimed endpoint's documented
+ * parameters (bybit-params.ts).
  */
 export const bybit: Dialect = {
   exchange: "bybit",
   algorithm: "hmac-sha256",
   secretEncoding: "utf8",
+  binding,
   classify,
+  schemaMisfit,
   symbols,
   orders,
   prepare,

@@ -94,7 +94,9 @@ export const deribit: Dialect = {
   orders(req: ExchangeRequest): Array<{ symbol: string; quantity: number }> {
     const method = rpcMethod(req);
     if (method === null || !ORDER_METHODS.has(method)) return [];
-    const quantity = largestQuantity(paramValues(req, "amount"));
+    // `contracts` is a second size form (contracts × contract size = amount): custos cannot measure it in
+    // amount units, so an order naming it counts as unmeasurable (NaN fails every quantity limit).
+    const quantity = paramValues(req, "contracts").length > 0 ? Number.NaN : largestQuantity(paramValues(req, "amount"));
     const symbols = deribit.symbols(req);
     // "" = the request names no instrument (edit by order id): only a "*" limit can apply to it.
     return (symbols.length > 0 ? symbols : [""]).map((symbol) => ({ symbol, quantity }));

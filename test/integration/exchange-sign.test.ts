@@ -127,6 +127,12 @@ describe("exchange-aware signing through the service", () => {
       unary(svc.signer, "signWebSocketAuth", { keyId, version: 0, timestampMs: "0", nonce: "", expires: "0", challenge: "", channel: "", event: "", passphrase: "", wsMethod: "", wsParams: [], ...extra });
     // Deribit, docs.deribit.com "Client Signature (WebSocket)" example: client AMANDA, 13-byte secret.
     await importSecret(svc.custody, "doc-deribit", Buffer.from("AMANDASECRECT"), { exchange: "deribit", apiKeyId: "AMANDA" });
+    // A Deribit login hands over a session for every private method: refused until the quorum attests the
+    // key's Deribit scope moves no funds and names the login in an allow rule.
+    assert.equal(await deniedRule(wsAuth("doc-deribit", { timestampMs: "1576074319000", nonce: "1iqt2wls" })), "exchange-scope");
+    await setPolicy("doc-deribit", { exchangeScopeExcludesFunds: true });
+    assert.equal(await deniedRule(wsAuth("doc-deribit", { timestampMs: "1576074319000", nonce: "1iqt2wls" })), "session-login");
+    await setPolicy("doc-deribit", { exchangeScopeExcludesFunds: true, rules: [{ id: "ws-login", effect: "allow", method: "WS", path: "auth" }] });
     const deribitAuth = await wsAuth("doc-deribit", { timestampMs: "1576074319000", nonce: "1iqt2wls" });
     assert.equal(deribitAuth.signature, "56590594f97921b09b18f166befe0d1319b198bbcdad7ca73382de2f88fe9aa1");
 
@@ -159,8 +165,11 @@ describe("exchange-aware signing through the service", () => {
       assert.ok(w, `a withdrawal example for ${exchange}`);
       const keyId = `wd-${exchange}`;
       const dialect = dialectFor(exchange)!;
-      await importSecret(svc.custody, keyId, Buffer.from("c2VjcmV0LWZvci13aXRoZHJhd2FsLXRlc3RzLTEyMzQ1Njc4", dialect.secretEncoding === "base64" ? "base64" : "utf8"), { exchange, algorithm: dialect.algorithm });
-      assert.equal(await deniedRule(sign(request(keyId, w))), "class:withdraw", exchange);
+      // A KuCoin key carries its passphrase (as its HMAC) from the import; its requests carry none.
+      const kucoin = exchange === "kucoinfutures";
+      const secret = Buffer.from("c2VjcmV0LWZvci13aXRoZHJhd2FsLXRlc3RzLTEyMzQ1Njc4", dialect.secretEncoding === "base64" ? "base64" : "utf8");
+      await importSecret(svc.custody, keyId, secret, { exchange, algorithm: dialect.algorithm, ...(kucoin ? { apiPassphrase: "wd-passphrase" } : {}) });
+      assert.equal(await deniedRule(sign(request(keyId, w, kucoin ? { passphrase: "" } : {}))), "class:withdraw", exchange);
     }
   });
 
@@ -200,11 +209,11 @@ describe("exchange-aware signing through the service", () => {
     assert.equal(await deniedRule(sign(order("BTCUSDT", "2"))), "max-quantity:BTCUSDT");
   });
 
-  it("signs a KuCoin Futures order for a version-3 API key: both MACs in the HSM, the version in its header", async () => {
+  it("signs a KuCoin Futures order for a version-3 API key: the request's MAC in the HSM, the key's passphrase HMAC, the version in its header", async () => {
     const secret = "kucoin-v3-secret-0123456789abcdef";
-    await importSecret(svc.custody, "kc", Buffer.from(secret), { exchange: "kucoinfutures", apiKeyId: "kc-key" });
+    await importSecret(svc.custody, "kc", Buffer.from(secret), { exchange: "kucoinfutures", apiKeyId: "kc-key", apiPassphrase: "test-passphrase" });
     const body = '{"clientOid":"c1","side":"buy","symbol":"XBTUSDTM","type":"market","size":1}';
-    const res = await sign(request("kc", { method: "POST", path: "/api/v1/orders", body }, { timestampMs: "1700000000000", apiKeyVersion: "3" }));
+    const res = await sign(request("kc", { method: "POST", path: "/api/v1/orders", body }, { timestampMs: "1700000000000", apiKeyVersion: "3", passphrase: "" }));
     const mac = (m: string) => createHmac("sha256", secret).update(m).digest("base64");
     assert.deepEqual(res.headers.map((h) => [h.name, h.value]), [
       ["KC-API-KEY", "kc-key"],
@@ -214,7 +223,9 @@ describe("exchange-aware signing through the service", () => {
       ["KC-API-KEY-VERSION", "3"],
       ["Content-Type", "application/json"],
     ]);
-    await expectDenied(sign(request("kc", { method: "POST", path: "/api/v1/orders", body }, { apiKeyVersion: "1" })), status.INVALID_ARGUMENT, "INVALID_ARGUMENT");
+    await expectDenied(sign(request("kc", { method: "POST", path: "/api/v1/orders", body }, { apiKeyVersion: "1", passphrase: "" })), status.INVALID_ARGUMENT, "INVALID_ARGUMENT");
+    // The passphrase is the key's: one sent with the request is refused, never HMACed.
+    await expectDenied(sign(request("kc", { method: "POST", path: "/api/v1/orders", body }, { passphrase: "test-passphrase" })), status.INVALID_ARGUMENT, "INVALID_ARGUMENT");
   });
 
   it("refuses raw Sign on a dialect key unless its policy allows raw signing", async () => {
@@ -275,7 +286,7 @@ describe("exchange-aware signing through the service", () => {
     // Binance's WebSocket API logs in with Ed25519 keys only: no HMAC login to sign.
     await expectDenied(unary(svc.signer, "signWebSocketAuth", { keyId: "bn", version: 0, timestampMs: "0", nonce: "", expires: "0", challenge: "", channel: "", event: "", passphrase: "", wsMethod: "", wsParams: [] }), status.FAILED_PRECONDITION, "PRECONDITION_FAILED");
     // KuCoin signs nothing on its private socket (the token comes from a signed REST call).
-    await importSecret(svc.custody, "kc-ws", Buffer.from("kucoin-ws-secret-0123456789abcdef"), { exchange: "kucoinfutures", apiKeyId: "kc-key" });
+    await importSecret(svc.custody, "kc-ws", Buffer.from("kucoin-ws-secret-0123456789abcdef"), { exchange: "kucoinfutures", apiKeyId: "kc-key", apiPassphrase: "ws-passphrase" });
     await expectDenied(unary(svc.signer, "signWebSocketAuth", { keyId: "kc-ws", version: 0, timestampMs: "0", nonce: "", expires: "0", challenge: "", channel: "", event: "", passphrase: "", wsMethod: "", wsParams: [] }), status.FAILED_PRECONDITION, "NO_DIALECT");
   });
 

@@ -168,7 +168,7 @@ describe("binance.symbols and binance.orders", () => {
   });
 
   it("read parameters exactly as URLSearchParams does, encoded or not", () => {
-    const queries = ["symbol=BTCUSDT", "symbol=BTC%55SDT", "symbol=A+B", "&&symbol=X&&", "symbol", "symbol=a=b", "symbol=%E2%82%AC", "symbol=%zz", "x=1&symbol=Y&symbol=Z"];
+    const queries = ["symbol=BTCUSDT", "symbol=BTC%55SDT", "symbol=A+B", "&&symbol=X&&", "symbol", "symbol=a=b", "symbol=%E2%82%AC", "symbol=%zz"];
     for (const q of queries) {
       const expected = [...new URLSearchParams(q)].filter(([k]) => k === "symbol").map(([, v]) => v);
       assert.deepEqual(binance.symbols({ method: "GET", path: "/fapi/v1/openOrders", query: q, body: "" }), [...new Set(expected)], q);
@@ -221,5 +221,159 @@ describe("binance with an Ed25519 key", () => {
     assert.ok(edVerify(null, prepared.toSign[0]!, publicKey, Buffer.from(out.signature, "base64")));
     // An HMAC-length MAC for an Ed25519 key is a bug, never a silent wrong signature.
     assert.throws(() => binance.prepare(req, ctx).finish([Buffer.alloc(32)]), (e: unknown) => e instanceof CustosError && e.code === "INTERNAL");
+  });
+});
+
+describe("binance.binding and binance.schemaMisfit: the signature binds parameters, not the endpoint", () => {
+  const get = (path: string, query: string): ExchangeRequest => ({ method: "GET", path, query, body: "" });
+  const WITHDRAW_QUERY = "coin=BTC&network=BTC&address=bc1qxy2kgdygjrsqtzq2n0yrf2493p83kkfjhx0wlh&amount=1";
+
+  it("declares that Binance's signature covers query, body and timestamp only", () => {
+    const bound = { method: false, path: false, query: true, body: true, apiKey: false, timestamp: true, nonce: "n/a", headers: [], host: false };
+    assert.deepEqual(binance.binding, bound);
+  });
+
+  it("refuses withdrawal parameters claimed for GET /api/v3/account (the signed query would be a valid withdraw/apply)", () => {
+    const req = get("/api/v3/account", WITHDRAW_QUERY);
+    assert.equal(binance.classify(req), "account");
+    assert.match(binance.schemaMisfit!(req) ?? "", /coin/);
+    // What the engine really sends to /api/v3/account fits, custos's own parameters included.
+    assert.equal(binance.schemaMisfit!(get("/api/v3/account", "omitZeroBalances=true")), undefined);
+    assert.equal(binance.schemaMisfit!(get("/api/v3/account", `timestamp=${DOC_TIMESTAMP}&recvWindow=5000`)), undefined);
+  });
+
+  it("accepts the documented examples and refuses a parameter of another endpoint", () => {
+    assert.equal(binance.schemaMisfit!(post("/api/v3/order", DOC_ORDER)), undefined);
+    assert.equal(binance.schemaMisfit!(post("/fapi/v1/order", "symbol=LTCBTC&side=BUY&type=LIMIT", "timeInForce=GTC&quantity=1&price=0.1")), undefined);
+    assert.ok(binance.schemaMisfit!(post("/fapi/v1/leverage", "symbol=BTCUSDT&leverage=5&asset=USDT")));
+  });
+
+  it("holds shared names to the endpoint's values: an order's type is an order type", () => {
+    // GET /sapi/v1/asset/transfer needs only `type` (a transfer type): an order's `type` cannot be one.
+    assert.ok(binance.schemaMisfit!(post("/fapi/v1/order", "symbol=BTCUSDT&side=BUY&type=MAIN_UMFUTURE&quantity=1")));
+    assert.ok(binance.schemaMisfit!(post("/fapi/v1/positionMargin", "symbol=BTCUSDT&amount=1&type=MAIN_UMFUTURE")));
+    assert.equal(binance.schemaMisfit!(post("/fapi/v1/positionMargin", "symbol=BTCUSDT&amount=1&type=1")), undefined);
+  });
+
+  it("refuses a REST request carrying apiKey: with timestamp and signature it is a WebSocket session.logon payload", () => {
+    assert.ok(binance.schemaMisfit!(get("/fapi/v2/balance", "apiKey=vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A")));
+    assert.ok(binance.schemaMisfit!(get("/api/v3/rateLimit/order", `apiKey=k&timestamp=${DOC_TIMESTAMP}`)));
+  });
+
+  it("names the endpoint it has no schema for, and never throws", () => {
+    const withdraw = post("/sapi/v1/capital/withdraw/apply", "coin=BTC");
+    assert.equal(binance.schemaMisfit!(withdraw), "custos has no parameter schema for POST /sapi/v1/capital/withdraw/apply");
+    const leverage: ExchangeRequest = { method: "PUT", path: "/fapi/v1/leverage", query: "", body: "" };
+    assert.match(binance.schemaMisfit!(leverage) ?? "", /no parameter schema for PUT \/fapi\/v1\/leverage/);
+    assert.ok(binance.schemaMisfit!(get("/fapi/v1/openOrders", "symbol=A&symbol=B")));
+  });
+
+  it("checks WebSocket API requests against their method's schema", () => {
+    const ws = binance.websocketSchemaMisfit!;
+    // The documented order.place (web-socket-api.md, "SIGNED request example (HMAC)").
+    const place: Array<[string, string]> = [
+      ["symbol", "BTCUSDT"],
+      ["side", "SELL"],
+      ["type", "LIMIT"],
+      ["timeInForce", "GTC"],
+      ["quantity", "0.01000000"],
+      ["price", "52000.00"],
+      ["newOrderRespType", "ACK"],
+      ["recvWindow", "100"],
+    ];
+    assert.equal(ws({ method: "order.place", params: place }), undefined);
+    assert.equal(ws({ method: "account.status", params: [] }), undefined);
+    // The same withdrawal parameters, claimed for account.status.
+    assert.ok(ws({ method: "account.status", params: [["coin", "BTC"], ["address", "bc1q"], ["amount", "1"]] }));
+    assert.ok(ws({ method: "order.place", params: [["symbol", "BTCUSDT"], ["type", "MAIN_UMFUTURE"]] }));
+    assert.match(ws({ method: "sapi.withdraw", params: [] }) ?? "", /no parameter schema/);
+    assert.ok(ws({ method: "order.status", params: [["symbol", "A"], ["symbol", "B"]] }));
+  });
+});
+
+describe("binance: strict parameter reading", () => {
+  it("refuses a name given twice, in the query, in the body or across them (symbols, orders and prepare alike)", () => {
+    for (const req of [
+      { method: "GET" as const, path: "/fapi/v1/openOrders", query: "x=1&symbol=Y&symbol=Z", body: "" },
+      post("/fapi/v1/order", "symbol=BTCUSDT&quantity=1&quantity=100"),
+      post("/fapi/v1/order", "symbol=BTCUSDT", "quantity=1&quantity=100"),
+      post("/fapi/v1/order", "symbol=BTCUSDT&quantity=1", "quantity=100"),
+      post("/fapi/v1/order", "symbol=BTCUSDT&quantit%79=1", "quantity=100"),
+    ]) {
+      refusedAsInvalid(() => binance.symbols(req));
+      if (req.path === "/fapi/v1/order") refusedAsInvalid(() => binance.orders(req));
+      refusedAsInvalid(() => binance.prepare(req, DOC_CTX));
+    }
+  });
+
+  it("refuses a batch whose JSON names a key twice (which copy the exchange reads is its choice)", () => {
+    const batch = '[{"symbol":"BTCUSDT","side":"BUY","type":"MARKET","quantity":"0.001","quantity":"100"}]';
+    const req = post("/fapi/v1/batchOrders", `batchOrders=${encodeURIComponent(batch)}`);
+    refusedAsInvalid(() => binance.orders(req));
+    refusedAsInvalid(() => binance.prepare(req, DOC_CTX));
+    const escaped = '[{"symbol":"BTCUSDT","quantity":"0.001","quantit\\u0079":"100"}]';
+    refusedAsInvalid(() => binance.orders(post("/fapi/v1/batchOrders", `batchOrders=${encodeURIComponent(escaped)}`)));
+  });
+});
+
+describe("binance: order sizes", () => {
+  it("refuses an empty size, which a lenient reader takes for 0", () => {
+    for (const req of [
+      post("/fapi/v1/order", "symbol=BTCUSDT&side=BUY&type=MARKET&quantity="),
+      post("/api/v3/order", "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=%20"),
+      post("/dapi/v1/order", "symbol=BTCUSD_PERP&side=BUY&type=MARKET", "quantity="),
+      post("/api/v3/orderList/oto", "symbol=BTCUSDT&workingQuantity=1&pendingQuantity="),
+    ]) {
+      refusedAsInvalid(() => binance.orders(req));
+      refusedAsInvalid(() => binance.prepare(req, DOC_CTX));
+    }
+  });
+
+  it("refuses quantity and quoteOrderQty together", () => {
+    const req = post("/api/v3/order", "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=0.001&quoteOrderQty=1000000");
+    refusedAsInvalid(() => binance.orders(req));
+    refusedAsInvalid(() => binance.prepare(req, DOC_CTX));
+  });
+
+  it("refuses the same in a batch item", () => {
+    for (const item of [{ quantity: "" }, { quantity: "1", quoteOrderQty: "10" }, { quantity: null }]) {
+      const order = { symbol: "BTCUSDT", side: "BUY", type: "MARKET" };
+      const batch = JSON.stringify([{ ...order, quantity: "0.5" }, { ...order, ...item }]);
+      refusedAsInvalid(() => binance.orders(post("/fapi/v1/batchOrders", `batchOrders=${encodeURIComponent(batch)}`)));
+    }
+  });
+
+  it("counts a size that is not a plain decimal as unbounded", () => {
+    for (const q of ["1e3", "0x10", "-1", "%2B1", "1%20"]) {
+      const req = post("/fapi/v1/order", `symbol=BTCUSDT&side=BUY&type=MARKET&quantity=${q}`);
+      assert.deepEqual(binance.orders(req), [{ symbol: "BTCUSDT", quantity: Number.POSITIVE_INFINITY }], q);
+    }
+  });
+
+  it("measures OPO and OPOCO lists by the working quantity (the pending legs sell what it buys)", () => {
+    const working = "symbol=BTCUSDT&workingType=LIMIT&workingSide=BUY&workingPrice=30000";
+    const opo = post("/api/v3/orderList/opo", `${working}&workingQuantity=2&pendingType=MARKET&pendingSide=SELL`);
+    assert.deepEqual(binance.orders(opo), [
+      { symbol: "BTCUSDT", quantity: 2 },
+      { symbol: "BTCUSDT", quantity: 2 },
+    ]);
+    assert.equal(binance.schemaMisfit!(opo), undefined);
+    const opoco = post("/api/v3/orderList/opoco", `${working}&workingQuantity=3&pendingSide=SELL&pendingAboveType=LIMIT_MAKER&pendingAbovePrice=31000`);
+    assert.deepEqual(binance.orders(opoco), [
+      { symbol: "BTCUSDT", quantity: 3 },
+      { symbol: "BTCUSDT", quantity: 3 },
+    ]);
+    assert.deepEqual(binance.orders(post("/api/v3/orderList/opo", "symbol=BTCUSDT&workingSide=BUY")), [
+      { symbol: "BTCUSDT", quantity: Number.POSITIVE_INFINITY },
+      { symbol: "BTCUSDT", quantity: Number.POSITIVE_INFINITY },
+    ]);
+  });
+
+  it("applies the same rules to WebSocket API orders", () => {
+    const facts = binance.websocketRequestFacts!;
+    refusedAsInvalid(() => facts({ method: "order.place", params: [["symbol", "BTCUSDT"], ["quantity", ""]] }));
+    refusedAsInvalid(() => facts({ method: "order.place", params: [["symbol", "BTCUSDT"], ["quantity", "1"], ["quoteOrderQty", "100"]] }));
+    const odd = facts({ method: "order.place", params: [["symbol", "BTCUSDT"], ["quantity", "1e3"]] });
+    assert.deepEqual(odd.orders, [{ symbol: "BTCUSDT", quantity: Number.POSITIVE_INFINITY }]);
   });
 });
