@@ -10,6 +10,10 @@ cd "$(dirname "$0")/.."
 mode="${1:-serve}"
 
 need=()
+# pkcs11js and better-sqlite3 compile natively on install (node-gyp: python3, make, g++).
+command -v make >/dev/null || need+=(make)
+command -v g++ >/dev/null || need+=(g++)
+command -v python3 >/dev/null || need+=(python3)
 [ -e /usr/lib/softhsm/libsofthsm2.so ] || [ -e /usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so ] || need+=(softhsm2)
 if [ "$mode" = test ]; then
   command -v gcore >/dev/null || need+=(gdb)
@@ -33,11 +37,16 @@ fi
 
 # npm packages (pkcs11js and better-sqlite3 compile natively: python3, make, g++).
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  echo "custos: installing npm packages" >&2
+  echo "custos: installing npm packages, compiling pkcs11js and better-sqlite3 (about 2 minutes the first time)" >&2
+  started=$SECONDS
   npm ci --no-audit --no-fund --loglevel=error
+  echo "custos: npm packages installed in $((SECONDS - started)) s" >&2
 fi
 
 # The test-only SoftHSM2 build with Ed25519 unwrap (cached in .cache/; about a minute the first time).
+if [ "$mode" = test ] && [ ! -e .cache/softhsm2-eddsa/libsofthsm2.so ]; then
+  echo "custos: building SoftHSM2 with Ed25519 unwrap for the key-migration tests (about a minute, once; cached in .cache/)" >&2
+fi
 [ "$mode" = test ] && bash hsm/softhsm2-eddsa/build.sh >/dev/null
 
 echo "custos: building" >&2

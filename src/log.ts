@@ -17,7 +17,7 @@ export const REDACT_PATHS = [
   "*.wrappedKey",
   "payload",
   "*.payload",
-  // The API passphrase of OKX, Bitget and KuCoin keys travels with sign requests.
+  // The API passphrase of OKX and Bitget keys travels with sign requests (one sent for a KuCoin key is refused, and redacted too).
   "passphrase",
   "*.passphrase",
   "req.headers.authorization",

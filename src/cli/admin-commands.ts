@@ -11,6 +11,8 @@ import { SignatureEncoding } from "../gen/custos/v1/signer.js";
 import { CliError, connect, pinnedFingerprint } from "./context.js";
 import { connectOpts, proposeFromCli, reportProposal, type Opts } from "./officer-context.js";
 import { readSecret } from "./secret-input.js";
+import { readApiPassphrase, signPassphrase } from "./api-passphrase.js";
+import { SIGNED_PASSPHRASE_EXCHANGE, signedPassphraseFingerprint } from "../governance/proposal-input.js";
 
 export { connectOpts } from "./officer-context.js";
 
@@ -56,6 +58,7 @@ export function registerKeyCommands(program: Command): void {
     .option("--algorithm <alg>", "hmac-sha256 | hmac-sha384 | hmac-sha512 (default: the exchange's, else hmac-sha256); ed25519 with --pkcs8-file")
     .option("--pkcs8-file <file>", "ed25519 only: an existing private key to migrate, PKCS#8 PEM or DER in a 0600 file (wrapped here; the HSM must support unwrapping Ed25519 keys)")
     .option("--fingerprint <sha256:hex>", "pinned wrapping-key fingerprint (default: DIR/wrapping-key.fingerprint)")
+    .option("--api-passphrase-file <file>", "kucoinfutures: file (0600) holding the API passphrase; else $CUSTOS_API_PASSPHRASE or a prompt (only its HMAC is sent)")
     .action(async (o: Opts) => {
       const dialect = dialectFor(o.exchange!);
       const algorithm = o.algorithm ?? dialect?.algorithm ?? "hmac-sha256";
@@ -65,15 +68,23 @@ export function registerKeyCommands(program: Command): void {
       if ((algorithm === "ed25519") !== Boolean(o.pkcs8File)) {
         throw new CliError(algorithm === "ed25519" ? "ed25519 keys are generated inside the HSM (`custos key generate`), or migrated with --pkcs8-file FILE" : "--pkcs8-file is for ed25519 keys");
       }
-      const { envelope, publicKeyPem } = o.pkcs8File ? await wrapPkcs8File(o, o.pkcs8File) : { envelope: await wrapSecretFromInput(o, algorithm, `secret for ${o.key}: `, o.exchange!), publicKeyPem: "" };
+      const { envelope, publicKeyPem, signedPassphrase } = o.pkcs8File
+        ? { ...(await wrapPkcs8File(o, o.pkcs8File)), signedPassphrase: "" }
+        : { ...(await wrapSecretFromInput(o, algorithm, `secret for ${o.key}: `, o.exchange!)), publicKeyPem: "" };
       const p = await proposeFromCli(o, {
         kind: {
           $case: "importKey",
-          importKey: { ...fields, algorithm: ALGORITHM_ENUM[algorithm], envelope, publicKeyPem },
+          importKey: { ...fields, algorithm: ALGORITHM_ENUM[algorithm], envelope, publicKeyPem, signedPassphrase },
         },
         ttlSeconds: 0,
       });
       reportProposal(p, `imported ${o.key} version 1`);
+      if (dialect?.signaturesAreLogins) {
+        console.error(
+          `note: every ${o.exchange} signature is also a login, so ${o.key} signs nothing until a policy attests that its ${o.exchange} scope grants ` +
+            `no withdrawal or transfer rights: check the scope at the exchange, then custos key policy --key ${o.key} --policy '{"exchangeScopeExcludesFunds": true}'`,
+        );
+      }
     });
 
   withConnection(key.command("list"))
@@ -100,24 +111,43 @@ function formatKey(k: KeyInfo): string {
  * Reads an exchange secret (stdin or hidden prompt), checks the service's wrapping key against
  * the pinned fingerprint, wraps the secret on this machine and zero-fills the plaintext.
  * HMAC algorithms only: an Ed25519 key is generated inside the HSM, so there is no secret to wrap.
+ * KuCoin Futures: also reads the API passphrase (`--api-passphrase-file`, `$CUSTOS_API_PASSPHRASE`
+ * or a prompt) and returns `signedPassphrase` = base64(HMAC-SHA256(secret, passphrase)), made
+ * here while the secret is in hand; the passphrase itself goes nowhere. "" for other exchanges.
  */
-export async function wrapSecretFromInput(o: Opts, algorithm: SigningAlgorithm, prompt: string, exchange: string): Promise<WrappedKeyEnvelope> {
+export async function wrapSecretFromInput(
+  o: Opts,
+  algorithm: SigningAlgorithm,
+  prompt: string,
+  exchange: string,
+): Promise<{ envelope: WrappedKeyEnvelope; signedPassphrase: string }> {
   if (!isHmacAlgorithm(algorithm)) {
     throw new CliError(`${algorithm} keys are not typed in as secrets: a secret import takes hmac-sha256, hmac-sha384 or hmac-sha512 (ed25519: key generate, or key import --pkcs8-file)`);
   }
+  const withPassphrase = exchange === SIGNED_PASSPHRASE_EXCHANGE;
+  if (!withPassphrase && o.apiPassphraseFile) throw new CliError(`--api-passphrase-file is for ${SIGNED_PASSPHRASE_EXCHANGE} keys`);
   const wrapping = await pinnedWrappingKey(o);
-  const typed = await readSecret(prompt);
-  // Some exchanges hand out a base64 secret but sign with the decoded bytes (Kraken Futures):
-  // the HSM must hold what the HMAC uses.
-  const secret = dialectFor(exchange)?.secretEncoding === "base64" ? decodeBase64Secret(typed) : typed;
-  const padded = padHmacSecret(secret, algorithm);
+  // The passphrase first: a missing one fails before the secret is read.
+  const passphrase = withPassphrase ? await readApiPassphrase(o.apiPassphraseFile, `API passphrase for ${o.key}: `) : undefined;
+  let typed: Buffer | undefined;
+  let secret: Buffer | undefined;
+  let padded: Buffer | undefined;
   try {
+    typed = await readSecret(prompt);
+    // Some exchanges hand out a base64 secret but sign with the decoded bytes (Kraken Futures):
+    // the HSM must hold what the HMAC uses.
+    secret = dialectFor(exchange)?.secretEncoding === "base64" ? decodeBase64Secret(typed) : typed;
+    padded = padHmacSecret(secret, algorithm);
+    const signedPassphrase = passphrase ? signPassphrase(secret, passphrase) : "";
     // buildEnvelope also checks the SPKI against the fingerprint it was served with.
-    return buildEnvelope(padded, wrapping);
+    const envelope = buildEnvelope(padded, wrapping);
+    if (signedPassphrase) console.error(`API passphrase set: signed passphrase sha256 ${signedPassphraseFingerprint(signedPassphrase)}… (as the proposal's summary shows)`);
+    return { envelope, signedPassphrase };
   } finally {
-    typed.fill(0);
-    secret.fill(0);
-    padded.fill(0);
+    passphrase?.fill(0);
+    typed?.fill(0);
+    secret?.fill(0);
+    padded?.fill(0);
   }
 }
 
@@ -245,7 +275,7 @@ export function registerSignRequestCommand(program: Command): void {
     .option("--version <n>", "pin a key version")
     .action(async (o: Opts) => {
       const { signer } = connect(connectOpts(o), "client");
-      const passphrase = process.env.CUSTOS_API_PASSPHRASE ?? ""; // OKX, Bitget, KuCoin; never argv
+      const passphrase = process.env.CUSTOS_API_PASSPHRASE ?? ""; // OKX, Bitget (KuCoin: part of the key); never argv
       const res = await unary(signer, "signExchangeRequest", {
         keyId: o.key!,
         version: o.version ? Number(o.version) : 0,

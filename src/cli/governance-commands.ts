@@ -202,6 +202,7 @@ export function registerKeyLifecycleCommands(program: Command): void {
     .option("--api-key-id <id>", "the exchange's public API key of the new secret (default: unchanged)", "")
     .option("--grace <duration>", "how long the old version still signs for clients that pin it (default 24h)", "24h")
     .option("--fingerprint <sha256:hex>", "pinned wrapping-key fingerprint (default: DIR/wrapping-key.fingerprint)")
+    .option("--api-passphrase-file <file>", "kucoinfutures: file (0600) holding the new API key's passphrase; else $CUSTOS_API_PASSPHRASE or a prompt")
     .action(async (o: Opts) => {
       const { custody } = connect(connectOpts(o), "officer");
       const { keys } = await unary(custody, "listKeys", {}).finally(() => custody.close());
@@ -209,7 +210,8 @@ export function registerKeyLifecycleCommands(program: Command): void {
       if (!current) throw new CliError(`no key ${o.key}`);
       if (current.algorithm === Algorithm.ALGORITHM_ED25519) {
         if (o.apiKeyId) throw new CliError("an Ed25519 key's new API key id is set once the exchange registered its public key: key set-api-key-id");
-        const p = await proposeFromCli(o, { kind: { $case: "rotateKey", rotateKey: { keyId: o.key!, envelope: undefined, apiKeyId: "", graceSeconds: parseDuration(o.grace!) } }, ttlSeconds: 0 });
+        const rotateKey = { keyId: o.key!, envelope: undefined, apiKeyId: "", graceSeconds: parseDuration(o.grace!), signedPassphrase: "" };
+        const p = await proposeFromCli(o, { kind: { $case: "rotateKey", rotateKey }, ttlSeconds: 0 });
         if (p.state === "executed") {
           const { custody: after } = connect(connectOpts(o), "officer");
           const { keys: now } = await unary(after, "listKeys", {}).finally(() => after.close());
@@ -220,8 +222,9 @@ export function registerKeyLifecycleCommands(program: Command): void {
       }
       const algorithm = ({ 1: "hmac-sha256", 2: "hmac-sha384", 3: "hmac-sha512" } as Record<number, string>)[current.algorithm] ?? "";
       if (!isSigningAlgorithm(algorithm)) throw new CliError(`key ${o.key} has an unsupported algorithm`);
-      const envelope = await wrapSecretFromInput(o, algorithm, `new secret for ${o.key}: `, current.exchange);
-      const p = await proposeFromCli(o, { kind: { $case: "rotateKey", rotateKey: { keyId: o.key!, envelope, apiKeyId: o.apiKeyId ?? "", graceSeconds: parseDuration(o.grace!) } }, ttlSeconds: 0 });
+      const { envelope, signedPassphrase } = await wrapSecretFromInput(o, algorithm, `new secret for ${o.key}: `, current.exchange);
+      const rotateKey = { keyId: o.key!, envelope, apiKeyId: o.apiKeyId ?? "", graceSeconds: parseDuration(o.grace!), signedPassphrase };
+      const p = await proposeFromCli(o, { kind: { $case: "rotateKey", rotateKey }, ttlSeconds: 0 });
       reportProposal(p, `rotated ${o.key}: version ${current.versions.length + 1} active`);
     });
 

@@ -25,7 +25,7 @@ export interface ExchangeRequestInput {
   nonce?: string;
   expires?: number;
   recvWindowMs?: number;
-  /** OKX, Bitget, KuCoin. */
+  /** OKX, Bitget (sent in clear). Not KuCoin: its passphrase is part of the key, and a request carrying one is refused. */
   passphrase?: string;
   /** The API key's version at the exchange (KuCoin: "2" or "3"; default 2). */
   apiKeyVersion?: string;

@@ -30,7 +30,7 @@ export interface SigningContext {
   recvWindow?: number;
   /** The exchange's public API key id of the key version that signs. */
   apiKeyId: string;
-  /** The API passphrase (OKX, Bitget, KuCoin), when the key has one. */
+  /** The API passphrase (OKX, Bitget: sent in clear, never signed), when the key has one. */
   passphrase?: string;
   /**
    * KuCoin Futures: the signing key version's KC-API-PASSPHRASE value, base64(HMAC-SHA256(secret,
@@ -60,9 +60,9 @@ export interface SignedExchangeRequest {
 }
 
 /**
- * The bytes to sign and how to turn the HSM's MACs into a signed request. Most exchanges need
- * one HMAC; KuCoin's key version 2+ also signs the passphrase, so `toSign` is a list and
- * `finish` receives one MAC per entry, in order.
+ * The bytes to sign and how to turn the HSM's MACs into a signed request. Every REST dialect
+ * signs one message (`toSign` has one entry), built only from the request and custos's own
+ * values; `finish` receives one MAC per entry, in order.
  */
 export interface PreparedRequest {
   toSign: Buffer[];

@@ -7,8 +7,14 @@
  *
  * `endpoint` is the path with "?" + query string when there is one, signed without URL encoding
  * ("/api/v1/sub/api-key?…&passphrase=abc%21%40%2311" signs "…&passphrase=abc!@#11");
- * `timestamp` is milliseconds and equals KC-API-TIMESTAMP. Both MACs use the same secret, so the
- * HSM signs two messages: the request string, then the passphrase.
+ * `timestamp` is milliseconds and equals KC-API-TIMESTAMP.
+ *
+ * The HSM signs ONE message per request, the request string. KC-API-PASSPHRASE is fixed per key
+ * version: the officer's CLI computes it while it wraps the secret, the quorum approves it with
+ * the import or rotation, and it is stored with the version (`ctx.signedPassphrase`). Taking the
+ * passphrase from the caller and HMACing it here would be an HMAC oracle: a "passphrase" of
+ * timestamp + "POST/api/v1/withdrawals" + body would come back as that withdrawal's KC-API-SIGN.
+ * So a request carrying a passphrase is refused, and custos never HMACs caller bytes for it.
  *
  * No `websocketAuth`: the private WebSocket is opened with a token from POST /api/v1/bullet-private,
  * an ordinary signed REST request (`prepare`); nothing sent on the socket is signed.
@@ -40,7 +46,10 @@ const DELETE: readonly Method[] = ["DELETE"];
  */
 function order(o: Record<string, unknown>): OrderFact {
   const symbol = typeof o.symbol === "string" ? o.symbol : "";
-  if (o.size === undefined && o.closeOrder === true && o.qty === undefined && o.valueQty === undefined) return { symbol, quantity: 0 };
+  const forms = [o.size, o.qty, o.valueQty].filter((v) => v !== undefined).length;
+  if (forms === 0 && o.closeOrder === true) return { symbol, quantity: 0 };
+  // One size form only: with two, custos could measure one while KuCoin uses the other.
+  if (forms > 1) throw new CustosError("INVALID_ARGUMENT", "kucoinfutures: an order names one of size, qty and valueQty");
   return { symbol, quantity: quantity(o.size) };
 }
 const single = (body: unknown): OrderFact[] => (isObject(body) ? [order(body)] : []);
@@ -108,12 +117,15 @@ export type KucoinKeyVersion = "2" | "3";
 const KEY_VERSIONS: readonly string[] = ["2", "3"];
 
 /**
- * KuCoin Futures (`exchange: "kucoinfutures"`): base64 HMAC-SHA256 of the request and of the
- * passphrase. Versions 2 and 3 sign alike and differ only in the KC-API-KEY-VERSION header; the
- * engine states its key's version per request (`apiKeyVersion`), else the instance's default (2).
+ * KuCoin Futures (`exchange: "kucoinfutures"`): base64 HMAC-SHA256 of the request; the passphrase
+ * header is the key version's stored signed passphrase. Versions 2 and 3 sign alike and differ
+ * only in the KC-API-KEY-VERSION header; the engine states its key's version per request
+ * (`apiKeyVersion`), else the instance's default (2).
  */
 export class KucoinFuturesDialect implements Dialect {
   readonly exchange = "kucoinfutures";
+  /** timestamp + METHOD + endpoint (with query) + body; the key id travels unsigned. */
+  readonly binding = { method: true, path: true, query: true, body: true, apiKey: false, timestamp: true, nonce: "n/a", headers: ["KC-API-TIMESTAMP"], host: false } as const;
   readonly algorithm = "hmac-sha256" as const;
   readonly secretEncoding = "utf8" as const;
 
@@ -139,7 +151,9 @@ export class KucoinFuturesDialect implements Dialect {
 
   prepare(req: ExchangeRequest, ctx: SigningContext): PreparedRequest {
     checkRequest(req, ctx);
-    if (!ctx.passphrase) throw new CustosError("INVALID_ARGUMENT", "kucoinfutures keys need the API passphrase");
+    if (ctx.passphrase) throw new CustosError("INVALID_ARGUMENT", "the KuCoin passphrase is part of the key, not of the request: send none");
+    const signedPassphrase = ctx.signedPassphrase;
+    if (!signedPassphrase) throw new CustosError("PRECONDITION_FAILED", "this key version has no KuCoin passphrase: the key's passphrase is set at import or rotation");
     const timestamp = String(ctx.timestamp);
     const query = unencoded(req.query);
     const text = timestamp + req.method + req.path + (query === "" ? "" : `?${query}`) + req.body;
@@ -147,15 +161,15 @@ export class KucoinFuturesDialect implements Dialect {
     // Version 1 sent the passphrase in clear, so it is refused rather than guessed at.
     if (!KEY_VERSIONS.includes(keyVersion)) throw new CustosError("INVALID_ARGUMENT", `kucoinfutures API key version must be 2 or 3, not ${JSON.stringify(keyVersion)}`);
     return {
-      toSign: [Buffer.from(text, "utf8"), Buffer.from(ctx.passphrase, "utf8")],
+      toSign: [Buffer.from(text, "utf8")],
       finish(macs: Buffer[]) {
-        if (macs.length !== 2 || macs.some((m) => m.length !== 32)) throw new CustosError("INTERNAL", "kucoinfutures expects two HMAC-SHA256 (this is a bug)");
+        if (macs.length !== 1 || macs[0]!.length !== 32) throw new CustosError("INTERNAL", "kucoinfutures expects one HMAC-SHA256 (this is a bug)");
         const signature = macs[0]!.toString("base64");
         const headers: Array<[string, string]> = [
           ["KC-API-KEY", ctx.apiKeyId],
           ["KC-API-SIGN", signature],
           ["KC-API-TIMESTAMP", timestamp],
-          ["KC-API-PASSPHRASE", macs[1]!.toString("base64")],
+          ["KC-API-PASSPHRASE", signedPassphrase],
           ["KC-API-KEY-VERSION", keyVersion],
         ];
         if (req.body !== "") headers.push(["Content-Type", "application/json"]);

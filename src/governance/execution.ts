@@ -79,7 +79,19 @@ export class ProposalSteps {
         const objectId = versionObjectId(key.keyId, 1);
         const created = await this.unwrapOnce(p, objectId, `${key.exchange}/${key.keyId}/v1`, key.algorithm === "ed25519" ? ed25519PublicKeyOf(key.publicKeyPem) : undefined);
         faultPoint("import:after-hsm");
-        const first: KeyVersionRecord = { keyId: key.keyId, version: 1, objectId, state: "active", createdAt: done.at, activatedAt: done.at, apiKeyId: null, retireAt: null };
+        // The signed passphrase (KuCoin) is what every request sends in the clear header: neither the passphrase nor the secret.
+        const signedPassphrase = key.signedPassphrase ?? null;
+        const first: KeyVersionRecord = {
+          keyId: key.keyId,
+          version: 1,
+          objectId,
+          state: "active",
+          createdAt: done.at,
+          activatedAt: done.at,
+          apiKeyId: null,
+          retireAt: null,
+          signedPassphrase,
+        };
         await this.orRollBack(created, objectId, () =>
           this.store.createKey({ id: key.keyId, exchange: key.exchange, environment: key.environment, label: key.label, apiKeyId: key.apiKeyId, algorithm: key.algorithm, maxAgeDays: key.maxAgeDays, createdAt: done.at }, first, this.opts.autoGrant, done),
         );
@@ -118,9 +130,11 @@ export class ProposalSteps {
         const graceSeconds = params.graceSeconds as number;
         const retireAt = new Date(Date.parse(done.at) + graceSeconds * 1000).toISOString();
         const apiKeyId = (params.apiKeyId as string) || null;
-        await this.orRollBack(created, objectId, () =>
-          this.store.rotateKey(key.id, { keyId: key.id, version, objectId, state: "active", createdAt: done.at, activatedAt: done.at, apiKeyId, retireAt: null }, retireAt, done),
-        );
+        // KuCoin: the new secret's passphrase HMAC, as approved (the clear header value, not a secret).
+        const signedPassphrase = typeof params.signedPassphrase === "string" ? params.signedPassphrase : null;
+        const next: KeyVersionRecord = { keyId: key.id, version, objectId, state: "active", createdAt: done.at, activatedAt: done.at, apiKeyId, retireAt: null };
+        next.signedPassphrase = signedPassphrase;
+        await this.orRollBack(created, objectId, () => this.store.rotateKey(key.id, next, retireAt, done));
         faultPoint("rotate:after-record");
         return;
       }

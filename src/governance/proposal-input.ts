@@ -1,4 +1,4 @@
-import { createPublicKey, type KeyObject } from "node:crypto";
+import { createHash, createPublicKey, type KeyObject } from "node:crypto";
 import { CustosError } from "../errors.js";
 import { isSigningAlgorithm, type SigningAlgorithm } from "../hsm/algorithms.js";
 import type { ImportEnvelope } from "../hsm/envelope.js";
@@ -24,6 +24,13 @@ export interface NewKeyMetadata {
   maxAgeDays: number;
   /** Ed25519 imports only: the public key (SPKI PEM) the wrapped PKCS#8 must pair with. */
   publicKeyPem?: string;
+  /**
+   * KuCoin Futures imports only, and required there: base64(HMAC-SHA256(secret, API passphrase)),
+   * computed by the officer's CLI while it holds the secret, so the quorum's digest binds it.
+   * It is what every request sends in the clear KC-API-PASSPHRASE header; custos never sees the
+   * passphrase and never HMACs caller bytes for it.
+   */
+  signedPassphrase?: string;
 }
 
 /** A passkey's public half, as the console verified it from the authenticator's attestation. */
@@ -42,8 +49,11 @@ export interface PasskeySpec {
 /** What an officer asks for. Everything but the envelope goes into the signed content. */
 export type ProposalInput =
   | { kind: "import_key"; key: NewKeyMetadata; envelope: ImportEnvelope }
-  /** An HMAC key's new secret comes wrapped; an Ed25519 key's new pair is generated in the HSM (no envelope). */
-  | { kind: "rotate_key"; keyId: string; apiKeyId: string; graceSeconds: number; envelope?: ImportEnvelope }
+  /**
+   * An HMAC key's new secret comes wrapped; an Ed25519 key's new pair is generated in the HSM (no
+   * envelope). A KuCoin Futures key's new secret comes with its `signedPassphrase` (required there).
+   */
+  | { kind: "rotate_key"; keyId: string; apiKeyId: string; graceSeconds: number; envelope?: ImportEnvelope; signedPassphrase?: string }
   | { kind: "destroy_version"; keyId: string; version: number }
   | { kind: "set_grants"; identity: string; name: string; cidrs: string[]; keyIds: string[]; canFreeze: boolean }
   | { kind: "set_policy"; keyId: string; policyJson: string }
@@ -63,6 +73,8 @@ export const KEY_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const EXCHANGE = /^[a-z0-9][a-z0-9_-]{0,31}$/;
 const OFFICER_ID = /^[a-z0-9][a-z0-9._-]{0,31}$/;
 const BASE64URL = /^[A-Za-z0-9_-]+$/;
+/** The one exchange whose keys carry a signed passphrase (its dialect sends it per request). */
+export const SIGNED_PASSPHRASE_EXCHANGE = "kucoinfutures";
 
 const invalid = (message: string) => new CustosError("INVALID_ARGUMENT", message);
 
@@ -82,12 +94,18 @@ export function validateInput(input: ProposalInput): void {
       if (!isSigningAlgorithm(k.algorithm)) throw invalid("unsupported algorithm");
       if (!Number.isInteger(k.maxAgeDays) || k.maxAgeDays < 1 || k.maxAgeDays > 3650) throw invalid("max age must be 1–3650 days");
       if (k.apiKeyId.length > 256 || k.label.length > 256) throw invalid("api key id and label are at most 256 characters");
+      // Only an imported secret can carry its passphrase's HMAC (a generated key has no secret to compute it with).
+      if (input.kind === "import_key" && k.exchange === SIGNED_PASSPHRASE_EXCHANGE) checkSignedPassphrase(k.signedPassphrase);
+      else if (k.signedPassphrase !== undefined) throw invalid(`only a ${SIGNED_PASSPHRASE_EXCHANGE} import carries a signed passphrase`);
+      else if (k.exchange === SIGNED_PASSPHRASE_EXCHANGE) throw invalid(`${SIGNED_PASSPHRASE_EXCHANGE} keys are HMAC secrets imported with their passphrase`);
       return;
     }
     case "rotate_key":
       if (!KEY_ID.test(input.keyId)) throw invalid("invalid key id");
       if (input.apiKeyId.length > 256) throw invalid("api key id is too long");
       if (!Number.isInteger(input.graceSeconds) || input.graceSeconds < 0 || input.graceSeconds > MAX_GRACE_SECONDS) throw invalid("grace must be 0–30 days");
+      // Whether the key needs one is known from its exchange (ProposalPreconditions); here only the shape.
+      if (input.signedPassphrase !== undefined) checkSignedPassphrase(input.signedPassphrase);
       return;
     case "set_api_key_id":
       if (!KEY_ID.test(input.keyId)) throw invalid("invalid key id");
@@ -151,7 +169,15 @@ export function contentOf(input: ProposalInput): { kind: ProposalKind; target: s
     case "generate_key":
       return { kind: input.kind, target: input.key.keyId, params: { ...input.key } };
     case "rotate_key":
-      return { kind: input.kind, target: input.keyId, params: { apiKeyId: input.apiKeyId, graceSeconds: input.graceSeconds } };
+      return {
+        kind: input.kind,
+        target: input.keyId,
+        params: {
+          apiKeyId: input.apiKeyId,
+          graceSeconds: input.graceSeconds,
+          ...(input.signedPassphrase !== undefined ? { signedPassphrase: input.signedPassphrase } : {}),
+        },
+      };
     case "destroy_version":
       return { kind: input.kind, target: input.keyId, params: { version: input.version } };
     case "set_api_key_id":
@@ -183,6 +209,22 @@ export function contentOf(input: ProposalInput): { kind: ProposalKind; target: s
     case "remove_credential":
       return { kind: input.kind, target: input.officerId, params: { credentialKind: "passkey", credentialId: input.credentialId } };
   }
+}
+
+/**
+ * A signed passphrase must be canonical base64 of exactly one HMAC-SHA256 (32 bytes): anything
+ * else cannot be what KuCoin compares, and a raw passphrase pasted by mistake is refused.
+ */
+export function checkSignedPassphrase(value: string | undefined): void {
+  if (value === undefined || value === "") throw invalid(`a ${SIGNED_PASSPHRASE_EXCHANGE} key needs its signed passphrase (base64(HMAC-SHA256(secret, passphrase)))`);
+  if (!/^[A-Za-z0-9+/]{43}=$/.test(value) || Buffer.from(value, "base64").toString("base64") !== value) {
+    throw invalid("the signed passphrase must be the base64 of a 32-byte HMAC-SHA256");
+  }
+}
+
+/** First 8 hex of the SHA-256 of a signed passphrase: what summaries and the CLI show instead of it. */
+export function signedPassphraseFingerprint(signed: string): string {
+  return createHash("sha256").update(signed, "utf8").digest("hex").slice(0, 8);
 }
 
 /** The DER SPKI of an Ed25519 public key in PEM; INVALID_ARGUMENT for anything else. */

@@ -5,7 +5,7 @@ import type { Store } from "../store/store.js";
 import type { OfficerRecord } from "./model.js";
 import { parseOfficerPublicKey } from "./officer-key.js";
 import type { ProposalContent } from "./proposal.js";
-import type { ProposalInput } from "./proposal-input.js";
+import { SIGNED_PASSPHRASE_EXCHANGE, checkSignedPassphrase, type ProposalInput } from "./proposal-input.js";
 import { checkRemovable } from "./execution.js";
 import { validateRules } from "./quorum.js";
 
@@ -57,6 +57,9 @@ export class ProposalPreconditions {
           if (!input.envelope) throw new CustosError("INVALID_ARGUMENT", "envelope is required");
           this.checkEnvelope(input.envelope);
         }
+        // KuCoin's passphrase header is the HMAC of the passphrase under the secret: a new secret needs a new one.
+        if (key.exchange === SIGNED_PASSPHRASE_EXCHANGE) checkSignedPassphrase(input.signedPassphrase);
+        else if (input.signedPassphrase !== undefined) throw new CustosError("INVALID_ARGUMENT", `only a ${SIGNED_PASSPHRASE_EXCHANGE} key carries a signed passphrase`);
         if (await open("rotate_key", input.keyId)) throw new CustosError("PRECONDITION_FAILED", `a rotation of ${input.keyId} is already in flight`);
         return;
       }

@@ -4,7 +4,12 @@ import type { Store } from "../store/store.js";
 import type { ProposalRecord } from "./model.js";
 import { publicKeyFingerprint } from "./officer-key.js";
 import type { ProposalContent } from "./proposal.js";
-import { ed25519PublicKeyOf } from "./proposal-input.js";
+import { ed25519PublicKeyOf, signedPassphraseFingerprint } from "./proposal-input.js";
+
+/** What officers approving a Deribit import must know: the key is useless until they attest its exchange-side scope. */
+const DERIBIT_SCOPE_NOTE =
+  "deribit: every signature is also a login, so this key signs nothing until a set_policy proposal attests that its Deribit scope " +
+  "grants no withdrawal or transfer rights (exchangeScopeExcludesFunds): check the key's scope at Deribit first";
 
 /** Proposal kinds whose target is a key id. */
 export const KEY_KINDS: ReadonlySet<string> = new Set(["import_key", "generate_key", "rotate_key", "destroy_version", "set_policy", "set_api_key_id"]);
@@ -28,6 +33,8 @@ export async function summarise(store: Store, p: ProposalRecord): Promise<string
         `wrapped ${params.publicKeyPem ? "private key" : "secret"} sha256 ${c.materialSha256 ?? "?"}`,
         // A migrated Ed25519 key: the HSM checks the unwrapped key against this public key.
         ...(typeof params.publicKeyPem === "string" ? [`public key sha256 ${createHash("sha256").update(ed25519PublicKeyOf(params.publicKeyPem)).digest("hex")}`] : []),
+        ...passphraseLine(params.signedPassphrase),
+        ...(params.exchange === "deribit" ? [DERIBIT_SCOPE_NOTE] : []),
       ];
     case "rotate_key": {
       const next = key ? Math.max(...key.versions.map((v) => v.version)) + 1 : 1;
@@ -43,6 +50,7 @@ export async function summarise(store: Store, p: ProposalRecord): Promise<string
         `versions: ${versions(key)} → v${next} active${active ? `, v${active.version} retiring` : ""}`,
         `API key id: ${JSON.stringify(key?.apiKeyId ?? "")} → ${JSON.stringify(params.apiKeyId || key?.apiKeyId || "")}`,
         `wrapped secret sha256 ${c.materialSha256 ?? "?"}`,
+        ...passphraseLine(params.signedPassphrase),
       ];
     }
     case "set_api_key_id": {
@@ -99,4 +107,14 @@ export async function summarise(store: Store, p: ProposalRecord): Promise<string
     default:
       return [`${c.kind} ${c.target}`];
   }
+}
+
+/**
+ * KuCoin: that the passphrase is set, with a short fingerprint of the signed passphrase so an
+ * officer can compare it with what their CLI computed — never the value, which a request header
+ * would accept as is.
+ */
+function passphraseLine(signed: unknown): string[] {
+  if (typeof signed !== "string") return [];
+  return [`API passphrase: set (signed passphrase sha256 ${signedPassphraseFingerprint(signed)}…)`];
 }

@@ -33,6 +33,13 @@ export interface KeyVersionRecord {
   apiKeyId?: string | null;
   /** End of the grace period of a retiring version; its HSM object is destroyed then. */
   retireAt?: string | null;
+  /**
+   * KuCoin Futures: base64(HMAC-SHA256(secret, API passphrase)) of this version's secret, set by
+   * the import or rotation the quorum approved. Not a secret: it is the value sent in the clear
+   * KC-API-PASSPHRASE header of every request (and returned to every engine); neither the
+   * passphrase nor the secret can be recovered from it. Null for every other exchange.
+   */
+  signedPassphrase?: string | null;
 }
 
 export interface KeyWithVersions extends KeyRecord {

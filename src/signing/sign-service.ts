@@ -163,7 +163,7 @@ export class SignService {
       if (dialect.signaturesAreLogins) checkExchangeScope(policy, key.exchange);
       const prepared = dialect.prepare(req.request, ctx);
       const toSign = prepared.toSign;
-      // One MAC for every exchange but KuCoin (two): no array copies on the common path.
+      // One MAC per REST request: no array copies on the common path (signEach stays for dialects that need more).
       const macs = toSign.length === 1 ? [await this.hsm.sign(v.objectId, key.algorithm, toSign[0]!)] : await this.signEach(v.objectId, key.algorithm, toSign);
       const signed = prepared.finish(macs) as ExchangeSignResult;
       this.audit.record(
@@ -380,7 +380,7 @@ export interface ExchangeSignRequest {
   nonce: string;
   expires: number;
   recvWindowMs: number;
-  /** The key's API passphrase (OKX, Bitget, KuCoin); never logged or stored. */
+  /** The key's API passphrase (OKX, Bitget; KuCoin's is fixed at import); never logged or stored. */
   passphrase: string;
   /** The API key's version at the exchange (KuCoin "2" / "3"); "" = the dialect's default. */
   apiKeyVersion?: string;

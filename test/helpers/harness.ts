@@ -16,7 +16,7 @@ import { status } from "@grpc/grpc-js";
 import { custodyClient, readConnectionFile, signerClient, unary, type ConnectionFile } from "../../src/client/connection.js";
 import { defaultSofthsmModule, embeddedConfig, loadConfig, type CustosConfig } from "../../src/config/config.js";
 import { createDevCa, issueClientCert, issueServerCert, writeIssued } from "../../src/pki/index.js";
-import type { KeyObject } from "node:crypto";
+import { createHmac, type KeyObject } from "node:crypto";
 import { loadOfficerKey, propose } from "../../src/client/officer.js";
 import { Environment, type CustodyClient, type ProposalInfo, type ProposeRequest, type WrappedKeyEnvelope } from "../../src/gen/custos/v1/custody.js";
 import { ALGORITHM_ENUM } from "../../src/transport/grpc/enums.js";
@@ -98,14 +98,19 @@ export async function proposeAndApprove(custody: CustodyClient, request: Propose
   return propose(custody, request, approvers.get(custody));
 }
 
-/** Imports a secret the way an officer's CLI does: envelope built here, unwrapped in the HSM. */
+/**
+ * Imports a secret the way an officer's CLI does: envelope built here, unwrapped in the HSM.
+ * `apiPassphrase` (KuCoin Futures keys): its HMAC under the secret goes into the proposal, as
+ * `custos key import --api-passphrase-file` sends it; `signedPassphrase` sends a value as is.
+ */
 export async function importSecret(
   custody: CustodyClient,
   keyId: string,
   secret: Buffer,
-  opts: { algorithm?: SigningAlgorithm; exchange?: string; apiKeyId?: string } = {},
+  opts: { algorithm?: SigningAlgorithm; exchange?: string; apiKeyId?: string; apiPassphrase?: string; signedPassphrase?: string } = {},
 ): Promise<ProposalInfo> {
   const algorithm = opts.algorithm ?? "hmac-sha256";
+  const signedPassphrase = opts.signedPassphrase ?? (opts.apiPassphrase === undefined ? "" : createHmac("sha256", secret).update(opts.apiPassphrase).digest("base64"));
   const envelope = await envelopeFor(custody, secret, algorithm);
   const p = await proposeAndApprove(custody, {
     kind: {
@@ -120,6 +125,7 @@ export async function importSecret(
         envelope,
         maxAgeDays: 0,
         publicKeyPem: "",
+        signedPassphrase,
       },
     },
     ttlSeconds: 0,

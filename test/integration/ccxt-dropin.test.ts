@@ -31,6 +31,8 @@ interface Case {
   apiKey: string;
   secret: string;
   password?: string;
+  /** The passphrase is part of the custos key (KuCoin): the ccxt instance signing through custos has none. */
+  passwordInKey?: boolean;
   /** An order first, then a read. */
   calls: Call[];
 }
@@ -138,6 +140,7 @@ const CASES: Case[] = [
     apiKey: "0123456789abcdef01234567",
     secret: "01234567-89ab-cdef-0123-456789abcdef",
     password: "kucoin-passphrase",
+    passwordInKey: true,
     calls: [
       ["futuresPrivatePostOrders", { clientOid: "custos-1", side: "buy", symbol: "XBTUSDTM", type: "limit", price: "30000", size: 1, leverage: 5 }],
       ["futuresPrivateGetAccountOverview", { currency: "USDT" }],
@@ -147,7 +150,8 @@ const CASES: Case[] = [
 
 /** The same ccxt exchange twice: the fixed clock and ids ccxt would otherwise draw at random, and a recorder for HTTP. */
 function instance(c: Case, withSecret: boolean): { ex: Exchange; sent: Sent[] } {
-  const ex = c.make({ apiKey: c.apiKey, ...(withSecret ? { secret: c.secret } : {}), ...(c.password ? { password: c.password } : {}), enableRateLimit: false });
+  const password = c.password && (withSecret || !c.passwordInKey) ? { password: c.password } : {};
+  const ex = c.make({ apiKey: c.apiKey, ...(withSecret ? { secret: c.secret } : {}), ...password, enableRateLimit: false });
   ex.milliseconds = () => T;
   ex.nonce = () => T;
   ex.seconds = () => Math.floor(T / 1000);
@@ -186,8 +190,12 @@ describe("ccxt drop-in: withCustos", () => {
       const dialect = dialectFor(c.dialect);
       assert.ok(dialect, c.dialect);
       const bytes = Buffer.from(c.secret, dialect.secretEncoding === "base64" ? "base64" : "utf8");
-      await importSecret(svc.custody, c.id, bytes, { exchange: c.dialect, algorithm: dialect.algorithm, apiKeyId: c.apiKey });
+      // KuCoin: the passphrase's HMAC is fixed at import, as `custos key import --api-passphrase-file` sends it.
+      await importSecret(svc.custody, c.id, bytes, { exchange: c.dialect, algorithm: dialect.algorithm, apiKeyId: c.apiKey, ...(c.passwordInKey ? { apiPassphrase: c.password! } : {}) });
     }
+    // Every Deribit signature is also a login: the quorum attests the key's Deribit scope moves no funds.
+    const attested = await proposeAndApprove(svc.custody, { kind: { $case: "setPolicy", setPolicy: { keyId: "deribit", policyJson: JSON.stringify({ exchangeScopeExcludesFunds: true }) } }, ttlSeconds: 0 });
+    assert.equal(attested.state, "executed", attested.failure);
     client = CustosClient.fromDataDir(svc.dir);
   });
   after(async () => {
@@ -384,6 +392,31 @@ describe("ccxt drop-in: withCustos", () => {
     withCustos(viaCustos.ex, { keyId: c.id, client: lying });
     await assert.rejects(run(viaCustos.ex, c.calls[0]!), (e: unknown) => e instanceof CcxtCustosError && e.code === "SIGNED_REQUEST_MISMATCH");
     assert.deepEqual(viaCustos.sent, []);
+  });
+
+  it("never sends a KuCoin passphrase (it is part of the key), even when ccxt holds one; OKX still sends its own", async () => {
+    const seen: Array<{ id: string; passphrase: string | undefined }> = [];
+    const recording = (id: string) => ({
+      signExchangeRequest: async (input: Parameters<CustosClient["signExchangeRequest"]>[0]) => {
+        seen.push({ id, passphrase: input.passphrase });
+        return client.signExchangeRequest(input);
+      },
+    });
+    const kucoin = CASES.find((x) => x.id === "kucoinfutures")!;
+    const okx = CASES.find((x) => x.id === "okx")!;
+    // ccxt with its password set (a bot configured the old way): still byte-identical, nothing sent.
+    const plain = instance(kucoin, true);
+    const withPassword = instance({ ...kucoin, passwordInKey: false }, false);
+    withCustos(withPassword.ex, { keyId: kucoin.id, client: recording("kucoin") });
+    const viaOkx = instance(okx, false);
+    withCustos(viaOkx.ex, { keyId: okx.id, client: recording("okx") });
+    for (const call of kucoin.calls) {
+      await run(plain.ex, call);
+      await run(withPassword.ex, call);
+    }
+    await run(viaOkx.ex, okx.calls[0]!);
+    assert.deepEqual(withPassword.sent, plain.sent);
+    assert.deepEqual(seen, [{ id: "kucoin", passphrase: undefined }, { id: "kucoin", passphrase: undefined }, { id: "okx", passphrase: okx.password }]);
   });
 
   it("ccxt pro WebSocket login is not covered: its HMAC outside a REST request is refused", async () => {

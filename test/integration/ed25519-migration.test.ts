@@ -118,7 +118,7 @@ describe("Ed25519 key migration (wrapped PKCS#8) into SoftHSM2 with EdDSA unwrap
     const envelope = buildEnvelope(der, { spkiPem: wrapping.spkiPem, fingerprint: wrapping.fingerprint, oaepHash: wrapping.oaepHash as "sha1" });
     await expectDenied(
       proposeAndApprove(svc.custody, {
-        kind: { $case: "importKey", importKey: { keyId: "swapped", exchange: "custom", environment: Environment.ENVIRONMENT_TESTNET, label: "", apiKeyId: "", algorithm: Algorithm.ALGORITHM_ED25519, envelope, maxAgeDays: 0, publicKeyPem: claimed } },
+        kind: { $case: "importKey", importKey: { keyId: "swapped", exchange: "custom", environment: Environment.ENVIRONMENT_TESTNET, label: "", apiKeyId: "", algorithm: Algorithm.ALGORITHM_ED25519, envelope, maxAgeDays: 0, publicKeyPem: claimed, signedPassphrase: "" } },
         ttlSeconds: 0,
       }),
       status.INVALID_ARGUMENT,

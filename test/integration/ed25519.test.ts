@@ -389,13 +389,13 @@ describe("Ed25519 key pairs generated in SoftHSM2", () => {
     const wrapping = await unary(svc.custody, "getWrappingKey", {});
     const envelope = buildEnvelope(randomBytes(32), { spkiPem: wrapping.spkiPem, fingerprint: wrapping.fingerprint, oaepHash: wrapping.oaepHash as "sha1" });
     await expectDenied(
-      proposeAndApprove(svc.custody, { kind: { $case: "importKey", importKey: { ...key, algorithm: Algorithm.ALGORITHM_ED25519, envelope, publicKeyPem: "" } }, ttlSeconds: 0 }),
+      proposeAndApprove(svc.custody, { kind: { $case: "importKey", importKey: { ...key, algorithm: Algorithm.ALGORITHM_ED25519, envelope, publicKeyPem: "", signedPassphrase: "" } }, ttlSeconds: 0 }),
       status.INVALID_ARGUMENT,
       "INVALID_ARGUMENT",
     );
     const rsaPublic = generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey.export({ format: "pem", type: "spki" }).toString();
     await expectDenied(
-      proposeAndApprove(svc.custody, { kind: { $case: "importKey", importKey: { ...key, algorithm: Algorithm.ALGORITHM_ED25519, envelope, publicKeyPem: rsaPublic } }, ttlSeconds: 0 }),
+      proposeAndApprove(svc.custody, { kind: { $case: "importKey", importKey: { ...key, algorithm: Algorithm.ALGORITHM_ED25519, envelope, publicKeyPem: rsaPublic, signedPassphrase: "" } }, ttlSeconds: 0 }),
       status.INVALID_ARGUMENT,
       "INVALID_ARGUMENT",
     );
@@ -439,13 +439,13 @@ describe("Ed25519 key pairs generated in SoftHSM2", () => {
     const keyInfo = async () => (await unary(svc.custody, "listKeys", {})).keys.find((k) => k.keyId === "bn-ed")!;
     const v1Pem = (await keyInfo()).publicKeyPem;
     const rotate = (extra: { envelope?: Awaited<ReturnType<typeof envelopeFor>>; apiKeyId?: string } = {}) =>
-      unary(svc.custody, "propose", { kind: { $case: "rotateKey", rotateKey: { keyId: "bn-ed", envelope: extra.envelope, apiKeyId: extra.apiKeyId ?? "", graceSeconds: 3600 } }, ttlSeconds: 0 });
+      unary(svc.custody, "propose", { kind: { $case: "rotateKey", rotateKey: { keyId: "bn-ed", envelope: extra.envelope, apiKeyId: extra.apiKeyId ?? "", graceSeconds: 3600, signedPassphrase: "" } }, ttlSeconds: 0 });
 
     // An envelope or an API key id cannot come with an Ed25519 rotation: the pair is generated, the id assigned later.
     await expectDenied(rotate({ envelope: await envelopeFor(svc.custody, randomBytes(32)) }), status.INVALID_ARGUMENT, "INVALID_ARGUMENT");
     await expectDenied(rotate({ apiKeyId: "guess" }), status.INVALID_ARGUMENT, "INVALID_ARGUMENT");
 
-    const rotated = await proposeAndApprove(svc.custody, { kind: { $case: "rotateKey", rotateKey: { keyId: "bn-ed", envelope: undefined, apiKeyId: "", graceSeconds: 3600 } }, ttlSeconds: 0 });
+    const rotated = await proposeAndApprove(svc.custody, { kind: { $case: "rotateKey", rotateKey: { keyId: "bn-ed", envelope: undefined, apiKeyId: "", graceSeconds: 3600, signedPassphrase: "" } }, ttlSeconds: 0 });
     assert.equal(rotated.state, "executed", rotated.failure);
     const pending = (await keyInfo()).versions.find((v) => v.version === 2)!;
     assert.equal(pending.state, "pending");

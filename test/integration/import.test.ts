@@ -65,6 +65,7 @@ describe("key import into SoftHSM2", () => {
       envelope,
       maxAgeDays: 0,
       publicKeyPem: "",
+      signedPassphrase: "",
     };
   }
 

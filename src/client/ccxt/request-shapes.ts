@@ -17,7 +17,7 @@ export interface CcxtRequest {
   body: string;
   /** Header lookup, case-insensitive. */
   header(name: string): string | undefined;
-  /** The exchange's `password` (OKX, Bitget, KuCoin: the API passphrase, sent per request). */
+  /** The exchange's `password` (OKX, Bitget: the API passphrase, sent per request; never KuCoin's). */
   password: string | undefined;
 }
 
@@ -37,6 +37,11 @@ export interface RequestShape {
   readonly extraHeaders?: Readonly<Record<string, "add" | "skip">>;
   /** ccxt sends no nonce, and the exchange takes requests without one (withCustos `omitOptionalNonce`). */
   readonly optionalNonce?: boolean;
+  /**
+   * The passphrase is part of the custos key (KuCoin: its HMAC is fixed at import): ccxt's
+   * `password` is never sent to custos, and ccxt gets a placeholder when it has none.
+   */
+  readonly passphraseInKey?: boolean;
   toCustos(req: CcxtRequest, tokens: readonly string[]): CustosFields;
 }
 
@@ -170,15 +175,19 @@ const gate: RequestShape = {
   },
 };
 
-/** KuCoin: two MACs (request and passphrase); the key version comes from ccxt's header. */
+/**
+ * KuCoin: one MAC, of the request; the key version comes from ccxt's header. ccxt's passphrase
+ * MAC (a placeholder token here) is bound to the KC-API-PASSPHRASE custos stores with the key,
+ * so no passphrase is sent: custos refuses one rather than HMAC caller bytes.
+ */
 const kucoinfutures: RequestShape = {
   dialect: "kucoinfutures",
+  passphraseInKey: true,
   toCustos(req) {
     return {
       ...base(req),
       timestampMs: integer(required(req, "KC-API-TIMESTAMP"), "KC-API-TIMESTAMP"),
       apiKeyVersion: required(req, "KC-API-KEY-VERSION"),
-      ...passphrase(req),
     };
   },
 };

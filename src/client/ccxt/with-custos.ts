@@ -61,6 +61,8 @@ export interface WithCustosOptions {
 /** The base64 of a fixed text: valid as any exchange's secret encoding, never a real secret. */
 const PLACEHOLDER_SECRET = Buffer.from("custos holds this API secret; ccxt never sees it.").toString("base64");
 const PLACEHOLDER_KEYS = [Buffer.from(PLACEHOLDER_SECRET, "utf8"), Buffer.from(PLACEHOLDER_SECRET, "base64")];
+/** ccxt insists on a password where the exchange has one; KuCoin's lives in the custos key. */
+const PLACEHOLDER_PASSWORD = "custos holds this key's passphrase";
 /** Tokens built with sign()'s placeholder MACs that fetch() has not sent yet (bounded: sign() may be called alone). */
 const MAX_PENDING = 1024;
 
@@ -71,8 +73,9 @@ interface Attached {
 const attached = new WeakMap<object, Attached>();
 
 /**
- * Makes `exchange` (a ccxt exchange constructed with `apiKey` and, where the exchange has
- * one, `password` — but no `secret`) sign its private REST requests through custos. Returns
+ * Makes `exchange` (a ccxt exchange constructed with `apiKey` and, for OKX and Bitget,
+ * `password` — but no `secret`; KuCoin's passphrase is part of the custos key, so its
+ * `password` is neither needed nor sent) sign its private REST requests through custos. Returns
  * the same object. Throws `CcxtCustosError` `SECRET_ON_EXCHANGE` if the exchange has a secret
  * and `NOT_SUPPORTED` for an exchange without a custos dialect.
  */
@@ -96,6 +99,9 @@ export function withCustos<E extends CcxtExchangeLike>(exchange: E, opts: WithCu
       if (v !== undefined && v !== PLACEHOLDER_SECRET) throw new CcxtCustosError("SECRET_ON_EXCHANGE", `${exchange.id}: custos holds the secret; do not set one`);
     },
   });
+
+  // ccxt's KuCoin passphrase MAC is a placeholder token (hooked hmac below), bound to custos's header.
+  if (shape.passphraseInKey && !exchange.password) exchange.password = PLACEHOLDER_PASSWORD;
 
   const tag = randomBytes(6).toString("hex");
   const tokenPattern = new RegExp(`custos${tag}mac\\d+z`, "g");
@@ -192,7 +198,8 @@ async function signThroughCustos(
     query,
     body: out.body ?? "",
     header: (name) => headerEntries.find(([k]) => k.toLowerCase() === name.toLowerCase())?.[1],
-    password: exchange.password || undefined,
+    // Never KuCoin's: its passphrase header comes from the key, and custos refuses one per request.
+    password: shape.passphraseInKey ? undefined : exchange.password || undefined,
   };
   let fields;
   try {

@@ -102,8 +102,10 @@ export class SqliteKeyTables extends SqliteTables {
 
   private insertVersion(v: KeyVersionRecord): void {
     this.db
-      .prepare("INSERT INTO key_versions (key_id, version, object_id, state, created_at, activated_at, api_key_id, retire_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
-      .run(v.keyId, v.version, v.objectId, v.state, v.createdAt, v.activatedAt, v.apiKeyId ?? null, v.retireAt ?? null);
+      .prepare(
+        "INSERT INTO key_versions (key_id, version, object_id, state, created_at, activated_at, api_key_id, retire_at, signed_passphrase) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      )
+      .run(v.keyId, v.version, v.objectId, v.state, v.createdAt, v.activatedAt, v.apiKeyId ?? null, v.retireAt ?? null, v.signedPassphrase ?? null);
   }
 }
 
@@ -132,5 +134,6 @@ function toVersion(r: Row): KeyVersionRecord {
     activatedAt: (r.activated_at as string | null) ?? null,
     apiKeyId: (r.api_key_id as string | null) ?? null,
     retireAt: (r.retire_at as string | null) ?? null,
+    signedPassphrase: (r.signed_passphrase as string | null) ?? null,
   };
 }

@@ -142,4 +142,10 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX webauthn_challenges_expiry ON webauthn_challenges (expires_at);
   `,
+  // 5: a KuCoin Futures key version's signed passphrase, base64(HMAC-SHA256(secret, passphrase)),
+  // fixed by the quorum at import or rotation. Not a secret (every request sends it in the clear
+  // KC-API-PASSPHRASE header); the passphrase itself is never stored. NULL for other exchanges.
+  `
+  ALTER TABLE key_versions ADD COLUMN signed_passphrase TEXT;
+  `,
 ];

@@ -88,13 +88,25 @@ function proposalInput(r: ProposeRequest): ProposalInput {
       const i = k.importKey;
       return {
         kind: "import_key",
-        key: { ...newKeyOf(i), ...(i.publicKeyPem ? { publicKeyPem: i.publicKeyPem } : {}) },
+        // "" (proto3's absent) stays absent, so validateInput can tell "none" from a malformed value.
+        key: {
+          ...newKeyOf(i),
+          ...(i.publicKeyPem ? { publicKeyPem: i.publicKeyPem } : {}),
+          ...(i.signedPassphrase ? { signedPassphrase: i.signedPassphrase } : {}),
+        },
         envelope: envelopeOf(i.envelope),
       };
     }
     case "rotateKey": {
       const i = k.rotateKey;
-      return { kind: "rotate_key", keyId: i.keyId, apiKeyId: i.apiKeyId, graceSeconds: i.graceSeconds || DEFAULT_GRACE_SECONDS, ...(i.envelope ? { envelope: envelopeOf(i.envelope) } : {}) };
+      return {
+        kind: "rotate_key",
+        keyId: i.keyId,
+        apiKeyId: i.apiKeyId,
+        graceSeconds: i.graceSeconds || DEFAULT_GRACE_SECONDS,
+        ...(i.envelope ? { envelope: envelopeOf(i.envelope) } : {}),
+        ...(i.signedPassphrase ? { signedPassphrase: i.signedPassphrase } : {}),
+      };
     }
     case "generateKey": {
       const i = k.generateKey;

@@ -8,7 +8,9 @@ import { CustosError } from "../../../src/errors.js";
 
 const SECRET = "kucoin-test-secret-0123456789abcdef";
 const T = 1_700_000_000_000;
-const ctx = (over: Partial<SigningContext> = {}): SigningContext => ({ timestamp: T, expires: 0, nonce: "", apiKeyId: "kc-key", passphrase: "kc-pass", ...over });
+/** The key version's stored KC-API-PASSPHRASE, as `custos key import` computes it from the passphrase "kc-pass". */
+const SIGNED_PASSPHRASE = createHmac("sha256", SECRET).update("kc-pass").digest("base64");
+const ctx = (over: Partial<SigningContext> = {}): SigningContext => ({ timestamp: T, expires: 0, nonce: "", apiKeyId: "kc-key", signedPassphrase: SIGNED_PASSPHRASE, ...over });
 const req = (method: ExchangeRequest["method"], path: string, query = "", body = ""): ExchangeRequest => ({ method, path, query, body });
 
 /** Stands in for the HSM: one HMAC-SHA256 per message, keyed with the UTF-8 secret. */
@@ -36,21 +38,42 @@ function ccxtKucoinFutures() {
 describe("kucoinfutures dialect: string to sign", () => {
   // https://www.kucoin.com/docs-new/authentication publishes the rules and code samples but no
   // secret with an expected signature: the MACs are cross-checked against ccxt below.
-  it("signs timestamp + METHOD + endpoint + body, then the passphrase", () => {
+  it("signs timestamp + METHOD + endpoint + body, and nothing else (no HMAC oracle)", () => {
     const p = kucoinfutures.prepare(req("GET", "/api/v1/account-overview", "currency=USDT"), ctx());
-    assert.deepEqual(
-      p.toSign.map((m) => m.toString("utf8")),
-      [`${T}GET/api/v1/account-overview?currency=USDT`, "kc-pass"],
-    );
+    assert.equal(p.toSign.length, 1);
+    assert.deepEqual(p.toSign[0], Buffer.from(`${T}GET/api/v1/account-overview?currency=USDT`, "utf8"));
     const signed = p.finish(hsm(p));
     assert.deepEqual(signed.headers, [
       ["KC-API-KEY", "kc-key"],
       ["KC-API-SIGN", b64mac(`${T}GET/api/v1/account-overview?currency=USDT`)],
       ["KC-API-TIMESTAMP", String(T)],
-      ["KC-API-PASSPHRASE", b64mac("kc-pass")],
+      ["KC-API-PASSPHRASE", SIGNED_PASSPHRASE],
       ["KC-API-KEY-VERSION", "2"],
     ]);
     assert.equal(signed.signature, header(signed.headers, "KC-API-SIGN"));
+  });
+
+  it("sends the key version's precomputed passphrase as is: base64(HMAC-SHA256(secret, passphrase))", () => {
+    // The documented passphrase rule, cross-checked with node:crypto on an independent secret and passphrase.
+    const secret = "another-kucoin-secret-fedcba9876543210";
+    const signedPassphrase = createHmac("sha256", secret).update("Pass phrase!1").digest("base64");
+    const p = kucoinfutures.prepare(req("GET", "/api/v1/positions"), ctx({ signedPassphrase }));
+    assert.deepEqual(p.toSign, [Buffer.from(`${T}GET/api/v1/positions`)]);
+    const signed = p.finish(hsm(p, secret));
+    assert.equal(header(signed.headers, "KC-API-PASSPHRASE"), signedPassphrase);
+    assert.equal(header(signed.headers, "KC-API-SIGN"), createHmac("sha256", secret).update(`${T}GET/api/v1/positions`).digest("base64"));
+  });
+
+  it("never signs caller bytes for the passphrase: a request string posing as a passphrase is refused", () => {
+    // The old oracle: "passphrase" = a withdrawal's string to sign, returned as its KC-API-SIGN.
+    const withdrawal = `${T}POST/api/v1/withdrawals{"currency":"USDT","address":"0xabc","amount":1000}`;
+    assert.equal(codeOf(() => kucoinfutures.prepare(req("GET", "/api/v1/positions"), ctx({ passphrase: withdrawal }))), "INVALID_ARGUMENT");
+    assert.equal(codeOf(() => kucoinfutures.prepare(req("GET", "/api/v1/positions"), ctx({ passphrase: "kc-pass" }))), "INVALID_ARGUMENT");
+    try {
+      kucoinfutures.prepare(req("GET", "/api/v1/positions"), ctx({ passphrase: "kc-pass" }));
+    } catch (e) {
+      assert.match((e as Error).message, /the KuCoin passphrase is part of the key, not of the request/);
+    }
   });
 
   it("signs the URL without URL encoding (the documented sub/api-key example)", () => {
@@ -79,17 +102,19 @@ describe("kucoinfutures dialect: string to sign", () => {
     const s3 = v3.finish(hsm(v3));
     assert.equal(header(s3.headers, "KC-API-KEY-VERSION"), "3");
     assert.equal(s3.signature, b64mac(`${T}POST/api/v1/orders${body}`));
-    assert.equal(header(s3.headers, "KC-API-PASSPHRASE"), b64mac("kc-pass"), "version 3 signs the passphrase like version 2");
+    assert.equal(header(s3.headers, "KC-API-PASSPHRASE"), b64mac("kc-pass"), "version 3 sends the passphrase HMAC like version 2");
     assert.equal(codeOf(() => kucoinfutures.prepare(req("GET", "/api/v1/positions"), ctx({ apiKeyVersion: "1" }))), "INVALID_ARGUMENT");
     assert.equal(codeOf(() => kucoinfutures.prepare(req("GET", "/api/v1/positions"), ctx({ apiKeyVersion: "3 " }))), "INVALID_ARGUMENT");
   });
 
-  it("refuses a key without passphrase and MACs of the wrong shape", () => {
-    const { passphrase: _, ...noPass } = ctx();
-    assert.equal(codeOf(() => kucoinfutures.prepare(req("GET", "/api/v1/positions"), noPass)), "INVALID_ARGUMENT");
+  it("refuses a key version without a signed passphrase (set at import or rotation), and MACs of the wrong shape", () => {
+    const { signedPassphrase: _, ...noPass } = ctx();
+    assert.equal(codeOf(() => kucoinfutures.prepare(req("GET", "/api/v1/positions"), noPass)), "PRECONDITION_FAILED");
+    assert.equal(codeOf(() => kucoinfutures.prepare(req("GET", "/api/v1/positions"), ctx({ signedPassphrase: "" }))), "PRECONDITION_FAILED");
     const p = kucoinfutures.prepare(req("GET", "/api/v1/positions"), ctx());
-    assert.equal(codeOf(() => p.finish(hsm(p).slice(0, 1))), "INTERNAL");
-    assert.equal(codeOf(() => p.finish([Buffer.alloc(32), Buffer.alloc(64)])), "INTERNAL");
+    assert.equal(codeOf(() => p.finish([])), "INTERNAL");
+    assert.equal(codeOf(() => p.finish([...hsm(p), ...hsm(p)])), "INTERNAL");
+    assert.equal(codeOf(() => p.finish([Buffer.alloc(64)])), "INTERNAL");
   });
 });
 

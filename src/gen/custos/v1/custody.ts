@@ -234,6 +234,14 @@ export interface ImportKeyProposal {
    * the unwrapped private key against it.
    */
   publicKeyPem: string;
+  /**
+   * KuCoin Futures keys (exchange "kucoinfutures") only, and required there:
+   * base64(HMAC-SHA256(secret, API passphrase)), computed by the officer's CLI while it holds
+   * the secret. It is what every request sends in the clear KC-API-PASSPHRASE header, so it is
+   * stored with the key version and signed by the quorum; the raw passphrase never reaches
+   * custos, and custos never HMACs caller bytes for it.
+   */
+  signedPassphrase: string;
 }
 
 /**
@@ -249,6 +257,11 @@ export interface RotateKeyProposal {
   apiKeyId: string;
   /** 0 = the service default (24 h). */
   graceSeconds: number;
+  /**
+   * A KuCoin Futures key's new secret comes with its passphrase's HMAC under that secret
+   * (required there, empty for every other key): see ImportKeyProposal.signed_passphrase.
+   */
+  signedPassphrase: string;
 }
 
 /**
@@ -836,6 +849,7 @@ function createBaseImportKeyProposal(): ImportKeyProposal {
     envelope: undefined,
     maxAgeDays: 0,
     publicKeyPem: "",
+    signedPassphrase: "",
   };
 }
 
@@ -867,6 +881,9 @@ export const ImportKeyProposal: MessageFns<ImportKeyProposal> = {
     }
     if (message.publicKeyPem !== "") {
       writer.uint32(74).string(message.publicKeyPem);
+    }
+    if (message.signedPassphrase !== "") {
+      writer.uint32(82).string(message.signedPassphrase);
     }
     return writer;
   },
@@ -956,6 +973,14 @@ export const ImportKeyProposal: MessageFns<ImportKeyProposal> = {
             message.publicKeyPem = reader.string();
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.signedPassphrase = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -995,6 +1020,11 @@ export const ImportKeyProposal: MessageFns<ImportKeyProposal> = {
         : isSet(object.public_key_pem)
         ? globalThis.String(object.public_key_pem)
         : "",
+      signedPassphrase: isSet(object.signedPassphrase)
+        ? globalThis.String(object.signedPassphrase)
+        : isSet(object.signed_passphrase)
+        ? globalThis.String(object.signed_passphrase)
+        : "",
     };
   },
 
@@ -1027,6 +1057,9 @@ export const ImportKeyProposal: MessageFns<ImportKeyProposal> = {
     if (message.publicKeyPem !== "") {
       obj.publicKeyPem = message.publicKeyPem;
     }
+    if (message.signedPassphrase !== "") {
+      obj.signedPassphrase = message.signedPassphrase;
+    }
     return obj;
   },
 
@@ -1046,12 +1079,13 @@ export const ImportKeyProposal: MessageFns<ImportKeyProposal> = {
       : undefined;
     message.maxAgeDays = object.maxAgeDays ?? 0;
     message.publicKeyPem = object.publicKeyPem ?? "";
+    message.signedPassphrase = object.signedPassphrase ?? "";
     return message;
   },
 };
 
 function createBaseRotateKeyProposal(): RotateKeyProposal {
-  return { keyId: "", envelope: undefined, apiKeyId: "", graceSeconds: 0 };
+  return { keyId: "", envelope: undefined, apiKeyId: "", graceSeconds: 0, signedPassphrase: "" };
 }
 
 export const RotateKeyProposal: MessageFns<RotateKeyProposal> = {
@@ -1067,6 +1101,9 @@ export const RotateKeyProposal: MessageFns<RotateKeyProposal> = {
     }
     if (message.graceSeconds !== 0) {
       writer.uint32(32).uint32(message.graceSeconds);
+    }
+    if (message.signedPassphrase !== "") {
+      writer.uint32(42).string(message.signedPassphrase);
     }
     return writer;
   },
@@ -1116,6 +1153,14 @@ export const RotateKeyProposal: MessageFns<RotateKeyProposal> = {
             message.graceSeconds = reader.uint32();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.signedPassphrase = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1146,6 +1191,11 @@ export const RotateKeyProposal: MessageFns<RotateKeyProposal> = {
         : isSet(object.grace_seconds)
         ? globalThis.Number(object.grace_seconds)
         : 0,
+      signedPassphrase: isSet(object.signedPassphrase)
+        ? globalThis.String(object.signedPassphrase)
+        : isSet(object.signed_passphrase)
+        ? globalThis.String(object.signed_passphrase)
+        : "",
     };
   },
 
@@ -1163,6 +1213,9 @@ export const RotateKeyProposal: MessageFns<RotateKeyProposal> = {
     if (message.graceSeconds !== 0) {
       obj.graceSeconds = Math.round(message.graceSeconds);
     }
+    if (message.signedPassphrase !== "") {
+      obj.signedPassphrase = message.signedPassphrase;
+    }
     return obj;
   },
 
@@ -1177,6 +1230,7 @@ export const RotateKeyProposal: MessageFns<RotateKeyProposal> = {
       : undefined;
     message.apiKeyId = object.apiKeyId ?? "";
     message.graceSeconds = object.graceSeconds ?? 0;
+    message.signedPassphrase = object.signedPassphrase ?? "";
     return message;
   },
 };

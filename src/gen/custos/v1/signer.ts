@@ -125,9 +125,10 @@ export interface ExchangeRequest {
   /** Receive window for exchanges that take one (Binance, Bybit); 0 = none / exchange default. */
   recvWindowMs: number;
   /**
-   * The key's API passphrase, for exchanges that have one (OKX, Bitget, KuCoin). It travels
-   * in the request headers anyway (KuCoin: HMAC-signed by custos); custos neither stores nor
-   * logs it.
+   * The key's API passphrase, for exchanges that send it in clear (OKX, Bitget). It travels
+   * in the request headers anyway; custos neither stores nor logs it. Not for KuCoin: its
+   * passphrase is part of the key (set at import or rotation), and a request carrying one is
+   * refused (INVALID_ARGUMENT).
    */
   passphrase: string;
   /**
