@@ -140,23 +140,36 @@ function invalid(message: string): CustosError {
  * the last request's pairs are kept (one slot, checked by identity and content) so they are
  * parsed once. Callers never mutate the list.
  */
-let lastParsed: { req: ExchangeRequest; query: string; body: string; params: ReadonlyArray<[string, string]> } | undefined;
+let lastParsed:
+  | { req: ExchangeRequest; query: string; body: string; params: ReadonlyArray<[string, string]>; byName: Map<string, string>; sizesChecked: boolean }
+  | undefined;
 function parameters(req: ExchangeRequest): ReadonlyArray<[string, string]> {
+  return parsed(req).params;
+}
+
+function parsed(req: ExchangeRequest): NonNullable<typeof lastParsed> {
   const hit = lastParsed;
-  if (hit !== undefined && hit.req === req && hit.query === req.query && hit.body === req.body) return hit.params;
+  if (hit !== undefined && hit.req === req && hit.query === req.query && hit.body === req.body) return hit;
   // A name given twice (within or across query and body) is refused: which copy Binance reads is undocumented.
   const query = formPairsStrict(req.query);
   const body = formPairsStrict(req.body);
   const params = query.length === 0 ? body : body.length === 0 ? query : [...query, ...body];
-  if (query.length !== 0 && body.length !== 0) {
-    const inQuery = new Set(query.map(([k]) => k));
-    for (const [k] of body) if (inQuery.has(k)) throw invalid(`parameter ${k} is sent twice`);
+  const byName = new Map<string, string>();
+  for (const [k, v] of params) {
+    if (byName.has(k)) throw invalid(`parameter ${k} is sent twice`);
+    byName.set(k, v);
   }
-  lastParsed = { req, query: req.query, body: req.body, params };
-  return params;
+  lastParsed = { req, query: req.query, body: req.body, params, byName, sizesChecked: false };
+  return lastParsed;
 }
 
+/** The values of `name` (none or one: repeated names are refused when parsing). */
 function valuesOf(params: ReadonlyArray<[string, string]>, name: string): string[] {
+  const hit = lastParsed;
+  if (hit !== undefined && hit.params === params) {
+    const v = hit.byName.get(name);
+    return v === undefined ? [] : [v];
+  }
   return params.filter(([k]) => k === name).map(([, v]) => v);
 }
 
@@ -223,9 +236,13 @@ const itemField = (o: Record<string, unknown>) => (name: string): Array<string |
 function checkedShape(req: ExchangeRequest): OrderShape | undefined {
   const shape = ORDER_SHAPES.get(`${req.method} ${req.path}`);
   if (!shape) return undefined;
-  const params = parameters(req);
+  const request = parsed(req);
+  // orders() and prepare() both ask, for the same request: check its sizes once.
+  if (request.sizesChecked) return shape;
+  const params = request.params;
   if (shape === "batch") (batchOf(params) ?? []).forEach((o, i) => checkSizes(itemField(o), `batchOrders[${i}]: `));
   else checkSizes((name) => valuesOf(params, name), "");
+  request.sizesChecked = true;
   return shape;
 }
 

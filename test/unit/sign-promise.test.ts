@@ -171,6 +171,8 @@ describe("parse like the exchange, or refuse", () => {
   it("Deribit: a body naming the method twice is refused (private/withdraw then private/buy)", async () => {
     const body = '{"jsonrpc":"2.0","method":"private/withdraw","method":"private/buy","params":{"instrument_name":"BTC-PERPETUAL","amount":10}}';
     await refused(() => signer.signExchange(caller, exchangeRequest("deribit-attested", post("/api/v2", body))), "INVALID_ARGUMENT");
+    const spaced = '{ "jsonrpc" : "2.0", "method" : "private/withdraw", "method" : "private/buy" }';
+    await refused(() => signer.signExchange(caller, exchangeRequest("deribit-attested", post("/api/v2", spaced))), "INVALID_ARGUMENT");
   });
   it("Bybit: a symbol named twice is refused (a first-key parser would read the other one)", async () => {
     const body = '{"category":"linear","symbol":"ETHUSDT","symbol":"BTCUSDT","side":"Buy","orderType":"Market","qty":"1"}';
