@@ -44,9 +44,6 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
 fi
 
 # The test-only SoftHSM2 build with Ed25519 unwrap (cached in .cache/; about a minute the first time).
-if [ "$mode" = test ] && [ ! -e .cache/softhsm2-eddsa/libsofthsm2.so ]; then
-  echo "custos: building SoftHSM2 with Ed25519 unwrap for the key-migration tests (about a minute, once; cached in .cache/)" >&2
-fi
 [ "$mode" = test ] && bash hsm/softhsm2-eddsa/build.sh >/dev/null
 
 echo "custos: building" >&2
