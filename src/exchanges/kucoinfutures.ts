@@ -96,6 +96,9 @@ const ROUTES: readonly Route[] = [
   { methods: GET, path: tpl("/recentFills"), cls: "read" },
   { methods: GET, path: tpl("/openOrderStatistics"), cls: "read" },
   { methods: GET, path: tpl("/account-overview"), cls: "account" },
+  // What ccxt's loadMarkets reads with an API key: the account mode (classic or unified) and whether HF trading is open.
+  { methods: GET, path: /^\/api\/ua\/v1\/account\/mode$/, cls: "account" },
+  { methods: GET, path: tpl("/hf/accounts/opened"), cls: "account" },
   { methods: GET, path: tpl("/account-overview-all"), cls: "account" },
   { methods: GET, path: tpl("/transaction-history"), cls: "account" },
   { methods: GET, path: tpl("/position"), cls: "account" },
