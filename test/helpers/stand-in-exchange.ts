@@ -264,12 +264,15 @@ export class CannedError {
 export type Canned = unknown | ((url: URL) => unknown) | CannedError;
 
 /**
- * Any exchange's REST API as canned answers by "METHOD /path" (unlisted routes answer {}),
+ * Any exchange's REST API as canned answers by "METHOD /path" (unlisted routes: `fallback`),
  * recording every request byte for byte. It checks no signature: tests compare what ccxt sent
  * through custos with what the same ccxt sent holding the plaintext secret.
  */
 export class StandInCanned extends StandInExchange {
-  constructor(private readonly answers: Readonly<Record<string, Canned>>) {
+  constructor(
+    private readonly answers: Readonly<Record<string, Canned>>,
+    private readonly fallback: unknown = {},
+  ) {
     super(new Map());
   }
 
@@ -283,6 +286,6 @@ export class StandInCanned extends StandInExchange {
       const refusal = Object.assign(new ExchangeRefusal(answer.status, 0, "canned error"), { body: answer.body });
       throw refusal;
     }
-    return typeof answer === "function" ? (answer as (url: URL) => unknown)(new URL(r.target, this.url)) : (answer ?? {});
+    return typeof answer === "function" ? (answer as (url: URL) => unknown)(new URL(r.target, this.url)) : (answer ?? this.fallback);
   }
 }

@@ -233,7 +233,9 @@ async function signThroughCustos(
   }
 
   // custos's view of the request; every token must be read off it at the place ccxt put it.
-  const custosUrl = `${origin}${fields.path}${signed.query === "" ? "" : `?${signed.query}`}`;
+  // ccxt's Bybit v5 sends a bare "?" when it has no parameters; the signed query is empty either way.
+  const bareQuestionMark = signed.query === "" && query === "" && out.url.endsWith("?");
+  const custosUrl = `${origin}${fields.path}${signed.query === "" ? (bareQuestionMark ? "?" : "") : `?${signed.query}`}`;
   const custosHeaders = Object.entries(signed.headers);
   const custosHeader = (name: string) => custosHeaders.find(([k]) => k.toLowerCase() === name.toLowerCase());
   const values = new Map<string, string>();
