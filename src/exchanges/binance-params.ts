@@ -217,4 +217,7 @@ export const BINANCE_REST_PARAMS: SchemaTable = schemaTable({
   "GET /sapi/v1/capital/deposit/address": w("coin network amount"),
   "POST /sapi/v1/asset/get-funding-asset": w("asset needBtcValuation"),
   "POST /sapi/v3/asset/getUserAsset": w("asset needBtcValuation"),
+  // ---- Margin market data (…/docs/margin_trading/market-data): Get All Cross Margin Pairs, Query Isolated Margin All Symbol ----
+  "GET /sapi/v1/margin/allPairs": w("symbol"),
+  "GET /sapi/v1/margin/isolated/allPairs": w("symbol"),
 });

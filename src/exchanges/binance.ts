@@ -100,6 +100,8 @@ add("account", "POST PUT DELETE", "/api/v3/", ["userDataStream"]);
 // Wallet (/sapi): balances and status only; margin, earn, convert etc. stay unknown until reviewed.
 add("account", "GET", "/sapi/v1/", ["capital/config/getall", "account/status", "account/apiTradingStatus", "asset/tradeFee", "capital/deposit/hisrec", "capital/deposit/address"]);
 add("account", "POST", "/sapi/", ["v1/asset/get-funding-asset", "v3/asset/getUserAsset"]);
+// The margin pair lists ccxt's loadMarkets reads (with an API key) on every Binance class: market data, no account state.
+add("read", "GET", "/sapi/v1/", ["margin/allPairs", "margin/isolated/allPairs"]);
 
 /** Checked after the table, any method: the classes the default policy refuses. */
 const PATTERNS: ReadonlyArray<[RegExp, EndpointClass]> = [

@@ -107,6 +107,8 @@ const ROUTES: readonly Route[] = [
   { methods: GET, path: exact("/api/v2/spot/account/assets"), cls: "account" },
   { methods: GET, path: exact("/api/v2/spot/account/bills"), cls: "account" },
   { methods: GET, path: exact("/api/v2/common/trade-rate"), cls: "account" },
+  // ccxt's probe for a unified (UTA) account; UTA's own v3 trading endpoints stay unknown (refused).
+  { methods: GET, path: exact("/api/v3/account/settings"), cls: "account" },
 ];
 
 /** Bitget v2 (`exchange: "bitget"`): base64 HMAC-SHA256, passphrase sent as is. */

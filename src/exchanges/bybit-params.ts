@@ -97,7 +97,8 @@ export const BYBIT_PARAMS: SchemaTable = schemaTable({
   // order/spot-borrow-quota
   "GET /v5/order/spot-borrow-check": ["category", "symbol", "side"],
   // order/execution
-  "GET /v5/execution/list": ["category", "symbol", "orderId", "orderLinkId", "baseCoin", "settleCoin", ...SPAN, "execType", ...PAGE],
+  // `size`: not in the reference; ccxt's fetchFundingHistory sends it (Bybit ignores it).
+  "GET /v5/execution/list": ["category", "symbol", "orderId", "orderLinkId", "baseCoin", "settleCoin", ...SPAN, "execType", ...PAGE, "size"],
   // account/wallet-balance
   "GET /v5/account/wallet-balance": ["accountType", "coin"],
   // account/account-info: no parameters

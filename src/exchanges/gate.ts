@@ -146,6 +146,8 @@ const ROUTES: readonly Route[] = [
   { methods: GET, path: tpl("/wallet/sub_account_balances"), cls: "account" },
   { methods: GET, path: tpl("/wallet/sub_account_futures_balances"), cls: "account" },
   { methods: GET, path: tpl("/account/detail"), cls: "account" },
+  // Spot balances: ccxt's fetchBalance reads them unless told the futures type.
+  { methods: GET, path: tpl("/spot/accounts"), cls: "account" },
 ];
 
 const EMPTY_SHA512 = createHash("sha512").update("").digest("hex");

@@ -96,6 +96,12 @@ const ROUTES: readonly Route[] = [
   { methods: GET, path: tpl("/recentFills"), cls: "read" },
   { methods: GET, path: tpl("/openOrderStatistics"), cls: "read" },
   { methods: GET, path: tpl("/account-overview"), cls: "account" },
+  // What ccxt's loadMarkets reads with an API key: the account mode (classic or unified) and whether HF trading is open.
+  { methods: GET, path: /^\/api\/ua\/v1\/account\/mode$/, cls: "account" },
+  { methods: GET, path: tpl("/hf/accounts/opened"), cls: "account" },
+  // Market data ccxt's loadMarkets signs when it has a key (currencies, cross and isolated margin symbols).
+  { methods: GET, path: /^\/api\/v3\/(currencies|margin\/symbols)$/, cls: "read" },
+  { methods: GET, path: /^\/api\/v1\/isolated\/symbols$/, cls: "read" },
   { methods: GET, path: tpl("/account-overview-all"), cls: "account" },
   { methods: GET, path: tpl("/transaction-history"), cls: "account" },
   { methods: GET, path: tpl("/position"), cls: "account" },

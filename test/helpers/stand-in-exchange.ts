@@ -251,3 +251,41 @@ export class StandInBybit extends StandInExchange {
     return ok({ orderId: String(order.orderId), orderLinkId: order.clientOrderId ?? "" });
   }
 }
+
+/** An exchange's error answer, with its HTTP status. */
+export class CannedError {
+  constructor(
+    readonly status: number,
+    readonly body: unknown,
+  ) {}
+}
+
+/** A canned answer: JSON, one computed from the request URL, or an error. */
+export type Canned = unknown | ((url: URL) => unknown) | CannedError;
+
+/**
+ * Any exchange's REST API as canned answers by "METHOD /path" (unlisted routes: `fallback`),
+ * recording every request byte for byte. It checks no signature: tests compare what ccxt sent
+ * through custos with what the same ccxt sent holding the plaintext secret.
+ */
+export class StandInCanned extends StandInExchange {
+  constructor(
+    private readonly answers: Readonly<Record<string, Canned>>,
+    private readonly fallback: unknown = {},
+  ) {
+    super(new Map());
+  }
+
+  protected errorBody(e: ExchangeRefusal): unknown {
+    return (e as ExchangeRefusal & { body?: unknown }).body ?? { code: e.code, msg: e.message };
+  }
+
+  protected serve(r: ReceivedRequest, path: string): unknown {
+    const answer = this.answers[`${r.method} ${path}`];
+    if (answer instanceof CannedError) {
+      const refusal = Object.assign(new ExchangeRefusal(answer.status, 0, "canned error"), { body: answer.body });
+      throw refusal;
+    }
+    return typeof answer === "function" ? (answer as (url: URL) => unknown)(new URL(r.target, this.url)) : (answer ?? this.fallback);
+  }
+}

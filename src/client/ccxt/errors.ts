@@ -1,6 +1,7 @@
 /** Why the ccxt adapter did not send a request. */
 export type CcxtCustosErrorCode =
-  | "SIGNING_REFUSED" // custos answered with an error (policy denial, no grant, frozen key, unreachable …)
+  | "SIGNING_REFUSED" // custos refused (policy denial, no grant, frozen key …): retrying will not help
+  | "CUSTOS_UNAVAILABLE" // custos could not sign now (unreachable, HSM unavailable, rate limited): retry
   | "SIGNED_REQUEST_MISMATCH" // custos signed other bytes than ccxt would send: nothing is sent
   | "NOT_SUPPORTED" // an exchange or a ccxt code path the adapter does not cover (e.g. ccxt pro WebSocket login)
   | "SECRET_ON_EXCHANGE"; // the exchange object carries a secret: custos holds it, ccxt must not

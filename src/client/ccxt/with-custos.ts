@@ -19,6 +19,7 @@ import { randomBytes } from "node:crypto";
 import { CustosClient, type ExchangeRequestInput, type SignedRequest } from "../custos-client.js";
 import { CcxtCustosError } from "./errors.js";
 import { requestShapeFor, ShapeError, type CcxtRequest, type RequestShape } from "./request-shapes.js";
+import { retryableErrorClass, transientKind } from "./unavailable.js";
 
 /** The parts of a ccxt `Exchange` the adapter uses. */
 export interface CcxtExchangeLike {
@@ -45,9 +46,18 @@ export interface WithCustosOptions {
   version?: number;
   /**
    * Throw refusals as this error class (e.g. `ccxt.PermissionDenied`) so a bot's existing ccxt
-   * error handling sees them; the adapter's `CcxtCustosError` is the `cause`.
+   * error handling sees them; the adapter's `CcxtCustosError` is the `cause`. Not used when custos
+   * cannot sign now (unreachable, HSM unavailable, rate limited): those are always ccxt's
+   * retryable `ExchangeNotAvailable` / `RateLimitExceeded`, see `unavailableErrorClass`.
    */
   errorClass?: new (message: string) => Error;
+  /**
+   * The error class for "custos cannot sign now" (default: the bot's `ccxt.ExchangeNotAvailable`,
+   * or `ccxt.RateLimitExceeded` when custos's rate limit refused; a `CcxtCustosError` with
+   * `CUSTOS_UNAVAILABLE` as the `cause`). Only if ccxt cannot be imported is the
+   * `CcxtCustosError` itself thrown.
+   */
+  unavailableErrorClass?: new (message: string) => Error;
   /**
    * Kraken Futures: sign exactly what ccxt sends, with no Nonce. By default custos adds its own
    * increasing Nonce (and the Authent covers it), so a captured request cannot be replayed
@@ -214,11 +224,18 @@ async function signThroughCustos(
   try {
     signed = await client.signExchangeRequest({ keyId: opts.keyId, ...(opts.version ? { version: opts.version } : {}), ...fields });
   } catch (e) {
-    throw wrap(refusal(e, `${exchange.id} ${method} ${path}`), opts);
+    const refused = refusal(e, `${exchange.id} ${method} ${path}`);
+    const transient = transientKind(refused);
+    if (!transient) throw wrap(refused, opts);
+    const unavailable = new CcxtCustosError("CUSTOS_UNAVAILABLE", refused.message, refused.details, { cause: e });
+    const retryable = opts.unavailableErrorClass ?? (await retryableErrorClass(transient));
+    throw retryable ? wrap(unavailable, { ...opts, errorClass: retryable }) : unavailable;
   }
 
   // custos's view of the request; every token must be read off it at the place ccxt put it.
-  const custosUrl = `${origin}${fields.path}${signed.query === "" ? "" : `?${signed.query}`}`;
+  // ccxt's Bybit v5 sends a bare "?" when it has no parameters; the signed query is empty either way.
+  const bareQuestionMark = signed.query === "" && query === "" && out.url.endsWith("?");
+  const custosUrl = `${origin}${fields.path}${signed.query === "" ? (bareQuestionMark ? "?" : "") : `?${signed.query}`}`;
   const custosHeaders = Object.entries(signed.headers);
   const custosHeader = (name: string) => custosHeaders.find(([k]) => k.toLowerCase() === name.toLowerCase());
   const values = new Map<string, string>();
