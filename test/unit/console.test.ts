@@ -415,6 +415,31 @@ describe("officer console", () => {
     assert.doesNotMatch(logText, new RegExp(envelope.wrappedKey.toString("base64").slice(0, 16).replace(/[+/]/g, ".")));
   });
 
+  it("pages the audit log by event number and refuses a page size or cursor it does not offer", async () => {
+    const tab = new Tab(app);
+    assert.equal((await tab.login(authA)).statusCode, 200);
+    for (const bad of ["size=7", "size=abc", "before=-1", "after=1e3"]) {
+      const res = await tab.get(`/console/audit?${bad}`);
+      assert.equal(res.statusCode, 400, bad);
+      assert.match(res.body, /<code>INVALID_ARGUMENT<\/code>/, bad);
+    }
+    const head = await tab.get("/console/audit?size=25");
+    const seqs = [...head.body.matchAll(/data-seq="(\d+)"/g)].map((m) => Number(m[1]));
+    assert.equal(seqs.length, Math.min(25, await deps.lastAuditSeq()));
+    assert.deepEqual(seqs, [...seqs].sort((a, b) => b - a), "newest first");
+  });
+
+  it("lists the officer's own passkeys awaiting the quorum on the registration page", async () => {
+    const authC = new SoftAuthenticator(RP, ORIGIN);
+    const p = await gov.propose(carol.caller, { kind: "add_credential", officerId: "carol", passkey: authC.spec("carol's key") });
+    const tab = new Tab(app);
+    await tab.get("/console/enroll");
+    assert.equal((await tab.form("/console/enroll", { token: createEnrollmentToken(carol.key, "carol", new Date(clock)) })).statusCode, 303);
+    const page = await tab.get("/console/register");
+    assert.match(page.body, /data-registered="0" data-pending="1"/);
+    assert.ok(page.body.includes(`proposal <code>${p.record.id}</code>`));
+  });
+
   it("revokes a passkey only through a remove_credential proposal approved by the quorum", async () => {
     const tab = new Tab(app);
     assert.equal((await tab.login(authA)).statusCode, 200);

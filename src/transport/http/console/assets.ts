@@ -65,30 +65,30 @@ form.inline input[type=text] { width: 9rem; }
 form.filters { display: flex; flex-wrap: wrap; gap: .4rem 1rem; align-items: center; }
 .pager { display: flex; flex-wrap: wrap; gap: .3rem 1.2rem; align-items: baseline; margin: .5rem 0; }
 /* The audit table: fixed columns, so short values stay narrow and the details get the room. */
-table.audit { table-layout: fixed; }
-table.audit col.c-seq { width: 4.5rem; }
-table.audit col.c-time { width: 11.5rem; }
-table.audit col.c-kind { width: 11rem; }
-table.audit col.c-actor { width: 12rem; }
-table.audit col.c-outcome { width: 7rem; }
-table.audit col.c-key { width: 9rem; }
+table.audit { table-layout: fixed; font-size: .9rem; }
+table.audit col.c-seq { width: 3.8rem; }
+table.audit col.c-time { width: 10.6rem; }
+table.audit col.c-kind { width: 10rem; }
+table.audit col.c-actor { width: 8.5rem; }
+table.audit col.c-outcome { width: 6.5rem; }
+table.audit col.c-key { width: 8rem; }
 table.audit td { overflow-wrap: anywhere; }
-table.audit .reason { font-size: .8rem; }
-td.details .kv { display: inline-block; margin-right: .8rem; font-family: ui-monospace, monospace; font-size: .8rem; }
+table.audit .reason { font-size: .75rem; }
+td.details .kv { display: inline-block; white-space: nowrap; margin-right: .9rem; font-family: ui-monospace, monospace; font-size: .8rem; }
 td.details .k { color: var(--muted); }
 td.details .cut { text-decoration: underline dotted; cursor: help; }
-/* Narrow screens: every table row becomes a card of labelled fields. */
+/* Narrow screens: every table row becomes a card of labelled fields, the label beside its value. */
 @media (max-width: 760px) {
   main { padding: .8rem; }
   header { padding: .6rem .8rem; }
   table.cards, table.cards tbody, table.cards tr, table.cards td { display: block; width: auto; }
   table.cards thead, table.cards colgroup { display: none; }
   table.cards { background: transparent; }
-  table.cards tr { background: #fff; border: 1px solid var(--line); border-radius: 6px; margin-bottom: .6rem; }
-  table.cards td { border: 0; border-top: 1px solid var(--line); overflow-wrap: anywhere; }
-  table.cards td:first-child { border-top: 0; }
-  table.cards td[data-label]::before { content: attr(data-label); display: block; font-size: .75rem; color: var(--muted); }
+  table.cards tr { background: #fff; border: 1px solid var(--line); border-radius: 6px; margin-bottom: .6rem; padding: .2rem 0; }
+  table.cards td { border: 0; position: relative; padding: .15rem .5rem .15rem 6.8rem; min-height: 1.6rem; overflow-wrap: anywhere; }
+  table.cards td[data-label]::before { content: attr(data-label); position: absolute; left: .5rem; top: .2rem; width: 6rem; font-size: .75rem; color: var(--muted); }
   table.cards td:empty { display: none; }
+  td.details .kv { white-space: normal; display: block; }
 }
 `;
 

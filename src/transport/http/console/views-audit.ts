@@ -2,8 +2,8 @@ import { AUDIT_PAGE_SIZES, type AuditPageResult } from "./audit-pager.js";
 import type { AuditFilter, AuditRow, ChainStatus } from "./views-state.js";
 import { h, layout, short, type Html, type PageContext } from "./views.js";
 
-/** Characters of one detail value shown in the table; the full value is in the element's title. */
-export const AUDIT_DETAIL_CHARS = 40;
+/** Characters of one detail value shown in the table (a UUID fits, a digest does not); the full value is in the element's title. */
+export const AUDIT_DETAIL_CHARS = 36;
 
 /** A detail value as text: strings as they are, anything else as JSON. */
 function valueText(v: unknown): string {

@@ -87,7 +87,7 @@ export function officersPage(ctx: PageContext, threshold: number | undefined, of
   const rows = officers.map((o) => {
     const mine = passkeys.filter((k) => k.officerId === o.id);
     return h`<tr id="officer-${o.id}"><td data-label="officer">${o.id}<br><span class="muted">${o.displayName}</span></td><td data-label="status">${o.status}</td>
-      <td data-label="certificate identity"><code>${o.identity}</code></td><td data-label="Ed25519 key" class="digest">${o.fingerprint}</td>
+      <td data-label="certificate identity"><code>${o.identity}</code></td><td data-label="Ed25519 key"><code>${o.fingerprint}</code></td>
       <td data-label="passkeys">${mine.length ? mine.map((k) => h`<div class="passkey" data-credential="${k.id}">${k.label} <code>${k.id.slice(0, 12)}…</code>
         <span class="muted">added <span class="nowrap">${k.createdAt.slice(0, 10)}</span>, last used <span class="nowrap">${k.lastUsedAt ? short(k.lastUsedAt) : "never"}</span></span>
         <form class="inline" method="post" action="/console/passkeys/remove"><input type="hidden" name="_csrf" value="${ctx.csrf}">

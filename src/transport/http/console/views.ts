@@ -40,8 +40,9 @@ export interface PageContext {
 
 /** The officer as the header names them: the display name, and the id unless the name already says it. */
 export function officerLabel(o: OfficerRecord): string {
-  const words = o.displayName.toLowerCase().split(/[^a-z0-9_.-]+/);
-  return words.includes(o.id.toLowerCase()) ? o.displayName : `${o.displayName} (${o.id})`;
+  // Exact, case and all: the id is what the CLI takes, so "Alice" does not stand for "alice".
+  const words = o.displayName.split(/[^A-Za-z0-9_.-]+/);
+  return words.includes(o.id) ? o.displayName : `${o.displayName} (${o.id})`;
 }
 
 /** The dev-mode warning, as loud as the terminal's: the embedded default's governance is one local key. */
