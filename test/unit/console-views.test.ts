@@ -44,6 +44,10 @@ describe("console views", () => {
     assert.ok(page.includes(`<span class="kv"><span class="k">proposal</span>=${uuid}</span>`));
     assert.ok(page.includes(`<span class="kv"><span class="k">n</span>=3</span>`));
     assert.match(page, /<td data-label="time" class="nowrap">2026-01-05 10:00:00Z<\/td>/);
+    const denied = { seq: 8, kind: "console.enroll", actor: "unknown", outcome: "denied", reason: "UNAUTHENTICATED" } as AuditRow;
+    const refused = auditPage(ctx(), { rows: [denied], scanLimited: false }, {}, 50, { state: "verified", events: 8 });
+    assert.match(refused, /<td data-label="outcome" class="outcome bad">denied<\/td>/, "the outcome column holds only the outcome");
+    assert.ok(refused.includes(`<td data-label="details" class="details"><span class="kv"><span class="k">reason</span>=UNAUTHENTICATED</span></td>`));
   });
 
   it("links the neighbouring pages with their cursors, keeping filters and page size", () => {

@@ -67,13 +67,12 @@ form.filters { display: flex; flex-wrap: wrap; gap: .4rem 1rem; align-items: cen
 /* The audit table: fixed columns, so short values stay narrow and the details get the room. */
 table.audit { table-layout: fixed; font-size: .9rem; }
 table.audit col.c-seq { width: 3.8rem; }
-table.audit col.c-time { width: 10.6rem; }
+table.audit col.c-time { width: 11.8rem; }
 table.audit col.c-kind { width: 10rem; }
 table.audit col.c-actor { width: 8.5rem; }
-table.audit col.c-outcome { width: 6.5rem; }
+table.audit col.c-outcome { width: 5.5rem; }
 table.audit col.c-key { width: 8rem; }
 table.audit td { overflow-wrap: anywhere; }
-table.audit .reason { font-size: .75rem; }
 td.details .kv { display: inline-block; white-space: nowrap; margin-right: .9rem; font-family: ui-monospace, monospace; font-size: .8rem; }
 td.details .k { color: var(--muted); }
 td.details .cut { text-decoration: underline dotted; cursor: help; }

@@ -48,9 +48,9 @@ export function auditPage(ctx: PageContext, page: AuditPageResult, filter: Audit
     return h`<tr data-kind="${e.kind}" data-seq="${e.seq}"><td data-label="#">${e.seq}</td>
       <td data-label="time" class="nowrap">${e.at ? short(e.at) : ""}</td><td data-label="kind">${e.kind}</td>
       <td data-label="actor"><code>${e.actor}</code></td>
-      <td data-label="outcome" class="outcome ${bad ? "bad" : ""}">${e.outcome}${e.reason ? h`<br><span class="reason">${e.reason}</span>` : h``}</td>
+      <td data-label="outcome" class="outcome ${bad ? "bad" : ""}">${e.outcome}</td>
       <td data-label="key">${e.key ? h`<code>${e.key}</code>` : h``}${e.version !== undefined ? ` v${e.version}` : ""}</td>
-      <td data-label="details" class="details">${Object.entries(e.details ?? {}).map(([k, v]) => detail(k, v))}</td></tr>`;
+      <td data-label="details" class="details">${e.reason ? detail("reason", e.reason) : h``}${Object.entries(e.details ?? {}).map(([k, v]) => detail(k, v))}</td></tr>`;
   };
   return layout(
     ctx,
