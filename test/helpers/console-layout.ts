@@ -18,7 +18,8 @@ export async function horizontalOverflow(page: Page): Promise<string[]> {
     for (const el of Array.from(document.body.querySelectorAll("*"))) {
       const r = el.getBoundingClientRect();
       if (r.width > 0 && r.right > width + 0.5 && out.length < 10) {
-        out.push(`${el.tagName.toLowerCase()}${el.id ? `#${el.id}` : ""}${el.className ? `.${String(el.className).replace(/ +/g, ".")}` : ""} +${Math.round(r.right - width)}px`);
+        const classes = el.className ? `.${String(el.className).replace(/ +/g, ".")}` : "";
+        out.push(`${el.tagName.toLowerCase()}${el.id ? `#${el.id}` : ""}${classes} +${Math.round(r.right - width)}px`);
       }
     }
     return out;

@@ -67,7 +67,8 @@ describe("audit page pagination", () => {
   it("filters before it counts: a page holds `size` matching events", async () => {
     const l = log(300, (seq) => (seq % 10 === 0 ? "proposal.approve" : "sign"));
     const page = await auditPage(l.read, l.last(), { size: 25, filter: { kind: "proposal" } });
-    assert.deepEqual(seqs(page.rows), [300, 290, 280, 270, 260, 250, 240, 230, 220, 210, 200, 190, 180, 170, 160, 150, 140, 130, 120, 110, 100, 90, 80, 70, 60]);
+    const everyTenth = [300, 290, 280, 270, 260, 250, 240, 230, 220, 210, 200, 190, 180, 170, 160, 150, 140, 130, 120, 110, 100, 90, 80, 70, 60];
+    assert.deepEqual(seqs(page.rows), everyTenth);
     assert.equal(page.older, 60);
     const rest = await auditPage(l.read, l.last(), { size: 25, before: page.older!, filter: { kind: "proposal" } });
     assert.deepEqual(seqs(rest.rows), [50, 40, 30, 20, 10]);

@@ -38,7 +38,8 @@ describe("console views", () => {
   it("cuts long audit details and keeps the full value in the title; short values stay whole", () => {
     const digest = "0123456789abcdef".repeat(4);
     const uuid = "73a3eafc-5832-4c47-bd4a-f675dca38c42";
-    const row = { seq: 7, at: "2026-01-05T10:00:00.000Z", kind: "proposal.approve", actor: "bob", outcome: "ok", details: { digest, proposal: uuid, n: 3 } } as AuditRow;
+    const details = { digest, proposal: uuid, n: 3 };
+    const row = { seq: 7, at: "2026-01-05T10:00:00.000Z", kind: "proposal.approve", actor: "bob", outcome: "ok", details } as AuditRow;
     const page = auditPage(ctx(), { rows: [row], scanLimited: false }, {}, 50, { state: "verified", events: 7 });
     assert.ok(page.includes(`<span class="kv cut" title="digest=${digest}"><span class="k">digest</span>=${digest.slice(0, 36)}…</span>`));
     assert.ok(page.includes(`<span class="kv"><span class="k">proposal</span>=${uuid}</span>`));

@@ -45,13 +45,18 @@ export function auditPage(ctx: PageContext, page: AuditPageResult, filter: Audit
         : h`<p class="bad" id="chain">Hash chain BROKEN at event ${chain.brokenAt}: ${chain.reason}</p>`;
   const row = (e: AuditRow) => {
     const bad = e.outcome === "denied" || e.outcome === "failed";
+    // A refusal's reason leads the details: the outcome column stays one word wide.
+    const details = [...(e.reason ? [detail("reason", e.reason)] : []), ...Object.entries(e.details ?? {}).map(([k, v]) => detail(k, v))];
     return h`<tr data-kind="${e.kind}" data-seq="${e.seq}"><td data-label="#">${e.seq}</td>
       <td data-label="time" class="nowrap">${e.at ? short(e.at) : ""}</td><td data-label="kind">${e.kind}</td>
       <td data-label="actor"><code>${e.actor}</code></td>
       <td data-label="outcome" class="outcome ${bad ? "bad" : ""}">${e.outcome}</td>
       <td data-label="key">${e.key ? h`<code>${e.key}</code>` : h``}${e.version !== undefined ? ` v${e.version}` : ""}</td>
-      <td data-label="details" class="details">${e.reason ? detail("reason", e.reason) : h``}${Object.entries(e.details ?? {}).map(([k, v]) => detail(k, v))}</td></tr>`;
+      <td data-label="details" class="details">${details}</td></tr>`;
   };
+  const sizes = AUDIT_PAGE_SIZES.map((n) => h`<option value="${n}"${n === size ? h` selected` : h``}>${n}</option>`);
+  const limited = h`<p class="muted" id="scan-limited">Few events match: this page ends where the search stopped; older ones may still match.</p>`;
+  const cols = ["seq", "time", "kind", "actor", "outcome", "key"].map((c) => h`<col class="c-${c}">`);
   return layout(
     ctx,
     h`${status}
@@ -59,11 +64,11 @@ export function auditPage(ctx: PageContext, page: AuditPageResult, filter: Audit
       <label>key <input type="text" name="key" value="${filter.key ?? ""}"></label>
       <label>client <input type="text" name="client" value="${filter.client ?? ""}"></label>
       <label>kind <input type="text" name="kind" value="${filter.kind ?? ""}" placeholder="e.g. sign, proposal.approve"></label>
-      <label>per page <select name="size">${AUDIT_PAGE_SIZES.map((n) => h`<option value="${n}"${n === size ? h` selected` : h``}>${n}</option>`)}</select></label>
+      <label>per page <select name="size">${sizes}</select></label>
       <button type="submit">Filter</button></form>
-      ${page.scanLimited ? h`<p class="muted" id="scan-limited">Few events match: this page ends where the search stopped; older ones may still match.</p>` : h``}
+      ${page.scanLimited ? limited : h``}
       ${pager(page, filter, size)}
-      <table id="audit" class="cards audit"><colgroup><col class="c-seq"><col class="c-time"><col class="c-kind"><col class="c-actor"><col class="c-outcome"><col class="c-key"><col></colgroup>
+      <table id="audit" class="cards audit"><colgroup>${cols}<col></colgroup>
       <thead><tr><th>#</th><th>time</th><th>kind</th><th>actor</th><th>outcome</th><th>key</th><th>details</th></tr></thead>
       ${page.rows.map(row)}</table>
       ${pager(page, filter, size)}`,
