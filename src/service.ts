@@ -134,6 +134,7 @@ export async function startService(config: CustosConfig, logger: Logger): Promis
     tls: config.tls,
     clientRate: config.limits.client,
     clientLastSeen: (identity) => signer.clientLastSeen(identity),
+    devMode: config.embedded,
     httpPort: config.http.port,
     logger,
   });

@@ -4,7 +4,6 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { chromium, type Browser, type BrowserContext, type CDPSession, type Page } from "playwright-core";
 import {
-  REPO,
   approveAs,
   auditEvents,
   createOfficer,
@@ -17,19 +16,19 @@ import {
   type CliOfficer,
   cliOk as ok,
 } from "../helpers/harness.js";
+import { CONSOLE_SHOTS, shootBothWidths, wrappedText } from "../helpers/console-layout.js";
 
 /**
  * The officer console in real Chromium (Debian's package, driven by playwright-core; no browser
  * is downloaded) with Chromium's virtual WebAuthn authenticator: an officer enrolls with a
  * token from the CLI, registers a passkey (an add_credential proposal two other officers
  * approve by CLI), logs in with it, sees a pending rotation and approves it in the browser; a
- * second officer approves by CLI and the rotation executes. Screenshots go to
- * test-artifacts/console/.
+ * second officer approves by CLI and the rotation executes. Every page is screenshotted at
+ * 1280 and 390 px into test-artifacts/console/, and its layout checked where it can fail.
  */
 
 const CHROMIUM = "/usr/bin/chromium";
 const KEY = "console-key";
-const SHOTS = join(REPO, "test-artifacts/console");
 
 describe("officer console in Chromium with a virtual passkey", () => {
   const dir = tempDir("custos-console-");
@@ -41,12 +40,12 @@ describe("officer console in Chromium with a virtual passkey", () => {
   let fingerprint: string;
   let origin: string;
 
-  const shot = (name: string) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+  const shot = (name: string) => shootBothWidths(page, name);
   const proposeAs = async (officer: CliOfficer, args: string[], input?: string) => ok(await runCli([...args, ...officerArgs(dir, officer)], input === undefined ? {} : { input }), args.join(" "));
   const approve = async (id: string, officer: CliOfficer) => ok(await approveAs(dir, id, officer), `approve ${id} as ${officer.name}`);
 
   before(async () => {
-    mkdirSync(SHOTS, { recursive: true });
+    mkdirSync(CONSOLE_SHOTS, { recursive: true });
     const deployment = await writeConfiguredDeployment(dir, { audit: { flushIntervalMs: 50 } });
     fingerprint = deployment.fingerprint;
     const pki = deployment.pki;
@@ -107,12 +106,22 @@ describe("officer console in Chromium with a virtual passkey", () => {
     await page.fill("#token", token);
     await Promise.all([page.waitForNavigation(), page.click("#enroll")]);
     assert.equal(page.url(), `${origin}/console/register`, (await page.textContent("main")) ?? "");
+    assert.equal(await page.textContent("#passkey-count"), "0");
+    assert.equal(await page.textContent("#passkey-pending"), "0");
+    await shot("register-before");
     await page.fill("#label", "alice's laptop");
     await page.click("#register");
     await page.waitForFunction(() => (document.getElementById("proposal-id")?.textContent ?? "").length > 0, undefined, { timeout: 20_000 });
     registration = (await page.textContent("#proposal-id"))!.trim();
     assert.match(await page.textContent("#status") ?? "", /add_credential.*pending, 2 more approval/);
+    // The page shows the state after the registration: one passkey awaiting the quorum, and no second click.
+    assert.equal(await page.textContent("#passkey-count"), "0");
+    assert.equal(await page.textContent("#passkey-pending"), "1");
+    assert.equal(await page.isDisabled("#register"), true);
     await shot("register");
+    await page.reload();
+    assert.equal(await page.getAttribute("#passkey-state", "data-pending"), "1");
+    assert.match((await page.textContent("#pending-passkeys")) ?? "", new RegExp(registration));
     const { credentials } = await cdp.send("WebAuthn.getCredentials", { authenticatorId });
     assert.equal(credentials.length, 1, "the virtual authenticator holds one resident credential");
   });
@@ -163,8 +172,10 @@ describe("officer console in Chromium with a virtual passkey", () => {
     assert.equal(await row.getAttribute("data-active-version"), "2");
     assert.match((await row.locator(".versions").textContent()) ?? "", /v1 retiring.*v2 active/s);
     await shot("keys");
+    assert.deepEqual(await wrappedText(page, "button, .nowrap, td code, th"), [], "keys at 1280 px: no label, date or identity broken over lines");
     await page.goto(`${origin}/console/clients`);
     await shot("clients");
+    assert.deepEqual(await wrappedText(page, "button, .nowrap, td code, th"), [], "clients at 1280 px: no label, date or identity broken over lines");
     await page.goto(`${origin}/console/audit?kind=proposal.approve`);
     assert.match((await page.textContent("#chain")) ?? "", /Hash chain verified/);
     assert.ok((await page.locator('#audit tr[data-kind="proposal.approve"]').count()) >= 2);
@@ -175,6 +186,7 @@ describe("officer console in Chromium with a virtual passkey", () => {
     await page.goto(`${origin}/console/officers`);
     assert.match((await page.locator("#officer-alice .passkey").textContent()) ?? "", /alice's laptop/);
     await shot("officers");
+    assert.deepEqual(await wrappedText(page, "button, .nowrap, td code, th"), [], "officers at 1280 px: no label, date or identity broken over lines");
     await page.goto(`${origin}/console/keys`);
     const row = page.locator(`[id="key-${KEY}"]`);
     await row.locator('input[name="reason"]').fill("browser test freeze");
@@ -185,5 +197,53 @@ describe("officer console in Chromium with a virtual passkey", () => {
     const listed = JSON.parse(list.stdout) as Array<{ keyId: string; frozen: boolean }>;
     assert.equal(listed.find((k) => k.keyId === KEY)?.frozen, true, "the CLI sees the freeze");
     await shot("keys-frozen");
+  });
+  it("pages the audit log: 101 new events fit in bounded pages with a narrow outcome column, and a page stays put as events arrive", async () => {
+    await page.goto(`${origin}/console/audit`);
+    // Refused enrollments, posted by the page itself: each one is an audit event (console.enroll, denied).
+    const refuse = (n: number) =>
+      page.evaluate(async (count) => {
+        const csrf = document.querySelector('meta[name="csrf-token"]')!.getAttribute("content")!;
+        const statuses: number[] = [];
+        for (let i = 0; i < count; i++) {
+          const body = new URLSearchParams({ _csrf: csrf, token: `not-a-token-${i}` });
+          statuses.push((await fetch("/console/enroll", { method: "POST", body, credentials: "same-origin" })).status);
+        }
+        return statuses;
+      }, n);
+    assert.deepEqual(new Set(await refuse(101)), new Set([401]));
+
+    await page.goto(`${origin}/console/audit?size=200`);
+    const rows = page.locator("#audit tbody tr");
+    assert.ok((await rows.count()) >= 101, "one page holds all 101 events and more");
+    await shot("audit-101");
+    const height = await page.evaluate(() => document.documentElement.scrollHeight);
+    const count = await rows.count();
+    assert.ok(height < 600 + count * 60, `${count} events take ${height} px: at most about two lines per event`);
+    const outcome = await page.locator("#audit th:nth-child(5)").boundingBox();
+    const details = await page.locator("#audit th:nth-child(7)").boundingBox();
+    assert.ok(outcome && outcome.width < 130, `the outcome column is ${outcome?.width} px wide`);
+    assert.ok(details && details.width > 400, `the details column is ${details?.width} px wide`);
+    assert.deepEqual(await wrappedText(page, "#audit .nowrap, #audit th"), [], "times and headings stay on one line");
+
+    await page.goto(`${origin}/console/audit`);
+    assert.equal(await rows.count(), 50, "50 events a page by default");
+    await shot("audit-page-1");
+    const seqsShown = () => rows.evaluateAll((trs) => trs.map((tr) => Number(tr.getAttribute("data-seq"))));
+    const first = await seqsShown();
+    await Promise.all([page.waitForURL(/before=/), page.locator(".pager a.older").first().click()]);
+    const second = await seqsShown();
+    assert.equal(second.length, 50);
+    assert.equal(second[0], first[49]! - 1, "the older page starts right below the newest page");
+    const secondUrl = page.url();
+    await shot("audit-page-2");
+    assert.deepEqual(new Set(await refuse(7)), new Set([401]));
+    await page.goto(secondUrl);
+    assert.deepEqual(await seqsShown(), second, "new events do not move an older page");
+    await Promise.all([page.waitForURL(/after=/), page.locator(".pager a.newer").first().click()]);
+    assert.deepEqual(await seqsShown(), first, "newer leads back to the page it came from");
+    await page.locator(".pager a.newest").first().click();
+    await page.waitForURL(/audit\?size=50$/);
+    assert.equal((await seqsShown())[0], first[0]! + 7, "the newest page shows the 7 new events on top");
   });
 });

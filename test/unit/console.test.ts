@@ -122,6 +122,14 @@ describe("officer console", () => {
         await audit.flush();
         return (await store.readAudit(0, 1_000_000)).map((e) => JSON.parse(e.body) as AuditRow).reverse().slice(0, limit);
       },
+      readAudit: async (afterSeq, limit) => {
+        await audit.flush();
+        return (await store.readAudit(afterSeq, limit)).map((e) => JSON.parse(e.body) as AuditRow);
+      },
+      lastAuditSeq: async () => {
+        await audit.flush();
+        return (await store.lastAudit())?.seq ?? 0;
+      },
       verifyAudit: async () => ({ state: "verified", events: 0 }),
       clientRate: { perSecond: 100, burst: 200 },
       origin: ORIGIN,
@@ -333,7 +341,7 @@ describe("officer console", () => {
       const page = await tab.get("/console/clients");
       assert.equal(page.statusCode, 200);
       const row = page.body.slice(page.body.indexOf("last-seen-bot"));
-      assert.match(row.slice(0, row.indexOf("</tr>")), /2026-11-24T12:34:56\.000Z/);
+      assert.match(row.slice(0, row.indexOf("</tr>")), /2026-11-24 12:34:56Z/);
     } finally {
       await withSigner.close();
     }
@@ -402,9 +410,34 @@ describe("officer console", () => {
     assert.ok((await store.getKey("k1"))?.frozenAt, "a thaw is a proposal");
     const audit = await tab.get("/console/audit?kind=freeze");
     assert.match(audit.body, /id="chain"/);
-    assert.match(audit.body, /<tr data-kind="freeze">/);
+    assert.match(audit.body, /<tr data-kind="freeze" data-seq="\d+">/);
     assert.doesNotMatch(audit.body, /data-kind="proposal/);
     assert.doesNotMatch(logText, new RegExp(envelope.wrappedKey.toString("base64").slice(0, 16).replace(/[+/]/g, ".")));
+  });
+
+  it("pages the audit log by event number and refuses a page size or cursor it does not offer", async () => {
+    const tab = new Tab(app);
+    assert.equal((await tab.login(authA)).statusCode, 200);
+    for (const bad of ["size=7", "size=abc", "before=-1", "after=1e3"]) {
+      const res = await tab.get(`/console/audit?${bad}`);
+      assert.equal(res.statusCode, 400, bad);
+      assert.match(res.body, /<code>INVALID_ARGUMENT<\/code>/, bad);
+    }
+    const head = await tab.get("/console/audit?size=25");
+    const seqs = [...head.body.matchAll(/data-seq="(\d+)"/g)].map((m) => Number(m[1]));
+    assert.equal(seqs.length, Math.min(25, await deps.lastAuditSeq()));
+    assert.deepEqual(seqs, [...seqs].sort((a, b) => b - a), "newest first");
+  });
+
+  it("lists the officer's own passkeys awaiting the quorum on the registration page", async () => {
+    const authC = new SoftAuthenticator(RP, ORIGIN);
+    const p = await gov.propose(carol.caller, { kind: "add_credential", officerId: "carol", passkey: authC.spec("carol's key") });
+    const tab = new Tab(app);
+    await tab.get("/console/enroll");
+    assert.equal((await tab.form("/console/enroll", { token: createEnrollmentToken(carol.key, "carol", new Date(clock)) })).statusCode, 303);
+    const page = await tab.get("/console/register");
+    assert.match(page.body, /data-registered="0" data-pending="1"/);
+    assert.ok(page.body.includes(`proposal <code>${p.record.id}</code>`));
   });
 
   it("revokes a passkey only through a remove_credential proposal approved by the quorum", async () => {

@@ -81,7 +81,9 @@ export function registerApiRoutes(app: FastifyInstance, ctx: ConsoleContext): vo
     const b = body(req);
     const passkey = await deps.passkeys.verifyRegistration(officer, credential<PasskeyAttestation>(b.response), typeof b.label === "string" ? b.label : "");
     const view = await deps.governance.propose(caller, { kind: "add_credential", officerId: officer.id, passkey });
-    return { proposalId: view.record.id, state: view.record.state, digest: view.record.digest, needed: view.quorum.needed, credentialId: passkey.id };
+    // The page shows the officer's passkeys as they are now, not as they were when it loaded.
+    const passkeys = await ctx.passkeyState(officer.id, caller);
+    return { proposalId: view.record.id, state: view.record.state, digest: view.record.digest, needed: view.quorum.needed, credentialId: passkey.id, passkeys };
   });
 
   app.post("/console/api/approve/options", async (req) => {

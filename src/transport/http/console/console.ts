@@ -12,7 +12,7 @@ import { consoleAssets } from "./assets.js";
 import { registerPageRoutes } from "./routes.js";
 import { SessionStore, csrfTokenFor, type ConsoleSession, type SessionRecords } from "./session.js";
 import type { AuditRow, ChainStatus } from "./views-state.js";
-import { errorPage } from "./views.js";
+import { errorPage, type PasskeyState } from "./views.js";
 
 /** What the console reads and does; all of it goes through the domain's own checks. */
 export interface ConsoleDeps {
@@ -25,12 +25,18 @@ export interface ConsoleDeps {
   audit(event: AuditEvent): Promise<void>;
   /** The newest audit events, newest first (at most `limit`). */
   recentAudit(limit: number): Promise<AuditRow[]>;
+  /** Stored audit events with seq > afterSeq, ascending, at most `limit` (the audit page's pages). */
+  readAudit(afterSeq: number, limit: number): Promise<AuditRow[]>;
+  /** The newest stored audit event's seq (0 when there is none). */
+  lastAuditSeq(): Promise<number>;
   /** Verifies the whole audit hash chain. */
   verifyAudit(): Promise<ChainStatus>;
   /** When a client last called (this process's view; the audit log covers the rest). */
   clientLastSeen?(identity: string): Date | undefined;
   /** The per-client rate limit shown on the clients page. */
   clientRate: { perSecond: number; burst: number };
+  /** The embedded default (dev governance): every page shows a warning banner. */
+  devMode?: boolean;
   /** The console's exact origin (e.g. https://localhost:7402): state-changing requests must come from it. */
   origin: string;
   /** Lifetime of an officer session (absolute, not sliding). Default 15 minutes. */
@@ -82,6 +88,8 @@ export interface ConsoleContext {
   /** The session's officer, who must still be active; `scope` limits enrollment sessions. */
   officerOf(req: FastifyRequest, scope?: "officer" | "any"): { session: ConsoleSession; officer: OfficerRecord; caller: CallerContext };
   csrf(req: FastifyRequest, reply: FastifyReply): string;
+  /** The officer's passkeys now: registered, and pending add_credential proposals for them. */
+  passkeyState(officerId: string, caller: CallerContext): Promise<PasskeyState>;
 }
 
 /**
@@ -125,6 +133,11 @@ export function buildConsole(deps: ConsoleDeps): FastifyInstance {
       }
       return csrfTokenFor(req, reply, session);
     },
+    async passkeyState(officerId, caller) {
+      const [registered, pending] = await Promise.all([deps.passkeys.list(officerId), deps.governance.listProposals(caller, "pending")]);
+      const mine = pending.filter((v) => v.record.kind === "add_credential" && v.record.target === officerId);
+      return { registered: registered.length, pending: mine.map((v) => ({ id: v.record.id, digest: v.record.digest })) };
+    },
   };
 
   app.addContentTypeParser("application/x-www-form-urlencoded", { parseAs: "string" }, (_req, body, done) => {
@@ -159,7 +172,7 @@ export function buildConsole(deps: ConsoleDeps): FastifyInstance {
       if (code === "SESSION_EXPIRED") sessions.clear(reply);
       return reply.code(303).header("location", `/console/login${code === "SESSION_EXPIRED" ? "?expired=1" : ""}`).send();
     }
-    return reply.code(status).type("text/html; charset=utf-8").send(errorPage({ title: "Refused", csrf: "" }, code, message));
+    return reply.code(status).type("text/html; charset=utf-8").send(errorPage({ title: "Refused", csrf: "", ...(deps.devMode ? { dev: true } : {}) }, code, message));
   });
 
   app.get("/console/assets/:name", async (req, reply) => {

@@ -19,6 +19,8 @@ export interface ConsoleStartOptions {
   clientRate: { perSecond: number; burst: number };
   /** When a client last called (the signer's rate limiter). */
   clientLastSeen(identity: string): Date | undefined;
+  /** The embedded default's dev governance: the console shows a warning banner on every page. */
+  devMode: boolean;
   /** The HTTP listener's configured port: 0 makes an unset console port 0 as well. */
   httpPort: number;
   logger: Logger;
@@ -53,6 +55,9 @@ export class OfficerConsole {
       sessionRecords: this.store,
       audit: (e) => o.audit.recordNow(e),
       recentAudit: (limit) => this.recentAudit(limit),
+      readAudit: async (afterSeq, limit) => (await this.store.readAudit(afterSeq, limit)).map((e) => JSON.parse(e.body) as AuditRow),
+      lastAuditSeq: async () => (await this.store.lastAudit())?.seq ?? 0,
+      devMode: o.devMode,
       verifyAudit: () => chain.check(),
       clientRate: o.clientRate,
       clientLastSeen: o.clientLastSeen,

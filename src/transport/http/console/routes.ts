@@ -2,7 +2,9 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { CustosError } from "../../../errors.js";
 import type { ConsoleContext } from "./console.js";
 import { checkCsrf } from "./session.js";
-import { auditPage, clientsPage, keysPage, officersPage, type AuditFilter } from "./views-state.js";
+import { AUDIT_PAGE_SIZES, auditPage as auditPager, DEFAULT_AUDIT_PAGE_SIZE } from "./audit-pager.js";
+import { auditPage } from "./views-audit.js";
+import { clientsPage, keysPage, officersPage, type AuditFilter } from "./views-state.js";
 import { enrollPage, loginPage, proposalsPage, registerPage, type PageContext } from "./views.js";
 
 const NOTICES: Record<string, string> = {
@@ -23,6 +25,13 @@ function form(req: FastifyRequest): Record<string, string> {
   return b as Record<string, string>;
 }
 
+/** An audit page cursor: a sequence number, or absent. */
+function cursor(value: string | undefined, name: string): number | undefined {
+  if (value === undefined || value === "") return undefined;
+  if (!/^\d{1,15}$/.test(value)) throw new CustosError("INVALID_ARGUMENT", `${name} is an event number`);
+  return Number(value);
+}
+
 function notice(req: FastifyRequest): string | undefined {
   const q = req.query as Record<string, string | undefined>;
   return NOTICES[q.done ?? (q.expired ? "expired" : "")];
@@ -31,13 +40,14 @@ function notice(req: FastifyRequest): string | undefined {
 /** The server-rendered pages and their form posts (freeze, thaw, enrollment, logout). */
 export function registerPageRoutes(app: FastifyInstance, ctx: ConsoleContext): void {
   const { deps } = ctx;
+  const dev = deps.devMode ? { dev: true } : {};
   /** Page context of a logged-in officer (enrollment sessions are sent to the registration page). */
   const officerPage = (req: FastifyRequest, reply: FastifyReply, title: string) => {
     const s = ctx.session(req);
     if (s?.scope === "enroll") throw Object.assign(new CustosError("ROLE_NOT_ALLOWED", "enrollment only"), { redirect: "/console/register" });
     const o = ctx.officerOf(req);
     const n = notice(req);
-    const page: PageContext = { title, csrf: ctx.csrf(req, reply), officer: o.officer, scope: "officer", ...(n ? { notice: n } : {}) };
+    const page: PageContext = { title, csrf: ctx.csrf(req, reply), officer: o.officer, scope: "officer", ...dev, ...(n ? { notice: n } : {}) };
     return { ...o, page };
   };
   const guard =
@@ -87,10 +97,13 @@ export function registerPageRoutes(app: FastifyInstance, ctx: ConsoleContext): v
       ...(q.client?.trim() ? { client: q.client.trim() } : {}),
       ...(q.kind?.trim() ? { kind: q.kind.trim() } : {}),
     };
-    const rows = (await deps.recentAudit(5_000))
-      .filter((e) => (!filter.key || e.key === filter.key) && (!filter.client || e.actor === filter.client) && (!filter.kind || e.kind === filter.kind || e.kind.startsWith(`${filter.kind}.`)))
-      .slice(0, 300);
-    return html(reply, auditPage(page, rows, filter, await deps.verifyAudit()));
+    const size = q.size === undefined ? DEFAULT_AUDIT_PAGE_SIZE : Number(q.size);
+    if (!(AUDIT_PAGE_SIZES as readonly number[]).includes(size)) throw new CustosError("INVALID_ARGUMENT", `size is one of ${AUDIT_PAGE_SIZES.join(", ")}`);
+    const before = cursor(q.before, "before");
+    const after = cursor(q.after, "after");
+    const query = { size, filter, ...(before !== undefined ? { before } : {}), ...(after !== undefined ? { after } : {}) };
+    const result = await auditPager(deps.readAudit, await deps.lastAuditSeq(), query);
+    return html(reply, auditPage(page, result, filter, size, await deps.verifyAudit()));
   }));
 
   app.get("/console/officers", guard(async (req, reply) => {
@@ -110,10 +123,10 @@ export function registerPageRoutes(app: FastifyInstance, ctx: ConsoleContext): v
 
   app.get("/console/login", async (req, reply) => {
     const n = notice(req);
-    return html(reply, loginPage({ title: "Officer login", csrf: ctx.csrf(req, reply), ...(n ? { notice: n } : {}) }));
+    return html(reply, loginPage({ title: "Officer login", csrf: ctx.csrf(req, reply), ...dev, ...(n ? { notice: n } : {}) }));
   });
 
-  app.get("/console/enroll", async (req, reply) => html(reply, enrollPage({ title: "Enroll a passkey", csrf: ctx.csrf(req, reply) })));
+  app.get("/console/enroll", async (req, reply) => html(reply, enrollPage({ title: "Enroll a passkey", csrf: ctx.csrf(req, reply), ...dev })));
 
   app.post("/console/enroll", async (req, reply) => {
     checkCsrf(req, undefined, deps.origin);
@@ -123,7 +136,7 @@ export function registerPageRoutes(app: FastifyInstance, ctx: ConsoleContext): v
     } catch (e) {
       if (!(e instanceof CustosError)) throw e;
       await deps.audit({ kind: "console.enroll", actor: "unknown", outcome: "denied", reason: e.code, peer: req.ip });
-      return html(reply.code(e.code === "NONCE_INVALID" ? 409 : 401), enrollPage({ title: "Enroll a passkey", csrf: ctx.csrf(req, reply) }, `${e.code}: ${e.message}`));
+      return html(reply.code(e.code === "NONCE_INVALID" ? 409 : 401), enrollPage({ title: "Enroll a passkey", csrf: ctx.csrf(req, reply), ...dev }, `${e.code}: ${e.message}`));
     }
     try {
       const prior = ctx.session(req);
@@ -138,9 +151,9 @@ export function registerPageRoutes(app: FastifyInstance, ctx: ConsoleContext): v
   });
 
   app.get("/console/register", async (req, reply) => {
-    const { officer, session } = ctx.officerOf(req, "any");
-    const count = (await deps.passkeys.list(officer.id)).length;
-    return html(reply, registerPage({ title: "Register a passkey", csrf: session.csrf, officer, scope: session.scope }, count));
+    const { officer, session, caller } = ctx.officerOf(req, "any");
+    const state = await ctx.passkeyState(officer.id, caller);
+    return html(reply, registerPage({ title: "Register a passkey", csrf: session.csrf, officer, scope: session.scope, ...dev }, state));
   });
 
   app.post("/console/freeze", async (req, reply) => {

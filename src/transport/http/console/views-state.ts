@@ -1,7 +1,7 @@
 import { activeVersion, ageDays, dueAt, type KeyWithVersions } from "../../../keys/model.js";
 import type { OfficerRecord, PasskeyRecord } from "../../../governance/model.js";
 import type { ClientRecord } from "../../../signing/clients.js";
-import { h, layout, type Html, type PageContext } from "./views.js";
+import { h, layout, short, type Html, type PageContext } from "./views.js";
 import type { AuditRecord } from "../../../audit/audit-log.js";
 import type { ChainVerification } from "../../../audit/chain-monitor.js";
 
@@ -40,17 +40,19 @@ export function keysPage(ctx: PageContext, keys: KeyWithVersions[], clients: Arr
     const overdue = due !== undefined && due.getTime() <= now;
     const holders = clients.filter((c) => c.grants.includes(k.id)).map((c) => c.identity);
     return h`<tr id="key-${k.id}" data-active-version="${active?.version ?? ""}">
-      <td><code>${k.id}</code><br><span class="muted">${k.exchange} ${k.environment}, ${k.algorithm}</span></td>
-      <td class="versions">${k.versions.map((v) => h`<div>v${v.version} <strong>${v.state}</strong>${v.retireAt && v.state === "retiring" ? ` until ${v.retireAt}` : ""}</div>`)}</td>
-      <td>${ageDays(k, now) ?? "—"} d</td>
-      <td class="${overdue ? "bad" : ""}">${day(due)}${overdue ? " OVERDUE" : ""}</td>
-      <td>${k.frozenAt ? h`<span class="frozen">frozen</span> ${k.frozenReason ?? ""}` : "no"}</td>
-      <td>${holders.length ? holders.map((x) => h`<div><code>${x}</code></div>`) : h`<span class="muted">none</span>`}</td>
-      <td>${freezeForm(ctx, "key", k.id, Boolean(k.frozenAt))}</td></tr>`;
+      <td data-label="key"><code>${k.id}</code><br><span class="muted">${k.exchange} ${k.environment}, ${k.algorithm}</span></td>
+      <td data-label="versions" class="versions">${k.versions.map((v) => h`<div>v${v.version} <strong>${v.state}</strong>${
+        v.retireAt && v.state === "retiring" ? h` until <span class="nowrap">${short(v.retireAt)}</span>` : h``
+      }</div>`)}</td>
+      <td data-label="age" class="nowrap">${ageDays(k, now) ?? "—"} d</td>
+      <td data-label="due" class="nowrap ${overdue ? "bad" : ""}">${day(due)}${overdue ? " OVERDUE" : ""}</td>
+      <td data-label="frozen">${k.frozenAt ? h`<span class="frozen">frozen</span> ${k.frozenReason ?? ""}` : "no"}</td>
+      <td data-label="grants">${holders.length ? holders.map((x) => h`<div><code>${x}</code></div>`) : h`<span class="muted">none</span>`}</td>
+      <td data-label="action">${freezeForm(ctx, "key", k.id, Boolean(k.frozenAt))}</td></tr>`;
   });
   return layout(
     ctx,
-    h`<table id="keys"><tr><th>key</th><th>versions</th><th>age</th><th>due</th><th>frozen</th><th>grants</th><th></th></tr>${rows}</table>
+    h`<table id="keys" class="cards"><thead><tr><th>key</th><th>versions</th><th>age</th><th>due</th><th>frozen</th><th>grants</th><th></th></tr></thead>${rows}</table>
       <p class="muted">Freezing is immediate and needs one officer; thawing is a proposal for the quorum.</p>`,
   );
 }
@@ -64,17 +66,18 @@ export function clientsPage(
 ): string {
   const rows = clients.map(
     (c) => h`<tr id="client-${c.identity}">
-      <td><code>${c.identity}</code><br><span class="muted">${c.name}, ${c.role}${c.canFreeze ? ", may freeze" : ""}</span></td>
-      <td>${c.grants.length ? c.grants.join(", ") : h`<span class="muted">none</span>`}</td>
-      <td>${c.cidrs.join(", ")}</td>
-      <td>${lastSeen.get(c.identity) ?? "—"}</td>
-      <td>${rate.perSecond}/s, burst ${rate.burst}</td>
-      <td>${c.frozenAt ? h`<span class="frozen">frozen</span> ${c.frozenReason ?? ""}` : "no"}</td>
-      <td>${c.role === "trader" ? freezeForm(ctx, "client", c.identity, Boolean(c.frozenAt)) : h``}</td></tr>`,
+      <td data-label="client"><code>${c.identity}</code><br><span class="muted">${c.name}, ${c.role}${c.canFreeze ? ", may freeze" : ""}</span></td>
+      <td data-label="grants">${c.grants.length ? c.grants.map((g) => h`<div><code>${g}</code></div>`) : h`<span class="muted">none</span>`}</td>
+      <td data-label="CIDRs">${c.cidrs.map((x) => h`<div class="nowrap">${x}</div>`)}</td>
+      <td data-label="last seen" class="nowrap">${lastSeen.has(c.identity) ? short(lastSeen.get(c.identity)!) : "—"}</td>
+      <td data-label="rate limit">${rate.perSecond}/s, burst ${rate.burst}</td>
+      <td data-label="frozen">${c.frozenAt ? h`<span class="frozen">frozen</span> ${c.frozenReason ?? ""}` : "no"}</td>
+      <td data-label="action">${c.role === "trader" ? freezeForm(ctx, "client", c.identity, Boolean(c.frozenAt)) : h``}</td></tr>`,
   );
   return layout(
     ctx,
-    h`<table id="clients"><tr><th>client</th><th>grants</th><th>CIDRs</th><th>last seen</th><th>rate limit</th><th>frozen</th><th></th></tr>${rows}</table>
+    h`<table id="clients" class="cards"><thead><tr><th>client</th><th>grants</th><th>CIDRs</th><th>last seen</th><th>rate limit</th><th>frozen</th><th></th></tr></thead>
+      ${rows}</table>
       <p class="muted">Last seen: the newest audit event by the client among the most recent events.</p>`,
   );
 }
@@ -83,10 +86,10 @@ export function clientsPage(
 export function officersPage(ctx: PageContext, threshold: number | undefined, officers: OfficerRecord[], passkeys: PasskeyRecord[]): string {
   const rows = officers.map((o) => {
     const mine = passkeys.filter((k) => k.officerId === o.id);
-    return h`<tr id="officer-${o.id}"><td>${o.id}<br><span class="muted">${o.displayName}</span></td><td>${o.status}</td>
-      <td><code>${o.identity}</code></td><td class="digest">${o.fingerprint}</td>
-      <td>${mine.length ? mine.map((k) => h`<div class="passkey" data-credential="${k.id}">${k.label} <code>${k.id.slice(0, 12)}…</code>
-        <span class="muted">added ${k.createdAt.slice(0, 10)}, last used ${k.lastUsedAt?.slice(0, 19) ?? "never"}</span>
+    return h`<tr id="officer-${o.id}"><td data-label="officer">${o.id}<br><span class="muted">${o.displayName}</span></td><td data-label="status">${o.status}</td>
+      <td data-label="certificate identity"><code>${o.identity}</code></td><td data-label="Ed25519 key"><code>${o.fingerprint}</code></td>
+      <td data-label="passkeys">${mine.length ? mine.map((k) => h`<div class="passkey" data-credential="${k.id}">${k.label} <code>${k.id.slice(0, 12)}…</code>
+        <span class="muted">added <span class="nowrap">${k.createdAt.slice(0, 10)}</span>, last used <span class="nowrap">${k.lastUsedAt ? short(k.lastUsedAt) : "never"}</span></span>
         <form class="inline" method="post" action="/console/passkeys/remove"><input type="hidden" name="_csrf" value="${ctx.csrf}">
         <input type="hidden" name="officer" value="${o.id}"><input type="hidden" name="credential" value="${k.id}">
         <button type="submit">Propose removal</button></form></div>`) : h`<span class="muted">none</span>`}</td></tr>`;
@@ -94,38 +97,8 @@ export function officersPage(ctx: PageContext, threshold: number | undefined, of
   return layout(
     ctx,
     h`<p>Threshold: <strong>${threshold ?? "not initialised"}</strong> of ${officers.filter((o) => o.status === "active").length} active officers.</p>
-      <table id="officers"><tr><th>officer</th><th>status</th><th>certificate identity</th><th>Ed25519 key</th><th>passkeys</th></tr>${rows}</table>
+      <table id="officers" class="cards"><thead><tr><th>officer</th><th>status</th><th>certificate identity</th><th>Ed25519 key</th><th>passkeys</th></tr></thead>
+      ${rows}</table>
       <p class="muted">Adding a passkey (<a href="/console/register">register one</a>) and removing one are proposals for the quorum.</p>`,
-  );
-}
-
-/** The audit log, newest first, filtered by key, client (actor) and kind, with the chain's verification. */
-export function auditPage(ctx: PageContext, rows: AuditRow[], filter: AuditFilter, chain: ChainStatus): string {
-  const status =
-    chain.state === "verified"
-      ? h`<p class="good" id="chain">Hash chain verified: ${chain.events} events, every link intact.</p>`
-      : chain.state === "checking"
-        ? h`<p class="muted" id="chain">Hash chain check running: ${chain.events} events verified so far, no broken link yet (reload to see the result).</p>`
-        : h`<p class="bad" id="chain">Hash chain BROKEN at event ${chain.brokenAt}: ${chain.reason}</p>`;
-  const details = (d: Record<string, unknown> | undefined) =>
-    d
-      ? Object.entries(d)
-          .map(([k, v]) => `${k}=${String(v)}`)
-          .join(" ")
-      : "";
-  return layout(
-    ctx,
-    h`${status}
-      <form class="card" method="get" action="/console/audit">
-      <label>key <input type="text" name="key" value="${filter.key ?? ""}"></label>
-      <label>client <input type="text" name="client" value="${filter.client ?? ""}"></label>
-      <label>kind <input type="text" name="kind" value="${filter.kind ?? ""}" placeholder="e.g. sign, proposal.approve"></label>
-      <button type="submit">Filter</button></form>
-      <table id="audit"><tr><th>#</th><th>time</th><th>kind</th><th>actor</th><th>outcome</th><th>key</th><th>details</th></tr>
-      ${rows.map(
-        (e) => h`<tr data-kind="${e.kind}"><td>${e.seq}</td><td>${e.at ?? ""}</td><td>${e.kind}</td><td><code>${e.actor}</code></td>
-          <td class="${e.outcome === "denied" || e.outcome === "failed" ? "bad" : ""}">${e.outcome}${e.reason ? ` (${e.reason})` : ""}</td>
-          <td>${e.key ?? ""}${e.version !== undefined ? ` v${e.version}` : ""}</td><td class="digest">${details(e.details)}</td></tr>`,
-      )}</table>`,
   );
 }

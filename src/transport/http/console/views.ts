@@ -34,7 +34,21 @@ export interface PageContext {
   officer?: OfficerRecord;
   scope?: "officer" | "enroll";
   notice?: string;
+  /** The embedded default (dev governance): every page carries a warning banner. */
+  dev?: boolean;
 }
+
+/** The officer as the header names them: the display name, and the id unless the name already says it. */
+export function officerLabel(o: OfficerRecord): string {
+  // Exact, case and all: the id is what the CLI takes, so "Alice" does not stand for "alice".
+  const words = o.displayName.split(/[^A-Za-z0-9_.-]+/);
+  return words.includes(o.id) ? o.displayName : `${o.displayName} (${o.id})`;
+}
+
+/** The dev-mode warning, as loud as the terminal's: the embedded default's governance is one local key. */
+const DEV_BANNER = h`<div class="dev-banner" id="dev-banner" role="alert"><strong>DEV GOVERNANCE</strong> — embedded default:
+  one local officer ("dev", key in this data dir), threshold 1. Every key import, rotation and grant here is approved by that
+  one key on this machine. Not for real keys: a configured deployment (custos.json) never does this.</div>`;
 
 /** The whole document around a page body. */
 export function layout(ctx: PageContext, body: Html): string {
@@ -43,7 +57,7 @@ export function layout(ctx: PageContext, body: Html): string {
       ? h`<a href="/console">Proposals</a><a href="/console/keys">Keys</a><a href="/console/clients">Clients</a><a href="/console/audit">Audit</a><a href="/console/officers">Officers</a><a href="/console/register">Add passkey</a>`
       : h``;
   const who = ctx.officer
-    ? h`<span class="who">${ctx.officer.displayName} (${ctx.officer.id})${ctx.scope === "enroll" ? " — enrollment only" : ""}</span>
+    ? h`<span class="who">${officerLabel(ctx.officer)}${ctx.scope === "enroll" ? " — enrollment only" : ""}</span>
        <form method="post" action="/console/logout"><input type="hidden" name="_csrf" value="${ctx.csrf}"><button type="submit" id="logout">Log out</button></form>`
     : h``;
   const notice = ctx.notice ? h`<p class="notice" id="notice">${ctx.notice}</p>` : h``;
@@ -55,7 +69,7 @@ export function layout(ctx: PageContext, body: Html): string {
 <script src="/console/assets/webauthn.js" defer></script>
 <script src="/console/assets/console.js" defer></script>
 </head><body>
-<header><strong>custos</strong>${nav.html}${who.html}</header>
+${ctx.dev ? DEV_BANNER.html : ""}<header><strong>custos</strong><nav>${nav.html}</nav>${who.html}</header>
 <main><h1>${esc(ctx.title)}</h1>${notice.html}<p id="status" role="status"></p>
 ${body.html}
 </main></body></html>`;
@@ -85,15 +99,27 @@ export function enrollPage(ctx: PageContext, error?: string): string {
   );
 }
 
+/** The officer's passkeys as the registration page shows them: registered, and awaiting the quorum. */
+export interface PasskeyState {
+  registered: number;
+  /** Pending add_credential proposals for this officer. */
+  pending: Array<{ id: string; digest: string }>;
+}
+
 /** Passkey registration: the result is filed as an add_credential proposal. */
-export function registerPage(ctx: PageContext, passkeys: number): string {
+export function registerPage(ctx: PageContext, state: PasskeyState): string {
+  const pending = state.pending.length
+    ? h`<ul id="pending-passkeys">${state.pending.map((p) => h`<li>proposal <code>${p.id}</code>, digest <span class="digest">${p.digest.slice(0, 16)}…</span></li>`)}</ul>`
+    : h``;
   return layout(
     ctx,
-    h`<div class="card"><p>You have ${passkeys} registered passkey(s). Creating one here verifies it and files an
-      <code>add_credential</code> proposal; it can be used once the officers' quorum approves that proposal
-      (from the CLI: <code>custos proposal approve ID</code>).</p>
+    h`<div class="card"><p id="passkey-state" data-registered="${state.registered}" data-pending="${state.pending.length}">You have
+      <strong id="passkey-count">${state.registered}</strong> registered passkey(s) and <strong id="passkey-pending">${state.pending.length}</strong>
+      awaiting the quorum's approval.</p>${pending}
+      <p>Creating one here verifies it and files an <code>add_credential</code> proposal; it can be used once the officers' quorum
+      approves that proposal (from the CLI: <code>custos proposal approve ID</code>).</p>
       <p><label for="label">Name for this passkey </label><input type="text" id="label" maxlength="64" value="console passkey"></p>
-      <p><button id="register" class="primary" type="button">Create passkey</button></p>
+      <p><button id="register" class="primary" type="button">${state.registered + state.pending.length ? "Create another passkey" : "Create passkey"}</button></p>
       <p>Proposal: <code id="proposal-id"></code></p></div>`,
   );
 }
@@ -103,7 +129,8 @@ export function errorPage(ctx: PageContext, code: string, message: string): stri
   return layout({ ...ctx, title: "Refused" }, h`<p class="error"><code>${code}</code>: ${message}</p><p><a href="/console">Back to the console</a></p>`);
 }
 
-const short = (iso: string) => iso.replace("T", " ").replace(/\.\d+Z$/, "Z");
+/** An ISO time as the tables show it: "2026-01-05 10:00:00Z". */
+export const short = (iso: string): string => iso.replace("T", " ").replace(/\.\d+Z$/, "Z");
 
 /** One proposal: what changes (before → after), the digest officers sign, votes so far. */
 function proposalCard(v: ProposalView, officerId: string): Html {
@@ -135,8 +162,12 @@ export function proposalsPage(ctx: PageContext, pending: ProposalView[], recent:
       <h2>Pending (${pending.length})</h2>
       ${pending.length ? pending.map((v) => proposalCard(v, officerId)) : h`<p class="muted" id="no-pending">Nothing is waiting for a decision.</p>`}
       <h2>Recent</h2>
-      <table id="recent"><tr><th>proposal</th><th>kind</th><th>target</th><th>state</th><th>by</th><th>created</th><th>digest</th></tr>
-      ${recent.map((v) => h`<tr><td><code>${v.record.id}</code></td><td>${v.record.kind}</td><td>${v.record.target}</td><td>${v.record.state}</td><td>${v.record.proposer}</td><td>${short(v.record.createdAt)}</td><td class="digest">${v.record.digest.slice(0, 16)}…</td></tr>`)}
+      <table id="recent" class="cards"><thead><tr><th>proposal</th><th>kind</th><th>target</th><th>state</th><th>by</th><th>created</th><th>digest</th></tr></thead>
+      ${recent.map(
+        (v) => h`<tr><td data-label="proposal"><code>${v.record.id}</code></td><td data-label="kind">${v.record.kind}</td>
+          <td data-label="target"><code>${v.record.target}</code></td><td data-label="state">${v.record.state}</td><td data-label="by">${v.record.proposer}</td>
+          <td data-label="created" class="nowrap">${short(v.record.createdAt)}</td><td data-label="digest" class="digest">${v.record.digest.slice(0, 16)}…</td></tr>`,
+      )}
       </table>`,
   );
 }
