@@ -272,10 +272,12 @@ export class SignService {
   /** Audits and observes a refusal or failure; returns the error to throw. */
   private refused(e: unknown, caller: CallerContext, event: { kind: string; key: string; version: number; details?: Record<string, string> }, started: number, payload?: Uint8Array): CustosError {
     const err = e instanceof CustosError ? e : new CustosError("INTERNAL", "sign failed", { cause: e });
+    err.audited = true;
     const outcome = DENIALS.has(err.code) ? "denied" : "failed";
     const rule = err instanceof PolicyDenied ? err.rule : undefined;
     const details = event.details || rule ? { ...event.details, ...(rule ? { rule } : {}) } : undefined;
-    this.audit.record(
+    // Sampled per client, address and reason: a flood of refusals is counted, not stored row by row.
+    this.audit.recordRefusal(
       { kind: event.kind, actor: caller.identity ?? "unknown", outcome, reason: err.code, key: event.key, version: event.version || undefined, peer: caller.ip || undefined, ...(details ? { details } : {}) },
       payload,
     );
@@ -424,6 +426,7 @@ const DENIALS = new Set<CustosErrorCode>([
   "KEY_FROZEN",
   "CLIENT_FROZEN",
   "INVALID_ARGUMENT",
+  "MALFORMED_REQUEST",
   "PAYLOAD_TOO_LARGE",
   "POLICY_DENIED",
   "NO_DIALECT",
