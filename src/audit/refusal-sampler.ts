@@ -20,6 +20,8 @@ interface Source {
   peer: string | undefined;
   kind: string;
   reason: string;
+  /** The gRPC method, for refusals the transport decided (`details.rpc`). */
+  rpc: string | undefined;
   outcome: AuditEvent["outcome"];
   seen: number;
   counted: number;
@@ -27,7 +29,7 @@ interface Source {
 
 /**
  * Decides which refusals are audited one by one and counts the others. A source is a
- * (client identity, peer address, event kind, reason) in one window; its first refusals are
+ * (client identity, peer address, event kind, reason, gRPC method if named) in one window; its first refusals are
  * recorded in full, the rest leave one `refusal.aggregate` row per source at the end of the
  * window (`details.count`, `details.refused`, `details.from`/`to`). Every refusal is thus
  * audited, individually or in a count, and a window writes at most
@@ -49,15 +51,16 @@ export class RefusalSampler {
     const ended = this.now() - this.windowStart >= this.sampling.windowMs;
     if (ended && this.sources.size === 0) this.windowStart = this.now();
     const reason = event.reason ?? "";
-    let id = `${event.actor}\n${event.peer ?? ""}\n${event.kind}\n${reason}`;
+    const rpc = typeof event.details?.rpc === "string" ? event.details.rpc : undefined;
+    let id = `${event.actor}\n${event.peer ?? ""}\n${event.kind}\n${reason}\n${rpc ?? ""}`;
     let source = this.sources.get(id);
     if (!source && this.sources.size >= this.sampling.maxSources) {
       // Past the cap, sources merge per kind and reason: a bounded set (both are custos's own names).
-      id = `*\n*\n${event.kind}\n${reason}`;
+      id = `*\n*\n${event.kind}\n${reason}\n${rpc ?? ""}`;
       source = this.sources.get(id);
-      source ??= this.add(id, { actor: "*", peer: undefined, kind: event.kind, reason, outcome: event.outcome, seen: this.sampling.individualPerSource, counted: 0 });
+      source ??= this.add(id, { actor: "*", peer: undefined, kind: event.kind, reason, rpc, outcome: event.outcome, seen: this.sampling.individualPerSource, counted: 0 });
     }
-    source ??= this.add(id, { actor: event.actor, peer: event.peer, kind: event.kind, reason, outcome: event.outcome, seen: 0, counted: 0 });
+    source ??= this.add(id, { actor: event.actor, peer: event.peer, kind: event.kind, reason, rpc, outcome: event.outcome, seen: 0, counted: 0 });
     if (source.seen < this.sampling.individualPerSource) {
       source.seen++;
       return true;
@@ -84,7 +87,7 @@ export class RefusalSampler {
         outcome: s.outcome,
         reason: s.reason,
         ...(s.peer ? { peer: s.peer } : {}),
-        details: { refused: s.kind, count: s.counted, from, to },
+        details: { refused: s.kind, ...(s.rpc ? { rpc: s.rpc } : {}), count: s.counted, from, to },
       });
     }
     this.sources = new Map();

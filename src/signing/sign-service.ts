@@ -1,5 +1,6 @@
 import type { AuditLog } from "../audit/audit-log.js";
 import { sha256Hex } from "../audit/sha256.js";
+import { boundText } from "../audit/bounded-text.js";
 import { CustosError, type CustosErrorCode } from "../errors.js";
 import type { Hsm } from "../hsm/hsm.js";
 import type { SigningAlgorithm } from "../hsm/algorithms.js";
@@ -331,7 +332,7 @@ export class SignService {
     if (!this.clientLimiter.take(caller.identity)) throw new CustosError("RATE_LIMITED", "client rate limit exceeded", { retryable: true });
     // key
     const key = this.directory.key(keyId);
-    if (!key) throw new CustosError("KEY_NOT_FOUND", `no key ${JSON.stringify(keyId)}`);
+    if (!key) throw new CustosError("KEY_NOT_FOUND", `no key ${JSON.stringify(boundText(keyId))}`);
     // grant
     if (!this.directory.hasGrant(caller.identity, key.id)) throw new CustosError("NO_GRANT", "client has no grant for this key");
     if (key.frozenAt) throw new CustosError("KEY_FROZEN", "key is frozen");
