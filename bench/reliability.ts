@@ -85,23 +85,28 @@ interface RpcFuzz {
   untyped: Record<string, number>;
 }
 
+/** A ts-proto message type's bytes for a partial value. */
+function enc<T>(type: { encode(m: T): { finish(): Uint8Array }; fromPartial(o: never): T }, value: object): Uint8Array {
+  return type.encode(type.fromPartial(value as never)).finish();
+}
+
 function seeds(): Array<{ path: string; officer: boolean; stream?: true; seed: Buffer }> {
   const s = (path: string, officer: boolean, seed: Uint8Array) => ({ path, officer, seed: Buffer.from(seed) });
   return [
     s(SignerService.sign.path, false, encodedSignRequest()),
     s(SignerService.signExchangeRequest.path, false, encodedExchangeRequest()),
-    s(SignerService.signWebSocketAuth.path, false, WebSocketAuthRequest.encode(WebSocketAuthRequest.fromPartial({ keyId: EXCHANGE_KEY_ID, wsMethod: "order.place", wsParams: [{ name: "symbol", value: "BTCUSDT" }] })).finish()),
-    { ...s(SignerService.signStream.path, false, SignStreamRequest.encode(SignStreamRequest.fromPartial({ requestId: "1", kind: { $case: "request", request: signRequest() } })).finish()), stream: true as const },
+    s(SignerService.signWebSocketAuth.path, false, enc(WebSocketAuthRequest, { keyId: EXCHANGE_KEY_ID, wsMethod: "order.place", wsParams: [{ name: "symbol", value: "BTCUSDT" }] })),
+    { ...s(SignerService.signStream.path, false, enc(SignStreamRequest, { requestId: "1", kind: { $case: "request", request: signRequest() } })), stream: true as const },
     s(CustodyService.getWrappingKey.path, true, Buffer.alloc(0)),
     s(CustodyService.listKeys.path, true, Buffer.alloc(0)),
     s(CustodyService.listClients.path, true, Buffer.alloc(0)),
-    s(CustodyService.initGovernance.path, true, InitGovernanceRequest.encode(InitGovernanceRequest.fromPartial({ officers: [{ id: "zed", displayName: "zed", identity: "spiffe://custos/officer/zed", publicKeyPem: "-----BEGIN PUBLIC KEY-----" }], threshold: 1 })).finish()),
+    s(CustodyService.initGovernance.path, true, enc(InitGovernanceRequest, { officers: [{ id: "zed", identity: "spiffe://custos/officer/zed", publicKeyPem: "PEM" }], threshold: 1 })),
     s(CustodyService.getGovernance.path, true, Buffer.alloc(0)),
-    s(CustodyService.propose.path, true, ProposeRequest.encode(ProposeRequest.fromPartial({ kind: { $case: "setPolicy", setPolicy: { keyId: KEY_ID, policyJson: '{"allowRawSign":true}' } } })).finish()),
+    s(CustodyService.propose.path, true, enc(ProposeRequest, { kind: { $case: "setPolicy", setPolicy: { keyId: KEY_ID, policyJson: '{"allowRawSign":true}' } } })),
     s(CustodyService.getProposal.path, true, Buffer.from([0x0a, 0x03, 0x70, 0x2d, 0x31])),
     s(CustodyService.listProposals.path, true, Buffer.from([0x0a, 0x07, ...Buffer.from("pending")])),
-    s(CustodyService.vote.path, true, VoteRequest.encode(VoteRequest.fromPartial({ proposalId: "p-1", decision: 1, digest: "00".repeat(32), signature: Buffer.alloc(64, 1) })).finish()),
-    s(GuardService.freeze.path, true, FreezeRequest.encode(FreezeRequest.fromPartial({ target: FreezeTarget.FREEZE_TARGET_KEY, id: "no-such-key", reason: "fuzz" })).finish()),
+    s(CustodyService.vote.path, true, enc(VoteRequest, { proposalId: "p-1", decision: 1, digest: "00".repeat(32), signature: Buffer.alloc(64, 1) })),
+    s(GuardService.freeze.path, true, enc(FreezeRequest, { target: FreezeTarget.FREEZE_TARGET_KEY, id: "no-such-key", reason: "fuzz" })),
   ];
 }
 

@@ -58,7 +58,8 @@ export class RefusalSampler {
       // Past the cap, sources merge per kind and reason: a bounded set (both are custos's own names).
       id = `*\n*\n${event.kind}\n${reason}\n${rpc ?? ""}`;
       source = this.sources.get(id);
-      source ??= this.add(id, { actor: "*", peer: undefined, kind: event.kind, reason, rpc, outcome: event.outcome, seen: this.sampling.individualPerSource, counted: 0 });
+      const merged = { actor: "*", peer: undefined, kind: event.kind, reason, rpc, outcome: event.outcome };
+      source ??= this.add(id, { ...merged, seen: this.sampling.individualPerSource, counted: 0 });
     }
     source ??= this.add(id, { actor: event.actor, peer: event.peer, kind: event.kind, reason, rpc, outcome: event.outcome, seen: 0, counted: 0 });
     if (source.seen < this.sampling.individualPerSource) {
