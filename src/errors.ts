@@ -39,6 +39,7 @@ export type CustosErrorCode =
   | "NO_DIALECT" // an exchange request for a key whose exchange custos has no dialect for
   // requests
   | "INVALID_ARGUMENT"
+  | "MALFORMED_REQUEST" // the message does not decode as the method's request type
   | "PAYLOAD_TOO_LARGE"
   | "ENVELOPE_INVALID" // import envelope failed to unwrap or does not match the wrapping key
   // HSM
@@ -57,12 +58,20 @@ export class CustosError extends Error {
   readonly retryable: boolean;
   /** Set where the refusal was logged, so the caller's ErrorInfo names the same request. */
   requestId?: string;
+  /** Set where the refusal was audited, so the transport does not audit it a second time. */
+  audited?: boolean;
 
   constructor(code: CustosErrorCode, message: string, options?: { cause?: unknown; retryable?: boolean }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.retryable = options?.retryable ?? false;
   }
+}
+
+/** Marks a refusal as audited where it was decided (the transport then does not audit it again); returns it. */
+export function markAudited<E>(e: E): E {
+  if (e instanceof CustosError) e.audited = true;
+  return e;
 }
 
 export function isCustosError(e: unknown): e is CustosError {

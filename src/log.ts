@@ -1,4 +1,5 @@
 import pino, { type DestinationStream, type Logger } from "pino";
+import { boundStrings } from "./audit/bounded-text.js";
 
 /**
  * Redacted paths: defence in depth. custos never puts a secret, PIN or envelope into a log
@@ -45,14 +46,18 @@ export const LOG_FIELDS = {
   actor: "who acted: officer id, client identity, system or custos",
 } as const;
 
-/** JSON logs with stable field names (LOG_FIELDS): time (ISO 8601), level (label), event, msg. */
+/**
+ * JSON logs with stable field names (LOG_FIELDS): time (ISO 8601), level (label), event, msg.
+ * String fields longer than 256 characters are cut with their length and SHA-256 (bounded-text.ts).
+ */
 export function createLogger(level = "info", destination?: DestinationStream): Logger {
   return pino(
     {
       level,
       base: { service: "custos" },
       timestamp: pino.stdTimeFunctions.isoTime,
-      formatters: { level: (label) => ({ level: label }) },
+      // Every top-level string field bounded and escaped: key ids, paths and reasons come from callers.
+      formatters: { level: (label) => ({ level: label }), log: (fields) => boundStrings(fields) },
       redact: { paths: REDACT_PATHS, censor: "[redacted]" },
     },
     destination,

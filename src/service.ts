@@ -3,6 +3,7 @@ import { join } from "node:path";
 import type { Logger } from "pino";
 import { AuditLog } from "./audit/audit-log.js";
 import { WorkerChainWriter } from "./audit/worker-chain-writer.js";
+import { DEFAULT_REFUSAL_SAMPLING } from "./audit/refusal-sampler.js";
 import type { ConnectionFile } from "./client/connection.js";
 import { CONNECTION_FILE, FINGERPRINT_FILE, LOOPBACK_CIDRS, type CustosConfig } from "./config/config.js";
 import { devOfficerPaths, ensureEmbedded, EMBEDDED_CERTS, useSofthsmConf, type EmbeddedSetup } from "./config/embedded.js";
@@ -46,6 +47,7 @@ export async function startService(config: CustosConfig, logger: Logger): Promis
   // Audit events are serialised, chained and inserted on a writer thread of their own.
   const audit = await AuditLog.open(store, logger, {
     flushIntervalMs: config.audit.flushIntervalMs,
+    refusalSampling: { ...DEFAULT_REFUSAL_SAMPLING, ...config.audit.refusals },
     writer: new WorkerChainWriter(config.store.sqlitePath),
   });
   const directory = new AccessDirectory();
@@ -105,7 +107,8 @@ export async function startService(config: CustosConfig, logger: Logger): Promis
       certPem: readPem(config.tls.certPath),
       keyPem: readPem(config.tls.keyPath),
       onTlsRefused: ({ ip, reason }) =>
-        audit.record({ kind: "connection.refused", actor: "unknown", outcome: "denied", reason, ...(ip ? { peer: ip } : {}) }),
+        audit.recordRefusal({ kind: "connection.refused", actor: "unknown", outcome: "denied", reason, ...(ip ? { peer: ip } : {}) }),
+      refusals: audit,
     },
     signer,
     governance,

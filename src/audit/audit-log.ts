@@ -4,6 +4,11 @@ import { setImmediate as nextTurn } from "node:timers/promises";
 import { GENESIS_HASH, checkChain, type ChainCheck } from "./chain.js";
 import { StoreChainWriter, type ChainWriter } from "./chain-writer.js";
 import { EventBatchWriter, type EncodedEvents } from "./event-batch.js";
+import { boundStrings } from "./bounded-text.js";
+import { DEFAULT_REFUSAL_SAMPLING, RefusalSampler, type RefusalSampling } from "./refusal-sampler.js";
+
+/** The longest string value in an audit event's details (its other strings: MAX_TEXT_CHARS). */
+export const MAX_DETAIL_CHARS = 1024;
 
 /** Events handed to the chain writer at a time, with a yield between slices. */
 const SLICE = 500;
@@ -33,6 +38,8 @@ export interface AuditLogOptions {
   maxBatch?: number;
   /** Who serialises, chains and stores events (default: this thread, through the store). */
   writer?: ChainWriter;
+  /** How refusals recorded with recordRefusal() are sampled and counted. */
+  refusalSampling?: RefusalSampling;
 }
 
 /**
@@ -58,13 +65,18 @@ export class AuditLog {
   onFlush: ((seconds: number) => void) | undefined;
 
   private readonly writer: ChainWriter;
+  private readonly refusals: RefusalSampler;
 
   private constructor(store: Store, private readonly logger: Logger, last: StoredAuditEvent | undefined, opts: AuditLogOptions) {
     this.writer = opts.writer ?? new StoreChainWriter(store);
     this.seq = last?.seq ?? 0;
     this.hash = last?.hash ?? GENESIS_HASH;
     this.maxBatch = opts.maxBatch ?? 5_000;
-    this.timer = setInterval(() => void this.flush().catch(() => undefined), opts.flushIntervalMs ?? 250);
+    this.refusals = new RefusalSampler(opts.refusalSampling ?? DEFAULT_REFUSAL_SAMPLING);
+    this.timer = setInterval(() => {
+      this.recordAggregates(false);
+      void this.flush().catch(() => undefined);
+    }, opts.flushIntervalMs ?? 250);
     this.timer.unref();
   }
 
@@ -86,10 +98,22 @@ export class AuditLog {
    * SHA-256 (`payloadSha256`); the bytes themselves are never stored.
    */
   record(event: AuditEvent, payload?: Uint8Array): void {
-    this.open.add(event, payload);
+    this.open.add(bounded(event), payload);
     if (this.queued++ === 0) this.pendingSince = performance.now();
     if (this.open.count >= SLICE) this.slices.push(this.open.take());
     if (this.queued >= this.maxBatch && !this.flushing) void this.flush().catch(() => undefined);
+  }
+
+  /**
+   * Queues a refusal: recorded in full, or, when its source (identity, peer, kind, reason)
+   * floods, counted into a `refusal.aggregate` row at the end of the window (refusal-sampler.ts).
+   */
+  recordRefusal(event: AuditEvent, payload?: Uint8Array): void {
+    if (this.refusals.admit(event)) this.record(event, payload);
+  }
+
+  private recordAggregates(force: boolean): void {
+    for (const row of this.refusals.drain(force)) this.record(row);
   }
 
   /** Records an event and waits until it (and everything before it) is durable. */
@@ -144,9 +168,23 @@ export class AuditLog {
   /** Stops the timer and writes what is queued. */
   async close(): Promise<void> {
     clearInterval(this.timer);
+    this.recordAggregates(true);
     await this.flush();
     await this.writer.close();
   }
+}
+
+/**
+ * The event with every caller-supplied string bounded and escaped (bounded-text.ts): a key id
+ * of 60,000 characters or one with line breaks is stored as a prefix, its length and its
+ * SHA-256. The same object when nothing changes, as on every ordinary sign.
+ */
+function bounded(event: AuditEvent): AuditEvent {
+  const top = boundStrings(event);
+  // Details get more room: some are custos's own lists (governance.init names every officer with its fingerprint).
+  const details = event.details && boundStrings(event.details, MAX_DETAIL_CHARS);
+  if (top === event && details === event.details) return event;
+  return { ...top, ...(details ? { details } : {}) };
 }
 
 export interface VerifyOptions {

@@ -1,3 +1,4 @@
+import type { RefusalSampling } from "../audit/refusal-sampler.js";
 import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { CustosError } from "../errors.js";
@@ -30,7 +31,8 @@ export interface CustosConfig {
   bootstrapAdmins: Array<{ identity: string; cidrs: string[] }>;
   /** Identities granted every imported key (the embedded default's dev client only). */
   autoGrant: string[];
-  audit: { flushIntervalMs: number };
+  /** `refusals`: how refusals are sampled under floods (defaults: refusal-sampler.ts). */
+  audit: { flushIntervalMs: number; refusals?: Partial<RefusalSampling> };
   governance: GovernanceConfig;
   /** Anomaly detection on signing traffic (README "Monitoring"). */
   anomaly: AnomalyConfig;

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import type { AuditEvent, AuditLog } from "../audit/audit-log.js";
-import { CustosError, type CustosErrorCode } from "../errors.js";
+import { CustosError, markAudited, type CustosErrorCode } from "../errors.js";
 import { envelopeDigest, type ImportEnvelope } from "../hsm/envelope.js";
 import type { Hsm, WrappingKeyInfo } from "../hsm/hsm.js";
 import { activeVersion, type KeyWithVersions } from "../keys/model.js";
@@ -134,7 +134,7 @@ export class GovernanceService {
     const actor = caller ? this.requireAdminIdentity(caller, "governance.init") : "system";
     if (this.initialised) {
       await this.audit.recordNow({ kind: "governance.init", actor, outcome: "denied", reason: "GOVERNANCE_EXISTS" });
-      throw new CustosError("GOVERNANCE_EXISTS", "governance is already initialised; officers and threshold change only by proposal");
+      throw markAudited(new CustosError("GOVERNANCE_EXISTS", "governance is already initialised; officers and threshold change only by proposal"));
     }
     const now = new Date().toISOString();
     const officers = specs.map((s) => officerRecord(s, now));
@@ -163,7 +163,7 @@ export class GovernanceService {
       await this.preconditions.check(input);
     } catch (e) {
       await this.audit.recordNow({ kind: "proposal.create", actor: officer.id, outcome: "denied", reason: codeOf(e), ...(keyId ? { key: keyId } : {}), details: { proposalKind: input.kind } });
-      throw e;
+      throw markAudited(e);
     }
     const { kind, target, params } = contentOf(input);
     const envelope = "envelope" in input ? input.envelope : undefined;
@@ -240,7 +240,7 @@ export class GovernanceService {
     const deny = async (code: CustosErrorCode, message: string, p?: ProposalRecord): Promise<never> => {
       const digest = claimedDigest ?? p?.digest ?? "";
       await this.audit.recordNow({ kind: `proposal.${decision}`, actor: officer.id, outcome: "denied", reason: code, ...(p ? { key: keyOf(p) } : {}), details: { proposal: id, digest } });
-      throw new CustosError(code, message);
+      throw markAudited(new CustosError(code, message));
     };
     let p = await this.store.getProposal(id);
     if (!p) return deny("PROPOSAL_NOT_FOUND", `no proposal ${id}`);
@@ -285,7 +285,7 @@ export class GovernanceService {
       else await this.store.setClientFrozen(id, freeze);
     } catch (e) {
       await this.audit.recordNow({ kind: "freeze", actor, outcome: "denied", reason: codeOf(e), details: { target: `${target}:${id}` } });
-      throw e;
+      throw markAudited(e);
     }
     await this.directory.reload(this.store);
     await this.audit.recordNow({ kind: "freeze", actor, outcome: "ok", ...(target === "key" ? { key: id } : {}), details: { target: `${target}:${id}`, reason: freeze.reason } });
@@ -364,8 +364,9 @@ export class GovernanceService {
   private deny(caller: CallerContext, kind: string, code: CustosErrorCode, message: string): CustosError {
     const event: AuditEvent = { kind, actor: caller.identity ?? "unknown", outcome: "denied", reason: code };
     if (caller.ip) event.peer = caller.ip;
-    this.audit.record(event);
-    return new CustosError(code, message);
+    // Sampled: a trading client hammering Custody must not fill the disk with denial rows.
+    this.audit.recordRefusal(event);
+    return markAudited(new CustosError(code, message));
   }
 }
 

@@ -1,5 +1,6 @@
 import type { AuditLog } from "../audit/audit-log.js";
 import { sha256Hex } from "../audit/sha256.js";
+import { boundText } from "../audit/bounded-text.js";
 import { CustosError, type CustosErrorCode } from "../errors.js";
 import type { Hsm } from "../hsm/hsm.js";
 import type { SigningAlgorithm } from "../hsm/algorithms.js";
@@ -272,10 +273,12 @@ export class SignService {
   /** Audits and observes a refusal or failure; returns the error to throw. */
   private refused(e: unknown, caller: CallerContext, event: { kind: string; key: string; version: number; details?: Record<string, string> }, started: number, payload?: Uint8Array): CustosError {
     const err = e instanceof CustosError ? e : new CustosError("INTERNAL", "sign failed", { cause: e });
+    err.audited = true;
     const outcome = DENIALS.has(err.code) ? "denied" : "failed";
     const rule = err instanceof PolicyDenied ? err.rule : undefined;
     const details = event.details || rule ? { ...event.details, ...(rule ? { rule } : {}) } : undefined;
-    this.audit.record(
+    // Sampled per client, address and reason: a flood of refusals is counted, not stored row by row.
+    this.audit.recordRefusal(
       { kind: event.kind, actor: caller.identity ?? "unknown", outcome, reason: err.code, key: event.key, version: event.version || undefined, peer: caller.ip || undefined, ...(details ? { details } : {}) },
       payload,
     );
@@ -329,7 +332,7 @@ export class SignService {
     if (!this.clientLimiter.take(caller.identity)) throw new CustosError("RATE_LIMITED", "client rate limit exceeded", { retryable: true });
     // key
     const key = this.directory.key(keyId);
-    if (!key) throw new CustosError("KEY_NOT_FOUND", `no key ${JSON.stringify(keyId)}`);
+    if (!key) throw new CustosError("KEY_NOT_FOUND", `no key ${JSON.stringify(boundText(keyId))}`);
     // grant
     if (!this.directory.hasGrant(caller.identity, key.id)) throw new CustosError("NO_GRANT", "client has no grant for this key");
     if (key.frozenAt) throw new CustosError("KEY_FROZEN", "key is frozen");
@@ -424,6 +427,7 @@ const DENIALS = new Set<CustosErrorCode>([
   "KEY_FROZEN",
   "CLIENT_FROZEN",
   "INVALID_ARGUMENT",
+  "MALFORMED_REQUEST",
   "PAYLOAD_TOO_LARGE",
   "POLICY_DENIED",
   "NO_DIALECT",

@@ -1,6 +1,5 @@
 import { createPublicKey } from "node:crypto";
 import type { ServerUnaryCall, sendUnaryData } from "@grpc/grpc-js";
-import type { Logger } from "pino";
 import {
   Environment,
   FreezeTarget,
@@ -24,42 +23,42 @@ import { DEFAULT_MAX_AGE_DAYS, activeVersion, ageDays, dueAt, type KeyWithVersio
 import type { ClientRecord } from "../../signing/clients.js";
 import { callerOf, type PeerInfo } from "./caller.js";
 import { ALGORITHM_ENUM, ALGORITHM_NAMES } from "./enums.js";
-import { toServiceError } from "./status.js";
+import type { EdgeRefusals } from "./refusals.js";
 
 let counter = 0;
 
-/** Wraps a domain call: answers exactly once, errors mapped at the edge. */
-function unary<Req, Res>(log: Logger, fn: (call: ServerUnaryCall<Req, Res> & PeerInfo) => Promise<Res> | Res) {
+/** Wraps a domain call: answers exactly once, errors mapped (and audited if the domain did not) at the edge. */
+function unary<Req, Res>(edge: EdgeRefusals, fn: (call: ServerUnaryCall<Req, Res> & PeerInfo) => Promise<Res> | Res) {
   return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
     Promise.resolve()
       .then(() => fn(call))
       .then(
         (res) => callback(null, res),
-        (e: unknown) => callback(toServiceError(e, log, `custody-${++counter}`)),
+        (e: unknown) => callback(edge.answer(call, e, `custody-${++counter}`)),
       );
   };
 }
 
-export function custodyHandlers(gov: GovernanceService, log: Logger): CustodyServer {
+export function custodyHandlers(gov: GovernanceService, edge: EdgeRefusals): CustodyServer {
   return {
-    getWrappingKey: unary(log, (call) => {
+    getWrappingKey: unary(edge, (call) => {
       const w = gov.wrappingKey(callerOf(call));
       return { spkiPem: w.spkiPem, fingerprint: w.fingerprint, envelopeFormat: "custos.rsa-oaep-aes-kwp.v1", oaepHash: w.oaepHash };
     }),
-    listKeys: unary(log, async (call) => ({ keys: (await gov.listKeys(callerOf(call))).map(keyInfo) })),
-    listClients: unary(log, async (call) => ({ clients: (await gov.listClients(callerOf(call))).map(clientInfo) })),
-    initGovernance: unary(log, async (call) => {
+    listKeys: unary(edge, async (call) => ({ keys: (await gov.listKeys(callerOf(call))).map(keyInfo) })),
+    listClients: unary(edge, async (call) => ({ clients: (await gov.listClients(callerOf(call))).map(clientInfo) })),
+    initGovernance: unary(edge, async (call) => {
       const caller = callerOf(call);
       await gov.init(caller, call.request.officers, call.request.threshold);
       return governanceInfo(await gov.governance(caller), gov.rules);
     }),
-    getGovernance: unary(log, async (call) => governanceInfo(await gov.governance(callerOf(call)), gov.rules)),
-    propose: unary(log, async (call) => proposalInfo(await gov.propose(callerOf(call), proposalInput(call.request), call.request.ttlSeconds ? call.request.ttlSeconds * 1000 : undefined))),
-    getProposal: unary(log, async (call) => proposalInfo(await gov.getProposal(callerOf(call), call.request.id))),
-    listProposals: unary(log, async (call) => ({
+    getGovernance: unary(edge, async (call) => governanceInfo(await gov.governance(callerOf(call)), gov.rules)),
+    propose: unary(edge, async (call) => proposalInfo(await gov.propose(callerOf(call), proposalInput(call.request), call.request.ttlSeconds ? call.request.ttlSeconds * 1000 : undefined))),
+    getProposal: unary(edge, async (call) => proposalInfo(await gov.getProposal(callerOf(call), call.request.id))),
+    listProposals: unary(edge, async (call) => ({
       proposals: (await gov.listProposals(callerOf(call), (call.request.state || undefined) as never)).map(proposalInfo),
     })),
-    vote: unary(log, async (call) => {
+    vote: unary(edge, async (call) => {
       const r = call.request;
       const decision = r.decision === VoteDecision.VOTE_DECISION_APPROVE ? "approve" : r.decision === VoteDecision.VOTE_DECISION_REJECT ? "reject" : undefined;
       if (!decision) throw new CustosError("INVALID_ARGUMENT", "decision must be approve or reject");
@@ -68,9 +67,9 @@ export function custodyHandlers(gov: GovernanceService, log: Logger): CustodySer
   };
 }
 
-export function guardHandlers(gov: GovernanceService, log: Logger): GuardServer {
+export function guardHandlers(gov: GovernanceService, edge: EdgeRefusals): GuardServer {
   return {
-    freeze: unary(log, async (call) => {
+    freeze: unary(edge, async (call) => {
       const r = call.request;
       const target = r.target === FreezeTarget.FREEZE_TARGET_KEY ? "key" : r.target === FreezeTarget.FREEZE_TARGET_CLIENT ? "client" : undefined;
       if (!target) throw new CustosError("INVALID_ARGUMENT", "freeze target must be key or client");

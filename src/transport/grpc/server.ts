@@ -15,6 +15,7 @@ import type { SignService } from "../../signing/sign-service.js";
 import { custodyHandlers, guardHandlers } from "./custody-handlers.js";
 import { encodeSignedExchangeRequest } from "./exchange-response-encoder.js";
 import { InFlight, signerHandlers } from "./signer-handlers.js";
+import { EdgeRefusals, refuseMalformed, tolerantDecoding, type RefusalRecorder } from "./refusals.js";
 
 const PROTO_ROOT = fileURLToPath(new URL("../../../../proto/", import.meta.url));
 
@@ -27,6 +28,8 @@ export interface GrpcServerOptions {
   maxPayloadBytes: number;
   /** Called for every connection refused during the TLS handshake (no/foreign cert, TLS < 1.3). */
   onTlsRefused?: (info: { ip: string | null; reason: string }) => void;
+  /** Where refusals decided by the transport (malformed messages, bad arguments) are audited. */
+  refusals: RefusalRecorder;
 }
 
 export interface RunningGrpc {
@@ -50,11 +53,18 @@ export async function startGrpcServer(opts: GrpcServerOptions, signer: SignServi
     "grpc.keepalive_permit_without_calls": 1,
   });
   const inFlight = new InFlight();
+  const edge = new EdgeRefusals(opts.refusals, log);
   // SignExchangeRequest's reply is encoded directly (exchange-response-encoder.ts): same bytes, a third of the time.
-  const signerDefinition = { ...SignerDefinition, signExchangeRequest: { ...SignerDefinition.signExchangeRequest, responseSerialize: encodeSignedExchangeRequest } };
-  server.addService(signerDefinition, signerHandlers(signer, log, inFlight));
-  server.addService(CustodyDefinition, custodyHandlers(governance, log));
-  server.addService(GuardDefinition, guardHandlers(governance, log));
+  const signerDefinition = tolerantDecoding({
+    ...SignerDefinition,
+    signExchangeRequest: { ...SignerDefinition.signExchangeRequest, responseSerialize: encodeSignedExchangeRequest },
+  });
+  // Undecodable messages reach custos as MalformedRequest: refused with a reason and audited, never grpc-js's bare INTERNAL.
+  const custody = tolerantDecoding(CustodyDefinition);
+  const guard = tolerantDecoding(GuardDefinition);
+  server.addService(signerDefinition, refuseMalformed(signerDefinition, signerHandlers(signer, log, inFlight, edge), edge));
+  server.addService(custody, refuseMalformed(custody, custodyHandlers(governance, edge), edge));
+  server.addService(guard, refuseMalformed(guard, guardHandlers(governance, edge), edge));
 
   const health = new HealthImplementation({ "": "SERVING", "custos.v1.Signer": "SERVING", "custos.v1.Custody": "SERVING" });
   health.addToServer(server);

@@ -15,13 +15,17 @@ import {
 import { CustosError } from "../../errors.js";
 import type { ExchangeSignRequest, ExchangeSignResult, SignResult, SignService } from "../../signing/sign-service.js";
 import { callerOf } from "./caller.js";
-import { describeError, ruleOf, toServiceError } from "./status.js";
+import { describeError, ruleOf } from "./status.js";
+import { isMalformed, malformedError, type EdgeRefusals, type MalformedRequest } from "./refusals.js";
 
 let requestCounter = 0;
 const nextRequestId = () => (++requestCounter).toString(36);
 
-/** Thin handlers: decode → domain → encode; every rule lives in SignService. */
-export function signerHandlers(signer: SignService, log: Logger, tracker: InFlight): SignerServer {
+/**
+ * Thin handlers: decode → domain → encode; every rule lives in SignService. Refusals decided
+ * here (a malformed message, an unknown method) are audited through `edge`.
+ */
+export function signerHandlers(signer: SignService, log: Logger, tracker: InFlight, edge: EdgeRefusals): SignerServer {
   return {
     sign(call: ServerUnaryCall<SignRequest, SignResponse>, callback: sendUnaryData<SignResponse>): void {
       const done = tracker.start();
@@ -30,7 +34,7 @@ export function signerHandlers(signer: SignService, log: Logger, tracker: InFlig
         .sign(callerOf(call), { keyId: req.keyId, version: req.version, payload: req.payload })
         .then(
           (result) => callback(null, encode(result, req.encoding)),
-          (e: unknown) => callback(toServiceError(e, log, nextRequestId())),
+          (e: unknown) => callback(edge.answer(call, e, nextRequestId(), req.keyId)),
         )
         .finally(done);
     },
@@ -41,7 +45,7 @@ export function signerHandlers(signer: SignService, log: Logger, tracker: InFlig
         .then(() => signer.signExchange(callerOf(call), exchangeInput(call.request)))
         .then(
           (result) => callback(null, encodeExchange(result)),
-          (e: unknown) => callback(toServiceError(e, log, nextRequestId())),
+          (e: unknown) => callback(edge.answer(call, e, nextRequestId(), call.request.keyId)),
         )
         .finally(done);
     },
@@ -76,7 +80,7 @@ export function signerHandlers(signer: SignService, log: Logger, tracker: InFlig
               keyVersion: res.version,
               apiKeyId: res.apiKeyId,
             }),
-          (e: unknown) => callback(toServiceError(e, log, nextRequestId())),
+          (e: unknown) => callback(edge.answer(call, e, nextRequestId(), r.keyId)),
         )
         .finally(done);
     },
@@ -84,12 +88,13 @@ export function signerHandlers(signer: SignService, log: Logger, tracker: InFlig
     signStream(stream: ServerDuplexStream<SignStreamRequest, SignStreamResponse>): void {
       // The identity is fixed for the stream's connection: read it once.
       const caller = callerOf(stream);
+      const rpc = stream.getPath();
       let pending = 0;
       let ended = false;
       const finishIfDone = () => {
         if (ended && pending === 0) stream.end();
       };
-      stream.on("data", (msg: SignStreamRequest) => {
+      stream.on("data", (data: SignStreamRequest | MalformedRequest) => {
         const done = tracker.start();
         pending++;
         const reply = (out: SignStreamResponse) => {
@@ -98,8 +103,18 @@ export function signerHandlers(signer: SignService, log: Logger, tracker: InFlig
           if (!stream.destroyed && stream.writable) stream.write(out);
           finishIfDone();
         };
+        if (isMalformed(data)) {
+          // Not decodable, so no request id to answer under: the denial carries "".
+          const err = malformedError(rpc);
+          edge.audit(caller, rpc, err);
+          const d = describeError(err);
+          reply({ requestId: "", result: { $case: "denial", denial: { code: d.code, reason: d.reason, message: d.message, rule: "" } } });
+          return;
+        }
+        const msg = data;
         const kind = msg.kind;
-        const deny = (e: unknown) => {
+        const deny = (e: unknown, key?: string) => {
+          edge.audit(caller, rpc, e, key);
           const d = describeError(e);
           if (d.reason === "INTERNAL" || d.reason === "HSM_ERROR") log.error({ event: "rpc.error", reason: d.reason, err: e }, "stream sign failed");
           reply({ requestId: msg.requestId, result: { $case: "denial", denial: { code: d.code, reason: d.reason, message: d.message, rule: ruleOf(e) ?? "" } } });
@@ -108,14 +123,17 @@ export function signerHandlers(signer: SignService, log: Logger, tracker: InFlig
           const req = kind.request;
           signer.sign(caller, { keyId: req.keyId, version: req.version, payload: req.payload }).then(
             (result) => reply({ requestId: msg.requestId, result: { $case: "response", response: encode(result, req.encoding) } }),
-            deny,
+            (e: unknown) => deny(e, req.keyId),
           );
         } else if (kind?.$case === "exchangeRequest") {
           Promise.resolve()
             .then(() => signer.signExchange(caller, exchangeInput(kind.exchangeRequest)))
-            .then((result) => reply({ requestId: msg.requestId, result: { $case: "exchangeResponse", exchangeResponse: encodeExchange(result) } }), deny);
+            .then(
+              (result) => reply({ requestId: msg.requestId, result: { $case: "exchangeResponse", exchangeResponse: encodeExchange(result) } }),
+              (e: unknown) => deny(e, kind.exchangeRequest.keyId),
+            );
         } else {
-          reply({ requestId: msg.requestId, result: { $case: "denial", denial: { code: 3, reason: "INVALID_ARGUMENT", message: "request is missing", rule: "" } } });
+          deny(new CustosError("INVALID_ARGUMENT", "request is missing"));
         }
       });
       stream.on("end", () => {
