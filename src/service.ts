@@ -5,6 +5,7 @@ import { AuditLog } from "./audit/audit-log.js";
 import { WorkerChainWriter } from "./audit/worker-chain-writer.js";
 import type { ConnectionFile } from "./client/connection.js";
 import { CONNECTION_FILE, FINGERPRINT_FILE, LOOPBACK_CIDRS, type CustosConfig } from "./config/config.js";
+import { assertServerCertNames } from "./pki/server-names.js";
 import { devOfficerPaths, ensureEmbedded, EMBEDDED_CERTS, useSofthsmConf, type EmbeddedSetup } from "./config/embedded.js";
 import { readSecretEnv, readSecretFile } from "./config/secrets.js";
 import { Pkcs11Hsm } from "./hsm/index.js";
@@ -40,6 +41,8 @@ export async function startService(config: CustosConfig, logger: Logger): Promis
   // A stale connection file would tell clients we are up before we are.
   rmSync(join(config.dataDir, CONNECTION_FILE), { force: true });
   const embeddedSetup = config.embedded ? await ensureEmbedded(config) : (useSofthsmConf(config), undefined);
+  if (!config.embedded) assertServerCertNames(config.tls.certPath, config.serverNames);
+  if (embeddedSetup?.reissuedServerCert) logger.info({ event: "pki.server_cert_reissued", names: config.serverNames }, "dev server certificate reissued for the configured server names");
   const pin = config.hsm.pinFile ? readSecretFile(config.hsm.pinFile) : readSecretEnv(config.hsm.pinEnv!);
   const hsm = await Pkcs11Hsm.open({ ...config.hsm, pin, logger: logger.child({ component: "hsm" }) });
   const store = new SqliteStore(config.store.sqlitePath);
