@@ -149,8 +149,8 @@ export async function startService(config: CustosConfig, logger: Logger): Promis
   }
   const pki = join(config.dataDir, "pki");
   const connection: ConnectionInfo = {
-    grpc: `${config.grpc.host.includes(":") ? `[${config.grpc.host}]` : config.grpc.host}:${grpc.port}`,
-    http: `http://${config.http.host}:${httpPort}`,
+    grpc: `${hostPart(config.grpc.host)}:${grpc.port}`,
+    http: `http://${hostPart(config.http.host)}:${httpPort}`,
     ...(consoleUrl ? { console: consoleUrl } : {}),
     serverName: "localhost",
     caPath: config.tls.caPath,
@@ -245,6 +245,12 @@ function anomalyDetector(config: CustosConfig, audit: AuditLog, logger: Logger, 
   );
   metrics.watchAnomalies(() => detector.scores());
   return detector;
+}
+
+/** How a local client dials a listen address: a wildcard bind (0.0.0.0, ::) at loopback; IPv6 in brackets. */
+function hostPart(host: string): string {
+  const dial = host === "0.0.0.0" ? "127.0.0.1" : host === "::" ? "::1" : host;
+  return dial.includes(":") ? `[${dial}]` : dial;
 }
 
 /** The embedded default's officer, for the CLI (`connection.json`; the key stays encrypted). */
