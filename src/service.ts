@@ -42,7 +42,9 @@ export async function startService(config: CustosConfig, logger: Logger): Promis
   rmSync(join(config.dataDir, CONNECTION_FILE), { force: true });
   const embeddedSetup = config.embedded ? await ensureEmbedded(config) : (useSofthsmConf(config), undefined);
   if (!config.embedded) assertServerCertNames(config.tls.certPath, config.serverNames);
-  if (embeddedSetup?.reissuedServerCert) logger.info({ event: "pki.server_cert_reissued", names: config.serverNames }, "dev server certificate reissued for the configured server names");
+  if (embeddedSetup?.reissuedServerCert) {
+    logger.info({ event: "pki.server_cert_reissued", names: config.serverNames }, "dev server certificate reissued for the configured server names");
+  }
   const pin = config.hsm.pinFile ? readSecretFile(config.hsm.pinFile) : readSecretEnv(config.hsm.pinEnv!);
   const hsm = await Pkcs11Hsm.open({ ...config.hsm, pin, logger: logger.child({ component: "hsm" }) });
   const store = new SqliteStore(config.store.sqlitePath);

@@ -59,7 +59,8 @@ export async function issueDevServerCert(pkiDir: string, names: readonly string[
   try {
     ca = await loadIssued(pkiDir, "ca");
   } catch (e) {
-    throw new CustosError("PRECONDITION_FAILED", `no dev CA in ${pkiDir} (ca.crt and ca.key): a configured deployment's own CA issues its server certificate`, { cause: e });
+    const why = `no dev CA in ${pkiDir} (ca.crt and ca.key): a configured deployment's own CA issues its server certificate`;
+    throw new CustosError("PRECONDITION_FAILED", why, { cause: e });
   }
   const cert = await issueServerCert(ca, { dnsNames: all.filter((n) => isIP(n) === 0), ipAddresses: all.filter((n) => isIP(n) !== 0) });
   return { ...(await writeIssued(pkiDir, "server", cert)), names: all };
@@ -74,6 +75,7 @@ export function assertServerCertNames(certPath: string, names: readonly string[]
   if (names.length === 0) return;
   const missing = missingServerNames(readFileSync(certPath, "utf8"), names);
   if (missing.length > 0) {
-    throw new CustosError("PRECONDITION_FAILED", `${certPath} does not name ${missing.join(", ")} (pki.serverNames / $CUSTOS_SERVER_NAMES): issue it for every name clients dial`);
+    const why = `${certPath} does not name ${missing.join(", ")} (pki.serverNames / $CUSTOS_SERVER_NAMES): issue it for every name clients dial`;
+    throw new CustosError("PRECONDITION_FAILED", why);
   }
 }

@@ -58,7 +58,8 @@ async function startFromImageFiles(app: string, data: string, serverNames: strin
   const connFile = join(data, "connection.json");
   rmSync(connFile, { force: true });
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("CUSTOS_") || k === "CUSTOS_PKCS11_MODULE"));
-  const env = { ...inherited, ...stage.env, CUSTOS_DATA_DIR: data, CUSTOS_GRPC_HOST: "127.0.0.1", CUSTOS_CONSOLE_HOST: "127.0.0.1", CUSTOS_HTTP_HOST: HTTP_HOST, CUSTOS_SERVER_NAMES: serverNames };
+  const listen = { CUSTOS_GRPC_HOST: "127.0.0.1", CUSTOS_CONSOLE_HOST: "127.0.0.1", CUSTOS_HTTP_HOST: HTTP_HOST };
+  const env = { ...inherited, ...stage.env, ...listen, CUSTOS_DATA_DIR: data, CUSTOS_SERVER_NAMES: serverNames };
   assert.equal(stage.cmd[0], "node");
   const proc = spawn(process.execPath, [...stage.cmd.slice(1), "--grpc-port", "0", "--http-port", "0"], { cwd: app, env, stdio: ["ignore", "ignore", "pipe"] });
   let err = "";
@@ -162,7 +163,8 @@ describe("the container's runtime file set, served from a copy", () => {
   });
 
   it("custos pki server-cert --name adds a name; after a restart both it and the configured name verify", async () => {
-    const cli = spawn(process.execPath, ["bin/custos.js", "pki", "server-cert", "--data-dir", data, "--name", "signer"], { cwd: app, stdio: ["ignore", "pipe", "pipe"] });
+    const args = ["bin/custos.js", "pki", "server-cert", "--data-dir", data, "--name", "signer"];
+    const cli = spawn(process.execPath, args, { cwd: app, stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     cli.stdout!.on("data", (d: Buffer) => (out += d.toString()));
     assert.equal(await new Promise((r) => cli.once("exit", r)), 0);

@@ -104,7 +104,8 @@ describe("loadConfig", () => {
   it("reads pki.serverNames (host names and IP addresses); none by default", () => {
     assert.deepEqual(loadConfig(withConfig(MINIMAL)).serverNames, []);
     assert.deepEqual(loadConfig(tempDir()).serverNames, []);
-    assert.deepEqual(loadConfig(withConfig({ ...MINIMAL, pki: { serverNames: ["custos", "signer.internal", "10.1.2.3"] } })).serverNames, ["custos", "signer.internal", "10.1.2.3"]);
+    const names = ["custos", "signer.internal", "10.1.2.3"];
+    assert.deepEqual(loadConfig(withConfig({ ...MINIMAL, pki: { serverNames: names } })).serverNames, names);
   });
 
   it("takes listen addresses and extra server names from the environment, over custos.json, in either mode", () => {
