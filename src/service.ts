@@ -6,6 +6,7 @@ import { WorkerChainWriter } from "./audit/worker-chain-writer.js";
 import { DEFAULT_REFUSAL_SAMPLING } from "./audit/refusal-sampler.js";
 import type { ConnectionFile } from "./client/connection.js";
 import { CONNECTION_FILE, FINGERPRINT_FILE, LOOPBACK_CIDRS, type CustosConfig } from "./config/config.js";
+import { assertServerCertNames } from "./pki/server-names.js";
 import { devOfficerPaths, ensureEmbedded, EMBEDDED_CERTS, useSofthsmConf, type EmbeddedSetup } from "./config/embedded.js";
 import { readSecretEnv, readSecretFile } from "./config/secrets.js";
 import { Pkcs11Hsm } from "./hsm/index.js";
@@ -41,6 +42,10 @@ export async function startService(config: CustosConfig, logger: Logger): Promis
   // A stale connection file would tell clients we are up before we are.
   rmSync(join(config.dataDir, CONNECTION_FILE), { force: true });
   const embeddedSetup = config.embedded ? await ensureEmbedded(config) : (useSofthsmConf(config), undefined);
+  if (!config.embedded) assertServerCertNames(config.tls.certPath, config.serverNames);
+  if (embeddedSetup?.reissuedServerCert) {
+    logger.info({ event: "pki.server_cert_reissued", names: config.serverNames }, "dev server certificate reissued for the configured server names");
+  }
   const pin = config.hsm.pinFile ? readSecretFile(config.hsm.pinFile) : readSecretEnv(config.hsm.pinEnv!);
   const hsm = await Pkcs11Hsm.open({ ...config.hsm, pin, logger: logger.child({ component: "hsm" }) });
   const store = new SqliteStore(config.store.sqlitePath);
@@ -150,8 +155,8 @@ export async function startService(config: CustosConfig, logger: Logger): Promis
   }
   const pki = join(config.dataDir, "pki");
   const connection: ConnectionInfo = {
-    grpc: `${config.grpc.host.includes(":") ? `[${config.grpc.host}]` : config.grpc.host}:${grpc.port}`,
-    http: `http://${config.http.host}:${httpPort}`,
+    grpc: `${hostPart(config.grpc.host)}:${grpc.port}`,
+    http: `http://${hostPart(config.http.host)}:${httpPort}`,
     ...(consoleUrl ? { console: consoleUrl } : {}),
     serverName: "localhost",
     caPath: config.tls.caPath,
@@ -246,6 +251,12 @@ function anomalyDetector(config: CustosConfig, audit: AuditLog, logger: Logger, 
   );
   metrics.watchAnomalies(() => detector.scores());
   return detector;
+}
+
+/** How a local client dials a listen address: a wildcard bind (0.0.0.0, ::) at loopback; IPv6 in brackets. */
+function hostPart(host: string): string {
+  const dial = host === "0.0.0.0" ? "127.0.0.1" : host === "::" ? "::1" : host;
+  return dial.includes(":") ? `[${dial}]` : dial;
 }
 
 /** The embedded default's officer, for the CLI (`connection.json`; the key stays encrypted). */

@@ -185,6 +185,18 @@ pki
     console.log(uri);
   });
 
+pki
+  .command("server-cert")
+  .description("reissue the data dir's server certificate from its dev CA for localhost, 127.0.0.1, ::1 and each --name (restart custos to serve it)")
+  .option("--data-dir <dir>", "data directory")
+  .requiredOption("--name <name...>", "a host name or IP address clients dial custos by, e.g. custos on a compose network (repeatable)")
+  .action(async (o: { dataDir?: string; name: string[] }) => {
+    const { issueDevServerCert } = await import("../pki/server-names.js");
+    const issued = await issueDevServerCert(join(dataDirOf(o), "pki"), o.name);
+    console.log(`server certificate ${issued.certPath} (key ${issued.keyPath})\nnames ${issued.names.join(" ")}`);
+    console.log("restart custos to serve it");
+  });
+
 const audit = program.command("audit").description("the hash-chained audit log");
 audit
   .command("verify")

@@ -3,6 +3,8 @@ import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { CustosError } from "../errors.js";
 import { DEFAULT_ANOMALY_SETTINGS, type AnomalySettings } from "../monitoring/anomaly.js";
+import { isIP } from "node:net";
+import { parseServerNameList, validateServerNames } from "../pki/server-names.js";
 import type { RateLimit } from "../signing/rate-limiter.js";
 
 /** Everything `custos serve` needs, resolved (paths absolute, defaults filled). */
@@ -13,6 +15,12 @@ export interface CustosConfig {
   grpc: { host: string; port: number; maxPayloadBytes: number };
   http: { host: string; port: number };
   tls: { caPath: string; certPath: string; keyPath: string };
+  /**
+   * Names clients dial custos by, beyond localhost / 127.0.0.1 / ::1 (e.g. `custos` on a compose
+   * network): the embedded default's dev server certificate is (re)issued to carry them; a
+   * configured deployment refuses to start when `tls.certPath` lacks one.
+   */
+  serverNames: string[];
   hsm: {
     modulePath: string;
     tokenLabel: string;
@@ -104,6 +112,7 @@ export function baseDefaults(dataDir: string) {
     anomaly: { enabled: true, ...DEFAULT_ANOMALY_SETTINGS } as AnomalyConfig,
     console: { enabled: true, host: "127.0.0.1", rpId: "localhost", sessionMinutes: 15 } as ConsoleConfig,
     store: { sqlitePath: join(dataDir, "custos.db") },
+    serverNames: [] as string[],
     logLevel: process.env.CUSTOS_LOG_LEVEL ?? "info",
   };
 }
@@ -143,7 +152,34 @@ export const EMBEDDED_OFFICER = { id: "dev", identity: "spiffe://custos/officer/
 export function loadConfig(dataDir: string): CustosConfig {
   const dir = resolve(dataDir);
   const file = join(dir, CONFIG_FILE);
-  if (!existsSync(file)) return embeddedConfig(dir);
+  return withEnvironment(existsSync(file) ? configuredConfig(dir, file) : embeddedConfig(dir));
+}
+
+/**
+ * Settings the environment overrides, in either mode (a container sets them; an unset or
+ * empty variable changes nothing): `CUSTOS_GRPC_HOST`, `CUSTOS_HTTP_HOST`,
+ * `CUSTOS_CONSOLE_HOST` (listen addresses: IP literals) and `CUSTOS_SERVER_NAMES`
+ * (comma-separated, added to the configured server names).
+ */
+export function withEnvironment(config: CustosConfig, env: NodeJS.ProcessEnv = process.env): CustosConfig {
+  const host = (name: string): string | undefined => {
+    const v = env[name];
+    if (v === undefined || v === "") return undefined;
+    if (isIP(v) === 0) throw new CustosError("INVALID_ARGUMENT", `$${name} must be an IP address to listen on (e.g. 0.0.0.0 or 127.0.0.1)`);
+    return v;
+  };
+  const names = env.CUSTOS_SERVER_NAMES ? parseServerNameList(env.CUSTOS_SERVER_NAMES, "$CUSTOS_SERVER_NAMES") : [];
+  return {
+    ...config,
+    grpc: { ...config.grpc, host: host("CUSTOS_GRPC_HOST") ?? config.grpc.host },
+    http: { ...config.http, host: host("CUSTOS_HTTP_HOST") ?? config.http.host },
+    console: { ...config.console, host: host("CUSTOS_CONSOLE_HOST") ?? config.console.host },
+    serverNames: [...new Set([...config.serverNames, ...names])],
+  };
+}
+
+/** DIR/custos.json over the defaults. */
+function configuredConfig(dir: string, file: string): CustosConfig {
   let raw: Record<string, unknown>;
   try {
     raw = JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
@@ -151,7 +187,7 @@ export function loadConfig(dataDir: string): CustosConfig {
     throw new CustosError("INVALID_ARGUMENT", `${file} is not valid JSON`, { cause: e });
   }
   const base = baseDefaults(dir);
-  const known = new Set(["grpc", "http", "tls", "hsm", "store", "limits", "bootstrapAdmins", "audit", "governance", "anomaly", "console", "logLevel"]);
+  const known = new Set(["grpc", "http", "tls", "pki", "hsm", "store", "limits", "bootstrapAdmins", "audit", "governance", "anomaly", "console", "logLevel"]);
   for (const k of Object.keys(raw)) if (!known.has(k)) throw new CustosError("INVALID_ARGUMENT", `${file}: unknown setting "${k}"`);
   const tls = raw.tls as CustosConfig["tls"] | undefined;
   const hsm = raw.hsm as Partial<CustosConfig["hsm"]> | undefined;
@@ -166,6 +202,7 @@ export function loadConfig(dataDir: string): CustosConfig {
     grpc: { ...base.grpc, ...(raw.grpc as object) },
     http: { ...base.http, ...(raw.http as object) },
     tls: { caPath: abs(tls.caPath), certPath: abs(tls.certPath), keyPath: abs(tls.keyPath) },
+    serverNames: pkiSettings(file, raw.pki),
     hsm: {
       modulePath: hsm.modulePath,
       tokenLabel: hsm.tokenLabel,
@@ -185,6 +222,15 @@ export function loadConfig(dataDir: string): CustosConfig {
     autoGrant: [],
     logLevel: (raw.logLevel as string) ?? base.logLevel,
   };
+}
+
+/** The pki section: `serverNames`, the only setting it has. */
+function pkiSettings(file: string, raw: unknown): string[] {
+  const given = (raw ?? {}) as { serverNames?: unknown };
+  for (const k of Object.keys(given)) if (k !== "serverNames") throw new CustosError("INVALID_ARGUMENT", `${file}: unknown setting "pki.${k}"`);
+  if (given.serverNames === undefined) return [];
+  if (!Array.isArray(given.serverNames)) throw new CustosError("INVALID_ARGUMENT", `${file}: pki.serverNames is a list of host names and IP addresses`);
+  return validateServerNames(given.serverNames as string[], `${file}: pki.serverNames`);
 }
 
 function governanceSettings(file: string, base: GovernanceConfig, raw: unknown): GovernanceConfig {

@@ -4,7 +4,7 @@ import { fileURLToPath } from "node:url";
 import { createToken, ensureWrappingKey } from "../hsm/index.js";
 import { findSlotByLabel, loadModule } from "../hsm/pkcs11/module.js";
 import { generateOfficerKey, writeOfficerKeyFile } from "../governance/officer-key.js";
-import { createDevCa, issueClientCert, issueServerCert, loadIssued, writeIssued } from "../pki/index.js";
+import { createDevCa, issueClientCert, issueDevServerCert, loadIssued, missingServerNames, serverCertNames, writeIssued } from "../pki/index.js";
 import { EMBEDDED_ADMIN, EMBEDDED_CLIENT, EMBEDDED_OFFICER, type CustosConfig } from "./config.js";
 import { createSecretFile, readSecretFile } from "./secrets.js";
 
@@ -29,6 +29,8 @@ export interface EmbeddedSetup {
   createdToken: boolean;
   createdWrappingKey: boolean;
   createdPki: boolean;
+  /** The server certificate was reissued to carry `serverNames` it lacked. */
+  reissuedServerCert: boolean;
   devOfficer: DevOfficer;
 }
 
@@ -78,12 +80,16 @@ export async function ensureEmbedded(config: CustosConfig): Promise<EmbeddedSetu
   if (!existsSync(config.tls.caPath)) {
     const ca = await createDevCa();
     await writeIssued(pki, "ca", ca);
-    await writeIssued(pki, "server", await issueServerCert(ca, { dnsNames: ["localhost"], ipAddresses: ["127.0.0.1", "::1"] }));
+    await issueDevServerCert(pki, config.serverNames);
     await writeIssued(pki, EMBEDDED_CERTS.admin, await issueClientCert(ca, { name: "bootstrap-admin", uri: EMBEDDED_ADMIN }));
     await writeIssued(pki, EMBEDDED_CERTS.client, await issueClientCert(ca, { name: "dev-engine", uri: EMBEDDED_CLIENT }));
     createdPki = true;
   }
-  return { createdToken, createdWrappingKey, createdPki, devOfficer: await ensureDevOfficer(dir) };
+  // A data dir made before a name was configured (e.g. a compose volume): reissue from the dev CA.
+  const serverPem = readFileSync(config.tls.certPath, "utf8");
+  const reissuedServerCert = !createdPki && missingServerNames(serverPem, config.serverNames).length > 0;
+  if (reissuedServerCert) await issueDevServerCert(pki, [...serverCertNames(serverPem), ...config.serverNames]);
+  return { createdToken, createdWrappingKey, createdPki, reissuedServerCert, devOfficer: await ensureDevOfficer(dir) };
 }
 
 /** The dev officer's certificate and key pair (also added to data dirs made before governance). */

@@ -8,3 +8,12 @@ export {
   type IssuedCert,
 } from "./dev-ca.js";
 export { identityFromPeerCertificate, peerAddressIp, type PeerCertificateLike } from "./identity.js";
+export {
+  LOOPBACK_SERVER_NAMES,
+  assertServerCertNames,
+  issueDevServerCert,
+  missingServerNames,
+  parseServerNameList,
+  serverCertNames,
+  validateServerNames,
+} from "./server-names.js";

@@ -1,6 +1,6 @@
 /**
  * The monitoring assets shipped in docker/ (Grafana dashboard, Prometheus alert rules) and the
- * custos_* metric names they use, for tests that check those names against real exports.
+ * metric names they use, for tests that check those names against real exports.
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -9,7 +9,8 @@ import { REPO } from "./harness.js";
 export const DASHBOARD = join(REPO, "docker/grafana/custos-dashboard.json");
 export const ALERT_RULES = join(REPO, "docker/prometheus/custos-alerts.yml");
 
-const METRIC = /\bcustos_[a-zA-Z0-9_]+/g;
+// custos's own metrics, and prom-client's unprefixed process and Node.js defaults.
+const METRIC = /\b(?:custos|process|nodejs)_[a-zA-Z0-9_]+/g;
 
 /** Every PromQL string of a Grafana dashboard: panel target exprs and variable queries. */
 export function dashboardQueries(dashboard: unknown): string[] {
@@ -40,7 +41,7 @@ export function alertRules(yaml: string): Array<{ alert: string; expr: string; s
   return rules;
 }
 
-/** custos_* names used by the dashboard's queries and the rules' expressions (comments ignored). */
+/** Metric names (custos_*, process_*, nodejs_*) used by the dashboard's queries and the rules' expressions (comments ignored). */
 export function assetMetricNames(): { dashboard: Set<string>; rules: Set<string> } {
   const dashboard = new Set(dashboardQueries(JSON.parse(readFileSync(DASHBOARD, "utf8"))).flatMap((q) => q.match(METRIC) ?? []));
   const rules = new Set(alertRules(readFileSync(ALERT_RULES, "utf8")).flatMap((r) => r.expr.match(METRIC) ?? []));

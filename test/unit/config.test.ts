@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
-import { CONFIG_FILE, DEFAULT_GRPC_PORT, EMBEDDED_ADMIN, EMBEDDED_CLIENT, loadConfig } from "../../src/config/config.js";
+import { CONFIG_FILE, DEFAULT_GRPC_PORT, EMBEDDED_ADMIN, EMBEDDED_CLIENT, loadConfig, withEnvironment } from "../../src/config/config.js";
 import { createSecretFile, readSecretFile } from "../../src/config/secrets.js";
 import { CustosError } from "../../src/errors.js";
 
@@ -101,6 +101,32 @@ describe("loadConfig", () => {
     assert.deepEqual(c.bootstrapAdmins, [{ identity: "spiffe://x/admin", cidrs: ["10.0.0.0/8"] }]);
   });
 
+  it("reads pki.serverNames (host names and IP addresses); none by default", () => {
+    assert.deepEqual(loadConfig(withConfig(MINIMAL)).serverNames, []);
+    assert.deepEqual(loadConfig(tempDir()).serverNames, []);
+    const names = ["custos", "signer.internal", "10.1.2.3"];
+    assert.deepEqual(loadConfig(withConfig({ ...MINIMAL, pki: { serverNames: names } })).serverNames, names);
+  });
+
+  it("takes listen addresses and extra server names from the environment, over custos.json, in either mode", () => {
+    const configured = loadConfig(withConfig({ ...MINIMAL, http: { host: "127.0.0.1", port: 9001 }, pki: { serverNames: ["custos"] } }));
+    const env = { CUSTOS_HTTP_HOST: "0.0.0.0", CUSTOS_GRPC_HOST: "::", CUSTOS_CONSOLE_HOST: "127.0.0.2", CUSTOS_SERVER_NAMES: " signer , custos,10.0.0.7" };
+    const c = withEnvironment(configured, env);
+    assert.deepEqual([c.http.host, c.http.port, c.grpc.host, c.console.host], ["0.0.0.0", 9001, "::", "127.0.0.2"]);
+    assert.deepEqual(c.serverNames, ["custos", "signer", "10.0.0.7"]);
+    const embedded = withEnvironment(loadConfig(tempDir()), { CUSTOS_HTTP_HOST: "0.0.0.0" });
+    assert.deepEqual([embedded.embedded, embedded.http.host, embedded.grpc.host], [true, "0.0.0.0", "127.0.0.1"]);
+    const untouched = withEnvironment(configured, { CUSTOS_HTTP_HOST: "" });
+    assert.equal(untouched.http.host, "127.0.0.1", "an empty variable changes nothing");
+  });
+
+  it("refuses a listen address that is not an IP literal, and a bad server name, with INVALID_ARGUMENT", () => {
+    const c = loadConfig(tempDir());
+    assert.throws(() => withEnvironment(c, { CUSTOS_HTTP_HOST: "custos" }), isInvalidArgument);
+    assert.throws(() => withEnvironment(c, { CUSTOS_GRPC_HOST: "0.0.0.0:7400" }), isInvalidArgument);
+    assert.throws(() => withEnvironment(c, { CUSTOS_SERVER_NAMES: "custos,bad_name" }), isInvalidArgument);
+  });
+
   it("merges a partial rate limit over that bucket's defaults", () => {
     const c = loadConfig(withConfig({ ...MINIMAL, limits: { client: { perSecond: 5 } } }));
     assert.equal(c.limits.client.perSecond, 5);
@@ -130,6 +156,10 @@ describe("loadConfig", () => {
     ["a non-boolean veto", { ...MINIMAL, governance: { veto: "yes" } }],
     ["a proposal lifetime of zero", { ...MINIMAL, governance: { proposalTtlHours: 0 } }],
     ["a housekeeping interval under 100 ms", { ...MINIMAL, governance: { housekeepingMs: 5 } }],
+    ["an unknown pki setting", { ...MINIMAL, pki: { serverName: "custos" } }],
+    ["pki.serverNames that is not a list", { ...MINIMAL, pki: { serverNames: "custos" } }],
+    ["a server name with a space", { ...MINIMAL, pki: { serverNames: ["custos signer"] } }],
+    ["a wildcard server name", { ...MINIMAL, pki: { serverNames: ["*.example.com"] } }],
   ];
   for (const [name, json] of refused) {
     it(`refuses ${name} with INVALID_ARGUMENT`, () => {

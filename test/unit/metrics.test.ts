@@ -1,8 +1,11 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import type { AuditLog } from "../../src/audit/audit-log.js";
 import { Metrics } from "../../src/transport/http/metrics.js";
 import { FakeHsm } from "./fake-hsm.js";
+import { REPO } from "../helpers/harness.js";
 
 /** The value of one exposition line, e.g. sample(text, 'custos_errors_total{code="HSM_ERROR"}'). */
 function sample(text: string, series: string): number | undefined {
@@ -66,5 +69,20 @@ describe("Metrics", () => {
     assert.equal(sample(text, 'custos_audit_flush_duration_seconds_bucket{le="0.005"}'), 1);
     assert.equal(sample(text, 'custos_anomaly_score{client="c1",key="k1"}'), 12.5);
     assert.equal(sample(text, 'custos_anomalies_total{client="c1",key="k1",signal="rate"}'), 1);
+  });
+
+  it("exports prom-client's process and Node.js metrics under their standard names, and custos_build_info", async () => {
+    const m = new Metrics(new FakeHsm(), () => undefined);
+    const text = await m.registry.metrics();
+    const names = new Set((await m.registry.getMetricsAsJSON()).map((x) => x.name));
+    for (const standard of ["process_cpu_seconds_total", "process_resident_memory_bytes", "nodejs_eventloop_lag_seconds", "nodejs_eventloop_lag_p99_seconds", "nodejs_heap_size_used_bytes"]) {
+      assert.ok(names.has(standard), standard);
+    }
+    assert.deepEqual([...names].filter((n) => n.startsWith("custos_process_")), [], "no custos prefix on the defaults");
+    const pkg = JSON.parse(readFileSync(join(REPO, "package.json"), "utf8")) as { version: string };
+    assert.match(pkg.version, /^\d+\.\d+\.\d+/);
+    const series = `custos_build_info{version="${pkg.version}",node="${process.version}",platform="${process.platform}",arch="${process.arch}"}`;
+    assert.equal(sample(text, series), 1);
+    assert.equal(text.split("\n").filter((l) => l.startsWith("custos_build_info{")).length, 1);
   });
 });

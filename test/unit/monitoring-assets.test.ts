@@ -6,7 +6,7 @@ import { Metrics } from "../../src/transport/http/metrics.js";
 import { ALERT_RULES, DASHBOARD, alertRules, assetMetricNames, dashboardQueries, isExported } from "../helpers/monitoring-assets.js";
 import { FakeHsm } from "./fake-hsm.js";
 
-/** The Grafana dashboard and the Prometheus rules name only metrics custos really exports. */
+/** The Grafana dashboard and the Prometheus rules name only metrics custos really exports (custos_*, and the unprefixed process_* / nodejs_* defaults). */
 
 /** A Metrics registry wired the way the service wires it, on fakes. */
 async function exportedTypes(): Promise<Map<string, string>> {
@@ -17,7 +17,7 @@ async function exportedTypes(): Promise<Map<string, string>> {
 }
 
 describe("monitoring assets", () => {
-  it("every custos_* metric in the dashboard and the alert rules is exported by Metrics", async () => {
+  it("every metric in the dashboard and the alert rules is exported by Metrics", async () => {
     const types = await exportedTypes();
     const { dashboard, rules } = assetMetricNames();
     assert.ok(dashboard.size >= 15, `dashboard uses ${dashboard.size} metrics`);
@@ -32,6 +32,18 @@ describe("monitoring assets", () => {
     assert.equal(isExported("custos_sign_requests_total_bucket", types), false, "a counter has no buckets");
     assert.equal(isExported("custos_sign_request_total", types), false);
     assert.equal(isExported("custos_audit_flush_seconds", types), false);
+    assert.equal(isExported("nodejs_eventloop_lag_p99_seconds", types), true);
+    assert.equal(isExported("custos_process_nodejs_eventloop_lag_p99_seconds", types), false, "the old prefixed name is gone");
+  });
+
+  it("process panels and rules use the standard unprefixed names, scoped to custos instances by custos_build_info", () => {
+    const { dashboard, rules } = assetMetricNames();
+    for (const n of ["nodejs_eventloop_lag_p99_seconds", "process_resident_memory_bytes", "custos_build_info"]) assert.ok(dashboard.has(n), n);
+    assert.ok(rules.has("nodejs_eventloop_lag_p99_seconds"));
+    const d = JSON.parse(readFileSync(DASHBOARD, "utf8")) as unknown;
+    const rulesText = alertRules(readFileSync(ALERT_RULES, "utf8")).map((r) => r.expr);
+    // Other Node.js services export the same names: every query on them is joined to custos_build_info.
+    for (const q of [...dashboardQueries(d), ...rulesText].filter((x) => /\b(?:process|nodejs)_/.test(x))) assert.match(q, /and on \(job, instance\) custos_build_info/, q);
   });
 
   it("the rules alert on anomalies, overdue keys, an unavailable HSM and audit flush lag, each with a severity", () => {

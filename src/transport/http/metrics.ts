@@ -3,6 +3,7 @@ import type { AuditLog } from "../../audit/audit-log.js";
 import type { Hsm } from "../../hsm/hsm.js";
 import type { AnomalyFinding, AnomalyScore } from "../../monitoring/anomaly.js";
 import type { SignObserver } from "../../signing/sign-service.js";
+import { custosVersion } from "../../version.js";
 
 export interface GovernanceSnapshot {
   /** Per key: days until its rotation is due, and the active version's age in whole days. */
@@ -64,7 +65,14 @@ export class Metrics implements SignObserver {
         for (const c of counts) this.inc({ outcome: c.outcome, reason: c.reason, client: c.client, key: c.key }, c.n);
       },
     });
-    collectDefaultMetrics({ register: this.registry, prefix: "custos_process_" });
+    // Unprefixed, as standard Node.js dashboards and alerts expect (process_cpu_seconds_total, nodejs_eventloop_lag_seconds, …).
+    collectDefaultMetrics({ register: this.registry });
+    new Gauge({
+      name: "custos_build_info",
+      help: "Always 1; labels say which custos build runs on which Node.js",
+      labelNames: ["version", "node", "platform", "arch"] as const,
+      registers: [this.registry],
+    }).set({ version: custosVersion(), node: process.version, platform: process.platform, arch: process.arch }, 1);
     const gauge = (name: string, help: string, read: () => number) =>
       new Gauge({
         name,
