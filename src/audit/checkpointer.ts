@@ -4,6 +4,7 @@ import type { AuditCheckpointSigner } from "../hsm/hsm.js";
 import type { Store } from "../store/store.js";
 import type { AuditLog } from "./audit-log.js";
 import { appendCheckpointFile, type Checkpoint } from "./checkpoint.js";
+import { reachProblem } from "./rewind-check.js";
 
 export interface CheckpointerOptions {
   audit: AuditLog;
@@ -82,12 +83,12 @@ export class AuditCheckpointer {
 
   /** Says so at once if the stored chain no longer holds what this process wrote. */
   private async compareStored(c: Checkpoint): Promise<void> {
-    if (c.seq === 0) return;
-    const [row] = await this.opts.store.readAudit(c.seq - 1, 1);
-    if (row?.seq === c.seq && row.hash === c.hash) return;
+    const store = this.opts.store;
+    const problem = await reachProblem(store, c, (await store.lastAudit())?.seq ?? 0);
+    if (!problem) return;
     this.opts.logger.error(
       { event: "audit.chain_diverged", seq: c.seq, hash: c.hash },
-      "the database's audit chain no longer holds the events this service wrote: it was shortened or rewritten; the next start refuses it",
+      `the database's audit chain no longer holds the events this service wrote (${problem}): the next start refuses it`,
     );
   }
 }

@@ -40,7 +40,11 @@ program
     if (o.host !== undefined) config.grpc.host = config.http.host = config.console.host = o.host;
     const logger = createLogger(config.logLevel);
     const { startService } = await lazy.service();
-    const service = await startService(config, logger, { acceptAuditRewind: o.acceptAuditRewind === true });
+    const service = await startService(config, logger, { acceptAuditRewind: o.acceptAuditRewind === true }).catch((e: unknown) => {
+      // A refused audit chain names its code, for operators and their scripts.
+      if (e instanceof CustosError && e.code.startsWith("AUDIT_")) throw new CliError(`${e.code}: ${e.message}`);
+      throw e;
+    });
     const c = service.connection;
     process.stderr.write(
       [
