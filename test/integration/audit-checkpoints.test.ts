@@ -67,6 +67,16 @@ function rewriteAndRechain(db: Database.Database, seq: number, rewrite: (body: s
   db.prepare("DELETE FROM audit_checkpoints").run();
 }
 
+/** Until `custos serve` has installed its signal handlers (it writes custos.pid in the same tick) and /readyz answers 200. */
+async function untilServing(svc: ChildService): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!existsSync(join(svc.dir, "custos.pid"))) {
+    if (Date.now() > deadline) assert.fail("custos.pid never appeared");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.equal((await fetch(`${svc.conn.http}/readyz`)).status, 200);
+}
+
 function failed(r: CliResult, what: string): string {
   assert.notEqual(r.code, 0, `${what} should fail; stdout: ${r.stdout}`);
   return r.stderr;
@@ -204,6 +214,7 @@ describe("audit checkpoints: signed, kept outside the database, checked by verif
     assert.equal(existsSync(join(dir, "connection.json")), false);
 
     const accepted = await spawnService(dir, {}, ["--accept-audit-rewind"]);
+    await untilServing(accepted);
     assert.equal(await accepted.stop(), 0, accepted.stderr());
     const events = await auditEvents(dir);
     const acceptance = events.find((e) => e.kind === "audit.rewind_accepted");
@@ -217,12 +228,14 @@ describe("audit checkpoints: signed, kept outside the database, checked by verif
     assert.match(r.stderr, new RegExp(`checkpoint of event ${lastSeq} .* was given up by an operator`));
     // And the next start, without the flag, serves.
     const again = await spawnService(dir);
+    await untilServing(again);
     assert.equal(await again.stop(), 0, again.stderr());
   });
 
   it("refuses to start after the database was shortened while custos served", async () => {
     restore();
     const live = await spawnService(dir);
+    await untilServing(live);
     const head = (await auditEvents(dir)).at(-1)!.seq;
     withDb(dir, (db) => deleteEventsAfter(db, head - 3));
     assert.equal(await live.stop(), 0, live.stderr());
