@@ -47,6 +47,9 @@ export type CustosErrorCode =
   | "HSM_KEY_SIZE" // key length outside the mechanism's range
   | "HSM_UNSUPPORTED" // the HSM lacks what the operation needs (e.g. unwrapping an Ed25519 private key)
   | "HSM_ERROR" // any other PKCS#11 failure
+  // audit log
+  | "AUDIT_REWOUND" // the database's audit chain is shorter than, or differs from, its last signed checkpoint
+  | "AUDIT_CHECKPOINT_INVALID" // a checkpoint that does not verify with the HSM's checkpoint key
   // store and everything else
   | "STORE_ERROR"
   | "INTERNAL";

@@ -44,6 +44,11 @@ export const LOG_FIELDS = {
   requestId: "id of a refused or failed call, also sent to the client in google.rpc.ErrorInfo",
   payloadSha256: "hex SHA-256 of a signed payload (payloads themselves are never logged)",
   actor: "who acted: officer id, client identity, system or custos",
+  seq: "audit.checkpoint: seq of the audit event the checkpoint attests",
+  hash: "audit.checkpoint: hex chain hash of that event",
+  at: "audit.checkpoint: ISO 8601 time the checkpoint was signed (signed with seq and hash)",
+  keyFingerprint: "audit.checkpoint: sha256: fingerprint of the checkpoint key's SPKI",
+  signature: "audit.checkpoint: base64 ECDSA P-256 signature (r||s) by the HSM's checkpoint key",
 } as const;
 
 /**

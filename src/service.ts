@@ -4,12 +4,16 @@ import type { Logger } from "pino";
 import { AuditLog } from "./audit/audit-log.js";
 import { WorkerChainWriter } from "./audit/worker-chain-writer.js";
 import { DEFAULT_REFUSAL_SAMPLING } from "./audit/refusal-sampler.js";
+import type { Checkpoint } from "./audit/checkpoint.js";
+import { checkpointFilePath } from "./audit/checkpoint.js";
+import { AuditCheckpointer } from "./audit/checkpointer.js";
+import { checkAuditIntegrity, recordAcceptedRewind } from "./audit/integrity-at-start.js";
 import type { ConnectionFile } from "./client/connection.js";
 import { CONNECTION_FILE, FINGERPRINT_FILE, LOOPBACK_CIDRS, type CustosConfig } from "./config/config.js";
 import { assertServerCertNames } from "./pki/server-names.js";
 import { devOfficerPaths, ensureEmbedded, EMBEDDED_CERTS, useSofthsmConf, type EmbeddedSetup } from "./config/embedded.js";
 import { readSecretEnv, readSecretFile } from "./config/secrets.js";
-import { Pkcs11Hsm } from "./hsm/index.js";
+import { ensureCheckpointKey, Pkcs11Hsm } from "./hsm/index.js";
 import { GovernanceService } from "./governance/governance-service.js";
 import { ageDays, dueAt } from "./keys/model.js";
 import { AnomalyDetector, bothObservers } from "./monitoring/anomaly.js";
@@ -32,13 +36,20 @@ export interface RunningService {
   governance: GovernanceService;
   /** Anomaly detection on signing traffic; absent when `anomaly.enabled` is false. */
   anomalies?: AnomalyDetector;
-  /** Drains in-flight calls, flushes the audit log, closes HSM and store. */
+  /** Signs a checkpoint of the audit chain's head now (undefined if the head is already checkpointed). */
+  checkpoint(): Promise<Checkpoint | undefined>;
+  /** Drains in-flight calls, flushes the audit log, checkpoints it, closes HSM and store. */
   stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  /** Serve although the audit chain fails its last checkpoint (`serve --accept-audit-rewind`); audited. */
+  acceptAuditRewind?: boolean;
 }
 
 
 /** The composition root: wires the concrete HSM, store and transports around the domain. */
-export async function startService(config: CustosConfig, logger: Logger): Promise<RunningService> {
+export async function startService(config: CustosConfig, logger: Logger, options: StartOptions = {}): Promise<RunningService> {
   // A stale connection file would tell clients we are up before we are.
   rmSync(join(config.dataDir, CONNECTION_FILE), { force: true });
   const embeddedSetup = config.embedded ? await ensureEmbedded(config) : (useSofthsmConf(config), undefined);
@@ -47,14 +58,38 @@ export async function startService(config: CustosConfig, logger: Logger): Promis
     logger.info({ event: "pki.server_cert_reissued", names: config.serverNames }, "dev server certificate reissued for the configured server names");
   }
   const pin = config.hsm.pinFile ? readSecretFile(config.hsm.pinFile) : readSecretEnv(config.hsm.pinEnv!);
+  // A token made before audit checkpoints gets its checkpoint key here, on its first start.
+  const checkpointKey = ensureCheckpointKey(config.hsm.modulePath, config.hsm.tokenLabel, pin);
   const hsm = await Pkcs11Hsm.open({ ...config.hsm, pin, logger: logger.child({ component: "hsm" }) });
   const store = new SqliteStore(config.store.sqlitePath);
+  // Nothing is written to the chain before it is known to match its last signed checkpoint.
+  const integrity = await checkAuditIntegrity(config.dataDir, store, hsm, options.acceptAuditRewind === true).catch(async (e: unknown) => {
+    await hsm.close();
+    await store.close();
+    throw e;
+  });
   // Audit events are serialised, chained and inserted on a writer thread of their own.
   const audit = await AuditLog.open(store, logger, {
     flushIntervalMs: config.audit.flushIntervalMs,
     refusalSampling: { ...DEFAULT_REFUSAL_SAMPLING, ...config.audit.refusals },
     writer: new WorkerChainWriter(config.store.sqlitePath),
   });
+  if (checkpointKey.created) {
+    logger.warn({ event: "audit.checkpoint_key_created" }, "created the token's audit checkpoint key (this token had none)");
+    await audit.recordNow({ kind: "audit.checkpoint_key.created", actor: "system", outcome: "ok", details: { keyFingerprint: integrity.keyFingerprint } });
+  }
+  if (integrity.acceptedRewind) await recordAcceptedRewind(audit, integrity.acceptedRewind, logger);
+  const checkpointer = new AuditCheckpointer({
+    audit,
+    store,
+    signer: hsm,
+    filePath: checkpointFilePath(config.dataDir),
+    logger: logger.child({ component: "audit" }),
+    intervalMs: config.audit.checkpointIntervalMs,
+    ...(integrity.newest ? { last: integrity.newest } : {}),
+  });
+  // An accepted rewind is attested at once: the next start compares with this checkpoint.
+  if (integrity.acceptedRewind) await checkpointer.checkpoint(true);
   const directory = new AccessDirectory();
 
   // Bootstrap identities exist before the first call; re-registering keeps their CIDRs current.
@@ -187,6 +222,7 @@ export async function startService(config: CustosConfig, logger: Logger): Promis
   }, 1_000);
   healthTimer.unref();
   anomalies?.start();
+  checkpointer.start();
 
   // Governance housekeeping: expired proposals end, grace periods end, overdue keys are
   // reported (a warning a day per key).
@@ -215,6 +251,7 @@ export async function startService(config: CustosConfig, logger: Logger): Promis
     hsm,
     governance,
     ...(anomalies ? { anomalies } : {}),
+    checkpoint: () => checkpointer.checkpoint(),
     stop() {
       stopping ??= (async () => {
         clearInterval(healthTimer);
@@ -224,6 +261,9 @@ export async function startService(config: CustosConfig, logger: Logger): Promis
         await http.close();
         await officerConsole?.close();
         await audit.recordNow({ kind: "service.stop", actor: "system", outcome: "ok" });
+        checkpointer.stop();
+        // The last checkpoint covers service.stop: a chain shortened while custos is down fails it.
+        await checkpointer.checkpoint().catch(() => undefined);
         await audit.close();
         auditRef = undefined;
         await hsm.close();

@@ -2,7 +2,7 @@ import type { Logger } from "pino";
 import type { Store, StoredAuditEvent } from "../store/store.js";
 import { setImmediate as nextTurn } from "node:timers/promises";
 import { GENESIS_HASH, checkChain, type ChainCheck } from "./chain.js";
-import { StoreChainWriter, type ChainWriter } from "./chain-writer.js";
+import { StoreChainWriter, type ChainHead, type ChainWriter } from "./chain-writer.js";
 import { EventBatchWriter, type EncodedEvents } from "./event-batch.js";
 import { boundStrings } from "./bounded-text.js";
 import { DEFAULT_REFUSAL_SAMPLING, RefusalSampler, type RefusalSampling } from "./refusal-sampler.js";
@@ -82,6 +82,11 @@ export class AuditLog {
 
   static async open(store: Store, logger: Logger, opts: AuditLogOptions = {}): Promise<AuditLog> {
     return new AuditLog(store, logger, await store.lastAudit(), opts);
+  }
+
+  /** The last event this log wrote (durably): what a checkpoint attests. */
+  get head(): ChainHead {
+    return { seq: this.seq, hash: this.hash };
   }
 
   get queueDepth(): number {
@@ -194,6 +199,8 @@ export interface VerifyOptions {
   pageSize?: number;
   /** After each step: events verified so far in this run, and the last one's seq. */
   onProgress?(events: number, seq: number): void;
+  /** Each page of events, once its links are verified (cross-checks read the bodies here). */
+  onPage?(events: readonly StoredAuditEvent[]): void;
 }
 
 /**
@@ -211,6 +218,7 @@ export async function verifyAuditChain(store: Store, opts: VerifyOptions = {}): 
     const result = checkChain(page, prevSeq, prevHash);
     if (!result.ok) return { ...result, events: total + result.events, lastSeq: prevSeq };
     total += page.length;
+    opts.onPage?.(page);
     prevSeq = page[page.length - 1]!.seq;
     prevHash = result.lastHash;
     opts.onProgress?.(total, prevSeq);

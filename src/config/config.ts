@@ -39,8 +39,11 @@ export interface CustosConfig {
   bootstrapAdmins: Array<{ identity: string; cidrs: string[] }>;
   /** Identities granted every imported key (the embedded default's dev client only). */
   autoGrant: string[];
-  /** `refusals`: how refusals are sampled under floods (defaults: refusal-sampler.ts). */
-  audit: { flushIntervalMs: number; refusals?: Partial<RefusalSampling> };
+  /**
+   * flushIntervalMs: sign events written at least this often; checkpointIntervalMs: the chain head signed at least this often;
+   * refusals: how refusals are sampled under floods (defaults: refusal-sampler.ts).
+   */
+  audit: { flushIntervalMs: number; checkpointIntervalMs: number; refusals?: Partial<RefusalSampling> };
   governance: GovernanceConfig;
   /** Anomaly detection on signing traffic (README "Monitoring"). */
   anomaly: AnomalyConfig;
@@ -107,7 +110,7 @@ export function baseDefaults(dataDir: string) {
     http: { host: "127.0.0.1", port: DEFAULT_HTTP_PORT },
     // A bot signing every order and cancel of a busy strategy stays far below these.
     limits: { client: { perSecond: 20_000, burst: 40_000 }, key: { perSecond: 20_000, burst: 40_000 } },
-    audit: { flushIntervalMs: 250 },
+    audit: { flushIntervalMs: 250, checkpointIntervalMs: 60_000 },
     governance: { proposerCounts: false, veto: true, proposalTtlHours: 24 },
     anomaly: { enabled: true, ...DEFAULT_ANOMALY_SETTINGS } as AnomalyConfig,
     console: { enabled: true, host: "127.0.0.1", rpId: "localhost", sessionMinutes: 15 } as ConsoleConfig,

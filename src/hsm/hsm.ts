@@ -1,4 +1,5 @@
 import type { EddsaAlgorithm, SigningAlgorithm } from "./algorithms.js";
+import type { CheckpointHead } from "./checkpoint-statement.js";
 import type { ImportEnvelope } from "./envelope.js";
 
 /** The token's RSA wrapping key, published so officers can encrypt import envelopes. */
@@ -69,4 +70,15 @@ export interface Hsm {
   /** Cheap liveness probe (no key use): starts recovery if the sessions or login are gone. */
   check(): void;
   close(): Promise<void>;
+}
+
+/**
+ * The audit checkpoint key: an HSM key pair that signs checkpoint statements of the audit
+ * chain's head and nothing else (the statement is built here, never taken from a caller).
+ */
+export interface AuditCheckpointSigner {
+  /** DER SPKI of the checkpoint public key; HSM_ERROR if the token has none. */
+  checkpointPublicKey(): Promise<Buffer>;
+  /** ECDSA P-256 signature (r‖s, 64 bytes) of the checkpoint statement of `head`. */
+  signCheckpoint(head: CheckpointHead): Promise<Buffer>;
 }

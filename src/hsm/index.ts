@@ -1,4 +1,4 @@
-export type { Hsm, HsmStatus, SecretObjectRef, WrappingKeyInfo } from "./hsm.js";
+export type { AuditCheckpointSigner, Hsm, HsmStatus, SecretObjectRef, WrappingKeyInfo } from "./hsm.js";
 export {
   ALGORITHMS,
   algorithmSpec,
@@ -15,4 +15,5 @@ export {
 } from "./algorithms.js";
 export { ENVELOPE_FORMAT, buildEnvelope, envelopeDigest, padHmacSecret, spkiFingerprint, type ImportEnvelope } from "./envelope.js";
 export { Pkcs11Hsm, type Pkcs11HsmOptions } from "./pkcs11/pkcs11-hsm.js";
-export { createToken, ensureWrappingKey } from "./pkcs11/token-admin.js";
+export { createToken, ensureCheckpointKey, ensureWrappingKey, readCheckpointPublicKey } from "./pkcs11/token-admin.js";
+export { checkpointStatement, verifyCheckpointSignature, type CheckpointHead } from "./checkpoint-statement.js";

@@ -10,6 +10,17 @@ export interface StoredAuditEvent {
   hash: string;
 }
 
+/** A signed checkpoint of the audit chain's head, as stored. */
+export interface StoredCheckpoint {
+  seq: number;
+  hash: string;
+  at: string;
+  /** "sha256:" + hex SHA-256 of the checkpoint key's DER SPKI. */
+  keyFingerprint: string;
+  /** Base64 ECDSA P-256 signature (r‖s). */
+  signature: string;
+}
+
 /**
  * Marks a proposal executed (its envelope deleted) in the same transaction as the change it
  * made: a change is never applied twice, nor a proposal marked done without its change.
@@ -135,6 +146,11 @@ export interface Store {
   lastAudit(): Promise<StoredAuditEvent | undefined>;
   /** Events with seq > afterSeq, in order, at most `limit`. */
   readAudit(afterSeq: number, limit: number): Promise<StoredAuditEvent[]>;
+  /** How many events have seq ≤ `maxSeq` (a gap-free chain has exactly `maxSeq`). */
+  countAudit(maxSeq: number): Promise<number>;
+  appendCheckpoint(checkpoint: StoredCheckpoint): Promise<void>;
+  /** Every stored checkpoint, oldest first (by signing time). */
+  listCheckpoints(): Promise<StoredCheckpoint[]>;
 
   close(): Promise<void>;
 }

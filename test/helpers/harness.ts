@@ -164,10 +164,10 @@ export interface ChildService {
   stop(): Promise<number | null>;
 }
 
-export async function spawnService(dir = tempDir(), env: NodeJS.ProcessEnv = {}): Promise<ChildService> {
+export async function spawnService(dir = tempDir(), env: NodeJS.ProcessEnv = {}, extraArgs: string[] = []): Promise<ChildService> {
   const connFile = join(dir, "connection.json");
   rmSync(connFile, { force: true });
-  const proc = spawn(process.execPath, [CLI, "serve", "--data-dir", dir, "--grpc-port", "0", "--http-port", "0"], {
+  const proc = spawn(process.execPath, [CLI, "serve", "--data-dir", dir, "--grpc-port", "0", "--http-port", "0", ...extraArgs], {
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });

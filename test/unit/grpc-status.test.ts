@@ -44,12 +44,14 @@ const EXPECTED: Record<CustosErrorCode, status> = {
   HSM_KEY_SIZE: status.FAILED_PRECONDITION,
   HSM_UNSUPPORTED: status.FAILED_PRECONDITION,
   HSM_ERROR: status.INTERNAL,
+  AUDIT_REWOUND: status.FAILED_PRECONDITION,
+  AUDIT_CHECKPOINT_INVALID: status.FAILED_PRECONDITION,
   STORE_ERROR: status.UNAVAILABLE,
   INTERNAL: status.INTERNAL,
 };
 
 /** Codes whose own message may reach the client; all others get a generic one. */
-const HIDDEN = new Set<CustosErrorCode>(["ENVELOPE_INVALID", "HSM_UNAVAILABLE", "HSM_KEY_SIZE", "HSM_ERROR", "STORE_ERROR", "INTERNAL"]);
+const HIDDEN = new Set<CustosErrorCode>(["ENVELOPE_INVALID", "HSM_UNAVAILABLE", "HSM_KEY_SIZE", "HSM_ERROR", "AUDIT_REWOUND", "AUDIT_CHECKPOINT_INVALID", "STORE_ERROR", "INTERNAL"]);
 
 const SECRETISH = "C_Sign: CKR_GENERAL_ERROR (slot 0, object custos:k1:v1, /var/lib/custos/db)";
 

@@ -2,7 +2,9 @@ import type { Logger } from "pino";
 import { CustosError } from "../../errors.js";
 import { algorithmSpec, type EddsaAlgorithm, type SigningAlgorithm } from "../algorithms.js";
 import type { ImportEnvelope } from "../envelope.js";
-import type { Hsm, HsmStatus, SecretObjectRef, WrappingKeyInfo } from "../hsm.js";
+import type { CheckpointHead } from "../checkpoint-statement.js";
+import type { AuditCheckpointSigner, Hsm, HsmStatus, SecretObjectRef, WrappingKeyInfo } from "../hsm.js";
+import { checkpointPublicKeySpki, signCheckpointStatement } from "./checkpoint-key.js";
 import { STALE_HANDLE, CKR_USER_ALREADY_LOGGED_IN, ckrName, ckrOf, isSessionLost, toCustosError } from "./ckr.js";
 import { assertIdFree, destroyVersionObjects, ed25519PublicKey, generateEd25519KeyPair, signingKeyIds, unwrapEd25519PrivateKey } from "./key-objects.js";
 import { assertLoggedIn, findSigningKey, findSlotByLabel, initialize, loadModule, pkcs11js, signingHandle, type Handle, type Module } from "./module.js";
@@ -45,7 +47,7 @@ const EMPTY_INPUT = Buffer.alloc(1).subarray(0, 0);
  * When the token drops its sessions or login, calls fail fast with HSM_UNAVAILABLE while a
  * background loop reopens with backoff.
  */
-export class Pkcs11Hsm implements Hsm {
+export class Pkcs11Hsm implements Hsm, AuditCheckpointSigner {
   private readonly mod: Module;
   private readonly dispatch: "sync" | "async" | "worker";
   /** The signing thread (dispatch "worker"). */
@@ -249,6 +251,16 @@ export class Pkcs11Hsm implements Hsm {
       destroyVersionObjects(this.mod, session, objectId);
       this.handles.delete(objectId);
     });
+  }
+
+  async checkpointPublicKey(): Promise<Buffer> {
+    const spki = await this.withSession(async (session) => checkpointPublicKeySpki(this.mod, session));
+    if (!spki) throw new CustosError("HSM_ERROR", `token "${this.opts.tokenLabel}" has no audit checkpoint key: run \`custos hsm init\``);
+    return spki;
+  }
+
+  async signCheckpoint(head: CheckpointHead): Promise<Buffer> {
+    return this.withSession(async (session) => signCheckpointStatement(this.mod, session, head));
   }
 
   check(): void {

@@ -214,3 +214,61 @@ export function tokenPrivateKeysQuery(): pkcs11js.Template {
     { type: p.CKA_TOKEN, value: true },
   ];
 }
+
+export const CHECKPOINT_KEY_LABEL = "custos-audit-checkpoint";
+/** No colon: key version ids are `custos:KEY:vN`, so no exchange key can take this CKA_ID. */
+export const CHECKPOINT_KEY_ID = Buffer.from("custos-audit-checkpoint-v1");
+/** DER OID of prime256v1 (P-256). */
+const P256_EC_PARAMS = Buffer.from("06082a8648ce3d030107", "hex");
+
+/**
+ * The audit checkpoint key pair: ECDSA P-256 (CKK_EC), a key type the sign path never looks up
+ * (it finds secrets and Ed25519 keys only) and a mechanism it never uses (CKM_ECDSA). The private
+ * half is sensitive, never extractable, not copyable and not modifiable; it signs only
+ * checkpoint statements (Pkcs11Hsm.signCheckpoint).
+ */
+export function checkpointKeyPairTemplates(): { publicKey: pkcs11js.Template; privateKey: pkcs11js.Template } {
+  const common = [
+    { type: p.CKA_KEY_TYPE, value: p.CKK_EC },
+    { type: p.CKA_TOKEN, value: true },
+    { type: p.CKA_ID, value: CHECKPOINT_KEY_ID },
+    { type: p.CKA_LABEL, value: CHECKPOINT_KEY_LABEL },
+  ];
+  return {
+    publicKey: [
+      ...common,
+      { type: p.CKA_CLASS, value: p.CKO_PUBLIC_KEY },
+      { type: p.CKA_EC_PARAMS, value: P256_EC_PARAMS },
+      { type: p.CKA_PRIVATE, value: false },
+      { type: p.CKA_VERIFY, value: true },
+      { type: p.CKA_VERIFY_RECOVER, value: false },
+      { type: p.CKA_ENCRYPT, value: false },
+      { type: p.CKA_WRAP, value: false },
+      { type: p.CKA_DERIVE, value: false },
+      { type: p.CKA_MODIFIABLE, value: false },
+    ],
+    privateKey: [
+      ...common,
+      { type: p.CKA_CLASS, value: p.CKO_PRIVATE_KEY },
+      { type: p.CKA_PRIVATE, value: true },
+      { type: p.CKA_SENSITIVE, value: true },
+      { type: p.CKA_EXTRACTABLE, value: false },
+      { type: p.CKA_SIGN, value: true },
+      { type: p.CKA_SIGN_RECOVER, value: false },
+      { type: p.CKA_DECRYPT, value: false },
+      { type: p.CKA_UNWRAP, value: false },
+      { type: p.CKA_DERIVE, value: false },
+      { type: p.CKA_MODIFIABLE, value: false },
+      { type: p.CKA_COPYABLE, value: false },
+    ],
+  };
+}
+
+export function checkpointKeyQuery(cls: "public" | "private"): pkcs11js.Template {
+  return [
+    { type: p.CKA_CLASS, value: cls === "public" ? p.CKO_PUBLIC_KEY : p.CKO_PRIVATE_KEY },
+    { type: p.CKA_KEY_TYPE, value: p.CKK_EC },
+    { type: p.CKA_ID, value: CHECKPOINT_KEY_ID },
+    { type: p.CKA_TOKEN, value: true },
+  ];
+}

@@ -1,7 +1,8 @@
 import graphene from "graphene-pk11";
 import { CustosError } from "../../errors.js";
 import { CKR_USER_ALREADY_LOGGED_IN, ckrOf, toCustosError } from "./ckr.js";
-import { findObjects, findSlotByLabel, loadModule, pkcs11js } from "./module.js";
+import { findObjects, findSlotByLabel, loadModule, pkcs11js, type Handle, type Module } from "./module.js";
+import { checkpointPublicKeySpki, ensureCheckpointKeyPair } from "./checkpoint-key.js";
 import { wrappingKeyPairTemplates, wrappingKeyQuery } from "./templates.js";
 
 /**
@@ -76,6 +77,40 @@ export function ensureWrappingKey(modulePath: string, tokenLabel: string, userPi
     return { created: true };
   } catch (e) {
     throw toCustosError(e, "hsm init");
+  } finally {
+    mod.C_CloseSession(session);
+  }
+}
+
+/**
+ * Creates the audit checkpoint key pair (ECDSA P-256, sign-only, sensitive, never extractable)
+ * on the token, or adopts the existing one. `custos hsm init` and `hsm create-token` call it;
+ * so does every start of the service, which is how a token made before checkpoints gets one.
+ */
+export function ensureCheckpointKey(modulePath: string, tokenLabel: string, userPin: string): { created: boolean } {
+  return withUserSession(modulePath, tokenLabel, userPin, "audit checkpoint key", (mod, session) => ensureCheckpointKeyPair(mod, session));
+}
+
+/** The checkpoint key's public half (DER SPKI) as the token holds it, or undefined if it has none. */
+export function readCheckpointPublicKey(modulePath: string, tokenLabel: string, userPin: string): Buffer | undefined {
+  return withUserSession(modulePath, tokenLabel, userPin, "read audit checkpoint key", (mod, session) => checkpointPublicKeySpki(mod, session));
+}
+
+/** Runs `fn` on a fresh logged-in R/W session of the token, closed afterwards. */
+function withUserSession<T>(modulePath: string, tokenLabel: string, userPin: string, what: string, fn: (mod: Module, session: Handle) => T): T {
+  const mod = loadModule(modulePath);
+  const slot = findSlotByLabel(mod, tokenLabel);
+  if (!slot) throw new CustosError("HSM_UNAVAILABLE", `no initialised token labelled "${tokenLabel}"`);
+  const session = mod.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
+  try {
+    try {
+      mod.C_Login(session, pkcs11js.CKU_USER, userPin);
+    } catch (e) {
+      if (ckrOf(e) !== CKR_USER_ALREADY_LOGGED_IN) throw e;
+    }
+    return fn(mod, session);
+  } catch (e) {
+    throw toCustosError(e, what);
   } finally {
     mod.C_CloseSession(session);
   }

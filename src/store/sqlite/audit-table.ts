@@ -1,5 +1,5 @@
 import type Database from "better-sqlite3";
-import type { StoredAuditEvent } from "../store.js";
+import type { StoredAuditEvent, StoredCheckpoint } from "../store.js";
 import { SqliteTables, type Row } from "./sqlite-tables.js";
 
 /** The audit hash chain's events (the audit part of SqliteStore). */
@@ -24,6 +24,23 @@ export class SqliteAuditTable extends SqliteTables {
 
   async readAudit(afterSeq: number, limit: number): Promise<StoredAuditEvent[]> {
     return (this.db.prepare("SELECT * FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?").all(afterSeq, limit) as Row[]).map(toAudit);
+  }
+
+  async countAudit(maxSeq: number): Promise<number> {
+    return (this.db.prepare("SELECT COUNT(*) AS n FROM audit_events WHERE seq <= ?").get(maxSeq) as { n: number }).n;
+  }
+
+  async appendCheckpoint(c: StoredCheckpoint): Promise<void> {
+    this.write(() => {
+      this.db.prepare("INSERT INTO audit_checkpoints (seq, hash, at, key_fingerprint, signature) VALUES (?, ?, ?, ?, ?)").run(c.seq, c.hash, c.at, c.keyFingerprint, c.signature);
+    });
+  }
+
+  async listCheckpoints(): Promise<StoredCheckpoint[]> {
+    // A read-only open (`custos audit verify`) does not migrate: a database from before checkpoints has none.
+    if (!this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit_checkpoints'").get()) return [];
+    const rows = this.db.prepare("SELECT * FROM audit_checkpoints ORDER BY at, seq").all() as Row[];
+    return rows.map((r) => ({ seq: r.seq as number, hash: r.hash as string, at: r.at as string, keyFingerprint: r.key_fingerprint as string, signature: r.signature as string }));
   }
 }
 

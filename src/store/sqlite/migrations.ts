@@ -148,4 +148,16 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE key_versions ADD COLUMN signed_passphrase TEXT;
   `,
+  // 6: signed checkpoints of the audit chain's head (also appended to a file outside the
+  // database and logged): the HSM's checkpoint key signs each; newest by `at`
+  `
+  CREATE TABLE audit_checkpoints (
+    seq             INTEGER NOT NULL,
+    hash            TEXT NOT NULL,
+    at              TEXT NOT NULL,
+    key_fingerprint TEXT NOT NULL,
+    signature       TEXT NOT NULL,
+    PRIMARY KEY (at, seq)
+  );
+  `,
 ];

@@ -3,7 +3,7 @@ import { CustosError } from "../../errors.js";
 import type { GovernanceRecord, OfficerRecord, PasskeyRecord, ProposalRecord, ProposalState, VoteRecord } from "../../governance/model.js";
 import type { KeyRecord, KeyVersionRecord, KeyWithVersions } from "../../keys/model.js";
 import type { ClientRecord } from "../../signing/clients.js";
-import type { Freeze, ProposalDone, Store, StoredAuditEvent, StoredConsoleSession } from "../store.js";
+import type { Freeze, ProposalDone, Store, StoredAuditEvent, StoredCheckpoint, StoredConsoleSession } from "../store.js";
 import { SqliteAuditTable } from "./audit-table.js";
 import { SqliteClientTables } from "./client-tables.js";
 import { SqliteConsoleTables } from "./console-tables.js";
@@ -239,6 +239,18 @@ export class SqliteStore implements Store {
 
   readAudit(afterSeq: number, limit: number): Promise<StoredAuditEvent[]> {
     return this.audit.readAudit(afterSeq, limit);
+  }
+
+  countAudit(maxSeq: number): Promise<number> {
+    return this.audit.countAudit(maxSeq);
+  }
+
+  appendCheckpoint(checkpoint: StoredCheckpoint): Promise<void> {
+    return this.audit.appendCheckpoint(checkpoint);
+  }
+
+  listCheckpoints(): Promise<StoredCheckpoint[]> {
+    return this.audit.listCheckpoints();
   }
 
   async close(): Promise<void> {

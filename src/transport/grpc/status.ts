@@ -45,6 +45,8 @@ const STATUS: Record<CustosErrorCode, { code: status; expose: boolean }> = {
   HSM_KEY_SIZE: { code: status.FAILED_PRECONDITION, expose: false },
   HSM_UNSUPPORTED: { code: status.FAILED_PRECONDITION, expose: true },
   HSM_ERROR: { code: status.INTERNAL, expose: false },
+  AUDIT_REWOUND: { code: status.FAILED_PRECONDITION, expose: false },
+  AUDIT_CHECKPOINT_INVALID: { code: status.FAILED_PRECONDITION, expose: false },
   STORE_ERROR: { code: status.UNAVAILABLE, expose: false },
   INTERNAL: { code: status.INTERNAL, expose: false },
 };
