@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { createToken, ensureWrappingKey } from "../hsm/index.js";
+import { createToken, ensureCheckpointKey, ensureWrappingKey } from "../hsm/index.js";
 import { findSlotByLabel, loadModule } from "../hsm/pkcs11/module.js";
 import { generateOfficerKey, writeOfficerKeyFile } from "../governance/officer-key.js";
 import { createDevCa, issueClientCert, issueDevServerCert, loadIssued, missingServerNames, serverCertNames, writeIssued } from "../pki/index.js";
@@ -74,6 +74,8 @@ export async function ensureEmbedded(config: CustosConfig): Promise<EmbeddedSetu
     createdToken = true;
   }
   const { created: createdWrappingKey } = ensureWrappingKey(config.hsm.modulePath, config.hsm.tokenLabel, readSecretFile(userPinFile));
+  // A new token gets its audit checkpoint key with its wrapping key, as `custos hsm init` does.
+  if (createdToken) ensureCheckpointKey(config.hsm.modulePath, config.hsm.tokenLabel, readSecretFile(userPinFile));
 
   let createdPki = false;
   const pki = join(dir, "pki");

@@ -62,6 +62,11 @@ describe("the audit checkpoint key and checkpoints", () => {
       Buffer.from(c.signature, "base64"),
     );
 
+  it("comes with a new embedded token, not as a repair on its first start", () => {
+    assert.equal(objects(p.CKO_PRIVATE_KEY).length, 1);
+    assert.doesNotMatch(s.logs(), /audit\.checkpoint_key_created/);
+  });
+
   it("is one ECDSA P-256 pair whose private half is sensitive, never extractable, not modifiable and signs only", () => {
     const [priv, ...morePriv] = objects(p.CKO_PRIVATE_KEY);
     assert.ok(priv);
