@@ -57,7 +57,7 @@ describe("key import into SoftHSM2", () => {
   function request(keyId: string, envelope: ImportEnvelope, over: { environment?: Environment; exchange?: string } = {}): ImportKeyProposal {
     return {
       keyId,
-      exchange: over.exchange ?? "custom",
+      exchange: over.exchange ?? "raw",
       environment: over.environment ?? Environment.ENVIRONMENT_TESTNET,
       label: keyId,
       apiKeyId: `api-${keyId}`,
