@@ -39,8 +39,8 @@ export function withNewKeyOptions(cmd: Command): Command {
 
 /**
  * The exchange a new key is proposed with, resolved as the service resolves it: a dialect's id,
- * a ccxt alias turned into that id (said on stderr, so the officer sees what the quorum approves),
- * or `raw` asked for with --raw. A typo fails here, before any secret is read.
+ * a ccxt alias turned into that id, or `raw` asked for with --raw. A typo fails here, before any
+ * secret is read. {@link newKeyExchangeNote} says afterwards what the quorum approves.
  */
 export function newKeyExchange(o: Opts): string {
   if (o.raw && o.exchange !== undefined && o.exchange !== RAW_EXCHANGE) throw new CliError("--raw keys have no exchange: pass --raw or --exchange, not both");
@@ -53,9 +53,13 @@ export function newKeyExchange(o: Opts): string {
     if (e instanceof CustosError) throw new CliError(`INVALID_ARGUMENT (${e.code}): ${e.message}`);
     throw e;
   }
-  if (exchange !== o.exchange && !o.raw) console.error(`note: ${o.exchange} is ccxt's id for ${exchange}: ${o.key} is proposed as a ${exchange} key`);
-  if (exchange === RAW_EXCHANGE) console.error(`note: ${o.key} signs raw bytes only: no exchange dialect reads its requests and no request policy applies`);
   return exchange;
+}
+
+/** Once proposed (a failure stays one stderr line): an alias resolved, or a raw-only key, said on stderr. */
+export function newKeyExchangeNote(o: Opts, exchange: string): void {
+  if (exchange === RAW_EXCHANGE) console.error(`note: ${o.key} signs raw bytes only: no exchange dialect reads its requests and no request policy applies`);
+  else if (exchange !== o.exchange) console.error(`note: ${o.exchange} is ccxt's id for ${exchange}: ${o.key} was proposed as a ${exchange} key`);
 }
 
 /** A new key's metadata from those options and --key / --exchange or --raw / --api-key-id. */
@@ -94,7 +98,7 @@ export function registerKeyCommands(program: Command): void {
       }
       const { envelope, publicKeyPem, signedPassphrase } = o.pkcs8File
         ? { ...(await wrapPkcs8File(o, o.pkcs8File)), signedPassphrase: "" }
-        : { ...(await wrapSecretFromInput(o, algorithm, `secret for ${o.key}: `, exchange)), publicKeyPem: "" };
+        : { ...(await wrapSecretFromInput(o, algorithm, `secret for ${o.key} (${exchange}): `, exchange)), publicKeyPem: "" };
       const p = await proposeFromCli(o, {
         kind: {
           $case: "importKey",
@@ -103,6 +107,7 @@ export function registerKeyCommands(program: Command): void {
         ttlSeconds: 0,
       });
       reportProposal(p, `imported ${o.key} version 1`);
+      newKeyExchangeNote(o, exchange);
       if (dialect?.signaturesAreLogins) {
         console.error(
           `note: every ${exchange} signature is also a login, so ${o.key} signs nothing until a policy attests that its ${exchange} scope grants ` +
