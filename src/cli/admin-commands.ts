@@ -6,13 +6,13 @@ import { ALGORITHM_ENUM, ALGORITHM_NAMES, ENVIRONMENT_NAMES } from "../transport
 import { Environment, type CustodyClient, type KeyInfo, type WrappedKeyEnvelope } from "../gen/custos/v1/custody.js";
 import { isHmacAlgorithm, isSigningAlgorithm, type SigningAlgorithm } from "../hsm/algorithms.js";
 import { buildEnvelope, padHmacSecret } from "../hsm/envelope.js";
-import { canonicalExchange, dialectFor, RAW_EXCHANGE } from "../exchanges/registry.js";
-import { CustosError } from "../errors.js";
+import { dialectFor } from "../exchanges/registry.js";
 import { SignatureEncoding } from "../gen/custos/v1/signer.js";
 import { CliError, connect, pinnedFingerprint } from "./context.js";
 import { connectOpts, proposeFromCli, reportProposal, type Opts } from "./officer-context.js";
 import { readSecret } from "./secret-input.js";
 import { readApiPassphrase, signPassphrase } from "./api-passphrase.js";
+import { newKeyExchange, newKeyExchangeNote } from "./new-key-exchange.js";
 import { SIGNED_PASSPHRASE_EXCHANGE, signedPassphraseFingerprint } from "../governance/proposal-input.js";
 
 export { connectOpts } from "./officer-context.js";
@@ -35,31 +35,6 @@ export function withNewKeyOptions(cmd: Command): Command {
     .option("--environment <env>", "mainnet | testnet", "mainnet")
     .option("--label <text>", "human-readable label")
     .option("--max-age-days <n>", "rotation due after this many days (default 45)");
-}
-
-/**
- * The exchange a new key is proposed with, resolved as the service resolves it: a dialect's id,
- * a ccxt alias turned into that id, or `raw` asked for with --raw. A typo fails here, before any
- * secret is read. {@link newKeyExchangeNote} says afterwards what the quorum approves.
- */
-export function newKeyExchange(o: Opts): string {
-  if (o.raw && o.exchange !== undefined && o.exchange !== RAW_EXCHANGE) throw new CliError("--raw keys have no exchange: pass --raw or --exchange, not both");
-  if (!o.raw && o.exchange === undefined) throw new CliError("pass --exchange NAME (e.g. binance), or --raw for a key that signs raw bytes only");
-  let exchange: string;
-  try {
-    exchange = canonicalExchange(o.raw ? RAW_EXCHANGE : o.exchange!);
-  } catch (e) {
-    // The same words the service would answer with.
-    if (e instanceof CustosError) throw new CliError(`INVALID_ARGUMENT (${e.code}): ${e.message}`);
-    throw e;
-  }
-  return exchange;
-}
-
-/** Once proposed (a failure stays one stderr line): an alias resolved, or a raw-only key, said on stderr. */
-export function newKeyExchangeNote(o: Opts, exchange: string): void {
-  if (exchange === RAW_EXCHANGE) console.error(`note: ${o.key} signs raw bytes only: no exchange dialect reads its requests and no request policy applies`);
-  else if (exchange !== o.exchange) console.error(`note: ${o.exchange} is ccxt's id for ${exchange}: ${o.key} was proposed as a ${exchange} key`);
 }
 
 /** A new key's metadata from those options and --key / --exchange or --raw / --api-key-id. */
