@@ -37,6 +37,7 @@ export type CustosErrorCode =
   // exchange requests
   | "POLICY_DENIED" // the key's policy refuses this request (the rule id travels with it)
   | "NO_DIALECT" // an exchange request for a key whose exchange custos has no dialect for
+  | "UNKNOWN_EXCHANGE" // a new key names no exchange custos reads, no alias of one and not "raw"
   // requests
   | "INVALID_ARGUMENT"
   | "MALFORMED_REQUEST" // the message does not decode as the method's request type

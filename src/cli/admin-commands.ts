@@ -2,7 +2,7 @@ import { createPrivateKey, createPublicKey, type KeyObject } from "node:crypto";
 import { readFileSync, statSync } from "node:fs";
 import type { Command } from "commander";
 import { unary } from "../client/connection.js";
-import { ALGORITHM_ENUM } from "../transport/grpc/enums.js";
+import { ALGORITHM_ENUM, ALGORITHM_NAMES, ENVIRONMENT_NAMES } from "../transport/grpc/enums.js";
 import { Environment, type CustodyClient, type KeyInfo, type WrappedKeyEnvelope } from "../gen/custos/v1/custody.js";
 import { isHmacAlgorithm, isSigningAlgorithm, type SigningAlgorithm } from "../hsm/algorithms.js";
 import { buildEnvelope, padHmacSecret } from "../hsm/envelope.js";
@@ -12,6 +12,7 @@ import { CliError, connect, pinnedFingerprint } from "./context.js";
 import { connectOpts, proposeFromCli, reportProposal, type Opts } from "./officer-context.js";
 import { readSecret } from "./secret-input.js";
 import { readApiPassphrase, signPassphrase } from "./api-passphrase.js";
+import { newKeyExchange, newKeyExchangeNote } from "./new-key-exchange.js";
 import { SIGNED_PASSPHRASE_EXCHANGE, signedPassphraseFingerprint } from "../governance/proposal-input.js";
 
 export { connectOpts } from "./officer-context.js";
@@ -29,17 +30,19 @@ export function withConnection(cmd: Command): Command {
 /** Options every new key takes (import and generate). */
 export function withNewKeyOptions(cmd: Command): Command {
   return cmd
+    .option("--exchange <name>", "exchange custos reads requests for (binance, bybit, okx, …) or its ccxt id (binanceusdm → binance)")
+    .option("--raw", "a key that signs raw bytes only: no exchange dialect, no request policy (stored with exchange raw)")
     .option("--environment <env>", "mainnet | testnet", "mainnet")
     .option("--label <text>", "human-readable label")
     .option("--max-age-days <n>", "rotation due after this many days (default 45)");
 }
 
-/** A new key's metadata from those options and --key / --exchange / --api-key-id. */
-export function newKeyFields(o: Opts) {
+/** A new key's metadata from those options and --key / --exchange or --raw / --api-key-id. */
+export function newKeyFields(o: Opts, exchange: string) {
   if (o.environment !== "mainnet" && o.environment !== "testnet") throw new CliError("--environment must be mainnet or testnet");
   return {
     keyId: o.key!,
-    exchange: o.exchange!,
+    exchange,
     environment: o.environment === "testnet" ? Environment.ENVIRONMENT_TESTNET : Environment.ENVIRONMENT_MAINNET,
     label: o.label ?? "",
     apiKeyId: o.apiKeyId ?? "",
@@ -53,24 +56,24 @@ export function registerKeyCommands(program: Command): void {
   withNewKeyOptions(withConnection(key.command("import")))
     .description("import an exchange secret, wrapped on this machine for the HSM (secret on stdin or a hidden prompt)")
     .requiredOption("--key <id>", "key id, e.g. binance-main")
-    .requiredOption("--exchange <name>", "exchange, e.g. binance")
     .option("--api-key-id <id>", "the exchange's public API key (returned with signatures)", "")
     .option("--algorithm <alg>", "hmac-sha256 | hmac-sha384 | hmac-sha512 (default: the exchange's, else hmac-sha256); ed25519 with --pkcs8-file")
     .option("--pkcs8-file <file>", "ed25519 only: an existing private key to migrate, PKCS#8 PEM or DER in a 0600 file (wrapped here; the HSM must support unwrapping Ed25519 keys)")
     .option("--fingerprint <sha256:hex>", "pinned wrapping-key fingerprint (default: DIR/wrapping-key.fingerprint)")
     .option("--api-passphrase-file <file>", "kucoinfutures: file (0600) holding the API passphrase; else $CUSTOS_API_PASSPHRASE or a prompt (only its HMAC is sent)")
     .action(async (o: Opts) => {
-      const dialect = dialectFor(o.exchange!);
+      const exchange = newKeyExchange(o);
+      const dialect = dialectFor(exchange);
       const algorithm = o.algorithm ?? dialect?.algorithm ?? "hmac-sha256";
       if (!isSigningAlgorithm(algorithm)) throw new CliError(`unknown algorithm ${algorithm}`);
-      if (dialect && dialect.algorithm !== algorithm && !dialect.otherAlgorithms?.includes(algorithm)) throw new CliError(`${o.exchange} signs with ${dialect.algorithm}, not ${algorithm}`);
-      const fields = newKeyFields(o);
+      if (dialect && dialect.algorithm !== algorithm && !dialect.otherAlgorithms?.includes(algorithm)) throw new CliError(`${exchange} signs with ${dialect.algorithm}, not ${algorithm}`);
+      const fields = newKeyFields(o, exchange);
       if ((algorithm === "ed25519") !== Boolean(o.pkcs8File)) {
         throw new CliError(algorithm === "ed25519" ? "ed25519 keys are generated inside the HSM (`custos key generate`), or migrated with --pkcs8-file FILE" : "--pkcs8-file is for ed25519 keys");
       }
       const { envelope, publicKeyPem, signedPassphrase } = o.pkcs8File
         ? { ...(await wrapPkcs8File(o, o.pkcs8File)), signedPassphrase: "" }
-        : { ...(await wrapSecretFromInput(o, algorithm, `secret for ${o.key}: `, o.exchange!)), publicKeyPem: "" };
+        : { ...(await wrapSecretFromInput(o, algorithm, `secret for ${o.key} (${exchange}): `, exchange)), publicKeyPem: "" };
       const p = await proposeFromCli(o, {
         kind: {
           $case: "importKey",
@@ -79,9 +82,10 @@ export function registerKeyCommands(program: Command): void {
         ttlSeconds: 0,
       });
       reportProposal(p, `imported ${o.key} version 1`);
+      newKeyExchangeNote(o, exchange);
       if (dialect?.signaturesAreLogins) {
         console.error(
-          `note: every ${o.exchange} signature is also a login, so ${o.key} signs nothing until a policy attests that its ${o.exchange} scope grants ` +
+          `note: every ${exchange} signature is also a login, so ${o.key} signs nothing until a policy attests that its ${exchange} scope grants ` +
             `no withdrawal or transfer rights: check the scope at the exchange, then custos key policy --key ${o.key} --policy '{"exchangeScopeExcludesFunds": true}'`,
         );
       }
@@ -94,17 +98,23 @@ export function registerKeyCommands(program: Command): void {
       const { custody } = connect(connectOpts(o), "officer");
       const { keys } = await unary(custody, "listKeys", {});
       custody.close();
-      if (o.json) return void console.log(JSON.stringify(keys, null, 2));
+      if (o.json) return void console.log(JSON.stringify(keys.map(keyListEntry), null, 2));
       if (keys.length === 0) return void console.log("no keys");
       for (const k of keys) console.log(formatKey(k));
     });
+}
+
+/** A key as `key list --json` prints it: enums by the names the CLI takes (hmac-sha256, mainnet), not their numbers. */
+export function keyListEntry(k: KeyInfo) {
+  return { ...k, environment: ENVIRONMENT_NAMES[k.environment] ?? "unspecified", algorithm: ALGORITHM_NAMES[k.algorithm] ?? "unspecified" };
 }
 
 function formatKey(k: KeyInfo): string {
   const versions = k.versions.map((v) => `v${v.version}:${v.state}${v.state === "retiring" && v.retireAt ? `(until ${v.retireAt})` : ""}`).join(" ");
   const overdue = k.dueAt && Date.parse(k.dueAt) <= Date.now() ? " OVERDUE" : "";
   const frozen = k.frozen ? `\tFROZEN (${k.frozenReason})` : "";
-  return `${k.keyId}\t${k.exchange}\tactive v${k.activeVersion}\tage ${k.ageDays}d\tdue ${k.dueAt.slice(0, 10)}${overdue}\t${versions}${frozen}`;
+  const exchange = k.rawOnly ? `${k.exchange} (RAW-ONLY: no request policy)` : k.exchange;
+  return `${k.keyId}\t${exchange}\tactive v${k.activeVersion}\tage ${k.ageDays}d\tdue ${k.dueAt.slice(0, 10)}${overdue}\t${versions}${frozen}`;
 }
 
 /**

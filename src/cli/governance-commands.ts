@@ -8,6 +8,7 @@ import { Algorithm, FreezeTarget, type ProposalInfo } from "../gen/custos/v1/cus
 import { encryptOfficerKey, generateOfficerKey, publicKeyFingerprint, replaceOfficerKeyFile, writeOfficerKeyFile } from "../governance/officer-key.js";
 import { isSigningAlgorithm } from "../hsm/algorithms.js";
 import { newKeyFields, withNewKeyOptions, wrapSecretFromInput, withConnection } from "./admin-commands.js";
+import { newKeyExchange, newKeyExchangeNote } from "./new-key-exchange.js";
 import { CliError, connect, dataDirOf, identityFor } from "./context.js";
 import { createEnrollmentToken } from "../governance/enrollment.js";
 import { connectOpts, officerPassphrase, officerSigningKey, proposeFromCli, reportProposal, type Opts } from "./officer-context.js";
@@ -231,13 +232,13 @@ export function registerKeyLifecycleCommands(program: Command): void {
   withNewKeyOptions(withConnection(key.command("generate")))
     .description("propose a key generated inside the HSM (Ed25519); prints its public key for the exchange once executed")
     .requiredOption("--key <id>", "key id")
-    .requiredOption("--exchange <name>", "exchange, e.g. binance")
     .option("--algorithm <alg>", "ed25519", "ed25519")
     .option("--api-key-id <id>", "the exchange's API key id, if already known", "")
     .action(async (o: Opts) => {
       if (o.algorithm !== "ed25519") throw new CliError("only ed25519 keys are generated in the HSM");
+      const exchange = newKeyExchange(o);
       const p = await proposeFromCli(o, {
-        kind: { $case: "generateKey", generateKey: { ...newKeyFields(o), algorithm: Algorithm.ALGORITHM_ED25519 } },
+        kind: { $case: "generateKey", generateKey: { ...newKeyFields(o, exchange), algorithm: Algorithm.ALGORITHM_ED25519 } },
         ttlSeconds: 0,
       });
       if (p.state === "executed") {
@@ -247,6 +248,7 @@ export function registerKeyLifecycleCommands(program: Command): void {
         process.stdout.write(keys.find((k) => k.keyId === o.key)?.publicKeyPem ?? "");
       }
       reportProposal(p, `generated ${o.key} version 1 (ed25519); register the public key above with the exchange`);
+      newKeyExchangeNote(o, exchange);
     });
 
   withConnection(key.command("set-api-key-id"))

@@ -2,6 +2,7 @@ import { createHash, createPublicKey, type KeyObject } from "node:crypto";
 import { CustosError } from "../errors.js";
 import { isSigningAlgorithm, type SigningAlgorithm } from "../hsm/algorithms.js";
 import type { ImportEnvelope } from "../hsm/envelope.js";
+import { canonicalExchange } from "../exchanges/registry.js";
 import type { Environment } from "../keys/model.js";
 import { validatePolicy } from "../policy/policy.js";
 import { allowList } from "../signing/directory.js";
@@ -16,6 +17,7 @@ export interface OfficerSpec {
 
 export interface NewKeyMetadata {
   keyId: string;
+  /** A dialect's exchange id, an alias of one (resolved into the signed content), or `raw`. */
   exchange: string;
   environment: Environment;
   label: string;
@@ -70,7 +72,6 @@ export const DEFAULT_GRACE_SECONDS = 24 * 3600;
 const MAX_GRACE_SECONDS = 30 * 24 * 3600;
 
 export const KEY_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
-const EXCHANGE = /^[a-z0-9][a-z0-9_-]{0,31}$/;
 const OFFICER_ID = /^[a-z0-9][a-z0-9._-]{0,31}$/;
 const BASE64URL = /^[A-Za-z0-9_-]+$/;
 /** The one exchange whose keys carry a signed passphrase (its dialect sends it per request). */
@@ -89,15 +90,16 @@ export function validateInput(input: ProposalInput): void {
       if (input.kind === "import_key" && k.algorithm === "ed25519") ed25519PublicKeyOf(k.publicKeyPem);
       else if (k.publicKeyPem !== undefined) throw invalid("only an ed25519 import carries a public key");
       if (!KEY_ID.test(k.keyId)) throw invalid("key id must be 1–64 of [A-Za-z0-9._-], starting alphanumeric");
-      if (!EXCHANGE.test(k.exchange)) throw invalid("exchange must be a lower-case name such as binance");
+      // A name no dialect reads would make a key with no request policy: only "raw" asks for that.
+      const exchange = canonicalExchange(k.exchange);
       if (k.environment !== "mainnet" && k.environment !== "testnet") throw invalid("environment must be mainnet or testnet");
       if (!isSigningAlgorithm(k.algorithm)) throw invalid("unsupported algorithm");
       if (!Number.isInteger(k.maxAgeDays) || k.maxAgeDays < 1 || k.maxAgeDays > 3650) throw invalid("max age must be 1–3650 days");
       if (k.apiKeyId.length > 256 || k.label.length > 256) throw invalid("api key id and label are at most 256 characters");
       // Only an imported secret can carry its passphrase's HMAC (a generated key has no secret to compute it with).
-      if (input.kind === "import_key" && k.exchange === SIGNED_PASSPHRASE_EXCHANGE) checkSignedPassphrase(k.signedPassphrase);
+      if (input.kind === "import_key" && exchange === SIGNED_PASSPHRASE_EXCHANGE) checkSignedPassphrase(k.signedPassphrase);
       else if (k.signedPassphrase !== undefined) throw invalid(`only a ${SIGNED_PASSPHRASE_EXCHANGE} import carries a signed passphrase`);
-      else if (k.exchange === SIGNED_PASSPHRASE_EXCHANGE) throw invalid(`${SIGNED_PASSPHRASE_EXCHANGE} keys are HMAC secrets imported with their passphrase`);
+      else if (exchange === SIGNED_PASSPHRASE_EXCHANGE) throw invalid(`${SIGNED_PASSPHRASE_EXCHANGE} keys are HMAC secrets imported with their passphrase`);
       return;
     }
     case "rotate_key":
@@ -167,7 +169,8 @@ export function contentOf(input: ProposalInput): { kind: ProposalKind; target: s
   switch (input.kind) {
     case "import_key":
     case "generate_key":
-      return { kind: input.kind, target: input.key.keyId, params: { ...input.key } };
+      // The officers approve the exchange the key is stored with, never an alias of it.
+      return { kind: input.kind, target: input.key.keyId, params: { ...input.key, exchange: canonicalExchange(input.key.exchange) } };
     case "rotate_key":
       return {
         kind: input.kind,

@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { isRawOnly } from "../exchanges/registry.js";
 import { activeVersion, type KeyWithVersions } from "../keys/model.js";
 import type { Store } from "../store/store.js";
 import type { ProposalRecord } from "./model.js";
@@ -11,6 +12,10 @@ const DERIBIT_SCOPE_NOTE =
   "deribit: every signature is also a login, so this key signs nothing until a set_policy proposal attests that its Deribit scope " +
   "grants no withdrawal or transfer rights (exchangeScopeExcludesFunds): check the key's scope at Deribit first";
 
+/** What officers approving anything about a raw-only key must know: nothing checks what it signs. */
+const rawOnlyNote = (exchange: string) =>
+  `RAW-ONLY key (exchange ${JSON.stringify(exchange)}, no dialect): Sign signs any bytes with it, withdrawals included; no request policy applies`;
+
 /** Proposal kinds whose target is a key id. */
 export const KEY_KINDS: ReadonlySet<string> = new Set(["import_key", "generate_key", "rotate_key", "destroy_version", "set_policy", "set_api_key_id"]);
 
@@ -20,8 +25,15 @@ export const KEY_KINDS: ReadonlySet<string> = new Set(["import_key", "generate_k
  */
 export async function summarise(store: Store, p: ProposalRecord): Promise<string[]> {
   const c = JSON.parse(p.canonical) as ProposalContent;
-  const params = c.params as Record<string, unknown>;
   const key = KEY_KINDS.has(c.kind) ? await store.getKey(c.target) : undefined;
+  const lines = await describe(store, c, key);
+  // A new key's exchange is in the signed content; an existing key's, in the store.
+  const exchange = c.kind === "import_key" || c.kind === "generate_key" ? String((c.params as Record<string, unknown>).exchange) : key?.exchange;
+  return exchange !== undefined && isRawOnly(exchange) ? [...lines, rawOnlyNote(exchange)] : lines;
+}
+
+async function describe(store: Store, c: ProposalContent, key: KeyWithVersions | undefined): Promise<string[]> {
+  const params = c.params as Record<string, unknown>;
   const versions = (k: KeyWithVersions | undefined) => (k ? k.versions.map((v) => `v${v.version} ${v.state}`).join(", ") : "none");
   switch (c.kind) {
     case "generate_key":

@@ -67,7 +67,7 @@ describe("officer console in Chromium with a virtual passkey", () => {
       ]),
       "governance init",
     );
-    const imported = await proposeAs(carol, ["key", "import", "--key", KEY, "--exchange", "custom", "--fingerprint", fingerprint], "console-secret-one-0123456789abcdef0123456789");
+    const imported = await proposeAs(carol, ["key", "import", "--key", KEY, "--raw", "--fingerprint", fingerprint], "console-secret-one-0123456789abcdef0123456789");
     await approve(imported, alice);
     assert.equal(await approve(imported, bob), "executed");
 

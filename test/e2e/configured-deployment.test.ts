@@ -44,7 +44,7 @@ it("runs from custos.json with an operator-made token, PKI, officers and explici
   }
 
   // 5. Governance: no officer acts before it exists; only the bootstrap administrator sets it, once.
-  const early = await runCli(["key", "import", ...officerArgs(dir, alice), "--key", "bybit-main", "--exchange", "custom", "--fingerprint", fingerprint], { input: secret });
+  const early = await runCli(["key", "import", ...officerArgs(dir, alice), "--key", "bybit-main", "--raw", "--fingerprint", fingerprint], { input: secret });
   assert.notEqual(early.code, 0);
   assert.match(early.stderr, /FAILED_PRECONDITION \(GOVERNANCE_NOT_INITIALISED\)/);
   const officerFlags = [alice, bob, carol].flatMap((o) => ["--officer", `${o.name}=${o.publicKeyPath}`]);
@@ -72,12 +72,12 @@ it("runs from custos.json with an operator-made token, PKI, officers and explici
   };
 
   // 6. No pinned fingerprint → the CLI refuses to wrap anything; pinned → a proposal.
-  const unpinned = await runCli(["key", "import", ...officerArgs(dir, alice), "--key", "bybit-main", "--exchange", "custom"], { input: secret });
+  const unpinned = await runCli(["key", "import", ...officerArgs(dir, alice), "--key", "bybit-main", "--raw"], { input: secret });
   assert.notEqual(unpinned.code, 0);
   assert.match(unpinned.stderr, /pinned wrapping-key fingerprint/);
-  await proposeAndPass(["key", "import", "--key", "bybit-main", "--exchange", "custom", "--fingerprint", fingerprint], secret);
+  await proposeAndPass(["key", "import", "--key", "bybit-main", "--raw", "--fingerprint", fingerprint], secret);
   const listed = await runCli(["key", "list", ...officerArgs(dir, bob)]);
-  assert.match(listed.stdout, /^bybit-main\tcustom\tactive v1\t/m);
+  assert.match(listed.stdout, /^bybit-main\traw \(RAW-ONLY: no request policy\)\tactive v1\t/m);
 
   // 7. A trading client: registered and allowed, but nothing is granted implicitly.
   await proposeAndPass(["client", "add", "spiffe://custos/engine/alpha", "--cidr", "127.0.0.1/32"]);

@@ -56,7 +56,7 @@ const EXPECTED: Record<Operation, { versions: Record<string, string>; objects: s
 
 /** The embedded default's CLI (its dev officer approves at once, so each command executes). */
 const operations: Record<Operation, (dir: string) => Promise<CliResult>> = {
-  import: (dir) => runCli(["key", "import", "--data-dir", dir, "--key", KEY, "--exchange", "custom"], { input: SECRET_V1 }),
+  import: (dir) => runCli(["key", "import", "--data-dir", dir, "--key", KEY, "--raw"], { input: SECRET_V1 }),
   rotate: (dir) => runCli(["key", "rotate", "--data-dir", dir, "--key", KEY, "--grace", "24h"], { input: SECRET_V2 }),
   destroy: (dir) => runCli(["key", "destroy", "--data-dir", dir, "--key", KEY, "--version", "1"]),
 };

@@ -106,7 +106,7 @@ describe("governance: import, grant and rotation by a 2-of-3 quorum, through the
   const versionStates = async () => Object.fromEntries((await keyInfo()).versions.map((v) => [v.version, v.state]));
 
   it("imports v1 and grants a trading client, each change approved by two officers", async () => {
-    const imported = await proposeAsAlice(["key", "import", "--key", KEY, "--exchange", "custom", "--fingerprint", d.fingerprint], SECRET_V1);
+    const imported = await proposeAsAlice(["key", "import", "--key", KEY, "--raw", "--fingerprint", d.fingerprint], SECRET_V1);
     assert.equal(await approve(imported, bob), "pending");
     assert.equal(await approve(imported, carol), "executed");
 

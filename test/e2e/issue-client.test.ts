@@ -15,7 +15,7 @@ it("issues a client certificate that signs once registered and granted", { timeo
   service = await spawnService();
   const dd = ["--data-dir", service.dir];
   const secret = "issue-client-secret";
-  assert.equal((await runCli(["key", "import", ...dd, "--key", "okx-main", "--exchange", "custom"], { input: secret })).code, 0);
+  assert.equal((await runCli(["key", "import", ...dd, "--key", "okx-main", "--raw"], { input: secret })).code, 0);
 
   const issued = await runCli(["pki", "issue-client", "beta", ...dd]);
   assert.equal(issued.code, 0, issued.stderr);
@@ -40,5 +40,5 @@ it("issues a client certificate that signs once registered and granted", { timeo
   const list = await runCli(["client", "list", ...dd]);
   assert.match(list.stdout, new RegExp(`^${identity}\\ttrader\\t127\\.0\\.0\\.0/8\\tokx-main$`, "m"));
   const keys = await runCli(["key", "list", ...dd]);
-  assert.match(keys.stdout, /^okx-main\tcustom\tactive v1\tage 0d\tdue \d{4}-\d{2}-\d{2}\tv1:active$/m);
+  assert.match(keys.stdout, /^okx-main\traw \(RAW-ONLY: no request policy\)\tactive v1\tage 0d\tdue \d{4}-\d{2}-\d{2}\tv1:active$/m);
 });

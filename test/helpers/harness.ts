@@ -117,7 +117,7 @@ export async function importSecret(
       $case: "importKey",
       importKey: {
         keyId,
-        exchange: opts.exchange ?? "custom", // no dialect: raw Sign allowed
+        exchange: opts.exchange ?? "raw", // raw-only: no dialect, raw Sign allowed
         environment: Environment.ENVIRONMENT_TESTNET,
         label: keyId,
         apiKeyId: opts.apiKeyId ?? `api-${keyId}`,

@@ -42,7 +42,7 @@ describe("custos CLI and audit verification", () => {
 
   it("imports a secret from stdin and signs with it (hex and base64 on the last stdout line)", async () => {
     // echo-style trailing newline: not part of the secret.
-    const imported = await runCli(["key", "import", "--data-dir", dir, "--key", "k", "--exchange", "custom"], { input: secret + "\n" });
+    const imported = await runCli(["key", "import", "--data-dir", dir, "--key", "k", "--raw"], { input: secret + "\n" });
     ok(imported, "key import");
     assert.match(imported.stdout, /imported k version 1/);
     assert.ok(!imported.stdout.includes(secret) && !imported.stderr.includes(secret), "the secret was echoed");
@@ -58,7 +58,7 @@ describe("custos CLI and audit verification", () => {
 
   it("refuses to import under a wrong pinned fingerprint, naming it", async () => {
     const wrong = "sha256:" + "0".repeat(64);
-    const r = await runCli(["key", "import", "--data-dir", dir, "--key", "k-pinned", "--exchange", "custom", "--fingerprint", wrong], { input: secret });
+    const r = await runCli(["key", "import", "--data-dir", dir, "--key", "k-pinned", "--raw", "--fingerprint", wrong], { input: secret });
     const message = failedOneLine(r, "import with a wrong fingerprint");
     assert.ok(message.includes(wrong), message);
     const list = await cli("key", "list", "--json");

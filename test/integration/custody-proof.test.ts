@@ -138,7 +138,7 @@ describe("custody proof", () => {
     const pid = svc.proc.pid!;
     try {
       // The secret reaches custos the way an officer gives it: on the CLI's stdin.
-      const cli = await runCli(["key", "import", "--data-dir", svc.dir, "--key", "proof", "--exchange", "custom"], { input: secretText });
+      const cli = await runCli(["key", "import", "--data-dir", svc.dir, "--key", "proof", "--raw"], { input: secretText });
       assert.equal(cli.code, 0, cli.stderr);
       assert.match(cli.stdout, /imported proof version 1/);
 

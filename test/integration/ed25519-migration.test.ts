@@ -101,7 +101,7 @@ describe("Ed25519 key migration (wrapped PKCS#8) into SoftHSM2 with EdDSA unwrap
 
   it("a raw-sign key migrated the same way signs arbitrary payloads the old key verifies", async () => {
     const existing = pkcs8File("custom-ed25519");
-    const r = await runCli(["key", "import", "--data-dir", svc.dir, "--key", "custom-migrated", "--exchange", "custom", "--algorithm", "ed25519", "--pkcs8-file", existing.file]);
+    const r = await runCli(["key", "import", "--data-dir", svc.dir, "--key", "custom-migrated", "--raw", "--algorithm", "ed25519", "--pkcs8-file", existing.file]);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     for (const size of [0, 1, 64, 1000, 65_536]) {
       const payload = randomBytes(size);
@@ -118,7 +118,7 @@ describe("Ed25519 key migration (wrapped PKCS#8) into SoftHSM2 with EdDSA unwrap
     const envelope = buildEnvelope(der, { spkiPem: wrapping.spkiPem, fingerprint: wrapping.fingerprint, oaepHash: wrapping.oaepHash as "sha1" });
     await expectDenied(
       proposeAndApprove(svc.custody, {
-        kind: { $case: "importKey", importKey: { keyId: "swapped", exchange: "custom", environment: Environment.ENVIRONMENT_TESTNET, label: "", apiKeyId: "", algorithm: Algorithm.ALGORITHM_ED25519, envelope, maxAgeDays: 0, publicKeyPem: claimed, signedPassphrase: "" } },
+        kind: { $case: "importKey", importKey: { keyId: "swapped", exchange: "raw", environment: Environment.ENVIRONMENT_TESTNET, label: "", apiKeyId: "", algorithm: Algorithm.ALGORITHM_ED25519, envelope, maxAgeDays: 0, publicKeyPem: claimed, signedPassphrase: "" } },
         ttlSeconds: 0,
       }),
       status.INVALID_ARGUMENT,
@@ -135,7 +135,7 @@ describe("Ed25519 key migration (wrapped PKCS#8) into SoftHSM2 with EdDSA unwrap
     const served = await spawnService(tempDir("custos-pkcs8-served-"), { CUSTOS_PKCS11_MODULE: eddsaUnwrapModule() });
     try {
       const existing = pkcs8File("served-ed25519");
-      const r = await runCli(["key", "import", "--data-dir", served.dir, "--key", "served", "--exchange", "custom", "--algorithm", "ed25519", "--pkcs8-file", existing.file]);
+      const r = await runCli(["key", "import", "--data-dir", served.dir, "--key", "served", "--raw", "--algorithm", "ed25519", "--pkcs8-file", existing.file]);
       assert.equal(r.code, 0, r.stdout + r.stderr);
       const payload = "migrated key, served by the embedded default";
       const signed = await runCli(["sign", "--data-dir", served.dir, "--key", "served", "--payload", payload]);

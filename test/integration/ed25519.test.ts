@@ -309,18 +309,18 @@ describe("Ed25519 key pairs generated in SoftHSM2", () => {
   });
 
   it("the officer CLI takes an ed25519 key only as a PKCS#8 file (0600), never as a typed secret, and refuses other key types", async () => {
-    const r = await runCli(["key", "import", "--data-dir", svc.dir, "--key", "k-ed-cli", "--exchange", "custom", "--algorithm", "ed25519"], { input: "not-a-secret\n" });
+    const r = await runCli(["key", "import", "--data-dir", svc.dir, "--key", "k-ed-cli", "--raw", "--algorithm", "ed25519"], { input: "not-a-secret\n" });
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /ed25519 keys are generated inside the HSM .* or migrated with --pkcs8-file/);
     const dir = mkdtempSync(join(tmpdir(), "custos-pkcs8-"));
     const rsaFile = join(dir, "rsa.pem");
     writeFileSync(rsaFile, generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey.export({ format: "pem", type: "pkcs8" }), { mode: 0o600 });
-    const rsa = await runCli(["key", "import", "--data-dir", svc.dir, "--key", "k-ed-cli", "--exchange", "custom", "--algorithm", "ed25519", "--pkcs8-file", rsaFile]);
+    const rsa = await runCli(["key", "import", "--data-dir", svc.dir, "--key", "k-ed-cli", "--raw", "--algorithm", "ed25519", "--pkcs8-file", rsaFile]);
     assert.equal(rsa.code, 1, rsa.stderr);
     assert.match(rsa.stderr, /holds a rsa key, not Ed25519/);
     const open = join(dir, "ed.pem");
     writeFileSync(open, generateKeyPairSync("ed25519").privateKey.export({ format: "pem", type: "pkcs8" }), { mode: 0o644 });
-    const loose = await runCli(["key", "import", "--data-dir", svc.dir, "--key", "k-ed-cli", "--exchange", "custom", "--algorithm", "ed25519", "--pkcs8-file", open]);
+    const loose = await runCli(["key", "import", "--data-dir", svc.dir, "--key", "k-ed-cli", "--raw", "--algorithm", "ed25519", "--pkcs8-file", open]);
     assert.equal(loose.code, 1, loose.stderr);
     assert.match(loose.stderr, /chmod 600/);
     rmSync(dir, { recursive: true, force: true });
@@ -358,7 +358,7 @@ describe("Ed25519 key pairs generated in SoftHSM2", () => {
 
   it("a generate_key proposal (the quorum's decision) creates the key in the HSM; it signs and only its public key leaves", async () => {
     const p = await proposeAndApprove(svc.custody, {
-      kind: { $case: "generateKey", generateKey: { keyId: "gen-ed", exchange: "custom", environment: Environment.ENVIRONMENT_TESTNET, label: "", apiKeyId: "", algorithm: Algorithm.ALGORITHM_ED25519, maxAgeDays: 0 } },
+      kind: { $case: "generateKey", generateKey: { keyId: "gen-ed", exchange: "raw", environment: Environment.ENVIRONMENT_TESTNET, label: "", apiKeyId: "", algorithm: Algorithm.ALGORITHM_ED25519, maxAgeDays: 0 } },
       ttlSeconds: 0,
     });
     assert.equal(p.state, "executed", p.failure);
@@ -380,7 +380,7 @@ describe("Ed25519 key pairs generated in SoftHSM2", () => {
   });
 
   it("refuses an ed25519 import without its public key (or with another key type's) and an HMAC generate, at Propose", async () => {
-    const key = { keyId: "nope", exchange: "custom", environment: Environment.ENVIRONMENT_TESTNET, label: "", apiKeyId: "", maxAgeDays: 0 };
+    const key = { keyId: "nope", exchange: "raw", environment: Environment.ENVIRONMENT_TESTNET, label: "", apiKeyId: "", maxAgeDays: 0 };
     await expectDenied(
       proposeAndApprove(svc.custody, { kind: { $case: "generateKey", generateKey: { ...key, algorithm: Algorithm.ALGORITHM_HMAC_SHA256 } }, ttlSeconds: 0 }),
       status.INVALID_ARGUMENT,

@@ -57,7 +57,7 @@ describe("key import into SoftHSM2", () => {
   function request(keyId: string, envelope: ImportEnvelope, over: { environment?: Environment; exchange?: string } = {}): ImportKeyProposal {
     return {
       keyId,
-      exchange: over.exchange ?? "custom",
+      exchange: over.exchange ?? "raw",
       environment: over.environment ?? Environment.ENVIRONMENT_TESTNET,
       label: keyId,
       apiKeyId: `api-${keyId}`,
@@ -262,7 +262,6 @@ describe("key import into SoftHSM2", () => {
       ["key id with spaces", request("bad key", envelope)],
       ["key id starting with a dot", request(".hidden", envelope)],
       ["environment unspecified", request("k-meta-env", envelope, { environment: Environment.ENVIRONMENT_UNSPECIFIED })],
-      ["upper-case exchange", request("k-meta-exchange", envelope, { exchange: "Binance" })],
       ["algorithm unspecified", { ...request("k-meta-alg", envelope), algorithm: Algorithm.ALGORITHM_UNSPECIFIED }],
     ];
     const proposalsBefore = (await unary(svc.custody, "listProposals", { state: "" })).proposals.length;

@@ -384,7 +384,7 @@ describe("officer console", () => {
     const p = (
       await gov.propose(carol.caller, {
         kind: "import_key",
-        key: { keyId: "k1", exchange: "custom", environment: "testnet", label: "k1", apiKeyId: "api-k1", algorithm: "hmac-sha256", maxAgeDays: 45 },
+        key: { keyId: "k1", exchange: "raw", environment: "testnet", label: "k1", apiKeyId: "api-k1", algorithm: "hmac-sha256", maxAgeDays: 45 },
         envelope,
       })
     ).record;
@@ -413,6 +413,24 @@ describe("officer console", () => {
     assert.match(audit.body, /<tr data-kind="freeze" data-seq="\d+">/);
     assert.doesNotMatch(audit.body, /data-kind="proposal/);
     assert.doesNotMatch(logText, new RegExp(envelope.wrappedKey.toString("base64").slice(0, 16).replace(/[+/]/g, ".")));
+  });
+
+  it("flags raw-only keys on the keys page: raw, and names stored before names were checked; not dialect keys", async () => {
+    const at = new Date(clock).toISOString();
+    for (const [id, exchange] of [["k-page-bn", "binance"], ["k-page-raw", "raw"], ["k-page-legacy", "custom"]] as const) {
+      await store.createKey(
+        { id, exchange, environment: "testnet", label: id, apiKeyId: "x", algorithm: "hmac-sha256", maxAgeDays: 45, createdAt: at },
+        { keyId: id, version: 1, objectId: `custos:${id}:v1`, state: "active", createdAt: at, activatedAt: at },
+      );
+    }
+    const tab = new Tab(app);
+    assert.equal((await tab.login(authA)).statusCode, 200);
+    const page = (await tab.get("/console/keys")).body;
+    const row = (id: string) => new RegExp(`<tr id="key-${id}"[^>]*>[\\s\\S]*?</tr>`).exec(page)?.[0] ?? "";
+    const flagged = (id: string) => ({ attribute: /data-raw-only="true"/.test(row(id)), badge: /class="bad raw-only"/.test(row(id)) });
+    assert.deepEqual(flagged("k-page-bn"), { attribute: false, badge: false });
+    assert.deepEqual(flagged("k-page-raw"), { attribute: true, badge: true });
+    assert.deepEqual(flagged("k-page-legacy"), { attribute: true, badge: true });
   });
 
   it("pages the audit log by event number and refuses a page size or cursor it does not offer", async () => {

@@ -19,7 +19,7 @@ describe("GovernanceService proposals refused at Propose", () => {
     const base = importOf("k-new", good) as Extract<ProposalInput, { kind: "import_key" }>;
     const cases: Array<[string, ProposalInput, CustosErrorCode]> = [
       ["key id with spaces", { ...base, key: { ...base.key, keyId: "bad key" } }, "INVALID_ARGUMENT"],
-      ["upper-case exchange", { ...base, key: { ...base.key, exchange: "Binance" } }, "INVALID_ARGUMENT"],
+      ["upper-case exchange", { ...base, key: { ...base.key, exchange: "Binance" } }, "UNKNOWN_EXCHANGE"],
       ["max age 0", { ...base, key: { ...base.key, maxAgeDays: 0 } }, "INVALID_ARGUMENT"],
       ["another wrapping key", { ...base, envelope: { ...good, wrappingKeyFingerprint: "sha256:" + "ab".repeat(32) } }, "ENVELOPE_INVALID"],
       ["unknown format", { ...base, envelope: { ...good, format: "custos.rsa-oaep-aes-kwp.v0" } }, "ENVELOPE_INVALID"],

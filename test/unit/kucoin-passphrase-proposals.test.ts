@@ -59,7 +59,7 @@ describe("signed passphrase: proposal validation", () => {
 
   it("any other exchange's import carries none, and a kucoinfutures key cannot be generated (no secret to HMAC with)", () => {
     assert.equal(codeOf(() => validateInput(imp(kucoinKey("k", { exchange: "okx", signedPassphrase: good })))), "INVALID_ARGUMENT");
-    assert.equal(codeOf(() => validateInput(imp(kucoinKey("k", { exchange: "custom" })))), undefined);
+    assert.equal(codeOf(() => validateInput(imp(kucoinKey("k", { exchange: "raw" })))), undefined);
     assert.equal(codeOf(() => validateInput({ kind: "generate_key", key: kucoinKey("k", { algorithm: "ed25519" }) })), "INVALID_ARGUMENT");
     const generated = kucoinKey("k", { exchange: "binance", algorithm: "ed25519", signedPassphrase: good });
     assert.equal(codeOf(() => validateInput({ kind: "generate_key", key: generated })), "INVALID_ARGUMENT");

@@ -15,6 +15,7 @@ import {
   type WrappedKeyEnvelope,
 } from "../../gen/custos/v1/custody.js";
 import { CustosError } from "../../errors.js";
+import { isRawOnly } from "../../exchanges/registry.js";
 import { DEFAULT_GRACE_SECONDS, type GovernanceService, type ProposalView } from "../../governance/governance-service.js";
 import type { OfficerRecord } from "../../governance/model.js";
 import type { NewKeyMetadata, ProposalInput } from "../../governance/proposal-input.js";
@@ -210,6 +211,7 @@ function keyInfo(k: KeyWithVersions & { publicKey?: Buffer; versionPublicKeys?: 
     frozen: Boolean(k.frozenAt),
     frozenReason: k.frozenReason ?? "",
     publicKeyPem: k.publicKey ? spkiPem(k.publicKey) : "",
+    rawOnly: isRawOnly(k.exchange),
   };
 }
 

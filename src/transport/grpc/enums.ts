@@ -1,4 +1,4 @@
-import { Algorithm } from "../../gen/custos/v1/custody.js";
+import { Algorithm, Environment } from "../../gen/custos/v1/custody.js";
 import type { SigningAlgorithm } from "../../hsm/algorithms.js";
 
 /** Domain algorithm names ↔ the wire enum (one place, used by handlers, CLI and tests). */
@@ -12,3 +12,9 @@ export const ALGORITHM_ENUM: Readonly<Record<SigningAlgorithm, Algorithm>> = {
 export const ALGORITHM_NAMES: Readonly<Partial<Record<Algorithm, SigningAlgorithm>>> = Object.fromEntries(
   Object.entries(ALGORITHM_ENUM).map(([name, value]) => [value, name as SigningAlgorithm]),
 );
+
+/** The wire environment enum → the names the CLI takes (`--environment mainnet`). */
+export const ENVIRONMENT_NAMES: Readonly<Partial<Record<Environment, "mainnet" | "testnet">>> = {
+  [Environment.ENVIRONMENT_MAINNET]: "mainnet",
+  [Environment.ENVIRONMENT_TESTNET]: "testnet",
+};

@@ -218,6 +218,10 @@ export interface WrappedKeyEnvelope {
 
 export interface ImportKeyProposal {
   keyId: string;
+  /**
+   * An exchange custos has a dialect for, a ccxt id of one (stored as the dialect's id, e.g.
+   * binanceusdm → binance), or "raw" (signs raw bytes only); else INVALID_ARGUMENT (UNKNOWN_EXCHANGE).
+   */
   exchange: string;
   environment: Environment;
   label: string;
@@ -270,6 +274,10 @@ export interface RotateKeyProposal {
  */
 export interface GenerateKeyProposal {
   keyId: string;
+  /**
+   * An exchange custos has a dialect for, a ccxt id of one (stored as the dialect's id, e.g.
+   * binanceusdm → binance), or "raw" (signs raw bytes only); else INVALID_ARGUMENT (UNKNOWN_EXCHANGE).
+   */
   exchange: string;
   environment: Environment;
   label: string;
@@ -474,6 +482,11 @@ export interface KeyInfo {
   frozenReason: string;
   /** Asymmetric keys (Ed25519): the active version's public key, SPKI PEM. */
   publicKeyPem: string;
+  /**
+   * True when no exchange dialect reads this key's requests (exchange "raw", or a name stored
+   * before custos checked names): Sign signs any bytes with it and no request policy applies.
+   */
+  rawOnly: boolean;
 }
 
 export interface ListKeysRequest {
@@ -4099,6 +4112,7 @@ function createBaseKeyInfo(): KeyInfo {
     frozen: false,
     frozenReason: "",
     publicKeyPem: "",
+    rawOnly: false,
   };
 }
 
@@ -4148,6 +4162,9 @@ export const KeyInfo: MessageFns<KeyInfo> = {
     }
     if (message.publicKeyPem !== "") {
       writer.uint32(122).string(message.publicKeyPem);
+    }
+    if (message.rawOnly !== false) {
+      writer.uint32(128).bool(message.rawOnly);
     }
     return writer;
   },
@@ -4285,6 +4302,14 @@ export const KeyInfo: MessageFns<KeyInfo> = {
             message.publicKeyPem = reader.string();
             continue;
           }
+          case 16: {
+            if (tag !== 128) {
+              break;
+            }
+
+            message.rawOnly = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4352,6 +4377,11 @@ export const KeyInfo: MessageFns<KeyInfo> = {
         : isSet(object.public_key_pem)
         ? globalThis.String(object.public_key_pem)
         : "",
+      rawOnly: isSet(object.rawOnly)
+        ? globalThis.Boolean(object.rawOnly)
+        : isSet(object.raw_only)
+        ? globalThis.Boolean(object.raw_only)
+        : false,
     };
   },
 
@@ -4402,6 +4432,9 @@ export const KeyInfo: MessageFns<KeyInfo> = {
     if (message.publicKeyPem !== "") {
       obj.publicKeyPem = message.publicKeyPem;
     }
+    if (message.rawOnly !== false) {
+      obj.rawOnly = message.rawOnly;
+    }
     return obj;
   },
 
@@ -4425,6 +4458,7 @@ export const KeyInfo: MessageFns<KeyInfo> = {
     message.frozen = object.frozen ?? false;
     message.frozenReason = object.frozenReason ?? "";
     message.publicKeyPem = object.publicKeyPem ?? "";
+    message.rawOnly = object.rawOnly ?? false;
     return message;
   },
 };

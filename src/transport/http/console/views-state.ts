@@ -1,3 +1,4 @@
+import { isRawOnly } from "../../../exchanges/registry.js";
 import { activeVersion, ageDays, dueAt, type KeyWithVersions } from "../../../keys/model.js";
 import type { OfficerRecord, PasskeyRecord } from "../../../governance/model.js";
 import type { ClientRecord } from "../../../signing/clients.js";
@@ -32,15 +33,17 @@ function freezeForm(ctx: PageContext, target: "key" | "client", id: string, froz
     <button type="submit" class="danger freeze" data-id="${id}">Freeze now</button></form>`;
 }
 
-/** Keys: versions and states, age and due date, frozen state, and which clients hold grants. */
+/** Keys: versions and states, age and due date, frozen state, raw-only flag, and which clients hold grants. */
 export function keysPage(ctx: PageContext, keys: KeyWithVersions[], clients: Array<ClientRecord & { grants: string[] }>, now: number): string {
   const rows = keys.map((k) => {
     const active = activeVersion(k);
     const due = dueAt(k);
     const overdue = due !== undefined && due.getTime() <= now;
     const holders = clients.filter((c) => c.grants.includes(k.id)).map((c) => c.identity);
-    return h`<tr id="key-${k.id}" data-active-version="${active?.version ?? ""}">
-      <td data-label="key"><code>${k.id}</code><br><span class="muted">${k.exchange} ${k.environment}, ${k.algorithm}</span></td>
+    // A key no dialect reads signs whatever bytes it is given: officers must see that at a glance.
+    const rawOnly = isRawOnly(k.exchange) ? h`<br><span class="bad raw-only">raw-only: no request policy</span>` : h``;
+    return h`<tr id="key-${k.id}" data-active-version="${active?.version ?? ""}" data-raw-only="${isRawOnly(k.exchange)}">
+      <td data-label="key"><code>${k.id}</code><br><span class="muted">${k.exchange} ${k.environment}, ${k.algorithm}</span>${rawOnly}</td>
       <td data-label="versions" class="versions">${k.versions.map((v) => h`<div>v${v.version} <strong>${v.state}</strong>${
         v.retireAt && v.state === "retiring" ? h` until <span class="nowrap">${short(v.retireAt)}</span>` : h``
       }</div>`)}</td>
