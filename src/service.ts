@@ -72,9 +72,10 @@ export async function startService(config: CustosConfig, logger: Logger): Promis
   const governance = new GovernanceService(store, hsm, audit, directory, logger.child({ component: "governance" }), {
     proposerCounts: config.governance.proposerCounts,
     veto: config.governance.veto,
-    bootstrapAdmins: config.bootstrapAdmins.map((a) => a.identity),
+    bootstrapAdmins: config.bootstrapAdmins,
     autoGrant: config.autoGrant,
     proposalTtlMs: config.governance.proposalTtlHours * 3_600_000,
+    maxProposalTtlMs: config.governance.maxProposalTtlHours * 3_600_000,
   }, officerConsole?.passkeys);
   await governance.load();
   if (config.embedded && !governance.initialised && embeddedSetup) {

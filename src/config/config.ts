@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { CustosError } from "../errors.js";
 import { DEFAULT_ANOMALY_SETTINGS, type AnomalySettings } from "../monitoring/anomaly.js";
+import { parseCidr } from "../signing/directory.js";
 import type { RateLimit } from "../signing/rate-limiter.js";
 
 /** Everything `custos serve` needs, resolved (paths absolute, defaults filled). */
@@ -65,10 +66,16 @@ export interface GovernanceConfig {
   proposerCounts: boolean;
   /** Any officer's rejection cancels a proposal. */
   veto: boolean;
+  /** Lifetime of a proposal that asks for none. */
   proposalTtlHours: number;
+  /** The longest lifetime a proposal may ask for (ttl_seconds); at most 30 days, at least proposalTtlHours. */
+  maxProposalTtlHours: number;
   /** How often expiries, grace periods and overdue keys are checked (tests shorten it). */
   housekeepingMs?: number;
 }
+
+/** No proposal may stay open longer than 30 days, whatever the configuration says. */
+export const MAX_PROPOSAL_TTL_HOURS = 30 * 24;
 
 export const CONFIG_FILE = "custos.json";
 export const CONNECTION_FILE = "connection.json";
@@ -98,7 +105,7 @@ export function baseDefaults(dataDir: string) {
     // A bot signing every order and cancel of a busy strategy stays far below these.
     limits: { client: { perSecond: 20_000, burst: 40_000 }, key: { perSecond: 20_000, burst: 40_000 } },
     audit: { flushIntervalMs: 250 },
-    governance: { proposerCounts: false, veto: true, proposalTtlHours: 24 },
+    governance: { proposerCounts: false, veto: true, proposalTtlHours: 24, maxProposalTtlHours: 7 * 24 },
     anomaly: { enabled: true, ...DEFAULT_ANOMALY_SETTINGS } as AnomalyConfig,
     console: { enabled: true, host: "127.0.0.1", rpId: "localhost", sessionMinutes: 15 } as ConsoleConfig,
     store: { sqlitePath: join(dataDir, "custos.db") },
@@ -126,7 +133,7 @@ export function embeddedConfig(dataDir: string): CustosConfig {
     bootstrapAdmins: [{ identity: EMBEDDED_ADMIN, cidrs: LOOPBACK_CIDRS }],
     autoGrant: [EMBEDDED_CLIENT],
     // One local dev officer, threshold 1: its own approval must count.
-    governance: { proposerCounts: true, veto: true, proposalTtlHours: 24 },
+    governance: { proposerCounts: true, veto: true, proposalTtlHours: 24, maxProposalTtlHours: 7 * 24 },
   };
 }
 
@@ -179,20 +186,39 @@ export function loadConfig(dataDir: string): CustosConfig {
     governance: governanceSettings(file, base.governance, raw.governance),
     anomaly: anomalySettings(file, base.anomaly, raw.anomaly),
     console: consoleSettings(file, base.console, raw.console),
-    bootstrapAdmins: ((raw.bootstrapAdmins as CustosConfig["bootstrapAdmins"]) ?? []).map((a) => ({ identity: a.identity, cidrs: a.cidrs ?? LOOPBACK_CIDRS })),
+    bootstrapAdmins: bootstrapAdminSettings(file, raw.bootstrapAdmins),
     autoGrant: [],
     logLevel: (raw.logLevel as string) ?? base.logLevel,
   };
 }
 
+/** Bootstrap administrators: an identity each and the CIDRs it may act from (loopback unless given); a bad CIDR is refused. */
+function bootstrapAdminSettings(file: string, raw: unknown): CustosConfig["bootstrapAdmins"] {
+  const given = (raw ?? []) as Array<{ identity?: unknown; cidrs?: unknown }>;
+  if (!Array.isArray(given)) throw new CustosError("INVALID_ARGUMENT", `${file}: bootstrapAdmins must be a list`);
+  return given.map((a) => {
+    const cidrs = a?.cidrs ?? LOOPBACK_CIDRS;
+    if (typeof a?.identity !== "string" || !a.identity || !Array.isArray(cidrs) || !cidrs.every((c) => typeof c === "string")) {
+      throw new CustosError("INVALID_ARGUMENT", `${file}: each bootstrapAdmins entry needs an identity and a list of CIDRs`);
+    }
+    for (const c of cidrs as string[]) parseCidr(c);
+    return { identity: a.identity, cidrs: [...(cidrs as string[])] };
+  });
+}
+
 function governanceSettings(file: string, base: GovernanceConfig, raw: unknown): GovernanceConfig {
   const given = (raw ?? {}) as Partial<GovernanceConfig>;
-  const known = new Set(["proposerCounts", "veto", "proposalTtlHours", "housekeepingMs"]);
+  const known = new Set(["proposerCounts", "veto", "proposalTtlHours", "maxProposalTtlHours", "housekeepingMs"]);
   for (const k of Object.keys(given)) if (!known.has(k)) throw new CustosError("INVALID_ARGUMENT", `${file}: unknown setting "governance.${k}"`);
   const out = { ...base, ...given };
   if (typeof out.proposerCounts !== "boolean" || typeof out.veto !== "boolean") throw new CustosError("INVALID_ARGUMENT", `${file}: governance.proposerCounts and .veto are true or false`);
-  if (typeof out.proposalTtlHours !== "number" || !(out.proposalTtlHours > 0 && out.proposalTtlHours <= 24 * 30)) {
+  if (typeof out.proposalTtlHours !== "number" || !(out.proposalTtlHours > 0 && out.proposalTtlHours <= MAX_PROPOSAL_TTL_HOURS)) {
     throw new CustosError("INVALID_ARGUMENT", `${file}: governance.proposalTtlHours must be a number of hours up to 720`);
+  }
+  // Unset, the maximum follows a default lifetime configured above it.
+  const max = (out.maxProposalTtlHours = given.maxProposalTtlHours ?? Math.max(base.maxProposalTtlHours, out.proposalTtlHours));
+  if (typeof max !== "number" || !(max >= out.proposalTtlHours && max <= MAX_PROPOSAL_TTL_HOURS)) {
+    throw new CustosError("INVALID_ARGUMENT", `${file}: governance.maxProposalTtlHours must be from proposalTtlHours to ${MAX_PROPOSAL_TTL_HOURS} hours`);
   }
   if (out.housekeepingMs !== undefined && !(typeof out.housekeepingMs === "number" && out.housekeepingMs >= 100 && out.housekeepingMs <= 3_600_000)) {
     throw new CustosError("INVALID_ARGUMENT", `${file}: governance.housekeepingMs must be 100–3600000`);
