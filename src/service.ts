@@ -1,7 +1,8 @@
-import { existsSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { AuditLog } from "./audit/audit-log.js";
+import { writePrivateFile } from "./private-file.js";
 import { WorkerChainWriter } from "./audit/worker-chain-writer.js";
 import type { ConnectionFile } from "./client/connection.js";
 import { CONNECTION_FILE, FINGERPRINT_FILE, LOOPBACK_CIDRS, type CustosConfig } from "./config/config.js";
@@ -163,10 +164,11 @@ export async function startService(config: CustosConfig, logger: Logger): Promis
   };
   if (config.embedded && fingerprint && !existsSync(join(config.dataDir, FINGERPRINT_FILE))) {
     // Trust on first use: the CLI pins this fingerprint for imports into this data dir.
-    writeFileSync(join(config.dataDir, FINGERPRINT_FILE), fingerprint + "\n", { mode: 0o600 });
+    writePrivateFile(join(config.dataDir, FINGERPRINT_FILE), fingerprint + "\n");
   }
   const tmp = join(config.dataDir, `${CONNECTION_FILE}.tmp`);
-  writeFileSync(tmp, JSON.stringify(connection, null, 2) + "\n", { mode: 0o600 });
+  // Endpoints and paths only, nothing secret, but only this data dir's user has a use for it.
+  writePrivateFile(tmp, JSON.stringify(connection, null, 2) + "\n");
   renameSync(tmp, join(config.dataDir, CONNECTION_FILE));
   await audit.recordNow({ kind: "service.start", actor: "system", outcome: "ok", details: { grpc: connection.grpc, dispatch: hsm.status().dispatch } });
 

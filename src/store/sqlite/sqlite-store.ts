@@ -10,6 +10,7 @@ import { SqliteConsoleTables } from "./console-tables.js";
 import { SqliteGovernanceTables } from "./governance-tables.js";
 import { SqliteKeyTables } from "./key-tables.js";
 import { MIGRATIONS } from "./migrations.js";
+import { ensurePrivateFile, restrictExisting } from "../../private-file.js";
 
 /**
  * The embedded default store: one SQLite file in WAL mode. Opens and migrates the database,
@@ -25,6 +26,16 @@ export class SqliteStore implements Store {
   private readonly console: SqliteConsoleTables;
 
   constructor(path: string, opts: { readonly?: boolean } = {}) {
+    if (!opts.readonly && path !== ":memory:" && path !== "") {
+      // Owner-only before SQLite writes a byte: SQLite gives the -wal and -shm files it creates
+      // the database file's mode, and files an older release left readable are narrowed here.
+      try {
+        ensurePrivateFile(path);
+        restrictExisting([`${path}-wal`, `${path}-shm`, `${path}-journal`]);
+      } catch (e) {
+        throw new CustosError("STORE_ERROR", `cannot create database ${path} owner-only`, { cause: e });
+      }
+    }
     try {
       this.db = new Database(path, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false });
     } catch (e) {
