@@ -57,6 +57,8 @@ export interface ConsoleConfig {
   origin?: string;
   /** Officer sessions end this long after login (default 15). */
   sessionMinutes: number;
+  /** Anonymous requests (login, enrollment) per source address: default 0.5/s, burst 10. */
+  anonymousRate?: RateLimit;
 }
 
 export const DEFAULT_CONSOLE_PORT = 7402;
@@ -229,7 +231,7 @@ function governanceSettings(file: string, base: GovernanceConfig, raw: unknown):
 /** The console section over its defaults. */
 function consoleSettings(file: string, base: ConsoleConfig, raw: unknown): ConsoleConfig {
   const given = (raw ?? {}) as Partial<ConsoleConfig>;
-  const known = new Set(["enabled", "host", "port", "rpId", "origin", "sessionMinutes"]);
+  const known = new Set(["enabled", "host", "port", "rpId", "origin", "sessionMinutes", "anonymousRate"]);
   for (const k of Object.keys(given)) if (!known.has(k)) throw new CustosError("INVALID_ARGUMENT", `${file}: unknown setting "console.${k}"`);
   const out = { ...base, ...given };
   if (typeof out.enabled !== "boolean" || typeof out.host !== "string" || typeof out.rpId !== "string" || !/^[a-z0-9.-]+$/i.test(out.rpId)) {
@@ -238,6 +240,10 @@ function consoleSettings(file: string, base: ConsoleConfig, raw: unknown): Conso
   if (out.port !== undefined && !(Number.isInteger(out.port) && out.port >= 0 && out.port <= 65535)) throw new CustosError("INVALID_ARGUMENT", `${file}: console.port must be 0–65535`);
   if (out.origin !== undefined && !/^https:\/\/[^/]+$/.test(out.origin)) throw new CustosError("INVALID_ARGUMENT", `${file}: console.origin must be https://HOST[:PORT]`);
   if (!(typeof out.sessionMinutes === "number" && out.sessionMinutes >= 1 && out.sessionMinutes <= 24 * 60)) throw new CustosError("INVALID_ARGUMENT", `${file}: console.sessionMinutes must be 1–1440`);
+  const rate = out.anonymousRate as Partial<RateLimit> | undefined;
+  if (rate !== undefined && !(typeof rate?.perSecond === "number" && rate.perSecond > 0 && typeof rate.burst === "number" && rate.burst >= 1 && Object.keys(rate).length === 2)) {
+    throw new CustosError("INVALID_ARGUMENT", `${file}: console.anonymousRate is { "perSecond": >0, "burst": >=1 }`);
+  }
   return out;
 }
 

@@ -124,6 +124,8 @@ describe("officer console", () => {
       },
       verifyAudit: async () => ({ state: "verified", events: 0 }),
       clientRate: { perSecond: 100, burst: 200 },
+      // The clock stands still here: per-source limits are tested in test/integration/console-flood.test.ts.
+      anonymousRate: { perSecond: 1, burst: 1_000 },
       origin: ORIGIN,
       now,
       logger,

@@ -3,7 +3,7 @@ import { CustosError } from "../../errors.js";
 import type { GovernanceRecord, OfficerRecord, PasskeyRecord, ProposalRecord, ProposalState, VoteRecord } from "../../governance/model.js";
 import type { KeyRecord, KeyVersionRecord, KeyWithVersions } from "../../keys/model.js";
 import type { ClientRecord } from "../../signing/clients.js";
-import type { Freeze, ProposalDone, Store, StoredAuditEvent, StoredConsoleSession } from "../store.js";
+import type { ChallengeLimit, Freeze, ProposalDone, Store, StoredAuditEvent, StoredConsoleSession } from "../store.js";
 import { SqliteAuditTable } from "./audit-table.js";
 import { SqliteClientTables } from "./client-tables.js";
 import { SqliteConsoleTables } from "./console-tables.js";
@@ -222,8 +222,8 @@ export class SqliteStore implements Store {
     return this.console.putConsoleSession(session, maxLive, now);
   }
 
-  putChallenge(challenge: string, value: string, expiresAt: string, maxLive: number, now: string): Promise<boolean> {
-    return this.console.putChallenge(challenge, value, expiresAt, maxLive, now);
+  putChallenge(challenge: string, value: string, expiresAt: string, limits: readonly ChallengeLimit[], now: string): Promise<boolean> {
+    return this.console.putChallenge(challenge, value, expiresAt, limits, now);
   }
 
   takeChallenge(challenge: string, now: string): Promise<string | undefined> {

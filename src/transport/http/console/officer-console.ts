@@ -52,6 +52,8 @@ export class OfficerConsole {
       enrollment: new EnrollmentVerifier(this.store),
       sessionRecords: this.store,
       audit: (e) => o.audit.recordNow(e),
+      auditLater: (e) => o.audit.record(e),
+      ...(this.config.anonymousRate ? { anonymousRate: this.config.anonymousRate } : {}),
       recentAudit: (limit) => this.recentAudit(limit),
       verifyAudit: () => chain.check(),
       clientRate: o.clientRate,
