@@ -323,6 +323,17 @@ describe("officer console", () => {
     }
   });
 
+  it("a login challenge is redeemed only by the browser it was issued to", async () => {
+    const first = new Tab(app);
+    await first.get("/console/login");
+    const options = (await first.api("/console/api/login/options", {})).json() as { challenge: string };
+    const other = new Tab(app);
+    await other.get("/console/login"); // its own pre-login cookie
+    const stolen = await other.api("/console/api/login/verify", { response: authA.assert(options.challenge) });
+    assert.equal(stolen.statusCode, 409);
+    assert.equal(stolen.json().code, "NONCE_INVALID");
+  });
+
   it("shows each client's last call from the signer, newer than anything in the recent audit", async () => {
     const bot = "spiffe://custos/engine/last-seen-bot";
     await store.setClientAccess({ identity: bot, name: "last-seen-bot", role: "trader", cidrs: ["10.0.0.0/8"], createdAt: new Date(clock).toISOString() }, []);
