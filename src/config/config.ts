@@ -241,7 +241,8 @@ function consoleSettings(file: string, base: ConsoleConfig, raw: unknown): Conso
   if (out.origin !== undefined && !/^https:\/\/[^/]+$/.test(out.origin)) throw new CustosError("INVALID_ARGUMENT", `${file}: console.origin must be https://HOST[:PORT]`);
   if (!(typeof out.sessionMinutes === "number" && out.sessionMinutes >= 1 && out.sessionMinutes <= 24 * 60)) throw new CustosError("INVALID_ARGUMENT", `${file}: console.sessionMinutes must be 1–1440`);
   const rate = out.anonymousRate as Partial<RateLimit> | undefined;
-  if (rate !== undefined && !(typeof rate?.perSecond === "number" && rate.perSecond > 0 && typeof rate.burst === "number" && rate.burst >= 1 && Object.keys(rate).length === 2)) {
+  const rateOk = typeof rate?.perSecond === "number" && rate.perSecond > 0 && typeof rate.burst === "number" && rate.burst >= 1;
+  if (rate !== undefined && !(rateOk && Object.keys(rate).length === 2)) {
     throw new CustosError("INVALID_ARGUMENT", `${file}: console.anonymousRate is { "perSecond": >0, "burst": >=1 }`);
   }
   return out;

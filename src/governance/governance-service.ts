@@ -366,7 +366,9 @@ export class GovernanceService {
 
   private requireAdminIdentity(caller: CallerContext, action: string): string {
     if (!caller.identity) throw this.deny(caller, action, "UNAUTHENTICATED", "no client identity in the certificate");
-    if (!this.admins.has(caller.identity)) throw this.deny(caller, action, "ROLE_NOT_ALLOWED", "only a configured bootstrap administrator may initialise governance");
+    if (!this.admins.has(caller.identity)) {
+      throw this.deny(caller, action, "ROLE_NOT_ALLOWED", "only a configured bootstrap administrator may initialise governance");
+    }
     return this.requireAdminAddress(caller, action);
   }
 

@@ -105,8 +105,10 @@ export class ChallengeBook<T> {
   async put(key: string, value: T, owner?: ChallengeOwner): Promise<void> {
     const now = this.now();
     // Unauthenticated callers can ask for login challenges: bound what they can make the store hold.
-    const limits = [{ prefix: `${this.kind}:`, max: this.caps.total }, ...(owner ? [{ prefix: `${this.kind}:${owner.source}:`, max: this.caps.perSource }] : [])];
-    const stored = await this.store.putChallenge(this.keyOf(key, owner), JSON.stringify(value), new Date(now + this.ttlMs).toISOString(), limits, new Date(now).toISOString());
+    const limits = [{ prefix: `${this.kind}:`, max: this.caps.total }];
+    if (owner) limits.push({ prefix: `${this.kind}:${owner.source}:`, max: this.caps.perSource });
+    const expiresAt = new Date(now + this.ttlMs).toISOString();
+    const stored = await this.store.putChallenge(this.keyOf(key, owner), JSON.stringify(value), expiresAt, limits, new Date(now).toISOString());
     if (!stored) throw new CustosError("RATE_LIMITED", "too many outstanding challenges; try again shortly");
   }
 

@@ -30,7 +30,8 @@ export class SqliteConsoleTables extends SqliteTables {
       // A key range on the primary key: the keys that start with `prefix` sort from prefix up to (not including) its successor.
       const count = this.db.prepare("SELECT COUNT(*) AS n FROM webauthn_challenges WHERE challenge >= ? AND challenge < ?");
       if (limits.some((l) => (count.get(l.prefix, prefixEnd(l.prefix)) as { n: number }).n >= l.max)) return;
-      stored = this.db.prepare("INSERT INTO webauthn_challenges (challenge, value, expires_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING").run(challenge, value, expiresAt).changes === 1;
+      const insert = this.db.prepare("INSERT INTO webauthn_challenges (challenge, value, expires_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING");
+      stored = insert.run(challenge, value, expiresAt).changes === 1;
     });
     return stored;
   }

@@ -105,7 +105,8 @@ export class AnonymousFailures {
     this.counts = new Map();
     for (const [source, bySource] of counts) {
       const total = [...bySource.values()].reduce((a, b) => a + b, 0);
-      this.record({ kind: "console.anonymous_failures", actor: "unknown", outcome: "denied", peer: source, details: { from, to, total, ...Object.fromEntries(bySource) } });
+      const details = { from, to, total, ...Object.fromEntries(bySource) };
+      this.record({ kind: "console.anonymous_failures", actor: "unknown", outcome: "denied", peer: source, details });
     }
   }
 
