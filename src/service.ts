@@ -1,7 +1,8 @@
-import { existsSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { AuditLog } from "./audit/audit-log.js";
+import { writePrivateFile } from "./private-file.js";
 import { WorkerChainWriter } from "./audit/worker-chain-writer.js";
 import { DEFAULT_REFUSAL_SAMPLING } from "./audit/refusal-sampler.js";
 import type { Checkpoint } from "./audit/checkpoint.js";
@@ -114,9 +115,10 @@ export async function startService(config: CustosConfig, logger: Logger, options
   const governance = new GovernanceService(store, hsm, audit, directory, logger.child({ component: "governance" }), {
     proposerCounts: config.governance.proposerCounts,
     veto: config.governance.veto,
-    bootstrapAdmins: config.bootstrapAdmins.map((a) => a.identity),
+    bootstrapAdmins: config.bootstrapAdmins,
     autoGrant: config.autoGrant,
     proposalTtlMs: config.governance.proposalTtlHours * 3_600_000,
+    maxProposalTtlMs: config.governance.maxProposalTtlHours * 3_600_000,
   }, officerConsole?.passkeys);
   await governance.load();
   if (config.embedded && !governance.initialised && embeddedSetup) {
@@ -206,10 +208,11 @@ export async function startService(config: CustosConfig, logger: Logger, options
   };
   if (config.embedded && fingerprint && !existsSync(join(config.dataDir, FINGERPRINT_FILE))) {
     // Trust on first use: the CLI pins this fingerprint for imports into this data dir.
-    writeFileSync(join(config.dataDir, FINGERPRINT_FILE), fingerprint + "\n", { mode: 0o600 });
+    writePrivateFile(join(config.dataDir, FINGERPRINT_FILE), fingerprint + "\n");
   }
   const tmp = join(config.dataDir, `${CONNECTION_FILE}.tmp`);
-  writeFileSync(tmp, JSON.stringify(connection, null, 2) + "\n", { mode: 0o600 });
+  // Endpoints and paths only, nothing secret, but only this data dir's user has a use for it.
+  writePrivateFile(tmp, JSON.stringify(connection, null, 2) + "\n");
   renameSync(tmp, join(config.dataDir, CONNECTION_FILE));
   await audit.recordNow({ kind: "service.start", actor: "system", outcome: "ok", details: { grpc: connection.grpc, dispatch: hsm.status().dispatch } });
 

@@ -1,6 +1,6 @@
 import { Command, CommanderError } from "commander";
 import { join } from "node:path";
-import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import { defaultSofthsmModule, loadConfig } from "../config/config.js";
 import { createSecretFile, readSecretEnv, readSecretFile } from "../config/secrets.js";
 import { CustosError } from "../errors.js";
@@ -9,6 +9,7 @@ import { registerClientCommands, registerKeyCommands, registerSignCommand, regis
 import { registerGovernanceCommands, registerKeyLifecycleCommands } from "./governance-commands.js";
 import { CliError, dataDirOf, describeRpcError } from "./context.js";
 import { registerAuditCommands } from "./audit-commands.js";
+import { writePrivateFile } from "../private-file.js";
 
 // The service, HSM and store modules load only in the commands that use them, so
 // `--help` and the networked admin commands start fast.
@@ -75,7 +76,7 @@ program
     );
     // For `custos stop`: the pid of the serving process, removed on a clean exit.
     const pidFile = join(config.dataDir, "custos.pid");
-    writeFileSync(pidFile, `${process.pid}\n`, { mode: 0o600 });
+    writePrivateFile(pidFile, `${process.pid}\n`);
     process.once("exit", () => rmSync(pidFile, { force: true }));
     const shutdown = (signal: string) => {
       logger.info({ event: "service.stopping", signal }, "draining in-flight calls");

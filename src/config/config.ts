@@ -5,6 +5,7 @@ import { CustosError } from "../errors.js";
 import { DEFAULT_ANOMALY_SETTINGS, type AnomalySettings } from "../monitoring/anomaly.js";
 import { isIP } from "node:net";
 import { parseServerNameList, validateServerNames } from "../pki/server-names.js";
+import { parseCidr } from "../signing/directory.js";
 import type { RateLimit } from "../signing/rate-limiter.js";
 
 /** Everything `custos serve` needs, resolved (paths absolute, defaults filled). */
@@ -69,6 +70,8 @@ export interface ConsoleConfig {
   origin?: string;
   /** Officer sessions end this long after login (default 15). */
   sessionMinutes: number;
+  /** Anonymous requests (login, enrollment) per source address: default 0.5/s, burst 10. */
+  anonymousRate?: RateLimit;
 }
 
 export const DEFAULT_CONSOLE_PORT = 7402;
@@ -78,10 +81,16 @@ export interface GovernanceConfig {
   proposerCounts: boolean;
   /** Any officer's rejection cancels a proposal. */
   veto: boolean;
+  /** Lifetime of a proposal that asks for none. */
   proposalTtlHours: number;
+  /** The longest lifetime a proposal may ask for (ttl_seconds); at most 30 days, at least proposalTtlHours. */
+  maxProposalTtlHours: number;
   /** How often expiries, grace periods and overdue keys are checked (tests shorten it). */
   housekeepingMs?: number;
 }
+
+/** No proposal may stay open longer than 30 days, whatever the configuration says. */
+export const MAX_PROPOSAL_TTL_HOURS = 30 * 24;
 
 export const CONFIG_FILE = "custos.json";
 export const CONNECTION_FILE = "connection.json";
@@ -111,7 +120,7 @@ export function baseDefaults(dataDir: string) {
     // A bot signing every order and cancel of a busy strategy stays far below these.
     limits: { client: { perSecond: 20_000, burst: 40_000 }, key: { perSecond: 20_000, burst: 40_000 } },
     audit: { flushIntervalMs: 250, checkpointIntervalMs: 60_000 },
-    governance: { proposerCounts: false, veto: true, proposalTtlHours: 24 },
+    governance: { proposerCounts: false, veto: true, proposalTtlHours: 24, maxProposalTtlHours: 7 * 24 },
     anomaly: { enabled: true, ...DEFAULT_ANOMALY_SETTINGS } as AnomalyConfig,
     console: { enabled: true, host: "127.0.0.1", rpId: "localhost", sessionMinutes: 15 } as ConsoleConfig,
     store: { sqlitePath: join(dataDir, "custos.db") },
@@ -140,7 +149,7 @@ export function embeddedConfig(dataDir: string): CustosConfig {
     bootstrapAdmins: [{ identity: EMBEDDED_ADMIN, cidrs: LOOPBACK_CIDRS }],
     autoGrant: [EMBEDDED_CLIENT],
     // One local dev officer, threshold 1: its own approval must count.
-    governance: { proposerCounts: true, veto: true, proposalTtlHours: 24 },
+    governance: { proposerCounts: true, veto: true, proposalTtlHours: 24, maxProposalTtlHours: 7 * 24 },
   };
 }
 
@@ -221,7 +230,7 @@ function configuredConfig(dir: string, file: string): CustosConfig {
     governance: governanceSettings(file, base.governance, raw.governance),
     anomaly: anomalySettings(file, base.anomaly, raw.anomaly),
     console: consoleSettings(file, base.console, raw.console),
-    bootstrapAdmins: ((raw.bootstrapAdmins as CustosConfig["bootstrapAdmins"]) ?? []).map((a) => ({ identity: a.identity, cidrs: a.cidrs ?? LOOPBACK_CIDRS })),
+    bootstrapAdmins: bootstrapAdminSettings(file, raw.bootstrapAdmins),
     autoGrant: [],
     logLevel: (raw.logLevel as string) ?? base.logLevel,
   };
@@ -236,14 +245,33 @@ function pkiSettings(file: string, raw: unknown): string[] {
   return validateServerNames(given.serverNames as string[], `${file}: pki.serverNames`);
 }
 
+/** Bootstrap administrators: an identity each and the CIDRs it may act from (loopback unless given); a bad CIDR is refused. */
+function bootstrapAdminSettings(file: string, raw: unknown): CustosConfig["bootstrapAdmins"] {
+  const given = (raw ?? []) as Array<{ identity?: unknown; cidrs?: unknown }>;
+  if (!Array.isArray(given)) throw new CustosError("INVALID_ARGUMENT", `${file}: bootstrapAdmins must be a list`);
+  return given.map((a) => {
+    const cidrs = a?.cidrs ?? LOOPBACK_CIDRS;
+    if (typeof a?.identity !== "string" || !a.identity || !Array.isArray(cidrs) || !cidrs.every((c) => typeof c === "string")) {
+      throw new CustosError("INVALID_ARGUMENT", `${file}: each bootstrapAdmins entry needs an identity and a list of CIDRs`);
+    }
+    for (const c of cidrs as string[]) parseCidr(c);
+    return { identity: a.identity, cidrs: [...(cidrs as string[])] };
+  });
+}
+
 function governanceSettings(file: string, base: GovernanceConfig, raw: unknown): GovernanceConfig {
   const given = (raw ?? {}) as Partial<GovernanceConfig>;
-  const known = new Set(["proposerCounts", "veto", "proposalTtlHours", "housekeepingMs"]);
+  const known = new Set(["proposerCounts", "veto", "proposalTtlHours", "maxProposalTtlHours", "housekeepingMs"]);
   for (const k of Object.keys(given)) if (!known.has(k)) throw new CustosError("INVALID_ARGUMENT", `${file}: unknown setting "governance.${k}"`);
   const out = { ...base, ...given };
   if (typeof out.proposerCounts !== "boolean" || typeof out.veto !== "boolean") throw new CustosError("INVALID_ARGUMENT", `${file}: governance.proposerCounts and .veto are true or false`);
-  if (typeof out.proposalTtlHours !== "number" || !(out.proposalTtlHours > 0 && out.proposalTtlHours <= 24 * 30)) {
+  if (typeof out.proposalTtlHours !== "number" || !(out.proposalTtlHours > 0 && out.proposalTtlHours <= MAX_PROPOSAL_TTL_HOURS)) {
     throw new CustosError("INVALID_ARGUMENT", `${file}: governance.proposalTtlHours must be a number of hours up to 720`);
+  }
+  // Unset, the maximum follows a default lifetime configured above it.
+  const max = (out.maxProposalTtlHours = given.maxProposalTtlHours ?? Math.max(base.maxProposalTtlHours, out.proposalTtlHours));
+  if (typeof max !== "number" || !(max >= out.proposalTtlHours && max <= MAX_PROPOSAL_TTL_HOURS)) {
+    throw new CustosError("INVALID_ARGUMENT", `${file}: governance.maxProposalTtlHours must be from proposalTtlHours to ${MAX_PROPOSAL_TTL_HOURS} hours`);
   }
   if (out.housekeepingMs !== undefined && !(typeof out.housekeepingMs === "number" && out.housekeepingMs >= 100 && out.housekeepingMs <= 3_600_000)) {
     throw new CustosError("INVALID_ARGUMENT", `${file}: governance.housekeepingMs must be 100–3600000`);
@@ -254,7 +282,7 @@ function governanceSettings(file: string, base: GovernanceConfig, raw: unknown):
 /** The console section over its defaults. */
 function consoleSettings(file: string, base: ConsoleConfig, raw: unknown): ConsoleConfig {
   const given = (raw ?? {}) as Partial<ConsoleConfig>;
-  const known = new Set(["enabled", "host", "port", "rpId", "origin", "sessionMinutes"]);
+  const known = new Set(["enabled", "host", "port", "rpId", "origin", "sessionMinutes", "anonymousRate"]);
   for (const k of Object.keys(given)) if (!known.has(k)) throw new CustosError("INVALID_ARGUMENT", `${file}: unknown setting "console.${k}"`);
   const out = { ...base, ...given };
   if (typeof out.enabled !== "boolean" || typeof out.host !== "string" || typeof out.rpId !== "string" || !/^[a-z0-9.-]+$/i.test(out.rpId)) {
@@ -263,6 +291,11 @@ function consoleSettings(file: string, base: ConsoleConfig, raw: unknown): Conso
   if (out.port !== undefined && !(Number.isInteger(out.port) && out.port >= 0 && out.port <= 65535)) throw new CustosError("INVALID_ARGUMENT", `${file}: console.port must be 0–65535`);
   if (out.origin !== undefined && !/^https:\/\/[^/]+$/.test(out.origin)) throw new CustosError("INVALID_ARGUMENT", `${file}: console.origin must be https://HOST[:PORT]`);
   if (!(typeof out.sessionMinutes === "number" && out.sessionMinutes >= 1 && out.sessionMinutes <= 24 * 60)) throw new CustosError("INVALID_ARGUMENT", `${file}: console.sessionMinutes must be 1–1440`);
+  const rate = out.anonymousRate as Partial<RateLimit> | undefined;
+  const rateOk = typeof rate?.perSecond === "number" && rate.perSecond > 0 && typeof rate.burst === "number" && rate.burst >= 1;
+  if (rate !== undefined && !(rateOk && Object.keys(rate).length === 2)) {
+    throw new CustosError("INVALID_ARGUMENT", `${file}: console.anonymousRate is { "perSecond": >0, "burst": >=1 }`);
+  }
   return out;
 }
 

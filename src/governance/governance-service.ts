@@ -6,9 +6,10 @@ import { envelopeDigest, type ImportEnvelope } from "../hsm/envelope.js";
 import type { Hsm, WrappingKeyInfo } from "../hsm/hsm.js";
 import { activeVersion, type KeyWithVersions } from "../keys/model.js";
 import type { ClientRecord } from "../signing/clients.js";
-import type { AccessDirectory } from "../signing/directory.js";
+import { allowList, type AccessDirectory } from "../signing/directory.js";
 import type { CallerContext } from "../signing/sign-service.js";
 import type { Store } from "../store/store.js";
+import { isIPv4, type BlockList } from "node:net";
 import type { CredentialKind, OfficerRecord, ProposalRecord, ProposalState } from "./model.js";
 import type { PasskeyApprovals, PasskeyAssertion } from "./passkey.js";
 import { parseOfficerPublicKey, verifyApproval } from "./officer-key.js";
@@ -24,12 +25,14 @@ export interface GovernanceOptions {
   proposerCounts: boolean;
   /** Any officer's rejection cancels the proposal (default true). */
   veto: boolean;
-  /** Identities that may call InitGovernance, once (the configured bootstrap administrators). */
-  bootstrapAdmins: readonly string[];
+  /** Identities that may call InitGovernance, once (the configured bootstrap administrators), from their CIDRs only. */
+  bootstrapAdmins: ReadonlyArray<{ identity: string; cidrs: readonly string[] }>;
   /** Granted every imported key (the embedded default's dev client); empty when configured. */
   autoGrant: readonly string[];
   /** Default proposal lifetime. */
   proposalTtlMs: number;
+  /** The longest lifetime a proposer may ask for (default: the default lifetime); longer is INVALID_ARGUMENT. */
+  maxProposalTtlMs?: number;
 }
 
 type Actor = { kind: "officer"; officer: OfficerRecord } | { kind: "admin"; identity: string };
@@ -47,6 +50,8 @@ export class GovernanceService {
   private threshold: number | undefined;
   private readonly lifecycle: ProposalLifecycle;
   private readonly preconditions: ProposalPreconditions;
+  /** Bootstrap administrators and their address allowlists (identity → CIDRs), as the signer checks its clients'. */
+  private readonly admins: Map<string, BlockList>;
 
   constructor(
     private readonly store: Store,
@@ -60,6 +65,7 @@ export class GovernanceService {
   ) {
     this.lifecycle = new ProposalLifecycle(store, hsm, audit, directory, log, opts, () => this.load());
     this.preconditions = new ProposalPreconditions(store, hsm, opts, this);
+    this.admins = new Map(opts.bootstrapAdmins.map((a) => [a.identity, allowList(a.cidrs)]));
   }
 
   async load(): Promise<void> {
@@ -159,6 +165,10 @@ export class GovernanceService {
     const officer = this.requireOfficer(caller, "proposal.create");
     const keyId = input.kind === "import_key" ? input.key?.keyId : "keyId" in input ? input.keyId : undefined;
     try {
+      const maxTtlMs = this.opts.maxProposalTtlMs ?? this.opts.proposalTtlMs;
+      if (ttlMs !== undefined && !(Number.isSafeInteger(ttlMs) && ttlMs > 0 && ttlMs <= maxTtlMs)) {
+        throw new CustosError("INVALID_ARGUMENT", `a proposal lives at most ${maxTtlMs / 1000} seconds (governance.maxProposalTtlHours)`);
+      }
       validateInput(input);
       await this.preconditions.check(input);
     } catch (e) {
@@ -346,7 +356,7 @@ export class GovernanceService {
     if (!caller.identity) throw this.deny(caller, action, "UNAUTHENTICATED", "no client identity in the certificate");
     const officer = this.officers.get(caller.identity);
     if (officer?.status === "active") return { kind: "officer", officer };
-    if (allow.admin && this.opts.bootstrapAdmins.includes(caller.identity)) return { kind: "admin", identity: caller.identity };
+    if (allow.admin && this.admins.has(caller.identity)) return { kind: "admin", identity: this.requireAdminAddress(caller, action) };
     const client = this.directory.client(caller.identity);
     if (client) throw this.deny(caller, action, "ROLE_NOT_ALLOWED", "an officer certificate is required");
     // Before init nobody is an officer yet: say what is missing.
@@ -356,8 +366,20 @@ export class GovernanceService {
 
   private requireAdminIdentity(caller: CallerContext, action: string): string {
     if (!caller.identity) throw this.deny(caller, action, "UNAUTHENTICATED", "no client identity in the certificate");
-    if (!this.opts.bootstrapAdmins.includes(caller.identity)) throw this.deny(caller, action, "ROLE_NOT_ALLOWED", "only a configured bootstrap administrator may initialise governance");
-    return caller.identity;
+    if (!this.admins.has(caller.identity)) {
+      throw this.deny(caller, action, "ROLE_NOT_ALLOWED", "only a configured bootstrap administrator may initialise governance");
+    }
+    return this.requireAdminAddress(caller, action);
+  }
+
+  /** A bootstrap administrator acts only from inside its configured CIDRs (fail closed without a peer address). */
+  private requireAdminAddress(caller: CallerContext, action: string): string {
+    const allow = this.admins.get(caller.identity ?? "");
+    const ip = caller.ip;
+    if (!allow || !ip || !allow.check(ip, isIPv4(ip) ? "ipv4" : "ipv6")) {
+      throw this.deny(caller, action, "ADDRESS_NOT_ALLOWED", "address is not in the administrator's allowlist");
+    }
+    return caller.identity!;
   }
 
   /** A refused call is a decision too: queue its audit record, then throw. */

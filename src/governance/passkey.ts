@@ -35,6 +35,8 @@ export interface PasskeySettings {
   challengeTtlMs?: number;
   /** Clock, for tests; default Date.now. */
   now?: () => number;
+  /** Outstanding login challenges in all and per source (default DEFAULT_CHALLENGE_CAPS). */
+  loginCaps?: ChallengeCaps;
 }
 
 /** What GovernanceService needs to count a console vote. */
@@ -64,9 +66,28 @@ export function approvalChallenge(decision: Decision, digest: string, nonce: str
 }
 
 /**
+ * Who asked for an anonymous challenge, as opaque tags the console derives: the source
+ * network (an IPv4 address, an IPv6 /64) and the browser (its pre-login cookie). A challenge
+ * is redeemed only by the same browser from the same source, and each source holds a bounded
+ * number, so one outsider cannot use up the pool officers log in from.
+ */
+export interface ChallengeOwner {
+  source: string;
+  browser: string;
+}
+
+/** Outstanding challenges of one kind, in all (officers' pools) and per source (anonymous logins). */
+export interface ChallengeCaps {
+  total: number;
+  perSource: number;
+}
+
+export const DEFAULT_CHALLENGE_CAPS: ChallengeCaps = { total: 10_000, perSource: 20 };
+
+/**
  * Single-use values with a lifetime, in the store (a ceremony's two requests may reach two
  * replicas, or straddle a restart): taking one removes it, expired ones read as absent.
- * `kind` keeps login, registration and approval values apart.
+ * `kind` keeps login, registration and approval values apart, each kind its own pool.
  */
 export class ChallengeBook<T> {
   constructor(
@@ -74,19 +95,26 @@ export class ChallengeBook<T> {
     private readonly kind: string,
     private readonly ttlMs: number,
     private readonly now: () => number,
-    private readonly max = 10_000,
+    private readonly caps: ChallengeCaps = DEFAULT_CHALLENGE_CAPS,
   ) {}
 
-  async put(key: string, value: T): Promise<void> {
+  private keyOf(key: string, owner: ChallengeOwner | undefined): string {
+    return owner ? `${this.kind}:${owner.source}:${owner.browser}:${key}` : `${this.kind}:${key}`;
+  }
+
+  async put(key: string, value: T, owner?: ChallengeOwner): Promise<void> {
     const now = this.now();
     // Unauthenticated callers can ask for login challenges: bound what they can make the store hold.
-    const stored = await this.store.putChallenge(`${this.kind}:${key}`, JSON.stringify(value), new Date(now + this.ttlMs).toISOString(), this.max, new Date(now).toISOString());
+    const limits = [{ prefix: `${this.kind}:`, max: this.caps.total }];
+    if (owner) limits.push({ prefix: `${this.kind}:${owner.source}:`, max: this.caps.perSource });
+    const expiresAt = new Date(now + this.ttlMs).toISOString();
+    const stored = await this.store.putChallenge(this.keyOf(key, owner), JSON.stringify(value), expiresAt, limits, new Date(now).toISOString());
     if (!stored) throw new CustosError("RATE_LIMITED", "too many outstanding challenges; try again shortly");
   }
 
-  async take(key: string): Promise<T | undefined> {
+  async take(key: string, owner?: ChallengeOwner): Promise<T | undefined> {
     if (!key) return undefined;
-    const value = await this.store.takeChallenge(`${this.kind}:${key}`, new Date(this.now()).toISOString());
+    const value = await this.store.takeChallenge(this.keyOf(key, owner), new Date(this.now()).toISOString());
     return value === undefined ? undefined : (JSON.parse(value) as T);
   }
 }
@@ -120,7 +148,7 @@ export class Passkeys implements PasskeyApprovals {
     this.now = settings.now ?? Date.now;
     const ttl = settings.challengeTtlMs ?? 5 * 60_000;
     this.registrations = new ChallengeBook(store, "register", ttl, this.now);
-    this.logins = new ChallengeBook(store, "login", ttl, this.now);
+    this.logins = new ChallengeBook(store, "login", ttl, this.now, settings.loginCaps);
     this.approvals = new ChallengeBook(store, "approve", ttl, this.now);
   }
 
@@ -180,17 +208,17 @@ export class Passkeys implements PasskeyApprovals {
     };
   }
 
-  /** Options for a login: any registered (discoverable) passkey of this RP. */
-  async loginOptions(): Promise<PublicKeyCredentialRequestOptionsJSON> {
+  /** Options for a login: any registered (discoverable) passkey of this RP; the challenge is `owner`'s alone. */
+  async loginOptions(owner: ChallengeOwner): Promise<PublicKeyCredentialRequestOptionsJSON> {
     const options = await generateAuthenticationOptions({ rpID: this.settings.rpId, userVerification: "required" });
-    await this.logins.put(options.challenge, true);
+    await this.logins.put(options.challenge, true, owner);
     return options;
   }
 
-  /** Verifies a login assertion; returns the officer the passkey belongs to. */
-  async verifyLogin(response: PasskeyAssertion): Promise<{ officerId: string; credentialId: string }> {
+  /** Verifies a login assertion over a challenge issued to `owner`; returns the officer the passkey belongs to. */
+  async verifyLogin(response: PasskeyAssertion, owner: ChallengeOwner): Promise<{ officerId: string; credentialId: string }> {
     const challenge = signedChallenge(response?.response?.clientDataJSON ?? "");
-    if (!(await this.logins.take(challenge))) throw new CustosError("NONCE_INVALID", "unknown, expired or already used login challenge");
+    if (!(await this.logins.take(challenge, owner))) throw new CustosError("NONCE_INVALID", "unknown, expired or already used login challenge");
     const passkey = await this.store.getPasskey(String(response.id));
     if (!passkey) throw new CustosError("UNAUTHENTICATED", "this passkey is not registered (or its add_credential proposal has not executed yet)");
     await this.verifyAssertion(passkey, response, challenge);

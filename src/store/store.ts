@@ -30,6 +30,12 @@ export interface ProposalDone {
   at: string;
 }
 
+/** At most `max` outstanding challenges whose key starts with `prefix`. */
+export interface ChallengeLimit {
+  prefix: string;
+  max: number;
+}
+
 /** An officer console session as stored: keyed by the SHA-256 of its id, never the id. */
 export interface StoredConsoleSession {
   idHash: string;
@@ -134,9 +140,10 @@ export interface Store {
   putConsoleSession(session: StoredConsoleSession, maxLive: number, now: string): Promise<boolean>;
   /**
    * Stores an outstanding WebAuthn challenge (or approval nonce) and what it is bound to,
-   * unless `maxLive` unexpired ones exist (false then).
+   * unless, for one of `limits`, `max` unexpired ones whose key starts with its `prefix`
+   * exist already (false then): one pool per kind, and per source for anonymous ones.
    */
-  putChallenge(challenge: string, value: string, expiresAt: string, maxLive: number, now: string): Promise<boolean>;
+  putChallenge(challenge: string, value: string, expiresAt: string, limits: readonly ChallengeLimit[], now: string): Promise<boolean>;
   /** Removes a challenge and returns its value, or undefined if absent or expired (single use). */
   takeChallenge(challenge: string, now: string): Promise<string | undefined>;
   getConsoleSession(idHash: string): Promise<StoredConsoleSession | undefined>;

@@ -4,7 +4,7 @@
  * makes them. Uses the CBOR encoder of @simplewebauthn/server's helpers for the COSE key.
  */
 import { createHash, generateKeyPairSync, randomBytes, sign } from "node:crypto";
-import type { AuthenticationResponseJSON } from "@simplewebauthn/server";
+import type { AuthenticationResponseJSON, RegistrationResponseJSON } from "@simplewebauthn/server";
 import { isoCBOR } from "@simplewebauthn/server/helpers";
 import type { PasskeySpec } from "../../src/governance/proposal-input.js";
 
@@ -34,6 +34,36 @@ export class SoftAuthenticator {
   /** What a verified registration of this credential yields. */
   spec(label = "soft key"): PasskeySpec {
     return { id: this.credentialId, publicKey: this.cosePublicKey(), counter: 0, transports: ["internal"], aaguid: "00000000-0000-0000-0000-000000000000", label };
+  }
+
+  /**
+   * A registration response (attestation format "none") over `challenge`, as a platform
+   * authenticator with user verification makes it: authenticator data with the credential
+   * id and COSE key, inside a CBOR attestation object.
+   */
+  attest(challenge: string): RegistrationResponseJSON {
+    const id = Buffer.from(this.credentialId, "base64url");
+    const idLength = Buffer.alloc(2);
+    idLength.writeUInt16BE(id.length);
+    const flags = 0x01 | 0x04 | 0x40; // user present, user verified, attested credential data
+    const authData = Buffer.concat([
+      createHash("sha256").update(this.rpId).digest(),
+      Buffer.from([flags]),
+      Buffer.alloc(4), // signature counter 0
+      Buffer.alloc(16), // AAGUID
+      idLength,
+      id,
+      Buffer.from(this.cosePublicKey(), "base64url"),
+    ]);
+    const attestationObject = isoCBOR.encode(new Map<string, unknown>([["fmt", "none"], ["attStmt", new Map()], ["authData", new Uint8Array(authData)]]) as never);
+    const clientDataJSON = Buffer.from(JSON.stringify({ type: "webauthn.create", challenge, origin: this.origin, crossOrigin: false }));
+    return {
+      id: this.credentialId,
+      rawId: this.credentialId,
+      type: "public-key",
+      response: { clientDataJSON: clientDataJSON.toString("base64url"), attestationObject: Buffer.from(attestationObject).toString("base64url"), transports: ["internal"] },
+      clientExtensionResults: {},
+    };
   }
 
   /** An assertion over `challenge` (base64url); the counter advances unless `counter` is given. */

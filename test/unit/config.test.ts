@@ -88,10 +88,21 @@ describe("loadConfig", () => {
   });
 
   it("governance: quorum rules default to no self-approval and veto; the embedded default's one officer counts", () => {
-    assert.deepEqual(loadConfig(withConfig(MINIMAL)).governance, { proposerCounts: false, veto: true, proposalTtlHours: 24 });
+    assert.deepEqual(loadConfig(withConfig(MINIMAL)).governance, { proposerCounts: false, veto: true, proposalTtlHours: 24, maxProposalTtlHours: 168 });
     const c = loadConfig(withConfig({ ...MINIMAL, governance: { veto: false, housekeepingMs: 500 } }));
-    assert.deepEqual(c.governance, { proposerCounts: false, veto: false, proposalTtlHours: 24, housekeepingMs: 500 });
+    assert.deepEqual(c.governance, { proposerCounts: false, veto: false, proposalTtlHours: 24, maxProposalTtlHours: 168, housekeepingMs: 500 });
     assert.equal(loadConfig(tempDir()).governance.proposerCounts, true);
+  });
+
+  it("governance: a proposal's longest lifetime is 7 days by default, configurable up to 30 days and never below the default lifetime", () => {
+    assert.equal(loadConfig(withConfig({ ...MINIMAL, governance: { maxProposalTtlHours: 72 } })).governance.maxProposalTtlHours, 72);
+    assert.equal(loadConfig(withConfig({ ...MINIMAL, governance: { proposalTtlHours: 240 } })).governance.maxProposalTtlHours, 240, "follows a longer default lifetime");
+    assert.equal(loadConfig(withConfig({ ...MINIMAL, governance: { maxProposalTtlHours: 720 } })).governance.maxProposalTtlHours, 720);
+  });
+
+  it("bootstrap administrators: loopback unless CIDRs are given", () => {
+    const c = loadConfig(withConfig({ ...MINIMAL, bootstrapAdmins: [{ identity: "spiffe://x/admin" }] }));
+    assert.deepEqual(c.bootstrapAdmins, [{ identity: "spiffe://x/admin", cidrs: ["127.0.0.0/8", "::1/128"] }]);
   });
 
   it("merges partial sections over the defaults", () => {
@@ -155,6 +166,11 @@ describe("loadConfig", () => {
     ["an unknown governance setting", { ...MINIMAL, governance: { threshold: 1 } }],
     ["a non-boolean veto", { ...MINIMAL, governance: { veto: "yes" } }],
     ["a proposal lifetime of zero", { ...MINIMAL, governance: { proposalTtlHours: 0 } }],
+    ["a longest proposal lifetime above 30 days", { ...MINIMAL, governance: { maxProposalTtlHours: 721 } }],
+    ["a longest proposal lifetime below the default lifetime", { ...MINIMAL, governance: { proposalTtlHours: 48, maxProposalTtlHours: 24 } }],
+    ["a non-numeric longest proposal lifetime", { ...MINIMAL, governance: { maxProposalTtlHours: "7d" } }],
+    ["a bootstrap administrator with a malformed CIDR", { ...MINIMAL, bootstrapAdmins: [{ identity: "spiffe://x/admin", cidrs: ["10.0.0.0/"] }] }],
+    ["a bootstrap administrator without an identity", { ...MINIMAL, bootstrapAdmins: [{ cidrs: ["10.0.0.0/8"] }] }],
     ["a housekeeping interval under 100 ms", { ...MINIMAL, governance: { housekeepingMs: 5 } }],
     ["an unknown pki setting", { ...MINIMAL, pki: { serverName: "custos" } }],
     ["pki.serverNames that is not a list", { ...MINIMAL, pki: { serverNames: "custos" } }],

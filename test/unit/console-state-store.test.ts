@@ -40,16 +40,36 @@ describe("store: the officer console's state", () => {
   it("keeps a WebAuthn challenge until it is taken once or expires, and bounds how many are outstanding", async () => {
     const store = new SqliteStore(join(dir, "challenges.db"));
     try {
-      assert.equal(await store.putChallenge("login:c1", "true", at(5), 2, at(0)), true);
+      const two = (prefix: string) => [{ prefix, max: 2 }];
+      assert.equal(await store.putChallenge("login:c1", "true", at(5), two("login:"), at(0)), true);
       assert.equal(await store.takeChallenge("login:c1", at(1)), "true");
       assert.equal(await store.takeChallenge("login:c1", at(1)), undefined, "single use");
-      assert.equal(await store.putChallenge("login:c2", "true", at(5), 2, at(0)), true);
+      assert.equal(await store.putChallenge("login:c2", "true", at(5), two("login:"), at(0)), true);
       assert.equal(await store.takeChallenge("login:c2", at(5)), undefined, "expired at its expiry");
-      assert.equal(await store.putChallenge("approve:n1", '{"officerId":"alice"}', at(15), 2, at(10)), true);
-      assert.equal(await store.putChallenge("approve:n2", "{}", at(15), 2, at(10)), true);
-      assert.equal(await store.putChallenge("approve:n3", "{}", at(15), 2, at(10)), false, "at most 2 outstanding");
-      assert.equal(await store.putChallenge("approve:n3", "{}", at(30), 2, at(16)), true, "expired ones no longer count");
+      assert.equal(await store.putChallenge("approve:n1", '{"officerId":"alice"}', at(15), two("approve:"), at(10)), true);
+      assert.equal(await store.putChallenge("approve:n2", "{}", at(15), two("approve:"), at(10)), true);
+      assert.equal(await store.putChallenge("approve:n3", "{}", at(15), two("approve:"), at(10)), false, "at most 2 outstanding");
+      assert.equal(await store.putChallenge("approve:n3", "{}", at(30), two("approve:"), at(16)), true, "expired ones no longer count");
       assert.equal(await store.takeChallenge("approve:n3", at(17)), "{}");
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("counts outstanding challenges per key prefix: a full pool of one kind or source leaves the others open", async () => {
+    const store = new SqliteStore(join(dir, "pools.db"));
+    const limits = (source: string) => [{ prefix: "login:", max: 5 }, { prefix: `login:${source}:`, max: 2 }];
+    try {
+      assert.equal(await store.putChallenge("login:aa:b1:c1", "true", at(5), limits("aa"), at(0)), true);
+      assert.equal(await store.putChallenge("login:aa:b2:c2", "true", at(5), limits("aa"), at(0)), true);
+      assert.equal(await store.putChallenge("login:aa:b3:c3", "true", at(5), limits("aa"), at(0)), false, "source aa holds its 2");
+      assert.equal(await store.putChallenge("login:ab:b1:c4", "true", at(5), limits("ab"), at(0)), true, "a source whose tag extends aa's is another source");
+      assert.equal(await store.putChallenge("login:ac:b1:c5", "true", at(5), limits("ac"), at(0)), true);
+      assert.equal(await store.putChallenge("login:ad:b1:c6", "true", at(5), limits("ad"), at(0)), true);
+      assert.equal(await store.putChallenge("login:ae:b1:c7", "true", at(5), limits("ae"), at(0)), false, "all logins: 5");
+      assert.equal(await store.putChallenge("register:r1", '"alice"', at(5), [{ prefix: "register:", max: 5 }], at(0)), true, "registrations have their own pool");
+      assert.equal(await store.takeChallenge("login:aa:b1:c1", at(1)), "true");
+      assert.equal(await store.putChallenge("login:aa:b3:c3", "true", at(5), limits("aa"), at(1)), true, "a taken challenge frees its place");
     } finally {
       await store.close();
     }

@@ -132,6 +132,8 @@ describe("officer console", () => {
       },
       verifyAudit: async () => ({ state: "verified", events: 0 }),
       clientRate: { perSecond: 100, burst: 200 },
+      // The clock stands still here: per-source limits are tested in test/integration/console-flood.test.ts.
+      anonymousRate: { perSecond: 1, burst: 1_000 },
       origin: ORIGIN,
       now,
       logger,
@@ -327,6 +329,17 @@ describe("officer console", () => {
     } finally {
       await replica.close();
     }
+  });
+
+  it("a login challenge is redeemed only by the browser it was issued to", async () => {
+    const first = new Tab(app);
+    await first.get("/console/login");
+    const options = (await first.api("/console/api/login/options", {})).json() as { challenge: string };
+    const other = new Tab(app);
+    await other.get("/console/login"); // its own pre-login cookie
+    const stolen = await other.api("/console/api/login/verify", { response: authA.assert(options.challenge) });
+    assert.equal(stolen.statusCode, 409);
+    assert.equal(stolen.json().code, "NONCE_INVALID");
   });
 
   it("shows each client's last call from the signer, newer than anything in the recent audit", async () => {

@@ -73,7 +73,7 @@ export async function fixture(o: { officers?: Officer[]; threshold?: number; ini
   const audit = await AuditLog.open(store, logger, { flushIntervalMs: 3_600_000 });
   const directory = new AccessDirectory();
   await directory.reload(store);
-  const opts: GovernanceOptions = { proposerCounts: o.proposerCounts ?? false, veto: o.veto ?? true, bootstrapAdmins: o.bootstrapAdmins ?? [], autoGrant: o.autoGrant ?? [], proposalTtlMs: o.proposalTtlMs ?? 24 * HOUR };
+  const opts: GovernanceOptions = { proposerCounts: o.proposerCounts ?? false, veto: o.veto ?? true, bootstrapAdmins: o.bootstrapAdmins ?? [], autoGrant: o.autoGrant ?? [], proposalTtlMs: o.proposalTtlMs ?? 24 * HOUR, ...(o.maxProposalTtlMs ? { maxProposalTtlMs: o.maxProposalTtlMs } : {}) };
   const gov = new GovernanceService(store, hsm, audit, directory, logger, opts);
   await gov.load();
   if (o.init ?? true) await gov.init(null, (o.officers ?? [alice, bob, carol]).map((x) => x.spec), o.threshold ?? 2);

@@ -4,7 +4,7 @@ import { generateKeyPairSync, randomBytes, verify, type KeyObject } from "node:c
 import type { CustosErrorCode } from "../../src/errors.js";
 import type { ProposalInput } from "../../src/governance/proposal-input.js";
 import { versionObjectId } from "../../src/keys/model.js";
-import { IP, ALPHA, RISK, STRANGER, alice, bob, carol, dave, closeFixtures, fixture, auditSince, lastSeq, brief, vote, pass, isCode, rejectsWith, envelopeOf, importOf, grantsOf, hmac } from "./governance-fixture.js";
+import { IP, HOUR, ALPHA, RISK, STRANGER, alice, bob, carol, dave, closeFixtures, fixture, auditSince, lastSeq, brief, vote, pass, isCode, rejectsWith, envelopeOf, importOf, grantsOf, hmac } from "./governance-fixture.js";
 
 /** GovernanceService: proposals refused at Propose, key versions, freeze and thaw, no secret material in audit or logs (setup in governance-fixture.ts). */
 
@@ -77,6 +77,35 @@ describe("GovernanceService proposals refused at Propose", () => {
     assert.equal((await f.store.getGovernance())?.threshold, 2);
     assert.deepEqual((await f.store.listOfficers()).map((o) => o.id), ["alice", "bob", "carol"]);
     assert.deepEqual(brief(await auditSince(f)), ["governance.init system ok", "governance.init system denied GOVERNANCE_EXISTS"]);
+  });
+
+  it("a bootstrap administrator outside its CIDRs → ADDRESS_NOT_ALLOWED for init and reads; inside them, init works once", async () => {
+    const admin = "spiffe://custos/admin/ops";
+    const f = await fixture({ init: false, bootstrapAdmins: [{ identity: admin, cidrs: ["10.0.0.0/8"] }] });
+    const seq = await lastSeq(f);
+    for (const ip of ["127.0.0.1", "11.0.0.1", null]) {
+      await rejectsWith(f.gov.init({ identity: admin, ip }, [alice.spec, bob.spec], 1), "ADDRESS_NOT_ALLOWED");
+      await rejectsWith(f.gov.governance({ identity: admin, ip }), "ADDRESS_NOT_ALLOWED");
+      assert.throws(() => f.gov.wrappingKey({ identity: admin, ip }), isCode("ADDRESS_NOT_ALLOWED"));
+    }
+    assert.equal(f.gov.initialised, false);
+    assert.deepEqual(brief(await auditSince(f, seq)).slice(0, 3), ["governance.init spiffe://custos/admin/ops denied ADDRESS_NOT_ALLOWED", "governance.get spiffe://custos/admin/ops denied ADDRESS_NOT_ALLOWED", "wrapping_key.get spiffe://custos/admin/ops denied ADDRESS_NOT_ALLOWED"]);
+    await f.gov.init({ identity: admin, ip: "10.200.0.9" }, [alice.spec, bob.spec], 1);
+    assert.equal((await f.gov.governance({ identity: admin, ip: "10.0.0.1" })).threshold, 1);
+  });
+
+  it("a proposal asking to live longer than the configured maximum → INVALID_ARGUMENT; up to it, it expires when asked", async () => {
+    const f = await fixture({ proposalTtlMs: 24 * HOUR, maxProposalTtlMs: 7 * 24 * HOUR });
+    for (const ttl of [4_294_967_295_000, 7 * 24 * HOUR + 1000, 0, -1, 1.5]) {
+      await rejectsWith(f.gov.propose(alice.caller, grantsOf(ALPHA), ttl), "INVALID_ARGUMENT");
+    }
+    assert.deepEqual(await f.store.listProposals(), []);
+    const before = Date.now();
+    const view = await f.gov.propose(alice.caller, grantsOf(ALPHA), 7 * 24 * HOUR);
+    const expires = Date.parse(view.record.expiresAt);
+    assert.ok(expires >= before + 7 * 24 * HOUR && expires <= Date.now() + 7 * 24 * HOUR, view.record.expiresAt);
+    const unset = await f.gov.propose(alice.caller, grantsOf(RISK));
+    assert.ok(Date.parse(unset.record.expiresAt) <= Date.now() + 24 * HOUR, "no ttl: the default lifetime");
   });
 
   it("propose before init → GOVERNANCE_NOT_INITIALISED", async () => {

@@ -1,4 +1,4 @@
-import type { StoredConsoleSession } from "../store.js";
+import type { ChallengeLimit, StoredConsoleSession } from "../store.js";
 import { SqliteTables, type Row } from "./sqlite-tables.js";
 
 /**
@@ -23,14 +23,21 @@ export class SqliteConsoleTables extends SqliteTables {
     );
   }
 
-  async putChallenge(challenge: string, value: string, expiresAt: string, maxLive: number, now: string): Promise<boolean> {
-    return this.insertBounded("webauthn_challenges", maxLive, now, () =>
-      this.db.prepare("INSERT INTO webauthn_challenges (challenge, value, expires_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING").run(challenge, value, expiresAt),
-    );
+  async putChallenge(challenge: string, value: string, expiresAt: string, limits: readonly ChallengeLimit[], now: string): Promise<boolean> {
+    let stored = false;
+    this.write(() => {
+      this.db.prepare("DELETE FROM webauthn_challenges WHERE expires_at <= ?").run(now);
+      // A key range on the primary key: the keys that start with `prefix` sort from prefix up to (not including) its successor.
+      const count = this.db.prepare("SELECT COUNT(*) AS n FROM webauthn_challenges WHERE challenge >= ? AND challenge < ?");
+      if (limits.some((l) => (count.get(l.prefix, prefixEnd(l.prefix)) as { n: number }).n >= l.max)) return;
+      const insert = this.db.prepare("INSERT INTO webauthn_challenges (challenge, value, expires_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING");
+      stored = insert.run(challenge, value, expiresAt).changes === 1;
+    });
+    return stored;
   }
 
   /** In one transaction: forget the table's expired rows, then insert unless `maxLive` remain. */
-  private insertBounded(table: "console_sessions" | "webauthn_challenges", maxLive: number, now: string, insert: () => { changes: number }): boolean {
+  private insertBounded(table: "console_sessions", maxLive: number, now: string, insert: () => { changes: number }): boolean {
     let stored = false;
     this.write(() => {
       this.db.prepare(`DELETE FROM ${table} WHERE expires_at <= ?`).run(now);
@@ -69,4 +76,9 @@ export class SqliteConsoleTables extends SqliteTables {
       this.db.prepare("DELETE FROM console_sessions WHERE id_hash = ?").run(idHash);
     });
   }
+}
+
+/** The smallest string above every string that starts with `prefix` (its last character plus one). */
+function prefixEnd(prefix: string): string {
+  return prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
 }

@@ -3,13 +3,14 @@ import { CustosError } from "../../errors.js";
 import type { GovernanceRecord, OfficerRecord, PasskeyRecord, ProposalRecord, ProposalState, VoteRecord } from "../../governance/model.js";
 import type { KeyRecord, KeyVersionRecord, KeyWithVersions } from "../../keys/model.js";
 import type { ClientRecord } from "../../signing/clients.js";
-import type { Freeze, ProposalDone, Store, StoredAuditEvent, StoredCheckpoint, StoredConsoleSession } from "../store.js";
+import type { ChallengeLimit, Freeze, ProposalDone, Store, StoredAuditEvent, StoredCheckpoint, StoredConsoleSession } from "../store.js";
 import { SqliteAuditTable } from "./audit-table.js";
 import { SqliteClientTables } from "./client-tables.js";
 import { SqliteConsoleTables } from "./console-tables.js";
 import { SqliteGovernanceTables } from "./governance-tables.js";
 import { SqliteKeyTables } from "./key-tables.js";
 import { MIGRATIONS } from "./migrations.js";
+import { ensurePrivateFile, restrictExisting } from "../../private-file.js";
 
 /**
  * The embedded default store: one SQLite file in WAL mode. Opens and migrates the database,
@@ -25,6 +26,16 @@ export class SqliteStore implements Store {
   private readonly console: SqliteConsoleTables;
 
   constructor(path: string, opts: { readonly?: boolean } = {}) {
+    if (!opts.readonly && path !== ":memory:" && path !== "") {
+      // Owner-only before SQLite writes a byte: SQLite gives the -wal and -shm files it creates
+      // the database file's mode, and files an older release left readable are narrowed here.
+      try {
+        ensurePrivateFile(path);
+        restrictExisting([`${path}-wal`, `${path}-shm`, `${path}-journal`]);
+      } catch (e) {
+        throw new CustosError("STORE_ERROR", `cannot create database ${path} owner-only`, { cause: e });
+      }
+    }
     try {
       this.db = new Database(path, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false });
     } catch (e) {
@@ -211,8 +222,8 @@ export class SqliteStore implements Store {
     return this.console.putConsoleSession(session, maxLive, now);
   }
 
-  putChallenge(challenge: string, value: string, expiresAt: string, maxLive: number, now: string): Promise<boolean> {
-    return this.console.putChallenge(challenge, value, expiresAt, maxLive, now);
+  putChallenge(challenge: string, value: string, expiresAt: string, limits: readonly ChallengeLimit[], now: string): Promise<boolean> {
+    return this.console.putChallenge(challenge, value, expiresAt, limits, now);
   }
 
   takeChallenge(challenge: string, now: string): Promise<string | undefined> {

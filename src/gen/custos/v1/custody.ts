@@ -358,7 +358,7 @@ export interface ProposeRequest {
     | { $case: "generateKey"; generateKey: GenerateKeyProposal }
     | { $case: "setApiKeyId"; setApiKeyId: SetApiKeyIdProposal }
     | undefined;
-  /** 0 = the service default (24 h). */
+  /** 0 = the service default (24 h); at most governance.maxProposalTtlHours (7 days by default), else INVALID_ARGUMENT. */
   ttlSeconds: number;
 }
 

@@ -45,18 +45,26 @@ export function registerApiRoutes(app: FastifyInstance, ctx: ConsoleContext): vo
   };
 
   app.post("/console/api/login/options", async (req) => {
+    ctx.admitAnonymous(req, "login");
     preSession(req);
-    return deps.passkeys.loginOptions();
+    try {
+      return await deps.passkeys.loginOptions(ctx.challengeOwner(req));
+    } catch (e) {
+      ctx.anonymousFailure(req, "login", e); // a source at its cap of outstanding challenges
+      throw e;
+    }
   });
 
   app.post("/console/api/login/verify", async (req, reply) => {
+    ctx.admitAnonymous(req, "login");
     const prior = preSession(req);
     const response = credential<PasskeyAssertion>(body(req).response);
     let login;
     try {
-      login = await deps.passkeys.verifyLogin(response);
+      login = await deps.passkeys.verifyLogin(response, ctx.challengeOwner(req));
     } catch (e) {
-      await deps.audit({ kind: "console.login", actor: "unknown", outcome: "denied", reason: e instanceof CustosError ? e.code : "INTERNAL", peer: req.ip });
+      // Counted per source and written once an interval: a flood of bogus assertions writes no row each.
+      ctx.anonymousFailure(req, "login", e);
       throw e;
     }
     const officer = deps.governance.activeOfficer(login.officerId);

@@ -5,12 +5,14 @@ import { CustosError, type CustosErrorCode } from "../../../errors.js";
 import type { EnrollmentVerifier } from "../../../governance/enrollment.js";
 import type { GovernanceService } from "../../../governance/governance-service.js";
 import type { OfficerRecord } from "../../../governance/model.js";
-import type { Passkeys } from "../../../governance/passkey.js";
+import type { ChallengeOwner, Passkeys } from "../../../governance/passkey.js";
+import type { RateLimit } from "../../../signing/rate-limiter.js";
 import type { CallerContext } from "../../../signing/sign-service.js";
 import { registerApiRoutes } from "./api.js";
 import { consoleAssets } from "./assets.js";
 import { registerPageRoutes } from "./routes.js";
-import { SessionStore, csrfTokenFor, type ConsoleSession, type SessionRecords } from "./session.js";
+import { AnonymousFailures, challengeOwner, DEFAULT_ANONYMOUS_RATE, sourceOf, SourceRateLimiter } from "./anonymous-guard.js";
+import { CSRF_COOKIE, SessionStore, csrfTokenFor, parseCookies, type ConsoleSession, type SessionRecords } from "./session.js";
 import type { AuditRow, ChainStatus } from "./views-state.js";
 import { errorPage, type PasskeyState } from "./views.js";
 
@@ -23,6 +25,12 @@ export interface ConsoleDeps {
   sessionRecords: SessionRecords;
   /** Records a console decision (login, enrollment) in the audit chain. */
   audit(event: AuditEvent): Promise<void>;
+  /** Queues an audit event for the next batch (aggregated anonymous failures); default: `audit` without waiting. */
+  auditLater?(event: AuditEvent): void;
+  /** Per-source limit on anonymous requests (login, enrollment). Default DEFAULT_ANONYMOUS_RATE. */
+  anonymousRate?: RateLimit;
+  /** How often anonymous failures are written, counted per source. Default one minute. */
+  failureIntervalMs?: number;
   /** The newest audit events, newest first (at most `limit`). */
   recentAudit(limit: number): Promise<AuditRow[]>;
   /** Stored audit events with seq > afterSeq, ascending, at most `limit` (the audit page's pages). */
@@ -90,6 +98,12 @@ export interface ConsoleContext {
   csrf(req: FastifyRequest, reply: FastifyReply): string;
   /** The officer's passkeys now: registered, and pending add_credential proposals for them. */
   passkeyState(officerId: string, caller: CallerContext): Promise<PasskeyState>;
+  /** Admits an anonymous request (`what`: login, enroll) within its source's rate; RATE_LIMITED otherwise. */
+  admitAnonymous(req: FastifyRequest, what: string): void;
+  /** Counts an anonymous failure for the aggregated audit event (no audit row of its own). */
+  anonymousFailure(req: FastifyRequest, what: string, error: unknown): void;
+  /** The source and browser a login challenge is bound to. */
+  challengeOwner(req: FastifyRequest): ChallengeOwner;
 }
 
 /**
@@ -106,6 +120,10 @@ export function buildConsole(deps: ConsoleDeps): FastifyInstance {
   }) as unknown as FastifyInstance;
   const now = deps.now ?? Date.now;
   const sessions = new SessionStore(deps.sessionRecords, now);
+  const limiter = new SourceRateLimiter(deps.anonymousRate ?? DEFAULT_ANONYMOUS_RATE, now);
+  const failures = new AnonymousFailures(deps.auditLater ?? ((e) => void deps.audit(e).catch(() => undefined)), now, deps.failureIntervalMs);
+  failures.start();
+  app.addHook("onClose", async () => failures.close());
   const ctx: ConsoleContext = {
     deps,
     sessions,
@@ -138,6 +156,16 @@ export function buildConsole(deps: ConsoleDeps): FastifyInstance {
       const mine = pending.filter((v) => v.record.kind === "add_credential" && v.record.target === officerId);
       return { registered: registered.length, pending: mine.map((v) => ({ id: v.record.id, digest: v.record.digest })) };
     },
+    admitAnonymous(req, what) {
+      const source = sourceOf(req.ip);
+      if (limiter.take(source)) return;
+      failures.note(source, what, "RATE_LIMITED");
+      throw new CustosError("RATE_LIMITED", "too many requests from this address; try again shortly", { retryable: true });
+    },
+    anonymousFailure(req, what, error) {
+      failures.note(sourceOf(req.ip), what, error instanceof CustosError ? error.code : "INTERNAL");
+    },
+    challengeOwner: (req) => challengeOwner(sourceOf(req.ip), parseCookies(req.headers.cookie).get(CSRF_COOKIE) ?? ""),
   };
 
   app.addContentTypeParser("application/x-www-form-urlencoded", { parseAs: "string" }, (_req, body, done) => {

@@ -54,6 +54,8 @@ export class OfficerConsole {
       enrollment: new EnrollmentVerifier(this.store),
       sessionRecords: this.store,
       audit: (e) => o.audit.recordNow(e),
+      auditLater: (e) => o.audit.record(e),
+      ...(this.config.anonymousRate ? { anonymousRate: this.config.anonymousRate } : {}),
       recentAudit: (limit) => this.recentAudit(limit),
       readAudit: async (afterSeq, limit) => (await this.store.readAudit(afterSeq, limit)).map((e) => JSON.parse(e.body) as AuditRow),
       lastAuditSeq: async () => (await this.store.lastAudit())?.seq ?? 0,

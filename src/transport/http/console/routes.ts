@@ -129,13 +129,15 @@ export function registerPageRoutes(app: FastifyInstance, ctx: ConsoleContext): v
   app.get("/console/enroll", async (req, reply) => html(reply, enrollPage({ title: "Enroll a passkey", csrf: ctx.csrf(req, reply), ...dev })));
 
   app.post("/console/enroll", async (req, reply) => {
+    ctx.admitAnonymous(req, "enroll");
     checkCsrf(req, undefined, deps.origin);
     let officer;
     try {
       officer = await deps.enrollment.verify(form(req).token ?? "", (id) => deps.governance.activeOfficer(id));
     } catch (e) {
       if (!(e instanceof CustosError)) throw e;
-      await deps.audit({ kind: "console.enroll", actor: "unknown", outcome: "denied", reason: e.code, peer: req.ip });
+      // Counted per source and written once an interval: garbage tokens write no row each.
+      ctx.anonymousFailure(req, "enroll", e);
       return html(reply.code(e.code === "NONCE_INVALID" ? 409 : 401), enrollPage({ title: "Enroll a passkey", csrf: ctx.csrf(req, reply), ...dev }, `${e.code}: ${e.message}`));
     }
     try {
