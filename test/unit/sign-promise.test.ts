@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { createHash, createHmac, randomBytes } from "node:crypto";
 import { PassThrough } from "node:stream";
 import { AuditLog } from "../../src/audit/audit-log.js";
+import { DEFAULT_REFUSAL_SAMPLING } from "../../src/audit/refusal-sampler.js";
 import { CustosError, type CustosErrorCode } from "../../src/errors.js";
 import type { ExchangeRequest } from "../../src/exchanges/dialect.js";
 import type { SigningAlgorithm } from "../../src/hsm/algorithms.js";
@@ -62,7 +63,9 @@ before(async () => {
   }
   const directory = new AccessDirectory();
   await directory.reload(store);
-  audit = await AuditLog.open(store, createLogger("info", new PassThrough()), { flushIntervalMs: 3_600_000 });
+  // Every refusal here is checked for its own audit row: no flood sampling within this suite.
+  const sampling = { ...DEFAULT_REFUSAL_SAMPLING, individualPerSource: 1_000 };
+  audit = await AuditLog.open(store, createLogger("info", new PassThrough()), { flushIntervalMs: 3_600_000, refusalSampling: sampling });
   const unlimited = { perSecond: 1_000_000, burst: 1_000_000 };
   signer = new SignService(directory, hsm, audit, { observe() {} }, { maxPayloadBytes: 64 * 1024, clientRate: unlimited, keyRate: unlimited });
 });
