@@ -37,6 +37,7 @@ export type CustosErrorCode =
   // exchange requests
   | "POLICY_DENIED" // the key's policy refuses this request (the rule id travels with it)
   | "NO_DIALECT" // an exchange request for a key whose exchange custos has no dialect for
+  | "NO_API_KEY_ID" // an exchange request for a key version imported without the exchange's API key id
   // requests
   | "INVALID_ARGUMENT"
   | "PAYLOAD_TOO_LARGE"

@@ -14,6 +14,7 @@ import { AnomalyDetector, bothObservers } from "./monitoring/anomaly.js";
 import { CUSTOS_ACTOR, respondToAnomalies } from "./monitoring/anomaly-response.js";
 import { AccessDirectory } from "./signing/directory.js";
 import { SignService, type SignDecisionLog } from "./signing/sign-service.js";
+import { lockDataDir } from "./store/sqlite/data-dir-lock.js";
 import { SqliteStore } from "./store/sqlite/sqlite-store.js";
 import { readPem, startGrpcServer } from "./transport/grpc/server.js";
 import { Metrics } from "./transport/http/metrics.js";
@@ -37,8 +38,11 @@ export interface RunningService {
 
 /** The composition root: wires the concrete HSM, store and transports around the domain. */
 export async function startService(config: CustosConfig, logger: Logger): Promise<RunningService> {
+  // One service per SQLite data dir: a second one is refused before it touches anything.
+  const dataDirLock = lockDataDir(config.dataDir);
   // A stale connection file would tell clients we are up before we are.
-  rmSync(join(config.dataDir, CONNECTION_FILE), { force: true });
+  const connectionFile = join(config.dataDir, CONNECTION_FILE);
+  rmSync(connectionFile, { force: true });
   const embeddedSetup = config.embedded ? await ensureEmbedded(config) : (useSofthsmConf(config), undefined);
   const pin = config.hsm.pinFile ? readSecretFile(config.hsm.pinFile) : readSecretEnv(config.hsm.pinEnv!);
   const hsm = await Pkcs11Hsm.open({ ...config.hsm, pin, logger: logger.child({ component: "hsm" }) });
@@ -208,6 +212,8 @@ export async function startService(config: CustosConfig, logger: Logger): Promis
     ...(anomalies ? { anomalies } : {}),
     stop() {
       stopping ??= (async () => {
+        // Gone before the drain: `custos wait` and scripts polling for it must not see a stopping service.
+        rmSync(connectionFile, { force: true });
         clearInterval(healthTimer);
         clearInterval(housekeepingTimer);
         anomalies?.stop();
@@ -219,6 +225,7 @@ export async function startService(config: CustosConfig, logger: Logger): Promis
         auditRef = undefined;
         await hsm.close();
         await store.close();
+        dataDirLock.release();
       })();
       return stopping;
     },

@@ -37,6 +37,7 @@ const STATUS: Record<CustosErrorCode, { code: status; expose: boolean }> = {
   CSRF_REJECTED: { code: status.PERMISSION_DENIED, expose: true },
   POLICY_DENIED: { code: status.PERMISSION_DENIED, expose: true },
   NO_DIALECT: { code: status.FAILED_PRECONDITION, expose: true },
+  NO_API_KEY_ID: { code: status.FAILED_PRECONDITION, expose: true },
   INVALID_ARGUMENT: { code: status.INVALID_ARGUMENT, expose: true },
   PAYLOAD_TOO_LARGE: { code: status.INVALID_ARGUMENT, expose: true },
   ENVELOPE_INVALID: { code: status.INVALID_ARGUMENT, expose: false },
