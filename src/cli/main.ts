@@ -26,6 +26,8 @@ const lazy = {
 const program = new Command("custos")
   .description("HSM-backed custody and signing for exchange API keys")
   .version(packageVersion(), "-V, --version", "print the custos version")
+  // Only before a command: `custos sign … --version N` is the key version, not this one.
+  .enablePositionalOptions()
   .showHelpAfterError()
   .exitOverride();
 

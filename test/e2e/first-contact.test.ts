@@ -198,5 +198,10 @@ describe("the banner, the README's client snippet and the first key", { timeout:
     const v = await custos(["--version"]);
     assert.equal(v.code, 0);
     assert.equal(v.stdout.trim(), pkg.version);
+    // After a command, --version is that command's own option (sign: the key version).
+    const pinned = await custos(["sign", "--data-dir", join(dir, "none"), "--key", "k", "--payload", "p", "--version", "1"]);
+    assert.equal(pinned.code, 1);
+    assert.equal(pinned.stdout, "");
+    assert.match(pinned.stderr, /the service is not running for data dir/);
   });
 });
