@@ -68,7 +68,8 @@ let dialled: { address: string; dataDir: string } | undefined;
 
 function notRunning(dataDir: string, address?: string): CliError {
   const where = address ? `at ${address} (data dir ${dataDir})` : `for data dir ${dataDir} (no ${CONNECTION_FILE})`;
-  return new CliError(`the service is not running ${where}: start it with \`npm run serve -- --data-dir ${dataDir}\`, then \`custos wait --data-dir ${dataDir}\``);
+  const start = `\`npm run serve -- --data-dir ${dataDir}\`, then \`custos wait --data-dir ${dataDir}\``;
+  return new CliError(`the service is not running ${where}: start it with ${start}`);
 }
 
 /** gRPC's UNAVAILABLE for a service nobody answers at (refused, unknown host, timed out); not a custos refusal. */
