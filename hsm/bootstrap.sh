@@ -46,7 +46,17 @@ fi
 # The test-only SoftHSM2 build with Ed25519 unwrap (cached in .cache/; about a minute the first time).
 [ "$mode" = test ] && bash hsm/softhsm2-eddsa/build.sh >/dev/null
 
-echo "custos: building" >&2
 # The test run starts from a clean dist/ so no output of a deleted source file lingers.
 [ "$mode" = test ] && rm -rf dist
-npx --no-install tsc -p tsconfig.json
+# dist/.build-stamp carries the time the last successful build started: when no source,
+# config or lock file is newer, dist/ is current and `npm run serve` starts without a build.
+stamp=dist/.build-stamp
+if [ -f "$stamp" ] && [ -z "$(find src test bench proto bin tsconfig.json package.json package-lock.json -newer "$stamp" -print -quit)" ]; then
+  echo "custos: build is up to date" >&2
+else
+  echo "custos: building" >&2
+  mkdir -p .cache
+  started_stamp=$(mktemp .cache/build-started.XXXXXX)
+  npx --no-install tsc -p tsconfig.json
+  mv "$started_stamp" "$stamp"
+fi

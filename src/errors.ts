@@ -38,6 +38,7 @@ export type CustosErrorCode =
   | "POLICY_DENIED" // the key's policy refuses this request (the rule id travels with it)
   | "NO_DIALECT" // an exchange request for a key whose exchange custos has no dialect for
   | "UNKNOWN_EXCHANGE" // a new key names no exchange custos reads, no alias of one and not "raw"
+  | "NO_API_KEY_ID" // an exchange request for a key version imported without the exchange's API key id
   // requests
   | "INVALID_ARGUMENT"
   | "MALFORMED_REQUEST" // the message does not decode as the method's request type

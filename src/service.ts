@@ -21,6 +21,7 @@ import { AnomalyDetector, bothObservers } from "./monitoring/anomaly.js";
 import { CUSTOS_ACTOR, respondToAnomalies } from "./monitoring/anomaly-response.js";
 import { AccessDirectory } from "./signing/directory.js";
 import { SignService, type SignDecisionLog } from "./signing/sign-service.js";
+import { lockDataDir } from "./store/sqlite/data-dir-lock.js";
 import { SqliteStore } from "./store/sqlite/sqlite-store.js";
 import { readPem, startGrpcServer } from "./transport/grpc/server.js";
 import { Metrics } from "./transport/http/metrics.js";
@@ -51,8 +52,11 @@ export interface StartOptions {
 
 /** The composition root: wires the concrete HSM, store and transports around the domain. */
 export async function startService(config: CustosConfig, logger: Logger, options: StartOptions = {}): Promise<RunningService> {
+  // One service per SQLite data dir: a second one is refused before it touches anything.
+  const dataDirLock = lockDataDir(config.dataDir);
   // A stale connection file would tell clients we are up before we are.
-  rmSync(join(config.dataDir, CONNECTION_FILE), { force: true });
+  const connectionFile = join(config.dataDir, CONNECTION_FILE);
+  rmSync(connectionFile, { force: true });
   const embeddedSetup = config.embedded ? await ensureEmbedded(config) : (useSofthsmConf(config), undefined);
   if (!config.embedded) assertServerCertNames(config.tls.certPath, config.serverNames);
   if (embeddedSetup?.reissuedServerCert) {
@@ -257,6 +261,8 @@ export async function startService(config: CustosConfig, logger: Logger, options
     checkpoint: () => checkpointer.checkpoint(),
     stop() {
       stopping ??= (async () => {
+        // Gone before the drain: `custos wait` and scripts polling for it must not see a stopping service.
+        rmSync(connectionFile, { force: true });
         clearInterval(healthTimer);
         clearInterval(housekeepingTimer);
         anomalies?.stop();
@@ -271,6 +277,7 @@ export async function startService(config: CustosConfig, logger: Logger, options
         auditRef = undefined;
         await hsm.close();
         await store.close();
+        dataDirLock.release();
       })();
       return stopping;
     },

@@ -1,6 +1,6 @@
 import { Command, CommanderError } from "commander";
 import { join } from "node:path";
-import { existsSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { defaultSofthsmModule, loadConfig } from "../config/config.js";
 import { createSecretFile, readSecretEnv, readSecretFile } from "../config/secrets.js";
 import { CustosError } from "../errors.js";
@@ -9,7 +9,9 @@ import { registerClientCommands, registerKeyCommands, registerSignCommand, regis
 import { registerGovernanceCommands, registerKeyLifecycleCommands } from "./governance-commands.js";
 import { CliError, dataDirOf, describeRpcError } from "./context.js";
 import { registerAuditCommands } from "./audit-commands.js";
-import { writePrivateFile } from "../private-file.js";
+import { tryCommands } from "./banner.js";
+import { registerWaitCommand } from "./wait.js";
+import { PID_FILE, isDataDirServed, servingPid } from "../store/sqlite/data-dir-lock.js";
 
 // The service, HSM and store modules load only in the commands that use them, so
 // `--help` and the networked admin commands start fast.
@@ -21,8 +23,16 @@ const lazy = {
 
 const program = new Command("custos")
   .description("HSM-backed custody and signing for exchange API keys")
+  .version(packageVersion(), "-V, --version", "print the custos version")
+  // Only before a command: `custos sign … --version N` is the key version, not this one.
+  .enablePositionalOptions()
   .showHelpAfterError()
   .exitOverride();
+
+/** The version in this checkout's package.json (dist/src/cli/ → the repository root). */
+function packageVersion(): string {
+  return (JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version: string }).version;
+}
 
 program
   .command("serve")
@@ -68,16 +78,11 @@ program
               "  !! machine. A configured deployment (custos.json) never does this: see README, Governance.",
             ]
           : []),
-        ...(config.embedded
-          ? ["", "  try:  printf '%s' \"$SECRET\" | npx custos key import --key demo --exchange binance", "        npx custos sign --key demo --payload 'symbol=BTCUSDT&side=BUY'"]
-          : []),
+        ...(config.embedded ? tryCommands(config.dataDir) : []),
         "",
       ].join("\n") + "\n",
     );
-    // For `custos stop`: the pid of the serving process, removed on a clean exit.
-    const pidFile = join(config.dataDir, "custos.pid");
-    writePrivateFile(pidFile, `${process.pid}\n`);
-    process.once("exit", () => rmSync(pidFile, { force: true }));
+    // The service holds the data dir's lock and wrote DIR/custos.pid (for `custos stop`); both go when it stops.
     const shutdown = (signal: string) => {
       logger.info({ event: "service.stopping", signal }, "draining in-flight calls");
       service.stop().then(
@@ -97,15 +102,15 @@ program
   .description("stop the custos serving this data dir (SIGTERM: drains calls, flushes the audit log)")
   .option("--data-dir <dir>", "data directory")
   .action(async (o: { dataDir?: string }) => {
-    const pidFile = join(dataDirOf(o), "custos.pid");
-    if (!existsSync(pidFile)) throw new CliError(`no custos is serving ${dataDirOf(o)} (no custos.pid)`);
-    const pid = Number(readFileSync(pidFile, "utf8").trim());
-    try {
-      process.kill(pid, "SIGTERM");
-    } catch {
-      rmSync(pidFile, { force: true });
-      throw new CliError(`custos (pid ${pid}) is not running; removed the stale pid file`);
+    const dataDir = dataDirOf(o);
+    // The lock, not the pid file, says whether a custos serves DIR: after a SIGKILL the pid may be another process's.
+    if (!isDataDirServed(dataDir)) {
+      const stale = existsSync(join(dataDir, PID_FILE)) ? ` (its ${PID_FILE} is stale: the process that wrote it is gone)` : "";
+      throw new CliError(`no custos is serving ${dataDir}${stale}`);
     }
+    const pid = servingPid(dataDir);
+    if (pid === undefined) throw new CliError(`a custos is serving ${dataDir} but left no ${PID_FILE}: stop it by its process id`);
+    process.kill(pid, "SIGTERM");
     for (let waited = 0; waited < 30_000; waited += 100) {
       try {
         process.kill(pid, 0);
@@ -212,6 +217,7 @@ registerSignCommand(program);
 registerSignRequestCommand(program);
 registerSignWsAuthCommand(program);
 registerGovernanceCommands(program);
+registerWaitCommand(program);
 
 export async function main(argv: string[]): Promise<void> {
   try {

@@ -248,6 +248,11 @@ export class SignService {
     req: { timestampMs: number; nonce: string; expires: number; recvWindowMs?: number; passphrase: string; apiKeyVersion?: string; omitNonce?: boolean },
     nonceIsTime = false,
   ): SigningContext {
+    const apiKeyId = apiKeyIdOf(key, v);
+    // Every dialect sends the exchange's API key id: without one the exchange could only refuse the request.
+    if (!apiKeyId) {
+      throw new CustosError("NO_API_KEY_ID", `key ${key.id} has no exchange API key id: set it with \`custos key set-api-key-id --key ${key.id} --api-key-id ID\``);
+    }
     const now = Date.now();
     const nonceTime = req.nonce && nonceIsTime ? nonceAsTime(req.nonce) : undefined;
     checkTiming(this.directory.policy(key.id), now, {
@@ -260,7 +265,7 @@ export class SignService {
       timestamp: req.timestampMs || now,
       expires: req.expires || Math.floor(now / 1000) + DEFAULT_EXPIRY_SECONDS,
       nonce: req.omitNonce ? "" : req.nonce || this.nextNonce(now),
-      apiKeyId: apiKeyIdOf(key, v),
+      apiKeyId,
       keyAlgorithm: key.algorithm,
       ...(req.recvWindowMs ? { recvWindow: req.recvWindowMs } : {}),
       ...(req.passphrase ? { passphrase: req.passphrase } : {}),
@@ -431,6 +436,7 @@ const DENIALS = new Set<CustosErrorCode>([
   "PAYLOAD_TOO_LARGE",
   "POLICY_DENIED",
   "NO_DIALECT",
+  "NO_API_KEY_ID",
   "PRECONDITION_FAILED",
 ]);
 

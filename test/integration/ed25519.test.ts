@@ -409,7 +409,7 @@ describe("Ed25519 key pairs generated in SoftHSM2", () => {
     assert.equal(generated.state, "executed", generated.failure);
     const order = { keyId: "bn-ed", version: 0, method: "POST", path: "/fapi/v1/order", query: "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=0.01", queryParams: [], body: Buffer.alloc(0), timestampMs: "0", nonce: "", expires: "0", recvWindowMs: 0, passphrase: "", apiKeyVersion: "", omitNonce: false };
     // Until the officers record the API key id Binance assigned to the public key, nothing can be sent.
-    await expectDenied(unary(svc.signer, "signExchangeRequest", order), status.INVALID_ARGUMENT, "INVALID_ARGUMENT");
+    await expectDenied(unary(svc.signer, "signExchangeRequest", order), status.FAILED_PRECONDITION, "NO_API_KEY_ID");
     const set = await proposeAndApprove(svc.custody, { kind: { $case: "setApiKeyId", setApiKeyId: { keyId: "bn-ed", apiKeyId: "ed-api-key" } }, ttlSeconds: 0 });
     assert.equal(set.state, "executed", set.failure);
 

@@ -38,6 +38,7 @@ const STATUS: Record<CustosErrorCode, { code: status; expose: boolean }> = {
   POLICY_DENIED: { code: status.PERMISSION_DENIED, expose: true },
   NO_DIALECT: { code: status.FAILED_PRECONDITION, expose: true },
   UNKNOWN_EXCHANGE: { code: status.INVALID_ARGUMENT, expose: true },
+  NO_API_KEY_ID: { code: status.FAILED_PRECONDITION, expose: true },
   INVALID_ARGUMENT: { code: status.INVALID_ARGUMENT, expose: true },
   MALFORMED_REQUEST: { code: status.INVALID_ARGUMENT, expose: true },
   PAYLOAD_TOO_LARGE: { code: status.INVALID_ARGUMENT, expose: true },
