@@ -17,6 +17,8 @@ import {
   cliOk as ok,
 } from "../helpers/harness.js";
 import { CONSOLE_SHOTS, shootBothWidths, wrappedText } from "../helpers/console-layout.js";
+import { signerClient, unary } from "../../src/client/connection.js";
+import { SignatureEncoding } from "../../src/gen/custos/v1/signer.js";
 
 /**
  * The officer console in real Chromium (Debian's package, driven by playwright-core; no browser
@@ -182,36 +184,32 @@ describe("officer console in Chromium with a virtual passkey", () => {
     await shot("audit");
   });
 
-  it("lists alice's passkey on the officers page, and freezes a key at once with one officer", async () => {
-    await page.goto(`${origin}/console/officers`);
-    assert.match((await page.locator("#officer-alice .passkey").textContent()) ?? "", /alice's laptop/);
-    await shot("officers");
-    assert.deepEqual(await wrappedText(page, "button, .nowrap, td code, th"), [], "officers at 1280 px: no label, date or identity broken over lines");
-    await page.goto(`${origin}/console/keys`);
-    const row = page.locator(`[id="key-${KEY}"]`);
-    await row.locator('input[name="reason"]').fill("browser test freeze");
-    await Promise.all([page.waitForURL(`${origin}/console/keys?done=freeze`), row.locator("button.freeze").click()]);
-    assert.match((await page.locator(`[id="key-${KEY}"]`).textContent()) ?? "", /frozen\s+browser test freeze \(console\)/);
-    const list = await runCli(["key", "list", "--json", ...officerArgs(dir, bob)]);
-    assert.equal(list.code, 0, list.stderr);
-    const listed = JSON.parse(list.stdout) as Array<{ keyId: string; frozen: boolean }>;
-    assert.equal(listed.find((k) => k.keyId === KEY)?.frozen, true, "the CLI sees the freeze");
-    await shot("keys-frozen");
-  });
   it("pages the audit log: 101 new events fit in bounded pages with a narrow outcome column, and a page stays put as events arrive", async () => {
     await page.goto(`${origin}/console/audit`);
-    // Refused enrollments, posted by the page itself: each one is an audit event (console.enroll, denied).
-    const refuse = (n: number) =>
-      page.evaluate(async (count) => {
-        const csrf = document.querySelector('meta[name="csrf-token"]')!.getAttribute("content")!;
-        const statuses: number[] = [];
-        for (let i = 0; i < count; i++) {
-          const body = new URLSearchParams({ _csrf: csrf, token: `not-a-token-${i}` });
-          statuses.push((await fetch("/console/enroll", { method: "POST", body, credentials: "same-origin" })).status);
-        }
-        return statuses;
-      }, n);
-    assert.deepEqual(new Set(await refuse(101)), new Set([401]));
+    // Signatures by a granted trading client: each one is an audit event of its own (sign, allowed).
+    const engine = "spiffe://custos/engine/alpha";
+    for (const args of [["client", "add", engine, "--cidr", "127.0.0.1/32"], ["client", "grant", engine, "--key", KEY]]) {
+      const id = await proposeAs(carol, args);
+      await approve(id, alice);
+      assert.equal(await approve(id, bob), "executed");
+    }
+    const pki = join(dir, "pki");
+    const signer = signerClient(service.conn.grpc, { caPath: join(pki, "ca.crt"), certPath: join(pki, "alpha.crt"), keyPath: join(pki, "alpha.key") }, service.conn.serverName);
+    /** Signs `n` payloads and waits until their (batched) audit events are in the database. */
+    const signSome = async (n: number): Promise<number[]> => {
+      const before = (await auditEvents(dir)).length;
+      const versions: number[] = [];
+      for (let i = 0; i < n; i++) {
+        const res = await unary(signer, "sign", { keyId: KEY, version: 0, payload: Buffer.from(`console paging ${i}`), encoding: SignatureEncoding.SIGNATURE_ENCODING_RAW });
+        versions.push(res.keyVersion);
+      }
+      for (const deadline = Date.now() + 10_000; (await auditEvents(dir)).length < before + n; ) {
+        assert.ok(Date.now() < deadline, "the signatures' audit events were not written within 10 s");
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      return versions;
+    };
+    assert.deepEqual(new Set(await signSome(101)), new Set([2]), "101 signatures by the active version");
 
     await page.goto(`${origin}/console/audit?size=200`);
     const rows = page.locator("#audit tbody tr");
@@ -237,7 +235,7 @@ describe("officer console in Chromium with a virtual passkey", () => {
     assert.equal(second[0], first[49]! - 1, "the older page starts right below the newest page");
     const secondUrl = page.url();
     await shot("audit-page-2");
-    assert.deepEqual(new Set(await refuse(7)), new Set([401]));
+    assert.deepEqual(new Set(await signSome(7)), new Set([2]));
     await page.goto(secondUrl);
     assert.deepEqual(await seqsShown(), second, "new events do not move an older page");
     await Promise.all([page.waitForURL(/after=/), page.locator(".pager a.newer").first().click()]);
@@ -245,5 +243,22 @@ describe("officer console in Chromium with a virtual passkey", () => {
     await page.locator(".pager a.newest").first().click();
     await page.waitForURL(/audit\?size=50$/);
     assert.equal((await seqsShown())[0], first[0]! + 7, "the newest page shows the 7 new events on top");
+    signer.close();
+  });
+  it("lists alice's passkey on the officers page, and freezes a key at once with one officer", async () => {
+    await page.goto(`${origin}/console/officers`);
+    assert.match((await page.locator("#officer-alice .passkey").textContent()) ?? "", /alice's laptop/);
+    await shot("officers");
+    assert.deepEqual(await wrappedText(page, "button, .nowrap, td code, th"), [], "officers at 1280 px: no label, date or identity broken over lines");
+    await page.goto(`${origin}/console/keys`);
+    const row = page.locator(`[id="key-${KEY}"]`);
+    await row.locator('input[name="reason"]').fill("browser test freeze");
+    await Promise.all([page.waitForURL(`${origin}/console/keys?done=freeze`), row.locator("button.freeze").click()]);
+    assert.match((await page.locator(`[id="key-${KEY}"]`).textContent()) ?? "", /frozen\s+browser test freeze \(console\)/);
+    const list = await runCli(["key", "list", "--json", ...officerArgs(dir, bob)]);
+    assert.equal(list.code, 0, list.stderr);
+    const listed = JSON.parse(list.stdout) as Array<{ keyId: string; frozen: boolean }>;
+    assert.equal(listed.find((k) => k.keyId === KEY)?.frozen, true, "the CLI sees the freeze");
+    await shot("keys-frozen");
   });
 });
