@@ -15,11 +15,12 @@
  *   BENCH_ONLY=exchange     diagnosis: raw Sign then SignExchangeRequest capacity on one custos,
  *                           their ratio, and (with BENCH_PROFILE=1) the exchange load's profile
  */
+import { createHmac } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { readConnectionFile } from "../src/client/connection.js";
-import { devOfficerClient, importSecret } from "../test/helpers/harness.js";
+import { devOfficerClient, importSecret, REPO } from "../test/helpers/harness.js";
 import type { ClientJob, ClientResult } from "./client.js";
 import { EXCHANGE_KEY_ID, JsonChild, KEY_ID, PAYLOAD, SECRET, benchScript, encodedExchangeRequest, encodedSignRequest, grpcFrame, round } from "./common.js";
 import { prepareH2load, runH2load, type H2loadSetup } from "./h2load.js";
@@ -227,6 +228,30 @@ async function streamLoad(s: BenchServer): Promise<Row> {
   };
 }
 
+/** The Python client (clients/python, grpc.aio SignStream) on the same server run: raw Sign, 64 in flight. */
+async function pythonStreamLoad(s: BenchServer): Promise<Row> {
+  const job = {
+    grpc: s.ready.grpc, caPath: s.ready.caPath, ...s.ready.client, keyId: KEY_ID, inFlight: IN_FLIGHT, seconds: SECONDS, warmupSeconds: 1.5,
+    payloadHex: PAYLOAD.toString("hex"), expectedHex: createHmac("sha256", SECRET).update(PAYLOAD).digest("hex"),
+  };
+  const c = new JsonChild([join(REPO, "bench/python_stream.py"), JSON.stringify(job)], {}, [], "/usr/bin/python3");
+  await c.next<{ window: "start" }>(60_000);
+  await s.begin();
+  await c.next<{ window: "end" }>(60_000 + SECONDS * 1000);
+  const server = await s.end();
+  const client = await c.next<ClientResult>(60_000);
+  await c.exit;
+  return {
+    server: s.label,
+    load: `python stream ${IN_FLIGHT} in flight`,
+    per_s: client.per_s,
+    server_stats: server,
+    generator: `1 ${client.impl} process`,
+    generator_cpu_us_per_call: client.cpu_us_per_call,
+    generator_cores: client.cores,
+  };
+}
+
 async function allLoads(s: BenchServer, h2: H2loadSetup, bodyFile: string): Promise<Row[]> {
   const rows: Row[] = [];
   for (const load of [latencyLoad, (x: BenchServer) => unaryCapacity(x, h2, bodyFile), streamLoad]) {
@@ -313,6 +338,10 @@ async function main(): Promise<void> {
     const exchangeRows: [Row, Row] = [await latencyLoad(s, "exchange"), await unaryCapacity(s, h2, exchangeBodyFile, "SignExchangeRequest")];
     if (exchangeRows.some((r) => r.server_stats.denied || r.server_stats.failed)) throw new Error("custos denied or failed exchange requests in the bench");
     rows.push(...exchangeRows);
+    log("custos: the Python client's stream (clients/python, grpc.aio)");
+    const pythonStream = await pythonStreamLoad(s);
+    if (pythonStream.server_stats.denied || pythonStream.server_stats.failed) throw new Error("custos denied or failed Python stream calls in the bench");
+    rows.push(pythonStream);
     await s.stop();
 
     log("floor: bare grpc-js + node:crypto HMAC, same mTLS");
@@ -397,6 +426,14 @@ async function main(): Promise<void> {
         p99_us: exchangeRows[0].p99_us,
         p99_ratio_to_raw: ratio(exchangeRows[0].p99_us!, cLat.p99_us!),
         server_cpu_us_per_call: exchangeRows[1].server_stats.cpu_us_per_call,
+      },
+      // The Python client's SignStream next to the TypeScript stream client, same custos run.
+      python_stream: {
+        per_s: pythonStream.per_s,
+        client_cpu_us_per_call: pythonStream.generator_cpu_us_per_call,
+        server_cpu_us_per_call: pythonStream.server_stats.cpu_us_per_call,
+        typescript_stream_per_s: cStream.per_s,
+        typescript_client_cpu_us_per_call: cStream.generator_cpu_us_per_call,
       },
       hsm_raw_async_per_s: Object.fromEntries(hsm.async.map((a) => [String(a.in_flight), a.per_s])),
       dispatch: syncDispatch,
