@@ -15,16 +15,16 @@
  *   BENCH_ONLY=exchange     diagnosis: raw Sign then SignExchangeRequest capacity on one custos,
  *                           their ratio, and (with BENCH_PROFILE=1) the exchange load's profile
  */
-import { createHmac } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { readConnectionFile } from "../src/client/connection.js";
-import { devOfficerClient, importSecret, REPO } from "../test/helpers/harness.js";
+import { devOfficerClient, importSecret } from "../test/helpers/harness.js";
 import type { ClientJob, ClientResult } from "./client.js";
 import { EXCHANGE_KEY_ID, JsonChild, KEY_ID, PAYLOAD, SECRET, benchScript, encodedExchangeRequest, encodedSignRequest, grpcFrame, round } from "./common.js";
 import { prepareH2load, runH2load, type H2loadSetup } from "./h2load.js";
 import { printProfile, summarizeProfile } from "./profile.js";
+import { pythonStreamChild } from "./python-stream.js";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? "5");
 const IN_FLIGHT = 64;
@@ -133,10 +133,10 @@ class BenchServer {
     if (code !== 0) throw new Error(`${this.label} server exited ${code}: ${this.child.stderr().slice(-2000)}`);
   }
 
-  /** A client process whose measured window brackets the server's counters. */
-  async bracketClient(job: Omit<ClientJob, "grpc" | "caPath" | "certPath" | "keyPath">): Promise<{ client: ClientResult; server: ServerStats }> {
+  /** A client process (client.js, or `child` speaking its protocol) whose measured window brackets the server's counters. */
+  async bracketClient(job: Omit<ClientJob, "grpc" | "caPath" | "certPath" | "keyPath">, child?: JsonChild): Promise<{ client: ClientResult; server: ServerStats }> {
     const full: ClientJob = { ...job, grpc: this.ready.grpc, caPath: this.ready.caPath, ...this.ready.client };
-    const c = new JsonChild([benchScript("client.js"), JSON.stringify(full)]);
+    const c = child ?? new JsonChild([benchScript("client.js"), JSON.stringify(full)]);
     await c.next<{ window: "start" }>(60_000);
     await this.begin();
     await c.next<{ window: "end" }>(60_000 + job.seconds * 1000);
@@ -230,17 +230,7 @@ async function streamLoad(s: BenchServer): Promise<Row> {
 
 /** The Python client (clients/python, grpc.aio SignStream) on the same server run: raw Sign, 64 in flight. */
 async function pythonStreamLoad(s: BenchServer): Promise<Row> {
-  const job = {
-    grpc: s.ready.grpc, caPath: s.ready.caPath, ...s.ready.client, keyId: KEY_ID, inFlight: IN_FLIGHT, seconds: SECONDS, warmupSeconds: 1.5,
-    payloadHex: PAYLOAD.toString("hex"), expectedHex: createHmac("sha256", SECRET).update(PAYLOAD).digest("hex"),
-  };
-  const c = new JsonChild([join(REPO, "bench/python_stream.py"), JSON.stringify(job)], {}, [], "/usr/bin/python3");
-  await c.next<{ window: "start" }>(60_000);
-  await s.begin();
-  await c.next<{ window: "end" }>(60_000 + SECONDS * 1000);
-  const server = await s.end();
-  const client = await c.next<ClientResult>(60_000);
-  await c.exit;
+  const { client, server } = await s.bracketClient({ mode: "stream", seconds: SECONDS }, pythonStreamChild(s.ready, IN_FLIGHT, SECONDS));
   return {
     server: s.label,
     load: `python stream ${IN_FLIGHT} in flight`,

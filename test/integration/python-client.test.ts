@@ -15,23 +15,48 @@ import { importSecret, REPO, startInProcess, tempDir, type InProcessService } fr
  */
 
 // Binance's documented HMAC example ("SIGNED Endpoint Examples for POST /api/v3/order").
-const BINANCE = { secret: "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j", apiKey: "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A" };
+const BINANCE = {
+  secret: "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j",
+  apiKey: "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A",
+};
 // The keys of test/unit/exchanges/bybit.test.ts and okx.test.ts (their guides publish the text to sign, no secret).
 const BYBIT = { secret: "yQ1UpD4mWb2gqz3Vv7XkRkP9tHc6sLJfN0aE", apiKey: "XUwVDQ9tZdFyqPJbE1" };
 const OKX = { secret: "22582BD0CFF14C41EDBF1AB98506286D", apiKey: "4f1c2b3a-9d8e-4c7b-a6f5-0e1d2c3b4a59", passphrase: "Correct-Horse-9" };
+const BYBIT_T = 1658384314791;
+const OKX_T = Date.parse("2020-12-08T09:08:57.715Z");
 
 /** The same inputs pytest signs (snake_case there); fixed timestamps so outputs are comparable. */
 const CASES: Array<{ name: string; input: ExchangeRequestInput }> = [
-  { name: "binance-order", input: { keyId: "bn", method: "POST", path: "/api/v3/order", query: "symbol=LTCBTC&side=BUY&type=LIMIT&timeInForce=GTC&quantity=1&price=0.1", timestampMs: 1499827319559, recvWindowMs: 5000 } },
-  { name: "bybit-get", input: { keyId: "by", method: "GET", path: "/v5/order/realtime", query: "category=option&symbol=BTC-29JUL22-25000-C", timestampMs: 1658384314791, recvWindowMs: 5000 } },
+  {
+    name: "binance-order",
+    input: {
+      keyId: "bn", method: "POST", path: "/api/v3/order", query: "symbol=LTCBTC&side=BUY&type=LIMIT&timeInForce=GTC&quantity=1&price=0.1",
+      timestampMs: 1499827319559, recvWindowMs: 5000,
+    },
+  },
+  {
+    name: "bybit-get",
+    input: {
+      keyId: "by", method: "GET", path: "/v5/order/realtime", query: "category=option&symbol=BTC-29JUL22-25000-C", timestampMs: BYBIT_T, recvWindowMs: 5000,
+    },
+  },
   {
     name: "bybit-order",
-    input: { keyId: "by", method: "POST", path: "/v5/order/create", body: '{"category":"linear","symbol":"BTCUSDT","side":"Buy","orderType":"Limit","qty":"0.01","price":"30000","timeInForce":"GTC"}', timestampMs: 1658384314791, recvWindowMs: 5000 },
+    input: {
+      keyId: "by", method: "POST", path: "/v5/order/create", timestampMs: BYBIT_T, recvWindowMs: 5000,
+      body: '{"category":"linear","symbol":"BTCUSDT","side":"Buy","orderType":"Limit","qty":"0.01","price":"30000","timeInForce":"GTC"}',
+    },
   },
-  { name: "okx-balance", input: { keyId: "ok", method: "GET", path: "/api/v5/account/balance", query: "ccy=BTC", timestampMs: Date.parse("2020-12-08T09:08:57.715Z"), passphrase: OKX.passphrase } },
+  {
+    name: "okx-balance",
+    input: { keyId: "ok", method: "GET", path: "/api/v5/account/balance", query: "ccy=BTC", timestampMs: OKX_T, passphrase: OKX.passphrase },
+  },
   {
     name: "okx-order",
-    input: { keyId: "ok", method: "POST", path: "/api/v5/trade/order", body: '{"instId":"BTC-USDT","tdMode":"cash","side":"buy","ordType":"limit","sz":"0.01","px":"30000"}', timestampMs: Date.parse("2020-12-08T09:08:57.715Z"), passphrase: OKX.passphrase },
+    input: {
+      keyId: "ok", method: "POST", path: "/api/v5/trade/order", timestampMs: OKX_T, passphrase: OKX.passphrase,
+      body: '{"instId":"BTC-USDT","tdMode":"cash","side":"buy","ordType":"limit","sz":"0.01","px":"30000"}',
+    },
   },
 ];
 
