@@ -112,8 +112,9 @@ export class JsonChild {
   private exited = false;
   readonly exit: Promise<number | null>;
 
-  constructor(args: string[], env: NodeJS.ProcessEnv = {}, execArgv: string[] = []) {
-    this.proc = spawn(process.execPath, [...execArgv, ...args], { env: { ...process.env, ...env }, stdio: ["pipe", "pipe", "pipe"] });
+  /** `command` defaults to this node; the Python stream load passes Debian's python3. */
+  constructor(args: string[], env: NodeJS.ProcessEnv = {}, execArgv: string[] = [], command = process.execPath) {
+    this.proc = spawn(command, [...execArgv, ...args], { env: { ...process.env, ...env }, stdio: ["pipe", "pipe", "pipe"] });
     this.proc.stderr!.on("data", (d: Buffer) => {
       this.stderrText += d.toString();
       if (this.stderrText.length > 64_000) this.stderrText = this.stderrText.slice(-32_000);

@@ -24,6 +24,7 @@ import type { ClientJob, ClientResult } from "./client.js";
 import { EXCHANGE_KEY_ID, JsonChild, KEY_ID, PAYLOAD, SECRET, benchScript, encodedExchangeRequest, encodedSignRequest, grpcFrame, round } from "./common.js";
 import { prepareH2load, runH2load, type H2loadSetup } from "./h2load.js";
 import { printProfile, summarizeProfile } from "./profile.js";
+import { pythonStreamChild } from "./python-stream.js";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? "5");
 const IN_FLIGHT = 64;
@@ -132,10 +133,10 @@ class BenchServer {
     if (code !== 0) throw new Error(`${this.label} server exited ${code}: ${this.child.stderr().slice(-2000)}`);
   }
 
-  /** A client process whose measured window brackets the server's counters. */
-  async bracketClient(job: Omit<ClientJob, "grpc" | "caPath" | "certPath" | "keyPath">): Promise<{ client: ClientResult; server: ServerStats }> {
+  /** A client process (client.js, or `child` speaking its protocol) whose measured window brackets the server's counters. */
+  async bracketClient(job: Omit<ClientJob, "grpc" | "caPath" | "certPath" | "keyPath">, child?: JsonChild): Promise<{ client: ClientResult; server: ServerStats }> {
     const full: ClientJob = { ...job, grpc: this.ready.grpc, caPath: this.ready.caPath, ...this.ready.client };
-    const c = new JsonChild([benchScript("client.js"), JSON.stringify(full)]);
+    const c = child ?? new JsonChild([benchScript("client.js"), JSON.stringify(full)]);
     await c.next<{ window: "start" }>(60_000);
     await this.begin();
     await c.next<{ window: "end" }>(60_000 + job.seconds * 1000);
@@ -227,6 +228,20 @@ async function streamLoad(s: BenchServer): Promise<Row> {
   };
 }
 
+/** The Python client (clients/python, grpc.aio SignStream) on the same server run: raw Sign, 64 in flight. */
+async function pythonStreamLoad(s: BenchServer): Promise<Row> {
+  const { client, server } = await s.bracketClient({ mode: "stream", seconds: SECONDS }, pythonStreamChild(s.ready, IN_FLIGHT, SECONDS));
+  return {
+    server: s.label,
+    load: `python stream ${IN_FLIGHT} in flight`,
+    per_s: client.per_s,
+    server_stats: server,
+    generator: `1 ${client.impl} process`,
+    generator_cpu_us_per_call: client.cpu_us_per_call,
+    generator_cores: client.cores,
+  };
+}
+
 async function allLoads(s: BenchServer, h2: H2loadSetup, bodyFile: string): Promise<Row[]> {
   const rows: Row[] = [];
   for (const load of [latencyLoad, (x: BenchServer) => unaryCapacity(x, h2, bodyFile), streamLoad]) {
@@ -313,6 +328,10 @@ async function main(): Promise<void> {
     const exchangeRows: [Row, Row] = [await latencyLoad(s, "exchange"), await unaryCapacity(s, h2, exchangeBodyFile, "SignExchangeRequest")];
     if (exchangeRows.some((r) => r.server_stats.denied || r.server_stats.failed)) throw new Error("custos denied or failed exchange requests in the bench");
     rows.push(...exchangeRows);
+    log("custos: the Python client's stream (clients/python, grpc.aio)");
+    const pythonStream = await pythonStreamLoad(s);
+    if (pythonStream.server_stats.denied || pythonStream.server_stats.failed) throw new Error("custos denied or failed Python stream calls in the bench");
+    rows.push(pythonStream);
     await s.stop();
 
     log("floor: bare grpc-js + node:crypto HMAC, same mTLS");
@@ -397,6 +416,14 @@ async function main(): Promise<void> {
         p99_us: exchangeRows[0].p99_us,
         p99_ratio_to_raw: ratio(exchangeRows[0].p99_us!, cLat.p99_us!),
         server_cpu_us_per_call: exchangeRows[1].server_stats.cpu_us_per_call,
+      },
+      // The Python client's SignStream next to the TypeScript stream client, same custos run.
+      python_stream: {
+        per_s: pythonStream.per_s,
+        client_cpu_us_per_call: pythonStream.generator_cpu_us_per_call,
+        server_cpu_us_per_call: pythonStream.server_stats.cpu_us_per_call,
+        typescript_stream_per_s: cStream.per_s,
+        typescript_client_cpu_us_per_call: cStream.generator_cpu_us_per_call,
       },
       hsm_raw_async_per_s: Object.fromEntries(hsm.async.map((a) => [String(a.in_flight), a.per_s])),
       dispatch: syncDispatch,

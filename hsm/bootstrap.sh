@@ -3,7 +3,8 @@
 # missing (SoftHSM2; for tests also gdb for gcore, protoc for the generated-code check,
 # Chromium for the console's browser tests, and what builds SoftHSM2 with Ed25519 unwrap
 # for the key-migration tests — hsm/softhsm2-eddsa/;
-# for the benchmark nghttp2-client), installs npm packages, and builds.
+# the Python client's tests Debian's python3-grpcio and friends; for the benchmark
+# nghttp2-client), installs npm packages, and builds.
 # Usage: bash hsm/bootstrap.sh [serve|test|bench]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +24,12 @@ if [ "$mode" = test ]; then
   [ -f /usr/include/openssl/evp.h ] || need+=(libssl-dev)
   command -v patch >/dev/null || need+=(patch)
   command -v openssl >/dev/null || need+=(openssl) # reads officer key files independently of custos
+  # The Python client's tests (clients/python) run on Debian's python3 and its packages; the
+  # gRPC Python codegen plugin matches python3-grpcio (not python3-grpc-tools: its protoc is too old).
+  for pkg in python3-grpcio python3-protobuf python3-requests python3-aiohttp python3-pytest python3-venv python3-pip python3-setuptools python3-wheel; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+  done
+  [ -x /usr/bin/grpc_python_plugin ] || need+=(protobuf-compiler-grpc)
 fi
 if [ "$mode" = bench ]; then
   command -v h2load >/dev/null || need+=(nghttp2-client)

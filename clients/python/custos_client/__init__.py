@@ -1,0 +1,17 @@
+"""Python client of custos: sign exchange requests through an HSM, never holding the secret.
+
+``Client`` (synchronous, ``grpc``) and ``AsyncClient`` (``grpc.aio``, with ``SignStream``)
+sign REST requests, WebSocket logins and raw payloads; ``custos_client.requests.CustosAuth``
+and ``custos_client.aiohttp.CustosAiohttpAuth`` sign a bot's own HTTP requests.
+"""
+from .aio import AsyncClient, SignStream
+from .client import Client
+from .connection import Connection
+from .errors import CustosError, InvalidRequest, Refused, Unavailable
+from .messages import Signature, SignedRequest, SignedWebSocketAuth
+
+__all__ = [
+    "AsyncClient", "Client", "Connection", "CustosError", "InvalidRequest", "Refused", "SignStream",
+    "Signature", "SignedRequest", "SignedWebSocketAuth", "Unavailable",
+]
+__version__ = "0.1.0"

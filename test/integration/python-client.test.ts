@@ -1,0 +1,124 @@
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { CustosClient, type ExchangeRequestInput } from "../../src/client/custos-client.js";
+import { importSecret, REPO, startInProcess, tempDir, type InProcessService } from "../helpers/harness.js";
+
+/**
+ * The Python client (clients/python) against a real custos: SoftHSM2, gRPC over mTLS, SQLite.
+ * This test starts custos, imports the documented example keys, records the TypeScript
+ * client's output for the same inputs, and runs the Python suite with Debian's python3
+ * (pytest reads the data dir, key ids and expected outputs from CUSTOS_PYTEST_FIXTURE). The
+ * tests marked custos_stopped run after custos has stopped.
+ */
+
+// Binance's documented HMAC example ("SIGNED Endpoint Examples for POST /api/v3/order").
+const BINANCE = {
+  secret: "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j",
+  apiKey: "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A",
+};
+// The keys of test/unit/exchanges/bybit.test.ts and okx.test.ts (their guides publish the text to sign, no secret).
+const BYBIT = { secret: "yQ1UpD4mWb2gqz3Vv7XkRkP9tHc6sLJfN0aE", apiKey: "XUwVDQ9tZdFyqPJbE1" };
+const OKX = { secret: "22582BD0CFF14C41EDBF1AB98506286D", apiKey: "4f1c2b3a-9d8e-4c7b-a6f5-0e1d2c3b4a59", passphrase: "Correct-Horse-9" };
+const BYBIT_T = 1658384314791;
+const OKX_T = Date.parse("2020-12-08T09:08:57.715Z");
+
+/** The same inputs pytest signs (snake_case there); fixed timestamps so outputs are comparable. */
+const CASES: Array<{ name: string; input: ExchangeRequestInput }> = [
+  {
+    name: "binance-order",
+    input: {
+      keyId: "bn", method: "POST", path: "/api/v3/order", query: "symbol=LTCBTC&side=BUY&type=LIMIT&timeInForce=GTC&quantity=1&price=0.1",
+      timestampMs: 1499827319559, recvWindowMs: 5000,
+    },
+  },
+  {
+    name: "bybit-get",
+    input: {
+      keyId: "by", method: "GET", path: "/v5/order/realtime", query: "category=option&symbol=BTC-29JUL22-25000-C", timestampMs: BYBIT_T, recvWindowMs: 5000,
+    },
+  },
+  {
+    name: "bybit-order",
+    input: {
+      keyId: "by", method: "POST", path: "/v5/order/create", timestampMs: BYBIT_T, recvWindowMs: 5000,
+      body: '{"category":"linear","symbol":"BTCUSDT","side":"Buy","orderType":"Limit","qty":"0.01","price":"30000","timeInForce":"GTC"}',
+    },
+  },
+  {
+    name: "okx-balance",
+    input: { keyId: "ok", method: "GET", path: "/api/v5/account/balance", query: "ccy=BTC", timestampMs: OKX_T, passphrase: OKX.passphrase },
+  },
+  {
+    name: "okx-order",
+    input: {
+      keyId: "ok", method: "POST", path: "/api/v5/trade/order", timestampMs: OKX_T, passphrase: OKX.passphrase,
+      body: '{"instId":"BTC-USDT","tdMode":"cash","side":"buy","ordType":"limit","sz":"0.01","px":"30000"}',
+    },
+  },
+];
+
+function runPytest(fixture: string, marker: string): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve) => {
+    const proc = spawn("/usr/bin/python3", ["-m", "pytest", "-q", "-p", "no:cacheprovider", "--durations=5", "-m", marker, "clients/python/tests"], {
+      cwd: REPO,
+      env: { ...process.env, CUSTOS_PYTEST_FIXTURE: fixture, PYTHONDONTWRITEBYTECODE: "1" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let output = "";
+    proc.stdout.on("data", (d: Buffer) => (output += d.toString()));
+    proc.stderr.on("data", (d: Buffer) => (output += d.toString()));
+    proc.on("close", (code) => resolve({ code, output }));
+  });
+}
+
+describe("the Python client against a real custos", () => {
+  let svc: InProcessService;
+  let stopped = false;
+  const work = tempDir("custos-python-");
+  const fixture = join(work, "fixture.json");
+
+  before(async () => {
+    svc = await startInProcess();
+    await importSecret(svc.custody, "bn", Buffer.from(BINANCE.secret), { exchange: "binance", apiKeyId: BINANCE.apiKey });
+    await importSecret(svc.custody, "by", Buffer.from(BYBIT.secret), { exchange: "bybit", apiKeyId: BYBIT.apiKey });
+    await importSecret(svc.custody, "ok", Buffer.from(OKX.secret), { exchange: "okx", apiKeyId: OKX.apiKey });
+    await importSecret(svc.custody, "raw", Buffer.from("python-raw-secret-0123456789abcdef0123456789"));
+    const client = CustosClient.fromDataDir(svc.dir);
+    try {
+      const cases = [];
+      for (const c of CASES) cases.push({ name: c.name, input: c.input, typescript: await client.signExchangeRequest(c.input) });
+      writeFileSync(fixture, JSON.stringify({ dataDir: svc.dir, work, keys: { binance: "bn", bybit: "by", okx: "ok", raw: "raw" }, cases }));
+    } finally {
+      client.close();
+    }
+  });
+  after(async () => {
+    if (svc && !stopped) await svc.stop();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  it("passes the Python suite while custos serves (pytest exits 0, every test collected)", async (t) => {
+    const r = await runPytest(fixture, "not custos_stopped");
+    t.diagnostic(r.output.trim().split("\n").slice(-12).join(" | "));
+    assert.equal(r.code, 0, r.output);
+    assert.match(r.output, /\b23 passed, 2 deselected\b/);
+  });
+
+  it("passes the Python suite's unavailability tests once custos has stopped", async (t) => {
+    svc.custody.close();
+    svc.signer.close();
+    await svc.service.stop();
+    stopped = true;
+    try {
+      const r = await runPytest(fixture, "custos_stopped");
+      t.diagnostic(r.output.trim().split("\n").at(-1) ?? "");
+      assert.equal(r.code, 0, r.output);
+      assert.match(r.output, /\b2 passed, 23 deselected\b/);
+    } finally {
+      rmSync(svc.dir, { recursive: true, force: true });
+    }
+  });
+});
