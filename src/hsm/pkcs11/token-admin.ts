@@ -56,16 +56,7 @@ export interface WrappingKeyResult {
 
 /** Creates the RSA-3072 wrapping key pair on the token, or adopts the existing one. */
 export function ensureWrappingKey(modulePath: string, tokenLabel: string, userPin: string): WrappingKeyResult {
-  const mod = loadModule(modulePath);
-  const slot = findSlotByLabel(mod, tokenLabel);
-  if (!slot) throw new CustosError("HSM_UNAVAILABLE", `no initialised token labelled "${tokenLabel}"`);
-  const session = mod.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
-  try {
-    try {
-      mod.C_Login(session, pkcs11js.CKU_USER, userPin);
-    } catch (e) {
-      if (ckrOf(e) !== CKR_USER_ALREADY_LOGGED_IN) throw e;
-    }
+  return withUserSession(modulePath, tokenLabel, userPin, "hsm init", (mod, session) => {
     const havePrivate = findObjects(mod, session, wrappingKeyQuery("private")).length > 0;
     const havePublic = findObjects(mod, session, wrappingKeyQuery("public")).length > 0;
     if (havePrivate && havePublic) return { created: false };
@@ -75,11 +66,7 @@ export function ensureWrappingKey(modulePath: string, tokenLabel: string, userPi
     const t = wrappingKeyPairTemplates();
     mod.C_GenerateKeyPair(session, { mechanism: pkcs11js.CKM_RSA_PKCS_KEY_PAIR_GEN }, t.publicKey, t.privateKey);
     return { created: true };
-  } catch (e) {
-    throw toCustosError(e, "hsm init");
-  } finally {
-    mod.C_CloseSession(session);
-  }
+  });
 }
 
 /**
