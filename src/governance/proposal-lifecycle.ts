@@ -1,5 +1,6 @@
 import type { Logger } from "pino";
 import type { AuditLog, AuditRecord } from "../audit/audit-log.js";
+import { markAudited } from "../errors.js";
 import type { Hsm } from "../hsm/hsm.js";
 import { activeVersion } from "../keys/model.js";
 import type { AccessDirectory } from "../signing/directory.js";
@@ -81,8 +82,8 @@ export class ProposalLifecycle {
         await this.store.updateProposal(p.id, "executing", { state: "failed", failure: e instanceof Error ? e.message.slice(0, 500) : String(e) });
         await this.audit.recordNow({ kind: "proposal.failed", actor: "system", outcome: "failed", reason: codeOf(e), key: keyOf(p), details: { proposal: p.id, digest: p.digest } });
         this.log.warn({ event: "proposal.failed", proposal: p.id, kind: p.kind, reason: codeOf(e) }, "proposal execution failed");
-        // The vote that triggered the execution answers with the execution's error.
-        throw e;
+        // The vote that triggered the execution answers with the execution's error, already audited (proposal.failed).
+        throw markAudited(e);
       }
       await this.steps.completed(p);
     } finally {
