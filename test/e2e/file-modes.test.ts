@@ -35,7 +35,7 @@ describe("file modes", () => {
     const dir = service.dir;
     const deadline = Date.now() + 10_000;
     while (!existsSync(join(dir, "custos.pid")) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    const imported = await runCli(["key", "import", "--data-dir", dir, "--key", "modes", "--exchange", "custom"], { input: "file-modes-secret" });
+    const imported = await runCli(["key", "import", "--data-dir", dir, "--key", "modes", "--raw"], { input: "file-modes-secret" });
     assert.equal(imported.code, 0, imported.stderr);
 
     const files = filesUnder(dir).map((p) => relative(dir, p));
