@@ -16,7 +16,8 @@ function filesUnder(dir: string): string[] {
 }
 
 const mode = (path: string) => statSync(path).mode & 0o777;
-const isPublic = (name: string) => name.endsWith(".crt") || name.endsWith(".pub.pem");
+/** Certificates and published public keys (officers', the audit checkpoint key's) stay readable by others. */
+const isPublic = (name: string) => name.endsWith(".crt") || name.endsWith(".pub.pem") || name === "audit-checkpoint-key.pem";
 
 let service: ChildService | undefined;
 after(async () => {

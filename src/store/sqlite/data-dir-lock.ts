@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { CustosError } from "../../errors.js";
-import { writePrivateFile } from "../../private-file.js";
+import { ensurePrivateFile, writePrivateFile } from "../../private-file.js";
 
 /** The file whose exclusive SQLite lock marks a data dir as served. */
 export const LOCK_FILE = "custos.lock";
@@ -66,6 +66,8 @@ export function servingPid(dataDir: string): number | undefined {
 
 /** An open connection holding the exclusive lock, or undefined when another process holds it. */
 function tryExclusive(dataDir: string, waitMs: number): Database.Database | undefined {
+  // Owner-only like every non-public file custos writes; SQLite gives its journal the same mode.
+  ensurePrivateFile(join(dataDir, LOCK_FILE));
   const db = new Database(join(dataDir, LOCK_FILE), { timeout: waitMs });
   try {
     // EXCLUSIVE locking mode keeps the lock after the first write until the connection closes.
