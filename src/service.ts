@@ -230,6 +230,9 @@ export async function startService(config: CustosConfig, logger: Logger, options
   healthTimer.unref();
   anomalies?.start();
   checkpointer.start();
+  // Every start attests the head it serves from, so a data dir with a published checkpoint key
+  // always has a checkpoint: `audit verify` reads none left as checkpoints removed.
+  await checkpointer.checkpoint();
 
   // Governance housekeeping: expired proposals end, grace periods end, overdue keys are
   // reported (a warning a day per key).
