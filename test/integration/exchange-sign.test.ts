@@ -79,7 +79,8 @@ describe("exchange-aware signing through the service", () => {
   };
 
   before(async () => {
-    svc = await startInProcess();
+    // Every refusal here is checked for its own audit row: no flood sampling for this suite.
+    svc = await startInProcess((c) => (c.audit.refusals = { individualPerSource: 10_000 }));
     await importSecret(svc.custody, "bn", Buffer.from(BINANCE_SECRET), { exchange: "binance", apiKeyId: BINANCE_API_KEY });
   });
   after(async () => svc?.stop());

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { rmSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { CustosClient, type ExchangeRequestInput } from "../../src/client/custos-client.js";
@@ -110,8 +110,11 @@ describe("the Python client against a real custos", () => {
   it("passes the Python suite's unavailability tests once custos has stopped", async (t) => {
     svc.custody.close();
     svc.signer.close();
+    // A stopped custos removes its connection.json; a bot configured from it still has the address.
+    const connection = readFileSync(join(svc.dir, "connection.json"));
     await svc.service.stop();
     stopped = true;
+    writeFileSync(join(svc.dir, "connection.json"), connection);
     try {
       const r = await runPytest(fixture, "custos_stopped");
       t.diagnostic(r.output.trim().split("\n").at(-1) ?? "");
