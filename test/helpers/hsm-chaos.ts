@@ -219,6 +219,8 @@ export function defineRecoveryScenario(dispatch: "sync" | "async" | "worker", tw
     before(async () => {
       svc = await startInProcess((c) => {
         c.hsm.dispatch = dispatch;
+        // The scenario counts one audit row per HSM_UNAVAILABLE answer: no flood sampling here.
+        c.audit.refusals = { individualPerSource: 100_000 };
         tweak(c);
       });
       killer = new HsmKiller(svc.config.hsm.modulePath, svc.config.hsm.tokenLabel);
