@@ -149,8 +149,8 @@ export function parseOfficerPublicKey(pem: string): KeyObject {
 
 /**
  * Decrypts an officer's private key. Only encrypted PKCS#8 is accepted: a key file in the
- * clear is refused rather than used. A wrong passphrase is UNAUTHENTICATED; a file that is
- * not a key, or a key that is not Ed25519, is INVALID_ARGUMENT.
+ * clear is refused rather than used. A wrong passphrase (or an encrypted file damaged inside) is
+ * UNAUTHENTICATED; a file that is not an encrypted key, or a key that is not Ed25519, is INVALID_ARGUMENT.
  */
 export function loadOfficerPrivateKey(pem: string, passphrase: string): KeyObject {
   const text = typeof pem === "string" ? pem.trim() : "";
@@ -162,11 +162,10 @@ export function loadOfficerPrivateKey(pem: string, passphrase: string): KeyObjec
   try {
     key = createPrivateKey({ key: text, format: "pem", passphrase });
   } catch (e) {
-    // A wrong passphrase fails the CBC padding check; so, rarely, would a corrupted file.
-    if ((e as { code?: unknown }).code === "ERR_OSSL_BAD_DECRYPT") {
-      throw new CustosError("UNAUTHENTICATED", "wrong passphrase for the officer key", { cause: e });
-    }
-    throw invalid("the officer key file cannot be decoded", e);
+    // PBES2 has no MAC: a wrong passphrase usually fails CBC's padding check, and about once in 256
+    // tries decrypts to bytes that are no key. Either way this passphrase does not open this file.
+    const badDecrypt = (e as { code?: unknown }).code === "ERR_OSSL_BAD_DECRYPT";
+    throw new CustosError("UNAUTHENTICATED", badDecrypt ? "wrong passphrase for the officer key" : "wrong passphrase for the officer key (or a damaged key file)", { cause: e });
   }
   if (key.asymmetricKeyType !== OFFICER_KEY_TYPE) {
     throw invalid(`officer keys must be Ed25519, this key is ${key.asymmetricKeyType ?? "of an unknown type"}`);
