@@ -136,23 +136,27 @@ function invalid(message: string): CustosError {
   return new CustosError("INVALID_ARGUMENT", `binance: ${message}`);
 }
 
-/**
- * Query then body parameters, decoded (the query wins on the exchange when both name one).
- * classify, symbols, orders and prepare read them for one request in a row, synchronously:
- * the last request's pairs are kept (one slot, checked by identity and content) so they are
- * parsed once. Callers never mutate the list.
- */
-let lastParsed:
-  | { req: ExchangeRequest; query: string; body: string; params: ReadonlyArray<[string, string]>; byName: Map<string, string>; sizesChecked: boolean }
-  | undefined;
-function parameters(req: ExchangeRequest): ReadonlyArray<[string, string]> {
-  return parsed(req).params;
+/** One request's parameters as Binance reads them, parsed once. */
+interface Parsed {
+  /** Query then body pairs, decoded; no name twice. */
+  readonly params: ReadonlyArray<[string, string]>;
+  readonly byName: ReadonlyMap<string, string>;
+  /** `batchOrders` as a list of orders, undefined when absent (parsed on first use). */
+  batch?: Array<Record<string, unknown>> | undefined;
+  batchRead: boolean;
+  sizesChecked: boolean;
 }
 
-function parsed(req: ExchangeRequest): NonNullable<typeof lastParsed> {
-  const hit = lastParsed;
-  if (hit !== undefined && hit.req === req && hit.query === req.query && hit.body === req.body) return hit;
-  // A name given twice (within or across query and body) is refused: which copy Binance reads is undocumented.
+/**
+ * classify, symbols, orders, schemaMisfit and prepare read one request in a row, synchronously:
+ * the last request's reading is kept (one slot, checked by identity and content) so it is
+ * parsed once. A name given twice, within or across query and body, is refused: which copy
+ * Binance reads is undocumented.
+ */
+let last: { req: ExchangeRequest; query: string; body: string; parsed: Parsed } | undefined;
+function parsed(req: ExchangeRequest): Parsed {
+  const hit = last;
+  if (hit !== undefined && hit.req === req && hit.query === req.query && hit.body === req.body) return hit.parsed;
   const query = formPairsStrict(req.query);
   const body = formPairsStrict(req.body);
   const params = query.length === 0 ? body : body.length === 0 ? query : [...query, ...body];
@@ -161,30 +165,31 @@ function parsed(req: ExchangeRequest): NonNullable<typeof lastParsed> {
     if (byName.has(k)) throw invalid(`parameter ${k} is sent twice`);
     byName.set(k, v);
   }
-  lastParsed = { req, query: req.query, body: req.body, params, byName, sizesChecked: false };
-  return lastParsed;
+  const p: Parsed = { params, byName, batchRead: false, sizesChecked: false };
+  last = { req, query: req.query, body: req.body, parsed: p };
+  return p;
 }
 
-/** The values of `name` (none or one: repeated names are refused when parsing). */
-function valuesOf(params: ReadonlyArray<[string, string]>, name: string): string[] {
-  const hit = lastParsed;
-  if (hit !== undefined && hit.params === params) {
-    const v = hit.byName.get(name);
-    return v === undefined ? [] : [v];
-  }
-  return params.filter(([k]) => k === name).map(([, v]) => v);
+/** The values of `name`: none or one. */
+function valuesOf(p: Parsed, name: string): string[] {
+  const v = p.byName.get(name);
+  return v === undefined ? [] : [v];
 }
 
 /**
  * `batchOrders`, a JSON list of order objects (URL-encoded); undefined when absent. JSON that
  * names a key twice, or is not a list of objects, is refused (INVALID_ARGUMENT).
  */
-function batchOf(params: ReadonlyArray<[string, string]>): Array<Record<string, unknown>> | undefined {
-  const raw = valuesOf(params, "batchOrders");
-  if (raw.length === 0) return undefined;
-  const list = parseJsonStrict(raw[0]!);
-  if (!Array.isArray(list) || !list.every(isObject)) throw invalid("batchOrders must be a JSON list of orders");
-  return list;
+function batchOf(p: Parsed): Array<Record<string, unknown>> | undefined {
+  if (p.batchRead) return p.batch;
+  const raw = p.byName.get("batchOrders");
+  if (raw !== undefined) {
+    const list = parseJsonStrict(raw);
+    if (!Array.isArray(list) || !list.every(isObject)) throw invalid("batchOrders must be a JSON list of orders");
+    p.batch = list;
+  }
+  p.batchRead = true;
+  return p.batch;
 }
 
 /**
@@ -222,9 +227,9 @@ function singleOrder(get: (name: string) => Array<string | undefined>): { symbol
 const classify = tableClassifier(TABLE, PATTERNS);
 
 function symbols(req: ExchangeRequest): string[] {
-  const params = parameters(req);
-  const found = valuesOf(params, "symbol");
-  for (const o of batchOf(params) ?? []) {
+  const p = parsed(req);
+  const found = valuesOf(p, "symbol");
+  for (const o of batchOf(p) ?? []) {
     const s = textOf(o.symbol);
     if (s !== undefined) found.push(s);
   }
@@ -238,21 +243,20 @@ const itemField = (o: Record<string, unknown>) => (name: string): Array<string |
 function checkedShape(req: ExchangeRequest): OrderShape | undefined {
   const shape = ORDER_SHAPES.get(`${req.method} ${req.path}`);
   if (!shape) return undefined;
-  const request = parsed(req);
+  const p = parsed(req);
   // orders() and prepare() both ask, for the same request: check its sizes once.
-  if (request.sizesChecked) return shape;
-  const params = request.params;
-  if (shape === "batch") (batchOf(params) ?? []).forEach((o, i) => checkSizes(itemField(o), `batchOrders[${i}]: `));
-  else checkSizes((name) => valuesOf(params, name), "");
-  request.sizesChecked = true;
+  if (p.sizesChecked) return shape;
+  if (shape === "batch") (batchOf(p) ?? []).forEach((o, i) => checkSizes(itemField(o), `batchOrders[${i}]: `));
+  else checkSizes((name) => valuesOf(p, name), "");
+  p.sizesChecked = true;
   return shape;
 }
 
 function orders(req: ExchangeRequest): Array<{ symbol: string; quantity: number }> {
   const shape = checkedShape(req);
   if (!shape) return [];
-  const params = parameters(req);
-  const get = (name: string): string[] => valuesOf(params, name);
+  const p = parsed(req);
+  const get = (name: string): string[] => valuesOf(p, name);
   switch (shape) {
     case "single":
       return [singleOrder(get)];
@@ -273,7 +277,7 @@ function orders(req: ExchangeRequest): Array<{ symbol: string; quantity: number 
       ];
     }
     case "batch": {
-      const batch = batchOf(params);
+      const batch = batchOf(p);
       if (!batch) return [{ symbol: "", quantity: Number.POSITIVE_INFINITY }];
       return batch.map((o) => singleOrder(itemField(o)));
     }
@@ -286,11 +290,12 @@ function checkRequest(req: ExchangeRequest, ownedInPlace: ReadonlyMap<string, st
   if (!BODY_SAFE.test(req.body)) throw invalid("the body must be percent-encoded printable ASCII (application/x-www-form-urlencoded)");
   if (req.method === "GET" && req.body !== "") throw invalid("GET parameters must be sent in the query string");
   if (/^\s*[[{]/.test(req.body)) throw invalid("Binance takes form-encoded bodies, not JSON");
-  // parameters() refuses repeated names, batchOf() malformed batches, checkedShape() bad sizes.
-  for (const [name] of parameters(req)) {
+  // parsed() refuses repeated names, batchOf() malformed batches, checkedShape() bad sizes.
+  const p = parsed(req);
+  for (const [name] of p.params) {
     if (RESERVED.has(name) && !ownedInPlace.has(name)) throw invalid(`${name} is set by custos, not by the caller`);
   }
-  batchOf(parameters(req));
+  batchOf(p);
   checkedShape(req);
 }
 
@@ -304,7 +309,7 @@ function schemaMisfit(req: ExchangeRequest): string | undefined {
   if (!schema) return `custos has no parameter schema for ${endpoint}`;
   let params: ReadonlyArray<[string, string]>;
   try {
-    params = parameters(req);
+    params = parsed(req).params;
   } catch (e) {
     return e instanceof Error ? e.message : String(e);
   }
@@ -316,7 +321,7 @@ function prepare(req: ExchangeRequest, ctx: SigningContext): PreparedRequest {
   // The caller's timestamp/recvWindow are kept in place iff they equal what custos signs with
   // (ctx: custos's clock, or the caller's value that passed the skew and window policy).
   const ownedInPlace = new Map<string, string>();
-  for (const [name, value] of parameters(req)) {
+  for (const [name, value] of parsed(req).params) {
     const expected = name === "timestamp" ? String(ctx.timestamp) : name === "recvWindow" && ctx.recvWindow !== undefined ? String(ctx.recvWindow) : undefined;
     if (expected !== undefined && value === expected && !ownedInPlace.has(name)) ownedInPlace.set(name, value);
   }

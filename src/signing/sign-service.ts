@@ -164,7 +164,7 @@ export class SignService {
       if (dialect.signaturesAreLogins) checkExchangeScope(policy, key.exchange);
       const prepared = dialect.prepare(req.request, ctx);
       const toSign = prepared.toSign;
-      // One MAC per REST request: no array copies on the common path (signEach stays for dialects that need more).
+      // Every REST dialect signs one message: no array copies on that path.
       const macs = toSign.length === 1 ? [await this.hsm.sign(v.objectId, key.algorithm, toSign[0]!)] : await this.signEach(v.objectId, key.algorithm, toSign);
       const signed = prepared.finish(macs) as ExchangeSignResult;
       this.audit.record(
@@ -223,9 +223,7 @@ export class SignService {
       }
       const ctx = this.signingContext(key, v, { ...req, ...(recvWindowMs !== undefined ? { recvWindowMs } : {}) }, dialect.nonceIsTime === true);
       const prepared = dialect.websocketAuth(req.input, ctx);
-      const macs: Buffer[] = [];
-      for (const data of prepared.toSign) macs.push(await this.hsm.sign(v.objectId, key.algorithm, data));
-      const signed = prepared.finish(macs);
+      const signed = prepared.finish(await this.signEach(v.objectId, key.algorithm, prepared.toSign));
       this.audit.record(
         { kind: "sign.ws_auth", actor: caller.identity ?? "unknown", outcome: "allowed", key: req.keyId, version, peer: caller.ip || undefined, ...(wsRequest ? { details: { ...what, ...(endpointClass ? { class: endpointClass } : {}) } } : {}) },
         prepared.toSign[0],
