@@ -132,12 +132,12 @@ function checkQty(path: string, o: Fields): void {
 }
 
 // symbols, orders, schemaMisfit and prepare all read the same request: read it once.
-let last: { req: ExchangeRequest; key: string; reading: Reading } | undefined;
+let last: { req: ExchangeRequest; method: string; path: string; query: string; body: string; reading: Reading } | undefined;
 function read(req: ExchangeRequest): Reading {
-  const key = `${req.method} ${req.path}?${req.query}\n${req.body}`;
-  if (last && last.req === req && last.key === key) return last.reading;
+  const hit = last;
+  if (hit && hit.req === req && hit.method === req.method && hit.path === req.path && hit.query === req.query && hit.body === req.body) return hit.reading;
   const reading = readNow(req);
-  last = { req, key, reading };
+  last = { req, method: req.method, path: req.path, query: req.query, body: req.body, reading };
   return reading;
 }
 
