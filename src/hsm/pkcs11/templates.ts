@@ -38,6 +38,29 @@ export function secretTemplate(ref: SecretObjectRef): pkcs11js.Template {
   ];
 }
 
+/** A key pair's public half: verifies, and nothing else; readable; fixed once made. */
+const VERIFY_ONLY_PUBLIC: pkcs11js.Template = [
+  { type: p.CKA_PRIVATE, value: false },
+  { type: p.CKA_VERIFY, value: true },
+  { type: p.CKA_VERIFY_RECOVER, value: false },
+  { type: p.CKA_ENCRYPT, value: false },
+  { type: p.CKA_WRAP, value: false },
+  { type: p.CKA_DERIVE, value: false },
+  { type: p.CKA_MODIFIABLE, value: false },
+];
+
+/** A key pair's private half: signs, and nothing else; sensitive and never extractable. */
+const SIGN_ONLY_PRIVATE: pkcs11js.Template = [
+  { type: p.CKA_PRIVATE, value: true },
+  { type: p.CKA_SENSITIVE, value: true },
+  { type: p.CKA_EXTRACTABLE, value: false },
+  { type: p.CKA_SIGN, value: true },
+  { type: p.CKA_SIGN_RECOVER, value: false },
+  { type: p.CKA_DECRYPT, value: false },
+  { type: p.CKA_UNWRAP, value: false },
+  { type: p.CKA_DERIVE, value: false },
+];
+
 /**
  * An Ed25519 exchange key pair, generated inside the HSM (CKM_EC_EDWARDS_KEY_PAIR_GEN). The
  * private half signs only and never leaves the token; the public half is what custos hands
@@ -55,27 +78,14 @@ export function ed25519KeyPairTemplates(ref: SecretObjectRef): { publicKey: pkcs
       ...common,
       { type: p.CKA_CLASS, value: p.CKO_PUBLIC_KEY },
       { type: p.CKA_EC_PARAMS, value: ED25519_EC_PARAMS },
-      { type: p.CKA_PRIVATE, value: false },
-      { type: p.CKA_VERIFY, value: true },
-      { type: p.CKA_VERIFY_RECOVER, value: false },
-      { type: p.CKA_ENCRYPT, value: false },
-      { type: p.CKA_WRAP, value: false },
-      { type: p.CKA_DERIVE, value: false },
-      { type: p.CKA_MODIFIABLE, value: false },
+      ...VERIFY_ONLY_PUBLIC,
     ],
     privateKey: [
       ...common,
       { type: p.CKA_CLASS, value: p.CKO_PRIVATE_KEY },
       // No CKA_EC_PARAMS here: PKCS#11 forbids it in a generated private key's template (SoftHSM2
       // answers CKR_ATTRIBUTE_READ_ONLY) and the token copies the curve from the public template.
-      { type: p.CKA_PRIVATE, value: true },
-      { type: p.CKA_SENSITIVE, value: true },
-      { type: p.CKA_EXTRACTABLE, value: false },
-      { type: p.CKA_SIGN, value: true },
-      { type: p.CKA_SIGN_RECOVER, value: false },
-      { type: p.CKA_DECRYPT, value: false },
-      { type: p.CKA_UNWRAP, value: false },
-      { type: p.CKA_DERIVE, value: false },
+      ...SIGN_ONLY_PRIVATE,
       // As for secrets: the signer signs from an in-HSM session copy (see signingHandle), and
       // CKA_MODIFIABLE stays true because SoftHSM2 refuses that copy (C_CopyObject with
       // CKA_TOKEN=false → CKR_ATTRIBUTE_READ_ONLY) of a non-modifiable key. SENSITIVE and
@@ -239,25 +249,12 @@ export function checkpointKeyPairTemplates(): { publicKey: pkcs11js.Template; pr
       ...common,
       { type: p.CKA_CLASS, value: p.CKO_PUBLIC_KEY },
       { type: p.CKA_EC_PARAMS, value: P256_EC_PARAMS },
-      { type: p.CKA_PRIVATE, value: false },
-      { type: p.CKA_VERIFY, value: true },
-      { type: p.CKA_VERIFY_RECOVER, value: false },
-      { type: p.CKA_ENCRYPT, value: false },
-      { type: p.CKA_WRAP, value: false },
-      { type: p.CKA_DERIVE, value: false },
-      { type: p.CKA_MODIFIABLE, value: false },
+      ...VERIFY_ONLY_PUBLIC,
     ],
     privateKey: [
       ...common,
       { type: p.CKA_CLASS, value: p.CKO_PRIVATE_KEY },
-      { type: p.CKA_PRIVATE, value: true },
-      { type: p.CKA_SENSITIVE, value: true },
-      { type: p.CKA_EXTRACTABLE, value: false },
-      { type: p.CKA_SIGN, value: true },
-      { type: p.CKA_SIGN_RECOVER, value: false },
-      { type: p.CKA_DECRYPT, value: false },
-      { type: p.CKA_UNWRAP, value: false },
-      { type: p.CKA_DERIVE, value: false },
+      ...SIGN_ONLY_PRIVATE,
       { type: p.CKA_MODIFIABLE, value: false },
       { type: p.CKA_COPYABLE, value: false },
     ],
