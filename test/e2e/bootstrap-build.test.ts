@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { chmodSync, existsSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, it } from "node:test";
 import { REPO, tempDir } from "../helpers/harness.js";
@@ -56,4 +56,33 @@ it("skips the build when dist is current and rebuilds when a source is newer tha
   assert.match(stale.stderr, /^custos: building$/m);
   assert.equal(readFileSync(calls, "utf8"), "--no-install tsc -p tsconfig.json\n", "one tsc build");
   assert.ok(statSync(stamp).mtimeMs >= Math.floor(before / 1000) * 1000, "the stamp records this build");
+});
+
+it("installs the compiler toolchain npm's native modules need when the machine has none", { timeout: 60_000 }, async () => {
+  // A PATH with what the script itself runs, python3 and g++, but no make; apt-get and npx record their arguments.
+  const bin = tempDir("custos-no-make-");
+  try {
+    for (const tool of ["dirname", "id", "find", "mkdir", "mktemp", "mv", "python3", "g++"]) {
+      const found = ["/usr/bin", "/bin"].map((d) => join(d, tool)).find((p) => existsSync(p));
+      assert.ok(found, `${tool} is on this machine`);
+      symlinkSync(found, join(bin, tool));
+    }
+    const log = join(bin, "calls");
+    for (const tool of ["apt-get", "npx"]) {
+      writeFileSync(join(bin, tool), `#!/bin/sh\necho "${tool} $*" >> '${log}'\n`);
+      chmodSync(join(bin, tool), 0o755);
+    }
+    const result = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const proc = spawn("/bin/bash", ["hsm/bootstrap.sh", "serve"], { cwd: REPO, env: { ...process.env, PATH: bin }, stdio: ["ignore", "ignore", "pipe"] });
+      let stderr = "";
+      proc.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+      proc.on("close", (code) => resolve({ code, stderr }));
+    });
+    assert.equal(result.code, 0, result.stderr);
+    const installs = readFileSync(log, "utf8").split("\n").filter((l) => l.startsWith("apt-get install"));
+    assert.equal(installs.length, 1, readFileSync(log, "utf8"));
+    assert.deepEqual(installs[0]!.split(" ").slice(-1), ["make"], "only the missing tool is installed");
+  } finally {
+    rmSync(bin, { recursive: true, force: true });
+  }
 });
