@@ -1,6 +1,7 @@
 import { existsSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
+import type { FastifyInstance } from "fastify";
 import { AuditLog } from "./audit/audit-log.js";
 import { writePrivateFile } from "./private-file.js";
 import { WorkerChainWriter } from "./audit/worker-chain-writer.js";
@@ -36,6 +37,8 @@ export interface RunningService {
   embeddedSetup?: EmbeddedSetup;
   hsm: Pkcs11Hsm;
   governance: GovernanceService;
+  /** The health/metrics HTTP app (listening): in-process probes use its `inject()`, with no socket in between. */
+  http: FastifyInstance;
   /** Anomaly detection on signing traffic; absent when `anomaly.enabled` is false. */
   anomalies?: AnomalyDetector;
   /** Signs a checkpoint of the audit chain's head now (undefined if the head is already checkpointed). */
@@ -260,6 +263,7 @@ export async function startService(config: CustosConfig, logger: Logger, options
     ...(embeddedSetup ? { embeddedSetup } : {}),
     hsm,
     governance,
+    http,
     ...(anomalies ? { anomalies } : {}),
     checkpoint: () => checkpointer.checkpoint(),
     stop() {

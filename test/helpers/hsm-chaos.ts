@@ -146,6 +146,16 @@ export async function readyz(svc: InProcessService): Promise<ReadyzAnswer> {
   return { code: res.status, body: (await res.json()) as ReadyzAnswer["body"] };
 }
 
+/**
+ * /readyz answered in-process (`inject()`): the handler reads the HSM status within the same
+ * event-loop turn, before the recovery timer can fire. Over a socket, a loaded loop serves the
+ * probe only after the HSM has recovered, and the probe would measure the load, not the status.
+ */
+export async function readyzNow(svc: InProcessService): Promise<ReadyzAnswer> {
+  const res = await svc.service.http.inject({ method: "GET", url: "/readyz" });
+  return { code: res.statusCode, body: res.json() as ReadyzAnswer["body"] };
+}
+
 /** What one fault did to the service, as seen from status() and /readyz. */
 export interface FaultObservation {
   name: string;
@@ -172,7 +182,7 @@ export async function injectFault(svc: InProcessService, name: string, fault: ()
     const s = hsm.status();
     if (!s.ready && reason === undefined) {
       reason = s.reason;
-      probe = readyz(svc);
+      probe = readyzNow(svc);
     }
     if (s.ready && reason !== undefined) break;
   }
