@@ -96,7 +96,7 @@ it("installs the compiler toolchain npm's native modules need when the machine h
   }
 });
 
-it("says what the npm install compiles and how long it took, and installs only when the lock is newer than the last install", { timeout: 150_000 }, async () => {
+it("says what npm installs and how long it took, and installs only when the lock is newer than the last install", { timeout: 150_000 }, async () => {
   const lock = join(REPO, "package-lock.json");
   const installed = join(REPO, "node_modules/.package-lock.json");
   // Restored afterwards, to the nanosecond (touch -r; utimes takes float seconds): a lock left newer than the
