@@ -2,7 +2,7 @@ import type { AuditLog } from "../audit/audit-log.js";
 import { sha256Hex } from "../audit/sha256.js";
 import { boundText } from "../audit/bounded-text.js";
 import { CustosError, type CustosErrorCode } from "../errors.js";
-import type { Hsm } from "../hsm/hsm.js";
+import type { Signer } from "../hsm/hsm.js";
 import type { SigningAlgorithm } from "../hsm/algorithms.js";
 import type { ExchangeRequest, SignedExchangeRequest, SignedWebSocketAuth, SigningContext, WebSocketAuthInput } from "../exchanges/dialect.js";
 import { dialectFor } from "../exchanges/registry.js";
@@ -95,7 +95,7 @@ export class SignService {
 
   constructor(
     private readonly directory: AccessDirectory,
-    private readonly hsm: Hsm,
+    private readonly hsm: Signer,
     private readonly audit: AuditLog,
     private readonly observer: SignObserver,
     private readonly opts: SignServiceOptions,
