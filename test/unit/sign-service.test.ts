@@ -93,7 +93,7 @@ before(async () => {
       { keyId: id, version: 1, objectId, state: k.state, createdAt: NOW, activatedAt: k.state === "pending" ? null : NOW, retireAt: id === "k-grace-over" ? NOW : null },
     );
     if (k.grant) await store.addGrant(ALPHA, id);
-    const secret = randomBytes(32);
+    const secret = randomBytes(algorithmSpec(k.alg).minKeyBytes); // the HSM refuses shorter HMAC keys
     secrets.set(id, secret);
     if (k.inHsm) hsm.put(objectId, secret);
   }
