@@ -19,7 +19,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const tick = () => new Promise((r) => setImmediate(r));
 
 /** Polls `count` until it reaches `target`, for at most `timeoutMs`; returns the last count (the caller asserts on it). */
-async function untilAtLeast(count: () => number | Promise<number>, target: number, timeoutMs = 10_000): Promise<number> {
+async function untilAtLeast(count: () => number | Promise<number>, target: number, timeoutMs = 5_000): Promise<number> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const n = await count();
@@ -28,8 +28,8 @@ async function untilAtLeast(count: () => number | Promise<number>, target: numbe
   }
 }
 
-/** Good signatures the load must add before each step of the scenario moves on. */
-const PROGRESS = 200;
+/** Good signatures the load must add before each step of the scenario moves on (at most 5 s of load each). */
+const PROGRESS = 500;
 
 /**
  * A second handle on the same SoftHSM2 library. dlopen hands back the already-loaded

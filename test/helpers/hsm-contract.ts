@@ -110,7 +110,9 @@ export function defineHsmContract(name: string, open: () => Promise<HsmUnderTest
           assert.deepEqual(await hsm.sign(target.objectId, algorithm, payload), createHmac(algorithmSpec(algorithm).nodeHash, secret).update(payload).digest());
         }
         // Whatever a backend signs from (a session copy on a real token) is sealed as well.
-        for (const o of await probe.objectsWithId(target.objectId)) assert.deepEqual({ ...o, token: true }, { class: "secret", token: true, usage: ["sign"], ...SEALED });
+        for (const o of await probe.objectsWithId(target.objectId)) {
+          assert.deepEqual({ ...o, token: true }, { class: "secret", token: true, usage: ["sign"], ...SEALED });
+        }
         assert.equal(await hsm.hasSecret(target.objectId), true);
         assert.equal(await hsm.publicKey(target.objectId), undefined, "an HMAC version has no public key");
       }
@@ -196,7 +198,8 @@ export function defineHsmContract(name: string, open: () => Promise<HsmUnderTest
       const { target: taken } = await importHmac("hmac-sha256");
       for (const [what, envelope, headerOnly] of bad) {
         const target = ref("bad-envelope");
-        await failsLeavingNothing("ENVELOPE_INVALID", () => hsm.unwrapSecret(envelope, target), target).catch((e: Error) => assert.fail(`${what}: ${e.message}`));
+        const refused = failsLeavingNothing("ENVELOPE_INVALID", () => hsm.unwrapSecret(envelope, target), target);
+        await refused.catch((e: Error) => assert.fail(`${what}: ${e.message}`));
         await assert.rejects(hsm.unwrapSecret(envelope, taken), rejectsWith(headerOnly ? "ENVELOPE_INVALID" : "KEY_EXISTS"), what);
       }
       // A refused envelope is the envelope's fault, not the device's: the HSM stays ready and imports.

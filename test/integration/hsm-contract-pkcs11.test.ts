@@ -84,9 +84,16 @@ class TokenProbe implements HsmProbe {
   private facts(h: Handle): ObjectFacts {
     const cls = CLASSES[this.ulong(h, p.CKA_CLASS)];
     if (!cls) throw new Error(`unexpected object class ${this.ulong(h, p.CKA_CLASS)}`);
-    const facts: ObjectFacts = { class: cls, token: this.flag(h, p.CKA_TOKEN) === true, usage: USAGES.filter(([, t]) => this.flag(h, t) === true).map(([n]) => n) };
+    const usage = USAGES.filter(([, t]) => this.flag(h, t) === true).map(([n]) => n);
+    const facts: ObjectFacts = { class: cls, token: this.flag(h, p.CKA_TOKEN) === true, usage };
     if (cls === "public") return facts;
-    return { ...facts, sensitive: this.flag(h, p.CKA_SENSITIVE)!, extractable: this.flag(h, p.CKA_EXTRACTABLE)!, valueReadable: this.valueReadable(h), wrapsOut: this.wrapsOut(h) };
+    return {
+      ...facts,
+      sensitive: this.flag(h, p.CKA_SENSITIVE)!,
+      extractable: this.flag(h, p.CKA_EXTRACTABLE)!,
+      valueReadable: this.valueReadable(h),
+      wrapsOut: this.wrapsOut(h),
+    };
   }
 
   /** A CK_BBOOL attribute; undefined if this object type has no such attribute. */

@@ -298,7 +298,8 @@ describe("SignService rate limits", () => {
     const svc = service(new RecordingObserver(), { clock });
     assert.deepEqual((await svc.sign(alpha, { keyId: "k-grace-over", version: 1, payload: PAYLOAD })).signature, hmac("k-grace-over", PAYLOAD));
     clock.advance(1_000);
-    await assert.rejects(svc.sign(alpha, { keyId: "k-grace-over", version: 1, payload: PAYLOAD }), (e: unknown) => e instanceof CustosError && e.code === "VERSION_NOT_USABLE");
+    const notUsable = (e: unknown) => e instanceof CustosError && e.code === "VERSION_NOT_USABLE";
+    await assert.rejects(svc.sign(alpha, { keyId: "k-grace-over", version: 1, payload: PAYLOAD }), notUsable);
   });
 
   it("a client without a grant cannot spend a key's budget", async () => {
