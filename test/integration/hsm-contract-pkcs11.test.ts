@@ -12,7 +12,7 @@ import { eddsaUnwrapModule } from "../helpers/softhsm-eddsa.js";
 
 /**
  * Pkcs11Hsm on a fresh SoftHSM2 token passes the Hsm contract FakeHsm passes (test/unit), in the
- * production dispatch for SoftHSM2 (worker) and in async dispatch (network HSMs). The module is
+ * production dispatch for SoftHSM2 (worker), in async dispatch (network HSMs) and in sync dispatch. The module is
  * Debian's SoftHSM2 with the EdDSA unwrap patch (test/helpers/softhsm-eddsa.ts), so Ed25519
  * imports are covered too. What the token holds is read through the PKCS#11 module itself.
  */
@@ -132,7 +132,7 @@ class TokenProbe implements HsmProbe {
   }
 }
 
-for (const dispatch of ["worker", "async"] as const) {
+for (const dispatch of ["worker", "async", "sync"] as const) {
   defineHsmContract(`Pkcs11Hsm on SoftHSM2 (${dispatch} dispatch)`, async () => {
     const hsm = await Pkcs11Hsm.open({ modulePath, tokenLabel: LABEL, pin: USER_PIN, sessions: 4, dispatch, oaepHash: "sha1", logger: createLogger("silent") });
     const probe = new TokenProbe();
