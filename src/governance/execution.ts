@@ -2,7 +2,7 @@ import { sha256Hex } from "../audit/sha256.js";
 import type { AuditEvent, AuditLog } from "../audit/audit-log.js";
 import { CustosError, type CustosErrorCode } from "../errors.js";
 import type { ImportEnvelope } from "../hsm/envelope.js";
-import type { Hsm } from "../hsm/hsm.js";
+import type { KeyCustody as Hsm } from "../hsm/hsm.js";
 import { activeVersion, versionObjectId, type KeyVersionRecord } from "../keys/model.js";
 import type { Store } from "../store/store.js";
 import { faultPoint } from "./fault.js";

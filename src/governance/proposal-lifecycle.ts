@@ -1,7 +1,7 @@
 import type { Logger } from "pino";
 import type { AuditLog, AuditRecord } from "../audit/audit-log.js";
 import { markAudited } from "../errors.js";
-import type { Hsm } from "../hsm/hsm.js";
+import type { KeyCustody as Hsm } from "../hsm/hsm.js";
 import { activeVersion } from "../keys/model.js";
 import type { AccessDirectory } from "../signing/directory.js";
 import type { Store } from "../store/store.js";

@@ -1,6 +1,6 @@
 import { CustosError } from "../errors.js";
 import { ENVELOPE_FORMAT, type ImportEnvelope } from "../hsm/envelope.js";
-import type { Hsm } from "../hsm/hsm.js";
+import type { KeyCustody as Hsm } from "../hsm/hsm.js";
 import type { Store } from "../store/store.js";
 import type { OfficerRecord } from "./model.js";
 import { parseOfficerPublicKey } from "./officer-key.js";
