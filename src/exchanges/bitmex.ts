@@ -1,6 +1,6 @@
 import { CustosError } from "../errors.js";
-import type { Dialect, EndpointClass, ExchangeRequest, PreparedRequest, PreparedWebSocketAuth, SigningContext, WebSocketAuthInput } from "./dialect.js";
-import { isObject, largestQuantity, oneMac, parseJson, symbolOf } from "./facts.js";
+import type { Dialect, EndpointClass, ExchangeRequest, PreparedRequest, RequestReading, PreparedWebSocketAuth, SigningContext, WebSocketAuthInput } from "./dialect.js";
+import { isObject, largestQuantity, oneMac, parseJson, symbolOf, readingOf } from "./facts.js";
 
 /*
  * BitMEX REST API keys (www.bitmex.com/app/apiKeysUsage, "Authenticating with an API Key"):
@@ -57,6 +57,10 @@ export const bitmex: Dialect = {
   binding: { method: true, path: true, query: true, body: true, apiKey: false, timestamp: true, nonce: "n/a", headers: ["api-expires"], host: false },
   algorithm: "hmac-sha256",
   secretEncoding: "utf8",
+
+  read(req: ExchangeRequest): RequestReading {
+    return readingOf(bitmex, req);
+  },
 
   classify(req: ExchangeRequest): EndpointClass {
     if (!req.path.startsWith(`${PREFIX}/`)) return "unknown";

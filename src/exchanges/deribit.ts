@@ -1,6 +1,6 @@
 import { CustosError } from "../errors.js";
-import type { Dialect, EndpointClass, ExchangeRequest, PreparedRequest, PreparedWebSocketAuth, SigningContext, WebSocketAuthInput } from "./dialect.js";
-import { isObject, largestQuantity, oneMac, symbolOf } from "./facts.js";
+import type { Dialect, EndpointClass, ExchangeRequest, PreparedRequest, RequestReading, PreparedWebSocketAuth, SigningContext, WebSocketAuthInput } from "./dialect.js";
+import { isObject, largestQuantity, oneMac, symbolOf, readingOf } from "./facts.js";
 
 /*
  * Deribit API v2, HTTP REST with "Deribit signature credentials" (docs.deribit.com, Authentication →
@@ -80,6 +80,10 @@ export const deribit: Dialect = {
   signaturesAreLogins: true,
   algorithm: "hmac-sha256",
   secretEncoding: "utf8",
+
+  read(req: ExchangeRequest): RequestReading {
+    return readingOf(deribit, req);
+  },
 
   classify(req: ExchangeRequest): EndpointClass {
     if (req.method !== "GET" && req.method !== "POST") return "unknown";

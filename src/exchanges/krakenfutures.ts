@@ -1,7 +1,7 @@
 import { sha256 } from "../audit/sha256.js";
 import { CustosError } from "../errors.js";
-import type { Dialect, EndpointClass, ExchangeRequest, PreparedRequest, PreparedWebSocketAuth, SigningContext, WebSocketAuthInput } from "./dialect.js";
-import { isObject, largestQuantity, oneMac, parseJson, symbolOf } from "./facts.js";
+import type { Dialect, EndpointClass, ExchangeRequest, PreparedRequest, RequestReading, PreparedWebSocketAuth, SigningContext, WebSocketAuthInput } from "./dialect.js";
+import { isObject, largestQuantity, oneMac, parseJson, symbolOf, readingOf } from "./facts.js";
 
 /*
  * Kraken Futures (derivatives) REST (docs.kraken.com/api/docs/guides/futures-rest, "Authentication"):
@@ -74,6 +74,10 @@ export const krakenfutures: Dialect = {
   algorithm: "hmac-sha512",
   secretEncoding: "base64",
   optionalNonce: true,
+
+  read(req: ExchangeRequest): RequestReading {
+    return readingOf(krakenfutures, req);
+  },
 
   classify(req: ExchangeRequest): EndpointClass {
     if (req.path.startsWith("/api/auth/")) return "key-management";

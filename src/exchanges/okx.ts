@@ -1,5 +1,5 @@
 import { CustosError } from "../errors.js";
-import type { Dialect, EndpointClass, ExchangeRequest, PreparedRequest, PreparedWebSocketAuth, SigningContext, WebSocketAuthInput } from "./dialect.js";
+import type { Dialect, EndpointClass, ExchangeRequest, OrderFact, PreparedRequest, PreparedWebSocketAuth, RequestReading, SigningContext, WebSocketAuthInput } from "./dialect.js";
 import { oneMac, orderSize, passphraseLogin, tableClassifier, textOf } from "./facts.js";
 
 /*
@@ -76,15 +76,14 @@ function objectsOf(req: ExchangeRequest): Fields[] | undefined {
 
 const classify = tableClassifier(TABLE, PATTERNS);
 
-function symbols(req: ExchangeRequest): string[] {
-  const found = (objectsOf(req) ?? []).map((o) => textOf(o.instId)).filter((s): s is string => s !== undefined);
+function symbols(req: ExchangeRequest, list: Fields[] | undefined = objectsOf(req)): string[] {
+  const found = (list ?? []).map((o) => textOf(o.instId)).filter((s): s is string => s !== undefined);
   return [...new Set(found)];
 }
 
-function orders(req: ExchangeRequest): Array<{ symbol: string; quantity: number }> {
+function orders(req: ExchangeRequest, list: Fields[] | undefined = objectsOf(req)): OrderFact[] {
   const shape = req.method === "POST" ? ORDER_SHAPES.get(req.path) : undefined;
   if (!shape) return [];
-  const list = objectsOf(req);
   if (!list) return [{ symbol: "", quantity: Number.POSITIVE_INFINITY }];
   if (shape === "amend") {
     // An amendment without newSz keeps the order's size.
@@ -92,6 +91,12 @@ function orders(req: ExchangeRequest): Array<{ symbol: string; quantity: number 
   }
   // An algo order may close by fraction instead of size (closeFraction=1, reduce-only).
   return list.map((o) => ({ symbol: textOf(o.instId) ?? "", quantity: o.sz === undefined && textOf(o.closeFraction) !== undefined ? 0 : orderSize(o.sz) }));
+}
+
+/** One reading: the query or body read once for symbols and orders. */
+function read(req: ExchangeRequest): RequestReading {
+  const list = objectsOf(req);
+  return { endpointClass: classify(req), symbols: symbols(req, list), orders: orders(req, list), schemaMisfit: undefined, prepare: (ctx) => prepare(req, ctx) };
 }
 
 function prepare(req: ExchangeRequest, ctx: SigningContext): PreparedRequest {
@@ -151,6 +156,7 @@ export const okx: Dialect = {
   binding: { method: true, path: true, query: true, body: true, apiKey: false, timestamp: true, nonce: "n/a", headers: ["OK-ACCESS-TIMESTAMP"], host: false },
   algorithm: "hmac-sha256",
   secretEncoding: "utf8",
+  read,
   classify,
   symbols,
   orders,
