@@ -33,7 +33,9 @@ export function section(file: string, path: string, raw: unknown, known: readonl
 /** An integer in [min, max], or the default when absent. */
 export function integer(file: string, path: string, v: unknown, min: number, max: number, fallback: number): number {
   if (v === undefined) return fallback;
-  if (!(typeof v === "number" && Number.isInteger(v) && v >= min && v <= max)) throw new ConfigError(file, path, `${path} must be a whole number from ${min} to ${max}`);
+  if (!(typeof v === "number" && Number.isInteger(v) && v >= min && v <= max)) {
+    throw new ConfigError(file, path, `${path} must be a whole number from ${min} to ${max}`);
+  }
   return v;
 }
 
@@ -131,7 +133,9 @@ export function auditSettings(file: string, base: AuditSettings, raw: unknown): 
     const r = section(file, "audit.refusals", s.refusals, ["windowMs", "individualPerSource", "maxSources"]);
     const refusals: Partial<RefusalSampling> = {};
     if (r.windowMs !== undefined) refusals.windowMs = integer(file, "audit.refusals.windowMs", r.windowMs, 1, 86_400_000, 0);
-    if (r.individualPerSource !== undefined) refusals.individualPerSource = integer(file, "audit.refusals.individualPerSource", r.individualPerSource, 0, 10_000_000, 0);
+    if (r.individualPerSource !== undefined) {
+      refusals.individualPerSource = integer(file, "audit.refusals.individualPerSource", r.individualPerSource, 0, 10_000_000, 0);
+    }
     if (r.maxSources !== undefined) refusals.maxSources = integer(file, "audit.refusals.maxSources", r.maxSources, 1, 10_000_000, 0);
     out.refusals = refusals;
   }

@@ -2,7 +2,17 @@ import type { RefusalSampling } from "../audit/refusal-sampler.js";
 import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { CustosError } from "../errors.js";
-import { ConfigError, auditSettings, grpcSettings, hsmSettings, httpSettings, logLevelSetting, section, storeSettings, tlsSettings } from "./config-sections.js";
+import {
+  ConfigError,
+  auditSettings,
+  grpcSettings,
+  hsmSettings,
+  httpSettings,
+  logLevelSetting,
+  section,
+  storeSettings,
+  tlsSettings,
+} from "./config-sections.js";
 import { DEFAULT_ANOMALY_SETTINGS, type AnomalySettings } from "../monitoring/anomaly.js";
 import { isIP } from "node:net";
 import { parseServerNameList, validateServerNames } from "../pki/server-names.js";
@@ -247,16 +257,20 @@ function bootstrapAdminSettings(file: string, raw: unknown): CustosConfig["boots
 }
 
 function governanceSettings(file: string, base: GovernanceConfig, raw: unknown): GovernanceConfig {
-  const given = section(file, "governance", raw, ["proposerCounts", "veto", "proposalTtlHours", "maxProposalTtlHours", "housekeepingMs"]) as Partial<GovernanceConfig>;
+  const known = ["proposerCounts", "veto", "proposalTtlHours", "maxProposalTtlHours", "housekeepingMs"];
+  const given = section(file, "governance", raw, known) as Partial<GovernanceConfig>;
   const out = { ...base, ...given };
-  if (typeof out.proposerCounts !== "boolean" || typeof out.veto !== "boolean") throw new ConfigError(file, typeof out.veto !== "boolean" ? "governance.veto" : "governance.proposerCounts", "governance.proposerCounts and .veto are true or false");
+  if (typeof out.proposerCounts !== "boolean" || typeof out.veto !== "boolean") {
+    throw new ConfigError(file, typeof out.veto !== "boolean" ? "governance.veto" : "governance.proposerCounts", "governance.proposerCounts and .veto are true or false");
+  }
   if (typeof out.proposalTtlHours !== "number" || !(out.proposalTtlHours > 0 && out.proposalTtlHours <= MAX_PROPOSAL_TTL_HOURS)) {
     throw new ConfigError(file, "governance.proposalTtlHours", "governance.proposalTtlHours must be a number of hours up to 720");
   }
   // Unset, the maximum follows a default lifetime configured above it.
   const max = (out.maxProposalTtlHours = given.maxProposalTtlHours ?? Math.max(base.maxProposalTtlHours, out.proposalTtlHours));
   if (typeof max !== "number" || !(max >= out.proposalTtlHours && max <= MAX_PROPOSAL_TTL_HOURS)) {
-    throw new ConfigError(file, "governance.maxProposalTtlHours", `governance.maxProposalTtlHours must be from proposalTtlHours to ${MAX_PROPOSAL_TTL_HOURS} hours`);
+    const range = `from proposalTtlHours to ${MAX_PROPOSAL_TTL_HOURS} hours`;
+    throw new ConfigError(file, "governance.maxProposalTtlHours", `governance.maxProposalTtlHours must be ${range}`);
   }
   if (out.housekeepingMs !== undefined && !(typeof out.housekeepingMs === "number" && out.housekeepingMs >= 100 && out.housekeepingMs <= 3_600_000)) {
     throw new ConfigError(file, "governance.housekeepingMs", "governance.housekeepingMs must be 100–3600000");
@@ -269,11 +283,18 @@ function consoleSettings(file: string, base: ConsoleConfig, raw: unknown): Conso
   const given = section(file, "console", raw, ["enabled", "host", "port", "rpId", "origin", "sessionMinutes", "anonymousRate"]) as Partial<ConsoleConfig>;
   const out = { ...base, ...given };
   if (typeof out.enabled !== "boolean" || typeof out.host !== "string" || typeof out.rpId !== "string" || !/^[a-z0-9.-]+$/i.test(out.rpId)) {
-    throw new ConfigError(file, typeof out.enabled !== "boolean" ? "console.enabled" : typeof out.host !== "string" ? "console.host" : "console.rpId", "console.enabled is true or false, console.host and console.rpId (a host name) are strings");
+    const setting = typeof out.enabled !== "boolean" ? "console.enabled" : typeof out.host !== "string" ? "console.host" : "console.rpId";
+    throw new ConfigError(file, setting, "console.enabled is true or false, console.host and console.rpId (a host name) are strings");
   }
-  if (out.port !== undefined && !(Number.isInteger(out.port) && out.port >= 0 && out.port <= 65535)) throw new ConfigError(file, "console.port", "console.port must be 0–65535");
-  if (out.origin !== undefined && !/^https:\/\/[^/]+$/.test(out.origin)) throw new ConfigError(file, "console.origin", "console.origin must be https://HOST[:PORT]");
-  if (!(typeof out.sessionMinutes === "number" && out.sessionMinutes >= 1 && out.sessionMinutes <= 24 * 60)) throw new ConfigError(file, "console.sessionMinutes", "console.sessionMinutes must be 1–1440");
+  if (out.port !== undefined && !(Number.isInteger(out.port) && out.port >= 0 && out.port <= 65535)) {
+    throw new ConfigError(file, "console.port", "console.port must be 0–65535");
+  }
+  if (out.origin !== undefined && !/^https:\/\/[^/]+$/.test(out.origin)) {
+    throw new ConfigError(file, "console.origin", "console.origin must be https://HOST[:PORT]");
+  }
+  if (!(typeof out.sessionMinutes === "number" && out.sessionMinutes >= 1 && out.sessionMinutes <= 24 * 60)) {
+    throw new ConfigError(file, "console.sessionMinutes", "console.sessionMinutes must be 1–1440");
+  }
   const rate = out.anonymousRate as Partial<RateLimit> | undefined;
   const rateOk = typeof rate?.perSecond === "number" && rate.perSecond > 0 && typeof rate.burst === "number" && rate.burst >= 1;
   if (rate !== undefined && !(rateOk && Object.keys(rate).length === 2)) {
@@ -284,7 +305,8 @@ function consoleSettings(file: string, base: ConsoleConfig, raw: unknown): Conso
 
 /** The anomaly section over its defaults; every number in its range, auto-freeze above the alarm. */
 export function anomalySettings(file: string, base: AnomalyConfig, raw: unknown): AnomalyConfig {
-  const given = section(file, "anomaly", raw, ["enabled", "intervalMs", "halfLifeIntervals", "warmupIntervals", "threshold", "varianceFloor", "autoFreezeThreshold"]) as Partial<AnomalyConfig>;
+  const known = ["enabled", "intervalMs", "halfLifeIntervals", "warmupIntervals", "threshold", "varianceFloor", "autoFreezeThreshold"];
+  const given = section(file, "anomaly", raw, known) as Partial<AnomalyConfig>;
   const ranges: Record<string, [number, number]> = {
     intervalMs: [50, 3_600_000],
     halfLifeIntervals: [1, 10_000],
@@ -298,7 +320,9 @@ export function anomalySettings(file: string, base: AnomalyConfig, raw: unknown)
   for (const [k, [min, max]] of Object.entries(ranges)) {
     const v = (out as unknown as Record<string, unknown>)[k];
     if (v === undefined && k === "autoFreezeThreshold") continue;
-    if (!(typeof v === "number" && Number.isFinite(v) && v >= min && v <= max)) throw new ConfigError(file, `anomaly.${k}`, `anomaly.${k} must be a number from ${min} to ${max}`);
+    if (!(typeof v === "number" && Number.isFinite(v) && v >= min && v <= max)) {
+      throw new ConfigError(file, `anomaly.${k}`, `anomaly.${k} must be a number from ${min} to ${max}`);
+    }
   }
   if (out.autoFreezeThreshold !== undefined && out.autoFreezeThreshold < out.threshold) {
     throw new ConfigError(file, "anomaly.autoFreezeThreshold", "anomaly.autoFreezeThreshold must not be below anomaly.threshold");
@@ -315,7 +339,9 @@ function rateLimits(file: string, base: CustosConfig["limits"], raw: unknown): C
   const one = (name: "client" | "key"): RateLimit => {
     const { perSecond, burst } = { ...base[name], ...section(file, `limits.${name}`, given[name], ["perSecond", "burst"]) };
     const ok = (n: unknown) => typeof n === "number" && Number.isFinite(n) && n >= 0;
-    if (!ok(perSecond) || !ok(burst)) throw new ConfigError(file, ok(perSecond) ? `limits.${name}.burst` : `limits.${name}.perSecond`, `limits.${name}.perSecond and .burst must be non-negative numbers`);
+    if (!ok(perSecond) || !ok(burst)) {
+      throw new ConfigError(file, ok(perSecond) ? `limits.${name}.burst` : `limits.${name}.perSecond`, `limits.${name}.perSecond and .burst must be non-negative numbers`);
+    }
     return { perSecond, burst };
   };
   return { client: one("client"), key: one("key") };

@@ -1,7 +1,17 @@
 import { CustosError } from "../errors.js";
 import { BINANCE_REST_PARAMS } from "./binance-params.js";
 import { websocketAuth, websocketRequestFacts, websocketSchemaMisfit } from "./binance-websocket.js";
-import type { Dialect, EndpointClass, ExchangeRequest, OrderFact, PreparedRequest, RequestReading, SignatureBinding, SigningContext, StrictReading } from "./dialect.js";
+import type {
+  Dialect,
+  EndpointClass,
+  ExchangeRequest,
+  OrderFact,
+  PreparedRequest,
+  RequestReading,
+  SignatureBinding,
+  SigningContext,
+  StrictReading,
+} from "./dialect.js";
 import { isObject, oneMac, tableClassifier, textOf } from "./facts.js";
 import { schemaMisfit as misfitOf } from "./param-schema.js";
 import { formPairsStrict, parseJsonStrict } from "./strict-parse.js";
@@ -295,13 +305,12 @@ function checkRequest(req: ExchangeRequest, p: Parsed, ownedInPlace: ReadonlyMap
  * documents, or undefined when they are. Never throws: an unreadable request is a misfit too.
  */
 function schemaMisfit(req: ExchangeRequest): string | undefined {
-  let p: Parsed;
+  if (!BINANCE_REST_PARAMS.has(`${req.method} ${req.path}`)) return `custos has no parameter schema for ${req.method} ${req.path}`;
   try {
-    p = parse(req);
+    return misfitIn(req, parse(req));
   } catch (e) {
-    return BINANCE_REST_PARAMS.has(`${req.method} ${req.path}`) ? (e instanceof Error ? e.message : String(e)) : `custos has no parameter schema for ${req.method} ${req.path}`;
+    return e instanceof Error ? e.message : String(e);
   }
-  return misfitIn(req, p);
 }
 
 function misfitIn(req: ExchangeRequest, p: Parsed): string | undefined {

@@ -19,9 +19,30 @@
  */
 import { createHash } from "node:crypto";
 import { CustosError } from "../errors.js";
-import type { Dialect, EndpointClass, ExchangeRequest, PreparedRequest, RequestReading, PreparedWebSocketAuth, SigningContext, WebSocketAuthInput, StrictReading } from "./dialect.js";
+import type {
+  Dialect,
+  EndpointClass,
+  ExchangeRequest,
+  PreparedRequest,
+  RequestReading,
+  PreparedWebSocketAuth,
+  SigningContext,
+  WebSocketAuthInput,
+  StrictReading,
+} from "./dialect.js";
 import { isObject, oneMac } from "./facts.js";
-import { checkRequest, collectSymbols, parseBody, quantity, queryValues, readJsonRequest, routeOf, unencoded, type OrderFact, type Route } from "./json-request.js";
+import {
+  checkRequest,
+  collectSymbols,
+  parseBody,
+  quantity,
+  queryValues,
+  readJsonRequest,
+  routeOf,
+  unencoded,
+  type OrderFact,
+  type Route,
+} from "./json-request.js";
 
 type Method = ExchangeRequest["method"];
 const SEGMENTS: Record<string, string> = {

@@ -111,5 +111,11 @@ interface JsonReaders {
  */
 export function readJsonRequest(d: JsonReaders, req: ExchangeRequest, strict?: StrictReading): RequestReading {
   const body = strict?.json ? strict.json.value : parseBody(req.body);
-  return { endpointClass: d.classify(req), symbols: d.symbols(req, body), orders: d.orders(req, body), schemaMisfit: undefined, prepare: (ctx) => d.prepare(req, ctx) };
+  return {
+    endpointClass: d.classify(req),
+    symbols: d.symbols(req, body),
+    orders: d.orders(req, body),
+    schemaMisfit: undefined,
+    prepare: (ctx) => d.prepare(req, ctx),
+  };
 }

@@ -1,6 +1,15 @@
 import { sha256 } from "../audit/sha256.js";
 import { CustosError } from "../errors.js";
-import type { Dialect, EndpointClass, ExchangeRequest, PreparedRequest, RequestReading, PreparedWebSocketAuth, SigningContext, WebSocketAuthInput } from "./dialect.js";
+import type {
+  Dialect,
+  EndpointClass,
+  ExchangeRequest,
+  PreparedRequest,
+  RequestReading,
+  PreparedWebSocketAuth,
+  SigningContext,
+  WebSocketAuthInput,
+} from "./dialect.js";
 import { isObject, largestQuantity, oneMac, parseJson, symbolOf, readingOf } from "./facts.js";
 
 /*

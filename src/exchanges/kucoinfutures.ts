@@ -22,7 +22,18 @@
 import { CustosError } from "../errors.js";
 import type { Dialect, EndpointClass, ExchangeRequest, PreparedRequest, RequestReading, SigningContext, StrictReading } from "./dialect.js";
 import { isObject } from "./facts.js";
-import { checkRequest, collectSymbols, parseBody, quantity, queryValues, readJsonRequest, routeOf, unencoded, type OrderFact, type Route } from "./json-request.js";
+import {
+  checkRequest,
+  collectSymbols,
+  parseBody,
+  quantity,
+  queryValues,
+  readJsonRequest,
+  routeOf,
+  unencoded,
+  type OrderFact,
+  type Route,
+} from "./json-request.js";
 
 type Method = ExchangeRequest["method"];
 const SEGMENTS: Record<string, string> = {

@@ -1,5 +1,15 @@
 import { CustosError } from "../errors.js";
-import type { Dialect, EndpointClass, ExchangeRequest, OrderFact, PreparedRequest, PreparedWebSocketAuth, RequestReading, SigningContext, WebSocketAuthInput } from "./dialect.js";
+import type {
+  Dialect,
+  EndpointClass,
+  ExchangeRequest,
+  OrderFact,
+  PreparedRequest,
+  PreparedWebSocketAuth,
+  RequestReading,
+  SigningContext,
+  WebSocketAuthInput,
+} from "./dialect.js";
 import { oneMac, orderSize, passphraseLogin, tableClassifier, textOf } from "./facts.js";
 
 /*

@@ -1,4 +1,4 @@
-import type { AuditLog } from "../audit/audit-log.js";
+import type { AuditEvent, AuditLog } from "../audit/audit-log.js";
 import { sha256Hex } from "../audit/sha256.js";
 import { CustosError, type CustosErrorCode } from "../errors.js";
 import { PolicyDenied } from "../policy/policy.js";
@@ -77,10 +77,12 @@ export class SignDecisions {
     const log = this.log;
     // Allowed is told by the argument's absence, not its value: even `throw undefined` is a refusal.
     if (refusal.length === 0) {
-      this.audit.record({ kind: d.kind, actor, outcome: "allowed", key: d.key, version: d.version, peer, ...(d.details ? { details: d.details } : {}) }, d.payload);
+      const details = d.details ? { details: d.details } : {};
+      this.audit.record({ kind: d.kind, actor, outcome: "allowed", key: d.key, version: d.version, peer, ...details }, d.payload);
       this.observer.observe("allowed", "OK", seconds, caller.identity ?? "", d.key, d.endpointClass);
       if (log?.allowedToo) {
-        log.decided({ event: d.kind, outcome: "allowed", reason: "OK", client: caller.identity ?? "", key: d.key, version: d.version, ...(d.payload ? { payloadSha256: sha256Hex(d.payload) } : {}) });
+        const payload = d.payload ? { payloadSha256: sha256Hex(d.payload) } : {};
+        log.decided({ event: d.kind, outcome: "allowed", reason: "OK", client: caller.identity ?? "", key: d.key, version: d.version, ...payload });
       }
       return;
     }
@@ -91,7 +93,8 @@ export class SignDecisions {
     const rule = err instanceof PolicyDenied ? err.rule : undefined;
     const details = d.details || rule ? { ...d.details, ...(rule ? { rule } : {}) } : undefined;
     // Sampled per client, address and reason: a flood of refusals is counted, not stored row by row.
-    this.audit.recordRefusal({ kind: d.kind, actor, outcome, reason: err.code, key: d.key, version: d.version || undefined, peer, ...(details ? { details } : {}) }, d.payload);
+    const event: AuditEvent = { kind: d.kind, actor, outcome, reason: err.code, key: d.key, version: d.version || undefined, peer, ...(details ? { details } : {}) };
+    this.audit.recordRefusal(event, d.payload);
     // Metric labels name only registered clients and existing keys, so callers cannot mint series.
     const client = caller.identity && this.directory.client(caller.identity) ? caller.identity : "";
     this.observer.observe(outcome, err.code, seconds, client, this.directory.key(d.key) ? d.key : "", d.endpointClass);

@@ -138,14 +138,16 @@ export class SignService {
       // Every REST dialect signs one message: no array copies on that path.
       const macs = toSign.length === 1 ? [await this.hsm.sign(v.objectId, key.algorithm, toSign[0]!)] : await this.signEach(v.objectId, key.algorithm, toSign);
       const signed = prepared.finish(macs) as ExchangeSignResult;
-      this.decisions.decided(caller, started, { kind: "sign.request", key: req.keyId, version, endpointClass, details: exchangeDetails(request, endpointClass), payload: requestBytes(request) });
+      const details = exchangeDetails(request, endpointClass);
+      this.decisions.decided(caller, started, { kind: "sign.request", key: req.keyId, version, endpointClass, details, payload: requestBytes(request) });
       // The dialect's fresh result object gains the version fields in place (no copy per call).
       signed.version = v.version;
       signed.apiKeyId = ctx.apiKeyId;
       signed.endpointClass = endpointClass;
       return signed;
     } catch (e) {
-      const decision: Decision = { kind: "sign.request", key: req.keyId, version, endpointClass, details: exchangeDetails(request, endpointClass), payload: requestBytes(request) };
+      const details = exchangeDetails(request, endpointClass);
+      const decision: Decision = { kind: "sign.request", key: req.keyId, version, endpointClass, details, payload: requestBytes(request) };
       throw this.decisions.decided(caller, started, decision, e);
     }
   }
@@ -192,7 +194,8 @@ export class SignService {
       const signed = prepared.finish(await this.signEach(v.objectId, key.algorithm, prepared.toSign));
       // A login is audited without details; a WebSocket API request with its method and class.
       const details = wsRequest ? { ...what, ...(endpointClass ? { class: endpointClass } : {}) } : undefined;
-      this.decisions.decided(caller, started, { kind: "sign.ws_auth", key: req.keyId, version, endpointClass: "ws-auth", details, payload: prepared.toSign[0] });
+      const decision: Decision = { kind: "sign.ws_auth", key: req.keyId, version, endpointClass: "ws-auth", details, payload: prepared.toSign[0] };
+      this.decisions.decided(caller, started, decision);
       return { ...signed, version: v.version, apiKeyId: ctx.apiKeyId };
     } catch (e) {
       const details = { ...what, ...(endpointClass ? { class: endpointClass } : {}) };

@@ -251,7 +251,8 @@ describe("loadConfig: every section validated, refusals name the setting", () =>
         logLevel: "debug",
       }),
     );
-    assert.deepEqual([c.grpc.port, c.grpc.maxPayloadBytes, c.http.port, c.hsm.sessions, c.audit.flushIntervalMs, c.logLevel], [7400, 65536, 7401, 4, 50, "debug"]);
+    const read = [c.grpc.port, c.grpc.maxPayloadBytes, c.http.port, c.hsm.sessions, c.audit.flushIntervalMs, c.logLevel];
+    assert.deepEqual(read, [7400, 65536, 7401, 4, 50, "debug"]);
     assert.deepEqual(c.audit.refusals, { windowMs: 1000, individualPerSource: 0, maxSources: 5 });
   });
 });

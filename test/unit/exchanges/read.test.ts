@@ -37,7 +37,10 @@ const REQUESTS: Record<string, ExchangeRequest[]> = {
     post("/api/v5/trade/batch-orders", '[{"instId":"ETH-USDT","sz":"3"}]'),
   ],
   bitget: [
-    post("/api/v2/mix/order/place-order", '{"symbol":"BTCUSDT","productType":"USDT-FUTURES","marginMode":"crossed","marginCoin":"USDT","size":"0.01","side":"buy","orderType":"market"}'),
+    post(
+      "/api/v2/mix/order/place-order",
+      '{"symbol":"BTCUSDT","productType":"USDT-FUTURES","marginMode":"crossed","marginCoin":"USDT","size":"0.01","side":"buy","orderType":"market"}',
+    ),
     get("/api/v2/mix/account/accounts", "productType=USDT-FUTURES"),
   ],
   gate: [post("/api/v4/futures/usdt/orders", '{"contract":"BTC_USDT","size":10,"price":"42000"}'), get("/api/v4/futures/usdt/accounts", "")],
@@ -46,7 +49,10 @@ const REQUESTS: Record<string, ExchangeRequest[]> = {
     get("/api/v1/account-overview", "currency=USDT"),
   ],
   bitmex: [post("/api/v1/order", '{"symbol":"XBTUSD","orderQty":100,"price":42000}'), get("/api/v1/position", 'filter=%7B%22symbol%22%3A%22XBTUSD%22%7D')],
-  deribit: [get("/api/v2/private/buy", "instrument_name=BTC-PERPETUAL&amount=10&type=limit&price=42000"), get("/api/v2/private/get_position", "instrument_name=BTC-PERPETUAL")],
+  deribit: [
+    get("/api/v2/private/buy", "instrument_name=BTC-PERPETUAL&amount=10&type=limit&price=42000"),
+    get("/api/v2/private/get_position", "instrument_name=BTC-PERPETUAL"),
+  ],
   krakenfutures: [
     post("/derivatives/api/v3/sendorder", "orderType=lmt&symbol=PF_XBTUSD&side=buy&size=1&limitPrice=42000"),
     get("/derivatives/api/v3/openpositions", ""),
