@@ -19,9 +19,9 @@ import {
 } from "../policy/policy.js";
 import { addressAllowed, type AccessDirectory } from "./directory.js";
 import { SignDecisions, type Decision, type SignDecisionLog, type SignObserver } from "./sign-decisions.js";
+import { RateLimiter, type RateLimit } from "./rate-limiter.js";
 
 export type { SignDecision, SignDecisionLog, SignObserver } from "./sign-decisions.js";
-import { RateLimiter, type RateLimit } from "./rate-limiter.js";
 
 /** Who is calling, as established by the transport (mTLS) — never by the request body. */
 export interface CallerContext {
