@@ -1,6 +1,6 @@
 import { CustosError } from "../errors.js";
 import { algorithmSpec, type SigningAlgorithm } from "../hsm/algorithms.js";
-import type { EndpointClass, ExchangeRequest, OrderFact, PreparedRequest, PreparedWebSocketAuth, RequestReading, SigningContext } from "./dialect.js";
+import type { EndpointClass, ExchangeRequest, PreparedWebSocketAuth, SigningContext } from "./dialect.js";
 import { parseJsonStrict } from "./strict-parse.js";
 
 /*
@@ -108,19 +108,3 @@ export function passphraseLogin(exchange: string, ctx: SigningContext, verifyPat
   };
 }
 
-/** The single-purpose readers a dialect builds its one reading from. */
-interface Readers {
-  classify(req: ExchangeRequest): EndpointClass;
-  symbols(req: ExchangeRequest): string[];
-  orders(req: ExchangeRequest): OrderFact[];
-  prepare(req: ExchangeRequest, ctx: SigningContext): PreparedRequest;
-}
-
-/**
- * A reading from a dialect's readers, for dialects whose signature binds the path (no schema to
- * fit) and whose readers are cheap key lookups: class, symbols and orders read in this order, so a
- * request the readers refuse is refused as before, and `prepare` built on the same request.
- */
-export function readingOf(d: Readers, req: ExchangeRequest): RequestReading {
-  return { endpointClass: d.classify(req), symbols: d.symbols(req), orders: d.orders(req), schemaMisfit: undefined, prepare: (ctx) => d.prepare(req, ctx) };
-}
