@@ -106,16 +106,23 @@ function orders(req: ExchangeRequest, list: Fields[] | undefined = objectsOf(req
 /** One reading: the query or body read once for symbols and orders. */
 function read(req: ExchangeRequest): RequestReading {
   const list = objectsOf(req);
-  return { endpointClass: classify(req), symbols: symbols(req, list), orders: orders(req, list), schemaMisfit: undefined, prepare: (ctx) => prepare(req, ctx) };
+  return {
+    endpointClass: classify(req),
+    symbols: symbols(req, list),
+    orders: orders(req, list),
+    schemaMisfit: undefined,
+    prepare: (ctx) => prepare(req, ctx, () => list),
+  };
 }
 
-function prepare(req: ExchangeRequest, ctx: SigningContext): PreparedRequest {
+/** `list` is read only after the method and query checks, so those refusals come first. */
+function prepare(req: ExchangeRequest, ctx: SigningContext, list: () => Fields[] | undefined = () => objectsOf(req)): PreparedRequest {
   if (req.method !== "GET" && req.method !== "POST") throw invalid("v5 private endpoints are GET or POST");
   if (!PATH.test(req.path)) throw invalid(`path ${JSON.stringify(req.path)} is not a plain REST path`);
   if (!QUERY_SAFE.test(req.query)) throw invalid("the query must be percent-encoded printable ASCII");
   if (req.method === "GET" && req.body !== "") throw invalid("a GET request has no body");
   if (req.method === "POST" && req.query !== "") throw invalid("POST parameters go in the JSON body");
-  if (req.method === "POST" && objectsOf(req) === undefined) throw invalid("the body must be a JSON object or a list of objects");
+  if (req.method === "POST" && list() === undefined) throw invalid("the body must be a JSON object or a list of objects");
   if (ctx.passphrase === undefined || ctx.passphrase === "") throw invalid("an OKX key needs its API passphrase (OK-ACCESS-PASSPHRASE)");
   if (!/^[\x20-\x7e]+$/.test(ctx.passphrase)) throw invalid("the API passphrase must be printable ASCII");
   if (!/^[\x21-\x7e]+$/.test(ctx.apiKeyId)) throw invalid("the API key id must be printable ASCII");
