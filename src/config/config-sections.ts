@@ -25,8 +25,12 @@ export class ConfigError extends CustosError {
 /** Reads one section: an object (or absent) with no key outside `known`. */
 export function section(file: string, path: string, raw: unknown, known: readonly string[]): Record<string, unknown> {
   if (raw === undefined) return {};
-  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw new ConfigError(file, path, `${path} must be an object`);
-  for (const k of Object.keys(raw)) if (!known.includes(k)) throw new ConfigError(file, `${path}.${k}`, `unknown setting "${path}.${k}"`);
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw new ConfigError(file, path, `${path || "the configuration"} must be an object`);
+  for (const k of Object.keys(raw)) {
+    // "" is the top level: its settings' paths are their names.
+    const setting = path ? `${path}.${k}` : k;
+    if (!known.includes(k)) throw new ConfigError(file, setting, `unknown setting "${setting}"`);
+  }
   return raw as Record<string, unknown>;
 }
 

@@ -189,6 +189,7 @@ describe("loadConfig: every section validated, refusals name the setting", () =>
   // [what, custos.json, the setting's path the ConfigError names]
   const refused: Array<[string, unknown, string]> = [
     ["a configuration that is not an object", [MINIMAL], ""],
+    ["an unknown top-level setting", { ...MINIMAL, autoGrant: ["spiffe://custos/engine/dev"] }, "autoGrant"],
     ["a misspelt hsm.dispatch (it once meant sync dispatch)", { ...MINIMAL, hsm: { ...MINIMAL.hsm, dispatch: "workr" } }, "hsm.dispatch"],
     ["an unknown hsm setting", { ...MINIMAL, hsm: { ...MINIMAL.hsm, session: 4 } }, "hsm.session"],
     ["a non-numeric hsm.sessions", { ...MINIMAL, hsm: { ...MINIMAL.hsm, sessions: "8" } }, "hsm.sessions"],
