@@ -107,4 +107,3 @@ export function passphraseLogin(exchange: string, ctx: SigningContext, verifyPat
     },
   };
 }
-
