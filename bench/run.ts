@@ -13,7 +13,8 @@
  *   BENCH_ONLY=stream       diagnosis: only the stream load, custos (auto) then the floor, and
  *                           their ratio; no JSON summary; honours BENCH_ABLATE (serve-for-bench.ts)
  *   BENCH_ONLY=exchange     diagnosis: raw Sign then SignExchangeRequest capacity on one custos,
- *                           their ratio, and (with BENCH_PROFILE=1) the exchange load's profile
+ *                           their ratio, server CPU µs per call of each and the difference, and
+ *                           (with BENCH_PROFILE=1) the exchange load's profile
  */
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, loadavg, tmpdir } from "node:os";
@@ -416,6 +417,8 @@ async function main(): Promise<void> {
         p99_us: exchangeRows[0].p99_us,
         p99_ratio_to_raw: ratio(exchangeRows[0].p99_us!, cLat.p99_us!),
         server_cpu_us_per_call: exchangeRows[1].server_stats.cpu_us_per_call,
+        raw_server_cpu_us_per_call: cUnary.server_stats.cpu_us_per_call,
+        server_cpu_us_per_call_over_raw: round((exchangeRows[1].server_stats.cpu_us_per_call ?? 0) - (cUnary.server_stats.cpu_us_per_call ?? 0), 1),
       },
       // The Python client's SignStream next to the TypeScript stream client, same custos run.
       python_stream: {
@@ -494,6 +497,12 @@ async function exchangeOnly(custos: BenchServer, dir: string, h2: H2loadSetup, b
   await custos.stop();
   process.stdout.write(table([raw, exchange]) + "\n");
   process.stdout.write(`exchange_ratio ${ratio(exchange.per_s, raw.per_s)}\n`);
+  // Server CPU per call is steadier on a shared VM than the throughput ratio: the figure to compare.
+  const rawCpu = raw.server_stats.cpu_us_per_call ?? 0;
+  const exchangeCpu = exchange.server_stats.cpu_us_per_call ?? 0;
+  process.stdout.write(
+    `server CPU µs/call: raw Sign ${rawCpu}, SignExchangeRequest (Binance order) ${exchangeCpu}, difference ${round(exchangeCpu - rawCpu, 1)}\n`,
+  );
   if (process.env.BENCH_PROFILE === "1") {
     // One profiled process per load, then the functions whose self time per call differs most.
     const perCall = async (name: string, body: string, method: string): Promise<Map<string, number>> => {

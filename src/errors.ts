@@ -1,6 +1,6 @@
 /**
  * Typed errors with stable codes. Callers (and tests) switch on `code`, never on the
- * message. Transports map codes to wire statuses from one table (transport/grpc/status.ts).
+ * message. Transports map codes to wire statuses from one table (error-table.ts: gRPC and HTTP).
  */
 
 /** Every reason custos can deny or fail a request with. */

@@ -2,6 +2,17 @@ import type { RefusalSampling } from "../audit/refusal-sampler.js";
 import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { CustosError } from "../errors.js";
+import {
+  ConfigError,
+  auditSettings,
+  grpcSettings,
+  hsmSettings,
+  httpSettings,
+  logLevelSetting,
+  section,
+  storeSettings,
+  tlsSettings,
+} from "./config-sections.js";
 import { DEFAULT_ANOMALY_SETTINGS, type AnomalySettings } from "../monitoring/anomaly.js";
 import { isIP } from "node:net";
 import { parseServerNameList, validateServerNames } from "../pki/server-names.js";
@@ -198,61 +209,47 @@ function configuredConfig(dir: string, file: string): CustosConfig {
   } catch (e) {
     throw new CustosError("INVALID_ARGUMENT", `${file} is not valid JSON`, { cause: e });
   }
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw new ConfigError(file, "", "the configuration must be a JSON object");
   const base = baseDefaults(dir);
-  const known = new Set(["grpc", "http", "tls", "pki", "hsm", "store", "limits", "bootstrapAdmins", "audit", "governance", "anomaly", "console", "logLevel"]);
-  for (const k of Object.keys(raw)) if (!known.has(k)) throw new CustosError("INVALID_ARGUMENT", `${file}: unknown setting "${k}"`);
-  const tls = raw.tls as CustosConfig["tls"] | undefined;
-  const hsm = raw.hsm as Partial<CustosConfig["hsm"]> | undefined;
-  if (!tls?.caPath || !tls.certPath || !tls.keyPath) throw new CustosError("INVALID_ARGUMENT", `${file}: tls.caPath, tls.certPath and tls.keyPath are required`);
-  if (!hsm?.modulePath || !hsm.tokenLabel) throw new CustosError("INVALID_ARGUMENT", `${file}: hsm.modulePath and hsm.tokenLabel are required`);
-  if (!hsm.pinFile === !hsm.pinEnv) throw new CustosError("INVALID_ARGUMENT", `${file}: set exactly one of hsm.pinFile and hsm.pinEnv`);
-  const abs = (p: string) => resolve(dir, p);
+  section(file, "", raw, ["grpc", "http", "tls", "pki", "hsm", "store", "limits", "bootstrapAdmins", "audit", "governance", "anomaly", "console", "logLevel"]);
   return {
     ...base,
     dataDir: dir,
     embedded: false,
-    grpc: { ...base.grpc, ...(raw.grpc as object) },
-    http: { ...base.http, ...(raw.http as object) },
-    tls: { caPath: abs(tls.caPath), certPath: abs(tls.certPath), keyPath: abs(tls.keyPath) },
+    grpc: grpcSettings(file, base.grpc, raw.grpc),
+    http: httpSettings(file, base.http, raw.http),
+    tls: tlsSettings(file, dir, raw.tls),
     serverNames: pkiSettings(file, raw.pki),
-    hsm: {
-      modulePath: hsm.modulePath,
-      tokenLabel: hsm.tokenLabel,
-      ...(hsm.pinFile ? { pinFile: abs(hsm.pinFile) } : { pinEnv: hsm.pinEnv! }),
-      ...(hsm.softhsmConf ? { softhsmConf: abs(hsm.softhsmConf) } : {}),
-      sessions: hsm.sessions ?? 8,
-      dispatch: hsm.dispatch ?? "auto",
-      oaepHash: hsm.oaepHash ?? "sha1",
-    },
-    store: raw.store ? { sqlitePath: abs((raw.store as { sqlitePath: string }).sqlitePath) } : base.store,
+    hsm: hsmSettings(file, dir, raw.hsm),
+    store: storeSettings(file, dir, base.store, raw.store),
     limits: rateLimits(file, base.limits, raw.limits),
-    audit: { ...base.audit, ...(raw.audit as object) },
+    audit: auditSettings(file, base.audit, raw.audit),
     governance: governanceSettings(file, base.governance, raw.governance),
     anomaly: anomalySettings(file, base.anomaly, raw.anomaly),
     console: consoleSettings(file, base.console, raw.console),
     bootstrapAdmins: bootstrapAdminSettings(file, raw.bootstrapAdmins),
     autoGrant: [],
-    logLevel: (raw.logLevel as string) ?? base.logLevel,
+    logLevel: logLevelSetting(file, base.logLevel, raw.logLevel),
   };
 }
 
 /** The pki section: `serverNames`, the only setting it has. */
 function pkiSettings(file: string, raw: unknown): string[] {
-  const given = (raw ?? {}) as { serverNames?: unknown };
-  for (const k of Object.keys(given)) if (k !== "serverNames") throw new CustosError("INVALID_ARGUMENT", `${file}: unknown setting "pki.${k}"`);
+  const given = section(file, "pki", raw, ["serverNames"]);
   if (given.serverNames === undefined) return [];
-  if (!Array.isArray(given.serverNames)) throw new CustosError("INVALID_ARGUMENT", `${file}: pki.serverNames is a list of host names and IP addresses`);
+  if (!Array.isArray(given.serverNames)) throw new ConfigError(file, "pki.serverNames", "pki.serverNames is a list of host names and IP addresses");
   return validateServerNames(given.serverNames as string[], `${file}: pki.serverNames`);
 }
 
 /** Bootstrap administrators: an identity each and the CIDRs it may act from (loopback unless given); a bad CIDR is refused. */
 function bootstrapAdminSettings(file: string, raw: unknown): CustosConfig["bootstrapAdmins"] {
   const given = (raw ?? []) as Array<{ identity?: unknown; cidrs?: unknown }>;
-  if (!Array.isArray(given)) throw new CustosError("INVALID_ARGUMENT", `${file}: bootstrapAdmins must be a list`);
-  return given.map((a) => {
-    const cidrs = a?.cidrs ?? LOOPBACK_CIDRS;
-    if (typeof a?.identity !== "string" || !a.identity || !Array.isArray(cidrs) || !cidrs.every((c) => typeof c === "string")) {
-      throw new CustosError("INVALID_ARGUMENT", `${file}: each bootstrapAdmins entry needs an identity and a list of CIDRs`);
+  if (!Array.isArray(given)) throw new ConfigError(file, "bootstrapAdmins", "bootstrapAdmins must be a list");
+  return given.map((entry, i) => {
+    const a = section(file, `bootstrapAdmins[${i}]`, entry ?? null, ["identity", "cidrs"]) as { identity?: unknown; cidrs?: unknown };
+    const cidrs = a.cidrs ?? LOOPBACK_CIDRS;
+    if (typeof a.identity !== "string" || !a.identity || !Array.isArray(cidrs) || !cidrs.every((c) => typeof c === "string")) {
+      throw new ConfigError(file, `bootstrapAdmins[${i}]`, "each bootstrapAdmins entry needs an identity and a list of CIDRs");
     }
     for (const c of cidrs as string[]) parseCidr(c);
     return { identity: a.identity, cidrs: [...(cidrs as string[])] };
@@ -260,48 +257,56 @@ function bootstrapAdminSettings(file: string, raw: unknown): CustosConfig["boots
 }
 
 function governanceSettings(file: string, base: GovernanceConfig, raw: unknown): GovernanceConfig {
-  const given = (raw ?? {}) as Partial<GovernanceConfig>;
-  const known = new Set(["proposerCounts", "veto", "proposalTtlHours", "maxProposalTtlHours", "housekeepingMs"]);
-  for (const k of Object.keys(given)) if (!known.has(k)) throw new CustosError("INVALID_ARGUMENT", `${file}: unknown setting "governance.${k}"`);
+  const known = ["proposerCounts", "veto", "proposalTtlHours", "maxProposalTtlHours", "housekeepingMs"];
+  const given = section(file, "governance", raw, known) as Partial<GovernanceConfig>;
   const out = { ...base, ...given };
-  if (typeof out.proposerCounts !== "boolean" || typeof out.veto !== "boolean") throw new CustosError("INVALID_ARGUMENT", `${file}: governance.proposerCounts and .veto are true or false`);
+  if (typeof out.proposerCounts !== "boolean" || typeof out.veto !== "boolean") {
+    throw new ConfigError(file, typeof out.veto !== "boolean" ? "governance.veto" : "governance.proposerCounts", "governance.proposerCounts and .veto are true or false");
+  }
   if (typeof out.proposalTtlHours !== "number" || !(out.proposalTtlHours > 0 && out.proposalTtlHours <= MAX_PROPOSAL_TTL_HOURS)) {
-    throw new CustosError("INVALID_ARGUMENT", `${file}: governance.proposalTtlHours must be a number of hours up to 720`);
+    throw new ConfigError(file, "governance.proposalTtlHours", "governance.proposalTtlHours must be a number of hours up to 720");
   }
   // Unset, the maximum follows a default lifetime configured above it.
   const max = (out.maxProposalTtlHours = given.maxProposalTtlHours ?? Math.max(base.maxProposalTtlHours, out.proposalTtlHours));
   if (typeof max !== "number" || !(max >= out.proposalTtlHours && max <= MAX_PROPOSAL_TTL_HOURS)) {
-    throw new CustosError("INVALID_ARGUMENT", `${file}: governance.maxProposalTtlHours must be from proposalTtlHours to ${MAX_PROPOSAL_TTL_HOURS} hours`);
+    const range = `from proposalTtlHours to ${MAX_PROPOSAL_TTL_HOURS} hours`;
+    throw new ConfigError(file, "governance.maxProposalTtlHours", `governance.maxProposalTtlHours must be ${range}`);
   }
   if (out.housekeepingMs !== undefined && !(typeof out.housekeepingMs === "number" && out.housekeepingMs >= 100 && out.housekeepingMs <= 3_600_000)) {
-    throw new CustosError("INVALID_ARGUMENT", `${file}: governance.housekeepingMs must be 100–3600000`);
+    throw new ConfigError(file, "governance.housekeepingMs", "governance.housekeepingMs must be 100–3600000");
   }
   return out;
 }
 
 /** The console section over its defaults. */
 function consoleSettings(file: string, base: ConsoleConfig, raw: unknown): ConsoleConfig {
-  const given = (raw ?? {}) as Partial<ConsoleConfig>;
-  const known = new Set(["enabled", "host", "port", "rpId", "origin", "sessionMinutes", "anonymousRate"]);
-  for (const k of Object.keys(given)) if (!known.has(k)) throw new CustosError("INVALID_ARGUMENT", `${file}: unknown setting "console.${k}"`);
+  const given = section(file, "console", raw, ["enabled", "host", "port", "rpId", "origin", "sessionMinutes", "anonymousRate"]) as Partial<ConsoleConfig>;
   const out = { ...base, ...given };
   if (typeof out.enabled !== "boolean" || typeof out.host !== "string" || typeof out.rpId !== "string" || !/^[a-z0-9.-]+$/i.test(out.rpId)) {
-    throw new CustosError("INVALID_ARGUMENT", `${file}: console.enabled is true or false, console.host and console.rpId (a host name) are strings`);
+    const setting = typeof out.enabled !== "boolean" ? "console.enabled" : typeof out.host !== "string" ? "console.host" : "console.rpId";
+    throw new ConfigError(file, setting, "console.enabled is true or false, console.host and console.rpId (a host name) are strings");
   }
-  if (out.port !== undefined && !(Number.isInteger(out.port) && out.port >= 0 && out.port <= 65535)) throw new CustosError("INVALID_ARGUMENT", `${file}: console.port must be 0–65535`);
-  if (out.origin !== undefined && !/^https:\/\/[^/]+$/.test(out.origin)) throw new CustosError("INVALID_ARGUMENT", `${file}: console.origin must be https://HOST[:PORT]`);
-  if (!(typeof out.sessionMinutes === "number" && out.sessionMinutes >= 1 && out.sessionMinutes <= 24 * 60)) throw new CustosError("INVALID_ARGUMENT", `${file}: console.sessionMinutes must be 1–1440`);
+  if (out.port !== undefined && !(Number.isInteger(out.port) && out.port >= 0 && out.port <= 65535)) {
+    throw new ConfigError(file, "console.port", "console.port must be 0–65535");
+  }
+  if (out.origin !== undefined && !/^https:\/\/[^/]+$/.test(out.origin)) {
+    throw new ConfigError(file, "console.origin", "console.origin must be https://HOST[:PORT]");
+  }
+  if (!(typeof out.sessionMinutes === "number" && out.sessionMinutes >= 1 && out.sessionMinutes <= 24 * 60)) {
+    throw new ConfigError(file, "console.sessionMinutes", "console.sessionMinutes must be 1–1440");
+  }
   const rate = out.anonymousRate as Partial<RateLimit> | undefined;
   const rateOk = typeof rate?.perSecond === "number" && rate.perSecond > 0 && typeof rate.burst === "number" && rate.burst >= 1;
   if (rate !== undefined && !(rateOk && Object.keys(rate).length === 2)) {
-    throw new CustosError("INVALID_ARGUMENT", `${file}: console.anonymousRate is { "perSecond": >0, "burst": >=1 }`);
+    throw new ConfigError(file, "console.anonymousRate", 'console.anonymousRate is { "perSecond": >0, "burst": >=1 }');
   }
   return out;
 }
 
 /** The anomaly section over its defaults; every number in its range, auto-freeze above the alarm. */
 export function anomalySettings(file: string, base: AnomalyConfig, raw: unknown): AnomalyConfig {
-  const given = (raw ?? {}) as Partial<AnomalyConfig>;
+  const known = ["enabled", "intervalMs", "halfLifeIntervals", "warmupIntervals", "threshold", "varianceFloor", "autoFreezeThreshold"];
+  const given = section(file, "anomaly", raw, known) as Partial<AnomalyConfig>;
   const ranges: Record<string, [number, number]> = {
     intervalMs: [50, 3_600_000],
     halfLifeIntervals: [1, 10_000],
@@ -310,16 +315,17 @@ export function anomalySettings(file: string, base: AnomalyConfig, raw: unknown)
     varianceFloor: [0.01, 1e12],
     autoFreezeThreshold: [1, 1_000_000],
   };
-  for (const k of Object.keys(given)) if (k !== "enabled" && !(k in ranges)) throw new CustosError("INVALID_ARGUMENT", `${file}: unknown setting "anomaly.${k}"`);
   const out = { ...base, ...given };
-  if (typeof out.enabled !== "boolean") throw new CustosError("INVALID_ARGUMENT", `${file}: anomaly.enabled is true or false`);
+  if (typeof out.enabled !== "boolean") throw new ConfigError(file, "anomaly.enabled", "anomaly.enabled is true or false");
   for (const [k, [min, max]] of Object.entries(ranges)) {
     const v = (out as unknown as Record<string, unknown>)[k];
     if (v === undefined && k === "autoFreezeThreshold") continue;
-    if (!(typeof v === "number" && Number.isFinite(v) && v >= min && v <= max)) throw new CustosError("INVALID_ARGUMENT", `${file}: anomaly.${k} must be a number from ${min} to ${max}`);
+    if (!(typeof v === "number" && Number.isFinite(v) && v >= min && v <= max)) {
+      throw new ConfigError(file, `anomaly.${k}`, `anomaly.${k} must be a number from ${min} to ${max}`);
+    }
   }
   if (out.autoFreezeThreshold !== undefined && out.autoFreezeThreshold < out.threshold) {
-    throw new CustosError("INVALID_ARGUMENT", `${file}: anomaly.autoFreezeThreshold must not be below anomaly.threshold`);
+    throw new ConfigError(file, "anomaly.autoFreezeThreshold", "anomaly.autoFreezeThreshold must not be below anomaly.threshold");
   }
   return out;
 }
@@ -329,12 +335,13 @@ export function anomalySettings(file: string, base: AnomalyConfig, raw: unknown)
  * `burst`, and a bucket with a non-numeric limit allows every request (NaN < 1 is false).
  */
 function rateLimits(file: string, base: CustosConfig["limits"], raw: unknown): CustosConfig["limits"] {
-  const given = (raw ?? {}) as Record<string, Partial<RateLimit> | undefined>;
-  for (const k of Object.keys(given)) if (k !== "client" && k !== "key") throw new CustosError("INVALID_ARGUMENT", `${file}: unknown setting "limits.${k}"`);
+  const given = section(file, "limits", raw, ["client", "key"]);
   const one = (name: "client" | "key"): RateLimit => {
-    const { perSecond, burst } = { ...base[name], ...given[name] };
+    const { perSecond, burst } = { ...base[name], ...section(file, `limits.${name}`, given[name], ["perSecond", "burst"]) };
     const ok = (n: unknown) => typeof n === "number" && Number.isFinite(n) && n >= 0;
-    if (!ok(perSecond) || !ok(burst)) throw new CustosError("INVALID_ARGUMENT", `${file}: limits.${name}.perSecond and .burst must be non-negative numbers`);
+    if (!ok(perSecond) || !ok(burst)) {
+      throw new ConfigError(file, ok(perSecond) ? `limits.${name}.burst` : `limits.${name}.perSecond`, `limits.${name}.perSecond and .burst must be non-negative numbers`);
+    }
     return { perSecond, burst };
   };
   return { client: one("client"), key: one("key") };

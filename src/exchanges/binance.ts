@@ -1,7 +1,17 @@
 import { CustosError } from "../errors.js";
 import { BINANCE_REST_PARAMS } from "./binance-params.js";
 import { websocketAuth, websocketRequestFacts, websocketSchemaMisfit } from "./binance-websocket.js";
-import type { Dialect, EndpointClass, ExchangeRequest, PreparedRequest, SignatureBinding, SigningContext } from "./dialect.js";
+import type {
+  Dialect,
+  EndpointClass,
+  ExchangeRequest,
+  OrderFact,
+  PreparedRequest,
+  RequestReading,
+  SignatureBinding,
+  SigningContext,
+  StrictReading,
+} from "./dialect.js";
 import { isObject, oneMac, tableClassifier, textOf } from "./facts.js";
 import { schemaMisfit as misfitOf } from "./param-schema.js";
 import { formPairsStrict, parseJsonStrict } from "./strict-parse.js";
@@ -148,26 +158,21 @@ interface Parsed {
 }
 
 /**
- * classify, symbols, orders, schemaMisfit and prepare read one request in a row, synchronously:
- * the last request's reading is kept (one slot, checked by identity and content) so it is
- * parsed once. A name given twice, within or across query and body, is refused: which copy
- * Binance reads is undocumented.
+ * The request's parameters, parsed once per reading (`read` hands the same parse to the policy's
+ * facts and to `prepare`); the sign path's strict reading is reused when given. A name given
+ * twice, within or across query and body, is refused: which copy Binance reads is undocumented.
  */
-let last: { req: ExchangeRequest; query: string; body: string; parsed: Parsed } | undefined;
-function parsed(req: ExchangeRequest): Parsed {
-  const hit = last;
-  if (hit !== undefined && hit.req === req && hit.query === req.query && hit.body === req.body) return hit.parsed;
-  const query = formPairsStrict(req.query);
-  const body = formPairsStrict(req.body);
+function parse(req: ExchangeRequest, strict?: StrictReading): Parsed {
+  const query = strict?.query ?? formPairsStrict(req.query);
+  // A JSON body is refused by checkRequest; read as a form it names no parameter custos knows.
+  const body = strict?.form ?? formPairsStrict(req.body);
   const params = query.length === 0 ? body : body.length === 0 ? query : [...query, ...body];
   const byName = new Map<string, string>();
   for (const [k, v] of params) {
     if (byName.has(k)) throw invalid(`parameter ${k} is sent twice`);
     byName.set(k, v);
   }
-  const p: Parsed = { params, byName, batchRead: false, sizesChecked: false };
-  last = { req, query: req.query, body: req.body, parsed: p };
-  return p;
+  return { params, byName, batchRead: false, sizesChecked: false };
 }
 
 /** The values of `name`: none or one. */
@@ -226,8 +231,7 @@ function singleOrder(get: (name: string) => Array<string | undefined>): { symbol
 
 const classify = tableClassifier(TABLE, PATTERNS);
 
-function symbols(req: ExchangeRequest): string[] {
-  const p = parsed(req);
+function symbolsOf(p: Parsed): string[] {
   const found = valuesOf(p, "symbol");
   for (const o of batchOf(p) ?? []) {
     const s = textOf(o.symbol);
@@ -240,11 +244,10 @@ function symbols(req: ExchangeRequest): string[] {
 const itemField = (o: Record<string, unknown>) => (name: string): Array<string | undefined> => (o[name] === undefined ? [] : [textOf(o[name])]);
 
 /** The request's order shape, after refusing empty or doubled sizes (INVALID_ARGUMENT). */
-function checkedShape(req: ExchangeRequest): OrderShape | undefined {
+function checkedShape(req: ExchangeRequest, p: Parsed): OrderShape | undefined {
   const shape = ORDER_SHAPES.get(`${req.method} ${req.path}`);
   if (!shape) return undefined;
-  const p = parsed(req);
-  // orders() and prepare() both ask, for the same request: check its sizes once.
+  // The orders and prepare both ask, for the same reading: check its sizes once.
   if (p.sizesChecked) return shape;
   if (shape === "batch") (batchOf(p) ?? []).forEach((o, i) => checkSizes(itemField(o), `batchOrders[${i}]: `));
   else checkSizes((name) => valuesOf(p, name), "");
@@ -252,10 +255,9 @@ function checkedShape(req: ExchangeRequest): OrderShape | undefined {
   return shape;
 }
 
-function orders(req: ExchangeRequest): Array<{ symbol: string; quantity: number }> {
-  const shape = checkedShape(req);
+function ordersOf(req: ExchangeRequest, p: Parsed): OrderFact[] {
+  const shape = checkedShape(req, p);
   if (!shape) return [];
-  const p = parsed(req);
   const get = (name: string): string[] => valuesOf(p, name);
   switch (shape) {
     case "single":
@@ -284,19 +286,18 @@ function orders(req: ExchangeRequest): Array<{ symbol: string; quantity: number 
   }
 }
 
-function checkRequest(req: ExchangeRequest, ownedInPlace: ReadonlyMap<string, string>): void {
+function checkRequest(req: ExchangeRequest, p: Parsed, ownedInPlace: ReadonlyMap<string, string>): void {
   if (!PATH.test(req.path)) throw invalid(`path ${JSON.stringify(req.path)} is not a plain REST path`);
   if (!QUERY_SAFE.test(req.query)) throw invalid("the query must be percent-encoded printable ASCII (Binance signs the encoded bytes)");
   if (!BODY_SAFE.test(req.body)) throw invalid("the body must be percent-encoded printable ASCII (application/x-www-form-urlencoded)");
   if (req.method === "GET" && req.body !== "") throw invalid("GET parameters must be sent in the query string");
   if (/^\s*[[{]/.test(req.body)) throw invalid("Binance takes form-encoded bodies, not JSON");
-  // parsed() refuses repeated names, batchOf() malformed batches, checkedShape() bad sizes.
-  const p = parsed(req);
+  // parse() refused repeated names; batchOf() refuses malformed batches, checkedShape() bad sizes.
   for (const [name] of p.params) {
     if (RESERVED.has(name) && !ownedInPlace.has(name)) throw invalid(`${name} is set by custos, not by the caller`);
   }
   batchOf(p);
-  checkedShape(req);
+  checkedShape(req, p);
 }
 
 /**
@@ -304,28 +305,47 @@ function checkRequest(req: ExchangeRequest, ownedInPlace: ReadonlyMap<string, st
  * documents, or undefined when they are. Never throws: an unreadable request is a misfit too.
  */
 function schemaMisfit(req: ExchangeRequest): string | undefined {
-  const endpoint = `${req.method} ${req.path}`;
-  const schema = BINANCE_REST_PARAMS.get(endpoint);
-  if (!schema) return `custos has no parameter schema for ${endpoint}`;
-  let params: ReadonlyArray<[string, string]>;
+  if (!BINANCE_REST_PARAMS.has(`${req.method} ${req.path}`)) return `custos has no parameter schema for ${req.method} ${req.path}`;
   try {
-    params = parsed(req).params;
+    return misfitIn(req, parse(req));
   } catch (e) {
     return e instanceof Error ? e.message : String(e);
   }
-  const why = misfitOf(schema, params, RESERVED);
+}
+
+function misfitIn(req: ExchangeRequest, p: Parsed): string | undefined {
+  const endpoint = `${req.method} ${req.path}`;
+  const schema = BINANCE_REST_PARAMS.get(endpoint);
+  if (!schema) return `custos has no parameter schema for ${endpoint}`;
+  const why = misfitOf(schema, p.params, RESERVED);
   return why === undefined ? undefined : `${endpoint}: ${why}`;
 }
 
-function prepare(req: ExchangeRequest, ctx: SigningContext): PreparedRequest {
+/** One reading: the policy's facts and `prepare` from one parse. */
+function read(req: ExchangeRequest, strict?: StrictReading): RequestReading {
+  const p = parse(req, strict);
+  return {
+    endpointClass: classify(req),
+    symbols: symbolsOf(p),
+    orders: ordersOf(req, p),
+    schemaMisfit: misfitIn(req, p),
+    prepare: (ctx) => prepareFrom(req, p, ctx),
+  };
+}
+
+const symbols = (req: ExchangeRequest): string[] => symbolsOf(parse(req));
+const orders = (req: ExchangeRequest): OrderFact[] => ordersOf(req, parse(req));
+const prepare = (req: ExchangeRequest, ctx: SigningContext): PreparedRequest => prepareFrom(req, parse(req), ctx);
+
+function prepareFrom(req: ExchangeRequest, p: Parsed, ctx: SigningContext): PreparedRequest {
   // The caller's timestamp/recvWindow are kept in place iff they equal what custos signs with
   // (ctx: custos's clock, or the caller's value that passed the skew and window policy).
   const ownedInPlace = new Map<string, string>();
-  for (const [name, value] of parsed(req).params) {
+  for (const [name, value] of p.params) {
     const expected = name === "timestamp" ? String(ctx.timestamp) : name === "recvWindow" && ctx.recvWindow !== undefined ? String(ctx.recvWindow) : undefined;
     if (expected !== undefined && value === expected && !ownedInPlace.has(name)) ownedInPlace.set(name, value);
   }
-  checkRequest(req, ownedInPlace);
+  checkRequest(req, p, ownedInPlace);
   if (!Number.isSafeInteger(ctx.timestamp) || ctx.timestamp <= 0) throw invalid("timestamp must be a positive integer of milliseconds");
   if (ctx.recvWindow !== undefined && !(Number.isSafeInteger(ctx.recvWindow) && ctx.recvWindow > 0 && ctx.recvWindow <= MAX_RECV_WINDOW_MS)) {
     throw invalid(`recvWindow must be 1..${MAX_RECV_WINDOW_MS} ms`);
@@ -382,6 +402,7 @@ export const binance: Dialect = {
   otherAlgorithms: ["ed25519"],
   secretEncoding: "utf8",
   binding: BINDING,
+  read,
   classify,
   schemaMisfit,
   symbols,

@@ -18,9 +18,30 @@
  * int(round(time.time()))) and ccxt's pro/bitget.js authenticate() signs it.
  */
 import { CustosError } from "../errors.js";
-import type { Dialect, EndpointClass, ExchangeRequest, PreparedRequest, PreparedWebSocketAuth, SigningContext, WebSocketAuthInput } from "./dialect.js";
+import type {
+  Dialect,
+  EndpointClass,
+  ExchangeRequest,
+  PreparedRequest,
+  RequestReading,
+  PreparedWebSocketAuth,
+  SigningContext,
+  WebSocketAuthInput,
+  StrictReading,
+} from "./dialect.js";
 import { isObject, oneMac, passphraseLogin } from "./facts.js";
-import { checkRequest, collectSymbols, parseBody, quantity, queryValues, routeOf, unencoded, type OrderFact, type Route } from "./json-request.js";
+import {
+  checkRequest,
+  collectSymbols,
+  parseBody,
+  quantity,
+  queryValues,
+  readJsonRequest,
+  routeOf,
+  unencoded,
+  type OrderFact,
+  type Route,
+} from "./json-request.js";
 
 type Method = ExchangeRequest["method"];
 const exact = (p: string): RegExp => new RegExp(`^${p.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`);
@@ -123,15 +144,20 @@ export class BitgetDialect implements Dialect {
     return routeOf(ROUTES, req)?.cls ?? "unknown";
   }
 
-  symbols(req: ExchangeRequest): string[] {
+  symbols(req: ExchangeRequest, body: unknown = parseBody(req.body)): string[] {
     const out = queryValues(req.query, "symbol");
-    collectSymbols(parseBody(req.body), "symbol", out);
+    collectSymbols(body, "symbol", out);
     return [...new Set(out)];
   }
 
-  orders(req: ExchangeRequest): OrderFact[] {
+  orders(req: ExchangeRequest, body: unknown = parseBody(req.body)): OrderFact[] {
     const extract = routeOf(ROUTES, req)?.orders;
-    return extract ? extract(parseBody(req.body)) : [];
+    return extract ? extract(body) : [];
+  }
+
+  /** One reading: the JSON body parsed once for symbols and orders. */
+  read(req: ExchangeRequest, strict?: StrictReading): RequestReading {
+    return readJsonRequest(this, req, strict);
   }
 
   prepare(req: ExchangeRequest, ctx: SigningContext): PreparedRequest {

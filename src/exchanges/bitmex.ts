@@ -1,5 +1,15 @@
 import { CustosError } from "../errors.js";
-import type { Dialect, EndpointClass, ExchangeRequest, PreparedRequest, PreparedWebSocketAuth, SigningContext, WebSocketAuthInput } from "./dialect.js";
+import type {
+  Dialect,
+  EndpointClass,
+  ExchangeRequest,
+  OrderFact,
+  PreparedRequest,
+  RequestReading,
+  PreparedWebSocketAuth,
+  SigningContext,
+  WebSocketAuthInput,
+} from "./dialect.js";
 import { isObject, largestQuantity, oneMac, parseJson, symbolOf } from "./facts.js";
 
 /*
@@ -61,39 +71,51 @@ const ROUTES = new Map<string, EndpointClass>([
  * BitMEX REST with `api-expires` / `api-key` / `api-signature`. Endpoints are classified by verb and path
  * under `/api/v1`; every `/apiKey` route is key management.
  */
-export const bitmex: Dialect = {
+export const bitmex = {
   exchange: "bitmex",
   /** verb + path (with query) + expires + data; the key id travels unsigned. */
   binding: { method: true, path: true, query: true, body: true, apiKey: false, timestamp: true, nonce: "n/a", headers: ["api-expires"], host: false },
   algorithm: "hmac-sha256",
   secretEncoding: "utf8",
 
-  classify(req: ExchangeRequest): EndpointClass {
+  /** One reading: query and body parsed once for symbols and orders. */
+  read(req: ExchangeRequest): RequestReading {
+    const params = new Params(req);
+    return {
+      endpointClass: bitmex.classify(req, params),
+      symbols: bitmex.symbols(req, params),
+      orders: bitmex.orders(req, params),
+      schemaMisfit: undefined,
+      prepare: (ctx) => bitmex.prepare(req, ctx),
+    };
+  },
+
+  classify(req: ExchangeRequest, params?: Params): EndpointClass {
     if (!req.path.startsWith(`${PREFIX}/`)) return "unknown";
     const route = req.path.slice(PREFIX.length);
     if (route === "/apiKey" || route.startsWith("/apiKey/")) return "key-management";
-    if (`${req.method} ${route}` === "POST /position/transferMargin") return marginTransferClass(req);
+    if (`${req.method} ${route}` === "POST /position/transferMargin") return marginTransferClass(req, params ?? new Params(req));
     return ROUTES.get(`${req.method} ${route}`) ?? "unknown";
   },
 
-  symbols(req: ExchangeRequest): string[] {
-    const named = paramValues(req, "symbol");
+  symbols(req: ExchangeRequest, params = new Params(req)): string[] {
+    const named = params.values("symbol");
     // A table query may name its symbol inside the JSON `filter` instead.
-    for (const f of paramValues(req, "filter")) {
+    for (const f of params.values("filter")) {
       const filter = typeof f === "string" ? parseJson(f) : f;
       if (isObject(filter) && Object.hasOwn(filter, "symbol")) named.push(...[filter.symbol].flat());
     }
     return [...new Set(named.map(symbolOf))];
   },
 
-  orders(req: ExchangeRequest): Array<{ symbol: string; quantity: number }> {
+  orders(req: ExchangeRequest, params = new Params(req)): OrderFact[] {
     const route = `${req.method} ${req.path.slice(PREFIX.length)}`;
     if (!req.path.startsWith(`${PREFIX}/`) || (route !== "POST /order" && route !== "PUT /order")) return [];
-    const quantities = [...paramValues(req, "orderQty"), ...paramValues(req, "leavesQty")];
+    const quantities = [...params.values("orderQty"), ...params.values("leavesQty")];
     // An amend that changes only the price places no new quantity.
     if (route === "PUT /order" && quantities.length === 0) return [];
     const quantity = largestQuantity(quantities);
-    const symbols = [...new Set(paramValues(req, "symbol").map(symbolOf))];
+    const symbols = [...new Set(params.values("symbol").map(symbolOf))];
     // "" = no symbol in the request (an amend names the order, not the instrument): only a "*" limit applies.
     return (symbols.length > 0 ? symbols : [""]).map((symbol) => ({ symbol, quantity }));
   },
@@ -147,7 +169,7 @@ export const bitmex: Dialect = {
       },
     };
   },
-};
+} satisfies Dialect;
 
 /**
  * POST /position/transferMargin moves isolated margin between a position and the account's own balance (a
@@ -155,24 +177,35 @@ export const bitmex: Dialect = {
  * of a paired account (BitMEX swagger.json: "AccountId for the position that the margin would be transfered
  * to"), a move of funds between accounts. A JSON body custos cannot read counts as naming it.
  */
-function marginTransferClass(req: ExchangeRequest): EndpointClass {
+function marginTransferClass(req: ExchangeRequest, params: Params): EndpointClass {
   const unreadableJson = req.body.trimStart().startsWith("{") && parseJson(req.body) === undefined;
-  return unreadableJson || paramValues(req, "targetAccountId").length > 0 ? "transfer" : "trade";
+  return unreadableJson || params.values("targetAccountId").length > 0 ? "transfer" : "trade";
 }
 
 function routes(cls: EndpointClass, list: string[]): Array<[string, EndpointClass]> {
   return list.map((r) => [r, cls]);
 }
 
-/**
- * Every value a parameter has wherever BitMEX might read it. The body is read both as JSON and as a form:
- * the Content-Type that decides between them is not signed and custos does not see it.
- */
-function paramValues(req: ExchangeRequest, name: string): unknown[] {
-  const out: unknown[] = [...new URLSearchParams(req.query).getAll(name), ...new URLSearchParams(req.body).getAll(name)];
-  const json = req.body.trimStart().startsWith("{") ? parseJson(req.body) : undefined;
-  if (isObject(json) && Object.hasOwn(json, name)) out.push(json[name]);
-  return out;
+/** A request's parameters wherever BitMEX might read them, parsed once per reading. */
+class Params {
+  private readonly query: URLSearchParams;
+  private readonly form: URLSearchParams;
+  private readonly json: unknown;
+
+  constructor(req: ExchangeRequest) {
+    this.query = new URLSearchParams(req.query);
+    // The body is read both as JSON and as a form: the Content-Type that decides between them is
+    // not signed and custos does not see it.
+    this.form = new URLSearchParams(req.body);
+    this.json = req.body.trimStart().startsWith("{") ? parseJson(req.body) : undefined;
+  }
+
+  /** Every value the parameter has: query, form, JSON body. */
+  values(name: string): unknown[] {
+    const out: unknown[] = [...this.query.getAll(name), ...this.form.getAll(name)];
+    if (isObject(this.json) && Object.hasOwn(this.json, name)) out.push(this.json[name]);
+    return out;
+  }
 }
 
 function invalid(message: string): never {

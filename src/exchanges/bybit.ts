@@ -3,10 +3,13 @@ import type {
   Dialect,
   EndpointClass,
   ExchangeRequest,
+  OrderFact,
   PreparedRequest,
   PreparedWebSocketAuth,
+  RequestReading,
   SignatureBinding,
   SigningContext,
+  StrictReading,
   WebSocketAuthInput,
 } from "./dialect.js";
 import { BYBIT_BATCH_ITEMS, BYBIT_PARAMS } from "./bybit-params.js";
@@ -96,13 +99,13 @@ interface Reading {
  * Bybit's choice of copy is unknown — and a batch's items: INVALID_ARGUMENT for what cannot be
  * read unambiguously.
  */
-function readNow(req: ExchangeRequest): Reading {
-  if (req.method === "GET") return { fields: Object.fromEntries(formPairsStrict(req.query)) };
+function readFields(req: ExchangeRequest, strict?: StrictReading): Reading {
+  if (req.method === "GET") return { fields: Object.fromEntries(strict?.query ?? formPairsStrict(req.query)) };
   // Read as a query string, a body without `&` (or `;`, a separator to some parsers) is one
   // pair whose name starts with `{`: no parameter of any endpoint. So a signed body is never a
   // query carrying another endpoint's parameters (the catalog test relies on this).
   if (/[&;]/.test(req.body)) throw invalid("a JSON body must not contain & or ; (a signed body must not read as a query string)");
-  const v = req.body === "" ? {} : parseJsonStrict(req.body);
+  const v = req.body === "" ? {} : strict?.json ? strict.json.value : parseJsonStrict(req.body);
   if (!isObject(v)) throw invalid("the body must be a JSON object");
   const items = BATCHES.has(req.path) ? batchItems(v) : undefined;
   return items ? { fields: v, items } : { fields: v };
@@ -131,15 +134,6 @@ function checkQty(path: string, o: Fields): void {
   if (empty || (q === undefined && CREATES.has(path))) throw invalid("an order needs a non-empty qty");
 }
 
-// symbols, orders, schemaMisfit and prepare all read the same request: read it once.
-let last: { req: ExchangeRequest; method: string; path: string; query: string; body: string; reading: Reading } | undefined;
-function read(req: ExchangeRequest): Reading {
-  const hit = last;
-  if (hit && hit.req === req && hit.method === req.method && hit.path === req.path && hit.query === req.query && hit.body === req.body) return hit.reading;
-  const reading = readNow(req);
-  last = { req, method: req.method, path: req.path, query: req.query, body: req.body, reading };
-  return reading;
-}
 
 /**
  * A symbol is only unique within its category (BTCUSDT is both spot and linear): "linear:BTCUSDT".
@@ -153,8 +147,7 @@ function instrument(category: string | undefined, symbol: unknown): string {
 
 const classify = tableClassifier(TABLE, PATTERNS);
 
-function symbols(req: ExchangeRequest): string[] {
-  const { fields, items } = read(req);
+function symbolsOf(req: ExchangeRequest, { fields, items }: Reading): string[] {
   const category = textOf(fields.category);
   // A trading request acts on instruments: one it does not name (cancel-all by settleCoin,
   // account-wide settings, an item without a symbol) is "", outside every allowlist.
@@ -189,10 +182,9 @@ function sizeOf(category: string | undefined, o: Fields): number {
   return q === 0 ? Number.POSITIVE_INFINITY : q;
 }
 
-function orders(req: ExchangeRequest): Array<{ symbol: string; quantity: number }> {
+function ordersOf(req: ExchangeRequest, { fields, items }: Reading): OrderFact[] {
   const shape = req.method === "POST" ? ORDER_SHAPES.get(req.path) : undefined;
   if (!shape) return [];
-  const { fields, items } = read(req);
   const category = textOf(fields.category);
   const amend = AMENDS.has(req.path);
   return (items ?? [fields])
@@ -209,15 +201,20 @@ function paramsOf(o: Fields): Array<[string, string | undefined]> {
  * batch items included; undefined when they fit. Never throws: an unreadable request is a misfit.
  */
 function schemaMisfit(req: ExchangeRequest): string | undefined {
-  const endpoint = `${req.method} ${req.path}`;
-  const schema = BYBIT_PARAMS.get(endpoint);
-  if (!schema) return `custos has no parameter schema for ${endpoint}`;
+  if (!BYBIT_PARAMS.has(`${req.method} ${req.path}`)) return `custos has no parameter schema for ${req.method} ${req.path}`;
   let reading: Reading;
   try {
-    reading = read(req);
+    reading = readFields(req);
   } catch (e) {
     return `the request cannot be read unambiguously (${e instanceof Error ? e.message : String(e)})`;
   }
+  return misfitIn(req, reading);
+}
+
+function misfitIn(req: ExchangeRequest, reading: Reading): string | undefined {
+  const endpoint = `${req.method} ${req.path}`;
+  const schema = BYBIT_PARAMS.get(endpoint);
+  if (!schema) return `custos has no parameter schema for ${endpoint}`;
   const misfit = paramMisfit(schema, paramsOf(reading.fields), NONE);
   if (misfit) return misfit;
   const itemSchema = BYBIT_BATCH_ITEMS.get(endpoint);
@@ -229,7 +226,24 @@ function schemaMisfit(req: ExchangeRequest): string | undefined {
   return undefined;
 }
 
-function prepare(req: ExchangeRequest, ctx: SigningContext): PreparedRequest {
+/** One reading: the policy's facts and `prepare` from one parse of the query or body. */
+function read(req: ExchangeRequest, strict?: StrictReading): RequestReading {
+  const reading = readFields(req, strict);
+  return {
+    endpointClass: classify(req),
+    symbols: symbolsOf(req, reading),
+    orders: ordersOf(req, reading),
+    schemaMisfit: misfitIn(req, reading),
+    prepare: (ctx) => prepareFrom(req, ctx, () => reading),
+  };
+}
+
+const symbols = (req: ExchangeRequest): string[] => symbolsOf(req, readFields(req));
+const orders = (req: ExchangeRequest): OrderFact[] => ordersOf(req, readFields(req));
+const prepare = (req: ExchangeRequest, ctx: SigningContext): PreparedRequest => prepareFrom(req, ctx, () => readFields(req));
+
+/** `reading` is called after the shape checks, so a malformed request is refused for its shape first. */
+function prepareFrom(req: ExchangeRequest, ctx: SigningContext, reading: () => Reading): PreparedRequest {
   if (req.method !== "GET" && req.method !== "POST") throw invalid("v5 private endpoints are GET or POST");
   if (!PATH.test(req.path)) throw invalid(`path ${JSON.stringify(req.path)} is not a plain REST path`);
   if (!QUERY_SAFE.test(req.query)) throw invalid("the query must be percent-encoded printable ASCII");
@@ -237,7 +251,7 @@ function prepare(req: ExchangeRequest, ctx: SigningContext): PreparedRequest {
   if (req.method === "GET" && req.body !== "") throw invalid("a GET request has no body");
   if (req.method === "POST" && req.query !== "") throw invalid("POST parameters go in the JSON body (a query string would not be signed)");
   // Strict reading: repeated names and malformed batches are refused, and so are missing sizes.
-  const { fields, items } = read(req);
+  const { fields, items } = reading();
   if (req.method === "POST") for (const o of items ?? [fields]) checkQty(req.path, o);
   if (!Number.isSafeInteger(ctx.timestamp) || ctx.timestamp <= 0) throw invalid("timestamp must be a positive integer of milliseconds");
   const recvWindowMs = ctx.recvWindow ?? DEFAULT_RECV_WINDOW_MS;
@@ -325,6 +339,7 @@ export const bybit: Dialect = {
   algorithm: "hmac-sha256",
   secretEncoding: "utf8",
   binding,
+  read,
   classify,
   schemaMisfit,
   symbols,

@@ -1,5 +1,15 @@
 import { CustosError } from "../errors.js";
-import type { Dialect, EndpointClass, ExchangeRequest, PreparedRequest, PreparedWebSocketAuth, SigningContext, WebSocketAuthInput } from "./dialect.js";
+import type {
+  Dialect,
+  EndpointClass,
+  ExchangeRequest,
+  OrderFact,
+  PreparedRequest,
+  RequestReading,
+  PreparedWebSocketAuth,
+  SigningContext,
+  WebSocketAuthInput,
+} from "./dialect.js";
 import { isObject, largestQuantity, oneMac, symbolOf } from "./facts.js";
 
 /*
@@ -73,7 +83,7 @@ const ORDER_METHODS = new Set(["buy", "sell", "edit", "edit_by_label"]);
  * addressed as `/api/v2/private/<method>?<params>` (or POSTed as a JSON-RPC body); they are classified by
  * method name, and a body that names another method than the path is `unknown`.
  */
-export const deribit: Dialect = {
+export const deribit = {
   exchange: "deribit",
   /** ts + nonce + METHOD + URI + body; the client id travels unsigned. Every such string is also a login string. */
   binding: { method: true, path: true, query: true, body: true, apiKey: false, timestamp: true, nonce: true, headers: [], host: false },
@@ -81,23 +91,35 @@ export const deribit: Dialect = {
   algorithm: "hmac-sha256",
   secretEncoding: "utf8",
 
-  classify(req: ExchangeRequest): EndpointClass {
+  /** One reading: query and JSON body parsed once for class, symbols and orders. */
+  read(req: ExchangeRequest): RequestReading {
+    const params = new Params(req);
+    return {
+      endpointClass: deribit.classify(req, params),
+      symbols: deribit.symbols(req, params),
+      orders: deribit.orders(req, params),
+      schemaMisfit: undefined,
+      prepare: (ctx) => deribit.prepare(req, ctx),
+    };
+  },
+
+  classify(req: ExchangeRequest, params = new Params(req)): EndpointClass {
     if (req.method !== "GET" && req.method !== "POST") return "unknown";
-    const method = rpcMethod(req);
+    const method = rpcMethod(req, params.body);
     return (method !== null && CLASSES.get(method)) || "unknown";
   },
 
-  symbols(req: ExchangeRequest): string[] {
-    return [...new Set(paramValues(req, "instrument_name").map(symbolOf))];
+  symbols(req: ExchangeRequest, params = new Params(req)): string[] {
+    return [...new Set(params.values("instrument_name").map(symbolOf))];
   },
 
-  orders(req: ExchangeRequest): Array<{ symbol: string; quantity: number }> {
-    const method = rpcMethod(req);
+  orders(req: ExchangeRequest, params = new Params(req)): OrderFact[] {
+    const method = rpcMethod(req, params.body);
     if (method === null || !ORDER_METHODS.has(method)) return [];
     // `contracts` is a second size form (contracts × contract size = amount): custos cannot measure it in
     // amount units, so an order naming it counts as unmeasurable (NaN fails every quantity limit).
-    const quantity = paramValues(req, "contracts").length > 0 ? Number.NaN : largestQuantity(paramValues(req, "amount"));
-    const symbols = deribit.symbols(req);
+    const quantity = params.values("contracts").length > 0 ? Number.NaN : largestQuantity(params.values("amount"));
+    const symbols = deribit.symbols(req, params);
     // "" = the request names no instrument (edit by order id): only a "*" limit can apply to it.
     return (symbols.length > 0 ? symbols : [""]).map((symbol) => ({ symbol, quantity }));
   },
@@ -153,14 +175,14 @@ export const deribit: Dialect = {
       },
     };
   },
-};
+} satisfies Dialect;
 
 function names(cls: EndpointClass, methods: string[]): Array<[string, EndpointClass]> {
   return methods.map((m) => [m, cls]);
 }
 
 /** The private method a request calls, or null when it is not one, or path and body disagree. */
-function rpcMethod(req: ExchangeRequest): string | null {
+function rpcMethod(req: ExchangeRequest, body = jsonBody(req.body)): string | null {
   let fromPath: string | null = null;
   if (req.path.startsWith(PRIVATE_PREFIX)) {
     fromPath = req.path.slice(PRIVATE_PREFIX.length);
@@ -168,7 +190,6 @@ function rpcMethod(req: ExchangeRequest): string | null {
   } else if (req.path !== "/api/v2") {
     return null;
   }
-  const body = jsonBody(req.body);
   if (body === null) return null;
   if (body === undefined || body.method === undefined) return fromPath;
   if (typeof body.method !== "string" || !body.method.startsWith("private/")) return null;
@@ -188,15 +209,27 @@ function jsonBody(body: string): Record<string, unknown> | null | undefined {
   }
 }
 
-/** Every value a parameter has, wherever the exchange might read it: query, JSON-RPC params, body root. */
-function paramValues(req: ExchangeRequest, name: string): unknown[] {
-  const out: unknown[] = new URLSearchParams(req.query).getAll(name);
-  const body = jsonBody(req.body);
-  if (body) {
-    if (Object.hasOwn(body, name)) out.push(body[name]);
-    if (isObject(body.params) && Object.hasOwn(body.params, name)) out.push(body.params[name]);
+/** A request's query and JSON body, parsed once per reading. */
+class Params {
+  private readonly query: URLSearchParams;
+  /** undefined for an empty body, null for anything but a JSON object. */
+  readonly body: Record<string, unknown> | null | undefined;
+
+  constructor(req: ExchangeRequest) {
+    this.query = new URLSearchParams(req.query);
+    this.body = jsonBody(req.body);
   }
-  return out;
+
+  /** Every value a parameter has, wherever the exchange might read it: query, JSON-RPC params, body root. */
+  values(name: string): unknown[] {
+    const out: unknown[] = this.query.getAll(name);
+    const body = this.body;
+    if (body) {
+      if (Object.hasOwn(body, name)) out.push(body[name]);
+      if (isObject(body.params) && Object.hasOwn(body.params, name)) out.push(body.params[name]);
+    }
+    return out;
+  }
 }
 
 function headerToken(s: string): boolean {

@@ -129,6 +129,44 @@ export interface SignatureBinding {
   readonly host: false;
 }
 
+/** An order a request places or resizes: its symbol and size (NaN or ∞ when custos cannot measure it). */
+export interface OrderFact {
+  symbol: string;
+  quantity: number;
+}
+
+/**
+ * The sign path's strict reading of a request (strict-parse.ts `readStrict`), handed to the dialect
+ * so the query and body are parsed once per request.
+ */
+export interface StrictReading {
+  /** The query's pairs, decoded; no name twice. */
+  readonly query: ReadonlyArray<[string, string]>;
+  /** A form body's pairs (absent for an empty or JSON body). */
+  readonly form?: ReadonlyArray<[string, string]>;
+  /** A JSON body's value (absent for an empty or form body). */
+  readonly json?: { readonly value: unknown };
+}
+
+/**
+ * One reading of a REST request by its dialect: everything the key's policy judges, and the
+ * signing step built on the same reading (nothing is parsed again).
+ */
+export interface RequestReading {
+  readonly endpointClass: EndpointClass;
+  /** Instrument symbols the request names (query or body), for symbol allowlists. */
+  readonly symbols: string[];
+  /** Orders the request places (symbol and quantity), for per-symbol quantity limits. */
+  readonly orders: OrderFact[];
+  /**
+   * Where the signature does not bind the path: undefined when every parameter fits the claimed
+   * endpoint's schema, else why not (see `Dialect.schemaMisfit`). Undefined where the path is bound.
+   */
+  readonly schemaMisfit: string | undefined;
+  /** The bytes to sign for this request, after the policy allowed it. */
+  prepare(ctx: SigningContext): PreparedRequest;
+}
+
 /** One exchange's signing rules (from its official API documentation). Pure: no I/O, no clock. */
 export interface Dialect {
   /** Lower-case exchange id, as keys are imported with (e.g. "binance", "krakenfutures"). */
@@ -152,6 +190,12 @@ export interface Dialect {
   readonly optionalNonce?: boolean;
   /** What the exchange's REST signature covers. */
   readonly binding: SignatureBinding;
+  /**
+   * The sign path's one reading of a request: class, symbols, orders and schema fit together, and
+   * `prepare` from the same parse. `strict` is the sign path's strict reading of the query and body.
+   * The single-purpose readers below answer the same questions one at a time (tests, tools).
+   */
+  read(req: ExchangeRequest, strict?: StrictReading): RequestReading;
   classify(req: ExchangeRequest): EndpointClass;
   /**
    * Where the signature does not bind the path (`binding.path` false): undefined when every
@@ -165,7 +209,7 @@ export interface Dialect {
   /** Instrument symbols the request names (query or body), for symbol allowlists. */
   symbols(req: ExchangeRequest): string[];
   /** Orders the request places (symbol and quantity), for per-symbol quantity limits. */
-  orders(req: ExchangeRequest): Array<{ symbol: string; quantity: number }>;
+  orders(req: ExchangeRequest): OrderFact[];
   prepare(req: ExchangeRequest, ctx: SigningContext): PreparedRequest;
   /**
    * The private WebSocket login/auth signature, for exchanges that sign one with the key's

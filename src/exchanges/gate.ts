@@ -19,9 +19,30 @@
  */
 import { createHash } from "node:crypto";
 import { CustosError } from "../errors.js";
-import type { Dialect, EndpointClass, ExchangeRequest, PreparedRequest, PreparedWebSocketAuth, SigningContext, WebSocketAuthInput } from "./dialect.js";
+import type {
+  Dialect,
+  EndpointClass,
+  ExchangeRequest,
+  PreparedRequest,
+  RequestReading,
+  PreparedWebSocketAuth,
+  SigningContext,
+  WebSocketAuthInput,
+  StrictReading,
+} from "./dialect.js";
 import { isObject, oneMac } from "./facts.js";
-import { checkRequest, collectSymbols, parseBody, quantity, queryValues, routeOf, unencoded, type OrderFact, type Route } from "./json-request.js";
+import {
+  checkRequest,
+  collectSymbols,
+  parseBody,
+  quantity,
+  queryValues,
+  readJsonRequest,
+  routeOf,
+  unencoded,
+  type OrderFact,
+  type Route,
+} from "./json-request.js";
 
 type Method = ExchangeRequest["method"];
 const SEGMENTS: Record<string, string> = {
@@ -169,18 +190,23 @@ export class GateDialect implements Dialect {
   }
 
   /** `contract` in the query, anywhere in the JSON body, and in position paths. */
-  symbols(req: ExchangeRequest): string[] {
+  symbols(req: ExchangeRequest, body: unknown = parseBody(req.body)): string[] {
     const out = queryValues(req.query, "contract");
-    collectSymbols(parseBody(req.body), "contract", out);
+    collectSymbols(body, "contract", out);
     const route = routeOf(ROUTES, req);
     const inPath = route?.path.exec(req.path)?.groups?.contract;
     if (inPath !== undefined) out.push(inPath);
     return [...new Set(out)];
   }
 
-  orders(req: ExchangeRequest): OrderFact[] {
+  orders(req: ExchangeRequest, body: unknown = parseBody(req.body)): OrderFact[] {
     const extract = routeOf(ROUTES, req)?.orders;
-    return extract ? extract(parseBody(req.body)) : [];
+    return extract ? extract(body) : [];
+  }
+
+  /** One reading: the JSON body parsed once for symbols and orders. */
+  read(req: ExchangeRequest, strict?: StrictReading): RequestReading {
+    return readJsonRequest(this, req, strict);
   }
 
   prepare(req: ExchangeRequest, ctx: SigningContext): PreparedRequest {

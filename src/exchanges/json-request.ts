@@ -1,5 +1,5 @@
 import { CustosError } from "../errors.js";
-import type { EndpointClass, ExchangeRequest, SigningContext } from "./dialect.js";
+import type { EndpointClass, ExchangeRequest, PreparedRequest, RequestReading, SigningContext, StrictReading } from "./dialect.js";
 import { isObject } from "./facts.js";
 import { parseJsonStrict } from "./strict-parse.js";
 
@@ -95,4 +95,27 @@ export interface Route {
 /** The first route that matches the request's method and path (first match wins). */
 export function routeOf(routes: readonly Route[], req: ExchangeRequest): Route | undefined {
   return routes.find((r) => (r.methods === "any" || r.methods.includes(req.method)) && r.path.test(req.path));
+}
+
+/** A JSON-body dialect's readers, taking the body parsed once. */
+interface JsonReaders {
+  classify(req: ExchangeRequest): EndpointClass;
+  symbols(req: ExchangeRequest, body: unknown): string[];
+  orders(req: ExchangeRequest, body: unknown): OrderFact[];
+  prepare(req: ExchangeRequest, ctx: SigningContext): PreparedRequest;
+}
+
+/**
+ * One reading of a JSON-body request: the body parsed once (the sign path's strict parse reused
+ * when given), class, symbols and orders from it. These dialects bind the path: no schema to fit.
+ */
+export function readJsonRequest(d: JsonReaders, req: ExchangeRequest, strict?: StrictReading): RequestReading {
+  const body = strict?.json ? strict.json.value : parseBody(req.body);
+  return {
+    endpointClass: d.classify(req),
+    symbols: d.symbols(req, body),
+    orders: d.orders(req, body),
+    schemaMisfit: undefined,
+    prepare: (ctx) => d.prepare(req, ctx),
+  };
 }

@@ -1,6 +1,16 @@
 import { sha256 } from "../audit/sha256.js";
 import { CustosError } from "../errors.js";
-import type { Dialect, EndpointClass, ExchangeRequest, PreparedRequest, PreparedWebSocketAuth, SigningContext, WebSocketAuthInput } from "./dialect.js";
+import type {
+  Dialect,
+  EndpointClass,
+  ExchangeRequest,
+  OrderFact,
+  PreparedRequest,
+  RequestReading,
+  PreparedWebSocketAuth,
+  SigningContext,
+  WebSocketAuthInput,
+} from "./dialect.js";
 import { isObject, largestQuantity, oneMac, parseJson, symbolOf } from "./facts.js";
 
 /*
@@ -66,7 +76,7 @@ type BatchItem = Record<string, unknown>;
  * Kraken Futures REST with `APIKey` / `Nonce` / `Authent`. The signature is an HMAC-SHA512 over a
  * SHA-256 digest, so `toSign` holds the 32-byte digest, not the text. Symbols are reported in upper case.
  */
-export const krakenfutures: Dialect = {
+export const krakenfutures = {
   exchange: "krakenfutures",
   /** postData + Nonce + endpointPath: the method is not signed, so `classify` reads a path by its most sensitive method. */
   binding: { method: false, path: true, query: true, body: true, apiKey: false, timestamp: false, nonce: true, headers: ["Nonce"], host: false },
@@ -75,7 +85,19 @@ export const krakenfutures: Dialect = {
   secretEncoding: "base64",
   optionalNonce: true,
 
-  classify(req: ExchangeRequest): EndpointClass {
+  /** One reading: query, form and batch instructions parsed once for class, symbols and orders. */
+  read(req: ExchangeRequest): RequestReading {
+    const params = new Params(req);
+    return {
+      endpointClass: krakenfutures.classify(req, params),
+      symbols: krakenfutures.symbols(req, params),
+      orders: krakenfutures.orders(req, params),
+      schemaMisfit: undefined,
+      prepare: (ctx) => krakenfutures.prepare(req, ctx),
+    };
+  },
+
+  classify(req: ExchangeRequest, params = new Params(req)): EndpointClass {
     if (req.path.startsWith("/api/auth/")) return "key-management";
     const history = HISTORY.exec(req.path);
     if (history) return (req.method === "GET" && HISTORY_CLASSES.get(history[1])) || "unknown";
@@ -83,29 +105,29 @@ export const krakenfutures: Dialect = {
     const route = req.path.slice(V3.length);
     if (route === "apikey" || route.startsWith("apikey/")) return "key-management";
     // A batch is a trade only when every instruction in it is one this dialect can read.
-    if (route === "batchorder") return req.method === "POST" && batchItems(req) !== null ? "trade" : "unknown";
+    if (route === "batchorder") return req.method === "POST" && params.batch() !== null ? "trade" : "unknown";
     if (!ROUTES.has(`${req.method} ${route}`)) return "unknown";
     // The method is not signed: a signature for GET leveragepreferences is valid for PUT too.
     return ROUTE_CLASS_ANY_METHOD.get(route) ?? "unknown";
   },
 
-  symbols(req: ExchangeRequest): string[] {
-    const named = paramValues(req, "symbol");
-    for (const item of batchItems(req) ?? []) if (Object.hasOwn(item, "symbol")) named.push(item.symbol);
+  symbols(req: ExchangeRequest, params = new Params(req)): string[] {
+    const named = params.values("symbol");
+    for (const item of params.batch() ?? []) if (Object.hasOwn(item, "symbol")) named.push(item.symbol);
     return [...new Set(named.map(symbolOf))];
   },
 
-  orders(req: ExchangeRequest): Array<{ symbol: string; quantity: number }> {
+  orders(req: ExchangeRequest, params = new Params(req)): OrderFact[] {
     if (req.method !== "POST" || !req.path.startsWith(V3)) return [];
     const route = req.path.slice(V3.length);
     if (route === "sendorder" || route === "editorder") {
-      const sizes = paramValues(req, "size");
+      const sizes = params.values("size");
       // An edit that leaves the size alone places no new quantity.
       if (route === "editorder" && sizes.length === 0) return [];
-      return forSymbols(paramValues(req, "symbol"), largestQuantity(sizes));
+      return forSymbols(params.values("symbol"), largestQuantity(sizes));
     }
     if (route !== "batchorder") return [];
-    return (batchItems(req) ?? []).flatMap((item) => {
+    return (params.batch() ?? []).flatMap((item) => {
       if (item.order === "cancel" || (item.order === "edit" && !Object.hasOwn(item, "size"))) return [];
       return forSymbols(Object.hasOwn(item, "symbol") ? [item.symbol] : [], largestQuantity([item.size]));
     });
@@ -158,23 +180,41 @@ export const krakenfutures: Dialect = {
       },
     };
   },
-};
+} satisfies Dialect;
 
 function routes(cls: EndpointClass, list: string[]): Array<[string, EndpointClass]> {
   return list.map((r) => [r, cls]);
 }
 
-/** Every value a form parameter has, in the query and in the body (Kraken reads either). */
-function paramValues(req: ExchangeRequest, name: string): unknown[] {
-  return [...new URLSearchParams(req.query).getAll(name), ...new URLSearchParams(req.body).getAll(name)];
+/** A request's form parameters (query and body: Kraken reads either) and batch, parsed once per reading. */
+class Params {
+  private readonly query: URLSearchParams;
+  private readonly form: URLSearchParams;
+  private batchItems: BatchItem[] | null | undefined;
+
+  constructor(req: ExchangeRequest) {
+    this.query = new URLSearchParams(req.query);
+    this.form = new URLSearchParams(req.body);
+  }
+
+  /** Every value a form parameter has, in the query and in the body. */
+  values(name: string): unknown[] {
+    return [...this.query.getAll(name), ...this.form.getAll(name)];
+  }
+
+  /** The batch's instructions (see `batchItems`), parsed on first use. */
+  batch(): BatchItem[] | null {
+    if (this.batchItems === undefined) this.batchItems = batchItems(this);
+    return this.batchItems;
+  }
 }
 
 /**
  * The instructions of a batchorder (`json={"batchOrder":[...]}`, in the body or the query), or null when
  * there is none, one does not parse, or an instruction is not send/edit/cancel.
  */
-function batchItems(req: ExchangeRequest): BatchItem[] | null {
-  const docs = paramValues(req, "json");
+function batchItems(params: Params): BatchItem[] | null {
+  const docs = params.values("json");
   if (docs.length === 0) return null;
   const items: BatchItem[] = [];
   for (const doc of docs) {

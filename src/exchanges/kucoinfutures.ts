@@ -20,9 +20,20 @@
  * an ordinary signed REST request (`prepare`); nothing sent on the socket is signed.
  */
 import { CustosError } from "../errors.js";
-import type { Dialect, EndpointClass, ExchangeRequest, PreparedRequest, SigningContext } from "./dialect.js";
+import type { Dialect, EndpointClass, ExchangeRequest, PreparedRequest, RequestReading, SigningContext, StrictReading } from "./dialect.js";
 import { isObject } from "./facts.js";
-import { checkRequest, collectSymbols, parseBody, quantity, queryValues, routeOf, unencoded, type OrderFact, type Route } from "./json-request.js";
+import {
+  checkRequest,
+  collectSymbols,
+  parseBody,
+  quantity,
+  queryValues,
+  readJsonRequest,
+  routeOf,
+  unencoded,
+  type OrderFact,
+  type Route,
+} from "./json-request.js";
 
 type Method = ExchangeRequest["method"];
 const SEGMENTS: Record<string, string> = {
@@ -142,17 +153,22 @@ export class KucoinFuturesDialect implements Dialect {
   }
 
   /** `symbol` in the query, anywhere in the JSON body, and in risk-limit paths. */
-  symbols(req: ExchangeRequest): string[] {
+  symbols(req: ExchangeRequest, body: unknown = parseBody(req.body)): string[] {
     const out = queryValues(req.query, "symbol");
-    collectSymbols(parseBody(req.body), "symbol", out);
+    collectSymbols(body, "symbol", out);
     const inPath = routeOf(ROUTES, req)?.path.exec(req.path)?.groups?.symbol;
     if (inPath !== undefined) out.push(inPath);
     return [...new Set(out)];
   }
 
-  orders(req: ExchangeRequest): OrderFact[] {
+  orders(req: ExchangeRequest, body: unknown = parseBody(req.body)): OrderFact[] {
     const extract = routeOf(ROUTES, req)?.orders;
-    return extract ? extract(parseBody(req.body)) : [];
+    return extract ? extract(body) : [];
+  }
+
+  /** One reading: the JSON body parsed once for symbols and orders. */
+  read(req: ExchangeRequest, strict?: StrictReading): RequestReading {
+    return readJsonRequest(this, req, strict);
   }
 
   prepare(req: ExchangeRequest, ctx: SigningContext): PreparedRequest {

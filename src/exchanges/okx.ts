@@ -1,5 +1,15 @@
 import { CustosError } from "../errors.js";
-import type { Dialect, EndpointClass, ExchangeRequest, PreparedRequest, PreparedWebSocketAuth, SigningContext, WebSocketAuthInput } from "./dialect.js";
+import type {
+  Dialect,
+  EndpointClass,
+  ExchangeRequest,
+  OrderFact,
+  PreparedRequest,
+  PreparedWebSocketAuth,
+  RequestReading,
+  SigningContext,
+  WebSocketAuthInput,
+} from "./dialect.js";
 import { oneMac, orderSize, passphraseLogin, tableClassifier, textOf } from "./facts.js";
 
 /*
@@ -76,15 +86,14 @@ function objectsOf(req: ExchangeRequest): Fields[] | undefined {
 
 const classify = tableClassifier(TABLE, PATTERNS);
 
-function symbols(req: ExchangeRequest): string[] {
-  const found = (objectsOf(req) ?? []).map((o) => textOf(o.instId)).filter((s): s is string => s !== undefined);
+function symbols(req: ExchangeRequest, list: Fields[] | undefined = objectsOf(req)): string[] {
+  const found = (list ?? []).map((o) => textOf(o.instId)).filter((s): s is string => s !== undefined);
   return [...new Set(found)];
 }
 
-function orders(req: ExchangeRequest): Array<{ symbol: string; quantity: number }> {
+function orders(req: ExchangeRequest, list: Fields[] | undefined = objectsOf(req)): OrderFact[] {
   const shape = req.method === "POST" ? ORDER_SHAPES.get(req.path) : undefined;
   if (!shape) return [];
-  const list = objectsOf(req);
   if (!list) return [{ symbol: "", quantity: Number.POSITIVE_INFINITY }];
   if (shape === "amend") {
     // An amendment without newSz keeps the order's size.
@@ -94,13 +103,26 @@ function orders(req: ExchangeRequest): Array<{ symbol: string; quantity: number 
   return list.map((o) => ({ symbol: textOf(o.instId) ?? "", quantity: o.sz === undefined && textOf(o.closeFraction) !== undefined ? 0 : orderSize(o.sz) }));
 }
 
-function prepare(req: ExchangeRequest, ctx: SigningContext): PreparedRequest {
+/** One reading: the query or body read once for symbols and orders. */
+function read(req: ExchangeRequest): RequestReading {
+  const list = objectsOf(req);
+  return {
+    endpointClass: classify(req),
+    symbols: symbols(req, list),
+    orders: orders(req, list),
+    schemaMisfit: undefined,
+    prepare: (ctx) => prepare(req, ctx, () => list),
+  };
+}
+
+/** `list` is read only after the method and query checks, so those refusals come first. */
+function prepare(req: ExchangeRequest, ctx: SigningContext, list: () => Fields[] | undefined = () => objectsOf(req)): PreparedRequest {
   if (req.method !== "GET" && req.method !== "POST") throw invalid("v5 private endpoints are GET or POST");
   if (!PATH.test(req.path)) throw invalid(`path ${JSON.stringify(req.path)} is not a plain REST path`);
   if (!QUERY_SAFE.test(req.query)) throw invalid("the query must be percent-encoded printable ASCII");
   if (req.method === "GET" && req.body !== "") throw invalid("a GET request has no body");
   if (req.method === "POST" && req.query !== "") throw invalid("POST parameters go in the JSON body");
-  if (req.method === "POST" && objectsOf(req) === undefined) throw invalid("the body must be a JSON object or a list of objects");
+  if (req.method === "POST" && list() === undefined) throw invalid("the body must be a JSON object or a list of objects");
   if (ctx.passphrase === undefined || ctx.passphrase === "") throw invalid("an OKX key needs its API passphrase (OK-ACCESS-PASSPHRASE)");
   if (!/^[\x20-\x7e]+$/.test(ctx.passphrase)) throw invalid("the API passphrase must be printable ASCII");
   if (!/^[\x21-\x7e]+$/.test(ctx.apiKeyId)) throw invalid("the API key id must be printable ASCII");
@@ -151,6 +173,7 @@ export const okx: Dialect = {
   binding: { method: true, path: true, query: true, body: true, apiKey: false, timestamp: true, nonce: "n/a", headers: ["OK-ACCESS-TIMESTAMP"], host: false },
   algorithm: "hmac-sha256",
   secretEncoding: "utf8",
+  read,
   classify,
   symbols,
   orders,

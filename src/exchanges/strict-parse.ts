@@ -1,4 +1,5 @@
 import { CustosError } from "../errors.js";
+import type { StrictReading } from "./dialect.js";
 
 /*
  * One strict reading of request bodies and query strings, shared by every dialect. Exchanges
@@ -80,12 +81,10 @@ function isSpace(c: number): boolean {
 /**
  * application/x-www-form-urlencoded pairs (a query string or form body), decoded exactly as
  * URLSearchParams decodes them; a name given twice, after decoding, is refused. The sign path
- * reads one request's query several times in a row (the shared check, then the dialect), so the
- * last text's pairs are kept (one slot, compared by content); callers never mutate the list.
+ * parses each request once (`readStrict`) and hands the pairs to the dialect.
  */
 export function formPairsStrict(text: string): ReadonlyArray<[string, string]> {
   if (text === "") return NO_PAIRS;
-  if (text === lastForm.text) return lastForm.pairs;
   const out: Array<[string, string]> = [];
   if (text.includes("%") || text.includes("+")) {
     for (const pair of new URLSearchParams(text)) out.push(pair);
@@ -103,12 +102,10 @@ export function formPairsStrict(text: string): ReadonlyArray<[string, string]> {
     }
   }
   refuseRepeatedNames(out);
-  lastForm = { text, pairs: out };
   return out;
 }
 
 const NO_PAIRS: ReadonlyArray<[string, string]> = Object.freeze([]);
-let lastForm: { text: string; pairs: ReadonlyArray<[string, string]> } = { text: "", pairs: NO_PAIRS };
 
 function refuseRepeatedNames(pairs: ReadonlyArray<[string, string]>): void {
   // A request has a handful of parameters: comparing pairs beats building a Set below ~16.
@@ -129,14 +126,21 @@ function refuseRepeatedNames(pairs: ReadonlyArray<[string, string]>): void {
 /**
  * The sign path's one strict reading of a REST request, before any dialect reads it: the query
  * string and a form body may not repeat a name, and a JSON body may not repeat a key in any
- * object. Dialects parse JSON carried inside a parameter (Binance batchOrders, Kraken `json`)
- * with `parseJsonStrict` themselves.
+ * object. The parse is handed to the dialect (`Dialect.read`), so nothing is parsed twice.
+ * Dialects parse JSON carried inside a parameter (Binance batchOrders, Kraken `json`) with
+ * `parseJsonStrict` themselves.
  */
-export function checkStrictRequest(req: { query: string; body: string }): void {
-  formPairsStrict(req.query);
+export function readStrict(req: { query: string; body: string }): StrictReading {
+  const query = formPairsStrict(req.query);
   const first = firstNonSpace(req.body);
-  if (first === 0x7b /* { */ || first === 0x5b /* [ */) parseJsonStrict(req.body);
-  else if (req.body !== "") formPairsStrict(req.body);
+  if (first === 0x7b /* { */ || first === 0x5b /* [ */) return { query, json: { value: parseJsonStrict(req.body) } };
+  if (req.body !== "") return { query, form: formPairsStrict(req.body) };
+  return { query };
+}
+
+/** `readStrict` for callers that need only its refusals. */
+export function checkStrictRequest(req: { query: string; body: string }): void {
+  readStrict(req);
 }
 
 function firstNonSpace(text: string): number | undefined {

@@ -1,14 +1,13 @@
 import type { AuditLog } from "../audit/audit-log.js";
-import { sha256Hex } from "../audit/sha256.js";
 import { boundText } from "../audit/bounded-text.js";
 import { systemClock, type Clock } from "../clock.js";
-import { CustosError, type CustosErrorCode } from "../errors.js";
+import { CustosError } from "../errors.js";
 import type { Signer } from "../hsm/hsm.js";
 import type { SigningAlgorithm } from "../hsm/algorithms.js";
 import type { ExchangeRequest, SignedExchangeRequest, SignedWebSocketAuth, SigningContext, WebSocketAuthInput } from "../exchanges/dialect.js";
 import { dialectFor } from "../exchanges/registry.js";
 import { apiKeyIdOf, type KeyVersionRecord, type KeyWithVersions } from "../keys/model.js";
-import { checkStrictRequest } from "../exchanges/strict-parse.js";
+import { readStrict } from "../exchanges/strict-parse.js";
 import {
   PolicyDenied,
   checkExchangeScope,
@@ -17,10 +16,13 @@ import {
   checkSessionLogin,
   checkTiming,
   checkUntimed,
-  type RequestFacts,
+  type KeyPolicy,
 } from "../policy/policy.js";
 import { addressAllowed, type AccessDirectory } from "./directory.js";
+import { SignDecisions, type Decision, type SignDecisionLog, type SignObserver } from "./sign-decisions.js";
 import { RateLimiter, type RateLimit } from "./rate-limiter.js";
+
+export type { SignDecision, SignDecisionLog, SignObserver } from "./sign-decisions.js";
 
 /** Who is calling, as established by the transport (mTLS) — never by the request body. */
 export interface CallerContext {
@@ -43,16 +45,6 @@ export interface SignResult {
   apiKeyId: string;
 }
 
-/** Observes each decision (metrics, anomaly detection); kept abstract so the domain imports no metrics library. */
-export interface SignObserver {
-  /**
-   * `client` and `key` are "" unless they name a registered client and an existing key (so
-   * callers cannot mint metric series); `endpointClass` is the exchange request's class,
-   * "raw" for raw payloads, "ws-auth" for WebSocket logins, "" if refused before classification.
-   */
-  observe(outcome: "allowed" | "denied" | "failed", reason: CustosErrorCode | "OK", seconds: number, client: string, key: string, endpointClass: string): void;
-}
-
 export interface SignServiceOptions {
   maxPayloadBytes: number;
   clientRate: RateLimit;
@@ -62,31 +54,6 @@ export interface SignServiceOptions {
   /** Rate limits, timestamps and grace periods read it (default: the system clock). */
   clock?: Clock;
 }
-
-/** One sign decision, as logged: ids, outcome and reason, and the payload only as its SHA-256. */
-export interface SignDecision {
-  event: string;
-  outcome: "allowed" | "denied" | "failed";
-  reason: CustosErrorCode | "OK";
-  client: string;
-  key: string;
-  version?: number;
-  rule?: string;
-  /** Also in the caller's google.rpc.ErrorInfo, for refusals. */
-  requestId?: string;
-  payloadSha256?: string;
-}
-
-/** Kept abstract so the domain imports no logging library. */
-export interface SignDecisionLog {
-  /** Allowed decisions are logged only when this is true (tens of thousands a second otherwise). */
-  readonly allowedToo: boolean;
-  decided(d: SignDecision): void;
-}
-
-let requestCounter = 0;
-/** Ids of refused requests: process-unique, short, and no secret in them. */
-const nextRequestId = (): string => `r${process.pid.toString(36)}-${(++requestCounter).toString(36)}`;
 
 /**
  * The sign path: identity → network → limits → key → grant → HSM → audit. Each step
@@ -100,14 +67,17 @@ export class SignService {
   constructor(
     private readonly directory: AccessDirectory,
     private readonly hsm: Signer,
-    private readonly audit: AuditLog,
-    private readonly observer: SignObserver,
+    audit: AuditLog,
+    observer: SignObserver,
     private readonly opts: SignServiceOptions,
   ) {
     const clock = (this.clock = opts.clock ?? systemClock);
     this.clientLimiter = new RateLimiter(opts.clientRate, () => clock.monotonic());
     this.keyLimiter = new RateLimiter(opts.keyRate, () => clock.monotonic());
+    this.decisions = new SignDecisions(audit, directory, observer, opts.decisionLog);
   }
+  /** The one tail every decision ends in: audit, metrics, log. */
+  private readonly decisions: SignDecisions;
 
   async sign(caller: CallerContext, req: SignRequest): Promise<SignResult> {
     const started = performance.now();
@@ -121,12 +91,10 @@ export class SignService {
       }
       const signature = await this.hsm.sign(v.objectId, key.algorithm, req.payload);
       // The payload is audited as its SHA-256 (computed by the audit writer).
-      this.audit.record({ kind: "sign", actor: caller.identity ?? "unknown", outcome: "allowed", key: req.keyId, version, peer: caller.ip || undefined }, req.payload);
-      this.observer.observe("allowed", "OK", (performance.now() - started) / 1000, caller.identity ?? "", key.id, "raw");
-      if (this.opts.decisionLog?.allowedToo) this.logAllowed("sign", caller, key.id, version, req.payload);
+      this.decisions.decided(caller, started, { kind: "sign", key: req.keyId, version, endpointClass: "raw", payload: req.payload });
       return { signature, version: v.version, apiKeyId: apiKeyIdOf(key, v) };
     } catch (e) {
-      throw this.refused(e, caller, { kind: "sign", key: req.keyId, version }, started, req.payload);
+      throw this.decisions.decided(caller, started, { kind: "sign", key: req.keyId, version, endpointClass: "raw", payload: req.payload }, e);
     }
   }
 
@@ -144,48 +112,48 @@ export class SignService {
   async signExchange(caller: CallerContext, req: ExchangeSignRequest): Promise<ExchangeSignResult> {
     const started = performance.now();
     let version = req.version;
-    let facts: RequestFacts | undefined;
+    let endpointClass = "";
+    const request = req.request;
     try {
-      const { key, v } = this.authorize(caller, req.keyId, req.version, req.request.query.length + req.request.body.length);
+      const { key, v } = this.authorize(caller, req.keyId, req.version, request.query.length + request.body.length);
       version = v.version;
       const dialect = dialectFor(key.exchange);
       if (!dialect) throw new CustosError("NO_DIALECT", `custos has no request dialect for ${key.exchange}; use Sign`);
       if (dialect.algorithm !== key.algorithm && !dialect.otherAlgorithms?.includes(key.algorithm)) {
         throw new CustosError("PRECONDITION_FAILED", `${key.exchange} signs with ${dialect.algorithm}, the key is ${key.algorithm}`);
       }
+      // The key's policy, fetched once: every check of this request judges the same one.
+      const policy = this.directory.policy(key.id);
       if (req.omitNonce) {
         if (!dialect.optionalNonce) throw new CustosError("INVALID_ARGUMENT", `${key.exchange} requests always carry a nonce or timestamp: omit_nonce is for Kraken Futures`);
         if (req.nonce) throw new CustosError("INVALID_ARGUMENT", "omit_nonce and a nonce together");
-        checkUntimed(this.directory.policy(key.id));
+        checkUntimed(policy);
       }
-      const policy = this.directory.policy(key.id);
-      const ctx = this.signingContext(key, v, req, dialect.nonceIsTime === true);
-      // One reading of the request for every dialect: a name repeated in the query, form or JSON is refused.
-      checkStrictRequest(req.request);
-      facts = { endpointClass: dialect.classify(req.request), symbols: dialect.symbols(req.request), orders: dialect.orders(req.request) };
-      checkRequest(policy, req.request, facts);
+      const ctx = this.signingContext(policy, key, v, req, dialect.nonceIsTime === true);
+      // One strict reading for every dialect (a name repeated in the query, form or JSON is
+      // refused), handed to the dialect: class, symbols, orders and schema fit from one read.
+      const reading = dialect.read(request, readStrict(request));
+      endpointClass = reading.endpointClass;
+      checkRequest(policy, request, reading);
       // Decide on what the exchange verifies: where the signature does not bind the path, on the parameters.
-      if (!dialect.binding.path) checkParameterSchema(policy, dialect.schemaMisfit ? dialect.schemaMisfit(req.request) : "custos has no parameter schemas");
+      if (!dialect.binding.path) checkParameterSchema(policy, dialect.schemaMisfit ? reading.schemaMisfit : "custos has no parameter schemas");
       if (dialect.signaturesAreLogins) checkExchangeScope(policy, key.exchange);
-      const prepared = dialect.prepare(req.request, ctx);
+      const prepared = reading.prepare(ctx);
       const toSign = prepared.toSign;
       // Every REST dialect signs one message: no array copies on that path.
       const macs = toSign.length === 1 ? [await this.hsm.sign(v.objectId, key.algorithm, toSign[0]!)] : await this.signEach(v.objectId, key.algorithm, toSign);
       const signed = prepared.finish(macs) as ExchangeSignResult;
-      this.audit.record(
-        { kind: "sign.request", actor: caller.identity ?? "unknown", outcome: "allowed", key: req.keyId, version, peer: caller.ip || undefined, details: { method: req.request.method, path: req.request.path, class: facts.endpointClass } },
-        requestBytes(req.request),
-      );
-      this.observer.observe("allowed", "OK", (performance.now() - started) / 1000, caller.identity ?? "", key.id, facts.endpointClass);
-      if (this.opts.decisionLog?.allowedToo) this.logAllowed("sign.request", caller, key.id, version, requestBytes(req.request));
+      const details = exchangeDetails(request, endpointClass);
+      this.decisions.decided(caller, started, { kind: "sign.request", key: req.keyId, version, endpointClass, details, payload: requestBytes(request) });
       // The dialect's fresh result object gains the version fields in place (no copy per call).
       signed.version = v.version;
       signed.apiKeyId = ctx.apiKeyId;
-      signed.endpointClass = facts.endpointClass;
+      signed.endpointClass = endpointClass;
       return signed;
     } catch (e) {
-      const details = { method: req.request.method, path: req.request.path, ...(facts ? { class: facts.endpointClass } : {}) };
-      throw this.refused(e, caller, { kind: "sign.request", key: req.keyId, version, details }, started, requestBytes(req.request));
+      const details = exchangeDetails(request, endpointClass);
+      const decision: Decision = { kind: "sign.request", key: req.keyId, version, endpointClass, details, payload: requestBytes(request) };
+      throw this.decisions.decided(caller, started, decision, e);
     }
   }
 
@@ -226,18 +194,17 @@ export class SignService {
         const window = wsRequest.params.find(([k]) => k === "recvWindow")?.[1];
         if (window !== undefined) recvWindowMs = Number(window);
       }
-      const ctx = this.signingContext(key, v, { ...req, ...(recvWindowMs !== undefined ? { recvWindowMs } : {}) }, dialect.nonceIsTime === true);
+      const ctx = this.signingContext(policy, key, v, { ...req, ...(recvWindowMs !== undefined ? { recvWindowMs } : {}) }, dialect.nonceIsTime === true);
       const prepared = dialect.websocketAuth(req.input, ctx);
       const signed = prepared.finish(await this.signEach(v.objectId, key.algorithm, prepared.toSign));
-      this.audit.record(
-        { kind: "sign.ws_auth", actor: caller.identity ?? "unknown", outcome: "allowed", key: req.keyId, version, peer: caller.ip || undefined, ...(wsRequest ? { details: { ...what, ...(endpointClass ? { class: endpointClass } : {}) } } : {}) },
-        prepared.toSign[0],
-      );
-      this.observer.observe("allowed", "OK", (performance.now() - started) / 1000, caller.identity ?? "", key.id, "ws-auth");
-      if (this.opts.decisionLog?.allowedToo) this.logAllowed("sign.ws_auth", caller, key.id, version, prepared.toSign[0]);
+      // A login is audited without details; a WebSocket API request with its method and class.
+      const details = wsRequest ? { ...what, ...(endpointClass ? { class: endpointClass } : {}) } : undefined;
+      const decision: Decision = { kind: "sign.ws_auth", key: req.keyId, version, endpointClass: "ws-auth", details, payload: prepared.toSign[0] };
+      this.decisions.decided(caller, started, decision);
       return { ...signed, version: v.version, apiKeyId: ctx.apiKeyId };
     } catch (e) {
-      throw this.refused(e, caller, { kind: "sign.ws_auth", key: req.keyId, version, details: { ...what, ...(endpointClass ? { class: endpointClass } : {}) } }, started);
+      const details = { ...what, ...(endpointClass ? { class: endpointClass } : {}) };
+      throw this.decisions.decided(caller, started, { kind: "sign.ws_auth", key: req.keyId, version, endpointClass: "ws-auth", details }, e);
     }
   }
 
@@ -246,6 +213,7 @@ export class SignService {
    * unless the caller chose them, and then no later than the key policy allows.
    */
   private signingContext(
+    policy: KeyPolicy,
     key: KeyWithVersions,
     v: KeyVersionRecord,
     req: { timestampMs: number; nonce: string; expires: number; recvWindowMs?: number; passphrase: string; apiKeyVersion?: string; omitNonce?: boolean },
@@ -258,7 +226,7 @@ export class SignService {
     }
     const now = this.clock.now();
     const nonceTime = req.nonce && nonceIsTime ? nonceAsTime(req.nonce) : undefined;
-    checkTiming(this.directory.policy(key.id), now, {
+    checkTiming(policy, now, {
       ...(req.timestampMs ? { timestampMs: req.timestampMs } : {}),
       ...(nonceTime !== undefined ? { nonceMs: nonceTime } : {}),
       ...(req.expires ? { expires: req.expires } : {}),
@@ -276,42 +244,6 @@ export class SignService {
       ...(v.signedPassphrase ? { signedPassphrase: v.signedPassphrase } : {}),
       ...(req.apiKeyVersion ? { apiKeyVersion: req.apiKeyVersion } : {}),
     };
-  }
-
-  /** Audits and observes a refusal or failure; returns the error to throw. */
-  private refused(e: unknown, caller: CallerContext, event: { kind: string; key: string; version: number; details?: Record<string, string> }, started: number, payload?: Uint8Array): CustosError {
-    const err = e instanceof CustosError ? e : new CustosError("INTERNAL", "sign failed", { cause: e });
-    err.audited = true;
-    const outcome = DENIALS.has(err.code) ? "denied" : "failed";
-    const rule = err instanceof PolicyDenied ? err.rule : undefined;
-    const details = event.details || rule ? { ...event.details, ...(rule ? { rule } : {}) } : undefined;
-    // Sampled per client, address and reason: a flood of refusals is counted, not stored row by row.
-    this.audit.recordRefusal(
-      { kind: event.kind, actor: caller.identity ?? "unknown", outcome, reason: err.code, key: event.key, version: event.version || undefined, peer: caller.ip || undefined, ...(details ? { details } : {}) },
-      payload,
-    );
-    const client = caller.identity && this.directory.client(caller.identity) ? caller.identity : "";
-    const endpointClass = event.kind === "sign" ? "raw" : event.kind === "sign.ws_auth" ? "ws-auth" : (event.details?.class ?? "");
-    this.observer.observe(outcome, err.code, (performance.now() - started) / 1000, client, this.directory.key(event.key) ? event.key : "", endpointClass);
-    if (this.opts.decisionLog) {
-      err.requestId ??= nextRequestId();
-      this.opts.decisionLog.decided({
-        event: event.kind,
-        outcome,
-        reason: err.code,
-        client: caller.identity ?? "",
-        key: event.key,
-        ...(event.version ? { version: event.version } : {}),
-        ...(rule ? { rule } : {}),
-        requestId: err.requestId,
-        ...(payload ? { payloadSha256: sha256Hex(payload) } : {}),
-      });
-    }
-    return err;
-  }
-
-  private logAllowed(event: string, caller: CallerContext, key: string, version: number, payload: Uint8Array | undefined): void {
-    this.opts.decisionLog!.decided({ event, outcome: "allowed", reason: "OK", client: caller.identity ?? "", key, version, ...(payload ? { payloadSha256: sha256Hex(payload) } : {}) });
   }
 
   /** Nonces custos chooses: milliseconds, strictly increasing (Kraken Futures requires it). */
@@ -359,6 +291,11 @@ export class SignService {
     }
     return { key, v };
   }
+}
+
+/** An exchange request's audit details: method, path, and its class once read. */
+function exchangeDetails(r: ExchangeRequest, endpointClass: string): Record<string, string> {
+  return endpointClass ? { method: r.method, path: r.path, class: endpointClass } : { method: r.method, path: r.path };
 }
 
 /** The request as audited (its SHA-256): method, path, query and body as the engine gave them. */
@@ -420,26 +357,4 @@ export interface ExchangeSignResult extends SignedExchangeRequest {
   endpointClass: string;
 }
 
-/** Codes that are decisions (the request was refused), as opposed to failures. */
-const DENIALS = new Set<CustosErrorCode>([
-  "UNAUTHENTICATED",
-  "UNKNOWN_CLIENT",
-  "ADDRESS_NOT_ALLOWED",
-  "NO_GRANT",
-  "ROLE_NOT_ALLOWED",
-  "RATE_LIMITED",
-  "KEY_NOT_FOUND",
-  "VERSION_NOT_FOUND",
-  "VERSION_NOT_USABLE",
-  "KEY_NOT_ACTIVE",
-  "KEY_FROZEN",
-  "CLIENT_FROZEN",
-  "INVALID_ARGUMENT",
-  "MALFORMED_REQUEST",
-  "PAYLOAD_TOO_LARGE",
-  "POLICY_DENIED",
-  "NO_DIALECT",
-  "NO_API_KEY_ID",
-  "PRECONDITION_FAILED",
-]);
 

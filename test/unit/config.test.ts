@@ -4,6 +4,7 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, wri
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { CONFIG_FILE, DEFAULT_GRPC_PORT, EMBEDDED_ADMIN, EMBEDDED_CLIENT, loadConfig, withEnvironment } from "../../src/config/config.js";
+import { ConfigError } from "../../src/config/config-sections.js";
 import { createSecretFile, readSecretFile } from "../../src/config/secrets.js";
 import { CustosError } from "../../src/errors.js";
 
@@ -182,6 +183,79 @@ describe("loadConfig", () => {
       assert.throws(() => loadConfig(withConfig(json)), isInvalidArgument);
     });
   }
+});
+
+describe("loadConfig: every section validated, refusals name the setting", () => {
+  // [what, custos.json, the setting's path the ConfigError names]
+  const refused: Array<[string, unknown, string]> = [
+    ["a configuration that is not an object", [MINIMAL], ""],
+    ["an unknown top-level setting", { ...MINIMAL, autoGrant: ["spiffe://custos/engine/dev"] }, "autoGrant"],
+    ["a misspelt hsm.dispatch (it once meant sync dispatch)", { ...MINIMAL, hsm: { ...MINIMAL.hsm, dispatch: "workr" } }, "hsm.dispatch"],
+    ["an unknown hsm setting", { ...MINIMAL, hsm: { ...MINIMAL.hsm, session: 4 } }, "hsm.session"],
+    ["a non-numeric hsm.sessions", { ...MINIMAL, hsm: { ...MINIMAL.hsm, sessions: "8" } }, "hsm.sessions"],
+    ["zero hsm.sessions", { ...MINIMAL, hsm: { ...MINIMAL.hsm, sessions: 0 } }, "hsm.sessions"],
+    ["an hsm.oaepHash outside sha1/sha256", { ...MINIMAL, hsm: { ...MINIMAL.hsm, oaepHash: "md5" } }, "hsm.oaepHash"],
+    ["an hsm.modulePath that is not a string", { ...MINIMAL, hsm: { ...MINIMAL.hsm, modulePath: 7 } }, "hsm.modulePath"],
+    ["an hsm section that is a string", { ...MINIMAL, hsm: "softhsm" }, "hsm"],
+    ["an unknown grpc setting", { ...MINIMAL, grpc: { prot: 7400 } }, "grpc.prot"],
+    ["a grpc.port out of range", { ...MINIMAL, grpc: { port: 70_000 } }, "grpc.port"],
+    ["a grpc.port given as text", { ...MINIMAL, grpc: { port: "7400" } }, "grpc.port"],
+    ["a fractional grpc.maxPayloadBytes", { ...MINIMAL, grpc: { maxPayloadBytes: 1.5 } }, "grpc.maxPayloadBytes"],
+    ["a grpc.host that is not a string", { ...MINIMAL, grpc: { host: 0 } }, "grpc.host"],
+    ["an unknown http setting", { ...MINIMAL, http: { hots: "0.0.0.0" } }, "http.hots"],
+    ["a negative http.port", { ...MINIMAL, http: { port: -1 } }, "http.port"],
+    ["an unknown tls setting", { ...MINIMAL, tls: { ...MINIMAL.tls, crlPath: "x" } }, "tls.crlPath"],
+    ["a tls.caPath that is not a string", { ...MINIMAL, tls: { ...MINIMAL.tls, caPath: ["a"] } }, "tls.caPath"],
+    ["an unknown store setting", { ...MINIMAL, store: { path: "custos.db" } }, "store.path"],
+    ["a store.sqlitePath that is not a string", { ...MINIMAL, store: { sqlitePath: 1 } }, "store.sqlitePath"],
+    ["an unknown audit setting", { ...MINIMAL, audit: { flushMs: 50 } }, "audit.flushMs"],
+    ["a non-numeric audit.flushIntervalMs", { ...MINIMAL, audit: { flushIntervalMs: "250" } }, "audit.flushIntervalMs"],
+    ["a zero audit.checkpointIntervalMs", { ...MINIMAL, audit: { checkpointIntervalMs: 0 } }, "audit.checkpointIntervalMs"],
+    ["an unknown audit.refusals setting", { ...MINIMAL, audit: { refusals: { window: 10 } } }, "audit.refusals.window"],
+    ["a negative audit.refusals.individualPerSource", { ...MINIMAL, audit: { refusals: { individualPerSource: -1 } } }, "audit.refusals.individualPerSource"],
+    ["a logLevel pino does not have", { ...MINIMAL, logLevel: "verbose" }, "logLevel"],
+    ["an unknown limits.client setting", { ...MINIMAL, limits: { client: { rate: 5 } } }, "limits.client.rate"],
+    ["a limits section that is a number", { ...MINIMAL, limits: 5 }, "limits"],
+    ["a non-numeric limits.key.burst", { ...MINIMAL, limits: { key: { burst: "10" } } }, "limits.key.burst"],
+    ["a governance section that is a list", { ...MINIMAL, governance: [] }, "governance"],
+    ["an unknown governance setting", { ...MINIMAL, governance: { threshold: 1 } }, "governance.threshold"],
+    ["a non-boolean governance.veto", { ...MINIMAL, governance: { veto: "yes" } }, "governance.veto"],
+    ["an unknown anomaly setting", { ...MINIMAL, anomaly: { treshold: 5 } }, "anomaly.treshold"],
+    ["an anomaly.threshold out of range", { ...MINIMAL, anomaly: { threshold: 0 } }, "anomaly.threshold"],
+    ["an unknown console setting", { ...MINIMAL, console: { sessionMinute: 5 } }, "console.sessionMinute"],
+    ["a console.enabled that is not a boolean", { ...MINIMAL, console: { enabled: "no" } }, "console.enabled"],
+    ["an unknown pki setting", { ...MINIMAL, pki: { serverName: "custos" } }, "pki.serverName"],
+    ["an unknown bootstrapAdmins field", { ...MINIMAL, bootstrapAdmins: [{ identity: "spiffe://x/admin", cidr: "10.0.0.0/8" }] }, "bootstrapAdmins[0].cidr"],
+  ];
+  for (const [name, json, setting] of refused) {
+    it(`refuses ${name} (INVALID_ARGUMENT, setting "${setting}")`, () => {
+      assert.throws(
+        () => loadConfig(withConfig(json)),
+        (e: unknown) => e instanceof ConfigError && e.code === "INVALID_ARGUMENT" && e.setting === setting,
+      );
+    });
+  }
+
+  it("accepts every documented value of each enum and the README's example settings", () => {
+    for (const dispatch of ["sync", "async", "worker", "auto"]) {
+      assert.equal(loadConfig(withConfig({ ...MINIMAL, hsm: { ...MINIMAL.hsm, dispatch } })).hsm.dispatch, dispatch);
+    }
+    for (const oaepHash of ["sha1", "sha256"]) assert.equal(loadConfig(withConfig({ ...MINIMAL, hsm: { ...MINIMAL.hsm, oaepHash } })).hsm.oaepHash, oaepHash);
+    const c = loadConfig(
+      withConfig({
+        ...MINIMAL,
+        grpc: { host: "0.0.0.0", port: 7400, maxPayloadBytes: 65536 },
+        http: { host: "127.0.0.1", port: 7401 },
+        hsm: { ...MINIMAL.hsm, softhsmConf: "softhsm2.conf", sessions: 4 },
+        store: { sqlitePath: "custos.db" },
+        audit: { flushIntervalMs: 50, checkpointIntervalMs: 1000, refusals: { windowMs: 1000, individualPerSource: 0, maxSources: 5 } },
+        logLevel: "debug",
+      }),
+    );
+    const read = [c.grpc.port, c.grpc.maxPayloadBytes, c.http.port, c.hsm.sessions, c.audit.flushIntervalMs, c.logLevel];
+    assert.deepEqual(read, [7400, 65536, 7401, 4, 50, "debug"]);
+    assert.deepEqual(c.audit.refusals, { windowMs: 1000, individualPerSource: 0, maxSources: 5 });
+  });
 });
 
 describe("readSecretFile", () => {

@@ -360,6 +360,27 @@ describe("officer console", () => {
     }
   });
 
+  it("answers the error table's HTTP status for store and HSM outages (503) and a frozen key (409), never their detail", async () => {
+    const cases: Array<[CustosError, number]> = [
+      [new CustosError("STORE_ERROR", "SQLITE_IOERR at /var/lib/custos/custos.db"), 503],
+      [new CustosError("HSM_UNAVAILABLE", "C_OpenSession: CKR_TOKEN_NOT_PRESENT"), 503],
+      [new CustosError("KEY_FROZEN", "key is frozen"), 409],
+    ];
+    for (const [error, expected] of cases) {
+      const failing = buildConsole({ ...deps, recentAudit: () => Promise.reject(error) });
+      try {
+        const tab = new Tab(failing);
+        assert.equal((await tab.login(authA)).statusCode, 200);
+        const page = await tab.get("/console/clients");
+        assert.equal(page.statusCode, expected, error.code);
+        assert.ok(page.body.includes(error.code), error.code);
+        assert.ok(!page.body.includes("SQLITE_IOERR") && !page.body.includes("CKR_"), "no internal detail on the page");
+      } finally {
+        await failing.close();
+      }
+    }
+  });
+
   it("opens an enrollment session from a signed one-time token; it can only register a passkey", async () => {
     const tab = new Tab(app);
     await tab.get("/console/enroll");

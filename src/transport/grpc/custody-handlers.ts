@@ -22,11 +22,10 @@ import type { NewKeyMetadata, ProposalInput } from "../../governance/proposal-in
 import type { ImportEnvelope } from "../../hsm/envelope.js";
 import { DEFAULT_MAX_AGE_DAYS, activeVersion, ageDays, dueAt, type KeyWithVersions } from "../../keys/model.js";
 import type { ClientRecord } from "../../signing/clients.js";
+import { nextRequestId } from "../../request-id.js";
 import { callerOf, type PeerInfo } from "./caller.js";
 import { ALGORITHM_ENUM, ALGORITHM_NAMES } from "./enums.js";
 import type { EdgeRefusals } from "./refusals.js";
-
-let counter = 0;
 
 /** Wraps a domain call: answers exactly once, errors mapped (and audited if the domain did not) at the edge. */
 function unary<Req, Res>(edge: EdgeRefusals, fn: (call: ServerUnaryCall<Req, Res> & PeerInfo) => Promise<Res> | Res) {
@@ -35,7 +34,7 @@ function unary<Req, Res>(edge: EdgeRefusals, fn: (call: ServerUnaryCall<Req, Res
       .then(() => fn(call))
       .then(
         (res) => callback(null, res),
-        (e: unknown) => callback(edge.answer(call, e, `custody-${++counter}`)),
+        (e: unknown) => callback(edge.answer(call, e, nextRequestId())),
       );
   };
 }

@@ -3,6 +3,7 @@ import { status } from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import type { AuditEvent } from "../../audit/audit-log.js";
 import { CustosError } from "../../errors.js";
+import { nextRequestId } from "../../request-id.js";
 import type { CallerContext } from "../../signing/sign-service.js";
 import { callerOf, type PeerInfo } from "./caller.js";
 import { describeError, toServiceError } from "./status.js";
@@ -99,11 +100,10 @@ export function refuseMalformed<I extends object>(definition: ServiceDefinition,
     if (method.requestStream) continue;
     const handler = (implementation as UntypedServiceImplementation)[name] as (call: ServerUnaryCall<unknown, unknown>, cb: sendUnaryData<unknown>) => void;
     out[name] = (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
-      if (isMalformed(call.request)) return callback(edge.answer(call, malformedError(call.getPath()), `malformed-${++malformedCount}`));
+      if (isMalformed(call.request)) return callback(edge.answer(call, malformedError(call.getPath()), nextRequestId()));
       handler(call, callback);
     };
   }
   return out as I;
 }
 
-let malformedCount = 0;

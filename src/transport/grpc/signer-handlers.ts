@@ -13,13 +13,12 @@ import {
   type WebSocketAuthRequest,
 } from "../../gen/custos/v1/signer.js";
 import { CustosError } from "../../errors.js";
+import { nextRequestId } from "../../request-id.js";
 import type { ExchangeSignRequest, ExchangeSignResult, SignResult, SignService } from "../../signing/sign-service.js";
 import { callerOf } from "./caller.js";
 import { describeError, ruleOf } from "./status.js";
 import { isMalformed, malformedError, type EdgeRefusals, type MalformedRequest } from "./refusals.js";
 
-let requestCounter = 0;
-const nextRequestId = () => (++requestCounter).toString(36);
 
 /**
  * Thin handlers: decode → domain → encode; every rule lives in SignService. Refusals decided

@@ -1,7 +1,8 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import type { Logger } from "pino";
 import type { AuditEvent } from "../../../audit/audit-log.js";
-import { CustosError, type CustosErrorCode } from "../../../errors.js";
+import { describeCustosError } from "../../../error-table.js";
+import { CustosError } from "../../../errors.js";
 import type { EnrollmentVerifier } from "../../../governance/enrollment.js";
 import type { GovernanceService } from "../../../governance/governance-service.js";
 import type { OfficerRecord } from "../../../governance/model.js";
@@ -60,29 +61,6 @@ export interface ConsoleDeps {
 /** Content-Security-Policy of every console response: nothing but this server's own script and style. */
 export const CONSOLE_CSP =
   "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
-
-/** Console errors → HTTP status, from one table; anything else is a 500 with a generic message. */
-const HTTP_STATUS: Partial<Record<CustosErrorCode, number>> = {
-  UNAUTHENTICATED: 401,
-  SESSION_EXPIRED: 401,
-  CSRF_REJECTED: 403,
-  ROLE_NOT_ALLOWED: 403,
-  NOT_AN_OFFICER: 403,
-  BAD_SIGNATURE: 403,
-  PASSKEY_INVALID: 403,
-  UNKNOWN_CLIENT: 404,
-  KEY_NOT_FOUND: 404,
-  VERSION_NOT_FOUND: 404,
-  PROPOSAL_NOT_FOUND: 404,
-  INVALID_ARGUMENT: 400,
-  PROPOSAL_CLOSED: 409,
-  DIGEST_MISMATCH: 409,
-  NONCE_INVALID: 409,
-  PRECONDITION_FAILED: 409,
-  KEY_EXISTS: 409,
-  GOVERNANCE_NOT_INITIALISED: 409,
-  RATE_LIMITED: 429,
-};
 
 /** Per-request helpers the routes share. */
 export interface ConsoleContext {
@@ -189,11 +167,12 @@ export function buildConsole(deps: ConsoleDeps): FastifyInstance {
   });
 
   app.setErrorHandler((err, req, reply) => {
-    const known = err instanceof CustosError ? err : undefined;
-    const status = known ? (HTTP_STATUS[known.code] ?? 500) : (err as { statusCode?: number }).statusCode && (err as { statusCode: number }).statusCode < 500 ? 400 : 500;
-    const code = known && status !== 500 ? known.code : status === 400 ? "INVALID_ARGUMENT" : "INTERNAL";
-    const message = known && status !== 500 ? known.message : status === 400 ? "malformed request" : "internal error";
-    if (status === 500) req.log.error({ event: "console.error", err, url: req.url.split("?")[0] }, "console request failed");
+    // Custos errors answer from the one error table (src/error-table.ts); fastify's own 4xx (a body that does not parse) are 400.
+    const known = err instanceof CustosError ? describeCustosError(err) : undefined;
+    const status = known ? known.http : (err as { statusCode?: number }).statusCode && (err as { statusCode: number }).statusCode < 500 ? 400 : 500;
+    const code = known ? known.reason : status === 400 ? "INVALID_ARGUMENT" : "INTERNAL";
+    const message = known ? known.message : status === 400 ? "malformed request" : "internal error";
+    if (status >= 500) req.log.error({ event: "console.error", err, url: req.url.split("?")[0] }, "console request failed");
     if (req.url.startsWith("/console/api/")) return reply.code(status).send({ code, message });
     // A page request without a live session goes to the login page.
     if (code === "SESSION_EXPIRED" || code === "UNAUTHENTICATED") {

@@ -1,0 +1,140 @@
+import type { AuditEvent, AuditLog } from "../audit/audit-log.js";
+import { sha256Hex } from "../audit/sha256.js";
+import { CustosError, type CustosErrorCode } from "../errors.js";
+import { PolicyDenied } from "../policy/policy.js";
+import { nextRequestId } from "../request-id.js";
+import type { AccessDirectory } from "./directory.js";
+import type { CallerContext } from "./sign-service.js";
+
+/** Observes each decision (metrics, anomaly detection); kept abstract so the domain imports no metrics library. */
+export interface SignObserver {
+  /**
+   * `client` and `key` are "" unless they name a registered client and an existing key (so
+   * callers cannot mint metric series); `endpointClass` is the exchange request's class,
+   * "raw" for raw payloads, "ws-auth" for WebSocket logins, "" if refused before classification.
+   */
+  observe(outcome: "allowed" | "denied" | "failed", reason: CustosErrorCode | "OK", seconds: number, client: string, key: string, endpointClass: string): void;
+}
+
+/** One sign decision, as logged: ids, outcome and reason, and the payload only as its SHA-256. */
+export interface SignDecision {
+  event: string;
+  outcome: "allowed" | "denied" | "failed";
+  reason: CustosErrorCode | "OK";
+  client: string;
+  key: string;
+  version?: number;
+  rule?: string;
+  /** Also in the caller's google.rpc.ErrorInfo, for refusals. */
+  requestId?: string;
+  payloadSha256?: string;
+}
+
+/** Kept abstract so the domain imports no logging library. */
+export interface SignDecisionLog {
+  /** Allowed decisions are logged only when this is true (tens of thousands a second otherwise). */
+  readonly allowedToo: boolean;
+  decided(d: SignDecision): void;
+}
+
+/** One sign decision as the decision tail records it. */
+export interface Decision {
+  kind: "sign" | "sign.request" | "sign.ws_auth";
+  /** The key id as requested (audited as given; metrics name it only if the key exists). */
+  key: string;
+  /** The version decided on; the requested one (0 = active) if refused before it was resolved. */
+  version: number;
+  /** The metric's endpoint class: "raw", "ws-auth", or an exchange request's class ("" if refused before classification). */
+  endpointClass: string;
+  details?: Record<string, string> | undefined;
+  /** What is audited and logged as its SHA-256. */
+  payload?: Uint8Array | undefined;
+}
+
+/**
+ * Where every sign decision ends, allowed or refused: the audit row (refusals sampled), the
+ * observer (metrics, anomaly detection) and the decision log, with one request id per refusal.
+ */
+export class SignDecisions {
+  constructor(
+    private readonly audit: AuditLog,
+    private readonly directory: AccessDirectory,
+    private readonly observer: SignObserver,
+    private readonly log: SignDecisionLog | undefined,
+  ) {}
+
+  /**
+   * The one decision tail: audits, observes (metrics, anomaly detection) and logs a sign decision.
+   * Without `error` the request was allowed; with one it was refused or failed, and the error to
+   * throw is returned, marked audited and carrying the request id the log names.
+   */
+  decided(caller: CallerContext, started: number, d: Decision): void;
+  decided(caller: CallerContext, started: number, d: Decision, error: unknown): CustosError;
+  decided(caller: CallerContext, started: number, d: Decision, ...refusal: [] | [error: unknown]): CustosError | void {
+    const seconds = (performance.now() - started) / 1000;
+    const actor = caller.identity ?? "unknown";
+    const peer = caller.ip || undefined;
+    const log = this.log;
+    // Allowed is told by the argument's absence, not its value: even `throw undefined` is a refusal.
+    if (refusal.length === 0) {
+      const details = d.details ? { details: d.details } : {};
+      this.audit.record({ kind: d.kind, actor, outcome: "allowed", key: d.key, version: d.version, peer, ...details }, d.payload);
+      this.observer.observe("allowed", "OK", seconds, caller.identity ?? "", d.key, d.endpointClass);
+      if (log?.allowedToo) {
+        const payload = d.payload ? { payloadSha256: sha256Hex(d.payload) } : {};
+        log.decided({ event: d.kind, outcome: "allowed", reason: "OK", client: caller.identity ?? "", key: d.key, version: d.version, ...payload });
+      }
+      return;
+    }
+    const error = refusal[0];
+    const err = error instanceof CustosError ? error : new CustosError("INTERNAL", "sign failed", { cause: error });
+    err.audited = true;
+    const outcome = DENIALS.has(err.code) ? "denied" : "failed";
+    const rule = err instanceof PolicyDenied ? err.rule : undefined;
+    const details = d.details || rule ? { ...d.details, ...(rule ? { rule } : {}) } : undefined;
+    // Sampled per client, address and reason: a flood of refusals is counted, not stored row by row.
+    const event: AuditEvent = { kind: d.kind, actor, outcome, reason: err.code, key: d.key, version: d.version || undefined, peer, ...(details ? { details } : {}) };
+    this.audit.recordRefusal(event, d.payload);
+    // Metric labels name only registered clients and existing keys, so callers cannot mint series.
+    const client = caller.identity && this.directory.client(caller.identity) ? caller.identity : "";
+    this.observer.observe(outcome, err.code, seconds, client, this.directory.key(d.key) ? d.key : "", d.endpointClass);
+    if (log) {
+      err.requestId ??= nextRequestId();
+      log.decided({
+        event: d.kind,
+        outcome,
+        reason: err.code,
+        client: caller.identity ?? "",
+        key: d.key,
+        ...(d.version ? { version: d.version } : {}),
+        ...(rule ? { rule } : {}),
+        requestId: err.requestId,
+        ...(d.payload ? { payloadSha256: sha256Hex(d.payload) } : {}),
+      });
+    }
+    return err;
+  }
+}
+
+/** Codes that are decisions (the request was refused), as opposed to failures. */
+const DENIALS = new Set<CustosErrorCode>([
+  "UNAUTHENTICATED",
+  "UNKNOWN_CLIENT",
+  "ADDRESS_NOT_ALLOWED",
+  "NO_GRANT",
+  "ROLE_NOT_ALLOWED",
+  "RATE_LIMITED",
+  "KEY_NOT_FOUND",
+  "VERSION_NOT_FOUND",
+  "VERSION_NOT_USABLE",
+  "KEY_NOT_ACTIVE",
+  "KEY_FROZEN",
+  "CLIENT_FROZEN",
+  "INVALID_ARGUMENT",
+  "MALFORMED_REQUEST",
+  "PAYLOAD_TOO_LARGE",
+  "POLICY_DENIED",
+  "NO_DIALECT",
+  "NO_API_KEY_ID",
+  "PRECONDITION_FAILED",
+]);
