@@ -149,7 +149,11 @@ async function unaryLoad(job: ClientJob): Promise<ClientResult> {
       };
       next();
     });
-  await new Promise<void>((resolve, reject) => client.sign(req, (err, res) => (err ? reject(err) : (check(res), resolve()))));
+  await new Promise<void>((resolve, reject) => client.sign(req, (err, res) => {
+    if (err) return reject(err);
+    check(res);
+    resolve();
+  }));
   const loops = Array.from({ length: k }, loop);
   await sleep((job.warmupSeconds ?? 1) * 1000);
   windowMarker("start");

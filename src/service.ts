@@ -66,7 +66,8 @@ export async function startService(config: CustosConfig, logger: Logger, options
   // A stale connection file would tell clients we are up before we are.
   const connectionFile = join(config.dataDir, CONNECTION_FILE);
   rmSync(connectionFile, { force: true });
-  const embeddedSetup = config.embedded ? await ensureEmbedded(config) : (useSofthsmConf(config), undefined);
+  if (!config.embedded) useSofthsmConf(config);
+  const embeddedSetup = config.embedded ? await ensureEmbedded(config) : undefined;
   if (!config.embedded) assertServerCertNames(config.tls.certPath, config.serverNames);
   if (embeddedSetup?.reissuedServerCert) {
     logger.info({ event: "pki.server_cert_reissued", names: config.serverNames }, "dev server certificate reissued for the configured server names");

@@ -139,7 +139,10 @@ export class EventBatchWriter {
   }
 
   private str(s: string | undefined): void {
-    if (s === undefined) return this.u32(ABSENT);
+    if (s === undefined) {
+      this.u32(ABSENT);
+      return;
+    }
     const length = s.length === 0 ? 0 : this.buf.write(s, this.at + 4, "utf8");
     this.u32(length);
     this.at += length;

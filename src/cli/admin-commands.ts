@@ -3,7 +3,7 @@ import { readFileSync, statSync } from "node:fs";
 import type { Command } from "commander";
 import { unary } from "../client/connection.js";
 import { ALGORITHM_ENUM, ALGORITHM_NAMES, ENVIRONMENT_NAMES } from "../transport/grpc/enums.js";
-import { Environment, type CustodyClient, type KeyInfo, type WrappedKeyEnvelope } from "../gen/custos/v1/custody.js";
+import { Environment, type CustodyClient, type KeyInfo, type WrappedKeyEnvelope, type WrappingKey } from "../gen/custos/v1/custody.js";
 import { isHmacAlgorithm, isSigningAlgorithm, type SigningAlgorithm } from "../hsm/algorithms.js";
 import { buildEnvelope, padHmacSecret } from "../hsm/envelope.js";
 import { dialectFor } from "../exchanges/registry.js";
@@ -166,7 +166,7 @@ async function pinnedWrappingKey(o: Opts): Promise<{ spkiPem: string; fingerprin
   const opts = connectOpts(o);
   const pinned = pinnedFingerprint({ dataDir: opts.dataDir, ...(o.fingerprint ? { fingerprint: o.fingerprint } : {}) });
   const { custody } = connect(opts, "officer");
-  let wrapping;
+  let wrapping: WrappingKey;
   try {
     wrapping = await unary(custody, "getWrappingKey", {});
   } finally {

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { ChannelCredentials, Metadata, credentials, type CallOptions, type ChannelOptions, type ServiceError } from "@grpc/grpc-js";
+import { type ChannelCredentials, Metadata, credentials, type CallOptions, type ChannelOptions, type ServiceError } from "@grpc/grpc-js";
 import { CustodyClient, GuardClient } from "../gen/custos/v1/custody.js";
 import { SignerClient } from "../gen/custos/v1/signer.js";
 
@@ -65,8 +65,10 @@ type UnaryFn<Req, Res> = (req: Req, metadata: Metadata, options: Partial<CallOpt
 export function unary<C, K extends keyof C>(
   client: C,
   method: K,
+  // biome-ignore lint/suspicious/noExplicitAny: only the request type is inferred; the response side must accept any
   req: C[K] extends UnaryFn<infer Req, any> ? Req : never,
   options: Partial<CallOptions> = {},
+  // biome-ignore lint/suspicious/noExplicitAny: only the response type is inferred
 ): Promise<C[K] extends UnaryFn<any, infer Res> ? Res : never> {
   const fn = client[method] as unknown as UnaryFn<unknown, unknown>;
   return new Promise((resolve, reject) =>

@@ -58,7 +58,7 @@ const ORDER_SIZES = new Map<string, string[]>([
 ]);
 
 const invalid = (message: string) => new CustosError("INVALID_ARGUMENT", `binance: ${message}`);
-const valueOf = (r: WebSocketApiRequest, name: string): string | undefined => r.params.find(([k]) => k === name)?.[1];
+const paramValue = (r: WebSocketApiRequest, name: string): string | undefined => r.params.find(([k]) => k === name)?.[1];
 
 /** A plain decimal size (no sign, exponent, hex or spaces); anything else counts as unbounded. */
 const DECIMAL = /^(\d+\.?\d*|\.\d+)$/;
@@ -68,17 +68,17 @@ const DECIMAL = /^(\d+\.?\d*|\.\d+)$/;
  * or as both `quantity` and `quoteOrderQty`, is refused (INVALID_ARGUMENT).
  */
 export function websocketRequestFacts(r: WebSocketApiRequest): { endpointClass: EndpointClass; symbols: string[]; orders: Array<{ symbol: string; quantity: number }> } {
-  const symbol = valueOf(r, "symbol");
+  const symbol = paramValue(r, "symbol");
   const sizes = ORDER_SIZES.get(r.method);
   if (sizes) {
-    for (const name of ["quantity", "quoteOrderQty", ...sizes]) if (valueOf(r, name)?.trim() === "") throw invalid(`${name} is empty`);
-    if (valueOf(r, "quantity") !== undefined && valueOf(r, "quoteOrderQty") !== undefined) throw invalid("quantity and quoteOrderQty are both given");
+    for (const name of ["quantity", "quoteOrderQty", ...sizes]) if (paramValue(r, name)?.trim() === "") throw invalid(`${name} is empty`);
+    if (paramValue(r, "quantity") !== undefined && paramValue(r, "quoteOrderQty") !== undefined) throw invalid("quantity and quoteOrderQty are both given");
   }
   const orders = sizes
     ? sizes.map((name) => {
-        const raw = valueOf(r, name);
+        const raw = paramValue(r, name);
         // closePosition orders carry no quantity and can only close.
-        const closing = raw === undefined && valueOf(r, "closePosition") === "true";
+        const closing = raw === undefined && paramValue(r, "closePosition") === "true";
         return { symbol: symbol ?? "", quantity: closing ? 0 : raw !== undefined && DECIMAL.test(raw) ? Number(raw) : Number.POSITIVE_INFINITY };
       })
     : [];
@@ -121,7 +121,7 @@ export function websocketAuth(input: WebSocketAuthInput, ctx: SigningContext): P
     if (!VALUE.test(value)) throw invalid(`parameter ${name}: values are printable ASCII without "&" or "="`);
     seen.add(name);
   }
-  const recvWindow = valueOf(request, "recvWindow");
+  const recvWindow = paramValue(request, "recvWindow");
   if (recvWindow !== undefined && !(/^\d{1,5}$/.test(recvWindow) && Number(recvWindow) > 0 && Number(recvWindow) <= MAX_RECV_WINDOW_MS)) {
     throw invalid(`recvWindow must be 1..${MAX_RECV_WINDOW_MS} ms`);
   }

@@ -249,7 +249,9 @@ function checkedShape(req: ExchangeRequest, p: Parsed): OrderShape | undefined {
   if (!shape) return undefined;
   // The orders and prepare both ask, for the same reading: check its sizes once.
   if (p.sizesChecked) return shape;
-  if (shape === "batch") (batchOf(p) ?? []).forEach((o, i) => checkSizes(itemField(o), `batchOrders[${i}]: `));
+  if (shape === "batch") {
+    for (const [i, o] of (batchOf(p) ?? []).entries()) checkSizes(itemField(o), `batchOrders[${i}]: `);
+  }
   else checkSizes((name) => valuesOf(p, name), "");
   p.sizesChecked = true;
   return shape;

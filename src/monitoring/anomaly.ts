@@ -117,7 +117,7 @@ export class AnomalyDetector implements SignObserver {
     opts: AnomalyDetectorOptions = {},
   ) {
     // EWMA weight whose influence halves every halfLifeIntervals intervals.
-    this.alpha = 1 - Math.pow(0.5, 1 / settings.halfLifeIntervals);
+    this.alpha = 1 - 0.5 ** (1 / settings.halfLifeIntervals);
     this.clock = opts.clock ?? Date.now;
     this.lastEvaluated = this.clock();
   }

@@ -9,6 +9,7 @@ export interface PeerCertificateLike {
 }
 
 // A JSON string literal, as Node emits for SAN values that need escaping (CVE-2021-44532).
+// biome-ignore lint/suspicious/noControlCharactersInRegex: JSON strings may not hold raw control characters
 const JSON_STRING = /^"(?:[^"\\\u0000-\u001f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*"/;
 
 /**

@@ -55,7 +55,7 @@ export function missingServerNames(certPem: string, names: readonly string[]): s
  */
 export async function issueDevServerCert(pkiDir: string, names: readonly string[]): Promise<{ certPath: string; keyPath: string; names: string[] }> {
   const all = [...new Set([...LOOPBACK_SERVER_NAMES, ...validateServerNames(names, "server names")])];
-  let ca;
+  let ca: Awaited<ReturnType<typeof loadIssued>>;
   try {
     ca = await loadIssued(pkiDir, "ca");
   } catch (e) {

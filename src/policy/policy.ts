@@ -82,7 +82,8 @@ export function checkRequest(policy: KeyPolicy, req: Pick<ExchangeRequest, "path
     if (rule.method && rule.method.toUpperCase() !== req.method) continue;
     if (!globMatch(rule.path, req.path)) continue;
     if (rule.effect === "deny") throw new PolicyDenied(`rule:${rule.id}`, `${req.method} ${req.path} is denied by rule ${rule.id}`);
-    return checkContent(policy, facts); // an allow rule skips the class check only
+    checkContent(policy, facts); // an allow rule skips the class check only
+    return;
   }
   const allowed = policy.allowClasses ?? DEFAULT_ALLOWED_CLASSES;
   if (!allowed.includes(facts.endpointClass)) {

@@ -70,7 +70,7 @@ export class SignDecisions {
    */
   decided(caller: CallerContext, started: number, d: Decision): void;
   decided(caller: CallerContext, started: number, d: Decision, error: unknown): CustosError;
-  decided(caller: CallerContext, started: number, d: Decision, ...refusal: [] | [error: unknown]): CustosError | void {
+  decided(caller: CallerContext, started: number, d: Decision, ...refusal: [] | [error: unknown]): CustosError | undefined {
     const seconds = (performance.now() - started) / 1000;
     const actor = caller.identity ?? "unknown";
     const peer = caller.ip || undefined;

@@ -46,7 +46,10 @@ describe("access control on the sign path and the admin API", () => {
 
   const denied = expectDenied;
 
-  const keep = <T extends { close(): void }>(c: T): T => (closers.push(c), c);
+  const keep = <T extends { close(): void }>(c: T): T => {
+    closers.push(c);
+    return c;
+  };
   const caPem = () => readFileSync(svc.conn.caPath);
   const signAs = (paths: { certPath: string; keyPath: string }) => keep(signerClient(svc.conn.grpc, { caPath: svc.conn.caPath, ...paths }));
   const sign = (client: SignerClient, keyId: string, payload: Buffer = Buffer.from("p"), version = 0) =>

@@ -138,7 +138,10 @@ describe("the container's runtime file set, served from a copy", () => {
     assert.equal(ready.status, 200);
     const refused = await new Promise<string | undefined>((resolve) => {
       const s = netConnect({ host: "127.0.0.1", port: Number(http.port) });
-      s.once("connect", () => (s.destroy(), resolve(undefined)));
+      s.once("connect", () => {
+        s.destroy();
+        resolve(undefined);
+      });
       s.once("error", (e: NodeJS.ErrnoException) => resolve(e.code));
     });
     assert.equal(refused, "ECONNREFUSED");

@@ -80,27 +80,42 @@ describe("checkChain", () => {
   }> = [
     {
       name: "one byte of a body",
-      apply: (ev, i) => ((ev[i]!.body = flipChar(ev[i]!.body, 5)), ev),
+      apply: (ev, i) => {
+        ev[i]!.body = flipChar(ev[i]!.body, 5);
+        return ev;
+      },
       brokenSeq: (i) => i + 1,
     },
     {
       name: "one byte of a prevHash",
-      apply: (ev, i) => ((ev[i]!.prevHash = flipChar(ev[i]!.prevHash, 0)), ev),
+      apply: (ev, i) => {
+        ev[i]!.prevHash = flipChar(ev[i]!.prevHash, 0);
+        return ev;
+      },
       brokenSeq: (i) => i + 1,
     },
     {
       name: "one byte of a hash",
-      apply: (ev, i) => ((ev[i]!.hash = flipChar(ev[i]!.hash, 63)), ev),
+      apply: (ev, i) => {
+        ev[i]!.hash = flipChar(ev[i]!.hash, 63);
+        return ev;
+      },
       brokenSeq: (i) => i + 1,
     },
     {
       name: "a deleted event (gap in seq)",
-      apply: (ev, i) => (ev.splice(i, 1), ev),
+      apply: (ev, i) => {
+        ev.splice(i, 1);
+        return ev;
+      },
       brokenSeq: (i) => i + 2, // reported at the first event after the gap
     },
     {
       name: "a repeated event",
-      apply: (ev, i) => (ev.splice(i + 1, 0, { ...ev[i]! }), ev),
+      apply: (ev, i) => {
+        ev.splice(i + 1, 0, { ...ev[i]! });
+        return ev;
+      },
       brokenSeq: (i) => i + 1, // the copy right after the original repeats its seq
       goodBefore: (i) => i + 1,
     },

@@ -13,6 +13,7 @@ it("redacts secret-bearing fields at the top level and one level down", async ()
   log.info({ hsm: { pin: "5678" }, req: { secret: "x2", encryptedAesKey: "BBBB", wrappedKey: "CCCC", payload: "p2" } }, "nested");
   log.info({ event: "sign", key: "k1" }, "ordinary fields stay");
   await new Promise((r) => setImmediate(r));
+  // biome-ignore lint/suspicious/noExplicitAny: log lines are read field by field
   const [top, nested, plain] = out.trim().split("\n").map((l) => JSON.parse(l) as Record<string, any>);
   assert.deepEqual([top!.pin, top!.secret, top!.envelope, top!.payload], ["[redacted]", "[redacted]", "[redacted]", "[redacted]"]);
   assert.equal(nested!.hsm.pin, "[redacted]");
@@ -49,6 +50,7 @@ it("redacts an exchange API passphrase, at the top level and one level down", as
   log.info({ event: "x", passphrase: "okx-pass-1" }, "top");
   log.info({ event: "x", request: { keyId: "k1", passphrase: "kucoin-pass-2" } }, "nested");
   await new Promise((r) => setImmediate(r));
+  // biome-ignore lint/suspicious/noExplicitAny: log lines are read field by field
   const [top, nested] = out.trim().split("\n").map((l) => JSON.parse(l) as Record<string, any>);
   assert.equal(top!.passphrase, "[redacted]");
   assert.deepEqual(nested!.request, { keyId: "k1", passphrase: "[redacted]" });

@@ -90,6 +90,7 @@ describe("canonicalProposal / proposalDigest", () => {
   const badParams: Array<[string, unknown]> = [
     ["an undefined value", { a: undefined }],
     ["a nested undefined value", { a: { b: [1, undefined] } }],
+    // biome-ignore lint/suspicious/noSparseArray: the hole is the case under test
     ["a hole in an array", { a: [1, , 3] }],
     ["NaN", { a: Number.NaN }],
     ["Infinity", { a: [Number.POSITIVE_INFINITY] }],

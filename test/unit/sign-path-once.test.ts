@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { PassThrough } from "node:stream";
 import { AuditLog } from "../../src/audit/audit-log.js";
-import { CustosError } from "../../src/errors.js";
+import type { CustosError } from "../../src/errors.js";
 import type { Dialect } from "../../src/exchanges/dialect.js";
 import { dialectFor } from "../../src/exchanges/registry.js";
 import { createLogger } from "../../src/log.js";

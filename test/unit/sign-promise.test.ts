@@ -9,7 +9,7 @@ import type { ExchangeRequest } from "../../src/exchanges/dialect.js";
 import type { SigningAlgorithm } from "../../src/hsm/algorithms.js";
 import { createLogger } from "../../src/log.js";
 import type { KeyPolicy } from "../../src/policy/policy.js";
-import { PolicyDenied } from "../../src/policy/policy.js";
+import type { PolicyDenied } from "../../src/policy/policy.js";
 import { AccessDirectory } from "../../src/signing/directory.js";
 import { SignService, type ExchangeSignRequest, type WebSocketAuthSignRequest } from "../../src/signing/sign-service.js";
 import { SqliteStore } from "../../src/store/sqlite/sqlite-store.js";
@@ -82,7 +82,8 @@ function exchangeRequest(keyId: string, request: ExchangeRequest, over: Partial<
 /** Refused with `code` (and `rule`, for policy denials) before the HSM signs anything; the refusal is audited. */
 async function refused(run: () => Promise<unknown>, code: CustosErrorCode, rule?: string): Promise<void> {
   const signsBefore = hsm.calls.filter((c) => c.startsWith("sign:")).length;
-  const seqBefore = (await audit.flush(), (await store.lastAudit())?.seq ?? 0);
+  await audit.flush();
+  const seqBefore = (await store.lastAudit())?.seq ?? 0;
   await assert.rejects(run, (e: unknown) => {
     assert.ok(e instanceof CustosError, String(e));
     assert.equal(e.code, code, e.message);

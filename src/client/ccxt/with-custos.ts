@@ -26,9 +26,12 @@ export interface CcxtExchangeLike {
   id: string;
   secret?: string | undefined;
   password?: string | undefined;
-  sign(path: any, api?: any, method?: string, params?: any, headers?: any, body?: any): any; // eslint-disable-line @typescript-eslint/no-explicit-any
-  fetch(url: any, method?: string, headers?: any, body?: any): Promise<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
-  hmac: (request: any, secret: any, hash: any, digest?: any) => any; // eslint-disable-line @typescript-eslint/no-explicit-any
+  // biome-ignore lint/suspicious/noExplicitAny: ccxt's own untyped signatures, overridden as declared
+  sign(path: any, api?: any, method?: string, params?: any, headers?: any, body?: any): any;
+  // biome-ignore lint/suspicious/noExplicitAny: ccxt's own untyped signatures, overridden as declared
+  fetch(url: any, method?: string, headers?: any, body?: any): Promise<any>;
+  // biome-ignore lint/suspicious/noExplicitAny: ccxt's own untyped signatures, overridden as declared
+  hmac: (request: any, secret: any, hash: any, digest?: any) => any;
 }
 
 /** What signs: a `CustosClient` or its stream session (anything with `signExchangeRequest`). */
@@ -150,7 +153,7 @@ export function withCustos<E extends CcxtExchangeLike>(exchange: E, opts: WithCu
   } as E["sign"];
 
   const originalFetch = exchange.fetch;
-  exchange.fetch = async function (url: string, method = "GET", headers?: Record<string, string>, body?: unknown) {
+  exchange.fetch = (async (url: string, method = "GET", headers?: Record<string, string>, body?: unknown) => {
     const found = new Set([url, ...Object.values(headers ?? {}), typeof body === "string" ? body : ""].flatMap((s) => String(s).match(tokenPattern) ?? []));
     if (found.size === 0) return originalFetch.call(exchange, url, method, headers, body);
     const tokens = pending.get([...found][0]!);
@@ -160,7 +163,7 @@ export function withCustos<E extends CcxtExchangeLike>(exchange: E, opts: WithCu
     for (const t of tokens) pending.delete(t);
     const signed = await signThroughCustos(exchange, shape, opts, client, { url, method, headers, body: body as string | undefined }, tokens);
     return originalFetch.call(exchange, signed.url, method, signed.headers, signed.body);
-  } as E["fetch"];
+  }) as E["fetch"];
 
   return exchange;
 }
@@ -211,7 +214,7 @@ async function signThroughCustos(
     // Never KuCoin's: its passphrase header comes from the key, and custos refuses one per request.
     password: shape.passphraseInKey ? undefined : exchange.password || undefined,
   };
-  let fields;
+  let fields: ReturnType<typeof shape.toCustos>;
   try {
     fields = shape.toCustos(req, tokens);
     if (opts.omitOptionalNonce) fields.omitNonce = true;

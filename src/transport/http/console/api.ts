@@ -59,7 +59,7 @@ export function registerApiRoutes(app: FastifyInstance, ctx: ConsoleContext): vo
     ctx.admitAnonymous(req, "login");
     const prior = preSession(req);
     const response = credential<PasskeyAssertion>(body(req).response);
-    let login;
+    let login: Awaited<ReturnType<typeof deps.passkeys.verifyLogin>>;
     try {
       login = await deps.passkeys.verifyLogin(response, ctx.challengeOwner(req));
     } catch (e) {

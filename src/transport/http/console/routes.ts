@@ -131,7 +131,7 @@ export function registerPageRoutes(app: FastifyInstance, ctx: ConsoleContext): v
   app.post("/console/enroll", async (req, reply) => {
     ctx.admitAnonymous(req, "enroll");
     checkCsrf(req, undefined, deps.origin);
-    let officer;
+    let officer: Awaited<ReturnType<typeof deps.enrollment.verify>>;
     try {
       officer = await deps.enrollment.verify(form(req).token ?? "", (id) => deps.governance.activeOfficer(id));
     } catch (e) {
@@ -179,7 +179,7 @@ export function registerPageRoutes(app: FastifyInstance, ctx: ConsoleContext): v
   });
 
   app.post("/console/logout", async (req, reply) => {
-    let session;
+    let session: ReturnType<typeof ctx.session> | undefined;
     try {
       session = ctx.session(req);
     } catch {
