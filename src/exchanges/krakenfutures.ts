@@ -100,7 +100,7 @@ export const krakenfutures = {
   classify(req: ExchangeRequest, params = new Params(req)): EndpointClass {
     if (req.path.startsWith("/api/auth/")) return "key-management";
     const history = HISTORY.exec(req.path);
-    if (history) return (req.method === "GET" && HISTORY_CLASSES.get(history[1])) || "unknown";
+    if (history) return (req.method === "GET" && HISTORY_CLASSES.get(history[1]!)) || "unknown";
     if (!req.path.startsWith(V3)) return "unknown";
     const route = req.path.slice(V3.length);
     if (route === "apikey" || route.startsWith("apikey/")) return "key-management";

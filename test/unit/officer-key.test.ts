@@ -128,7 +128,7 @@ describe("officer keys", () => {
 
     it("for truncated, extended, flipped, empty and garbage signatures, without throwing", () => {
       const flipped = Buffer.from(sig);
-      flipped[10] ^= 1;
+      flipped[10]! ^= 1;
       const bad = [sig.subarray(0, 63), Buffer.concat([sig, Buffer.from([0])]), flipped, Buffer.alloc(0), Buffer.alloc(64), Buffer.alloc(64, 0xff), Buffer.from("garbage")];
       for (const s of bad) assert.equal(verifyApproval(alicePublic, "approve", DIGEST, s), false);
     });

@@ -46,7 +46,7 @@ describe("bitmex signing: the documented examples", () => {
   ];
   for (const [name, req, expires, message, signature] of examples) {
     it(name, () => {
-      assert.equal(bitmex.prepare(req, ctx(expires)).toSign[0].toString("utf8"), message);
+      assert.equal(bitmex.prepare(req, ctx(expires)).toSign[0]!.toString("utf8"), message);
       const signed = sign(req, ctx(expires));
       assert.equal(signed.signature, signature);
       assert.deepEqual(signed.headers, [
@@ -168,7 +168,7 @@ describe("bitmex symbols and orders", () => {
 
   it("sizes a sell given as a negative orderQty by its absolute value, and a missing size as NaN", () => {
     assert.deepEqual(bitmex.orders({ ...order, body: '{"symbol":"XBTUSD","orderQty":-500}' }), [{ symbol: "XBTUSD", quantity: 500 }]);
-    assert.ok(Number.isNaN(bitmex.orders({ ...order, body: '{"symbol":"XBTUSD","execInst":"Close"}' })[0].quantity));
+    assert.ok(Number.isNaN(bitmex.orders({ ...order, body: '{"symbol":"XBTUSD","execInst":"Close"}' })[0]!.quantity));
   });
 
   it("reports an amend's new size under the empty symbol, and a price-only amend as no order", () => {

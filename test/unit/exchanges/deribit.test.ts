@@ -30,7 +30,7 @@ describe("deribit signing", () => {
     // StringToSign = Timestamp + "\n" + Nonce + "\n" + RequestData; URI="/api/v2/private/get_account_summary?currency=BTC".
     const prepared = deribit.prepare(get("get_account_summary", "currency=BTC"), ctx(1700000000000, "abcd1234"));
     assert.equal(prepared.toSign.length, 1);
-    assert.equal(prepared.toSign[0].toString("utf8"), "1700000000000\nabcd1234\nGET\n/api/v2/private/get_account_summary?currency=BTC\n\n");
+    assert.equal(prepared.toSign[0]!.toString("utf8"), "1700000000000\nabcd1234\nGET\n/api/v2/private/get_account_summary?currency=BTC\n\n");
   });
 
   it("matches the docs' openssl pipeline for their example with the timestamp and nonce fixed", () => {
@@ -79,11 +79,11 @@ describe("deribit signing", () => {
     const body = '{"jsonrpc":"2.0","id":1,"method":"private/buy","params":{"instrument_name":"ETH-PERPETUAL","amount":5}}';
     const req: ExchangeRequest = { method: "POST", path: "/api/v2/private/buy", query: "", body };
     const prepared = deribit.prepare(req, ctx(1, "n"));
-    assert.equal(prepared.toSign[0].toString("utf8"), `1\nn\nPOST\n/api/v2/private/buy\n${body}\n`);
+    assert.equal(prepared.toSign[0]!.toString("utf8"), `1\nn\nPOST\n/api/v2/private/buy\n${body}\n`);
   });
 
   it("refuses a nonce or client id that would forge a header field", () => {
-    for (const [nonce, id] of [["a,sig=x", CLIENT_ID], ["", CLIENT_ID], ["a b", CLIENT_ID], ["n", "id,ts=1"], ["n", "id=x"]]) {
+    for (const [nonce, id] of <Array<[string, string]>>[["a,sig=x", CLIENT_ID], ["", CLIENT_ID], ["a b", CLIENT_ID], ["n", "id,ts=1"], ["n", "id=x"]]) {
       assert.throws(
         () => deribit.prepare(get("get_positions"), { ...ctx(1, nonce), apiKeyId: id }),
         (e) => isCustosError(e) && e.code === "INVALID_ARGUMENT",
@@ -165,8 +165,8 @@ describe("deribit symbols and orders", () => {
   });
 
   it("reports an unreadable or missing amount as NaN, which any applicable limit refuses", () => {
-    assert.ok(Number.isNaN(deribit.orders(get("buy", "instrument_name=BTC-PERPETUAL&contracts=4"))[0].quantity));
-    assert.ok(Number.isNaN(deribit.orders(get("buy", "instrument_name=BTC-PERPETUAL&amount=lots"))[0].quantity));
+    assert.ok(Number.isNaN(deribit.orders(get("buy", "instrument_name=BTC-PERPETUAL&contracts=4"))[0]!.quantity));
+    assert.ok(Number.isNaN(deribit.orders(get("buy", "instrument_name=BTC-PERPETUAL&amount=lots"))[0]!.quantity));
   });
 
   it("reports an edit by order id under the empty symbol", () => {

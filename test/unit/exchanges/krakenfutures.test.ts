@@ -196,8 +196,8 @@ describe("krakenfutures symbols and orders", () => {
   });
 
   it("reports a missing or unreadable size as NaN, and an edit without size as no order", () => {
-    assert.ok(Number.isNaN(krakenfutures.orders({ ...order, body: "orderType=lmt&symbol=PF_XBTUSD&side=buy" })[0].quantity));
-    assert.ok(Number.isNaN(krakenfutures.orders({ ...order, body: "symbol=PF_XBTUSD&size=1e" })[0].quantity));
+    assert.ok(Number.isNaN(krakenfutures.orders({ ...order, body: "orderType=lmt&symbol=PF_XBTUSD&side=buy" })[0]!.quantity));
+    assert.ok(Number.isNaN(krakenfutures.orders({ ...order, body: "symbol=PF_XBTUSD&size=1e" })[0]!.quantity));
     const edit: ExchangeRequest = { method: "POST", path: "/derivatives/api/v3/editorder", query: "", body: "orderId=o1&limitPrice=3" };
     assert.deepEqual(krakenfutures.orders(edit), []);
     assert.deepEqual(krakenfutures.orders({ ...edit, body: "orderId=o1&size=4" }), [{ symbol: "", quantity: 4 }]);
