@@ -50,6 +50,12 @@ program
     if (o.consolePort !== undefined) config.console.port = Number(o.consolePort);
     if (o.host !== undefined) config.grpc.host = config.http.host = config.console.host = o.host;
     const logger = createLogger(config.logLevel);
+    // Signals are handled from before the start: connection.json appears inside startService, and a
+    // SIGTERM that follows it at once must drain and exit 0, not kill the process by default.
+    let stopRequested: string | undefined;
+    let shutdown = (signal: string) => void (stopRequested ??= signal);
+    process.once("SIGTERM", () => shutdown("SIGTERM"));
+    process.once("SIGINT", () => shutdown("SIGINT"));
     const { startService } = await lazy.service();
     const service = await startService(config, logger, { acceptAuditRewind: o.acceptAuditRewind === true }).catch((e: unknown) => {
       // A refused audit chain names its code, for operators and their scripts.
@@ -83,7 +89,7 @@ program
       ].join("\n") + "\n",
     );
     // The service holds the data dir's lock and wrote DIR/custos.pid (for `custos stop`); both go when it stops.
-    const shutdown = (signal: string) => {
+    shutdown = (signal: string) => {
       logger.info({ event: "service.stopping", signal }, "draining in-flight calls");
       service.stop().then(
         () => process.exit(0),
@@ -93,8 +99,7 @@ program
         },
       );
     };
-    process.once("SIGTERM", () => shutdown("SIGTERM"));
-    process.once("SIGINT", () => shutdown("SIGINT"));
+    if (stopRequested) shutdown(stopRequested);
   });
 
 program

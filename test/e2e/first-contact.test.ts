@@ -132,6 +132,27 @@ describe("one service per data dir: refuse, kill, restart, stop", { timeout: 240
   });
 });
 
+describe("a stop that arrives while custos starts", { timeout: 240_000 }, () => {
+  it("a SIGTERM during the start (a fresh data dir, its lock just taken) waits for the start, drains and exits 0", async () => {
+    const dir = tempDir("custos-early-stop-");
+    dirs.push(dir);
+    const serve = spawn(process.execPath, [CLI, "serve", "--data-dir", dir, "--grpc-port", "0", "--http-port", "0"], { stdio: ["ignore", "pipe", "pipe"] });
+    started.push(serve);
+    let out = "";
+    let err = "";
+    serve.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    serve.stderr.on("data", (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => serve.once("exit", (code, signal) => r({ code, signal })));
+    // The lock is the start's first step; the dev token, PKI and database come after it (seconds).
+    await until("the data dir's lock", () => (existsSync(join(dir, "custos.lock")) ? true : undefined), 60_000);
+    serve.kill("SIGTERM");
+    const { code, signal } = await exited;
+    assert.deepEqual({ code, signal }, { code: 0, signal: null }, err);
+    assert.match(out, /"event":"service\.stopping","signal":"SIGTERM"/);
+    assert.equal(existsSync(join(dir, "connection.json")), false, "a stopped service leaves no connection.json");
+  });
+});
+
 describe("the banner, the README's client snippet and the first key", { timeout: 240_000 }, () => {
   const dir = tempDir("custos-first-contact-");
   dirs.push(dir);
