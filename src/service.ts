@@ -99,16 +99,16 @@ export async function startService(config: CustosConfig, logger: Logger, options
 
   // Bootstrap identities exist before the first call; re-registering keeps their CIDRs current.
   for (const admin of config.bootstrapAdmins) {
-    const existing = await store.getClient(admin.identity);
+    const existing = await store.clients.getClient(admin.identity);
     const same = existing?.role === "admin" && existing.cidrs.join(",") === admin.cidrs.join(",");
     if (!same) {
-      await store.upsertClient({ identity: admin.identity, name: "bootstrap-admin", role: "admin", cidrs: admin.cidrs, createdAt: existing?.createdAt ?? new Date().toISOString() });
+      await store.clients.upsertClient({ identity: admin.identity, name: "bootstrap-admin", role: "admin", cidrs: admin.cidrs, createdAt: existing?.createdAt ?? new Date().toISOString() });
       await audit.recordNow({ kind: "client.bootstrap", actor: "system", outcome: "ok", details: { identity: admin.identity, role: "admin", cidrs: admin.cidrs.join(",") } });
     }
   }
   for (const identity of config.autoGrant) {
-    if (!(await store.getClient(identity))) {
-      await store.upsertClient({ identity, name: "dev-engine", role: "trader", cidrs: LOOPBACK_CIDRS, createdAt: new Date().toISOString() });
+    if (!(await store.clients.getClient(identity))) {
+      await store.clients.upsertClient({ identity, name: "dev-engine", role: "trader", cidrs: LOOPBACK_CIDRS, createdAt: new Date().toISOString() });
       await audit.recordNow({ kind: "client.bootstrap", actor: "system", outcome: "ok", details: { identity, role: "trader" } });
     }
   }
@@ -161,7 +161,7 @@ export async function startService(config: CustosConfig, logger: Logger, options
     logger.child({ component: "grpc" }),
   );
   metrics.watchGovernance(async () => {
-    const [keys, clients, pending] = await Promise.all([store.listKeys(), store.listClients(), store.listProposals("pending")]);
+    const [keys, clients, pending] = await Promise.all([store.keys.listKeys(), store.clients.listClients(), store.governance.listProposals("pending")]);
     return {
       keys: keys.flatMap((k) => {
         const due = dueAt(k);
@@ -173,7 +173,7 @@ export async function startService(config: CustosConfig, logger: Logger, options
       frozenClients: clients.filter((c) => c.frozenAt).length,
     };
   });
-  const http = buildHttp({ hsm, metrics, logger, storeCheck: async () => void (await store.lastAudit()), overdueKeys: () => governance.overdueKeys() });
+  const http = buildHttp({ hsm, metrics, logger, storeCheck: async () => void (await store.audit.lastAudit()), overdueKeys: () => governance.overdueKeys() });
   await http.listen({ host: config.http.host, port: config.http.port });
   const httpAddress = http.server.address();
   const httpPort = typeof httpAddress === "object" && httpAddress ? httpAddress.port : config.http.port;

@@ -4,7 +4,7 @@ import { CustosError, type CustosErrorCode } from "../errors.js";
 import type { ImportEnvelope } from "../hsm/envelope.js";
 import type { Hsm } from "../hsm/hsm.js";
 import { activeVersion, versionObjectId, type KeyVersionRecord } from "../keys/model.js";
-import type { Store } from "../store/store.js";
+import type { Store, StoreTables } from "../store/store.js";
 import { faultPoint } from "./fault.js";
 import type { OfficerRecord, ProposalRecord } from "./model.js";
 import { parseOfficerPublicKey, publicKeyFingerprint } from "./officer-key.js";
@@ -49,7 +49,7 @@ export class ProposalSteps {
         details: { ...ref, exchange: k.exchange, environment: k.environment, algorithm: k.algorithm, ...(publicKey ? { publicKeySha256: sha256Hex(publicKey) } : {}) },
       });
     } else if (c.kind === "rotate_key") {
-      const key = await this.store.getKey(c.target);
+      const key = await this.store.keys.getKey(c.target);
       const pending = key?.algorithm === "ed25519" ? key.versions.filter((v) => v.state === "pending").at(-1) : undefined;
       if (pending) {
         // An Ed25519 rotation: the new pair waits for the exchange's API key id (set_api_key_id).
@@ -67,7 +67,7 @@ export class ProposalSteps {
     }
     if (c.kind === "import_key") faultPoint("import:between-audit-records");
     await record({ kind: "proposal.executed", actor: "system", outcome: "ok", key: keyOf(p), details: { ...ref, proposalKind: p.kind, target: p.target } });
-    await this.store.updateProposal(p.id, "executed", { step: "audited" });
+    await this.store.governance.updateProposal(p.id, "executed", { step: "audited" });
   }
 
   async run(p: ProposalRecord, c: ProposalContent, done: { proposalId: string; at: string }): Promise<void> {
@@ -75,7 +75,7 @@ export class ProposalSteps {
     switch (c.kind) {
       case "import_key": {
         const key = params as unknown as NewKeyMetadata;
-        if (await this.store.getKey(key.keyId)) throw new CustosError("KEY_EXISTS", `key ${key.keyId} already exists`);
+        if (await this.store.keys.getKey(key.keyId)) throw new CustosError("KEY_EXISTS", `key ${key.keyId} already exists`);
         const objectId = versionObjectId(key.keyId, 1);
         const created = await this.unwrapOnce(p, objectId, `${key.exchange}/${key.keyId}/v1`, key.algorithm === "ed25519" ? ed25519PublicKeyOf(key.publicKeyPem) : undefined);
         faultPoint("import:after-hsm");
@@ -93,14 +93,17 @@ export class ProposalSteps {
           signedPassphrase,
         };
         await this.orRollBack(created, objectId, () =>
-          this.store.createKey({ id: key.keyId, exchange: key.exchange, environment: key.environment, label: key.label, apiKeyId: key.apiKeyId, algorithm: key.algorithm, maxAgeDays: key.maxAgeDays, createdAt: done.at }, first, this.opts.autoGrant, done),
+          this.recordDone(done, async (tx) => {
+            await tx.keys.createKey({ id: key.keyId, exchange: key.exchange, environment: key.environment, label: key.label, apiKeyId: key.apiKeyId, algorithm: key.algorithm, maxAgeDays: key.maxAgeDays, createdAt: done.at }, first);
+            for (const identity of this.opts.autoGrant) await tx.clients.addGrant(identity, key.keyId);
+          }),
         );
         faultPoint("import:after-record");
         return;
       }
       case "generate_key": {
         const key = params as unknown as NewKeyMetadata;
-        if (await this.store.getKey(key.keyId)) throw new CustosError("KEY_EXISTS", `key ${key.keyId} already exists`);
+        if (await this.store.keys.getKey(key.keyId)) throw new CustosError("KEY_EXISTS", `key ${key.keyId} already exists`);
         const objectId = versionObjectId(key.keyId, 1);
         // Generated inside the HSM; an interrupted run's key pair (same CKA_ID) is adopted.
         let created = false;
@@ -108,17 +111,20 @@ export class ProposalSteps {
           await this.audit.recordNow({ kind: "reconcile.adopt", actor: "system", outcome: "ok", key: key.keyId, details: { proposal: p.id, digest: p.digest, objectId } });
         } else {
           await this.hsm.generateKeyPair("ed25519", { objectId, label: `${key.exchange}/${key.keyId}/v1` });
-          await this.store.updateProposal(p.id, "executing", { step: "hsm" });
+          await this.store.governance.updateProposal(p.id, "executing", { step: "hsm" });
           created = true;
         }
         const first: KeyVersionRecord = { keyId: key.keyId, version: 1, objectId, state: "active", createdAt: done.at, activatedAt: done.at, apiKeyId: null, retireAt: null };
         await this.orRollBack(created, objectId, () =>
-          this.store.createKey({ id: key.keyId, exchange: key.exchange, environment: key.environment, label: key.label, apiKeyId: key.apiKeyId, algorithm: key.algorithm, maxAgeDays: key.maxAgeDays, createdAt: done.at }, first, this.opts.autoGrant, done),
+          this.recordDone(done, async (tx) => {
+            await tx.keys.createKey({ id: key.keyId, exchange: key.exchange, environment: key.environment, label: key.label, apiKeyId: key.apiKeyId, algorithm: key.algorithm, maxAgeDays: key.maxAgeDays, createdAt: done.at }, first);
+            for (const identity of this.opts.autoGrant) await tx.clients.addGrant(identity, key.keyId);
+          }),
         );
         return;
       }
       case "rotate_key": {
-        const key = await this.store.getKey(c.target);
+        const key = await this.store.keys.getKey(c.target);
         if (!key) throw new CustosError("KEY_NOT_FOUND", `no key ${c.target}`);
         if (key.algorithm === "ed25519") return this.rotateEd25519(p, key.id, key.exchange, Math.max(...key.versions.map((v) => v.version)) + 1, done);
         // Not recorded yet (recording marks the proposal executed in the same transaction), so
@@ -134,22 +140,22 @@ export class ProposalSteps {
         const signedPassphrase = typeof params.signedPassphrase === "string" ? params.signedPassphrase : null;
         const next: KeyVersionRecord = { keyId: key.id, version, objectId, state: "active", createdAt: done.at, activatedAt: done.at, apiKeyId, retireAt: null };
         next.signedPassphrase = signedPassphrase;
-        await this.orRollBack(created, objectId, () => this.store.rotateKey(key.id, next, retireAt, done));
+        await this.orRollBack(created, objectId, () => this.recordDone(done, (tx) => tx.keys.rotateKey(key.id, next, retireAt)));
         faultPoint("rotate:after-record");
         return;
       }
       case "set_api_key_id": {
-        const key = await this.store.getKey(c.target);
+        const key = await this.store.keys.getKey(c.target);
         if (!key) throw new CustosError("KEY_NOT_FOUND", `no key ${c.target}`);
         const pending = key.versions.find((v) => v.state === "pending");
         if (!pending) {
-          await this.store.setApiKeyId(c.target, params.apiKeyId as string, done);
+          await this.recordDone(done, (tx) => tx.keys.setApiKeyId(c.target, params.apiKeyId as string));
           return;
         }
         // The id the exchange assigned to a rotated Ed25519 key's new public key: the new version
         // takes over, and the old one signs for pinned clients through the rotation's grace.
         const retireAt = new Date(Date.parse(done.at) + (await this.rotationGraceSeconds(c.target)) * 1000).toISOString();
-        await this.store.activatePendingVersion(c.target, pending.version, params.apiKeyId as string, done.at, retireAt, done);
+        await this.recordDone(done, (tx) => tx.keys.activatePendingVersion(c.target, pending.version, params.apiKeyId as string, done.at, retireAt));
         return;
       }
       case "destroy_version": {
@@ -159,60 +165,55 @@ export class ProposalSteps {
       }
       case "set_grants": {
         const g = params as unknown as { name: string; cidrs: string[]; keyIds: string[]; canFreeze: boolean };
-        for (const k of g.keyIds) if (!(await this.store.getKey(k))) throw new CustosError("KEY_NOT_FOUND", `no key ${k}`);
-        const existing = await this.store.getClient(c.target);
+        for (const k of g.keyIds) if (!(await this.store.keys.getKey(k))) throw new CustosError("KEY_NOT_FOUND", `no key ${k}`);
+        const existing = await this.store.clients.getClient(c.target);
         if (existing && existing.role !== "trader") throw new CustosError("PRECONDITION_FAILED", `${c.target} is not a trading client`);
-        await this.store.setClientAccess(
-          { identity: c.target, name: g.name || existing?.name || c.target, role: "trader", cidrs: g.cidrs, createdAt: existing?.createdAt ?? done.at, canFreeze: g.canFreeze },
-          g.keyIds,
-          done,
-        );
+        const client = { identity: c.target, name: g.name || existing?.name || c.target, role: "trader" as const, cidrs: g.cidrs, createdAt: existing?.createdAt ?? done.at, canFreeze: g.canFreeze };
+        await this.recordDone(done, (tx) => tx.clients.setClientAccess(client, g.keyIds));
         return;
       }
       case "set_policy": {
-        if (!(await this.store.getKey(c.target))) throw new CustosError("KEY_NOT_FOUND", `no key ${c.target}`);
-        await this.store.setPolicy(c.target, JSON.stringify(params.policy), done.at, done);
+        if (!(await this.store.keys.getKey(c.target))) throw new CustosError("KEY_NOT_FOUND", `no key ${c.target}`);
+        await this.recordDone(done, (tx) => tx.keys.setPolicy(c.target, JSON.stringify(params.policy), done.at));
         return;
       }
       case "add_officer": {
         const o = params as unknown as { displayName: string; identity: string; publicKeyPem: string };
-        await this.store.addOfficer(officerRecord({ id: c.target, ...o }, done.at), done);
+        await this.recordDone(done, (tx) => tx.governance.addOfficer(officerRecord({ id: c.target, ...o }, done.at)));
         return;
       }
       case "remove_officer": {
-        const active = (await this.store.listOfficers()).filter((o) => o.status === "active");
+        const active = (await this.store.governance.listOfficers()).filter((o) => o.status === "active");
         if (!active.some((o) => o.id === c.target)) throw new CustosError("PRECONDITION_FAILED", `no active officer ${c.target}`);
-        checkRemovable(this.opts, active.length, (await this.store.getGovernance())!.threshold, c.target);
-        await this.store.setOfficerStatus(c.target, "removed", done);
+        checkRemovable(this.opts, active.length, (await this.store.governance.getGovernance())!.threshold, c.target);
+        await this.recordDone(done, (tx) => tx.governance.setOfficerStatus(c.target, "removed"));
         return;
       }
       case "set_threshold": {
         const threshold = params.threshold as number;
-        const active = (await this.store.listOfficers()).filter((o) => o.status === "active").length;
+        const active = (await this.store.governance.listOfficers()).filter((o) => o.status === "active").length;
         validateRules({ threshold, proposerCounts: this.opts.proposerCounts, veto: this.opts.veto }, active);
-        await this.store.setThreshold(threshold, done);
+        await this.recordDone(done, (tx) => tx.governance.setThreshold(threshold));
         return;
       }
       case "add_credential": {
         const k = params as { credentialId: string; publicKey: string; counter: number; transports: string[]; aaguid: string; label: string };
-        if (!(await this.store.listOfficers()).some((o) => o.id === c.target && o.status === "active")) throw new CustosError("PRECONDITION_FAILED", `no active officer ${c.target}`);
-        await this.store.addPasskey(
-          { id: k.credentialId, officerId: c.target, publicKey: k.publicKey, counter: k.counter, transports: k.transports, aaguid: k.aaguid, label: k.label, createdAt: done.at, lastUsedAt: null },
-          done,
-        );
+        if (!(await this.store.governance.listOfficers()).some((o) => o.id === c.target && o.status === "active")) throw new CustosError("PRECONDITION_FAILED", `no active officer ${c.target}`);
+        const passkey = { id: k.credentialId, officerId: c.target, publicKey: k.publicKey, counter: k.counter, transports: k.transports, aaguid: k.aaguid, label: k.label, createdAt: done.at, lastUsedAt: null };
+        await this.recordDone(done, (tx) => tx.governance.addPasskey(passkey));
         return;
       }
       case "remove_credential": {
-        const existing = await this.store.getPasskey(String(params.credentialId));
+        const existing = await this.store.governance.getPasskey(String(params.credentialId));
         if (!existing || existing.officerId !== c.target) throw new CustosError("PRECONDITION_FAILED", `officer ${c.target} has no such passkey`);
-        await this.store.removePasskey(existing.id, done);
+        await this.recordDone(done, (tx) => tx.governance.removePasskey(existing.id));
         return;
       }
       case "thaw": {
         const [target, ...rest] = c.target.split(":");
         const id = rest.join(":");
-        if (target === "key") await this.store.setKeyFrozen(id, null, done);
-        else await this.store.setClientFrozen(id, null, done);
+        if (target === "key") await this.recordDone(done, (tx) => tx.keys.setKeyFrozen(id, null));
+        else await this.recordDone(done, (tx) => tx.clients.setClientFrozen(id, null));
         return;
       }
     }
@@ -226,17 +227,17 @@ export class ProposalSteps {
       await this.audit.recordNow({ kind: "reconcile.adopt", actor: "system", outcome: "ok", key: keyId, details: { proposal: p.id, digest: p.digest, objectId } });
     } else {
       await this.hsm.generateKeyPair("ed25519", { objectId, label: `${exchange}/${keyId}/v${version}` });
-      await this.store.updateProposal(p.id, "executing", { step: "hsm" });
+      await this.store.governance.updateProposal(p.id, "executing", { step: "hsm" });
       created = true;
     }
     faultPoint("rotate:after-hsm");
-    await this.orRollBack(created, objectId, () => this.store.addPendingVersion({ keyId, version, objectId, state: "pending", createdAt: done.at, activatedAt: null, apiKeyId: null, retireAt: null }, done));
+    await this.orRollBack(created, objectId, () => this.recordDone(done, (tx) => tx.keys.addPendingVersion({ keyId, version, objectId, state: "pending", createdAt: done.at, activatedAt: null, apiKeyId: null, retireAt: null })));
     faultPoint("rotate:after-record");
   }
 
   /** The grace period of the key's latest executed rotation (the default if none is found). */
   private async rotationGraceSeconds(keyId: string): Promise<number> {
-    const rotation = (await this.store.listProposals("executed")).filter((r) => r.kind === "rotate_key" && r.target === keyId).sort((a, b) => a.createdAt.localeCompare(b.createdAt)).at(-1);
+    const rotation = (await this.store.governance.listProposals("executed")).filter((r) => r.kind === "rotate_key" && r.target === keyId).sort((a, b) => a.createdAt.localeCompare(b.createdAt)).at(-1);
     const grace = rotation ? (JSON.parse(rotation.canonical) as ProposalContent).params.graceSeconds : undefined;
     return typeof grace === "number" ? grace : DEFAULT_GRACE_SECONDS;
   }
@@ -259,8 +260,16 @@ export class ProposalSteps {
     // An Ed25519 import (migration) unwraps a PKCS#8 private key, checked in the HSM against the approved public key.
     if (ed25519PublicKey) await this.hsm.unwrapPrivateKey("ed25519", envelope, { objectId, label }, ed25519PublicKey);
     else await this.hsm.unwrapSecret(envelope, { objectId, label });
-    await this.store.updateProposal(p.id, "executing", { step: "hsm" });
+    await this.store.governance.updateProposal(p.id, "executing", { step: "hsm" });
     return true;
+  }
+
+  /** The record step and the proposal's "executed" mark, in one transaction. */
+  private recordDone(done: { proposalId: string; at: string }, write: (tx: StoreTables) => Promise<void>): Promise<void> {
+    return this.store.transaction(async (tx) => {
+      await write(tx);
+      await tx.governance.markExecuted(done.proposalId, done.at);
+    });
   }
 
   /** Runs the record step; if it fails, an HSM object this run created is destroyed (no orphan). */
@@ -275,17 +284,18 @@ export class ProposalSteps {
 
   /** destroying (persisted) → C_DestroyObject → destroyed; each step safe to repeat after a crash. */
   async destroyVersion(keyId: string, version: number, done?: { proposalId: string; at: string; digest: string }): Promise<void> {
-    const key = await this.store.getKey(keyId);
+    const key = await this.store.keys.getKey(keyId);
     const v = key?.versions.find((x) => x.version === version);
     if (!key || !v) throw new CustosError("VERSION_NOT_FOUND", `key ${keyId} has no version ${version}`);
     if (v.state === "active" && done) throw new CustosError("PRECONDITION_FAILED", `version ${version} is the active version: rotate first`);
     if (v.state !== "destroying" && v.state !== "destroyed") {
-      await this.store.updateVersionState(keyId, version, "destroying");
+      await this.store.keys.updateVersionState(keyId, version, "destroying");
       faultPoint("destroy:after-mark");
     }
     await this.hsm.destroySecret(v.objectId);
     faultPoint("destroy:after-hsm");
-    await this.store.updateVersionState(keyId, version, "destroyed", undefined, done && { proposalId: done.proposalId, at: done.at });
+    if (done) await this.recordDone(done, (tx) => tx.keys.updateVersionState(keyId, version, "destroyed"));
+    else await this.store.keys.updateVersionState(keyId, version, "destroyed");
     await this.audit.recordNow({ kind: "key.destroy_version", actor: done ? "officers" : "system", outcome: "ok", key: keyId, version, details: { objectId: v.objectId, ...(done ? { proposal: done.proposalId, digest: done.digest } : { reason: "grace period ended" }) } });
   }
 }

@@ -69,8 +69,8 @@ export class GovernanceService {
   }
 
   async load(): Promise<void> {
-    this.officers = new Map((await this.store.listOfficers()).map((o) => [o.identity, o]));
-    this.threshold = (await this.store.getGovernance())?.threshold;
+    this.officers = new Map((await this.store.governance.listOfficers()).map((o) => [o.identity, o]));
+    this.threshold = (await this.store.governance.getGovernance())?.threshold;
   }
 
   get initialised(): boolean {
@@ -87,7 +87,7 @@ export class GovernanceService {
   /** Keys; asymmetric ones with the public key (SPKI DER) of their active version and of every live version. */
   async listKeys(caller: CallerContext): Promise<Array<KeyWithVersions & { publicKey?: Buffer; versionPublicKeys?: Map<number, Buffer> }>> {
     this.requireOfficer(caller, "key.list");
-    const keys = await this.store.listKeys();
+    const keys = await this.store.keys.listKeys();
     return Promise.all(
       keys.map(async (k) => {
         if (k.algorithm !== "ed25519") return k;
@@ -106,14 +106,14 @@ export class GovernanceService {
 
   async listClients(caller: CallerContext): Promise<Array<ClientRecord & { grants: string[] }>> {
     this.requireOfficer(caller, "client.list");
-    const grants = await this.store.listGrants();
-    return (await this.store.listClients()).map((c) => ({ ...c, grants: [...(grants.get(c.identity) ?? [])].sort() }));
+    const grants = await this.store.clients.listGrants();
+    return (await this.store.clients.listClients()).map((c) => ({ ...c, grants: [...(grants.get(c.identity) ?? [])].sort() }));
   }
 
   async governance(caller: CallerContext): Promise<{ threshold: number | undefined; initialisedAt: string | undefined; officers: OfficerRecord[] }> {
     this.requireActor(caller, "governance.get", { admin: true });
-    const g = await this.store.getGovernance();
-    return { threshold: g?.threshold, initialisedAt: g?.initialisedAt, officers: await this.store.listOfficers() };
+    const g = await this.store.governance.getGovernance();
+    return { threshold: g?.threshold, initialisedAt: g?.initialisedAt, officers: await this.store.governance.listOfficers() };
   }
 
   get rules(): { proposerCounts: boolean; veto: boolean } {
@@ -122,7 +122,7 @@ export class GovernanceService {
 
   async getProposal(caller: CallerContext, id: string): Promise<ProposalView> {
     this.requireOfficer(caller, "proposal.get");
-    const p = await this.store.getProposal(id);
+    const p = await this.store.governance.getProposal(id);
     if (!p) throw new CustosError("PROPOSAL_NOT_FOUND", `no proposal ${id}`);
     return this.lifecycle.view(await this.lifecycle.expireIfDue(p));
   }
@@ -130,7 +130,7 @@ export class GovernanceService {
   async listProposals(caller: CallerContext, state?: ProposalState): Promise<ProposalView[]> {
     this.requireOfficer(caller, "proposal.list");
     await this.lifecycle.expireDue();
-    return Promise.all((await this.store.listProposals(state)).map((p) => this.lifecycle.view(p)));
+    return Promise.all((await this.store.governance.listProposals(state)).map((p) => this.lifecycle.view(p)));
   }
 
   // ---- bootstrap -------------------------------------------------------------------------
@@ -149,7 +149,7 @@ export class GovernanceService {
       throw new CustosError("INVALID_ARGUMENT", "officer ids and certificate identities must be distinct");
     }
     validateRules({ threshold, proposerCounts: this.opts.proposerCounts, veto: this.opts.veto }, officers.length);
-    await this.store.initGovernance(threshold, officers, now);
+    await this.store.governance.initGovernance(threshold, officers, now);
     await this.audit.recordNow({
       kind: "governance.init",
       actor,
@@ -200,7 +200,7 @@ export class GovernanceService {
       executedAt: null,
       failure: null,
     };
-    await this.store.createProposal(record);
+    await this.store.governance.createProposal(record);
     await this.audit.recordNow({ kind: "proposal.create", actor: officer.id, outcome: "ok", key: keyOf(record), details: { proposal: record.id, proposalKind: kind, target, digest: record.digest } });
     return this.lifecycle.view(record);
   }
@@ -252,7 +252,7 @@ export class GovernanceService {
       await this.audit.recordNow({ kind: `proposal.${decision}`, actor: officer.id, outcome: "denied", reason: code, ...(p ? { key: keyOf(p) } : {}), details: { proposal: id, digest } });
       throw markAudited(new CustosError(code, message));
     };
-    let p = await this.store.getProposal(id);
+    let p = await this.store.governance.getProposal(id);
     if (!p) return deny("PROPOSAL_NOT_FOUND", `no proposal ${id}`);
     p = await this.lifecycle.expireIfDue(p);
     if (p.state !== "pending") return deny("PROPOSAL_CLOSED", `proposal ${id} is ${p.state}`, p);
@@ -263,7 +263,7 @@ export class GovernanceService {
       return deny(codeOf(e), e instanceof Error ? e.message : "the vote does not verify", p);
     }
     const { credentialKind, credentialId } = signed;
-    await this.store.addVote({ proposalId: id, officerId: officer.id, decision, digest: p.digest, signature: signed.signature, at: new Date().toISOString(), credentialKind, ...(credentialId ? { credentialId } : {}) });
+    await this.store.governance.addVote({ proposalId: id, officerId: officer.id, decision, digest: p.digest, signature: signed.signature, at: new Date().toISOString(), credentialKind, ...(credentialId ? { credentialId } : {}) });
     await this.audit.recordNow({
       kind: `proposal.${decision}`,
       actor: officer.id,
@@ -291,8 +291,8 @@ export class GovernanceService {
     const at = new Date().toISOString();
     const freeze = { at, reason: reason.slice(0, 500) };
     try {
-      if (target === "key") await this.store.setKeyFrozen(id, freeze);
-      else await this.store.setClientFrozen(id, freeze);
+      if (target === "key") await this.store.keys.setKeyFrozen(id, freeze);
+      else await this.store.clients.setClientFrozen(id, freeze);
     } catch (e) {
       await this.audit.recordNow({ kind: "freeze", actor, outcome: "denied", reason: codeOf(e), details: { target: `${target}:${id}` } });
       throw markAudited(e);

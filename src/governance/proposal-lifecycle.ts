@@ -48,11 +48,11 @@ export class ProposalLifecycle {
     if (quorum.verdict === "approved") {
       await this.execute(p);
     } else if (quorum.verdict === "rejected") {
-      if (await this.store.updateProposal(p.id, "pending", { state: "rejected" })) {
+      if (await this.store.governance.updateProposal(p.id, "pending", { state: "rejected" })) {
         await this.audit.recordNow({ kind: "proposal.rejected", actor: "system", outcome: "ok", key: keyOf(p), details: { proposal: p.id, digest: p.digest, by: quorum.rejections.join(",") } });
       }
     }
-    return this.view((await this.store.getProposal(p.id))!);
+    return this.view((await this.store.governance.getProposal(p.id))!);
   }
 
   async view(p: ProposalRecord): Promise<ProposalView> {
@@ -70,7 +70,7 @@ export class ProposalLifecycle {
       // rejected, failed or executed one.
       if (p.state !== "pending" && p.state !== "executing") return;
       if (p.state === "pending") {
-        if (!(await this.store.updateProposal(p.id, "pending", { state: "executing" }))) return; // a concurrent vote got there first
+        if (!(await this.store.governance.updateProposal(p.id, "pending", { state: "executing" }))) return; // a concurrent vote got there first
         await this.audit.recordNow({ kind: "proposal.execute", actor: "system", outcome: "ok", key: keyOf(p), details: { proposal: p.id, digest: p.digest, step: "start" } });
         p = { ...p, state: "executing" };
       }
@@ -79,7 +79,7 @@ export class ProposalLifecycle {
       try {
         await this.steps.run(p, content, done);
       } catch (e) {
-        await this.store.updateProposal(p.id, "executing", { state: "failed", failure: e instanceof Error ? e.message.slice(0, 500) : String(e) });
+        await this.store.governance.updateProposal(p.id, "executing", { state: "failed", failure: e instanceof Error ? e.message.slice(0, 500) : String(e) });
         await this.audit.recordNow({ kind: "proposal.failed", actor: "system", outcome: "failed", reason: codeOf(e), key: keyOf(p), details: { proposal: p.id, digest: p.digest } });
         this.log.warn({ event: "proposal.failed", proposal: p.id, kind: p.kind, reason: codeOf(e) }, "proposal execution failed");
         // The vote that triggered the execution answers with the execution's error, already audited (proposal.failed).
@@ -97,21 +97,21 @@ export class ProposalLifecycle {
 
   /** Expired pending proposals end (their envelopes deleted). */
   async expireDue(now = Date.now()): Promise<void> {
-    for (const p of await this.store.listProposals("pending")) await this.expireIfDue(p, now);
+    for (const p of await this.store.governance.listProposals("pending")) await this.expireIfDue(p, now);
   }
 
   /** `p` as it is now: expired (and audited) if it was pending past its expiry. */
   async expireIfDue(p: ProposalRecord, now = Date.now()): Promise<ProposalRecord> {
     if (p.state !== "pending" || Date.parse(p.expiresAt) > now) return p;
-    if (await this.store.updateProposal(p.id, "pending", { state: "expired" })) {
+    if (await this.store.governance.updateProposal(p.id, "pending", { state: "expired" })) {
       await this.audit.recordNow({ kind: "proposal.expired", actor: "system", outcome: "ok", key: keyOf(p), details: { proposal: p.id, digest: p.digest } });
     }
-    return (await this.store.getProposal(p.id))!;
+    return (await this.store.governance.getProposal(p.id))!;
   }
 
   /** Retiring versions whose grace period ended are destroyed. */
   async retireDue(now = Date.now()): Promise<void> {
-    for (const key of await this.store.listKeys()) {
+    for (const key of await this.store.keys.listKeys()) {
       for (const v of key.versions) {
         if (v.state === "retiring" && v.retireAt && Date.parse(v.retireAt) <= now) await this.steps.destroyVersion(key.id, v.version);
       }
@@ -128,10 +128,10 @@ export class ProposalLifecycle {
     const kinds = new Set<string>();
     const since = p.executedAt ?? "";
     const PAGE = 500;
-    let end = ((await this.store.lastAudit())?.seq ?? 0) + 1;
+    let end = ((await this.store.audit.lastAudit())?.seq ?? 0) + 1;
     while (end > 1) {
       const start = Math.max(0, end - 1 - PAGE);
-      const page = await this.store.readAudit(start, end - 1 - start);
+      const page = await this.store.audit.readAudit(start, end - 1 - start);
       for (let i = page.length - 1; i >= 0; i--) {
         const body = JSON.parse(page[i]!.body) as AuditRecord;
         if (body.at < since) return kinds;
@@ -148,20 +148,20 @@ export class ProposalLifecycle {
    * are destroyed; approved-but-unexecuted pending proposals execute.
    */
   async resume(): Promise<void> {
-    for (const p of await this.store.listProposals("executing")) {
+    for (const p of await this.store.governance.listProposals("executing")) {
       await this.audit.recordNow({ kind: "reconcile.resume", actor: "system", outcome: "ok", key: keyOf(p), details: { proposal: p.id, digest: p.digest, step: p.step ?? "start" } });
       await this.execute(p).catch(() => undefined); // a failure is recorded on the proposal and audited
     }
-    for (const p of await this.store.listProposals("executed")) {
+    for (const p of await this.store.governance.listProposals("executed")) {
       if (p.step === "audited") continue;
       // Executed (change and mark in one transaction) but its records not yet written.
       await this.audit.recordNow({ kind: "reconcile.complete", actor: "system", outcome: "ok", key: keyOf(p), details: { proposal: p.id, digest: p.digest } });
       await this.steps.completed(p, await this.recordedSinceExecution(p));
     }
-    for (const key of await this.store.listKeys()) {
+    for (const key of await this.store.keys.listKeys()) {
       for (const v of key.versions) if (v.state === "destroying") await this.steps.destroyVersion(key.id, v.version);
     }
-    for (const p of await this.store.listProposals("pending")) {
+    for (const p of await this.store.governance.listProposals("pending")) {
       // Votes are refused after expiry, so a quorum found here was reached before it: a crash
       // between the last vote and the execution must not turn an approved proposal into an
       // expired one.
@@ -177,8 +177,8 @@ export class ProposalLifecycle {
    * run that crashed before recording. Destroyed, with an audit record. Run after resume().
    */
   async destroyOrphans(): Promise<string[]> {
-    const known = new Set((await this.store.listKeys()).flatMap((k) => k.versions.filter((v) => v.state !== "destroyed").map((v) => v.objectId)));
-    const inFlight = new Set((await this.store.listProposals("executing")).map((p) => p.target));
+    const known = new Set((await this.store.keys.listKeys()).flatMap((k) => k.versions.filter((v) => v.state !== "destroyed").map((v) => v.objectId)));
+    const inFlight = new Set((await this.store.governance.listProposals("executing")).map((p) => p.target));
     const orphans = (await this.hsm.listSecretIds()).filter((id) => id.startsWith("custos:") && !known.has(id) && !inFlight.has(id.split(":")[1] ?? ""));
     for (const id of orphans) {
       await this.hsm.destroySecret(id);
@@ -190,7 +190,7 @@ export class ProposalLifecycle {
   /** Keys past their max age (for logs, /readyz and metrics). */
   async overdueKeys(now = Date.now()): Promise<Array<{ id: string; dueAt: string }>> {
     const out: Array<{ id: string; dueAt: string }> = [];
-    for (const key of await this.store.listKeys()) {
+    for (const key of await this.store.keys.listKeys()) {
       const active = activeVersion(key);
       if (!active?.activatedAt) continue;
       const due = Date.parse(active.activatedAt) + key.maxAgeDays * 86_400_000;
@@ -200,8 +200,8 @@ export class ProposalLifecycle {
   }
 
   private async quorumOf(p: ProposalRecord): Promise<QuorumOutcome> {
-    const officers = await this.store.listOfficers();
-    const g = await this.store.getGovernance();
+    const officers = await this.store.governance.listOfficers();
+    const g = await this.store.governance.getGovernance();
     return decideQuorum({
       digest: p.digest,
       proposer: p.proposer,
@@ -209,7 +209,7 @@ export class ProposalLifecycle {
       now: Date.now(),
       executed: p.state === "executed" || p.state === "executing",
       activeOfficers: new Set(officers.filter((o) => o.status === "active").map((o) => o.id)),
-      votes: (await this.store.listVotes(p.id)).map((v) => ({ officer: v.officerId, decision: v.decision, digest: v.digest })),
+      votes: (await this.store.governance.listVotes(p.id)).map((v) => ({ officer: v.officerId, decision: v.decision, digest: v.digest })),
       rules: { threshold: g?.threshold ?? Number.MAX_SAFE_INTEGER, proposerCounts: this.opts.proposerCounts, veto: this.opts.veto },
     });
   }

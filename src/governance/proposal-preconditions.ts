@@ -33,19 +33,19 @@ export class ProposalPreconditions {
   async check(input: ProposalInput): Promise<void> {
     if (!this.governance.initialised) throw new CustosError("GOVERNANCE_NOT_INITIALISED", "governance is not initialised: run `custos governance init` first");
     const open = async (kind: string, target: string) =>
-      [...(await this.store.listProposals("pending")), ...(await this.store.listProposals("executing"))].some((p) => p.kind === kind && p.target === target && Date.parse(p.expiresAt) > Date.now());
+      [...(await this.store.governance.listProposals("pending")), ...(await this.store.governance.listProposals("executing"))].some((p) => p.kind === kind && p.target === target && Date.parse(p.expiresAt) > Date.now());
     switch (input.kind) {
       case "generate_key":
-        if (await this.store.getKey(input.key.keyId)) throw new CustosError("KEY_EXISTS", `key ${input.key.keyId} already exists`);
+        if (await this.store.keys.getKey(input.key.keyId)) throw new CustosError("KEY_EXISTS", `key ${input.key.keyId} already exists`);
         if ((await open("import_key", input.key.keyId)) || (await open("generate_key", input.key.keyId))) throw new CustosError("PRECONDITION_FAILED", `a key ${input.key.keyId} is already proposed`);
         return;
       case "import_key":
         this.checkEnvelope(input.envelope);
-        if (await this.store.getKey(input.key.keyId)) throw new CustosError("KEY_EXISTS", `key ${input.key.keyId} already exists`);
+        if (await this.store.keys.getKey(input.key.keyId)) throw new CustosError("KEY_EXISTS", `key ${input.key.keyId} already exists`);
         if (await open("import_key", input.key.keyId)) throw new CustosError("PRECONDITION_FAILED", `an import of ${input.key.keyId} is already proposed`);
         return;
       case "rotate_key": {
-        const key = await this.store.getKey(input.keyId);
+        const key = await this.store.keys.getKey(input.keyId);
         if (!key) throw new CustosError("KEY_NOT_FOUND", `no key ${input.keyId}`);
         if (key.algorithm === "ed25519") {
           // The new pair is generated at execution; the exchange assigns its API key id only after
@@ -64,7 +64,7 @@ export class ProposalPreconditions {
         return;
       }
       case "destroy_version": {
-        const key = await this.store.getKey(input.keyId);
+        const key = await this.store.keys.getKey(input.keyId);
         const v = key?.versions.find((x) => x.version === input.version);
         if (!v) throw new CustosError("VERSION_NOT_FOUND", `key ${input.keyId} has no version ${input.version}`);
         if (v.state === "active") throw new CustosError("PRECONDITION_FAILED", `version ${input.version} is the active version: rotate first`);
@@ -72,43 +72,43 @@ export class ProposalPreconditions {
         return;
       }
       case "set_grants":
-        for (const k of input.keyIds) if (!(await this.store.getKey(k))) throw new CustosError("KEY_NOT_FOUND", `no key ${k}`);
+        for (const k of input.keyIds) if (!(await this.store.keys.getKey(k))) throw new CustosError("KEY_NOT_FOUND", `no key ${k}`);
         return;
       case "set_policy":
       case "set_api_key_id":
-        if (!(await this.store.getKey(input.keyId))) throw new CustosError("KEY_NOT_FOUND", `no key ${input.keyId}`);
+        if (!(await this.store.keys.getKey(input.keyId))) throw new CustosError("KEY_NOT_FOUND", `no key ${input.keyId}`);
         return;
       case "add_officer":
         parseOfficerPublicKey(input.officer.publicKeyPem);
-        if ((await this.store.listOfficers()).some((o) => o.id === input.officer.id || o.identity === input.officer.identity)) {
+        if ((await this.store.governance.listOfficers()).some((o) => o.id === input.officer.id || o.identity === input.officer.identity)) {
           throw new CustosError("PRECONDITION_FAILED", `officer ${input.officer.id} (or identity ${input.officer.identity}) exists`);
         }
         return;
       case "remove_officer": {
-        const active = (await this.store.listOfficers()).filter((o) => o.status === "active");
+        const active = (await this.store.governance.listOfficers()).filter((o) => o.status === "active");
         if (!active.some((o) => o.id === input.officerId)) throw new CustosError("PRECONDITION_FAILED", `no active officer ${input.officerId}`);
-        checkRemovable(this.opts, active.length, (await this.store.getGovernance())!.threshold, input.officerId);
+        checkRemovable(this.opts, active.length, (await this.store.governance.getGovernance())!.threshold, input.officerId);
         return;
       }
       case "set_threshold":
-        validateRules({ threshold: input.threshold, proposerCounts: this.opts.proposerCounts, veto: this.opts.veto }, (await this.store.listOfficers()).filter((o) => o.status === "active").length);
+        validateRules({ threshold: input.threshold, proposerCounts: this.opts.proposerCounts, veto: this.opts.veto }, (await this.store.governance.listOfficers()).filter((o) => o.status === "active").length);
         return;
       case "remove_credential": {
-        const passkey = await this.store.getPasskey(input.credentialId);
+        const passkey = await this.store.governance.getPasskey(input.credentialId);
         if (!passkey || passkey.officerId !== input.officerId) throw new CustosError("PRECONDITION_FAILED", `officer ${input.officerId} has no such passkey`);
         return;
       }
       case "add_credential": {
         if (!this.governance.activeOfficer(input.officerId)) throw new CustosError("PRECONDITION_FAILED", `no active officer ${input.officerId}`);
-        if (await this.store.getPasskey(input.passkey.id)) throw new CustosError("PRECONDITION_FAILED", "this passkey is already registered");
-        const pending = [...(await this.store.listProposals("pending")), ...(await this.store.listProposals("executing"))];
+        if (await this.store.governance.getPasskey(input.passkey.id)) throw new CustosError("PRECONDITION_FAILED", "this passkey is already registered");
+        const pending = [...(await this.store.governance.listProposals("pending")), ...(await this.store.governance.listProposals("executing"))];
         if (pending.some((p) => p.kind === "add_credential" && (JSON.parse(p.canonical) as ProposalContent).params.credentialId === input.passkey.id)) {
           throw new CustosError("PRECONDITION_FAILED", "this passkey is already proposed");
         }
         return;
       }
       case "thaw":
-        if (input.target === "key" ? !(await this.store.getKey(input.id))?.frozenAt : !(await this.store.getClient(input.id))?.frozenAt) {
+        if (input.target === "key" ? !(await this.store.keys.getKey(input.id))?.frozenAt : !(await this.store.clients.getClient(input.id))?.frozenAt) {
           throw new CustosError("PRECONDITION_FAILED", `${input.target} ${input.id} is not frozen`);
         }
         return;

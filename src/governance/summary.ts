@@ -25,7 +25,7 @@ export const KEY_KINDS: ReadonlySet<string> = new Set(["import_key", "generate_k
  */
 export async function summarise(store: Store, p: ProposalRecord): Promise<string[]> {
   const c = JSON.parse(p.canonical) as ProposalContent;
-  const key = KEY_KINDS.has(c.kind) ? await store.getKey(c.target) : undefined;
+  const key = KEY_KINDS.has(c.kind) ? await store.keys.getKey(c.target) : undefined;
   const lines = await describe(store, c, key);
   // A new key's exchange is in the signed content; an existing key's, in the store.
   const exchange = c.kind === "import_key" || c.kind === "generate_key" ? String((c.params as Record<string, unknown>).exchange) : key?.exchange;
@@ -79,8 +79,8 @@ async function describe(store: Store, c: ProposalContent, key: KeyWithVersions |
     case "destroy_version":
       return [`destroy key ${c.target} version ${String(params.version)} (its HSM object is deleted; pinned signs fail)`, `versions: ${versions(key)}`];
     case "set_grants": {
-      const existing = await store.getClient(c.target);
-      const before = (await store.listGrants()).get(c.target);
+      const existing = await store.clients.getClient(c.target);
+      const before = (await store.clients.listGrants()).get(c.target);
       return [
         `client ${c.target}${existing ? "" : " (new)"}`,
         `grants: [${[...(before ?? [])].sort().join(", ")}] → [${(params.keyIds as string[]).join(", ")}]`,
@@ -89,18 +89,18 @@ async function describe(store: Store, c: ProposalContent, key: KeyWithVersions |
       ];
     }
     case "set_policy":
-      return [`policy of key ${c.target}: ${(await store.getPolicy(c.target)) ?? "none"} → ${JSON.stringify(params.policy)}`];
+      return [`policy of key ${c.target}: ${(await store.keys.getPolicy(c.target)) ?? "none"} → ${JSON.stringify(params.policy)}`];
     case "add_officer":
       return [`add officer ${c.target} (${String(params.displayName)}, certificate ${String(params.identity)}, key ${publicKeyFingerprint(String(params.publicKeyPem))})`];
     case "remove_officer":
       return [`remove officer ${c.target} (their pending approvals stop counting)`];
     case "set_threshold":
-      return [`threshold: ${String((await store.getGovernance())?.threshold)} → ${String(params.threshold)}`];
+      return [`threshold: ${String((await store.governance.getGovernance())?.threshold)} → ${String(params.threshold)}`];
     case "thaw":
       return [`thaw ${c.target.replace(":", " ")}: frozen → active`];
     case "add_credential": {
-      const officer = (await store.listOfficers()).find((o) => o.id === c.target);
-      const before = (await store.listPasskeys(c.target)).length;
+      const officer = (await store.governance.listOfficers()).find((o) => o.id === c.target);
+      const before = (await store.governance.listPasskeys(c.target)).length;
       const keySha = createHash("sha256").update(String(params.publicKey)).digest("hex").slice(0, 16);
       return [
         `add a passkey ${JSON.stringify(params.label)} for officer ${c.target}${officer ? ` (${officer.displayName})` : " (unknown officer)"}: it can then log in to the console and approve proposals`,
@@ -109,7 +109,7 @@ async function describe(store: Store, c: ProposalContent, key: KeyWithVersions |
       ];
     }
     case "remove_credential": {
-      const passkeys = await store.listPasskeys(c.target);
+      const passkeys = await store.governance.listPasskeys(c.target);
       const gone = passkeys.find((k) => k.id === params.credentialId);
       return [
         `remove passkey ${gone ? JSON.stringify(gone.label) : "(not registered)"} of officer ${c.target} (credential id ${String(params.credentialId)}): it can no longer log in or approve`,

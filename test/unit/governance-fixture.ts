@@ -93,18 +93,18 @@ export type AuditBody = AuditRecord;
 
 export async function auditSince(f: Fixture, afterSeq = 0): Promise<AuditBody[]> {
   await f.audit.flush();
-  return (await f.store.readAudit(afterSeq, 100_000)).map((e) => JSON.parse(e.body) as AuditBody);
+  return (await f.store.audit.readAudit(afterSeq, 100_000)).map((e) => JSON.parse(e.body) as AuditBody);
 }
 
 export async function lastSeq(f: Fixture): Promise<number> {
   await f.audit.flush();
-  return (await f.store.lastAudit())?.seq ?? 0;
+  return (await f.store.audit.lastAudit())?.seq ?? 0;
 }
 
 export const brief = (events: AuditBody[]) => events.map((e) => [e.kind, e.actor, e.outcome, e.reason].filter((x) => x !== undefined).join(" "));
 
 export async function vote(f: Fixture, who: Officer, id: string, decision: Decision = "approve", reason = ""): Promise<ProposalView> {
-  const { digest } = (await f.store.getProposal(id))!;
+  const { digest } = (await f.store.governance.getProposal(id))!;
   return f.gov.vote(who.caller, id, decision, digest, signApproval(who.key, decision, digest), reason);
 }
 

@@ -51,14 +51,14 @@ export class OfficerConsole {
     const app = buildConsole({
       governance: o.governance,
       passkeys: this.passkeys,
-      enrollment: new EnrollmentVerifier(this.store),
-      sessionRecords: this.store,
+      enrollment: new EnrollmentVerifier(this.store.console),
+      sessionRecords: this.store.console,
       audit: (e) => o.audit.recordNow(e),
       auditLater: (e) => o.audit.record(e),
       ...(this.config.anonymousRate ? { anonymousRate: this.config.anonymousRate } : {}),
       recentAudit: (limit) => this.recentAudit(limit),
-      readAudit: async (afterSeq, limit) => (await this.store.readAudit(afterSeq, limit)).map((e) => JSON.parse(e.body) as AuditRow),
-      lastAuditSeq: async () => (await this.store.lastAudit())?.seq ?? 0,
+      readAudit: async (afterSeq, limit) => (await this.store.audit.readAudit(afterSeq, limit)).map((e) => JSON.parse(e.body) as AuditRow),
+      lastAuditSeq: async () => (await this.store.audit.lastAudit())?.seq ?? 0,
       devMode: o.devMode,
       verifyAudit: () => chain.check(),
       clientRate: o.clientRate,
@@ -84,8 +84,8 @@ export class OfficerConsole {
 
   /** The newest `limit` audit events, newest first. */
   private async recentAudit(limit: number): Promise<AuditRow[]> {
-    const last = (await this.store.lastAudit())?.seq ?? 0;
-    const events = await this.store.readAudit(Math.max(0, last - limit), limit);
+    const last = (await this.store.audit.lastAudit())?.seq ?? 0;
+    const events = await this.store.audit.readAudit(Math.max(0, last - limit), limit);
     return events.map((e) => JSON.parse(e.body) as AuditRow).reverse();
   }
 }
