@@ -30,7 +30,10 @@ export function storeContract(backend: string, makeStore: () => Promise<Store>):
       await rejectsWith(s.keys.createKey(keyRecord("k-a"), version("k-a", 1, "active")), "KEY_EXISTS");
       const a = await s.keys.getKey("k-a");
       assert.deepEqual(a, { ...keyRecord("k-a"), frozenAt: null, frozenReason: null, versions: [version("k-a", 1, "active")] });
-      assert.deepEqual((await s.keys.listKeys()).map((k) => k.id), ["k-a", "k-b"]);
+      assert.deepEqual(
+        (await s.keys.listKeys()).map((k) => k.id),
+        ["k-a", "k-b"],
+      );
       assert.equal(await s.keys.getKey("k-none"), undefined);
     });
 
@@ -39,7 +42,13 @@ export function storeContract(backend: string, makeStore: () => Promise<Store>):
       await s.keys.createKey(keyRecord("k"), version("k", 1, "active"));
       await s.keys.rotateKey("k", version("k", 2, "active"), at(90));
       const k = (await s.keys.getKey("k"))!;
-      assert.deepEqual(k.versions.map((v) => [v.version, v.state, v.retireAt]), [[1, "retiring", at(90)], [2, "active", null]]);
+      assert.deepEqual(
+        k.versions.map((v) => [v.version, v.state, v.retireAt]),
+        [
+          [1, "retiring", at(90)],
+          [2, "active", null],
+        ],
+      );
       await s.keys.updateVersionState("k", 1, "destroyed");
       assert.equal((await s.keys.getKey("k"))!.versions[0]!.state, "destroyed");
     });
@@ -51,7 +60,13 @@ export function storeContract(backend: string, makeStore: () => Promise<Store>):
       await rejectsWith(s.keys.activatePendingVersion("k", 3, "api-3", at(5), at(60)), "PRECONDITION_FAILED");
       await s.keys.activatePendingVersion("k", 2, "api-2", at(5), at(60));
       const k = (await s.keys.getKey("k"))!;
-      assert.deepEqual(k.versions.map((v) => [v.state, v.apiKeyId, v.activatedAt, v.retireAt]), [["retiring", null, at(0), at(60)], ["active", "api-2", at(5), null]]);
+      assert.deepEqual(
+        k.versions.map((v) => [v.state, v.apiKeyId, v.activatedAt, v.retireAt]),
+        [
+          ["retiring", null, at(0), at(60)],
+          ["active", "api-2", at(5), null],
+        ],
+      );
     });
 
     it("keys: freeze and thaw, the API key id of the key and its active version, policies replaced", async () => {
@@ -82,7 +97,10 @@ export function storeContract(backend: string, makeStore: () => Promise<Store>):
       await s.clients.upsertClient({ ...client("id:a"), name: "renamed", createdAt: at(50), canFreeze: true });
       const a = (await s.clients.getClient("id:a"))!;
       assert.deepEqual(pick(a, "name", "createdAt", "canFreeze", "cidrs"), { name: "renamed", createdAt: at(0), canFreeze: true, cidrs: ["10.0.0.0/8"] });
-      assert.deepEqual((await s.clients.listClients()).map((c) => c.identity), ["id:a", "id:b"]);
+      assert.deepEqual(
+        (await s.clients.listClients()).map((c) => c.identity),
+        ["id:a", "id:b"],
+      );
       await s.clients.addGrant("id:a", "k1");
       await s.clients.addGrant("id:a", "k1");
       assert.deepEqual([...(await s.clients.listGrants()).get("id:a")!], ["k1"]);
@@ -106,7 +124,14 @@ export function storeContract(backend: string, makeStore: () => Promise<Store>):
       await s.governance.addOfficer(officer("carol"));
       await s.governance.setOfficerStatus("bob", "removed");
       await s.governance.setThreshold(3);
-      assert.deepEqual((await s.governance.listOfficers()).map((o) => [o.id, o.status]), [["alice", "active"], ["bob", "removed"], ["carol", "active"]]);
+      assert.deepEqual(
+        (await s.governance.listOfficers()).map((o) => [o.id, o.status]),
+        [
+          ["alice", "active"],
+          ["bob", "removed"],
+          ["carol", "active"],
+        ],
+      );
       assert.equal((await s.governance.getGovernance())!.threshold, 3);
     });
 
@@ -119,7 +144,10 @@ export function storeContract(backend: string, makeStore: () => Promise<Store>):
       assert.equal(await s.governance.recordPasskeyUse("cred-1", 5, at(2)), false, "a replayed counter");
       assert.equal(await s.governance.recordPasskeyUse("cred-1", 4, at(2)), false, "a counter going back");
       assert.deepEqual(pick(await s.governance.getPasskey("cred-1"), "counter", "lastUsedAt"), { counter: 5, lastUsedAt: at(1) });
-      assert.deepEqual((await s.governance.listPasskeys("alice")).map((k) => k.id), ["cred-1"]);
+      assert.deepEqual(
+        (await s.governance.listPasskeys("alice")).map((k) => k.id),
+        ["cred-1"],
+      );
       assert.deepEqual(await s.governance.listPasskeys("bob"), []);
       await s.governance.removePasskey("cred-1");
       await rejectsWith(s.governance.removePasskey("cred-1"), "PRECONDITION_FAILED");
@@ -139,8 +167,14 @@ export function storeContract(backend: string, makeStore: () => Promise<Store>):
       assert.deepEqual(pick(p1, "state", "step", "envelope"), { state: "executing", step: "hsm", envelope: "{}" });
       assert.equal(await s.governance.updateProposal("p2", "pending", { state: "expired" }), true);
       assert.equal((await s.governance.getProposal("p2"))!.envelope, null);
-      assert.deepEqual((await s.governance.listProposals("executing")).map((p) => p.id), ["p1"]);
-      assert.deepEqual((await s.governance.listProposals()).map((p) => p.id), ["p1", "p2"]);
+      assert.deepEqual(
+        (await s.governance.listProposals("executing")).map((p) => p.id),
+        ["p1"],
+      );
+      assert.deepEqual(
+        (await s.governance.listProposals()).map((p) => p.id),
+        ["p1", "p2"],
+      );
       assert.equal(await s.governance.getProposal("p-none"), undefined);
     });
 
@@ -150,7 +184,12 @@ export function storeContract(backend: string, makeStore: () => Promise<Store>):
       await rejectsWith(s.governance.markExecuted("p", at(2)), "PRECONDITION_FAILED");
       await s.governance.updateProposal("p", "pending", { state: "executing" });
       await s.governance.markExecuted("p", at(3));
-      assert.deepEqual(pick(await s.governance.getProposal("p"), "state", "step", "envelope", "executedAt"), { state: "executed", step: "done", envelope: null, executedAt: at(3) });
+      assert.deepEqual(pick(await s.governance.getProposal("p"), "state", "step", "envelope", "executedAt"), {
+        state: "executed",
+        step: "done",
+        envelope: null,
+        executedAt: at(3),
+      });
       await rejectsWith(s.governance.markExecuted("p", at(4)), "PRECONDITION_FAILED");
     });
 
@@ -160,9 +199,24 @@ export function storeContract(backend: string, makeStore: () => Promise<Store>):
       await s.governance.createProposal(proposal("p", at(1)));
       await s.governance.addVote({ proposalId: "p", officerId: "bob", decision: "approve", digest: "d", signature: "sig-1", at: at(2) });
       await s.governance.addVote({ proposalId: "p", officerId: "bob", decision: "approve", digest: "d", signature: "sig-2", at: at(3) });
-      await s.governance.addVote({ proposalId: "p", officerId: "alice", decision: "reject", digest: "d", signature: "sig-3", at: at(4), credentialKind: "passkey", credentialId: "cred" });
+      await s.governance.addVote({
+        proposalId: "p",
+        officerId: "alice",
+        decision: "reject",
+        digest: "d",
+        signature: "sig-3",
+        at: at(4),
+        credentialKind: "passkey",
+        credentialId: "cred",
+      });
       const votes = await s.governance.listVotes("p");
-      assert.deepEqual(votes.map((v) => [v.officerId, v.signature, v.credentialKind]), [["bob", "sig-1", "ed25519"], ["alice", "sig-3", "passkey"]]);
+      assert.deepEqual(
+        votes.map((v) => [v.officerId, v.signature, v.credentialKind]),
+        [
+          ["bob", "sig-1", "ed25519"],
+          ["alice", "sig-3", "passkey"],
+        ],
+      );
       assert.equal(votes[1]!.credentialId, "cred");
     });
 
@@ -186,7 +240,10 @@ export function storeContract(backend: string, makeStore: () => Promise<Store>):
 
     it("console: a challenge is taken once, not after it expires, and each limit's prefix bounds how many are outstanding", async () => {
       const s = await fresh();
-      const limits = (source: string) => [{ prefix: "login:", max: 3 }, { prefix: `login:${source}:`, max: 2 }];
+      const limits = (source: string) => [
+        { prefix: "login:", max: 3 },
+        { prefix: `login:${source}:`, max: 2 },
+      ];
       assert.equal(await s.console.putChallenge("login:10.0.0.1:a", "v-a", at(5), limits("10.0.0.1"), at(0)), true);
       assert.equal(await s.console.putChallenge("login:10.0.0.1:b", "v-b", at(5), limits("10.0.0.1"), at(0)), true);
       assert.equal(await s.console.putChallenge("login:10.0.0.1:c", "v-c", at(5), limits("10.0.0.1"), at(0)), false, "per-source limit");
@@ -318,7 +375,17 @@ function keyRecord(id: string): KeyRecord {
 }
 
 function version(keyId: string, n: number, state: KeyVersionRecord["state"]): KeyVersionRecord {
-  return { keyId, version: n, objectId: `custos:${keyId}:v${n}`, state, createdAt: at(0), activatedAt: at(0), apiKeyId: null, retireAt: null, signedPassphrase: null };
+  return {
+    keyId,
+    version: n,
+    objectId: `custos:${keyId}:v${n}`,
+    state,
+    createdAt: at(0),
+    activatedAt: at(0),
+    apiKeyId: null,
+    retireAt: null,
+    signedPassphrase: null,
+  };
 }
 
 function client(identity: string): ClientRecord {
@@ -326,7 +393,15 @@ function client(identity: string): ClientRecord {
 }
 
 function officer(id: string): OfficerRecord {
-  return { id, displayName: id, identity: `spiffe://custos/officer/${id}`, publicKeyPem: `pem-${id}\n`, fingerprint: `fp-${id}`, status: "active", createdAt: at(0) };
+  return {
+    id,
+    displayName: id,
+    identity: `spiffe://custos/officer/${id}`,
+    publicKeyPem: `pem-${id}\n`,
+    fingerprint: `fp-${id}`,
+    status: "active",
+    createdAt: at(0),
+  };
 }
 
 function passkey(id: string, officerId: string): PasskeyRecord {

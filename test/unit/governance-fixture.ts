@@ -49,7 +49,18 @@ export interface Fixture {
   directory: AccessDirectory;
   gov: GovernanceService;
   opts: GovernanceOptions;
+  /** Governance's clock: real time plus what the test advanced it by. */
+  clock: TestClock;
   logs(): string;
+}
+
+/** A clock that follows real time, and jumps ahead when a test advances it (instead of sleeping). */
+export class TestClock {
+  private offset = 0;
+  readonly now = (): number => Date.now() + this.offset;
+  advance(ms: number): void {
+    this.offset += ms;
+  }
 }
 
 const fixtures: Fixture[] = [];
@@ -73,11 +84,20 @@ export async function fixture(o: { officers?: Officer[]; threshold?: number; ini
   const audit = await AuditLog.open(store, logger, { flushIntervalMs: 3_600_000 });
   const directory = new AccessDirectory();
   await directory.reload(store);
-  const opts: GovernanceOptions = { proposerCounts: o.proposerCounts ?? false, veto: o.veto ?? true, bootstrapAdmins: o.bootstrapAdmins ?? [], autoGrant: o.autoGrant ?? [], proposalTtlMs: o.proposalTtlMs ?? 24 * HOUR, ...(o.maxProposalTtlMs ? { maxProposalTtlMs: o.maxProposalTtlMs } : {}) };
+  const clock = new TestClock();
+  const opts: GovernanceOptions = {
+    proposerCounts: o.proposerCounts ?? false,
+    veto: o.veto ?? true,
+    bootstrapAdmins: o.bootstrapAdmins ?? [],
+    autoGrant: o.autoGrant ?? [],
+    proposalTtlMs: o.proposalTtlMs ?? 24 * HOUR,
+    ...(o.maxProposalTtlMs ? { maxProposalTtlMs: o.maxProposalTtlMs } : {}),
+    now: clock.now,
+  };
   const gov = new GovernanceService(store, hsm, audit, directory, logger, opts);
   await gov.load();
   if (o.init ?? true) await gov.init(null, (o.officers ?? [alice, bob, carol]).map((x) => x.spec), o.threshold ?? 2);
-  const f = { store, hsm, audit, directory, gov, opts, logs: () => logText };
+  const f = { store, hsm, audit, directory, gov, opts, clock, logs: () => logText };
   fixtures.push(f);
   return f;
 }

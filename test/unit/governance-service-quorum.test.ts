@@ -176,7 +176,7 @@ describe("GovernanceService votes that are refused", () => {
   it("an expired proposal cannot be approved → PROPOSAL_CLOSED, state expired, envelope deleted", async () => {
     const f = await fixture({ threshold: 1 });
     const p = await f.gov.propose(alice.caller, importOf("k-late", envelopeOf(f, randomBytes(32))), 1);
-    await new Promise((r) => setTimeout(r, 10));
+    f.clock.advance(10);
     await rejectsWith(vote(f, bob, p.record.id), "PROPOSAL_CLOSED");
     const stored = (await f.store.governance.getProposal(p.record.id))!;
     assert.deepEqual([stored.state, stored.envelope], ["expired", null]);

@@ -88,7 +88,7 @@ describe("GovernanceService crash recovery", () => {
     const p = await f.gov.propose(alice.caller, { kind: "destroy_version", keyId: "k", version: 1 }, 30);
     const sig = signApproval(bob.key, "approve", p.record.digest).toString("base64");
     await f.store.governance.addVote({ proposalId: p.record.id, officerId: "bob", decision: "approve", digest: p.record.digest, signature: sig, at: new Date().toISOString() });
-    await new Promise((r) => setTimeout(r, 60));
+    f.clock.advance(60);
     const seq = await lastSeq(f);
     await (await restarted(f)).resume();
     const state = (await f.store.governance.getProposal(p.record.id))!.state;

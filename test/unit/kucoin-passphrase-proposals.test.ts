@@ -2,7 +2,8 @@ import { afterEach, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, createHmac, randomBytes } from "node:crypto";
 import { CustosError } from "../../src/errors.js";
-import { signedPassphraseFingerprint, validateInput, type NewKeyMetadata, type ProposalInput } from "../../src/governance/proposal-input.js";
+import { signedPassphraseFingerprint, type NewKeyMetadata, type ProposalInput } from "../../src/governance/proposal-input.js";
+import { validateInput } from "../../src/governance/kinds/index.js";
 import { alice, bob, closeFixtures, envelopeOf, fixture, isCode, pass, rejectsWith, vote } from "./governance-fixture.js";
 
 /**
