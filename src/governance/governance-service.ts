@@ -14,9 +14,9 @@ import type { CredentialKind, OfficerRecord, ProposalRecord, ProposalState } fro
 import type { PasskeyApprovals, PasskeyAssertion } from "./passkey.js";
 import { parseOfficerPublicKey, verifyApproval } from "./officer-key.js";
 import { buildProposal, canonicalProposal, proposalDigest, type Decision } from "./proposal.js";
-import { DEFAULT_GRACE_SECONDS, type OfficerSpec } from "./proposal-input.js";
+import type { OfficerSpec } from "./proposal-input.js";
 import { codeOf } from "./error-code.js";
-import { keyOf, kindModule, officerRecord, serialiseEnvelope, type KindContext, type ProposalInput } from "./kinds/index.js";
+import { keyOf, kindModule, officerRecord, serialiseEnvelope, type KindContent, type KindContext, type ProposalInput } from "./kinds/index.js";
 import { ProposalLifecycle, type ProposalView } from "./proposal-lifecycle.js";
 import { validateRules } from "./quorum.js";
 
@@ -168,7 +168,7 @@ export class GovernanceService {
   async propose(caller: CallerContext, input: ProposalInput, ttlMs?: number): Promise<ProposalView> {
     const officer = this.requireOfficer(caller, "proposal.create");
     const keyId = input.kind === "import_key" ? input.key?.keyId : "keyId" in input ? input.keyId : undefined;
-    let content: ReturnType<ReturnType<typeof kindModule>["content"]>;
+    let content: KindContent;
     try {
       const maxTtlMs = this.opts.maxProposalTtlMs ?? this.opts.proposalTtlMs;
       if (ttlMs !== undefined && !(Number.isSafeInteger(ttlMs) && ttlMs > 0 && ttlMs <= maxTtlMs)) {
@@ -407,5 +407,4 @@ export class GovernanceService {
   }
 }
 
-export { DEFAULT_GRACE_SECONDS };
 export type { ProposalView };

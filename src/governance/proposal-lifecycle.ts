@@ -138,7 +138,8 @@ export class ProposalLifecycle {
     const record = (event: AuditEvent) => (alreadyWritten.has(event.kind) ? Promise.resolve() : this.audit.recordNow(event));
     for (const event of await kind.completed(this.ctx, p, c)) await record(event);
     if (kind.betweenAuditRecords) faultPoint(kind.betweenAuditRecords);
-    await record({ kind: "proposal.executed", actor: "system", outcome: "ok", key: keyOf(p), details: { proposal: p.id, digest: p.digest, proposalKind: p.kind, target: p.target } });
+    const details = { proposal: p.id, digest: p.digest, proposalKind: p.kind, target: p.target };
+    await record({ kind: "proposal.executed", actor: "system", outcome: "ok", key: keyOf(p), details });
     await this.store.governance.updateProposal(p.id, "executed", { step: "audited" });
   }
 

@@ -72,7 +72,7 @@ export function keyOf(p: Pick<ProposalRecord, "kind" | "target">): string | unde
   return m?.targetsKey ? p.target : undefined;
 }
 
-export type { KindContext, ProposalKindModule } from "./kind.js";
+export type { KindContent, KindContext, ProposalKindModule } from "./kind.js";
 export { officerRecord } from "./add-officer.js";
 export { serialiseEnvelope } from "./hsm-steps.js";
 export { retireVersion } from "../version-destruction.js";

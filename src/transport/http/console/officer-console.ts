@@ -7,7 +7,7 @@ import { DEFAULT_CONSOLE_PORT, type ConsoleConfig } from "../../../config/config
 import { EnrollmentVerifier } from "../../../governance/enrollment.js";
 import type { GovernanceService } from "../../../governance/governance-service.js";
 import { Passkeys } from "../../../governance/passkey.js";
-import type { Store } from "../../../store/store.js";
+import type { StoreSlice } from "../../../store/store.js";
 import { buildConsole } from "./console.js";
 import type { AuditRow } from "./views-state.js";
 
@@ -38,7 +38,7 @@ export class OfficerConsole {
 
   constructor(
     private readonly config: ConsoleConfig,
-    private readonly store: Store,
+    private readonly store: StoreSlice<"console" | "audit" | "governance">,
   ) {
     this.passkeys = new Passkeys(store, { rpId: config.rpId, rpName: "custos officer console", origins: () => [this.origin] });
   }
