@@ -4,11 +4,20 @@ import { randomBytes } from "node:crypto";
 import { PROPOSAL_KIND_TABLE, kindModule, keyOf, type ProposalInput } from "../../src/governance/kinds/index.js";
 import { PROPOSAL_KINDS, buildProposal, canonicalProposal, type ProposalContent } from "../../src/governance/proposal.js";
 import { CustosError } from "../../src/errors.js";
+import { versionObjectId } from "../../src/keys/model.js";
 import { ALPHA, HOUR, alice, bob, closeFixtures, envelopeOf, fixture, importOf, rejectsWith, vote } from "./governance-fixture.js";
 
 /** One input of every kind, as an officer would send it. */
 function samples(envelope: ReturnType<typeof envelopeOf>): ProposalInput[] {
-  const key = { keyId: "k", exchange: "binance", environment: "testnet" as const, label: "k", apiKeyId: "api", algorithm: "hmac-sha256" as const, maxAgeDays: 45 };
+  const key = {
+    keyId: "k",
+    exchange: "binance",
+    environment: "testnet" as const,
+    label: "k",
+    apiKeyId: "api",
+    algorithm: "hmac-sha256" as const,
+    maxAgeDays: 45,
+  };
   return [
     importOf("k", envelope),
     { kind: "generate_key", key: { ...key, algorithm: "ed25519" } },
@@ -21,7 +30,11 @@ function samples(envelope: ReturnType<typeof envelopeOf>): ProposalInput[] {
     { kind: "remove_officer", officerId: "bob" },
     { kind: "set_threshold", threshold: 2 },
     { kind: "thaw", target: "client", id: ALPHA },
-    { kind: "add_credential", officerId: "alice", passkey: { id: "Y3JlZA", publicKey: "a2V5", counter: 0, transports: ["usb"], aaguid: "00", label: "yubikey" } },
+    {
+      kind: "add_credential",
+      officerId: "alice",
+      passkey: { id: "Y3JlZA", publicKey: "a2V5", counter: 0, transports: ["usb"], aaguid: "00", label: "yubikey" },
+    },
     { kind: "remove_credential", officerId: "alice", credentialId: "Y3JlZA" },
   ];
 }
@@ -34,7 +47,10 @@ describe("proposal kinds", () => {
     for (const [name, m] of Object.entries(PROPOSAL_KIND_TABLE)) assert.equal(m.kind, name);
     assert.equal(keyOf({ kind: "rotate_key", target: "k" }), "k");
     assert.equal(keyOf({ kind: "set_grants", target: ALPHA }), undefined);
-    assert.throws(() => kindModule("mint_money"), (e: unknown) => e instanceof CustosError && e.code === "INTERNAL");
+    assert.throws(
+      () => kindModule("mint_money"),
+      (e: unknown) => e instanceof CustosError && e.code === "INTERNAL",
+    );
   });
 
   it("every kind's signed parameters read back typed from the canonical JSON the officers sign", async () => {
@@ -52,7 +68,30 @@ describe("proposal kinds", () => {
   });
 
   it("an input handed to another kind's module is refused as a bug, not run", () => {
-    assert.throws(() => kindModule("set_threshold").content({ kind: "thaw" }), (e: unknown) => e instanceof CustosError && e.code === "INTERNAL");
+    assert.throws(
+      () => kindModule("set_threshold").content({ kind: "thaw" }),
+      (e: unknown) => e instanceof CustosError && e.code === "INTERNAL",
+    );
+  });
+
+  it("a record step that cannot commit rolls back with the executed mark, and the HSM object the run created is destroyed", async () => {
+    const f = await fixture({ threshold: 1 });
+    const p = await f.gov.propose(alice.caller, importOf("k-full", envelopeOf(f, randomBytes(32))));
+    // The disk fills between the record step and COMMIT: the store's transaction fails after the callback ran.
+    const commit = f.store.transaction.bind(f.store);
+    f.store.transaction = (fn) =>
+      commit(async (tx) => {
+        await fn(tx);
+        throw new CustosError("STORE_ERROR", "disk full");
+      });
+    await rejectsWith(vote(f, bob, p.record.id), "STORE_ERROR");
+    assert.ok(
+      f.hsm.calls.some((c) => c.startsWith("unwrap:")),
+      "the HSM step ran",
+    );
+    assert.equal(f.hsm.objects.has(versionObjectId("k-full", 1)), false, "no orphan left in the HSM");
+    assert.equal(await f.store.keys.getKey("k-full"), undefined, "nothing recorded");
+    assert.equal((await f.store.governance.getProposal(p.record.id))!.state, "failed");
   });
 
   it("governance reads time from its injected clock: a day-long proposal is closed once the clock passes its expiry", async () => {
