@@ -304,12 +304,15 @@ async function soakPhase(): Promise<Record<string, unknown>> {
   let outstanding = 0;
   let skipped = 0;
   let rssAfterWarmup = 0;
+  // One RSS sample a minute: tells a plateau (heap and page-cache sizing) from steady growth.
+  const rssSamplesMb: number[] = [];
   const started = Date.now();
   const end = started + SOAK_SECONDS * 1000;
   let due = 0;
   while (Date.now() < end) {
     const elapsed = (Date.now() - started) / 1000;
     if (!rssAfterWarmup && elapsed >= warmupSeconds) rssAfterWarmup = rssBytes(svc.proc.pid!);
+    if (elapsed >= 60 * (rssSamplesMb.length + 1)) rssSamplesMb.push(round(rssBytes(svc.proc.pid!) / 2 ** 20, 1));
     const target = Math.floor(elapsed * rate);
     for (; due < target; due++) {
       if (outstanding >= 4_096) {
@@ -341,6 +344,7 @@ async function soakPhase(): Promise<Record<string, unknown>> {
     rss_end_mb: round(rssEnd / 2 ** 20, 1),
     rss_ratio: rssAfterWarmup ? round(rssEnd / rssAfterWarmup, 3) : null,
     warmup_seconds: warmupSeconds,
+    rss_per_minute_mb: rssSamplesMb,
   };
 }
 

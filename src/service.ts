@@ -1,6 +1,7 @@
 import { existsSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
+import type { FastifyInstance } from "fastify";
 import { AuditLog } from "./audit/audit-log.js";
 import { writePrivateFile } from "./private-file.js";
 import { WorkerChainWriter } from "./audit/worker-chain-writer.js";
@@ -19,6 +20,7 @@ import { GovernanceService } from "./governance/governance-service.js";
 import { ageDays, dueAt } from "./keys/model.js";
 import { AnomalyDetector, bothObservers } from "./monitoring/anomaly.js";
 import { CUSTOS_ACTOR, respondToAnomalies } from "./monitoring/anomaly-response.js";
+import { systemClock, type Clock } from "./clock.js";
 import { AccessDirectory } from "./signing/directory.js";
 import { SignService, type SignDecisionLog } from "./signing/sign-service.js";
 import { lockDataDir } from "./store/sqlite/data-dir-lock.js";
@@ -36,10 +38,14 @@ export interface RunningService {
   embeddedSetup?: EmbeddedSetup;
   hsm: Pkcs11Hsm;
   governance: GovernanceService;
+  /** The health/metrics HTTP app (listening): in-process probes use its `inject()`, with no socket in between. */
+  http: FastifyInstance;
   /** Anomaly detection on signing traffic; absent when `anomaly.enabled` is false. */
   anomalies?: AnomalyDetector;
   /** Signs a checkpoint of the audit chain's head now (undefined if the head is already checkpointed). */
   checkpoint(): Promise<Checkpoint | undefined>;
+  /** Runs governance housekeeping now (expiries, grace periods, overdue-key warnings), as its timer does. */
+  housekeeping(): Promise<void>;
   /** Drains in-flight calls, flushes the audit log, checkpoints it, closes HSM and store. */
   stop(): Promise<void>;
 }
@@ -47,6 +53,8 @@ export interface RunningService {
 export interface StartOptions {
   /** Serve although the audit chain fails its last checkpoint (`serve --accept-audit-rewind`); audited. */
   acceptAuditRewind?: boolean;
+  /** The sign path's rate limits and timestamps, and the overdue-key warnings, read it (default: the system clock). */
+  clock?: Clock;
 }
 
 
@@ -54,6 +62,7 @@ export interface StartOptions {
 export async function startService(config: CustosConfig, logger: Logger, options: StartOptions = {}): Promise<RunningService> {
   // One service per SQLite data dir: a second one is refused before it touches anything.
   const dataDirLock = lockDataDir(config.dataDir);
+  const clock = options.clock ?? systemClock;
   // A stale connection file would tell clients we are up before we are.
   const connectionFile = join(config.dataDir, CONNECTION_FILE);
   rmSync(connectionFile, { force: true });
@@ -145,6 +154,7 @@ export async function startService(config: CustosConfig, logger: Logger, options
     clientRate: config.limits.client,
     keyRate: config.limits.key,
     decisionLog: signDecisionLog(logger.child({ component: "signer" })),
+    clock,
   });
   const grpc = await startGrpcServer(
     {
@@ -166,7 +176,7 @@ export async function startService(config: CustosConfig, logger: Logger, options
       keys: keys.flatMap((k) => {
         const due = dueAt(k);
         // Whole days, toward zero: 44.9 → 44, overdue by 1.2 days → -1 (and never "-0").
-        return due ? [{ id: k.id, daysUntilDue: Math.trunc((due.getTime() - Date.now()) / 86_400_000) || 0, ageDays: ageDays(k) ?? 0 }] : [];
+        return due ? [{ id: k.id, daysUntilDue: Math.trunc((due.getTime() - clock.now()) / 86_400_000) || 0, ageDays: ageDays(k) ?? 0 }] : [];
       }),
       pendingProposals: pending.length,
       frozenKeys: keys.filter((k) => k.frozenAt).length,
@@ -242,8 +252,8 @@ export async function startService(config: CustosConfig, logger: Logger, options
       await governance.expireDue();
       await governance.retireDue();
       for (const k of await governance.overdueKeys()) {
-        if (Date.now() - (warnedOverdue.get(k.id) ?? 0) < 86_400_000) continue;
-        warnedOverdue.set(k.id, Date.now());
+        if (clock.now() - (warnedOverdue.get(k.id) ?? 0) < 86_400_000) continue;
+        warnedOverdue.set(k.id, clock.now());
         logger.warn({ event: "key.overdue", key: k.id, dueAt: k.dueAt }, "key is past its max age: rotate it");
       }
     } catch (e) {
@@ -260,8 +270,10 @@ export async function startService(config: CustosConfig, logger: Logger, options
     ...(embeddedSetup ? { embeddedSetup } : {}),
     hsm,
     governance,
+    http,
     ...(anomalies ? { anomalies } : {}),
     checkpoint: () => checkpointer.checkpoint(),
+    housekeeping,
     stop() {
       stopping ??= (async () => {
         // Gone before the drain: `custos wait` and scripts polling for it must not see a stopping service.

@@ -40,6 +40,8 @@ export interface AuditLogOptions {
   writer?: ChainWriter;
   /** How refusals recorded with recordRefusal() are sampled and counted. */
   refusalSampling?: RefusalSampling;
+  /** Monotonic milliseconds the flush lag is measured on (default performance.now; tests advance their own). */
+  clock?: () => number;
 }
 
 /**
@@ -59,8 +61,9 @@ export class AuditLog {
   private readonly timer: NodeJS.Timeout;
   private readonly maxBatch: number;
   lastFlushMs = 0;
-  /** performance.now() when the oldest unwritten event was queued; 0 when none waits. */
-  private pendingSince = 0;
+  /** The clock's time when the oldest unwritten event was queued; undefined when none waits. */
+  private pendingSince: number | undefined;
+  private readonly clock: () => number;
   /** Called after each successful write with its duration (the flush latency metric). */
   onFlush: ((seconds: number) => void) | undefined;
 
@@ -72,6 +75,7 @@ export class AuditLog {
     this.seq = last?.seq ?? 0;
     this.hash = last?.hash ?? GENESIS_HASH;
     this.maxBatch = opts.maxBatch ?? 5_000;
+    this.clock = opts.clock ?? (() => performance.now());
     this.refusals = new RefusalSampler(opts.refusalSampling ?? DEFAULT_REFUSAL_SAMPLING);
     this.timer = setInterval(() => {
       this.recordAggregates(false);
@@ -95,7 +99,7 @@ export class AuditLog {
 
   /** How long the oldest event not yet written has waited (0 if none): the audit flush lag. */
   get lagSeconds(): number {
-    return this.pendingSince === 0 ? 0 : (performance.now() - this.pendingSince) / 1000;
+    return this.pendingSince === undefined ? 0 : (this.clock() - this.pendingSince) / 1000;
   }
 
   /**
@@ -104,7 +108,7 @@ export class AuditLog {
    */
   record(event: AuditEvent, payload?: Uint8Array): void {
     this.open.add(bounded(event), payload);
-    if (this.queued++ === 0) this.pendingSince = performance.now();
+    if (this.queued++ === 0) this.pendingSince = this.clock();
     if (this.open.count >= SLICE) this.slices.push(this.open.take());
     if (this.queued >= this.maxBatch && !this.flushing) void this.flush().catch(() => undefined);
   }
@@ -146,6 +150,7 @@ export class AuditLog {
    */
   private async writeBatch(): Promise<void> {
     const started = performance.now();
+    const startedOnClock = this.clock();
     if (this.open.count > 0) this.slices.push(this.open.take());
     let remaining = this.slices.length;
     while (remaining > 0) {
@@ -166,7 +171,7 @@ export class AuditLog {
     }
     this.lastFlushMs = performance.now() - started;
     // What queued during the write is no older than the write.
-    this.pendingSince = this.queued > 0 ? started : 0;
+    this.pendingSince = this.queued > 0 ? startedOnClock : undefined;
     this.onFlush?.(this.lastFlushMs / 1000);
   }
 

@@ -27,12 +27,22 @@ const PATH = /^(\/[A-Za-z0-9_-]+)+$/;
 
 const ROUTES = new Map<string, EndpointClass>([
   // The "order" permission covers /order and /position. /order/bulk is deprecated and left unknown.
+  // POST /position/transferMargin is classified in classify(): it can move margin to another account.
   ...routes("trade", [
     "POST /order", "PUT /order", "DELETE /order", "DELETE /order/all", "POST /order/cancelAllAfter",
     "POST /order/closePosition", "POST /position/leverage", "POST /position/crossLeverage",
-    "POST /position/isolate", "POST /position/riskLimit", "POST /position/transferMargin",
+    "POST /position/isolate", "POST /position/riskLimit",
   ]),
   ...routes("read", ["GET /order", "GET /execution", "GET /execution/tradeHistory", "GET /user/executionHistory"]),
+  // Market and reference data BitMEX serves without a key (no security in its swagger.json). ccxt signs them
+  // anyway once it holds a key (loadMarkets, fetchFundingRate, tickers, candles, the order book).
+  ...routes("read", [
+    "GET /instrument", "GET /instrument/active", "GET /instrument/activeAndIndices", "GET /instrument/activeIntervals",
+    "GET /instrument/compositeIndex", "GET /instrument/indices", "GET /instrument/usdVolume", "GET /funding",
+    "GET /insurance", "GET /liquidation", "GET /orderBook/L2", "GET /quote", "GET /quote/bucketed", "GET /settlement",
+    "GET /stats", "GET /stats/history", "GET /stats/historyUSD", "GET /trade", "GET /trade/bucketed",
+    "GET /wallet/assets", "GET /wallet/networks",
+  ]),
   ...routes("account", [
     "GET /position", "GET /user", "GET /user/margin", "GET /user/wallet", "GET /user/walletHistory",
     "GET /user/walletSummary", "GET /user/commission", "GET /user/tradingVolume", "GET /user/depositAddress",
@@ -62,6 +72,7 @@ export const bitmex: Dialect = {
     if (!req.path.startsWith(`${PREFIX}/`)) return "unknown";
     const route = req.path.slice(PREFIX.length);
     if (route === "/apiKey" || route.startsWith("/apiKey/")) return "key-management";
+    if (`${req.method} ${route}` === "POST /position/transferMargin") return marginTransferClass(req);
     return ROUTES.get(`${req.method} ${route}`) ?? "unknown";
   },
 
@@ -137,6 +148,17 @@ export const bitmex: Dialect = {
     };
   },
 };
+
+/**
+ * POST /position/transferMargin moves isolated margin between a position and the account's own balance (a
+ * margin change, like setting leverage), unless it names `targetAccountId`: then the margin goes to a position
+ * of a paired account (BitMEX swagger.json: "AccountId for the position that the margin would be transfered
+ * to"), a move of funds between accounts. A JSON body custos cannot read counts as naming it.
+ */
+function marginTransferClass(req: ExchangeRequest): EndpointClass {
+  const unreadableJson = req.body.trimStart().startsWith("{") && parseJson(req.body) === undefined;
+  return unreadableJson || paramValues(req, "targetAccountId").length > 0 ? "transfer" : "trade";
+}
 
 function routes(cls: EndpointClass, list: string[]): Array<[string, EndpointClass]> {
   return list.map((r) => [r, cls]);

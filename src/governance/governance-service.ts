@@ -3,7 +3,7 @@ import type { Logger } from "pino";
 import type { AuditEvent, AuditLog } from "../audit/audit-log.js";
 import { CustosError, markAudited, type CustosErrorCode } from "../errors.js";
 import { envelopeDigest } from "../hsm/envelope.js";
-import type { Hsm, WrappingKeyInfo } from "../hsm/hsm.js";
+import type { KeyCustody as Hsm, WrappingKeyInfo } from "../hsm/hsm.js";
 import { activeVersion, type KeyWithVersions } from "../keys/model.js";
 import type { ClientRecord } from "../signing/clients.js";
 import { allowList, type AccessDirectory } from "../signing/directory.js";

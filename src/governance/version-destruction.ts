@@ -1,6 +1,6 @@
 import type { AuditLog } from "../audit/audit-log.js";
 import { CustosError } from "../errors.js";
-import type { Hsm } from "../hsm/hsm.js";
+import type { KeyCustody } from "../hsm/hsm.js";
 import type { KeyVersionRecord } from "../keys/model.js";
 import type { StoreSlice } from "../store/store.js";
 import { faultPoint } from "./fault.js";
@@ -12,7 +12,7 @@ import { faultPoint } from "./fault.js";
  * never takes the active version.
  */
 export async function destroyVersionObject(
-  deps: { store: StoreSlice<"keys">; hsm: Hsm },
+  deps: { store: StoreSlice<"keys">; hsm: KeyCustody },
   keyId: string,
   version: number,
   refuseActive: boolean,
@@ -31,7 +31,7 @@ export async function destroyVersionObject(
 }
 
 /** A version whose grace period ended (or left `destroying` by a crash) is destroyed, on custos's own authority. */
-export async function retireVersion(deps: { store: StoreSlice<"keys">; hsm: Hsm; audit: AuditLog }, keyId: string, version: number): Promise<void> {
+export async function retireVersion(deps: { store: StoreSlice<"keys">; hsm: KeyCustody; audit: AuditLog }, keyId: string, version: number): Promise<void> {
   const v = await destroyVersionObject(deps, keyId, version, false);
   await deps.store.keys.updateVersionState(keyId, version, "destroyed");
   await deps.audit.recordNow({

@@ -28,13 +28,21 @@ export interface HsmStatus {
 }
 
 /**
- * Everything custos asks of a hardware security module. Nothing outside src/hsm knows
- * which backend it talks to; no method ever returns secret material.
+ * What the sign path asks of the HSM: one signature with a key version. No method returns
+ * secret material.
  */
-export interface Hsm {
+export interface Signer {
   /** Signs `data` with the version `objectId`: an HMAC with its secret object, or an EdDSA
    *  signature (64 bytes for Ed25519) with its private key. */
   sign(objectId: string, algorithm: SigningAlgorithm, data: Uint8Array): Promise<Buffer>;
+}
+
+/**
+ * What key custody (governance's executed proposals and start-up reconciliation) asks of the
+ * HSM: create, adopt, inspect and destroy key-version objects by CKA_ID. Secret material goes
+ * in only inside an envelope and never comes out.
+ */
+export interface KeyCustody {
   /** Opens an import envelope inside the HSM into a sign-only, sensitive, non-extractable
    *  token object. Throws ENVELOPE_INVALID (and leaves nothing behind) if it does not open,
    *  and KEY_EXISTS if an object with this CKA_ID exists (so a caller's rollback can only
@@ -66,9 +74,21 @@ export interface Hsm {
   destroySecret(objectId: string): Promise<void>;
   /** The wrapping key; throws if `custos hsm init` has not created it. */
   wrappingKey(): WrappingKeyInfo;
+}
+
+/** What health probes and metrics ask of the HSM: its state, and a cheap liveness check. */
+export interface HsmHealth {
   status(): HsmStatus;
   /** Cheap liveness probe (no key use): starts recovery if the sessions or login are gone. */
   check(): void;
+}
+
+/**
+ * A whole HSM backend, as the service opens and closes it. Each consumer takes only its slice
+ * (Signer, KeyCustody, HsmHealth, AuditCheckpointSigner); nothing outside src/hsm knows which
+ * backend it talks to.
+ */
+export interface Hsm extends Signer, KeyCustody, HsmHealth {
   close(): Promise<void>;
 }
 

@@ -1,4 +1,4 @@
-export type { AuditCheckpointSigner, Hsm, HsmStatus, SecretObjectRef, WrappingKeyInfo } from "./hsm.js";
+export type { AuditCheckpointSigner, Hsm, HsmHealth, HsmStatus, KeyCustody, SecretObjectRef, Signer, WrappingKeyInfo } from "./hsm.js";
 export {
   ALGORITHMS,
   algorithmSpec,

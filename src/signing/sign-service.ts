@@ -1,8 +1,9 @@
 import type { AuditLog } from "../audit/audit-log.js";
 import { sha256Hex } from "../audit/sha256.js";
 import { boundText } from "../audit/bounded-text.js";
+import { systemClock, type Clock } from "../clock.js";
 import { CustosError, type CustosErrorCode } from "../errors.js";
-import type { Hsm } from "../hsm/hsm.js";
+import type { Signer } from "../hsm/hsm.js";
 import type { SigningAlgorithm } from "../hsm/algorithms.js";
 import type { ExchangeRequest, SignedExchangeRequest, SignedWebSocketAuth, SigningContext, WebSocketAuthInput } from "../exchanges/dialect.js";
 import { dialectFor } from "../exchanges/registry.js";
@@ -58,6 +59,8 @@ export interface SignServiceOptions {
   keyRate: RateLimit;
   /** Where sign decisions are logged (denials and failures always, allowed ones if it asks). */
   decisionLog?: SignDecisionLog;
+  /** Rate limits, timestamps and grace periods read it (default: the system clock). */
+  clock?: Clock;
 }
 
 /** One sign decision, as logged: ids, outcome and reason, and the payload only as its SHA-256. */
@@ -92,16 +95,18 @@ const nextRequestId = (): string => `r${process.pid.toString(36)}-${(++requestCo
 export class SignService {
   private readonly clientLimiter: RateLimiter;
   private readonly keyLimiter: RateLimiter;
+  private readonly clock: Clock;
 
   constructor(
     private readonly directory: AccessDirectory,
-    private readonly hsm: Hsm,
+    private readonly hsm: Signer,
     private readonly audit: AuditLog,
     private readonly observer: SignObserver,
     private readonly opts: SignServiceOptions,
   ) {
-    this.clientLimiter = new RateLimiter(opts.clientRate);
-    this.keyLimiter = new RateLimiter(opts.keyRate);
+    const clock = (this.clock = opts.clock ?? systemClock);
+    this.clientLimiter = new RateLimiter(opts.clientRate, () => clock.monotonic());
+    this.keyLimiter = new RateLimiter(opts.keyRate, () => clock.monotonic());
   }
 
   async sign(caller: CallerContext, req: SignRequest): Promise<SignResult> {
@@ -128,7 +133,7 @@ export class SignService {
   /** When a client last called to sign (since this process started), from its rate limiter. */
   clientLastSeen(identity: string): Date | undefined {
     const at = this.clientLimiter.lastRequest(identity);
-    return at === undefined ? undefined : new Date(Date.now() - (performance.now() - at));
+    return at === undefined ? undefined : new Date(this.clock.now() - (this.clock.monotonic() - at));
   }
 
   /**
@@ -251,7 +256,7 @@ export class SignService {
     if (!apiKeyId) {
       throw new CustosError("NO_API_KEY_ID", `key ${key.id} has no exchange API key id: set it with \`custos key set-api-key-id --key ${key.id} --api-key-id ID\``);
     }
-    const now = Date.now();
+    const now = this.clock.now();
     const nonceTime = req.nonce && nonceIsTime ? nonceAsTime(req.nonce) : undefined;
     checkTiming(this.directory.policy(key.id), now, {
       ...(req.timestampMs ? { timestampMs: req.timestampMs } : {}),
@@ -349,7 +354,7 @@ export class SignService {
     }
     if (v.state !== "active" && v.state !== "retiring") throw new CustosError("VERSION_NOT_USABLE", `version ${v.version} is ${v.state}`);
     // A retiring version signs until its grace period ends, even before the destroy job runs.
-    if (v.state === "retiring" && v.retireAt && Date.parse(v.retireAt) <= Date.now()) {
+    if (v.state === "retiring" && v.retireAt && Date.parse(v.retireAt) <= this.clock.now()) {
       throw new CustosError("VERSION_NOT_USABLE", `version ${v.version}'s grace period has ended`);
     }
     return { key, v };

@@ -24,7 +24,7 @@ import type { SignerClient } from "../../src/gen/custos/v1/signer.js";
 import { buildEnvelope, padHmacSecret, type SigningAlgorithm } from "../../src/hsm/index.js";
 import type { AuditRecord } from "../../src/audit/audit-log.js";
 import { createLogger } from "../../src/log.js";
-import { startService, type RunningService } from "../../src/service.js";
+import { startService, type RunningService, type StartOptions } from "../../src/service.js";
 import { SqliteStore } from "../../src/store/sqlite/sqlite-store.js";
 
 export const REPO = resolve(fileURLToPath(new URL("../../../", import.meta.url)));
@@ -48,8 +48,8 @@ export interface InProcessService {
   stop(): Promise<void>;
 }
 
-/** Starts the embedded default in this process on free ports. `tweak` edits the config first. */
-export async function startInProcess(tweak: (c: CustosConfig) => void = () => undefined): Promise<InProcessService> {
+/** Starts the embedded default in this process on free ports. `tweak` edits the config first; `options` go to startService (e.g. a clock). */
+export async function startInProcess(tweak: (c: CustosConfig) => void = () => undefined, options: StartOptions = {}): Promise<InProcessService> {
   const dir = tempDir();
   const config = embeddedConfig(dir);
   config.grpc.port = 0;
@@ -59,7 +59,7 @@ export async function startInProcess(tweak: (c: CustosConfig) => void = () => un
   const sink = new PassThrough();
   let logText = "";
   sink.on("data", (d: Buffer) => (logText += d.toString()));
-  const service = await startService(config, createLogger("info", sink));
+  const service = await startService(config, createLogger("info", sink), options);
   const conn = readConnectionFile(dir);
   const custody = devOfficerClient(conn);
   const signer = signerClient(conn.grpc, { caPath: conn.caPath, ...conn.client! });

@@ -18,6 +18,19 @@ const CKR_CRYPTOKI_ALREADY_INITIALIZED = 0x191;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const tick = () => new Promise((r) => setImmediate(r));
 
+/** Polls `count` until it reaches `target`, for at most `timeoutMs`; returns the last count (the caller asserts on it). */
+async function untilAtLeast(count: () => number | Promise<number>, target: number, timeoutMs = 5_000): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const n = await count();
+    if (n >= target || Date.now() > deadline) return n;
+    await sleep(20);
+  }
+}
+
+/** Good signatures the load must add before each step of the scenario moves on (at most 5 s of load each). */
+const PROGRESS = 500;
+
 /**
  * A second handle on the same SoftHSM2 library. dlopen hands back the already-loaded
  * library, so its sessions and login state are the service's. Never C_Finalize: that
@@ -146,6 +159,16 @@ export async function readyz(svc: InProcessService): Promise<ReadyzAnswer> {
   return { code: res.status, body: (await res.json()) as ReadyzAnswer["body"] };
 }
 
+/**
+ * /readyz answered in-process (`inject()`): the handler reads the HSM status within the same
+ * event-loop turn, before the recovery timer can fire. Over a socket, a loaded loop serves the
+ * probe only after the HSM has recovered, and the probe would measure the load, not the status.
+ */
+export async function readyzNow(svc: InProcessService): Promise<ReadyzAnswer> {
+  const res = await svc.service.http.inject({ method: "GET", url: "/readyz" });
+  return { code: res.statusCode, body: res.json() as ReadyzAnswer["body"] };
+}
+
 /** What one fault did to the service, as seen from status() and /readyz. */
 export interface FaultObservation {
   name: string;
@@ -172,7 +195,7 @@ export async function injectFault(svc: InProcessService, name: string, fault: ()
     const s = hsm.status();
     if (!s.ready && reason === undefined) {
       reason = s.reason;
-      probe = readyz(svc);
+      probe = readyzNow(svc);
     }
     if (s.ready && reason !== undefined) break;
   }
@@ -250,13 +273,13 @@ export function defineRecoveryScenario(dispatch: "sync" | "async" | "worker", tw
       let okBeforeFaults = 0;
       let okAfterFaults = 0;
       try {
-        await sleep(500);
-        okBeforeFaults = tally.ok;
+        // Each step waits for the load to make progress, not for a fixed time.
+        okBeforeFaults = await untilAtLeast(() => tally.ok, PROGRESS);
         faults.push(await injectFault(svc, "C_CloseAllSessions", () => killer.closeAllSessions()));
-        await sleep(500);
+        await untilAtLeast(() => tally.ok, tally.ok + PROGRESS);
         faults.push(await injectFault(svc, "C_Logout", () => killer.logout()));
         okAfterFaults = tally.ok;
-        await sleep(1_000);
+        await untilAtLeast(() => tally.ok, okAfterFaults + PROGRESS);
       } finally {
         stopped = true; // also when a step throws: the load would otherwise run forever
         await Promise.all(loads);
@@ -285,9 +308,11 @@ export function defineRecoveryScenario(dispatch: "sync" | "async" | "worker", tw
       assert.ok((logs.match(/"event":"hsm\.unavailable"/g) ?? []).length >= 2, "one hsm.unavailable log per fault");
       assert.ok((logs.match(/"event":"hsm\.recovered"/g) ?? []).length >= 2, "one hsm.recovered log per fault");
 
-      // Every refused call left its audit event (sign events are batched: wait for the flush).
-      await sleep(300);
-      const failed = (await auditBodies(svc.dir)).filter((b) => b.kind === "sign" && b.outcome === "failed");
+      // Every refused call left its audit event (sign events are batched: wait until the flushes
+      // hold as many as were answered; more, or fewer by the deadline, fails the count below).
+      const failedSigns = async () => (await auditBodies(svc.dir)).filter((b) => b.kind === "sign" && b.outcome === "failed");
+      await untilAtLeast(async () => (await failedSigns()).length, tally.unavailable);
+      const failed = await failedSigns();
       assert.ok(failed.length > 0, "audit has failed sign events");
       assert.ok(failed.every((b) => b.reason === "HSM_UNAVAILABLE"), JSON.stringify(failed.find((b) => b.reason !== "HSM_UNAVAILABLE")));
       assert.equal(failed.length, tally.unavailable, "one audit event per HSM_UNAVAILABLE answer");

@@ -13,12 +13,12 @@ import { issueDevClient } from "../../src/config/embedded.js";
 import { Environment } from "../../src/gen/custos/v1/custody.js";
 import { SignatureEncoding, SignerClient, type SignStreamResponse } from "../../src/gen/custos/v1/signer.js";
 import { createDevCa, issueClientCert } from "../../src/pki/index.js";
+import { ManualClock } from "../helpers/manual-clock.js";
 import { REPO, auditEvents, expectDenied, failure, importSecret, setGrants, startInProcess, waitForAudit, type AuditBody, type InProcessService } from "../helpers/harness.js";
 
 /** Who may sign what: every refusal of the sign path and the admin API, with its status, reason and audit record. */
 
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const RAW = SignatureEncoding.SIGNATURE_ENCODING_RAW;
 
 describe("access control on the sign path and the admin API", () => {
@@ -26,10 +26,12 @@ describe("access control on the sign path and the admin API", () => {
   const closers: Array<{ close(): void }> = [];
   let host: string;
   let port: number;
+  /** The sign path's clock: real time, moved forward by the rate test instead of a pause. */
+  const clock = ManualClock.followingRealTime();
 
   before(async () => {
     // Low per-key limit for the rate test; every other test stays below 20 signs per key.
-    svc = await startInProcess((c) => (c.limits.key = { perSecond: 20, burst: 20 }));
+    svc = await startInProcess((c) => (c.limits.key = { perSecond: 20, burst: 20 }), { clock });
     [host, port] = [svc.conn.grpc.split(":")[0]!, Number(svc.conn.grpc.split(":")[1])];
   });
   after(async () => {
@@ -50,15 +52,21 @@ describe("access control on the sign path and the admin API", () => {
   const sign = (client: SignerClient, keyId: string, payload: Buffer = Buffer.from("p"), version = 0) =>
     unary(client, "sign", { keyId, version, payload, encoding: RAW }, { deadline: Date.now() + 10_000 });
 
-  /** A raw TLS dial: resolves "connected" or the client-side error code. */
+  /**
+   * A raw TLS dial: resolves "connected" once the server answers at the HTTP/2 layer, or how it ended.
+   * In TLS 1.3 the server judges the client certificate after the client's Finished, so a finished
+   * handshake alone proves nothing: the server's first HTTP/2 frame (its SETTINGS) does.
+   */
   function dialTls(opts: tls.ConnectionOptions): Promise<string> {
     const sock = tls.connect({ host, port, servername: "localhost", ALPNProtocols: ["h2"], ...opts });
     return new Promise<string>((resolve) => {
       sock.once("secureConnect", () => {
-        // In TLS 1.3 the server judges the client certificate after the client's Finished: give it a moment.
+        sock.once("data", () => resolve("connected"));
         sock.once("close", () => resolve("closed"));
-        setTimeout(() => resolve("connected"), 300);
+        // The HTTP/2 client preface and an empty SETTINGS frame.
+        sock.write(Buffer.concat([Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), Buffer.from("000000040000000000", "hex")]));
       });
+      sock.setTimeout(10_000, () => resolve("timeout"));
       sock.once("error", (e: Error & { code?: string }) => resolve(`error:${e.code ?? e.message}`));
     }).finally(() => sock.destroy());
   }
@@ -190,7 +198,7 @@ describe("access control on the sign path and the admin API", () => {
       assert.deepEqual([status[f.code], f.reason], ["RESOURCE_EXHAUSTED", "RATE_LIMITED"]);
     }
     await audited({ kind: "sign", outcome: "denied", reason: "RATE_LIMITED", key: "k-rate" });
-    await sleep(1_200);
+    clock.advance(1_200); // > 1 s at 20/s: the bucket is full again
     const payload = Buffer.from("after the pause");
     assert.deepEqual((await sign(svc.signer, "k-rate", payload)).signature, createHmac("sha256", secret).update(payload).digest());
   });

@@ -2,11 +2,12 @@ import assert from "node:assert/strict";
 import { createHash, createHmac, createPublicKey, generateKeyPairSync, verify } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import ccxt from "ccxt";
+// ccxt 4.5.78, the last ccxt release that ships BitMEX (npm alias; ccxt >= 4.5.79 has no bitmex class).
+import ccxtWithBitmex from "ccxt-bitmex";
 import { CcxtCustosError, closeCustos, withCustos, type WithCustosOptions } from "../../src/client/ccxt/index.js";
 import { CustosClient } from "../../src/client/custos-client.js";
 import { dialectFor } from "../../src/exchanges/registry.js";
 import { BTCUSDT_PERP } from "../fixtures/binance-market.js";
-import { LegacyBitmex } from "../fixtures/ccxt-legacy-bitmex.js";
 import { importSecret, proposeAndApprove, startInProcess, type InProcessService } from "../helpers/harness.js";
 import { unary } from "../../src/client/connection.js";
 import { Algorithm, Environment } from "../../src/gen/custos/v1/custody.js";
@@ -90,12 +91,12 @@ const CASES: Case[] = [
   {
     id: "bitmex",
     dialect: "bitmex",
-    make: (config) => new LegacyBitmex(config) as unknown as Exchange,
+    make: (config) => new ccxtWithBitmex.bitmex(config) as unknown as Exchange,
     apiKey: "tstBitmexKey0123456789ab",
     secret: "tstBitmexSecret_0123456789abcdefghijklmnopqrstu",
     calls: [
-      ["fetch2:order:private:POST", { symbol: "XBTUSD", side: "Buy", orderQty: 100, price: 30000, ordType: "Limit" }],
-      ["fetch2:position:private:GET", { filter: '{"symbol":"XBTUSD"}' }],
+      ["privatePostOrder", { symbol: "XBTUSD", side: "Buy", orderQty: 100, price: 30000, ordType: "Limit" }],
+      ["privateGetPosition", { filter: '{"symbol":"XBTUSD"}' }],
     ],
   },
   {
@@ -167,10 +168,6 @@ function instance(c: Case, withSecret: boolean): { ex: Exchange; sent: Sent[] } 
 }
 
 async function run(ex: Exchange, [method, params]: Call): Promise<unknown> {
-  if (method.startsWith("fetch2:")) {
-    const [, path, api, verb] = method.split(":");
-    return ex.fetch2(path!, api, verb, params);
-  }
   const fn = (ex as unknown as Record<string, (p: object) => Promise<unknown>>)[method];
   assert.equal(typeof fn, "function", `ccxt ${ex.id} has ${method}`);
   return fn!.call(ex, params);
@@ -342,6 +339,7 @@ describe("ccxt drop-in: withCustos", () => {
       bybit: ["privatePostV5AssetWithdrawCreate", { coin: "USDT", chain: "TRX", address: "TXYZ", amount: "1000", timestamp: T }],
       okx: ["privatePostAssetWithdrawal", { ccy: "USDT", amt: "1000", dest: "4", toAddr: "TXYZ", chain: "USDT-TRC20" }],
       deribit: ["privateGetWithdraw", { currency: "BTC", address: "bc1qcustos", amount: 1 }],
+      bitmex: ["privatePostUserRequestWithdrawal", { currency: "XBt", amount: 100000, address: "bc1qcustos" }],
       krakenfutures: ["privatePostWithdrawal", { currency: "xbt", amount: 1 }],
       gate: ["privateWithdrawalsPostWithdrawals", { currency: "USDT", address: "TXYZ", amount: "1000", chain: "TRX" }],
       kucoinfutures: ["futuresPrivatePostWithdrawals", { currency: "USDT", address: "TXYZ", amount: 1000, chain: "trc20" }],

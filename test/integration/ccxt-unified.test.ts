@@ -5,6 +5,8 @@ import { createServer } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import ccxt from "ccxt";
+// ccxt 4.5.78, the last ccxt release that ships BitMEX (npm alias; ccxt >= 4.5.79 has no bitmex class).
+import ccxtWithBitmex from "ccxt-bitmex";
 import { CcxtCustosError, withCustos } from "../../src/client/ccxt/index.js";
 import { CustosClient } from "../../src/client/custos-client.js";
 import { dialectFor } from "../../src/exchanges/registry.js";
@@ -44,7 +46,10 @@ const ACCOUNTS: Account[] = [
   { id: "bitget", dialect: "bitget", apiKey: "bg_0123456789abcdef0123456789abcdef", secret: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", password: "bitgetPassphrase" },
   { id: "gate", dialect: "gate", apiKey: "0123456789abcdef0123456789abcdef", secret: "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210" },
   { id: "kucoinfutures", dialect: "kucoinfutures", apiKey: "0123456789abcdef01234567", secret: "01234567-89ab-cdef-0123-456789abcdef", password: "kucoin-passphrase", passwordInKey: true },
+  { id: "bitmex", dialect: "bitmex", apiKey: "tstBitmexKey0123456789ab", secret: "tstBitmexSecret_0123456789abcdefghijklmnopqrstu" },
 ];
+/** The ccxt release a bot on that exchange runs: the project's ccxt, or 4.5.78 for BitMEX. */
+const CCXT_RELEASE: Record<string, object> = { bitmex: ccxtWithBitmex };
 
 /** The bot's calls, by ccxt's unified method name (ccxt's `has` key). */
 function botSteps(id: string): Array<[string, string, (ex: Unified) => Promise<unknown>]> {
@@ -75,6 +80,7 @@ const NOT_IN_CCXT: Record<string, string[]> = {
   deribit: ["setLeverage", "setMarginMode", "fetchFundingHistory"],
   krakenfutures: ["setMarginMode"],
   gate: ["setMarginMode"],
+  bitmex: ["fetchFundingHistory"],
 };
 
 /** Every REST host of the exchange → the stand-in (paths kept). */
@@ -90,7 +96,7 @@ function pointAt(ex: Exchange, base: string): void {
 
 function make(a: Account, withSecret: boolean, base: string): Exchange {
   const password = a.password && (withSecret || !a.passwordInKey) ? { password: a.password } : {};
-  const Class = (ccxt as unknown as Record<string, new (c: object) => Exchange>)[a.id]!;
+  const Class = ((CCXT_RELEASE[a.id] ?? ccxt) as unknown as Record<string, new (c: object) => Exchange>)[a.id]!;
   const ex = new Class({ apiKey: a.apiKey, ...(withSecret ? { secret: a.secret } : {}), ...password, enableRateLimit: false, options: { ...(OPTIONS[a.id] ?? {}) } });
   ex.milliseconds = () => T;
   ex.nonce = () => T;

@@ -53,7 +53,7 @@ describe("the TypeScript client", () => {
   it("a failed stream fails its pending calls, and the next session is a new stream", async () => {
     const session = client.streamSession();
     session.close(); // the server ends the stream in turn
-    await new Promise((r) => setTimeout(r, 100));
+    for (const deadline = Date.now() + 5_000; !session.broken && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 10));
     assert.equal(session.broken, true);
     const next = client.streamSession();
     assert.notEqual(next, session);

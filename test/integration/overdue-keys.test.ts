@@ -2,11 +2,14 @@ import assert from "node:assert/strict";
 import { after, before, it } from "node:test";
 import { SqliteStore } from "../../src/store/sqlite/sqlite-store.js";
 import { startInProcess, type InProcessService } from "../helpers/harness.js";
+import { ManualClock } from "../helpers/manual-clock.js";
 
 /** Housekeeping reports a key past its max age in the log: once a day, not at every run. */
 let svc: InProcessService;
+/** The service's clock for the once-a-day rule: real time, moved a day forward by hand. */
+const clock = ManualClock.followingRealTime();
 before(async () => {
-  svc = await startInProcess((c) => (c.governance.housekeepingMs = 100));
+  svc = await startInProcess((c) => (c.governance.housekeepingMs = 100), { clock });
 });
 after(async () => svc?.stop());
 
@@ -30,6 +33,10 @@ it("logs an overdue key at warn, with its due date, once per day", async () => {
   assert.equal(line.key, "stale");
   assert.equal(Date.parse(line.dueAt), Date.parse(activated) + 30 * 86_400_000);
   // Ten more housekeeping runs: still one warning (the next is due in a day).
-  await new Promise((r) => setTimeout(r, 1_000));
+  for (let i = 0; i < 10; i++) await svc.service.housekeeping();
   assert.equal(overdueLines().length, 1);
+  // A day later, the next run warns again.
+  clock.advance(86_400_000);
+  await svc.service.housekeeping();
+  assert.equal(overdueLines().length, 2);
 });

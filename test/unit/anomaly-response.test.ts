@@ -28,7 +28,14 @@ function setup(freeze?: (client: string, reason: string) => Promise<boolean>) {
     await new Promise((r) => setImmediate(r));
     return text.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
   };
-  return { respond, events, counted, lines };
+  /** The log lines once there are `n` (the freeze settles on a later turn), or whatever there is after 5 s. */
+  const linesOnce = async (n: number) => {
+    for (const deadline = Date.now() + 5_000; ; ) {
+      const now = await lines();
+      if (now.length >= n || Date.now() > deadline) return now;
+    }
+  };
+  return { respond, events, counted, lines, linesOnce };
 }
 
 describe("respondToAnomalies", () => {
@@ -74,8 +81,7 @@ describe("respondToAnomalies", () => {
     t.respond(finding({ client: "spiffe://custos/engine/beta", freeze: false }));
     assert.deepEqual(calls, [[ALPHA, "anomaly: rate score 42.12 on key k1"]]);
     release(true);
-    await new Promise((r) => setTimeout(r, 10));
-    const lines = await t.lines();
+    const lines = await t.linesOnce(4);
     assert.deepEqual(lines.map((l) => l.event), ["anomaly", "anomaly", "anomaly", "anomaly.freeze"]);
     assert.equal(lines.at(-1)!.client, ALPHA);
   });
@@ -85,8 +91,7 @@ describe("respondToAnomalies", () => {
       throw new Error("store down");
     });
     t.respond(finding({ freeze: true }));
-    await new Promise((r) => setTimeout(r, 10));
-    const lines = await t.lines();
+    const lines = await t.linesOnce(2);
     assert.deepEqual(lines.map((l) => [l.event, l.level]), [["anomaly", "warn"], ["anomaly.freeze_failed", "error"]]);
   });
 

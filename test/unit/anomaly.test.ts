@@ -177,25 +177,27 @@ describe("AnomalyDetector", () => {
 });
 
 describe("AnomalyDetector timer", () => {
-  it("evaluates on its own interval once started, and not after stop()", async () => {
-    let raised: AnomalyFinding | undefined;
-    let wake: () => void = () => undefined;
-    const detector = new AnomalyDetector({ ...DEFAULT_ANOMALY_SETTINGS, intervalMs: 20, warmupIntervals: 0 }, (f) => {
-      raised = f;
-      wake();
-    });
+  it("evaluates on its own interval once started, and not after stop()", (t) => {
+    // The test moves the detector's timer (and its clock) instead of waiting for them.
+    t.mock.timers.enable({ apis: ["setInterval"] });
+    let now = 1_000_000;
+    const raised: AnomalyFinding[] = [];
+    const detector = new AnomalyDetector({ ...DEFAULT_ANOMALY_SETTINGS, intervalMs: 20, warmupIntervals: 0 }, (f) => void raised.push(f), { clock: () => now });
+    const advance = (ms: number) => {
+      now += ms;
+      t.mock.timers.tick(ms);
+    };
     detector.start();
     for (let i = 0; i < 100; i++) detector.record(ALPHA, "k", "trade");
-    // The detector's timer is unref'd (it must not keep custos alive): hold the loop open meanwhile.
-    const guard = setTimeout(() => wake(), 10_000);
-    await new Promise<void>((r) => (wake = r));
-    clearTimeout(guard);
+    advance(19);
+    assert.equal(raised.length, 0, "not before its interval");
+    advance(1);
     detector.stop();
-    assert.deepEqual([raised?.client, raised?.signal], [ALPHA, "rate"]);
-    raised = undefined;
+    assert.deepEqual(raised.map((f) => [f.client, f.signal]), [[ALPHA, "rate"]]);
+    raised.length = 0;
     for (let i = 0; i < 100; i++) detector.record(BETA, "k", "trade");
-    await new Promise((r) => setTimeout(r, 100));
-    assert.equal(raised, undefined, "stopped: no evaluation");
+    advance(1_000);
+    assert.equal(raised.length, 0, "stopped: no evaluation");
   });
 });
 

@@ -4,14 +4,41 @@
  * compare signatures with node:crypto. unwrapSecret really opens the envelope with its
  * own RSA key, so an import through the fake proves the envelope format end to end.
  * generateKeyPair makes node:crypto Ed25519 key pairs (the private key kept here, in memory).
+ * It passes the same contract suite as Pkcs11Hsm on SoftHSM2 (test/helpers/hsm-contract.ts),
+ * so what it refuses, and in which order, is what the real token refuses.
  */
 import { constants, createDecipheriv, createHmac, createPrivateKey, createPublicKey, generateKeyPairSync, privateDecrypt, sign as edSign, verify as edVerify, type KeyObject } from "node:crypto";
+import { sign as cryptoSign } from "node:crypto";
 import { CustosError } from "../../src/errors.js";
 import { algorithmSpec, type EddsaAlgorithm, type SigningAlgorithm } from "../../src/hsm/algorithms.js";
-import { spkiFingerprint, type ImportEnvelope } from "../../src/hsm/envelope.js";
-import type { Hsm, HsmStatus, SecretObjectRef, WrappingKeyInfo } from "../../src/hsm/hsm.js";
+import { checkpointStatement, type CheckpointHead } from "../../src/hsm/checkpoint-statement.js";
+import { ENVELOPE_FORMAT, spkiFingerprint, type ImportEnvelope } from "../../src/hsm/envelope.js";
+import type { AuditCheckpointSigner, Hsm, HsmStatus, SecretObjectRef, WrappingKeyInfo } from "../../src/hsm/hsm.js";
 
-export class FakeHsm implements Hsm {
+/** The audit checkpoint key's CKA_ID on a real token. */
+export const CHECKPOINT_KEY_ID = "custos-audit-checkpoint-v1";
+/** The RSA wrapping key's CKA_ID on a real token. */
+const WRAPPING_KEY_ID = "custos-wrapping-key-v1";
+
+/** An object as the fake models it: the attributes Pkcs11Hsm's templates set on the real token. */
+export interface FakeObject {
+  class: "secret" | "private" | "public";
+  token: boolean;
+  /** Private and secret objects only (public keys have no CKA_SENSITIVE). */
+  sensitive?: boolean;
+  extractable?: boolean;
+  /** Usage: sign (secret/private) or verify (public) only. */
+  usage: "sign" | "verify";
+}
+
+const SECRET: FakeObject = { class: "secret", token: true, sensitive: true, extractable: false, usage: "sign" };
+const PRIVATE: FakeObject = { class: "private", token: true, sensitive: true, extractable: false, usage: "sign" };
+const PUBLIC: FakeObject = { class: "public", token: true, usage: "verify" };
+
+/** DER SPKI prefix of an Ed25519 public key (RFC 8410), as Pkcs11Hsm checks it. */
+const ED25519_SPKI_PREFIX = Buffer.from("302a300506032b6570032100", "hex");
+
+export class FakeHsm implements Hsm, AuditCheckpointSigner {
   /** objectId → secret. */
   readonly objects = new Map<string, Buffer>();
   /** objectId → generated Ed25519 key pair. */
@@ -21,6 +48,7 @@ export class FakeHsm implements Hsm {
   /** When set, sign, unwrapSecret and generateKeyPair throw HSM_UNAVAILABLE (sessions lost). */
   down = false;
   private rsa: { publicKey: KeyObject; privateKey: KeyObject } | undefined;
+  private checkpointKey: { publicKey: KeyObject; privateKey: KeyObject } | undefined;
 
   constructor(private readonly oaepHash: "sha1" | "sha256" = "sha256") {}
 
@@ -37,7 +65,11 @@ export class FakeHsm implements Hsm {
     const pair = this.keyPairs.get(objectId);
     if (!secret && !pair) throw new CustosError("HSM_ERROR", `C_SignInit: no object ${objectId}`);
     // As the HSM: a mechanism that does not fit the key type fails at C_SignInit.
-    if (spec.kind === "hmac" && secret) return createHmac(spec.nodeHash, secret).update(data).digest();
+    if (spec.kind === "hmac" && secret) {
+      // As SoftHSM2 at C_SignInit: an HMAC key shorter than the hash's minimum is refused.
+      if (secret.length < spec.minKeyBytes) throw new CustosError("HSM_KEY_SIZE", "C_SignInit: CKR_KEY_SIZE_RANGE");
+      return createHmac(spec.nodeHash, secret).update(data).digest();
+    }
     if (spec.kind === "eddsa" && pair) return edSign(null, data, pair.privateKey);
     throw new CustosError("HSM_ERROR", `C_SignInit: CKR_KEY_TYPE_INCONSISTENT (${algorithm} with object ${objectId})`);
   }
@@ -47,7 +79,7 @@ export class FakeHsm implements Hsm {
     await Promise.resolve();
     this.failIfDown("C_GenerateKeyPair");
     if (algorithmSpec(algorithm).kind !== "eddsa") throw new CustosError("INVALID_ARGUMENT", `cannot generate a ${algorithm} key pair`);
-    if (this.has(target.objectId)) throw new CustosError("KEY_EXISTS", `an HSM object with id ${target.objectId} already exists`);
+    if (this.idTaken(target.objectId)) throw new CustosError("KEY_EXISTS", `an HSM object with id ${target.objectId} already exists`);
     const pair = generateKeyPairSync("ed25519");
     this.keyPairs.set(target.objectId, pair);
     return { spkiDer: pair.publicKey.export({ type: "spki", format: "der" }) };
@@ -61,9 +93,9 @@ export class FakeHsm implements Hsm {
     this.calls.push(`unwrap:${target.objectId}`);
     await Promise.resolve(); // a round trip: concurrent callers interleave here, not mid-unwrap
     this.failIfDown("C_UnwrapKey");
+    this.checkEnvelope(envelope);
     // Like Pkcs11Hsm: never a second object under one CKA_ID (custody relies on this).
-    if (this.has(target.objectId)) throw new CustosError("KEY_EXISTS", `an HSM object with id ${target.objectId} already exists`);
-    if (envelope.wrappingKeyFingerprint !== this.wrappingKey().fingerprint) throw new CustosError("ENVELOPE_INVALID", "envelope was made for another wrapping key");
+    if (this.idTaken(target.objectId)) throw new CustosError("KEY_EXISTS", `an HSM object with id ${target.objectId} already exists`);
     const { privateKey } = this.keyPair();
     let secret: Buffer;
     try {
@@ -82,8 +114,8 @@ export class FakeHsm implements Hsm {
     await Promise.resolve();
     this.failIfDown("C_UnwrapKey");
     if (algorithmSpec(algorithm).kind !== "eddsa") throw new CustosError("INVALID_ARGUMENT", `cannot import a ${algorithm} private key`);
-    if (this.has(target.objectId)) throw new CustosError("KEY_EXISTS", `an HSM object with id ${target.objectId} already exists`);
-    if (envelope.wrappingKeyFingerprint !== this.wrappingKey().fingerprint) throw new CustosError("ENVELOPE_INVALID", "envelope was made for another wrapping key");
+    this.checkEnvelope(envelope);
+    if (this.idTaken(target.objectId)) throw new CustosError("KEY_EXISTS", `an HSM object with id ${target.objectId} already exists`);
     let privateKey: KeyObject;
     try {
       const aesKey = privateDecrypt({ key: this.keyPair().privateKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: envelope.oaepHash }, envelope.encryptedAesKey);
@@ -91,6 +123,9 @@ export class FakeHsm implements Hsm {
       privateKey = createPrivateKey({ key: Buffer.concat([d.update(envelope.wrappedKey), d.final()]), format: "der", type: "pkcs8" });
     } catch (e) {
       throw new CustosError("ENVELOPE_INVALID", "import envelope does not open", { cause: e });
+    }
+    if (publicKeySpki.length !== ED25519_SPKI_PREFIX.length + 32 || !publicKeySpki.subarray(0, ED25519_SPKI_PREFIX.length).equals(ED25519_SPKI_PREFIX)) {
+      throw new CustosError("INVALID_ARGUMENT", "the public key is not an Ed25519 SubjectPublicKeyInfo");
     }
     const publicKey = createPublicKey({ key: publicKeySpki, format: "der", type: "spki" });
     const challenge = Buffer.from("pair check");
@@ -116,6 +151,44 @@ export class FakeHsm implements Hsm {
 
   private has(objectId: string): boolean {
     return this.objects.has(objectId) || this.keyPairs.has(objectId);
+  }
+
+  /** Like Pkcs11Hsm's check before it creates: any token object under the CKA_ID (the token's own keys too). */
+  private idTaken(objectId: string): boolean {
+    return this.has(objectId) || objectId === CHECKPOINT_KEY_ID || objectId === WRAPPING_KEY_ID;
+  }
+
+  /** The objects under this CKA_ID, with the attributes the real token's templates give them. */
+  objectsWithId(objectId: string): FakeObject[] {
+    if (this.objects.has(objectId)) return [SECRET];
+    if (this.keyPairs.has(objectId) || objectId === CHECKPOINT_KEY_ID || objectId === WRAPPING_KEY_ID) return [PRIVATE, PUBLIC];
+    return [];
+  }
+
+  /** How many objects the fake holds (a failed call must not change it). */
+  objectCount(): number {
+    return this.objects.size + 2 * this.keyPairs.size + 4; // + the checkpoint and wrapping key pairs
+  }
+
+  async checkpointPublicKey(): Promise<Buffer> {
+    return this.checkpointPair().publicKey.export({ type: "spki", format: "der" });
+  }
+
+  /** ECDSA P-256 over the statement's SHA-256, r‖s: what Pkcs11Hsm's CKM_ECDSA over checkpointDigest gives. */
+  async signCheckpoint(head: CheckpointHead): Promise<Buffer> {
+    return cryptoSign("sha256", checkpointStatement(head), { key: this.checkpointPair().privateKey, dsaEncoding: "ieee-p1363" });
+  }
+
+  /** As Pkcs11Hsm, before it touches the token: format, wrapping key and OAEP hash. */
+  private checkEnvelope(envelope: ImportEnvelope): void {
+    const wrapping = this.wrappingKey();
+    if (envelope.format !== ENVELOPE_FORMAT) throw new CustosError("ENVELOPE_INVALID", `unknown envelope format ${JSON.stringify(envelope.format)}`);
+    if (envelope.wrappingKeyFingerprint !== wrapping.fingerprint) throw new CustosError("ENVELOPE_INVALID", "envelope was made for another wrapping key");
+    if (envelope.oaepHash !== wrapping.oaepHash) throw new CustosError("ENVELOPE_INVALID", `this HSM unwraps OAEP with ${wrapping.oaepHash} only`);
+  }
+
+  private checkpointPair() {
+    return (this.checkpointKey ??= generateKeyPairSync("ec", { namedCurve: "P-256" }));
   }
 
   wrappingKey(): WrappingKeyInfo {

@@ -11,6 +11,7 @@ import { AccessDirectory } from "../../src/signing/directory.js";
 import { SignService, type CallerContext, type SignObserver, type SignRequest, type SignServiceOptions, type SignDecision, type SignDecisionLog } from "../../src/signing/sign-service.js";
 import { SqliteStore } from "../../src/store/sqlite/sqlite-store.js";
 import { FakeHsm } from "./fake-hsm.js";
+import { ManualClock } from "../helpers/manual-clock.js";
 
 const ALPHA = "spiffe://custos/engine/alpha"; // trader, granted every key below except k-nogrant
 const BETA = "spiffe://custos/engine/beta"; // trader without grants
@@ -92,7 +93,7 @@ before(async () => {
       { keyId: id, version: 1, objectId, state: k.state, createdAt: NOW, activatedAt: k.state === "pending" ? null : NOW, retireAt: id === "k-grace-over" ? NOW : null },
     );
     if (k.grant) await store.clients.addGrant(ALPHA, id);
-    const secret = randomBytes(32);
+    const secret = randomBytes(algorithmSpec(k.alg).minKeyBytes); // the HSM refuses shorter HMAC keys
     secrets.set(id, secret);
     if (k.inHsm) hsm.put(objectId, secret);
   }
@@ -269,6 +270,36 @@ describe("SignService rate limits", () => {
     await assert.rejects(svc.sign(alpha, { keyId: "k-active", version: 0, payload: PAYLOAD }), (e: unknown) => e instanceof CustosError && e.code === "RATE_LIMITED");
     const r = await svc.sign(alpha, { keyId: "k-384", version: 0, payload: PAYLOAD });
     assert.deepEqual(r.signature, hmac("k-384", PAYLOAD));
+  });
+
+  it("refills from the injected clock: the test advances time instead of waiting", async () => {
+    const clock = new ManualClock();
+    const svc = service(new RecordingObserver(), { keyRate: { perSecond: 1, burst: 1 }, clock });
+    const limited = (e: unknown) => e instanceof CustosError && e.code === "RATE_LIMITED";
+    await svc.sign(alpha, { keyId: "k-active", version: 0, payload: PAYLOAD });
+    await assert.rejects(svc.sign(alpha, { keyId: "k-active", version: 0, payload: PAYLOAD }), limited);
+    clock.advance(500); // half a token
+    await assert.rejects(svc.sign(alpha, { keyId: "k-active", version: 0, payload: PAYLOAD }), limited);
+    clock.advance(500);
+    assert.deepEqual((await svc.sign(alpha, { keyId: "k-active", version: 0, payload: PAYLOAD })).signature, hmac("k-active", PAYLOAD));
+  });
+
+  it("dates a client's last call by the injected clock", async () => {
+    const clock = new ManualClock({ now: Date.parse("2026-03-01T12:00:00Z"), monotonic: 5_000 });
+    const svc = service(new RecordingObserver(), { clock });
+    await svc.sign(alpha, { keyId: "k-active", version: 0, payload: PAYLOAD });
+    clock.advance(60_000);
+    assert.equal(svc.clientLastSeen(ALPHA)!.toISOString(), "2026-03-01T12:00:00.000Z");
+  });
+
+  it("ends a retiring version's grace period by the injected clock", async () => {
+    // k-grace-over retires at NOW: one second before, its pinned version still signs.
+    const clock = new ManualClock({ now: Date.parse(NOW) - 1_000, monotonic: 1_000 });
+    const svc = service(new RecordingObserver(), { clock });
+    assert.deepEqual((await svc.sign(alpha, { keyId: "k-grace-over", version: 1, payload: PAYLOAD })).signature, hmac("k-grace-over", PAYLOAD));
+    clock.advance(1_000);
+    const notUsable = (e: unknown) => e instanceof CustosError && e.code === "VERSION_NOT_USABLE";
+    await assert.rejects(svc.sign(alpha, { keyId: "k-grace-over", version: 1, payload: PAYLOAD }), notUsable);
   });
 
   it("a client without a grant cannot spend a key's budget", async () => {

@@ -192,7 +192,7 @@ const kucoinfutures: RequestShape = {
   },
 };
 
-/** ccxt exchange id → layout. BitMEX is not in ccxt 4.5 any more; older ccxt releases have it. */
+/** ccxt exchange id → layout. ccxt 4.5.78 is the last release with a `bitmex` class; later releases have none. */
 const SHAPES: ReadonlyMap<string, RequestShape> = new Map([
   ["binance", binance],
   ["binanceusdm", binance],

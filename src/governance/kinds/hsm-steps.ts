@@ -1,6 +1,6 @@
 import { CustosError } from "../../errors.js";
 import { ENVELOPE_FORMAT, type ImportEnvelope } from "../../hsm/envelope.js";
-import type { Hsm } from "../../hsm/hsm.js";
+import type { KeyCustody } from "../../hsm/hsm.js";
 import type { ProposalRecord } from "../model.js";
 import type { KindContext } from "./kind.js";
 
@@ -53,7 +53,7 @@ async function adopted(ctx: KindContext, p: ProposalRecord, objectId: string): P
  * What can be checked without opening an envelope: its format, and that it was made for this
  * HSM's wrapping key and OAEP hash. (Whether it opens is known only when it executes.)
  */
-export function checkEnvelope(hsm: Hsm, e: ImportEnvelope): void {
+export function checkEnvelope(hsm: KeyCustody, e: ImportEnvelope): void {
   const w = hsm.wrappingKey();
   if (e.format !== ENVELOPE_FORMAT) throw new CustosError("ENVELOPE_INVALID", `unknown envelope format ${e.format}`);
   if (e.wrappingKeyFingerprint !== w.fingerprint) throw new CustosError("ENVELOPE_INVALID", "envelope was made for another wrapping key");

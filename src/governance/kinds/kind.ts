@@ -1,7 +1,7 @@
 import type { AuditEvent, AuditLog } from "../../audit/audit-log.js";
 import { CustosError } from "../../errors.js";
 import type { ImportEnvelope } from "../../hsm/envelope.js";
-import type { Hsm } from "../../hsm/hsm.js";
+import type { KeyCustody } from "../../hsm/hsm.js";
 import type { KeyWithVersions } from "../../keys/model.js";
 import type { Store, StoreTables } from "../../store/store.js";
 import type { FaultStep } from "../fault.js";
@@ -11,7 +11,7 @@ import type { ProposalContent, ProposalKind } from "../proposal.js";
 /** What a kind reads and uses: the store, the HSM, the audit log (adoption records), the quorum rules, the clock. */
 export interface KindContext {
   readonly store: Store;
-  readonly hsm: Hsm;
+  readonly hsm: KeyCustody;
   readonly audit: AuditLog;
   readonly rules: { readonly proposerCounts: boolean; readonly veto: boolean };
   /** Granted every new key (the embedded default's dev client). */

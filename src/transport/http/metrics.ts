@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { AuditLog } from "../../audit/audit-log.js";
-import type { Hsm } from "../../hsm/hsm.js";
+import type { HsmHealth } from "../../hsm/hsm.js";
 import type { AnomalyFinding, AnomalyScore } from "../../monitoring/anomaly.js";
 import type { SignObserver } from "../../signing/sign-service.js";
 import { custosVersion } from "../../version.js";
@@ -51,7 +51,7 @@ export class Metrics implements SignObserver {
   // sign path does three map look-ups, a number increment and one histogram observe.
   private readonly children = new Map<string, Map<string, Map<string, SignCount>>>();
 
-  constructor(hsm: Hsm, audit: () => AuditLog | undefined) {
+  constructor(hsm: HsmHealth, audit: () => AuditLog | undefined) {
     const counts = this.signCounts;
     new Counter({
       name: "custos_sign_requests_total",

@@ -1,10 +1,10 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import type { Logger } from "pino";
-import type { Hsm } from "../../hsm/hsm.js";
+import type { HsmHealth } from "../../hsm/hsm.js";
 import type { Metrics } from "./metrics.js";
 
 export interface HttpDeps {
-  hsm: Hsm;
+  hsm: HsmHealth;
   metrics: Metrics;
   /** Store round trip; throws if the store is unusable. */
   storeCheck: () => Promise<void>;

@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import ccxt from "ccxt";
+// ccxt 4.5.78, the last ccxt release that ships BitMEX (npm alias; ccxt >= 4.5.79 has no bitmex class).
+import ccxtWithBitmex from "ccxt-bitmex";
 import type { EndpointClass, ExchangeRequest } from "../../../src/exchanges/dialect.js";
 import { dialectFor } from "../../../src/exchanges/registry.js";
 
@@ -8,14 +10,16 @@ import { dialectFor } from "../../../src/exchanges/registry.js";
  * Fund movements stay refused: every endpoint in ccxt's own API catalog (describe().api) whose
  * path names a withdrawal, a transfer or a sub-account, for every ccxt exchange withCustos
  * covers, is one the default policy refuses. The URL of each is the one ccxt's sign() builds,
- * so the walk follows ccxt's catalog rather than a hand-picked list. BitMEX is not in ccxt 4.5
- * (its dialect's refusals are tested in test/unit/exchanges/).
+ * so the walk follows ccxt's catalog rather than a hand-picked list. BitMEX's catalog is that of
+ * ccxt 4.5.78, the last ccxt release with a bitmex class.
  */
 
 const CCXT_TO_DIALECT: Record<string, string> = {
   binance: "binance", binanceusdm: "binance", binancecoinm: "binance", bybit: "bybit", okx: "okx", deribit: "deribit",
-  krakenfutures: "krakenfutures", bitget: "bitget", gate: "gate", kucoinfutures: "kucoinfutures",
+  krakenfutures: "krakenfutures", bitget: "bitget", gate: "gate", kucoinfutures: "kucoinfutures", bitmex: "bitmex",
 };
+/** The ccxt release whose catalog is walked: the project's ccxt, or 4.5.78 for BitMEX. */
+const CCXT_RELEASE: Record<string, object> = { bitmex: ccxtWithBitmex };
 /** What the default policy signs. */
 const ALLOWED: readonly EndpointClass[] = ["trade", "read", "account"];
 /** Paths that move funds or accounts, by the words the exchanges use. */
@@ -41,6 +45,9 @@ const READ_ONLY: Record<string, string> = {
   "kucoinfutures GET /api/v1/margin/maxWithdrawMargin": "the largest margin that could leave an isolated position: a number",
   "kucoinfutures POST /api/v1/margin/withdrawMargin":
     "moves isolated margin back to the same futures account (a margin change, like adding margin; nothing leaves the account)",
+  "bitmex GET /api/v1/user/getWalletTransferAccounts": "lists the accounts a transfer could go to (a GET: BitMEX signs the verb and path)",
+  "bitmex POST /api/v1/position/transferMargin":
+    "isolated margin in or out of the account's own position; naming targetAccountId (another account) makes it a transfer (below)",
 };
 
 interface CatalogEndpoint {
@@ -56,7 +63,7 @@ const unbuildable = new Map<string, string[]>();
 function catalog(id: string): CatalogEndpoint[] {
   const skipped: string[] = [];
   unbuildable.set(id, skipped);
-  const Class = (ccxt as unknown as Record<string, new (c: object) => InstanceType<typeof ccxt.Exchange>>)[id]!;
+  const Class = ((CCXT_RELEASE[id] ?? ccxt) as unknown as Record<string, new (c: object) => InstanceType<typeof ccxt.Exchange>>)[id]!;
   const ex = new Class({ apiKey: "k", secret: "c2VjcmV0c2VjcmV0c2VjcmV0", password: "p" });
   const out: CatalogEndpoint[] = [];
   const walk = (node: Record<string, unknown>, section: string[]) => {
@@ -99,6 +106,15 @@ describe("ccxt's catalog: endpoints that move funds are refused by the default p
       assert.deepEqual(unbuildable.get(id)!.filter((e) => MOVES_FUNDS.test(e)), [], `${id}: fund movements the walk could not build`);
     });
   }
+
+  it("bitmex: margin moved to a paired account's position (transferMargin with targetAccountId) is refused", () => {
+    const dialect = dialectFor("bitmex")!;
+    const path = "/api/v1/position/transferMargin";
+    assert.ok(catalog("bitmex").some((e) => e.method === "POST" && e.path === path), "in ccxt's catalog");
+    for (const body of ['{"symbol":"XBTUSD","amount":100000,"targetAccountId":123456}', "symbol=XBTUSD&amount=100000&targetAccountId=123456"]) {
+      assert.ok(!ALLOWED.includes(dialect.classify({ method: "POST", path, query: "", body })), body);
+    }
+  });
 
   it("every read-only exception is in ccxt's catalog, signed by custos, and gives its reason", () => {
     for (const [entry, why] of Object.entries(READ_ONLY)) {
