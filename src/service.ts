@@ -53,7 +53,7 @@ export interface RunningService {
 export interface StartOptions {
   /** Serve although the audit chain fails its last checkpoint (`serve --accept-audit-rewind`); audited. */
   acceptAuditRewind?: boolean;
-  /** The sign path's rate limits and timestamps, and the overdue-key warnings, read it (default: the system clock). */
+  /** The sign path's rate limits and timestamps, the overdue-key warnings and governance read it (default: the system clock). */
   clock?: Clock;
 }
 
@@ -132,6 +132,7 @@ export async function startService(config: CustosConfig, logger: Logger, options
     autoGrant: config.autoGrant,
     proposalTtlMs: config.governance.proposalTtlHours * 3_600_000,
     maxProposalTtlMs: config.governance.maxProposalTtlHours * 3_600_000,
+    now: () => clock.now(),
   }, officerConsole?.passkeys);
   await governance.load();
   if (config.embedded && !governance.initialised && embeddedSetup) {

@@ -33,7 +33,7 @@ export interface GovernanceOptions {
   proposalTtlMs: number;
   /** The longest lifetime a proposer may ask for (default: the default lifetime); longer is INVALID_ARGUMENT. */
   maxProposalTtlMs?: number;
-  /** The clock (default Date.now): tests advance it instead of waiting. */
+  /** The clock (default Date.now; the service passes its injected Clock): tests advance it instead of waiting. */
   now?: () => number;
 }
 
