@@ -222,7 +222,7 @@ function rawClient(caPath: string, id: { certPath: string; keyPath: string }, ad
 async function lastSeq(dir: string): Promise<number> {
   const store = new SqliteStore(`${dir}/custos.db`, { readonly: true });
   try {
-    return (await store.lastAudit())?.seq ?? 0;
+    return (await store.audit.lastAudit())?.seq ?? 0;
   } finally {
     await store.close();
   }
@@ -237,7 +237,7 @@ async function auditedRefusals(dir: string, afterSeq: number): Promise<{ total: 
   try {
     let seq = afterSeq;
     for (let pages = 0; pages < 10_000; pages++) {
-      const page = await store.readAudit(seq, 5_000);
+      const page = await store.audit.readAudit(seq, 5_000);
       if (page.length === 0) break;
       for (const e of page) {
         const body = JSON.parse(e.body) as { kind: string; outcome: string; details?: { count?: number } };

@@ -53,7 +53,7 @@ export interface RunningService {
 export interface StartOptions {
   /** Serve although the audit chain fails its last checkpoint (`serve --accept-audit-rewind`); audited. */
   acceptAuditRewind?: boolean;
-  /** The sign path's rate limits and timestamps, and the overdue-key warnings, read it (default: the system clock). */
+  /** The sign path's rate limits and timestamps, the overdue-key warnings and governance read it (default: the system clock). */
   clock?: Clock;
 }
 
@@ -109,16 +109,16 @@ export async function startService(config: CustosConfig, logger: Logger, options
 
   // Bootstrap identities exist before the first call; re-registering keeps their CIDRs current.
   for (const admin of config.bootstrapAdmins) {
-    const existing = await store.getClient(admin.identity);
+    const existing = await store.clients.getClient(admin.identity);
     const same = existing?.role === "admin" && existing.cidrs.join(",") === admin.cidrs.join(",");
     if (!same) {
-      await store.upsertClient({ identity: admin.identity, name: "bootstrap-admin", role: "admin", cidrs: admin.cidrs, createdAt: existing?.createdAt ?? new Date().toISOString() });
+      await store.clients.upsertClient({ identity: admin.identity, name: "bootstrap-admin", role: "admin", cidrs: admin.cidrs, createdAt: existing?.createdAt ?? new Date().toISOString() });
       await audit.recordNow({ kind: "client.bootstrap", actor: "system", outcome: "ok", details: { identity: admin.identity, role: "admin", cidrs: admin.cidrs.join(",") } });
     }
   }
   for (const identity of config.autoGrant) {
-    if (!(await store.getClient(identity))) {
-      await store.upsertClient({ identity, name: "dev-engine", role: "trader", cidrs: LOOPBACK_CIDRS, createdAt: new Date().toISOString() });
+    if (!(await store.clients.getClient(identity))) {
+      await store.clients.upsertClient({ identity, name: "dev-engine", role: "trader", cidrs: LOOPBACK_CIDRS, createdAt: new Date().toISOString() });
       await audit.recordNow({ kind: "client.bootstrap", actor: "system", outcome: "ok", details: { identity, role: "trader" } });
     }
   }
@@ -133,6 +133,7 @@ export async function startService(config: CustosConfig, logger: Logger, options
     autoGrant: config.autoGrant,
     proposalTtlMs: config.governance.proposalTtlHours * 3_600_000,
     maxProposalTtlMs: config.governance.maxProposalTtlHours * 3_600_000,
+    now: () => clock.now(),
   }, officerConsole?.passkeys);
   await governance.load();
   if (config.embedded && !governance.initialised && embeddedSetup) {
@@ -172,7 +173,7 @@ export async function startService(config: CustosConfig, logger: Logger, options
     logger.child({ component: "grpc" }),
   );
   metrics.watchGovernance(async () => {
-    const [keys, clients, pending] = await Promise.all([store.listKeys(), store.listClients(), store.listProposals("pending")]);
+    const [keys, clients, pending] = await Promise.all([store.keys.listKeys(), store.clients.listClients(), store.governance.listProposals("pending")]);
     return {
       keys: keys.flatMap((k) => {
         const due = dueAt(k);
@@ -184,7 +185,7 @@ export async function startService(config: CustosConfig, logger: Logger, options
       frozenClients: clients.filter((c) => c.frozenAt).length,
     };
   });
-  const http = buildHttp({ hsm, metrics, logger, storeCheck: async () => void (await store.lastAudit()), overdueKeys: () => governance.overdueKeys() });
+  const http = buildHttp({ hsm, metrics, logger, storeCheck: async () => void (await store.audit.lastAudit()), overdueKeys: () => governance.overdueKeys() });
   await http.listen({ host: config.http.host, port: config.http.port });
   const httpAddress = http.server.address();
   const httpPort = typeof httpAddress === "object" && httpAddress ? httpAddress.port : config.http.port;

@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import type { Store, StoredAuditEvent } from "../store/store.js";
+import type { StoreSlice, StoredAuditEvent } from "../store/store.js";
 import { setImmediate as nextTurn } from "node:timers/promises";
 import { GENESIS_HASH, checkChain, type ChainCheck } from "./chain.js";
 import { StoreChainWriter, type ChainHead, type ChainWriter } from "./chain-writer.js";
@@ -70,7 +70,7 @@ export class AuditLog {
   private readonly writer: ChainWriter;
   private readonly refusals: RefusalSampler;
 
-  private constructor(store: Store, private readonly logger: Logger, last: StoredAuditEvent | undefined, opts: AuditLogOptions) {
+  private constructor(store: StoreSlice<"audit">, private readonly logger: Logger, last: StoredAuditEvent | undefined, opts: AuditLogOptions) {
     this.writer = opts.writer ?? new StoreChainWriter(store);
     this.seq = last?.seq ?? 0;
     this.hash = last?.hash ?? GENESIS_HASH;
@@ -84,8 +84,8 @@ export class AuditLog {
     this.timer.unref();
   }
 
-  static async open(store: Store, logger: Logger, opts: AuditLogOptions = {}): Promise<AuditLog> {
-    return new AuditLog(store, logger, await store.lastAudit(), opts);
+  static async open(store: StoreSlice<"audit">, logger: Logger, opts: AuditLogOptions = {}): Promise<AuditLog> {
+    return new AuditLog(store, logger, await store.audit.lastAudit(), opts);
   }
 
   /** The last event this log wrote (durably): what a checkpoint attests. */
@@ -213,12 +213,12 @@ export interface VerifyOptions {
  * the console from where it last stopped). Yields to the event loop after each page: on a
  * busy service a long chain must not stall signing while it is checked.
  */
-export async function verifyAuditChain(store: Store, opts: VerifyOptions = {}): Promise<ChainCheck & { lastSeq: number }> {
+export async function verifyAuditChain(store: StoreSlice<"audit">, opts: VerifyOptions = {}): Promise<ChainCheck & { lastSeq: number }> {
   let prevSeq = opts.from?.seq ?? 0;
   let prevHash = opts.from?.hash ?? GENESIS_HASH;
   let total = 0;
   for (;;) {
-    const page = await store.readAudit(prevSeq, opts.pageSize ?? 2_000);
+    const page = await store.audit.readAudit(prevSeq, opts.pageSize ?? 2_000);
     if (page.length === 0) return { ok: true, events: total, lastHash: prevHash, lastSeq: prevSeq };
     const result = checkChain(page, prevSeq, prevHash);
     if (!result.ok) return { ...result, events: total + result.events, lastSeq: prevSeq };

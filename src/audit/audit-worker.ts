@@ -16,14 +16,14 @@ const store = new SqliteStore((workerData as { sqlitePath: string }).sqlitePath)
 
 async function append(req: AuditWorkerRequest): Promise<ChainHead> {
   const next = chainRows(decodeEvents(req.batch), req.head);
-  const last = await store.lastAudit();
+  const last = await store.audit.lastAudit();
   if (last && last.seq > req.head.seq) {
     // An earlier attempt committed but its answer was lost (the thread died in between):
     // the same events give the same rows, so acknowledge it if the head matches.
     if (last.seq === next.head.seq && last.hash === next.head.hash) return next.head;
     throw new Error(`audit chain head moved to ${last.seq}, expected ${req.head.seq}`);
   }
-  await store.appendAudit(next.rows);
+  await store.audit.appendAudit(next.rows);
   return next.head;
 }
 

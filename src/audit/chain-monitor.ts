@@ -1,4 +1,4 @@
-import type { Store } from "../store/store.js";
+import type { StoreSlice } from "../store/store.js";
 import { verifyAuditChain } from "./audit-log.js";
 import { GENESIS_HASH } from "./chain.js";
 
@@ -24,7 +24,7 @@ export class AuditChainMonitor {
   private running: Promise<void> | undefined;
 
   constructor(
-    private readonly store: Store,
+    private readonly store: StoreSlice<"audit">,
     private readonly waitMs = 2_000,
   ) {}
 

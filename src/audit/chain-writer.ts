@@ -1,4 +1,4 @@
-import type { Store, StoredAuditEvent } from "../store/store.js";
+import type { StoreSlice, StoredAuditEvent } from "../store/store.js";
 import { canonicalJson, chainHash } from "./chain.js";
 import { decodeEvents, type EncodedEvents, type QueuedEvent } from "./event-batch.js";
 
@@ -34,11 +34,11 @@ export function chainRows(batch: readonly QueuedEvent[], head: ChainHead): { row
 
 /** Writes on the calling thread, through the store. */
 export class StoreChainWriter implements ChainWriter {
-  constructor(private readonly store: Store) {}
+  constructor(private readonly store: StoreSlice<"audit">) {}
 
   async append(batch: EncodedEvents, head: ChainHead): Promise<ChainHead> {
     const next = chainRows(decodeEvents(batch), head);
-    await this.store.appendAudit(next.rows);
+    await this.store.audit.appendAudit(next.rows);
     return next.head;
   }
 

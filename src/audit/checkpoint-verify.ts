@@ -1,5 +1,5 @@
 import type { KeyObject } from "node:crypto";
-import type { Store, StoredAuditEvent } from "../store/store.js";
+import type { StoreSlice, StoredAuditEvent } from "../store/store.js";
 import { checkpointSignatureOk, type Checkpoint, type CheckpointSource } from "./checkpoint.js";
 import { reachProblem } from "./rewind-check.js";
 
@@ -41,7 +41,7 @@ export class RewindAcceptances {
  * checkpoint key can sign that one, so a database edit cannot forge an excuse.
  */
 export async function verifyCheckpoints(
-  store: Store,
+  store: StoreSlice<"audit">,
   found: ReadonlyArray<Checkpoint & { source: CheckpointSource }>,
   publicKey: KeyObject,
   acceptances: RewindAcceptances,
@@ -55,7 +55,7 @@ export async function verifyCheckpoints(
       distinct.set(c.signature, { seq: c.seq, hash: c.hash, at: c.at, keyFingerprint: c.keyFingerprint, signature: c.signature, sources: [c.source] });
     }
   }
-  const databaseSeq = (await store.lastAudit())?.seq ?? 0;
+  const databaseSeq = (await store.audit.lastAudit())?.seq ?? 0;
   const problems: string[] = [];
   const reached: Array<Checkpoint & { sources: CheckpointSource[] }> = [];
   const unreached: Array<{ c: Checkpoint & { sources: CheckpointSource[] }; problem: string }> = [];

@@ -1,14 +1,14 @@
 import type { Logger } from "pino";
 import { spkiFingerprint } from "../hsm/envelope.js";
 import type { AuditCheckpointSigner } from "../hsm/hsm.js";
-import type { Store } from "../store/store.js";
+import type { StoreSlice } from "../store/store.js";
 import type { AuditLog } from "./audit-log.js";
 import { appendCheckpointFile, type Checkpoint } from "./checkpoint.js";
 import { reachProblem } from "./rewind-check.js";
 
 export interface CheckpointerOptions {
   audit: AuditLog;
-  store: Store;
+  store: StoreSlice<"audit">;
   signer: AuditCheckpointSigner;
   /** The append-only checkpoint file (DIR/audit-checkpoints.jsonl). */
   filePath: string;
@@ -71,7 +71,7 @@ export class AuditCheckpointer {
       // Outside the database first: the file and the log are what a rewritten database cannot change.
       appendCheckpointFile(this.opts.filePath, c);
       logger.info({ event: "audit.checkpoint", ...c }, "audit chain checkpoint signed");
-      await store.appendCheckpoint(c);
+      await store.audit.appendCheckpoint(c);
       this.last = c;
       await this.compareStored(c);
       return c;
@@ -84,7 +84,7 @@ export class AuditCheckpointer {
   /** Says so at once if the stored chain no longer holds what this process wrote. */
   private async compareStored(c: Checkpoint): Promise<void> {
     const store = this.opts.store;
-    const problem = await reachProblem(store, c, (await store.lastAudit())?.seq ?? 0);
+    const problem = await reachProblem(store, c, (await store.audit.lastAudit())?.seq ?? 0);
     if (!problem) return;
     this.opts.logger.error(
       { event: "audit.chain_diverged", seq: c.seq, hash: c.hash },

@@ -1,4 +1,4 @@
-import type { Store, StoredAuditEvent } from "../store/store.js";
+import type { StoreSlice, StoredAuditEvent } from "../store/store.js";
 
 /** At most this many findings of one kind are named; the rest are counted. */
 const NAMED = 5;
@@ -29,14 +29,14 @@ export class GovernanceAuditIndex {
   }
 
   /** One line per kind of finding (empty when every governance row has its event). */
-  async findings(store: Store): Promise<string[]> {
+  async findings(store: StoreSlice<"governance">): Promise<string[]> {
     const noCreate: string[] = [];
     const noVote: string[] = [];
     const noExecuted: string[] = [];
-    for (const p of await store.listProposals()) {
+    for (const p of await store.governance.listProposals()) {
       if (!this.created.has(p.id)) noCreate.push(`${p.id} (${p.kind}, ${p.state})`);
       if (p.state === "executed" && !this.executed.has(p.id)) noExecuted.push(`${p.id} (${p.kind})`);
-      for (const v of await store.listVotes(p.id)) {
+      for (const v of await store.governance.listVotes(p.id)) {
         if (!this.votes.has(voteKey(p.id, v.officerId, v.decision))) noVote.push(`${v.decision} by ${v.officerId} on ${p.id}`);
       }
     }

@@ -5,7 +5,7 @@ import type { Logger } from "pino";
 import { CustosError } from "../errors.js";
 import { spkiFingerprint } from "../hsm/envelope.js";
 import type { AuditCheckpointSigner } from "../hsm/hsm.js";
-import type { Store } from "../store/store.js";
+import type { StoreSlice } from "../store/store.js";
 import type { AuditLog } from "./audit-log.js";
 import { CHECKPOINT_KEY_FILE, checkpointFilePath, type Checkpoint } from "./checkpoint.js";
 import { REWIND_ACCEPTED } from "./checkpoint-verify.js";
@@ -25,7 +25,7 @@ export interface AuditIntegrity {
  * checkpoint that does not verify, throws AUDIT_REWOUND / AUDIT_CHECKPOINT_INVALID unless the
  * operator accepts it by name (`acceptRewind`).
  */
-export async function checkAuditIntegrity(dataDir: string, store: Store, signer: AuditCheckpointSigner, acceptRewind: boolean): Promise<AuditIntegrity> {
+export async function checkAuditIntegrity(dataDir: string, store: StoreSlice<"audit">, signer: AuditCheckpointSigner, acceptRewind: boolean): Promise<AuditIntegrity> {
   const spki = await signer.checkpointPublicKey();
   const publicKey = createPublicKey({ key: spki, format: "der", type: "spki" });
   const published = join(dataDir, CHECKPOINT_KEY_FILE);

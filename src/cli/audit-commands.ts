@@ -33,7 +33,7 @@ export function registerAuditCommands(program: Command): void {
       try {
         const acceptances = new RewindAcceptances();
         const governance = new GovernanceAuditIndex();
-        const progress = new Progress("verifying audit events", (await store.lastAudit())?.seq ?? 0);
+        const progress = new Progress("verifying audit events", (await store.audit.lastAudit())?.seq ?? 0);
         const chain = await verifyAuditChain(store, {
           pageSize: 10_000,
           onProgress: (events) => progress.update(events),
@@ -46,7 +46,7 @@ export function registerAuditCommands(program: Command): void {
         if (!chain.ok) throw new CliError(`audit chain broken at event ${chain.brokenAt}: ${chain.problem} (${chain.events} events verified before it)`);
 
         const found: Array<Parameters<typeof cp.checkpointLine>[0] & { source: "database" | "file" | "log" }> = [];
-        for (const c of await store.listCheckpoints()) found.push({ ...c, source: "database" });
+        for (const c of await store.audit.listCheckpoints()) found.push({ ...c, source: "database" });
         const filePath = cp.checkpointFilePath(config.dataDir);
         for (const [i, line] of (cp.readCheckpointFile(filePath) ?? []).entries()) {
           if (line === "malformed") problems.push(`line ${i + 1} of ${filePath} is not a checkpoint`);

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import type { AuditEvent, AuditLog } from "../audit/audit-log.js";
 import { CustosError, markAudited, type CustosErrorCode } from "../errors.js";
-import { envelopeDigest, type ImportEnvelope } from "../hsm/envelope.js";
+import { envelopeDigest } from "../hsm/envelope.js";
 import type { KeyCustody as Hsm, WrappingKeyInfo } from "../hsm/hsm.js";
 import { activeVersion, type KeyWithVersions } from "../keys/model.js";
 import type { ClientRecord } from "../signing/clients.js";
@@ -14,10 +14,10 @@ import type { CredentialKind, OfficerRecord, ProposalRecord, ProposalState } fro
 import type { PasskeyApprovals, PasskeyAssertion } from "./passkey.js";
 import { parseOfficerPublicKey, verifyApproval } from "./officer-key.js";
 import { buildProposal, canonicalProposal, proposalDigest, type Decision } from "./proposal.js";
-import { DEFAULT_GRACE_SECONDS, contentOf, validateInput, type OfficerSpec, type ProposalInput } from "./proposal-input.js";
-import { codeOf, keyOf, officerRecord } from "./execution.js";
+import type { OfficerSpec } from "./proposal-input.js";
+import { codeOf } from "./error-code.js";
+import { keyOf, kindModule, officerRecord, serialiseEnvelope, type KindContent, type KindContext, type ProposalInput } from "./kinds/index.js";
 import { ProposalLifecycle, type ProposalView } from "./proposal-lifecycle.js";
-import { ProposalPreconditions } from "./proposal-preconditions.js";
 import { validateRules } from "./quorum.js";
 
 export interface GovernanceOptions {
@@ -33,6 +33,8 @@ export interface GovernanceOptions {
   proposalTtlMs: number;
   /** The longest lifetime a proposer may ask for (default: the default lifetime); longer is INVALID_ARGUMENT. */
   maxProposalTtlMs?: number;
+  /** The clock (default Date.now; the service passes its injected Clock): tests advance it instead of waiting. */
+  now?: () => number;
 }
 
 type Actor = { kind: "officer"; officer: OfficerRecord } | { kind: "admin"; identity: string };
@@ -41,15 +43,16 @@ type Actor = { kind: "officer"; officer: OfficerRecord } | { kind: "admin"; iden
  * Key officers and their quorum: every change to key material, grants, policy, officers or
  * the threshold is a proposal with a canonical digest, executes once a quorum of officers
  * signed that digest, and is executed as a persisted state machine that a restart resumes.
- * Freezing is the one immediate action. This class decides who may do what; what must hold
- * before a proposal exists is ProposalPreconditions', what happens to it afterwards (quorum,
- * execution, expiry, crash recovery) is ProposalLifecycle's.
+ * Freezing is the one immediate action. This class decides who may do what; what each kind
+ * checks, shows and changes is its module's (src/governance/kinds), what happens to a proposal
+ * afterwards (quorum, execution, expiry, crash recovery) is ProposalLifecycle's.
  */
 export class GovernanceService {
   private officers = new Map<string, OfficerRecord>(); // by certificate identity
   private threshold: number | undefined;
   private readonly lifecycle: ProposalLifecycle;
-  private readonly preconditions: ProposalPreconditions;
+  private readonly kinds: KindContext;
+  private readonly now: () => number;
   /** Bootstrap administrators and their address allowlists (identity → CIDRs), as the signer checks its clients'. */
   private readonly admins: Map<string, BlockList>;
 
@@ -63,14 +66,15 @@ export class GovernanceService {
     /** Verifies console approvals signed with passkeys; absent, passkey votes are refused. */
     private readonly passkeys?: PasskeyApprovals,
   ) {
-    this.lifecycle = new ProposalLifecycle(store, hsm, audit, directory, log, opts, () => this.load());
-    this.preconditions = new ProposalPreconditions(store, hsm, opts, this);
+    this.now = opts.now ?? Date.now;
+    this.kinds = { store, hsm, audit, rules: { proposerCounts: opts.proposerCounts, veto: opts.veto }, autoGrant: opts.autoGrant, now: this.now };
+    this.lifecycle = new ProposalLifecycle(this.kinds, directory, log);
     this.admins = new Map(opts.bootstrapAdmins.map((a) => [a.identity, allowList(a.cidrs)]));
   }
 
   async load(): Promise<void> {
-    this.officers = new Map((await this.store.listOfficers()).map((o) => [o.identity, o]));
-    this.threshold = (await this.store.getGovernance())?.threshold;
+    this.officers = new Map((await this.store.governance.listOfficers()).map((o) => [o.identity, o]));
+    this.threshold = (await this.store.governance.getGovernance())?.threshold;
   }
 
   get initialised(): boolean {
@@ -87,7 +91,7 @@ export class GovernanceService {
   /** Keys; asymmetric ones with the public key (SPKI DER) of their active version and of every live version. */
   async listKeys(caller: CallerContext): Promise<Array<KeyWithVersions & { publicKey?: Buffer; versionPublicKeys?: Map<number, Buffer> }>> {
     this.requireOfficer(caller, "key.list");
-    const keys = await this.store.listKeys();
+    const keys = await this.store.keys.listKeys();
     return Promise.all(
       keys.map(async (k) => {
         if (k.algorithm !== "ed25519") return k;
@@ -106,14 +110,14 @@ export class GovernanceService {
 
   async listClients(caller: CallerContext): Promise<Array<ClientRecord & { grants: string[] }>> {
     this.requireOfficer(caller, "client.list");
-    const grants = await this.store.listGrants();
-    return (await this.store.listClients()).map((c) => ({ ...c, grants: [...(grants.get(c.identity) ?? [])].sort() }));
+    const grants = await this.store.clients.listGrants();
+    return (await this.store.clients.listClients()).map((c) => ({ ...c, grants: [...(grants.get(c.identity) ?? [])].sort() }));
   }
 
   async governance(caller: CallerContext): Promise<{ threshold: number | undefined; initialisedAt: string | undefined; officers: OfficerRecord[] }> {
     this.requireActor(caller, "governance.get", { admin: true });
-    const g = await this.store.getGovernance();
-    return { threshold: g?.threshold, initialisedAt: g?.initialisedAt, officers: await this.store.listOfficers() };
+    const g = await this.store.governance.getGovernance();
+    return { threshold: g?.threshold, initialisedAt: g?.initialisedAt, officers: await this.store.governance.listOfficers() };
   }
 
   get rules(): { proposerCounts: boolean; veto: boolean } {
@@ -122,7 +126,7 @@ export class GovernanceService {
 
   async getProposal(caller: CallerContext, id: string): Promise<ProposalView> {
     this.requireOfficer(caller, "proposal.get");
-    const p = await this.store.getProposal(id);
+    const p = await this.store.governance.getProposal(id);
     if (!p) throw new CustosError("PROPOSAL_NOT_FOUND", `no proposal ${id}`);
     return this.lifecycle.view(await this.lifecycle.expireIfDue(p));
   }
@@ -130,7 +134,7 @@ export class GovernanceService {
   async listProposals(caller: CallerContext, state?: ProposalState): Promise<ProposalView[]> {
     this.requireOfficer(caller, "proposal.list");
     await this.lifecycle.expireDue();
-    return Promise.all((await this.store.listProposals(state)).map((p) => this.lifecycle.view(p)));
+    return Promise.all((await this.store.governance.listProposals(state)).map((p) => this.lifecycle.view(p)));
   }
 
   // ---- bootstrap -------------------------------------------------------------------------
@@ -142,14 +146,14 @@ export class GovernanceService {
       await this.audit.recordNow({ kind: "governance.init", actor, outcome: "denied", reason: "GOVERNANCE_EXISTS" });
       throw markAudited(new CustosError("GOVERNANCE_EXISTS", "governance is already initialised; officers and threshold change only by proposal"));
     }
-    const now = new Date().toISOString();
+    const now = new Date(this.now()).toISOString();
     const officers = specs.map((s) => officerRecord(s, now));
     const ids = new Set(officers.map((o) => o.id));
     if (ids.size !== officers.length || new Set(officers.map((o) => o.identity)).size !== officers.length) {
       throw new CustosError("INVALID_ARGUMENT", "officer ids and certificate identities must be distinct");
     }
     validateRules({ threshold, proposerCounts: this.opts.proposerCounts, veto: this.opts.veto }, officers.length);
-    await this.store.initGovernance(threshold, officers, now);
+    await this.store.governance.initGovernance(threshold, officers, now);
     await this.audit.recordNow({
       kind: "governance.init",
       actor,
@@ -164,43 +168,46 @@ export class GovernanceService {
   async propose(caller: CallerContext, input: ProposalInput, ttlMs?: number): Promise<ProposalView> {
     const officer = this.requireOfficer(caller, "proposal.create");
     const keyId = input.kind === "import_key" ? input.key?.keyId : "keyId" in input ? input.keyId : undefined;
+    let content: KindContent;
     try {
       const maxTtlMs = this.opts.maxProposalTtlMs ?? this.opts.proposalTtlMs;
       if (ttlMs !== undefined && !(Number.isSafeInteger(ttlMs) && ttlMs > 0 && ttlMs <= maxTtlMs)) {
         throw new CustosError("INVALID_ARGUMENT", `a proposal lives at most ${maxTtlMs / 1000} seconds (governance.maxProposalTtlHours)`);
       }
-      validateInput(input);
-      await this.preconditions.check(input);
+      content = kindModule(input.kind).content(input);
+      if (!this.initialised) throw new CustosError("GOVERNANCE_NOT_INITIALISED", "governance is not initialised: run `custos governance init` first");
+      await kindModule(input.kind).preconditions(this.kinds, input);
     } catch (e) {
       await this.audit.recordNow({ kind: "proposal.create", actor: officer.id, outcome: "denied", reason: codeOf(e), ...(keyId ? { key: keyId } : {}), details: { proposalKind: input.kind } });
       throw markAudited(e);
     }
-    const { kind, target, params } = contentOf(input);
-    const envelope = "envelope" in input ? input.envelope : undefined;
-    const content = buildProposal({
+    const { target, params, envelope } = content;
+    const kind = input.kind;
+    const signed = buildProposal({
       kind,
       target,
       params,
       ...(envelope ? { materialSha256: envelopeDigest(envelope) } : {}),
       proposer: officer.id,
       ttlMs: ttlMs ?? this.opts.proposalTtlMs,
+      now: new Date(this.now()),
     });
     const record: ProposalRecord = {
       id: randomUUID(),
       kind,
       target,
-      canonical: canonicalProposal(content),
-      digest: proposalDigest(content),
+      canonical: canonicalProposal(signed),
+      digest: proposalDigest(signed),
       proposer: officer.id,
       state: "pending",
       step: null,
       envelope: envelope ? serialiseEnvelope(envelope) : null,
-      createdAt: content.createdAt,
-      expiresAt: content.expiresAt,
+      createdAt: signed.createdAt,
+      expiresAt: signed.expiresAt,
       executedAt: null,
       failure: null,
     };
-    await this.store.createProposal(record);
+    await this.store.governance.createProposal(record);
     await this.audit.recordNow({ kind: "proposal.create", actor: officer.id, outcome: "ok", key: keyOf(record), details: { proposal: record.id, proposalKind: kind, target, digest: record.digest } });
     return this.lifecycle.view(record);
   }
@@ -252,7 +259,7 @@ export class GovernanceService {
       await this.audit.recordNow({ kind: `proposal.${decision}`, actor: officer.id, outcome: "denied", reason: code, ...(p ? { key: keyOf(p) } : {}), details: { proposal: id, digest } });
       throw markAudited(new CustosError(code, message));
     };
-    let p = await this.store.getProposal(id);
+    let p = await this.store.governance.getProposal(id);
     if (!p) return deny("PROPOSAL_NOT_FOUND", `no proposal ${id}`);
     p = await this.lifecycle.expireIfDue(p);
     if (p.state !== "pending") return deny("PROPOSAL_CLOSED", `proposal ${id} is ${p.state}`, p);
@@ -263,7 +270,7 @@ export class GovernanceService {
       return deny(codeOf(e), e instanceof Error ? e.message : "the vote does not verify", p);
     }
     const { credentialKind, credentialId } = signed;
-    await this.store.addVote({ proposalId: id, officerId: officer.id, decision, digest: p.digest, signature: signed.signature, at: new Date().toISOString(), credentialKind, ...(credentialId ? { credentialId } : {}) });
+    await this.store.governance.addVote({ proposalId: id, officerId: officer.id, decision, digest: p.digest, signature: signed.signature, at: new Date(this.now()).toISOString(), credentialKind, ...(credentialId ? { credentialId } : {}) });
     await this.audit.recordNow({
       kind: `proposal.${decision}`,
       actor: officer.id,
@@ -271,7 +278,11 @@ export class GovernanceService {
       key: keyOf(p),
       details: { proposal: id, digest: p.digest, credential: credentialKind, ...(credentialId ? { credentialId } : {}), ...(reason ? { reason: reason.slice(0, 200) } : {}) },
     });
-    return this.lifecycle.settle(p);
+    try {
+      return await this.lifecycle.settle(p);
+    } finally {
+      await this.load(); // an execution may have changed the officers or the threshold
+    }
   }
 
   // ---- freeze -------------------------------------------------------------------------------
@@ -288,11 +299,11 @@ export class GovernanceService {
 
   private async applyFreeze(actor: string, target: "key" | "client", id: string, reason: string): Promise<string> {
     if (!reason.trim()) throw new CustosError("INVALID_ARGUMENT", "a freeze needs a reason");
-    const at = new Date().toISOString();
+    const at = new Date(this.now()).toISOString();
     const freeze = { at, reason: reason.slice(0, 500) };
     try {
-      if (target === "key") await this.store.setKeyFrozen(id, freeze);
-      else await this.store.setClientFrozen(id, freeze);
+      if (target === "key") await this.store.keys.setKeyFrozen(id, freeze);
+      else await this.store.clients.setClientFrozen(id, freeze);
     } catch (e) {
       await this.audit.recordNow({ kind: "freeze", actor, outcome: "denied", reason: codeOf(e), details: { target: `${target}:${id}` } });
       throw markAudited(e);
@@ -314,12 +325,12 @@ export class GovernanceService {
   // ---- background work: expiry, grace periods, crash recovery (ProposalLifecycle) ------------
 
   /** Expired pending proposals end (their envelopes deleted). */
-  async expireDue(now = Date.now()): Promise<void> {
+  async expireDue(now = this.now()): Promise<void> {
     return this.lifecycle.expireDue(now);
   }
 
   /** Retiring versions whose grace period ended are destroyed. */
-  async retireDue(now = Date.now()): Promise<void> {
+  async retireDue(now = this.now()): Promise<void> {
     return this.lifecycle.retireDue(now);
   }
 
@@ -329,7 +340,11 @@ export class GovernanceService {
    * are destroyed; approved-but-unexecuted pending proposals execute.
    */
   async resume(): Promise<void> {
-    return this.lifecycle.resume();
+    try {
+      await this.lifecycle.resume();
+    } finally {
+      await this.load();
+    }
   }
 
   /**
@@ -341,7 +356,7 @@ export class GovernanceService {
   }
 
   /** Keys past their max age (for logs, /readyz and metrics). */
-  async overdueKeys(now = Date.now()): Promise<Array<{ id: string; dueAt: string }>> {
+  async overdueKeys(now = this.now()): Promise<Array<{ id: string; dueAt: string }>> {
     return this.lifecycle.overdueKeys(now);
   }
 
@@ -392,10 +407,4 @@ export class GovernanceService {
   }
 }
 
-/** Envelopes are stored with their proposal as JSON with base64 fields (only the HSM can open them). */
-function serialiseEnvelope(e: ImportEnvelope): string {
-  return JSON.stringify({ ...e, encryptedAesKey: e.encryptedAesKey.toString("base64"), wrappedKey: e.wrappedKey.toString("base64") });
-}
-
-export { DEFAULT_GRACE_SECONDS };
 export type { ProposalView };

@@ -11,7 +11,7 @@ import {
 } from "@simplewebauthn/server";
 import { isoBase64URL } from "@simplewebauthn/server/helpers";
 import { CustosError } from "../errors.js";
-import type { Store } from "../store/store.js";
+import type { StoreSlice } from "../store/store.js";
 import type { OfficerRecord, PasskeyRecord } from "./model.js";
 import { approvalMessage, type Decision } from "./proposal.js";
 import type { PasskeySpec } from "./proposal-input.js";
@@ -91,7 +91,7 @@ export const DEFAULT_CHALLENGE_CAPS: ChallengeCaps = { total: 10_000, perSource:
  */
 export class ChallengeBook<T> {
   constructor(
-    private readonly store: Pick<Store, "putChallenge" | "takeChallenge">,
+    private readonly store: StoreSlice<"console">,
     private readonly kind: string,
     private readonly ttlMs: number,
     private readonly now: () => number,
@@ -108,13 +108,13 @@ export class ChallengeBook<T> {
     const limits = [{ prefix: `${this.kind}:`, max: this.caps.total }];
     if (owner) limits.push({ prefix: `${this.kind}:${owner.source}:`, max: this.caps.perSource });
     const expiresAt = new Date(now + this.ttlMs).toISOString();
-    const stored = await this.store.putChallenge(this.keyOf(key, owner), JSON.stringify(value), expiresAt, limits, new Date(now).toISOString());
+    const stored = await this.store.console.putChallenge(this.keyOf(key, owner), JSON.stringify(value), expiresAt, limits, new Date(now).toISOString());
     if (!stored) throw new CustosError("RATE_LIMITED", "too many outstanding challenges; try again shortly");
   }
 
   async take(key: string, owner?: ChallengeOwner): Promise<T | undefined> {
     if (!key) return undefined;
-    const value = await this.store.takeChallenge(this.keyOf(key, owner), new Date(this.now()).toISOString());
+    const value = await this.store.console.takeChallenge(this.keyOf(key, owner), new Date(this.now()).toISOString());
     return value === undefined ? undefined : (JSON.parse(value) as T);
   }
 }
@@ -142,7 +142,7 @@ export class Passkeys implements PasskeyApprovals {
   private readonly approvals: ChallengeBook<{ officerId: string; proposalId: string; decision: Decision }>; // nonce → binding
 
   constructor(
-    private readonly store: Store,
+    private readonly store: StoreSlice<"governance" | "console">,
     private readonly settings: PasskeySettings,
   ) {
     this.now = settings.now ?? Date.now;
@@ -159,12 +159,12 @@ export class Passkeys implements PasskeyApprovals {
 
   /** An officer's registered (quorum-approved) passkeys; every officer's without an id. */
   list(officerId?: string): Promise<PasskeyRecord[]> {
-    return this.store.listPasskeys(officerId);
+    return this.store.governance.listPasskeys(officerId);
   }
 
   /** Options for navigator.credentials.create(): a discoverable credential, user verification required. */
   async registrationOptions(officer: OfficerRecord): Promise<PublicKeyCredentialCreationOptionsJSON> {
-    const existing = await this.store.listPasskeys(officer.id);
+    const existing = await this.store.governance.listPasskeys(officer.id);
     const options = await generateRegistrationOptions({
       rpName: this.settings.rpName,
       rpID: this.settings.rpId,
@@ -197,7 +197,7 @@ export class Passkeys implements PasskeyApprovals {
     }
     if (!verified.verified) throw new CustosError("PASSKEY_INVALID", "passkey registration does not verify");
     const { credential, aaguid } = verified.registrationInfo;
-    if (await this.store.getPasskey(credential.id)) throw new CustosError("PRECONDITION_FAILED", "this passkey is already registered");
+    if (await this.store.governance.getPasskey(credential.id)) throw new CustosError("PRECONDITION_FAILED", "this passkey is already registered");
     return {
       id: credential.id,
       publicKey: isoBase64URL.fromBuffer(credential.publicKey),
@@ -219,7 +219,7 @@ export class Passkeys implements PasskeyApprovals {
   async verifyLogin(response: PasskeyAssertion, owner: ChallengeOwner): Promise<{ officerId: string; credentialId: string }> {
     const challenge = signedChallenge(response?.response?.clientDataJSON ?? "");
     if (!(await this.logins.take(challenge, owner))) throw new CustosError("NONCE_INVALID", "unknown, expired or already used login challenge");
-    const passkey = await this.store.getPasskey(String(response.id));
+    const passkey = await this.store.governance.getPasskey(String(response.id));
     if (!passkey) throw new CustosError("UNAUTHENTICATED", "this passkey is not registered (or its add_credential proposal has not executed yet)");
     await this.verifyAssertion(passkey, response, challenge);
     return { officerId: passkey.officerId, credentialId: passkey.id };
@@ -230,7 +230,7 @@ export class Passkeys implements PasskeyApprovals {
    * proposal and decision, and the challenge derived from it and the digest.
    */
   async approvalOptions(officer: OfficerRecord, proposal: { id: string; digest: string }, decision: Decision): Promise<{ nonce: string; options: PublicKeyCredentialRequestOptionsJSON }> {
-    const passkeys = await this.store.listPasskeys(officer.id);
+    const passkeys = await this.store.governance.listPasskeys(officer.id);
     if (passkeys.length === 0) throw new CustosError("PRECONDITION_FAILED", `officer ${officer.id} has no registered passkey`);
     const nonce = isoBase64URL.fromBuffer(randomBytes(32));
     const options = await generateAuthenticationOptions({
@@ -258,7 +258,7 @@ export class Passkeys implements PasskeyApprovals {
     if (signedChallenge(r.response?.response?.clientDataJSON ?? "") !== expected) {
       throw new CustosError("DIGEST_MISMATCH", "the passkey signed a challenge for another digest, decision or nonce");
     }
-    const passkey = await this.store.getPasskey(String(r.response.id));
+    const passkey = await this.store.governance.getPasskey(String(r.response.id));
     if (!passkey || passkey.officerId !== r.officerId) throw new CustosError("BAD_SIGNATURE", `not a passkey of officer ${r.officerId}`);
     await this.verifyAssertion(passkey, r.response, expected);
     const a = r.response.response;
@@ -282,7 +282,7 @@ export class Passkeys implements PasskeyApprovals {
     }
     if (!verified.verified) throw new CustosError("BAD_SIGNATURE", "passkey assertion does not verify");
     // Conditional write: of two assertions racing with the same counter, one wins.
-    if (!(await this.store.recordPasskeyUse(passkey.id, verified.authenticationInfo.newCounter, new Date(this.now()).toISOString()))) {
+    if (!(await this.store.governance.recordPasskeyUse(passkey.id, verified.authenticationInfo.newCounter, new Date(this.now()).toISOString()))) {
       throw new CustosError("BAD_SIGNATURE", "the passkey's signature counter did not advance (a replay or a cloned authenticator)");
     }
   }

@@ -1,15 +1,15 @@
 import type { Logger } from "pino";
-import type { AuditLog, AuditRecord } from "../audit/audit-log.js";
+import type { AuditEvent, AuditRecord } from "../audit/audit-log.js";
 import { markAudited } from "../errors.js";
-import type { KeyCustody as Hsm } from "../hsm/hsm.js";
+import { codeOf } from "./error-code.js";
+import { isRawOnly } from "../exchanges/registry.js";
 import { activeVersion } from "../keys/model.js";
 import type { AccessDirectory } from "../signing/directory.js";
-import type { Store } from "../store/store.js";
+import { faultPoint } from "./fault.js";
+import { keyOf, kindModule, retireVersion, type KindContext } from "./kinds/index.js";
 import type { ProposalRecord } from "./model.js";
 import type { ProposalContent } from "./proposal.js";
-import { ProposalSteps, codeOf, keyOf } from "./execution.js";
 import { decideQuorum, type QuorumOutcome } from "./quorum.js";
-import { summarise } from "./summary.js";
 
 /** A proposal as officers see it: its record, the quorum state and what it changes. */
 export interface ProposalView {
@@ -18,28 +18,35 @@ export interface ProposalView {
   summary: string[];
 }
 
+/** A raw-only key (no dialect) signs anything: officers approving anything about one must know. */
+const rawOnlyNote = (exchange: string) =>
+  `RAW-ONLY key (exchange ${JSON.stringify(exchange)}, no dialect): Sign signs any bytes with it, withdrawals included; no request policy applies`;
+
 /**
  * What happens to a proposal once it exists: the quorum verdict, execution as a persisted
- * state machine (ProposalSteps runs the steps), expiry; and the background work that
- * finishes what was started: grace periods, crash recovery, orphaned HSM objects, overdue
- * keys. GovernanceService decides who may propose and vote; this class never checks a caller.
+ * state machine, expiry; and the background work that finishes what was started: grace
+ * periods, crash recovery, orphaned HSM objects, overdue keys. Generic over kinds: each step
+ * is the kind module's (src/governance/kinds). GovernanceService decides who may propose and
+ * vote; this class never checks a caller, and re-reading the officer set after an execution
+ * is the caller's.
  */
 export class ProposalLifecycle {
   /** Proposals being executed in this process (a vote and a resume never run one twice). */
   private readonly executing = new Set<string>();
-  private readonly steps: ProposalSteps;
+  private readonly store: KindContext["store"];
+  private readonly hsm: KindContext["hsm"];
+  private readonly audit: KindContext["audit"];
+  private readonly now: () => number;
 
   constructor(
-    private readonly store: Store,
-    private readonly hsm: Hsm,
-    private readonly audit: AuditLog,
+    private readonly ctx: KindContext,
     private readonly directory: AccessDirectory,
     private readonly log: Logger,
-    private readonly opts: { autoGrant: readonly string[]; proposerCounts: boolean; veto: boolean },
-    /** Re-reads the officers and threshold after an execution (it may have changed them). */
-    private readonly reloadGovernance: () => Promise<void>,
   ) {
-    this.steps = new ProposalSteps(store, hsm, audit, opts);
+    this.store = ctx.store;
+    this.hsm = ctx.hsm;
+    this.audit = ctx.audit;
+    this.now = ctx.now;
   }
 
   /** Applies the quorum verdict to a pending proposal. */
@@ -48,15 +55,29 @@ export class ProposalLifecycle {
     if (quorum.verdict === "approved") {
       await this.execute(p);
     } else if (quorum.verdict === "rejected") {
-      if (await this.store.updateProposal(p.id, "pending", { state: "rejected" })) {
+      if (await this.store.governance.updateProposal(p.id, "pending", { state: "rejected" })) {
         await this.audit.recordNow({ kind: "proposal.rejected", actor: "system", outcome: "ok", key: keyOf(p), details: { proposal: p.id, digest: p.digest, by: quorum.rejections.join(",") } });
       }
     }
-    return this.view((await this.store.getProposal(p.id))!);
+    return this.view((await this.store.governance.getProposal(p.id))!);
   }
 
   async view(p: ProposalRecord): Promise<ProposalView> {
-    return { record: p, quorum: await this.quorumOf(p), summary: await summarise(this.store, p) };
+    return { record: p, quorum: await this.quorumOf(p), summary: await this.summarise(p) };
+  }
+
+  /**
+   * What a proposal changes, before → after, in words an officer checks before signing. The
+   * "after" comes from the signed content; the "before" is the store's current state.
+   */
+  private async summarise(p: ProposalRecord): Promise<string[]> {
+    const c = JSON.parse(p.canonical) as ProposalContent;
+    const kind = kindModule(c.kind);
+    const key = kind.targetsKey ? await this.store.keys.getKey(c.target) : undefined;
+    const lines = await kind.summarise(this.ctx, c, key);
+    // A new key's exchange is in the signed content; an existing key's, in the store.
+    const exchange = kind.newKeyExchange(c) ?? key?.exchange;
+    return exchange !== undefined && isRawOnly(exchange) ? [...lines, rawOnlyNote(exchange)] : lines;
   }
 
   // ---- execution (a persisted state machine) ------------------------------------------------
@@ -70,50 +91,79 @@ export class ProposalLifecycle {
       // rejected, failed or executed one.
       if (p.state !== "pending" && p.state !== "executing") return;
       if (p.state === "pending") {
-        if (!(await this.store.updateProposal(p.id, "pending", { state: "executing" }))) return; // a concurrent vote got there first
+        if (!(await this.store.governance.updateProposal(p.id, "pending", { state: "executing" }))) return; // a concurrent vote got there first
         await this.audit.recordNow({ kind: "proposal.execute", actor: "system", outcome: "ok", key: keyOf(p), details: { proposal: p.id, digest: p.digest, step: "start" } });
         p = { ...p, state: "executing" };
       }
       const content = JSON.parse(p.canonical) as ProposalContent;
-      const done = { proposalId: p.id, at: new Date().toISOString() };
+      const kind = kindModule(content.kind);
+      const at = new Date(this.now()).toISOString();
       try {
-        await this.steps.run(p, content, done);
+        // The HSM step outside the transaction; the record step and the "executed" mark in one.
+        const run = await kind.execute(this.ctx, p, content, at);
+        try {
+          await this.store.transaction(async (tx) => {
+            await run.record(tx);
+            await tx.governance.markExecuted(p.id, at);
+          });
+        } catch (e) {
+          // No orphan: an HSM object this run created goes if its record could not be written.
+          if (run.created) await this.hsm.destroySecret(run.created).catch(() => undefined);
+          throw e;
+        }
+        if (run.afterRecord) faultPoint(run.afterRecord);
       } catch (e) {
-        await this.store.updateProposal(p.id, "executing", { state: "failed", failure: e instanceof Error ? e.message.slice(0, 500) : String(e) });
+        await this.store.governance.updateProposal(p.id, "executing", { state: "failed", failure: e instanceof Error ? e.message.slice(0, 500) : String(e) });
         await this.audit.recordNow({ kind: "proposal.failed", actor: "system", outcome: "failed", reason: codeOf(e), key: keyOf(p), details: { proposal: p.id, digest: p.digest } });
         this.log.warn({ event: "proposal.failed", proposal: p.id, kind: p.kind, reason: codeOf(e) }, "proposal execution failed");
         // The vote that triggered the execution answers with the execution's error, already audited (proposal.failed).
         throw markAudited(e);
       }
-      await this.steps.completed(p);
+      await this.completed({ ...p, state: "executed", executedAt: at });
     } finally {
       this.executing.delete(p.id);
       await this.directory.reload(this.store);
-      await this.reloadGovernance();
     }
+  }
+
+  /**
+   * After the change and the executed mark (one transaction): the kind's audit records of what
+   * changed, proposal.executed, then step "audited". A crash in between is finished by resume(),
+   * from the state the change left, so the records are the same either way, and none is written
+   * twice (`alreadyWritten`: the kinds of record already in the chain).
+   */
+  private async completed(p: ProposalRecord, alreadyWritten: ReadonlySet<string> = new Set()): Promise<void> {
+    const c = JSON.parse(p.canonical) as ProposalContent;
+    const kind = kindModule(c.kind);
+    const record = (event: AuditEvent) => (alreadyWritten.has(event.kind) ? Promise.resolve() : this.audit.recordNow(event));
+    for (const event of await kind.completed(this.ctx, p, c)) await record(event);
+    if (kind.betweenAuditRecords) faultPoint(kind.betweenAuditRecords);
+    const details = { proposal: p.id, digest: p.digest, proposalKind: p.kind, target: p.target };
+    await record({ kind: "proposal.executed", actor: "system", outcome: "ok", key: keyOf(p), details });
+    await this.store.governance.updateProposal(p.id, "executed", { step: "audited" });
   }
 
   // ---- background work: expiry, grace periods, crash recovery ----------------------------------
 
   /** Expired pending proposals end (their envelopes deleted). */
-  async expireDue(now = Date.now()): Promise<void> {
-    for (const p of await this.store.listProposals("pending")) await this.expireIfDue(p, now);
+  async expireDue(now = this.now()): Promise<void> {
+    for (const p of await this.store.governance.listProposals("pending")) await this.expireIfDue(p, now);
   }
 
   /** `p` as it is now: expired (and audited) if it was pending past its expiry. */
-  async expireIfDue(p: ProposalRecord, now = Date.now()): Promise<ProposalRecord> {
+  async expireIfDue(p: ProposalRecord, now = this.now()): Promise<ProposalRecord> {
     if (p.state !== "pending" || Date.parse(p.expiresAt) > now) return p;
-    if (await this.store.updateProposal(p.id, "pending", { state: "expired" })) {
+    if (await this.store.governance.updateProposal(p.id, "pending", { state: "expired" })) {
       await this.audit.recordNow({ kind: "proposal.expired", actor: "system", outcome: "ok", key: keyOf(p), details: { proposal: p.id, digest: p.digest } });
     }
-    return (await this.store.getProposal(p.id))!;
+    return (await this.store.governance.getProposal(p.id))!;
   }
 
   /** Retiring versions whose grace period ended are destroyed. */
-  async retireDue(now = Date.now()): Promise<void> {
-    for (const key of await this.store.listKeys()) {
+  async retireDue(now = this.now()): Promise<void> {
+    for (const key of await this.store.keys.listKeys()) {
       for (const v of key.versions) {
-        if (v.state === "retiring" && v.retireAt && Date.parse(v.retireAt) <= now) await this.steps.destroyVersion(key.id, v.version);
+        if (v.state === "retiring" && v.retireAt && Date.parse(v.retireAt) <= now) await retireVersion(this.ctx, key.id, v.version);
       }
     }
     await this.directory.reload(this.store);
@@ -128,10 +178,10 @@ export class ProposalLifecycle {
     const kinds = new Set<string>();
     const since = p.executedAt ?? "";
     const PAGE = 500;
-    let end = ((await this.store.lastAudit())?.seq ?? 0) + 1;
+    let end = ((await this.store.audit.lastAudit())?.seq ?? 0) + 1;
     while (end > 1) {
       const start = Math.max(0, end - 1 - PAGE);
-      const page = await this.store.readAudit(start, end - 1 - start);
+      const page = await this.store.audit.readAudit(start, end - 1 - start);
       for (let i = page.length - 1; i >= 0; i--) {
         const body = JSON.parse(page[i]!.body) as AuditRecord;
         if (body.at < since) return kinds;
@@ -148,20 +198,20 @@ export class ProposalLifecycle {
    * are destroyed; approved-but-unexecuted pending proposals execute.
    */
   async resume(): Promise<void> {
-    for (const p of await this.store.listProposals("executing")) {
+    for (const p of await this.store.governance.listProposals("executing")) {
       await this.audit.recordNow({ kind: "reconcile.resume", actor: "system", outcome: "ok", key: keyOf(p), details: { proposal: p.id, digest: p.digest, step: p.step ?? "start" } });
       await this.execute(p).catch(() => undefined); // a failure is recorded on the proposal and audited
     }
-    for (const p of await this.store.listProposals("executed")) {
+    for (const p of await this.store.governance.listProposals("executed")) {
       if (p.step === "audited") continue;
       // Executed (change and mark in one transaction) but its records not yet written.
       await this.audit.recordNow({ kind: "reconcile.complete", actor: "system", outcome: "ok", key: keyOf(p), details: { proposal: p.id, digest: p.digest } });
-      await this.steps.completed(p, await this.recordedSinceExecution(p));
+      await this.completed(p, await this.recordedSinceExecution(p));
     }
-    for (const key of await this.store.listKeys()) {
-      for (const v of key.versions) if (v.state === "destroying") await this.steps.destroyVersion(key.id, v.version);
+    for (const key of await this.store.keys.listKeys()) {
+      for (const v of key.versions) if (v.state === "destroying") await retireVersion(this.ctx, key.id, v.version);
     }
-    for (const p of await this.store.listProposals("pending")) {
+    for (const p of await this.store.governance.listProposals("pending")) {
       // Votes are refused after expiry, so a quorum found here was reached before it: a crash
       // between the last vote and the execution must not turn an approved proposal into an
       // expired one.
@@ -177,8 +227,8 @@ export class ProposalLifecycle {
    * run that crashed before recording. Destroyed, with an audit record. Run after resume().
    */
   async destroyOrphans(): Promise<string[]> {
-    const known = new Set((await this.store.listKeys()).flatMap((k) => k.versions.filter((v) => v.state !== "destroyed").map((v) => v.objectId)));
-    const inFlight = new Set((await this.store.listProposals("executing")).map((p) => p.target));
+    const known = new Set((await this.store.keys.listKeys()).flatMap((k) => k.versions.filter((v) => v.state !== "destroyed").map((v) => v.objectId)));
+    const inFlight = new Set((await this.store.governance.listProposals("executing")).map((p) => p.target));
     const orphans = (await this.hsm.listSecretIds()).filter((id) => id.startsWith("custos:") && !known.has(id) && !inFlight.has(id.split(":")[1] ?? ""));
     for (const id of orphans) {
       await this.hsm.destroySecret(id);
@@ -188,9 +238,9 @@ export class ProposalLifecycle {
   }
 
   /** Keys past their max age (for logs, /readyz and metrics). */
-  async overdueKeys(now = Date.now()): Promise<Array<{ id: string; dueAt: string }>> {
+  async overdueKeys(now = this.now()): Promise<Array<{ id: string; dueAt: string }>> {
     const out: Array<{ id: string; dueAt: string }> = [];
-    for (const key of await this.store.listKeys()) {
+    for (const key of await this.store.keys.listKeys()) {
       const active = activeVersion(key);
       if (!active?.activatedAt) continue;
       const due = Date.parse(active.activatedAt) + key.maxAgeDays * 86_400_000;
@@ -200,17 +250,17 @@ export class ProposalLifecycle {
   }
 
   private async quorumOf(p: ProposalRecord): Promise<QuorumOutcome> {
-    const officers = await this.store.listOfficers();
-    const g = await this.store.getGovernance();
+    const officers = await this.store.governance.listOfficers();
+    const g = await this.store.governance.getGovernance();
     return decideQuorum({
       digest: p.digest,
       proposer: p.proposer,
       expiresAt: Date.parse(p.expiresAt),
-      now: Date.now(),
+      now: this.now(),
       executed: p.state === "executed" || p.state === "executing",
       activeOfficers: new Set(officers.filter((o) => o.status === "active").map((o) => o.id)),
-      votes: (await this.store.listVotes(p.id)).map((v) => ({ officer: v.officerId, decision: v.decision, digest: v.digest })),
-      rules: { threshold: g?.threshold ?? Number.MAX_SAFE_INTEGER, proposerCounts: this.opts.proposerCounts, veto: this.opts.veto },
+      votes: (await this.store.governance.listVotes(p.id)).map((v) => ({ officer: v.officerId, decision: v.decision, digest: v.digest })),
+      rules: { threshold: g?.threshold ?? Number.MAX_SAFE_INTEGER, proposerCounts: this.ctx.rules.proposerCounts, veto: this.ctx.rules.veto },
     });
   }
 }

@@ -2,7 +2,7 @@ import { BlockList, isIPv4, isIPv6 } from "node:net";
 import { CustosError } from "../errors.js";
 import { activeVersion, type KeyWithVersions } from "../keys/model.js";
 import { parsePolicy, type KeyPolicy } from "../policy/policy.js";
-import type { Store } from "../store/store.js";
+import type { StoreSlice } from "../store/store.js";
 import type { ClientRecord } from "./clients.js";
 
 export interface KnownClient extends ClientRecord {
@@ -22,11 +22,11 @@ export class AccessDirectory {
   private keys = new Map<string, KeyWithVersions>();
   private policies = new Map<string, KeyPolicy>();
 
-  async reload(store: Store): Promise<void> {
-    const [clients, grants, keys] = await Promise.all([store.listClients(), store.listGrants(), store.listKeys()]);
+  async reload(store: StoreSlice<"clients" | "keys">): Promise<void> {
+    const [clients, grants, keys] = await Promise.all([store.clients.listClients(), store.clients.listGrants(), store.keys.listKeys()]);
     const policies = new Map<string, KeyPolicy>();
     for (const k of keys) {
-      const json = await store.getPolicy(k.id);
+      const json = await store.keys.getPolicy(k.id);
       if (json) policies.set(k.id, parsePolicy(json));
     }
     this.clients = new Map(clients.map((c) => [c.identity, { ...c, allow: allowList(c.cidrs), verdicts: new Map<string, boolean>() }]));

@@ -21,15 +21,6 @@ export interface StoredCheckpoint {
   signature: string;
 }
 
-/**
- * Marks a proposal executed (its envelope deleted) in the same transaction as the change it
- * made: a change is never applied twice, nor a proposal marked done without its change.
- */
-export interface ProposalDone {
-  proposalId: string;
-  at: string;
-}
-
 /** At most `max` outstanding challenges whose key starts with `prefix`. */
 export interface ChallengeLimit {
   prefix: string;
@@ -51,69 +42,77 @@ export interface StoredConsoleSession {
 /** A freeze (who froze is in the audit log), or null to thaw. */
 export type Freeze = { at: string; reason: string } | null;
 
-/**
- * Persistent state. Narrow on purpose: a PostgreSQL implementation follows, and the
- * domain never sees SQL. Every method is synchronous-looking async so both fit.
- */
-export interface Store {
+/** Keys, their versions and their policies. */
+export interface KeyTable {
   listKeys(): Promise<KeyWithVersions[]>;
   getKey(id: string): Promise<KeyWithVersions | undefined>;
-  /**
-   * Creates a key, its first version and its grants in one transaction; KEY_EXISTS if the id
-   * is taken.
-   */
-  createKey(key: KeyRecord, first: KeyVersionRecord, grants?: readonly string[], done?: ProposalDone): Promise<void>;
-  /**
-   * Adds `next` as the active version; the version active until now becomes `retiring` until
-   * `retireAt`. One transaction.
-   */
-  rotateKey(keyId: string, next: KeyVersionRecord, retireAt: string, done?: ProposalDone): Promise<void>;
+  /** Creates a key and its first version; KEY_EXISTS if the id is taken. */
+  createKey(key: KeyRecord, first: KeyVersionRecord): Promise<void>;
+  /** Adds `next` as the active version; the version active until now becomes `retiring` until `retireAt`. */
+  rotateKey(keyId: string, next: KeyVersionRecord, retireAt: string): Promise<void>;
   /** Adds `next` (state `pending`: it does not sign) beside the active version. */
-  addPendingVersion(next: KeyVersionRecord, done?: ProposalDone): Promise<void>;
+  addPendingVersion(next: KeyVersionRecord): Promise<void>;
   /**
    * The pending `version` becomes active with its exchange API key id; the version active until
-   * now becomes `retiring` until `retireAt`. One transaction.
+   * now becomes `retiring` until `retireAt`. PRECONDITION_FAILED if there is no such pending version.
    */
-  activatePendingVersion(keyId: string, version: number, apiKeyId: string, at: string, retireAt: string, done?: ProposalDone): Promise<void>;
-  updateVersionState(keyId: string, version: number, state: KeyVersionRecord["state"], activatedAt?: string, done?: ProposalDone): Promise<void>;
-  setKeyFrozen(keyId: string, freeze: Freeze, done?: ProposalDone): Promise<void>;
-  /** The exchange API key id of the key and of its active version. */
-  setApiKeyId(keyId: string, apiKeyId: string, done?: ProposalDone): Promise<void>;
-  setPolicy(keyId: string, policyJson: string, at: string, done?: ProposalDone): Promise<void>;
+  activatePendingVersion(keyId: string, version: number, apiKeyId: string, at: string, retireAt: string): Promise<void>;
+  updateVersionState(keyId: string, version: number, state: KeyVersionRecord["state"], activatedAt?: string): Promise<void>;
+  /** KEY_NOT_FOUND if there is no such key. */
+  setKeyFrozen(keyId: string, freeze: Freeze): Promise<void>;
+  /** The exchange API key id of the key and of its active version; KEY_NOT_FOUND if there is no such key. */
+  setApiKeyId(keyId: string, apiKeyId: string): Promise<void>;
+  setPolicy(keyId: string, policyJson: string, at: string): Promise<void>;
   getPolicy(keyId: string): Promise<string | undefined>;
+}
 
+/** Trading clients (and bootstrap administrators) and their grants. */
+export interface ClientTable {
   listClients(): Promise<ClientRecord[]>;
   getClient(identity: string): Promise<ClientRecord | undefined>;
   /** Adds a client, or updates name/role/CIDRs/can-freeze of an existing one. */
   upsertClient(client: ClientRecord): Promise<void>;
   addGrant(identity: string, keyId: string): Promise<void>;
-  /** Creates or updates a client and replaces its grants, in one transaction. */
-  setClientAccess(client: ClientRecord, keyIds: readonly string[], done?: ProposalDone): Promise<void>;
-  setClientFrozen(identity: string, freeze: Freeze, done?: ProposalDone): Promise<void>;
+  /** Creates or updates a client and replaces its grants. */
+  setClientAccess(client: ClientRecord, keyIds: readonly string[]): Promise<void>;
+  /** UNKNOWN_CLIENT if there is no such client. */
+  setClientFrozen(identity: string, freeze: Freeze): Promise<void>;
   /** identity → key ids it may sign with. */
   listGrants(): Promise<Map<string, Set<string>>>;
+}
 
+/** The partial update `GovernanceTable.updateProposal` applies. */
+export interface ProposalPatch {
+  state?: ProposalState;
+  step?: string;
+  failure?: string;
+  executedAt?: string;
+}
+
+/** The threshold, officers and their passkeys, proposals and votes. */
+export interface GovernanceTable {
   getGovernance(): Promise<GovernanceRecord | undefined>;
   /** The first officer set and threshold; GOVERNANCE_EXISTS if already initialised. */
   initGovernance(threshold: number, officers: readonly OfficerRecord[], at: string): Promise<void>;
-  setThreshold(threshold: number, done?: ProposalDone): Promise<void>;
+  setThreshold(threshold: number): Promise<void>;
   listOfficers(): Promise<OfficerRecord[]>;
-  addOfficer(officer: OfficerRecord, done?: ProposalDone): Promise<void>;
-  setOfficerStatus(id: string, status: OfficerRecord["status"], done?: ProposalDone): Promise<void>;
+  /** PRECONDITION_FAILED if the id or the certificate identity is taken. */
+  addOfficer(officer: OfficerRecord): Promise<void>;
+  setOfficerStatus(id: string, status: OfficerRecord["status"]): Promise<void>;
 
   /** An officer's passkeys (all officers' when `officerId` is omitted). */
   listPasskeys(officerId?: string): Promise<PasskeyRecord[]>;
   getPasskey(credentialId: string): Promise<PasskeyRecord | undefined>;
-  /** Registers a passkey (the executed add_credential proposal); PRECONDITION_FAILED if the id is taken. */
-  addPasskey(passkey: PasskeyRecord, done?: ProposalDone): Promise<void>;
+  /** Registers a passkey; PRECONDITION_FAILED if the id is taken. */
+  addPasskey(passkey: PasskeyRecord): Promise<void>;
   /**
    * Records a verified use: the counter only moves forward. Returns false (nothing written) if
    * the stored counter is already at or past `counter` and either is non-zero (a cloned
    * authenticator or a replay raced this one).
    */
   recordPasskeyUse(credentialId: string, counter: number, at: string): Promise<boolean>;
-  /** Deletes a passkey (the executed remove_credential proposal); PRECONDITION_FAILED if absent. */
-  removePasskey(credentialId: string, done?: ProposalDone): Promise<void>;
+  /** Deletes a passkey; PRECONDITION_FAILED if absent. */
+  removePasskey(credentialId: string): Promise<void>;
 
   createProposal(p: ProposalRecord): Promise<void>;
   getProposal(id: string): Promise<ProposalRecord | undefined>;
@@ -123,11 +122,20 @@ export interface Store {
    * deletes its envelope too. Returns false if the proposal was not in `from` (a concurrent
    * change won).
    */
-  updateProposal(id: string, from: ProposalState, patch: { state?: ProposalState; step?: string; failure?: string; executedAt?: string }): Promise<boolean>;
+  updateProposal(id: string, from: ProposalState, patch: ProposalPatch): Promise<boolean>;
+  /**
+   * An executing proposal becomes executed at `at` (step "done", envelope deleted). Called in the
+   * transaction that records the proposal's change, so neither commits without the other;
+   * PRECONDITION_FAILED (the transaction rolls back) if it is not executing any more.
+   */
+  markExecuted(id: string, at: string): Promise<void>;
   /** Inserts a vote; an identical officer + decision is kept as first cast (idempotent). */
   addVote(vote: VoteRecord): Promise<void>;
   listVotes(proposalId: string): Promise<VoteRecord[]>;
+}
 
+/** The officer console's state: sessions, outstanding WebAuthn challenges, spent single-use tokens. */
+export interface ConsoleTable {
   /**
    * Spends a single-use token (an enrollment token's nonce) until `expiresAt`: true the first
    * time, false if it was already spent. Forgets tokens that expired before `now`.
@@ -148,7 +156,10 @@ export interface Store {
   takeChallenge(challenge: string, now: string): Promise<string | undefined>;
   getConsoleSession(idHash: string): Promise<StoredConsoleSession | undefined>;
   deleteConsoleSession(idHash: string): Promise<void>;
+}
 
+/** The audit hash chain's events and its signed checkpoints. */
+export interface AuditTable {
   appendAudit(events: StoredAuditEvent[]): Promise<void>;
   lastAudit(): Promise<StoredAuditEvent | undefined>;
   /** Events with seq > afterSeq, in order, at most `limit`. */
@@ -158,6 +169,34 @@ export interface Store {
   appendCheckpoint(checkpoint: StoredCheckpoint): Promise<void>;
   /** Every stored checkpoint, oldest first (by signing time). */
   listCheckpoints(): Promise<StoredCheckpoint[]>;
+}
 
+/** The aggregates, as a transaction sees them and as the store hands them out between transactions. */
+export interface StoreTables {
+  readonly keys: KeyTable;
+  readonly clients: ClientTable;
+  readonly governance: GovernanceTable;
+  readonly console: ConsoleTable;
+  readonly audit: AuditTable;
+}
+
+/** The part of the store a consumer uses, e.g. `StoreSlice<"audit">`: a whole Store fits every slice. */
+export type StoreSlice<K extends keyof StoreTables> = Pick<StoreTables, K>;
+
+/**
+ * Persistent state: per-aggregate tables plus `transaction()`. The domain never sees SQL, and
+ * every method is async so a PostgreSQL implementation fits the same interface (and passes the
+ * same contract suite, test/unit/store-contract.test.ts). Each single method call is atomic
+ * on its own; several calls that must commit together go in one `transaction()`.
+ */
+export interface Store extends StoreTables {
+  /**
+   * Runs `fn` with transaction-scoped tables: everything they write commits when `fn`'s promise
+   * resolves and rolls back when it rejects (the rejection is rethrown). Nothing outside the
+   * transaction interleaves with it. `fn` must use only `tx` (calling the store itself from
+   * inside would wait for the transaction to end) and must not wait on anything slow — no HSM,
+   * no audit record: do those before or after.
+   */
+  transaction<T>(fn: (tx: StoreTables) => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }

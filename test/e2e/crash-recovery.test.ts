@@ -97,8 +97,8 @@ async function proposals(dir: string): Promise<Array<{ id: string; state: string
 async function storeAtCrash(dir: string, kind: string): Promise<{ versions: Record<string, string>; proposalState: string | undefined }> {
   const store = new SqliteStore(join(dir, "custos.db"), { readonly: true });
   try {
-    const key = (await store.listKeys()).find((k) => k.id === KEY);
-    const proposal = (await store.listProposals()).find((p) => p.kind === kind);
+    const key = (await store.keys.listKeys()).find((k) => k.id === KEY);
+    const proposal = (await store.governance.listProposals()).find((p) => p.kind === kind);
     return { versions: key ? Object.fromEntries(key.versions.map((v) => [v.version, v.state])) : {}, proposalState: proposal?.state };
   } finally {
     await store.close();

@@ -228,7 +228,7 @@ export type AuditBody = AuditRecord;
 export async function auditEvents(dir: string): Promise<AuditBody[]> {
   const store = new SqliteStore(join(dir, "custos.db"), { readonly: true });
   try {
-    return (await store.readAudit(0, 1_000_000)).map((e) => JSON.parse(e.body) as AuditBody);
+    return (await store.audit.readAudit(0, 1_000_000)).map((e) => JSON.parse(e.body) as AuditBody);
   } finally {
     await store.close();
   }

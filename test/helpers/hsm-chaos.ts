@@ -225,7 +225,7 @@ export async function signUntilOk(signer: SignerClient, key: TestKey, timeoutMs 
 export async function auditBodies(dir: string): Promise<Array<Record<string, unknown>>> {
   const store = new SqliteStore(join(dir, "custos.db"), { readonly: true });
   try {
-    return (await store.readAudit(0, 1e6)).map((e) => JSON.parse(e.body) as Record<string, unknown>);
+    return (await store.audit.readAudit(0, 1e6)).map((e) => JSON.parse(e.body) as Record<string, unknown>);
   } finally {
     await store.close();
   }

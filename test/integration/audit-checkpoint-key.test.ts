@@ -116,11 +116,11 @@ describe("the audit checkpoint key and checkpoints", () => {
     await s.service.checkpoint();
     const store = new SqliteStore(join(s.dir, "custos.db"), { readonly: true });
     try {
-      const head = (await store.lastAudit())!;
+      const head = (await store.audit.lastAudit())!;
       const newest = fileLines().at(-1)!;
       assert.deepEqual({ seq: newest.seq, hash: newest.hash }, { seq: head.seq, hash: head.hash });
       assert.ok(verifies(newest));
-      const stored = await store.listCheckpoints();
+      const stored = await store.audit.listCheckpoints();
       assert.ok(stored.some((c) => c.signature === newest.signature && c.seq === newest.seq && c.at === newest.at));
       const logged = s
         .logs()

@@ -186,7 +186,7 @@ describe("console under an anonymous flood from another source", () => {
     const store = new SqliteStore(svc.config.store.sqlitePath, { readonly: true });
     let events: AuditRecord[];
     try {
-      events = (await store.readAudit(0, 1_000_000)).map((e) => JSON.parse(e.body) as AuditRecord);
+      events = (await store.audit.readAudit(0, 1_000_000)).map((e) => JSON.parse(e.body) as AuditRecord);
     } finally {
       await store.close();
     }

@@ -92,7 +92,7 @@ describe("Ed25519 key migration (wrapped PKCS#8) into SoftHSM2 with EdDSA unwrap
     assert.equal(proposal.state, "executed");
     const store = new SqliteStore(join(svc.dir, "custos.db"), { readonly: true });
     try {
-      assert.equal((await store.getProposal(proposal.id))?.envelope, null);
+      assert.equal((await store.governance.getProposal(proposal.id))?.envelope, null);
     } finally {
       await store.close();
     }

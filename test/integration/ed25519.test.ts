@@ -348,7 +348,7 @@ describe("Ed25519 key pairs generated in SoftHSM2", () => {
     assert.ok(!(await unary(svc.custody, "listKeys", {})).keys.some((k) => k.keyId === "bn-ed-migrated"));
     const store = new SqliteStore(join(svc.dir, "custos.db"), { readonly: true });
     try {
-      assert.equal((await store.getProposal(p.id))?.envelope, null, "the envelope is deleted when the proposal fails");
+      assert.equal((await store.governance.getProposal(p.id))?.envelope, null, "the envelope is deleted when the proposal fails");
     } finally {
       await store.close();
     }

@@ -45,7 +45,7 @@ describe("health, readiness, metrics and logs", () => {
     // the service uses (a real key cannot be back-dated through the API).
     const store = new SqliteStore(svc.config.store.sqlitePath);
     const old = new Date(Date.now() - 46 * 86_400_000).toISOString();
-    await store.createKey(
+    await store.keys.createKey(
       { id: "old-key", exchange: "binance", environment: "testnet", label: "old", apiKeyId: "x", algorithm: "hmac-sha256", maxAgeDays: 45, createdAt: old },
       { keyId: "old-key", version: 1, objectId: "custos:old-key:v1", state: "active", createdAt: old, activatedAt: old },
     );

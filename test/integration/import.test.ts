@@ -82,7 +82,7 @@ describe("key import into SoftHSM2", () => {
   async function storedProposal(id: string) {
     const store = new SqliteStore(join(svc.dir, "custos.db"), { readonly: true });
     try {
-      return await store.getProposal(id);
+      return await store.governance.getProposal(id);
     } finally {
       await store.close();
     }

@@ -18,7 +18,7 @@ const overdueLines = () => svc.logs().split("\n").filter((l) => l.includes('"eve
 it("logs an overdue key at warn, with its due date, once per day", async () => {
   const store = new SqliteStore(svc.config.store.sqlitePath);
   const activated = new Date(Date.now() - 31 * 86_400_000).toISOString();
-  await store.createKey(
+  await store.keys.createKey(
     { id: "stale", exchange: "custom", environment: "testnet", label: "stale", apiKeyId: "x", algorithm: "hmac-sha256", maxAgeDays: 30, createdAt: activated },
     { keyId: "stale", version: 1, objectId: "custos:stale:v1", state: "active", createdAt: activated, activatedAt: activated },
   );

@@ -8,7 +8,7 @@ import { AuditChainMonitor, type ChainVerification } from "../../src/audit/chain
 import { CustosError } from "../../src/errors.js";
 import { createLogger } from "../../src/log.js";
 import { SqliteStore } from "../../src/store/sqlite/sqlite-store.js";
-import type { Store, StoredAuditEvent } from "../../src/store/store.js";
+import type { AuditTable, Store, StoredAuditEvent } from "../../src/store/store.js";
 
 // Long enough that the background timer never flushes during a test: every write below is
 // one the test asked for. (setInterval overflows above 2^31-1 ms, so not Infinity.)
@@ -24,7 +24,7 @@ function logSink() {
 const ev = (i: number): AuditEvent => ({ kind: "sign", actor: "spiffe://custos/engine/alpha", outcome: "allowed", key: "k1", details: { i } });
 
 async function readAll(store: Store): Promise<StoredAuditEvent[]> {
-  return store.readAudit(0, 1_000_000);
+  return store.audit.readAudit(0, 1_000_000);
 }
 
 /** The `details.i` of every stored event, in seq order. */
@@ -32,25 +32,25 @@ async function storedOrder(store: Store): Promise<number[]> {
   return (await readAll(store)).map((e) => (JSON.parse(e.body) as { details: { i: number } }).details.i);
 }
 
-/** Delegates to a real store; `appendAudit` can be told to fail once, and calls are counted. */
-interface FlakyStore extends Store {}
+/** Delegates to a real store's audit table; `appendAudit` can be told to fail once, and calls are counted. */
 class FlakyStore {
   failNextAppend = false;
   appendCalls = 0;
-  constructor(private readonly inner: Store) {
-    // Everything but appendAudit goes straight to the real store.
-    return new Proxy(this, {
-      get: (target, prop, receiver) => (prop in target ? Reflect.get(target, prop, receiver) : (inner as unknown as Record<string | symbol, (...a: unknown[]) => unknown>)[prop]!.bind(inner)),
+  readonly audit: AuditTable;
+  constructor(inner: Store) {
+    // Everything but appendAudit goes straight to the real table.
+    this.audit = new Proxy(inner.audit, {
+      get: (target, prop, receiver) => (prop === "appendAudit" ? (events: StoredAuditEvent[]) => this.appendAudit(target, events) : Reflect.get(target, prop, receiver)),
     });
   }
-  async appendAudit(events: StoredAuditEvent[]): Promise<void> {
+  private async appendAudit(inner: AuditTable, events: StoredAuditEvent[]): Promise<void> {
     this.appendCalls++;
     if (this.failNextAppend) {
       this.failNextAppend = false;
       await Promise.resolve(); // fail asynchronously, like a real database
       throw new CustosError("STORE_ERROR", "database write failed", { retryable: true });
     }
-    return this.inner.appendAudit(events);
+    return inner.appendAudit(events);
   }
 }
 
@@ -70,7 +70,7 @@ describe("AuditLog", () => {
     await log.flush();
     assert.equal(log.queueDepth, 0);
 
-    assert.deepEqual(await verifyAuditChain(store), { ok: true, events: 1_000, lastHash: (await store.lastAudit())!.hash, lastSeq: 1_000 });
+    assert.deepEqual(await verifyAuditChain(store), { ok: true, events: 1_000, lastHash: (await store.audit.lastAudit())!.hash, lastSeq: 1_000 });
     const rows = await readAll(store);
     assert.equal(rows[0]!.prevHash, GENESIS_HASH);
     // The body is canonical JSON carrying its own seq, so a row cannot be moved unnoticed.
@@ -82,7 +82,7 @@ describe("AuditLog", () => {
   it("stores the event fields in the body", async () => {
     const log = await AuditLog.open(store, logSink().logger, NO_TIMER);
     await log.recordNow({ kind: "key.import", actor: "spiffe://custos/admin/a", outcome: "ok", key: "k1", version: 1, details: { exchange: "binance" } });
-    const body = JSON.parse((await store.lastAudit())!.body) as Record<string, unknown>;
+    const body = JSON.parse((await store.audit.lastAudit())!.body) as Record<string, unknown>;
     assert.equal(body.kind, "key.import");
     assert.equal(body.actor, "spiffe://custos/admin/a");
     assert.equal(body.outcome, "ok");
@@ -151,7 +151,7 @@ describe("AuditLog", () => {
     assert.equal(log.queueDepth, 0);
     assert.deepEqual(await storedOrder(store), [0, 1, 2, 3, 4]);
     const check = await verifyAuditChain(store);
-    assert.deepEqual(check, { ok: true, events: 5, lastHash: (await store.lastAudit())!.hash, lastSeq: 5 });
+    assert.deepEqual(check, { ok: true, events: 5, lastHash: (await store.audit.lastAudit())!.hash, lastSeq: 5 });
     await log.close();
   });
 
@@ -175,7 +175,7 @@ describe("AuditLog", () => {
     const first = await AuditLog.open(store, logSink().logger, NO_TIMER);
     for (let i = 0; i < 3; i++) first.record(ev(i));
     await first.close();
-    const last = (await store.lastAudit())!;
+    const last = (await store.audit.lastAudit())!;
     assert.equal(last.seq, 3);
 
     const second = await AuditLog.open(store, logSink().logger, NO_TIMER);
@@ -244,7 +244,7 @@ describe("verifyAuditChain", () => {
     await log.close();
     const rows = await readAll(store);
     const forged = new SqliteStore(":memory:");
-    await forged.appendAudit(rows.map((r) => (r.seq === 3 ? { ...r, body: r.body.replace('"allowed"', '"denied"') } : r)));
+    await forged.audit.appendAudit(rows.map((r) => (r.seq === 3 ? { ...r, body: r.body.replace('"allowed"', '"denied"') } : r)));
     const check = await verifyAuditChain(forged);
     assert.equal(check.ok, false);
     assert.equal(!check.ok && check.brokenAt, 3);
@@ -283,14 +283,14 @@ describe("verifying a long chain on a running service", () => {
     const progress: number[] = [];
     const full = await verifyAuditChain(store, { pageSize: 1_000, onProgress: (events) => progress.push(events) });
     counting = false;
-    assert.deepEqual(full, { ok: true, events: 10_000, lastHash: (await store.lastAudit())!.hash, lastSeq: 10_000 });
+    assert.deepEqual(full, { ok: true, events: 10_000, lastHash: (await store.audit.lastAudit())!.hash, lastSeq: 10_000 });
     assert.ok(turns >= 9, `the event loop turned ${turns} times during 10 pages`);
     assert.deepEqual(progress, [1_000, 2_000, 3_000, 4_000, 5_000, 6_000, 7_000, 8_000, 9_000, 10_000]);
 
     for (let i = 0; i < 5; i++) log.record(ev(10_000 + i));
     await log.flush();
     const rest = await verifyAuditChain(store, { from: { seq: full.lastSeq, hash: full.ok ? full.lastHash : "" } });
-    assert.deepEqual(rest, { ok: true, events: 5, lastHash: (await store.lastAudit())!.hash, lastSeq: 10_005 });
+    assert.deepEqual(rest, { ok: true, events: 5, lastHash: (await store.audit.lastAudit())!.hash, lastSeq: 10_005 });
     // Continuing from a hash that is not the chain's is a broken link.
     const wrong = await verifyAuditChain(store, { from: { seq: full.lastSeq, hash: GENESIS_HASH } });
     assert.equal(wrong.ok, false);
@@ -300,15 +300,17 @@ describe("verifying a long chain on a running service", () => {
   it("the console's monitor checks the whole chain once, then only what was appended; callers share a run", async () => {
     const log = await chainOf(3_000);
     let reads = 0;
-    const counted = new Proxy(store, {
-      get: (target, prop, receiver) =>
-        prop === "readAudit"
-          ? (afterSeq: number, limit: number) => {
-              reads++;
-              return target.readAudit(afterSeq, limit);
-            }
-          : Reflect.get(target, prop, receiver),
-    });
+    const counted = {
+      audit: new Proxy(store.audit, {
+        get: (target, prop, receiver) =>
+          prop === "readAudit"
+            ? (afterSeq: number, limit: number) => {
+                reads++;
+                return target.readAudit(afterSeq, limit);
+              }
+            : Reflect.get(target, prop, receiver),
+      }),
+    };
     const monitor = new AuditChainMonitor(counted);
     const [a, b] = await Promise.all([monitor.check(), monitor.check()]);
     assert.deepEqual(a, { state: "verified", events: 3_000 });

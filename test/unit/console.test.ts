@@ -115,20 +115,20 @@ describe("officer console", () => {
     deps = {
       governance: gov,
       passkeys,
-      enrollment: new EnrollmentVerifier(store, now),
-      sessionRecords: store,
+      enrollment: new EnrollmentVerifier(store.console, now),
+      sessionRecords: store.console,
       audit: (e) => audit.recordNow(e),
       recentAudit: async (limit) => {
         await audit.flush();
-        return (await store.readAudit(0, 1_000_000)).map((e) => JSON.parse(e.body) as AuditRow).reverse().slice(0, limit);
+        return (await store.audit.readAudit(0, 1_000_000)).map((e) => JSON.parse(e.body) as AuditRow).reverse().slice(0, limit);
       },
       readAudit: async (afterSeq, limit) => {
         await audit.flush();
-        return (await store.readAudit(afterSeq, limit)).map((e) => JSON.parse(e.body) as AuditRow);
+        return (await store.audit.readAudit(afterSeq, limit)).map((e) => JSON.parse(e.body) as AuditRow);
       },
       lastAuditSeq: async () => {
         await audit.flush();
-        return (await store.lastAudit())?.seq ?? 0;
+        return (await store.audit.lastAudit())?.seq ?? 0;
       },
       verifyAudit: async () => ({ state: "verified", events: 0 }),
       clientRate: { perSecond: 100, burst: 200 },
@@ -147,7 +147,7 @@ describe("officer console", () => {
   });
 
   const vote = async (who: typeof bob, id: string) => {
-    const { digest } = (await store.getProposal(id))!;
+    const { digest } = (await store.governance.getProposal(id))!;
     return gov.vote(who.caller, id, "approve", digest, signApproval(who.key, "approve", digest));
   };
 
@@ -155,12 +155,12 @@ describe("officer console", () => {
     const view = await gov.propose(alice.caller, { kind: "add_credential", officerId: "alice", passkey: authA.spec("alice's soft key") });
     assert.equal(view.record.kind, "add_credential");
     assert.ok(view.summary.some((l) => l.includes(`add a passkey "alice's soft key" for officer alice`)), view.summary.join("\n"));
-    assert.equal(await store.getPasskey(authA.credentialId), undefined, "a proposal registers nothing");
+    assert.equal(await store.governance.getPasskey(authA.credentialId), undefined, "a proposal registers nothing");
     const refused = await new Tab(app).login(authA);
     assert.equal(refused.statusCode, 401, "an unapproved passkey cannot log in");
     assert.equal((await vote(bob, view.record.id)).record.state, "pending");
     assert.equal((await vote(carol, view.record.id)).record.state, "executed");
-    assert.equal((await store.getPasskey(authA.credentialId))?.officerId, "alice");
+    assert.equal((await store.governance.getPasskey(authA.credentialId))?.officerId, "alice");
   });
 
   it("sends a strict CSP and secure cookies, and loads nothing from outside the server", async () => {
@@ -227,7 +227,7 @@ describe("officer console", () => {
     const approveSigned = authA.assert((await tab.approvalOptions(b.id)).challenge);
     const flipped = await tab.api("/console/api/approve/verify", { proposalId: b.id, decision: "reject", nonce: rejectNonce.nonce, response: approveSigned });
     assert.equal(flipped.json().code, "DIGEST_MISMATCH");
-    assert.deepEqual(await store.listVotes(b.id), [], "nothing counted for B");
+    assert.deepEqual(await store.governance.listVotes(b.id), [], "nothing counted for B");
 
     // A fresh nonce for A, approved: recorded as a passkey vote, then replayed.
     const fresh = await tab.approvalOptions(a.id);
@@ -238,7 +238,7 @@ describe("officer console", () => {
     const replay = await tab.api("/console/api/approve/verify", body);
     assert.equal(replay.statusCode, 409);
     assert.equal(replay.json().code, "NONCE_INVALID");
-    const votes = await store.listVotes(a.id);
+    const votes = await store.governance.listVotes(a.id);
     assert.deepEqual(votes.map((v) => [v.officerId, v.decision, v.credentialKind, v.credentialId, v.digest]), [["alice", "approve", "passkey", authA.credentialId, a.digest]]);
     const evidence = JSON.parse(Buffer.from(votes[0]!.signature, "base64").toString("utf8")) as Record<string, string>;
     assert.equal(evidence.nonce, fresh.nonce);
@@ -246,7 +246,7 @@ describe("officer console", () => {
     // An Ed25519 vote by another officer completes the 2-of-3 quorum.
     assert.equal((await vote(bob, a.id)).record.state, "executed");
     await audit.flush();
-    const approvals = (await store.readAudit(0, 100_000)).map((e) => JSON.parse(e.body) as AuditRow).filter((e) => e.kind === "proposal.approve" && e.details?.proposal === a.id);
+    const approvals = (await store.audit.readAudit(0, 100_000)).map((e) => JSON.parse(e.body) as AuditRow).filter((e) => e.kind === "proposal.approve" && e.details?.proposal === a.id);
     assert.deepEqual(approvals.map((e) => [e.actor, e.outcome, e.details?.credential ?? null, e.reason ?? null]), [
       ["alice", "ok", "passkey", null],
       ["alice", "denied", null, "NONCE_INVALID"],
@@ -265,7 +265,7 @@ describe("officer console", () => {
     const o2 = await tab.approvalOptions(p.id);
     const noUv = await tab.api("/console/api/approve/verify", { proposalId: p.id, decision: "approve", nonce: o2.nonce, response: authA.assert(o2.challenge, { userVerified: false }) });
     assert.equal(noUv.statusCode, 403);
-    assert.deepEqual(await store.listVotes(p.id), []);
+    assert.deepEqual(await store.governance.listVotes(p.id), []);
   });
 
   it("ends a session at its expiry: pages go to the login page, API calls answer 401 SESSION_EXPIRED", async () => {
@@ -292,7 +292,7 @@ describe("officer console", () => {
     const rows = (store as unknown as { db: { prepare(sql: string): { all(): unknown[] } } }).db.prepare("SELECT * FROM console_sessions").all();
     assert.ok(rows.length >= 1);
     assert.ok(!JSON.stringify(rows).includes(id), "the database never holds a session id");
-    assert.equal((await store.getConsoleSession(createHash("sha256").update(id).digest("hex")))?.officerId, "alice");
+    assert.equal((await store.console.getConsoleSession(createHash("sha256").update(id).digest("hex")))?.officerId, "alice");
 
     // A restart (or another replica on the same database) accepts the same cookie.
     const restarted = buildConsole(deps);
@@ -344,7 +344,7 @@ describe("officer console", () => {
 
   it("shows each client's last call from the signer, newer than anything in the recent audit", async () => {
     const bot = "spiffe://custos/engine/last-seen-bot";
-    await store.setClientAccess({ identity: bot, name: "last-seen-bot", role: "trader", cidrs: ["10.0.0.0/8"], createdAt: new Date(clock).toISOString() }, []);
+    await store.clients.setClientAccess({ identity: bot, name: "last-seen-bot", role: "trader", cidrs: ["10.0.0.0/8"], createdAt: new Date(clock).toISOString() }, []);
     await gov.load();
     const seen = new Date(Date.UTC(2026, 10, 24, 12, 34, 56));
     const withSigner = buildConsole({ ...deps, clientLastSeen: (identity) => (identity === bot ? seen : undefined) });
@@ -404,9 +404,9 @@ describe("officer console", () => {
     assert.equal((await again.form("/console/enroll", { token })).statusCode, 409, "a token is used once");
     // Spent in the store: a restarted service (a new verifier on the same database) refuses it too.
     const officers = (id: string) => gov.activeOfficer(id);
-    await assert.rejects(new EnrollmentVerifier(store, now).verify(token, officers), (e: unknown) => e instanceof CustosError && e.code === "NONCE_INVALID");
+    await assert.rejects(new EnrollmentVerifier(store.console, now).verify(token, officers), (e: unknown) => e instanceof CustosError && e.code === "NONCE_INVALID");
     // A fresh token of the same officer is another nonce.
-    assert.equal((await new EnrollmentVerifier(store, now).verify(createEnrollmentToken(bob.key, "bob", new Date(clock)), officers)).id, "bob");
+    assert.equal((await new EnrollmentVerifier(store.console, now).verify(createEnrollmentToken(bob.key, "bob", new Date(clock)), officers)).id, "bob");
     clock += ENROLLMENT_TTL_MS + 1;
     const late = new Tab(app);
     await late.get("/console/enroll");
@@ -437,11 +437,11 @@ describe("officer console", () => {
     assert.match(keys.body, /id="key-k1" data-active-version="1"/);
     const frozen = await tab.form("/console/freeze", { target: "key", id: "k1", reason: "suspicious fills" });
     assert.equal(frozen.statusCode, 303);
-    assert.ok((await store.getKey("k1"))?.frozenAt, "frozen at once, by one officer");
+    assert.ok((await store.keys.getKey("k1"))?.frozenAt, "frozen at once, by one officer");
     assert.match((await tab.get("/console/keys")).body, /frozen<\/span> suspicious fills \(console\)/);
     const thaw = await tab.form("/console/thaw", { target: "key", id: "k1" });
     assert.equal(thaw.statusCode, 303);
-    assert.ok((await store.getKey("k1"))?.frozenAt, "a thaw is a proposal");
+    assert.ok((await store.keys.getKey("k1"))?.frozenAt, "a thaw is a proposal");
     const audit = await tab.get("/console/audit?kind=freeze");
     assert.match(audit.body, /id="chain"/);
     assert.match(audit.body, /<tr data-kind="freeze" data-seq="\d+">/);
@@ -452,7 +452,7 @@ describe("officer console", () => {
   it("flags raw-only keys on the keys page: raw, and names stored before names were checked; not dialect keys", async () => {
     const at = new Date(clock).toISOString();
     for (const [id, exchange] of [["k-page-bn", "binance"], ["k-page-raw", "raw"], ["k-page-legacy", "custom"]] as const) {
-      await store.createKey(
+      await store.keys.createKey(
         { id, exchange, environment: "testnet", label: id, apiKeyId: "x", algorithm: "hmac-sha256", maxAgeDays: 45, createdAt: at },
         { keyId: id, version: 1, objectId: `custos:${id}:v1`, state: "active", createdAt: at, activatedAt: at },
       );
@@ -500,12 +500,12 @@ describe("officer console", () => {
     assert.ok(officers.body.includes(`data-credential="${authA.credentialId}"`));
     const proposed = await tab.form("/console/passkeys/remove", { officer: "alice", credential: authA.credentialId });
     assert.equal(proposed.statusCode, 303);
-    const p = (await store.listProposals("pending")).find((x) => x.kind === "remove_credential")!;
+    const p = (await store.governance.listProposals("pending")).find((x) => x.kind === "remove_credential")!;
     assert.equal(p.target, "alice");
-    assert.ok(await store.getPasskey(authA.credentialId), "a proposal removes nothing");
+    assert.ok(await store.governance.getPasskey(authA.credentialId), "a proposal removes nothing");
     await vote(bob, p.id);
     assert.equal((await vote(carol, p.id)).record.state, "executed");
-    assert.equal(await store.getPasskey(authA.credentialId), undefined);
+    assert.equal(await store.governance.getPasskey(authA.credentialId), undefined);
     assert.equal((await new Tab(app).login(authA)).statusCode, 401, "a removed passkey cannot log in");
   });
 });

@@ -95,13 +95,13 @@ describe("AccessDirectory", () => {
   it("reloads clients, grants and keys from the store", async () => {
     const store = new SqliteStore(":memory:");
     const rec: ClientRecord = { identity: "id:a", name: "a", role: "trader", cidrs: ["10.0.0.0/8"], createdAt: "2025-01-01T00:00:00.000Z" };
-    await store.upsertClient(rec);
+    await store.clients.upsertClient(rec);
     const now = "2025-01-01T00:00:00.000Z";
-    await store.createKey(
+    await store.keys.createKey(
       { id: "k1", exchange: "binance", environment: "testnet", label: "", apiKeyId: "pub", algorithm: "hmac-sha256", maxAgeDays: 45, createdAt: now },
       { keyId: "k1", version: 1, objectId: "custos:k1:v1", state: "active", createdAt: now, activatedAt: now },
     );
-    await store.addGrant("id:a", "k1");
+    await store.clients.addGrant("id:a", "k1");
 
     const dir = new AccessDirectory();
     assert.equal(dir.client("id:a"), undefined, "empty before reload");
@@ -116,7 +116,7 @@ describe("AccessDirectory", () => {
     assert.equal(dir.activeVersionOf(dir.key("k1")!)?.objectId, "custos:k1:v1");
 
     // A change is visible only after the next reload (the sign path reads the snapshot).
-    await store.updateVersionState("k1", 1, "destroyed");
+    await store.keys.updateVersionState("k1", 1, "destroyed");
     assert.equal(dir.activeVersionOf(dir.key("k1")!)?.version, 1);
     await dir.reload(store);
     assert.equal(dir.activeVersionOf(dir.key("k1")!), undefined);

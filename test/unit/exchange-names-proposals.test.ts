@@ -36,7 +36,7 @@ describe("exchange names in key proposals", () => {
     const refused: ProposalInput[] = [importAs(f, "k-kraken", "kraken"), importAs(f, "k-typo", "binance-futures"), generateAs("k-coinbase", "coinbase")];
     for (const input of refused) await rejectsWith(f.gov.propose(alice.caller, input), "UNKNOWN_EXCHANGE");
     assert.deepEqual(brief(await auditSince(f, seq)), Array(3).fill("proposal.create alice denied UNKNOWN_EXCHANGE"));
-    assert.equal((await f.store.listProposals()).length, 0);
+    assert.equal((await f.store.governance.listProposals()).length, 0);
     assert.equal(f.hsm.calls.length, calls);
   });
 
@@ -47,11 +47,11 @@ describe("exchange names in key proposals", () => {
     assert.match(proposed.summary[0]!, /^import key k-usdm \(binance testnet, hmac-sha256,/);
     assert.ok(!proposed.summary.some((l) => RAW_ONLY_LINE.test(l)), proposed.summary.join("\n"));
     assert.equal((await vote(f, bob, proposed.record.id)).record.state, "executed");
-    assert.equal((await f.store.getKey("k-usdm"))?.exchange, "binance");
+    assert.equal((await f.store.keys.getKey("k-usdm"))?.exchange, "binance");
 
     const generated = await pass(f, generateAs("k-coinm", "binancecoinm"), [bob]);
     assert.equal(signedExchange(generated.record.canonical), "binance");
-    assert.equal((await f.store.getKey("k-coinm"))?.exchange, "binance");
+    assert.equal((await f.store.keys.getKey("k-coinm"))?.exchange, "binance");
   });
 
   it("imports a raw-only key asked for as raw, and its summary says so", async () => {
@@ -59,7 +59,7 @@ describe("exchange names in key proposals", () => {
     const view = await pass(f, importAs(f, "k-raw", "raw"), [bob]);
     assert.equal(signedExchange(view.record.canonical), "raw");
     assert.ok(view.summary.some((l) => RAW_ONLY_LINE.test(l)), view.summary.join("\n"));
-    assert.equal((await f.store.getKey("k-raw"))?.exchange, "raw");
+    assert.equal((await f.store.keys.getKey("k-raw"))?.exchange, "raw");
     const generated = await pass(f, generateAs("k-raw-ed", "raw"), [bob]);
     assert.ok(generated.summary.some((l) => RAW_ONLY_LINE.test(l)), generated.summary.join("\n"));
   });
@@ -67,7 +67,7 @@ describe("exchange names in key proposals", () => {
   it("flags proposals about a key stored under a name without a dialect (before names were checked) as raw-only", async () => {
     const f = await fixture({ threshold: 1 });
     const at = new Date().toISOString();
-    await f.store.createKey(
+    await f.store.keys.createKey(
       { id: "k-legacy", exchange: "custom", environment: "testnet", label: "k-legacy", apiKeyId: "x", algorithm: "hmac-sha256", maxAgeDays: 45, createdAt: at },
       { keyId: "k-legacy", version: 1, objectId: "custos:k-legacy:v1", state: "active", createdAt: at, activatedAt: at },
     );

@@ -49,7 +49,18 @@ export interface Fixture {
   directory: AccessDirectory;
   gov: GovernanceService;
   opts: GovernanceOptions;
+  /** Governance's clock: real time plus what the test advanced it by. */
+  clock: TestClock;
   logs(): string;
+}
+
+/** A clock that follows real time, and jumps ahead when a test advances it (instead of sleeping). */
+export class TestClock {
+  private offset = 0;
+  readonly now = (): number => Date.now() + this.offset;
+  advance(ms: number): void {
+    this.offset += ms;
+  }
 }
 
 const fixtures: Fixture[] = [];
@@ -73,11 +84,20 @@ export async function fixture(o: { officers?: Officer[]; threshold?: number; ini
   const audit = await AuditLog.open(store, logger, { flushIntervalMs: 3_600_000 });
   const directory = new AccessDirectory();
   await directory.reload(store);
-  const opts: GovernanceOptions = { proposerCounts: o.proposerCounts ?? false, veto: o.veto ?? true, bootstrapAdmins: o.bootstrapAdmins ?? [], autoGrant: o.autoGrant ?? [], proposalTtlMs: o.proposalTtlMs ?? 24 * HOUR, ...(o.maxProposalTtlMs ? { maxProposalTtlMs: o.maxProposalTtlMs } : {}) };
+  const clock = new TestClock();
+  const opts: GovernanceOptions = {
+    proposerCounts: o.proposerCounts ?? false,
+    veto: o.veto ?? true,
+    bootstrapAdmins: o.bootstrapAdmins ?? [],
+    autoGrant: o.autoGrant ?? [],
+    proposalTtlMs: o.proposalTtlMs ?? 24 * HOUR,
+    ...(o.maxProposalTtlMs ? { maxProposalTtlMs: o.maxProposalTtlMs } : {}),
+    now: clock.now,
+  };
   const gov = new GovernanceService(store, hsm, audit, directory, logger, opts);
   await gov.load();
   if (o.init ?? true) await gov.init(null, (o.officers ?? [alice, bob, carol]).map((x) => x.spec), o.threshold ?? 2);
-  const f = { store, hsm, audit, directory, gov, opts, logs: () => logText };
+  const f = { store, hsm, audit, directory, gov, opts, clock, logs: () => logText };
   fixtures.push(f);
   return f;
 }
@@ -93,18 +113,18 @@ export type AuditBody = AuditRecord;
 
 export async function auditSince(f: Fixture, afterSeq = 0): Promise<AuditBody[]> {
   await f.audit.flush();
-  return (await f.store.readAudit(afterSeq, 100_000)).map((e) => JSON.parse(e.body) as AuditBody);
+  return (await f.store.audit.readAudit(afterSeq, 100_000)).map((e) => JSON.parse(e.body) as AuditBody);
 }
 
 export async function lastSeq(f: Fixture): Promise<number> {
   await f.audit.flush();
-  return (await f.store.lastAudit())?.seq ?? 0;
+  return (await f.store.audit.lastAudit())?.seq ?? 0;
 }
 
 export const brief = (events: AuditBody[]) => events.map((e) => [e.kind, e.actor, e.outcome, e.reason].filter((x) => x !== undefined).join(" "));
 
 export async function vote(f: Fixture, who: Officer, id: string, decision: Decision = "approve", reason = ""): Promise<ProposalView> {
-  const { digest } = (await f.store.getProposal(id))!;
+  const { digest } = (await f.store.governance.getProposal(id))!;
   return f.gov.vote(who.caller, id, decision, digest, signApproval(who.key, decision, digest), reason);
 }
 

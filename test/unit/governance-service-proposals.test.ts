@@ -34,7 +34,7 @@ describe("GovernanceService proposals refused at Propose", () => {
       assert.equal(events[0]!.details?.proposalKind, "import_key", what);
     }
     assert.equal(f.hsm.calls.length, callsBefore);
-    assert.equal((await f.store.listProposals()).length, 1, "only the first import was stored");
+    assert.equal((await f.store.governance.listProposals()).length, 1, "only the first import was stored");
   });
 
   it("a second rotation (or import) of a key while one is open → PRECONDITION_FAILED", async () => {
@@ -53,7 +53,7 @@ describe("GovernanceService proposals refused at Propose", () => {
 
   it("a trading client → ROLE_NOT_ALLOWED, an unknown identity → NOT_AN_OFFICER, no identity → UNAUTHENTICATED", async () => {
     const f = await fixture();
-    await f.store.upsertClient({ identity: ALPHA, name: "alpha", role: "trader", cidrs: ["10.0.0.0/8"], createdAt: new Date().toISOString() });
+    await f.store.clients.upsertClient({ identity: ALPHA, name: "alpha", role: "trader", cidrs: ["10.0.0.0/8"], createdAt: new Date().toISOString() });
     await f.directory.reload(f.store);
     const seq = await lastSeq(f);
     await rejectsWith(f.gov.propose({ identity: ALPHA, ip: IP }, grantsOf(ALPHA)), "ROLE_NOT_ALLOWED");
@@ -68,14 +68,14 @@ describe("GovernanceService proposals refused at Propose", () => {
         ["proposal.create", "unknown", "denied", "UNAUTHENTICATED", IP],
       ],
     );
-    assert.deepEqual(await f.store.listProposals(), []);
+    assert.deepEqual(await f.store.governance.listProposals(), []);
   });
 
   it("init a second time → GOVERNANCE_EXISTS, officers and threshold unchanged", async () => {
     const f = await fixture({ threshold: 2 });
     await rejectsWith(f.gov.init(null, [dave.spec], 1), "GOVERNANCE_EXISTS");
-    assert.equal((await f.store.getGovernance())?.threshold, 2);
-    assert.deepEqual((await f.store.listOfficers()).map((o) => o.id), ["alice", "bob", "carol"]);
+    assert.equal((await f.store.governance.getGovernance())?.threshold, 2);
+    assert.deepEqual((await f.store.governance.listOfficers()).map((o) => o.id), ["alice", "bob", "carol"]);
     assert.deepEqual(brief(await auditSince(f)), ["governance.init system ok", "governance.init system denied GOVERNANCE_EXISTS"]);
   });
 
@@ -99,7 +99,7 @@ describe("GovernanceService proposals refused at Propose", () => {
     for (const ttl of [4_294_967_295_000, 7 * 24 * HOUR + 1000, 0, -1, 1.5]) {
       await rejectsWith(f.gov.propose(alice.caller, grantsOf(ALPHA), ttl), "INVALID_ARGUMENT");
     }
-    assert.deepEqual(await f.store.listProposals(), []);
+    assert.deepEqual(await f.store.governance.listProposals(), []);
     const before = Date.now();
     const view = await f.gov.propose(alice.caller, grantsOf(ALPHA), 7 * 24 * HOUR);
     const expires = Date.parse(view.record.expiresAt);
@@ -112,7 +112,7 @@ describe("GovernanceService proposals refused at Propose", () => {
     const f = await fixture({ init: false });
     assert.equal(f.gov.initialised, false);
     await rejectsWith(f.gov.propose(alice.caller, grantsOf(ALPHA)), "GOVERNANCE_NOT_INITIALISED");
-    assert.deepEqual(await f.store.listProposals(), []);
+    assert.deepEqual(await f.store.governance.listProposals(), []);
   });
 });
 
@@ -125,7 +125,7 @@ describe("GovernanceService key lifecycle", () => {
     const started = Date.now();
     await pass(f, { kind: "rotate_key", keyId: "k", apiKeyId: "api-k-2", graceSeconds: grace, envelope: envelopeOf(f, s2) }, [bob]);
     const finished = Date.now();
-    const [v1, v2] = (await f.store.getKey("k"))!.versions;
+    const [v1, v2] = (await f.store.keys.getKey("k"))!.versions;
     assert.deepEqual([v1!.state, v2!.state, v2!.version, v2!.apiKeyId], ["retiring", "active", 2, "api-k-2"]);
     const retireAt = Date.parse(v1!.retireAt!);
     assert.equal(retireAt, Date.parse(v2!.activatedAt!) + grace * 1000);
@@ -135,9 +135,9 @@ describe("GovernanceService key lifecycle", () => {
     assert.ok(f.hsm.objects.has(versionObjectId("k", 1)));
 
     await f.gov.retireDue(retireAt - 1);
-    assert.equal((await f.store.getKey("k"))!.versions[0]!.state, "retiring");
+    assert.equal((await f.store.keys.getKey("k"))!.versions[0]!.state, "retiring");
     await f.gov.retireDue(retireAt);
-    assert.deepEqual((await f.store.getKey("k"))!.versions.map((v) => v.state), ["destroyed", "active"]);
+    assert.deepEqual((await f.store.keys.getKey("k"))!.versions.map((v) => v.state), ["destroyed", "active"]);
     assert.deepEqual([...f.hsm.objects.keys()], [versionObjectId("k", 2)]);
     const destroyed = (await auditSince(f)).filter((e) => e.kind === "key.destroy_version");
     assert.deepEqual(destroyed.map((e) => [e.actor, e.key, e.version, e.details?.reason]), [["system", "k", 1, "grace period ended"]]);
@@ -152,7 +152,7 @@ describe("GovernanceService key lifecycle", () => {
     assert.ok(f.hsm.objects.has(versionObjectId("k", 1)));
     await pass(f, { kind: "rotate_key", keyId: "k", apiKeyId: "", graceSeconds: 3600, envelope: envelopeOf(f, randomBytes(32)) }, [bob]);
     await pass(f, { kind: "destroy_version", keyId: "k", version: 1 }, [bob]);
-    assert.deepEqual((await f.store.getKey("k"))!.versions.map((v) => v.state), ["destroyed", "active"]);
+    assert.deepEqual((await f.store.keys.getKey("k"))!.versions.map((v) => v.state), ["destroyed", "active"]);
     assert.equal(f.hsm.objects.has(versionObjectId("k", 1)), false);
     await rejectsWith(f.gov.propose(alice.caller, { kind: "destroy_version", keyId: "k", version: 1 }), "PRECONDITION_FAILED");
   });
@@ -163,11 +163,11 @@ describe("GovernanceService key lifecycle", () => {
     const bad = { ...good, wrappedKey: Buffer.from(good.wrappedKey).fill(0, 4, 8) };
     const p = await f.gov.propose(alice.caller, importOf("k-bad", bad));
     await rejectsWith(vote(f, bob, p.record.id), "ENVELOPE_INVALID");
-    const stored = (await f.store.getProposal(p.record.id))!;
+    const stored = (await f.store.governance.getProposal(p.record.id))!;
     assert.equal(stored.state, "failed");
     assert.ok(stored.failure);
     assert.equal(stored.envelope, null);
-    assert.equal(await f.store.getKey("k-bad"), undefined);
+    assert.equal(await f.store.keys.getKey("k-bad"), undefined);
     assert.equal(f.hsm.objects.size, 0);
     assert.deepEqual(brief((await auditSince(f)).slice(-2)), ["proposal.execute system ok", "proposal.failed system failed ENVELOPE_INVALID"]);
     await pass(f, importOf("k-bad", good), [bob]); // nothing half-done blocks the id
@@ -190,7 +190,7 @@ describe("GovernanceService Ed25519 migration (a wrapped PKCS#8 key, on an HSM t
     const signature = await f.hsm.sign(objectId, "ed25519", Buffer.from("order"));
     assert.ok(verify(null, Buffer.from("order"), existing.publicKey, signature));
     assert.deepEqual(await f.hsm.publicKey(objectId), existing.publicKey.export({ format: "der", type: "spki" }));
-    assert.equal((await f.store.getKey("k-migrated"))?.algorithm, "ed25519");
+    assert.equal((await f.store.keys.getKey("k-migrated"))?.algorithm, "ed25519");
   });
 
   it("a private key that does not pair with the approved public key fails the proposal with nothing left behind", async () => {
@@ -199,8 +199,8 @@ describe("GovernanceService Ed25519 migration (a wrapped PKCS#8 key, on an HSM t
     const claimed = generateKeyPairSync("ed25519");
     const p = await f.gov.propose(alice.caller, ed25519Import(f, "k-swapped", wrapped.privateKey, claimed.publicKey));
     await rejectsWith(vote(f, bob, p.record.id), "ENVELOPE_INVALID");
-    assert.equal((await f.store.getProposal(p.record.id))?.state, "failed");
-    assert.equal(await f.store.getKey("k-swapped"), undefined);
+    assert.equal((await f.store.governance.getProposal(p.record.id))?.state, "failed");
+    assert.equal(await f.store.keys.getKey("k-swapped"), undefined);
     assert.equal(await f.hsm.hasSecret(versionObjectId("k-swapped", 1)), false);
   });
 
@@ -223,9 +223,9 @@ describe("GovernanceService freeze and thaw", () => {
     await pass(f, grantsOf(RISK, [], true), [bob]);
 
     await f.gov.freeze(carol.caller, "key", "k", "leaked in a screenshot");
-    assert.deepEqual([Boolean((await f.store.getKey("k"))!.frozenAt), (await f.store.getKey("k"))!.frozenReason], [true, "leaked in a screenshot"]);
+    assert.deepEqual([Boolean((await f.store.keys.getKey("k"))!.frozenAt), (await f.store.keys.getKey("k"))!.frozenReason], [true, "leaked in a screenshot"]);
     await f.gov.freeze({ identity: RISK, ip: IP }, "client", ALPHA, "runaway orders");
-    assert.ok((await f.store.getClient(ALPHA))!.frozenAt);
+    assert.ok((await f.store.clients.getClient(ALPHA))!.frozenAt);
     assert.ok(f.directory.client(ALPHA)!.frozenAt, "the sign path sees the freeze");
 
     await rejectsWith(f.gov.freeze({ identity: ALPHA, ip: IP }, "key", "k", "me too"), "ROLE_NOT_ALLOWED");
@@ -249,9 +249,9 @@ describe("GovernanceService freeze and thaw", () => {
     await rejectsWith(f.gov.propose(alice.caller, { kind: "thaw", target: "key", id: "k" }), "PRECONDITION_FAILED");
     await f.gov.freeze(alice.caller, "key", "k", "drill");
     const p = await f.gov.propose(alice.caller, { kind: "thaw", target: "key", id: "k" });
-    assert.ok((await f.store.getKey("k"))!.frozenAt, "still frozen while the thaw is pending");
+    assert.ok((await f.store.keys.getKey("k"))!.frozenAt, "still frozen while the thaw is pending");
     assert.equal((await vote(f, bob, p.record.id)).record.state, "executed");
-    assert.equal((await f.store.getKey("k"))!.frozenAt ?? null, null);
+    assert.equal((await f.store.keys.getKey("k"))!.frozenAt ?? null, null);
     assert.equal(f.directory.key("k")!.frozenAt ?? null, null);
     assert.deepEqual(brief((await auditSince(f)).filter((e) => e.kind === "thaw")), ["thaw alice ok"]);
   });
@@ -274,7 +274,7 @@ describe("GovernanceService audit privacy", () => {
     const forms = (b: Buffer) => [b.toString("hex"), b.toString("base64"), b.toString("base64url")];
     const forbidden = [...secrets, ...envelopes.flatMap((e) => [e.wrappedKey, e.encryptedAesKey]), broken.wrappedKey].flatMap(forms);
     await f.audit.flush();
-    const bodies = (await f.store.readAudit(0, 100_000)).map((e) => e.body);
+    const bodies = (await f.store.audit.readAudit(0, 100_000)).map((e) => e.body);
     assert.ok(bodies.length > 10);
     for (const text of [...bodies, f.logs()]) {
       for (const form of forbidden) assert.ok(!text.includes(form), `secret material in: ${text.slice(0, 200)}`);

@@ -22,14 +22,14 @@ describe("GovernanceService quorum", () => {
     assert.deepEqual([first.record.state, first.quorum.needed, first.quorum.approvals], ["pending", 1, ["bob"]]);
     assert.equal(f.hsm.objects.size, 0);
     assert.deepEqual(f.hsm.calls, []);
-    assert.equal(await f.store.getKey("k1"), undefined);
+    assert.equal(await f.store.keys.getKey("k1"), undefined);
 
     const second = await vote(f, carol, proposed.record.id);
     assert.equal(second.record.state, "executed");
     assert.ok(second.record.executedAt);
     assert.equal(second.record.envelope, null);
     assert.equal(second.record.step, "audited");
-    const key = (await f.store.getKey("k1"))!;
+    const key = (await f.store.keys.getKey("k1"))!;
     assert.deepEqual(key.versions.map((v) => [v.version, v.state, v.objectId]), [[1, "active", versionObjectId("k1", 1)]]);
     assert.deepEqual(f.hsm.objects.get(versionObjectId("k1", 1)), secret);
     const data = Buffer.from("timestamp=1");
@@ -55,10 +55,10 @@ describe("GovernanceService quorum", () => {
       const p = await f.gov.propose(alice.caller, grantsOf(ALPHA));
       const own = await vote(f, alice, p.record.id);
       assert.deepEqual([own.record.state, own.quorum.approvals, own.quorum.needed], ["pending", proposerCounts ? ["alice"] : [], 1]);
-      assert.equal((await f.store.listVotes(p.record.id)).length, 1, "the proposer's vote is kept either way");
+      assert.equal((await f.store.governance.listVotes(p.record.id)).length, 1, "the proposer's vote is kept either way");
       const done = await vote(f, bob, p.record.id);
       assert.equal(done.record.state, "executed");
-      assert.equal((await f.store.getClient(ALPHA))?.role, "trader");
+      assert.equal((await f.store.clients.getClient(ALPHA))?.role, "trader");
     });
   }
 
@@ -69,7 +69,7 @@ describe("GovernanceService quorum", () => {
       const v = await vote(f, bob, p.record.id);
       assert.deepEqual([v.record.state, v.quorum.approvals, v.quorum.needed], ["pending", ["bob"], 1]);
     }
-    assert.equal((await f.store.listVotes(p.record.id)).length, 1);
+    assert.equal((await f.store.governance.listVotes(p.record.id)).length, 1);
     assert.equal((await vote(f, carol, p.record.id)).record.state, "executed");
     assert.equal((await auditSince(f)).filter((e) => e.kind === "proposal.execute").length, 1);
   });
@@ -77,14 +77,14 @@ describe("GovernanceService quorum", () => {
   it("veto: one rejection rejects the proposal and deletes its envelope", async () => {
     const f = await fixture({ threshold: 2 });
     const p = await f.gov.propose(alice.caller, importOf("k-veto", envelopeOf(f, randomBytes(32))));
-    assert.notEqual((await f.store.getProposal(p.record.id))!.envelope, null);
+    assert.notEqual((await f.store.governance.getProposal(p.record.id))!.envelope, null);
     await vote(f, bob, p.record.id);
     const v = await vote(f, carol, p.record.id, "reject", "wrong API key id");
     assert.deepEqual([v.record.state, v.quorum.rejections], ["rejected", ["carol"]]);
-    assert.equal((await f.store.getProposal(p.record.id))!.envelope, null);
+    assert.equal((await f.store.governance.getProposal(p.record.id))!.envelope, null);
     await rejectsWith(vote(f, bob, p.record.id), "PROPOSAL_CLOSED");
     assert.deepEqual(f.hsm.calls, []);
-    assert.equal(await f.store.getKey("k-veto"), undefined);
+    assert.equal(await f.store.keys.getKey("k-veto"), undefined);
     const events = await auditSince(f);
     const reject = events.find((e) => e.kind === "proposal.reject")!;
     assert.deepEqual([reject.actor, reject.outcome, reject.details?.reason], ["carol", "ok", "wrong API key id"]);
@@ -108,8 +108,8 @@ describe("GovernanceService quorum", () => {
     const f = await fixture({ threshold: 2 });
     const p = await f.gov.propose(alice.caller, { kind: "remove_officer", officerId: "carol" }).catch(() => undefined);
     if (p) for (const who of [bob, carol]) await vote(f, who, p.record.id).catch(() => undefined);
-    const active = (await f.store.listOfficers()).filter((o) => o.status === "active").length;
-    const threshold = (await f.store.getGovernance())!.threshold;
+    const active = (await f.store.governance.listOfficers()).filter((o) => o.status === "active").length;
+    const threshold = (await f.store.governance.getGovernance())!.threshold;
     assert.doesNotThrow(() => validateRules({ threshold, proposerCounts: false, veto: true }, active), `${active} officers, threshold ${threshold}`);
   });
 
@@ -117,7 +117,7 @@ describe("GovernanceService quorum", () => {
     const f = await fixture({ threshold: 1 });
     await rejectsWith(f.gov.propose(alice.caller, { kind: "set_threshold", threshold: 3 }), "INVALID_ARGUMENT"); // 2 approvers besides the proposer
     await pass(f, { kind: "set_threshold", threshold: 2 }, [bob]);
-    assert.equal((await f.store.getGovernance())?.threshold, 2);
+    assert.equal((await f.store.governance.getGovernance())?.threshold, 2);
     const p = await f.gov.propose(alice.caller, grantsOf(ALPHA));
     assert.equal(p.quorum.needed, 2);
     assert.equal((await vote(f, bob, p.record.id)).record.state, "pending");
@@ -134,7 +134,7 @@ describe("GovernanceService votes that are refused", () => {
     const events = await auditSince(f, seq);
     assert.deepEqual(brief(events), ["proposal.approve bob denied BAD_SIGNATURE"]);
     assert.deepEqual(events[0]!.details, { proposal: p.record.id, digest: p.record.digest });
-    assert.deepEqual(await f.store.listVotes(p.record.id), []);
+    assert.deepEqual(await f.store.governance.listVotes(p.record.id), []);
   });
 
   it("a signature over another digest, or over the other decision → BAD_SIGNATURE", async () => {
@@ -152,8 +152,8 @@ describe("GovernanceService votes that are refused", () => {
     for (const [what, decision, signature] of cases) {
       await assert.rejects(f.gov.vote(bob.caller, p.record.id, decision, d, signature), isCode("BAD_SIGNATURE"), what);
     }
-    assert.deepEqual(await f.store.listVotes(p.record.id), []);
-    assert.equal((await f.store.getProposal(p.record.id))!.state, "pending");
+    assert.deepEqual(await f.store.governance.listVotes(p.record.id), []);
+    assert.equal((await f.store.governance.getProposal(p.record.id))!.state, "pending");
   });
 
   it("a digest that is not the proposal's → DIGEST_MISMATCH", async () => {
@@ -169,16 +169,16 @@ describe("GovernanceService votes that are refused", () => {
       "proposal.approve bob denied DIGEST_MISMATCH",
       "proposal.approve bob denied PROPOSAL_NOT_FOUND",
     ]);
-    assert.deepEqual(await f.store.listVotes(p.record.id), []);
-    assert.deepEqual(await f.store.listVotes(other.record.id), []);
+    assert.deepEqual(await f.store.governance.listVotes(p.record.id), []);
+    assert.deepEqual(await f.store.governance.listVotes(other.record.id), []);
   });
 
   it("an expired proposal cannot be approved → PROPOSAL_CLOSED, state expired, envelope deleted", async () => {
     const f = await fixture({ threshold: 1 });
     const p = await f.gov.propose(alice.caller, importOf("k-late", envelopeOf(f, randomBytes(32))), 1);
-    await new Promise((r) => setTimeout(r, 10));
+    f.clock.advance(10);
     await rejectsWith(vote(f, bob, p.record.id), "PROPOSAL_CLOSED");
-    const stored = (await f.store.getProposal(p.record.id))!;
+    const stored = (await f.store.governance.getProposal(p.record.id))!;
     assert.deepEqual([stored.state, stored.envelope], ["expired", null]);
     assert.deepEqual(f.hsm.calls, []);
     assert.deepEqual(brief((await auditSince(f)).slice(-2)), ["proposal.expired system ok", "proposal.approve bob denied PROPOSAL_CLOSED"]);
@@ -186,9 +186,9 @@ describe("GovernanceService votes that are refused", () => {
     // The sweep ends proposals nobody votes on, at their expiry and not before.
     const q = await f.gov.propose(alice.caller, grantsOf(ALPHA));
     await f.gov.expireDue(Date.parse(q.record.expiresAt) - 1);
-    assert.equal((await f.store.getProposal(q.record.id))!.state, "pending");
+    assert.equal((await f.store.governance.getProposal(q.record.id))!.state, "pending");
     await f.gov.expireDue(Date.parse(q.record.expiresAt));
-    assert.equal((await f.store.getProposal(q.record.id))!.state, "expired");
+    assert.equal((await f.store.governance.getProposal(q.record.id))!.state, "expired");
   });
 
   it("an executed proposal cannot be voted on again → PROPOSAL_CLOSED", async () => {
@@ -197,7 +197,7 @@ describe("GovernanceService votes that are refused", () => {
     await rejectsWith(vote(f, carol, p.record.id), "PROPOSAL_CLOSED");
     await rejectsWith(vote(f, bob, p.record.id), "PROPOSAL_CLOSED");
     await rejectsWith(vote(f, carol, p.record.id, "reject"), "PROPOSAL_CLOSED");
-    assert.equal((await f.store.getProposal(p.record.id))!.state, "executed");
+    assert.equal((await f.store.governance.getProposal(p.record.id))!.state, "executed");
     assert.equal((await auditSince(f)).filter((e) => e.kind === "proposal.executed").length, 1);
   });
 });

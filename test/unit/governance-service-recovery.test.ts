@@ -17,7 +17,7 @@ describe("GovernanceService crash recovery", () => {
       const envelope = envelopeOf(f, secret);
       const p = await f.gov.propose(alice.caller, importOf("k-crash", envelope));
       // What a crash leaves: approved and marked executing, the envelope still stored, maybe the secret already in the HSM.
-      assert.ok(await f.store.updateProposal(p.record.id, "pending", { state: "executing" }));
+      assert.ok(await f.store.governance.updateProposal(p.record.id, "pending", { state: "executing" }));
       if (unwrapped) await f.hsm.unwrapSecret(envelope, { objectId: versionObjectId("k-crash", 1), label: "binance/k-crash/v1" });
       const seq = await lastSeq(f);
       const unwrapsBefore = unwraps(f).length;
@@ -25,8 +25,8 @@ describe("GovernanceService crash recovery", () => {
       const gov = await restarted(f);
       await gov.resume();
       await gov.resume(); // a second start-up finds nothing to do
-      assert.equal((await f.store.getProposal(p.record.id))!.state, "executed");
-      assert.deepEqual((await f.store.getKey("k-crash"))!.versions.map((v) => [v.version, v.state]), [[1, "active"]]);
+      assert.equal((await f.store.governance.getProposal(p.record.id))!.state, "executed");
+      assert.deepEqual((await f.store.keys.getKey("k-crash"))!.versions.map((v) => [v.version, v.state]), [[1, "active"]]);
       assert.deepEqual([...f.hsm.objects.keys()], [versionObjectId("k-crash", 1)]);
       assert.deepEqual(f.hsm.objects.get(versionObjectId("k-crash", 1)), secret);
       assert.equal(unwraps(f).length - unwrapsBefore, unwrapped ? 0 : 1);
@@ -43,19 +43,22 @@ describe("GovernanceService crash recovery", () => {
     const f = await fixture({ threshold: 1 });
     const p = await f.gov.propose(alice.caller, grantsOf(ALPHA));
     const sig = signApproval(bob.key, "approve", p.record.digest).toString("base64");
-    await f.store.addVote({ proposalId: p.record.id, officerId: "bob", decision: "approve", digest: p.record.digest, signature: sig, at: new Date().toISOString() });
+    await f.store.governance.addVote({ proposalId: p.record.id, officerId: "bob", decision: "approve", digest: p.record.digest, signature: sig, at: new Date().toISOString() });
     // Another one crashed after its change was recorded, before proposal.executed was audited.
     const q = await f.gov.propose(alice.caller, grantsOf(RISK));
-    await f.store.updateProposal(q.record.id, "pending", { state: "executing" });
-    await f.store.setClientAccess({ identity: RISK, name: RISK, role: "trader", cidrs: [], createdAt: new Date().toISOString() }, [], { proposalId: q.record.id, at: new Date().toISOString() });
+    await f.store.governance.updateProposal(q.record.id, "pending", { state: "executing" });
+    await f.store.transaction(async (tx) => {
+      await tx.clients.setClientAccess({ identity: RISK, name: RISK, role: "trader", cidrs: [], createdAt: new Date().toISOString() }, []);
+      await tx.governance.markExecuted(q.record.id, new Date().toISOString());
+    });
     const seq = await lastSeq(f);
 
     const gov = await restarted(f);
     await gov.resume();
     await gov.resume();
-    assert.equal((await f.store.getProposal(p.record.id))!.state, "executed");
-    assert.equal((await f.store.getClient(ALPHA))?.role, "trader");
-    assert.equal((await f.store.getProposal(q.record.id))!.step, "audited");
+    assert.equal((await f.store.governance.getProposal(p.record.id))!.state, "executed");
+    assert.equal((await f.store.clients.getClient(ALPHA))?.role, "trader");
+    assert.equal((await f.store.governance.getProposal(q.record.id))!.step, "audited");
     const executed = (await auditSince(f, seq)).filter((e) => e.kind === "proposal.executed").map((e) => e.details?.proposal);
     assert.deepEqual(executed.sort(), [p.record.id, q.record.id].sort());
   });
@@ -64,7 +67,7 @@ describe("GovernanceService crash recovery", () => {
     const f = await fixture({ threshold: 1 });
     const p = await f.gov.propose(alice.caller, importOf("k-half", envelopeOf(f, randomBytes(32))));
     // The crash: executed (change and mark in one transaction), key.import audited, proposal.executed not yet.
-    assert.ok(await f.store.updateProposal(p.record.id, "pending", { state: "executed", step: "recorded", executedAt: new Date().toISOString() }));
+    assert.ok(await f.store.governance.updateProposal(p.record.id, "pending", { state: "executed", step: "recorded", executedAt: new Date().toISOString() }));
     const ref = { proposal: p.record.id, digest: p.record.digest };
     await f.audit.recordNow({ kind: "key.import", actor: alice.caller.identity!, outcome: "ok", key: "k-half", version: 1, details: ref });
     // Other traffic lands on the chain before the restart: more than one page of the backward walk.
@@ -72,7 +75,7 @@ describe("GovernanceService crash recovery", () => {
     const seq = await lastSeq(f);
 
     await (await restarted(f)).resume();
-    assert.equal((await f.store.getProposal(p.record.id))!.step, "audited");
+    assert.equal((await f.store.governance.getProposal(p.record.id))!.step, "audited");
     assert.deepEqual(brief(await auditSince(f, seq)), ["reconcile.complete system ok", "proposal.executed system ok"]);
     const all = await auditSince(f);
     assert.equal(all.filter((e) => e.kind === "key.import" && e.details?.proposal === p.record.id).length, 1);
@@ -84,12 +87,12 @@ describe("GovernanceService crash recovery", () => {
     await pass(f, { kind: "rotate_key", keyId: "k", apiKeyId: "", graceSeconds: 3600, envelope: envelopeOf(f, randomBytes(32)) }, [bob]);
     const p = await f.gov.propose(alice.caller, { kind: "destroy_version", keyId: "k", version: 1 }, 30);
     const sig = signApproval(bob.key, "approve", p.record.digest).toString("base64");
-    await f.store.addVote({ proposalId: p.record.id, officerId: "bob", decision: "approve", digest: p.record.digest, signature: sig, at: new Date().toISOString() });
-    await new Promise((r) => setTimeout(r, 60));
+    await f.store.governance.addVote({ proposalId: p.record.id, officerId: "bob", decision: "approve", digest: p.record.digest, signature: sig, at: new Date().toISOString() });
+    f.clock.advance(60);
     const seq = await lastSeq(f);
     await (await restarted(f)).resume();
-    const state = (await f.store.getProposal(p.record.id))!.state;
-    const v1 = (await f.store.getKey("k"))!.versions[0]!;
+    const state = (await f.store.governance.getProposal(p.record.id))!.state;
+    const v1 = (await f.store.keys.getKey("k"))!.versions[0]!;
     const events = await auditSince(f, seq);
     if (state === "executed") assert.equal(v1.state, "destroyed");
     else assert.deepEqual([state, v1.state, f.hsm.objects.has(versionObjectId("k", 1))], ["expired", "retiring", true]);
@@ -101,7 +104,7 @@ describe("GovernanceService crash recovery", () => {
     await pass(f, importOf("k", envelopeOf(f, randomBytes(32))), [bob]);
     const envelope = envelopeOf(f, randomBytes(32));
     const inFlight = await f.gov.propose(alice.caller, importOf("k-flight", envelope));
-    await f.store.updateProposal(inFlight.record.id, "pending", { state: "executing" });
+    await f.store.governance.updateProposal(inFlight.record.id, "pending", { state: "executing" });
     await f.hsm.unwrapSecret(envelope, { objectId: versionObjectId("k-flight", 1), label: "k-flight" });
     f.hsm.put(versionObjectId("k-ghost", 1), randomBytes(32));
     f.hsm.put("other-app:key", randomBytes(32));

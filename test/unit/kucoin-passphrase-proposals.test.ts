@@ -2,7 +2,8 @@ import { afterEach, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, createHmac, randomBytes } from "node:crypto";
 import { CustosError } from "../../src/errors.js";
-import { signedPassphraseFingerprint, validateInput, type NewKeyMetadata, type ProposalInput } from "../../src/governance/proposal-input.js";
+import { signedPassphraseFingerprint, type NewKeyMetadata, type ProposalInput } from "../../src/governance/proposal-input.js";
+import { validateInput } from "../../src/governance/kinds/index.js";
 import { alice, bob, closeFixtures, envelopeOf, fixture, isCode, pass, rejectsWith, vote } from "./governance-fixture.js";
 
 /**
@@ -96,7 +97,7 @@ describe("signed passphrase: through the quorum", () => {
 
     const { record } = await vote(f, bob, view.record.id);
     assert.equal(record.state, "executed", record.failure ?? "");
-    const key = (await f.store.getKey("kc"))!;
+    const key = (await f.store.keys.getKey("kc"))!;
     assert.equal(key.versions[0]!.signedPassphrase, signed);
   });
 
@@ -116,7 +117,7 @@ describe("signed passphrase: through the quorum", () => {
     await rejectsWith(f.gov.propose(alice.caller, rotate()), "INVALID_ARGUMENT");
     const view = await pass(f, rotate(signedOf(s2, "second")), [bob]);
     assert.ok(view.summary.some((l) => l.startsWith("API passphrase: set")), view.summary.join("\n"));
-    const versions = (await f.store.getKey("kc"))!.versions;
+    const versions = (await f.store.keys.getKey("kc"))!.versions;
     assert.deepEqual(
       versions.map((v) => [v.version, v.state, v.signedPassphrase]),
       [
@@ -126,7 +127,7 @@ describe("signed passphrase: through the quorum", () => {
     );
 
     await pass(f, { kind: "import_key", key: kucoinKey("bn", { exchange: "binance" }), envelope: envelopeOf(f, s1) }, [bob]);
-    assert.equal((await f.store.getKey("bn"))!.versions[0]!.signedPassphrase, null);
+    assert.equal((await f.store.keys.getKey("bn"))!.versions[0]!.signedPassphrase, null);
     const foreign: ProposalInput = { kind: "rotate_key", keyId: "bn", apiKeyId: "", graceSeconds: 60, envelope: envelopeOf(f, s2), signedPassphrase: signedOf(s2, "x") };
     await assert.rejects(f.gov.propose(alice.caller, foreign), isCode("INVALID_ARGUMENT"));
   });

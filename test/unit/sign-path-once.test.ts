@@ -43,14 +43,14 @@ const logged: SignDecision[] = [];
 before(async () => {
   store = new SqliteStore(":memory:");
   const hsm = new FakeHsm();
-  await store.upsertClient({ identity: ALPHA, name: "alpha", role: "trader", cidrs: ["10.0.0.0/8"], createdAt: NOW });
-  await store.createKey(
+  await store.clients.upsertClient({ identity: ALPHA, name: "alpha", role: "trader", cidrs: ["10.0.0.0/8"], createdAt: NOW });
+  await store.keys.createKey(
     { id: "binance", exchange: "binance", environment: "testnet", label: "binance", apiKeyId: "pub-binance", algorithm: "hmac-sha256", maxAgeDays: 45,
       createdAt: NOW },
     { keyId: "binance", version: 1, objectId: "custos:binance:v1", state: "active", createdAt: NOW, activatedAt: NOW, retireAt: null },
   );
-  await store.setPolicy("binance", JSON.stringify({ maxQuantity: { "*": 1 } }), NOW);
-  await store.addGrant(ALPHA, "binance");
+  await store.keys.setPolicy("binance", JSON.stringify({ maxQuantity: { "*": 1 } }), NOW);
+  await store.clients.addGrant(ALPHA, "binance");
   hsm.put("custos:binance:v1", randomBytes(32));
   directory = new CountingDirectory();
   await directory.reload(store);
@@ -117,7 +117,7 @@ describe("the sign path: one read, one policy look-up, one decision tail", () =>
 
   it("ends an allowed and a refused decision in the same tail: one audit row, one observation, one log line each", async () => {
     await audit.flush();
-    const seq = (await store.lastAudit())?.seq ?? 0;
+    const seq = (await store.audit.lastAudit())?.seq ?? 0;
     observed.length = 0;
     logged.length = 0;
     await signer.signExchange(caller, order("0.5"));
@@ -136,7 +136,7 @@ describe("the sign path: one read, one policy look-up, one decision tail", () =>
     );
     assert.equal(logged[1]!.requestId, refusal.requestId);
     await audit.flush();
-    const rows = (await store.readAudit(seq, 10)).map((e) => JSON.parse(e.body) as { kind: string; outcome: string; details?: Record<string, string> });
+    const rows = (await store.audit.readAudit(seq, 10)).map((e) => JSON.parse(e.body) as { kind: string; outcome: string; details?: Record<string, string> });
     assert.deepEqual(
       rows.map((r) => [r.kind, r.outcome, r.details?.class, r.details?.rule]),
       [

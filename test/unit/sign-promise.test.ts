@@ -50,15 +50,15 @@ let signer: SignService;
 before(async () => {
   store = new SqliteStore(":memory:");
   hsm = new FakeHsm();
-  await store.upsertClient({ identity: ALPHA, name: "alpha", role: "trader", cidrs: ["10.0.0.0/8"], createdAt: NOW });
+  await store.clients.upsertClient({ identity: ALPHA, name: "alpha", role: "trader", cidrs: ["10.0.0.0/8"], createdAt: NOW });
   for (const [id, k] of Object.entries(KEYS)) {
     const objectId = `custos:${id}:v1`;
-    await store.createKey(
+    await store.keys.createKey(
       { id, exchange: k.exchange, environment: "testnet", label: id, apiKeyId: `pub-${id}`, algorithm: k.algorithm ?? "hmac-sha256", maxAgeDays: 45, createdAt: NOW },
       { keyId: id, version: 1, objectId, state: "active", createdAt: NOW, activatedAt: NOW, retireAt: null, signedPassphrase: k.exchange === "kucoinfutures" ? SIGNED_PASSPHRASE : null },
     );
-    if (k.policy) await store.setPolicy(id, JSON.stringify(k.policy), NOW);
-    await store.addGrant(ALPHA, id);
+    if (k.policy) await store.keys.setPolicy(id, JSON.stringify(k.policy), NOW);
+    await store.clients.addGrant(ALPHA, id);
     hsm.put(objectId, randomBytes(64));
   }
   const directory = new AccessDirectory();
@@ -83,7 +83,7 @@ function exchangeRequest(keyId: string, request: ExchangeRequest, over: Partial<
 async function refused(run: () => Promise<unknown>, code: CustosErrorCode, rule?: string): Promise<void> {
   const signsBefore = hsm.calls.filter((c) => c.startsWith("sign:")).length;
   await audit.flush();
-  const seqBefore = (await store.lastAudit())?.seq ?? 0;
+  const seqBefore = (await store.audit.lastAudit())?.seq ?? 0;
   await assert.rejects(run, (e: unknown) => {
     assert.ok(e instanceof CustosError, String(e));
     assert.equal(e.code, code, e.message);
@@ -92,7 +92,7 @@ async function refused(run: () => Promise<unknown>, code: CustosErrorCode, rule?
   });
   assert.equal(hsm.calls.filter((c) => c.startsWith("sign:")).length, signsBefore, "nothing reached the HSM");
   await audit.flush();
-  const events = (await store.readAudit(seqBefore, 10)).map((e) => JSON.parse(e.body) as { outcome: string; reason?: string });
+  const events = (await store.audit.readAudit(seqBefore, 10)).map((e) => JSON.parse(e.body) as { outcome: string; reason?: string });
   assert.equal(events.length, 1);
   assert.equal(events[0]!.reason, code);
 }

@@ -65,12 +65,12 @@ function service(observer: SignObserver, limits: Partial<SignServiceOptions> = {
 /** The audit event(s) written since `afterSeq`, parsed. */
 async function auditSince(afterSeq: number): Promise<Array<Record<string, unknown>>> {
   await audit.flush();
-  return (await store.readAudit(afterSeq, 1_000)).map((e) => JSON.parse(e.body) as Record<string, unknown>);
+  return (await store.audit.readAudit(afterSeq, 1_000)).map((e) => JSON.parse(e.body) as Record<string, unknown>);
 }
 
 async function lastSeq(): Promise<number> {
   await audit.flush();
-  return (await store.lastAudit())?.seq ?? 0;
+  return (await store.audit.lastAudit())?.seq ?? 0;
 }
 
 const sha256hex = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
@@ -84,15 +84,15 @@ before(async () => {
     [BETA, "trader", ["10.0.0.0/8"]],
     [ADMIN, "admin", ["10.0.0.0/8"]],
   ];
-  for (const [identity, role, cidrs] of clients) await store.upsertClient({ identity, name: identity, role, cidrs, createdAt: NOW });
+  for (const [identity, role, cidrs] of clients) await store.clients.upsertClient({ identity, name: identity, role, cidrs, createdAt: NOW });
   for (const [id, k] of Object.entries(KEYS)) {
     const objectId = `custos:${id}:v1`;
-    await store.createKey(
+    await store.keys.createKey(
       // "custom": an exchange without a dialect, so raw payloads may be signed (k-dialect below is the exception).
       { id, exchange: id === "k-dialect" ? "binance" : "custom", environment: "testnet", label: id, apiKeyId: `pub-${id}`, algorithm: k.alg, maxAgeDays: 45, createdAt: NOW },
       { keyId: id, version: 1, objectId, state: k.state, createdAt: NOW, activatedAt: k.state === "pending" ? null : NOW, retireAt: id === "k-grace-over" ? NOW : null },
     );
-    if (k.grant) await store.addGrant(ALPHA, id);
+    if (k.grant) await store.clients.addGrant(ALPHA, id);
     const secret = randomBytes(algorithmSpec(k.alg).minKeyBytes); // the HSM refuses shorter HMAC keys
     secrets.set(id, secret);
     if (k.inHsm) hsm.put(objectId, secret);
@@ -161,8 +161,8 @@ describe("SignService decisions", () => {
       req: req("k-active"),
       code: "KEY_FROZEN",
       outcome: "denied",
-      before: () => freeze(() => store.setKeyFrozen("k-active", { at: NOW, reason: "test" })),
-      after: () => freeze(() => store.setKeyFrozen("k-active", null)),
+      before: () => freeze(() => store.keys.setKeyFrozen("k-active", { at: NOW, reason: "test" })),
+      after: () => freeze(() => store.keys.setKeyFrozen("k-active", null)),
     },
     {
       name: "frozen client",
@@ -170,8 +170,8 @@ describe("SignService decisions", () => {
       req: req("k-active"),
       code: "CLIENT_FROZEN",
       outcome: "denied",
-      before: () => freeze(() => store.setClientFrozen(ALPHA, { at: NOW, reason: "test" })),
-      after: () => freeze(() => store.setClientFrozen(ALPHA, null)),
+      before: () => freeze(() => store.clients.setClientFrozen(ALPHA, { at: NOW, reason: "test" })),
+      after: () => freeze(() => store.clients.setClientFrozen(ALPHA, null)),
     },
     { name: "active version", caller: alpha, req: req("k-active"), outcome: "allowed", auditVersion: 1 },
     { name: "active version, pinned", caller: alpha, req: req("k-active", 1), outcome: "allowed", auditVersion: 1 },
@@ -377,7 +377,7 @@ describe("SignService audit privacy", () => {
     hsm.down = false;
 
     await audit.flush();
-    const bodies = (await store.readAudit(seq, 1_000)).map((e) => e.body);
+    const bodies = (await store.audit.readAudit(seq, 1_000)).map((e) => e.body);
     assert.equal(bodies.length, 4);
     for (const body of bodies) {
       for (const form of [PAYLOAD.toString("utf8"), "SENTINEL-7f3a", PAYLOAD.toString("hex"), PAYLOAD.toString("base64"), PAYLOAD.toString("base64url")]) {

@@ -1,9 +1,9 @@
 import type Database from "better-sqlite3";
-import type { StoredAuditEvent, StoredCheckpoint } from "../store.js";
+import type { AuditTable, StoredAuditEvent, StoredCheckpoint } from "../store.js";
 import { SqliteTables, type Row } from "./sqlite-tables.js";
 
-/** The audit hash chain's events (the audit part of SqliteStore). */
-export class SqliteAuditTable extends SqliteTables {
+/** The audit hash chain's events (the store's `audit`). */
+export class SqliteAuditTable extends SqliteTables implements AuditTable {
   private readonly insertAudit: Database.Statement;
 
   constructor(db: Database.Database) {

@@ -1,10 +1,10 @@
 import { CustosError } from "../../errors.js";
 import type { ClientRecord } from "../../signing/clients.js";
-import type { Freeze, ProposalDone } from "../store.js";
+import type { ClientTable, Freeze } from "../store.js";
 import { SqliteTables, type Row } from "./sqlite-tables.js";
 
-/** Trading clients and their grants (the client part of SqliteStore). */
-export class SqliteClientTables extends SqliteTables {
+/** Trading clients and their grants (the store's `clients`). */
+export class SqliteClientTables extends SqliteTables implements ClientTable {
   async listClients(): Promise<ClientRecord[]> {
     return (this.db.prepare("SELECT * FROM clients ORDER BY identity").all() as Row[]).map(toClient);
   }
@@ -24,20 +24,18 @@ export class SqliteClientTables extends SqliteTables {
     });
   }
 
-  async setClientAccess(client: ClientRecord, keyIds: readonly string[], done?: ProposalDone): Promise<void> {
+  async setClientAccess(client: ClientRecord, keyIds: readonly string[]): Promise<void> {
     this.write(() => {
       this.upsertClientRow(client);
       this.db.prepare("DELETE FROM grants WHERE identity = ?").run(client.identity);
       for (const keyId of keyIds) this.db.prepare("INSERT INTO grants (identity, key_id) VALUES (?, ?)").run(client.identity, keyId);
-      this.markDone(done);
     });
   }
 
-  async setClientFrozen(identity: string, freeze: Freeze, done?: ProposalDone): Promise<void> {
+  async setClientFrozen(identity: string, freeze: Freeze): Promise<void> {
     this.write(() => {
       const r = this.db.prepare("UPDATE clients SET frozen_at = ?, frozen_reason = ? WHERE identity = ?").run(freeze?.at ?? null, freeze?.reason ?? null, identity);
       if (r.changes === 0) throw new CustosError("UNKNOWN_CLIENT", `no client ${identity}`);
-      this.markDone(done);
     });
   }
 

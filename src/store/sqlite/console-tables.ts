@@ -1,11 +1,11 @@
-import type { ChallengeLimit, StoredConsoleSession } from "../store.js";
+import type { ChallengeLimit, ConsoleTable, StoredConsoleSession } from "../store.js";
 import { SqliteTables, type Row } from "./sqlite-tables.js";
 
 /**
- * The officer console's state (the console part of SqliteStore): sessions, outstanding
+ * The officer console's state (the store's `console`): sessions, outstanding
  * WebAuthn challenges and spent enrollment tokens. Each put also forgets what has expired.
  */
-export class SqliteConsoleTables extends SqliteTables {
+export class SqliteConsoleTables extends SqliteTables implements ConsoleTable {
   async spendToken(token: string, expiresAt: string, now: string): Promise<boolean> {
     let spent = false;
     this.write(() => {

@@ -1,10 +1,10 @@
 import { CustosError } from "../../errors.js";
 import type { GovernanceRecord, OfficerRecord, PasskeyRecord, ProposalRecord, ProposalState, VoteRecord } from "../../governance/model.js";
-import type { ProposalDone } from "../store.js";
+import type { GovernanceTable, ProposalPatch } from "../store.js";
 import { SqliteTables, type Row } from "./sqlite-tables.js";
 
-/** The threshold, officers and their passkeys, proposals and votes (the governance part of SqliteStore). */
-export class SqliteGovernanceTables extends SqliteTables {
+/** The threshold, officers and their passkeys, proposals and votes (the store's `governance`). */
+export class SqliteGovernanceTables extends SqliteTables implements GovernanceTable {
   async getGovernance(): Promise<GovernanceRecord | undefined> {
     const row = this.db.prepare("SELECT * FROM governance WHERE id = 1").get() as Row | undefined;
     return row ? { threshold: row.threshold as number, initialisedAt: row.initialised_at as string } : undefined;
@@ -18,10 +18,9 @@ export class SqliteGovernanceTables extends SqliteTables {
     });
   }
 
-  async setThreshold(threshold: number, done?: ProposalDone): Promise<void> {
+  async setThreshold(threshold: number): Promise<void> {
     this.write(() => {
       this.db.prepare("UPDATE governance SET threshold = ? WHERE id = 1").run(threshold);
-      this.markDone(done);
     });
   }
 
@@ -29,17 +28,15 @@ export class SqliteGovernanceTables extends SqliteTables {
     return (this.db.prepare("SELECT * FROM officers ORDER BY id").all() as Row[]).map(toOfficer);
   }
 
-  async addOfficer(officer: OfficerRecord, done?: ProposalDone): Promise<void> {
+  async addOfficer(officer: OfficerRecord): Promise<void> {
     this.write(() => {
       this.insertOfficer(officer);
-      this.markDone(done);
     });
   }
 
-  async setOfficerStatus(id: string, status: OfficerRecord["status"], done?: ProposalDone): Promise<void> {
+  async setOfficerStatus(id: string, status: OfficerRecord["status"]): Promise<void> {
     this.write(() => {
       this.db.prepare("UPDATE officers SET status = ? WHERE id = ?").run(status, id);
-      this.markDone(done);
     });
   }
 
@@ -64,21 +61,19 @@ export class SqliteGovernanceTables extends SqliteTables {
     return row ? toPasskey(row) : undefined;
   }
 
-  async addPasskey(k: PasskeyRecord, done?: ProposalDone): Promise<void> {
+  async addPasskey(k: PasskeyRecord): Promise<void> {
     this.write(() => {
       if (this.db.prepare("SELECT 1 FROM officer_passkeys WHERE credential_id = ?").get(k.id)) throw new CustosError("PRECONDITION_FAILED", "this passkey is already registered");
       this.db
         .prepare("INSERT INTO officer_passkeys (credential_id, officer_id, public_key, counter, transports, aaguid, label, created_at, last_used_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
         .run(k.id, k.officerId, k.publicKey, k.counter, JSON.stringify(k.transports), k.aaguid, k.label, k.createdAt, k.lastUsedAt);
-      this.markDone(done);
     });
   }
 
-  async removePasskey(credentialId: string, done?: ProposalDone): Promise<void> {
+  async removePasskey(credentialId: string): Promise<void> {
     this.write(() => {
       const r = this.db.prepare("DELETE FROM officer_passkeys WHERE credential_id = ?").run(credentialId);
       if (r.changes === 0) throw new CustosError("PRECONDITION_FAILED", "no such passkey");
-      this.markDone(done);
     });
   }
 
@@ -116,7 +111,7 @@ export class SqliteGovernanceTables extends SqliteTables {
     return rows.map(toProposal);
   }
 
-  async updateProposal(id: string, from: ProposalState, patch: { state?: ProposalState; step?: string; failure?: string; executedAt?: string }): Promise<boolean> {
+  async updateProposal(id: string, from: ProposalState, patch: ProposalPatch): Promise<boolean> {
     let changed = false;
     this.write(() => {
       const final = patch.state !== undefined && patch.state !== "pending" && patch.state !== "executing";
@@ -130,6 +125,16 @@ export class SqliteGovernanceTables extends SqliteTables {
       changed = r.changes === 1;
     });
     return changed;
+  }
+
+  async markExecuted(id: string, at: string): Promise<void> {
+    this.write(() => {
+      const r = this.db
+        .prepare("UPDATE proposals SET state = 'executed', executed_at = ?, envelope = NULL, step = 'done' WHERE id = ? AND state = 'executing'")
+        .run(at, id);
+      // Not executing any more (executed by a concurrent path): the caller's transaction rolls the change back.
+      if (r.changes !== 1) throw new CustosError("PRECONDITION_FAILED", `proposal ${id} is not executing`);
+    });
   }
 
   async addVote(v: VoteRecord): Promise<void> {

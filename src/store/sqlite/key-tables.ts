@@ -1,10 +1,10 @@
 import { CustosError } from "../../errors.js";
 import type { KeyRecord, KeyVersionRecord, KeyWithVersions } from "../../keys/model.js";
-import type { Freeze, ProposalDone } from "../store.js";
+import type { Freeze, KeyTable } from "../store.js";
 import { SqliteTables, type Row } from "./sqlite-tables.js";
 
-/** Keys, their versions and their policies (the key part of SqliteStore). */
-export class SqliteKeyTables extends SqliteTables {
+/** Keys, their versions and their policies (the store's `keys`). */
+export class SqliteKeyTables extends SqliteTables implements KeyTable {
   async listKeys(): Promise<KeyWithVersions[]> {
     const keys = this.db.prepare("SELECT * FROM keys ORDER BY id").all() as Row[];
     const versions = this.db.prepare("SELECT * FROM key_versions ORDER BY key_id, version").all() as Row[];
@@ -18,7 +18,7 @@ export class SqliteKeyTables extends SqliteTables {
     return { ...toKey(k), versions: versions.map(toVersion) };
   }
 
-  async createKey(key: KeyRecord, first: KeyVersionRecord, grants: readonly string[] = [], done?: ProposalDone): Promise<void> {
+  async createKey(key: KeyRecord, first: KeyVersionRecord): Promise<void> {
     this.write(() => {
       if (this.db.prepare("SELECT 1 FROM keys WHERE id = ?").get(key.id)) {
         throw new CustosError("KEY_EXISTS", `key ${key.id} already exists`);
@@ -29,69 +29,60 @@ export class SqliteKeyTables extends SqliteTables {
         )
         .run(key.id, key.exchange, key.environment, key.label, key.apiKeyId, key.algorithm, key.maxAgeDays, key.createdAt);
       this.insertVersion(first);
-      for (const identity of grants) this.db.prepare("INSERT INTO grants (identity, key_id) VALUES (?, ?) ON CONFLICT DO NOTHING").run(identity, key.id);
-      this.markDone(done);
     });
   }
 
-  async rotateKey(keyId: string, next: KeyVersionRecord, retireAt: string, done?: ProposalDone): Promise<void> {
+  async rotateKey(keyId: string, next: KeyVersionRecord, retireAt: string): Promise<void> {
     this.write(() => {
       this.db.prepare("UPDATE key_versions SET state = 'retiring', retire_at = ? WHERE key_id = ? AND state = 'active'").run(retireAt, keyId);
       this.insertVersion(next);
-      this.markDone(done);
     });
   }
 
-  async addPendingVersion(next: KeyVersionRecord, done?: ProposalDone): Promise<void> {
+  async addPendingVersion(next: KeyVersionRecord): Promise<void> {
     if (next.state !== "pending") throw new CustosError("INTERNAL", "addPendingVersion takes a pending version (this is a bug)");
     this.write(() => {
       this.insertVersion(next);
-      this.markDone(done);
     });
   }
 
-  async activatePendingVersion(keyId: string, version: number, apiKeyId: string, at: string, retireAt: string, done?: ProposalDone): Promise<void> {
+  async activatePendingVersion(keyId: string, version: number, apiKeyId: string, at: string, retireAt: string): Promise<void> {
     this.write(() => {
       const pending = this.db.prepare("SELECT 1 FROM key_versions WHERE key_id = ? AND version = ? AND state = 'pending'").get(keyId, version);
       if (!pending) throw new CustosError("PRECONDITION_FAILED", `key ${keyId} has no pending version ${version}`);
       this.db.prepare("UPDATE key_versions SET state = 'retiring', retire_at = ? WHERE key_id = ? AND state = 'active'").run(retireAt, keyId);
       this.db.prepare("UPDATE key_versions SET state = 'active', activated_at = ?, api_key_id = ? WHERE key_id = ? AND version = ?").run(at, apiKeyId, keyId, version);
-      this.markDone(done);
     });
   }
 
-  async updateVersionState(keyId: string, version: number, state: KeyVersionRecord["state"], activatedAt?: string, done?: ProposalDone): Promise<void> {
+  async updateVersionState(keyId: string, version: number, state: KeyVersionRecord["state"], activatedAt?: string): Promise<void> {
     this.write(() => {
       this.db
         .prepare("UPDATE key_versions SET state = ?, activated_at = COALESCE(?, activated_at) WHERE key_id = ? AND version = ?")
         .run(state, activatedAt ?? null, keyId, version);
-      this.markDone(done);
     });
   }
 
-  async setKeyFrozen(keyId: string, freeze: Freeze, done?: ProposalDone): Promise<void> {
+  async setKeyFrozen(keyId: string, freeze: Freeze): Promise<void> {
     this.write(() => {
       const r = this.db.prepare("UPDATE keys SET frozen_at = ?, frozen_reason = ? WHERE id = ?").run(freeze?.at ?? null, freeze?.reason ?? null, keyId);
       if (r.changes === 0) throw new CustosError("KEY_NOT_FOUND", `no key ${keyId}`);
-      this.markDone(done);
     });
   }
 
-  async setApiKeyId(keyId: string, apiKeyId: string, done?: ProposalDone): Promise<void> {
+  async setApiKeyId(keyId: string, apiKeyId: string): Promise<void> {
     this.write(() => {
       const r = this.db.prepare("UPDATE keys SET api_key_id = ? WHERE id = ?").run(apiKeyId, keyId);
       if (r.changes === 0) throw new CustosError("KEY_NOT_FOUND", `no key ${keyId}`);
       this.db.prepare("UPDATE key_versions SET api_key_id = ? WHERE key_id = ? AND state = 'active'").run(apiKeyId, keyId);
-      this.markDone(done);
     });
   }
 
-  async setPolicy(keyId: string, policyJson: string, at: string, done?: ProposalDone): Promise<void> {
+  async setPolicy(keyId: string, policyJson: string, at: string): Promise<void> {
     this.write(() => {
       this.db
         .prepare("INSERT INTO key_policies (key_id, policy, updated_at) VALUES (?, ?, ?) ON CONFLICT (key_id) DO UPDATE SET policy = excluded.policy, updated_at = excluded.updated_at")
         .run(keyId, policyJson, at);
-      this.markDone(done);
     });
   }
 

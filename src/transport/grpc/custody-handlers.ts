@@ -6,25 +6,21 @@ import {
   VoteDecision,
   type ClientInfo,
   type CustodyServer,
-  type GenerateKeyProposal,
   type GuardServer,
   type KeyInfo,
   type OfficerInfo,
   type ProposalInfo,
-  type ProposeRequest,
-  type WrappedKeyEnvelope,
 } from "../../gen/custos/v1/custody.js";
 import { CustosError } from "../../errors.js";
 import { isRawOnly } from "../../exchanges/registry.js";
-import { DEFAULT_GRACE_SECONDS, type GovernanceService, type ProposalView } from "../../governance/governance-service.js";
+import type { GovernanceService, ProposalView } from "../../governance/governance-service.js";
 import type { OfficerRecord } from "../../governance/model.js";
-import type { NewKeyMetadata, ProposalInput } from "../../governance/proposal-input.js";
-import type { ImportEnvelope } from "../../hsm/envelope.js";
-import { DEFAULT_MAX_AGE_DAYS, activeVersion, ageDays, dueAt, type KeyWithVersions } from "../../keys/model.js";
+import { activeVersion, ageDays, dueAt, type KeyWithVersions } from "../../keys/model.js";
 import type { ClientRecord } from "../../signing/clients.js";
 import { nextRequestId } from "../../request-id.js";
 import { callerOf, type PeerInfo } from "./caller.js";
-import { ALGORITHM_ENUM, ALGORITHM_NAMES } from "./enums.js";
+import { ALGORITHM_ENUM } from "./enums.js";
+import { proposalInputOf } from "./proposal-wire.js";
 import type { EdgeRefusals } from "./refusals.js";
 
 /** Wraps a domain call: answers exactly once, errors mapped (and audited if the domain did not) at the edge. */
@@ -53,7 +49,7 @@ export function custodyHandlers(gov: GovernanceService, edge: EdgeRefusals): Cus
       return governanceInfo(await gov.governance(caller), gov.rules);
     }),
     getGovernance: unary(edge, async (call) => governanceInfo(await gov.governance(callerOf(call)), gov.rules)),
-    propose: unary(edge, async (call) => proposalInfo(await gov.propose(callerOf(call), proposalInput(call.request), call.request.ttlSeconds ? call.request.ttlSeconds * 1000 : undefined))),
+    propose: unary(edge, async (call) => proposalInfo(await gov.propose(callerOf(call), proposalInputOf(call.request), call.request.ttlSeconds ? call.request.ttlSeconds * 1000 : undefined))),
     getProposal: unary(edge, async (call) => proposalInfo(await gov.getProposal(callerOf(call), call.request.id))),
     listProposals: unary(edge, async (call) => ({
       proposals: (await gov.listProposals(callerOf(call), (call.request.state || undefined) as never)).map(proposalInfo),
@@ -76,87 +72,6 @@ export function guardHandlers(gov: GovernanceService, edge: EdgeRefusals): Guard
       return { frozenAt: await gov.freeze(callerOf(call), target, r.id, r.reason) };
     }),
   };
-}
-
-/** The wire request → the domain's proposal input. Shape errors surface as INVALID_ARGUMENT. */
-function proposalInput(r: ProposeRequest): ProposalInput {
-  const k = r.kind;
-  if (!k) throw new CustosError("INVALID_ARGUMENT", "proposal kind is missing");
-  switch (k.$case) {
-    case "importKey": {
-      const i = k.importKey;
-      return {
-        kind: "import_key",
-        // "" (proto3's absent) stays absent, so validateInput can tell "none" from a malformed value.
-        key: {
-          ...newKeyOf(i),
-          ...(i.publicKeyPem ? { publicKeyPem: i.publicKeyPem } : {}),
-          ...(i.signedPassphrase ? { signedPassphrase: i.signedPassphrase } : {}),
-        },
-        envelope: envelopeOf(i.envelope),
-      };
-    }
-    case "rotateKey": {
-      const i = k.rotateKey;
-      return {
-        kind: "rotate_key",
-        keyId: i.keyId,
-        apiKeyId: i.apiKeyId,
-        graceSeconds: i.graceSeconds || DEFAULT_GRACE_SECONDS,
-        ...(i.envelope ? { envelope: envelopeOf(i.envelope) } : {}),
-        ...(i.signedPassphrase ? { signedPassphrase: i.signedPassphrase } : {}),
-      };
-    }
-    case "generateKey": {
-      const i = k.generateKey;
-      return {
-        kind: "generate_key",
-        key: newKeyOf(i),
-      };
-    }
-    case "setApiKeyId":
-      return { kind: "set_api_key_id", keyId: k.setApiKeyId.keyId, apiKeyId: k.setApiKeyId.apiKeyId };
-    case "destroyVersion":
-      return { kind: "destroy_version", keyId: k.destroyVersion.keyId, version: k.destroyVersion.version };
-    case "setGrants": {
-      const g = k.setGrants;
-      return { kind: "set_grants", identity: g.identity, name: g.name, cidrs: g.cidrs, keyIds: g.keyIds, canFreeze: g.canFreeze };
-    }
-    case "setPolicy":
-      return { kind: "set_policy", keyId: k.setPolicy.keyId, policyJson: k.setPolicy.policyJson };
-    case "addOfficer": {
-      const o = k.addOfficer.officer;
-      if (!o) throw new CustosError("INVALID_ARGUMENT", "officer is missing");
-      return { kind: "add_officer", officer: o };
-    }
-    case "removeOfficer":
-      return { kind: "remove_officer", officerId: k.removeOfficer.officerId };
-    case "setThreshold":
-      return { kind: "set_threshold", threshold: k.setThreshold.threshold };
-    case "thaw": {
-      const target = k.thaw.target === FreezeTarget.FREEZE_TARGET_KEY ? "key" : k.thaw.target === FreezeTarget.FREEZE_TARGET_CLIENT ? "client" : ("" as never);
-      return { kind: "thaw", target, id: k.thaw.id };
-    }
-  }
-}
-
-/** A new key's metadata (import or generate); unknown enum values are refused by validateInput. */
-function newKeyOf(i: GenerateKeyProposal): NewKeyMetadata {
-  return {
-    keyId: i.keyId,
-    exchange: i.exchange,
-    environment: i.environment === Environment.ENVIRONMENT_TESTNET ? "testnet" : i.environment === Environment.ENVIRONMENT_MAINNET ? "mainnet" : ("" as never),
-    label: i.label || i.keyId,
-    apiKeyId: i.apiKeyId,
-    algorithm: ALGORITHM_NAMES[i.algorithm] ?? ("" as never),
-    maxAgeDays: i.maxAgeDays || DEFAULT_MAX_AGE_DAYS,
-  };
-}
-
-function envelopeOf(e: WrappedKeyEnvelope | undefined): ImportEnvelope {
-  if (!e) throw new CustosError("INVALID_ARGUMENT", "envelope is required");
-  if (e.oaepHash !== "sha1" && e.oaepHash !== "sha256") throw new CustosError("INVALID_ARGUMENT", "envelope oaep hash must be sha1 or sha256");
-  return { format: e.format, oaepHash: e.oaepHash, encryptedAesKey: e.encryptedAesKey, wrappedKey: e.wrappedKey, wrappingKeyFingerprint: e.wrappingKeyFingerprint };
 }
 
 export function proposalInfo(v: ProposalView): ProposalInfo {

@@ -7,7 +7,7 @@ import { DEFAULT_CONSOLE_PORT, type ConsoleConfig } from "../../../config/config
 import { EnrollmentVerifier } from "../../../governance/enrollment.js";
 import type { GovernanceService } from "../../../governance/governance-service.js";
 import { Passkeys } from "../../../governance/passkey.js";
-import type { Store } from "../../../store/store.js";
+import type { StoreSlice } from "../../../store/store.js";
 import { buildConsole } from "./console.js";
 import type { AuditRow } from "./views-state.js";
 
@@ -38,7 +38,7 @@ export class OfficerConsole {
 
   constructor(
     private readonly config: ConsoleConfig,
-    private readonly store: Store,
+    private readonly store: StoreSlice<"console" | "audit" | "governance">,
   ) {
     this.passkeys = new Passkeys(store, { rpId: config.rpId, rpName: "custos officer console", origins: () => [this.origin] });
   }
@@ -51,14 +51,14 @@ export class OfficerConsole {
     const app = buildConsole({
       governance: o.governance,
       passkeys: this.passkeys,
-      enrollment: new EnrollmentVerifier(this.store),
-      sessionRecords: this.store,
+      enrollment: new EnrollmentVerifier(this.store.console),
+      sessionRecords: this.store.console,
       audit: (e) => o.audit.recordNow(e),
       auditLater: (e) => o.audit.record(e),
       ...(this.config.anonymousRate ? { anonymousRate: this.config.anonymousRate } : {}),
       recentAudit: (limit) => this.recentAudit(limit),
-      readAudit: async (afterSeq, limit) => (await this.store.readAudit(afterSeq, limit)).map((e) => JSON.parse(e.body) as AuditRow),
-      lastAuditSeq: async () => (await this.store.lastAudit())?.seq ?? 0,
+      readAudit: async (afterSeq, limit) => (await this.store.audit.readAudit(afterSeq, limit)).map((e) => JSON.parse(e.body) as AuditRow),
+      lastAuditSeq: async () => (await this.store.audit.lastAudit())?.seq ?? 0,
       devMode: o.devMode,
       verifyAudit: () => chain.check(),
       clientRate: o.clientRate,
@@ -84,8 +84,8 @@ export class OfficerConsole {
 
   /** The newest `limit` audit events, newest first. */
   private async recentAudit(limit: number): Promise<AuditRow[]> {
-    const last = (await this.store.lastAudit())?.seq ?? 0;
-    const events = await this.store.readAudit(Math.max(0, last - limit), limit);
+    const last = (await this.store.audit.lastAudit())?.seq ?? 0;
+    const events = await this.store.audit.readAudit(Math.max(0, last - limit), limit);
     return events.map((e) => JSON.parse(e.body) as AuditRow).reverse();
   }
 }

@@ -2,7 +2,7 @@ import { randomBytes, timingSafeEqual } from "node:crypto";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { CustosError } from "../../../errors.js";
 import { sha256Hex } from "../../../audit/sha256.js";
-import type { Store } from "../../../store/store.js";
+import type { ConsoleTable } from "../../../store/store.js";
 
 /** Cookie names carry the `__Host-` prefix: Secure, Path=/, no Domain, so no sibling host can set them. */
 export const SESSION_COOKIE = "__Host-custos-session";
@@ -54,7 +54,7 @@ function sameToken(a: string, b: string): boolean {
 }
 
 /** Where sessions live: the store, so a restart keeps officers logged in and replicas share them. */
-export type SessionRecords = Pick<Store, "putConsoleSession" | "getConsoleSession" | "deleteConsoleSession">;
+export type SessionRecords = Pick<ConsoleTable, "putConsoleSession" | "getConsoleSession" | "deleteConsoleSession">;
 
 /** The session a request carries, looked up once per request (onRequest hook); "ended" if its cookie names none live. */
 type Carried = ConsoleSession | "ended" | undefined;

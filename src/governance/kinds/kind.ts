@@ -1,0 +1,124 @@
+import type { AuditEvent, AuditLog } from "../../audit/audit-log.js";
+import { CustosError } from "../../errors.js";
+import type { ImportEnvelope } from "../../hsm/envelope.js";
+import type { KeyCustody } from "../../hsm/hsm.js";
+import type { KeyWithVersions } from "../../keys/model.js";
+import type { Store, StoreTables } from "../../store/store.js";
+import type { FaultStep } from "../fault.js";
+import type { ProposalRecord } from "../model.js";
+import type { ProposalContent, ProposalKind } from "../proposal.js";
+
+/** What a kind reads and uses: the store, the HSM, the audit log (adoption records), the quorum rules, the clock. */
+export interface KindContext {
+  readonly store: Store;
+  readonly hsm: KeyCustody;
+  readonly audit: AuditLog;
+  readonly rules: { readonly proposerCounts: boolean; readonly veto: boolean };
+  /** Granted every new key (the embedded default's dev client). */
+  readonly autoGrant: readonly string[];
+  readonly now: () => number;
+}
+
+/** The signed part of a proposal a kind builds from its input: its target and JSON parameters. */
+export interface KindContent {
+  target: string;
+  params: Record<string, unknown>;
+  /** Key material that travels beside the signed content (its digest is signed, not its bytes). */
+  envelope?: ImportEnvelope;
+}
+
+/**
+ * An approved proposal's execution after its HSM step: the record step that the generic
+ * lifecycle runs inside one `store.transaction()` with the proposal's "executed" mark.
+ */
+export interface Execution {
+  /** Writes the change; only through `tx` (no HSM, no audit inside a transaction). */
+  record(tx: StoreTables): Promise<void>;
+  /** The HSM object this run created: destroyed if the record step fails, so none is orphaned. */
+  readonly created?: string;
+  /** The crash-test point right after the record step committed. */
+  readonly afterRecord?: FaultStep;
+}
+
+/** The typed parts of one proposal kind; `defineKind` turns them into a table entry. */
+export interface KindSpec<I extends { kind: ProposalKind }, P> {
+  readonly kind: I["kind"];
+  /** The target is a key id (the audit records and the summary name the key). */
+  readonly targetsKey: boolean;
+  /** Shape checks that need no state (INVALID_ARGUMENT), then the signed content. */
+  content(input: I): KindContent;
+  /** The signed parameters, read back typed (from the proposal's canonical JSON). */
+  decode(params: Record<string, unknown>): P;
+  /** What must hold before it can be proposed, against the current state. */
+  preconditions(ctx: KindContext, input: I): Promise<void>;
+  /** Before → after, in words an officer checks before signing. `key`: the target key, for key kinds. */
+  summarise(ctx: Pick<KindContext, "store">, c: TypedContent<P>, key: KeyWithVersions | undefined): Promise<string[]>;
+  /** The exchange a new key is for (the summary's raw-only warning); existing keys' come from the store. */
+  newKeyExchange?(params: P): string;
+  /** State checks again, then the HSM step (adopt-or-create by CKA_ID), outside any transaction. */
+  execute(ctx: KindContext, p: ProposalRecord, params: P, at: string): Promise<Execution>;
+  /** The audit records of the change, from the state it left (before the generic proposal.executed). */
+  completed(ctx: KindContext, p: ProposalRecord, c: TypedContent<P>): Promise<AuditEvent[]>;
+  /** The crash-test point between the kind's audit records and proposal.executed. */
+  readonly betweenAuditRecords?: FaultStep;
+}
+
+/** A proposal's content with its parameters decoded. */
+export type TypedContent<P> = Omit<ProposalContent, "params"> & { params: P };
+
+/** One row of the kinds table, its types erased: what the generic governance code calls. */
+export interface ProposalKindModule {
+  readonly kind: ProposalKind;
+  readonly targetsKey: boolean;
+  content(input: { kind: ProposalKind }): KindContent;
+  preconditions(ctx: KindContext, input: { kind: ProposalKind }): Promise<void>;
+  summarise(ctx: Pick<KindContext, "store">, c: ProposalContent, key: KeyWithVersions | undefined): Promise<string[]>;
+  newKeyExchange(c: ProposalContent): string | undefined;
+  execute(ctx: KindContext, p: ProposalRecord, c: ProposalContent, at: string): Promise<Execution>;
+  completed(ctx: KindContext, p: ProposalRecord, c: ProposalContent): Promise<AuditEvent[]>;
+  readonly betweenAuditRecords?: FaultStep;
+}
+
+/** A kind's typed spec as a table row: inputs are checked to be this kind's, parameters decoded once per call. */
+export function defineKind<I extends { kind: ProposalKind }, P>(spec: KindSpec<I, P>): ProposalKindModule {
+  const mine = (input: { kind: ProposalKind }): input is I => input.kind === spec.kind;
+  const own = (input: { kind: ProposalKind }): I => {
+    if (!mine(input)) throw new CustosError("INTERNAL", `a ${input.kind} input reached the ${spec.kind} kind (this is a bug)`);
+    return input;
+  };
+  const typed = (c: ProposalContent): TypedContent<P> => ({ ...c, params: spec.decode(c.params) });
+  return {
+    kind: spec.kind,
+    targetsKey: spec.targetsKey,
+    content: (input) => spec.content(own(input)),
+    preconditions: (ctx, input) => spec.preconditions(ctx, own(input)),
+    summarise: (ctx, c, key) => spec.summarise(ctx, typed(c), key),
+    newKeyExchange: (c) => (spec.newKeyExchange ? spec.newKeyExchange(spec.decode(c.params)) : undefined),
+    execute: (ctx, p, c, at) => spec.execute(ctx, p, spec.decode(c.params), at),
+    completed: (ctx, p, c) => spec.completed(ctx, p, typed(c)),
+    ...(spec.betweenAuditRecords ? { betweenAuditRecords: spec.betweenAuditRecords } : {}),
+  };
+}
+
+/** Whether a proposal of `kind` on `target` is open (pending or executing, not past its expiry). */
+export async function openProposal(ctx: Pick<KindContext, "store" | "now">, kind: ProposalKind, target: string): Promise<boolean> {
+  const open = [...(await ctx.store.governance.listProposals("pending")), ...(await ctx.store.governance.listProposals("executing"))];
+  return open.some((p) => p.kind === kind && p.target === target && Date.parse(p.expiresAt) > ctx.now());
+}
+
+/** The key a proposal targets, or KEY_NOT_FOUND. */
+export async function existingKey(ctx: Pick<KindContext, "store">, keyId: string): Promise<KeyWithVersions> {
+  const key = await ctx.store.keys.getKey(keyId);
+  if (!key) throw new CustosError("KEY_NOT_FOUND", `no key ${keyId}`);
+  return key;
+}
+
+/** The ids of a proposal in its audit records. */
+export function proposalRef(p: ProposalRecord): { proposal: string; digest: string } {
+  return { proposal: p.id, digest: p.digest };
+}
+
+/** "v1 active, v2 retiring", or "none". */
+export function versionList(k: KeyWithVersions | undefined): string {
+  return k ? k.versions.map((v) => `v${v.version} ${v.state}`).join(", ") : "none";
+}
