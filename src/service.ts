@@ -87,7 +87,7 @@ export async function startService(config: CustosConfig, logger: Logger, options
   const audit = await AuditLog.open(store, logger, {
     flushIntervalMs: config.audit.flushIntervalMs,
     refusalSampling: { ...DEFAULT_REFUSAL_SAMPLING, ...config.audit.refusals },
-    writer: new WorkerChainWriter(config.store.sqlitePath),
+    writer: new WorkerChainWriter({ backend: "sqlite", path: config.store.sqlitePath }),
   });
   if (checkpointKey.created) {
     logger.warn({ event: "audit.checkpoint_key_created" }, "created the token's audit checkpoint key (this token had none)");

@@ -1,18 +1,18 @@
 /**
  * The audit writer thread: serialises, chains and inserts the events the event loop hands
- * over, on its own SQLite connection, so none of that costs the sign path. It keeps no chain
+ * over, on its own store connection, so none of that costs the sign path. It keeps no chain
  * state: every batch arrives with the head it must continue, and the head it produced goes
  * back only after the insert committed.
  */
 import { parentPort, workerData } from "node:worker_threads";
-import { SqliteStore } from "../store/sqlite/sqlite-store.js";
+import { openStore, type StoreLocation } from "../store/open-store.js";
 import { chainRows, type ChainHead } from "./chain-writer.js";
 import { decodeEvents, type EncodedEvents } from "./event-batch.js";
 
 export type AuditWorkerRequest = { id: number; batch: EncodedEvents; head: ChainHead };
 export type AuditWorkerReply = { id: number; head: ChainHead } | { id: number; error: string };
 
-const store = new SqliteStore((workerData as { sqlitePath: string }).sqlitePath);
+const store = openStore((workerData as { store: StoreLocation }).store);
 
 async function append(req: AuditWorkerRequest): Promise<ChainHead> {
   const next = chainRows(decodeEvents(req.batch), req.head);

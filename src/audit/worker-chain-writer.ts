@@ -3,10 +3,11 @@ import { CustosError } from "../errors.js";
 import type { AuditWorkerReply, AuditWorkerRequest } from "./audit-worker.js";
 import type { ChainHead, ChainWriter } from "./chain-writer.js";
 import type { EncodedEvents } from "./event-batch.js";
+import type { StoreLocation } from "../store/open-store.js";
 
 /**
  * Hands batches to the audit writer thread (src/audit/audit-worker.ts), which owns its own
- * connection to the same SQLite file (WAL). The sign path's share of auditing shrinks to
+ * connection to the same store (for SQLite, the same file in WAL mode). The sign path's share of auditing shrinks to
  * encoding an event (event-batch.ts); the copy to the thread is one byte buffer per slice.
  */
 export class WorkerChainWriter implements ChainWriter {
@@ -15,12 +16,12 @@ export class WorkerChainWriter implements ChainWriter {
   private readonly pending = new Map<number, { resolve: (h: ChainHead) => void; reject: (e: unknown) => void }>();
   private closed = false;
 
-  constructor(private readonly sqlitePath: string) {
+  constructor(private readonly store: StoreLocation) {
     this.worker = this.spawn();
   }
 
   private spawn(): Worker {
-    const w = new Worker(new URL("./audit-worker.js", import.meta.url), { workerData: { sqlitePath: this.sqlitePath } });
+    const w = new Worker(new URL("./audit-worker.js", import.meta.url), { workerData: { store: this.store } });
     w.on("message", (reply: AuditWorkerReply) => {
       const p = this.pending.get(reply.id);
       if (!p) return;
