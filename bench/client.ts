@@ -15,7 +15,18 @@ import { readFileSync } from "node:fs";
 import http2 from "node:http2";
 import { signerClient } from "../src/client/connection.js";
 import { SignStreamResponse, type SignRequest as SignRequestMsg, type SignResponse, type SignedExchangeRequest } from "../src/gen/custos/v1/signer.js";
-import { EXCHANGE_QUERY, PAYLOAD, SECRET, cpuSinceUs, encodedSignRequest, exchangeRequest, round, signRequest, summarize, type LatencySummary } from "./common.js";
+import {
+  EXCHANGE_QUERY,
+  PAYLOAD,
+  SECRET,
+  cpuSinceUs,
+  encodedSignRequest,
+  exchangeRequest,
+  round,
+  signRequest,
+  summarize,
+  type LatencySummary,
+} from "./common.js";
 
 export interface ClientJob {
   mode: "latency" | "unary" | "stream";
@@ -149,11 +160,13 @@ async function unaryLoad(job: ClientJob): Promise<ClientResult> {
       };
       next();
     });
-  await new Promise<void>((resolve, reject) => client.sign(req, (err, res) => {
-    if (err) return reject(err);
-    check(res);
-    resolve();
-  }));
+  await new Promise<void>((resolve, reject) =>
+    client.sign(req, (err, res) => {
+      if (err) return reject(err);
+      check(res);
+      resolve();
+    }),
+  );
   const loops = Array.from({ length: k }, loop);
   await sleep((job.warmupSeconds ?? 1) * 1000);
   windowMarker("start");

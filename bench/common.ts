@@ -18,7 +18,8 @@ export const PAYLOAD = Buffer.from(
 /** A Binance-dialect key (same secret) for the exchange-request loads. */
 export const EXCHANGE_KEY_ID = "bench-binance";
 /** A USDⓈ-M futures limit order; custos adds recvWindow, its own timestamp and the signature. */
-export const EXCHANGE_QUERY = "symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTC&quantity=0.0015&price=64250.10&newClientOrderId=bench-7f3a9c21e4d84b0f&newOrderRespType=RESULT";
+export const EXCHANGE_QUERY =
+  "symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTC&quantity=0.0015&price=64250.10&newClientOrderId=bench-7f3a9c21e4d84b0f&newOrderRespType=RESULT";
 
 export function exchangeRequest(): ExchangeRequest {
   return {
@@ -184,7 +185,7 @@ export function onCommands(handler: (cmd: { cmd: string } & Record<string, unkno
       .then(() => handler(JSON.parse(line) as { cmd: string }))
       .then(
         (out) => out !== undefined && reply(out),
-        (e: unknown) => reply({ error: e instanceof Error ? e.stack ?? e.message : String(e) }),
+        (e: unknown) => reply({ error: e instanceof Error ? (e.stack ?? e.message) : String(e) }),
       );
   });
 }

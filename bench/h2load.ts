@@ -94,13 +94,20 @@ export async function runH2load(opts: {
   method?: string;
 }): Promise<H2loadRun> {
   const args = [
-    "-n", String(opts.n),
-    "-c", String(opts.connections),
-    "-m", String(opts.streams),
-    "-t", "1",
-    "--header", "content-type: application/grpc",
-    "--header", "te: trailers",
-    "-d", opts.bodyFile,
+    "-n",
+    String(opts.n),
+    "-c",
+    String(opts.connections),
+    "-m",
+    String(opts.streams),
+    "-t",
+    "1",
+    "--header",
+    "content-type: application/grpc",
+    "--header",
+    "te: trailers",
+    "-d",
+    opts.bodyFile,
     `https://${opts.grpc}/custos.v1.Signer/${opts.method ?? "Sign"}`,
   ];
   // bash's `times` prints the children's user and system CPU after h2load exits.

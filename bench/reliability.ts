@@ -95,14 +95,29 @@ function seeds(): Array<{ path: string; officer: boolean; stream?: true; seed: B
   return [
     s(SignerService.sign.path, false, encodedSignRequest()),
     s(SignerService.signExchangeRequest.path, false, encodedExchangeRequest()),
-    s(SignerService.signWebSocketAuth.path, false, enc(WebSocketAuthRequest, { keyId: EXCHANGE_KEY_ID, wsMethod: "order.place", wsParams: [{ name: "symbol", value: "BTCUSDT" }] })),
-    { ...s(SignerService.signStream.path, false, enc(SignStreamRequest, { requestId: "1", kind: { $case: "request", request: signRequest() } })), stream: true as const },
+    s(
+      SignerService.signWebSocketAuth.path,
+      false,
+      enc(WebSocketAuthRequest, { keyId: EXCHANGE_KEY_ID, wsMethod: "order.place", wsParams: [{ name: "symbol", value: "BTCUSDT" }] }),
+    ),
+    {
+      ...s(SignerService.signStream.path, false, enc(SignStreamRequest, { requestId: "1", kind: { $case: "request", request: signRequest() } })),
+      stream: true as const,
+    },
     s(CustodyService.getWrappingKey.path, true, Buffer.alloc(0)),
     s(CustodyService.listKeys.path, true, Buffer.alloc(0)),
     s(CustodyService.listClients.path, true, Buffer.alloc(0)),
-    s(CustodyService.initGovernance.path, true, enc(InitGovernanceRequest, { officers: [{ id: "zed", identity: "spiffe://custos/officer/zed", publicKeyPem: "PEM" }], threshold: 1 })),
+    s(
+      CustodyService.initGovernance.path,
+      true,
+      enc(InitGovernanceRequest, { officers: [{ id: "zed", identity: "spiffe://custos/officer/zed", publicKeyPem: "PEM" }], threshold: 1 }),
+    ),
     s(CustodyService.getGovernance.path, true, Buffer.alloc(0)),
-    s(CustodyService.propose.path, true, enc(ProposeRequest, { kind: { $case: "setPolicy", setPolicy: { keyId: KEY_ID, policyJson: '{"allowRawSign":true}' } } })),
+    s(
+      CustodyService.propose.path,
+      true,
+      enc(ProposeRequest, { kind: { $case: "setPolicy", setPolicy: { keyId: KEY_ID, policyJson: '{"allowRawSign":true}' } } }),
+    ),
     s(CustodyService.getProposal.path, true, Buffer.from([0x0a, 0x03, 0x70, 0x2d, 0x31])),
     s(CustodyService.listProposals.path, true, Buffer.from([0x0a, 0x07, ...Buffer.from("pending")])),
     s(CustodyService.vote.path, true, enc(VoteRequest, { proposalId: "p-1", decision: 1, digest: "00".repeat(32), signature: Buffer.alloc(64, 1) })),
@@ -119,13 +134,15 @@ async function fuzzUnary(client: Client, path: string, seed: Buffer, rand: () =>
         resolve();
       });
     });
-  await Promise.all(Array.from({ length: IN_FLIGHT }, async () => {
-    while (next < FUZZ_PER_RPC && Date.now() < deadline) {
-      next++;
-      out.sent++;
-      await one();
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: IN_FLIGHT }, async () => {
+      while (next < FUZZ_PER_RPC && Date.now() < deadline) {
+        next++;
+        out.sent++;
+        await one();
+      }
+    }),
+  );
 }
 
 function classify(out: RpcFuzz, err: ServiceError | null): void {
@@ -287,9 +304,11 @@ async function soakPhase(): Promise<Record<string, unknown>> {
   const closedLoop = async (seconds: number) => {
     const until = Date.now() + seconds * 1000;
     const before = calls;
-    await Promise.all(Array.from({ length: 64 }, async () => {
-      while (Date.now() < until) await call();
-    }));
+    await Promise.all(
+      Array.from({ length: 64 }, async () => {
+        while (Date.now() < until) await call();
+      }),
+    );
     return (calls - before) / seconds;
   };
   await closedLoop(3);

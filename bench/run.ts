@@ -135,7 +135,10 @@ class BenchServer {
   }
 
   /** A client process (client.js, or `child` speaking its protocol) whose measured window brackets the server's counters. */
-  async bracketClient(job: Omit<ClientJob, "grpc" | "caPath" | "certPath" | "keyPath">, child?: JsonChild): Promise<{ client: ClientResult; server: ServerStats }> {
+  async bracketClient(
+    job: Omit<ClientJob, "grpc" | "caPath" | "certPath" | "keyPath">,
+    child?: JsonChild,
+  ): Promise<{ client: ClientResult; server: ServerStats }> {
     const full: ClientJob = { ...job, grpc: this.ready.grpc, caPath: this.ready.caPath, ...this.ready.client };
     const c = child ?? new JsonChild([benchScript("client.js"), JSON.stringify(full)]);
     await c.next<{ window: "start" }>(60_000);
@@ -190,7 +193,15 @@ async function unaryCapacity(s: BenchServer, h2: H2loadSetup, bodyFile: string, 
   }
   // Fallback: several grpc-js client processes, summed.
   const procs = 4;
-  const full = (): ClientJob => ({ mode: "unary", inFlight: IN_FLIGHT / procs, seconds: SECONDS, warmupSeconds: 1, grpc: s.ready.grpc, caPath: s.ready.caPath, ...s.ready.client });
+  const full = (): ClientJob => ({
+    mode: "unary",
+    inFlight: IN_FLIGHT / procs,
+    seconds: SECONDS,
+    warmupSeconds: 1,
+    grpc: s.ready.grpc,
+    caPath: s.ready.caPath,
+    ...s.ready.client,
+  });
   const children = Array.from({ length: procs }, () => new JsonChild([benchScript("client.js"), JSON.stringify(full())]));
   await Promise.all(children.map((c) => c.next(60_000)));
   await s.begin();
@@ -206,7 +217,10 @@ async function unaryCapacity(s: BenchServer, h2: H2loadSetup, bodyFile: string, 
     server_stats: server,
     generator: `${procs} grpc-js processes × ${IN_FLIGHT / procs}`,
     generator_cpu_us_per_call: round(cpu / calls, 2),
-    generator_cores: round(results.reduce((a, r) => a + r.cores, 0), 2),
+    generator_cores: round(
+      results.reduce((a, r) => a + r.cores, 0),
+      2,
+    ),
     notes: `h2load unusable: ${h2.reason}`,
   };
 }
@@ -248,7 +262,8 @@ async function allLoads(s: BenchServer, h2: H2loadSetup, bodyFile: string): Prom
   for (const load of [latencyLoad, (x: BenchServer) => unaryCapacity(x, h2, bodyFile), streamLoad]) {
     const row = await load(s);
     log(`  ${row.load.padEnd(22)} ${String(row.per_s).padStart(7)}/s  server ${row.server_stats.cpu_us_per_call} µs/call`);
-    if (row.server_stats.denied || row.server_stats.failed) throw new Error(`${s.label}: ${row.server_stats.denied} denied, ${row.server_stats.failed} failed calls`);
+    if (row.server_stats.denied || row.server_stats.failed)
+      throw new Error(`${s.label}: ${row.server_stats.denied} denied, ${row.server_stats.failed} failed calls`);
     rows.push(row);
   }
   return rows;
@@ -262,7 +277,25 @@ function otherCores(r: Row): number {
 }
 
 function table(rows: Row[]): string {
-  const head = ["server", "load", "calls/s", "p50 µs", "p99 µs", "p99.9 µs", "srv CPU µs/call", "HSM µs/call", "srv cores", "main thread cores", "loop busy", "ELD p99 ms", "GC %", "generator", "gen CPU µs/call", "gen cores", "other cores"];
+  const head = [
+    "server",
+    "load",
+    "calls/s",
+    "p50 µs",
+    "p99 µs",
+    "p99.9 µs",
+    "srv CPU µs/call",
+    "HSM µs/call",
+    "srv cores",
+    "main thread cores",
+    "loop busy",
+    "ELD p99 ms",
+    "GC %",
+    "generator",
+    "gen CPU µs/call",
+    "gen cores",
+    "other cores",
+  ];
   const lines = [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`];
   for (const r of rows) {
     const s = r.server_stats;
@@ -303,7 +336,9 @@ async function main(): Promise<void> {
   if (!h2.ok) log(`h2load unusable (${h2.reason}); driving unary capacity with grpc-js processes`);
   const rows: Row[] = [];
   const background = await backgroundCores(1000);
-  const machine = `${availableParallelism()} × ${cpus()[0]?.model ?? "?"}, node ${process.version}, load average ${loadavg().map((x) => x.toFixed(2)).join(" ")}`;
+  const machine = `${availableParallelism()} × ${cpus()[0]?.model ?? "?"}, node ${process.version}, load average ${loadavg()
+    .map((x) => x.toFixed(2))
+    .join(" ")}`;
   log(`machine: ${machine}; busy cores before start: ${background}`);
   if (background > 0.3) log(`WARNING: ${background} cores are busy with other work: figures will be low and noisy`);
   try {
@@ -311,7 +346,9 @@ async function main(): Promise<void> {
     // the token, the wrapping key and the dev PKI that the floor reuses.
     log("custos (dispatch auto): creating token, PKI, importing the bench key");
     // BENCH_ONLY (diagnosis) honours the ablation knobs of serve-for-bench.ts; the full run never does.
-    const diagnosis = process.env.BENCH_ONLY ? { BENCH_ABLATE: process.env.BENCH_ABLATE ?? "", BENCH_AUDIT_FLUSH_MS: process.env.BENCH_AUDIT_FLUSH_MS ?? "" } : {};
+    const diagnosis = process.env.BENCH_ONLY
+      ? { BENCH_ABLATE: process.env.BENCH_ABLATE ?? "", BENCH_AUDIT_FLUSH_MS: process.env.BENCH_AUDIT_FLUSH_MS ?? "" }
+      : {};
     let s = await BenchServer.start("custos", "custos", dir, { BENCH_DISPATCH: "auto", ...diagnosis });
     // The embedded default's dev officer proposes and approves the import (threshold 1).
     const officer = devOfficerClient(readConnectionFile(dir));
@@ -522,8 +559,11 @@ async function exchangeOnly(custos: BenchServer, dir: string, h2: H2loadSetup, b
     const keys = new Set([...rawUs.keys(), ...exchangeUs.keys()]);
     const diff = [...keys].map((k) => ({ k, raw: rawUs.get(k) ?? 0, ex: exchangeUs.get(k) ?? 0 })).sort((a, b) => b.ex - b.raw - (a.ex - a.raw));
     const sum = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
-    process.stdout.write(`main-thread self µs per call (sampled): raw ${sum(rawUs).toFixed(1)}, exchange ${sum(exchangeUs).toFixed(1)}\n  Δ µs   raw µs  exch µs  function\n`);
-    for (const d of diff.slice(0, 30)) process.stdout.write(`  ${(d.ex - d.raw).toFixed(2).padStart(5)}  ${d.raw.toFixed(2).padStart(6)}  ${d.ex.toFixed(2).padStart(6)}  ${d.k}\n`);
+    process.stdout.write(
+      `main-thread self µs per call (sampled): raw ${sum(rawUs).toFixed(1)}, exchange ${sum(exchangeUs).toFixed(1)}\n  Δ µs   raw µs  exch µs  function\n`,
+    );
+    for (const d of diff.slice(0, 30))
+      process.stdout.write(`  ${(d.ex - d.raw).toFixed(2).padStart(5)}  ${d.raw.toFixed(2).padStart(6)}  ${d.ex.toFixed(2).padStart(6)}  ${d.k}\n`);
   }
 }
 

@@ -180,7 +180,10 @@ function stopOn(stop: () => Promise<void>): void {
  */
 function ablate(list: string): string[] {
   const done: string[] = [];
-  for (const what of list.split(",").map((x) => x.trim()).filter(Boolean)) {
+  for (const what of list
+    .split(",")
+    .map((x) => x.trim())
+    .filter(Boolean)) {
     switch (what) {
       case "hsm":
         Pkcs11Hsm.prototype.sign = async (_objectId, _algorithm, data) => createHmac("sha256", SECRET).update(data).digest();

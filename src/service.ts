@@ -57,7 +57,6 @@ export interface StartOptions {
   clock?: Clock;
 }
 
-
 /** The composition root: wires the concrete HSM, store and transports around the domain. */
 export async function startService(config: CustosConfig, logger: Logger, options: StartOptions = {}): Promise<RunningService> {
   // One service per SQLite data dir: a second one is refused before it touches anything.
@@ -112,8 +111,19 @@ export async function startService(config: CustosConfig, logger: Logger, options
     const existing = await store.clients.getClient(admin.identity);
     const same = existing?.role === "admin" && existing.cidrs.join(",") === admin.cidrs.join(",");
     if (!same) {
-      await store.clients.upsertClient({ identity: admin.identity, name: "bootstrap-admin", role: "admin", cidrs: admin.cidrs, createdAt: existing?.createdAt ?? new Date().toISOString() });
-      await audit.recordNow({ kind: "client.bootstrap", actor: "system", outcome: "ok", details: { identity: admin.identity, role: "admin", cidrs: admin.cidrs.join(",") } });
+      await store.clients.upsertClient({
+        identity: admin.identity,
+        name: "bootstrap-admin",
+        role: "admin",
+        cidrs: admin.cidrs,
+        createdAt: existing?.createdAt ?? new Date().toISOString(),
+      });
+      await audit.recordNow({
+        kind: "client.bootstrap",
+        actor: "system",
+        outcome: "ok",
+        details: { identity: admin.identity, role: "admin", cidrs: admin.cidrs.join(",") },
+      });
     }
   }
   for (const identity of config.autoGrant) {
@@ -126,15 +136,23 @@ export async function startService(config: CustosConfig, logger: Logger, options
 
   // The officer console's passkeys verify console votes, so they exist before governance.
   const officerConsole = config.console.enabled ? new OfficerConsole(config.console, store) : undefined;
-  const governance = new GovernanceService(store, hsm, audit, directory, logger.child({ component: "governance" }), {
-    proposerCounts: config.governance.proposerCounts,
-    veto: config.governance.veto,
-    bootstrapAdmins: config.bootstrapAdmins,
-    autoGrant: config.autoGrant,
-    proposalTtlMs: config.governance.proposalTtlHours * 3_600_000,
-    maxProposalTtlMs: config.governance.maxProposalTtlHours * 3_600_000,
-    now: () => clock.now(),
-  }, officerConsole?.passkeys);
+  const governance = new GovernanceService(
+    store,
+    hsm,
+    audit,
+    directory,
+    logger.child({ component: "governance" }),
+    {
+      proposerCounts: config.governance.proposerCounts,
+      veto: config.governance.veto,
+      bootstrapAdmins: config.bootstrapAdmins,
+      autoGrant: config.autoGrant,
+      proposalTtlMs: config.governance.proposalTtlHours * 3_600_000,
+      maxProposalTtlMs: config.governance.maxProposalTtlHours * 3_600_000,
+      now: () => clock.now(),
+    },
+    officerConsole?.passkeys,
+  );
   await governance.load();
   if (config.embedded && !governance.initialised && embeddedSetup) {
     // The embedded default only: one local dev officer, threshold 1. Never in a configured deployment.
@@ -302,7 +320,14 @@ export async function startService(config: CustosConfig, logger: Logger, options
 }
 
 /** Anomaly detection on signing traffic: audit event, warn log, metric; a freeze only if configured. */
-function anomalyDetector(config: CustosConfig, audit: AuditLog, logger: Logger, metrics: Metrics, directory: AccessDirectory, governance: GovernanceService): AnomalyDetector {
+function anomalyDetector(
+  config: CustosConfig,
+  audit: AuditLog,
+  logger: Logger,
+  metrics: Metrics,
+  directory: AccessDirectory,
+  governance: GovernanceService,
+): AnomalyDetector {
   const { enabled: _, ...settings } = config.anomaly;
   const freezeClient =
     settings.autoFreezeThreshold === undefined
@@ -314,7 +339,12 @@ function anomalyDetector(config: CustosConfig, audit: AuditLog, logger: Logger, 
         };
   const detector = new AnomalyDetector(
     settings,
-    respondToAnomalies({ audit, logger: logger.child({ component: "anomaly" }), counted: (f) => metrics.anomalyRaised(f), ...(freezeClient ? { freezeClient } : {}) }),
+    respondToAnomalies({
+      audit,
+      logger: logger.child({ component: "anomaly" }),
+      counted: (f) => metrics.anomalyRaised(f),
+      ...(freezeClient ? { freezeClient } : {}),
+    }),
   );
   metrics.watchAnomalies(() => detector.scores());
   return detector;

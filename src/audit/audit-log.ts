@@ -70,7 +70,12 @@ export class AuditLog {
   private readonly writer: ChainWriter;
   private readonly refusals: RefusalSampler;
 
-  private constructor(store: StoreSlice<"audit">, private readonly logger: Logger, last: StoredAuditEvent | undefined, opts: AuditLogOptions) {
+  private constructor(
+    store: StoreSlice<"audit">,
+    private readonly logger: Logger,
+    last: StoredAuditEvent | undefined,
+    opts: AuditLogOptions,
+  ) {
     this.writer = opts.writer ?? new StoreChainWriter(store);
     this.seq = last?.seq ?? 0;
     this.hash = last?.hash ?? GENESIS_HASH;

@@ -9,8 +9,9 @@ export const MAX_TEXT_CHARS = 256;
  * isolates (which reorder what a reader sees), lone surrogates (not encodable: UTF-8 would
  * silently replace them) and the backslash (so an escape written by custos cannot be faked).
  */
-// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this escapes
-const NEEDS_ESCAPE = /[\\\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+const NEEDS_ESCAPE =
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this escapes
+  /[\\\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this escapes
 const ESCAPED_UNIT = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]/;
 

@@ -10,9 +10,7 @@ export function chainHash(prevHash: string, body: string): string {
   return sha256().update(prevHash).update("\n").update(body).digest("hex");
 }
 
-export type ChainCheck =
-  | { ok: true; events: number; lastHash: string }
-  | { ok: false; events: number; brokenAt: number; problem: string };
+export type ChainCheck = { ok: true; events: number; lastHash: string } | { ok: false; events: number; brokenAt: number; problem: string };
 
 /**
  * Checks a run of events continuing a chain that ended at (`prevSeq`, `prevHash`).

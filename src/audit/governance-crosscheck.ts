@@ -23,7 +23,8 @@ export class GovernanceAuditIndex {
       const proposal = body.details?.proposal;
       if (body.outcome !== "ok" || typeof proposal !== "string") continue;
       if (body.kind === "proposal.create") this.created.add(proposal);
-      else if (body.kind === "proposal.approve" || body.kind === "proposal.reject") this.votes.add(voteKey(proposal, body.actor, body.kind.slice("proposal.".length)));
+      else if (body.kind === "proposal.approve" || body.kind === "proposal.reject")
+        this.votes.add(voteKey(proposal, body.actor, body.kind.slice("proposal.".length)));
       else if (body.kind === "proposal.executed") this.executed.add(proposal);
     }
   }

@@ -25,7 +25,12 @@ export interface AuditIntegrity {
  * checkpoint that does not verify, throws AUDIT_REWOUND / AUDIT_CHECKPOINT_INVALID unless the
  * operator accepts it by name (`acceptRewind`).
  */
-export async function checkAuditIntegrity(dataDir: string, store: StoreSlice<"audit">, signer: AuditCheckpointSigner, acceptRewind: boolean): Promise<AuditIntegrity> {
+export async function checkAuditIntegrity(
+  dataDir: string,
+  store: StoreSlice<"audit">,
+  signer: AuditCheckpointSigner,
+  acceptRewind: boolean,
+): Promise<AuditIntegrity> {
   const spki = await signer.checkpointPublicKey();
   const publicKey = createPublicKey({ key: spki, format: "der", type: "spki" });
   const published = join(dataDir, CHECKPOINT_KEY_FILE);

@@ -20,13 +20,23 @@ export interface AuditRewind {
  * the same hash and no event missing before it. Cheap (a few indexed reads and one count); the
  * full walk of every link is `custos audit verify`. Returns the newest checkpoint when all is well.
  */
-export async function checkAgainstCheckpoints(store: StoreSlice<"audit">, filePath: string, publicKey: KeyObject): Promise<{ rewind?: AuditRewind; newest?: Checkpoint }> {
+export async function checkAgainstCheckpoints(
+  store: StoreSlice<"audit">,
+  filePath: string,
+  publicKey: KeyObject,
+): Promise<{ rewind?: AuditRewind; newest?: Checkpoint }> {
   const last = await store.audit.lastAudit();
   const database = { seq: last?.seq ?? 0, hash: last?.hash ?? GENESIS_HASH };
   const file = readCheckpointFile(filePath) ?? [];
   const stored = await store.audit.listCheckpoints();
   if (file.length === 0 && stored.length > 0) {
-    return { rewind: { code: "AUDIT_REWOUND", problem: `the checkpoint file ${filePath} is missing or empty, but the database holds ${stored.length} checkpoints`, database } };
+    return {
+      rewind: {
+        code: "AUDIT_REWOUND",
+        problem: `the checkpoint file ${filePath} is missing or empty, but the database holds ${stored.length} checkpoints`,
+        database,
+      },
+    };
   }
   const newestInFile = file.at(-1);
   if (newestInFile === "malformed") {
@@ -52,7 +62,9 @@ export async function reachProblem(store: StoreSlice<"audit">, c: Checkpoint, da
   if (c.seq === 0) return c.hash === GENESIS_HASH ? undefined : "an empty chain's checkpoint with a hash other than the genesis hash";
   const [row] = await store.audit.readAudit(c.seq - 1, 1);
   if (row?.seq !== c.seq) {
-    return databaseSeq < c.seq ? `the database's audit chain ends at event ${databaseSeq}, shorter than the checkpoint` : `event ${c.seq} is missing from the database`;
+    return databaseSeq < c.seq
+      ? `the database's audit chain ends at event ${databaseSeq}, shorter than the checkpoint`
+      : `event ${c.seq} is missing from the database`;
   }
   if (row.hash !== c.hash) return `event ${c.seq} in the database differs from the checkpoint (rewritten)`;
   const present = await store.audit.countAudit(c.seq);

@@ -58,18 +58,29 @@ export function registerKeyCommands(program: Command): void {
     .requiredOption("--key <id>", "key id, e.g. binance-main")
     .option("--api-key-id <id>", "the exchange's public API key (returned with signatures)", "")
     .option("--algorithm <alg>", "hmac-sha256 | hmac-sha384 | hmac-sha512 (default: the exchange's, else hmac-sha256); ed25519 with --pkcs8-file")
-    .option("--pkcs8-file <file>", "ed25519 only: an existing private key to migrate, PKCS#8 PEM or DER in a 0600 file (wrapped here; the HSM must support unwrapping Ed25519 keys)")
+    .option(
+      "--pkcs8-file <file>",
+      "ed25519 only: an existing private key to migrate, PKCS#8 PEM or DER in a 0600 file (wrapped here; the HSM must support unwrapping Ed25519 keys)",
+    )
     .option("--fingerprint <sha256:hex>", "pinned wrapping-key fingerprint (default: DIR/wrapping-key.fingerprint)")
-    .option("--api-passphrase-file <file>", "kucoinfutures: file (0600) holding the API passphrase; else $CUSTOS_API_PASSPHRASE or a prompt (only its HMAC is sent)")
+    .option(
+      "--api-passphrase-file <file>",
+      "kucoinfutures: file (0600) holding the API passphrase; else $CUSTOS_API_PASSPHRASE or a prompt (only its HMAC is sent)",
+    )
     .action(async (o: Opts) => {
       const exchange = newKeyExchange(o);
       const dialect = dialectFor(exchange);
       const algorithm = o.algorithm ?? dialect?.algorithm ?? "hmac-sha256";
       if (!isSigningAlgorithm(algorithm)) throw new CliError(`unknown algorithm ${algorithm}`);
-      if (dialect && dialect.algorithm !== algorithm && !dialect.otherAlgorithms?.includes(algorithm)) throw new CliError(`${exchange} signs with ${dialect.algorithm}, not ${algorithm}`);
+      if (dialect && dialect.algorithm !== algorithm && !dialect.otherAlgorithms?.includes(algorithm))
+        throw new CliError(`${exchange} signs with ${dialect.algorithm}, not ${algorithm}`);
       const fields = newKeyFields(o, exchange);
       if ((algorithm === "ed25519") !== Boolean(o.pkcs8File)) {
-        throw new CliError(algorithm === "ed25519" ? "ed25519 keys are generated inside the HSM (`custos key generate`), or migrated with --pkcs8-file FILE" : "--pkcs8-file is for ed25519 keys");
+        throw new CliError(
+          algorithm === "ed25519"
+            ? "ed25519 keys are generated inside the HSM (`custos key generate`), or migrated with --pkcs8-file FILE"
+            : "--pkcs8-file is for ed25519 keys",
+        );
       }
       const { envelope, publicKeyPem, signedPassphrase } = o.pkcs8File
         ? { ...(await wrapPkcs8File(o, o.pkcs8File)), signedPassphrase: "" }
@@ -132,7 +143,9 @@ export async function wrapSecretFromInput(
   exchange: string,
 ): Promise<{ envelope: WrappedKeyEnvelope; signedPassphrase: string }> {
   if (!isHmacAlgorithm(algorithm)) {
-    throw new CliError(`${algorithm} keys are not typed in as secrets: a secret import takes hmac-sha256, hmac-sha384 or hmac-sha512 (ed25519: key generate, or key import --pkcs8-file)`);
+    throw new CliError(
+      `${algorithm} keys are not typed in as secrets: a secret import takes hmac-sha256, hmac-sha384 or hmac-sha512 (ed25519: key generate, or key import --pkcs8-file)`,
+    );
   }
   const withPassphrase = exchange === SIGNED_PASSPHRASE_EXCHANGE;
   if (!withPassphrase && o.apiPassphraseFile) throw new CliError(`--api-passphrase-file is for ${SIGNED_PASSPHRASE_EXCHANGE} keys`);
@@ -151,7 +164,8 @@ export async function wrapSecretFromInput(
     const signedPassphrase = passphrase ? signPassphrase(secret, passphrase) : "";
     // buildEnvelope also checks the SPKI against the fingerprint it was served with.
     const envelope = buildEnvelope(padded, wrapping);
-    if (signedPassphrase) console.error(`API passphrase set: signed passphrase sha256 ${signedPassphraseFingerprint(signedPassphrase)}… (as the proposal's summary shows)`);
+    if (signedPassphrase)
+      console.error(`API passphrase set: signed passphrase sha256 ${signedPassphraseFingerprint(signedPassphrase)}… (as the proposal's summary shows)`);
     return { envelope, signedPassphrase };
   } finally {
     passphrase?.fill(0);
@@ -229,7 +243,10 @@ export function registerClientCommands(program: Command): void {
       const { custody } = connect(connectOpts(o), "officer");
       const existing = await currentAccess(custody, identity).finally(() => custody.close());
       const p = await proposeFromCli(o, {
-        kind: { $case: "setGrants", setGrants: { identity, name: o.name ?? existing?.name ?? "", cidrs: o.cidr, keyIds: existing?.grantedKeys ?? [], canFreeze: Boolean(o.canFreeze) } },
+        kind: {
+          $case: "setGrants",
+          setGrants: { identity, name: o.name ?? existing?.name ?? "", cidrs: o.cidr, keyIds: existing?.grantedKeys ?? [], canFreeze: Boolean(o.canFreeze) },
+        },
         ttlSeconds: 0,
       });
       reportProposal(p, `client ${identity} allowed from ${o.cidr.join(", ") || "nowhere"}`);
@@ -246,7 +263,9 @@ export function registerClientCommands(program: Command): void {
       const { clients } = await unary(custody, "listClients", {});
       custody.close();
       for (const c of clients) {
-        console.log(`${c.identity}\t${c.role}\t${c.cidrs.join(",") || "-"}\t${c.grantedKeys.join(",") || "-"}${c.canFreeze ? "\tcan-freeze" : ""}${c.frozen ? `\tFROZEN (${c.frozenReason})` : ""}`);
+        console.log(
+          `${c.identity}\t${c.role}\t${c.cidrs.join(",") || "-"}\t${c.grantedKeys.join(",") || "-"}${c.canFreeze ? "\tcan-freeze" : ""}${c.frozen ? `\tFROZEN (${c.frozenReason})` : ""}`,
+        );
       }
     });
 }
@@ -372,10 +391,16 @@ export function registerSignCommand(program: Command): void {
     .option("--encoding <enc>", "hex | base64", "hex")
     .option("--version <n>", "pin a key version")
     .action(async (o: Opts) => {
-      const encoding = o.encoding === "base64" ? SignatureEncoding.SIGNATURE_ENCODING_BASE64 : o.encoding === "hex" ? SignatureEncoding.SIGNATURE_ENCODING_HEX : undefined;
+      const encoding =
+        o.encoding === "base64" ? SignatureEncoding.SIGNATURE_ENCODING_BASE64 : o.encoding === "hex" ? SignatureEncoding.SIGNATURE_ENCODING_HEX : undefined;
       if (encoding === undefined) throw new CliError("--encoding must be hex or base64");
       const { signer } = connect(connectOpts(o), "client");
-      const res = await unary(signer, "sign", { keyId: o.key!, version: o.version ? Number(o.version) : 0, payload: Buffer.from(o.payload!, "utf8"), encoding });
+      const res = await unary(signer, "sign", {
+        keyId: o.key!,
+        version: o.version ? Number(o.version) : 0,
+        payload: Buffer.from(o.payload!, "utf8"),
+        encoding,
+      });
       signer.close();
       console.error(`key ${o.key} version ${res.keyVersion}${res.apiKeyId ? ` api key ${res.apiKeyId}` : ""}`);
       console.log(res.signatureText);

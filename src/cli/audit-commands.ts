@@ -57,17 +57,22 @@ export function registerAuditCommands(program: Command): void {
         let summary = "no checkpoints";
         if (found.length === 0) {
           // A data dir whose custos published a checkpoint key has had checkpoints: none left means they were removed.
-          if (existsSync(join(config.dataDir, cp.CHECKPOINT_KEY_FILE))) problems.push(`no checkpoints found (database, ${filePath}), though custos has signed them here: they were removed`);
+          if (existsSync(join(config.dataDir, cp.CHECKPOINT_KEY_FILE)))
+            problems.push(`no checkpoints found (database, ${filePath}), though custos has signed them here: they were removed`);
         } else if (!key) {
           problems.push("no checkpoint public key (HSM, DIR/audit-checkpoint-key.pem or --public-key) to verify the checkpoints with");
         } else {
           const report = await verifyCheckpoints(store, found, key.publicKey, acceptances);
           problems.push(...report.problems);
           for (const a of report.accepted) {
-            process.stderr.write(`note: the checkpoint of event ${a.checkpoint.seq} signed at ${a.checkpoint.at} was given up by an operator (audit.rewind_accepted, event ${a.acceptedAt})\n`);
+            process.stderr.write(
+              `note: the checkpoint of event ${a.checkpoint.seq} signed at ${a.checkpoint.at} was given up by an operator (audit.rewind_accepted, event ${a.acceptedAt})\n`,
+            );
           }
           const n = report.newest;
-          summary = `${report.checked} checkpoints verified (key from ${key.source})` + (n ? `; the chain reaches the newest, event ${n.seq} signed at ${n.at} (${n.sources.join(", ")})` : "");
+          summary =
+            `${report.checked} checkpoints verified (key from ${key.source})` +
+            (n ? `; the chain reaches the newest, event ${n.seq} signed at ${n.at} (${n.sources.join(", ")})` : "");
         }
         problems.push(...(await governance.findings(store)));
         if (problems.length > 0) throw new CliError(`audit verification failed: ${problems.join("; ")}`);
@@ -83,7 +88,11 @@ export function registerAuditCommands(program: Command): void {
  * The checkpoint public key: --public-key if given; else the HSM's (when its PIN is at hand),
  * checked against the data dir's published copy; else that copy.
  */
-async function checkpointKey(config: CustosConfig, file: string | undefined, problems: string[]): Promise<{ publicKey: KeyObject; source: string } | undefined> {
+async function checkpointKey(
+  config: CustosConfig,
+  file: string | undefined,
+  problems: string[],
+): Promise<{ publicKey: KeyObject; source: string } | undefined> {
   if (file) return { publicKey: createPublicKey(readFileSync(file)), source: file };
   const publishedPath = join(config.dataDir, "audit-checkpoint-key.pem");
   const published = existsSync(publishedPath) ? createPublicKey(readFileSync(publishedPath)) : undefined;

@@ -86,6 +86,16 @@ export function describeRpcError(e: unknown): string {
     return notRunning(dialled.dataDir, dialled.address).message;
   }
   const reason = err.metadata?.get("custos-reason")[0];
-  const names: Record<number, string> = { 3: "INVALID_ARGUMENT", 5: "NOT_FOUND", 6: "ALREADY_EXISTS", 7: "PERMISSION_DENIED", 8: "RESOURCE_EXHAUSTED", 9: "FAILED_PRECONDITION", 13: "INTERNAL", 14: "UNAVAILABLE", 16: "UNAUTHENTICATED" };
+  const names: Record<number, string> = {
+    3: "INVALID_ARGUMENT",
+    5: "NOT_FOUND",
+    6: "ALREADY_EXISTS",
+    7: "PERMISSION_DENIED",
+    8: "RESOURCE_EXHAUSTED",
+    9: "FAILED_PRECONDITION",
+    13: "INTERNAL",
+    14: "UNAVAILABLE",
+    16: "UNAUTHENTICATED",
+  };
   return `${names[err.code] ?? `status ${err.code}`}${reason ? ` (${reason.toString()})` : ""}: ${err.details ?? err.message}`;
 }

@@ -88,7 +88,10 @@ export function registerGovernanceCommands(program: Command): void {
     .action(async (name: string, o: Opts) => {
       const publicKeyPem = readFileSync(o.publicKey!, "utf8");
       const identity = o.identity ?? `spiffe://custos/officer/${name}`;
-      const p = await proposeFromCli(o, { kind: { $case: "addOfficer", addOfficer: { officer: { id: name, displayName: o.displayName ?? name, identity, publicKeyPem } } }, ttlSeconds: 0 });
+      const p = await proposeFromCli(o, {
+        kind: { $case: "addOfficer", addOfficer: { officer: { id: name, displayName: o.displayName ?? name, identity, publicKeyPem } } },
+        ttlSeconds: 0,
+      });
       reportProposal(p, `officer ${name} added (${publicKeyFingerprint(publicKeyPem)})`);
     });
 
@@ -124,7 +127,9 @@ export function registerGovernanceCommands(program: Command): void {
       const g = await unary(custody, "getGovernance", {}).finally(() => custody.close());
       if (!g.initialised) return void console.log("governance not initialised");
       for (const x of g.officers) console.log(`officer ${x.id}\t${x.status}\t${x.identity}\t${x.fingerprint}`);
-      console.log(`threshold ${g.threshold} of ${g.officers.filter((x) => x.status === "active").length}; proposer counts: ${g.proposerCounts}; veto: ${g.veto}`);
+      console.log(
+        `threshold ${g.threshold} of ${g.officers.filter((x) => x.status === "active").length}; proposer counts: ${g.proposerCounts}; veto: ${g.veto}`,
+      );
     });
 
   withConnection(governance.command("threshold <m>"))
@@ -143,7 +148,10 @@ export function registerGovernanceCommands(program: Command): void {
       const { custody } = connect(connectOpts(o), "officer");
       const { proposals } = await unary(custody, "listProposals", { state: o.state ?? "" }).finally(() => custody.close());
       if (proposals.length === 0) return void console.log("no proposals");
-      for (const p of proposals) console.log(`${p.id}\t${p.state}\t${p.kind}\t${p.target}\tby ${p.proposer}\tapprovals ${p.approvals.join(",") || "-"}${p.state === "pending" ? ` (${p.needed} more)` : ""}\texpires ${p.expiresAt}`);
+      for (const p of proposals)
+        console.log(
+          `${p.id}\t${p.state}\t${p.kind}\t${p.target}\tby ${p.proposer}\tapprovals ${p.approvals.join(",") || "-"}${p.state === "pending" ? ` (${p.needed} more)` : ""}\texpires ${p.expiresAt}`,
+        );
     });
 
   withConnection(proposal.command("show <id>"))
@@ -157,7 +165,11 @@ export function registerGovernanceCommands(program: Command): void {
 
   for (const decision of ["approve", "reject"] as const) {
     const cmd = withOfficerKey(withConnection(proposal.command(`${decision} <id>`)))
-      .description(decision === "approve" ? "sign the proposal's digest with your officer key and approve it" : "sign and send a rejection (cancels it under the veto rule)")
+      .description(
+        decision === "approve"
+          ? "sign the proposal's digest with your officer key and approve it"
+          : "sign and send a rejection (cancels it under the veto rule)",
+      )
       .option("--reason <text>", "why (recorded in the audit log)");
     cmd.action(async (id: string, o: Opts) => {
       const key = await officerSigningKey(o);
@@ -165,7 +177,9 @@ export function registerGovernanceCommands(program: Command): void {
       if (o.officer) await checkOfficerKey(o, key);
       const { custody } = connect(opts, "officer");
       const p = await castVote(custody, id, decision, key, o.reason ?? "").finally(() => custody.close());
-      console.error(`${decision === "approve" ? "approved" : "rejected"} ${p.kind} ${p.target} (digest ${p.digest}); state ${p.state}${p.state === "pending" ? `, ${p.needed} more approval(s) needed` : ""}`);
+      console.error(
+        `${decision === "approve" ? "approved" : "rejected"} ${p.kind} ${p.target} (digest ${p.digest}); state ${p.state}${p.state === "pending" ? `, ${p.needed} more approval(s) needed` : ""}`,
+      );
       console.log(p.state);
     });
   }
@@ -179,7 +193,11 @@ export function registerGovernanceCommands(program: Command): void {
         const conn = readConnectionFile(opts.dataDir);
         // An officer by default; --cert/--cert-key acts as any identity (e.g. a risk engine).
         const guard = guardClient(opts.address ?? conn.grpc, identityFor(opts, conn, "officer"), conn.serverName);
-        const r = await unary(guard, "freeze", { target: target === "key" ? FreezeTarget.FREEZE_TARGET_KEY : FreezeTarget.FREEZE_TARGET_CLIENT, id, reason: o.reason! }).finally(() => guard.close());
+        const r = await unary(guard, "freeze", {
+          target: target === "key" ? FreezeTarget.FREEZE_TARGET_KEY : FreezeTarget.FREEZE_TARGET_CLIENT,
+          id,
+          reason: o.reason!,
+        }).finally(() => guard.close());
         console.log(`${target} ${id} frozen at ${r.frozenAt}`);
       });
   }
@@ -187,7 +205,10 @@ export function registerGovernanceCommands(program: Command): void {
   const thaw = program.command("thaw").description("propose thawing a frozen key or client (needs the quorum)");
   for (const target of ["key", "client"] as const) {
     withConnection(thaw.command(`${target} <id>`)).action(async (id: string, o: Opts) => {
-      const p = await proposeFromCli(o, { kind: { $case: "thaw", thaw: { target: target === "key" ? FreezeTarget.FREEZE_TARGET_KEY : FreezeTarget.FREEZE_TARGET_CLIENT, id } }, ttlSeconds: 0 });
+      const p = await proposeFromCli(o, {
+        kind: { $case: "thaw", thaw: { target: target === "key" ? FreezeTarget.FREEZE_TARGET_KEY : FreezeTarget.FREEZE_TARGET_CLIENT, id } },
+        ttlSeconds: 0,
+      });
       reportProposal(p, `${target} ${id} thawed`);
     });
   }
@@ -198,7 +219,9 @@ export function registerKeyLifecycleCommands(program: Command): void {
   const key = program.commands.find((c) => c.name() === "key")!;
 
   withConnection(key.command("rotate"))
-    .description("propose a new version of a key (HMAC: new secret on stdin or a hidden prompt; Ed25519: a new pair generated in the HSM, activated by set-api-key-id once registered)")
+    .description(
+      "propose a new version of a key (HMAC: new secret on stdin or a hidden prompt; Ed25519: a new pair generated in the HSM, activated by set-api-key-id once registered)",
+    )
     .requiredOption("--key <id>", "key id")
     .option("--api-key-id <id>", "the exchange's public API key of the new secret (default: unchanged)", "")
     .option("--grace <duration>", "how long the old version still signs for clients that pin it (default 24h)", "24h")
@@ -218,7 +241,10 @@ export function registerKeyLifecycleCommands(program: Command): void {
           const { keys: now } = await unary(after, "listKeys", {}).finally(() => after.close());
           process.stdout.write(now.find((k) => k.keyId === o.key)?.versions.find((v) => v.state === "pending")?.publicKeyPem ?? "");
         }
-        reportProposal(p, `new version of ${o.key} generated (pending): register the public key above with the exchange, then \`custos key set-api-key-id --key ${o.key} --api-key-id ID\` activates it`);
+        reportProposal(
+          p,
+          `new version of ${o.key} generated (pending): register the public key above with the exchange, then \`custos key set-api-key-id --key ${o.key} --api-key-id ID\` activates it`,
+        );
         return;
       }
       const algorithm = ({ 1: "hmac-sha256", 2: "hmac-sha384", 3: "hmac-sha512" } as Record<number, string>)[current.algorithm] ?? "";
@@ -252,7 +278,9 @@ export function registerKeyLifecycleCommands(program: Command): void {
     });
 
   withConnection(key.command("set-api-key-id"))
-    .description("propose the exchange API key id of a key (e.g. once the exchange registered a generated key's public key); activates a rotated Ed25519 key's pending version")
+    .description(
+      "propose the exchange API key id of a key (e.g. once the exchange registered a generated key's public key); activates a rotated Ed25519 key's pending version",
+    )
     .requiredOption("--key <id>", "key id")
     .requiredOption("--api-key-id <id>", "the id the exchange assigned")
     .action(async (o: Opts) => {

@@ -42,7 +42,10 @@ program
   .option("--http-port <port>", "override the HTTP port (0 = any free port)")
   .option("--console-port <port>", "override the officer console's HTTPS port (default 7402; 0 = any free port, also the default with --http-port 0)")
   .option("--host <address>", "override the listen address of both ports (e.g. 0.0.0.0 in a container)")
-  .option("--accept-audit-rewind", "serve although the audit chain is shorter than, or differs from, its last signed checkpoint (audited as audit.rewind_accepted)")
+  .option(
+    "--accept-audit-rewind",
+    "serve although the audit chain is shorter than, or differs from, its last signed checkpoint (audited as audit.rewind_accepted)",
+  )
   .action(async (o: { dataDir?: string; grpcPort?: string; httpPort?: string; consolePort?: string; host?: string; acceptAuditRewind?: boolean }) => {
     const config = loadConfig(dataDirOf(o));
     if (o.grpcPort !== undefined) config.grpc.port = Number(o.grpcPort);
@@ -79,7 +82,7 @@ program
         ...(config.embedded
           ? [
               "",
-              "  !! DEV GOVERNANCE: one local officer (\"dev\", key in this data dir), threshold 1.",
+              '  !! DEV GOVERNANCE: one local officer ("dev", key in this data dir), threshold 1.',
               "  !! Every key import, rotation and grant here is approved by that one key on this",
               "  !! machine. A configured deployment (custos.json) never does this: see README, Governance.",
             ]
@@ -168,7 +171,15 @@ hsm
     createToken(o.module, o.label, soPin, userPin);
     ensureWrappingKey(o.module, o.label, userPin);
     ensureCheckpointKey(o.module, o.label, userPin);
-    const h = await Pkcs11Hsm.open({ modulePath: o.module, tokenLabel: o.label, pin: userPin, sessions: 1, dispatch: "sync", oaepHash: "sha1", logger: createLogger("warn") });
+    const h = await Pkcs11Hsm.open({
+      modulePath: o.module,
+      tokenLabel: o.label,
+      pin: userPin,
+      sessions: 1,
+      dispatch: "sync",
+      oaepHash: "sha1",
+      logger: createLogger("warn"),
+    });
     const fingerprint = h.wrappingKey().fingerprint;
     await h.close();
     console.log(`token "${o.label}" created with its wrapping key\n${fingerprint}`);

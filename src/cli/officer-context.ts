@@ -9,7 +9,13 @@ import { readSecret } from "./secret-input.js";
 export type Opts = Record<string, string | undefined>;
 
 export function connectOpts(o: Opts): ConnectOptions {
-  return { dataDir: dataDirOf(o), ...(o.address ? { address: o.address } : {}), ...(o.ca ? { ca: o.ca } : {}), ...(o.cert ? { cert: o.cert } : {}), ...(o.certKey ? { certKey: o.certKey } : {}) };
+  return {
+    dataDir: dataDirOf(o),
+    ...(o.address ? { address: o.address } : {}),
+    ...(o.ca ? { ca: o.ca } : {}),
+    ...(o.cert ? { cert: o.cert } : {}),
+    ...(o.certKey ? { certKey: o.certKey } : {}),
+  };
 }
 
 /**

@@ -71,7 +71,5 @@ export function unary<C, K extends keyof C>(
   // biome-ignore lint/suspicious/noExplicitAny: only the response type is inferred
 ): Promise<C[K] extends UnaryFn<any, infer Res> ? Res : never> {
   const fn = client[method] as unknown as UnaryFn<unknown, unknown>;
-  return new Promise((resolve, reject) =>
-    fn.call(client, req, new Metadata(), options, (err, res) => (err ? reject(err) : resolve(res as never))),
-  );
+  return new Promise((resolve, reject) => fn.call(client, req, new Metadata(), options, (err, res) => (err ? reject(err) : resolve(res as never))));
 }

@@ -131,7 +131,10 @@ export class SignStreamSession {
   }
 
   async sign(keyId: string, payload: Uint8Array, version = 0): Promise<SignResponse> {
-    const m = await this.send({ $case: "request", request: { keyId, version, payload: Buffer.from(payload), encoding: SignatureEncoding.SIGNATURE_ENCODING_RAW } });
+    const m = await this.send({
+      $case: "request",
+      request: { keyId, version, payload: Buffer.from(payload), encoding: SignatureEncoding.SIGNATURE_ENCODING_RAW },
+    });
     if (m.result?.$case === "response") return m.result.response;
     throw denial(m);
   }

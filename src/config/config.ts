@@ -261,7 +261,11 @@ function governanceSettings(file: string, base: GovernanceConfig, raw: unknown):
   const given = section(file, "governance", raw, known) as Partial<GovernanceConfig>;
   const out = { ...base, ...given };
   if (typeof out.proposerCounts !== "boolean" || typeof out.veto !== "boolean") {
-    throw new ConfigError(file, typeof out.veto !== "boolean" ? "governance.veto" : "governance.proposerCounts", "governance.proposerCounts and .veto are true or false");
+    throw new ConfigError(
+      file,
+      typeof out.veto !== "boolean" ? "governance.veto" : "governance.proposerCounts",
+      "governance.proposerCounts and .veto are true or false",
+    );
   }
   if (typeof out.proposalTtlHours !== "number" || !(out.proposalTtlHours > 0 && out.proposalTtlHours <= MAX_PROPOSAL_TTL_HOURS)) {
     throw new ConfigError(file, "governance.proposalTtlHours", "governance.proposalTtlHours must be a number of hours up to 720");
@@ -340,7 +344,11 @@ function rateLimits(file: string, base: CustosConfig["limits"], raw: unknown): C
     const { perSecond, burst } = { ...base[name], ...section(file, `limits.${name}`, given[name], ["perSecond", "burst"]) };
     const ok = (n: unknown) => typeof n === "number" && Number.isFinite(n) && n >= 0;
     if (!ok(perSecond) || !ok(burst)) {
-      throw new ConfigError(file, ok(perSecond) ? `limits.${name}.burst` : `limits.${name}.perSecond`, `limits.${name}.perSecond and .burst must be non-negative numbers`);
+      throw new ConfigError(
+        file,
+        ok(perSecond) ? `limits.${name}.burst` : `limits.${name}.perSecond`,
+        `limits.${name}.perSecond and .burst must be non-negative numbers`,
+      );
     }
     return { perSecond, burst };
   };

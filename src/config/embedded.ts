@@ -117,4 +117,3 @@ export async function issueDevClient(dataDir: string, name: string, uri: string)
   const ca = await loadIssued(pki, "ca");
   return writeIssued(pki, `client-${name}`, await issueClientCert(ca, { name, uri }));
 }
-

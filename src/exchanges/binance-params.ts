@@ -44,15 +44,15 @@ const DOWNLOAD_RANGE = "startTime endTime";
 const SPOT_ORDER =
   "symbol side type timeInForce quantity quoteOrderQty price newClientOrderId strategyId strategyType stopPrice trailingDelta icebergQty " +
   "newOrderRespType selfTradePreventionMode pegPriceType pegOffsetValue pegOffsetType";
-const SPOT_CANCEL_REPLACE =
-  `${SPOT_ORDER} cancelReplaceMode cancelNewClientOrderId cancelOrigClientOrderId cancelOrderId cancelRestrictions orderRateLimitExceededMode`;
+const SPOT_CANCEL_REPLACE = `${SPOT_ORDER} cancelReplaceMode cancelNewClientOrderId cancelOrigClientOrderId cancelOrderId cancelRestrictions orderRateLimitExceededMode`;
 const SPOT_SOR = "symbol side type timeInForce quantity price newClientOrderId strategyId strategyType icebergQty newOrderRespType selfTradePreventionMode";
 /** One leg of an order list, by prefix (working, pending, above, below, pendingAbove, pendingBelow). */
 const leg = (p: string, type = true) =>
   `${type ? `${p}Type ` : ""}${p}ClientOrderId ${p}Price ${p}StopPrice ${p}TrailingDelta ${p}IcebergQty ${p}TimeInForce ${p}StrategyId ${p}StrategyType ` +
   `${p}PegPriceType ${p}PegOffsetType ${p}PegOffsetValue`;
 const LIST_HEAD = "symbol listClientOrderId newOrderRespType selfTradePreventionMode";
-const WORKING = "workingType workingSide workingClientOrderId workingPrice workingQuantity workingIcebergQty workingTimeInForce workingStrategyId " +
+const WORKING =
+  "workingType workingSide workingClientOrderId workingPrice workingQuantity workingIcebergQty workingTimeInForce workingStrategyId " +
   "workingStrategyType workingPegPriceType workingPegOffsetType workingPegOffsetValue";
 const SPOT_OCO_LEGACY =
   "symbol listClientOrderId side quantity limitClientOrderId price limitStrategyId limitStrategyType limitIcebergQty trailingDelta stopClientOrderId " +

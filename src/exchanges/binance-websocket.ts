@@ -25,7 +25,23 @@ const SCHEMA_OWNED = new Set(["apiKey", "timestamp", "signature", "recvWindow"])
 /** Binance rejects a larger recvWindow. */
 const MAX_RECV_WINDOW_MS = 60_000;
 /** INT parameters of the request methods below, sent as JSON integers; all others stay strings. */
-const INT_PARAMS = new Set(["timestamp", "recvWindow", "orderId", "orderListId", "startTime", "endTime", "limit", "fromId", "strategyId", "strategyType", "trailingDelta", "goodTillDate", "preventedMatchId", "cancelOrderId", "priceMatch"]);
+const INT_PARAMS = new Set([
+  "timestamp",
+  "recvWindow",
+  "orderId",
+  "orderListId",
+  "startTime",
+  "endTime",
+  "limit",
+  "fromId",
+  "strategyId",
+  "strategyType",
+  "trailingDelta",
+  "goodTillDate",
+  "preventedMatchId",
+  "cancelOrderId",
+  "priceMatch",
+]);
 const NAME = /^[A-Za-z][A-Za-z0-9]{0,63}$/;
 /** Printable ASCII without "&" and "=": the payload is not encoded, so neither may appear in a value. */
 const VALUE = /^[\x20-\x25\x27-\x3c\x3e-\x7e]*$/;
@@ -36,9 +52,44 @@ const VALUE = /^[\x20-\x25\x27-\x3c\x3e-\x7e]*$/;
  * `unknown`, refused by the default policy.
  */
 const CLASSES = new Map<string, EndpointClass>([
-  ...["order.place", "order.test", "order.cancel", "order.modify", "order.cancelReplace", "order.amend.keepPriority", "openOrders.cancelAll", "orderList.place", "orderList.place.oco", "orderList.place.oto", "orderList.place.otoco", "orderList.cancel", "sor.order.place", "sor.order.test", "algoOrder.place", "algoOrder.cancel"].map((m): [string, EndpointClass] => [m, "trade"]),
-  ...["order.status", "openOrders.status", "allOrders", "myTrades", "myPreventedMatches", "myAllocations", "orderList.status", "openOrderLists.status", "allOrderLists", "account.rateLimits.orders", "userDataStream.start", "userDataStream.ping", "userDataStream.stop", "userDataStream.subscribe", "userDataStream.unsubscribe"].map((m): [string, EndpointClass] => [m, "read"]),
-  ...["account.status", "account.balance", "account.position", "account.commission", "v2/account.status", "v2/account.balance", "v2/account.position"].map((m): [string, EndpointClass] => [m, "account"]),
+  ...[
+    "order.place",
+    "order.test",
+    "order.cancel",
+    "order.modify",
+    "order.cancelReplace",
+    "order.amend.keepPriority",
+    "openOrders.cancelAll",
+    "orderList.place",
+    "orderList.place.oco",
+    "orderList.place.oto",
+    "orderList.place.otoco",
+    "orderList.cancel",
+    "sor.order.place",
+    "sor.order.test",
+    "algoOrder.place",
+    "algoOrder.cancel",
+  ].map((m): [string, EndpointClass] => [m, "trade"]),
+  ...[
+    "order.status",
+    "openOrders.status",
+    "allOrders",
+    "myTrades",
+    "myPreventedMatches",
+    "myAllocations",
+    "orderList.status",
+    "openOrderLists.status",
+    "allOrderLists",
+    "account.rateLimits.orders",
+    "userDataStream.start",
+    "userDataStream.ping",
+    "userDataStream.stop",
+    "userDataStream.subscribe",
+    "userDataStream.unsubscribe",
+  ].map((m): [string, EndpointClass] => [m, "read"]),
+  ...["account.status", "account.balance", "account.position", "account.commission", "v2/account.status", "v2/account.balance", "v2/account.position"].map(
+    (m): [string, EndpointClass] => [m, "account"],
+  ),
 ]);
 /** Every method custos classifies by name → class (binance-catalog.test.ts reads it). */
 export const BINANCE_WEBSOCKET_METHOD_CLASSES: ReadonlyMap<string, EndpointClass> = CLASSES;
@@ -67,7 +118,11 @@ const DECIMAL = /^(\d+\.?\d*|\.\d+)$/;
  * What a WebSocket API request does, for the key's policy. An order whose size is sent empty,
  * or as both `quantity` and `quoteOrderQty`, is refused (INVALID_ARGUMENT).
  */
-export function websocketRequestFacts(r: WebSocketApiRequest): { endpointClass: EndpointClass; symbols: string[]; orders: Array<{ symbol: string; quantity: number }> } {
+export function websocketRequestFacts(r: WebSocketApiRequest): {
+  endpointClass: EndpointClass;
+  symbols: string[];
+  orders: Array<{ symbol: string; quantity: number }>;
+} {
   const symbol = paramValue(r, "symbol");
   const sizes = ORDER_SIZES.get(r.method);
   if (sizes) {
@@ -109,7 +164,11 @@ export function websocketAuth(input: WebSocketAuthInput, ctx: SigningContext): P
   const ed25519 = ctx.keyAlgorithm === "ed25519";
   const request = input.request ?? { method: "session.logon", params: [] };
   if (request.method === "session.logon") {
-    if (!ed25519) throw new CustosError("PRECONDITION_FAILED", "Binance's session.logon takes Ed25519 keys only; HMAC keys sign each WebSocket API request, or open private streams with a listenKey");
+    if (!ed25519)
+      throw new CustosError(
+        "PRECONDITION_FAILED",
+        "Binance's session.logon takes Ed25519 keys only; HMAC keys sign each WebSocket API request, or open private streams with a listenKey",
+      );
     if (request.params.length) throw invalid("session.logon takes no parameters but those custos sets");
   }
   if (!/^(v\d+\/)?[A-Za-z][A-Za-z.]{0,63}$/.test(request.method)) throw invalid("not a WebSocket API method name");
@@ -129,7 +188,10 @@ export function websocketAuth(input: WebSocketAuthInput, ctx: SigningContext): P
   const timestamp = String(ctx.timestamp);
   const signed: Array<[string, string]> = [...request.params, ["apiKey", ctx.apiKeyId], ["timestamp", timestamp]];
   // Sorted by name (code units, as the docs' examples sort: "apiKey" < "newOrderRespType" < … < "type").
-  const payload = [...signed].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, v]) => `${k}=${v}`).join("&");
+  const payload = [...signed]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([k, v]) => `${k}=${v}`)
+    .join("&");
   return {
     toSign: [Buffer.from(payload, "utf8")],
     finish(sigs: Buffer[]) {

@@ -36,7 +36,8 @@ const leg = (p: string) =>
   `${p}Type ${p}ClientOrderId ${p}Price ${p}StopPrice ${p}TrailingDelta ${p}IcebergQty ${p}TimeInForce ${p}StrategyId ${p}StrategyType ` +
   `${p}PegPriceType ${p}PegOffsetType ${p}PegOffsetValue`;
 const LIST_HEAD = "symbol listClientOrderId newOrderRespType selfTradePreventionMode";
-const WORKING = "workingType workingSide workingClientOrderId workingPrice workingQuantity workingIcebergQty workingTimeInForce workingStrategyId " +
+const WORKING =
+  "workingType workingSide workingClientOrderId workingPrice workingQuantity workingIcebergQty workingTimeInForce workingStrategyId " +
   "workingStrategyType workingPegPriceType workingPegOffsetType workingPegOffsetValue";
 
 /** Parameters of each WebSocket API method custos signs, keyed by method name. */

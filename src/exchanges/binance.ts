@@ -83,41 +83,143 @@ function add(cls: EndpointClass, methods: string, prefix: string, paths: string[
 
 // USDⓈ-M futures (/fapi)
 add("trade", "POST PUT DELETE", "/fapi/v1/", ["order", "batchOrders"]);
-add("trade", "POST", "/fapi/v1/", ["order/test", "countdownCancelAll", "leverage", "marginType", "positionSide/dual", "positionMargin", "multiAssetsMargin", "algoOrder"]);
+add("trade", "POST", "/fapi/v1/", [
+  "order/test",
+  "countdownCancelAll",
+  "leverage",
+  "marginType",
+  "positionSide/dual",
+  "positionMargin",
+  "multiAssetsMargin",
+  "algoOrder",
+]);
 add("trade", "DELETE", "/fapi/v1/", ["allOpenOrders", "algoOrder", "algoOpenOrders"]);
-add("read", "GET", "/fapi/v1/", ["order", "openOrder", "openOrders", "allOrders", "userTrades", "forceOrders", "orderAmendment", "rateLimit/order", "algoOrder", "openAlgoOrders", "allAlgoOrders", "order/asyn", "order/asyn/id", "trade/asyn", "trade/asyn/id"]);
+add("read", "GET", "/fapi/v1/", [
+  "order",
+  "openOrder",
+  "openOrders",
+  "allOrders",
+  "userTrades",
+  "forceOrders",
+  "orderAmendment",
+  "rateLimit/order",
+  "algoOrder",
+  "openAlgoOrders",
+  "allAlgoOrders",
+  "order/asyn",
+  "order/asyn/id",
+  "trade/asyn",
+  "trade/asyn/id",
+]);
 add("account", "GET", "/fapi/", ["v2/account", "v3/account", "v2/balance", "v3/balance", "v2/positionRisk", "v3/positionRisk"]);
-add("account", "GET", "/fapi/v1/", ["positionSide/dual", "multiAssetsMargin", "income", "income/asyn", "income/asyn/id", "leverageBracket", "adlQuantile", "commissionRate", "apiTradingStatus", "positionMargin/history", "accountConfig", "symbolConfig", "feeBurn", "pmAccountInfo"]);
+add("account", "GET", "/fapi/v1/", [
+  "positionSide/dual",
+  "multiAssetsMargin",
+  "income",
+  "income/asyn",
+  "income/asyn/id",
+  "leverageBracket",
+  "adlQuantile",
+  "commissionRate",
+  "apiTradingStatus",
+  "positionMargin/history",
+  "accountConfig",
+  "symbolConfig",
+  "feeBurn",
+  "pmAccountInfo",
+]);
 add("account", "POST PUT DELETE", "/fapi/v1/", ["listenKey"]);
 
 // COIN-M futures (/dapi)
 add("trade", "POST PUT DELETE", "/dapi/v1/", ["order", "batchOrders"]);
 add("trade", "POST", "/dapi/v1/", ["countdownCancelAll", "leverage", "marginType", "positionSide/dual", "positionMargin"]);
 add("trade", "DELETE", "/dapi/v1/", ["allOpenOrders"]);
-add("read", "GET", "/dapi/v1/", ["order", "openOrder", "openOrders", "allOrders", "userTrades", "forceOrders", "orderAmendment", "order/asyn", "order/asyn/id", "trade/asyn", "trade/asyn/id"]);
-add("account", "GET", "/dapi/v1/", ["account", "balance", "positionRisk", "positionSide/dual", "income", "income/asyn", "income/asyn/id", "leverageBracket", "adlQuantile", "commissionRate", "positionMargin/history", "pmAccountInfo"]);
+add("read", "GET", "/dapi/v1/", [
+  "order",
+  "openOrder",
+  "openOrders",
+  "allOrders",
+  "userTrades",
+  "forceOrders",
+  "orderAmendment",
+  "order/asyn",
+  "order/asyn/id",
+  "trade/asyn",
+  "trade/asyn/id",
+]);
+add("account", "GET", "/dapi/v1/", [
+  "account",
+  "balance",
+  "positionRisk",
+  "positionSide/dual",
+  "income",
+  "income/asyn",
+  "income/asyn/id",
+  "leverageBracket",
+  "adlQuantile",
+  "commissionRate",
+  "positionMargin/history",
+  "pmAccountInfo",
+]);
 add("account", "GET", "/dapi/v2/", ["leverageBracket"]);
 add("account", "POST PUT DELETE", "/dapi/v1/", ["listenKey"]);
 
 // Spot (/api/v3)
-add("trade", "POST", "/api/v3/", ["order", "order/test", "order/cancelReplace", "order/oco", "orderList/oco", "orderList/oto", "orderList/otoco", "orderList/opo", "orderList/opoco", "sor/order", "sor/order/test"]);
+add("trade", "POST", "/api/v3/", [
+  "order",
+  "order/test",
+  "order/cancelReplace",
+  "order/oco",
+  "orderList/oco",
+  "orderList/oto",
+  "orderList/otoco",
+  "orderList/opo",
+  "orderList/opoco",
+  "sor/order",
+  "sor/order/test",
+]);
 add("trade", "DELETE", "/api/v3/", ["order", "openOrders", "orderList"]);
 add("trade", "PUT", "/api/v3/", ["order/amend/keepPriority"]);
-add("read", "GET", "/api/v3/", ["order", "openOrders", "allOrders", "orderList", "allOrderList", "openOrderList", "myTrades", "myPreventedMatches", "myAllocations", "rateLimit/order", "order/amendments"]);
+add("read", "GET", "/api/v3/", [
+  "order",
+  "openOrders",
+  "allOrders",
+  "orderList",
+  "allOrderList",
+  "openOrderList",
+  "myTrades",
+  "myPreventedMatches",
+  "myAllocations",
+  "rateLimit/order",
+  "order/amendments",
+]);
 add("account", "GET", "/api/v3/", ["account", "account/commission"]);
 add("account", "POST PUT DELETE", "/api/v3/", ["userDataStream"]);
 
 // Wallet (/sapi): balances and status only; margin, earn, convert etc. stay unknown until reviewed.
-add("account", "GET", "/sapi/v1/", ["capital/config/getall", "account/status", "account/apiTradingStatus", "asset/tradeFee", "capital/deposit/hisrec", "capital/deposit/address"]);
+add("account", "GET", "/sapi/v1/", [
+  "capital/config/getall",
+  "account/status",
+  "account/apiTradingStatus",
+  "asset/tradeFee",
+  "capital/deposit/hisrec",
+  "capital/deposit/address",
+]);
 add("account", "POST", "/sapi/", ["v1/asset/get-funding-asset", "v3/asset/getUserAsset"]);
 // The margin pair lists ccxt's loadMarkets reads (with an API key) on every Binance class: market data, no account state.
 add("read", "GET", "/sapi/v1/", ["margin/allPairs", "margin/isolated/allPairs"]);
 
 /** Checked after the table, any method: the classes the default policy refuses. */
 const PATTERNS: ReadonlyArray<[RegExp, EndpointClass]> = [
-  [/^\/sapi\/v\d+\/(sub-account\/subAccountApi|broker\/subAccountApi|account\/apiRestrictions|sub-account\/apiRestrictions|sub-account\/virtualSubAccount)(\/|$)/, "key-management"],
+  [
+    /^\/sapi\/v\d+\/(sub-account\/subAccountApi|broker\/subAccountApi|account\/apiRestrictions|sub-account\/apiRestrictions|sub-account\/virtualSubAccount)(\/|$)/,
+    "key-management",
+  ],
   [/^\/sapi\/v\d+\/(capital\/withdraw|localentity\/withdraw)(\/|$)/, "withdraw"],
-  [/^\/sapi\/v\d+\/(asset\/transfer|futures\/transfer|margin\/transfer|margin\/isolated\/transfer|sub-account|managed-subaccount|broker\/transfer|broker\/universalTransfer)(\/|$)/, "transfer"],
+  [
+    /^\/sapi\/v\d+\/(asset\/transfer|futures\/transfer|margin\/transfer|margin\/isolated\/transfer|sub-account|managed-subaccount|broker\/transfer|broker\/universalTransfer)(\/|$)/,
+    "transfer",
+  ],
 ];
 
 // ---- order-placing endpoints and their shapes ----
@@ -125,8 +227,18 @@ const PATTERNS: ReadonlyArray<[RegExp, EndpointClass]> = [
 /** single: `quantity`; batch: each item's; oto: working and pending; opo: the pending legs sell what the working order buys. */
 type OrderShape = "single" | "batch" | "oto" | "opo";
 const ORDER_SHAPES = new Map<string, OrderShape>([
-  ...["/fapi/v1/order", "/dapi/v1/order"].flatMap((p): Array<[string, OrderShape]> => [[`POST ${p}`, "single"], [`PUT ${p}`, "single"]]),
-  ...["/fapi/v1/batchOrders", "/dapi/v1/batchOrders"].flatMap((p): Array<[string, OrderShape]> => [[`POST ${p}`, "batch"], [`PUT ${p}`, "batch"]]),
+  ...["/fapi/v1/order", "/dapi/v1/order"].flatMap(
+    (p): Array<[string, OrderShape]> => [
+      [`POST ${p}`, "single"],
+      [`PUT ${p}`, "single"],
+    ],
+  ),
+  ...["/fapi/v1/batchOrders", "/dapi/v1/batchOrders"].flatMap(
+    (p): Array<[string, OrderShape]> => [
+      [`POST ${p}`, "batch"],
+      [`PUT ${p}`, "batch"],
+    ],
+  ),
   ["POST /fapi/v1/algoOrder", "single"],
   ["POST /api/v3/order", "single"],
   ["POST /api/v3/order/cancelReplace", "single"],
@@ -241,7 +353,10 @@ function symbolsOf(p: Parsed): string[] {
 }
 
 /** A batch item's field as the exchange reads it: text, or [undefined] when present but not text. */
-const itemField = (o: Record<string, unknown>) => (name: string): Array<string | undefined> => (o[name] === undefined ? [] : [textOf(o[name])]);
+const itemField =
+  (o: Record<string, unknown>) =>
+  (name: string): Array<string | undefined> =>
+    o[name] === undefined ? [] : [textOf(o[name])];
 
 /** The request's order shape, after refusing empty or doubled sizes (INVALID_ARGUMENT). */
 function checkedShape(req: ExchangeRequest, p: Parsed): OrderShape | undefined {
@@ -251,8 +366,7 @@ function checkedShape(req: ExchangeRequest, p: Parsed): OrderShape | undefined {
   if (p.sizesChecked) return shape;
   if (shape === "batch") {
     for (const [i, o] of (batchOf(p) ?? []).entries()) checkSizes(itemField(o), `batchOrders[${i}]: `);
-  }
-  else checkSizes((name) => valuesOf(p, name), "");
+  } else checkSizes((name) => valuesOf(p, name), "");
   p.sizesChecked = true;
   return shape;
 }

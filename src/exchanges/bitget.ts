@@ -61,8 +61,10 @@ const batch = (body: unknown): OrderFact[] => {
   return list.map((o) => ({ symbol, quantity: quantity(isObject(o) ? o.size : undefined) }));
 };
 /** Modify endpoints: only a present size field changes the quantity. */
-const resized = (field: string) => (body: unknown): OrderFact[] =>
-  isObject(body) && body[field] !== undefined && body[field] !== "" ? [{ symbol: str(body.symbol), quantity: quantity(body[field]) }] : [];
+const resized =
+  (field: string) =>
+  (body: unknown): OrderFact[] =>
+    isObject(body) && body[field] !== undefined && body[field] !== "" ? [{ symbol: str(body.symbol), quantity: quantity(body[field]) }] : [];
 
 const MIX = "/api/v2/mix";
 
@@ -136,7 +138,17 @@ const ROUTES: readonly Route[] = [
 export class BitgetDialect implements Dialect {
   readonly exchange = "bitget";
   /** timestamp + METHOD + requestPath + "?" + query + body; the key id travels unsigned. */
-  readonly binding = { method: true, path: true, query: true, body: true, apiKey: false, timestamp: true, nonce: "n/a", headers: ["ACCESS-TIMESTAMP"], host: false } as const;
+  readonly binding = {
+    method: true,
+    path: true,
+    query: true,
+    body: true,
+    apiKey: false,
+    timestamp: true,
+    nonce: "n/a",
+    headers: ["ACCESS-TIMESTAMP"],
+    host: false,
+  } as const;
   readonly algorithm = "hmac-sha256" as const;
   readonly secretEncoding = "utf8" as const;
 
@@ -163,7 +175,8 @@ export class BitgetDialect implements Dialect {
   prepare(req: ExchangeRequest, ctx: SigningContext): PreparedRequest {
     checkRequest(req, ctx);
     if (!ctx.passphrase) throw new CustosError("INVALID_ARGUMENT", "bitget keys need the API passphrase");
-    if (!/^[\x20-\x7e]+$/.test(ctx.passphrase)) throw new CustosError("INVALID_ARGUMENT", "the API passphrase must be printable ASCII (it is sent as a header)");
+    if (!/^[\x20-\x7e]+$/.test(ctx.passphrase))
+      throw new CustosError("INVALID_ARGUMENT", "the API passphrase must be printable ASCII (it is sent as a header)");
     const passphrase = ctx.passphrase;
     const timestamp = String(ctx.timestamp);
     const query = unencoded(req.query);

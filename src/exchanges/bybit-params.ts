@@ -27,8 +27,25 @@ const ORDER_TPSL = ["triggerPrice", "triggerBy", "orderIv", "takeProfit", "stopL
 
 /** One order of "Batch Place Order" (order/batch-place): Place Order's fields but category and five newer ones. */
 const CREATE_ITEM = [
-  "symbol", "isLeverage", "side", "orderType", "qty", "marketUnit", "price", "triggerDirection", "orderFilter", "timeInForce", "positionIdx",
-  "orderLinkId", "reduceOnly", "closeOnTrigger", "smpType", "mmp", "tpOrderType", "slOrderType", ...ORDER_TPSL,
+  "symbol",
+  "isLeverage",
+  "side",
+  "orderType",
+  "qty",
+  "marketUnit",
+  "price",
+  "triggerDirection",
+  "orderFilter",
+  "timeInForce",
+  "positionIdx",
+  "orderLinkId",
+  "reduceOnly",
+  "closeOnTrigger",
+  "smpType",
+  "mmp",
+  "tpOrderType",
+  "slOrderType",
+  ...ORDER_TPSL,
 ];
 /** One amendment of "Batch Amend Order" (order/batch-amend): the same as Amend Order without category. */
 const AMEND_ITEM = ["symbol", "orderId", "orderLinkId", "qty", "price", ...ORDER_TPSL];
@@ -73,8 +90,22 @@ export const BYBIT_PARAMS: SchemaTable = schemaTable({
   "POST /v5/position/set-risk-limit": ["category", "symbol", "riskId", "positionIdx"],
   // position/trading-stop
   "POST /v5/position/trading-stop": [
-    "category", "symbol", "tpslMode", "positionIdx", "takeProfit", "stopLoss", "trailingStop", "tpTriggerBy", "slTriggerBy", "activePrice",
-    "tpSize", "slSize", "tpLimitPrice", "slLimitPrice", "tpOrderType", "slOrderType",
+    "category",
+    "symbol",
+    "tpslMode",
+    "positionIdx",
+    "takeProfit",
+    "stopLoss",
+    "trailingStop",
+    "tpTriggerBy",
+    "slTriggerBy",
+    "activePrice",
+    "tpSize",
+    "slSize",
+    "tpLimitPrice",
+    "slLimitPrice",
+    "tpOrderType",
+    "slOrderType",
   ],
   // position/auto-add-margin
   "POST /v5/position/set-auto-add-margin": ["category", "symbol", "autoAddMargin", "positionIdx"],
@@ -125,7 +156,14 @@ export const BYBIT_PARAMS: SchemaTable = schemaTable({
   "GET /v5/asset/transfer/query-account-coins-balance": ["memberId", "accountType", "coin", "withBonus"],
   // asset/balance/account-coin-balance
   "GET /v5/asset/transfer/query-account-coin-balance": [
-    "memberId", "toMemberId", "accountType", "toAccountType", "coin", "withBonus", "withTransferSafeAmount", "withLtvTransferSafeAmount",
+    "memberId",
+    "toMemberId",
+    "accountType",
+    "toAccountType",
+    "coin",
+    "withBonus",
+    "withTransferSafeAmount",
+    "withLtvTransferSafeAmount",
   ],
   // abandon/asset-info
   "GET /v5/asset/transfer/query-asset-info": ["accountType", "coin"],

@@ -51,13 +51,39 @@ function add(cls: EndpointClass, method: "GET" | "POST", prefix: string, paths: 
 }
 
 add("trade", "POST", "/v5/order/", ["create", "amend", "cancel", "cancel-all", "create-batch", "amend-batch", "cancel-batch", "disconnected-cancel-all"]);
-add("trade", "POST", "/v5/position/", ["set-leverage", "switch-isolated", "switch-mode", "set-tpsl-mode", "set-risk-limit", "trading-stop", "set-auto-add-margin", "add-margin", "confirm-pending-mmr"]);
+add("trade", "POST", "/v5/position/", [
+  "set-leverage",
+  "switch-isolated",
+  "switch-mode",
+  "set-tpsl-mode",
+  "set-risk-limit",
+  "trading-stop",
+  "set-auto-add-margin",
+  "add-margin",
+  "confirm-pending-mmr",
+]);
 add("trade", "POST", "/v5/account/", ["set-margin-mode", "set-hedging-mode"]);
 add("read", "GET", "/v5/order/", ["realtime", "history", "spot-borrow-check"]);
 add("read", "GET", "/v5/execution/", ["list"]);
-add("account", "GET", "/v5/account/", ["wallet-balance", "info", "fee-rate", "transaction-log", "contract-transaction-log", "collateral-info", "borrow-history"]);
+add("account", "GET", "/v5/account/", [
+  "wallet-balance",
+  "info",
+  "fee-rate",
+  "transaction-log",
+  "contract-transaction-log",
+  "collateral-info",
+  "borrow-history",
+]);
 add("account", "GET", "/v5/position/", ["list", "closed-pnl", "get-closed-positions", "move-history"]);
-add("account", "GET", "/v5/asset/", ["transfer/query-account-coins-balance", "transfer/query-account-coin-balance", "transfer/query-asset-info", "coin/query-info", "asset-overview", "deposit/query-address", "deposit/query-record"]);
+add("account", "GET", "/v5/asset/", [
+  "transfer/query-account-coins-balance",
+  "transfer/query-account-coin-balance",
+  "transfer/query-asset-info",
+  "coin/query-info",
+  "asset-overview",
+  "deposit/query-address",
+  "deposit/query-record",
+]);
 // Reads the calling key's own permissions (ccxt uses it to detect a unified account).
 add("account", "GET", "/v5/user/", ["query-api"]);
 
@@ -133,7 +159,6 @@ function checkQty(path: string, o: Fields): void {
   const empty = q === null || (typeof q === "string" && q.trim() === "");
   if (empty || (q === undefined && CREATES.has(path))) throw invalid("an order needs a non-empty qty");
 }
-
 
 /**
  * A symbol is only unique within its category (BTCUSDT is both spot and linear): "linear:BTCUSDT".
@@ -303,7 +328,8 @@ const binding: SignatureBinding = {
 /** The v5 private WebSocket `auth` op. custos signs ctx.expires (seconds) as milliseconds. */
 function websocketAuth(_input: WebSocketAuthInput, ctx: SigningContext): PreparedWebSocketAuth {
   const expiresMs = ctx.expires * 1000;
-  if (!Number.isSafeInteger(ctx.expires) || ctx.expires <= 0 || !Number.isSafeInteger(expiresMs)) throw invalid("expires must be a positive integer of seconds");
+  if (!Number.isSafeInteger(ctx.expires) || ctx.expires <= 0 || !Number.isSafeInteger(expiresMs))
+    throw invalid("expires must be a positive integer of seconds");
   if (!/^[\x21-\x7e]+$/.test(ctx.apiKeyId)) throw invalid("the API key id must be printable ASCII");
   const expires = String(expiresMs);
   return {

@@ -220,5 +220,9 @@ export interface Dialect {
    * What a WebSocket API request does (class, symbols, orders), for the key's policy; present
    * where `websocketAuth` signs such requests (Binance).
    */
-  websocketRequestFacts?(request: WebSocketApiRequest): { endpointClass: EndpointClass; symbols: string[]; orders: Array<{ symbol: string; quantity: number }> };
+  websocketRequestFacts?(request: WebSocketApiRequest): {
+    endpointClass: EndpointClass;
+    symbols: string[];
+    orders: Array<{ symbol: string; quantity: number }>;
+  };
 }

@@ -67,7 +67,10 @@ export function orderSize(v: unknown): number {
  * The endpoint class of a request from an exact "METHOD path" table, then path patterns in
  * order; `unknown` (refused by the default policy) when neither lists it.
  */
-export function tableClassifier(table: ReadonlyMap<string, EndpointClass>, patterns: ReadonlyArray<[RegExp, EndpointClass]>): (req: ExchangeRequest) => EndpointClass {
+export function tableClassifier(
+  table: ReadonlyMap<string, EndpointClass>,
+  patterns: ReadonlyArray<[RegExp, EndpointClass]>,
+): (req: ExchangeRequest) => EndpointClass {
   return (req) => {
     const listed = table.get(`${req.method} ${req.path}`);
     if (listed) return listed;

@@ -52,8 +52,7 @@ const SEGMENTS: Record<string, string> = {
   "{id}": "[A-Za-z0-9_-][A-Za-z0-9_.-]*",
 };
 /** A path template from the reference, e.g. "/futures/{settle}/orders/{id}", under /api/v4. */
-const tpl = (p: string): RegExp =>
-  new RegExp(`^/api/v4${p.replace(/[.*+?^$()|[\]\\]/g, "\\$&").replace(/\{[a-z]+\}/g, (m) => SEGMENTS[m] ?? m)}$`);
+const tpl = (p: string): RegExp => new RegExp(`^/api/v4${p.replace(/[.*+?^$()|[\]\\]/g, "\\$&").replace(/\{[a-z]+\}/g, (m) => SEGMENTS[m] ?? m)}$`);
 /** The path and everything below it. */
 const family = (p: string): RegExp => new RegExp(`^/api/v4${p.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}(?:/.*)?$`);
 
@@ -73,7 +72,8 @@ const triggered = (body: unknown): OrderFact[] => (isObject(body) ? [order(isObj
  */
 const amended = (body: unknown): OrderFact[] => {
   for (const o of Array.isArray(body) ? body : [body]) {
-    if (isObject(o) && o.size !== undefined) throw new CustosError("INVALID_ARGUMENT", "gate order amends that change size cannot be checked against quantity limits");
+    if (isObject(o) && o.size !== undefined)
+      throw new CustosError("INVALID_ARGUMENT", "gate order amends that change size cannot be checked against quantity limits");
   }
   return [];
 };
@@ -181,7 +181,17 @@ const WS_EVENTS = new Set(["subscribe", "unsubscribe"]);
 export class GateDialect implements Dialect {
   readonly exchange = "gate";
   /** METHOD\nPATH\nQUERY\nSHA512(body)\nTIMESTAMP; the key id travels unsigned. */
-  readonly binding = { method: true, path: true, query: true, body: true, apiKey: false, timestamp: true, nonce: "n/a", headers: ["Timestamp"], host: false } as const;
+  readonly binding = {
+    method: true,
+    path: true,
+    query: true,
+    body: true,
+    apiKey: false,
+    timestamp: true,
+    nonce: "n/a",
+    headers: ["Timestamp"],
+    host: false,
+  } as const;
   readonly algorithm = "hmac-sha512" as const;
   readonly secretEncoding = "utf8" as const;
 
@@ -235,8 +245,10 @@ export class GateDialect implements Dialect {
    */
   websocketAuth(input: WebSocketAuthInput, ctx: SigningContext): PreparedWebSocketAuth {
     const { channel, event } = input;
-    if (channel === undefined || !WS_CHANNEL.test(channel)) throw new CustosError("INVALID_ARGUMENT", "gate WebSocket auth needs the private channel (e.g. futures.orders)");
-    if (event === undefined || !WS_EVENTS.has(event)) throw new CustosError("INVALID_ARGUMENT", "gate WebSocket auth needs the event: subscribe or unsubscribe");
+    if (channel === undefined || !WS_CHANNEL.test(channel))
+      throw new CustosError("INVALID_ARGUMENT", "gate WebSocket auth needs the private channel (e.g. futures.orders)");
+    if (event === undefined || !WS_EVENTS.has(event))
+      throw new CustosError("INVALID_ARGUMENT", "gate WebSocket auth needs the event: subscribe or unsubscribe");
     if (!/^[\x21-\x7e]+$/.test(ctx.apiKeyId)) throw new CustosError("INVALID_ARGUMENT", "the API key id must be printable ASCII");
     if (!Number.isSafeInteger(ctx.timestamp) || ctx.timestamp < 0) throw new CustosError("INVALID_ARGUMENT", "timestamp must be whole milliseconds");
     const time = String(Math.floor(ctx.timestamp / 1000));

@@ -8,7 +8,6 @@ import { parseJsonStrict } from "./strict-parse.js";
  * the percent-decoded query (Bitget, Gate, KuCoin Futures).
  */
 
-
 /**
  * Printable ASCII that an HTTP client sends as is, less "+": a raw "+" may be read as a space by
  * the server, so a literal plus must come as %2B. Anything else must arrive percent-encoded.
@@ -17,7 +16,8 @@ export const QUERY_SAFE = /^[\x21\x24-\x26\x28-\x2a\x2c-\x3b\x3d\x3f-\x7e]*$/;
 
 /** Path, query and header values a JSON-body dialect can sign unambiguously; else INVALID_ARGUMENT. */
 export function checkRequest(req: ExchangeRequest, ctx: SigningContext): void {
-  if (!req.path.startsWith("/") || !/^[\x21-\x7e]+$/.test(req.path) || /[?#]/.test(req.path)) throw new CustosError("INVALID_ARGUMENT", "path must start with / and carry no query");
+  if (!req.path.startsWith("/") || !/^[\x21-\x7e]+$/.test(req.path) || /[?#]/.test(req.path))
+    throw new CustosError("INVALID_ARGUMENT", "path must start with / and carry no query");
   if (!QUERY_SAFE.test(req.query)) throw new CustosError("INVALID_ARGUMENT", "query must be percent-encoded printable ASCII (a literal + as %2B)");
   // header values: no control characters, no header injection
   if (!/^[\x21-\x7e]+$/.test(ctx.apiKeyId)) throw new CustosError("INVALID_ARGUMENT", "the API key id must be printable ASCII");

@@ -42,14 +42,31 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 const ROUTES = new Map<string, EndpointClass>([
   ...routes("trade", [
-    "POST sendorder", "POST editorder", "POST cancelorder", "POST cancelallorders", "POST cancelallordersafter",
-    "PUT leveragepreferences", "PUT pnlpreferences", "PUT self-trade-strategy",
+    "POST sendorder",
+    "POST editorder",
+    "POST cancelorder",
+    "POST cancelallorders",
+    "POST cancelallordersafter",
+    "PUT leveragepreferences",
+    "PUT pnlpreferences",
+    "PUT self-trade-strategy",
   ]),
   ...routes("read", ["GET openorders", "GET recentorders", "GET fills", "GET orders/status", "POST orders/status"]),
   ...routes("account", [
-    "GET accounts", "GET openpositions", "GET notifications", "GET leveragepreferences", "GET pnlpreferences",
-    "GET self-trade-strategy", "GET unwindqueue", "GET feeschedules/volumes", "GET transfers", "GET subaccounts",
-    "GET initialmargin", "GET initialmargin/maxordersize", "GET assignmentprogram/current", "GET assignmentprogram/history",
+    "GET accounts",
+    "GET openpositions",
+    "GET notifications",
+    "GET leveragepreferences",
+    "GET pnlpreferences",
+    "GET self-trade-strategy",
+    "GET unwindqueue",
+    "GET feeschedules/volumes",
+    "GET transfers",
+    "GET subaccounts",
+    "GET initialmargin",
+    "GET initialmargin/maxordersize",
+    "GET assignmentprogram/current",
+    "GET assignmentprogram/history",
   ]),
   ...routes("transfer", ["POST transfer", "POST transfer/subaccount"]),
   // "Initiate withdrawal to Spot wallet": funds leave the futures venue, and it needs a Withdrawal API key.
@@ -66,8 +83,12 @@ for (const [methodAndRoute, cls] of ROUTES) {
 }
 
 const HISTORY_CLASSES = new Map<string, EndpointClass>([
-  ["orders", "read"], ["executions", "read"], ["triggers", "read"],
-  ["account-log", "account"], ["accountlogcsv", "account"], ["positions", "account"],
+  ["orders", "read"],
+  ["executions", "read"],
+  ["triggers", "read"],
+  ["account-log", "account"],
+  ["accountlogcsv", "account"],
+  ["positions", "account"],
 ]);
 
 type BatchItem = Record<string, unknown>;

@@ -42,8 +42,7 @@ const SEGMENTS: Record<string, string> = {
   "{id}": "[A-Za-z0-9_-]+",
 };
 /** A path template from the reference, e.g. "/orders/{id}", under /api/v1 (or v2, v3). */
-const tpl = (p: string): RegExp =>
-  new RegExp(`^/api/v[1-3]${p.replace(/[.*+?^$()|[\]\\]/g, "\\$&").replace(/\{[a-z]+\}/g, (m) => SEGMENTS[m] ?? m)}$`);
+const tpl = (p: string): RegExp => new RegExp(`^/api/v[1-3]${p.replace(/[.*+?^$()|[\]\\]/g, "\\$&").replace(/\{[a-z]+\}/g, (m) => SEGMENTS[m] ?? m)}$`);
 /** The path and everything below it. */
 const family = (p: string): RegExp => new RegExp(`^/api/v[1-3]${p.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}(?:/.*)?$`);
 
@@ -142,7 +141,17 @@ const KEY_VERSIONS: readonly string[] = ["2", "3"];
 export class KucoinFuturesDialect implements Dialect {
   readonly exchange = "kucoinfutures";
   /** timestamp + METHOD + endpoint (with query) + body; the key id travels unsigned. */
-  readonly binding = { method: true, path: true, query: true, body: true, apiKey: false, timestamp: true, nonce: "n/a", headers: ["KC-API-TIMESTAMP"], host: false } as const;
+  readonly binding = {
+    method: true,
+    path: true,
+    query: true,
+    body: true,
+    apiKey: false,
+    timestamp: true,
+    nonce: "n/a",
+    headers: ["KC-API-TIMESTAMP"],
+    host: false,
+  } as const;
   readonly algorithm = "hmac-sha256" as const;
   readonly secretEncoding = "utf8" as const;
 
@@ -175,13 +184,15 @@ export class KucoinFuturesDialect implements Dialect {
     checkRequest(req, ctx);
     if (ctx.passphrase) throw new CustosError("INVALID_ARGUMENT", "the KuCoin passphrase is part of the key, not of the request: send none");
     const signedPassphrase = ctx.signedPassphrase;
-    if (!signedPassphrase) throw new CustosError("PRECONDITION_FAILED", "this key version has no KuCoin passphrase: the key's passphrase is set at import or rotation");
+    if (!signedPassphrase)
+      throw new CustosError("PRECONDITION_FAILED", "this key version has no KuCoin passphrase: the key's passphrase is set at import or rotation");
     const timestamp = String(ctx.timestamp);
     const query = unencoded(req.query);
     const text = timestamp + req.method + req.path + (query === "" ? "" : `?${query}`) + req.body;
     const keyVersion = ctx.apiKeyVersion ?? this.keyVersion;
     // Version 1 sent the passphrase in clear, so it is refused rather than guessed at.
-    if (!KEY_VERSIONS.includes(keyVersion)) throw new CustosError("INVALID_ARGUMENT", `kucoinfutures API key version must be 2 or 3, not ${JSON.stringify(keyVersion)}`);
+    if (!KEY_VERSIONS.includes(keyVersion))
+      throw new CustosError("INVALID_ARGUMENT", `kucoinfutures API key version must be 2 or 3, not ${JSON.stringify(keyVersion)}`);
     return {
       toSign: [Buffer.from(text, "utf8")],
       finish(macs: Buffer[]) {

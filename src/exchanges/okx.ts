@@ -43,10 +43,57 @@ function add(cls: EndpointClass, method: "GET" | "POST", prefix: string, paths: 
   for (const p of paths) TABLE.set(`${method} ${prefix}${p}`, cls);
 }
 
-add("trade", "POST", "/api/v5/trade/", ["order", "batch-orders", "cancel-order", "cancel-batch-orders", "amend-order", "amend-batch-orders", "close-position", "order-algo", "cancel-algos", "amend-algos", "cancel-advance-algos", "mass-cancel", "cancel-all-after", "order-precheck"]);
+add("trade", "POST", "/api/v5/trade/", [
+  "order",
+  "batch-orders",
+  "cancel-order",
+  "cancel-batch-orders",
+  "amend-order",
+  "amend-batch-orders",
+  "close-position",
+  "order-algo",
+  "cancel-algos",
+  "amend-algos",
+  "cancel-advance-algos",
+  "mass-cancel",
+  "cancel-all-after",
+  "order-precheck",
+]);
 add("trade", "POST", "/api/v5/account/", ["set-leverage", "set-position-mode", "position/margin-balance", "set-isolated-mode"]);
-add("read", "GET", "/api/v5/trade/", ["order", "orders-pending", "orders-history", "orders-history-archive", "fills", "fills-history", "order-algo", "orders-algo-pending", "orders-algo-history", "account-rate-limit"]);
-add("account", "GET", "/api/v5/account/", ["balance", "positions", "positions-history", "account-position-risk", "config", "leverage-info", "adjust-leverage-info", "max-size", "max-avail-size", "max-loan", "max-withdrawal", "trade-fee", "bills", "bills-archive", "instruments", "interest-accrued", "interest-rate", "risk-state", "position-tiers", "greeks"]);
+add("read", "GET", "/api/v5/trade/", [
+  "order",
+  "orders-pending",
+  "orders-history",
+  "orders-history-archive",
+  "fills",
+  "fills-history",
+  "order-algo",
+  "orders-algo-pending",
+  "orders-algo-history",
+  "account-rate-limit",
+]);
+add("account", "GET", "/api/v5/account/", [
+  "balance",
+  "positions",
+  "positions-history",
+  "account-position-risk",
+  "config",
+  "leverage-info",
+  "adjust-leverage-info",
+  "max-size",
+  "max-avail-size",
+  "max-loan",
+  "max-withdrawal",
+  "trade-fee",
+  "bills",
+  "bills-archive",
+  "instruments",
+  "interest-accrued",
+  "interest-rate",
+  "risk-state",
+  "position-tiers",
+  "greeks",
+]);
 add("account", "GET", "/api/v5/asset/", ["balances", "asset-valuation", "currencies", "bills", "deposit-address", "deposit-history"]);
 
 /** Checked after the table, any method: the classes the default policy refuses. */

@@ -24,7 +24,9 @@ export interface EndpointParams {
 export type SchemaTable = ReadonlyMap<string, EndpointParams>;
 
 /** Builds a table from `{ "POST /fapi/v1/order": ["symbol", "side", …] }`, values optional. */
-export function schemaTable(entries: Record<string, readonly string[] | { names: readonly string[]; values?: Record<string, readonly string[]> }>): SchemaTable {
+export function schemaTable(
+  entries: Record<string, readonly string[] | { names: readonly string[]; values?: Record<string, readonly string[]> }>,
+): SchemaTable {
   const table = new Map<string, EndpointParams>();
   for (const [endpoint, spec] of Object.entries(entries)) {
     const names = Array.isArray(spec) ? (spec as readonly string[]) : (spec as { names: readonly string[] }).names;

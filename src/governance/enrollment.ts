@@ -56,13 +56,21 @@ export class EnrollmentVerifier {
     } catch {
       throw bad("malformed");
     }
-    if (typeof payload?.officer !== "string" || typeof payload.issuedAt !== "string" || typeof payload.nonce !== "string" || !/^[0-9a-f]{32}$/.test(payload.nonce)) throw bad("malformed");
+    if (
+      typeof payload?.officer !== "string" ||
+      typeof payload.issuedAt !== "string" ||
+      typeof payload.nonce !== "string" ||
+      !/^[0-9a-f]{32}$/.test(payload.nonce)
+    )
+      throw bad("malformed");
     const officer = officerById(payload.officer);
-    if (!officer || officer.status !== "active") throw bad("not an active officer");
-    if (!verify(null, signedBytes(encoded), parseOfficerPublicKey(officer.publicKeyPem), Buffer.from(signature, "base64url"))) throw bad("signature does not verify with the officer's key");
+    if (officer?.status !== "active") throw bad("not an active officer");
+    if (!verify(null, signedBytes(encoded), parseOfficerPublicKey(officer.publicKeyPem), Buffer.from(signature, "base64url")))
+      throw bad("signature does not verify with the officer's key");
     const issued = Date.parse(payload.issuedAt);
     const now = this.now();
-    if (!Number.isFinite(issued) || issued > now + FUTURE_SKEW_MS || now - issued > ENROLLMENT_TTL_MS) throw bad("expired (make a new one with `custos officer enroll-token`)");
+    if (!Number.isFinite(issued) || issued > now + FUTURE_SKEW_MS || now - issued > ENROLLMENT_TTL_MS)
+      throw bad("expired (make a new one with `custos officer enroll-token`)");
     const until = new Date(issued + ENROLLMENT_TTL_MS + FUTURE_SKEW_MS).toISOString();
     if (!(await this.spent.spendToken(`enroll:${payload.nonce}`, until, new Date(now).toISOString()))) {
       throw new CustosError("NONCE_INVALID", "this enrollment token was already used");

@@ -178,7 +178,14 @@ export class GovernanceService {
       if (!this.initialised) throw new CustosError("GOVERNANCE_NOT_INITIALISED", "governance is not initialised: run `custos governance init` first");
       await kindModule(input.kind).preconditions(this.kinds, input);
     } catch (e) {
-      await this.audit.recordNow({ kind: "proposal.create", actor: officer.id, outcome: "denied", reason: codeOf(e), ...(keyId ? { key: keyId } : {}), details: { proposalKind: input.kind } });
+      await this.audit.recordNow({
+        kind: "proposal.create",
+        actor: officer.id,
+        outcome: "denied",
+        reason: codeOf(e),
+        ...(keyId ? { key: keyId } : {}),
+        details: { proposalKind: input.kind },
+      });
       throw markAudited(e);
     }
     const { target, params, envelope } = content;
@@ -208,7 +215,13 @@ export class GovernanceService {
       failure: null,
     };
     await this.store.governance.createProposal(record);
-    await this.audit.recordNow({ kind: "proposal.create", actor: officer.id, outcome: "ok", key: keyOf(record), details: { proposal: record.id, proposalKind: kind, target, digest: record.digest } });
+    await this.audit.recordNow({
+      kind: "proposal.create",
+      actor: officer.id,
+      outcome: "ok",
+      key: keyOf(record),
+      details: { proposal: record.id, proposalKind: kind, target, digest: record.digest },
+    });
     return this.lifecycle.view(record);
   }
 
@@ -256,7 +269,14 @@ export class GovernanceService {
     const officer = this.requireOfficer(caller, `proposal.${decision}`);
     const deny = async (code: CustosErrorCode, message: string, p?: ProposalRecord): Promise<never> => {
       const digest = claimedDigest ?? p?.digest ?? "";
-      await this.audit.recordNow({ kind: `proposal.${decision}`, actor: officer.id, outcome: "denied", reason: code, ...(p ? { key: keyOf(p) } : {}), details: { proposal: id, digest } });
+      await this.audit.recordNow({
+        kind: `proposal.${decision}`,
+        actor: officer.id,
+        outcome: "denied",
+        reason: code,
+        ...(p ? { key: keyOf(p) } : {}),
+        details: { proposal: id, digest },
+      });
       throw markAudited(new CustosError(code, message));
     };
     let p = await this.store.governance.getProposal(id);
@@ -270,13 +290,28 @@ export class GovernanceService {
       return deny(codeOf(e), e instanceof Error ? e.message : "the vote does not verify", p);
     }
     const { credentialKind, credentialId } = signed;
-    await this.store.governance.addVote({ proposalId: id, officerId: officer.id, decision, digest: p.digest, signature: signed.signature, at: new Date(this.now()).toISOString(), credentialKind, ...(credentialId ? { credentialId } : {}) });
+    await this.store.governance.addVote({
+      proposalId: id,
+      officerId: officer.id,
+      decision,
+      digest: p.digest,
+      signature: signed.signature,
+      at: new Date(this.now()).toISOString(),
+      credentialKind,
+      ...(credentialId ? { credentialId } : {}),
+    });
     await this.audit.recordNow({
       kind: `proposal.${decision}`,
       actor: officer.id,
       outcome: "ok",
       key: keyOf(p),
-      details: { proposal: id, digest: p.digest, credential: credentialKind, ...(credentialId ? { credentialId } : {}), ...(reason ? { reason: reason.slice(0, 200) } : {}) },
+      details: {
+        proposal: id,
+        digest: p.digest,
+        credential: credentialKind,
+        ...(credentialId ? { credentialId } : {}),
+        ...(reason ? { reason: reason.slice(0, 200) } : {}),
+      },
     });
     try {
       return await this.lifecycle.settle(p);
@@ -309,7 +344,13 @@ export class GovernanceService {
       throw markAudited(e);
     }
     await this.directory.reload(this.store);
-    await this.audit.recordNow({ kind: "freeze", actor, outcome: "ok", ...(target === "key" ? { key: id } : {}), details: { target: `${target}:${id}`, reason: freeze.reason } });
+    await this.audit.recordNow({
+      kind: "freeze",
+      actor,
+      outcome: "ok",
+      ...(target === "key" ? { key: id } : {}),
+      details: { target: `${target}:${id}`, reason: freeze.reason },
+    });
     this.log.warn({ event: "freeze", actor, target, id }, "frozen");
     return at;
   }

@@ -1,6 +1,17 @@
 import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { createCipheriv, createHash, createPrivateKey, createPublicKey, generateKeyPairSync, pbkdf2Sync, randomBytes, sign, verify, type KeyObject } from "node:crypto";
+import {
+  createCipheriv,
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  pbkdf2Sync,
+  randomBytes,
+  sign,
+  verify,
+  type KeyObject,
+} from "node:crypto";
 import * as asn1 from "asn1js";
 import { CustosError } from "../errors.js";
 import { approvalMessage, type Decision } from "./proposal.js";
@@ -92,7 +103,11 @@ function encryptPkcs8(der: Buffer, passphrase: string): string {
             algorithm(
               OID.pbkdf2,
               new asn1.Sequence({
-                value: [new asn1.OctetString({ valueHex: salt }), new asn1.Integer({ value: OFFICER_KEY_PBKDF2_ITERATIONS }), algorithm(OID.hmacWithSha256, new asn1.Null())],
+                value: [
+                  new asn1.OctetString({ valueHex: salt }),
+                  new asn1.Integer({ value: OFFICER_KEY_PBKDF2_ITERATIONS }),
+                  algorithm(OID.hmacWithSha256, new asn1.Null()),
+                ],
               }),
             ),
             algorithm(OID.aes256Cbc, new asn1.OctetString({ valueHex: iv })),
@@ -165,7 +180,11 @@ export function loadOfficerPrivateKey(pem: string, passphrase: string): KeyObjec
     // PBES2 has no MAC: a wrong passphrase usually fails CBC's padding check, and about once in 256
     // tries decrypts to bytes that are no key. Either way this passphrase does not open this file.
     const badDecrypt = (e as { code?: unknown }).code === "ERR_OSSL_BAD_DECRYPT";
-    throw new CustosError("UNAUTHENTICATED", badDecrypt ? "wrong passphrase for the officer key" : "wrong passphrase for the officer key (or a damaged key file)", { cause: e });
+    throw new CustosError(
+      "UNAUTHENTICATED",
+      badDecrypt ? "wrong passphrase for the officer key" : "wrong passphrase for the officer key (or a damaged key file)",
+      { cause: e },
+    );
   }
   if (key.asymmetricKeyType !== OFFICER_KEY_TYPE) {
     throw invalid(`officer keys must be Ed25519, this key is ${key.asymmetricKeyType ?? "of an unknown type"}`);

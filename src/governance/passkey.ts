@@ -182,8 +182,9 @@ export class Passkeys implements PasskeyApprovals {
   /** Verifies the authenticator's attestation; the result goes into an add_credential proposal. */
   async verifyRegistration(officer: OfficerRecord, response: PasskeyAttestation, label: string): Promise<PasskeySpec> {
     const challenge = signedChallenge(response?.response?.clientDataJSON ?? "");
-    if ((await this.registrations.take(challenge)) !== officer.id) throw new CustosError("NONCE_INVALID", "unknown, expired or already used registration challenge");
-    let verified;
+    if ((await this.registrations.take(challenge)) !== officer.id)
+      throw new CustosError("NONCE_INVALID", "unknown, expired or already used registration challenge");
+    let verified: Awaited<ReturnType<typeof verifyRegistrationResponse>>;
     try {
       verified = await verifyRegistrationResponse({
         response,
@@ -229,7 +230,11 @@ export class Passkeys implements PasskeyApprovals {
    * Options for approving (or rejecting) one proposal: a fresh nonce bound to officer,
    * proposal and decision, and the challenge derived from it and the digest.
    */
-  async approvalOptions(officer: OfficerRecord, proposal: { id: string; digest: string }, decision: Decision): Promise<{ nonce: string; options: PublicKeyCredentialRequestOptionsJSON }> {
+  async approvalOptions(
+    officer: OfficerRecord,
+    proposal: { id: string; digest: string },
+    decision: Decision,
+  ): Promise<{ nonce: string; options: PublicKeyCredentialRequestOptionsJSON }> {
     const passkeys = await this.store.governance.listPasskeys(officer.id);
     if (passkeys.length === 0) throw new CustosError("PRECONDITION_FAILED", `officer ${officer.id} has no registered passkey`);
     const nonce = isoBase64URL.fromBuffer(randomBytes(32));
@@ -262,12 +267,19 @@ export class Passkeys implements PasskeyApprovals {
     if (!passkey || passkey.officerId !== r.officerId) throw new CustosError("BAD_SIGNATURE", `not a passkey of officer ${r.officerId}`);
     await this.verifyAssertion(passkey, r.response, expected);
     const a = r.response.response;
-    const evidence = { v: PASSKEY_EVIDENCE_FORMAT, credentialId: passkey.id, nonce: r.nonce, authenticatorData: a.authenticatorData, clientDataJSON: a.clientDataJSON, signature: a.signature };
+    const evidence = {
+      v: PASSKEY_EVIDENCE_FORMAT,
+      credentialId: passkey.id,
+      nonce: r.nonce,
+      authenticatorData: a.authenticatorData,
+      clientDataJSON: a.clientDataJSON,
+      signature: a.signature,
+    };
     return { credentialId: passkey.id, evidence: Buffer.from(JSON.stringify(evidence), "utf8").toString("base64") };
   }
 
   private async verifyAssertion(passkey: PasskeyRecord, response: PasskeyAssertion, expectedChallenge: string): Promise<void> {
-    let verified;
+    let verified: Awaited<ReturnType<typeof verifyAuthenticationResponse>>;
     try {
       verified = await verifyAuthenticationResponse({
         response,

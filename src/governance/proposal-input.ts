@@ -60,7 +60,8 @@ const invalid = (message: string) => new CustosError("INVALID_ARGUMENT", message
  * else cannot be what KuCoin compares, and a raw passphrase pasted by mistake is refused.
  */
 export function checkSignedPassphrase(value: string | undefined): void {
-  if (value === undefined || value === "") throw invalid(`a ${SIGNED_PASSPHRASE_EXCHANGE} key needs its signed passphrase (base64(HMAC-SHA256(secret, passphrase)))`);
+  if (value === undefined || value === "")
+    throw invalid(`a ${SIGNED_PASSPHRASE_EXCHANGE} key needs its signed passphrase (base64(HMAC-SHA256(secret, passphrase)))`);
   if (!/^[A-Za-z0-9+/]{43}=$/.test(value) || Buffer.from(value, "base64").toString("base64") !== value) {
     throw invalid("the signed passphrase must be the base64 of a 32-byte HMAC-SHA256");
   }

@@ -56,7 +56,13 @@ export class ProposalLifecycle {
       await this.execute(p);
     } else if (quorum.verdict === "rejected") {
       if (await this.store.governance.updateProposal(p.id, "pending", { state: "rejected" })) {
-        await this.audit.recordNow({ kind: "proposal.rejected", actor: "system", outcome: "ok", key: keyOf(p), details: { proposal: p.id, digest: p.digest, by: quorum.rejections.join(",") } });
+        await this.audit.recordNow({
+          kind: "proposal.rejected",
+          actor: "system",
+          outcome: "ok",
+          key: keyOf(p),
+          details: { proposal: p.id, digest: p.digest, by: quorum.rejections.join(",") },
+        });
       }
     }
     return this.view((await this.store.governance.getProposal(p.id))!);
@@ -92,7 +98,13 @@ export class ProposalLifecycle {
       if (p.state !== "pending" && p.state !== "executing") return;
       if (p.state === "pending") {
         if (!(await this.store.governance.updateProposal(p.id, "pending", { state: "executing" }))) return; // a concurrent vote got there first
-        await this.audit.recordNow({ kind: "proposal.execute", actor: "system", outcome: "ok", key: keyOf(p), details: { proposal: p.id, digest: p.digest, step: "start" } });
+        await this.audit.recordNow({
+          kind: "proposal.execute",
+          actor: "system",
+          outcome: "ok",
+          key: keyOf(p),
+          details: { proposal: p.id, digest: p.digest, step: "start" },
+        });
         p = { ...p, state: "executing" };
       }
       const content = JSON.parse(p.canonical) as ProposalContent;
@@ -114,7 +126,14 @@ export class ProposalLifecycle {
         if (run.afterRecord) faultPoint(run.afterRecord);
       } catch (e) {
         await this.store.governance.updateProposal(p.id, "executing", { state: "failed", failure: e instanceof Error ? e.message.slice(0, 500) : String(e) });
-        await this.audit.recordNow({ kind: "proposal.failed", actor: "system", outcome: "failed", reason: codeOf(e), key: keyOf(p), details: { proposal: p.id, digest: p.digest } });
+        await this.audit.recordNow({
+          kind: "proposal.failed",
+          actor: "system",
+          outcome: "failed",
+          reason: codeOf(e),
+          key: keyOf(p),
+          details: { proposal: p.id, digest: p.digest },
+        });
         this.log.warn({ event: "proposal.failed", proposal: p.id, kind: p.kind, reason: codeOf(e) }, "proposal execution failed");
         // The vote that triggered the execution answers with the execution's error, already audited (proposal.failed).
         throw markAudited(e);
@@ -199,7 +218,13 @@ export class ProposalLifecycle {
    */
   async resume(): Promise<void> {
     for (const p of await this.store.governance.listProposals("executing")) {
-      await this.audit.recordNow({ kind: "reconcile.resume", actor: "system", outcome: "ok", key: keyOf(p), details: { proposal: p.id, digest: p.digest, step: p.step ?? "start" } });
+      await this.audit.recordNow({
+        kind: "reconcile.resume",
+        actor: "system",
+        outcome: "ok",
+        key: keyOf(p),
+        details: { proposal: p.id, digest: p.digest, step: p.step ?? "start" },
+      });
       await this.execute(p).catch(() => undefined); // a failure is recorded on the proposal and audited
     }
     for (const p of await this.store.governance.listProposals("executed")) {

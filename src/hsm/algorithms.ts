@@ -58,7 +58,7 @@ export const ALGORITHMS: Readonly<{ [A in SigningAlgorithm]: SpecOf<A> }> = Obje
 });
 
 export function isSigningAlgorithm(s: string): s is SigningAlgorithm {
-  return  Object.hasOwn(ALGORITHMS, s);
+  return Object.hasOwn(ALGORITHMS, s);
 }
 
 export function isHmacAlgorithm(s: string): s is HmacAlgorithm {

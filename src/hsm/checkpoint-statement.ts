@@ -47,5 +47,8 @@ export function p256PublicKey(point: Buffer): KeyObject {
   // CKA_EC_POINT comes DER-wrapped (04 41 04 …) from SoftHSM2; some tokens give the bare point.
   const raw = point.length === 67 && point[0] === 0x04 && point[1] === 0x41 ? point.subarray(2) : point;
   if (raw.length !== 65 || raw[0] !== 0x04) throw new RangeError(`unexpected P-256 CKA_EC_POINT (${point.length} bytes)`);
-  return createPublicKey({ key: { kty: "EC", crv: "P-256", x: raw.subarray(1, 33).toString("base64url"), y: raw.subarray(33).toString("base64url") }, format: "jwk" });
+  return createPublicKey({
+    key: { kty: "EC", crv: "P-256", x: raw.subarray(1, 33).toString("base64url"), y: raw.subarray(33).toString("base64url") },
+    format: "jwk",
+  });
 }

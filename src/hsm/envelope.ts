@@ -49,10 +49,7 @@ export function padHmacSecret(secret: Buffer, algorithm: SigningAlgorithm): Buff
  * Builds an envelope on the officer's machine. Zero-fills the one-time AES key before
  * returning; the caller zero-fills `secret`.
  */
-export function buildEnvelope(
-  secret: Buffer,
-  wrapping: { spkiPem: string; fingerprint: string; oaepHash: "sha1" | "sha256" },
-): ImportEnvelope {
+export function buildEnvelope(secret: Buffer, wrapping: { spkiPem: string; fingerprint: string; oaepHash: "sha1" | "sha256" }): ImportEnvelope {
   const publicKey = createPublicKey(wrapping.spkiPem);
   const der = publicKey.export({ type: "spki", format: "der" });
   if (spkiFingerprint(der) !== wrapping.fingerprint) {
@@ -62,10 +59,7 @@ export function buildEnvelope(
   try {
     const cipher = createCipheriv("id-aes256-wrap-pad", aesKey, KWP_AIV);
     const wrappedKey = Buffer.concat([cipher.update(secret), cipher.final()]);
-    const encryptedAesKey = publicEncrypt(
-      { key: publicKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: wrapping.oaepHash },
-      aesKey,
-    );
+    const encryptedAesKey = publicEncrypt({ key: publicKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: wrapping.oaepHash }, aesKey);
     return {
       format: ENVELOPE_FORMAT,
       oaepHash: wrapping.oaepHash,

@@ -82,22 +82,10 @@ export async function createDevCa(commonName = "custos dev CA"): Promise<IssuedC
 }
 
 /** Signs a new leaf certificate with `ca`; shared by server and client issuance. */
-async function issueLeaf(
-  ca: IssuedCert,
-  commonName: string,
-  years: number,
-  eku: string,
-  sans: X509.JsonGeneralName[],
-): Promise<IssuedCert> {
+async function issueLeaf(ca: IssuedCert, commonName: string, years: number, eku: string, sans: X509.JsonGeneralName[]): Promise<IssuedCert> {
   const x509 = await loadX509();
   const caCert = new x509.X509Certificate(ca.certPem);
-  const caKey = await crypto.subtle.importKey(
-    "pkcs8",
-    x509.PemConverter.decodeFirst(ca.keyPem),
-    KEY_ALG,
-    false,
-    ["sign"],
-  );
+  const caKey = await crypto.subtle.importKey("pkcs8", x509.PemConverter.decodeFirst(ca.keyPem), KEY_ALG, false, ["sign"]);
   const keys = await newKeyPair();
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: randomSerial(),
@@ -123,10 +111,7 @@ async function issueLeaf(
  * Issues a TLS server certificate (2 years, serverAuth). CN is the first DNS
  * name; every DNS name and IP address becomes a SAN.
  */
-export async function issueServerCert(
-  ca: IssuedCert,
-  opts: { dnsNames: string[]; ipAddresses: string[] },
-): Promise<IssuedCert> {
+export async function issueServerCert(ca: IssuedCert, opts: { dnsNames: string[]; ipAddresses: string[] }): Promise<IssuedCert> {
   const cn = opts.dnsNames[0] ?? opts.ipAddresses[0];
   if (cn === undefined) throw new Error("issueServerCert: need at least one DNS name or IP address");
   const sans: X509.JsonGeneralName[] = [
@@ -140,10 +125,7 @@ export async function issueServerCert(
  * Issues a TLS client certificate (1 year, clientAuth) whose URI SAN (e.g.
  * "spiffe://custos/engine/alpha") is the caller's identity; CN = `opts.name`.
  */
-export async function issueClientCert(
-  ca: IssuedCert,
-  opts: { name: string; uri: string },
-): Promise<IssuedCert> {
+export async function issueClientCert(ca: IssuedCert, opts: { name: string; uri: string }): Promise<IssuedCert> {
   return issueLeaf(ca, opts.name, 1, "1.3.6.1.5.5.7.3.2", [{ type: "url", value: opts.uri }]);
 }
 
@@ -151,11 +133,7 @@ export async function issueClientCert(
  * Writes `${base}.crt` (0644) and `${base}.key` (0600) into `dir`.
  * Existing files are overwritten.
  */
-export async function writeIssued(
-  dir: string,
-  base: string,
-  cert: IssuedCert,
-): Promise<{ certPath: string; keyPath: string }> {
+export async function writeIssued(dir: string, base: string, cert: IssuedCert): Promise<{ certPath: string; keyPath: string }> {
   const certPath = join(dir, `${base}.crt`);
   const keyPath = join(dir, `${base}.key`);
   await writeFile(certPath, cert.certPem, { mode: 0o644 });
@@ -168,9 +146,6 @@ export async function writeIssued(
 
 /** Reads back a pair written by {@link writeIssued}. */
 export async function loadIssued(dir: string, base: string): Promise<IssuedCert> {
-  const [certPem, keyPem] = await Promise.all([
-    readFile(join(dir, `${base}.crt`), "utf8"),
-    readFile(join(dir, `${base}.key`), "utf8"),
-  ]);
+  const [certPem, keyPem] = await Promise.all([readFile(join(dir, `${base}.crt`), "utf8"), readFile(join(dir, `${base}.key`), "utf8")]);
   return { certPem, keyPem };
 }

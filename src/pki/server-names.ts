@@ -27,18 +27,26 @@ export function validateServerNames(names: readonly string[], where: string): st
 
 /** Splits a comma-separated list (`$CUSTOS_SERVER_NAMES`), blanks dropped, then validated. */
 export function parseServerNameList(list: string, where: string): string[] {
-  return validateServerNames(list.split(",").map((s) => s.trim()).filter((s) => s.length > 0), where);
+  return validateServerNames(
+    list
+      .split(",")
+      .map((s) => s.trim())
+      .filter((s) => s.length > 0),
+    where,
+  );
 }
 
 /** The DNS and IP subject alternative names a certificate carries. */
 export function serverCertNames(certPem: string): string[] {
   const san = new X509Certificate(certPem).subjectAltName ?? "";
-  return san
-    .split(", ")
-    .map((entry) => /^(?:DNS|IP Address):(.+)$/.exec(entry)?.[1])
-    .filter((n): n is string => n !== undefined)
-    // Node prints IPv6 SANs uncompressed (0:0:0:0:0:0:0:1); the URL parser gives the short form.
-    .map((n) => (isIP(n) === 6 ? new URL(`http://[${n}]/`).hostname.slice(1, -1) : n));
+  return (
+    san
+      .split(", ")
+      .map((entry) => /^(?:DNS|IP Address):(.+)$/.exec(entry)?.[1])
+      .filter((n): n is string => n !== undefined)
+      // Node prints IPv6 SANs uncompressed (0:0:0:0:0:0:0:1); the URL parser gives the short form.
+      .map((n) => (isIP(n) === 6 ? new URL(`http://[${n}]/`).hostname.slice(1, -1) : n))
+  );
 }
 
 /** The names in `names` that the certificate does not cover (host names by SAN, IPs by IP SAN). */

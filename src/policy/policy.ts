@@ -108,12 +108,19 @@ export function checkSessionLogin(policy: KeyPolicy, login: { path: string }, op
   }
   // A login whose session can call every private method (Deribit public/auth) needs an allow rule naming it.
   if (opts.fullApiSession) {
-    throw new PolicyDenied("session-login", "this exchange's login hands over a session for every private method the key's scope allows; allow it with a WS path rule to accept that");
+    throw new PolicyDenied(
+      "session-login",
+      "this exchange's login hands over a session for every private method the key's scope allows; allow it with a WS path rule to accept that",
+    );
   }
   const allowed = policy.allowClasses ?? DEFAULT_ALLOWED_CLASSES;
-  if (!allowed.includes("trade")) throw new PolicyDenied("class:trade", "a WebSocket login opens a trading session, and trade requests are not allowed for this key");
+  if (!allowed.includes("trade"))
+    throw new PolicyDenied("class:trade", "a WebSocket login opens a trading session, and trade requests are not allowed for this key");
   if (policy.symbols || policy.maxQuantity) {
-    throw new PolicyDenied("session-login", "the key's symbol or size limits cannot hold on a logged-in WebSocket session; allow the login with a path rule to accept that");
+    throw new PolicyDenied(
+      "session-login",
+      "the key's symbol or size limits cannot hold on a logged-in WebSocket session; allow the login with a path rule to accept that",
+    );
   }
 }
 
@@ -122,12 +129,14 @@ function checkContent(policy: KeyPolicy, facts: RequestFacts): void {
     const outside = facts.symbols.find((s) => !policy.symbols!.includes(s));
     if (outside !== undefined) throw new PolicyDenied("symbols", `symbol ${outside} is not in the key's allowlist`);
     // An order whose instrument the dialect cannot name (e.g. OKX instIdCode) is outside every allowlist.
-    if (facts.orders.some((o) => o.symbol === "")) throw new PolicyDenied("symbols", "the order names no instrument custos can read, so it cannot be in the key's allowlist");
+    if (facts.orders.some((o) => o.symbol === ""))
+      throw new PolicyDenied("symbols", "the order names no instrument custos can read, so it cannot be in the key's allowlist");
   }
   if (policy.maxQuantity) {
     for (const o of facts.orders) {
       const max = policy.maxQuantity[o.symbol] ?? policy.maxQuantity["*"];
-      if (max !== undefined && !(o.quantity <= max)) throw new PolicyDenied(`max-quantity:${o.symbol}`, `order quantity ${o.quantity} ${o.symbol} exceeds ${max}`);
+      if (max !== undefined && !(o.quantity <= max))
+        throw new PolicyDenied(`max-quantity:${o.symbol}`, `order quantity ${o.quantity} ${o.symbol} exceeds ${max}`);
     }
   }
 }
@@ -160,7 +169,10 @@ export function checkParameterSchema(policy: KeyPolicy, misfit: string | undefin
   if (misfit === undefined) return;
   const allowed = policy.allowClasses ?? DEFAULT_ALLOWED_CLASSES;
   if (PROTECTED_CLASSES.every((c) => allowed.includes(c))) return;
-  throw new PolicyDenied("param-schema", `${misfit}: the exchange's signature does not cover the path, so custos signs only parameters the claimed endpoint takes`);
+  throw new PolicyDenied(
+    "param-schema",
+    `${misfit}: the exchange's signature does not cover the path, so custos signs only parameters the claimed endpoint takes`,
+  );
 }
 
 /** Deribit-style exchanges: every signature is also a login, so the exchange-side scope must be attested. */
@@ -196,22 +208,42 @@ export function validatePolicy(p: unknown): asserts p is KeyPolicy {
   };
   if (typeof p !== "object" || p === null || Array.isArray(p)) bad("must be a JSON object");
   const o = p as Record<string, unknown>;
-  const known = new Set(["allowClasses", "rules", "symbols", "maxQuantity", "maxSkewMs", "maxExpirySeconds", "maxRecvWindowMs", "allowRawSign", "allowUntimedRequests", "exchangeScopeExcludesFunds"]);
+  const known = new Set([
+    "allowClasses",
+    "rules",
+    "symbols",
+    "maxQuantity",
+    "maxSkewMs",
+    "maxExpirySeconds",
+    "maxRecvWindowMs",
+    "allowRawSign",
+    "allowUntimedRequests",
+    "exchangeScopeExcludesFunds",
+  ]);
   for (const k of Object.keys(o)) if (!known.has(k)) bad(`unknown setting ${k}`);
-  if (o.allowClasses !== undefined && !(Array.isArray(o.allowClasses) && o.allowClasses.every((c) => CLASSES.includes(c as EndpointClass)))) bad(`allowClasses must list classes from ${CLASSES.join(", ")}`);
+  if (o.allowClasses !== undefined && !(Array.isArray(o.allowClasses) && o.allowClasses.every((c) => CLASSES.includes(c as EndpointClass))))
+    bad(`allowClasses must list classes from ${CLASSES.join(", ")}`);
   if (o.rules !== undefined) {
     if (!Array.isArray(o.rules)) bad("rules must be a list");
     for (const r of o.rules as PathRule[]) {
-      if (typeof r?.id !== "string" || !r.id || (r.effect !== "allow" && r.effect !== "deny") || typeof r.path !== "string") bad("each rule needs an id, effect allow|deny and a path");
+      if (typeof r?.id !== "string" || !r.id || (r.effect !== "allow" && r.effect !== "deny") || typeof r.path !== "string")
+        bad("each rule needs an id, effect allow|deny and a path");
       // A REST path, or with method "WS" a WebSocket API method (e.g. "order.*").
       const ws = typeof r.method === "string" && r.method.toUpperCase() === "WS";
-      if (ws ? !/^[A-Za-z0-9_.*/]+$/.test(r.path) : !r.path.startsWith("/")) bad(ws ? "a WS rule's path is a WebSocket API method pattern, e.g. order.*" : "a rule's path starts with /");
+      if (ws ? !/^[A-Za-z0-9_.*/]+$/.test(r.path) : !r.path.startsWith("/"))
+        bad(ws ? "a WS rule's path is a WebSocket API method pattern, e.g. order.*" : "a rule's path starts with /");
     }
   }
   if (o.symbols !== undefined && !(Array.isArray(o.symbols) && o.symbols.every((s) => typeof s === "string"))) bad("symbols must be a list of strings");
-  if (o.maxQuantity !== undefined && !(typeof o.maxQuantity === "object" && o.maxQuantity !== null && Object.values(o.maxQuantity).every((v) => typeof v === "number" && v > 0))) bad("maxQuantity maps symbols to positive numbers");
-  for (const k of ["maxSkewMs", "maxExpirySeconds", "maxRecvWindowMs"]) if (o[k] !== undefined && !(typeof o[k] === "number" && (o[k] as number) >= 0)) bad(`${k} must be a non-negative number`);
-  for (const k of ["allowRawSign", "allowUntimedRequests", "exchangeScopeExcludesFunds"]) if (o[k] !== undefined && typeof o[k] !== "boolean") bad(`${k} is true or false`);
+  if (
+    o.maxQuantity !== undefined &&
+    !(typeof o.maxQuantity === "object" && o.maxQuantity !== null && Object.values(o.maxQuantity).every((v) => typeof v === "number" && v > 0))
+  )
+    bad("maxQuantity maps symbols to positive numbers");
+  for (const k of ["maxSkewMs", "maxExpirySeconds", "maxRecvWindowMs"])
+    if (o[k] !== undefined && !(typeof o[k] === "number" && (o[k] as number) >= 0)) bad(`${k} must be a non-negative number`);
+  for (const k of ["allowRawSign", "allowUntimedRequests", "exchangeScopeExcludesFunds"])
+    if (o[k] !== undefined && typeof o[k] !== "boolean") bad(`${k} is true or false`);
 }
 
 /** `*` within one path segment, `**` across segments; everything else literal. */

@@ -9,7 +9,10 @@ class TokenBucket {
   private tokens: number;
   private last: number;
 
-  constructor(private readonly limit: RateLimit, now: number) {
+  constructor(
+    private readonly limit: RateLimit,
+    now: number,
+  ) {
     this.tokens = limit.burst;
     this.last = now;
   }
@@ -32,7 +35,10 @@ class TokenBucket {
 export class RateLimiter {
   private readonly buckets = new Map<string, TokenBucket>();
 
-  constructor(private readonly limit: RateLimit, private readonly clock: () => number = () => performance.now()) {}
+  constructor(
+    private readonly limit: RateLimit,
+    private readonly clock: () => number = () => performance.now(),
+  ) {}
 
   /** When `name` last made a request, on the limiter's clock; undefined if never. */
   lastRequest(name: string): number | undefined {

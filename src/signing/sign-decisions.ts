@@ -93,7 +93,16 @@ export class SignDecisions {
     const rule = err instanceof PolicyDenied ? err.rule : undefined;
     const details = d.details || rule ? { ...d.details, ...(rule ? { rule } : {}) } : undefined;
     // Sampled per client, address and reason: a flood of refusals is counted, not stored row by row.
-    const event: AuditEvent = { kind: d.kind, actor, outcome, reason: err.code, key: d.key, version: d.version || undefined, peer, ...(details ? { details } : {}) };
+    const event: AuditEvent = {
+      kind: d.kind,
+      actor,
+      outcome,
+      reason: err.code,
+      key: d.key,
+      version: d.version || undefined,
+      peer,
+      ...(details ? { details } : {}),
+    };
     this.audit.recordRefusal(event, d.payload);
     // Metric labels name only registered clients and existing keys, so callers cannot mint series.
     const client = caller.identity && this.directory.client(caller.identity) ? caller.identity : "";

@@ -125,7 +125,8 @@ export class SignService {
       // The key's policy, fetched once: every check of this request judges the same one.
       const policy = this.directory.policy(key.id);
       if (req.omitNonce) {
-        if (!dialect.optionalNonce) throw new CustosError("INVALID_ARGUMENT", `${key.exchange} requests always carry a nonce or timestamp: omit_nonce is for Kraken Futures`);
+        if (!dialect.optionalNonce)
+          throw new CustosError("INVALID_ARGUMENT", `${key.exchange} requests always carry a nonce or timestamp: omit_nonce is for Kraken Futures`);
         if (req.nonce) throw new CustosError("INVALID_ARGUMENT", "omit_nonce and a nonce together");
         checkUntimed(policy);
       }
@@ -222,7 +223,10 @@ export class SignService {
     const apiKeyId = apiKeyIdOf(key, v);
     // Every dialect sends the exchange's API key id: without one the exchange could only refuse the request.
     if (!apiKeyId) {
-      throw new CustosError("NO_API_KEY_ID", `key ${key.id} has no exchange API key id: set it with \`custos key set-api-key-id --key ${key.id} --api-key-id ID\``);
+      throw new CustosError(
+        "NO_API_KEY_ID",
+        `key ${key.id} has no exchange API key id: set it with \`custos key set-api-key-id --key ${key.id} --api-key-id ID\``,
+      );
     }
     const now = this.clock.now();
     const nonceTime = req.nonce && nonceIsTime ? nonceAsTime(req.nonce) : undefined;
@@ -314,7 +318,10 @@ const DEFAULT_EXPIRY_SECONDS = 30;
  */
 function nonceAsTime(nonce: string): number {
   if (!/^[1-9](\d{12}|\d{15}|\d{18})$/.test(nonce)) {
-    throw new PolicyDenied("nonce-format", "a nonce must be a time custos can check: milliseconds, microseconds or nanoseconds since the epoch (13, 16 or 19 digits); omit it and custos sets one");
+    throw new PolicyDenied(
+      "nonce-format",
+      "a nonce must be a time custos can check: milliseconds, microseconds or nanoseconds since the epoch (13, 16 or 19 digits); omit it and custos sets one",
+    );
   }
   return Number(nonce.slice(0, 13));
 }
@@ -356,5 +363,3 @@ export interface ExchangeSignResult extends SignedExchangeRequest {
   apiKeyId: string;
   endpointClass: string;
 }
-
-

@@ -43,7 +43,8 @@ describe("officer console in Chromium with a virtual passkey", () => {
   let origin: string;
 
   const shot = (name: string) => shootBothWidths(page, name);
-  const proposeAs = async (officer: CliOfficer, args: string[], input?: string) => ok(await runCli([...args, ...officerArgs(dir, officer)], input === undefined ? {} : { input }), args.join(" "));
+  const proposeAs = async (officer: CliOfficer, args: string[], input?: string) =>
+    ok(await runCli([...args, ...officerArgs(dir, officer)], input === undefined ? {} : { input }), args.join(" "));
   const approve = async (id: string, officer: CliOfficer) => ok(await approveAs(dir, id, officer), `approve ${id} as ${officer.name}`);
 
   before(async () => {
@@ -69,7 +70,11 @@ describe("officer console in Chromium with a virtual passkey", () => {
       ]),
       "governance init",
     );
-    const imported = await proposeAs(carol, ["key", "import", "--key", KEY, "--raw", "--fingerprint", fingerprint], "console-secret-one-0123456789abcdef0123456789");
+    const imported = await proposeAs(
+      carol,
+      ["key", "import", "--key", KEY, "--raw", "--fingerprint", fingerprint],
+      "console-secret-one-0123456789abcdef0123456789",
+    );
     await approve(imported, alice);
     assert.equal(await approve(imported, bob), "executed");
 
@@ -103,7 +108,21 @@ describe("officer console in Chromium with a virtual passkey", () => {
   let registration = "";
 
   it("enrolls alice with a CLI token and registers a passkey: an add_credential proposal", async () => {
-    const token = ok(await runCli(["officer", "enroll-token", "--officer", "alice", "--officer-key", alice.keyPath, "--passphrase-file", alice.passphraseFile, "--data-dir", dir]), "enroll-token");
+    const token = ok(
+      await runCli([
+        "officer",
+        "enroll-token",
+        "--officer",
+        "alice",
+        "--officer-key",
+        alice.keyPath,
+        "--passphrase-file",
+        alice.passphraseFile,
+        "--data-dir",
+        dir,
+      ]),
+      "enroll-token",
+    );
     await page.goto(`${origin}/console/enroll`);
     await page.fill("#token", token);
     await Promise.all([page.waitForNavigation(), page.click("#enroll")]);
@@ -115,7 +134,7 @@ describe("officer console in Chromium with a virtual passkey", () => {
     await page.click("#register");
     await page.waitForFunction(() => (document.getElementById("proposal-id")?.textContent ?? "").length > 0, undefined, { timeout: 20_000 });
     registration = (await page.textContent("#proposal-id"))!.trim();
-    assert.match(await page.textContent("#status") ?? "", /add_credential.*pending, 2 more approval/);
+    assert.match((await page.textContent("#status")) ?? "", /add_credential.*pending, 2 more approval/);
     // The page shows the state after the registration: one passkey awaiting the quorum, and no second click.
     assert.equal(await page.textContent("#passkey-count"), "0");
     assert.equal(await page.textContent("#passkey-pending"), "1");
@@ -145,7 +164,11 @@ describe("officer console in Chromium with a virtual passkey", () => {
   });
 
   it("shows a pending rotation with its diff and digest; alice approves it with her passkey, bob by CLI; it executes", async () => {
-    const rotation = await proposeAs(carol, ["key", "rotate", "--key", KEY, "--grace", "1h", "--fingerprint", fingerprint], "console-secret-two-fedcba9876543210fedcba9876");
+    const rotation = await proposeAs(
+      carol,
+      ["key", "rotate", "--key", KEY, "--grace", "1h", "--fingerprint", fingerprint],
+      "console-secret-two-fedcba9876543210fedcba9876",
+    );
     const digest = /digest\s+([0-9a-f]{64})/.exec(ok(await runCli(["proposal", "show", rotation, ...officerArgs(dir, bob)]), "show"))?.[1];
     assert.ok(digest);
     await page.goto(`${origin}/console`);
@@ -158,14 +181,25 @@ describe("officer console in Chromium with a virtual passkey", () => {
     await shot("proposals");
 
     await page.click(`#approve-${rotation}`);
-    await page.waitForFunction((id) => document.getElementById(`p-${id}`)?.getAttribute("data-state") !== "pending" || /Recorded/.test(document.getElementById("status")?.textContent ?? ""), rotation, { timeout: 20_000 });
+    await page.waitForFunction(
+      (id) =>
+        document.getElementById(`p-${id}`)?.getAttribute("data-state") !== "pending" || /Recorded/.test(document.getElementById("status")?.textContent ?? ""),
+      rotation,
+      { timeout: 20_000 },
+    );
     assert.match((await page.textContent("#status")) ?? "", /Recorded: proposal .* is pending \(1 more approval/);
     await shot("approved");
 
     assert.equal(await approve(rotation, bob), "executed", "a console approval and a CLI approval make the 2-of-3 quorum");
     const events = await auditEvents(dir);
     const votes = events.filter((e) => e.kind === "proposal.approve" && e.outcome === "ok" && e.details?.proposal === rotation);
-    assert.deepEqual(votes.map((e) => [e.actor, e.details?.credential]), [["alice", "passkey"], ["bob", "ed25519"]]);
+    assert.deepEqual(
+      votes.map((e) => [e.actor, e.details?.credential]),
+      [
+        ["alice", "passkey"],
+        ["bob", "ed25519"],
+      ],
+    );
   });
 
   it("shows the new version on the keys page, and the clients and audit pages", async () => {
@@ -188,19 +222,31 @@ describe("officer console in Chromium with a virtual passkey", () => {
     await page.goto(`${origin}/console/audit`);
     // Signatures by a granted trading client: each one is an audit event of its own (sign, allowed).
     const engine = "spiffe://custos/engine/alpha";
-    for (const args of [["client", "add", engine, "--cidr", "127.0.0.1/32"], ["client", "grant", engine, "--key", KEY]]) {
+    for (const args of [
+      ["client", "add", engine, "--cidr", "127.0.0.1/32"],
+      ["client", "grant", engine, "--key", KEY],
+    ]) {
       const id = await proposeAs(carol, args);
       await approve(id, alice);
       assert.equal(await approve(id, bob), "executed");
     }
     const pki = join(dir, "pki");
-    const signer = signerClient(service.conn.grpc, { caPath: join(pki, "ca.crt"), certPath: join(pki, "alpha.crt"), keyPath: join(pki, "alpha.key") }, service.conn.serverName);
+    const signer = signerClient(
+      service.conn.grpc,
+      { caPath: join(pki, "ca.crt"), certPath: join(pki, "alpha.crt"), keyPath: join(pki, "alpha.key") },
+      service.conn.serverName,
+    );
     /** Signs `n` payloads and waits until their (batched) audit events are in the database. */
     const signSome = async (n: number): Promise<number[]> => {
       const before = (await auditEvents(dir)).length;
       const versions: number[] = [];
       for (let i = 0; i < n; i++) {
-        const res = await unary(signer, "sign", { keyId: KEY, version: 0, payload: Buffer.from(`console paging ${i}`), encoding: SignatureEncoding.SIGNATURE_ENCODING_RAW });
+        const res = await unary(signer, "sign", {
+          keyId: KEY,
+          version: 0,
+          payload: Buffer.from(`console paging ${i}`),
+          encoding: SignatureEncoding.SIGNATURE_ENCODING_RAW,
+        });
         versions.push(res.keyVersion);
       }
       for (const deadline = Date.now() + 10_000; (await auditEvents(dir)).length < before + n; ) {

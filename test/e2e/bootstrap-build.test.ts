@@ -88,7 +88,9 @@ it("installs the compiler toolchain npm's native modules need when the machine h
       proc.on("close", (code) => resolve({ code, stderr }));
     });
     assert.equal(result.code, 0, result.stderr);
-    const installs = readFileSync(log, "utf8").split("\n").filter((l) => l.startsWith("apt-get install"));
+    const installs = readFileSync(log, "utf8")
+      .split("\n")
+      .filter((l) => l.startsWith("apt-get install"));
     assert.equal(installs.length, 1, readFileSync(log, "utf8"));
     assert.deepEqual(installs[0]!.split(" ").slice(-1), ["make"], "only the missing tool is installed");
   } finally {

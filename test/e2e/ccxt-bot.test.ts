@@ -50,7 +50,17 @@ function runBot(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number 
     let err = "";
     proc.stdout.on("data", (d: Buffer) => (out += d.toString()));
     proc.stderr.on("data", (d: Buffer) => (err += d.toString()));
-    proc.on("close", (code) => resolve({ code, lines: out.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>), stderr: err }));
+    proc.on("close", (code) =>
+      resolve({
+        code,
+        lines: out
+          .trim()
+          .split("\n")
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as Record<string, unknown>),
+        stderr: err,
+      }),
+    );
   });
 }
 
@@ -97,7 +107,10 @@ describe("a ccxt bot without its secret trades through custos", () => {
     const bot = await runBot(args, env);
     assert.equal(bot.code, 0, `${JSON.stringify(bot.lines)}\n${bot.stderr}`);
     const steps = bot.lines;
-    assert.deepEqual(steps.map((s) => s.step), ["order", "order", "balance", "withdraw"]);
+    assert.deepEqual(
+      steps.map((s) => s.step),
+      ["order", "order", "balance", "withdraw"],
+    );
     assert.deepEqual(steps[0], { step: "order", id: "1000", status: "open", amount: 0.01, price: 30000 });
     assert.deepEqual(steps[1], { step: "order", id: "1001", status: "open", amount: 0.005 });
     assert.deepEqual(steps[2], { step: "balance", USDT: 1000 });
@@ -111,11 +124,14 @@ describe("a ccxt bot without its secret trades through custos", () => {
         ["BTCUSDT", "SELL", "MARKET", "0.005", undefined],
       ],
     );
-    assert.deepEqual(standIn.received.map((r) => [r.method, r.target.split("?")[0], r.outcome.status]), [
-      ["POST", "/fapi/v1/order", 200],
-      ["POST", "/fapi/v1/order", 200],
-      ["GET", "/fapi/v3/account", 200],
-    ]);
+    assert.deepEqual(
+      standIn.received.map((r) => [r.method, r.target.split("?")[0], r.outcome.status]),
+      [
+        ["POST", "/fapi/v1/order", 200],
+        ["POST", "/fapi/v1/order", 200],
+        ["GET", "/fapi/v3/account", 200],
+      ],
+    );
     const order = standIn.received[0]!;
     assert.equal(order.headers["x-mbx-apikey"], API_KEY);
     assert.match(order.body, /^timestamp=\d+&symbol=BTCUSDT&.*&signature=[0-9a-f]{64}$/);
@@ -145,11 +161,17 @@ describe("a ccxt bot without its secret trades through custos", () => {
       { step: "balance", USDT: 1000 },
       { step: "withdraw", refused: true, code: "SIGNING_REFUSED", reason: "POLICY_DENIED", rule: "class:withdraw" },
     ]);
-    assert.deepEqual(bybit.accepted.map((o) => [o.symbol, o.side, o.type, o.quantity, o.price, o.clientOrderId]), [["BTCUSDT", "Buy", "Limit", "0.01", "30000", "bot-1"]]);
-    assert.deepEqual(bybit.received.map((r) => [r.method, r.target.split("?")[0], r.outcome.code]), [
-      ["POST", "/v5/order/create", undefined],
-      ["GET", "/v5/account/wallet-balance", undefined],
-    ]);
+    assert.deepEqual(
+      bybit.accepted.map((o) => [o.symbol, o.side, o.type, o.quantity, o.price, o.clientOrderId]),
+      [["BTCUSDT", "Buy", "Limit", "0.01", "30000", "bot-1"]],
+    );
+    assert.deepEqual(
+      bybit.received.map((r) => [r.method, r.target.split("?")[0], r.outcome.code]),
+      [
+        ["POST", "/v5/order/create", undefined],
+        ["GET", "/v5/account/wallet-balance", undefined],
+      ],
+    );
     const order = bybit.received[0]!;
     assert.equal(order.headers["x-bapi-api-key"], BYBIT_API_KEY);
 

@@ -3,7 +3,18 @@ import { createHmac } from "node:crypto";
 import { mkdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { after, it } from "node:test";
-import { approveAs, createOfficer, lastLine, officerArgs, runCli, spawnService, tempDir, writeConfiguredDeployment, type ChildService, type CliOfficer } from "../helpers/harness.js";
+import {
+  approveAs,
+  createOfficer,
+  lastLine,
+  officerArgs,
+  runCli,
+  spawnService,
+  tempDir,
+  writeConfiguredDeployment,
+  type ChildService,
+  type CliOfficer,
+} from "../helpers/harness.js";
 
 /**
  * A configured deployment, as an operator sets one up: a token made by hsm/create-token.sh,
@@ -37,7 +48,11 @@ it("runs from custos.json with an operator-made token, PKI, officers and explici
   // 4. Three officers: their own Ed25519 keys (passphrases in 0600 files) and mTLS certificates.
   const keys = join(dir, "officers");
   mkdirSync(keys, { mode: 0o700 });
-  const [alice, bob, carol] = [await createOfficer(dir, "alice", keys), await createOfficer(dir, "bob", keys), await createOfficer(dir, "carol", keys)] as [CliOfficer, CliOfficer, CliOfficer];
+  const [alice, bob, carol] = [await createOfficer(dir, "alice", keys), await createOfficer(dir, "bob", keys), await createOfficer(dir, "carol", keys)] as [
+    CliOfficer,
+    CliOfficer,
+    CliOfficer,
+  ];
   for (const o of [alice, bob, carol]) {
     assert.equal(o.identity, `spiffe://custos/officer/${o.name}`);
     for (const f of [o.passphraseFile, o.keyPath, o.certKeyPath]) assert.equal(statSync(f).mode & 0o777, 0o600, f);

@@ -50,7 +50,12 @@ const PROPOSAL_KIND: Record<Operation, string> = { import: "import_key", rotate:
 /** What an uninterrupted run ends with, after each operation. */
 const EXPECTED: Record<Operation, { versions: Record<string, string>; objects: string[]; active: { version: number; secret: string }; executed: number }> = {
   import: { versions: { 1: "active" }, objects: [`custos:${KEY}:v1`], active: { version: 1, secret: SECRET_V1 }, executed: 1 },
-  rotate: { versions: { 1: "retiring", 2: "active" }, objects: [`custos:${KEY}:v1`, `custos:${KEY}:v2`], active: { version: 2, secret: SECRET_V2 }, executed: 2 },
+  rotate: {
+    versions: { 1: "retiring", 2: "active" },
+    objects: [`custos:${KEY}:v1`, `custos:${KEY}:v2`],
+    active: { version: 2, secret: SECRET_V2 },
+    executed: 2,
+  },
   destroy: { versions: { 1: "destroyed", 2: "active" }, objects: [`custos:${KEY}:v2`], active: { version: 2, secret: SECRET_V2 }, executed: 3 },
 };
 
@@ -125,10 +130,22 @@ describe("crash recovery: SIGKILL at each step of a proposal's execution, then a
         // The interrupted operation: the service kills itself mid-execution, the CLI sees the call fail.
         const interrupted = await operations[c.operation](dir);
         assert.notEqual(interrupted.code, 0, `the ${c.operation} was expected to be cut off: ${interrupted.stdout}`);
-        assert.deepEqual(await exitOf(svc.proc), { code: null, signal: "SIGKILL" }, `the service did not SIGKILL itself at ${c.step}:\n${svc.stderr().slice(-2000)}`);
+        assert.deepEqual(
+          await exitOf(svc.proc),
+          { code: null, signal: "SIGKILL" },
+          `the service did not SIGKILL itself at ${c.step}:\n${svc.stderr().slice(-2000)}`,
+        );
         t.diagnostic(`CLI saw: ${interrupted.stderr.trim()}`);
-        assert.deepEqual(await storeAtCrash(dir, PROPOSAL_KIND[c.operation]), { versions: c.atCrash.versions, proposalState: c.resumed ? "executing" : "executed" }, "store at the crash");
-        assert.deepEqual(await tokenSecretIds(dir), c.atCrash.objects.map((v) => `custos:${KEY}:v${v}`), "HSM objects at the crash");
+        assert.deepEqual(
+          await storeAtCrash(dir, PROPOSAL_KIND[c.operation]),
+          { versions: c.atCrash.versions, proposalState: c.resumed ? "executing" : "executed" },
+          "store at the crash",
+        );
+        assert.deepEqual(
+          await tokenSecretIds(dir),
+          c.atCrash.objects.map((v) => `custos:${KEY}:v${v}`),
+          "HSM objects at the crash",
+        );
 
         svc = await spawnService(dir);
         const expected = EXPECTED[c.operation];
@@ -167,9 +184,16 @@ describe("crash recovery: SIGKILL at each step of a proposal's execution, then a
         assert.equal(ofProposal.filter((e) => e.kind === "proposal.executed").length, 1, "executed (and audited) once");
         assert.equal(events.filter((e) => e.kind === "proposal.executed").length, expected.executed, "every proposal executed once");
         assert.equal(ofProposal.filter((e) => e.kind === "proposal.failed").length, 0);
-        assert.deepEqual(events.filter((e) => e.kind === "reconcile.destroy_orphan"), [], "no orphan to sweep: the resume adopted or destroyed every object");
+        assert.deepEqual(
+          events.filter((e) => e.kind === "reconcile.destroy_orphan"),
+          [],
+          "no orphan to sweep: the resume adopted or destroyed every object",
+        );
         if (c.resumed) {
-          assert.ok(ofProposal.some((e) => e.kind === "reconcile.resume"), `no reconcile.resume for ${proposal.id}: ${JSON.stringify(ofProposal.map((e) => e.kind))}`);
+          assert.ok(
+            ofProposal.some((e) => e.kind === "reconcile.resume"),
+            `no reconcile.resume for ${proposal.id}: ${JSON.stringify(ofProposal.map((e) => e.kind))}`,
+          );
         }
         recovered.set(c.step, { proposal: proposal.id, events });
       } finally {
@@ -189,7 +213,10 @@ describe("crash recovery: SIGKILL at each step of a proposal's execution, then a
       const kinds = JSON.stringify(ofProposal.map((e) => e.kind));
       const domain = { import: "key.import", rotate: "key.rotate", destroy: "key.destroy_version" }[c.operation];
       assert.equal(ofProposal.filter((e) => e.kind === domain && e.outcome === "ok").length, 1, `one ${domain} event for ${run.proposal}: ${kinds}`);
-      assert.ok(ofProposal.some((e) => e.kind.startsWith("reconcile.")), `no reconcile.* event for ${run.proposal}: ${kinds}`);
+      assert.ok(
+        ofProposal.some((e) => e.kind.startsWith("reconcile.")),
+        `no reconcile.* event for ${run.proposal}: ${kinds}`,
+      );
     });
   }
 });

@@ -40,7 +40,16 @@ describe("file modes", () => {
     assert.equal(imported.code, 0, imported.stderr);
 
     const files = filesUnder(dir).map((p) => relative(dir, p));
-    for (const name of ["custos.db", "custos.db-wal", "custos.db-shm", "custos.pid", "connection.json", "wrapping-key.fingerprint", "secrets/user.pin", "pki/server.key"]) {
+    for (const name of [
+      "custos.db",
+      "custos.db-wal",
+      "custos.db-shm",
+      "custos.pid",
+      "connection.json",
+      "wrapping-key.fingerprint",
+      "secrets/user.pin",
+      "pki/server.key",
+    ]) {
       assert.ok(files.includes(name), `${name} exists (${files.join(", ")})`);
     }
     const wrong = files.filter((f) => mode(join(dir, f)) !== (isPublic(f) ? 0o644 : 0o600)).map((f) => `${f} ${mode(join(dir, f)).toString(8)}`);

@@ -60,7 +60,13 @@ async function configuredDeployment(dir: string): Promise<Deployment> {
     "2",
   ]);
   assert.equal(init.code, 0, init.stderr);
-  return { dir, service, fingerprint, alpha: ["--data-dir", dir, "--cert", join(pki, "alpha.crt"), "--cert-key", join(pki, "alpha.key")], officers: officers as Deployment["officers"] };
+  return {
+    dir,
+    service,
+    fingerprint,
+    alpha: ["--data-dir", dir, "--cert", join(pki, "alpha.crt"), "--cert-key", join(pki, "alpha.key")],
+    officers: officers as Deployment["officers"],
+  };
 }
 
 const hmac = (secret: string, payload: string) => createHmac("sha256", secret).update(payload).digest("hex");
@@ -86,7 +92,8 @@ describe("governance: import, grant and rotation by a 2-of-3 quorum, through the
     return id;
   };
   const approve = async (id: string, officer: CliOfficer): Promise<string> => ok(await approveAs(dir, id, officer), `approve ${id} as ${officer.name}`);
-  const sign = (payload: string, version?: number) => runCli(["sign", ...d.alpha, "--key", KEY, "--payload", payload, ...(version === undefined ? [] : ["--version", String(version)])]);
+  const sign = (payload: string, version?: number) =>
+    runCli(["sign", ...d.alpha, "--key", KEY, "--payload", payload, ...(version === undefined ? [] : ["--version", String(version)])]);
   /** Signs and returns the version the service reported and the signature. */
   const signed = async (payload: string, version?: number): Promise<{ version: number; signature: string }> => {
     const r = await sign(payload, version);
@@ -157,7 +164,10 @@ describe("governance: import, grant and rotation by a 2-of-3 quorum, through the
   });
 
   it("refuses a forged approval: one officer's certificate with another officer's key", async () => {
-    const id = ok(await runCli(["key", "policy", "--key", KEY, "--policy", '{"symbols":["BTCUSDT"],"maxQuantity":{"BTCUSDT":5}}', ...officerArgs(dir, carol)]), "key policy");
+    const id = ok(
+      await runCli(["key", "policy", "--key", KEY, "--policy", '{"symbols":["BTCUSDT"],"maxQuantity":{"BTCUSDT":5}}', ...officerArgs(dir, carol)]),
+      "key policy",
+    );
     assert.match(id, UUID);
     const forged = await approveAs(dir, id, alice, bob);
     assert.notEqual(forged.code, 0);
@@ -167,7 +177,10 @@ describe("governance: import, grant and rotation by a 2-of-3 quorum, through the
     const listed = (await runCli(["proposal", "list", "--state", "pending", ...officerArgs(dir, bob)])).stdout;
     assert.match(listed, new RegExp(`^${id}\\tpending\\tset_policy\\t${KEY}\\tby carol\\tapprovals - \\(2 more\\)\\t`, "m"), "the forgery did not count");
     const denied = (await auditEvents(dir)).filter((e) => e.kind === "proposal.approve" && e.outcome === "denied");
-    assert.deepEqual(denied.map((e) => [e.actor, e.reason, e.details?.proposal]), [["alice", "BAD_SIGNATURE", id]]);
+    assert.deepEqual(
+      denied.map((e) => [e.actor, e.reason, e.details?.proposal]),
+      [["alice", "BAD_SIGNATURE", id]],
+    );
   });
 
   it("refuses a trading client's certificate on officer calls", async () => {
@@ -182,13 +195,25 @@ describe("governance: import, grant and rotation by a 2-of-3 quorum, through the
     assert.match(verify.stdout, /^audit chain ok: \d+ events/);
     const events = await auditEvents(dir);
     const kinds = new Set(events.filter((e) => e.outcome === "ok").map((e) => e.kind));
-    for (const kind of ["governance.init", "proposal.create", "proposal.approve", "proposal.execute", "proposal.executed", "key.import", "key.rotate", "key.destroy_version"]) {
+    for (const kind of [
+      "governance.init",
+      "proposal.create",
+      "proposal.approve",
+      "proposal.execute",
+      "proposal.executed",
+      "key.import",
+      "key.rotate",
+      "key.destroy_version",
+    ]) {
       assert.ok(kinds.has(kind), `no ${kind} event in the audit chain`);
     }
     assert.equal(events.filter((e) => e.kind === "proposal.executed").length, 4, "import, client add, grant, rotate: each executed once");
     const rotated = events.find((e) => e.kind === "key.rotate")!;
     assert.deepEqual([rotated.key, rotated.version], [KEY, 2]);
     const destroyed = events.filter((e) => e.kind === "key.destroy_version");
-    assert.deepEqual(destroyed.map((e) => [e.key, e.version, e.details?.reason]), [[KEY, 1, "grace period ended"]]);
+    assert.deepEqual(
+      destroyed.map((e) => [e.key, e.version, e.details?.reason]),
+      [[KEY, 1, "grace period ended"]],
+    );
   });
 });

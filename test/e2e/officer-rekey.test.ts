@@ -15,7 +15,8 @@ import { cliOk, lastLine, runCli, writeSecretFile } from "../helpers/harness.js"
  * no governance change is needed. The openssl CLI reads the result independently.
  */
 
-const iterationsOf = (file: string) => execFileSync("openssl", ["asn1parse", "-in", file], { encoding: "utf8" }).match(/:PBKDF2[\s\S]*?INTEGER\s+:([0-9A-F]+)/)?.[1];
+const iterationsOf = (file: string) =>
+  execFileSync("openssl", ["asn1parse", "-in", file], { encoding: "utf8" }).match(/:PBKDF2[\s\S]*?INTEGER\s+:([0-9A-F]+)/)?.[1];
 
 describe("officer key files: rekey", () => {
   const dir = mkdtempSync(join(tmpdir(), "custos-rekey-"));
@@ -26,17 +27,26 @@ describe("officer key files: rekey", () => {
   it("re-encrypts under the new passphrase; the fingerprint stays, the old passphrase stops working, nothing else is left behind", async () => {
     const key = join(dir, "alice.key");
     const fingerprint = lastLine(cliOk(await runCli(["officer", "keygen", "--out", key, "--passphrase-file", oldPass]), "keygen"));
-    const rekeyed = lastLine(cliOk(await runCli(["officer", "rekey", "--officer-key", key, "--passphrase-file", oldPass, "--new-passphrase-file", newPass]), "rekey"));
+    const rekeyed = lastLine(
+      cliOk(await runCli(["officer", "rekey", "--officer-key", key, "--passphrase-file", oldPass, "--new-passphrase-file", newPass]), "rekey"),
+    );
     assert.equal(rekeyed, fingerprint);
 
     const pem = readFileSync(key, "utf8");
     assert.equal(statSync(key).mode & 0o777, 0o600);
     assert.equal(publicKeyFingerprint(readFileSync(`${key}.pub`, "utf8")), fingerprint);
-    assert.throws(() => loadOfficerPrivateKey(pem, readFileSync(oldPass, "utf8").trim()), (e: unknown) => e instanceof CustosError && e.code === "UNAUTHENTICATED");
+    assert.throws(
+      () => loadOfficerPrivateKey(pem, readFileSync(oldPass, "utf8").trim()),
+      (e: unknown) => e instanceof CustosError && e.code === "UNAUTHENTICATED",
+    );
     const loaded = loadOfficerPrivateKey(pem, readFileSync(newPass, "utf8").trim());
     assert.equal(publicKeyFingerprint(loaded), fingerprint);
     assert.equal(iterationsOf(key), "0927C0", "600,000 iterations");
-    assert.deepEqual(readdirSync(dir).filter((f) => f.startsWith(".")), [], "no temporary file left");
+    assert.deepEqual(
+      readdirSync(dir).filter((f) => f.startsWith(".")),
+      [],
+      "no temporary file left",
+    );
   });
 
   it("upgrades a key file written with OpenSSL's default encryption (2,048 iterations)", async () => {
@@ -47,7 +57,9 @@ describe("officer key files: rekey", () => {
     });
     writeFileSync(key, pair.privateKey, { mode: 0o600 });
     assert.equal(iterationsOf(key), "0800", "OpenSSL's default: 2,048");
-    const rekeyed = lastLine(cliOk(await runCli(["officer", "rekey", "--officer-key", key, "--passphrase-file", oldPass, "--new-passphrase-file", newPass]), "rekey"));
+    const rekeyed = lastLine(
+      cliOk(await runCli(["officer", "rekey", "--officer-key", key, "--passphrase-file", oldPass, "--new-passphrase-file", newPass]), "rekey"),
+    );
     assert.equal(rekeyed, publicKeyFingerprint(pair.publicKey));
     assert.equal(iterationsOf(key), "0927C0");
   });
@@ -64,6 +76,9 @@ describe("officer key files: rekey", () => {
     assert.equal(tooShort.code, 1);
     assert.match(tooShort.stderr, /at least 8 characters/);
     assert.deepEqual(readFileSync(key), before);
-    assert.deepEqual(readdirSync(dir).filter((f) => f.startsWith(".")), []);
+    assert.deepEqual(
+      readdirSync(dir).filter((f) => f.startsWith(".")),
+      [],
+    );
   });
 });

@@ -44,7 +44,9 @@ it("the README quickstart runs as written and signs Binance's documented example
   const lines = result.stdout.split("\n").map((l) => l.trim());
   assert.ok(lines.includes("imported demo version 1"), result.stdout);
   // The service's own log lines (pino JSON from `npm run serve &`) share stdout: keep the CLI's object.
-  const signed = lines.filter((l) => l.startsWith('{"headers"')).map((l) => JSON.parse(l) as { signature: string; headers: Record<string, string>; query: string });
+  const signed = lines
+    .filter((l) => l.startsWith('{"headers"'))
+    .map((l) => JSON.parse(l) as { signature: string; headers: Record<string, string>; query: string });
   assert.equal(signed.length, 1, result.stdout);
   assert.equal(signed[0]!.signature, "c8db56825ae71d6d79447849e617115f4a920fa2acdcab2b053c4b2838bd6b71", "Binance's documented signature");
   assert.equal(signed[0]!.headers["X-MBX-APIKEY"], "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A");
@@ -52,7 +54,10 @@ it("the README quickstart runs as written and signs Binance's documented example
   // The withdrawal is refused by the default policy, with its reason on stderr.
   assert.ok(lines.includes("refused"), result.stdout);
   assert.match(result.stderr, /PERMISSION_DENIED \(POLICY_DENIED\)/);
-  assert.ok(lines.some((l) => /^audit chain ok: \d+ events/.test(l)), result.stdout);
+  assert.ok(
+    lines.some((l) => /^audit chain ok: \d+ events/.test(l)),
+    result.stdout,
+  );
   // Started by `npm run serve`, stopped by `custos stop`, which waits for the exit.
   assert.match(result.stdout, /custos \(pid \d+\) stopped/);
   assert.equal(existsSync(join(dataDir, "custos.pid")), false, "pid file removed on exit");

@@ -33,7 +33,11 @@ export async function wrappedText(page: Page, selector: string): Promise<string[
     for (const el of Array.from(document.querySelectorAll(sel))) {
       const range = document.createRange();
       range.selectNodeContents(el);
-      const tops = new Set(Array.from(range.getClientRects()).filter((r) => r.width > 0).map((r) => Math.round(r.top)));
+      const tops = new Set(
+        Array.from(range.getClientRects())
+          .filter((r) => r.width > 0)
+          .map((r) => Math.round(r.top)),
+      );
       if (tops.size > 1 && out.length < 10) out.push((el.textContent ?? "").trim());
     }
     return out;

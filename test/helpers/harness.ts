@@ -110,7 +110,8 @@ export async function importSecret(
   opts: { algorithm?: SigningAlgorithm; exchange?: string; apiKeyId?: string; apiPassphrase?: string; signedPassphrase?: string } = {},
 ): Promise<ProposalInfo> {
   const algorithm = opts.algorithm ?? "hmac-sha256";
-  const signedPassphrase = opts.signedPassphrase ?? (opts.apiPassphrase === undefined ? "" : createHmac("sha256", secret).update(opts.apiPassphrase).digest("base64"));
+  const signedPassphrase =
+    opts.signedPassphrase ?? (opts.apiPassphrase === undefined ? "" : createHmac("sha256", secret).update(opts.apiPassphrase).digest("base64"));
   const envelope = await envelopeFor(custody, secret, algorithm);
   const p = await proposeAndApprove(custody, {
     kind: {
@@ -146,9 +147,16 @@ export async function envelopeFor(custody: CustodyClient, secret: Buffer, algori
 }
 
 /** Proposes the full access of a trading client (created if new) and approves it as the dev officer. */
-export async function setGrants(custody: CustodyClient, identity: string, access: { cidrs: string[]; keyIds: string[]; name?: string; canFreeze?: boolean }): Promise<ProposalInfo> {
+export async function setGrants(
+  custody: CustodyClient,
+  identity: string,
+  access: { cidrs: string[]; keyIds: string[]; name?: string; canFreeze?: boolean },
+): Promise<ProposalInfo> {
   return proposeAndApprove(custody, {
-    kind: { $case: "setGrants", setGrants: { identity, name: access.name ?? "", cidrs: access.cidrs, keyIds: access.keyIds, canFreeze: access.canFreeze ?? false } },
+    kind: {
+      $case: "setGrants",
+      setGrants: { identity, name: access.name ?? "", cidrs: access.cidrs, keyIds: access.keyIds, canFreeze: access.canFreeze ?? false },
+    },
     ttlSeconds: 0,
   });
 }

@@ -123,7 +123,10 @@ export function streamLoop(signer: SignerClient, keys: TestKey[], stop: () => bo
         const key = keys[next % keys.length]!;
         const payload = randomPayload();
         pending.set(id, { key, payload });
-        stream.write({ requestId: id, kind: { $case: "request", request: { keyId: key.id, version: 0, payload, encoding: SignatureEncoding.SIGNATURE_ENCODING_RAW } } });
+        stream.write({
+          requestId: id,
+          kind: { $case: "request", request: { keyId: key.id, version: 0, payload, encoding: SignatureEncoding.SIGNATURE_ENCODING_RAW } },
+        });
       }
       if (stop() && pending.size === 0) stream.end();
     };
@@ -314,7 +317,10 @@ export function defineRecoveryScenario(dispatch: "sync" | "async" | "worker", tw
       await untilAtLeast(async () => (await failedSigns()).length, tally.unavailable);
       const failed = await failedSigns();
       assert.ok(failed.length > 0, "audit has failed sign events");
-      assert.ok(failed.every((b) => b.reason === "HSM_UNAVAILABLE"), JSON.stringify(failed.find((b) => b.reason !== "HSM_UNAVAILABLE")));
+      assert.ok(
+        failed.every((b) => b.reason === "HSM_UNAVAILABLE"),
+        JSON.stringify(failed.find((b) => b.reason !== "HSM_UNAVAILABLE")),
+      );
       assert.equal(failed.length, tally.unavailable, "one audit event per HSM_UNAVAILABLE answer");
     });
   });

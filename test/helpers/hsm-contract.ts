@@ -132,7 +132,10 @@ export function defineHsmContract(name: string, open: () => Promise<HsmUnderTest
       const objects = await tokenObjects(target.objectId);
       assert.deepEqual(
         objects.sort((a, b) => a.class.localeCompare(b.class)),
-        [{ class: "private", token: true, usage: ["sign"], ...SEALED }, { class: "public", token: true, usage: ["verify"] }],
+        [
+          { class: "private", token: true, usage: ["sign"], ...SEALED },
+          { class: "public", token: true, usage: ["verify"] },
+        ],
       );
       for (const payload of PAYLOADS) assert.ok(verify(null, payload, publicKey, await hsm.sign(target.objectId, "ed25519", payload)));
       assert.equal(await hsm.hasSecret(target.objectId), true);
@@ -156,7 +159,10 @@ export function defineHsmContract(name: string, open: () => Promise<HsmUnderTest
       // Ed25519 is deterministic (RFC 8032): the HSM's signature is node:crypto's, byte for byte.
       assert.deepEqual(await hsm.sign(target.objectId, "ed25519", payload), cryptoSign(null, payload, pair.privateKey));
       const objects = (await tokenObjects(target.objectId)).sort((a, b) => a.class.localeCompare(b.class));
-      assert.deepEqual(objects, [{ class: "private", token: true, usage: ["sign"], ...SEALED }, { class: "public", token: true, usage: ["verify"] }]);
+      assert.deepEqual(objects, [
+        { class: "private", token: true, usage: ["sign"], ...SEALED },
+        { class: "public", token: true, usage: ["verify"] },
+      ]);
     });
 
     it("KEY_EXISTS for any create onto a taken CKA_ID, the existing object untouched", async () => {
@@ -264,7 +270,10 @@ export function defineHsmContract(name: string, open: () => Promise<HsmUnderTest
       const publicKey = createPublicKey({ key: spki, format: "der", type: "spki" });
       assert.equal(publicKey.asymmetricKeyDetails?.namedCurve, "prime256v1");
       const objects = (await tokenObjects(CHECKPOINT_KEY_ID)).sort((a, b) => a.class.localeCompare(b.class));
-      assert.deepEqual(objects, [{ class: "private", token: true, usage: ["sign"], ...SEALED }, { class: "public", token: true, usage: ["verify"] }]);
+      assert.deepEqual(objects, [
+        { class: "private", token: true, usage: ["sign"], ...SEALED },
+        { class: "public", token: true, usage: ["verify"] },
+      ]);
       await hsm.destroySecret(CHECKPOINT_KEY_ID);
       const head: CheckpointHead = { seq: 42, hash: "ab".repeat(32), at: "2026-12-02T10:00:00.000Z" };
       const signature = await hsm.signCheckpoint(head);

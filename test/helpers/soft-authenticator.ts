@@ -33,7 +33,14 @@ export class SoftAuthenticator {
 
   /** What a verified registration of this credential yields. */
   spec(label = "soft key"): PasskeySpec {
-    return { id: this.credentialId, publicKey: this.cosePublicKey(), counter: 0, transports: ["internal"], aaguid: "00000000-0000-0000-0000-000000000000", label };
+    return {
+      id: this.credentialId,
+      publicKey: this.cosePublicKey(),
+      counter: 0,
+      transports: ["internal"],
+      aaguid: "00000000-0000-0000-0000-000000000000",
+      label,
+    };
   }
 
   /**
@@ -55,13 +62,23 @@ export class SoftAuthenticator {
       id,
       Buffer.from(this.cosePublicKey(), "base64url"),
     ]);
-    const attestationObject = isoCBOR.encode(new Map<string, unknown>([["fmt", "none"], ["attStmt", new Map()], ["authData", new Uint8Array(authData)]]) as never);
+    const attestationObject = isoCBOR.encode(
+      new Map<string, unknown>([
+        ["fmt", "none"],
+        ["attStmt", new Map()],
+        ["authData", new Uint8Array(authData)],
+      ]) as never,
+    );
     const clientDataJSON = Buffer.from(JSON.stringify({ type: "webauthn.create", challenge, origin: this.origin, crossOrigin: false }));
     return {
       id: this.credentialId,
       rawId: this.credentialId,
       type: "public-key",
-      response: { clientDataJSON: clientDataJSON.toString("base64url"), attestationObject: Buffer.from(attestationObject).toString("base64url"), transports: ["internal"] },
+      response: {
+        clientDataJSON: clientDataJSON.toString("base64url"),
+        attestationObject: Buffer.from(attestationObject).toString("base64url"),
+        transports: ["internal"],
+      },
       clientExtensionResults: {},
     };
   }
@@ -78,7 +95,11 @@ export class SoftAuthenticator {
       id: this.credentialId,
       rawId: this.credentialId,
       type: "public-key",
-      response: { authenticatorData: authData.toString("base64url"), clientDataJSON: clientDataJSON.toString("base64url"), signature: signature.toString("base64url") },
+      response: {
+        authenticatorData: authData.toString("base64url"),
+        clientDataJSON: clientDataJSON.toString("base64url"),
+        signature: signature.toString("base64url"),
+      },
       clientExtensionResults: {},
     };
   }

@@ -85,7 +85,10 @@ abstract class StandInExchange {
   }
 
   /** Sends a recorded request again, byte for byte except what `change` edits; returns status and JSON answer. */
-  async replay(r: ReceivedRequest, change: { target?: (t: string) => string; body?: (b: string) => string } = {}): Promise<{ status: number; json: Record<string, unknown> }> {
+  async replay(
+    r: ReceivedRequest,
+    change: { target?: (t: string) => string; body?: (b: string) => string } = {},
+  ): Promise<{ status: number; json: Record<string, unknown> }> {
     const headers = Object.fromEntries(Object.entries(r.headers).filter(([k]) => !["host", "content-length", "connection", "transfer-encoding"].includes(k)));
     const res = await fetch(this.url + (change.target ? change.target(r.target) : r.target), {
       method: r.method,
@@ -156,7 +159,14 @@ export class StandInBinance extends StandInExchange {
     if (route === "POST /fapi/v1/order") {
       const [symbol, side, type, quantity] = ["symbol", "side", "type", "quantity"].map((k) => p.get(k) ?? "");
       if (!symbol || !side || !type || !quantity) throw new ExchangeRefusal(400, -1102, "Mandatory parameter was not sent.");
-      const o = this.order({ symbol, side, type, quantity, ...(p.has("price") ? { price: p.get("price")! } : {}), ...(p.has("newClientOrderId") ? { clientOrderId: p.get("newClientOrderId")! } : {}) });
+      const o = this.order({
+        symbol,
+        side,
+        type,
+        quantity,
+        ...(p.has("price") ? { price: p.get("price")! } : {}),
+        ...(p.has("newClientOrderId") ? { clientOrderId: p.get("newClientOrderId")! } : {}),
+      });
       return {
         orderId: o.orderId,
         symbol,
@@ -173,7 +183,17 @@ export class StandInBinance extends StandInExchange {
         updateTime: Number(p.get("timestamp")),
       };
     }
-    const usdt = { asset: "USDT", walletBalance: "1000.00000000", availableBalance: "1000.00000000", crossWalletBalance: "1000.00000000", balance: "1000.00000000", marginBalance: "1000.00000000", crossUnPnl: "0.00000000", maxWithdrawAmount: "1000.00000000", updateTime: 1 };
+    const usdt = {
+      asset: "USDT",
+      walletBalance: "1000.00000000",
+      availableBalance: "1000.00000000",
+      crossWalletBalance: "1000.00000000",
+      balance: "1000.00000000",
+      marginBalance: "1000.00000000",
+      crossUnPnl: "0.00000000",
+      maxWithdrawAmount: "1000.00000000",
+      updateTime: 1,
+    };
     if (route === "GET /fapi/v2/balance") return [{ accountAlias: "stand-in", ...usdt }];
     return { totalWalletBalance: "1000.00000000", availableBalance: "1000.00000000", assets: [usdt], positions: [] };
   }
@@ -189,16 +209,25 @@ export class StandInBinance extends StandInExchange {
     const [unsignedBody, bSig] = withoutSignature(body);
     const signatures = [qSig, bSig].filter((s): s is string => s !== undefined);
     if (signatures.length !== 1) throw new ExchangeRefusal(400, -1102, "Mandatory parameter 'signature' was not sent, was empty/null, or malformed.");
-    if (!macMatches(signatures[0]!, createHmac("sha256", secret).update(unsignedQuery + unsignedBody).digest())) {
+    if (
+      !macMatches(
+        signatures[0]!,
+        createHmac("sha256", secret)
+          .update(unsignedQuery + unsignedBody)
+          .digest(),
+      )
+    ) {
       throw new ExchangeRefusal(400, -1022, "Signature for this request is not valid.");
     }
 
     const params = new URLSearchParams(unsignedQuery);
     for (const [k, v] of new URLSearchParams(unsignedBody)) params.append(k, v);
     const timestamp = Number(params.get("timestamp"));
-    if (!params.has("timestamp") || !Number.isSafeInteger(timestamp)) throw new ExchangeRefusal(400, -1102, "Mandatory parameter 'timestamp' was not sent, was empty/null, or malformed.");
+    if (!params.has("timestamp") || !Number.isSafeInteger(timestamp))
+      throw new ExchangeRefusal(400, -1102, "Mandatory parameter 'timestamp' was not sent, was empty/null, or malformed.");
     const recvWindow = params.has("recvWindow") ? Number(params.get("recvWindow")) : 5000;
-    if (!Number.isSafeInteger(recvWindow) || recvWindow <= 0 || recvWindow > 60_000) throw new ExchangeRefusal(400, -1131, "recvWindow must be less than 60000");
+    if (!Number.isSafeInteger(recvWindow) || recvWindow <= 0 || recvWindow > 60_000)
+      throw new ExchangeRefusal(400, -1131, "recvWindow must be less than 60000");
     const serverTime = this.now();
     if (!(timestamp < serverTime + 1000 && serverTime - timestamp <= recvWindow)) {
       throw new ExchangeRefusal(400, -1021, "Timestamp for this request is outside of the recvWindow.");
@@ -247,7 +276,14 @@ export class StandInBybit extends StandInExchange {
       return ok({ list: [{ accountType: "UNIFIED", totalWalletBalance: "1000", coin: [{ coin: "USDT", walletBalance: "1000", equity: "1000" }] }] });
     }
     const o = JSON.parse(r.body) as Record<string, string>;
-    const order = this.order({ symbol: o.symbol ?? "", side: o.side ?? "", type: o.orderType ?? "", quantity: o.qty ?? "", ...(o.price ? { price: o.price } : {}), ...(o.orderLinkId ? { clientOrderId: o.orderLinkId } : {}) });
+    const order = this.order({
+      symbol: o.symbol ?? "",
+      side: o.side ?? "",
+      type: o.orderType ?? "",
+      quantity: o.qty ?? "",
+      ...(o.price ? { price: o.price } : {}),
+      ...(o.orderLinkId ? { clientOrderId: o.orderLinkId } : {}),
+    });
     return ok({ orderId: String(order.orderId), orderLinkId: order.clientOrderId ?? "" });
   }
 }

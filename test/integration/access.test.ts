@@ -4,7 +4,16 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import tls from "node:tls";
 import { after, before, describe, it } from "node:test";
-import { credentials, loadPackageDefinition, makeGenericClientConstructor, status, type ChannelCredentials, type Client, type ClientDuplexStream, type ServiceDefinition } from "@grpc/grpc-js";
+import {
+  credentials,
+  loadPackageDefinition,
+  makeGenericClientConstructor,
+  status,
+  type ChannelCredentials,
+  type Client,
+  type ClientDuplexStream,
+  type ServiceDefinition,
+} from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
 import { service as healthService } from "grpc-health-check";
 import { channelCredentials, channelOptions, custodyClient, signerClient, unary } from "../../src/client/connection.js";
@@ -14,10 +23,20 @@ import { Environment } from "../../src/gen/custos/v1/custody.js";
 import { SignatureEncoding, SignerClient, type SignStreamResponse } from "../../src/gen/custos/v1/signer.js";
 import { createDevCa, issueClientCert } from "../../src/pki/index.js";
 import { ManualClock } from "../helpers/manual-clock.js";
-import { REPO, auditEvents, expectDenied, failure, importSecret, setGrants, startInProcess, waitForAudit, type AuditBody, type InProcessService } from "../helpers/harness.js";
+import {
+  REPO,
+  auditEvents,
+  expectDenied,
+  failure,
+  importSecret,
+  setGrants,
+  startInProcess,
+  waitForAudit,
+  type AuditBody,
+  type InProcessService,
+} from "../helpers/harness.js";
 
 /** Who may sign what: every refusal of the sign path and the admin API, with its status, reason and audit record. */
-
 
 const RAW = SignatureEncoding.SIGNATURE_ENCODING_RAW;
 
@@ -148,7 +167,13 @@ describe("access control on the sign path and the admin API", () => {
     await audited({ kind: "sign", actor: EMBEDDED_OFFICER.identity, outcome: "denied", reason: "UNKNOWN_CLIENT" });
 
     const trader = keep(custodyClient(svc.conn.grpc, { caPath: svc.conn.caPath, ...svc.conn.client! }));
-    const envelope = { format: "custos.rsa-oaep-aes-kwp.v1", oaepHash: "sha1", encryptedAesKey: Buffer.alloc(384), wrappedKey: Buffer.alloc(40), wrappingKeyFingerprint: "sha256:00" };
+    const envelope = {
+      format: "custos.rsa-oaep-aes-kwp.v1",
+      oaepHash: "sha1",
+      encryptedAesKey: Buffer.alloc(384),
+      wrappedKey: Buffer.alloc(40),
+      wrappingKeyFingerprint: "sha256:00",
+    };
     const since = await lastSeq();
     // Every Custody method, called one at a time.
     const calls: Array<[string, () => Promise<unknown>]> = [
@@ -157,7 +182,28 @@ describe("access control on the sign path and the admin API", () => {
       ["client.list", () => unary(trader, "listClients", {})],
       ["governance.get", () => unary(trader, "getGovernance", {})],
       ["governance.init", () => unary(trader, "initGovernance", { officers: [], threshold: 1 })],
-      ["proposal.create", () => unary(trader, "propose", { kind: { $case: "importKey", importKey: { keyId: "k-sneaky", exchange: "binance", environment: Environment.ENVIRONMENT_TESTNET, label: "", apiKeyId: "", algorithm: 1, envelope, maxAgeDays: 0, publicKeyPem: "", signedPassphrase: "" } }, ttlSeconds: 0 })],
+      [
+        "proposal.create",
+        () =>
+          unary(trader, "propose", {
+            kind: {
+              $case: "importKey",
+              importKey: {
+                keyId: "k-sneaky",
+                exchange: "binance",
+                environment: Environment.ENVIRONMENT_TESTNET,
+                label: "",
+                apiKeyId: "",
+                algorithm: 1,
+                envelope,
+                maxAgeDays: 0,
+                publicKeyPem: "",
+                signedPassphrase: "",
+              },
+            },
+            ttlSeconds: 0,
+          }),
+      ],
       ["proposal.get", () => unary(trader, "getProposal", { id: "x" })],
       ["proposal.list", () => unary(trader, "listProposals", { state: "" })],
       ["proposal.approve", () => unary(trader, "vote", { proposalId: "x", decision: 1, digest: "0".repeat(64), signature: Buffer.alloc(64), reason: "" })],
@@ -221,7 +267,13 @@ describe("access control on the sign path and the admin API", () => {
       const payload = randomBytes(64 + id);
       // id 101: an unknown key in the middle of the stream; the other 200 spread over 20 keys (rate limit).
       const keyId = id === 101 ? "k-stream-missing" : `k-stream-${id % 20}`;
-      if (id !== 101) expected.set(String(id), createHmac("sha256", secrets[id % 20]!).update(payload).digest());
+      if (id !== 101)
+        expected.set(
+          String(id),
+          createHmac("sha256", secrets[id % 20]!)
+            .update(payload)
+            .digest(),
+        );
       stream.write({ requestId: String(id), kind: { $case: "request", request: { keyId, version: 0, payload, encoding: RAW } } });
     }
     stream.end();
@@ -243,7 +295,9 @@ describe("access control on the sign path and the admin API", () => {
     const health = keep(new Health(svc.conn.grpc, channelCredentials({ caPath: svc.conn.caPath, ...svc.conn.client! }), channelOptions("localhost")));
     const check = (service: string) =>
       new Promise<{ status: string }>((resolve, reject) =>
-        (health as unknown as { check(r: object, cb: (e: Error | null, r: { status: string }) => void): void }).check({ service }, (e, r) => (e ? reject(e) : resolve(r))),
+        (health as unknown as { check(r: object, cb: (e: Error | null, r: { status: string }) => void): void }).check({ service }, (e, r) =>
+          e ? reject(e) : resolve(r),
+        ),
       );
     assert.equal((await check("custos.v1.Signer")).status, "SERVING");
     await denied(check("no.such.Service"), status.NOT_FOUND, undefined);
@@ -255,9 +309,15 @@ describe("access control on the sign path and the admin API", () => {
       grpc: { reflection: { v1: { ServerReflection: new (address: string, creds: ChannelCredentials, options: object) => Client } } };
     };
     const reflection = keep(
-      new pkg.grpc.reflection.v1.ServerReflection(svc.conn.grpc, channelCredentials({ caPath: svc.conn.caPath, ...svc.conn.client! }), channelOptions("localhost")),
+      new pkg.grpc.reflection.v1.ServerReflection(
+        svc.conn.grpc,
+        channelCredentials({ caPath: svc.conn.caPath, ...svc.conn.client! }),
+        channelOptions("localhost"),
+      ),
     );
-    const stream = (reflection as unknown as { serverReflectionInfo(): ClientDuplexStream<object, { listServicesResponse?: { service: Array<{ name: string }> } }> }).serverReflectionInfo();
+    const stream = (
+      reflection as unknown as { serverReflectionInfo(): ClientDuplexStream<object, { listServicesResponse?: { service: Array<{ name: string }> } }> }
+    ).serverReflectionInfo();
     const answer = new Promise<string[]>((resolve, reject) => {
       stream.on("data", (r) => resolve((r.listServicesResponse?.service ?? []).map((x: { name: string }) => x.name)));
       stream.on("error", reject);

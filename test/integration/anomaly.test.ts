@@ -66,7 +66,13 @@ describe("anomaly detection on signing traffic", () => {
       assert.deepEqual(detector.evaluate(), [], `interval ${i}`);
     }
     const scores = [...detector.scores()];
-    assert.deepEqual(scores.map((s) => [s.client, s.key]).sort(), [[BETA, KEY], [EMBEDDED_CLIENT, KEY]].sort());
+    assert.deepEqual(
+      scores.map((s) => [s.client, s.key]).sort(),
+      [
+        [BETA, KEY],
+        [EMBEDDED_CLIENT, KEY],
+      ].sort(),
+    );
     for (const s of scores) assert.ok(s.score < 8, `${s.client}: ${s.score}`);
     assert.deepEqual(await anomalyEvents(), []);
     const text = await scrape();
@@ -80,7 +86,10 @@ describe("anomaly detection on signing traffic", () => {
     const detector = svc.service.anomalies!;
     await Promise.all([signMany(svc.signer, 3), signMany(beta, 300)]);
     const found = detector.evaluate();
-    assert.deepEqual(found.map((f) => [f.client, f.key, f.signal, f.freeze]), [[BETA, KEY, "rate", true]]);
+    assert.deepEqual(
+      found.map((f) => [f.client, f.key, f.signal, f.freeze]),
+      [[BETA, KEY, "rate", true]],
+    );
 
     const anomaly = await eventually((events) => events.find((e) => e.kind === "anomaly"), "anomaly event");
     assert.deepEqual([anomaly.actor, anomaly.outcome, anomaly.key, anomaly.details?.client, anomaly.details?.signal], ["custos", "ok", KEY, BETA, "rate"]);
@@ -108,7 +117,11 @@ describe("anomaly detection on signing traffic", () => {
     assert.ok((sample(text, `custos_sign_requests_total{outcome="denied",reason="CLIENT_FROZEN",client="${BETA}",key="${KEY}"}`) ?? 0) >= 1);
 
     // The warn line carries the stable fields, and no payload.
-    const lines = svc.logs().trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = svc
+      .logs()
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     const warn = lines.find((l) => l.event === "anomaly");
     assert.deepEqual([warn?.level, warn?.client, warn?.key, warn?.signal, warn?.freeze], ["warn", BETA, KEY, "rate", true]);
     assert.ok(lines.some((l) => l.event === "freeze" && l.actor === "custos" && l.id === BETA));
@@ -118,6 +131,9 @@ describe("anomaly detection on signing traffic", () => {
   it("exports every metric the shipped dashboard and alert rules name", async () => {
     const types = typesFromExposition(await scrape());
     const { dashboard, rules } = assetMetricNames();
-    assert.deepEqual([...dashboard, ...rules].filter((n) => !isExported(n, types)), []);
+    assert.deepEqual(
+      [...dashboard, ...rules].filter((n) => !isExported(n, types)),
+      [],
+    );
   });
 });

@@ -73,18 +73,32 @@ describe("the audit checkpoint key and checkpoints", () => {
     assert.equal(morePriv.length, 0);
     assert.equal(objects(p.CKO_PUBLIC_KEY).length, 1);
     assert.equal(mod.C_GetAttributeValue(session, priv, [{ type: p.CKA_KEY_TYPE }])[0]!.value.readUIntLE(0, 4), p.CKK_EC);
-    assert.deepEqual(flags(priv, ["CKA_SENSITIVE", "CKA_ALWAYS_SENSITIVE", "CKA_EXTRACTABLE", "CKA_NEVER_EXTRACTABLE", "CKA_SIGN", "CKA_DECRYPT", "CKA_UNWRAP", "CKA_DERIVE", "CKA_MODIFIABLE", "CKA_COPYABLE"]), {
-      CKA_SENSITIVE: true,
-      CKA_ALWAYS_SENSITIVE: true,
-      CKA_EXTRACTABLE: false,
-      CKA_NEVER_EXTRACTABLE: true,
-      CKA_SIGN: true,
-      CKA_DECRYPT: false,
-      CKA_UNWRAP: false,
-      CKA_DERIVE: false,
-      CKA_MODIFIABLE: false,
-      CKA_COPYABLE: false,
-    });
+    assert.deepEqual(
+      flags(priv, [
+        "CKA_SENSITIVE",
+        "CKA_ALWAYS_SENSITIVE",
+        "CKA_EXTRACTABLE",
+        "CKA_NEVER_EXTRACTABLE",
+        "CKA_SIGN",
+        "CKA_DECRYPT",
+        "CKA_UNWRAP",
+        "CKA_DERIVE",
+        "CKA_MODIFIABLE",
+        "CKA_COPYABLE",
+      ]),
+      {
+        CKA_SENSITIVE: true,
+        CKA_ALWAYS_SENSITIVE: true,
+        CKA_EXTRACTABLE: false,
+        CKA_NEVER_EXTRACTABLE: true,
+        CKA_SIGN: true,
+        CKA_DECRYPT: false,
+        CKA_UNWRAP: false,
+        CKA_DERIVE: false,
+        CKA_MODIFIABLE: false,
+        CKA_COPYABLE: false,
+      },
+    );
     assert.throws(() => mod.C_GetAttributeValue(session, priv, [{ type: p.CKA_VALUE }]), ckr(CKR_ATTRIBUTE_SENSITIVE));
     assert.throws(() => mod.C_SetAttributeValue(session, priv, [{ type: p.CKA_EXTRACTABLE, value: true }]), ckr(CKR_ACTION_PROHIBITED));
     const aes = mod.C_GenerateKey(session, { mechanism: p.CKM_AES_KEY_GEN }, [
@@ -103,7 +117,11 @@ describe("the audit checkpoint key and checkpoints", () => {
 
   it("cannot sign anything through the sign API, under any algorithm", async () => {
     for (const algorithm of ["hmac-sha256", "hmac-sha512", "ed25519"] as const) {
-      await assert.rejects(s.service.hsm.sign(CHECKPOINT_KEY_ID, algorithm, randomBytes(32)), (e) => e instanceof CustosError && e.code === "HSM_ERROR", algorithm);
+      await assert.rejects(
+        s.service.hsm.sign(CHECKPOINT_KEY_ID, algorithm, randomBytes(32)),
+        (e) => e instanceof CustosError && e.code === "HSM_ERROR",
+        algorithm,
+      );
     }
     // Nor is it one of the token's signing keys that start-up reconciliation would sweep.
     assert.ok(!(await s.service.hsm.listSecretIds()).includes(CHECKPOINT_KEY_ID));

@@ -137,7 +137,10 @@ describe("audit checkpoints: signed, kept outside the database, checked by verif
       file.map((c) => ({ seq: c.seq, hash: c.hash, at: c.at, signature: c.signature })),
     );
     const stored = withDb(dir, (db) => db.prepare("SELECT seq, hash, at, signature FROM audit_checkpoints ORDER BY at").all());
-    assert.deepEqual(stored, file.map((c) => ({ seq: c.seq, hash: c.hash, at: c.at, signature: c.signature })));
+    assert.deepEqual(
+      stored,
+      file.map((c) => ({ seq: c.seq, hash: c.hash, at: c.at, signature: c.signature })),
+    );
   });
 
   it("verifies the untouched chain and its checkpoints", async () => {
@@ -194,7 +197,10 @@ describe("audit checkpoints: signed, kept outside the database, checked by verif
       db.prepare(
         "INSERT INTO proposals (id, kind, target, canonical, digest, proposer, state, created_at, expires_at, executed_at) VALUES ('forged', 'set_threshold', 'governance', '{}', 'd', ?, 'executed', ?, ?, ?)",
       ).run(p.proposer, p.created_at, p.expires_at, p.created_at);
-      db.prepare("INSERT INTO votes (proposal_id, officer_id, decision, digest, signature, at) VALUES ('forged', ?, 'approve', 'd', 's', ?)").run(p.proposer, p.created_at);
+      db.prepare("INSERT INTO votes (proposal_id, officer_id, decision, digest, signature, at) VALUES ('forged', ?, 'approve', 'd', 's', ?)").run(
+        p.proposer,
+        p.created_at,
+      );
     });
     try {
       const stderr = failed(await verifyCli(), "verify with a forged proposal");

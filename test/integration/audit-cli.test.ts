@@ -9,7 +9,11 @@ import { runCli, spawnService, type ChildService, type CliResult } from "../help
 /** The officer's and operator's CLI against a `custos serve` child process, and the audit chain it leaves. */
 
 const lastLine = (s: string) => s.trimEnd().split("\n").at(-1) ?? "";
-const lines = (s: string) => s.trimEnd().split("\n").filter((l) => l.length > 0);
+const lines = (s: string) =>
+  s
+    .trimEnd()
+    .split("\n")
+    .filter((l) => l.length > 0);
 
 function ok(r: CliResult, what: string): void {
   assert.equal(r.code, 0, `${what} exited ${r.code}: ${r.stderr}`);
@@ -84,7 +88,9 @@ describe("custos CLI and audit verification", () => {
 
     const db = new Database(join(dir, "custos.db"));
     try {
-      const bodies = (db.prepare("SELECT body FROM audit_events ORDER BY seq").all() as Array<{ body: string }>).map((r) => JSON.parse(r.body) as Record<string, unknown>);
+      const bodies = (db.prepare("SELECT body FROM audit_events ORDER BY seq").all() as Array<{ body: string }>).map(
+        (r) => JSON.parse(r.body) as Record<string, unknown>,
+      );
       // The run's decisions are all there: import, both signatures, the unknown-key denial, the stop.
       const has = (m: Record<string, unknown>) => bodies.some((b) => Object.entries(m).every(([k, v]) => b[k] === v));
       assert.ok(has({ kind: "key.import", outcome: "ok", key: "k" }));

@@ -119,7 +119,20 @@ const CASES: Case[] = [
     secret: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
     password: "bitgetPassphrase",
     calls: [
-      ["privateMixPostV2MixOrderPlaceOrder", { symbol: "BTCUSDT", productType: "USDT-FUTURES", marginMode: "crossed", marginCoin: "USDT", size: "0.01", price: "30000", side: "buy", orderType: "limit", clientOid: "custos-1" }],
+      [
+        "privateMixPostV2MixOrderPlaceOrder",
+        {
+          symbol: "BTCUSDT",
+          productType: "USDT-FUTURES",
+          marginMode: "crossed",
+          marginCoin: "USDT",
+          size: "0.01",
+          price: "30000",
+          side: "buy",
+          orderType: "limit",
+          clientOid: "custos-1",
+        },
+      ],
       ["privateMixGetV2MixAccountAccounts", { productType: "USDT-FUTURES" }],
     ],
   },
@@ -188,10 +201,18 @@ describe("ccxt drop-in: withCustos", () => {
       assert.ok(dialect, c.dialect);
       const bytes = Buffer.from(c.secret, dialect.secretEncoding === "base64" ? "base64" : "utf8");
       // KuCoin: the passphrase's HMAC is fixed at import, as `custos key import --api-passphrase-file` sends it.
-      await importSecret(svc.custody, c.id, bytes, { exchange: c.dialect, algorithm: dialect.algorithm, apiKeyId: c.apiKey, ...(c.passwordInKey ? { apiPassphrase: c.password! } : {}) });
+      await importSecret(svc.custody, c.id, bytes, {
+        exchange: c.dialect,
+        algorithm: dialect.algorithm,
+        apiKeyId: c.apiKey,
+        ...(c.passwordInKey ? { apiPassphrase: c.password! } : {}),
+      });
     }
     // Every Deribit signature is also a login: the quorum attests the key's Deribit scope moves no funds.
-    const attested = await proposeAndApprove(svc.custody, { kind: { $case: "setPolicy", setPolicy: { keyId: "deribit", policyJson: JSON.stringify({ exchangeScopeExcludesFunds: true }) } }, ttlSeconds: 0 });
+    const attested = await proposeAndApprove(svc.custody, {
+      kind: { $case: "setPolicy", setPolicy: { keyId: "deribit", policyJson: JSON.stringify({ exchangeScopeExcludesFunds: true }) } },
+      ttlSeconds: 0,
+    });
     assert.equal(attested.state, "executed", attested.failure);
     client = CustosClient.fromDataDir(svc.dir);
   });
@@ -201,7 +222,10 @@ describe("ccxt drop-in: withCustos", () => {
   });
 
   /** The case's calls on ccxt with the plaintext secret and on ccxt through custos, in turn. */
-  async function bothRun(c: Case, extra: Partial<WithCustosOptions> = {}): Promise<{ plain: ReturnType<typeof instance>; viaCustos: ReturnType<typeof instance> }> {
+  async function bothRun(
+    c: Case,
+    extra: Partial<WithCustosOptions> = {},
+  ): Promise<{ plain: ReturnType<typeof instance>; viaCustos: ReturnType<typeof instance> }> {
     const plain = instance(c, true);
     const viaCustos = instance(c, false);
     withCustos(viaCustos.ex, { keyId: c.id, client, ...extra });
@@ -242,7 +266,18 @@ describe("ccxt drop-in: withCustos", () => {
 
   it("binanceusdm with an Ed25519 key generated in the HSM: ccxt's request, signed base64 and percent-encoded like ccxt's own Ed25519 signing", async () => {
     const generated = await proposeAndApprove(svc.custody, {
-      kind: { $case: "generateKey", generateKey: { keyId: "bn-ed-ccxt", exchange: "binance", environment: Environment.ENVIRONMENT_TESTNET, label: "", apiKeyId: "tstEdKey", algorithm: Algorithm.ALGORITHM_ED25519, maxAgeDays: 0 } },
+      kind: {
+        $case: "generateKey",
+        generateKey: {
+          keyId: "bn-ed-ccxt",
+          exchange: "binance",
+          environment: Environment.ENVIRONMENT_TESTNET,
+          label: "",
+          apiKeyId: "tstEdKey",
+          algorithm: Algorithm.ALGORITHM_ED25519,
+          maxAgeDays: 0,
+        },
+      },
       ttlSeconds: 0,
     });
     assert.equal(generated.state, "executed", generated.failure);
@@ -262,8 +297,14 @@ describe("ccxt drop-in: withCustos", () => {
     const [signedBody, signature] = split(mine.body);
     const [ccxtBody, ccxtSignature] = split(theirs.body);
     assert.deepEqual({ ...mine, body: signedBody }, { ...theirs, body: ccxtBody }, "same URL, headers and signed parameters");
-    assert.ok(verify(null, Buffer.from(ccxtBody), own.publicKey, Buffer.from(decodeURIComponent(ccxtSignature), "base64")), "ccxt's own Ed25519 signature (the reference form)");
-    assert.ok(verify(null, Buffer.from(signedBody), createPublicKey(publicKeyPem), Buffer.from(decodeURIComponent(signature), "base64")), "custos's signature verifies with the key's public key");
+    assert.ok(
+      verify(null, Buffer.from(ccxtBody), own.publicKey, Buffer.from(decodeURIComponent(ccxtSignature), "base64")),
+      "ccxt's own Ed25519 signature (the reference form)",
+    );
+    assert.ok(
+      verify(null, Buffer.from(signedBody), createPublicKey(publicKeyPem), Buffer.from(decodeURIComponent(signature), "base64")),
+      "custos's signature verifies with the key's public key",
+    );
     assert.equal(signature, encodeURIComponent(decodeURIComponent(signature)), "percent-encoded like ccxt's");
   });
 
@@ -276,13 +317,18 @@ describe("ccxt drop-in: withCustos", () => {
       const theirs = plain.sent[i]!;
       const { Nonce: nonce, Authent: authent, ...rest } = mine.headers!;
       const { Authent: _theirAuthent, ...theirRest } = theirs.headers!;
-      assert.deepEqual({ url: mine.url, method: mine.method, body: mine.body, headers: rest }, { url: theirs.url, method: theirs.method, body: theirs.body, headers: theirRest });
+      assert.deepEqual(
+        { url: mine.url, method: mine.method, body: mine.body, headers: rest },
+        { url: theirs.url, method: theirs.method, body: theirs.body, headers: theirRest },
+      );
       assert.match(nonce!, /^\d{13,}$/);
       nonces.push(Number(nonce));
       // Kraken's documented Authent, recomputed with the plaintext secret: postData + Nonce + endpoint path.
       const url = new URL(mine.url);
       const postData = url.search.slice(1) + (typeof mine.body === "string" ? mine.body : "");
-      const digest = createHash("sha256").update(postData + nonce + url.pathname.replace(/^\/derivatives/, "")).digest();
+      const digest = createHash("sha256")
+        .update(postData + nonce + url.pathname.replace(/^\/derivatives/, ""))
+        .digest();
       assert.equal(authent, createHmac("sha512", Buffer.from(c.secret, "base64")).update(digest).digest("base64"));
     });
     assert.ok(nonces[1]! > nonces[0]!, "custos's nonces increase");
@@ -299,14 +345,20 @@ describe("ccxt drop-in: withCustos", () => {
     });
     assert.deepEqual(refused.sent, []);
 
-    const p = await proposeAndApprove(svc.custody, { kind: { $case: "setPolicy", setPolicy: { keyId: c.id, policyJson: JSON.stringify({ allowUntimedRequests: true }) } }, ttlSeconds: 0 });
+    const p = await proposeAndApprove(svc.custody, {
+      kind: { $case: "setPolicy", setPolicy: { keyId: c.id, policyJson: JSON.stringify({ allowUntimedRequests: true }) } },
+      ttlSeconds: 0,
+    });
     assert.equal(p.state, "executed", p.failure);
     const { plain, viaCustos } = await bothRun(c, { omitOptionalNonce: true });
     assert.equal(plain.sent.length, c.calls.length);
     assert.deepEqual(viaCustos.sent, plain.sent);
     assert.equal(plain.sent[0]!.headers!.Nonce, undefined, "ccxt sends no Nonce");
     // Exchanges whose requests always carry a nonce or timestamp have nothing to omit.
-    assert.throws(() => withCustos(instance(CASES[0]!, false).ex, { keyId: CASES[0]!.id, client, omitOptionalNonce: true }), (e: unknown) => e instanceof CcxtCustosError && e.code === "NOT_SUPPORTED");
+    assert.throws(
+      () => withCustos(instance(CASES[0]!, false).ex, { keyId: CASES[0]!.id, client, omitOptionalNonce: true }),
+      (e: unknown) => e instanceof CcxtCustosError && e.code === "NOT_SUPPORTED",
+    );
   });
 
   it("binanceusdm: a withdrawal through ccxt is refused by custos's default policy and never sent", async () => {
@@ -348,7 +400,11 @@ describe("ccxt drop-in: withCustos", () => {
     for (const [id, call] of Object.entries(withdrawals)) {
       const viaCustos = instance(CASES.find((x) => x.id === id)!, false);
       withCustos(viaCustos.ex, { keyId: id, client });
-      await assert.rejects(run(viaCustos.ex, call), (e: unknown) => e instanceof CcxtCustosError && e.reason === "POLICY_DENIED" && e.rule === "class:withdraw", id);
+      await assert.rejects(
+        run(viaCustos.ex, call),
+        (e: unknown) => e instanceof CcxtCustosError && e.reason === "POLICY_DENIED" && e.rule === "class:withdraw",
+        id,
+      );
       assert.deepEqual(viaCustos.sent, [], id);
     }
   });
@@ -372,11 +428,20 @@ describe("ccxt drop-in: withCustos", () => {
 
   it("refuses an exchange that carries a secret, and a secret set later", () => {
     const c = CASES[0]!;
-    assert.throws(() => withCustos(instance(c, true).ex, { keyId: c.id, client }), (e: unknown) => e instanceof CcxtCustosError && e.code === "SECRET_ON_EXCHANGE");
+    assert.throws(
+      () => withCustos(instance(c, true).ex, { keyId: c.id, client }),
+      (e: unknown) => e instanceof CcxtCustosError && e.code === "SECRET_ON_EXCHANGE",
+    );
     const viaCustos = instance(c, false).ex;
     withCustos(viaCustos, { keyId: c.id, client });
-    assert.throws(() => (viaCustos.secret = c.secret), (e: unknown) => e instanceof CcxtCustosError && e.code === "SECRET_ON_EXCHANGE");
-    assert.throws(() => withCustos(ccxtClass("bitstamp")({ apiKey: "k" }), { keyId: "x", client }), (e: unknown) => e instanceof CcxtCustosError && e.code === "NOT_SUPPORTED");
+    assert.throws(
+      () => (viaCustos.secret = c.secret),
+      (e: unknown) => e instanceof CcxtCustosError && e.code === "SECRET_ON_EXCHANGE",
+    );
+    assert.throws(
+      () => withCustos(ccxtClass("bitstamp")({ apiKey: "k" }), { keyId: "x", client }),
+      (e: unknown) => e instanceof CcxtCustosError && e.code === "NOT_SUPPORTED",
+    );
   });
 
   it("sends nothing when custos's signed request differs from ccxt's", async () => {
@@ -414,7 +479,11 @@ describe("ccxt drop-in: withCustos", () => {
     }
     await run(viaOkx.ex, okx.calls[0]!);
     assert.deepEqual(withPassword.sent, plain.sent);
-    assert.deepEqual(seen, [{ id: "kucoin", passphrase: undefined }, { id: "kucoin", passphrase: undefined }, { id: "okx", passphrase: okx.password }]);
+    assert.deepEqual(seen, [
+      { id: "kucoin", passphrase: undefined },
+      { id: "kucoin", passphrase: undefined },
+      { id: "okx", passphrase: okx.password },
+    ]);
   });
 
   it("ccxt pro WebSocket login is not covered: its HMAC outside a REST request is refused", async () => {
@@ -422,7 +491,10 @@ describe("ccxt drop-in: withCustos", () => {
     const ws = new ccxt.pro.okx({ apiKey: c.apiKey, password: c.password });
     withCustos(ws, { keyId: c.id, client });
     // pro/okx.js authenticate() computes its login signature with this.hmac before connecting.
-    await assert.rejects((ws as unknown as { authenticate(): Promise<unknown> }).authenticate(), (e: unknown) => e instanceof CcxtCustosError && e.code === "NOT_SUPPORTED");
+    await assert.rejects(
+      (ws as unknown as { authenticate(): Promise<unknown> }).authenticate(),
+      (e: unknown) => e instanceof CcxtCustosError && e.code === "NOT_SUPPORTED",
+    );
     // No close(): nothing was connected, and close() would reject the login future ccxt left pending.
   });
 });

@@ -37,15 +37,43 @@ interface Account {
 }
 
 const ACCOUNTS: Account[] = [
-  { id: "binanceusdm", dialect: "binance", apiKey: "tstKeyBn0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTU", secret: "tstSecBn0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTU" },
-  { id: "binance", dialect: "binance", apiKey: "tstKeyBs0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTU", secret: "tstSecBs0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTU" },
+  {
+    id: "binanceusdm",
+    dialect: "binance",
+    apiKey: "tstKeyBn0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTU",
+    secret: "tstSecBn0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTU",
+  },
+  {
+    id: "binance",
+    dialect: "binance",
+    apiKey: "tstKeyBs0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTU",
+    secret: "tstSecBs0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTU",
+  },
   { id: "bybit", dialect: "bybit", apiKey: "tstBybitKey01234567", secret: "tstBybitSecret0123456789abcdefghijklm" },
   { id: "okx", dialect: "okx", apiKey: "0a1b2c3d-4e5f-6789-abcd-ef0123456789", secret: "0123456789ABCDEF0123456789ABCDEF", password: "Okx-Passphrase-1" },
   { id: "deribit", dialect: "deribit", apiKey: "tstDrbt1", secret: "tstDeribitSecret_0123456789abcdefghijklmnopq" },
-  { id: "krakenfutures", dialect: "krakenfutures", apiKey: "tstKrakenFuturesKey0123456789abcdefghijklmnopqrstuvwxyzABCDEFGH", secret: Buffer.from("kraken futures test secret, 64 bytes long, decoded before use!!!").toString("base64") },
-  { id: "bitget", dialect: "bitget", apiKey: "bg_0123456789abcdef0123456789abcdef", secret: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", password: "bitgetPassphrase" },
+  {
+    id: "krakenfutures",
+    dialect: "krakenfutures",
+    apiKey: "tstKrakenFuturesKey0123456789abcdefghijklmnopqrstuvwxyzABCDEFGH",
+    secret: Buffer.from("kraken futures test secret, 64 bytes long, decoded before use!!!").toString("base64"),
+  },
+  {
+    id: "bitget",
+    dialect: "bitget",
+    apiKey: "bg_0123456789abcdef0123456789abcdef",
+    secret: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+    password: "bitgetPassphrase",
+  },
   { id: "gate", dialect: "gate", apiKey: "0123456789abcdef0123456789abcdef", secret: "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210" },
-  { id: "kucoinfutures", dialect: "kucoinfutures", apiKey: "0123456789abcdef01234567", secret: "01234567-89ab-cdef-0123-456789abcdef", password: "kucoin-passphrase", passwordInKey: true },
+  {
+    id: "kucoinfutures",
+    dialect: "kucoinfutures",
+    apiKey: "0123456789abcdef01234567",
+    secret: "01234567-89ab-cdef-0123-456789abcdef",
+    password: "kucoin-passphrase",
+    passwordInKey: true,
+  },
   { id: "bitmex", dialect: "bitmex", apiKey: "tstBitmexKey0123456789ab", secret: "tstBitmexSecret_0123456789abcdefghijklmnopqrstu" },
 ];
 /** The ccxt release a bot on that exchange runs: the project's ccxt, or 4.5.78 for BitMEX. */
@@ -91,13 +119,19 @@ function pointAt(ex: Exchange, base: string): void {
       else if (v && typeof v === "object") walk(v as Record<string, unknown>);
     }
   };
-  walk(ex.urls["api"] as Record<string, unknown>);
+  walk(ex.urls.api as Record<string, unknown>);
 }
 
 function make(a: Account, withSecret: boolean, base: string): Exchange {
   const password = a.password && (withSecret || !a.passwordInKey) ? { password: a.password } : {};
   const Class = ((CCXT_RELEASE[a.id] ?? ccxt) as unknown as Record<string, new (c: object) => Exchange>)[a.id]!;
-  const ex = new Class({ apiKey: a.apiKey, ...(withSecret ? { secret: a.secret } : {}), ...password, enableRateLimit: false, options: { ...(OPTIONS[a.id] ?? {}) } });
+  const ex = new Class({
+    apiKey: a.apiKey,
+    ...(withSecret ? { secret: a.secret } : {}),
+    ...password,
+    enableRateLimit: false,
+    options: { ...(OPTIONS[a.id] ?? {}) },
+  });
   ex.milliseconds = () => T;
   ex.nonce = () => T;
   ex.seconds = () => Math.floor(T / 1000);
@@ -125,9 +159,17 @@ describe("ccxt's unified methods through withCustos, under the default policy", 
     for (const a of ACCOUNTS) {
       const dialect = dialectFor(a.dialect)!;
       const bytes = Buffer.from(a.secret, dialect.secretEncoding === "base64" ? "base64" : "utf8");
-      await importSecret(svc.custody, a.id, bytes, { exchange: a.dialect, algorithm: dialect.algorithm, apiKeyId: a.apiKey, ...(a.passwordInKey ? { apiPassphrase: a.password! } : {}) });
+      await importSecret(svc.custody, a.id, bytes, {
+        exchange: a.dialect,
+        algorithm: dialect.algorithm,
+        apiKeyId: a.apiKey,
+        ...(a.passwordInKey ? { apiPassphrase: a.password! } : {}),
+      });
     }
-    const attested = await proposeAndApprove(svc.custody, { kind: { $case: "setPolicy", setPolicy: { keyId: "deribit", policyJson: JSON.stringify({ exchangeScopeExcludesFunds: true }) } }, ttlSeconds: 0 });
+    const attested = await proposeAndApprove(svc.custody, {
+      kind: { $case: "setPolicy", setPolicy: { keyId: "deribit", policyJson: JSON.stringify({ exchangeScopeExcludesFunds: true }) } },
+      ttlSeconds: 0,
+    });
     assert.equal(attested.state, "executed", attested.failure);
     client = CustosClient.fromDataDir(svc.dir);
   });
@@ -223,18 +265,21 @@ describe("ccxt's unified methods through withCustos, under the default policy", 
     const secret = "readmeSecret0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOP";
     const exchangeKey = "readmeApiKey0123456789";
     await importSecret(svc.custody, keyId, Buffer.from(secret), { exchange: "binance", apiKeyId: exchangeKey });
-    const standIn = new StandInCanned(RESPONSES["binanceusdm"]!);
+    const standIn = new StandInCanned(RESPONSES.binanceusdm!);
     const base = await standIn.start();
     try {
       // The snippet's own module, with: the package path, an ASCII API key, the data dir, and a ccxt whose hosts are the stand-in.
       const dir = tempDir("custos-readme-");
       mkdirSync(join(dir, "node_modules"));
-      writeFileSync(join(dir, "ccxt-at-stand-in.mjs"), [
-        `import ccxt from ${JSON.stringify(join(REPO, "node_modules/ccxt/js/ccxt.js"))};`,
-        `class binanceusdm extends ccxt.binanceusdm { constructor(c) { super(c); const w = (o) => { for (const [k, v] of Object.entries(o)) {`,
-        `  if (typeof v === "string") o[k] = v.replace(/^https?:\\/\\/[^/]+/, ${JSON.stringify(base)}); else if (v && typeof v === "object") w(v); } }; w(this.urls.api); } }`,
-        `export default { ...ccxt, binanceusdm };`,
-      ].join("\n"));
+      writeFileSync(
+        join(dir, "ccxt-at-stand-in.mjs"),
+        [
+          `import ccxt from ${JSON.stringify(join(REPO, "node_modules/ccxt/js/ccxt.js"))};`,
+          `class binanceusdm extends ccxt.binanceusdm { constructor(c) { super(c); const w = (o) => { for (const [k, v] of Object.entries(o)) {`,
+          `  if (typeof v === "string") o[k] = v.replace(/^https?:\\/\\/[^/]+/, ${JSON.stringify(base)}); else if (v && typeof v === "object") w(v); } }; w(this.urls.api); } }`,
+          `export default { ...ccxt, binanceusdm };`,
+        ].join("\n"),
+      );
       const script = code
         .replace(`from "ccxt"`, `from "./ccxt-at-stand-in.mjs"`)
         .replace(`"<custos>/dist/src/client/ccxt/index.js"`, JSON.stringify(join(REPO, "dist/src/client/ccxt/index.js")))

@@ -109,7 +109,13 @@ describe("console under an anonymous flood from another source", () => {
     let sent = 0;
     let officerDone = false;
     const deadline = Date.now() + FLOOD_MS;
-    const garbageAssertion = { id: "AAAA", rawId: "AAAA", type: "public-key", response: { clientDataJSON: "e30", authenticatorData: "AA", signature: "AA" }, clientExtensionResults: {} };
+    const garbageAssertion = {
+      id: "AAAA",
+      rawId: "AAAA",
+      type: "public-key",
+      response: { clientDataJSON: "e30", authenticatorData: "AA", signature: "AA" },
+      clientExtensionResults: {},
+    };
     const flooder = async () => {
       while (sent < FLOOD_MAX && Date.now() < deadline && !(officerDone && sent >= FLOOD_OPTIONS)) {
         const n = sent++;
@@ -149,7 +155,13 @@ describe("console under an anonymous flood from another source", () => {
       officer.json(await officer.send("POST", "/console/api/login/verify", { json: { response: auth.assert(loginOptions.challenge) } }));
 
       // Approve a pending proposal with the passkey.
-      const pending = await propose(svc.custody, { kind: { $case: "setGrants", setGrants: { identity: "spiffe://custos/engine/flood-test", name: "flood-test", cidrs: ["10.0.0.0/8"], keyIds: [], canFreeze: false } }, ttlSeconds: 0 });
+      const pending = await propose(svc.custody, {
+        kind: {
+          $case: "setGrants",
+          setGrants: { identity: "spiffe://custos/engine/flood-test", name: "flood-test", cidrs: ["10.0.0.0/8"], keyIds: [], canFreeze: false },
+        },
+        ttlSeconds: 0,
+      });
       assert.equal((await officer.send("GET", "/console")).status, 200);
       const approval = officer.json<{ nonce: string; options: { challenge: string } }>(
         await officer.send("POST", "/console/api/approve/options", { json: { proposalId: pending.id, decision: "approve" } }),
@@ -170,7 +182,10 @@ describe("console under an anonymous flood from another source", () => {
     // The flood was bounded and mostly refused at the door; nothing failed inside.
     assert.ok(sent <= FLOOD_MAX, `${sent} requests`);
     assert.ok((statuses.get(429) ?? 0) > FLOOD_OPTIONS - 100, JSON.stringify([...statuses]));
-    assert.deepEqual([...statuses.keys()].filter((s) => s >= 500), []);
+    assert.deepEqual(
+      [...statuses.keys()].filter((s) => s >= 500),
+      [],
+    );
 
     // The flood's source holds at most 20 outstanding login challenges.
     const db = new Database(svc.config.store.sqlitePath, { readonly: true });
@@ -191,11 +206,18 @@ describe("console under an anonymous flood from another source", () => {
       await store.close();
     }
     const fromFlood = events.filter((e) => e.peer === FLOOD_SOURCE);
-    assert.deepEqual(fromFlood.filter((e) => e.kind !== "console.anonymous_failures"), [], "no audit row per anonymous failure");
+    assert.deepEqual(
+      fromFlood.filter((e) => e.kind !== "console.anonymous_failures"),
+      [],
+      "no audit row per anonymous failure",
+    );
     assert.ok(fromFlood.length >= 1 && fromFlood.length <= 4, `${fromFlood.length} aggregated events`);
     const counted = fromFlood.reduce((sum, e) => sum + Number(e.details?.total ?? 0), 0);
     const refused = (statuses.get(401) ?? 0) + (statuses.get(409) ?? 0) + (statuses.get(429) ?? 0);
     assert.equal(counted, refused, JSON.stringify(fromFlood.map((e) => e.details)));
-    assert.ok(events.some((e) => e.kind === "console.login" && e.outcome === "ok" && e.peer === OFFICER_SOURCE), "the officer's login is audited as before");
+    assert.ok(
+      events.some((e) => e.kind === "console.login" && e.outcome === "ok" && e.peer === OFFICER_SOURCE),
+      "the officer's login is audited as before",
+    );
   });
 });

@@ -24,7 +24,9 @@ const HTTP_HOST = "127.0.0.2";
 /** Production packages of package-lock.json (what `npm prune --omit=dev` keeps). */
 function productionPackages(): string[] {
   const lock = JSON.parse(readFileSync(join(REPO, "package-lock.json"), "utf8")) as { packages: Record<string, { dev?: boolean }> };
-  return Object.entries(lock.packages).filter(([path, p]) => path.startsWith("node_modules/") && p.dev !== true).map(([path]) => path);
+  return Object.entries(lock.packages)
+    .filter(([path, p]) => path.startsWith("node_modules/") && p.dev !== true)
+    .map(([path]) => path);
 }
 
 /** The build stage's outputs the runtime stage copies, as this checkout has them. */
@@ -159,7 +161,10 @@ describe("the container's runtime file set, served from a copy", () => {
     const types = typesFromExposition(text);
     const { dashboard, rules } = assetMetricNames();
     assert.ok(dashboard.size >= 15 && rules.size >= 6);
-    assert.deepEqual([...dashboard, ...rules].filter((n) => !isExported(n, types)), []);
+    assert.deepEqual(
+      [...dashboard, ...rules].filter((n) => !isExported(n, types)),
+      [],
+    );
     for (const n of ["process_cpu_seconds_total", "nodejs_eventloop_lag_seconds", "process_resident_memory_bytes"]) assert.ok(types.has(n), n);
     const version = (JSON.parse(readFileSync(join(app, "package.json"), "utf8")) as { version: string }).version;
     assert.match(text, new RegExp(`^custos_build_info\\{version="${version.replaceAll(".", "\\.")}",node="${process.version}",[^}]*\\} 1$`, "m"));

@@ -79,7 +79,10 @@ describe("custody proof", () => {
       ["HEX", Buffer.from(secret.subarray(40, 50).toString("hex").toUpperCase())],
       ["utf16le", Buffer.from(secret.subarray(0, 12).toString("latin1"), "utf16le")],
       // Inside a larger base64 blob at each alignment: only the shifted needles catch 1 and 2.
-      ...[0, 1, 2].map((k): [string, Buffer] => [`base64 at offset ${k} mod 3`, Buffer.from(Buffer.concat([randomBytes(30 + k), secret, randomBytes(5)]).toString("base64"))]),
+      ...[0, 1, 2].map((k): [string, Buffer] => [
+        `base64 at offset ${k} mod 3`,
+        Buffer.from(Buffer.concat([randomBytes(30 + k), secret, randomBytes(5)]).toString("base64")),
+      ]),
       ["base64url", Buffer.from(Buffer.concat([randomBytes(31), secret]).toString("base64url"))],
     ];
     for (const [name, form] of forms) {
@@ -96,7 +99,10 @@ describe("custody proof", () => {
       const offsets = [4096 - 3, 8192 - 7, 30_000];
       for (const o of offsets) secret.copy(body, o, 0, 8);
       writeFileSync(file, body);
-      assert.deepEqual(scanner.scanFile(file, 4096).map((h) => h.offset), offsets);
+      assert.deepEqual(
+        scanner.scanFile(file, 4096).map((h) => h.offset),
+        offsets,
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -107,13 +113,19 @@ describe("custody proof", () => {
     const scanner = new Scanner(secretNeedles(Buffer.from(secretText)));
     const dir = tempDir("custos-core-");
     // Holds the secret the way a careless service would: a JS string and a Buffer.
-    const decoy = spawn(process.execPath, ["-e", "let s='';process.stdin.on('data',(d)=>(s+=d)).on('end',()=>{globalThis.kept=[s,Buffer.from(s)];console.log('ready')});setInterval(()=>{},1e6)"]);
+    const decoy = spawn(process.execPath, [
+      "-e",
+      "let s='';process.stdin.on('data',(d)=>(s+=d)).on('end',()=>{globalThis.kept=[s,Buffer.from(s)];console.log('ready')});setInterval(()=>{},1e6)",
+    ]);
     try {
       decoy.stdin.end(secretText);
       await once(decoy.stdout, "data");
       const core = await scanCore(scanner, decoy.pid!, dir);
       t.diagnostic(`${core.summary}; ${core.hits.length} hits`);
-      assert.ok(core.hits.some((h) => h.label.startsWith("raw")), "the secret found in the decoy's memory");
+      assert.ok(
+        core.hits.some((h) => h.label.startsWith("raw")),
+        "the secret found in the decoy's memory",
+      );
     } finally {
       decoy.kill("SIGKILL");
       rmSync(dir, { recursive: true, force: true });
@@ -186,7 +198,12 @@ describe("custody proof", () => {
       // Files and output while running.
       const scanDir = () => filesUnder(svc.dir).flatMap((f) => describeHits(relative(svc.dir, f), scanner.scanFile(f)));
       assert.deepEqual(scanDir(), [], "secret fragments in the data dir (service running)");
-      const outputs: Record<string, string> = { "cli stdout": cli.stdout, "cli stderr": cli.stderr, "rotate stdout": rotated.stdout, "rotate stderr": rotated.stderr };
+      const outputs: Record<string, string> = {
+        "cli stdout": cli.stdout,
+        "cli stderr": cli.stderr,
+        "rotate stdout": rotated.stdout,
+        "rotate stderr": rotated.stderr,
+      };
       const scanOutput = () => {
         Object.assign(outputs, { "service stdout": svc.stdout(), "service stderr": svc.stderr() });
         return Object.entries(outputs).flatMap(([name, text]) => describeHits(name, scanner.scan(Buffer.from(text))));

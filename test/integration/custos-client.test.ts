@@ -22,7 +22,17 @@ describe("the TypeScript client", () => {
   });
 
   it("signs an exchange request from ordered pairs and returns headers to attach", async () => {
-    const r = await client.signExchangeRequest({ keyId: "bn", method: "POST", path: "/fapi/v1/order", query: [["symbol", "BTCUSDT"], ["side", "BUY"], ["type", "MARKET"], ["quantity", "0.01"]] });
+    const r = await client.signExchangeRequest({
+      keyId: "bn",
+      method: "POST",
+      path: "/fapi/v1/order",
+      query: [
+        ["symbol", "BTCUSDT"],
+        ["side", "BUY"],
+        ["type", "MARKET"],
+        ["quantity", "0.01"],
+      ],
+    });
     assert.equal(r.headers["X-MBX-APIKEY"], "api-bn");
     assert.ok(r.query.startsWith("symbol=BTCUSDT&side=BUY&type=MARKET&quantity=0.01&timestamp="));
     const signed = r.query.slice(0, r.query.lastIndexOf("&signature="));
@@ -33,7 +43,14 @@ describe("the TypeScript client", () => {
   it("a stream session signs many requests concurrently, answers matched by id", async () => {
     const session = client.streamSession();
     const results = await Promise.all(
-      Array.from({ length: 200 }, (_, i) => session.signExchangeRequest({ keyId: "bn", method: "POST", path: "/fapi/v1/order", query: `symbol=BTCUSDT&side=BUY&type=MARKET&quantity=0.0${(i % 9) + 1}` })),
+      Array.from({ length: 200 }, (_, i) =>
+        session.signExchangeRequest({
+          keyId: "bn",
+          method: "POST",
+          path: "/fapi/v1/order",
+          query: `symbol=BTCUSDT&side=BUY&type=MARKET&quantity=0.0${(i % 9) + 1}`,
+        }),
+      ),
     );
     results.forEach((r, i) => {
       assert.ok(r.query.includes(`quantity=0.0${(i % 9) + 1}&`), `answer ${i} belongs to request ${i}`);
@@ -46,8 +63,14 @@ describe("the TypeScript client", () => {
 
   it("a denial in the stream rejects that call with its reason and rule; the stream stays usable", async () => {
     const session = client.streamSession();
-    await assert.rejects(session.signExchangeRequest({ keyId: "bn", method: "POST", path: "/sapi/v1/capital/withdraw/apply", query: "coin=BTC&address=x&amount=1" }), (e: unknown) => e instanceof StreamDenial && e.reason === "POLICY_DENIED" && e.rule === "class:withdraw");
-    assert.equal((await session.signExchangeRequest({ keyId: "bn", method: "GET", path: "/fapi/v1/openOrders", query: "symbol=BTCUSDT" })).endpointClass, "read");
+    await assert.rejects(
+      session.signExchangeRequest({ keyId: "bn", method: "POST", path: "/sapi/v1/capital/withdraw/apply", query: "coin=BTC&address=x&amount=1" }),
+      (e: unknown) => e instanceof StreamDenial && e.reason === "POLICY_DENIED" && e.rule === "class:withdraw",
+    );
+    assert.equal(
+      (await session.signExchangeRequest({ keyId: "bn", method: "GET", path: "/fapi/v1/openOrders", query: "symbol=BTCUSDT" })).endpointClass,
+      "read",
+    );
   });
 
   it("a failed stream fails its pending calls, and the next session is a new stream", async () => {

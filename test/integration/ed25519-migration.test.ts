@@ -12,7 +12,17 @@ import { buildEnvelope } from "../../src/hsm/envelope.js";
 import { findObjects, findSlotByLabel, loadModule, pkcs11js as p, type Handle, type Module } from "../../src/hsm/pkcs11/module.js";
 import { versionObjectId } from "../../src/keys/model.js";
 import { SqliteStore } from "../../src/store/sqlite/sqlite-store.js";
-import { auditEvents, expectDenied, proposeAndApprove, lastLine, runCli, spawnService, startInProcess, tempDir, type InProcessService } from "../helpers/harness.js";
+import {
+  auditEvents,
+  expectDenied,
+  proposeAndApprove,
+  lastLine,
+  runCli,
+  spawnService,
+  startInProcess,
+  tempDir,
+  type InProcessService,
+} from "../helpers/harness.js";
 import { eddsaUnwrapModule } from "../helpers/softhsm-eddsa.js";
 
 /**
@@ -46,7 +56,11 @@ describe("Ed25519 key migration (wrapped PKCS#8) into SoftHSM2 with EdDSA unwrap
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const ofClass = (objectId: string, cls: number) => findObjects(mod, session, [{ type: p.CKA_CLASS, value: cls }, { type: p.CKA_ID, value: Buffer.from(objectId) }]);
+  const ofClass = (objectId: string, cls: number) =>
+    findObjects(mod, session, [
+      { type: p.CKA_CLASS, value: cls },
+      { type: p.CKA_ID, value: Buffer.from(objectId) },
+    ]);
   const attribute = (handle: Handle, type: number) => mod.C_GetAttributeValue(session, handle, [{ type }])[0]!.value as Buffer;
   const ckrOf = (e: unknown) => (e as { code?: number }).code;
 
@@ -59,7 +73,22 @@ describe("Ed25519 key migration (wrapped PKCS#8) into SoftHSM2 with EdDSA unwrap
 
   it("an officer migrates a Binance Ed25519 key by CLI: unwrapped inside the HSM, sensitive and unextractable, and it signs what the old key signed", async () => {
     const existing = pkcs8File("binance-ed25519");
-    const r = await runCli(["key", "import", "--data-dir", svc.dir, "--key", "bn-migrated", "--exchange", "binance", "--algorithm", "ed25519", "--api-key-id", "migrated-api-key", "--pkcs8-file", existing.file]);
+    const r = await runCli([
+      "key",
+      "import",
+      "--data-dir",
+      svc.dir,
+      "--key",
+      "bn-migrated",
+      "--exchange",
+      "binance",
+      "--algorithm",
+      "ed25519",
+      "--api-key-id",
+      "migrated-api-key",
+      "--pkcs8-file",
+      existing.file,
+    ]);
     assert.equal(r.code, 0, r.stdout + r.stderr);
 
     const { keys } = await unary(svc.custody, "listKeys", {});
@@ -77,12 +106,33 @@ describe("Ed25519 key migration (wrapped PKCS#8) into SoftHSM2 with EdDSA unwrap
     assert.equal(attribute(priv, p.CKA_SENSITIVE)[0], 1);
     assert.equal(attribute(priv, p.CKA_EXTRACTABLE)[0], 0);
     assert.equal(attribute(priv, p.CKA_TOKEN)[0], 1);
-    assert.throws(() => attribute(priv, p.CKA_VALUE), (e) => ckrOf(e) === CKR_ATTRIBUTE_SENSITIVE);
+    assert.throws(
+      () => attribute(priv, p.CKA_VALUE),
+      (e) => ckrOf(e) === CKR_ATTRIBUTE_SENSITIVE,
+    );
 
     // A Binance order signed in the HSM verifies with the key the bot used to hold (node:crypto).
-    const order = { keyId: "bn-migrated", version: 0, method: "POST", path: "/fapi/v1/order", query: "symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTC&quantity=0.01&price=50000", queryParams: [], body: Buffer.alloc(0), timestampMs: "0", nonce: "", expires: "0", recvWindowMs: 0, passphrase: "", apiKeyVersion: "", omitNonce: false };
+    const order = {
+      keyId: "bn-migrated",
+      version: 0,
+      method: "POST",
+      path: "/fapi/v1/order",
+      query: "symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTC&quantity=0.01&price=50000",
+      queryParams: [],
+      body: Buffer.alloc(0),
+      timestampMs: "0",
+      nonce: "",
+      expires: "0",
+      recvWindowMs: 0,
+      passphrase: "",
+      apiKeyVersion: "",
+      omitNonce: false,
+    };
     const res = await unary(svc.signer, "signExchangeRequest", order);
-    assert.deepEqual(res.headers.map((h) => [h.name, h.value]), [["X-MBX-APIKEY", "migrated-api-key"]]);
+    assert.deepEqual(
+      res.headers.map((h) => [h.name, h.value]),
+      [["X-MBX-APIKEY", "migrated-api-key"]],
+    );
     const cut = res.query.lastIndexOf("&signature=");
     assert.ok(verify(null, Buffer.from(res.query.slice(0, cut)), existing.pair.publicKey, Buffer.from(res.signature, "base64")));
 
@@ -101,7 +151,19 @@ describe("Ed25519 key migration (wrapped PKCS#8) into SoftHSM2 with EdDSA unwrap
 
   it("a raw-sign key migrated the same way signs arbitrary payloads the old key verifies", async () => {
     const existing = pkcs8File("custom-ed25519");
-    const r = await runCli(["key", "import", "--data-dir", svc.dir, "--key", "custom-migrated", "--raw", "--algorithm", "ed25519", "--pkcs8-file", existing.file]);
+    const r = await runCli([
+      "key",
+      "import",
+      "--data-dir",
+      svc.dir,
+      "--key",
+      "custom-migrated",
+      "--raw",
+      "--algorithm",
+      "ed25519",
+      "--pkcs8-file",
+      existing.file,
+    ]);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     for (const size of [0, 1, 64, 1000, 65_536]) {
       const payload = randomBytes(size);
@@ -118,7 +180,21 @@ describe("Ed25519 key migration (wrapped PKCS#8) into SoftHSM2 with EdDSA unwrap
     const envelope = buildEnvelope(der, { spkiPem: wrapping.spkiPem, fingerprint: wrapping.fingerprint, oaepHash: wrapping.oaepHash as "sha1" });
     await expectDenied(
       proposeAndApprove(svc.custody, {
-        kind: { $case: "importKey", importKey: { keyId: "swapped", exchange: "raw", environment: Environment.ENVIRONMENT_TESTNET, label: "", apiKeyId: "", algorithm: Algorithm.ALGORITHM_ED25519, envelope, maxAgeDays: 0, publicKeyPem: claimed, signedPassphrase: "" } },
+        kind: {
+          $case: "importKey",
+          importKey: {
+            keyId: "swapped",
+            exchange: "raw",
+            environment: Environment.ENVIRONMENT_TESTNET,
+            label: "",
+            apiKeyId: "",
+            algorithm: Algorithm.ALGORITHM_ED25519,
+            envelope,
+            maxAgeDays: 0,
+            publicKeyPem: claimed,
+            signedPassphrase: "",
+          },
+        },
         ttlSeconds: 0,
       }),
       status.INVALID_ARGUMENT,

@@ -77,11 +77,19 @@ describe("Ed25519 key pairs generated in SoftHSM2", () => {
 
   /** Every object with this CKA_ID, any class, token objects and session copies alike. */
   const objectsWithId = (objectId: string) => findObjects(mod, session, [{ type: p.CKA_ID, value: Buffer.from(objectId) }]);
-  const ofClass = (objectId: string, cls: number) => findObjects(mod, session, [{ type: p.CKA_CLASS, value: cls }, { type: p.CKA_ID, value: Buffer.from(objectId) }]);
+  const ofClass = (objectId: string, cls: number) =>
+    findObjects(mod, session, [
+      { type: p.CKA_CLASS, value: cls },
+      { type: p.CKA_ID, value: Buffer.from(objectId) },
+    ]);
   const isToken = (handle: Handle) => (mod.C_GetAttributeValue(session, handle, [{ type: p.CKA_TOKEN }])[0]!.value as Buffer)[0] === 1;
   /** CK_BBOOL attributes (one-byte buffers in pkcs11js) by name. */
   function flags(handle: Handle, names: Array<keyof typeof pkcs11js>): Record<string, boolean> {
-    const attrs = mod.C_GetAttributeValue(session, handle, names.map((n) => ({ type: p[n] as number })));
+    const attrs = mod.C_GetAttributeValue(
+      session,
+      handle,
+      names.map((n) => ({ type: p[n] as number })),
+    );
     return Object.fromEntries(names.map((n, i) => [n, (attrs[i]!.value as Buffer)[0] === 1]));
   }
   const ulong = (handle: Handle, type: number) => (mod.C_GetAttributeValue(session, handle, [{ type }])[0]!.value as Buffer).readUIntLE(0, 4);
@@ -128,7 +136,18 @@ describe("Ed25519 key pairs generated in SoftHSM2", () => {
     assert.deepEqual(point, Buffer.concat([Buffer.from([0x04, 0x20]), spkiDer.subarray(12)]));
 
     assert.deepEqual(
-      flags(priv, ["CKA_TOKEN", "CKA_PRIVATE", "CKA_SENSITIVE", "CKA_EXTRACTABLE", "CKA_SIGN", "CKA_SIGN_RECOVER", "CKA_DECRYPT", "CKA_UNWRAP", "CKA_DERIVE", "CKA_COPYABLE"]),
+      flags(priv, [
+        "CKA_TOKEN",
+        "CKA_PRIVATE",
+        "CKA_SENSITIVE",
+        "CKA_EXTRACTABLE",
+        "CKA_SIGN",
+        "CKA_SIGN_RECOVER",
+        "CKA_DECRYPT",
+        "CKA_UNWRAP",
+        "CKA_DERIVE",
+        "CKA_COPYABLE",
+      ]),
       {
         CKA_TOKEN: true,
         CKA_PRIVATE: true,
@@ -164,7 +183,11 @@ describe("Ed25519 key pairs generated in SoftHSM2", () => {
     const { target, publicKey } = await generate("sign");
     const data = payloads(100);
     const byMode: Record<string, Buffer[]> = {};
-    for (const [mode, h] of [["sync", syncHsm], ["async", asyncHsm], ["worker (lone calls: main thread)", hsm]] as const) {
+    for (const [mode, h] of [
+      ["sync", syncHsm],
+      ["async", asyncHsm],
+      ["worker (lone calls: main thread)", hsm],
+    ] as const) {
       assert.equal(h.status().dispatch, mode.split(" ")[0]);
       const sigs: Buffer[] = [];
       for (const d of data) {
@@ -288,7 +311,10 @@ describe("Ed25519 key pairs generated in SoftHSM2", () => {
       await assert.rejects(h.sign(target.objectId, "ed25519", randomBytes(16)), isCustos("HSM_ERROR"), h.status().dispatch);
     }
     const burst = await Promise.allSettled(Array.from({ length: 8 }, () => hsm.sign(target.objectId, "ed25519", randomBytes(16))));
-    assert.deepEqual(burst.map((r) => r.status), Array(8).fill("rejected"));
+    assert.deepEqual(
+      burst.map((r) => r.status),
+      Array(8).fill("rejected"),
+    );
     assert.equal(hsm.status().ready, true, "a missing key must not look like a lost HSM");
 
     await hsm.destroySecret(target.objectId); // idempotent
@@ -332,7 +358,22 @@ describe("Ed25519 key pairs generated in SoftHSM2", () => {
     const file = join(dir, "binance-ed25519.pem");
     const existing = generateKeyPairSync("ed25519");
     writeFileSync(file, existing.privateKey.export({ format: "pem", type: "pkcs8" }), { mode: 0o600 });
-    const r = await runCli(["key", "import", "--data-dir", svc.dir, "--key", "bn-ed-migrated", "--exchange", "binance", "--algorithm", "ed25519", "--api-key-id", "migrated", "--pkcs8-file", file]);
+    const r = await runCli([
+      "key",
+      "import",
+      "--data-dir",
+      svc.dir,
+      "--key",
+      "bn-ed-migrated",
+      "--exchange",
+      "binance",
+      "--algorithm",
+      "ed25519",
+      "--api-key-id",
+      "migrated",
+      "--pkcs8-file",
+      file,
+    ]);
     rmSync(dir, { recursive: true, force: true });
     assert.equal(r.code, 1, r.stdout + r.stderr);
     assert.match(r.stderr, /HSM_UNSUPPORTED|cannot unwrap an Ed25519 private key/);
@@ -343,7 +384,10 @@ describe("Ed25519 key pairs generated in SoftHSM2", () => {
     assert.match(p.failure, /cannot unwrap an Ed25519 private key/);
     // What the officers approved names the key's public half, so a migration cannot swap keys.
     const shown = await unary(svc.custody, "getProposal", { id: p.id });
-    assert.ok(shown.canonical.includes(JSON.stringify(existing.publicKey.export({ format: "pem", type: "spki" }).toString()).slice(1, -1)), "the public key is in the signed content");
+    assert.ok(
+      shown.canonical.includes(JSON.stringify(existing.publicKey.export({ format: "pem", type: "spki" }).toString()).slice(1, -1)),
+      "the public key is in the signed content",
+    );
     assert.deepEqual(objectsWithId(versionObjectId("bn-ed-migrated", 1)), [], "no private or public key object left behind");
     assert.ok(!(await unary(svc.custody, "listKeys", {})).keys.some((k) => k.keyId === "bn-ed-migrated"));
     const store = new SqliteStore(join(svc.dir, "custos.db"), { readonly: true });
@@ -358,7 +402,18 @@ describe("Ed25519 key pairs generated in SoftHSM2", () => {
 
   it("a generate_key proposal (the quorum's decision) creates the key in the HSM; it signs and only its public key leaves", async () => {
     const p = await proposeAndApprove(svc.custody, {
-      kind: { $case: "generateKey", generateKey: { keyId: "gen-ed", exchange: "raw", environment: Environment.ENVIRONMENT_TESTNET, label: "", apiKeyId: "", algorithm: Algorithm.ALGORITHM_ED25519, maxAgeDays: 0 } },
+      kind: {
+        $case: "generateKey",
+        generateKey: {
+          keyId: "gen-ed",
+          exchange: "raw",
+          environment: Environment.ENVIRONMENT_TESTNET,
+          label: "",
+          apiKeyId: "",
+          algorithm: Algorithm.ALGORITHM_ED25519,
+          maxAgeDays: 0,
+        },
+      },
       ttlSeconds: 0,
     });
     assert.equal(p.state, "executed", p.failure);
@@ -376,7 +431,12 @@ describe("Ed25519 key pairs generated in SoftHSM2", () => {
     // The chain records the generation with the public key's digest, never key material.
     const events = await auditEvents(svc.dir);
     const generated = events.find((e) => e.kind === "key.generate" && e.key === "gen-ed")!;
-    assert.equal(generated.details?.publicKeySha256, createHash("sha256").update(publicKey.export({ type: "spki", format: "der" })).digest("hex"));
+    assert.equal(
+      generated.details?.publicKeySha256,
+      createHash("sha256")
+        .update(publicKey.export({ type: "spki", format: "der" }))
+        .digest("hex"),
+    );
   });
 
   it("refuses an ed25519 import without its public key (or with another key type's) and an HMAC generate, at Propose", async () => {
@@ -389,13 +449,19 @@ describe("Ed25519 key pairs generated in SoftHSM2", () => {
     const wrapping = await unary(svc.custody, "getWrappingKey", {});
     const envelope = buildEnvelope(randomBytes(32), { spkiPem: wrapping.spkiPem, fingerprint: wrapping.fingerprint, oaepHash: wrapping.oaepHash as "sha1" });
     await expectDenied(
-      proposeAndApprove(svc.custody, { kind: { $case: "importKey", importKey: { ...key, algorithm: Algorithm.ALGORITHM_ED25519, envelope, publicKeyPem: "", signedPassphrase: "" } }, ttlSeconds: 0 }),
+      proposeAndApprove(svc.custody, {
+        kind: { $case: "importKey", importKey: { ...key, algorithm: Algorithm.ALGORITHM_ED25519, envelope, publicKeyPem: "", signedPassphrase: "" } },
+        ttlSeconds: 0,
+      }),
       status.INVALID_ARGUMENT,
       "INVALID_ARGUMENT",
     );
     const rsaPublic = generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey.export({ format: "pem", type: "spki" }).toString();
     await expectDenied(
-      proposeAndApprove(svc.custody, { kind: { $case: "importKey", importKey: { ...key, algorithm: Algorithm.ALGORITHM_ED25519, envelope, publicKeyPem: rsaPublic, signedPassphrase: "" } }, ttlSeconds: 0 }),
+      proposeAndApprove(svc.custody, {
+        kind: { $case: "importKey", importKey: { ...key, algorithm: Algorithm.ALGORITHM_ED25519, envelope, publicKeyPem: rsaPublic, signedPassphrase: "" } },
+        ttlSeconds: 0,
+      }),
       status.INVALID_ARGUMENT,
       "INVALID_ARGUMENT",
     );
@@ -403,49 +469,123 @@ describe("Ed25519 key pairs generated in SoftHSM2", () => {
 
   it("a Binance Ed25519 key: generated, its API key id set by proposal, then orders signed the way Binance documents (base64, URL-encoded)", async () => {
     const generated = await proposeAndApprove(svc.custody, {
-      kind: { $case: "generateKey", generateKey: { keyId: "bn-ed", exchange: "binance", environment: Environment.ENVIRONMENT_TESTNET, label: "", apiKeyId: "", algorithm: Algorithm.ALGORITHM_ED25519, maxAgeDays: 0 } },
+      kind: {
+        $case: "generateKey",
+        generateKey: {
+          keyId: "bn-ed",
+          exchange: "binance",
+          environment: Environment.ENVIRONMENT_TESTNET,
+          label: "",
+          apiKeyId: "",
+          algorithm: Algorithm.ALGORITHM_ED25519,
+          maxAgeDays: 0,
+        },
+      },
       ttlSeconds: 0,
     });
     assert.equal(generated.state, "executed", generated.failure);
-    const order = { keyId: "bn-ed", version: 0, method: "POST", path: "/fapi/v1/order", query: "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=0.01", queryParams: [], body: Buffer.alloc(0), timestampMs: "0", nonce: "", expires: "0", recvWindowMs: 0, passphrase: "", apiKeyVersion: "", omitNonce: false };
+    const order = {
+      keyId: "bn-ed",
+      version: 0,
+      method: "POST",
+      path: "/fapi/v1/order",
+      query: "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=0.01",
+      queryParams: [],
+      body: Buffer.alloc(0),
+      timestampMs: "0",
+      nonce: "",
+      expires: "0",
+      recvWindowMs: 0,
+      passphrase: "",
+      apiKeyVersion: "",
+      omitNonce: false,
+    };
     // Until the officers record the API key id Binance assigned to the public key, nothing can be sent.
     await expectDenied(unary(svc.signer, "signExchangeRequest", order), status.FAILED_PRECONDITION, "NO_API_KEY_ID");
-    const set = await proposeAndApprove(svc.custody, { kind: { $case: "setApiKeyId", setApiKeyId: { keyId: "bn-ed", apiKeyId: "ed-api-key" } }, ttlSeconds: 0 });
+    const set = await proposeAndApprove(svc.custody, {
+      kind: { $case: "setApiKeyId", setApiKeyId: { keyId: "bn-ed", apiKeyId: "ed-api-key" } },
+      ttlSeconds: 0,
+    });
     assert.equal(set.state, "executed", set.failure);
 
     const res = await unary(svc.signer, "signExchangeRequest", order);
-    assert.deepEqual(res.headers.map((h) => [h.name, h.value]), [["X-MBX-APIKEY", "ed-api-key"]]);
+    assert.deepEqual(
+      res.headers.map((h) => [h.name, h.value]),
+      [["X-MBX-APIKEY", "ed-api-key"]],
+    );
     assert.equal(res.apiKeyId, "ed-api-key");
     const cut = res.query.lastIndexOf("&signature=");
     const signedPayload = res.query.slice(0, cut);
     assert.equal(res.query.slice(cut + "&signature=".length), encodeURIComponent(res.signature), "the base64 signature is percent-encoded in the query");
     const { keys } = await unary(svc.custody, "listKeys", {});
     const publicKey = createPublicKey(keys.find((k) => k.keyId === "bn-ed")!.publicKeyPem);
-    assert.ok(verify(null, Buffer.from(signedPayload), publicKey, Buffer.from(res.signature, "base64")), "Ed25519 signature over the query (with timestamp) verifies");
+    assert.ok(
+      verify(null, Buffer.from(signedPayload), publicKey, Buffer.from(res.signature, "base64")),
+      "Ed25519 signature over the query (with timestamp) verifies",
+    );
 
     // The WebSocket API login with the same key: session.logon over "apiKey=…&timestamp=…".
-    const logon = await unary(svc.signer, "signWebSocketAuth", { keyId: "bn-ed", version: 0, timestampMs: "0", nonce: "", expires: "0", challenge: "", channel: "", event: "", passphrase: "", wsMethod: "", wsParams: [] });
+    const logon = await unary(svc.signer, "signWebSocketAuth", {
+      keyId: "bn-ed",
+      version: 0,
+      timestampMs: "0",
+      nonce: "",
+      expires: "0",
+      challenge: "",
+      channel: "",
+      event: "",
+      passphrase: "",
+      wsMethod: "",
+      wsParams: [],
+    });
     const message = JSON.parse(logon.message) as { method: string; params: { apiKey: string; signature: string; timestamp: number } };
     assert.equal(message.method, "session.logon");
     assert.equal(message.params.apiKey, "ed-api-key");
     assert.equal(String(message.params.timestamp), logon.timestamp);
-    assert.ok(verify(null, Buffer.from(`apiKey=ed-api-key&timestamp=${logon.timestamp}`), publicKey, Buffer.from(message.params.signature, "base64")), "session.logon signature verifies");
+    assert.ok(
+      verify(null, Buffer.from(`apiKey=ed-api-key&timestamp=${logon.timestamp}`), publicKey, Buffer.from(message.params.signature, "base64")),
+      "session.logon signature verifies",
+    );
   });
 
   it("rotates a Binance Ed25519 key: a new pair generated in the HSM stays pending until the exchange's API key id is set, then takes over while the old one retires", async () => {
-    const order = { keyId: "bn-ed", version: 0, method: "POST", path: "/fapi/v1/order", query: "symbol=BTCUSDT&side=SELL&type=MARKET&quantity=0.02", queryParams: [], body: Buffer.alloc(0), timestampMs: "0", nonce: "", expires: "0", recvWindowMs: 0, passphrase: "", apiKeyVersion: "", omitNonce: false };
+    const order = {
+      keyId: "bn-ed",
+      version: 0,
+      method: "POST",
+      path: "/fapi/v1/order",
+      query: "symbol=BTCUSDT&side=SELL&type=MARKET&quantity=0.02",
+      queryParams: [],
+      body: Buffer.alloc(0),
+      timestampMs: "0",
+      nonce: "",
+      expires: "0",
+      recvWindowMs: 0,
+      passphrase: "",
+      apiKeyVersion: "",
+      omitNonce: false,
+    };
     const signedBy = (res: { query: string; signature: string }, pem: string) =>
       verify(null, Buffer.from(res.query.slice(0, res.query.lastIndexOf("&signature="))), createPublicKey(pem), Buffer.from(res.signature, "base64"));
     const keyInfo = async () => (await unary(svc.custody, "listKeys", {})).keys.find((k) => k.keyId === "bn-ed")!;
     const v1Pem = (await keyInfo()).publicKeyPem;
     const rotate = (extra: { envelope?: Awaited<ReturnType<typeof envelopeFor>>; apiKeyId?: string } = {}) =>
-      unary(svc.custody, "propose", { kind: { $case: "rotateKey", rotateKey: { keyId: "bn-ed", envelope: extra.envelope, apiKeyId: extra.apiKeyId ?? "", graceSeconds: 3600, signedPassphrase: "" } }, ttlSeconds: 0 });
+      unary(svc.custody, "propose", {
+        kind: {
+          $case: "rotateKey",
+          rotateKey: { keyId: "bn-ed", envelope: extra.envelope, apiKeyId: extra.apiKeyId ?? "", graceSeconds: 3600, signedPassphrase: "" },
+        },
+        ttlSeconds: 0,
+      });
 
     // An envelope or an API key id cannot come with an Ed25519 rotation: the pair is generated, the id assigned later.
     await expectDenied(rotate({ envelope: await envelopeFor(svc.custody, randomBytes(32)) }), status.INVALID_ARGUMENT, "INVALID_ARGUMENT");
     await expectDenied(rotate({ apiKeyId: "guess" }), status.INVALID_ARGUMENT, "INVALID_ARGUMENT");
 
-    const rotated = await proposeAndApprove(svc.custody, { kind: { $case: "rotateKey", rotateKey: { keyId: "bn-ed", envelope: undefined, apiKeyId: "", graceSeconds: 3600, signedPassphrase: "" } }, ttlSeconds: 0 });
+    const rotated = await proposeAndApprove(svc.custody, {
+      kind: { $case: "rotateKey", rotateKey: { keyId: "bn-ed", envelope: undefined, apiKeyId: "", graceSeconds: 3600, signedPassphrase: "" } },
+      ttlSeconds: 0,
+    });
     assert.equal(rotated.state, "executed", rotated.failure);
     const pending = (await keyInfo()).versions.find((v) => v.version === 2)!;
     assert.equal(pending.state, "pending");
@@ -455,7 +595,12 @@ describe("Ed25519 key pairs generated in SoftHSM2", () => {
     assert.equal(createPublicKey(pending.publicKeyPem).asymmetricKeyType, "ed25519");
     const audited = (await auditEvents(svc.dir)).find((e) => e.kind === "key.rotate" && e.key === "bn-ed");
     assert.equal(audited?.version, 2);
-    assert.equal(audited?.details?.publicKeySha256, createHash("sha256").update(createPublicKey(pending.publicKeyPem).export({ format: "der", type: "spki" })).digest("hex"));
+    assert.equal(
+      audited?.details?.publicKeySha256,
+      createHash("sha256")
+        .update(createPublicKey(pending.publicKeyPem).export({ format: "der", type: "spki" }))
+        .digest("hex"),
+    );
 
     // Pending: v1 still signs every order; v2 signs nothing, even pinned; a second rotation waits.
     const before = await unary(svc.signer, "signExchangeRequest", order);
@@ -465,7 +610,10 @@ describe("Ed25519 key pairs generated in SoftHSM2", () => {
     await expectDenied(rotate(), status.FAILED_PRECONDITION, "PRECONDITION_FAILED");
 
     // The officers registered v2's public key at Binance, which assigned it an API key id.
-    const activated = await proposeAndApprove(svc.custody, { kind: { $case: "setApiKeyId", setApiKeyId: { keyId: "bn-ed", apiKeyId: "ed-api-key-2" } }, ttlSeconds: 0 });
+    const activated = await proposeAndApprove(svc.custody, {
+      kind: { $case: "setApiKeyId", setApiKeyId: { keyId: "bn-ed", apiKeyId: "ed-api-key-2" } },
+      ttlSeconds: 0,
+    });
     assert.equal(activated.state, "executed", activated.failure);
     const info = await keyInfo();
     assert.equal(info.activeVersion, 2);
@@ -477,7 +625,10 @@ describe("Ed25519 key pairs generated in SoftHSM2", () => {
     const after = await unary(svc.signer, "signExchangeRequest", order);
     assert.equal(after.keyVersion, 2);
     assert.equal(after.apiKeyId, "ed-api-key-2");
-    assert.deepEqual(after.headers.map((h) => [h.name, h.value]), [["X-MBX-APIKEY", "ed-api-key-2"]]);
+    assert.deepEqual(
+      after.headers.map((h) => [h.name, h.value]),
+      [["X-MBX-APIKEY", "ed-api-key-2"]],
+    );
     assert.ok(signedBy(after, pending.publicKeyPem), "v2 signs, verified with the public key registered at the exchange");
     const pinned = await unary(svc.signer, "signExchangeRequest", { ...order, version: 1 });
     assert.equal(pinned.apiKeyId, "ed-api-key", "the retiring version keeps its own API key id");
@@ -497,6 +648,12 @@ describe("Ed25519 key pairs generated in SoftHSM2", () => {
     const set = await runCli(["key", "set-api-key-id", "--data-dir", svc.dir, "--key", "bn-ed-cli", "--api-key-id", "cli-2"]);
     assert.equal(set.code, 0, set.stderr);
     const after = (await unary(svc.custody, "listKeys", {})).keys.find((k) => k.keyId === "bn-ed-cli")!;
-    assert.deepEqual(after.versions.map((v) => [v.version, v.state, v.apiKeyId]), [[1, "retiring", "cli-1"], [2, "active", "cli-2"]]);
+    assert.deepEqual(
+      after.versions.map((v) => [v.version, v.state, v.apiKeyId]),
+      [
+        [1, "retiring", "cli-1"],
+        [2, "active", "cli-2"],
+      ],
+    );
   });
 });

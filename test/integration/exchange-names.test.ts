@@ -16,7 +16,11 @@ import { envelopeFor, expectDenied, importSecret, proposeAndApprove, runCli, sta
  */
 
 const SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j";
-const lines = (s: string) => s.trimEnd().split("\n").filter((l) => l.length > 0);
+const lines = (s: string) =>
+  s
+    .trimEnd()
+    .split("\n")
+    .filter((l) => l.length > 0);
 
 describe("exchange names of imported keys", () => {
   let svc: InProcessService;
@@ -28,7 +32,8 @@ describe("exchange names of imported keys", () => {
   const cli = (args: string[], input?: string) => runCli([...args, "--data-dir", svc.dir], input === undefined ? {} : { input });
   const proposalCount = async () => (await unary(svc.custody, "listProposals", { state: "" })).proposals.length;
   const listed = async (keyId: string) => (await unary(svc.custody, "listKeys", {})).keys.find((k) => k.keyId === keyId);
-  const signRaw = (keyId: string, payload: Buffer) => unary(svc.signer, "sign", { keyId, version: 0, payload, encoding: SignatureEncoding.SIGNATURE_ENCODING_RAW });
+  const signRaw = (keyId: string, payload: Buffer) =>
+    unary(svc.signer, "sign", { keyId, version: 0, payload, encoding: SignatureEncoding.SIGNATURE_ENCODING_RAW });
 
   it("ccxt's id binanceusdm imports a binance key: the CLI says so, the approved content and ListKeys say binance, raw Sign is refused", async () => {
     const r = await cli(["key", "import", "--key", "bn-usdm", "--exchange", "binanceusdm", "--api-key-id", "usdm-api"], SECRET);
@@ -39,7 +44,11 @@ describe("exchange names of imported keys", () => {
     const key = await listed("bn-usdm");
     assert.deepEqual({ exchange: key?.exchange, rawOnly: key?.rawOnly }, { exchange: "binance", rawOnly: false });
     // The dialect's rules apply: raw bytes (a withdrawal query, say) are not signed with it.
-    await expectDenied(signRaw("bn-usdm", Buffer.from("coin=BTC&address=bc1qexample&amount=1&timestamp=1700000000000")), status.PERMISSION_DENIED, "POLICY_DENIED");
+    await expectDenied(
+      signRaw("bn-usdm", Buffer.from("coin=BTC&address=bc1qexample&amount=1&timestamp=1700000000000")),
+      status.PERMISSION_DENIED,
+      "POLICY_DENIED",
+    );
   });
 
   it("refuses a typo or another venue in the CLI (one stderr line, nothing proposed) and at Propose", async () => {
@@ -108,15 +117,24 @@ describe("exchange names of imported keys", () => {
     } finally {
       db.close();
     }
-    assert.deepEqual({ exchange: (await listed("legacy"))?.exchange, rawOnly: (await listed("legacy"))?.rawOnly }, { exchange: "binance-futures", rawOnly: true });
+    assert.deepEqual(
+      { exchange: (await listed("legacy"))?.exchange, rawOnly: (await listed("legacy"))?.rawOnly },
+      { exchange: "binance-futures", rawOnly: true },
+    );
     // A rotation: its summary warns the officers, and once executed (the signer reloads the key) v2 signs raw bytes.
     const secret = randomBytes(32);
     const rotated = await proposeAndApprove(svc.custody, {
-      kind: { $case: "rotateKey", rotateKey: { keyId: "legacy", apiKeyId: "", graceSeconds: 60, envelope: await envelopeFor(svc.custody, secret), signedPassphrase: "" } },
+      kind: {
+        $case: "rotateKey",
+        rotateKey: { keyId: "legacy", apiKeyId: "", graceSeconds: 60, envelope: await envelopeFor(svc.custody, secret), signedPassphrase: "" },
+      },
       ttlSeconds: 0,
     });
     assert.equal(rotated.state, "executed", rotated.failure);
-    assert.ok(rotated.summary.some((l) => l.startsWith("RAW-ONLY key") && l.includes('"binance-futures"')), rotated.summary.join("\n"));
+    assert.ok(
+      rotated.summary.some((l) => l.startsWith("RAW-ONLY key") && l.includes('"binance-futures"')),
+      rotated.summary.join("\n"),
+    );
     const payload = Buffer.from("legacy raw payload");
     const res = await signRaw("legacy", payload);
     assert.deepEqual({ version: res.keyVersion, signature: res.signature }, { version: 2, signature: createHmac("sha256", secret).update(payload).digest() });

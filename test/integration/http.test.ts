@@ -53,7 +53,10 @@ describe("health, readiness, metrics and logs", () => {
     const ready = await get("/readyz");
     assert.equal(ready.status, 200, "overdue keys do not fail readiness");
     const body = (await ready.json()) as { keys: { overdue: Array<{ id: string; dueAt: string }> } };
-    assert.deepEqual(body.keys.overdue.map((k) => k.id), ["old-key"]);
+    assert.deepEqual(
+      body.keys.overdue.map((k) => k.id),
+      ["old-key"],
+    );
     assert.equal(Date.parse(body.keys.overdue[0]!.dueAt), Date.parse(old) + 45 * 86_400_000);
     const text = await (await get("/metrics")).text();
     assert.equal(sample(text, 'custos_key_days_until_due{key="old-key"}'), -1);
@@ -65,7 +68,8 @@ describe("health, readiness, metrics and logs", () => {
 
   it("counts sign decisions by outcome and reason, with latency histograms and HSM gauges", async () => {
     const payload = Buffer.from("symbol=BTCUSDT&side=SELL&type=MARKET&quantity=0.01");
-    for (let i = 0; i < 5; i++) await unary(svc.signer, "sign", { keyId: "metrics-key", version: 0, payload, encoding: SignatureEncoding.SIGNATURE_ENCODING_HEX });
+    for (let i = 0; i < 5; i++)
+      await unary(svc.signer, "sign", { keyId: "metrics-key", version: 0, payload, encoding: SignatureEncoding.SIGNATURE_ENCODING_HEX });
     for (let i = 0; i < 3; i++) {
       await expectDenied(unary(svc.signer, "sign", { keyId: "no-such-key", version: 0, payload, encoding: 0 }), status.NOT_FOUND, "KEY_NOT_FOUND");
     }
@@ -91,7 +95,11 @@ describe("health, readiness, metrics and logs", () => {
   it("logs JSON lines with stable fields and never the payload", async () => {
     const payload = Buffer.from("a-payload-that-must-not-be-logged-" + randomBytes(8).toString("hex"));
     await expectDenied(unary(svc.signer, "sign", { keyId: "no-such-key", version: 0, payload, encoding: 0 }), status.NOT_FOUND, "KEY_NOT_FOUND");
-    const lines = svc.logs().trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = svc
+      .logs()
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     assert.ok(lines.length > 0);
     for (const line of lines) {
       assert.equal(typeof line.time, "string");

@@ -101,7 +101,10 @@ describe("key import into SoftHSM2", () => {
     assert.ok(handle, "no HSM object for k-sealed v1");
     assert.equal(extra.length, 0);
 
-    assert.throws(() => mod.C_GetAttributeValue(session, handle, [{ type: p.CKA_VALUE }]), (e: { code?: number }) => e.code === CKR_ATTRIBUTE_SENSITIVE);
+    assert.throws(
+      () => mod.C_GetAttributeValue(session, handle, [{ type: p.CKA_VALUE }]),
+      (e: { code?: number }) => e.code === CKR_ATTRIBUTE_SENSITIVE,
+    );
 
     const expected: Array<[string, number, boolean]> = [
       ["CKA_TOKEN", p.CKA_TOKEN, true],
@@ -115,7 +118,11 @@ describe("key import into SoftHSM2", () => {
       ["CKA_UNWRAP", p.CKA_UNWRAP, false],
       ["CKA_DERIVE", p.CKA_DERIVE, false],
     ];
-    const attrs = mod.C_GetAttributeValue(session, handle, expected.map(([, type]) => ({ type })));
+    const attrs = mod.C_GetAttributeValue(
+      session,
+      handle,
+      expected.map(([, type]) => ({ type })),
+    );
     // pkcs11js returns CK_BBOOL attributes as one-byte buffers.
     const actual = Object.fromEntries(expected.map(([name], i) => [name, (attrs[i]!.value as Buffer)[0] === 1]));
     assert.deepEqual(actual, Object.fromEntries(expected.map(([name, , v]) => [name, v])));
@@ -150,8 +157,15 @@ describe("key import into SoftHSM2", () => {
     const copies = all.filter((h) => !isToken(h));
     assert.equal(copies.length, 1, "one session copy after signing");
     const copy = copies[0]!;
-    assert.throws(() => mod.C_GetAttributeValue(session, copy, [{ type: p.CKA_VALUE }]), (e: { code?: number }) => e.code === CKR_ATTRIBUTE_SENSITIVE);
-    const [sensitive, extractable, encrypt] = mod.C_GetAttributeValue(session, copy, [{ type: p.CKA_SENSITIVE }, { type: p.CKA_EXTRACTABLE }, { type: p.CKA_ENCRYPT }]);
+    assert.throws(
+      () => mod.C_GetAttributeValue(session, copy, [{ type: p.CKA_VALUE }]),
+      (e: { code?: number }) => e.code === CKR_ATTRIBUTE_SENSITIVE,
+    );
+    const [sensitive, extractable, encrypt] = mod.C_GetAttributeValue(session, copy, [
+      { type: p.CKA_SENSITIVE },
+      { type: p.CKA_EXTRACTABLE },
+      { type: p.CKA_ENCRYPT },
+    ]);
     assert.deepEqual([sensitive!.value, extractable!.value, encrypt!.value], [Buffer.from([1]), Buffer.from([0]), Buffer.from([0])]);
   });
 
@@ -191,7 +205,10 @@ describe("key import into SoftHSM2", () => {
         ],
         what,
       );
-      assert.ok(events.every((e) => e.details?.proposal === proposed.id), what);
+      assert.ok(
+        events.every((e) => e.details?.proposal === proposed.id),
+        what,
+      );
     }
     // A bad envelope is the caller's fault: the HSM kept its sessions and login (no recovery cycle).
     assert.equal(svc.service.hsm.status().ready, true);
@@ -203,16 +220,13 @@ describe("key import into SoftHSM2", () => {
     const executed = await approve(ok.id);
     assert.equal(executed.state, "executed");
     assert.equal(secretObjects("k-tamper").length, 1);
-    assert.deepEqual(
-      (await eventsSince(before)).map(summary),
-      [
-        ["proposal.create", "ok", undefined, "k-tamper"],
-        ["proposal.approve", "ok", undefined, "k-tamper"],
-        ["proposal.execute", "ok", undefined, "k-tamper"],
-        ["key.import", "ok", undefined, "k-tamper"],
-        ["proposal.executed", "ok", undefined, "k-tamper"],
-      ],
-    );
+    assert.deepEqual((await eventsSince(before)).map(summary), [
+      ["proposal.create", "ok", undefined, "k-tamper"],
+      ["proposal.approve", "ok", undefined, "k-tamper"],
+      ["proposal.execute", "ok", undefined, "k-tamper"],
+      ["key.import", "ok", undefined, "k-tamper"],
+      ["proposal.executed", "ok", undefined, "k-tamper"],
+    ]);
     const payload = randomBytes(100);
     const res = await unary(svc.signer, "sign", { keyId: "k-tamper", version: 0, payload, encoding: SignatureEncoding.SIGNATURE_ENCODING_RAW });
     assert.deepEqual(res.signature, createHmac("sha256", secret).update(payload).digest());
@@ -275,7 +289,10 @@ describe("key import into SoftHSM2", () => {
         what,
       );
     }
-    assert.deepEqual((await keyIds()).filter((id) => id.startsWith("k-meta") || id.includes(" ") || id.startsWith(".")), []);
+    assert.deepEqual(
+      (await keyIds()).filter((id) => id.startsWith("k-meta") || id.includes(" ") || id.startsWith(".")),
+      [],
+    );
     assert.equal((await unary(svc.custody, "listProposals", { state: "" })).proposals.length, proposalsBefore, "a refused proposal was stored");
   });
 });

@@ -13,7 +13,11 @@ before(async () => {
 });
 after(async () => svc?.stop());
 
-const overdueLines = () => svc.logs().split("\n").filter((l) => l.includes('"event":"key.overdue"'));
+const overdueLines = () =>
+  svc
+    .logs()
+    .split("\n")
+    .filter((l) => l.includes('"event":"key.overdue"'));
 
 it("logs an overdue key at warn, with its due date, once per day", async () => {
   const store = new SqliteStore(svc.config.store.sqlitePath);

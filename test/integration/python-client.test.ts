@@ -30,20 +30,33 @@ const CASES: Array<{ name: string; input: ExchangeRequestInput }> = [
   {
     name: "binance-order",
     input: {
-      keyId: "bn", method: "POST", path: "/api/v3/order", query: "symbol=LTCBTC&side=BUY&type=LIMIT&timeInForce=GTC&quantity=1&price=0.1",
-      timestampMs: 1499827319559, recvWindowMs: 5000,
+      keyId: "bn",
+      method: "POST",
+      path: "/api/v3/order",
+      query: "symbol=LTCBTC&side=BUY&type=LIMIT&timeInForce=GTC&quantity=1&price=0.1",
+      timestampMs: 1499827319559,
+      recvWindowMs: 5000,
     },
   },
   {
     name: "bybit-get",
     input: {
-      keyId: "by", method: "GET", path: "/v5/order/realtime", query: "category=option&symbol=BTC-29JUL22-25000-C", timestampMs: BYBIT_T, recvWindowMs: 5000,
+      keyId: "by",
+      method: "GET",
+      path: "/v5/order/realtime",
+      query: "category=option&symbol=BTC-29JUL22-25000-C",
+      timestampMs: BYBIT_T,
+      recvWindowMs: 5000,
     },
   },
   {
     name: "bybit-order",
     input: {
-      keyId: "by", method: "POST", path: "/v5/order/create", timestampMs: BYBIT_T, recvWindowMs: 5000,
+      keyId: "by",
+      method: "POST",
+      path: "/v5/order/create",
+      timestampMs: BYBIT_T,
+      recvWindowMs: 5000,
       body: '{"category":"linear","symbol":"BTCUSDT","side":"Buy","orderType":"Limit","qty":"0.01","price":"30000","timeInForce":"GTC"}',
     },
   },
@@ -54,7 +67,11 @@ const CASES: Array<{ name: string; input: ExchangeRequestInput }> = [
   {
     name: "okx-order",
     input: {
-      keyId: "ok", method: "POST", path: "/api/v5/trade/order", timestampMs: OKX_T, passphrase: OKX.passphrase,
+      keyId: "ok",
+      method: "POST",
+      path: "/api/v5/trade/order",
+      timestampMs: OKX_T,
+      passphrase: OKX.passphrase,
       body: '{"instId":"BTC-USDT","tdMode":"cash","side":"buy","ordType":"limit","sz":"0.01","px":"30000"}',
     },
   },

@@ -41,9 +41,11 @@ function rawClient(svc: InProcessService, id: { certPath: string; keyPath: strin
 /** Runs `fn` for 0..n-1, at most `width` at a time. */
 async function bounded(n: number, width: number, fn: (i: number) => Promise<unknown>): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: width }, async () => {
-    while (next < n) await fn(next++);
-  }));
+  await Promise.all(
+    Array.from({ length: width }, async () => {
+      while (next < n) await fn(next++);
+    }),
+  );
 }
 
 describe("refusals at the gRPC edge: typed, audited, aggregated under floods, bounded", () => {
@@ -67,7 +69,9 @@ describe("refusals at the gRPC edge: typed, audited, aggregated under floods, bo
 
   it("a malformed message to each unary RPC answers INVALID_ARGUMENT (MALFORMED_REQUEST) and is audited as rpc.refused", async () => {
     const calls: Array<[Client, string, string]> = [
-      ...Object.values(SignerService).filter((m) => !m.requestStream).map((m): [Client, string, string] => [trader, m.path, svc.conn.client!.certPath]),
+      ...Object.values(SignerService)
+        .filter((m) => !m.requestStream)
+        .map((m): [Client, string, string] => [trader, m.path, svc.conn.client!.certPath]),
       ...[...Object.values(CustodyService), ...Object.values(GuardService)].map((m): [Client, string, string] => [officer, m.path, svc.conn.officer!.certPath]),
     ];
     assert.equal(calls.length, 3 + 9 + 1, "every unary RPC of Signer, Custody and Guard");
@@ -98,19 +102,28 @@ describe("refusals at the gRPC edge: typed, audited, aggregated under floods, bo
     stream.write(TRUNCATED);
     stream.end();
     await ended;
-    assert.deepEqual(answers.map((a) => (a.result?.$case === "denial" ? [a.result.denial.code, a.result.denial.reason] : a.result?.$case)), [
-      [status.INVALID_ARGUMENT, "MALFORMED_REQUEST"],
-      [status.INVALID_ARGUMENT, "MALFORMED_REQUEST"],
-    ]);
+    assert.deepEqual(
+      answers.map((a) => (a.result?.$case === "denial" ? [a.result.denial.code, a.result.denial.reason] : a.result?.$case)),
+      [
+        [status.INVALID_ARGUMENT, "MALFORMED_REQUEST"],
+        [status.INVALID_ARGUMENT, "MALFORMED_REQUEST"],
+      ],
+    );
     const rows = await waitForRows(svc.dir, (e) => e.kind === "rpc.refused" && e.details?.rpc === SignerService.signStream.path, 2);
-    assert.deepEqual(rows.map((r) => r.reason), ["MALFORMED_REQUEST", "MALFORMED_REQUEST"]);
+    assert.deepEqual(
+      rows.map((r) => r.reason),
+      ["MALFORMED_REQUEST", "MALFORMED_REQUEST"],
+    );
   });
 
   it("`custos sign-request --method PATCH` is refused with INVALID_ARGUMENT and audited with its key", async () => {
     const r = await runCli(["sign-request", "--key", "bn", "--method", "PATCH", "--path", "/api/v3/order", "--data-dir", svc.dir]);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /INVALID_ARGUMENT \(INVALID_ARGUMENT\)/);
-    const row = await waitForAuditWhere(svc.dir, (e) => e.kind === "rpc.refused" && e.details?.rpc === SignerService.signExchangeRequest.path && e.reason === "INVALID_ARGUMENT");
+    const row = await waitForAuditWhere(
+      svc.dir,
+      (e) => e.kind === "rpc.refused" && e.details?.rpc === SignerService.signExchangeRequest.path && e.reason === "INVALID_ARGUMENT",
+    );
     assert.equal(row.key, "bn");
     assert.equal(row.outcome, "denied");
   });
@@ -132,7 +145,10 @@ describe("refusals at the gRPC edge: typed, audited, aggregated under floods, bo
     assert.equal(hostileRow.key, "evil\\u000akey\\u001b[31m\\u202e");
 
     const lines = await pollFor(() => {
-      const refused = svc.logs().split("\n").filter((l) => l.includes('"sign.denied"'));
+      const refused = svc
+        .logs()
+        .split("\n")
+        .filter((l) => l.includes('"sign.denied"'));
       return refused.length >= 2 ? refused : undefined;
     });
     for (const line of lines) assert.ok(line.length < 2_000, `a log line of ${line.length} characters`);
@@ -145,12 +161,16 @@ describe("refusals at the gRPC edge: typed, audited, aggregated under floods, bo
     const isMalformedSign = (e: AuditBody) => e.details?.rpc === SignerService.sign.path && e.reason === "MALFORMED_REQUEST";
     const isPatch = (e: AuditBody) => e.details?.rpc === SignerService.signExchangeRequest.path && e.reason === "INVALID_ARGUMENT";
     const before = await auditEvents(svc.dir);
-    const earlier = { malformed: before.filter((e) => e.kind === "rpc.refused" && isMalformedSign(e)).length, patch: before.filter((e) => e.kind === "rpc.refused" && isPatch(e)).length };
+    const earlier = {
+      malformed: before.filter((e) => e.kind === "rpc.refused" && isMalformedSign(e)).length,
+      patch: before.filter((e) => e.kind === "rpc.refused" && isPatch(e)).length,
+    };
     const { ExchangeRequest } = await import("../../src/gen/custos/v1/signer.js");
     const patch = Buffer.from(ExchangeRequest.encode(ExchangeRequest.fromPartial({ keyId: "bn", method: "PATCH", path: "/api/v3/order" })).finish());
     const codes = new Map<string, number>();
     await bounded(2 * FLOOD, 16, async (i) => {
-      const err = i % 2 === 0 ? await rawUnary(trader, SignerService.sign.path, BAD_WIRE_TYPE) : await rawUnary(trader, SignerService.signExchangeRequest.path, patch);
+      const err =
+        i % 2 === 0 ? await rawUnary(trader, SignerService.sign.path, BAD_WIRE_TYPE) : await rawUnary(trader, SignerService.signExchangeRequest.path, patch);
       const f = failure(err);
       const k = `${status[f.code]}/${f.reason}`;
       codes.set(k, (codes.get(k) ?? 0) + 1);
@@ -167,7 +187,10 @@ describe("refusals at the gRPC edge: typed, audited, aggregated under floods, bo
     stopped = true;
     const rows = await auditEvents(dir);
     rmSync(dir, { recursive: true, force: true });
-    for (const [name, match, sentEarlier] of [["malformed", isMalformedSign, earlier.malformed], ["invalid", isPatch, earlier.patch]] as const) {
+    for (const [name, match, sentEarlier] of [
+      ["malformed", isMalformedSign, earlier.malformed],
+      ["invalid", isPatch, earlier.patch],
+    ] as const) {
       const individual = rows.filter((e) => e.kind === "rpc.refused" && match(e));
       const aggregates = rows.filter((e) => e.kind === "refusal.aggregate" && match(e));
       assert.equal(individual.length, PER_SOURCE, `${name}: individual rows`);
@@ -199,4 +222,3 @@ function waitForRows(dir: string, match: (e: AuditBody) => boolean, n: number): 
     return rows.length >= n ? rows : undefined;
   });
 }
-

@@ -28,8 +28,25 @@ describe("signing CLI: sign-request and sign-ws-auth", () => {
   after(async () => svc?.stop());
 
   it("sign-ws-auth signs Binance's documented WebSocket API order.place from --param pairs", async () => {
-    const out = await cli(["sign-ws-auth", "--key", "bn", "--ws-method", "order.place", "--timestamp", "1645423376532",
-      ...["symbol=BTCUSDT", "side=SELL", "type=LIMIT", "timeInForce=GTC", "quantity=0.01000000", "price=52000.00", "newOrderRespType=ACK", "recvWindow=100"].flatMap((p) => ["--param", p])]);
+    const out = await cli([
+      "sign-ws-auth",
+      "--key",
+      "bn",
+      "--ws-method",
+      "order.place",
+      "--timestamp",
+      "1645423376532",
+      ...[
+        "symbol=BTCUSDT",
+        "side=SELL",
+        "type=LIMIT",
+        "timeInForce=GTC",
+        "quantity=0.01000000",
+        "price=52000.00",
+        "newOrderRespType=ACK",
+        "recvWindow=100",
+      ].flatMap((p) => ["--param", p]),
+    ]);
     assert.equal(out.signature, "cc15477742bd704c29492d96c7ead9414dfd8e0ec4a00f947bb5bb454ddbd08a");
     const message = JSON.parse(String(out.message)) as { method: string; params: Record<string, unknown> };
     assert.equal(message.method, "order.place");
@@ -54,13 +71,27 @@ describe("signing CLI: sign-request and sign-ws-auth", () => {
   });
 
   it("sign-request --omit-nonce: refused by the default policy; with allowUntimedRequests, Kraken Futures' Authent without a Nonce", async () => {
-    const args = ["sign-request", "--key", "kf", "--method", "POST", "--path", "/derivatives/api/v3/sendorder", "--query", "orderType=mkt&symbol=PF_XBTUSD&side=buy&size=1", "--omit-nonce"];
+    const args = [
+      "sign-request",
+      "--key",
+      "kf",
+      "--method",
+      "POST",
+      "--path",
+      "/derivatives/api/v3/sendorder",
+      "--query",
+      "orderType=mkt&symbol=PF_XBTUSD&side=buy&size=1",
+      "--omit-nonce",
+    ];
     const refused = await runCli([...args, "--data-dir", svc.dir]);
     assert.equal(refused.code, 1);
     assert.match(refused.stderr, /PERMISSION_DENIED \(POLICY_DENIED\).*allowUntimedRequests/);
     assert.equal(refused.stdout, "");
 
-    const p = await proposeAndApprove(svc.custody, { kind: { $case: "setPolicy", setPolicy: { keyId: "kf", policyJson: JSON.stringify({ allowUntimedRequests: true }) } }, ttlSeconds: 0 });
+    const p = await proposeAndApprove(svc.custody, {
+      kind: { $case: "setPolicy", setPolicy: { keyId: "kf", policyJson: JSON.stringify({ allowUntimedRequests: true }) } },
+      ttlSeconds: 0,
+    });
     assert.equal(p.state, "executed", p.failure);
     const out = await cli(args);
     const digest = createHash("sha256").update("orderType=mkt&symbol=PF_XBTUSD&side=buy&size=1/api/v3/sendorder").digest();

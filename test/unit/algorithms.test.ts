@@ -75,7 +75,13 @@ describe("ed25519SpkiFromEcPoint", () => {
   });
 
   it("refuses anything else with HSM_ERROR", () => {
-    for (const bad of [Buffer.alloc(0), raw.subarray(1), Buffer.concat([Buffer.from([0x04, 0x21]), raw, Buffer.from([0])]), Buffer.concat([Buffer.from([0x03, 0x20]), raw]), Buffer.alloc(65, 4)]) {
+    for (const bad of [
+      Buffer.alloc(0),
+      raw.subarray(1),
+      Buffer.concat([Buffer.from([0x04, 0x21]), raw, Buffer.from([0])]),
+      Buffer.concat([Buffer.from([0x03, 0x20]), raw]),
+      Buffer.alloc(65, 4),
+    ]) {
       assert.throws(() => ed25519SpkiFromEcPoint(bad), isCode("HSM_ERROR"), bad.toString("hex"));
     }
   });
@@ -106,6 +112,9 @@ describe("FakeHsm Ed25519 (for unit tests of other components)", () => {
     assert.equal(await hsm.hasSecret(target.objectId), false);
     assert.equal(await hsm.publicKey(target.objectId), undefined);
     await assert.rejects(hsm.sign(target.objectId, "ed25519", Buffer.from("x")), isCode("HSM_ERROR"));
-    assert.deepEqual(hsm.calls.filter((c) => !c.startsWith("sign:")), ["generate:custos:k-ed:v1", "generate:custos:k-ed:v1", "generate:custos:k-hmac:v1", "destroy:custos:k-ed:v1"]);
+    assert.deepEqual(
+      hsm.calls.filter((c) => !c.startsWith("sign:")),
+      ["generate:custos:k-ed:v1", "generate:custos:k-ed:v1", "generate:custos:k-hmac:v1", "destroy:custos:k-ed:v1"],
+    );
   });
 });

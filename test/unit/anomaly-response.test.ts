@@ -9,7 +9,19 @@ import { respondToAnomalies } from "../../src/monitoring/anomaly-response.js";
 const ALPHA = "spiffe://custos/engine/alpha";
 
 function finding(overrides: Partial<AnomalyFinding> = {}): AnomalyFinding {
-  return { client: ALPHA, key: "k1", signal: "rate", score: 42.123456, rateScore: 42.123456, mixScore: 0.5, count: 500, expected: 20.04, freeze: false, at: 0, ...overrides };
+  return {
+    client: ALPHA,
+    key: "k1",
+    signal: "rate",
+    score: 42.123456,
+    rateScore: 42.123456,
+    mixScore: 0.5,
+    count: 500,
+    expected: 20.04,
+    freeze: false,
+    at: 0,
+    ...overrides,
+  };
 }
 
 function setup(freeze?: (client: string, reason: string) => Promise<boolean>) {
@@ -26,7 +38,11 @@ function setup(freeze?: (client: string, reason: string) => Promise<boolean>) {
   });
   const lines = async () => {
     await new Promise((r) => setImmediate(r));
-    return text.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    return text
+      .trim()
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
   };
   /** The log lines once there are `n` (the freeze settles on a later turn), or whatever there is after 5 s. */
   const linesOnce = async (n: number) => {
@@ -82,7 +98,10 @@ describe("respondToAnomalies", () => {
     assert.deepEqual(calls, [[ALPHA, "anomaly: rate score 42.12 on key k1"]]);
     release(true);
     const lines = await t.linesOnce(4);
-    assert.deepEqual(lines.map((l) => l.event), ["anomaly", "anomaly", "anomaly", "anomaly.freeze"]);
+    assert.deepEqual(
+      lines.map((l) => l.event),
+      ["anomaly", "anomaly", "anomaly", "anomaly.freeze"],
+    );
     assert.equal(lines.at(-1)!.client, ALPHA);
   });
 
@@ -92,7 +111,13 @@ describe("respondToAnomalies", () => {
     });
     t.respond(finding({ freeze: true }));
     const lines = await t.linesOnce(2);
-    assert.deepEqual(lines.map((l) => [l.event, l.level]), [["anomaly", "warn"], ["anomaly.freeze_failed", "error"]]);
+    assert.deepEqual(
+      lines.map((l) => [l.event, l.level]),
+      [
+        ["anomaly", "warn"],
+        ["anomaly.freeze_failed", "error"],
+      ],
+    );
   });
 
   it("never throws into the detector's timer: a failing audit write is logged at error", async () => {
@@ -109,7 +134,13 @@ describe("respondToAnomalies", () => {
     });
     assert.doesNotThrow(() => respond(finding()));
     await new Promise((r) => setImmediate(r));
-    const lines = text.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
-    assert.deepEqual(lines.map((l) => [l.event, l.level]), [["anomaly.response_failed", "error"]]);
+    const lines = text
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.deepEqual(
+      lines.map((l) => [l.event, l.level]),
+      [["anomaly.response_failed", "error"]],
+    );
   });
 });

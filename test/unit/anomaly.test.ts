@@ -139,21 +139,50 @@ describe("AnomalyDetector", () => {
 
   it("the same burst does not score as a mix shift when its mix is the usual one", () => {
     const h = harness();
-    for (let i = 0; i < 60; i++) h.tick([[ALPHA, "k", "trade", 20], [ALPHA, "k", "read", 10]]);
-    const [f] = h.tick([[ALPHA, "k", "trade", 200], [ALPHA, "k", "read", 100]]);
+    for (let i = 0; i < 60; i++)
+      h.tick([
+        [ALPHA, "k", "trade", 20],
+        [ALPHA, "k", "read", 10],
+      ]);
+    const [f] = h.tick([
+      [ALPHA, "k", "trade", 200],
+      [ALPHA, "k", "read", 100],
+    ]);
     assert.equal(f?.signal, "rate");
     assert.ok(f!.mixScore < 1, `mix score ${f!.mixScore}`);
   });
 
   it("asks for a freeze only past autoFreezeThreshold, once per episode", () => {
     const h = harness({ warmupIntervals: 5, autoFreezeThreshold: 50 });
-    for (let i = 0; i < 20; i++) h.tick([[ALPHA, "k", "trade", 20], [BETA, "k", "trade", 20]]);
-    const mild = h.tick([[ALPHA, "k", "trade", 20 + 9 * 5], [BETA, "k", "trade", 20]]);
-    assert.deepEqual(mild.map((f) => [f.client, f.freeze]), [[ALPHA, false]]);
+    for (let i = 0; i < 20; i++)
+      h.tick([
+        [ALPHA, "k", "trade", 20],
+        [BETA, "k", "trade", 20],
+      ]);
+    const mild = h.tick([
+      [ALPHA, "k", "trade", 20 + 9 * 5],
+      [BETA, "k", "trade", 20],
+    ]);
+    assert.deepEqual(
+      mild.map((f) => [f.client, f.freeze]),
+      [[ALPHA, false]],
+    );
     // Worse in the same episode: no second alarm, but the freeze is asked for.
-    const severe = h.tick([[ALPHA, "k", "trade", 2_000], [BETA, "k", "trade", 20]]);
-    assert.deepEqual(severe.map((f) => [f.client, f.freeze]), [[ALPHA, true]]);
-    assert.deepEqual(h.tick([[ALPHA, "k", "trade", 2_000], [BETA, "k", "trade", 20]]), []);
+    const severe = h.tick([
+      [ALPHA, "k", "trade", 2_000],
+      [BETA, "k", "trade", 20],
+    ]);
+    assert.deepEqual(
+      severe.map((f) => [f.client, f.freeze]),
+      [[ALPHA, true]],
+    );
+    assert.deepEqual(
+      h.tick([
+        [ALPHA, "k", "trade", 2_000],
+        [BETA, "k", "trade", 20],
+      ]),
+      [],
+    );
   });
 
   it("scales a late interval to the configured length: twice the time, twice the requests, no alarm", () => {
@@ -172,7 +201,10 @@ describe("AnomalyDetector", () => {
     observer.observe("denied", "UNKNOWN_CLIENT", 0.001, "", "", "raw");
     assert.deepEqual(seen, [`allowed/OK/${ALPHA}/k/trade`, "denied/UNKNOWN_CLIENT///raw"]);
     h.tick([]);
-    assert.deepEqual([...h.detector.scores()].map((s) => [s.client, s.key]), [[ALPHA, "k"]]);
+    assert.deepEqual(
+      [...h.detector.scores()].map((s) => [s.client, s.key]),
+      [[ALPHA, "k"]],
+    );
   });
 });
 
@@ -193,7 +225,10 @@ describe("AnomalyDetector timer", () => {
     assert.equal(raised.length, 0, "not before its interval");
     advance(1);
     detector.stop();
-    assert.deepEqual(raised.map((f) => [f.client, f.signal]), [[ALPHA, "rate"]]);
+    assert.deepEqual(
+      raised.map((f) => [f.client, f.signal]),
+      [[ALPHA, "rate"]],
+    );
     raised.length = 0;
     for (let i = 0; i < 100; i++) detector.record(BETA, "k", "trade");
     advance(1_000);
@@ -239,7 +274,10 @@ describe("anomaly configuration", () => {
   ];
   for (const [name, anomaly] of refused) {
     it(`refuses ${name}`, () => {
-      assert.throws(() => load(anomaly), (e: unknown) => e instanceof CustosError && e.code === "INVALID_ARGUMENT" && e.message.includes("anomaly."));
+      assert.throws(
+        () => load(anomaly),
+        (e: unknown) => e instanceof CustosError && e.code === "INVALID_ARGUMENT" && e.message.includes("anomaly."),
+      );
     });
   }
 });

@@ -40,7 +40,8 @@ class FlakyStore {
   constructor(inner: Store) {
     // Everything but appendAudit goes straight to the real table.
     this.audit = new Proxy(inner.audit, {
-      get: (target, prop, receiver) => (prop === "appendAudit" ? (events: StoredAuditEvent[]) => this.appendAudit(target, events) : Reflect.get(target, prop, receiver)),
+      get: (target, prop, receiver) =>
+        prop === "appendAudit" ? (events: StoredAuditEvent[]) => this.appendAudit(target, events) : Reflect.get(target, prop, receiver),
     });
   }
   private async appendAudit(inner: AuditTable, events: StoredAuditEvent[]): Promise<void> {
@@ -184,7 +185,10 @@ describe("AuditLog", () => {
     await second.close();
 
     const rows = await readAll(store);
-    assert.deepEqual(rows.map((r) => r.seq), [1, 2, 3, 4, 5]);
+    assert.deepEqual(
+      rows.map((r) => r.seq),
+      [1, 2, 3, 4, 5],
+    );
     assert.equal(rows[3]!.prevHash, last.hash);
     assert.equal((await verifyAuditChain(store)).ok, true);
   });

@@ -42,7 +42,10 @@ describe("loadConfig", () => {
       assert.ok(p.startsWith(dir + "/"), `${p} is under the data dir`);
     }
     assert.equal(c.hsm.pinEnv, undefined);
-    assert.deepEqual(c.bootstrapAdmins.map((a) => a.identity), [EMBEDDED_ADMIN]);
+    assert.deepEqual(
+      c.bootstrapAdmins.map((a) => a.identity),
+      [EMBEDDED_ADMIN],
+    );
     assert.deepEqual(c.autoGrant, [EMBEDDED_CLIENT]);
     assert.equal(c.grpc.host, "127.0.0.1", "the embedded default listens on loopback only");
     assert.equal(existsSync(join(dir, CONFIG_FILE)), false, "loading creates nothing");
@@ -97,7 +100,11 @@ describe("loadConfig", () => {
 
   it("governance: a proposal's longest lifetime is 7 days by default, configurable up to 30 days and never below the default lifetime", () => {
     assert.equal(loadConfig(withConfig({ ...MINIMAL, governance: { maxProposalTtlHours: 72 } })).governance.maxProposalTtlHours, 72);
-    assert.equal(loadConfig(withConfig({ ...MINIMAL, governance: { proposalTtlHours: 240 } })).governance.maxProposalTtlHours, 240, "follows a longer default lifetime");
+    assert.equal(
+      loadConfig(withConfig({ ...MINIMAL, governance: { proposalTtlHours: 240 } })).governance.maxProposalTtlHours,
+      240,
+      "follows a longer default lifetime",
+    );
     assert.equal(loadConfig(withConfig({ ...MINIMAL, governance: { maxProposalTtlHours: 720 } })).governance.maxProposalTtlHours, 720);
   });
 
@@ -309,7 +316,10 @@ describe("createSecretFile", () => {
   it("never overwrites: the second call throws and the first PIN stays", () => {
     const path = join(tempDir(), "user.pin");
     const pin = createSecretFile(path);
-    assert.throws(() => createSecretFile(path), (e: unknown) => (e as NodeJS.ErrnoException).code === "EEXIST");
+    assert.throws(
+      () => createSecretFile(path),
+      (e: unknown) => (e as NodeJS.ErrnoException).code === "EEXIST",
+    );
     assert.equal(readSecretFile(path), pin);
   });
 });

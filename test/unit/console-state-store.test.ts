@@ -58,16 +58,27 @@ describe("store: the officer console's state", () => {
 
   it("counts outstanding challenges per key prefix: a full pool of one kind or source leaves the others open", async () => {
     const store = new SqliteStore(join(dir, "pools.db"));
-    const limits = (source: string) => [{ prefix: "login:", max: 5 }, { prefix: `login:${source}:`, max: 2 }];
+    const limits = (source: string) => [
+      { prefix: "login:", max: 5 },
+      { prefix: `login:${source}:`, max: 2 },
+    ];
     try {
       assert.equal(await store.console.putChallenge("login:aa:b1:c1", "true", at(5), limits("aa"), at(0)), true);
       assert.equal(await store.console.putChallenge("login:aa:b2:c2", "true", at(5), limits("aa"), at(0)), true);
       assert.equal(await store.console.putChallenge("login:aa:b3:c3", "true", at(5), limits("aa"), at(0)), false, "source aa holds its 2");
-      assert.equal(await store.console.putChallenge("login:ab:b1:c4", "true", at(5), limits("ab"), at(0)), true, "a source whose tag extends aa's is another source");
+      assert.equal(
+        await store.console.putChallenge("login:ab:b1:c4", "true", at(5), limits("ab"), at(0)),
+        true,
+        "a source whose tag extends aa's is another source",
+      );
       assert.equal(await store.console.putChallenge("login:ac:b1:c5", "true", at(5), limits("ac"), at(0)), true);
       assert.equal(await store.console.putChallenge("login:ad:b1:c6", "true", at(5), limits("ad"), at(0)), true);
       assert.equal(await store.console.putChallenge("login:ae:b1:c7", "true", at(5), limits("ae"), at(0)), false, "all logins: 5");
-      assert.equal(await store.console.putChallenge("register:r1", '"alice"', at(5), [{ prefix: "register:", max: 5 }], at(0)), true, "registrations have their own pool");
+      assert.equal(
+        await store.console.putChallenge("register:r1", '"alice"', at(5), [{ prefix: "register:", max: 5 }], at(0)),
+        true,
+        "registrations have their own pool",
+      );
       assert.equal(await store.console.takeChallenge("login:aa:b1:c1", at(1)), "true");
       assert.equal(await store.console.putChallenge("login:aa:b3:c3", "true", at(5), limits("aa"), at(1)), true, "a taken challenge frees its place");
     } finally {
@@ -77,7 +88,15 @@ describe("store: the officer console's state", () => {
 
   it("keeps console sessions by id hash, bounded in number, until they expire", async () => {
     const store = new SqliteStore(join(dir, "sessions.db"));
-    const session = (idHash: string, expiresAt: string) => ({ idHash, officerId: "alice", scope: "officer" as const, csrf: "csrf", credentialId: null, createdAt: at(0), expiresAt });
+    const session = (idHash: string, expiresAt: string) => ({
+      idHash,
+      officerId: "alice",
+      scope: "officer" as const,
+      csrf: "csrf",
+      credentialId: null,
+      createdAt: at(0),
+      expiresAt,
+    });
     try {
       assert.equal(await store.console.putConsoleSession(session("h1", at(15)), 2, at(0)), true);
       assert.equal(await store.console.putConsoleSession(session("h2", at(15)), 2, at(0)), true);

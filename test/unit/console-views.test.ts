@@ -52,7 +52,10 @@ describe("console views", () => {
   });
 
   it("links the neighbouring pages with their cursors, keeping filters and page size", () => {
-    const rows = [{ seq: 60, kind: "sign", actor: "bot", outcome: "ok" }, { seq: 51, kind: "sign", actor: "bot", outcome: "ok" }] as AuditRow[];
+    const rows = [
+      { seq: 60, kind: "sign", actor: "bot", outcome: "ok" },
+      { seq: 51, kind: "sign", actor: "bot", outcome: "ok" },
+    ] as AuditRow[];
     const page = auditPage(ctx(), { rows, newer: 60, older: 51, scanLimited: false }, { client: "bot", kind: "sign" }, 25, { state: "verified", events: 60 });
     assert.ok(page.includes(`<a class="newer" rel="prev" href="/console/audit?client=bot&amp;kind=sign&amp;size=25&amp;after=60">`));
     assert.ok(page.includes(`<a class="older" rel="next" href="/console/audit?client=bot&amp;kind=sign&amp;size=25&amp;before=51">`));

@@ -68,7 +68,12 @@ class Tab {
   async form(url: string, fields: Record<string, string>, o: { csrf?: boolean } = {}): Promise<LightMyRequestResponse> {
     const all = o.csrf === false ? fields : { _csrf: this.csrf, ...fields };
     return this.keep(
-      await this.app.inject({ method: "POST", url, headers: { cookie: this.cookieHeader, "content-type": "application/x-www-form-urlencoded", origin: ORIGIN }, payload: new URLSearchParams(all).toString() }),
+      await this.app.inject({
+        method: "POST",
+        url,
+        headers: { cookie: this.cookieHeader, "content-type": "application/x-www-form-urlencoded", origin: ORIGIN },
+        payload: new URLSearchParams(all).toString(),
+      }),
     );
   }
 
@@ -109,7 +114,15 @@ describe("officer console", () => {
     const directory = new AccessDirectory();
     await directory.reload(store);
     const passkeys = new Passkeys(store, { rpId: RP, rpName: "custos", origins: [ORIGIN], now });
-    gov = new GovernanceService(store, hsm, audit, directory, logger, { proposerCounts: false, veto: true, bootstrapAdmins: [], autoGrant: [], proposalTtlMs: 24 * 3_600_000 }, passkeys);
+    gov = new GovernanceService(
+      store,
+      hsm,
+      audit,
+      directory,
+      logger,
+      { proposerCounts: false, veto: true, bootstrapAdmins: [], autoGrant: [], proposalTtlMs: 24 * 3_600_000 },
+      passkeys,
+    );
     await gov.load();
     await gov.init(null, [alice.spec, bob.spec, carol.spec], 2);
     deps = {
@@ -120,7 +133,10 @@ describe("officer console", () => {
       audit: (e) => audit.recordNow(e),
       recentAudit: async (limit) => {
         await audit.flush();
-        return (await store.audit.readAudit(0, 1_000_000)).map((e) => JSON.parse(e.body) as AuditRow).reverse().slice(0, limit);
+        return (await store.audit.readAudit(0, 1_000_000))
+          .map((e) => JSON.parse(e.body) as AuditRow)
+          .reverse()
+          .slice(0, limit);
       },
       readAudit: async (afterSeq, limit) => {
         await audit.flush();
@@ -154,7 +170,10 @@ describe("officer console", () => {
   it("registers a passkey only through an add_credential proposal approved by the quorum", async () => {
     const view = await gov.propose(alice.caller, { kind: "add_credential", officerId: "alice", passkey: authA.spec("alice's soft key") });
     assert.equal(view.record.kind, "add_credential");
-    assert.ok(view.summary.some((l) => l.includes(`add a passkey "alice's soft key" for officer alice`)), view.summary.join("\n"));
+    assert.ok(
+      view.summary.some((l) => l.includes(`add a passkey "alice's soft key" for officer alice`)),
+      view.summary.join("\n"),
+    );
     assert.equal(await store.governance.getPasskey(authA.credentialId), undefined, "a proposal registers nothing");
     const refused = await new Tab(app).login(authA);
     assert.equal(refused.statusCode, 401, "an unapproved passkey cannot log in");
@@ -180,13 +199,19 @@ describe("officer console", () => {
     const login = await tab.login(authA);
     assert.equal(login.statusCode, 200, login.body);
     const cookies = ([] as string[]).concat(login.headers["set-cookie"] as string[]);
-    assert.ok(cookies.some((c) => /^__Host-custos-session=[A-Za-z0-9_-]{43}; Path=\/; Secure; HttpOnly; SameSite=Strict; Max-Age=900$/.test(c)), cookies.join("\n"));
+    assert.ok(
+      cookies.some((c) => /^__Host-custos-session=[A-Za-z0-9_-]{43}; Path=\/; Secure; HttpOnly; SameSite=Strict; Max-Age=900$/.test(c)),
+      cookies.join("\n"),
+    );
   });
 
   it("refuses state-changing requests without the CSRF token, with another session's token or from another origin (403)", async () => {
     const tab = new Tab(app);
     await tab.get("/console/login");
-    for (const res of [await tab.api("/console/api/login/options", {}, { csrf: null }), await tab.api("/console/api/login/options", {}, { csrf: "x".repeat(43) })]) {
+    for (const res of [
+      await tab.api("/console/api/login/options", {}, { csrf: null }),
+      await tab.api("/console/api/login/options", {}, { csrf: "x".repeat(43) }),
+    ]) {
       assert.equal(res.statusCode, 403);
       assert.equal(res.json().code, "CSRF_REJECTED");
     }
@@ -217,11 +242,21 @@ describe("officer console", () => {
     assert.equal(crossed.json().code, "NONCE_INVALID");
     // B's own nonce with the assertion made for A: the signed challenge is not B's.
     const forB = await tab.approvalOptions(b.id);
-    const wrongDigest = await tab.api("/console/api/approve/verify", { proposalId: b.id, decision: "approve", nonce: forB.nonce, response: authA.assert(forA.challenge) });
+    const wrongDigest = await tab.api("/console/api/approve/verify", {
+      proposalId: b.id,
+      decision: "approve",
+      nonce: forB.nonce,
+      response: authA.assert(forA.challenge),
+    });
     assert.equal(wrongDigest.statusCode, 409);
     assert.equal(wrongDigest.json().code, "DIGEST_MISMATCH");
     // An approval's nonce and challenge cannot be turned into a rejection, nor the reverse.
-    const asReject = await tab.api("/console/api/approve/verify", { proposalId: b.id, decision: "reject", nonce: (await tab.approvalOptions(b.id)).nonce, response: assertionForA });
+    const asReject = await tab.api("/console/api/approve/verify", {
+      proposalId: b.id,
+      decision: "reject",
+      nonce: (await tab.approvalOptions(b.id)).nonce,
+      response: assertionForA,
+    });
     assert.equal(asReject.json().code, "NONCE_INVALID");
     const rejectNonce = await tab.approvalOptions(b.id, "reject");
     const approveSigned = authA.assert((await tab.approvalOptions(b.id)).challenge);
@@ -239,19 +274,27 @@ describe("officer console", () => {
     assert.equal(replay.statusCode, 409);
     assert.equal(replay.json().code, "NONCE_INVALID");
     const votes = await store.governance.listVotes(a.id);
-    assert.deepEqual(votes.map((v) => [v.officerId, v.decision, v.credentialKind, v.credentialId, v.digest]), [["alice", "approve", "passkey", authA.credentialId, a.digest]]);
+    assert.deepEqual(
+      votes.map((v) => [v.officerId, v.decision, v.credentialKind, v.credentialId, v.digest]),
+      [["alice", "approve", "passkey", authA.credentialId, a.digest]],
+    );
     const evidence = JSON.parse(Buffer.from(votes[0]!.signature, "base64").toString("utf8")) as Record<string, string>;
     assert.equal(evidence.nonce, fresh.nonce);
 
     // An Ed25519 vote by another officer completes the 2-of-3 quorum.
     assert.equal((await vote(bob, a.id)).record.state, "executed");
     await audit.flush();
-    const approvals = (await store.audit.readAudit(0, 100_000)).map((e) => JSON.parse(e.body) as AuditRow).filter((e) => e.kind === "proposal.approve" && e.details?.proposal === a.id);
-    assert.deepEqual(approvals.map((e) => [e.actor, e.outcome, e.details?.credential ?? null, e.reason ?? null]), [
-      ["alice", "ok", "passkey", null],
-      ["alice", "denied", null, "NONCE_INVALID"],
-      ["bob", "ok", "ed25519", null],
-    ]);
+    const approvals = (await store.audit.readAudit(0, 100_000))
+      .map((e) => JSON.parse(e.body) as AuditRow)
+      .filter((e) => e.kind === "proposal.approve" && e.details?.proposal === a.id);
+    assert.deepEqual(
+      approvals.map((e) => [e.actor, e.outcome, e.details?.credential ?? null, e.reason ?? null]),
+      [
+        ["alice", "ok", "passkey", null],
+        ["alice", "denied", null, "NONCE_INVALID"],
+        ["bob", "ok", "ed25519", null],
+      ],
+    );
   });
 
   it("refuses an assertion whose signature counter did not advance, or without user verification", async () => {
@@ -259,11 +302,21 @@ describe("officer console", () => {
     const tab = new Tab(app);
     assert.equal((await tab.login(authA)).statusCode, 200);
     const o1 = await tab.approvalOptions(p.id);
-    const stale = await tab.api("/console/api/approve/verify", { proposalId: p.id, decision: "approve", nonce: o1.nonce, response: authA.assert(o1.challenge, { counter: 1 }) });
+    const stale = await tab.api("/console/api/approve/verify", {
+      proposalId: p.id,
+      decision: "approve",
+      nonce: o1.nonce,
+      response: authA.assert(o1.challenge, { counter: 1 }),
+    });
     assert.equal(stale.statusCode, 403);
     assert.equal(stale.json().code, "BAD_SIGNATURE");
     const o2 = await tab.approvalOptions(p.id);
-    const noUv = await tab.api("/console/api/approve/verify", { proposalId: p.id, decision: "approve", nonce: o2.nonce, response: authA.assert(o2.challenge, { userVerified: false }) });
+    const noUv = await tab.api("/console/api/approve/verify", {
+      proposalId: p.id,
+      decision: "approve",
+      nonce: o2.nonce,
+      response: authA.assert(o2.challenge, { userVerified: false }),
+    });
     assert.equal(noUv.statusCode, 403);
     assert.deepEqual(await store.governance.listVotes(p.id), []);
   });
@@ -344,7 +397,10 @@ describe("officer console", () => {
 
   it("shows each client's last call from the signer, newer than anything in the recent audit", async () => {
     const bot = "spiffe://custos/engine/last-seen-bot";
-    await store.clients.setClientAccess({ identity: bot, name: "last-seen-bot", role: "trader", cidrs: ["10.0.0.0/8"], createdAt: new Date(clock).toISOString() }, []);
+    await store.clients.setClientAccess(
+      { identity: bot, name: "last-seen-bot", role: "trader", cidrs: ["10.0.0.0/8"], createdAt: new Date(clock).toISOString() },
+      [],
+    );
     await gov.load();
     const seen = new Date(Date.UTC(2026, 10, 24, 12, 34, 56));
     const withSigner = buildConsole({ ...deps, clientLastSeen: (identity) => (identity === bot ? seen : undefined) });
@@ -404,13 +460,20 @@ describe("officer console", () => {
     assert.equal((await again.form("/console/enroll", { token })).statusCode, 409, "a token is used once");
     // Spent in the store: a restarted service (a new verifier on the same database) refuses it too.
     const officers = (id: string) => gov.activeOfficer(id);
-    await assert.rejects(new EnrollmentVerifier(store.console, now).verify(token, officers), (e: unknown) => e instanceof CustosError && e.code === "NONCE_INVALID");
+    await assert.rejects(
+      new EnrollmentVerifier(store.console, now).verify(token, officers),
+      (e: unknown) => e instanceof CustosError && e.code === "NONCE_INVALID",
+    );
     // A fresh token of the same officer is another nonce.
     assert.equal((await new EnrollmentVerifier(store.console, now).verify(createEnrollmentToken(bob.key, "bob", new Date(clock)), officers)).id, "bob");
     clock += ENROLLMENT_TTL_MS + 1;
     const late = new Tab(app);
     await late.get("/console/enroll");
-    assert.equal((await late.form("/console/enroll", { token: createEnrollmentToken(bob.key, "bob", new Date(clock - ENROLLMENT_TTL_MS - 1)) })).statusCode, 401, "expired");
+    assert.equal(
+      (await late.form("/console/enroll", { token: createEnrollmentToken(bob.key, "bob", new Date(clock - ENROLLMENT_TTL_MS - 1)) })).statusCode,
+      401,
+      "expired",
+    );
   });
 
   it("shows what a proposal changes and its digest, never the wrapped envelope; freezes at once", async () => {
@@ -451,7 +514,11 @@ describe("officer console", () => {
 
   it("flags raw-only keys on the keys page: raw, and names stored before names were checked; not dialect keys", async () => {
     const at = new Date(clock).toISOString();
-    for (const [id, exchange] of [["k-page-bn", "binance"], ["k-page-raw", "raw"], ["k-page-legacy", "custom"]] as const) {
+    for (const [id, exchange] of [
+      ["k-page-bn", "binance"],
+      ["k-page-raw", "raw"],
+      ["k-page-legacy", "custom"],
+    ] as const) {
       await store.keys.createKey(
         { id, exchange, environment: "testnet", label: id, apiKeyId: "x", algorithm: "hmac-sha256", maxAgeDays: 45, createdAt: at },
         { keyId: id, version: 1, objectId: `custos:${id}:v1`, state: "active", createdAt: at, activatedAt: at },
@@ -478,7 +545,11 @@ describe("officer console", () => {
     const head = await tab.get("/console/audit?size=25");
     const seqs = [...head.body.matchAll(/data-seq="(\d+)"/g)].map((m) => Number(m[1]));
     assert.equal(seqs.length, Math.min(25, await deps.lastAuditSeq()));
-    assert.deepEqual(seqs, [...seqs].sort((a, b) => b - a), "newest first");
+    assert.deepEqual(
+      seqs,
+      [...seqs].sort((a, b) => b - a),
+      "newest first",
+    );
   });
 
   it("lists the officer's own passkeys awaiting the quorum on the registration page", async () => {

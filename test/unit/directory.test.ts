@@ -8,7 +8,15 @@ import { SqliteStore } from "../../src/store/sqlite/sqlite-store.js";
 const isInvalidArgument = (e: unknown) => e instanceof CustosError && e.code === "INVALID_ARGUMENT";
 
 function client(cidrs: string[]): KnownClient {
-  return { identity: "spiffe://custos/engine/alpha", name: "alpha", role: "trader", cidrs, createdAt: "2025-01-01T00:00:00.000Z", allow: allowList(cidrs), verdicts: new Map() };
+  return {
+    identity: "spiffe://custos/engine/alpha",
+    name: "alpha",
+    role: "trader",
+    cidrs,
+    createdAt: "2025-01-01T00:00:00.000Z",
+    allow: allowList(cidrs),
+    verdicts: new Map(),
+  };
 }
 
 describe("parseCidr", () => {

@@ -30,11 +30,17 @@ describe("docker assets", () => {
 
   it("compose publishes custos's ports on the host's loopback only, keeps /data in a volume and names the certificate custos", () => {
     const custos = service("custos");
-    assert.deepEqual(asList(custos.ports, "custos.ports"), CUSTOS_PORTS.map((p) => `127.0.0.1:${p}:${p}`));
+    assert.deepEqual(
+      asList(custos.ports, "custos.ports"),
+      CUSTOS_PORTS.map((p) => `127.0.0.1:${p}:${p}`),
+    );
     for (const [name, s] of Object.entries(services)) {
       for (const p of asList(asMap(s, name).ports ?? [], `${name}.ports`)) assert.match(String(p), /^127\.0\.0\.1:\d+:\d+$/, `${name} publishes ${String(p)}`);
     }
-    assert.ok(mounts("custos").some((m) => m.target === runtimeStage().env.CUSTOS_DATA_DIR && !m.source.startsWith(".")), "the data dir is a named volume");
+    assert.ok(
+      mounts("custos").some((m) => m.target === runtimeStage().env.CUSTOS_DATA_DIR && !m.source.startsWith(".")),
+      "the data dir is a named volume",
+    );
     const names = parseServerNameList(String(asMap(custos.environment, "custos.environment").CUSTOS_SERVER_NAMES), "compose");
     assert.ok(names.includes("custos"), "other containers dial the service name");
     const probe = asList(asMap(custos.healthcheck, "healthcheck").test, "healthcheck.test").join(" ");
@@ -53,11 +59,17 @@ describe("docker assets", () => {
   it("Prometheus loads its config and custos-alerts.yml from the mounts and scrapes custos's HTTP port", () => {
     const prometheus = service("prometheus");
     const byTarget = new Map(mounts("prometheus").map((m) => [m.target, m.source]));
-    const configFile = asList(prometheus.command, "prometheus.command").map(String).find((a) => a.startsWith("--config.file="))!.split("=")[1]!;
+    const configFile = asList(prometheus.command, "prometheus.command")
+      .map(String)
+      .find((a) => a.startsWith("--config.file="))!
+      .split("=")[1]!;
     assert.equal(byTarget.get(configFile), "./prometheus/prometheus.yml");
     const config = asMap(dockerYaml("prometheus/prometheus.yml"), "prometheus.yml");
     const ruleFiles = asList(config.rule_files, "rule_files").map(String);
-    assert.deepEqual(ruleFiles.map((f) => byTarget.get(f)), ["./prometheus/custos-alerts.yml"]);
+    assert.deepEqual(
+      ruleFiles.map((f) => byTarget.get(f)),
+      ["./prometheus/custos-alerts.yml"],
+    );
     assert.equal(join(DOCKER_DIR, "prometheus/custos-alerts.yml"), ALERT_RULES);
     const jobs = asList(config.scrape_configs, "scrape_configs").map((j) => asMap(j, "scrape config"));
     const custosJob = jobs.find((j) => j.job_name === "custos")!;
@@ -73,17 +85,24 @@ describe("docker assets", () => {
     const byTarget = new Map(mounts("grafana").map((m) => [m.target, m.source]));
     const provisioning = byTarget.get("/etc/grafana/provisioning")!;
     assert.ok(statSync(join(DOCKER_DIR, provisioning)).isDirectory());
-    const ds = asList(asMap(dockerYaml(join(provisioning, "datasources/prometheus.yml")), "datasources").datasources, "datasources").map((d) => asMap(d, "datasource"));
+    const ds = asList(asMap(dockerYaml(join(provisioning, "datasources/prometheus.yml")), "datasources").datasources, "datasources").map((d) =>
+      asMap(d, "datasource"),
+    );
     assert.equal(ds.length, 1);
     assert.equal(ds[0]!.type, "prometheus");
     assert.equal(ds[0]!.isDefault, "true");
     const url = new URL(String(ds[0]!.url));
     assert.ok(url.hostname in services, url.hostname);
-    assert.ok(asList(service(url.hostname).ports, "ports").some((p) => String(p).endsWith(`:${url.port}`)), "Prometheus listens on the datasource's port");
+    assert.ok(
+      asList(service(url.hostname).ports, "ports").some((p) => String(p).endsWith(`:${url.port}`)),
+      "Prometheus listens on the datasource's port",
+    );
     // The dashboard's datasource variable picks the default datasource of this type.
     const dashboard = JSON.parse(readFileSync(DASHBOARD, "utf8")) as { templating: { list: Array<{ type: string; query: string }> } };
     assert.equal(dashboard.templating.list.find((v) => v.type === "datasource")?.query, ds[0]!.type);
-    const providers = asList(asMap(dockerYaml(join(provisioning, "dashboards/custos.yml")), "dashboards").providers, "providers").map((p) => asMap(p, "provider"));
+    const providers = asList(asMap(dockerYaml(join(provisioning, "dashboards/custos.yml")), "dashboards").providers, "providers").map((p) =>
+      asMap(p, "provider"),
+    );
     const path = String(asMap(providers[0]!.options, "options").path);
     const dashboardMount = [...byTarget].find(([, source]) => join(DOCKER_DIR, source) === DASHBOARD);
     assert.ok(dashboardMount, "custos-dashboard.json is mounted");
@@ -94,9 +113,13 @@ describe("docker assets", () => {
   it("the alert rules file is well-formed: groups of rules, each with alert, expr and a severity, as the rules reader sees them", () => {
     const groups = asList(asMap(dockerYaml("prometheus/custos-alerts.yml"), "alerts").groups, "groups");
     const rules = groups.flatMap((g) => asList(asMap(g, "group").rules, "rules").map((r) => asMap(r, "rule")));
-    for (const r of rules) assert.ok(typeof r.alert === "string" && typeof r.expr === "string" && typeof asMap(r.labels, "labels").severity === "string", JSON.stringify(r));
+    for (const r of rules)
+      assert.ok(typeof r.alert === "string" && typeof r.expr === "string" && typeof asMap(r.labels, "labels").severity === "string", JSON.stringify(r));
     const read = alertRules(readFileSync(ALERT_RULES, "utf8"));
-    assert.deepEqual(rules.map((r) => [r.alert, r.expr, asMap(r.labels, "labels").severity]), read.map((r) => [r.alert, r.expr, r.severity]));
+    assert.deepEqual(
+      rules.map((r) => [r.alert, r.expr, asMap(r.labels, "labels").severity]),
+      read.map((r) => [r.alert, r.expr, r.severity]),
+    );
   });
 
   it("the YAML-subset reader refuses what it does not understand instead of misreading it", () => {

@@ -39,13 +39,19 @@ describe("padHmacSecret", () => {
 
   for (const alg of ALGS) {
     it(`refuses an empty secret for ${alg} with INVALID_ARGUMENT`, () => {
-      assert.throws(() => padHmacSecret(Buffer.alloc(0), alg), (e: unknown) => e instanceof CustosError && e.code === "INVALID_ARGUMENT");
+      assert.throws(
+        () => padHmacSecret(Buffer.alloc(0), alg),
+        (e: unknown) => e instanceof CustosError && e.code === "INVALID_ARGUMENT",
+      );
     });
   }
 
   it("refuses a non-HMAC algorithm (an Ed25519 key is generated in the HSM, never imported) with INVALID_ARGUMENT", () => {
     for (const len of [1, 32, 64]) {
-      assert.throws(() => padHmacSecret(randomBytes(len), "ed25519"), (e: unknown) => e instanceof CustosError && e.code === "INVALID_ARGUMENT");
+      assert.throws(
+        () => padHmacSecret(randomBytes(len), "ed25519"),
+        (e: unknown) => e instanceof CustosError && e.code === "INVALID_ARGUMENT",
+      );
     }
   });
 });
@@ -118,8 +124,16 @@ describe("buildEnvelope", () => {
 
 describe("envelopeDigest", () => {
   it("is SHA-256 over the encrypted AES key then the wrapped key", () => {
-    const env: ImportEnvelope = { format: ENVELOPE_FORMAT, oaepHash: "sha1", encryptedAesKey: randomBytes(256), wrappedKey: randomBytes(40), wrappingKeyFingerprint: "x" };
-    const expected = createHash("sha256").update(Buffer.concat([env.encryptedAesKey, env.wrappedKey])).digest("hex");
+    const env: ImportEnvelope = {
+      format: ENVELOPE_FORMAT,
+      oaepHash: "sha1",
+      encryptedAesKey: randomBytes(256),
+      wrappedKey: randomBytes(40),
+      wrappingKeyFingerprint: "x",
+    };
+    const expected = createHash("sha256")
+      .update(Buffer.concat([env.encryptedAesKey, env.wrappedKey]))
+      .digest("hex");
     assert.equal(envelopeDigest(env), expected);
   });
 });

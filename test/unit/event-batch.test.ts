@@ -13,7 +13,15 @@ describe("audit event batches", () => {
     const before = Date.now();
     w.add({ kind: "sign", actor: "spiffe://custos/engine/alpha", outcome: "allowed", key: "binance-main", version: 3, peer: "10.0.0.7" }, payload);
     const [e] = decodeEvents(w.take());
-    assert.deepEqual(e!.event, { kind: "sign", actor: "spiffe://custos/engine/alpha", outcome: "allowed", key: "binance-main", version: 3, peer: "10.0.0.7", payloadSha256: sha256(payload) });
+    assert.deepEqual(e!.event, {
+      kind: "sign",
+      actor: "spiffe://custos/engine/alpha",
+      outcome: "allowed",
+      key: "binance-main",
+      version: 3,
+      peer: "10.0.0.7",
+      payloadSha256: sha256(payload),
+    });
     const at = Date.parse(e!.at);
     assert.ok(at >= before && at <= Date.now(), "at is the time of add()");
     assert.equal(e!.at, new Date(at).toISOString());
@@ -22,7 +30,19 @@ describe("audit event batches", () => {
   it("carries exchange-request events and their string details in the compact form, in field order", () => {
     const w = new EventBatchWriter();
     const payload = Buffer.from("POST /fapi/v1/order?symbol=BTCUSDT\n");
-    w.add({ kind: "sign.request", actor: "a", outcome: "denied", reason: "POLICY_DENIED", key: "k", version: 2, peer: "::1", details: { method: "POST", path: "/fapi/v1/order", rule: "class:withdraw", note: "" } }, payload);
+    w.add(
+      {
+        kind: "sign.request",
+        actor: "a",
+        outcome: "denied",
+        reason: "POLICY_DENIED",
+        key: "k",
+        version: 2,
+        peer: "::1",
+        details: { method: "POST", path: "/fapi/v1/order", rule: "class:withdraw", note: "" },
+      },
+      payload,
+    );
     const [e] = decodeEvents(w.take());
     assert.deepEqual(e!.event, {
       kind: "sign.request",
@@ -64,7 +84,14 @@ describe("audit event batches", () => {
     for (let i = 0; i < 300; i++) {
       const e: AuditEvent =
         i % 3 === 0
-          ? { kind: "key.import", actor: "spiffe://custos/admin/ö", outcome: "ok", key: `k${i}`, version: 1, details: { exchange: "binance", n: i, ok: true, label: "Grüße 👋" } }
+          ? {
+              kind: "key.import",
+              actor: "spiffe://custos/admin/ö",
+              outcome: "ok",
+              key: `k${i}`,
+              version: 1,
+              details: { exchange: "binance", n: i, ok: true, label: "Grüße 👋" },
+            }
           : { kind: "sign", actor: `spiffe://custos/engine/é${i}`, outcome: i % 2 ? "allowed" : "denied", key: `k${i}`, version: i, peer: "::1" };
       events.push(e);
       w.add(e);

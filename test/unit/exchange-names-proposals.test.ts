@@ -23,7 +23,11 @@ const meta = (keyId: string, exchange: string, over: Partial<NewKeyMetadata> = {
   maxAgeDays: 45,
   ...over,
 });
-const importAs = (f: Fixture, keyId: string, exchange: string): ProposalInput => ({ kind: "import_key", key: meta(keyId, exchange), envelope: envelopeOf(f, randomBytes(32)) });
+const importAs = (f: Fixture, keyId: string, exchange: string): ProposalInput => ({
+  kind: "import_key",
+  key: meta(keyId, exchange),
+  envelope: envelopeOf(f, randomBytes(32)),
+});
 const generateAs = (keyId: string, exchange: string): ProposalInput => ({ kind: "generate_key", key: meta(keyId, exchange, { algorithm: "ed25519" }) });
 const signedExchange = (canonical: string) => (JSON.parse(canonical) as ProposalContent).params.exchange;
 const RAW_ONLY_LINE = /^RAW-ONLY key/;
@@ -58,10 +62,16 @@ describe("exchange names in key proposals", () => {
     const f = await fixture({ threshold: 1 });
     const view = await pass(f, importAs(f, "k-raw", "raw"), [bob]);
     assert.equal(signedExchange(view.record.canonical), "raw");
-    assert.ok(view.summary.some((l) => RAW_ONLY_LINE.test(l)), view.summary.join("\n"));
+    assert.ok(
+      view.summary.some((l) => RAW_ONLY_LINE.test(l)),
+      view.summary.join("\n"),
+    );
     assert.equal((await f.store.keys.getKey("k-raw"))?.exchange, "raw");
     const generated = await pass(f, generateAs("k-raw-ed", "raw"), [bob]);
-    assert.ok(generated.summary.some((l) => RAW_ONLY_LINE.test(l)), generated.summary.join("\n"));
+    assert.ok(
+      generated.summary.some((l) => RAW_ONLY_LINE.test(l)),
+      generated.summary.join("\n"),
+    );
   });
 
   it("flags proposals about a key stored under a name without a dialect (before names were checked) as raw-only", async () => {
@@ -72,7 +82,10 @@ describe("exchange names in key proposals", () => {
       { keyId: "k-legacy", version: 1, objectId: "custos:k-legacy:v1", state: "active", createdAt: at, activatedAt: at },
     );
     const policy = await f.gov.propose(alice.caller, { kind: "set_policy", keyId: "k-legacy", policyJson: "{}" });
-    assert.ok(policy.summary.some((l) => RAW_ONLY_LINE.test(l) && l.includes('"custom"')), policy.summary.join("\n"));
+    assert.ok(
+      policy.summary.some((l) => RAW_ONLY_LINE.test(l) && l.includes('"custom"')),
+      policy.summary.join("\n"),
+    );
     // A dialect key's proposals carry no such line.
     await pass(f, importAs(f, "k-bn", "binance"), [bob]);
     const other = await f.gov.propose(alice.caller, { kind: "set_policy", keyId: "k-bn", policyJson: "{}" });

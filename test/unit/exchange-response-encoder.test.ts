@@ -26,7 +26,8 @@ describe("SignedExchangeRequest direct encoder", () => {
         { name: "timestamp", value: "1499827319559" },
         { name: "signature", value: "c8db56825ae71d6d79447849e617115f4a920fa2acdcab2b053c4b2838bd6b71" },
       ],
-      query: "symbol=LTCBTC&side=BUY&type=LIMIT&timeInForce=GTC&quantity=1&price=0.1&recvWindow=5000&timestamp=1499827319559&signature=c8db56825ae71d6d79447849e617115f4a920fa2acdcab2b053c4b2838bd6b71",
+      query:
+        "symbol=LTCBTC&side=BUY&type=LIMIT&timeInForce=GTC&quantity=1&price=0.1&recvWindow=5000&timestamp=1499827319559&signature=c8db56825ae71d6d79447849e617115f4a920fa2acdcab2b053c4b2838bd6b71",
       body: Buffer.alloc(0),
       signature: "c8db56825ae71d6d79447849e617115f4a920fa2acdcab2b053c4b2838bd6b71",
       timestamp: "1499827319559",
@@ -38,7 +39,17 @@ describe("SignedExchangeRequest direct encoder", () => {
 
   it("omits proto3 defaults, keeps empty header messages, and handles long and multi-byte fields", () => {
     same({ headers: [], params: [], query: "", body: Buffer.alloc(0), signature: "", timestamp: "", keyVersion: 0, apiKeyId: "", endpointClass: "" });
-    same({ headers: [{ name: "", value: "" }], params: [{ name: "", value: "x" }], query: "", body: Buffer.alloc(0), signature: "", timestamp: "", keyVersion: 4_294_967_295, apiKeyId: "", endpointClass: "" });
+    same({
+      headers: [{ name: "", value: "" }],
+      params: [{ name: "", value: "x" }],
+      query: "",
+      body: Buffer.alloc(0),
+      signature: "",
+      timestamp: "",
+      keyVersion: 4_294_967_295,
+      apiKeyId: "",
+      endpointClass: "",
+    });
     for (let i = 0; i < 200; i++) {
       same({
         headers: Array.from({ length: randomInt(4) }, () => ({ name: text(randomInt(40)), value: text(randomInt(300)) })),

@@ -7,7 +7,18 @@
  * It passes the same contract suite as Pkcs11Hsm on SoftHSM2 (test/helpers/hsm-contract.ts),
  * so what it refuses, and in which order, is what the real token refuses.
  */
-import { constants, createDecipheriv, createHmac, createPrivateKey, createPublicKey, generateKeyPairSync, privateDecrypt, sign as edSign, verify as edVerify, type KeyObject } from "node:crypto";
+import {
+  constants,
+  createDecipheriv,
+  createHmac,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  privateDecrypt,
+  sign as edSign,
+  verify as edVerify,
+  type KeyObject,
+} from "node:crypto";
 import { sign as cryptoSign } from "node:crypto";
 import { CustosError } from "../../src/errors.js";
 import { algorithmSpec, type EddsaAlgorithm, type SigningAlgorithm } from "../../src/hsm/algorithms.js";
@@ -118,7 +129,10 @@ export class FakeHsm implements Hsm, AuditCheckpointSigner {
     if (this.idTaken(target.objectId)) throw new CustosError("KEY_EXISTS", `an HSM object with id ${target.objectId} already exists`);
     let privateKey: KeyObject;
     try {
-      const aesKey = privateDecrypt({ key: this.keyPair().privateKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: envelope.oaepHash }, envelope.encryptedAesKey);
+      const aesKey = privateDecrypt(
+        { key: this.keyPair().privateKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: envelope.oaepHash },
+        envelope.encryptedAesKey,
+      );
       const d = createDecipheriv("id-aes256-wrap-pad", aesKey, Buffer.from("a65959a6", "hex"));
       privateKey = createPrivateKey({ key: Buffer.concat([d.update(envelope.wrappedKey), d.final()]), format: "der", type: "pkcs8" });
     } catch (e) {

@@ -36,7 +36,12 @@ function newOfficer(id: string): Officer {
   const passphrase = `passphrase of ${id}`;
   const pair = generateOfficerKey(passphrase);
   const identity = `spiffe://custos/officer/${id}`;
-  return { id, spec: { id, displayName: id, identity, publicKeyPem: pair.publicKeyPem }, key: loadOfficerPrivateKey(pair.privateKeyPem, passphrase), caller: { identity, ip: IP } };
+  return {
+    id,
+    spec: { id, displayName: id, identity, publicKeyPem: pair.publicKeyPem },
+    key: loadOfficerPrivateKey(pair.privateKeyPem, passphrase),
+    caller: { identity, ip: IP },
+  };
 }
 
 /** Four officers with real Ed25519 keys; fixtures initialise alice, bob and carol by default. */
@@ -96,7 +101,12 @@ export async function fixture(o: { officers?: Officer[]; threshold?: number; ini
   };
   const gov = new GovernanceService(store, hsm, audit, directory, logger, opts);
   await gov.load();
-  if (o.init ?? true) await gov.init(null, (o.officers ?? [alice, bob, carol]).map((x) => x.spec), o.threshold ?? 2);
+  if (o.init ?? true)
+    await gov.init(
+      null,
+      (o.officers ?? [alice, bob, carol]).map((x) => x.spec),
+      o.threshold ?? 2,
+    );
   const f = { store, hsm, audit, directory, gov, opts, clock, logs: () => logText };
   fixtures.push(f);
   return f;
@@ -145,6 +155,13 @@ export const importOf = (keyId: string, envelope: ImportEnvelope): ProposalInput
   key: { keyId, exchange: "binance", environment: "testnet", label: keyId, apiKeyId: `api-${keyId}`, algorithm: "hmac-sha256", maxAgeDays: 45 },
   envelope,
 });
-export const grantsOf = (identity: string, keyIds: string[] = [], canFreeze = false): ProposalInput => ({ kind: "set_grants", identity, name: "", cidrs: ["10.0.0.0/8"], keyIds, canFreeze });
+export const grantsOf = (identity: string, keyIds: string[] = [], canFreeze = false): ProposalInput => ({
+  kind: "set_grants",
+  identity,
+  name: "",
+  cidrs: ["10.0.0.0/8"],
+  keyIds,
+  canFreeze,
+});
 export const hmac = (secret: Buffer, data: Buffer) => createHmac("sha256", secret).update(data).digest();
 export const unwraps = (f: Fixture) => f.hsm.calls.filter((c) => c.startsWith("unwrap:"));

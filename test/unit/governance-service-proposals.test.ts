@@ -4,7 +4,30 @@ import { generateKeyPairSync, randomBytes, verify, type KeyObject } from "node:c
 import type { CustosErrorCode } from "../../src/errors.js";
 import type { ProposalInput } from "../../src/governance/proposal-input.js";
 import { versionObjectId } from "../../src/keys/model.js";
-import { IP, HOUR, ALPHA, RISK, STRANGER, alice, bob, carol, dave, closeFixtures, fixture, auditSince, lastSeq, brief, vote, pass, isCode, rejectsWith, envelopeOf, importOf, grantsOf, hmac } from "./governance-fixture.js";
+import {
+  IP,
+  HOUR,
+  ALPHA,
+  RISK,
+  STRANGER,
+  alice,
+  bob,
+  carol,
+  dave,
+  closeFixtures,
+  fixture,
+  auditSince,
+  lastSeq,
+  brief,
+  vote,
+  pass,
+  isCode,
+  rejectsWith,
+  envelopeOf,
+  importOf,
+  grantsOf,
+  hmac,
+} from "./governance-fixture.js";
 
 /** GovernanceService: proposals refused at Propose, key versions, freeze and thaw, no secret material in audit or logs (setup in governance-fixture.ts). */
 
@@ -75,7 +98,10 @@ describe("GovernanceService proposals refused at Propose", () => {
     const f = await fixture({ threshold: 2 });
     await rejectsWith(f.gov.init(null, [dave.spec], 1), "GOVERNANCE_EXISTS");
     assert.equal((await f.store.governance.getGovernance())?.threshold, 2);
-    assert.deepEqual((await f.store.governance.listOfficers()).map((o) => o.id), ["alice", "bob", "carol"]);
+    assert.deepEqual(
+      (await f.store.governance.listOfficers()).map((o) => o.id),
+      ["alice", "bob", "carol"],
+    );
     assert.deepEqual(brief(await auditSince(f)), ["governance.init system ok", "governance.init system denied GOVERNANCE_EXISTS"]);
   });
 
@@ -89,7 +115,11 @@ describe("GovernanceService proposals refused at Propose", () => {
       assert.throws(() => f.gov.wrappingKey({ identity: admin, ip }), isCode("ADDRESS_NOT_ALLOWED"));
     }
     assert.equal(f.gov.initialised, false);
-    assert.deepEqual(brief(await auditSince(f, seq)).slice(0, 3), ["governance.init spiffe://custos/admin/ops denied ADDRESS_NOT_ALLOWED", "governance.get spiffe://custos/admin/ops denied ADDRESS_NOT_ALLOWED", "wrapping_key.get spiffe://custos/admin/ops denied ADDRESS_NOT_ALLOWED"]);
+    assert.deepEqual(brief(await auditSince(f, seq)).slice(0, 3), [
+      "governance.init spiffe://custos/admin/ops denied ADDRESS_NOT_ALLOWED",
+      "governance.get spiffe://custos/admin/ops denied ADDRESS_NOT_ALLOWED",
+      "wrapping_key.get spiffe://custos/admin/ops denied ADDRESS_NOT_ALLOWED",
+    ]);
     await f.gov.init({ identity: admin, ip: "10.200.0.9" }, [alice.spec, bob.spec], 1);
     assert.equal((await f.gov.governance({ identity: admin, ip: "10.0.0.1" })).threshold, 1);
   });
@@ -137,10 +167,16 @@ describe("GovernanceService key lifecycle", () => {
     await f.gov.retireDue(retireAt - 1);
     assert.equal((await f.store.keys.getKey("k"))!.versions[0]!.state, "retiring");
     await f.gov.retireDue(retireAt);
-    assert.deepEqual((await f.store.keys.getKey("k"))!.versions.map((v) => v.state), ["destroyed", "active"]);
+    assert.deepEqual(
+      (await f.store.keys.getKey("k"))!.versions.map((v) => v.state),
+      ["destroyed", "active"],
+    );
     assert.deepEqual([...f.hsm.objects.keys()], [versionObjectId("k", 2)]);
     const destroyed = (await auditSince(f)).filter((e) => e.kind === "key.destroy_version");
-    assert.deepEqual(destroyed.map((e) => [e.actor, e.key, e.version, e.details?.reason]), [["system", "k", 1, "grace period ended"]]);
+    assert.deepEqual(
+      destroyed.map((e) => [e.actor, e.key, e.version, e.details?.reason]),
+      [["system", "k", 1, "grace period ended"]],
+    );
     assert.deepEqual(brief((await auditSince(f)).filter((e) => e.kind === "key.rotate")), ["key.rotate alice ok"]);
   });
 
@@ -152,7 +188,10 @@ describe("GovernanceService key lifecycle", () => {
     assert.ok(f.hsm.objects.has(versionObjectId("k", 1)));
     await pass(f, { kind: "rotate_key", keyId: "k", apiKeyId: "", graceSeconds: 3600, envelope: envelopeOf(f, randomBytes(32)) }, [bob]);
     await pass(f, { kind: "destroy_version", keyId: "k", version: 1 }, [bob]);
-    assert.deepEqual((await f.store.keys.getKey("k"))!.versions.map((v) => v.state), ["destroyed", "active"]);
+    assert.deepEqual(
+      (await f.store.keys.getKey("k"))!.versions.map((v) => v.state),
+      ["destroyed", "active"],
+    );
     assert.equal(f.hsm.objects.has(versionObjectId("k", 1)), false);
     await rejectsWith(f.gov.propose(alice.caller, { kind: "destroy_version", keyId: "k", version: 1 }), "PRECONDITION_FAILED");
   });
@@ -177,7 +216,16 @@ describe("GovernanceService key lifecycle", () => {
 describe("GovernanceService Ed25519 migration (a wrapped PKCS#8 key, on an HSM that can unwrap one)", () => {
   const ed25519Import = (f: Awaited<ReturnType<typeof fixture>>, keyId: string, privateKey: KeyObject, publicKey: KeyObject): ProposalInput => ({
     kind: "import_key",
-    key: { keyId, exchange: "binance", environment: "testnet", label: keyId, apiKeyId: "", algorithm: "ed25519", maxAgeDays: 45, publicKeyPem: publicKey.export({ format: "pem", type: "spki" }).toString() },
+    key: {
+      keyId,
+      exchange: "binance",
+      environment: "testnet",
+      label: keyId,
+      apiKeyId: "",
+      algorithm: "ed25519",
+      maxAgeDays: 45,
+      publicKeyPem: publicKey.export({ format: "pem", type: "spki" }).toString(),
+    },
     envelope: envelopeOf(f, privateKey.export({ format: "der", type: "pkcs8" })),
   });
 
@@ -186,7 +234,10 @@ describe("GovernanceService Ed25519 migration (a wrapped PKCS#8 key, on an HSM t
     const existing = generateKeyPairSync("ed25519");
     await pass(f, ed25519Import(f, "k-migrated", existing.privateKey, existing.publicKey), [bob]);
     const objectId = versionObjectId("k-migrated", 1);
-    assert.deepEqual(f.hsm.calls.filter((c) => c.startsWith("unwrap")), [`unwrap-private:${objectId}`]);
+    assert.deepEqual(
+      f.hsm.calls.filter((c) => c.startsWith("unwrap")),
+      [`unwrap-private:${objectId}`],
+    );
     const signature = await f.hsm.sign(objectId, "ed25519", Buffer.from("order"));
     assert.ok(verify(null, Buffer.from("order"), existing.publicKey, signature));
     assert.deepEqual(await f.hsm.publicKey(objectId), existing.publicKey.export({ format: "der", type: "spki" }));

@@ -5,7 +5,27 @@ import { signApproval } from "../../src/governance/officer-key.js";
 import type { Decision } from "../../src/governance/proposal.js";
 import { validateRules } from "../../src/governance/quorum.js";
 import { versionObjectId } from "../../src/keys/model.js";
-import { ALPHA, RISK, alice, bob, carol, dave, closeFixtures, fixture, auditSince, lastSeq, brief, vote, pass, isCode, rejectsWith, envelopeOf, importOf, grantsOf, hmac } from "./governance-fixture.js";
+import {
+  ALPHA,
+  RISK,
+  alice,
+  bob,
+  carol,
+  dave,
+  closeFixtures,
+  fixture,
+  auditSince,
+  lastSeq,
+  brief,
+  vote,
+  pass,
+  isCode,
+  rejectsWith,
+  envelopeOf,
+  importOf,
+  grantsOf,
+  hmac,
+} from "./governance-fixture.js";
 
 /** GovernanceService: what counts toward a quorum, and which votes are refused (setup in governance-fixture.ts). */
 
@@ -30,7 +50,10 @@ describe("GovernanceService quorum", () => {
     assert.equal(second.record.envelope, null);
     assert.equal(second.record.step, "audited");
     const key = (await f.store.keys.getKey("k1"))!;
-    assert.deepEqual(key.versions.map((v) => [v.version, v.state, v.objectId]), [[1, "active", versionObjectId("k1", 1)]]);
+    assert.deepEqual(
+      key.versions.map((v) => [v.version, v.state, v.objectId]),
+      [[1, "active", versionObjectId("k1", 1)]],
+    );
     assert.deepEqual(f.hsm.objects.get(versionObjectId("k1", 1)), secret);
     const data = Buffer.from("timestamp=1");
     assert.deepEqual(await f.hsm.sign(versionObjectId("k1", 1), "hmac-sha256", data), hmac(secret, data));
@@ -164,11 +187,10 @@ describe("GovernanceService votes that are refused", () => {
     await rejectsWith(f.gov.vote(bob.caller, p.record.id, "approve", d, signApproval(bob.key, "approve", d)), "DIGEST_MISMATCH");
     await rejectsWith(f.gov.vote(bob.caller, p.record.id, "approve", "not hex", new Uint8Array(64)), "DIGEST_MISMATCH");
     await rejectsWith(f.gov.vote(bob.caller, "no-such-id", "approve", d, signApproval(bob.key, "approve", d)), "PROPOSAL_NOT_FOUND");
-    assert.deepEqual(brief(await auditSince(f, 0)).filter((e) => e.includes("denied")), [
-      "proposal.approve bob denied DIGEST_MISMATCH",
-      "proposal.approve bob denied DIGEST_MISMATCH",
-      "proposal.approve bob denied PROPOSAL_NOT_FOUND",
-    ]);
+    assert.deepEqual(
+      brief(await auditSince(f, 0)).filter((e) => e.includes("denied")),
+      ["proposal.approve bob denied DIGEST_MISMATCH", "proposal.approve bob denied DIGEST_MISMATCH", "proposal.approve bob denied PROPOSAL_NOT_FOUND"],
+    );
     assert.deepEqual(await f.store.governance.listVotes(p.record.id), []);
     assert.deepEqual(await f.store.governance.listVotes(other.record.id), []);
   });

@@ -3,7 +3,23 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { signApproval } from "../../src/governance/officer-key.js";
 import { versionObjectId } from "../../src/keys/model.js";
-import { ALPHA, RISK, alice, bob, closeFixtures, fixture, restarted, auditSince, lastSeq, brief, pass, envelopeOf, importOf, grantsOf, unwraps } from "./governance-fixture.js";
+import {
+  ALPHA,
+  RISK,
+  alice,
+  bob,
+  closeFixtures,
+  fixture,
+  restarted,
+  auditSince,
+  lastSeq,
+  brief,
+  pass,
+  envelopeOf,
+  importOf,
+  grantsOf,
+  unwraps,
+} from "./governance-fixture.js";
 
 /** GovernanceService after a crash: resume and orphaned HSM objects (setup in governance-fixture.ts). */
 
@@ -26,7 +42,10 @@ describe("GovernanceService crash recovery", () => {
       await gov.resume();
       await gov.resume(); // a second start-up finds nothing to do
       assert.equal((await f.store.governance.getProposal(p.record.id))!.state, "executed");
-      assert.deepEqual((await f.store.keys.getKey("k-crash"))!.versions.map((v) => [v.version, v.state]), [[1, "active"]]);
+      assert.deepEqual(
+        (await f.store.keys.getKey("k-crash"))!.versions.map((v) => [v.version, v.state]),
+        [[1, "active"]],
+      );
       assert.deepEqual([...f.hsm.objects.keys()], [versionObjectId("k-crash", 1)]);
       assert.deepEqual(f.hsm.objects.get(versionObjectId("k-crash", 1)), secret);
       assert.equal(unwraps(f).length - unwrapsBefore, unwrapped ? 0 : 1);
@@ -43,7 +62,14 @@ describe("GovernanceService crash recovery", () => {
     const f = await fixture({ threshold: 1 });
     const p = await f.gov.propose(alice.caller, grantsOf(ALPHA));
     const sig = signApproval(bob.key, "approve", p.record.digest).toString("base64");
-    await f.store.governance.addVote({ proposalId: p.record.id, officerId: "bob", decision: "approve", digest: p.record.digest, signature: sig, at: new Date().toISOString() });
+    await f.store.governance.addVote({
+      proposalId: p.record.id,
+      officerId: "bob",
+      decision: "approve",
+      digest: p.record.digest,
+      signature: sig,
+      at: new Date().toISOString(),
+    });
     // Another one crashed after its change was recorded, before proposal.executed was audited.
     const q = await f.gov.propose(alice.caller, grantsOf(RISK));
     await f.store.governance.updateProposal(q.record.id, "pending", { state: "executing" });
@@ -87,7 +113,14 @@ describe("GovernanceService crash recovery", () => {
     await pass(f, { kind: "rotate_key", keyId: "k", apiKeyId: "", graceSeconds: 3600, envelope: envelopeOf(f, randomBytes(32)) }, [bob]);
     const p = await f.gov.propose(alice.caller, { kind: "destroy_version", keyId: "k", version: 1 }, 30);
     const sig = signApproval(bob.key, "approve", p.record.digest).toString("base64");
-    await f.store.governance.addVote({ proposalId: p.record.id, officerId: "bob", decision: "approve", digest: p.record.digest, signature: sig, at: new Date().toISOString() });
+    await f.store.governance.addVote({
+      proposalId: p.record.id,
+      officerId: "bob",
+      decision: "approve",
+      digest: p.record.digest,
+      signature: sig,
+      at: new Date().toISOString(),
+    });
     f.clock.advance(60);
     const seq = await lastSeq(f);
     await (await restarted(f)).resume();
@@ -113,6 +146,9 @@ describe("GovernanceService crash recovery", () => {
     assert.deepEqual(await f.gov.destroyOrphans(), [versionObjectId("k-ghost", 1)]);
     assert.deepEqual([...f.hsm.objects.keys()].sort(), [versionObjectId("k", 1), versionObjectId("k-flight", 1), "other-app:key"].sort());
     const events = await auditSince(f, seq);
-    assert.deepEqual(events.map((e) => [e.kind, e.details?.objectId]), [["reconcile.destroy_orphan", versionObjectId("k-ghost", 1)]]);
+    assert.deepEqual(
+      events.map((e) => [e.kind, e.details?.objectId]),
+      [["reconcile.destroy_orphan", versionObjectId("k-ghost", 1)]],
+    );
   });
 });

@@ -53,7 +53,16 @@ const EXPECTED: Record<CustosErrorCode, status> = {
 };
 
 /** Codes whose own message may reach the client; all others get a generic one. */
-const HIDDEN = new Set<CustosErrorCode>(["ENVELOPE_INVALID", "HSM_UNAVAILABLE", "HSM_KEY_SIZE", "HSM_ERROR", "AUDIT_REWOUND", "AUDIT_CHECKPOINT_INVALID", "STORE_ERROR", "INTERNAL"]);
+const HIDDEN = new Set<CustosErrorCode>([
+  "ENVELOPE_INVALID",
+  "HSM_UNAVAILABLE",
+  "HSM_KEY_SIZE",
+  "HSM_ERROR",
+  "AUDIT_REWOUND",
+  "AUDIT_CHECKPOINT_INVALID",
+  "STORE_ERROR",
+  "INTERNAL",
+]);
 
 const SECRETISH = "C_Sign: CKR_GENERAL_ERROR (slot 0, object custos:k1:v1, /var/lib/custos/db)";
 
@@ -152,10 +161,17 @@ describe("toServiceError", () => {
     assert.equal(sink.text(), "");
     toServiceError(new CustosError("HSM_UNAVAILABLE", "C_Sign: CKR_SESSION_HANDLE_INVALID"), sink.logger, "fail-1");
     toServiceError(new Error("boom"), sink.logger, "fail-2");
-    const lines = sink.text().trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
-    assert.deepEqual(lines.map((l) => [l.requestId, l.reason, l.level]), [
-      ["fail-1", "HSM_UNAVAILABLE", "error"],
-      ["fail-2", "INTERNAL", "error"],
-    ]);
+    const lines = sink
+      .text()
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.deepEqual(
+      lines.map((l) => [l.requestId, l.reason, l.level]),
+      [
+        ["fail-1", "HSM_UNAVAILABLE", "error"],
+        ["fail-2", "INTERNAL", "error"],
+      ],
+    );
   });
 });

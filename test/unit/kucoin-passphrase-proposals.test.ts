@@ -41,7 +41,10 @@ describe("signed passphrase: proposal validation", () => {
   const good = signedOf(randomBytes(32), "kc-pass");
 
   it("a kucoinfutures import needs one: base64 of exactly 32 bytes, canonical", () => {
-    assert.equal(codeOf(() => validateInput(imp(kucoinKey("k", { signedPassphrase: good })))), undefined);
+    assert.equal(
+      codeOf(() => validateInput(imp(kucoinKey("k", { signedPassphrase: good })))),
+      undefined,
+    );
     const bad: Array<[string, string | undefined]> = [
       ["none", undefined],
       ["empty", ""],
@@ -54,16 +57,32 @@ describe("signed passphrase: proposal validation", () => {
     ];
     for (const [what, signedPassphrase] of bad) {
       const key = kucoinKey("k", signedPassphrase === undefined ? {} : { signedPassphrase });
-      assert.equal(codeOf(() => validateInput(imp(key))), "INVALID_ARGUMENT", what);
+      assert.equal(
+        codeOf(() => validateInput(imp(key))),
+        "INVALID_ARGUMENT",
+        what,
+      );
     }
   });
 
   it("any other exchange's import carries none, and a kucoinfutures key cannot be generated (no secret to HMAC with)", () => {
-    assert.equal(codeOf(() => validateInput(imp(kucoinKey("k", { exchange: "okx", signedPassphrase: good })))), "INVALID_ARGUMENT");
-    assert.equal(codeOf(() => validateInput(imp(kucoinKey("k", { exchange: "raw" })))), undefined);
-    assert.equal(codeOf(() => validateInput({ kind: "generate_key", key: kucoinKey("k", { algorithm: "ed25519" }) })), "INVALID_ARGUMENT");
+    assert.equal(
+      codeOf(() => validateInput(imp(kucoinKey("k", { exchange: "okx", signedPassphrase: good })))),
+      "INVALID_ARGUMENT",
+    );
+    assert.equal(
+      codeOf(() => validateInput(imp(kucoinKey("k", { exchange: "raw" })))),
+      undefined,
+    );
+    assert.equal(
+      codeOf(() => validateInput({ kind: "generate_key", key: kucoinKey("k", { algorithm: "ed25519" }) })),
+      "INVALID_ARGUMENT",
+    );
     const generated = kucoinKey("k", { exchange: "binance", algorithm: "ed25519", signedPassphrase: good });
-    assert.equal(codeOf(() => validateInput({ kind: "generate_key", key: generated })), "INVALID_ARGUMENT");
+    assert.equal(
+      codeOf(() => validateInput({ kind: "generate_key", key: generated })),
+      "INVALID_ARGUMENT",
+    );
   });
 
   it("a rotation's signed passphrase is shape-checked like an import's", () => {
@@ -75,9 +94,19 @@ describe("signed passphrase: proposal validation", () => {
       envelope: { ...envelope, wrappingKeyFingerprint: "" },
       ...(signedPassphrase === undefined ? {} : { signedPassphrase }),
     });
-    assert.equal(codeOf(() => validateInput(rotate(good))), undefined);
-    assert.equal(codeOf(() => validateInput(rotate(undefined))), undefined, "whether it is needed depends on the key: checked at Propose");
-    assert.equal(codeOf(() => validateInput(rotate("kc-pass"))), "INVALID_ARGUMENT");
+    assert.equal(
+      codeOf(() => validateInput(rotate(good))),
+      undefined,
+    );
+    assert.equal(
+      codeOf(() => validateInput(rotate(undefined))),
+      undefined,
+      "whether it is needed depends on the key: checked at Propose",
+    );
+    assert.equal(
+      codeOf(() => validateInput(rotate("kc-pass"))),
+      "INVALID_ARGUMENT",
+    );
   });
 });
 
@@ -116,7 +145,10 @@ describe("signed passphrase: through the quorum", () => {
     });
     await rejectsWith(f.gov.propose(alice.caller, rotate()), "INVALID_ARGUMENT");
     const view = await pass(f, rotate(signedOf(s2, "second")), [bob]);
-    assert.ok(view.summary.some((l) => l.startsWith("API passphrase: set")), view.summary.join("\n"));
+    assert.ok(
+      view.summary.some((l) => l.startsWith("API passphrase: set")),
+      view.summary.join("\n"),
+    );
     const versions = (await f.store.keys.getKey("kc"))!.versions;
     assert.deepEqual(
       versions.map((v) => [v.version, v.state, v.signedPassphrase]),
@@ -128,7 +160,14 @@ describe("signed passphrase: through the quorum", () => {
 
     await pass(f, { kind: "import_key", key: kucoinKey("bn", { exchange: "binance" }), envelope: envelopeOf(f, s1) }, [bob]);
     assert.equal((await f.store.keys.getKey("bn"))!.versions[0]!.signedPassphrase, null);
-    const foreign: ProposalInput = { kind: "rotate_key", keyId: "bn", apiKeyId: "", graceSeconds: 60, envelope: envelopeOf(f, s2), signedPassphrase: signedOf(s2, "x") };
+    const foreign: ProposalInput = {
+      kind: "rotate_key",
+      keyId: "bn",
+      apiKeyId: "",
+      graceSeconds: 60,
+      envelope: envelopeOf(f, s2),
+      signedPassphrase: signedOf(s2, "x"),
+    };
     await assert.rejects(f.gov.propose(alice.caller, foreign), isCode("INVALID_ARGUMENT"));
   });
 });

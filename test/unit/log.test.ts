@@ -13,8 +13,11 @@ it("redacts secret-bearing fields at the top level and one level down", async ()
   log.info({ hsm: { pin: "5678" }, req: { secret: "x2", encryptedAesKey: "BBBB", wrappedKey: "CCCC", payload: "p2" } }, "nested");
   log.info({ event: "sign", key: "k1" }, "ordinary fields stay");
   await new Promise((r) => setImmediate(r));
-  // biome-ignore lint/suspicious/noExplicitAny: log lines are read field by field
-  const [top, nested, plain] = out.trim().split("\n").map((l) => JSON.parse(l) as Record<string, any>);
+  const [top, nested, plain] = out
+    .trim()
+    .split("\n")
+    // biome-ignore lint/suspicious/noExplicitAny: log lines are read field by field
+    .map((l) => JSON.parse(l) as Record<string, any>);
   assert.deepEqual([top!.pin, top!.secret, top!.envelope, top!.payload], ["[redacted]", "[redacted]", "[redacted]", "[redacted]"]);
   assert.equal(nested!.hsm.pin, "[redacted]");
   assert.deepEqual(nested!.req, { secret: "[redacted]", encryptedAesKey: "[redacted]", wrappedKey: "[redacted]", payload: "[redacted]" });
@@ -37,7 +40,15 @@ it("writes the stable field names: ISO time, level label, service, component, ev
   assert.match(String(line.time), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
   assert.deepEqual(
     { level: line.level, service: line.service, component: line.component, event: line.event, client: line.client, key: line.key, msg: line.msg },
-    { level: "warn", service: "custos", component: "anomaly", event: "anomaly", client: "spiffe://custos/engine/alpha", key: "k1", msg: "signing traffic deviates from its baseline" },
+    {
+      level: "warn",
+      service: "custos",
+      component: "anomaly",
+      event: "anomaly",
+      client: "spiffe://custos/engine/alpha",
+      key: "k1",
+      msg: "signing traffic deviates from its baseline",
+    },
   );
   for (const name of Object.keys(line)) assert.ok(name in LOG_FIELDS || name === "score", `undocumented field ${name}`);
 });
@@ -50,8 +61,11 @@ it("redacts an exchange API passphrase, at the top level and one level down", as
   log.info({ event: "x", passphrase: "okx-pass-1" }, "top");
   log.info({ event: "x", request: { keyId: "k1", passphrase: "kucoin-pass-2" } }, "nested");
   await new Promise((r) => setImmediate(r));
-  // biome-ignore lint/suspicious/noExplicitAny: log lines are read field by field
-  const [top, nested] = out.trim().split("\n").map((l) => JSON.parse(l) as Record<string, any>);
+  const [top, nested] = out
+    .trim()
+    .split("\n")
+    // biome-ignore lint/suspicious/noExplicitAny: log lines are read field by field
+    .map((l) => JSON.parse(l) as Record<string, any>);
   assert.equal(top!.passphrase, "[redacted]");
   assert.deepEqual(nested!.request, { keyId: "k1", passphrase: "[redacted]" });
   assert.ok(!out.includes("okx-pass-1") && !out.includes("kucoin-pass-2"));

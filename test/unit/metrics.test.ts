@@ -52,7 +52,15 @@ describe("Metrics", () => {
   it("exports key age and days until due, audit flush latency and lag, and anomaly scores and counts", async () => {
     let lag = 0;
     const m = new Metrics(new FakeHsm(), () => ({ queueDepth: 7, lagSeconds: lag }) as unknown as AuditLog);
-    m.watchGovernance(async () => ({ keys: [{ id: "k1", daysUntilDue: -2, ageDays: 47 }, { id: "k2", daysUntilDue: 30 }], pendingProposals: 1, frozenKeys: 0, frozenClients: 2 }));
+    m.watchGovernance(async () => ({
+      keys: [
+        { id: "k1", daysUntilDue: -2, ageDays: 47 },
+        { id: "k2", daysUntilDue: 30 },
+      ],
+      pendingProposals: 1,
+      frozenKeys: 0,
+      frozenClients: 2,
+    }));
     m.watchAnomalies(() => [{ client: "c1", key: "k1", score: 12.5 }]);
     m.observeAuditFlush(0.003);
     m.observeAuditFlush(0.2);
@@ -75,10 +83,20 @@ describe("Metrics", () => {
     const m = new Metrics(new FakeHsm(), () => undefined);
     const text = await m.registry.metrics();
     const names = new Set((await m.registry.getMetricsAsJSON()).map((x) => x.name));
-    for (const standard of ["process_cpu_seconds_total", "process_resident_memory_bytes", "nodejs_eventloop_lag_seconds", "nodejs_eventloop_lag_p99_seconds", "nodejs_heap_size_used_bytes"]) {
+    for (const standard of [
+      "process_cpu_seconds_total",
+      "process_resident_memory_bytes",
+      "nodejs_eventloop_lag_seconds",
+      "nodejs_eventloop_lag_p99_seconds",
+      "nodejs_heap_size_used_bytes",
+    ]) {
       assert.ok(names.has(standard), standard);
     }
-    assert.deepEqual([...names].filter((n) => n.startsWith("custos_process_")), [], "no custos prefix on the defaults");
+    assert.deepEqual(
+      [...names].filter((n) => n.startsWith("custos_process_")),
+      [],
+      "no custos prefix on the defaults",
+    );
     const pkg = JSON.parse(readFileSync(join(REPO, "package.json"), "utf8")) as { version: string };
     assert.match(pkg.version, /^\d+\.\d+\.\d+/);
     const series = `custos_build_info{version="${pkg.version}",node="${process.version}",platform="${process.platform}",arch="${process.arch}"}`;

@@ -43,7 +43,8 @@ describe("monitoring assets", () => {
     const d = JSON.parse(readFileSync(DASHBOARD, "utf8")) as unknown;
     const rulesText = alertRules(readFileSync(ALERT_RULES, "utf8")).map((r) => r.expr);
     // Other Node.js services export the same names: every query on them is joined to custos_build_info.
-    for (const q of [...dashboardQueries(d), ...rulesText].filter((x) => /\b(?:process|nodejs)_/.test(x))) assert.match(q, /and on \(job, instance\) custos_build_info/, q);
+    for (const q of [...dashboardQueries(d), ...rulesText].filter((x) => /\b(?:process|nodejs)_/.test(x)))
+      assert.match(q, /and on \(job, instance\) custos_build_info/, q);
   });
 
   it("the rules alert on anomalies, overdue keys, an unavailable HSM and audit flush lag, each with a severity", () => {
@@ -62,13 +63,23 @@ describe("monitoring assets", () => {
   });
 
   it("the dashboard is a Grafana dashboard: unique panel ids, every panel with a query on a Prometheus datasource", () => {
-    const d = JSON.parse(readFileSync(DASHBOARD, "utf8")) as { uid: string; panels: Array<{ id: number; type: string; title: string; targets?: Array<{ expr: string }> }> };
+    const d = JSON.parse(readFileSync(DASHBOARD, "utf8")) as {
+      uid: string;
+      panels: Array<{ id: number; type: string; title: string; targets?: Array<{ expr: string }> }>;
+    };
     assert.equal(d.uid, "custos-overview");
     const ids = d.panels.map((p) => p.id);
     assert.equal(new Set(ids).size, ids.length);
-    for (const p of d.panels.filter((x) => x.type !== "row")) assert.ok((p.targets ?? []).every((t) => t.expr.includes("custos_")) && p.targets!.length > 0, p.title);
+    for (const p of d.panels.filter((x) => x.type !== "row"))
+      assert.ok((p.targets ?? []).every((t) => t.expr.includes("custos_")) && p.targets!.length > 0, p.title);
     const queries = dashboardQueries(d).join("\n");
-    for (const needed of ["custos_anomaly_score", "custos_key_age_days", "custos_audit_flush_duration_seconds_bucket", "custos_hsm_session_waiters", "client, key"]) {
+    for (const needed of [
+      "custos_anomaly_score",
+      "custos_key_age_days",
+      "custos_audit_flush_duration_seconds_bucket",
+      "custos_hsm_session_waiters",
+      "client, key",
+    ]) {
       assert.ok(queries.includes(needed), needed);
     }
   });

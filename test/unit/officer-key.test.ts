@@ -71,9 +71,12 @@ describe("officer keys", () => {
 
   it("loads only with the right passphrase: a wrong one is UNAUTHENTICATED", () => {
     for (const wrong of ["correct horse battery ", "Correct horse battery", "", "bob's passphrase"]) {
-      assert.throws(() => loadOfficerPrivateKey(alice.privateKeyPem, wrong), (e: unknown) => {
-        return has("UNAUTHENTICATED")(e) && (e as Error).message === "wrong passphrase for the officer key";
-      });
+      assert.throws(
+        () => loadOfficerPrivateKey(alice.privateKeyPem, wrong),
+        (e: unknown) => {
+          return has("UNAUTHENTICATED")(e) && (e as Error).message === "wrong passphrase for the officer key";
+        },
+      );
     }
     // The loaded key is the one whose public half was generated with it.
     assert.equal(publicKeyFingerprint(createPublicKey(alicePrivate)), alice.fingerprint);
@@ -129,7 +132,15 @@ describe("officer keys", () => {
     it("for truncated, extended, flipped, empty and garbage signatures, without throwing", () => {
       const flipped = Buffer.from(sig);
       flipped[10]! ^= 1;
-      const bad = [sig.subarray(0, 63), Buffer.concat([sig, Buffer.from([0])]), flipped, Buffer.alloc(0), Buffer.alloc(64), Buffer.alloc(64, 0xff), Buffer.from("garbage")];
+      const bad = [
+        sig.subarray(0, 63),
+        Buffer.concat([sig, Buffer.from([0])]),
+        flipped,
+        Buffer.alloc(0),
+        Buffer.alloc(64),
+        Buffer.alloc(64, 0xff),
+        Buffer.from("garbage"),
+      ];
       for (const s of bad) assert.equal(verifyApproval(alicePublic, "approve", DIGEST, s), false);
     });
 
@@ -185,7 +196,10 @@ describe("writeOfficerKeyFile", () => {
   it("refuses to overwrite an existing file, and leaves it as it was", () => {
     const path = join(dir, "existing.pem");
     writeFileSync(path, "precious");
-    assert.throws(() => writeOfficerKeyFile(path, key.privateKeyPem), (e: unknown) => has("INVALID_ARGUMENT")(e) && /exists/.test((e as Error).message));
+    assert.throws(
+      () => writeOfficerKeyFile(path, key.privateKeyPem),
+      (e: unknown) => has("INVALID_ARGUMENT")(e) && /exists/.test((e as Error).message),
+    );
     assert.equal(readFileSync(path, "utf8"), "precious");
     const written = join(dir, "twice.pem");
     writeOfficerKeyFile(written, key.privateKeyPem);

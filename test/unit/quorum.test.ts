@@ -316,7 +316,10 @@ describe("validateRules", () => {
   ];
   for (const [name, rules, officers] of bad) {
     it(`refuses ${name} with INVALID_ARGUMENT`, () => {
-      assert.throws(() => validateRules(rules, officers), (e: unknown) => e instanceof CustosError && e.code === "INVALID_ARGUMENT");
+      assert.throws(
+        () => validateRules(rules, officers),
+        (e: unknown) => e instanceof CustosError && e.code === "INVALID_ARGUMENT",
+      );
     });
   }
 });

@@ -20,7 +20,10 @@ describe("RateLimiter", () => {
   it("allows the burst at once, then denies", () => {
     const clock = manualClock();
     const limiter = new RateLimiter({ perSecond: 1, burst: 3 }, clock.now);
-    assert.deepEqual([1, 2, 3, 4, 5].map(() => limiter.take("a")), [true, true, true, false, false]);
+    assert.deepEqual(
+      [1, 2, 3, 4, 5].map(() => limiter.take("a")),
+      [true, true, true, false, false],
+    );
   });
 
   it("refills at perSecond from the injected clock", () => {

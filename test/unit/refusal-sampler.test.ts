@@ -18,14 +18,17 @@ describe("RefusalSampler: every refusal audited, a flood counted", () => {
     now += 10_000;
     const rows = s.drain();
     assert.equal(rows.length, 1);
-    assert.deepEqual({ ...rows[0], details: { ...rows[0]!.details, from: "", to: "" } }, {
-      kind: AGGREGATE_KIND,
-      actor: "a",
-      outcome: "denied",
-      reason: "KEY_NOT_FOUND",
-      peer: "10.0.0.1",
-      details: { refused: "sign", count: 47, from: "", to: "" },
-    });
+    assert.deepEqual(
+      { ...rows[0], details: { ...rows[0]!.details, from: "", to: "" } },
+      {
+        kind: AGGREGATE_KIND,
+        actor: "a",
+        outcome: "denied",
+        reason: "KEY_NOT_FOUND",
+        peer: "10.0.0.1",
+        details: { refused: "sign", count: 47, from: "", to: "" },
+      },
+    );
     assert.equal(s.admit(refusal("a")), true, "a new window records in full again");
   });
 
@@ -35,7 +38,10 @@ describe("RefusalSampler: every refusal audited, a flood counted", () => {
     assert.equal(s.admit(refusal("b")), true);
     for (let i = 0; i < 100; i++) assert.equal(s.admit(refusal(`x${i}`, "KEY_NOT_FOUND", `10.1.${i}.1`)), false);
     const rows = s.drain(true);
-    assert.deepEqual(rows.map((r) => [r.actor, r.peer, r.details?.count]), [["*", undefined, 100]]);
+    assert.deepEqual(
+      rows.map((r) => [r.actor, r.peer, r.details?.count]),
+      [["*", undefined, 100]],
+    );
   });
 });
 

@@ -11,7 +11,12 @@ describe("repository documents", () => {
     assert.equal(pkg.license, "Apache-2.0");
     const license = readFileSync(join(REPO, "LICENSE"), "utf8");
     assert.match(license, /^\s*Apache License\s+Version 2\.0, January 2004/);
-    const sections = ["1. Definitions.", "9. Accepting Warranty or Additional Liability.", "END OF TERMS AND CONDITIONS", "APPENDIX: How to apply the Apache License"];
+    const sections = [
+      "1. Definitions.",
+      "9. Accepting Warranty or Additional Liability.",
+      "END OF TERMS AND CONDITIONS",
+      "APPENDIX: How to apply the Apache License",
+    ];
     for (const section of sections) {
       assert.ok(license.includes(section), `LICENSE has "${section}"`);
     }

@@ -37,14 +37,23 @@ describe("SessionPool", () => {
     const waiters = [watch(pool.lease()), watch(pool.lease()), watch(pool.lease())];
     await tick();
     assert.equal(pool.waiting, 3);
-    assert.ok(waiters.every((w) => !w.settled), "all wait while every session is leased");
+    assert.ok(
+      waiters.every((w) => !w.settled),
+      "all wait while every session is leased",
+    );
 
     pool.release(held[0]!);
     await tick();
-    assert.deepEqual(waiters.map((w) => w.value), [held[0], undefined, undefined]);
+    assert.deepEqual(
+      waiters.map((w) => w.value),
+      [held[0], undefined, undefined],
+    );
     pool.release(held[1]!);
     await tick();
-    assert.deepEqual(waiters.map((w) => w.value), [held[0], held[1], undefined]);
+    assert.deepEqual(
+      waiters.map((w) => w.value),
+      [held[0], held[1], undefined],
+    );
     pool.release(waiters[0]!.value!);
     await tick();
     assert.equal(waiters[2]!.value, held[0]);
@@ -59,7 +68,10 @@ describe("SessionPool", () => {
     await assert.rejects(pool.lease(), isUnavailable);
     assert.equal(pool.waiting, 2);
     await tick();
-    assert.ok(queued.every((w) => !w.settled), "the queued ones still wait");
+    assert.ok(
+      queued.every((w) => !w.settled),
+      "the queued ones still wait",
+    );
   });
 
   it("with maxWaiters 0 never queues", async () => {

@@ -45,8 +45,16 @@ before(async () => {
   const hsm = new FakeHsm();
   await store.clients.upsertClient({ identity: ALPHA, name: "alpha", role: "trader", cidrs: ["10.0.0.0/8"], createdAt: NOW });
   await store.keys.createKey(
-    { id: "binance", exchange: "binance", environment: "testnet", label: "binance", apiKeyId: "pub-binance", algorithm: "hmac-sha256", maxAgeDays: 45,
-      createdAt: NOW },
+    {
+      id: "binance",
+      exchange: "binance",
+      environment: "testnet",
+      label: "binance",
+      apiKeyId: "pub-binance",
+      algorithm: "hmac-sha256",
+      maxAgeDays: 45,
+      createdAt: NOW,
+    },
     { keyId: "binance", version: 1, objectId: "custos:binance:v1", state: "active", createdAt: NOW, activatedAt: NOW, retireAt: null },
   );
   await store.keys.setPolicy("binance", JSON.stringify({ maxQuantity: { "*": 1 } }), NOW);

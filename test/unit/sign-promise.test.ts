@@ -36,7 +36,10 @@ const KEYS: Record<string, { exchange: string; algorithm?: SigningAlgorithm; pol
   kucoin: { exchange: "kucoinfutures" },
   deribit: { exchange: "deribit" },
   "deribit-attested": { exchange: "deribit", policy: { exchangeScopeExcludesFunds: true } },
-  "deribit-login": { exchange: "deribit", policy: { exchangeScopeExcludesFunds: true, rules: [{ id: "ws-login", effect: "allow", method: "WS", path: "auth" }] } },
+  "deribit-login": {
+    exchange: "deribit",
+    policy: { exchangeScopeExcludesFunds: true, rules: [{ id: "ws-login", effect: "allow", method: "WS", path: "auth" }] },
+  },
   kraken: { exchange: "krakenfutures", algorithm: "hmac-sha512" },
   "kraken-read": { exchange: "krakenfutures", algorithm: "hmac-sha512", policy: { allowClasses: ["read", "account"] } },
   okx: { exchange: "okx", policy: { symbols: ["BTC-USDT-SWAP"] } },
@@ -54,8 +57,26 @@ before(async () => {
   for (const [id, k] of Object.entries(KEYS)) {
     const objectId = `custos:${id}:v1`;
     await store.keys.createKey(
-      { id, exchange: k.exchange, environment: "testnet", label: id, apiKeyId: `pub-${id}`, algorithm: k.algorithm ?? "hmac-sha256", maxAgeDays: 45, createdAt: NOW },
-      { keyId: id, version: 1, objectId, state: "active", createdAt: NOW, activatedAt: NOW, retireAt: null, signedPassphrase: k.exchange === "kucoinfutures" ? SIGNED_PASSPHRASE : null },
+      {
+        id,
+        exchange: k.exchange,
+        environment: "testnet",
+        label: id,
+        apiKeyId: `pub-${id}`,
+        algorithm: k.algorithm ?? "hmac-sha256",
+        maxAgeDays: 45,
+        createdAt: NOW,
+      },
+      {
+        keyId: id,
+        version: 1,
+        objectId,
+        state: "active",
+        createdAt: NOW,
+        activatedAt: NOW,
+        retireAt: null,
+        signedPassphrase: k.exchange === "kucoinfutures" ? SIGNED_PASSPHRASE : null,
+      },
     );
     if (k.policy) await store.keys.setPolicy(id, JSON.stringify(k.policy), NOW);
     await store.clients.addGrant(ALPHA, id);
@@ -121,14 +142,26 @@ describe("a signature is valid only where the policy approved it (path not signe
     await refused(() => signer.signExchange(caller, exchangeRequest("binance", get("/api/v3/account", "apiKey=pub-binance"))), "POLICY_DENIED", "param-schema");
   });
   it("Binance: an ordinary order still signs", async () => {
-    const r = await signer.signExchange(caller, exchangeRequest("binance-limited", post("/fapi/v1/order", "", "symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTC&quantity=1&price=42000")));
+    const r = await signer.signExchange(
+      caller,
+      exchangeRequest("binance-limited", post("/fapi/v1/order", "", "symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTC&quantity=1&price=42000")),
+    );
     assert.equal(r.endpointClass, "trade");
   });
   it("Binance WebSocket API: withdrawal parameters under an account method are refused (the method is not signed)", async () => {
     const req: WebSocketAuthSignRequest = {
       keyId: "binance",
       version: 0,
-      input: { request: { method: "account.status", params: [["coin", "BTC"], ["address", "bc1q"], ["amount", "1"]] } },
+      input: {
+        request: {
+          method: "account.status",
+          params: [
+            ["coin", "BTC"],
+            ["address", "bc1q"],
+            ["amount", "1"],
+          ],
+        },
+      },
       timestampMs: 0,
       nonce: "",
       expires: 0,
@@ -137,7 +170,14 @@ describe("a signature is valid only where the policy approved it (path not signe
     await refused(() => signer.signWebSocketAuth(caller, req), "POLICY_DENIED", "param-schema");
   });
   it("Bybit: a withdrawal body claimed as an order is refused (it is valid at /v5/asset/withdraw/create)", async () => {
-    const body = JSON.stringify({ coin: "USDT", chain: "ETH", address: "0x00000000219ab540356cBB839Cbe05303d7705Fa", amount: "100", timestamp: 1, accountType: "FUND" });
+    const body = JSON.stringify({
+      coin: "USDT",
+      chain: "ETH",
+      address: "0x00000000219ab540356cBB839Cbe05303d7705Fa",
+      amount: "100",
+      timestamp: 1,
+      accountType: "FUND",
+    });
     await refused(() => signer.signExchange(caller, exchangeRequest("bybit", post("/v5/order/create", body))), "POLICY_DENIED", "param-schema");
   });
   it("Bybit: an ordinary order still signs", async () => {
@@ -150,7 +190,10 @@ describe("a signature is valid only where the policy approved it (path not signe
 describe("no signing oracle", () => {
   it("KuCoin: a caller's passphrase is refused; the header is the one fixed at import", async () => {
     const forged = `1700000000000POST/api/v1/withdrawals{"currency":"USDT","address":"x","amount":100}`;
-    await refused(() => signer.signExchange(caller, exchangeRequest("kucoin", get("/api/v1/account-overview", "currency=USDT"), { passphrase: forged })), "INVALID_ARGUMENT");
+    await refused(
+      () => signer.signExchange(caller, exchangeRequest("kucoin", get("/api/v1/account-overview", "currency=USDT"), { passphrase: forged })),
+      "INVALID_ARGUMENT",
+    );
     const r = await signer.signExchange(caller, exchangeRequest("kucoin", get("/api/v1/account-overview", "currency=USDT")));
     assert.equal(new Map(r.headers).get("KC-API-PASSPHRASE"), SIGNED_PASSPHRASE);
   });
@@ -159,7 +202,11 @@ describe("no signing oracle", () => {
 describe("logins and signatures that hand over a session (Deribit)", () => {
   const wsLogin = (keyId: string): WebSocketAuthSignRequest => ({ keyId, version: 0, input: {}, timestampMs: 0, nonce: "", expires: 0, passphrase: "" });
   it("REST is refused until the policy attests the exchange-side scope moves no funds", async () => {
-    await refused(() => signer.signExchange(caller, exchangeRequest("deribit", get("/api/v2/private/get_position", "instrument_name=BTC-PERPETUAL"))), "POLICY_DENIED", "exchange-scope");
+    await refused(
+      () => signer.signExchange(caller, exchangeRequest("deribit", get("/api/v2/private/get_position", "instrument_name=BTC-PERPETUAL"))),
+      "POLICY_DENIED",
+      "exchange-scope",
+    );
     const r = await signer.signExchange(caller, exchangeRequest("deribit-attested", get("/api/v2/private/get_position", "instrument_name=BTC-PERPETUAL")));
     assert.equal(r.endpointClass, "account");
   });
@@ -183,11 +230,18 @@ describe("parse like the exchange, or refuse", () => {
     await refused(() => signer.signExchange(caller, exchangeRequest("bybit-limited", post("/v5/order/create", body))), "INVALID_ARGUMENT");
   });
   it("Bybit: a query parameter given twice is refused", async () => {
-    await refused(() => signer.signExchange(caller, exchangeRequest("bybit-limited", get("/v5/order/realtime", "category=linear&symbol=ETHUSDT&symbol=BTCUSDT"))), "INVALID_ARGUMENT");
+    await refused(
+      () => signer.signExchange(caller, exchangeRequest("bybit-limited", get("/v5/order/realtime", "category=linear&symbol=ETHUSDT&symbol=BTCUSDT"))),
+      "INVALID_ARGUMENT",
+    );
   });
   it("OKX: an order naming instIdCode instead of instId fails the symbol allowlist", async () => {
     const body = JSON.stringify({ instIdCode: 10459, tdMode: "cross", side: "buy", ordType: "market", sz: "1" });
-    await refused(() => signer.signExchange(caller, exchangeRequest("okx", post("/api/v5/trade/order", body), { passphrase: "pp" })), "POLICY_DENIED", "symbols");
+    await refused(
+      () => signer.signExchange(caller, exchangeRequest("okx", post("/api/v5/trade/order", body), { passphrase: "pp" })),
+      "POLICY_DENIED",
+      "symbols",
+    );
   });
 });
 
@@ -211,6 +265,10 @@ describe("every caller-supplied time is checked", () => {
     assert.equal(r.signature, createHmac("sha512", hsm.objects.get("custos:kraken:v1")!).update(digest).digest("base64"));
   });
   it("Kraken Futures: GET of a route whose PUT sets leverage is a trade (the method is not signed)", async () => {
-    await refused(() => signer.signExchange(caller, exchangeRequest("kraken-read", get("/derivatives/api/v3/leveragepreferences", "symbol=PF_XBTUSD&maxLeverage=50"))), "POLICY_DENIED", "class:trade");
+    await refused(
+      () => signer.signExchange(caller, exchangeRequest("kraken-read", get("/derivatives/api/v3/leveragepreferences", "symbol=PF_XBTUSD&maxLeverage=50"))),
+      "POLICY_DENIED",
+      "class:trade",
+    );
   });
 });

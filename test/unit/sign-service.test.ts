@@ -8,7 +8,15 @@ import { algorithmSpec, type HmacAlgorithm } from "../../src/hsm/algorithms.js";
 import type { KeyVersionState } from "../../src/keys/model.js";
 import { createLogger } from "../../src/log.js";
 import { AccessDirectory } from "../../src/signing/directory.js";
-import { SignService, type CallerContext, type SignObserver, type SignRequest, type SignServiceOptions, type SignDecision, type SignDecisionLog } from "../../src/signing/sign-service.js";
+import {
+  SignService,
+  type CallerContext,
+  type SignObserver,
+  type SignRequest,
+  type SignServiceOptions,
+  type SignDecision,
+  type SignDecisionLog,
+} from "../../src/signing/sign-service.js";
 import { SqliteStore } from "../../src/store/sqlite/sqlite-store.js";
 import { FakeHsm } from "./fake-hsm.js";
 import { ManualClock } from "../helpers/manual-clock.js";
@@ -89,8 +97,25 @@ before(async () => {
     const objectId = `custos:${id}:v1`;
     await store.keys.createKey(
       // "custom": an exchange without a dialect, so raw payloads may be signed (k-dialect below is the exception).
-      { id, exchange: id === "k-dialect" ? "binance" : "custom", environment: "testnet", label: id, apiKeyId: `pub-${id}`, algorithm: k.alg, maxAgeDays: 45, createdAt: NOW },
-      { keyId: id, version: 1, objectId, state: k.state, createdAt: NOW, activatedAt: k.state === "pending" ? null : NOW, retireAt: id === "k-grace-over" ? NOW : null },
+      {
+        id,
+        exchange: id === "k-dialect" ? "binance" : "custom",
+        environment: "testnet",
+        label: id,
+        apiKeyId: `pub-${id}`,
+        algorithm: k.alg,
+        maxAgeDays: 45,
+        createdAt: NOW,
+      },
+      {
+        keyId: id,
+        version: 1,
+        objectId,
+        state: k.state,
+        createdAt: NOW,
+        activatedAt: k.state === "pending" ? null : NOW,
+        retireAt: id === "k-grace-over" ? NOW : null,
+      },
     );
     if (k.grant) await store.clients.addGrant(ALPHA, id);
     const secret = randomBytes(algorithmSpec(k.alg).minKeyBytes); // the HSM refuses shorter HMAC keys
@@ -153,8 +178,22 @@ describe("SignService decisions", () => {
       after: () => void (hsm.down = false),
     },
     { name: "HSM object missing", caller: alpha, req: req("k-noobject"), code: "HSM_ERROR", outcome: "failed", auditVersion: 1 },
-    { name: "raw payload with a key whose exchange has a dialect", caller: alpha, req: req("k-dialect"), code: "POLICY_DENIED", outcome: "denied", auditVersion: 1 },
-    { name: "pinned retiring version after its grace period", caller: alpha, req: req("k-grace-over", 1), code: "VERSION_NOT_USABLE", outcome: "denied", auditVersion: 1 },
+    {
+      name: "raw payload with a key whose exchange has a dialect",
+      caller: alpha,
+      req: req("k-dialect"),
+      code: "POLICY_DENIED",
+      outcome: "denied",
+      auditVersion: 1,
+    },
+    {
+      name: "pinned retiring version after its grace period",
+      caller: alpha,
+      req: req("k-grace-over", 1),
+      code: "VERSION_NOT_USABLE",
+      outcome: "denied",
+      auditVersion: 1,
+    },
     {
       name: "frozen key",
       caller: alpha,
@@ -214,7 +253,10 @@ describe("SignService decisions", () => {
       assert.equal(e.peer, s.caller.ip ?? undefined);
       assert.equal(e.payloadSha256, sha256hex(s.req.payload));
 
-      assert.deepEqual(observer.seen.map((o) => [o.outcome, o.reason]), [[s.outcome, s.code ?? "OK"]]);
+      assert.deepEqual(
+        observer.seen.map((o) => [o.outcome, o.reason]),
+        [[s.outcome, s.code ?? "OK"]],
+      );
       assert.ok(observer.seen[0]!.seconds >= 0);
     });
   }
@@ -248,9 +290,19 @@ describe("SignService rate limits", () => {
       (e: unknown) => e instanceof CustosError && e.code === "RATE_LIMITED" && e.retryable,
     );
     const events = await auditSince(seq);
-    assert.deepEqual(events.map((e) => [e.outcome, e.reason]), [["allowed", undefined], ["allowed", undefined], ["denied", "RATE_LIMITED"]]);
+    assert.deepEqual(
+      events.map((e) => [e.outcome, e.reason]),
+      [
+        ["allowed", undefined],
+        ["allowed", undefined],
+        ["denied", "RATE_LIMITED"],
+      ],
+    );
     assert.equal(events[2]!.payloadSha256, sha256hex(PAYLOAD));
-    assert.deepEqual(observer.seen.map((o) => o.reason), ["OK", "OK", "RATE_LIMITED"]);
+    assert.deepEqual(
+      observer.seen.map((o) => o.reason),
+      ["OK", "OK", "RATE_LIMITED"],
+    );
   });
 
   it("remembers when each client last called (the console's last seen), from its rate limiter", async () => {
@@ -267,7 +319,10 @@ describe("SignService rate limits", () => {
   it("limits per key, independently of other keys", async () => {
     const svc = service(new RecordingObserver(), { keyRate: { perSecond: 0, burst: 1 } });
     await svc.sign(alpha, { keyId: "k-active", version: 0, payload: PAYLOAD });
-    await assert.rejects(svc.sign(alpha, { keyId: "k-active", version: 0, payload: PAYLOAD }), (e: unknown) => e instanceof CustosError && e.code === "RATE_LIMITED");
+    await assert.rejects(
+      svc.sign(alpha, { keyId: "k-active", version: 0, payload: PAYLOAD }),
+      (e: unknown) => e instanceof CustosError && e.code === "RATE_LIMITED",
+    );
     const r = await svc.sign(alpha, { keyId: "k-384", version: 0, payload: PAYLOAD });
     assert.deepEqual(r.signature, hmac("k-384", PAYLOAD));
   });
@@ -305,7 +360,10 @@ describe("SignService rate limits", () => {
   it("a client without a grant cannot spend a key's budget", async () => {
     const svc = service(new RecordingObserver(), { keyRate: { perSecond: 0, burst: 1 } });
     for (let i = 0; i < 5; i++) {
-      await assert.rejects(svc.sign({ identity: BETA, ip: IN }, { keyId: "k-active", version: 0, payload: PAYLOAD }), (e: unknown) => e instanceof CustosError && e.code === "NO_GRANT");
+      await assert.rejects(
+        svc.sign({ identity: BETA, ip: IN }, { keyId: "k-active", version: 0, payload: PAYLOAD }),
+        (e: unknown) => e instanceof CustosError && e.code === "NO_GRANT",
+      );
     }
     const r = await svc.sign(alpha, { keyId: "k-active", version: 0, payload: PAYLOAD });
     assert.deepEqual(r.signature, hmac("k-active", PAYLOAD));
@@ -351,7 +409,15 @@ describe("SignService decision log", () => {
       (e: unknown) => e as CustosError,
     );
     assert.equal(lines.length, 1, "allowed signs are not logged unless the log asks for them");
-    assert.deepEqual(lines[0], { event: "sign", outcome: "denied", reason: "NO_GRANT", client: ALPHA, key: "k-nogrant", requestId: err.requestId, payloadSha256: sha256hex(PAYLOAD) });
+    assert.deepEqual(lines[0], {
+      event: "sign",
+      outcome: "denied",
+      reason: "NO_GRANT",
+      client: ALPHA,
+      key: "k-nogrant",
+      requestId: err.requestId,
+      payloadSha256: sha256hex(PAYLOAD),
+    });
     assert.match(err.requestId ?? "", /^r[0-9a-z]+-[0-9a-z]+$/);
     assert.ok(!JSON.stringify(lines).includes("SENTINEL-7f3a"), "payload bytes never logged");
   });
@@ -360,7 +426,9 @@ describe("SignService decision log", () => {
     const { lines, log } = recording(true);
     const svc = service(new RecordingObserver(), { decisionLog: log });
     const r = await svc.sign({ identity: ALPHA, ip: IN }, { keyId: "k-active", version: 0, payload: PAYLOAD });
-    assert.deepEqual(lines, [{ event: "sign", outcome: "allowed", reason: "OK", client: ALPHA, key: "k-active", version: r.version, payloadSha256: sha256hex(PAYLOAD) }]);
+    assert.deepEqual(lines, [
+      { event: "sign", outcome: "allowed", reason: "OK", client: ALPHA, key: "k-active", version: r.version, payloadSha256: sha256hex(PAYLOAD) },
+    ]);
   });
 });
 

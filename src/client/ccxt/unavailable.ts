@@ -16,7 +16,8 @@ const TRANSIENT_REASONS = new Set(["UNAVAILABLE", "DEADLINE_EXCEEDED", "HSM_UNAV
 /** Whether custos's answer means it could not sign now (rather than that it would not). */
 export function transientKind(e: CcxtCustosError): "unavailable" | "rate-limited" | undefined {
   if (e.reason === "RATE_LIMITED") return "rate-limited";
-  if ((e.details.grpcCode !== undefined && TRANSIENT_STATUS.has(e.details.grpcCode)) || (e.reason !== undefined && TRANSIENT_REASONS.has(e.reason))) return "unavailable";
+  if ((e.details.grpcCode !== undefined && TRANSIENT_STATUS.has(e.details.grpcCode)) || (e.reason !== undefined && TRANSIENT_REASONS.has(e.reason)))
+    return "unavailable";
   return undefined;
 }
 
@@ -26,7 +27,8 @@ let ccxtErrors: Promise<{ ExchangeNotAvailable?: ErrorClass; RateLimitExceeded?:
 export async function retryableErrorClass(kind: "unavailable" | "rate-limited"): Promise<ErrorClass | undefined> {
   // Loaded on first need: the adapter is duck-typed and custos does not depend on ccxt.
   ccxtErrors ??= import("ccxt").then(
-    (m: { default?: Record<string, unknown> } & Record<string, unknown>) => (m.default ?? m) as { ExchangeNotAvailable?: ErrorClass; RateLimitExceeded?: ErrorClass },
+    (m: { default?: Record<string, unknown> } & Record<string, unknown>) =>
+      (m.default ?? m) as { ExchangeNotAvailable?: ErrorClass; RateLimitExceeded?: ErrorClass },
     () => undefined,
   );
   const errors = await ccxtErrors;

@@ -53,14 +53,18 @@ export interface WithCustosOptions {
    * cannot sign now (unreachable, HSM unavailable, rate limited): those are always ccxt's
    * retryable `ExchangeNotAvailable` / `RateLimitExceeded`, see `unavailableErrorClass`.
    */
-  errorClass?: new (message: string) => Error;
+  errorClass?: new (
+    message: string,
+  ) => Error;
   /**
    * The error class for "custos cannot sign now" (default: the bot's `ccxt.ExchangeNotAvailable`,
    * or `ccxt.RateLimitExceeded` when custos's rate limit refused; a `CcxtCustosError` with
    * `CUSTOS_UNAVAILABLE` as the `cause`). Only if ccxt cannot be imported is the
    * `CcxtCustosError` itself thrown.
    */
-  unavailableErrorClass?: new (message: string) => Error;
+  unavailableErrorClass?: new (
+    message: string,
+  ) => Error;
   /**
    * Kraken Futures: sign exactly what ccxt sends, with no Nonce. By default custos adds its own
    * increasing Nonce (and the Authent covers it), so a captured request cannot be replayed
@@ -97,7 +101,8 @@ export function withCustos<E extends CcxtExchangeLike>(exchange: E, opts: WithCu
   if (!shape) throw new CcxtCustosError("NOT_SUPPORTED", `withCustos does not cover ccxt exchange ${exchange.id}`);
   if (exchange.secret) throw new CcxtCustosError("SECRET_ON_EXCHANGE", `${exchange.id}: remove the secret from the exchange; custos holds it`);
   if (attached.has(exchange)) throw new CcxtCustosError("NOT_SUPPORTED", `${exchange.id}: withCustos was already applied`);
-  if (opts.omitOptionalNonce && !shape.optionalNonce) throw new CcxtCustosError("NOT_SUPPORTED", `${exchange.id}: its requests always carry a nonce or timestamp (omitOptionalNonce is for krakenfutures)`);
+  if (opts.omitOptionalNonce && !shape.optionalNonce)
+    throw new CcxtCustosError("NOT_SUPPORTED", `${exchange.id}: its requests always carry a nonce or timestamp (omitOptionalNonce is for krakenfutures)`);
   const ownClient = opts.client ? undefined : opts.dataDir ? CustosClient.fromDataDir(opts.dataDir) : undefined;
   const client = opts.client ?? ownClient;
   if (!client) throw new TypeError("withCustos needs a client or a dataDir");
@@ -109,7 +114,8 @@ export function withCustos<E extends CcxtExchangeLike>(exchange: E, opts: WithCu
     enumerable: true,
     get: () => PLACEHOLDER_SECRET,
     set: (v: unknown) => {
-      if (v !== undefined && v !== PLACEHOLDER_SECRET) throw new CcxtCustosError("SECRET_ON_EXCHANGE", `${exchange.id}: custos holds the secret; do not set one`);
+      if (v !== undefined && v !== PLACEHOLDER_SECRET)
+        throw new CcxtCustosError("SECRET_ON_EXCHANGE", `${exchange.id}: custos holds the secret; do not set one`);
     },
   });
 
@@ -125,8 +131,13 @@ export function withCustos<E extends CcxtExchangeLike>(exchange: E, opts: WithCu
   const originalHmac = exchange.hmac;
   exchange.hmac = ((request: unknown, secret: unknown, hash: unknown, digest: unknown = "hex") => {
     if (!isPlaceholder(secret)) return originalHmac(request, secret, hash, digest); // e.g. a broker's own partner signature
-    if (!frame) throw new CcxtCustosError("NOT_SUPPORTED", `${exchange.id}: ccxt signed outside a REST request (e.g. a ccxt pro WebSocket login), which withCustos does not cover`);
-    if (digest !== "hex" && digest !== "base64") throw new CcxtCustosError("NOT_SUPPORTED", `${exchange.id}: ccxt wants a ${String(digest)} MAC, which withCustos cannot place`);
+    if (!frame)
+      throw new CcxtCustosError(
+        "NOT_SUPPORTED",
+        `${exchange.id}: ccxt signed outside a REST request (e.g. a ccxt pro WebSocket login), which withCustos does not cover`,
+      );
+    if (digest !== "hex" && digest !== "base64")
+      throw new CcxtCustosError("NOT_SUPPORTED", `${exchange.id}: ccxt wants a ${String(digest)} MAC, which withCustos cannot place`);
     const token = `custos${tag}mac${++counter}z`;
     frame.push(token);
     return token;
@@ -146,7 +157,8 @@ export function withCustos<E extends CcxtExchangeLike>(exchange: E, opts: WithCu
     if (tokens.length === 0) return out;
     // A token ccxt hashed or dropped could never be replaced by custos's signature.
     const visible = [out.url, ...Object.values(out.headers ?? {}), typeof out.body === "string" ? out.body : ""].join("\n");
-    for (const t of tokens) if (!visible.includes(t)) throw new CcxtCustosError("NOT_SUPPORTED", `${exchange.id}: ccxt used its signature in a way withCustos cannot place`);
+    for (const t of tokens)
+      if (!visible.includes(t)) throw new CcxtCustosError("NOT_SUPPORTED", `${exchange.id}: ccxt used its signature in a way withCustos cannot place`);
     for (const t of tokens) pending.set(t, tokens);
     while (pending.size > MAX_PENDING) pending.delete(pending.keys().next().value!);
     return out;
@@ -243,7 +255,8 @@ async function signThroughCustos(
   const custosHeader = (name: string) => custosHeaders.find(([k]) => k.toLowerCase() === name.toLowerCase());
   const values = new Map<string, string>();
   const bind = (template: string, actual: string | undefined, where: string) => {
-    if (actual === undefined || !bindTokens(template, actual, tokens, values)) refuse("SIGNED_REQUEST_MISMATCH", `${path}: custos signed another ${where} than ccxt built`);
+    if (actual === undefined || !bindTokens(template, actual, tokens, values))
+      refuse("SIGNED_REQUEST_MISMATCH", `${path}: custos signed another ${where} than ccxt built`);
   };
   const has = (s: string) => tokens.some((t) => s.includes(t));
   if (has(out.url)) bind(out.url, custosUrl, "URL");
@@ -297,14 +310,20 @@ function bindTokens(template: string, actual: string, tokens: readonly string[],
 function refusal(e: unknown, what: string): CcxtCustosError {
   const err = e as { code?: unknown; details?: unknown; reason?: unknown; rule?: unknown; metadata?: { get(k: string): unknown[] }; message?: unknown };
   const grpcCode = typeof err.code === "number" ? err.code : undefined;
-  const reason = typeof err.reason === "string" ? err.reason : trailer(err, "custos-reason") ?? (grpcCode !== undefined ? grpcStatus[grpcCode] : undefined) ?? "UNKNOWN";
+  const reason =
+    typeof err.reason === "string" ? err.reason : (trailer(err, "custos-reason") ?? (grpcCode !== undefined ? grpcStatus[grpcCode] : undefined) ?? "UNKNOWN");
   const rule = typeof err.rule === "string" && err.rule ? err.rule : trailer(err, "custos-rule");
   const detail = typeof err.details === "string" ? err.details : typeof err.message === "string" ? err.message : "";
-  return new CcxtCustosError("SIGNING_REFUSED", `custos refused ${what}: ${reason}${rule ? ` (${rule})` : ""}${detail ? `: ${detail}` : ""}`, {
-    reason,
-    ...(rule ? { rule } : {}),
-    ...(grpcCode !== undefined ? { grpcCode } : {}),
-  }, { cause: e });
+  return new CcxtCustosError(
+    "SIGNING_REFUSED",
+    `custos refused ${what}: ${reason}${rule ? ` (${rule})` : ""}${detail ? `: ${detail}` : ""}`,
+    {
+      reason,
+      ...(rule ? { rule } : {}),
+      ...(grpcCode !== undefined ? { grpcCode } : {}),
+    },
+    { cause: e },
+  );
 }
 
 function trailer(err: { metadata?: { get(k: string): unknown[] } }, name: string): string | undefined {

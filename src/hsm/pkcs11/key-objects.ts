@@ -91,7 +91,14 @@ const ED25519_SPKI_PREFIX = Buffer.from("302a300506032b6570032100", "hex");
  * created. HSM_UNSUPPORTED when the token cannot build an EdDSA key from PKCS#8 (SoftHSM2
  * 2.6.1 answers CKR_FUNCTION_FAILED; its C_UnwrapKey has no EdDSA branch).
  */
-export function unwrapEd25519PrivateKey(mod: Module, session: Handle, aesKey: Handle, wrappedKey: Buffer, target: SecretObjectRef, publicKeySpki: Buffer): void {
+export function unwrapEd25519PrivateKey(
+  mod: Module,
+  session: Handle,
+  aesKey: Handle,
+  wrappedKey: Buffer,
+  target: SecretObjectRef,
+  publicKeySpki: Buffer,
+): void {
   if (publicKeySpki.length !== ED25519_SPKI_PREFIX.length + 32 || !publicKeySpki.subarray(0, ED25519_SPKI_PREFIX.length).equals(ED25519_SPKI_PREFIX)) {
     throw new CustosError("INVALID_ARGUMENT", "the public key is not an Ed25519 SubjectPublicKeyInfo");
   }
@@ -102,7 +109,11 @@ export function unwrapEd25519PrivateKey(mod: Module, session: Handle, aesKey: Ha
     privateKey = mod.C_UnwrapKey(session, { mechanism: pkcs11js.CKM_AES_KEY_WRAP_PAD }, aesKey, wrappedKey, t.privateKey);
   } catch (e) {
     if (ckrOf(e) === pkcs11js.CKR_FUNCTION_FAILED) {
-      throw new CustosError("HSM_UNSUPPORTED", "this HSM cannot unwrap an Ed25519 private key (CKR_FUNCTION_FAILED at C_UnwrapKey; stock SoftHSM2 2.6.1 has no EdDSA unwrap: see README, Migrating an existing Ed25519 key)", { cause: e });
+      throw new CustosError(
+        "HSM_UNSUPPORTED",
+        "this HSM cannot unwrap an Ed25519 private key (CKR_FUNCTION_FAILED at C_UnwrapKey; stock SoftHSM2 2.6.1 has no EdDSA unwrap: see README, Migrating an existing Ed25519 key)",
+        { cause: e },
+      );
     }
     throw e;
   }

@@ -182,7 +182,9 @@ export class Pkcs11Hsm implements Hsm, AuditCheckpointSigner {
   async unwrapPrivateKey(algorithm: EddsaAlgorithm, envelope: ImportEnvelope, target: SecretObjectRef, publicKeySpki: Buffer): Promise<void> {
     // The type allows only EdDSA; this guards untyped callers.
     if (algorithmSpec(algorithm).kind !== "eddsa") throw new CustosError("INVALID_ARGUMENT", `cannot import a ${algorithm} private key`);
-    await this.openEnvelope(envelope, target, (session, aesKey) => unwrapEd25519PrivateKey(this.mod, session, aesKey, envelope.wrappedKey, target, publicKeySpki));
+    await this.openEnvelope(envelope, target, (session, aesKey) =>
+      unwrapEd25519PrivateKey(this.mod, session, aesKey, envelope.wrappedKey, target, publicKeySpki),
+    );
   }
 
   /**

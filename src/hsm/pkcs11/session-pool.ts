@@ -12,7 +12,10 @@ export class SessionPool<S> {
   private readonly waiters: Array<{ resolve: (s: S) => void; reject: (e: Error) => void }> = [];
   private closed = false;
 
-  constructor(sessions: readonly S[], private readonly maxWaiters: number) {
+  constructor(
+    sessions: readonly S[],
+    private readonly maxWaiters: number,
+  ) {
     this.all = [...sessions];
     this.free = [...sessions];
   }

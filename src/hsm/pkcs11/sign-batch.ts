@@ -23,10 +23,7 @@ export interface SignJob {
 
 export type SignOutcome = { id: number; signature: Uint8Array } | { id: number; ckr: number };
 
-export type ToSigner =
-  | { type: "key"; index: number; objectId: string }
-  | { type: "sign"; batch: ArrayBuffer }
-  | { type: "reset" };
+export type ToSigner = { type: "key"; index: number; objectId: string } | { type: "sign"; batch: ArrayBuffer } | { type: "reset" };
 export type FromSigner = { batch: ArrayBuffer; errors?: Record<number, string> };
 
 const JOB_WORDS = 5;

@@ -74,12 +74,7 @@ export function ed25519KeyPairTemplates(ref: SecretObjectRef): { publicKey: pkcs
     { type: p.CKA_LABEL, value: ref.label },
   ];
   return {
-    publicKey: [
-      ...common,
-      { type: p.CKA_CLASS, value: p.CKO_PUBLIC_KEY },
-      { type: p.CKA_EC_PARAMS, value: ED25519_EC_PARAMS },
-      ...VERIFY_ONLY_PUBLIC,
-    ],
+    publicKey: [...common, { type: p.CKA_CLASS, value: p.CKO_PUBLIC_KEY }, { type: p.CKA_EC_PARAMS, value: ED25519_EC_PARAMS }, ...VERIFY_ONLY_PUBLIC],
     privateKey: [
       ...common,
       { type: p.CKA_CLASS, value: p.CKO_PRIVATE_KEY },
@@ -245,12 +240,7 @@ export function checkpointKeyPairTemplates(): { publicKey: pkcs11js.Template; pr
     { type: p.CKA_LABEL, value: CHECKPOINT_KEY_LABEL },
   ];
   return {
-    publicKey: [
-      ...common,
-      { type: p.CKA_CLASS, value: p.CKO_PUBLIC_KEY },
-      { type: p.CKA_EC_PARAMS, value: P256_EC_PARAMS },
-      ...VERIFY_ONLY_PUBLIC,
-    ],
+    publicKey: [...common, { type: p.CKA_CLASS, value: p.CKO_PUBLIC_KEY }, { type: p.CKA_EC_PARAMS, value: P256_EC_PARAMS }, ...VERIFY_ONLY_PUBLIC],
     privateKey: [
       ...common,
       { type: p.CKA_CLASS, value: p.CKO_PRIVATE_KEY },

@@ -37,7 +37,13 @@ export function createToken(modulePath: string, label: string, soPin: string, us
   let slot: graphene.Slot | undefined;
   const after = mod.getSlots(true);
   for (let i = 0; i < after.length && !slot; i++) {
-    if (after.items(i).getToken().label.replace(/[\s\0]+$/, "") === label) slot = after.items(i);
+    if (
+      after
+        .items(i)
+        .getToken()
+        .label.replace(/[\s\0]+$/, "") === label
+    )
+      slot = after.items(i);
   }
   if (!slot) throw new CustosError("HSM_ERROR", `token "${label}" not found after initialisation`);
   const session = slot.open(graphene.SessionFlag.SERIAL_SESSION | graphene.SessionFlag.RW_SESSION);

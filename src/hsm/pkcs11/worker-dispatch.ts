@@ -97,4 +97,3 @@ export class WorkerDispatch {
     await this.worker.terminate();
   }
 }
-

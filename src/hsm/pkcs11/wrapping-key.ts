@@ -58,7 +58,10 @@ export function unwrapEnvelopeKey(mod: Module, session: Handle, wrappingPrivate:
   const oaep = OAEP_MECH[envelope.oaepHash];
   return mod.C_UnwrapKey(
     session,
-    { mechanism: pkcs11js.CKM_RSA_PKCS_OAEP, parameter: { type: pkcs11js.CK_PARAMS_RSA_OAEP, hashAlg: oaep.hashAlg, mgf: oaep.mgf, source: 1 } as pkcs11js.RsaOAEP },
+    {
+      mechanism: pkcs11js.CKM_RSA_PKCS_OAEP,
+      parameter: { type: pkcs11js.CK_PARAMS_RSA_OAEP, hashAlg: oaep.hashAlg, mgf: oaep.mgf, source: 1 } as pkcs11js.RsaOAEP,
+    },
     wrappingPrivate,
     envelope.encryptedAesKey,
     envelopeKeyTemplate(),

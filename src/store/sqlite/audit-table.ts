@@ -32,7 +32,9 @@ export class SqliteAuditTable extends SqliteTables implements AuditTable {
 
   async appendCheckpoint(c: StoredCheckpoint): Promise<void> {
     this.write(() => {
-      this.db.prepare("INSERT INTO audit_checkpoints (seq, hash, at, key_fingerprint, signature) VALUES (?, ?, ?, ?, ?)").run(c.seq, c.hash, c.at, c.keyFingerprint, c.signature);
+      this.db
+        .prepare("INSERT INTO audit_checkpoints (seq, hash, at, key_fingerprint, signature) VALUES (?, ?, ?, ?, ?)")
+        .run(c.seq, c.hash, c.at, c.keyFingerprint, c.signature);
     });
   }
 
@@ -40,7 +42,13 @@ export class SqliteAuditTable extends SqliteTables implements AuditTable {
     // A read-only open (`custos audit verify`) does not migrate: a database from before checkpoints has none.
     if (!this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit_checkpoints'").get()) return [];
     const rows = this.db.prepare("SELECT * FROM audit_checkpoints ORDER BY at, seq").all() as Row[];
-    return rows.map((r) => ({ seq: r.seq as number, hash: r.hash as string, at: r.at as string, keyFingerprint: r.key_fingerprint as string, signature: r.signature as string }));
+    return rows.map((r) => ({
+      seq: r.seq as number,
+      hash: r.hash as string,
+      at: r.at as string,
+      keyFingerprint: r.key_fingerprint as string,
+      signature: r.signature as string,
+    }));
   }
 }
 

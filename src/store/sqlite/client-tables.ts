@@ -34,7 +34,9 @@ export class SqliteClientTables extends SqliteTables implements ClientTable {
 
   async setClientFrozen(identity: string, freeze: Freeze): Promise<void> {
     this.write(() => {
-      const r = this.db.prepare("UPDATE clients SET frozen_at = ?, frozen_reason = ? WHERE identity = ?").run(freeze?.at ?? null, freeze?.reason ?? null, identity);
+      const r = this.db
+        .prepare("UPDATE clients SET frozen_at = ?, frozen_reason = ? WHERE identity = ?")
+        .run(freeze?.at ?? null, freeze?.reason ?? null, identity);
       if (r.changes === 0) throw new CustosError("UNKNOWN_CLIENT", `no client ${identity}`);
     });
   }

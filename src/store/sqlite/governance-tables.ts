@@ -63,9 +63,12 @@ export class SqliteGovernanceTables extends SqliteTables implements GovernanceTa
 
   async addPasskey(k: PasskeyRecord): Promise<void> {
     this.write(() => {
-      if (this.db.prepare("SELECT 1 FROM officer_passkeys WHERE credential_id = ?").get(k.id)) throw new CustosError("PRECONDITION_FAILED", "this passkey is already registered");
+      if (this.db.prepare("SELECT 1 FROM officer_passkeys WHERE credential_id = ?").get(k.id))
+        throw new CustosError("PRECONDITION_FAILED", "this passkey is already registered");
       this.db
-        .prepare("INSERT INTO officer_passkeys (credential_id, officer_id, public_key, counter, transports, aaguid, label, created_at, last_used_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+        .prepare(
+          "INSERT INTO officer_passkeys (credential_id, officer_id, public_key, counter, transports, aaguid, label, created_at, last_used_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
         .run(k.id, k.officerId, k.publicKey, k.counter, JSON.stringify(k.transports), k.aaguid, k.label, k.createdAt, k.lastUsedAt);
     });
   }
@@ -140,7 +143,9 @@ export class SqliteGovernanceTables extends SqliteTables implements GovernanceTa
   async addVote(v: VoteRecord): Promise<void> {
     this.write(() => {
       this.db
-        .prepare("INSERT INTO votes (proposal_id, officer_id, decision, digest, signature, at, credential_kind, credential_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
+        .prepare(
+          "INSERT INTO votes (proposal_id, officer_id, decision, digest, signature, at, credential_kind, credential_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        )
         .run(v.proposalId, v.officerId, v.decision, v.digest, v.signature, v.at, v.credentialKind ?? "ed25519", v.credentialId ?? null);
     });
   }

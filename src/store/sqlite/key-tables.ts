@@ -24,9 +24,7 @@ export class SqliteKeyTables extends SqliteTables implements KeyTable {
         throw new CustosError("KEY_EXISTS", `key ${key.id} already exists`);
       }
       this.db
-        .prepare(
-          "INSERT INTO keys (id, exchange, environment, label, api_key_id, algorithm, max_age_days, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
+        .prepare("INSERT INTO keys (id, exchange, environment, label, api_key_id, algorithm, max_age_days, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
         .run(key.id, key.exchange, key.environment, key.label, key.apiKeyId, key.algorithm, key.maxAgeDays, key.createdAt);
       this.insertVersion(first);
     });
@@ -51,7 +49,9 @@ export class SqliteKeyTables extends SqliteTables implements KeyTable {
       const pending = this.db.prepare("SELECT 1 FROM key_versions WHERE key_id = ? AND version = ? AND state = 'pending'").get(keyId, version);
       if (!pending) throw new CustosError("PRECONDITION_FAILED", `key ${keyId} has no pending version ${version}`);
       this.db.prepare("UPDATE key_versions SET state = 'retiring', retire_at = ? WHERE key_id = ? AND state = 'active'").run(retireAt, keyId);
-      this.db.prepare("UPDATE key_versions SET state = 'active', activated_at = ?, api_key_id = ? WHERE key_id = ? AND version = ?").run(at, apiKeyId, keyId, version);
+      this.db
+        .prepare("UPDATE key_versions SET state = 'active', activated_at = ?, api_key_id = ? WHERE key_id = ? AND version = ?")
+        .run(at, apiKeyId, keyId, version);
     });
   }
 
@@ -81,7 +81,9 @@ export class SqliteKeyTables extends SqliteTables implements KeyTable {
   async setPolicy(keyId: string, policyJson: string, at: string): Promise<void> {
     this.write(() => {
       this.db
-        .prepare("INSERT INTO key_policies (key_id, policy, updated_at) VALUES (?, ?, ?) ON CONFLICT (key_id) DO UPDATE SET policy = excluded.policy, updated_at = excluded.updated_at")
+        .prepare(
+          "INSERT INTO key_policies (key_id, policy, updated_at) VALUES (?, ?, ?) ON CONFLICT (key_id) DO UPDATE SET policy = excluded.policy, updated_at = excluded.updated_at",
+        )
         .run(keyId, policyJson, at);
     });
   }

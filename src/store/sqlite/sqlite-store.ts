@@ -97,7 +97,6 @@ export class SqliteStore implements Store {
     });
   }
 
-
   /** Applies every migration newer than the schema's user_version, each in a transaction. */
   private migrate(): void {
     const current = this.db.pragma("user_version", { simple: true }) as number;

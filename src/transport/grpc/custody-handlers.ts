@@ -49,7 +49,9 @@ export function custodyHandlers(gov: GovernanceService, edge: EdgeRefusals): Cus
       return governanceInfo(await gov.governance(caller), gov.rules);
     }),
     getGovernance: unary(edge, async (call) => governanceInfo(await gov.governance(callerOf(call)), gov.rules)),
-    propose: unary(edge, async (call) => proposalInfo(await gov.propose(callerOf(call), proposalInputOf(call.request), call.request.ttlSeconds ? call.request.ttlSeconds * 1000 : undefined))),
+    propose: unary(edge, async (call) =>
+      proposalInfo(await gov.propose(callerOf(call), proposalInputOf(call.request), call.request.ttlSeconds ? call.request.ttlSeconds * 1000 : undefined)),
+    ),
     getProposal: unary(edge, async (call) => proposalInfo(await gov.getProposal(callerOf(call), call.request.id))),
     listProposals: unary(edge, async (call) => ({
       proposals: (await gov.listProposals(callerOf(call), (call.request.state || undefined) as never)).map(proposalInfo),
@@ -149,7 +151,10 @@ function officerInfo(o: OfficerRecord): OfficerInfo {
   return { id: o.id, displayName: o.displayName, identity: o.identity, fingerprint: o.fingerprint, status: o.status, publicKeyPem: o.publicKeyPem };
 }
 
-function governanceInfo(g: { threshold: number | undefined; initialisedAt: string | undefined; officers: OfficerRecord[] }, rules: { proposerCounts: boolean; veto: boolean }) {
+function governanceInfo(
+  g: { threshold: number | undefined; initialisedAt: string | undefined; officers: OfficerRecord[] },
+  rules: { proposerCounts: boolean; veto: boolean },
+) {
   return {
     initialised: g.threshold !== undefined,
     threshold: g.threshold ?? 0,

@@ -106,4 +106,3 @@ export function refuseMalformed<I extends object>(definition: ServiceDefinition,
   }
   return out as I;
 }
-

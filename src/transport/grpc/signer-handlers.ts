@@ -19,7 +19,6 @@ import { callerOf } from "./caller.js";
 import { describeError, ruleOf } from "./status.js";
 import { isMalformed, malformedError, type EdgeRefusals, type MalformedRequest } from "./refusals.js";
 
-
 /**
  * Thin handlers: decode → domain → encode; every rule lives in SignService. Refusals decided
  * here (a malformed message, an unknown method) are audited through `edge`.
@@ -116,7 +115,10 @@ export function signerHandlers(signer: SignService, log: Logger, tracker: InFlig
           edge.audit(caller, rpc, e, key);
           const d = describeError(e);
           if (d.reason === "INTERNAL" || d.reason === "HSM_ERROR") log.error({ event: "rpc.error", reason: d.reason, err: e }, "stream sign failed");
-          reply({ requestId: msg.requestId, result: { $case: "denial", denial: { code: d.code, reason: d.reason, message: d.message, rule: ruleOf(e) ?? "" } } });
+          reply({
+            requestId: msg.requestId,
+            result: { $case: "denial", denial: { code: d.code, reason: d.reason, message: d.message, rule: ruleOf(e) ?? "" } },
+          });
         };
         if (kind?.$case === "request") {
           const req = kind.request;

@@ -55,7 +55,7 @@ export class Metrics implements SignObserver {
     const counts = this.signCounts;
     new Counter({
       name: "custos_sign_requests_total",
-      help: "Sign decisions by outcome (allowed, denied, failed), reason code, client and key (\"\": unregistered client or unknown key)",
+      help: 'Sign decisions by outcome (allowed, denied, failed), reason code, client and key ("": unregistered client or unknown key)',
       labelNames: ["outcome", "reason", "client", "key"] as const,
       registers: [this.registry],
       // The sign path bumps plain numbers (prom-client hashes the label set on every inc,

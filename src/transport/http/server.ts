@@ -38,7 +38,13 @@ export function buildHttp(deps: HttpDeps): FastifyInstance {
     const overdue = store.ok && deps.overdueKeys ? await deps.overdueKeys().catch(() => []) : [];
     return reply.code(ready ? 200 : 503).send({
       status: ready ? "ready" : "not ready",
-      hsm: { ready: hsm.ready, ...(hsm.reason ? { reason: hsm.reason } : {}), dispatch: hsm.dispatch, sessions: hsm.sessions, sessionsInUse: hsm.sessionsInUse },
+      hsm: {
+        ready: hsm.ready,
+        ...(hsm.reason ? { reason: hsm.reason } : {}),
+        dispatch: hsm.dispatch,
+        sessions: hsm.sessions,
+        sessionsInUse: hsm.sessionsInUse,
+      },
       store,
       keys: { overdue },
     });

@@ -98,11 +98,23 @@ describe("Binance parameter schemas against ccxt's catalog of refused endpoints"
 
   it("every endpoint custos allows by name has a schema, and every schema is one it allows", () => {
     const allowed = [...BINANCE_ENDPOINT_CLASSES].filter(([, c]) => ALLOWED.includes(c)).map(([e]) => e);
-    assert.deepEqual(allowed.filter((e) => !BINANCE_REST_PARAMS.has(e)), []);
-    assert.deepEqual([...BINANCE_REST_PARAMS.keys()].filter((e) => !allowed.includes(e)), []);
+    assert.deepEqual(
+      allowed.filter((e) => !BINANCE_REST_PARAMS.has(e)),
+      [],
+    );
+    assert.deepEqual(
+      [...BINANCE_REST_PARAMS.keys()].filter((e) => !allowed.includes(e)),
+      [],
+    );
     const methods = [...BINANCE_WEBSOCKET_METHOD_CLASSES].filter(([, c]) => ALLOWED.includes(c)).map(([m]) => m);
-    assert.deepEqual(methods.filter((m) => !BINANCE_WS_PARAMS.has(m)), []);
-    assert.deepEqual([...BINANCE_WS_PARAMS.keys()].filter((m) => !methods.includes(m)), []);
+    assert.deepEqual(
+      methods.filter((m) => !BINANCE_WS_PARAMS.has(m)),
+      [],
+    );
+    assert.deepEqual(
+      [...BINANCE_WS_PARAMS.keys()].filter((m) => !methods.includes(m)),
+      [],
+    );
   });
 
   it("no schema lists custos's own parameters, nor apiKey (a REST request with one would be a WebSocket payload)", () => {

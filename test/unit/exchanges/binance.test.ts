@@ -80,7 +80,10 @@ describe("binance.prepare reproduces the documented examples", () => {
   it("the non-ASCII example signs the percent-encoded bytes", () => {
     const { signed } = sign(post("/api/v3/order", `symbol=${DOC_UNICODE_SYMBOL}&side=BUY&type=LIMIT&timeInForce=GTC&quantity=1&price=0.1`));
     assert.equal(signed.signature, DOC_SIGNATURE_UNICODE);
-    assert.equal(signed.query, `symbol=${DOC_UNICODE_SYMBOL}&side=BUY&type=LIMIT&timeInForce=GTC&quantity=1&price=0.1&recvWindow=5000&timestamp=${DOC_TIMESTAMP}&signature=${DOC_SIGNATURE_UNICODE}`);
+    assert.equal(
+      signed.query,
+      `symbol=${DOC_UNICODE_SYMBOL}&side=BUY&type=LIMIT&timeInForce=GTC&quantity=1&price=0.1&recvWindow=5000&timestamp=${DOC_TIMESTAMP}&signature=${DOC_SIGNATURE_UNICODE}`,
+    );
     assert.deepEqual(binance.symbols(post("/api/v3/order", `symbol=${DOC_UNICODE_SYMBOL}&quantity=1`)), ["１２３４５６"]);
   });
 
@@ -118,7 +121,10 @@ describe("binance.prepare", () => {
 
   it("refuses a MAC that is not one HMAC-SHA256", () => {
     const prepared = binance.prepare(post("/fapi/v1/order", DOC_ORDER), DOC_CTX);
-    assert.throws(() => prepared.finish([]), (e: unknown) => e instanceof CustosError && e.code === "INTERNAL");
+    assert.throws(
+      () => prepared.finish([]),
+      (e: unknown) => e instanceof CustosError && e.code === "INTERNAL",
+    );
   });
 });
 
@@ -195,8 +201,12 @@ describe("binance.symbols and binance.orders", () => {
   });
 
   it("count an order without a readable size as unbounded, and closePosition as closing only", () => {
-    assert.deepEqual(binance.orders(post("/api/v3/order", "symbol=BTCUSDT&side=BUY&type=MARKET&quoteOrderQty=100")), [{ symbol: "BTCUSDT", quantity: Number.POSITIVE_INFINITY }]);
-    assert.deepEqual(binance.orders(post("/fapi/v1/order", "symbol=BTCUSDT&side=SELL&type=STOP_MARKET&stopPrice=25000&closePosition=true")), [{ symbol: "BTCUSDT", quantity: 0 }]);
+    assert.deepEqual(binance.orders(post("/api/v3/order", "symbol=BTCUSDT&side=BUY&type=MARKET&quoteOrderQty=100")), [
+      { symbol: "BTCUSDT", quantity: Number.POSITIVE_INFINITY },
+    ]);
+    assert.deepEqual(binance.orders(post("/fapi/v1/order", "symbol=BTCUSDT&side=SELL&type=STOP_MARKET&stopPrice=25000&closePosition=true")), [
+      { symbol: "BTCUSDT", quantity: 0 },
+    ]);
   });
 
   it("place no order on reads, cancels and tests", () => {
@@ -220,7 +230,10 @@ describe("binance with an Ed25519 key", () => {
     assert.deepEqual(out.params.at(-1), ["signature", encodeURIComponent(sig.toString("base64"))]);
     assert.ok(edVerify(null, prepared.toSign[0]!, publicKey, Buffer.from(out.signature, "base64")));
     // An HMAC-length MAC for an Ed25519 key is a bug, never a silent wrong signature.
-    assert.throws(() => binance.prepare(req, ctx).finish([Buffer.alloc(32)]), (e: unknown) => e instanceof CustosError && e.code === "INTERNAL");
+    assert.throws(
+      () => binance.prepare(req, ctx).finish([Buffer.alloc(32)]),
+      (e: unknown) => e instanceof CustosError && e.code === "INTERNAL",
+    );
   });
 });
 
@@ -284,10 +297,35 @@ describe("binance.binding and binance.schemaMisfit: the signature binds paramete
     assert.equal(ws({ method: "order.place", params: place }), undefined);
     assert.equal(ws({ method: "account.status", params: [] }), undefined);
     // The same withdrawal parameters, claimed for account.status.
-    assert.ok(ws({ method: "account.status", params: [["coin", "BTC"], ["address", "bc1q"], ["amount", "1"]] }));
-    assert.ok(ws({ method: "order.place", params: [["symbol", "BTCUSDT"], ["type", "MAIN_UMFUTURE"]] }));
+    assert.ok(
+      ws({
+        method: "account.status",
+        params: [
+          ["coin", "BTC"],
+          ["address", "bc1q"],
+          ["amount", "1"],
+        ],
+      }),
+    );
+    assert.ok(
+      ws({
+        method: "order.place",
+        params: [
+          ["symbol", "BTCUSDT"],
+          ["type", "MAIN_UMFUTURE"],
+        ],
+      }),
+    );
     assert.match(ws({ method: "sapi.withdraw", params: [] }) ?? "", /no parameter schema/);
-    assert.ok(ws({ method: "order.status", params: [["symbol", "A"], ["symbol", "B"]] }));
+    assert.ok(
+      ws({
+        method: "order.status",
+        params: [
+          ["symbol", "A"],
+          ["symbol", "B"],
+        ],
+      }),
+    );
   });
 });
 
@@ -338,7 +376,10 @@ describe("binance: order sizes", () => {
   it("refuses the same in a batch item", () => {
     for (const item of [{ quantity: "" }, { quantity: "1", quoteOrderQty: "10" }, { quantity: null }]) {
       const order = { symbol: "BTCUSDT", side: "BUY", type: "MARKET" };
-      const batch = JSON.stringify([{ ...order, quantity: "0.5" }, { ...order, ...item }]);
+      const batch = JSON.stringify([
+        { ...order, quantity: "0.5" },
+        { ...order, ...item },
+      ]);
       refusedAsInvalid(() => binance.orders(post("/fapi/v1/batchOrders", `batchOrders=${encodeURIComponent(batch)}`)));
     }
   });
@@ -371,9 +412,32 @@ describe("binance: order sizes", () => {
 
   it("applies the same rules to WebSocket API orders", () => {
     const facts = binance.websocketRequestFacts!;
-    refusedAsInvalid(() => facts({ method: "order.place", params: [["symbol", "BTCUSDT"], ["quantity", ""]] }));
-    refusedAsInvalid(() => facts({ method: "order.place", params: [["symbol", "BTCUSDT"], ["quantity", "1"], ["quoteOrderQty", "100"]] }));
-    const odd = facts({ method: "order.place", params: [["symbol", "BTCUSDT"], ["quantity", "1e3"]] });
+    refusedAsInvalid(() =>
+      facts({
+        method: "order.place",
+        params: [
+          ["symbol", "BTCUSDT"],
+          ["quantity", ""],
+        ],
+      }),
+    );
+    refusedAsInvalid(() =>
+      facts({
+        method: "order.place",
+        params: [
+          ["symbol", "BTCUSDT"],
+          ["quantity", "1"],
+          ["quoteOrderQty", "100"],
+        ],
+      }),
+    );
+    const odd = facts({
+      method: "order.place",
+      params: [
+        ["symbol", "BTCUSDT"],
+        ["quantity", "1e3"],
+      ],
+    });
     assert.deepEqual(odd.orders, [{ symbol: "BTCUSDT", quantity: Number.POSITIVE_INFINITY }]);
   });
 });

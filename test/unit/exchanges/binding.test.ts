@@ -56,9 +56,16 @@ describe("each dialect's binding table matches its string to sign", () => {
       });
       it("every header the table names carries a bound value", () => {
         const [a] = p.query;
-        const headersOf = (over: Partial<SigningContext>) => new Map(d.prepare(a, { ...CTX, ...base, ...over }).finish(fakeMacs(d, a, { ...base, ...over })).headers);
+        const headersOf = (over: Partial<SigningContext>) =>
+          new Map(d.prepare(a, { ...CTX, ...base, ...over }).finish(fakeMacs(d, a, { ...base, ...over })).headers);
         const before = headersOf({});
-        const after = headersOf({ timestamp: CTX.timestamp + 1_000, expires: CTX.expires + 1, nonce: exchange === "deribit" ? "xyz789" : "1767225600001", apiKeyId: "key-b", recvWindow: 6000 });
+        const after = headersOf({
+          timestamp: CTX.timestamp + 1_000,
+          expires: CTX.expires + 1,
+          nonce: exchange === "deribit" ? "xyz789" : "1767225600001",
+          apiKeyId: "key-b",
+          recvWindow: 6000,
+        });
         for (const name of d.binding.headers) {
           assert.ok(before.has(name), `${name} is sent`);
           assert.notEqual(before.get(name), after.get(name), `${name} carries a value that the variation changes`);

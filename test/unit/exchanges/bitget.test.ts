@@ -8,7 +8,14 @@ import { CustosError } from "../../../src/errors.js";
 
 const SECRET = "bitget-test-secret-0123456789abcdef";
 const T = 1_700_000_000_000;
-const ctx = (over: Partial<SigningContext> = {}): SigningContext => ({ timestamp: T, expires: 0, nonce: "", apiKeyId: "bg-key", passphrase: "bg-pass", ...over });
+const ctx = (over: Partial<SigningContext> = {}): SigningContext => ({
+  timestamp: T,
+  expires: 0,
+  nonce: "",
+  apiKeyId: "bg-key",
+  passphrase: "bg-pass",
+  ...over,
+});
 const req = (method: ExchangeRequest["method"], path: string, query = "", body = ""): ExchangeRequest => ({ method, path, query, body });
 
 /** Stands in for the HSM: one HMAC-SHA256 per message, keyed with the UTF-8 secret. */
@@ -41,7 +48,8 @@ describe("bitget dialect: string to sign", () => {
   });
 
   it("reproduces the documented POST example (body appended, no '?')", () => {
-    const body = '{"productType":"usdt-futures","symbol":"BTCUSDT","size":"8","marginMode":"crossed","side":"buy","orderType":"limit","clientOid":"channel#123456"}';
+    const body =
+      '{"productType":"usdt-futures","symbol":"BTCUSDT","size":"8","marginMode":"crossed","side":"buy","orderType":"limit","clientOid":"channel#123456"}';
     const p = bitget.prepare(req("POST", "/api/v2/mix/order/place-order", "", body), ctx({ timestamp: 16273667805456 }));
     assert.equal(p.toSign[0]!.toString("utf8"), `16273667805456POST/api/v2/mix/order/place-order${body}`);
   });
@@ -65,30 +73,68 @@ describe("bitget dialect: string to sign", () => {
 
   it("refuses a key without passphrase", () => {
     const { passphrase: _, ...noPass } = ctx();
-    assert.equal(codeOf(() => bitget.prepare(req("GET", "/api/v2/mix/account/accounts", "productType=USDT-FUTURES"), noPass)), "INVALID_ARGUMENT");
-    assert.equal(codeOf(() => bitget.prepare(req("GET", "/api/v2/mix/account/accounts"), ctx({ passphrase: "" }))), "INVALID_ARGUMENT");
+    assert.equal(
+      codeOf(() => bitget.prepare(req("GET", "/api/v2/mix/account/accounts", "productType=USDT-FUTURES"), noPass)),
+      "INVALID_ARGUMENT",
+    );
+    assert.equal(
+      codeOf(() => bitget.prepare(req("GET", "/api/v2/mix/account/accounts"), ctx({ passphrase: "" }))),
+      "INVALID_ARGUMENT",
+    );
   });
 
   it("refuses header injection and queries that would not be sent as signed", () => {
     const r = req("GET", "/api/v2/mix/order/detail", "symbol=BTCUSDT");
-    assert.equal(codeOf(() => bitget.prepare(r, ctx({ apiKeyId: "k\r\nX-Evil: 1" }))), "INVALID_ARGUMENT");
-    assert.equal(codeOf(() => bitget.prepare(r, ctx({ passphrase: "p\nX-Evil: 1" }))), "INVALID_ARGUMENT");
-    assert.equal(codeOf(() => bitget.prepare(req("GET", "/api/v2/mix/order/detail", "clientOid=a+b"), ctx())), "INVALID_ARGUMENT");
-    assert.equal(codeOf(() => bitget.prepare(req("GET", "/api/v2/mix/order/detail", "clientOid=a b"), ctx())), "INVALID_ARGUMENT");
-    assert.equal(codeOf(() => bitget.prepare(req("GET", "/api/v2/mix/order/detail?symbol=BTCUSDT"), ctx())), "INVALID_ARGUMENT");
+    assert.equal(
+      codeOf(() => bitget.prepare(r, ctx({ apiKeyId: "k\r\nX-Evil: 1" }))),
+      "INVALID_ARGUMENT",
+    );
+    assert.equal(
+      codeOf(() => bitget.prepare(r, ctx({ passphrase: "p\nX-Evil: 1" }))),
+      "INVALID_ARGUMENT",
+    );
+    assert.equal(
+      codeOf(() => bitget.prepare(req("GET", "/api/v2/mix/order/detail", "clientOid=a+b"), ctx())),
+      "INVALID_ARGUMENT",
+    );
+    assert.equal(
+      codeOf(() => bitget.prepare(req("GET", "/api/v2/mix/order/detail", "clientOid=a b"), ctx())),
+      "INVALID_ARGUMENT",
+    );
+    assert.equal(
+      codeOf(() => bitget.prepare(req("GET", "/api/v2/mix/order/detail?symbol=BTCUSDT"), ctx())),
+      "INVALID_ARGUMENT",
+    );
   });
 
   it("refuses a malformed percent-escape and a MAC of the wrong shape", () => {
-    assert.equal(codeOf(() => bitget.prepare(req("GET", "/api/v2/mix/order/detail", "symbol=%E0%A4%A"), ctx())), "INVALID_ARGUMENT");
+    assert.equal(
+      codeOf(() => bitget.prepare(req("GET", "/api/v2/mix/order/detail", "symbol=%E0%A4%A"), ctx())),
+      "INVALID_ARGUMENT",
+    );
     const p = bitget.prepare(req("GET", "/api/v2/mix/order/detail", "symbol=BTCUSDT"), ctx());
-    assert.equal(codeOf(() => p.finish([])), "INTERNAL");
-    assert.equal(codeOf(() => p.finish([Buffer.alloc(64)])), "INTERNAL");
+    assert.equal(
+      codeOf(() => p.finish([])),
+      "INTERNAL",
+    );
+    assert.equal(
+      codeOf(() => p.finish([Buffer.alloc(64)])),
+      "INTERNAL",
+    );
   });
 });
 
 describe("bitget dialect: cross-check with ccxt", () => {
   it("signs a futures order exactly like ccxt", () => {
-    const params = { symbol: "BTCUSDT", productType: "USDT-FUTURES", marginMode: "crossed", marginCoin: "USDT", size: "0.01", side: "buy", orderType: "market" };
+    const params = {
+      symbol: "BTCUSDT",
+      productType: "USDT-FUTURES",
+      marginMode: "crossed",
+      marginCoin: "USDT",
+      size: "0.01",
+      side: "buy",
+      orderType: "market",
+    };
     const theirs = ccxtBitget().sign("v2/mix/order/place-order", ["private", "mix"], "POST", params);
     const url = new URL(theirs.url);
     const p = bitget.prepare(req("POST", url.pathname, url.search.slice(1), theirs.body), ctx());
@@ -107,7 +153,11 @@ describe("bitget dialect: cross-check with ccxt", () => {
   });
 
   it("signs the query without URL encoding, as ccxt does (the URL keeps its escapes)", () => {
-    const theirs = ccxtBitget().sign("v2/mix/order/detail", ["private", "mix"], "GET", { symbol: "BTCUSDT", productType: "USDT-FUTURES", clientOid: "channel#123456" });
+    const theirs = ccxtBitget().sign("v2/mix/order/detail", ["private", "mix"], "GET", {
+      symbol: "BTCUSDT",
+      productType: "USDT-FUTURES",
+      clientOid: "channel#123456",
+    });
     const url = new URL(theirs.url);
     assert.match(url.search, /channel%23123456/);
     const p = bitget.prepare(req("GET", url.pathname, url.search.slice(1)), ctx());
@@ -146,7 +196,12 @@ describe("bitget dialect: classify", () => {
 });
 
 describe("bitget dialect: symbols and orders", () => {
-  const order = req("POST", "/api/v2/mix/order/place-order", "", '{"symbol":"BTCUSDT","productType":"USDT-FUTURES","marginMode":"crossed","marginCoin":"USDT","size":"0.25","side":"buy","orderType":"market"}');
+  const order = req(
+    "POST",
+    "/api/v2/mix/order/place-order",
+    "",
+    '{"symbol":"BTCUSDT","productType":"USDT-FUTURES","marginMode":"crossed","marginCoin":"USDT","size":"0.25","side":"buy","orderType":"market"}',
+  );
 
   it("reads symbol and size of a placed order", () => {
     assert.deepEqual(bitget.symbols(order), ["BTCUSDT"]);
@@ -154,8 +209,16 @@ describe("bitget dialect: symbols and orders", () => {
   });
 
   it("reads every entry of a batch", () => {
-    const batch = req("POST", "/api/v2/mix/order/batch-place-order", "", '{"symbol":"ETHUSDT","productType":"USDT-FUTURES","marginCoin":"USDT","marginMode":"crossed","orderList":[{"size":"1","side":"buy"},{"size":"2.5","side":"sell"}]}');
-    assert.deepEqual(bitget.orders(batch), [{ symbol: "ETHUSDT", quantity: 1 }, { symbol: "ETHUSDT", quantity: 2.5 }]);
+    const batch = req(
+      "POST",
+      "/api/v2/mix/order/batch-place-order",
+      "",
+      '{"symbol":"ETHUSDT","productType":"USDT-FUTURES","marginCoin":"USDT","marginMode":"crossed","orderList":[{"size":"1","side":"buy"},{"size":"2.5","side":"sell"}]}',
+    );
+    assert.deepEqual(bitget.orders(batch), [
+      { symbol: "ETHUSDT", quantity: 1 },
+      { symbol: "ETHUSDT", quantity: 2.5 },
+    ]);
   });
 
   it("reads symbols from the query and counts an unreadable size as unmeasurable", () => {
@@ -167,6 +230,9 @@ describe("bitget dialect: symbols and orders", () => {
   });
 
   it("refuses a body that is not JSON", () => {
-    assert.equal(codeOf(() => bitget.symbols(req("POST", "/api/v2/mix/order/place-order", "", "symbol=BTCUSDT"))), "INVALID_ARGUMENT");
+    assert.equal(
+      codeOf(() => bitget.symbols(req("POST", "/api/v2/mix/order/place-order", "", "symbol=BTCUSDT"))),
+      "INVALID_ARGUMENT",
+    );
   });
 });

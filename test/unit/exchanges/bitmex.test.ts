@@ -38,7 +38,12 @@ describe("bitmex signing: the documented examples", () => {
     ],
     [
       "POST",
-      { method: "POST", path: "/api/v1/order", query: "", body: '{"symbol":"XBTM15","price":219.0,"clOrdID":"mm_bitmex_1a/oemUeQ4CAJZgP3fjHsA","orderQty":98}' },
+      {
+        method: "POST",
+        path: "/api/v1/order",
+        query: "",
+        body: '{"symbol":"XBTM15","price":219.0,"clOrdID":"mm_bitmex_1a/oemUeQ4CAJZgP3fjHsA","orderQty":98}',
+      },
       1518064238,
       'POST/api/v1/order1518064238{"symbol":"XBTM15","price":219.0,"clOrdID":"mm_bitmex_1a/oemUeQ4CAJZgP3fjHsA","orderQty":98}',
       "1749cd2ccae4aa49048ae09f0b95110cee706e0944e6a14ad0b3a8cb45bd336b",
@@ -66,17 +71,28 @@ describe("bitmex signing: the documented examples", () => {
     // stood where expires stands now (quoted in, e.g., BitMEX VBA and Elixir clients' tests).
     const get: ExchangeRequest = { method: "GET", path: "/api/v1/instrument", query: "filter=%7B%22symbol%22%3A+%22XBTM15%22%7D", body: "" };
     assert.equal(sign(get, ctx(1429631577690)).signature, "9f1753e2db64711e39d111bc2ecace3dc9e7f026e6f65b65c4f53d3d14a60e5f");
-    const post: ExchangeRequest = { method: "POST", path: "/api/v1/order", query: "", body: '{"symbol":"XBTM15","price":219.0,"clOrdID":"mm_bitmex_1a/oemUeQ4CAJZgP3fjHsA","orderQty":98}' };
+    const post: ExchangeRequest = {
+      method: "POST",
+      path: "/api/v1/order",
+      query: "",
+      body: '{"symbol":"XBTM15","price":219.0,"clOrdID":"mm_bitmex_1a/oemUeQ4CAJZgP3fjHsA","orderQty":98}',
+    };
     assert.equal(sign(post, ctx(1429631577995)).signature, "93912e048daa5387759505a76c28d6e92c6a0d782504fc9980f4fb8adfc13e25");
   });
 
   it("refuses an expiry that is not whole seconds and a key id that would break the header", () => {
     const req: ExchangeRequest = { method: "GET", path: "/api/v1/position", query: "", body: "" };
     for (const bad of [0, -1, 1.5, Number.NaN]) {
-      assert.throws(() => bitmex.prepare(req, ctx(bad)), (e) => isCustosError(e) && e.code === "INVALID_ARGUMENT");
+      assert.throws(
+        () => bitmex.prepare(req, ctx(bad)),
+        (e) => isCustosError(e) && e.code === "INVALID_ARGUMENT",
+      );
     }
     for (const id of ["", "a b", "a\r\nX-Evil: 1"]) {
-      assert.throws(() => bitmex.prepare(req, { ...ctx(1518064236), apiKeyId: id }), (e) => isCustosError(e) && e.code === "INVALID_ARGUMENT");
+      assert.throws(
+        () => bitmex.prepare(req, { ...ctx(1518064236), apiKeyId: id }),
+        (e) => isCustosError(e) && e.code === "INVALID_ARGUMENT",
+      );
     }
   });
 
@@ -85,14 +101,23 @@ describe("bitmex signing: the documented examples", () => {
       { method: "POST", path: "/api/v1/order/../user/requestWithdrawal", query: "", body: "" },
       { method: "GET", path: "/api/v1/order", query: 'filter={"symbol": "XBTUSD"}', body: "" },
     ] as ExchangeRequest[]) {
-      assert.throws(() => bitmex.prepare(req, ctx(1518064236)), (e) => isCustosError(e) && e.code === "INVALID_ARGUMENT");
+      assert.throws(
+        () => bitmex.prepare(req, ctx(1518064236)),
+        (e) => isCustosError(e) && e.code === "INVALID_ARGUMENT",
+      );
     }
   });
 
   it("refuses a MAC of the wrong count or size (this is a bug)", () => {
     const prepared = bitmex.prepare({ method: "GET", path: "/api/v1/position", query: "", body: "" }, ctx(1518064236));
-    assert.throws(() => prepared.finish([Buffer.alloc(32), Buffer.alloc(32)]), (e) => isCustosError(e) && e.code === "INTERNAL");
-    assert.throws(() => prepared.finish([Buffer.alloc(31)]), (e) => isCustosError(e) && e.code === "INTERNAL");
+    assert.throws(
+      () => prepared.finish([Buffer.alloc(32), Buffer.alloc(32)]),
+      (e) => isCustosError(e) && e.code === "INTERNAL",
+    );
+    assert.throws(
+      () => prepared.finish([Buffer.alloc(31)]),
+      (e) => isCustosError(e) && e.code === "INTERNAL",
+    );
   });
 });
 

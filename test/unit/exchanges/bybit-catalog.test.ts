@@ -118,14 +118,29 @@ describe("bybit parameter schemas against ccxt's endpoint table", () => {
 
   it("every endpoint the default policy allows has a schema, and every schema is of one it allows", () => {
     const allowed = CCXT.filter((e) => ALLOWED.includes(classOf(e)));
-    assert.deepEqual(allowed.filter((e) => !BYBIT_PARAMS.has(e)), []);
-    assert.deepEqual([...BYBIT_PARAMS.keys()].filter((e) => !ALLOWED.includes(classOf(e))), []);
-    assert.deepEqual([...BYBIT_PARAMS.keys()].filter((e) => !CCXT.includes(e)), []);
+    assert.deepEqual(
+      allowed.filter((e) => !BYBIT_PARAMS.has(e)),
+      [],
+    );
+    assert.deepEqual(
+      [...BYBIT_PARAMS.keys()].filter((e) => !ALLOWED.includes(classOf(e))),
+      [],
+    );
+    assert.deepEqual(
+      [...BYBIT_PARAMS.keys()].filter((e) => !CCXT.includes(e)),
+      [],
+    );
   });
 
   it("(a) the fixture gives the required parameters of every refused endpoint in ccxt's table", () => {
-    assert.deepEqual(CCXT_REFUSED.filter((e) => !(e in BYBIT_REFUSED)), []);
-    assert.deepEqual(Object.keys(BYBIT_REFUSED).filter((e) => !PROTECTED_CLASSES.includes(classOf(e))), []);
+    assert.deepEqual(
+      CCXT_REFUSED.filter((e) => !(e in BYBIT_REFUSED)),
+      [],
+    );
+    assert.deepEqual(
+      Object.keys(BYBIT_REFUSED).filter((e) => !PROTECTED_CLASSES.includes(classOf(e))),
+      [],
+    );
   });
 
   it("(b) no allowed schema holds the required parameters of a refused endpoint of the same method, but the unprotectable ones", () => {
@@ -141,8 +156,14 @@ describe("bybit parameter schemas against ccxt's endpoint table", () => {
       if (split(f).method === "POST") assert.deepEqual(BYBIT_REFUSED[f]!.required, [], f);
     }
     // The fund-moving and key-creating endpoints are not among them.
-    for (const f of ["POST /v5/asset/withdraw/create", "POST /v5/asset/transfer/inter-transfer", "POST /v5/asset/transfer/universal-transfer",
-      "POST /v5/position/move-positions", "POST /v5/user/create-sub-api", "POST /v5/user/create-sub-member"]) {
+    for (const f of [
+      "POST /v5/asset/withdraw/create",
+      "POST /v5/asset/transfer/inter-transfer",
+      "POST /v5/asset/transfer/universal-transfer",
+      "POST /v5/position/move-positions",
+      "POST /v5/user/create-sub-api",
+      "POST /v5/user/create-sub-member",
+    ]) {
       assert.ok(!EXPECTED_UNPROTECTABLE.includes(f), f);
     }
   });
@@ -154,9 +175,10 @@ describe("bybit parameter schemas against ccxt's endpoint table", () => {
       const { method } = split(f);
       for (const e of BYBIT_PARAMS.keys()) {
         if (split(e).method !== method) continue;
-        const req: ExchangeRequest = method === "GET"
-          ? { ...split(e), query: new URLSearchParams(fields).toString(), body: "" }
-          : { ...split(e), query: "", body: JSON.stringify(Object.fromEntries(fields)) };
+        const req: ExchangeRequest =
+          method === "GET"
+            ? { ...split(e), query: new URLSearchParams(fields).toString(), body: "" }
+            : { ...split(e), query: "", body: JSON.stringify(Object.fromEntries(fields)) };
         assert.notEqual(bybit.schemaMisfit!(req), undefined, `${f}'s parameters signed as ${e}`);
       }
     }

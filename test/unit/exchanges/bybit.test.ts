@@ -47,15 +47,29 @@ describe("bybit.prepare", () => {
       { method: "GET", path: "/v5/order/realtime", query: "category=option&symbol=BTC-29JUL22-25000-C", body: "" },
       { ...CTX, apiKeyId: "XXXXXXXXXX", recvWindow: 5000 },
     );
-    assert.deepEqual(prepared.toSign.map((b) => b.toString("utf8")), ["1658384314791XXXXXXXXXX5000category=option&symbol=BTC-29JUL22-25000-C"]);
+    assert.deepEqual(
+      prepared.toSign.map((b) => b.toString("utf8")),
+      ["1658384314791XXXXXXXXXX5000category=option&symbol=BTC-29JUL22-25000-C"],
+    );
   });
 
   it("signs a v5 order creation byte-identically to ccxt", () => {
-    const { req, headers } = ccxtSigned("v5/order/create", "POST", { category: "linear", symbol: "BTCUSDT", side: "Buy", orderType: "Limit", qty: "0.01", price: "30000", timeInForce: "GTC" });
+    const { req, headers } = ccxtSigned("v5/order/create", "POST", {
+      category: "linear",
+      symbol: "BTCUSDT",
+      side: "Buy",
+      orderType: "Limit",
+      qty: "0.01",
+      price: "30000",
+      timeInForce: "GTC",
+    });
     const { toSign, signed } = sign(req);
     assert.deepEqual(toSign, [`${T}${API_KEY}5000${req.body}`]);
     assert.deepEqual(bapiHeaders(signed.headers), bapiHeaders(Object.entries(headers)));
-    assert.deepEqual(signed.headers.map(([k]) => k), ["X-BAPI-API-KEY", "X-BAPI-TIMESTAMP", "X-BAPI-RECV-WINDOW", "X-BAPI-SIGN"]);
+    assert.deepEqual(
+      signed.headers.map(([k]) => k),
+      ["X-BAPI-API-KEY", "X-BAPI-TIMESTAMP", "X-BAPI-RECV-WINDOW", "X-BAPI-SIGN"],
+    );
     assert.equal(signed.body, req.body);
     assert.equal(signed.query, "");
     assert.deepEqual(signed.params, []);
@@ -134,7 +148,12 @@ describe("bybit.classify", () => {
 
 describe("bybit.symbols and bybit.orders", () => {
   it("read an order creation as category:symbol", () => {
-    const req: ExchangeRequest = { method: "POST", path: "/v5/order/create", query: "", body: JSON.stringify({ category: "linear", symbol: "BTCUSDT", side: "Buy", orderType: "Limit", qty: "0.01", price: "30000" }) };
+    const req: ExchangeRequest = {
+      method: "POST",
+      path: "/v5/order/create",
+      query: "",
+      body: JSON.stringify({ category: "linear", symbol: "BTCUSDT", side: "Buy", orderType: "Limit", qty: "0.01", price: "30000" }),
+    };
     assert.deepEqual(bybit.symbols(req), ["linear:BTCUSDT"]);
     assert.deepEqual(bybit.orders(req), [{ symbol: "linear:BTCUSDT", quantity: 0.01 }]);
   });
@@ -148,7 +167,13 @@ describe("bybit.symbols and bybit.orders", () => {
       method: "POST",
       path: "/v5/order/create-batch",
       query: "",
-      body: JSON.stringify({ category: "linear", request: [{ symbol: "BTCUSDT", qty: "0.5" }, { symbol: "ETHUSDT", qty: "3" }] }),
+      body: JSON.stringify({
+        category: "linear",
+        request: [
+          { symbol: "BTCUSDT", qty: "0.5" },
+          { symbol: "ETHUSDT", qty: "3" },
+        ],
+      }),
     };
     assert.deepEqual(bybit.symbols(batch), ["linear:BTCUSDT", "linear:ETHUSDT"]);
     assert.deepEqual(bybit.orders(batch), [
@@ -161,7 +186,12 @@ describe("bybit.symbols and bybit.orders", () => {
   });
 
   it("count an unreadable size as unbounded", () => {
-    const req: ExchangeRequest = { method: "POST", path: "/v5/order/create", query: "", body: JSON.stringify({ category: "linear", symbol: "BTCUSDT", qty: "lots" }) };
+    const req: ExchangeRequest = {
+      method: "POST",
+      path: "/v5/order/create",
+      query: "",
+      body: JSON.stringify({ category: "linear", symbol: "BTCUSDT", qty: "lots" }),
+    };
     assert.deepEqual(bybit.orders(req), [{ symbol: "linear:BTCUSDT", quantity: Number.POSITIVE_INFINITY }]);
   });
 });
@@ -199,7 +229,17 @@ describe("bybit.schemaMisfit", () => {
       ["v5/order/cancel", "POST", { category: "linear", symbol: "BTCUSDT", orderId: "42", orderFilter: "Order" }],
       ["v5/order/cancel-all", "POST", { category: "linear", settleCoin: "USDT" }],
       ["v5/order/create-batch", "POST", { category: "linear", request: [{ symbol: "BTCUSDT", side: "Buy", orderType: "Market", qty: "0.01" }] }],
-      ["v5/order/cancel-batch", "POST", { category: "linear", request: [{ symbol: "BTCUSDT", orderId: "42" }, { symbol: "BTCUSDT", orderLinkId: "x" }] }],
+      [
+        "v5/order/cancel-batch",
+        "POST",
+        {
+          category: "linear",
+          request: [
+            { symbol: "BTCUSDT", orderId: "42" },
+            { symbol: "BTCUSDT", orderLinkId: "x" },
+          ],
+        },
+      ],
       ["v5/position/set-leverage", "POST", { symbol: "BTCUSDT", buyLeverage: "5", sellLeverage: "5", category: "linear" }],
       ["v5/position/trading-stop", "POST", { symbol: "BTCUSDT", category: "linear", activePrice: "31000", trailingStop: "100" }],
       ["v5/order/realtime", "GET", { symbol: "BTCUSDT", orderId: "42", category: "linear" }],
@@ -321,12 +361,15 @@ describe("bybit order sizes and instruments", () => {
     assert.equal(size({ ...spot, side: "Buy", orderType: "Limit", price: "0.00001" }), 100);
   });
 
-  it("name an instrument a trading request does not name as \"\", which no allowlist holds", () => {
+  it('name an instrument a trading request does not name as "", which no allowlist holds', () => {
     const noSymbol = post("/v5/order/create", { ...ORDER, symbol: undefined });
     assert.deepEqual(bybit.orders(noSymbol), [{ symbol: "", quantity: 0.01 }]);
     assert.deepEqual(bybit.symbols(noSymbol), [""]);
     const batch = post("/v5/order/create-batch", { category: "linear", request: [{ symbol: "BTCUSDT", qty: "1" }, { qty: "2" }] });
-    assert.deepEqual(bybit.orders(batch), [{ symbol: "linear:BTCUSDT", quantity: 1 }, { symbol: "", quantity: 2 }]);
+    assert.deepEqual(bybit.orders(batch), [
+      { symbol: "linear:BTCUSDT", quantity: 1 },
+      { symbol: "", quantity: 2 },
+    ]);
     assert.deepEqual(bybit.symbols(batch), ["linear:BTCUSDT", ""]);
     assert.deepEqual(bybit.symbols(post("/v5/order/cancel-all", { category: "linear", settleCoin: "USDT" })), [""]);
     assert.deepEqual(bybit.symbols(post("/v5/account/set-margin-mode", { setMarginMode: "PORTFOLIO_MARGIN" })), [""]);

@@ -15,8 +15,17 @@ import { dialectFor } from "../../../src/exchanges/registry.js";
  */
 
 const CCXT_TO_DIALECT: Record<string, string> = {
-  binance: "binance", binanceusdm: "binance", binancecoinm: "binance", bybit: "bybit", okx: "okx", deribit: "deribit",
-  krakenfutures: "krakenfutures", bitget: "bitget", gate: "gate", kucoinfutures: "kucoinfutures", bitmex: "bitmex",
+  binance: "binance",
+  binanceusdm: "binance",
+  binancecoinm: "binance",
+  bybit: "bybit",
+  okx: "okx",
+  deribit: "deribit",
+  krakenfutures: "krakenfutures",
+  bitget: "bitget",
+  gate: "gate",
+  kucoinfutures: "kucoinfutures",
+  bitmex: "bitmex",
 };
 /** The ccxt release whose catalog is walked: the project's ccxt, or 4.5.78 for BitMEX. */
 const CCXT_RELEASE: Record<string, object> = { bitmex: ccxtWithBitmex };
@@ -103,14 +112,21 @@ describe("ccxt's catalog: endpoints that move funds are refused by the default p
         .filter((e) => !(`${id} ${e}` in READ_ONLY));
       assert.deepEqual([...new Set(signed)], [], `${id}: fund movements the default policy would sign`);
       // Nothing that moves funds hides among the entries ccxt cannot build a URL for.
-      assert.deepEqual(unbuildable.get(id)!.filter((e) => MOVES_FUNDS.test(e)), [], `${id}: fund movements the walk could not build`);
+      assert.deepEqual(
+        unbuildable.get(id)!.filter((e) => MOVES_FUNDS.test(e)),
+        [],
+        `${id}: fund movements the walk could not build`,
+      );
     });
   }
 
   it("bitmex: margin moved to a paired account's position (transferMargin with targetAccountId) is refused", () => {
     const dialect = dialectFor("bitmex")!;
     const path = "/api/v1/position/transferMargin";
-    assert.ok(catalog("bitmex").some((e) => e.method === "POST" && e.path === path), "in ccxt's catalog");
+    assert.ok(
+      catalog("bitmex").some((e) => e.method === "POST" && e.path === path),
+      "in ccxt's catalog",
+    );
     for (const body of ['{"symbol":"XBTUSD","amount":100000,"targetAccountId":123456}', "symbol=XBTUSD&amount=100000&targetAccountId=123456"]) {
       assert.ok(!ALLOWED.includes(dialect.classify({ method: "POST", path, query: "", body })), body);
     }
@@ -119,7 +135,10 @@ describe("ccxt's catalog: endpoints that move funds are refused by the default p
   it("every read-only exception is in ccxt's catalog, signed by custos, and gives its reason", () => {
     for (const [entry, why] of Object.entries(READ_ONLY)) {
       const [id, method, path] = entry.split(" ") as [string, ExchangeRequest["method"], string];
-      assert.ok(catalog(id).some((e) => e.method === method && e.path === path), `${entry} is not in ccxt's catalog any more`);
+      assert.ok(
+        catalog(id).some((e) => e.method === method && e.path === path),
+        `${entry} is not in ccxt's catalog any more`,
+      );
       assert.ok(ALLOWED.includes(dialectFor(CCXT_TO_DIALECT[id]!)!.classify({ method, path, query: "", body: "" })), `${entry} is refused: drop it`);
       assert.ok(why.length > 20, `${entry}: give the reason`);
     }

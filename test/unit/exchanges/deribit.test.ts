@@ -83,25 +83,43 @@ describe("deribit signing", () => {
   });
 
   it("refuses a nonce or client id that would forge a header field", () => {
-    for (const [nonce, id] of <Array<[string, string]>>[["a,sig=x", CLIENT_ID], ["", CLIENT_ID], ["a b", CLIENT_ID], ["n", "id,ts=1"], ["n", "id=x"]]) {
+    for (const [nonce, id] of <Array<[string, string]>>[
+      ["a,sig=x", CLIENT_ID],
+      ["", CLIENT_ID],
+      ["a b", CLIENT_ID],
+      ["n", "id,ts=1"],
+      ["n", "id=x"],
+    ]) {
       assert.throws(
         () => deribit.prepare(get("get_positions"), { ...ctx(1, nonce), apiKeyId: id }),
         (e) => isCustosError(e) && e.code === "INVALID_ARGUMENT",
       );
     }
-    assert.throws(() => deribit.prepare(get("get_positions"), ctx(1.5, "n")), (e) => isCustosError(e) && e.code === "INVALID_ARGUMENT");
+    assert.throws(
+      () => deribit.prepare(get("get_positions"), ctx(1.5, "n")),
+      (e) => isCustosError(e) && e.code === "INVALID_ARGUMENT",
+    );
   });
 
   it("refuses a path or query the HTTP client would rewrite after classification", () => {
     for (const req of [get("buy/../withdraw"), get("buy%2F..%2Fwithdraw"), get("buy", "label=a b"), get("buy", 'label="x"')]) {
-      assert.throws(() => deribit.prepare(req, ctx(1, "n")), (e) => isCustosError(e) && e.code === "INVALID_ARGUMENT");
+      assert.throws(
+        () => deribit.prepare(req, ctx(1, "n")),
+        (e) => isCustosError(e) && e.code === "INVALID_ARGUMENT",
+      );
     }
   });
 
   it("refuses a MAC of the wrong count or size (this is a bug)", () => {
     const prepared = deribit.prepare(get("get_positions"), ctx(1, "n"));
-    assert.throws(() => prepared.finish([]), (e) => isCustosError(e) && e.code === "INTERNAL");
-    assert.throws(() => prepared.finish([Buffer.alloc(64)]), (e) => isCustosError(e) && e.code === "INTERNAL");
+    assert.throws(
+      () => prepared.finish([]),
+      (e) => isCustosError(e) && e.code === "INTERNAL",
+    );
+    assert.throws(
+      () => prepared.finish([Buffer.alloc(64)]),
+      (e) => isCustosError(e) && e.code === "INTERNAL",
+    );
   });
 });
 

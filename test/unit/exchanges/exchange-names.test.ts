@@ -85,7 +85,12 @@ describe("exchange names of new keys", () => {
       "",
       "x".repeat(300),
     ];
-    for (const name of refused) assert.equal(codeOf(() => canonicalExchange(name)), "UNKNOWN_EXCHANGE", JSON.stringify(name));
+    for (const name of refused)
+      assert.equal(
+        codeOf(() => canonicalExchange(name)),
+        "UNKNOWN_EXCHANGE",
+        JSON.stringify(name),
+      );
   });
 
   it("the refusal names every valid exchange, alias and raw, and echoes only a short plain name", () => {

@@ -44,7 +44,10 @@ describe("gate dialect: documented examples", () => {
         "cf83e1357eefb8bdf1542850d66d8007d620e4050b5715dc83f4a921d36ce9ce47d0d13c5d85f2b0ff8318d2877eec2f63b931bd47417a81a538327af927da3e\n1541993715",
     );
     const signed = p.finish(hsm(p, "secret"));
-    assert.equal(signed.signature, "55f84ea195d6fe57ce62464daaa7c3c02fa9d1dde954e4c898289c9a2407a3d6fb3faf24deff16790d726b66ac9f74526668b13bd01029199cc4fcc522418b8a");
+    assert.equal(
+      signed.signature,
+      "55f84ea195d6fe57ce62464daaa7c3c02fa9d1dde954e4c898289c9a2407a3d6fb3faf24deff16790d726b66ac9f74526668b13bd01029199cc4fcc522418b8a",
+    );
     assert.deepEqual(signed.headers, [
       ["KEY", "key"],
       ["Timestamp", "1541993715"],
@@ -61,7 +64,10 @@ describe("gate dialect: documented examples", () => {
         "ad3c169203dc3026558f01b4df307641fa1fa361f086b2306658886d5708767b1854797c68d9e62fef2f991645aa82673622ebf417e091d0bd22bafe5d956cca\n1541993715",
     );
     const signed = p.finish(hsm(p, "secret"));
-    assert.equal(signed.signature, "eae42da914a590ddf727473aff25fc87d50b64783941061f47a3fdb92742541fc4c2c14017581b4199a1418d54471c269c03a38d788d802e2c306c37636389f0");
+    assert.equal(
+      signed.signature,
+      "eae42da914a590ddf727473aff25fc87d50b64783941061f47a3fdb92742541fc4c2c14017581b4199a1418d54471c269c03a38d788d802e2c306c37636389f0",
+    );
     assert.equal(header(signed.headers, "Content-Type"), "application/json");
   });
 
@@ -72,8 +78,14 @@ describe("gate dialect: documented examples", () => {
 
   it("refuses a MAC of the wrong shape", () => {
     const p = gate.prepare(req("GET", "/api/v4/futures/usdt/accounts"), ctx());
-    assert.equal(codeOf(() => p.finish([Buffer.alloc(32)])), "INTERNAL");
-    assert.equal(codeOf(() => p.finish(hsm(p).concat(hsm(p)))), "INTERNAL");
+    assert.equal(
+      codeOf(() => p.finish([Buffer.alloc(32)])),
+      "INTERNAL",
+    );
+    assert.equal(
+      codeOf(() => p.finish(hsm(p).concat(hsm(p)))),
+      "INTERNAL",
+    );
   });
 });
 
@@ -87,18 +99,33 @@ describe("gate dialect: cross-check with ccxt", () => {
   };
 
   it("signs a futures sell order (negative size) like ccxt", () => {
-    const theirs = ccxtGate().sign("{settle}/orders", ["private", "futures"], "POST", { settle: "usdt", contract: "BTC_USDT", size: -3, price: "0", tif: "ioc" });
+    const theirs = ccxtGate().sign("{settle}/orders", ["private", "futures"], "POST", {
+      settle: "usdt",
+      contract: "BTC_USDT",
+      size: -3,
+      price: "0",
+      tif: "ioc",
+    });
     assert.equal(compare(theirs, "POST").body, theirs.body);
   });
 
   it("signs a GET with a query like ccxt, unencoded", () => {
-    const theirs = ccxtGate().sign("{settle}/orders", ["private", "futures"], "GET", { settle: "usdt", contract: "BTC_USDT", status: "finished", text: "t-a b" });
+    const theirs = ccxtGate().sign("{settle}/orders", ["private", "futures"], "GET", {
+      settle: "usdt",
+      contract: "BTC_USDT",
+      status: "finished",
+      text: "t-a b",
+    });
     assert.match(theirs.url, /t-a%20b/);
     compare(theirs, "GET");
   });
 
   it("signs a POST whose parameters travel in the query (position leverage) like ccxt", () => {
-    const theirs = ccxtGate().sign("{settle}/positions/{contract}/leverage", ["private", "futures"], "POST", { settle: "usdt", contract: "BTC_USDT", leverage: "10" });
+    const theirs = ccxtGate().sign("{settle}/positions/{contract}/leverage", ["private", "futures"], "POST", {
+      settle: "usdt",
+      contract: "BTC_USDT",
+      leverage: "10",
+    });
     assert.equal(theirs.body, undefined);
     compare(theirs, "POST");
   });
@@ -147,16 +174,27 @@ describe("gate dialect: symbols and orders", () => {
 
   it("reads batches, trigger orders, queries and position paths", () => {
     const batch = req("POST", "/api/v4/futures/usdt/batch_orders", "", '[{"contract":"BTC_USDT","size":2},{"contract":"ETH_USDT","size":"-5"}]');
-    assert.deepEqual(gate.orders(batch), [{ symbol: "BTC_USDT", quantity: 2 }, { symbol: "ETH_USDT", quantity: 5 }]);
+    assert.deepEqual(gate.orders(batch), [
+      { symbol: "BTC_USDT", quantity: 2 },
+      { symbol: "ETH_USDT", quantity: 5 },
+    ]);
     assert.deepEqual(gate.symbols(batch), ["BTC_USDT", "ETH_USDT"]);
-    const trigger = req("POST", "/api/v4/futures/usdt/price_orders", "", '{"initial":{"contract":"BTC_USDT","size":-7,"price":"0"},"trigger":{"price":"90000","rule":1}}');
+    const trigger = req(
+      "POST",
+      "/api/v4/futures/usdt/price_orders",
+      "",
+      '{"initial":{"contract":"BTC_USDT","size":-7,"price":"0"},"trigger":{"price":"90000","rule":1}}',
+    );
     assert.deepEqual(gate.orders(trigger), [{ symbol: "BTC_USDT", quantity: 7 }]);
     assert.deepEqual(gate.symbols(req("DELETE", "/api/v4/futures/usdt/orders", "contract=ETH_USDT")), ["ETH_USDT"]);
     assert.deepEqual(gate.symbols(req("POST", "/api/v4/futures/usdt/positions/SOL_USDT/leverage", "leverage=5")), ["SOL_USDT"]);
   });
 
   it("refuses size amends (no contract to check a limit against) but lets price amends through", () => {
-    assert.equal(codeOf(() => gate.orders(req("PUT", "/api/v4/futures/usdt/orders/123", "", '{"size":100}'))), "INVALID_ARGUMENT");
+    assert.equal(
+      codeOf(() => gate.orders(req("PUT", "/api/v4/futures/usdt/orders/123", "", '{"size":100}'))),
+      "INVALID_ARGUMENT",
+    );
     assert.deepEqual(gate.orders(req("PUT", "/api/v4/futures/usdt/orders/123", "", '{"price":"65000"}')), []);
   });
 });

@@ -26,7 +26,9 @@ function sign(req: ExchangeRequest, c: SigningContext, secret: string) {
 
 /** The docs' five steps, written out independently of the dialect. */
 function docsAuthent(postData: string, nonce: string, endpointPath: string, apiSecret: string): string {
-  const step2 = createHash("sha256").update(postData + nonce + endpointPath).digest();
+  const step2 = createHash("sha256")
+    .update(postData + nonce + endpointPath)
+    .digest();
   const step3 = Buffer.from(apiSecret, "base64");
   return createHmac("sha512", step3).update(step2).digest("base64");
 }
@@ -62,7 +64,10 @@ describe("krakenfutures signing", () => {
     // Same third-party sources, "headers_without_nonce" case.
     const signed = sign(orderbook, ctx(""), DOC_SECRET);
     assert.equal(signed.signature, "BGOdiF//YXbOtKUkyFFRqKAft7gai33YfScxFrXMdMHGUJ6wSaMA6y0p6UzfYzj5Flgvv+SFQe53h2KrEe37Ng==");
-    assert.deepEqual(signed.headers.map(([name]) => name), ["APIKey", "Authent"]);
+    assert.deepEqual(
+      signed.headers.map(([name]) => name),
+      ["APIKey", "Authent"],
+    );
   });
 
   it("signs url-encoded parameters exactly as sent (the 2024-02-20 rule)", () => {
@@ -85,7 +90,17 @@ describe("krakenfutures signing", () => {
       ["accounts", "private", "GET", {}],
       ["fills", "private", "GET", { lastFillTime: "2024-01-01T00:00:00.000Z" }],
       ["sendorder", "private", "POST", { orderType: "lmt", symbol: "PF_XBTUSD", side: "buy", size: 1, limitPrice: 50000.5, cliOrdId: "a+b/c= d" }],
-      ["batchorder", "private", "POST", { batchOrder: [{ order: "send", order_tag: "1", orderType: "lmt", symbol: "PF_XBTUSD", side: "buy", size: 2, limitPrice: 1 }, { order: "cancel", order_id: "abc" }] }],
+      [
+        "batchorder",
+        "private",
+        "POST",
+        {
+          batchOrder: [
+            { order: "send", order_tag: "1", orderType: "lmt", symbol: "PF_XBTUSD", side: "buy", size: 2, limitPrice: 1 },
+            { order: "cancel", order_id: "abc" },
+          ],
+        },
+      ],
       ["orders", "history", "GET", { since: 1700000000000 }],
     ];
     for (const [path, api, method, params] of cases) {
@@ -107,7 +122,10 @@ describe("krakenfutures signing", () => {
   it("refuses a nonce that is not an integer and a key that would break the header", () => {
     const req: ExchangeRequest = { method: "GET", path: "/derivatives/api/v3/accounts", query: "", body: "" };
     for (const c of [ctx("12a"), ctx("1 2"), ctx("1\r\nX: y"), ctx("1", ""), ctx("1", "a b")]) {
-      assert.throws(() => krakenfutures.prepare(req, c), (e) => isCustosError(e) && e.code === "INVALID_ARGUMENT");
+      assert.throws(
+        () => krakenfutures.prepare(req, c),
+        (e) => isCustosError(e) && e.code === "INVALID_ARGUMENT",
+      );
     }
   });
 
@@ -116,13 +134,19 @@ describe("krakenfutures signing", () => {
       { method: "POST", path: "/derivatives/api/v3/sendorder/../withdrawal", query: "", body: "" },
       { method: "GET", path: "/derivatives/api/v3/fills", query: "lastFillTime=2024-01-01 00:00", body: "" },
     ] as ExchangeRequest[]) {
-      assert.throws(() => krakenfutures.prepare(req, ctx("1")), (e) => isCustosError(e) && e.code === "INVALID_ARGUMENT");
+      assert.throws(
+        () => krakenfutures.prepare(req, ctx("1")),
+        (e) => isCustosError(e) && e.code === "INVALID_ARGUMENT",
+      );
     }
   });
 
   it("refuses a MAC of the wrong count or size (this is a bug)", () => {
     const prepared = krakenfutures.prepare({ method: "GET", path: "/derivatives/api/v3/accounts", query: "", body: "" }, ctx("1"));
-    assert.throws(() => prepared.finish([Buffer.alloc(32)]), (e) => isCustosError(e) && e.code === "INTERNAL");
+    assert.throws(
+      () => prepared.finish([Buffer.alloc(32)]),
+      (e) => isCustosError(e) && e.code === "INTERNAL",
+    );
   });
 
   it("declares HMAC-SHA512 with a base64 secret", () => {
@@ -132,12 +156,28 @@ describe("krakenfutures signing", () => {
 });
 
 describe("krakenfutures classify", () => {
-  const v3 = (method: ExchangeRequest["method"], route: string, query = "", body = ""): ExchangeRequest => ({ method, path: `/derivatives/api/v3/${route}`, query, body });
+  const v3 = (method: ExchangeRequest["method"], route: string, query = "", body = ""): ExchangeRequest => ({
+    method,
+    path: `/derivatives/api/v3/${route}`,
+    query,
+    body,
+  });
   const batch = (items: unknown[]) => `json=${JSON.stringify({ batchOrder: items })}`;
   const cases: Array<[ExchangeRequest, string]> = [
     [v3("POST", "sendorder", "", "orderType=lmt&symbol=PF_XBTUSD&side=buy&size=1&limitPrice=1"), "trade"],
     [v3("POST", "cancelallorders"), "trade"],
-    [v3("POST", "batchorder", "", batch([{ order: "send", symbol: "PF_XBTUSD", size: 1 }, { order: "cancel", order_id: "x" }])), "trade"],
+    [
+      v3(
+        "POST",
+        "batchorder",
+        "",
+        batch([
+          { order: "send", symbol: "PF_XBTUSD", size: 1 },
+          { order: "cancel", order_id: "x" },
+        ]),
+      ),
+      "trade",
+    ],
     [v3("GET", "openorders"), "read"],
     [v3("GET", "fills"), "read"],
     [{ method: "GET", path: "/api/history/v2/executions", query: "", body: "" }, "read"],

@@ -10,7 +10,14 @@ const SECRET = "kucoin-test-secret-0123456789abcdef";
 const T = 1_700_000_000_000;
 /** The key version's stored KC-API-PASSPHRASE, as `custos key import` computes it from the passphrase "kc-pass". */
 const SIGNED_PASSPHRASE = createHmac("sha256", SECRET).update("kc-pass").digest("base64");
-const ctx = (over: Partial<SigningContext> = {}): SigningContext => ({ timestamp: T, expires: 0, nonce: "", apiKeyId: "kc-key", signedPassphrase: SIGNED_PASSPHRASE, ...over });
+const ctx = (over: Partial<SigningContext> = {}): SigningContext => ({
+  timestamp: T,
+  expires: 0,
+  nonce: "",
+  apiKeyId: "kc-key",
+  signedPassphrase: SIGNED_PASSPHRASE,
+  ...over,
+});
 const req = (method: ExchangeRequest["method"], path: string, query = "", body = ""): ExchangeRequest => ({ method, path, query, body });
 
 /** Stands in for the HSM: one HMAC-SHA256 per message, keyed with the UTF-8 secret. */
@@ -31,7 +38,7 @@ function codeOf(fn: () => unknown): string | undefined {
 function ccxtKucoinFutures() {
   const ex = new ccxt.kucoinfutures({ apiKey: "kc-key", secret: SECRET, password: "kc-pass" });
   ex.nonce = () => T;
-  ex.options["partner"] = {};
+  ex.options.partner = {};
   return ex;
 }
 
@@ -67,8 +74,14 @@ describe("kucoinfutures dialect: string to sign", () => {
   it("never signs caller bytes for the passphrase: a request string posing as a passphrase is refused", () => {
     // The old oracle: "passphrase" = a withdrawal's string to sign, returned as its KC-API-SIGN.
     const withdrawal = `${T}POST/api/v1/withdrawals{"currency":"USDT","address":"0xabc","amount":1000}`;
-    assert.equal(codeOf(() => kucoinfutures.prepare(req("GET", "/api/v1/positions"), ctx({ passphrase: withdrawal }))), "INVALID_ARGUMENT");
-    assert.equal(codeOf(() => kucoinfutures.prepare(req("GET", "/api/v1/positions"), ctx({ passphrase: "kc-pass" }))), "INVALID_ARGUMENT");
+    assert.equal(
+      codeOf(() => kucoinfutures.prepare(req("GET", "/api/v1/positions"), ctx({ passphrase: withdrawal }))),
+      "INVALID_ARGUMENT",
+    );
+    assert.equal(
+      codeOf(() => kucoinfutures.prepare(req("GET", "/api/v1/positions"), ctx({ passphrase: "kc-pass" }))),
+      "INVALID_ARGUMENT",
+    );
     try {
       kucoinfutures.prepare(req("GET", "/api/v1/positions"), ctx({ passphrase: "kc-pass" }));
     } catch (e) {
@@ -93,7 +106,10 @@ describe("kucoinfutures dialect: string to sign", () => {
     const s3 = v3.finish(hsm(v3));
     assert.equal(header(s2.headers, "Content-Type"), "application/json");
     assert.equal(header(s3.headers, "KC-API-KEY-VERSION"), "3");
-    assert.deepEqual(s3.headers.filter(([k]) => k !== "KC-API-KEY-VERSION"), s2.headers.filter(([k]) => k !== "KC-API-KEY-VERSION"));
+    assert.deepEqual(
+      s3.headers.filter(([k]) => k !== "KC-API-KEY-VERSION"),
+      s2.headers.filter(([k]) => k !== "KC-API-KEY-VERSION"),
+    );
   });
 
   it("takes the key version the engine states per request, and refuses version 1 or garbage", () => {
@@ -103,18 +119,39 @@ describe("kucoinfutures dialect: string to sign", () => {
     assert.equal(header(s3.headers, "KC-API-KEY-VERSION"), "3");
     assert.equal(s3.signature, b64mac(`${T}POST/api/v1/orders${body}`));
     assert.equal(header(s3.headers, "KC-API-PASSPHRASE"), b64mac("kc-pass"), "version 3 sends the passphrase HMAC like version 2");
-    assert.equal(codeOf(() => kucoinfutures.prepare(req("GET", "/api/v1/positions"), ctx({ apiKeyVersion: "1" }))), "INVALID_ARGUMENT");
-    assert.equal(codeOf(() => kucoinfutures.prepare(req("GET", "/api/v1/positions"), ctx({ apiKeyVersion: "3 " }))), "INVALID_ARGUMENT");
+    assert.equal(
+      codeOf(() => kucoinfutures.prepare(req("GET", "/api/v1/positions"), ctx({ apiKeyVersion: "1" }))),
+      "INVALID_ARGUMENT",
+    );
+    assert.equal(
+      codeOf(() => kucoinfutures.prepare(req("GET", "/api/v1/positions"), ctx({ apiKeyVersion: "3 " }))),
+      "INVALID_ARGUMENT",
+    );
   });
 
   it("refuses a key version without a signed passphrase (set at import or rotation), and MACs of the wrong shape", () => {
     const { signedPassphrase: _, ...noPass } = ctx();
-    assert.equal(codeOf(() => kucoinfutures.prepare(req("GET", "/api/v1/positions"), noPass)), "PRECONDITION_FAILED");
-    assert.equal(codeOf(() => kucoinfutures.prepare(req("GET", "/api/v1/positions"), ctx({ signedPassphrase: "" }))), "PRECONDITION_FAILED");
+    assert.equal(
+      codeOf(() => kucoinfutures.prepare(req("GET", "/api/v1/positions"), noPass)),
+      "PRECONDITION_FAILED",
+    );
+    assert.equal(
+      codeOf(() => kucoinfutures.prepare(req("GET", "/api/v1/positions"), ctx({ signedPassphrase: "" }))),
+      "PRECONDITION_FAILED",
+    );
     const p = kucoinfutures.prepare(req("GET", "/api/v1/positions"), ctx());
-    assert.equal(codeOf(() => p.finish([])), "INTERNAL");
-    assert.equal(codeOf(() => p.finish([...hsm(p), ...hsm(p)])), "INTERNAL");
-    assert.equal(codeOf(() => p.finish([Buffer.alloc(64)])), "INTERNAL");
+    assert.equal(
+      codeOf(() => p.finish([])),
+      "INTERNAL",
+    );
+    assert.equal(
+      codeOf(() => p.finish([...hsm(p), ...hsm(p)])),
+      "INTERNAL",
+    );
+    assert.equal(
+      codeOf(() => p.finish([Buffer.alloc(64)])),
+      "INTERNAL",
+    );
   });
 });
 
@@ -175,14 +212,22 @@ describe("kucoinfutures dialect: classify", () => {
 
 describe("kucoinfutures dialect: symbols and orders", () => {
   it("reads symbol and size (lots) of an order", () => {
-    const order = req("POST", "/api/v1/orders", "", '{"clientOid":"abc","side":"sell","symbol":"XBTUSDTM","leverage":5,"type":"limit","price":"30000","size":2}');
+    const order = req(
+      "POST",
+      "/api/v1/orders",
+      "",
+      '{"clientOid":"abc","side":"sell","symbol":"XBTUSDTM","leverage":5,"type":"limit","price":"30000","size":2}',
+    );
     assert.deepEqual(kucoinfutures.symbols(order), ["XBTUSDTM"]);
     assert.deepEqual(kucoinfutures.orders(order), [{ symbol: "XBTUSDTM", quantity: 2 }]);
   });
 
   it("reads multi orders, position closes, queries and risk-limit paths", () => {
     const multi = req("POST", "/api/v1/orders/multi", "", '[{"symbol":"ETHUSDTM","size":"3"},{"symbol":"XBTUSDTM","size":1}]');
-    assert.deepEqual(kucoinfutures.orders(multi), [{ symbol: "ETHUSDTM", quantity: 3 }, { symbol: "XBTUSDTM", quantity: 1 }]);
+    assert.deepEqual(kucoinfutures.orders(multi), [
+      { symbol: "ETHUSDTM", quantity: 3 },
+      { symbol: "XBTUSDTM", quantity: 1 },
+    ]);
     const close = req("POST", "/api/v1/orders", "", '{"clientOid":"c","symbol":"XBTUSDTM","type":"market","closeOrder":true}');
     assert.deepEqual(kucoinfutures.orders(close), [{ symbol: "XBTUSDTM", quantity: 0 }]);
     assert.deepEqual(kucoinfutures.symbols(req("DELETE", "/api/v1/orders", "symbol=SOLUSDTM")), ["SOLUSDTM"]);

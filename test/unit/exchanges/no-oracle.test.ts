@@ -74,7 +74,10 @@ describe("WebSocket logins: caller inputs are signed only in the shape the excha
   }
   it("Kraken Futures signs only a UUID challenge", () => {
     const d = dialectFor("krakenfutures")!;
-    assert.throws(() => d.websocketAuth!({ challenge: "c094497e-9b5f-40da-a122-3751c39b107f0" }, CTX), (e: unknown) => e instanceof CustosError && e.code === "INVALID_ARGUMENT");
+    assert.throws(
+      () => d.websocketAuth!({ challenge: "c094497e-9b5f-40da-a122-3751c39b107f0" }, CTX),
+      (e: unknown) => e instanceof CustosError && e.code === "INVALID_ARGUMENT",
+    );
     assert.equal(d.websocketAuth!({ challenge: "c094497e-9b5f-40da-a122-3751c39b107f" }, CTX).toSign.length, 1);
   });
   it("Deribit's login signs no caller data: ts, nonce and an empty data field", () => {

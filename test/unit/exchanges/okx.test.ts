@@ -27,7 +27,11 @@ function sign(req: ExchangeRequest, ctx: SigningContext = CTX): { toSign: string
 }
 
 /** ccxt's own signed request (path relative to /api/v5), with its clock pinned to T. */
-function ccxtSigned(path: string, method: "GET" | "POST", params: Record<string, unknown> | Array<Record<string, unknown>>): { req: ExchangeRequest; headers: Record<string, string> } {
+function ccxtSigned(
+  path: string,
+  method: "GET" | "POST",
+  params: Record<string, unknown> | Array<Record<string, unknown>>,
+): { req: ExchangeRequest; headers: Record<string, string> } {
   const exchange = new ccxt.okx({ apiKey: API_KEY, secret: SECRET, password: PASSPHRASE });
   exchange.nonce = () => T;
   const out = exchange.sign(path, "private", method, params as Record<string, unknown>) as { url: string; body?: string; headers: Record<string, string> };
@@ -56,13 +60,24 @@ describe("okx.prepare", () => {
     assert.equal(req.path, "/api/v5/account/balance");
     const { signed } = sign(req);
     assert.deepEqual(accessHeaders(signed.headers), accessHeaders(Object.entries(headers)));
-    assert.deepEqual(signed.headers.map(([k]) => k), ["OK-ACCESS-KEY", "OK-ACCESS-SIGN", "OK-ACCESS-TIMESTAMP", "OK-ACCESS-PASSPHRASE"]);
+    assert.deepEqual(
+      signed.headers.map(([k]) => k),
+      ["OK-ACCESS-KEY", "OK-ACCESS-SIGN", "OK-ACCESS-TIMESTAMP", "OK-ACCESS-PASSPHRASE"],
+    );
     assert.equal(signed.query, "ccy=BTC");
     assert.deepEqual(signed.params, []);
   });
 
   it("signs an order placement byte-identically to ccxt", () => {
-    const { req, headers } = ccxtSigned("trade/order", "POST", { instId: "BTC-USDT-SWAP", tdMode: "cross", side: "buy", ordType: "limit", sz: "2", px: "30000", clOrdId: "custos1" });
+    const { req, headers } = ccxtSigned("trade/order", "POST", {
+      instId: "BTC-USDT-SWAP",
+      tdMode: "cross",
+      side: "buy",
+      ordType: "limit",
+      sz: "2",
+      px: "30000",
+      clOrdId: "custos1",
+    });
     const { toSign, signed } = sign(req);
     assert.deepEqual(toSign, [`${DOC_ISO}POST/api/v5/trade/order${req.body}`]);
     assert.deepEqual(accessHeaders(signed.headers), accessHeaders(Object.entries(headers)));
@@ -127,19 +142,37 @@ describe("okx.classify", () => {
 
 describe("okx.symbols and okx.orders", () => {
   it("read an order placement", () => {
-    const req: ExchangeRequest = { method: "POST", path: "/api/v5/trade/order", query: "", body: JSON.stringify({ instId: "BTC-USDT-SWAP", tdMode: "cross", side: "buy", ordType: "limit", sz: "2", px: "30000" }) };
+    const req: ExchangeRequest = {
+      method: "POST",
+      path: "/api/v5/trade/order",
+      query: "",
+      body: JSON.stringify({ instId: "BTC-USDT-SWAP", tdMode: "cross", side: "buy", ordType: "limit", sz: "2", px: "30000" }),
+    };
     assert.deepEqual(okx.symbols(req), ["BTC-USDT-SWAP"]);
     assert.deepEqual(okx.orders(req), [{ symbol: "BTC-USDT-SWAP", quantity: 2 }]);
   });
 
   it("read every order of a batch and the new size of amendments", () => {
-    const batch: ExchangeRequest = { method: "POST", path: "/api/v5/trade/batch-orders", query: "", body: JSON.stringify([{ instId: "BTC-USDT-SWAP", sz: "1" }, { instId: "ETH-USDT-SWAP", sz: "3" }]) };
+    const batch: ExchangeRequest = {
+      method: "POST",
+      path: "/api/v5/trade/batch-orders",
+      query: "",
+      body: JSON.stringify([
+        { instId: "BTC-USDT-SWAP", sz: "1" },
+        { instId: "ETH-USDT-SWAP", sz: "3" },
+      ]),
+    };
     assert.deepEqual(okx.symbols(batch), ["BTC-USDT-SWAP", "ETH-USDT-SWAP"]);
     assert.deepEqual(okx.orders(batch), [
       { symbol: "BTC-USDT-SWAP", quantity: 1 },
       { symbol: "ETH-USDT-SWAP", quantity: 3 },
     ]);
-    const amend: ExchangeRequest = { method: "POST", path: "/api/v5/trade/amend-order", query: "", body: JSON.stringify({ instId: "BTC-USDT-SWAP", ordId: "1", newSz: "5" }) };
+    const amend: ExchangeRequest = {
+      method: "POST",
+      path: "/api/v5/trade/amend-order",
+      query: "",
+      body: JSON.stringify({ instId: "BTC-USDT-SWAP", ordId: "1", newSz: "5" }),
+    };
     assert.deepEqual(okx.orders(amend), [{ symbol: "BTC-USDT-SWAP", quantity: 5 }]);
   });
 

@@ -48,7 +48,7 @@ const REQUESTS: Record<string, ExchangeRequest[]> = {
     post("/api/v1/orders", '{"clientOid":"a1","side":"buy","symbol":"XBTUSDTM","type":"limit","size":1,"price":"42000","leverage":"5"}'),
     get("/api/v1/account-overview", "currency=USDT"),
   ],
-  bitmex: [post("/api/v1/order", '{"symbol":"XBTUSD","orderQty":100,"price":42000}'), get("/api/v1/position", 'filter=%7B%22symbol%22%3A%22XBTUSD%22%7D')],
+  bitmex: [post("/api/v1/order", '{"symbol":"XBTUSD","orderQty":100,"price":42000}'), get("/api/v1/position", "filter=%7B%22symbol%22%3A%22XBTUSD%22%7D")],
   deribit: [
     get("/api/v2/private/buy", "instrument_name=BTC-PERPETUAL&amount=10&type=limit&price=42000"),
     get("/api/v2/private/get_position", "instrument_name=BTC-PERPETUAL"),
@@ -92,7 +92,11 @@ describe("Dialect.read: one reading answers what the single-purpose readers answ
         assert.ok(!("throws" in reading), what);
         assert.deepEqual({ endpointClass: reading.endpointClass, symbols: reading.symbols, orders: reading.orders }, separately, what);
         if (!d.binding.path) assert.equal(reading.schemaMisfit, d.schemaMisfit!(req), what);
-        assert.deepEqual(toSignHex(() => reading.prepare(CTX)), toSignHex(() => d.prepare(req, CTX)), what);
+        assert.deepEqual(
+          toSignHex(() => reading.prepare(CTX)),
+          toSignHex(() => d.prepare(req, CTX)),
+          what,
+        );
       }
     });
   }

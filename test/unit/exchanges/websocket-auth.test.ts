@@ -82,7 +82,11 @@ describe("bybit websocketAuth (v5 op auth)", () => {
     const expected = createHmac("sha256", SECRET).update(`GET/realtime${expiresMs}`).digest("hex");
     assert.equal(signed.signature, expected);
     assert.equal(signed.timestamp, String(expiresMs));
-    assert.deepEqual(signed.fields, [["api_key", API_KEY], ["expires", String(expiresMs)], ["signature", expected]]);
+    assert.deepEqual(signed.fields, [
+      ["api_key", API_KEY],
+      ["expires", String(expiresMs)],
+      ["signature", expected],
+    ]);
     assert.equal(signed.message, `{"op":"auth","args":["${API_KEY}",${expiresMs},"${expected}"]}`);
   });
 
@@ -108,7 +112,12 @@ describe("okx websocketAuth (v5 op login)", () => {
     const expected = createHmac("sha256", SECRET).update(`${T_S}GET/users/self/verify`).digest("base64");
     assert.equal(signed.signature, expected);
     assert.equal(signed.timestamp, String(T_S));
-    assert.deepEqual(signed.fields, [["apiKey", API_KEY], ["passphrase", PASSPHRASE], ["timestamp", String(T_S)], ["sign", expected]]);
+    assert.deepEqual(signed.fields, [
+      ["apiKey", API_KEY],
+      ["passphrase", PASSPHRASE],
+      ["timestamp", String(T_S)],
+      ["sign", expected],
+    ]);
     assert.deepEqual(JSON.parse(signed.message), { op: "login", args: [{ apiKey: API_KEY, passphrase: PASSPHRASE, timestamp: String(T_S), sign: expected }] });
   });
 
@@ -131,7 +140,12 @@ describe("bitget websocketAuth (v2 op login)", () => {
     const expected = createHmac("sha256", SECRET).update(`${T_S}GET/user/verify`).digest("base64");
     assert.equal(signed.signature, expected);
     assert.equal(signed.timestamp, String(T_S));
-    assert.deepEqual(signed.fields, [["apiKey", API_KEY], ["passphrase", PASSPHRASE], ["timestamp", String(T_S)], ["sign", expected]]);
+    assert.deepEqual(signed.fields, [
+      ["apiKey", API_KEY],
+      ["passphrase", PASSPHRASE],
+      ["timestamp", String(T_S)],
+      ["sign", expected],
+    ]);
   });
 
   it("sends the message ccxt's pro/bitget.js authenticate() sends", () => {
@@ -202,7 +216,11 @@ describe("bitmex websocketAuth (authKeyExpires)", () => {
     assert.equal(signed.signature, expected);
     assert.equal(signed.timestamp, "1518064236");
     assert.equal(signed.message, `{"op":"authKeyExpires","args":["${KEY}",1518064236,"${expected}"]}`);
-    assert.deepEqual(signed.fields, [["api-key", KEY], ["api-expires", "1518064236"], ["api-signature", expected]]);
+    assert.deepEqual(signed.fields, [
+      ["api-key", KEY],
+      ["api-expires", "1518064236"],
+      ["api-signature", expected],
+    ]);
   });
 
   it("is the REST signature of GET /realtime with no body, as the docs define it", () => {
@@ -225,7 +243,11 @@ describe("krakenfutures websocketAuth (signed challenge)", () => {
   it("reproduces the docs' signed output", () => {
     const signed = sign(krakenfutures, { challenge: DOC_CHALLENGE }, ctx(), DOC_SECRET);
     assert.equal(signed.signature, DOC_SIGNED);
-    assert.deepEqual(signed.fields, [["api_key", API_KEY], ["original_challenge", DOC_CHALLENGE], ["signed_challenge", DOC_SIGNED]]);
+    assert.deepEqual(signed.fields, [
+      ["api_key", API_KEY],
+      ["original_challenge", DOC_CHALLENGE],
+      ["signed_challenge", DOC_SIGNED],
+    ]);
     assert.equal(signed.message, "");
   });
 
@@ -237,7 +259,10 @@ describe("krakenfutures websocketAuth (signed challenge)", () => {
   it("agrees with ccxt's pro/krakenfutures.js handleAuthenticate()", () => {
     const { ex } = offline(new ccxt.pro.krakenfutures({ apiKey: API_KEY, secret: DOC_SECRET }), T_MS);
     const client = { futures: { challenge: { resolve: () => undefined } } };
-    (ex as unknown as { handleAuthenticate(client: unknown, message: unknown): void }).handleAuthenticate(client, { event: "challenge", message: DOC_CHALLENGE });
+    (ex as unknown as { handleAuthenticate(client: unknown, message: unknown): void }).handleAuthenticate(client, {
+      event: "challenge",
+      message: DOC_CHALLENGE,
+    });
     assert.equal(ex.options.signedChallenge, DOC_SIGNED);
   });
 
@@ -255,14 +280,20 @@ describe("gate websocketAuth (futures v4, per private subscription)", () => {
     const expected = createHmac("sha512", SECRET).update(`channel=futures.orders&event=subscribe&time=${T_S}`).digest("hex");
     assert.equal(signed.signature, expected);
     assert.equal(signed.timestamp, String(T_S));
-    assert.deepEqual(signed.fields, [["method", "api_key"], ["KEY", API_KEY], ["SIGN", expected], ["time", String(T_S)]]);
+    assert.deepEqual(signed.fields, [
+      ["method", "api_key"],
+      ["KEY", API_KEY],
+      ["SIGN", expected],
+      ["time", String(T_S)],
+    ]);
     assert.equal(signed.message, "");
   });
 
   it("agrees with ccxt's pro/gate.js subscribePrivate()", async () => {
     const { ex, sent } = offline(new ccxt.pro.gate({ apiKey: API_KEY, secret: SECRET }), T_MS);
-    await (ex as unknown as { subscribePrivate(url: string, hash: string, payload: unknown, channel: string, params: object): Promise<unknown> })
-      .subscribePrivate("wss://fx-ws.gateio.ws/v4/ws/usdt", "orders", ["BTC_USDT"], "futures.orders", {});
+    await (
+      ex as unknown as { subscribePrivate(url: string, hash: string, payload: unknown, channel: string, params: object): Promise<unknown> }
+    ).subscribePrivate("wss://fx-ws.gateio.ws/v4/ws/usdt", "orders", ["BTC_USDT"], "futures.orders", {});
     const theirs = sent[0] as { time: number; auth: Record<string, string> };
     const signed = sign(gate, { channel: "futures.orders", event: "subscribe" }, ctx());
     assert.equal(String(theirs.time), signed.timestamp);
@@ -285,15 +316,32 @@ describe("binance websocketAuth (WebSocket API session.logon, Ed25519 keys only)
     const { privateKey, publicKey } = generateKeyPairSync("ed25519");
     const c = ctx({ keyAlgorithm: "ed25519" });
     const prepared = binance.websocketAuth!({}, c);
-    assert.deepEqual(prepared.toSign.map((b) => b.toString("utf8")), [`apiKey=${API_KEY}&timestamp=${T_MS}`]);
+    assert.deepEqual(
+      prepared.toSign.map((b) => b.toString("utf8")),
+      [`apiKey=${API_KEY}&timestamp=${T_MS}`],
+    );
     const signed = prepared.finish(prepared.toSign.map((b) => cryptoSign(null, b, privateKey)));
     assert.ok(cryptoVerify(null, Buffer.from(`apiKey=${API_KEY}&timestamp=${T_MS}`), publicKey, Buffer.from(signed.signature, "base64")));
-    assert.deepEqual(JSON.parse(signed.message), { id: "n0nce42", method: "session.logon", params: { apiKey: API_KEY, signature: signed.signature, timestamp: T_MS } });
-    assert.deepEqual(signed.fields, [["apiKey", API_KEY], ["timestamp", String(T_MS)], ["signature", signed.signature]]);
+    assert.deepEqual(JSON.parse(signed.message), {
+      id: "n0nce42",
+      method: "session.logon",
+      params: { apiKey: API_KEY, signature: signed.signature, timestamp: T_MS },
+    });
+    assert.deepEqual(signed.fields, [
+      ["apiKey", API_KEY],
+      ["timestamp", String(T_MS)],
+      ["signature", signed.signature],
+    ]);
   });
   it("refuses an HMAC key (Binance takes none for session.logon) and a bad timestamp", () => {
-    assert.throws(() => binance.websocketAuth!({}, ctx({ keyAlgorithm: "hmac-sha256" })), (e: unknown) => isCustosError(e) && e.code === "PRECONDITION_FAILED");
-    assert.throws(() => binance.websocketAuth!({}, ctx()), (e: unknown) => isCustosError(e) && e.code === "PRECONDITION_FAILED");
+    assert.throws(
+      () => binance.websocketAuth!({}, ctx({ keyAlgorithm: "hmac-sha256" })),
+      (e: unknown) => isCustosError(e) && e.code === "PRECONDITION_FAILED",
+    );
+    assert.throws(
+      () => binance.websocketAuth!({}, ctx()),
+      (e: unknown) => isCustosError(e) && e.code === "PRECONDITION_FAILED",
+    );
     refuses(() => binance.websocketAuth!({}, ctx({ keyAlgorithm: "ed25519", timestamp: 1.5 })));
   });
 });
@@ -317,16 +365,31 @@ describe("binance WebSocket API requests (signed per request, any key)", () => {
 
   it("reproduces the documented order.place signature and request", () => {
     const input = { request: { method: "order.place", params: DOC_PARAMS } };
-    assert.deepEqual(binance.websocketAuth!(input, docCtx).toSign.map((b) => b.toString("utf8")), [
-      `apiKey=${DOC_KEY}&newOrderRespType=ACK&price=52000.00&quantity=0.01000000&recvWindow=100&side=SELL&symbol=BTCUSDT&timeInForce=GTC&timestamp=1645423376532&type=LIMIT`,
-    ]);
+    assert.deepEqual(
+      binance.websocketAuth!(input, docCtx).toSign.map((b) => b.toString("utf8")),
+      [
+        `apiKey=${DOC_KEY}&newOrderRespType=ACK&price=52000.00&quantity=0.01000000&recvWindow=100&side=SELL&symbol=BTCUSDT&timeInForce=GTC&timestamp=1645423376532&type=LIMIT`,
+      ],
+    );
     const signed = sign(binance, input, docCtx, DOC_SECRET);
     assert.equal(signed.signature, "cc15477742bd704c29492d96c7ead9414dfd8e0ec4a00f947bb5bb454ddbd08a");
     // The docs' request: INT parameters as JSON integers, DECIMAL ones as strings.
     assert.deepEqual(JSON.parse(signed.message), {
       id: "4885f793-e5ad-4c3b-8f6c-55d891472b71",
       method: "order.place",
-      params: { symbol: "BTCUSDT", side: "SELL", type: "LIMIT", timeInForce: "GTC", quantity: "0.01000000", price: "52000.00", newOrderRespType: "ACK", recvWindow: 100, timestamp: 1645423376532, apiKey: DOC_KEY, signature: "cc15477742bd704c29492d96c7ead9414dfd8e0ec4a00f947bb5bb454ddbd08a" },
+      params: {
+        symbol: "BTCUSDT",
+        side: "SELL",
+        type: "LIMIT",
+        timeInForce: "GTC",
+        quantity: "0.01000000",
+        price: "52000.00",
+        newOrderRespType: "ACK",
+        recvWindow: 100,
+        timestamp: 1645423376532,
+        apiKey: DOC_KEY,
+        signature: "cc15477742bd704c29492d96c7ead9414dfd8e0ec4a00f947bb5bb454ddbd08a",
+      },
     });
   });
 
@@ -339,11 +402,24 @@ describe("binance WebSocket API requests (signed per request, any key)", () => {
   });
 
   it("classifies methods for the policy: orders with their sizes, account reads, unknown methods", () => {
-    assert.deepEqual(binance.websocketRequestFacts!({ method: "order.place", params: DOC_PARAMS }), { endpointClass: "trade", symbols: ["BTCUSDT"], orders: [{ symbol: "BTCUSDT", quantity: 0.01 }] });
+    assert.deepEqual(binance.websocketRequestFacts!({ method: "order.place", params: DOC_PARAMS }), {
+      endpointClass: "trade",
+      symbols: ["BTCUSDT"],
+      orders: [{ symbol: "BTCUSDT", quantity: 0.01 }],
+    });
     assert.equal(binance.websocketRequestFacts!({ method: "v2/account.balance", params: [] }).endpointClass, "account");
     assert.equal(binance.websocketRequestFacts!({ method: "order.status", params: [["symbol", "BTCUSDT"]] }).endpointClass, "read");
     assert.equal(binance.websocketRequestFacts!({ method: "some.future.method", params: [] }).endpointClass, "unknown");
-    assert.deepEqual(binance.websocketRequestFacts!({ method: "order.place", params: [["symbol", "BTCUSDT"], ["quantity", "lots"]] }).orders, [{ symbol: "BTCUSDT", quantity: Number.POSITIVE_INFINITY }]);
+    assert.deepEqual(
+      binance.websocketRequestFacts!({
+        method: "order.place",
+        params: [
+          ["symbol", "BTCUSDT"],
+          ["quantity", "lots"],
+        ],
+      }).orders,
+      [{ symbol: "BTCUSDT", quantity: Number.POSITIVE_INFINITY }],
+    );
   });
 
   it("refuses what custos owns, duplicates, values that would change the payload, and a large recvWindow", () => {
@@ -351,7 +427,12 @@ describe("binance WebSocket API requests (signed per request, any key)", () => {
     refuses(() => req([["timestamp", "1"]]));
     refuses(() => req([["apiKey", "other"]]));
     refuses(() => req([["signature", "x"]]));
-    refuses(() => req([["symbol", "A"], ["symbol", "B"]]));
+    refuses(() =>
+      req([
+        ["symbol", "A"],
+        ["symbol", "B"],
+      ]),
+    );
     refuses(() => req([["symbol", "BTCUSDT&quantity=100"]]));
     refuses(() => req([["recvWindow", "60001"]]));
     refuses(() => binance.websocketAuth!({ request: { method: "order.place\n", params: [] } }, docCtx));

@@ -28,7 +28,10 @@ export function sourceOf(ip: string | undefined): string {
   const left = head ? head.split(":") : [];
   const right = tail ? tail.split(":") : [];
   const groups = addr.includes("::") ? [...left, ...Array<string>(8 - left.length - right.length).fill("0"), ...right] : left;
-  return `${groups.slice(0, 4).map((g) => (g.includes(".") ? "0" : String(parseInt(g, 16).toString(16)))).join(":")}::/64`;
+  return `${groups
+    .slice(0, 4)
+    .map((g) => (g.includes(".") ? "0" : String(parseInt(g, 16).toString(16))))
+    .join(":")}::/64`;
 }
 
 /** The opaque tags a login challenge is bound to: hashes, so neither address nor cookie is stored. */

@@ -22,7 +22,8 @@ function text(value: unknown, field: string, max = 200): string {
 }
 
 function credential<T>(value: unknown): T {
-  if (typeof value !== "object" || value === null || typeof (value as { id?: unknown }).id !== "string") throw new CustosError("INVALID_ARGUMENT", "response must be a WebAuthn credential");
+  if (typeof value !== "object" || value === null || typeof (value as { id?: unknown }).id !== "string")
+    throw new CustosError("INVALID_ARGUMENT", "response must be a WebAuthn credential");
   return value as T;
 }
 
@@ -73,7 +74,13 @@ export function registerApiRoutes(app: FastifyInstance, ctx: ConsoleContext): vo
     if (prior) await ctx.sessions.end(prior.id);
     const session = await ctx.sessions.create(officer.id, "officer", ctx.sessionTtlMs, login.credentialId);
     ctx.sessions.issue(reply, session);
-    await deps.audit({ kind: "console.login", actor: officer.id, outcome: "ok", peer: req.ip, details: { credential: "passkey", credentialId: login.credentialId } });
+    await deps.audit({
+      kind: "console.login",
+      actor: officer.id,
+      outcome: "ok",
+      peer: req.ip,
+      details: { credential: "passkey", credentialId: login.credentialId },
+    });
     return { redirect: "/console" };
   });
 
@@ -109,7 +116,13 @@ export function registerApiRoutes(app: FastifyInstance, ctx: ConsoleContext): vo
     const { session, caller } = ctx.officerOf(req);
     checkCsrf(req, session, deps.origin);
     const b = body(req);
-    const view = await deps.governance.votePasskey(caller, text(b.proposalId, "proposalId"), decisionOf(b.decision), text(b.nonce, "nonce"), credential<PasskeyAssertion>(b.response));
+    const view = await deps.governance.votePasskey(
+      caller,
+      text(b.proposalId, "proposalId"),
+      decisionOf(b.decision),
+      text(b.nonce, "nonce"),
+      credential<PasskeyAssertion>(b.response),
+    );
     return { state: view.record.state, needed: view.quorum.needed, approvals: view.quorum.approvals };
   });
 }

@@ -177,9 +177,15 @@ export function buildConsole(deps: ConsoleDeps): FastifyInstance {
     // A page request without a live session goes to the login page.
     if (code === "SESSION_EXPIRED" || code === "UNAUTHENTICATED") {
       if (code === "SESSION_EXPIRED") sessions.clear(reply);
-      return reply.code(303).header("location", `/console/login${code === "SESSION_EXPIRED" ? "?expired=1" : ""}`).send();
+      return reply
+        .code(303)
+        .header("location", `/console/login${code === "SESSION_EXPIRED" ? "?expired=1" : ""}`)
+        .send();
     }
-    return reply.code(status).type("text/html; charset=utf-8").send(errorPage({ title: "Refused", csrf: "", ...(deps.devMode ? { dev: true } : {}) }, code, message));
+    return reply
+      .code(status)
+      .type("text/html; charset=utf-8")
+      .send(errorPage({ title: "Refused", csrf: "", ...(deps.devMode ? { dev: true } : {}) }, code, message));
   });
 
   app.get("/console/assets/:name", async (req, reply) => {

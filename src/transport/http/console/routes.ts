@@ -50,67 +50,83 @@ export function registerPageRoutes(app: FastifyInstance, ctx: ConsoleContext): v
     const page: PageContext = { title, csrf: ctx.csrf(req, reply), officer: o.officer, scope: "officer", ...dev, ...(n ? { notice: n } : {}) };
     return { ...o, page };
   };
-  const guard =
-    (fn: (req: FastifyRequest, reply: FastifyReply) => Promise<unknown>) =>
-    async (req: FastifyRequest, reply: FastifyReply) => {
-      try {
-        return await fn(req, reply);
-      } catch (e) {
-        const to = (e as { redirect?: string }).redirect;
-        if (to) return reply.code(303).header("location", to).send();
-        throw e;
-      }
-    };
-
-  app.get("/console", guard(async (req, reply) => {
-    const { caller, page } = officerPage(req, reply, "Proposals");
-    const all = await deps.governance.listProposals(caller);
-    const pending = all.filter((v) => v.record.state === "pending");
-    const recent = all.filter((v) => v.record.state !== "pending").slice(-20).reverse();
-    return html(reply, proposalsPage(page, pending, recent));
-  }));
-
-  app.get("/console/keys", guard(async (req, reply) => {
-    const { caller, page } = officerPage(req, reply, "Keys");
-    const [keys, clients] = await Promise.all([deps.governance.listKeys(caller), deps.governance.listClients(caller)]);
-    return html(reply, keysPage(page, keys, clients, ctx.now()));
-  }));
-
-  app.get("/console/clients", guard(async (req, reply) => {
-    const { caller, page } = officerPage(req, reply, "Clients");
-    const clients = await deps.governance.listClients(caller);
-    // The signer's own record of each client's last call, else the newest recent audit event by it.
-    const lastSeen = new Map<string, string>();
-    for (const e of await deps.recentAudit(5_000)) if (e.at && !lastSeen.has(e.actor)) lastSeen.set(e.actor, e.at);
-    for (const c of clients) {
-      const live = deps.clientLastSeen?.(c.identity)?.toISOString();
-      if (live && live > (lastSeen.get(c.identity) ?? "")) lastSeen.set(c.identity, live);
+  const guard = (fn: (req: FastifyRequest, reply: FastifyReply) => Promise<unknown>) => async (req: FastifyRequest, reply: FastifyReply) => {
+    try {
+      return await fn(req, reply);
+    } catch (e) {
+      const to = (e as { redirect?: string }).redirect;
+      if (to) return reply.code(303).header("location", to).send();
+      throw e;
     }
-    return html(reply, clientsPage(page, clients, lastSeen, deps.clientRate));
-  }));
+  };
 
-  app.get("/console/audit", guard(async (req, reply) => {
-    const { page } = officerPage(req, reply, "Audit log");
-    const q = req.query as Record<string, string | undefined>;
-    const filter: AuditFilter = {
-      ...(q.key?.trim() ? { key: q.key.trim() } : {}),
-      ...(q.client?.trim() ? { client: q.client.trim() } : {}),
-      ...(q.kind?.trim() ? { kind: q.kind.trim() } : {}),
-    };
-    const size = q.size === undefined ? DEFAULT_AUDIT_PAGE_SIZE : Number(q.size);
-    if (!(AUDIT_PAGE_SIZES as readonly number[]).includes(size)) throw new CustosError("INVALID_ARGUMENT", `size is one of ${AUDIT_PAGE_SIZES.join(", ")}`);
-    const before = cursor(q.before, "before");
-    const after = cursor(q.after, "after");
-    const query = { size, filter, ...(before !== undefined ? { before } : {}), ...(after !== undefined ? { after } : {}) };
-    const result = await auditPager(deps.readAudit, await deps.lastAuditSeq(), query);
-    return html(reply, auditPage(page, result, filter, size, await deps.verifyAudit()));
-  }));
+  app.get(
+    "/console",
+    guard(async (req, reply) => {
+      const { caller, page } = officerPage(req, reply, "Proposals");
+      const all = await deps.governance.listProposals(caller);
+      const pending = all.filter((v) => v.record.state === "pending");
+      const recent = all
+        .filter((v) => v.record.state !== "pending")
+        .slice(-20)
+        .reverse();
+      return html(reply, proposalsPage(page, pending, recent));
+    }),
+  );
 
-  app.get("/console/officers", guard(async (req, reply) => {
-    const { caller, page } = officerPage(req, reply, "Officers");
-    const g = await deps.governance.governance(caller);
-    return html(reply, officersPage(page, g.threshold, g.officers, await deps.passkeys.list()));
-  }));
+  app.get(
+    "/console/keys",
+    guard(async (req, reply) => {
+      const { caller, page } = officerPage(req, reply, "Keys");
+      const [keys, clients] = await Promise.all([deps.governance.listKeys(caller), deps.governance.listClients(caller)]);
+      return html(reply, keysPage(page, keys, clients, ctx.now()));
+    }),
+  );
+
+  app.get(
+    "/console/clients",
+    guard(async (req, reply) => {
+      const { caller, page } = officerPage(req, reply, "Clients");
+      const clients = await deps.governance.listClients(caller);
+      // The signer's own record of each client's last call, else the newest recent audit event by it.
+      const lastSeen = new Map<string, string>();
+      for (const e of await deps.recentAudit(5_000)) if (e.at && !lastSeen.has(e.actor)) lastSeen.set(e.actor, e.at);
+      for (const c of clients) {
+        const live = deps.clientLastSeen?.(c.identity)?.toISOString();
+        if (live && live > (lastSeen.get(c.identity) ?? "")) lastSeen.set(c.identity, live);
+      }
+      return html(reply, clientsPage(page, clients, lastSeen, deps.clientRate));
+    }),
+  );
+
+  app.get(
+    "/console/audit",
+    guard(async (req, reply) => {
+      const { page } = officerPage(req, reply, "Audit log");
+      const q = req.query as Record<string, string | undefined>;
+      const filter: AuditFilter = {
+        ...(q.key?.trim() ? { key: q.key.trim() } : {}),
+        ...(q.client?.trim() ? { client: q.client.trim() } : {}),
+        ...(q.kind?.trim() ? { kind: q.kind.trim() } : {}),
+      };
+      const size = q.size === undefined ? DEFAULT_AUDIT_PAGE_SIZE : Number(q.size);
+      if (!(AUDIT_PAGE_SIZES as readonly number[]).includes(size)) throw new CustosError("INVALID_ARGUMENT", `size is one of ${AUDIT_PAGE_SIZES.join(", ")}`);
+      const before = cursor(q.before, "before");
+      const after = cursor(q.after, "after");
+      const query = { size, filter, ...(before !== undefined ? { before } : {}), ...(after !== undefined ? { after } : {}) };
+      const result = await auditPager(deps.readAudit, await deps.lastAuditSeq(), query);
+      return html(reply, auditPage(page, result, filter, size, await deps.verifyAudit()));
+    }),
+  );
+
+  app.get(
+    "/console/officers",
+    guard(async (req, reply) => {
+      const { caller, page } = officerPage(req, reply, "Officers");
+      const g = await deps.governance.governance(caller);
+      return html(reply, officersPage(page, g.threshold, g.officers, await deps.passkeys.list()));
+    }),
+  );
 
   app.post("/console/passkeys/remove", async (req, reply) => {
     const { session, caller } = ctx.officerOf(req);
@@ -138,7 +154,10 @@ export function registerPageRoutes(app: FastifyInstance, ctx: ConsoleContext): v
       if (!(e instanceof CustosError)) throw e;
       // Counted per source and written once an interval: garbage tokens write no row each.
       ctx.anonymousFailure(req, "enroll", e);
-      return html(reply.code(e.code === "NONCE_INVALID" ? 409 : 401), enrollPage({ title: "Enroll a passkey", csrf: ctx.csrf(req, reply), ...dev }, `${e.code}: ${e.message}`));
+      return html(
+        reply.code(e.code === "NONCE_INVALID" ? 409 : 401),
+        enrollPage({ title: "Enroll a passkey", csrf: ctx.csrf(req, reply), ...dev }, `${e.code}: ${e.message}`),
+      );
     }
     try {
       const prior = ctx.session(req);
@@ -165,7 +184,10 @@ export function registerPageRoutes(app: FastifyInstance, ctx: ConsoleContext): v
     const target = f.target === "key" || f.target === "client" ? f.target : undefined;
     if (!target || !f.id) throw new CustosError("INVALID_ARGUMENT", "freeze needs a target (key or client) and an id");
     await deps.governance.freeze(caller, target, f.id, `${f.reason ?? ""}`.trim() ? `${f.reason} (console)` : "");
-    return reply.code(303).header("location", `/console/${target === "key" ? "keys" : "clients"}?done=freeze`).send();
+    return reply
+      .code(303)
+      .header("location", `/console/${target === "key" ? "keys" : "clients"}?done=freeze`)
+      .send();
   });
 
   app.post("/console/thaw", async (req, reply) => {

@@ -59,7 +59,6 @@ export type SessionRecords = Pick<ConsoleTable, "putConsoleSession" | "getConsol
 /** The session a request carries, looked up once per request (onRequest hook); "ended" if its cookie names none live. */
 type Carried = ConsoleSession | "ended" | undefined;
 
-
 /**
  * Console sessions: a random id in an HttpOnly cookie, an absolute expiry (no sliding
  * renewal), and a CSRF token bound to the session. Stored by the SHA-256 of the id, so the
@@ -77,9 +76,25 @@ export class SessionStore {
 
   async create(officerId: string, scope: SessionScope, ttlMs: number, credentialId?: string): Promise<ConsoleSession> {
     const now = this.now();
-    const s: ConsoleSession = { id: token(), officerId, scope, csrf: token(), createdAt: now, expiresAt: now + ttlMs, ...(credentialId ? { credentialId } : {}) };
+    const s: ConsoleSession = {
+      id: token(),
+      officerId,
+      scope,
+      csrf: token(),
+      createdAt: now,
+      expiresAt: now + ttlMs,
+      ...(credentialId ? { credentialId } : {}),
+    };
     const stored = await this.records.putConsoleSession(
-      { idHash: sha256Hex(s.id), officerId, scope, csrf: s.csrf, credentialId: credentialId ?? null, createdAt: new Date(now).toISOString(), expiresAt: new Date(s.expiresAt).toISOString() },
+      {
+        idHash: sha256Hex(s.id),
+        officerId,
+        scope,
+        csrf: s.csrf,
+        credentialId: credentialId ?? null,
+        createdAt: new Date(now).toISOString(),
+        expiresAt: new Date(s.expiresAt).toISOString(),
+      },
       this.max,
       new Date(now).toISOString(),
     );

@@ -44,9 +44,12 @@ export function keysPage(ctx: PageContext, keys: KeyWithVersions[], clients: Arr
     const rawOnly = isRawOnly(k.exchange) ? h`<br><span class="bad raw-only">raw-only: no request policy</span>` : h``;
     return h`<tr id="key-${k.id}" data-active-version="${active?.version ?? ""}" data-raw-only="${isRawOnly(k.exchange)}">
       <td data-label="key"><code>${k.id}</code><br><span class="muted">${k.exchange} ${k.environment}, ${k.algorithm}</span>${rawOnly}</td>
-      <td data-label="versions" class="versions">${k.versions.map((v) => h`<div>v${v.version} <strong>${v.state}</strong>${
-        v.retireAt && v.state === "retiring" ? h` until <span class="nowrap">${short(v.retireAt)}</span>` : h``
-      }</div>`)}</td>
+      <td data-label="versions" class="versions">${k.versions.map(
+        (v) =>
+          h`<div>v${v.version} <strong>${v.state}</strong>${
+            v.retireAt && v.state === "retiring" ? h` until <span class="nowrap">${short(v.retireAt)}</span>` : h``
+          }</div>`,
+      )}</td>
       <td data-label="age" class="nowrap">${ageDays(k, now) ?? "—"} d</td>
       <td data-label="due" class="nowrap ${overdue ? "bad" : ""}">${day(due)}${overdue ? " OVERDUE" : ""}</td>
       <td data-label="frozen">${k.frozenAt ? h`<span class="frozen">frozen</span> ${k.frozenReason ?? ""}` : "no"}</td>
@@ -91,11 +94,17 @@ export function officersPage(ctx: PageContext, threshold: number | undefined, of
     const mine = passkeys.filter((k) => k.officerId === o.id);
     return h`<tr id="officer-${o.id}"><td data-label="officer">${o.id}<br><span class="muted">${o.displayName}</span></td><td data-label="status">${o.status}</td>
       <td data-label="certificate identity"><code>${o.identity}</code></td><td data-label="Ed25519 key"><code>${o.fingerprint}</code></td>
-      <td data-label="passkeys">${mine.length ? mine.map((k) => h`<div class="passkey" data-credential="${k.id}">${k.label} <code>${k.id.slice(0, 12)}…</code>
+      <td data-label="passkeys">${
+        mine.length
+          ? mine.map(
+              (k) => h`<div class="passkey" data-credential="${k.id}">${k.label} <code>${k.id.slice(0, 12)}…</code>
         <span class="muted">added <span class="nowrap">${k.createdAt.slice(0, 10)}</span>, last used <span class="nowrap">${k.lastUsedAt ? short(k.lastUsedAt) : "never"}</span></span>
         <form class="inline" method="post" action="/console/passkeys/remove"><input type="hidden" name="_csrf" value="${ctx.csrf}">
         <input type="hidden" name="officer" value="${o.id}"><input type="hidden" name="credential" value="${k.id}">
-        <button type="submit">Propose removal</button></form></div>`) : h`<span class="muted">none</span>`}</td></tr>`;
+        <button type="submit">Propose removal</button></form></div>`,
+            )
+          : h`<span class="muted">none</span>`
+      }</td></tr>`;
   });
   return layout(
     ctx,
