@@ -20,12 +20,12 @@ export interface AuditEvent {
   kind: string; // "sign", "key.import", "client.add", "grant", "connection.refused", …
   actor: string; // client identity, or "system"
   outcome: "allowed" | "denied" | "ok" | "failed";
-  reason?: string;
-  key?: string;
-  version?: number;
-  payloadSha256?: string;
-  peer?: string;
-  details?: Record<string, string | number | boolean>;
+  reason?: string | undefined;
+  key?: string | undefined;
+  version?: number | undefined;
+  payloadSha256?: string | undefined;
+  peer?: string | undefined;
+  details?: Record<string, string | number | boolean> | undefined;
 }
 
 /** An event as the chain stores it (its canonical JSON body): the event, its seq and time. */

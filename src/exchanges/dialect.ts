@@ -27,11 +27,11 @@ export interface SigningContext {
   /** A nonce, for exchanges that use one instead of (or besides) a timestamp. */
   nonce: string;
   /** Milliseconds, for exchanges that take a receive window (Binance, Bybit). */
-  recvWindow?: number;
+  recvWindow?: number | undefined;
   /** The exchange's public API key id of the key version that signs. */
   apiKeyId: string;
   /** The API passphrase (OKX, Bitget: sent in clear, never signed), when the key has one. */
-  passphrase?: string;
+  passphrase?: string | undefined;
   /**
    * KuCoin Futures: the signing key version's KC-API-PASSPHRASE value, base64(HMAC-SHA256(secret,
    * passphrase)), fixed by the quorum at import or rotation (never from the caller).

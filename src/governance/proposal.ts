@@ -46,7 +46,7 @@ export interface ProposalContent {
   /** Kind-specific arguments; JSON values only (no undefined, NaN, Infinity, Dates, class instances). */
   params: Record<string, unknown>;
   /** Lowercase hex SHA-256 of the wrapped envelope bytes, when the change carries key material. */
-  materialSha256?: string;
+  materialSha256?: string | undefined;
   /** Officer id of the proposer. */
   proposer: string;
   /** ISO 8601, UTC, as Date.prototype.toISOString() writes it. */

@@ -20,7 +20,7 @@ export interface SecretObjectRef {
 export interface HsmStatus {
   ready: boolean;
   /** Why not ready (e.g. "recovering: CKR_SESSION_HANDLE_INVALID"). */
-  reason?: string;
+  reason?: string | undefined;
   dispatch: "sync" | "async" | "worker";
   sessions: number;
   sessionsInUse: number;

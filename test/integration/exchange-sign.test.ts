@@ -595,7 +595,7 @@ describe("exchange-aware signing through the service", () => {
 
   it("signs exchange requests inside a SignStream, denials keep the stream open", async () => {
     const stream = svc.signer.signStream();
-    const answers = new Map<string, { $case: string; rule?: string; signature?: string }>();
+    const answers = new Map<string, { $case: string; rule?: string | undefined; signature?: string | undefined }>();
     const done = new Promise<void>((resolve, reject) => {
       stream.on("data", (m: { requestId: string; result?: { $case: string; exchangeResponse?: { signature: string }; denial?: { rule: string } } }) => {
         answers.set(m.requestId, { $case: m.result!.$case, rule: m.result!.denial?.rule, signature: m.result!.exchangeResponse?.signature });

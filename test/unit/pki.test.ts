@@ -55,7 +55,7 @@ async function startServer(ca: IssuedCert, server: IssuedCert) {
 
 /** Connects with a client cert; resolves on close with the server's reply and any client-side error. */
 function connect(port: number, ca: IssuedCert, client: IssuedCert) {
-  return new Promise<{ data: string; error?: Error; peer?: tls.PeerCertificate }>((resolve) => {
+  return new Promise<{ data: string; error?: Error | undefined; peer?: tls.PeerCertificate | undefined }>((resolve) => {
     const sock = tls.connect({
       host: "127.0.0.1",
       port,
