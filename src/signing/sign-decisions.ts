@@ -64,29 +64,38 @@ export class SignDecisions {
   ) {}
 
   /**
-   * The one decision tail: audits, observes (metrics, anomaly detection) and logs a sign decision.
-   * Without `error` the request was allowed; with one it was refused or failed, and the error to
-   * throw is returned, marked audited and carrying the request id the log names.
+   * The one decision tail, allowed side: audits, observes (metrics, anomaly detection) and logs an
+   * allowed sign. It runs on every signature: one object, no spreads.
    */
-  decided(caller: CallerContext, started: number, d: Decision): void;
-  decided(caller: CallerContext, started: number, d: Decision, error: unknown): CustosError;
-  decided(caller: CallerContext, started: number, d: Decision, ...refusal: [] | [error: unknown]): CustosError | undefined {
+  allowed(caller: CallerContext, started: number, d: Decision): void {
+    const seconds = (performance.now() - started) / 1000;
+    const event: AuditEvent = {
+      kind: d.kind,
+      actor: caller.identity ?? "unknown",
+      outcome: "allowed",
+      key: d.key,
+      version: d.version,
+      peer: caller.ip || undefined,
+    };
+    if (d.details) event.details = d.details;
+    this.audit.record(event, d.payload);
+    this.observer.observe("allowed", "OK", seconds, caller.identity ?? "", d.key, d.endpointClass);
+    if (this.log?.allowedToo) {
+      const payload = d.payload ? { payloadSha256: sha256Hex(d.payload) } : {};
+      this.log.decided({ event: d.kind, outcome: "allowed", reason: "OK", client: caller.identity ?? "", key: d.key, version: d.version, ...payload });
+    }
+  }
+
+  /**
+   * The one decision tail, refused or failed side: the same audit, observation and log for a
+   * refusal (any thrown value, `undefined` included), and the error to throw, marked audited and
+   * carrying the request id the log names.
+   */
+  refused(caller: CallerContext, started: number, d: Decision, error: unknown): CustosError {
     const seconds = (performance.now() - started) / 1000;
     const actor = caller.identity ?? "unknown";
     const peer = caller.ip || undefined;
     const log = this.log;
-    // Allowed is told by the argument's absence, not its value: even `throw undefined` is a refusal.
-    if (refusal.length === 0) {
-      const details = d.details ? { details: d.details } : {};
-      this.audit.record({ kind: d.kind, actor, outcome: "allowed", key: d.key, version: d.version, peer, ...details }, d.payload);
-      this.observer.observe("allowed", "OK", seconds, caller.identity ?? "", d.key, d.endpointClass);
-      if (log?.allowedToo) {
-        const payload = d.payload ? { payloadSha256: sha256Hex(d.payload) } : {};
-        log.decided({ event: d.kind, outcome: "allowed", reason: "OK", client: caller.identity ?? "", key: d.key, version: d.version, ...payload });
-      }
-      return;
-    }
-    const error = refusal[0];
     const err = error instanceof CustosError ? error : new CustosError("INTERNAL", "sign failed", { cause: error });
     err.audited = true;
     const outcome = DENIALS.has(err.code) ? "denied" : "failed";

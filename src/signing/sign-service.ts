@@ -91,10 +91,10 @@ export class SignService {
       }
       const signature = await this.hsm.sign(v.objectId, key.algorithm, req.payload);
       // The payload is audited as its SHA-256 (computed by the audit writer).
-      this.decisions.decided(caller, started, { kind: "sign", key: req.keyId, version, endpointClass: "raw", payload: req.payload });
+      this.decisions.allowed(caller, started, { kind: "sign", key: req.keyId, version, endpointClass: "raw", payload: req.payload });
       return { signature, version: v.version, apiKeyId: apiKeyIdOf(key, v) };
     } catch (e) {
-      throw this.decisions.decided(caller, started, { kind: "sign", key: req.keyId, version, endpointClass: "raw", payload: req.payload }, e);
+      throw this.decisions.refused(caller, started, { kind: "sign", key: req.keyId, version, endpointClass: "raw", payload: req.payload }, e);
     }
   }
 
@@ -145,7 +145,7 @@ export class SignService {
       const macs = toSign.length === 1 ? [await this.hsm.sign(v.objectId, key.algorithm, toSign[0]!)] : await this.signEach(v.objectId, key.algorithm, toSign);
       const signed = prepared.finish(macs) as ExchangeSignResult;
       const details = exchangeDetails(request, endpointClass);
-      this.decisions.decided(caller, started, { kind: "sign.request", key: req.keyId, version, endpointClass, details, payload: requestBytes(request) });
+      this.decisions.allowed(caller, started, { kind: "sign.request", key: req.keyId, version, endpointClass, details, payload: requestBytes(request) });
       // The dialect's fresh result object gains the version fields in place (no copy per call).
       signed.version = v.version;
       signed.apiKeyId = ctx.apiKeyId;
@@ -154,7 +154,7 @@ export class SignService {
     } catch (e) {
       const details = exchangeDetails(request, endpointClass);
       const decision: Decision = { kind: "sign.request", key: req.keyId, version, endpointClass, details, payload: requestBytes(request) };
-      throw this.decisions.decided(caller, started, decision, e);
+      throw this.decisions.refused(caller, started, decision, e);
     }
   }
 
@@ -201,11 +201,11 @@ export class SignService {
       // A login is audited without details; a WebSocket API request with its method and class.
       const details = wsRequest ? { ...what, ...(endpointClass ? { class: endpointClass } : {}) } : undefined;
       const decision: Decision = { kind: "sign.ws_auth", key: req.keyId, version, endpointClass: "ws-auth", details, payload: prepared.toSign[0] };
-      this.decisions.decided(caller, started, decision);
+      this.decisions.allowed(caller, started, decision);
       return { ...signed, version: v.version, apiKeyId: ctx.apiKeyId };
     } catch (e) {
       const details = { ...what, ...(endpointClass ? { class: endpointClass } : {}) };
-      throw this.decisions.decided(caller, started, { kind: "sign.ws_auth", key: req.keyId, version, endpointClass: "ws-auth", details }, e);
+      throw this.decisions.refused(caller, started, { kind: "sign.ws_auth", key: req.keyId, version, endpointClass: "ws-auth", details }, e);
     }
   }
 
