@@ -34,6 +34,7 @@ import { embeddedConfig } from "../src/config/config.js";
 import {
   SignerService,
   type ExchangeRequest,
+  type ExchangeResponse,
   type SignRequest,
   type SignResponse,
   type SignStreamRequest,
@@ -315,6 +316,9 @@ async function serveFloor(): Promise<void> {
       callback(null, res);
     },
     signExchangeRequest(_call: ServerUnaryCall<ExchangeRequest, SignedExchangeRequest>, callback: sendUnaryData<SignedExchangeRequest>) {
+      callback({ code: status.UNIMPLEMENTED, details: "the floor signs raw payloads only" });
+    },
+    sendExchangeRequest(_call: ServerUnaryCall<ExchangeRequest, ExchangeResponse>, callback: sendUnaryData<ExchangeResponse>) {
       callback({ code: status.UNIMPLEMENTED, details: "the floor signs raw payloads only" });
     },
     signWebSocketAuth(_call: ServerUnaryCall<WebSocketAuthRequest, SignedWebSocketAuth>, callback: sendUnaryData<SignedWebSocketAuth>) {

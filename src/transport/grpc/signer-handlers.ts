@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import {
   SignatureEncoding,
   type ExchangeRequest,
+  type ExchangeResponse,
   type SignRequest,
   type SignResponse,
   type SignStreamRequest,
@@ -46,6 +47,11 @@ export function signerHandlers(signer: SignService, log: Logger, tracker: InFlig
           (e: unknown) => callback(edge.answer(call, e, nextRequestId(), call.request.keyId)),
         )
         .finally(done);
+    },
+
+    // Egress is not wired yet: refused with a typed UNIMPLEMENTED until the egress module lands.
+    sendExchangeRequest(call: ServerUnaryCall<ExchangeRequest, ExchangeResponse>, callback: sendUnaryData<ExchangeResponse>): void {
+      callback(edge.answer(call, new CustosError("INTERNAL", "SendExchangeRequest is not available"), nextRequestId(), call.request.keyId));
     },
 
     signWebSocketAuth(call: ServerUnaryCall<WebSocketAuthRequest, SignedWebSocketAuth>, callback: sendUnaryData<SignedWebSocketAuth>): void {

@@ -84,10 +84,9 @@ export interface SignResponse {
 
 export interface SignStreamRequest {
   requestId: string;
-  kind:
-    | { $case: "request"; request: SignRequest }
-    | { $case: "exchangeRequest"; exchangeRequest: ExchangeRequest }
-    | undefined;
+  kind: { $case: "request"; request: SignRequest } | { $case: "exchangeRequest"; exchangeRequest: ExchangeRequest } | //
+  /** Signed and sent by custos, as SendExchangeRequest. */
+  { $case: "sendExchangeRequest"; sendExchangeRequest: ExchangeRequest } | undefined;
 }
 
 export interface QueryParam {
@@ -175,10 +174,27 @@ export interface Denial {
 
 export interface SignStreamResponse {
   requestId: string;
-  result: { $case: "response"; response: SignResponse } | { $case: "denial"; denial: Denial } | {
-    $case: "exchangeResponse";
-    exchangeResponse: SignedExchangeRequest;
-  } | undefined;
+  result:
+    | { $case: "response"; response: SignResponse }
+    | { $case: "denial"; denial: Denial }
+    | { $case: "exchangeResponse"; exchangeResponse: SignedExchangeRequest }
+    | { $case: "exchangeReply"; exchangeReply: ExchangeResponse }
+    | undefined;
+}
+
+/** The exchange's answer to a request custos signed and sent (SendExchangeRequest). */
+export interface ExchangeResponse {
+  /** The exchange's HTTP status code. */
+  status: number;
+  /** The exchange's response headers, in order, lower-case names. */
+  headers: Header[];
+  /** The exchange's response body, verbatim. */
+  body: Buffer;
+  keyVersion: number;
+  /** trade | read | account, as for SignExchangeRequest. */
+  endpointClass: string;
+  /** Time from sending the request to the end of the response body, in microseconds. */
+  roundTripUs: string;
 }
 
 export interface WebSocketAuthRequest {
@@ -481,6 +497,9 @@ export const SignStreamRequest: MessageFns<SignStreamRequest> = {
       case "exchangeRequest":
         ExchangeRequest.encode(message.kind.exchangeRequest, writer.uint32(26).fork()).join();
         break;
+      case "sendExchangeRequest":
+        ExchangeRequest.encode(message.kind.sendExchangeRequest, writer.uint32(34).fork()).join();
+        break;
     }
     return writer;
   },
@@ -525,6 +544,17 @@ export const SignStreamRequest: MessageFns<SignStreamRequest> = {
             };
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.kind = {
+              $case: "sendExchangeRequest",
+              sendExchangeRequest: ExchangeRequest.decode(reader, reader.uint32()),
+            };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -550,6 +580,10 @@ export const SignStreamRequest: MessageFns<SignStreamRequest> = {
         ? { $case: "exchangeRequest", exchangeRequest: ExchangeRequest.fromJSON(object.exchangeRequest) }
         : isSet(object.exchange_request)
         ? { $case: "exchangeRequest", exchangeRequest: ExchangeRequest.fromJSON(object.exchange_request) }
+        : isSet(object.sendExchangeRequest)
+        ? { $case: "sendExchangeRequest", sendExchangeRequest: ExchangeRequest.fromJSON(object.sendExchangeRequest) }
+        : isSet(object.send_exchange_request)
+        ? { $case: "sendExchangeRequest", sendExchangeRequest: ExchangeRequest.fromJSON(object.send_exchange_request) }
         : undefined,
     };
   },
@@ -563,6 +597,8 @@ export const SignStreamRequest: MessageFns<SignStreamRequest> = {
       obj.request = SignRequest.toJSON(message.kind.request);
     } else if (message.kind?.$case === "exchangeRequest") {
       obj.exchangeRequest = ExchangeRequest.toJSON(message.kind.exchangeRequest);
+    } else if (message.kind?.$case === "sendExchangeRequest") {
+      obj.sendExchangeRequest = ExchangeRequest.toJSON(message.kind.sendExchangeRequest);
     }
     return obj;
   },
@@ -585,6 +621,15 @@ export const SignStreamRequest: MessageFns<SignStreamRequest> = {
           message.kind = {
             $case: "exchangeRequest",
             exchangeRequest: ExchangeRequest.fromPartial(object.kind.exchangeRequest),
+          };
+        }
+        break;
+      }
+      case "sendExchangeRequest": {
+        if (object.kind?.sendExchangeRequest !== undefined && object.kind?.sendExchangeRequest !== null) {
+          message.kind = {
+            $case: "sendExchangeRequest",
+            sendExchangeRequest: ExchangeRequest.fromPartial(object.kind.sendExchangeRequest),
           };
         }
         break;
@@ -1435,6 +1480,9 @@ export const SignStreamResponse: MessageFns<SignStreamResponse> = {
       case "exchangeResponse":
         SignedExchangeRequest.encode(message.result.exchangeResponse, writer.uint32(34).fork()).join();
         break;
+      case "exchangeReply":
+        ExchangeResponse.encode(message.result.exchangeReply, writer.uint32(42).fork()).join();
+        break;
     }
     return writer;
   },
@@ -1487,6 +1535,17 @@ export const SignStreamResponse: MessageFns<SignStreamResponse> = {
             };
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.result = {
+              $case: "exchangeReply",
+              exchangeReply: ExchangeResponse.decode(reader, reader.uint32()),
+            };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1514,6 +1573,10 @@ export const SignStreamResponse: MessageFns<SignStreamResponse> = {
         ? { $case: "exchangeResponse", exchangeResponse: SignedExchangeRequest.fromJSON(object.exchangeResponse) }
         : isSet(object.exchange_response)
         ? { $case: "exchangeResponse", exchangeResponse: SignedExchangeRequest.fromJSON(object.exchange_response) }
+        : isSet(object.exchangeReply)
+        ? { $case: "exchangeReply", exchangeReply: ExchangeResponse.fromJSON(object.exchangeReply) }
+        : isSet(object.exchange_reply)
+        ? { $case: "exchangeReply", exchangeReply: ExchangeResponse.fromJSON(object.exchange_reply) }
         : undefined,
     };
   },
@@ -1529,6 +1592,8 @@ export const SignStreamResponse: MessageFns<SignStreamResponse> = {
       obj.denial = Denial.toJSON(message.result.denial);
     } else if (message.result?.$case === "exchangeResponse") {
       obj.exchangeResponse = SignedExchangeRequest.toJSON(message.result.exchangeResponse);
+    } else if (message.result?.$case === "exchangeReply") {
+      obj.exchangeReply = ExchangeResponse.toJSON(message.result.exchangeReply);
     }
     return obj;
   },
@@ -1561,7 +1626,177 @@ export const SignStreamResponse: MessageFns<SignStreamResponse> = {
         }
         break;
       }
+      case "exchangeReply": {
+        if (object.result?.exchangeReply !== undefined && object.result?.exchangeReply !== null) {
+          message.result = {
+            $case: "exchangeReply",
+            exchangeReply: ExchangeResponse.fromPartial(object.result.exchangeReply),
+          };
+        }
+        break;
+      }
     }
+    return message;
+  },
+};
+
+function createBaseExchangeResponse(): ExchangeResponse {
+  return { status: 0, headers: [], body: Buffer.alloc(0), keyVersion: 0, endpointClass: "", roundTripUs: "0" };
+}
+
+export const ExchangeResponse: MessageFns<ExchangeResponse> = {
+  encode(message: ExchangeResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.status !== 0) {
+      writer.uint32(8).uint32(message.status);
+    }
+    for (const v of message.headers) {
+      Header.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.body.length !== 0) {
+      writer.uint32(26).bytes(message.body);
+    }
+    if (message.keyVersion !== 0) {
+      writer.uint32(32).uint32(message.keyVersion);
+    }
+    if (message.endpointClass !== "") {
+      writer.uint32(42).string(message.endpointClass);
+    }
+    if (message.roundTripUs !== "0") {
+      writer.uint32(48).uint64(message.roundTripUs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ExchangeResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseExchangeResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.status = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.headers.push(Header.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.body = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.keyVersion = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.endpointClass = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.roundTripUs = reader.uint64().toString();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ExchangeResponse {
+    return {
+      status: isSet(object.status) ? globalThis.Number(object.status) : 0,
+      headers: globalThis.Array.isArray(object?.headers) ? object.headers.map((e: any) => Header.fromJSON(e)) : [],
+      body: isSet(object.body) ? Buffer.from(bytesFromBase64(object.body)) : Buffer.alloc(0),
+      keyVersion: isSet(object.keyVersion)
+        ? globalThis.Number(object.keyVersion)
+        : isSet(object.key_version)
+        ? globalThis.Number(object.key_version)
+        : 0,
+      endpointClass: isSet(object.endpointClass)
+        ? globalThis.String(object.endpointClass)
+        : isSet(object.endpoint_class)
+        ? globalThis.String(object.endpoint_class)
+        : "",
+      roundTripUs: isSet(object.roundTripUs)
+        ? globalThis.String(object.roundTripUs)
+        : isSet(object.round_trip_us)
+        ? globalThis.String(object.round_trip_us)
+        : "0",
+    };
+  },
+
+  toJSON(message: ExchangeResponse): unknown {
+    const obj: any = {};
+    if (message.status !== 0) {
+      obj.status = Math.round(message.status);
+    }
+    if (message.headers?.length) {
+      obj.headers = message.headers.map((e) => Header.toJSON(e));
+    }
+    if (message.body.length !== 0) {
+      obj.body = base64FromBytes(message.body);
+    }
+    if (message.keyVersion !== 0) {
+      obj.keyVersion = Math.round(message.keyVersion);
+    }
+    if (message.endpointClass !== "") {
+      obj.endpointClass = message.endpointClass;
+    }
+    if (message.roundTripUs !== "0") {
+      obj.roundTripUs = message.roundTripUs;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ExchangeResponse>): ExchangeResponse {
+    return ExchangeResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ExchangeResponse>): ExchangeResponse {
+    const message = createBaseExchangeResponse();
+    message.status = object.status ?? 0;
+    message.headers = object.headers?.map((e) => Header.fromPartial(e)) || [];
+    message.body = object.body ?? Buffer.alloc(0);
+    message.keyVersion = object.keyVersion ?? 0;
+    message.endpointClass = object.endpointClass ?? "";
+    message.roundTripUs = object.roundTripUs ?? "0";
     return message;
   },
 };
@@ -2035,6 +2270,21 @@ export const SignerService = {
     responseSerialize: (value: SignedWebSocketAuth): Buffer => Buffer.from(SignedWebSocketAuth.encode(value).finish()),
     responseDeserialize: (value: Buffer): SignedWebSocketAuth => SignedWebSocketAuth.decode(value),
   },
+  /**
+   * Signs a private REST request exactly as SignExchangeRequest does (identity, grants, limits,
+   * dialect, policy, HSM, audit) and sends it to the exchange itself: the host comes from the
+   * key's exchange and environment and custos's configuration, never from the caller. Returns the
+   * exchange's answer verbatim; the signature never leaves custos. Nothing is retried.
+   */
+  sendExchangeRequest: {
+    path: "/custos.v1.Signer/SendExchangeRequest" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ExchangeRequest): Buffer => Buffer.from(ExchangeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ExchangeRequest => ExchangeRequest.decode(value),
+    responseSerialize: (value: ExchangeResponse): Buffer => Buffer.from(ExchangeResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ExchangeResponse => ExchangeResponse.decode(value),
+  },
 } as const;
 
 export interface SignerServer extends UntypedServiceImplementation {
@@ -2058,6 +2308,13 @@ export interface SignerServer extends UntypedServiceImplementation {
    * (timestamp/expiry owned by custos as for REST requests).
    */
   signWebSocketAuth: handleUnaryCall<WebSocketAuthRequest, SignedWebSocketAuth>;
+  /**
+   * Signs a private REST request exactly as SignExchangeRequest does (identity, grants, limits,
+   * dialect, policy, HSM, audit) and sends it to the exchange itself: the host comes from the
+   * key's exchange and environment and custos's configuration, never from the caller. Returns the
+   * exchange's answer verbatim; the signature never leaves custos. Nothing is retried.
+   */
+  sendExchangeRequest: handleUnaryCall<ExchangeRequest, ExchangeResponse>;
 }
 
 export interface SignerClient extends Client {
@@ -2124,6 +2381,27 @@ export interface SignerClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: SignedWebSocketAuth) => void,
+  ): ClientUnaryCall;
+  /**
+   * Signs a private REST request exactly as SignExchangeRequest does (identity, grants, limits,
+   * dialect, policy, HSM, audit) and sends it to the exchange itself: the host comes from the
+   * key's exchange and environment and custos's configuration, never from the caller. Returns the
+   * exchange's answer verbatim; the signature never leaves custos. Nothing is retried.
+   */
+  sendExchangeRequest(
+    request: ExchangeRequest,
+    callback: (error: ServiceError | null, response: ExchangeResponse) => void,
+  ): ClientUnaryCall;
+  sendExchangeRequest(
+    request: ExchangeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ExchangeResponse) => void,
+  ): ClientUnaryCall;
+  sendExchangeRequest(
+    request: ExchangeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ExchangeResponse) => void,
   ): ClientUnaryCall;
 }
 
