@@ -3,7 +3,8 @@
 # missing (SoftHSM2; for tests also gdb for gcore, protoc for the generated-code check,
 # Chromium for the console's browser tests, and what builds SoftHSM2 with Ed25519 unwrap
 # for the key-migration tests — hsm/softhsm2-eddsa/;
-# the Python client's tests Debian's python3-grpcio and friends; for the benchmark
+# the Python client's tests Debian's python3-grpcio and friends; PostgreSQL for the replicated
+# store's tests and bench; for the benchmark
 # nghttp2-client), installs npm packages, and builds.
 # Usage: bash hsm/bootstrap.sh [serve|test|bench]
 set -euo pipefail
@@ -30,6 +31,11 @@ if [ "$mode" = test ]; then
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
   done
   [ -x /usr/bin/grpc_python_plugin ] || need+=(protobuf-compiler-grpc)
+fi
+if [ "$mode" = test ] || [ "$mode" = bench ]; then
+  # Replicated deployments' store: tests and the bench start throwaway clusters (initdb, pg_ctl)
+  # in temp directories on loopback (test/helpers/postgres.ts); no system cluster is used.
+  compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 fi
 if [ "$mode" = bench ]; then
   command -v h2load >/dev/null || need+=(nghttp2-client)
