@@ -2,41 +2,9 @@ import { createHash, randomBytes } from "node:crypto";
 import canonicalizeModule from "canonicalize";
 import { CustosError } from "../errors.js";
 
-/** Everything officers can decide. Each kind names one change the service executes after quorum. */
-export type ProposalKind =
-  | "import_key"
-  | "rotate_key"
-  | "destroy_version"
-  | "set_grants"
-  | "set_policy"
-  | "add_officer"
-  | "remove_officer"
-  | "set_threshold"
-  | "thaw"
-  | "generate_key"
-  | "set_api_key_id"
-  | "add_credential"
-  | "remove_credential";
+import { isProposalKind, type ProposalKind } from "./kinds/index.js";
 
-export const PROPOSAL_KINDS: readonly ProposalKind[] = [
-  "import_key",
-  "rotate_key",
-  "destroy_version",
-  "set_grants",
-  "set_policy",
-  "add_officer",
-  "remove_officer",
-  "set_threshold",
-  "thaw",
-  "generate_key",
-  "set_api_key_id",
-  "add_credential",
-  "remove_credential",
-];
-
-export function isProposalKind(value: unknown): value is ProposalKind {
-  return typeof value === "string" && (PROPOSAL_KINDS as readonly string[]).includes(value);
-}
+export { isProposalKind, PROPOSAL_KINDS, type ProposalKind } from "./kinds/index.js";
 
 /** What officers sign (through its digest). Every field is covered; nothing else is. */
 export interface ProposalContent {

@@ -36,6 +36,13 @@ export function officerRecord(s: OfficerSpec, at: string): OfficerRecord {
 
 export const addOfficer = defineKind<AddOfficerInput, OfficerParams>({
   kind: "add_officer",
+  wire: {
+    case: "addOfficer",
+    decode: (i) => {
+      if (!i.officer) throw new CustosError("INVALID_ARGUMENT", "officer is missing");
+      return { kind: "add_officer", officer: i.officer };
+    },
+  },
   targetsKey: false,
   content(input) {
     if (!isOfficerId(input.officer.id)) throw new CustosError("INVALID_ARGUMENT", "officer id must be 1–32 of [a-z0-9._-]");

@@ -13,6 +13,7 @@ export interface DestroyVersionInput {
 
 export const destroyVersion = defineKind<DestroyVersionInput, { version: number }>({
   kind: "destroy_version",
+  wire: { case: "destroyVersion", decode: (i) => ({ kind: "destroy_version", keyId: i.keyId, version: i.version }) },
   targetsKey: true,
   content(input) {
     if (!KEY_ID.test(input.keyId)) throw new CustosError("INVALID_ARGUMENT", "invalid key id");

@@ -1,4 +1,5 @@
 import { sha256Hex } from "../../audit/sha256.js";
+import { newKeyOf } from "./wire-input.js";
 import { CustosError } from "../../errors.js";
 import { versionObjectId } from "../../keys/model.js";
 import type { NewKeyMetadata } from "../proposal-input.js";
@@ -14,6 +15,7 @@ export interface GenerateKeyInput {
 
 export const generateKey = defineKind<GenerateKeyInput, NewKeyMetadata>({
   kind: "generate_key",
+  wire: { case: "generateKey", decode: (i) => ({ kind: "generate_key", key: newKeyOf(i) }) },
   targetsKey: true,
   content(input) {
     checkNewKey(input.key, false);

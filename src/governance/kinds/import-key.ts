@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { envelopeOf, newKeyOf } from "./wire-input.js";
 import { CustosError } from "../../errors.js";
 import type { ImportEnvelope } from "../../hsm/envelope.js";
 import { versionObjectId } from "../../keys/model.js";
@@ -22,6 +23,19 @@ const DERIBIT_SCOPE_NOTE =
 
 export const importKey = defineKind<ImportKeyInput, NewKeyMetadata>({
   kind: "import_key",
+  wire: {
+    case: "importKey",
+    // "" (proto3's absent) stays absent, so the kind can tell "none" from a malformed value.
+    decode: (i) => ({
+      kind: "import_key",
+      key: {
+        ...newKeyOf(i),
+        ...(i.publicKeyPem ? { publicKeyPem: i.publicKeyPem } : {}),
+        ...(i.signedPassphrase ? { signedPassphrase: i.signedPassphrase } : {}),
+      },
+      envelope: envelopeOf(i.envelope),
+    }),
+  },
   targetsKey: true,
   content(input) {
     checkNewKey(input.key, true);

@@ -1,4 +1,5 @@
 import type { AuditEvent, AuditLog } from "../../audit/audit-log.js";
+import type { ProposeRequest } from "../../gen/custos/v1/custody.js";
 import { CustosError } from "../../errors.js";
 import type { ImportEnvelope } from "../../hsm/envelope.js";
 import type { KeyCustody } from "../../hsm/hsm.js";
@@ -6,7 +7,7 @@ import type { KeyWithVersions } from "../../keys/model.js";
 import type { Store, StoreTables } from "../../store/store.js";
 import type { FaultStep } from "../fault.js";
 import type { ProposalRecord } from "../model.js";
-import type { ProposalContent, ProposalKind } from "../proposal.js";
+import type { ProposalContent } from "../proposal.js";
 
 /** What a kind reads and uses: the store, the HSM, the audit log (adoption records), the quorum rules, the clock. */
 export interface KindContext {
@@ -40,9 +41,24 @@ export interface Execution {
   readonly afterRecord?: FaultStep;
 }
 
+type WireKind = NonNullable<ProposeRequest["kind"]>;
+/** A case of the Propose request's oneof: one proto message per kind officers propose over gRPC. */
+export type WireCase = WireKind["$case"];
+/** The proto message of a wire case. */
+export type WireMessage<C extends WireCase> = Extract<WireKind, { $case: C }> extends { [K in C]: infer M } ? M : never;
+
+/**
+ * How a kind arrives over gRPC: its case of the Propose oneof and the decoding of its message into
+ * the kind's input. Only the wire's conventions belong here (proto3's "" and 0 for absent, enums);
+ * `content` checks the rest. The case is checked against its message type.
+ */
+export type WireForm<I> = { [C in WireCase]: { readonly case: C; decode(message: WireMessage<C>): I } }[WireCase];
+
 /** The typed parts of one proposal kind; `defineKind` turns them into a table entry. */
-export interface KindSpec<I extends { kind: ProposalKind }, P> {
+export interface KindSpec<I extends { kind: string }, P> {
   readonly kind: I["kind"];
+  /** Its Propose message; absent for kinds proposed only from the console (passkeys). */
+  readonly wire?: WireForm<I>;
   /** The target is a key id (the audit records and the summary name the key). */
   readonly targetsKey: boolean;
   /** Shape checks that need no state (INVALID_ARGUMENT), then the signed content. */
@@ -66,12 +82,17 @@ export interface KindSpec<I extends { kind: ProposalKind }, P> {
 /** A proposal's content with its parameters decoded. */
 export type TypedContent<P> = Omit<ProposalContent, "params"> & { params: P };
 
-/** One row of the kinds table, its types erased: what the generic governance code calls. */
-export interface ProposalKindModule {
-  readonly kind: ProposalKind;
+/**
+ * One row of the kinds table, its types erased: what the generic governance code calls. `I` is
+ * the kind's input type, kept only so the table can name the union of every kind's input.
+ */
+export interface ProposalKindModule<I extends { kind: string } = { kind: string }> {
+  readonly kind: I["kind"];
   readonly targetsKey: boolean;
-  content(input: { kind: ProposalKind }): KindContent;
-  preconditions(ctx: KindContext, input: { kind: ProposalKind }): Promise<void>;
+  /** The Propose oneof case and its decoder (the message's type checked in the kind's spec). */
+  readonly wire?: { readonly case: WireCase; decode(message: unknown): I };
+  content(input: { kind: string }): KindContent;
+  preconditions(ctx: KindContext, input: { kind: string }): Promise<void>;
   summarise(ctx: Pick<KindContext, "store">, c: ProposalContent, key: KeyWithVersions | undefined): Promise<string[]>;
   newKeyExchange(c: ProposalContent): string | undefined;
   execute(ctx: KindContext, p: ProposalRecord, c: ProposalContent, at: string): Promise<Execution>;
@@ -80,9 +101,9 @@ export interface ProposalKindModule {
 }
 
 /** A kind's typed spec as a table row: inputs are checked to be this kind's, parameters decoded once per call. */
-export function defineKind<I extends { kind: ProposalKind }, P>(spec: KindSpec<I, P>): ProposalKindModule {
-  const mine = (input: { kind: ProposalKind }): input is I => input.kind === spec.kind;
-  const own = (input: { kind: ProposalKind }): I => {
+export function defineKind<I extends { kind: string }, P>(spec: KindSpec<I, P>): ProposalKindModule<I> {
+  const mine = (input: { kind: string }): input is I => input.kind === spec.kind;
+  const own = (input: { kind: string }): I => {
     if (!mine(input)) throw new CustosError("INTERNAL", `a ${input.kind} input reached the ${spec.kind} kind (this is a bug)`);
     return input;
   };
@@ -90,6 +111,8 @@ export function defineKind<I extends { kind: ProposalKind }, P>(spec: KindSpec<I
   return {
     kind: spec.kind,
     targetsKey: spec.targetsKey,
+    // The spec's type pairs the case with its message; erased here, the transport looks it up by case.
+    ...(spec.wire ? { wire: spec.wire as { case: WireCase; decode(message: unknown): I } } : {}),
     content: (input) => spec.content(own(input)),
     preconditions: (ctx, input) => spec.preconditions(ctx, own(input)),
     summarise: (ctx, c, key) => spec.summarise(ctx, typed(c), key),
@@ -101,7 +124,7 @@ export function defineKind<I extends { kind: ProposalKind }, P>(spec: KindSpec<I
 }
 
 /** Whether a proposal of `kind` on `target` is open (pending or executing, not past its expiry). */
-export async function openProposal(ctx: Pick<KindContext, "store" | "now">, kind: ProposalKind, target: string): Promise<boolean> {
+export async function openProposal(ctx: Pick<KindContext, "store" | "now">, kind: string, target: string): Promise<boolean> {
   const open = [...(await ctx.store.governance.listProposals("pending")), ...(await ctx.store.governance.listProposals("executing"))];
   return open.some((p) => p.kind === kind && p.target === target && Date.parse(p.expiresAt) > ctx.now());
 }

@@ -12,6 +12,7 @@ export interface RemoveOfficerInput {
 
 export const removeOfficer = defineKind<RemoveOfficerInput, Record<string, never>>({
   kind: "remove_officer",
+  wire: { case: "removeOfficer", decode: (i) => ({ kind: "remove_officer", officerId: i.officerId }) },
   targetsKey: false,
   content(input) {
     if (!isOfficerId(input.officerId)) throw new CustosError("INVALID_ARGUMENT", "invalid officer id");

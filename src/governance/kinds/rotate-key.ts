@@ -1,4 +1,6 @@
 import { sha256Hex } from "../../audit/sha256.js";
+import { envelopeOf } from "./wire-input.js";
+import { DEFAULT_GRACE_SECONDS } from "../proposal-input.js";
 import { CustosError } from "../../errors.js";
 import type { ImportEnvelope } from "../../hsm/envelope.js";
 import { activeVersion, versionObjectId, type KeyVersionRecord } from "../../keys/model.js";
@@ -34,6 +36,17 @@ const invalid = (message: string) => new CustosError("INVALID_ARGUMENT", message
 
 export const rotateKey = defineKind<RotateKeyInput, RotateParams>({
   kind: "rotate_key",
+  wire: {
+    case: "rotateKey",
+    decode: (i) => ({
+      kind: "rotate_key",
+      keyId: i.keyId,
+      apiKeyId: i.apiKeyId,
+      graceSeconds: i.graceSeconds || DEFAULT_GRACE_SECONDS,
+      ...(i.envelope ? { envelope: envelopeOf(i.envelope) } : {}),
+      ...(i.signedPassphrase ? { signedPassphrase: i.signedPassphrase } : {}),
+    }),
+  },
   targetsKey: true,
   content(input) {
     if (!KEY_ID.test(input.keyId)) throw invalid("invalid key id");

@@ -15,6 +15,7 @@ export interface SetApiKeyIdInput {
 
 export const setApiKeyId = defineKind<SetApiKeyIdInput, { apiKeyId: string }>({
   kind: "set_api_key_id",
+  wire: { case: "setApiKeyId", decode: (i) => ({ kind: "set_api_key_id", keyId: i.keyId, apiKeyId: i.apiKeyId }) },
   targetsKey: true,
   content(input) {
     if (!KEY_ID.test(input.keyId)) throw new CustosError("INVALID_ARGUMENT", "invalid key id");

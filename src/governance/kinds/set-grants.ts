@@ -23,6 +23,10 @@ interface GrantParams {
 
 export const setGrants = defineKind<SetGrantsInput, GrantParams>({
   kind: "set_grants",
+  wire: {
+    case: "setGrants",
+    decode: (g) => ({ kind: "set_grants", identity: g.identity, name: g.name, cidrs: g.cidrs, keyIds: g.keyIds, canFreeze: g.canFreeze }),
+  },
   targetsKey: false,
   content(input) {
     if (!input.identity || input.identity.length > 512) throw new CustosError("INVALID_ARGUMENT", "identity is required");

@@ -13,6 +13,7 @@ export interface SetPolicyInput {
 
 export const setPolicy = defineKind<SetPolicyInput, { policy: unknown }>({
   kind: "set_policy",
+  wire: { case: "setPolicy", decode: (i) => ({ kind: "set_policy", keyId: i.keyId, policyJson: i.policyJson }) },
   targetsKey: true,
   content(input) {
     if (!KEY_ID.test(input.keyId)) throw new CustosError("INVALID_ARGUMENT", "invalid key id");

@@ -17,6 +17,7 @@ async function checkReachable(ctx: Pick<KindContext, "store" | "rules">, thresho
 
 export const setThreshold = defineKind<SetThresholdInput, { threshold: number }>({
   kind: "set_threshold",
+  wire: { case: "setThreshold", decode: (i) => ({ kind: "set_threshold", threshold: i.threshold }) },
   targetsKey: false,
   content(input) {
     if (!Number.isInteger(input.threshold) || input.threshold < 1) throw new CustosError("INVALID_ARGUMENT", "threshold must be a positive integer");

@@ -1,4 +1,5 @@
 import { CustosError } from "../../errors.js";
+import { FreezeTarget } from "../../gen/custos/v1/custody.js";
 import { defineKind } from "./kind.js";
 
 /** A frozen key or client signs again (a freeze is immediate; only a quorum thaws). */
@@ -16,6 +17,13 @@ function parseTarget(target: string): { what: string; id: string } {
 
 export const thaw = defineKind<ThawInput, Record<string, never>>({
   kind: "thaw",
+  wire: {
+    case: "thaw",
+    decode: (i) => {
+      const target = i.target === FreezeTarget.FREEZE_TARGET_KEY ? "key" : i.target === FreezeTarget.FREEZE_TARGET_CLIENT ? "client" : ("" as never);
+      return { kind: "thaw", target, id: i.id };
+    },
+  },
   targetsKey: false,
   content(input) {
     if (input.target !== "key" && input.target !== "client") throw new CustosError("INVALID_ARGUMENT", "thaw target must be key or client");
