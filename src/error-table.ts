@@ -76,6 +76,7 @@ export const ERROR_TABLE: Readonly<Record<CustosErrorCode, WireStatus>> = {
   HSM_ERROR: entry(G.INTERNAL, 500, false),
   AUDIT_REWOUND: entry(G.FAILED_PRECONDITION, 409, false),
   AUDIT_CHECKPOINT_INVALID: entry(G.FAILED_PRECONDITION, 409, false),
+  AUDIT_BACKLOG: entry(G.UNAVAILABLE, 503),
   STORE_ERROR: entry(G.UNAVAILABLE, 503, false),
   INTERNAL: entry(G.INTERNAL, 500, false),
 };

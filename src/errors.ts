@@ -52,6 +52,7 @@ export type CustosErrorCode =
   // audit log
   | "AUDIT_REWOUND" // the database's audit chain is shorter than, or differs from, its last signed checkpoint
   | "AUDIT_CHECKPOINT_INVALID" // a checkpoint that does not verify with the HSM's checkpoint key
+  | "AUDIT_BACKLOG" // audit records wait unwritten longer than audit.maxUnwrittenSeconds (store down): no signature without its record
   // store and everything else
   | "STORE_ERROR"
   | "INTERNAL";

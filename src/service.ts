@@ -175,6 +175,7 @@ export async function startService(config: CustosConfig, logger: Logger, options
     keyRate: config.limits.key,
     decisionLog: signDecisionLog(logger.child({ component: "signer" })),
     clock,
+    maxUnwrittenAuditSeconds: config.audit.maxUnwrittenSeconds,
   });
   const grpc = await startGrpcServer(
     {
@@ -203,7 +204,14 @@ export async function startService(config: CustosConfig, logger: Logger, options
       frozenClients: clients.filter((c) => c.frozenAt).length,
     };
   });
-  const http = buildHttp({ hsm, metrics, logger, storeCheck: async () => void (await store.audit.lastAudit()), overdueKeys: () => governance.overdueKeys() });
+  const http = buildHttp({
+    hsm,
+    metrics,
+    logger,
+    storeCheck: async () => void (await store.audit.lastAudit()),
+    auditBacklog: () => ({ lagSeconds: audit.lagSeconds, maxSeconds: config.audit.maxUnwrittenSeconds }),
+    overdueKeys: () => governance.overdueKeys(),
+  });
   await http.listen({ host: config.http.host, port: config.http.port });
   const httpAddress = http.server.address();
   const httpPort = typeof httpAddress === "object" && httpAddress ? httpAddress.port : config.http.port;

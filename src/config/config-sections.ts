@@ -123,15 +123,18 @@ export function storeSettings(file: string, dir: string, base: { sqlitePath: str
 export interface AuditSettings {
   flushIntervalMs: number;
   checkpointIntervalMs: number;
+  /** Signing stops (UNAVAILABLE, AUDIT_BACKLOG) while the oldest unwritten audit record is older than this. */
+  maxUnwrittenSeconds: number;
   refusals?: Partial<RefusalSampling>;
 }
 
 /** `audit`: flush and checkpoint intervals, and how refusals are sampled. */
 export function auditSettings(file: string, base: AuditSettings, raw: unknown): AuditSettings {
-  const s = section(file, "audit", raw, ["flushIntervalMs", "checkpointIntervalMs", "refusals"]);
+  const s = section(file, "audit", raw, ["flushIntervalMs", "checkpointIntervalMs", "maxUnwrittenSeconds", "refusals"]);
   const out: AuditSettings = {
     flushIntervalMs: integer(file, "audit.flushIntervalMs", s.flushIntervalMs, 1, 60_000, base.flushIntervalMs),
     checkpointIntervalMs: integer(file, "audit.checkpointIntervalMs", s.checkpointIntervalMs, 10, 86_400_000, base.checkpointIntervalMs),
+    maxUnwrittenSeconds: integer(file, "audit.maxUnwrittenSeconds", s.maxUnwrittenSeconds, 1, 3_600, base.maxUnwrittenSeconds),
   };
   if (s.refusals !== undefined) {
     const r = section(file, "audit.refusals", s.refusals, ["windowMs", "individualPerSource", "maxSources"]);

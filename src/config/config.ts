@@ -1,10 +1,10 @@
-import type { RefusalSampling } from "../audit/refusal-sampler.js";
 import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { CustosError } from "../errors.js";
 import {
   ConfigError,
   auditSettings,
+  type AuditSettings,
   grpcSettings,
   hsmSettings,
   httpSettings,
@@ -53,9 +53,10 @@ export interface CustosConfig {
   autoGrant: string[];
   /**
    * flushIntervalMs: sign events written at least this often; checkpointIntervalMs: the chain head signed at least this often;
+   * maxUnwrittenSeconds: signing stops while an audit record waits unwritten longer (the store is down);
    * refusals: how refusals are sampled under floods (defaults: refusal-sampler.ts).
    */
-  audit: { flushIntervalMs: number; checkpointIntervalMs: number; refusals?: Partial<RefusalSampling> };
+  audit: AuditSettings;
   governance: GovernanceConfig;
   /** Anomaly detection on signing traffic (README "Monitoring"). */
   anomaly: AnomalyConfig;
@@ -130,7 +131,7 @@ export function baseDefaults(dataDir: string) {
     http: { host: "127.0.0.1", port: DEFAULT_HTTP_PORT },
     // A bot signing every order and cancel of a busy strategy stays far below these.
     limits: { client: { perSecond: 20_000, burst: 40_000 }, key: { perSecond: 20_000, burst: 40_000 } },
-    audit: { flushIntervalMs: 250, checkpointIntervalMs: 60_000 },
+    audit: { flushIntervalMs: 250, checkpointIntervalMs: 60_000, maxUnwrittenSeconds: 5 },
     governance: { proposerCounts: false, veto: true, proposalTtlHours: 24, maxProposalTtlHours: 7 * 24 },
     anomaly: { enabled: true, ...DEFAULT_ANOMALY_SETTINGS } as AnomalyConfig,
     console: { enabled: true, host: "127.0.0.1", rpId: "localhost", sessionMinutes: 15 } as ConsoleConfig,

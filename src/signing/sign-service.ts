@@ -53,6 +53,11 @@ export interface SignServiceOptions {
   decisionLog?: SignDecisionLog;
   /** Rate limits, timestamps and grace periods read it (default: the system clock). */
   clock?: Clock;
+  /**
+   * No signature without its audit record: while the oldest unwritten record is older than
+   * this (the store is down), every sign is refused (UNAVAILABLE, AUDIT_BACKLOG). Default 5 s.
+   */
+  maxUnwrittenAuditSeconds?: number;
 }
 
 /**
@@ -67,7 +72,7 @@ export class SignService {
   constructor(
     private readonly directory: AccessDirectory,
     private readonly hsm: Signer,
-    audit: AuditLog,
+    private readonly audit: AuditLog,
     observer: SignObserver,
     private readonly opts: SignServiceOptions,
   ) {
@@ -257,8 +262,12 @@ export class SignService {
   }
   private lastNonce = 0;
 
-  /** identity → network → size → client limit → key → grant → key limit → version. */
+  /** audit backlog → identity → network → size → client limit → key → grant → key limit → version. */
   private authorize(caller: CallerContext, keyId: string, requestedVersion: number, size: number): { key: KeyWithVersions; v: KeyVersionRecord } {
+    // audit: records that cannot be written bound how long custos signs without them
+    if (this.audit.lagSeconds > (this.opts.maxUnwrittenAuditSeconds ?? 5)) {
+      throw new CustosError("AUDIT_BACKLOG", "audit records cannot be written (store unavailable); signing resumes when they are", { retryable: true });
+    }
     // identity
     if (!caller.identity) throw new CustosError("UNAUTHENTICATED", "no client identity in the certificate");
     const client = this.directory.client(caller.identity);

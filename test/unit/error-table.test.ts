@@ -46,6 +46,7 @@ const EVERY_CODE: Record<CustosErrorCode, true> = {
   HSM_ERROR: true,
   AUDIT_REWOUND: true,
   AUDIT_CHECKPOINT_INVALID: true,
+  AUDIT_BACKLOG: true,
   STORE_ERROR: true,
   INTERNAL: true,
 };

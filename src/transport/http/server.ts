@@ -8,13 +8,15 @@ export interface HttpDeps {
   metrics: Metrics;
   /** Store round trip; throws if the store is unusable. */
   storeCheck: () => Promise<void>;
+  /** How long the oldest unwritten audit record has waited, and the bound past which signing stops. */
+  auditBacklog?: () => { lagSeconds: number; maxSeconds: number };
   /** Keys past their max age: reported on /readyz, without failing readiness. */
   overdueKeys?: () => Promise<Array<{ id: string; dueAt: string }>>;
   logger: Logger;
 }
 
 /**
- * The HTTP side: liveness, readiness (HSM sessions, store) and Prometheus metrics.
+ * The HTTP side: liveness, readiness (HSM sessions, store, audit backlog) and Prometheus metrics.
  * `buildHttp` returns the app unstarted so tests can use `app.inject()`.
  */
 export function buildHttp(deps: HttpDeps): FastifyInstance {
@@ -34,7 +36,10 @@ export function buildHttp(deps: HttpDeps): FastifyInstance {
     } catch (e) {
       store = { ok: false, reason: e instanceof Error ? e.message : "store check failed" };
     }
-    const ready = hsm.ready && store.ok;
+    const backlog = deps.auditBacklog?.();
+    // Past the bound every sign is refused (AUDIT_BACKLOG): a balancer should send clients elsewhere.
+    const audit = backlog ? { ok: backlog.lagSeconds <= backlog.maxSeconds, unwrittenSeconds: Math.round(backlog.lagSeconds * 1000) / 1000 } : { ok: true };
+    const ready = hsm.ready && store.ok && audit.ok;
     const overdue = store.ok && deps.overdueKeys ? await deps.overdueKeys().catch(() => []) : [];
     return reply.code(ready ? 200 : 503).send({
       status: ready ? "ready" : "not ready",
@@ -46,6 +51,7 @@ export function buildHttp(deps: HttpDeps): FastifyInstance {
         sessionsInUse: hsm.sessionsInUse,
       },
       store,
+      audit,
       keys: { overdue },
     });
   });
