@@ -66,7 +66,7 @@ switch (role) {
     });
     leadership.start();
     say({ event: "started", pid: process.pid });
-    setInterval(() => undefined, 60_000); // alive until killed
+    await new Promise<never>(() => setInterval(() => undefined, 60_000)); // alive until killed
     break;
   }
   // Draws `count` nonces round-robin over the keys once told to go; reports them per key, in draw order.
@@ -75,6 +75,7 @@ switch (role) {
     const pool = new pg.Pool({ connectionString: url, max: 1 });
     const counter = new PostgresNonceCounter(pool);
     const drawn: Record<string, string[]> = Object.fromEntries(keys.map((k) => [k, []]));
+    say({ ready: true });
     await nextLine();
     for (let i = 0; i < Number(countText); i++) {
       const key = keys[i % keys.length] as string;
@@ -89,6 +90,7 @@ switch (role) {
     const [perSecond, burst, durationMs, maxAttempts] = args.map(Number) as [number, number, number, number];
     const pool = new pg.Pool({ connectionString: url, max: 2 });
     const limiter = new SharedRateLimiter({ db: pool, limit: { perSecond, burst }, scope: "key" });
+    say({ ready: true });
     await nextLine();
     let granted = 0;
     let attempts = 0;
