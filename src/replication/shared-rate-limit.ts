@@ -1,0 +1,135 @@
+/**
+ * Deployment-wide rate limits: a client's and a key's limits hold for the whole deployment,
+ * not once per replica, and the sign path never waits for the database.
+ *
+ * One token bucket row per name in PostgreSQL (`custos_rate_bucket`), refilled by time in SQL
+ * on the server's clock (replicas' clocks never meet). Each replica leases tokens from the row
+ * in batches (`batch`, by default ~100 ms of the rate) and spends them locally, synchronously;
+ * when its lease runs low it leases more in the background. A replica that has no lease yet
+ * (a name's first request, or a quiet name) may spend one token on credit, repaid from its next
+ * lease; a replica in debt refuses until the debt is repaid.
+ *
+ * Tolerance: leased tokens were taken from the shared bucket, so over any window of T seconds
+ * the deployment grants at most `burst + perSecond × T + replicas × (batch + 1)`: the bucket's
+ * own bound plus what replicas held in leases (and on credit) when the window opened. It errs
+ * low, never high, beyond that: tokens leased by a replica are not available to another.
+ * PostgreSQL unreachable: a replica spends what it holds, then refuses (fail closed).
+ */
+import type { RateLimit } from "../signing/rate-limiter.js";
+import { withSchemaLock, type Queryable } from "./pg-session.js";
+
+const SCHEMA_SQL = `
+CREATE TABLE IF NOT EXISTS custos_rate_bucket (
+  name text PRIMARY KEY,
+  tokens double precision NOT NULL,
+  updated_at timestamptz NOT NULL
+);
+CREATE OR REPLACE FUNCTION custos_rate_lease(p_name text, p_rate double precision, p_burst double precision, p_want integer)
+RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+  t timestamptz := clock_timestamp();
+  available double precision;
+  granted integer;
+BEGIN
+  INSERT INTO custos_rate_bucket (name, tokens, updated_at) VALUES (p_name, p_burst, t) ON CONFLICT (name) DO NOTHING;
+  SELECT LEAST(p_burst, tokens + p_rate * GREATEST(0, EXTRACT(EPOCH FROM t - updated_at))) INTO available
+    FROM custos_rate_bucket WHERE name = p_name FOR UPDATE;
+  granted := GREATEST(0, LEAST(p_want, floor(available)))::integer;
+  UPDATE custos_rate_bucket SET tokens = available - granted, updated_at = t WHERE name = p_name;
+  RETURN granted;
+END $$;`;
+
+/** Creates the bucket table and the lease function (idempotent; safe from several replicas at once). */
+export async function installSharedRateLimits(url: string): Promise<void> {
+  await withSchemaLock(url, async (q) => {
+    await q.query(SCHEMA_SQL);
+  });
+}
+
+export interface SharedRateLimiterOptions {
+  /** Usually a pg.Pool: leases run as autocommit statements. */
+  db: Queryable;
+  limit: RateLimit;
+  /** Bucket names are `${scope}:${name}` so client and key limits never share a row. */
+  scope: string;
+  /** Tokens per lease (default: ~100 ms of the rate, at least 1, at most the burst). */
+  batch?: number;
+  /** A lease that failed (the limiter refuses once it has nothing left). */
+  onError?: (e: Error) => void;
+  /** Monotonic milliseconds, for lastRequest (default performance.now). */
+  clock?: () => number;
+}
+
+interface Lease {
+  /** Tokens this replica holds; negative while a credit is outstanding. */
+  tokens: number;
+  inFlight: Promise<void> | undefined;
+  lastRequest: number;
+  /** After a short lease (the bucket ran dry), no new lease before this time: a refused request must not cost a query. */
+  notBefore: number;
+}
+
+/** Same surface as the in-process RateLimiter (`take`, `lastRequest`), shared through PostgreSQL. */
+export class SharedRateLimiter {
+  private readonly leases = new Map<string, Lease>();
+  private readonly batch: number;
+  private readonly clock: () => number;
+
+  constructor(private readonly opts: SharedRateLimiterOptions) {
+    const defaultBatch = Math.ceil(opts.limit.perSecond / 10);
+    this.batch = Math.max(1, Math.min(opts.batch ?? defaultBatch, Math.floor(opts.limit.burst)));
+    this.clock = opts.clock ?? (() => performance.now());
+  }
+
+  /** The tokens a lease asks for; with credit, the worst case a replica adds to the bucket's bound is batch + 1. */
+  get batchSize(): number {
+    return this.batch;
+  }
+
+  /** When `name` last made a request through this replica; undefined if never. */
+  lastRequest(name: string): number | undefined {
+    return this.leases.get(name)?.lastRequest;
+  }
+
+  /** Spends one token for `name` if this replica holds one (or may take one on credit). Never waits. */
+  take(name: string): boolean {
+    let lease = this.leases.get(name);
+    if (!lease) this.leases.set(name, (lease = { tokens: 0, inFlight: undefined, lastRequest: 0, notBefore: 0 }));
+    const now = this.clock();
+    lease.lastRequest = now;
+    const mayLease = lease.inFlight === undefined && now >= lease.notBefore;
+    let granted = false;
+    if (lease.tokens >= 1 || (lease.tokens === 0 && mayLease)) {
+      lease.tokens -= 1; // at 0 and free to lease: one token on credit, repaid by the lease below
+      granted = true;
+    }
+    if (lease.tokens < this.batch / 2 && mayLease) lease.inFlight = this.refill(name, lease);
+    return granted;
+  }
+
+  /** Resolves when no lease is in flight (tests and shutdown). */
+  async settled(): Promise<void> {
+    for (const lease of this.leases.values()) await lease.inFlight;
+  }
+
+  private async refill(name: string, lease: Lease): Promise<void> {
+    try {
+      const want = Math.ceil(this.batch - lease.tokens);
+      const { rows } = await this.opts.db.query<{ granted: number }>("SELECT custos_rate_lease($1, $2, $3, $4) AS granted", [
+        `${this.opts.scope}:${name}`,
+        this.opts.limit.perSecond,
+        this.opts.limit.burst,
+        want,
+      ]);
+      const granted = rows[0]?.granted ?? 0;
+      lease.tokens += granted;
+      // The bucket ran dry: wait about as long as it takes to accrue a batch (10 ms to 1 s).
+      if (granted < want) lease.notBefore = this.clock() + Math.min(1_000, Math.max(10, (this.batch / this.opts.limit.perSecond) * 1_000));
+    } catch (e) {
+      lease.notBefore = this.clock() + 1_000;
+      this.opts.onError?.(e as Error);
+    } finally {
+      lease.inFlight = undefined;
+    }
+  }
+}
