@@ -48,6 +48,11 @@ export class AccessDirectory {
     return this.keys.get(id);
   }
 
+  /** Every key of the snapshot (a replica compares two snapshots to find destroyed versions). */
+  allKeys(): Iterable<KeyWithVersions> {
+    return this.keys.values();
+  }
+
   hasGrant(identity: string, keyId: string): boolean {
     return this.grants.get(identity)?.has(keyId) ?? false;
   }

@@ -1,3 +1,4 @@
+import type { NonceSource } from "../replication/nonce-counter.js";
 import type { AuditLog } from "../audit/audit-log.js";
 import { boundText } from "../audit/bounded-text.js";
 import { systemClock, type Clock } from "../clock.js";
@@ -58,6 +59,18 @@ export interface SignServiceOptions {
    * this (the store is down), every sign is refused (UNAVAILABLE, AUDIT_BACKLOG). Default 5 s.
    */
   maxUnwrittenAuditSeconds?: number;
+  /**
+   * Replicas: the deployment-wide client and key limits (src/replication/shared-rate-limit.ts)
+   * instead of this process's own buckets, and the shared counter for the nonces custos picks.
+   */
+  shared?: { clientLimiter: Limiter; keyLimiter: Limiter; nonces: NonceSource };
+}
+
+/** A rate limiter as the sign path uses it: never waits. */
+export interface Limiter {
+  take(name: string): boolean;
+  /** Monotonic milliseconds of the name's last request, if any. */
+  lastRequest(name: string): number | undefined;
 }
 
 /**
@@ -65,8 +78,8 @@ export interface SignServiceOptions {
  * denies on any doubt; every decision, allowed or denied, leaves an audit event.
  */
 export class SignService {
-  private readonly clientLimiter: RateLimiter;
-  private readonly keyLimiter: RateLimiter;
+  private readonly clientLimiter: Limiter;
+  private readonly keyLimiter: Limiter;
   private readonly clock: Clock;
 
   constructor(
@@ -77,8 +90,8 @@ export class SignService {
     private readonly opts: SignServiceOptions,
   ) {
     const clock = (this.clock = opts.clock ?? systemClock);
-    this.clientLimiter = new RateLimiter(opts.clientRate, () => clock.monotonic());
-    this.keyLimiter = new RateLimiter(opts.keyRate, () => clock.monotonic());
+    this.clientLimiter = opts.shared?.clientLimiter ?? new RateLimiter(opts.clientRate, () => clock.monotonic());
+    this.keyLimiter = opts.shared?.keyLimiter ?? new RateLimiter(opts.keyRate, () => clock.monotonic());
     this.decisions = new SignDecisions(audit, directory, observer, opts.decisionLog);
   }
   /** The one tail every decision ends in: audit, metrics, log. */
@@ -135,7 +148,10 @@ export class SignService {
         if (req.nonce) throw new CustosError("INVALID_ARGUMENT", "omit_nonce and a nonce together");
         checkUntimed(policy);
       }
-      const ctx = this.signingContext(policy, key, v, req, dialect.nonceIsTime === true);
+      // A time-like nonce custos picks must rise across every replica: drawn from the shared counter.
+      const shared = this.opts.shared;
+      const owned = shared && dialect.nonceIsTime && !req.nonce && !req.omitNonce ? await shared.nonces.next(key.id, this.clock.now()) : undefined;
+      const ctx = this.signingContext(policy, key, v, req, dialect.nonceIsTime === true, owned);
       // One strict reading for every dialect (a name repeated in the query, form or JSON is
       // refused), handed to the dialect: class, symbols, orders and schema fit from one read.
       const reading = dialect.read(request, readStrict(request));
@@ -224,6 +240,8 @@ export class SignService {
     v: KeyVersionRecord,
     req: { timestampMs: number; nonce: string; expires: number; recvWindowMs?: number; passphrase: string; apiKeyVersion?: string; omitNonce?: boolean },
     nonceIsTime = false,
+    /** A nonce custos drew from the replicas' shared counter (not checked against the skew: custos picked it). */
+    ownedNonce?: string,
   ): SigningContext {
     const apiKeyId = apiKeyIdOf(key, v);
     // Every dialect sends the exchange's API key id: without one the exchange could only refuse the request.
@@ -244,7 +262,7 @@ export class SignService {
     return {
       timestamp: req.timestampMs || now,
       expires: req.expires || Math.floor(now / 1000) + DEFAULT_EXPIRY_SECONDS,
-      nonce: req.omitNonce ? "" : req.nonce || this.nextNonce(now),
+      nonce: req.omitNonce ? "" : req.nonce || ownedNonce || this.nextNonce(now),
       apiKeyId,
       keyAlgorithm: key.algorithm,
       ...(req.recvWindowMs ? { recvWindow: req.recvWindowMs } : {}),
