@@ -1,4 +1,4 @@
-import { existsSync, renameSync, rmSync } from "node:fs";
+import { existsSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import type { FastifyInstance } from "fastify";
@@ -23,8 +23,9 @@ import { CUSTOS_ACTOR, respondToAnomalies } from "./monitoring/anomaly-response.
 import { systemClock, type Clock } from "./clock.js";
 import { AccessDirectory } from "./signing/directory.js";
 import { SignService, type SignDecisionLog } from "./signing/sign-service.js";
+import { openConfiguredStore, storeLocationOf } from "./store/open-store.js";
+import { redactPostgresUrl } from "./store/postgres/pg-url.js";
 import { lockDataDir } from "./store/sqlite/data-dir-lock.js";
-import { SqliteStore } from "./store/sqlite/sqlite-store.js";
 import { readPem, startGrpcServer } from "./transport/grpc/server.js";
 import { Metrics } from "./transport/http/metrics.js";
 import { buildHttp } from "./transport/http/server.js";
@@ -59,8 +60,9 @@ export interface StartOptions {
 
 /** The composition root: wires the concrete HSM, store and transports around the domain. */
 export async function startService(config: CustosConfig, logger: Logger, options: StartOptions = {}): Promise<RunningService> {
-  // One service per SQLite data dir: a second one is refused before it touches anything.
-  const dataDirLock = lockDataDir(config.dataDir);
+  // One service per SQLite data dir: a second one is refused before it touches anything. On
+  // PostgreSQL, several services on one data dir (token, PKI, PINs) are replicas: no lock.
+  const dataDirLock = config.store.postgres ? undefined : lockDataDir(config.dataDir);
   const clock = options.clock ?? systemClock;
   // A stale connection file would tell clients we are up before we are.
   const connectionFile = join(config.dataDir, CONNECTION_FILE);
@@ -75,7 +77,12 @@ export async function startService(config: CustosConfig, logger: Logger, options
   // A token made before audit checkpoints gets its checkpoint key here, on its first start.
   const checkpointKey = ensureCheckpointKey(config.hsm.modulePath, config.hsm.tokenLabel, pin);
   const hsm = await Pkcs11Hsm.open({ ...config.hsm, pin, logger: logger.child({ component: "hsm" }) });
-  const store = new SqliteStore(config.store.sqlitePath);
+  const storeLocation = storeLocationOf(config.store);
+  const store = await openConfiguredStore(config.store).catch(async (e: unknown) => {
+    await hsm.close();
+    throw e;
+  });
+  if (config.store.postgres) logger.info({ event: "store.postgres", database: redactPostgresUrl(config.store.postgres.url) }, "store on PostgreSQL");
   // Nothing is written to the chain before it is known to match its last signed checkpoint.
   const integrity = await checkAuditIntegrity(config.dataDir, store, hsm, options.acceptAuditRewind === true).catch(async (e: unknown) => {
     await hsm.close();
@@ -86,7 +93,7 @@ export async function startService(config: CustosConfig, logger: Logger, options
   const audit = await AuditLog.open(store, logger, {
     flushIntervalMs: config.audit.flushIntervalMs,
     refusalSampling: { ...DEFAULT_REFUSAL_SAMPLING, ...config.audit.refusals },
-    writer: new WorkerChainWriter({ backend: "sqlite", path: config.store.sqlitePath }),
+    writer: new WorkerChainWriter(storeLocation),
   });
   if (checkpointKey.created) {
     logger.warn({ event: "audit.checkpoint_key_created" }, "created the token's audit checkpoint key (this token had none)");
@@ -244,9 +251,11 @@ export async function startService(config: CustosConfig, logger: Logger, options
     // Trust on first use: the CLI pins this fingerprint for imports into this data dir.
     writePrivateFile(join(config.dataDir, FINGERPRINT_FILE), fingerprint + "\n");
   }
-  const tmp = join(config.dataDir, `${CONNECTION_FILE}.tmp`);
+  // Per process: replicas sharing a data dir each write theirs (the last one started is named there).
+  const tmp = join(config.dataDir, `${CONNECTION_FILE}.${process.pid}.tmp`);
+  const connectionText = JSON.stringify(connection, null, 2) + "\n";
   // Endpoints and paths only, nothing secret, but only this data dir's user has a use for it.
-  writePrivateFile(tmp, JSON.stringify(connection, null, 2) + "\n");
+  writePrivateFile(tmp, connectionText);
   renameSync(tmp, join(config.dataDir, CONNECTION_FILE));
   await audit.recordNow({ kind: "service.start", actor: "system", outcome: "ok", details: { grpc: connection.grpc, dispatch: hsm.status().dispatch } });
 
@@ -297,7 +306,8 @@ export async function startService(config: CustosConfig, logger: Logger, options
     stop() {
       stopping ??= (async () => {
         // Gone before the drain: `custos wait` and scripts polling for it must not see a stopping service.
-        rmSync(connectionFile, { force: true });
+        // Only this process's: a replica started later on the same data dir keeps its own.
+        if (readIfExists(connectionFile) === connectionText) rmSync(connectionFile, { force: true });
         clearInterval(healthTimer);
         clearInterval(housekeepingTimer);
         anomalies?.stop();
@@ -312,7 +322,7 @@ export async function startService(config: CustosConfig, logger: Logger, options
         auditRef = undefined;
         await hsm.close();
         await store.close();
-        dataDirLock.release();
+        dataDirLock?.release();
       })();
       return stopping;
     },
@@ -376,4 +386,13 @@ function signDecisionLog(log: Logger): SignDecisionLog {
       else log.warn(line, "sign failed");
     },
   };
+}
+
+/** The file's text, or undefined if it is gone. */
+function readIfExists(path: string): string | undefined {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    return undefined;
+  }
 }
