@@ -24,8 +24,10 @@ import { systemClock, type Clock } from "./clock.js";
 import { AccessDirectory } from "./signing/directory.js";
 import { SignService, type SignDecisionLog } from "./signing/sign-service.js";
 import { HttpEgress } from "./egress/http-egress.js";
+import { startReplica } from "./replication/replica.js";
+import { openConfiguredStore, storeLocationOf } from "./store/open-store.js";
+import { redactPostgresUrl } from "./store/postgres/pg-url.js";
 import { lockDataDir } from "./store/sqlite/data-dir-lock.js";
-import { SqliteStore } from "./store/sqlite/sqlite-store.js";
 import { readPem, startGrpcServer } from "./transport/grpc/server.js";
 import { Metrics } from "./transport/http/metrics.js";
 import { buildHttp } from "./transport/http/server.js";
@@ -60,8 +62,9 @@ export interface StartOptions {
 
 /** The composition root: wires the concrete HSM, store and transports around the domain. */
 export async function startService(config: CustosConfig, logger: Logger, options: StartOptions = {}): Promise<RunningService> {
-  // One service per SQLite data dir: a second one is refused before it touches anything.
-  const dataDirLock = lockDataDir(config.dataDir);
+  // One service per SQLite data dir: a second one is refused before it touches anything. On
+  // PostgreSQL, several services on one data dir (token, PKI, PINs) are replicas: no lock.
+  const dataDirLock = config.store.postgres ? undefined : lockDataDir(config.dataDir);
   const clock = options.clock ?? systemClock;
   // A stale connection file would tell clients we are up before we are.
   const connectionFile = join(config.dataDir, CONNECTION_FILE);
@@ -76,7 +79,12 @@ export async function startService(config: CustosConfig, logger: Logger, options
   // A token made before audit checkpoints gets its checkpoint key here, on its first start.
   const checkpointKey = ensureCheckpointKey(config.hsm.modulePath, config.hsm.tokenLabel, pin);
   const hsm = await Pkcs11Hsm.open({ ...config.hsm, pin, logger: logger.child({ component: "hsm" }) });
-  const store = new SqliteStore(config.store.sqlitePath);
+  const storeLocation = storeLocationOf(config.store);
+  const store = await openConfiguredStore(config.store).catch(async (e: unknown) => {
+    await hsm.close();
+    throw e;
+  });
+  if (config.store.postgres) logger.info({ event: "store.postgres", database: redactPostgresUrl(config.store.postgres.url) }, "store on PostgreSQL");
   // Nothing is written to the chain before it is known to match its last signed checkpoint.
   const integrity = await checkAuditIntegrity(config.dataDir, store, hsm, options.acceptAuditRewind === true).catch(async (e: unknown) => {
     await hsm.close();
@@ -87,7 +95,7 @@ export async function startService(config: CustosConfig, logger: Logger, options
   const audit = await AuditLog.open(store, logger, {
     flushIntervalMs: config.audit.flushIntervalMs,
     refusalSampling: { ...DEFAULT_REFUSAL_SAMPLING, ...config.audit.refusals },
-    writer: new WorkerChainWriter({ backend: "sqlite", path: config.store.sqlitePath }),
+    writer: new WorkerChainWriter(storeLocation),
   });
   if (checkpointKey.created) {
     logger.warn({ event: "audit.checkpoint_key_created" }, "created the token's audit checkpoint key (this token had none)");
@@ -106,6 +114,18 @@ export async function startService(config: CustosConfig, logger: Logger, options
   // An accepted rewind is attested at once: the next start compares with this checkpoint.
   if (integrity.acceptedRewind) await checkpointer.checkpoint(true);
   const directory = new AccessDirectory();
+  // Replicas on PostgreSQL: the change feed starts before the first full load, so a change
+  // another replica commits in between is seen; housekeeping waits for leadership.
+  const replica = config.store.postgres
+    ? await startReplica({
+        url: config.store.postgres.url,
+        store,
+        directory,
+        custody: hsm,
+        limits: config.limits,
+        logger,
+      })
+    : undefined;
 
   // Bootstrap identities exist before the first call; re-registering keeps their CIDRs current.
   for (const admin of config.bootstrapAdmins) {
@@ -151,6 +171,7 @@ export async function startService(config: CustosConfig, logger: Logger, options
       proposalTtlMs: config.governance.proposalTtlHours * 3_600_000,
       maxProposalTtlMs: config.governance.maxProposalTtlHours * 3_600_000,
       now: () => clock.now(),
+      ...(replica ? { claims: replica.claims } : {}),
     },
     officerConsole?.passkeys,
   );
@@ -185,6 +206,7 @@ export async function startService(config: CustosConfig, logger: Logger, options
     clock,
     maxUnwrittenAuditSeconds: config.audit.maxUnwrittenSeconds,
     egress,
+    ...(replica ? { shared: { clientLimiter: replica.clientLimiter, keyLimiter: replica.keyLimiter, nonces: replica.nonces } } : {}),
   });
   const grpc = await startGrpcServer(
     {
@@ -261,9 +283,11 @@ export async function startService(config: CustosConfig, logger: Logger, options
     // Trust on first use: the CLI pins this fingerprint for imports into this data dir.
     writePrivateFile(join(config.dataDir, FINGERPRINT_FILE), fingerprint + "\n");
   }
-  const tmp = join(config.dataDir, `${CONNECTION_FILE}.tmp`);
+  // Per process: replicas sharing a data dir each write theirs (the last one started is named there).
+  const tmp = join(config.dataDir, `${CONNECTION_FILE}.${process.pid}.tmp`);
+  const connectionText = JSON.stringify(connection, null, 2) + "\n";
   // Endpoints and paths only, nothing secret, but only this data dir's user has a use for it.
-  writePrivateFile(tmp, JSON.stringify(connection, null, 2) + "\n");
+  writePrivateFile(tmp, connectionText);
   renameSync(tmp, join(config.dataDir, CONNECTION_FILE));
   await audit.recordNow({ kind: "service.start", actor: "system", outcome: "ok", details: { grpc: connection.grpc, dispatch: hsm.status().dispatch } });
 
@@ -285,7 +309,14 @@ export async function startService(config: CustosConfig, logger: Logger, options
   // reported (a warning a day per key).
   const warnedOverdue = new Map<string, number>();
   const housekeeping = async () => {
+    // Replicas: one at a time (the one holding the housekeeping lock); it also resumes executions a dead replica left.
+    if (replica && !replica.leadership.isLeader()) return;
     try {
+      // Replicas: executions a dead replica left (its claims ended with its session), then remnants.
+      if (replica) {
+        await governance.resume();
+        await governance.destroyOrphans();
+      }
       await governance.expireDue();
       await governance.retireDue();
       for (const k of await governance.overdueKeys()) {
@@ -314,7 +345,8 @@ export async function startService(config: CustosConfig, logger: Logger, options
     stop() {
       stopping ??= (async () => {
         // Gone before the drain: `custos wait` and scripts polling for it must not see a stopping service.
-        rmSync(connectionFile, { force: true });
+        // Only this process's: a replica started later on the same data dir keeps its own.
+        if (readIfExists(connectionFile) === connectionText) rmSync(connectionFile, { force: true });
         clearInterval(healthTimer);
         clearInterval(housekeepingTimer);
         anomalies?.stop();
@@ -329,8 +361,9 @@ export async function startService(config: CustosConfig, logger: Logger, options
         await audit.close();
         auditRef = undefined;
         await hsm.close();
+        await replica?.stop();
         await store.close();
-        dataDirLock.release();
+        dataDirLock?.release();
       })();
       return stopping;
     },
@@ -394,4 +427,13 @@ function signDecisionLog(log: Logger): SignDecisionLog {
       else log.warn(line, "sign failed");
     },
   };
+}
+
+/** The file's text, or undefined if it is gone. */
+function readIfExists(path: string): string | undefined {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    return undefined;
+  }
 }

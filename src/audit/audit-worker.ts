@@ -1,30 +1,51 @@
 /**
  * The audit writer thread: serialises, chains and inserts the events the event loop hands
  * over, on its own store connection, so none of that costs the sign path. It keeps no chain
- * state: every batch arrives with the head it must continue, and the head it produced goes
- * back only after the insert committed.
+ * state: each batch continues the chain's stored head, read under the chain's lock in the
+ * insert's own transaction (appendChained), so on PostgreSQL every replica's writer extends the
+ * one chain; the head it produced goes back only after the insert committed.
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { openStore, type StoreLocation } from "../store/open-store.js";
+import type { Store } from "../store/store.js";
+import { GENESIS_HASH } from "./chain.js";
 import { chainRows, type ChainHead } from "./chain-writer.js";
 import { decodeEvents, type EncodedEvents } from "./event-batch.js";
 
 export type AuditWorkerRequest = { id: number; batch: EncodedEvents; head: ChainHead };
 export type AuditWorkerReply = { id: number; head: ChainHead } | { id: number; error: string };
 
-const store = openStore((workerData as { store: StoreLocation }).store);
+const location = (workerData as { store: StoreLocation }).store;
+/** Opened on first use and again after a failed open (PostgreSQL down at start): the batch fails and is retried. */
+let opening: Promise<Store> | undefined;
+
+function store(): Promise<Store> {
+  opening ??= openStore(location).catch((e: unknown) => {
+    opening = undefined;
+    throw e;
+  });
+  return opening;
+}
 
 async function append(req: AuditWorkerRequest): Promise<ChainHead> {
-  const next = chainRows(decodeEvents(req.batch), req.head);
-  const last = await store.audit.lastAudit();
-  if (last && last.seq > req.head.seq) {
-    // An earlier attempt committed but its answer was lost (the thread died in between):
-    // the same events give the same rows, so acknowledge it if the head matches.
-    if (last.seq === next.head.seq && last.hash === next.head.hash) return next.head;
-    throw new Error(`audit chain head moved to ${last.seq}, expected ${req.head.seq}`);
-  }
-  await store.audit.appendAudit(next.rows);
-  return next.head;
+  const events = decodeEvents(req.batch);
+  let head: ChainHead = req.head;
+  await (await store()).audit.appendChained((stored) => {
+    const from = { seq: stored?.seq ?? 0, hash: stored?.hash ?? GENESIS_HASH };
+    if (from.seq > req.head.seq) {
+      // An earlier attempt committed but its answer was lost (the thread died in between): the
+      // same events from the same head give the same rows, so acknowledge it if they are the head.
+      const again = chainRows(events, req.head).head;
+      if (again.seq === from.seq && again.hash === from.hash) {
+        head = again;
+        return [];
+      }
+    }
+    const next = chainRows(events, from);
+    head = next.head;
+    return next.rows;
+  });
+  return head;
 }
 
 parentPort!.on("message", (req: AuditWorkerRequest) => {

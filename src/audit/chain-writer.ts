@@ -1,5 +1,5 @@
 import type { StoreSlice, StoredAuditEvent } from "../store/store.js";
-import { canonicalJson, chainHash } from "./chain.js";
+import { GENESIS_HASH, canonicalJson, chainHash } from "./chain.js";
 import { decodeEvents, type EncodedEvents, type QueuedEvent } from "./event-batch.js";
 
 export type { QueuedEvent } from "./event-batch.js";
@@ -32,14 +32,22 @@ export function chainRows(batch: readonly QueuedEvent[], head: ChainHead): { row
   return { rows, head: { seq, hash } };
 }
 
-/** Writes on the calling thread, through the store. */
+/**
+ * Writes on the calling thread, through the store: the batch continues the chain's stored head
+ * (read under the chain's lock), so other writers on the same store extend the same chain.
+ */
 export class StoreChainWriter implements ChainWriter {
   constructor(private readonly store: StoreSlice<"audit">) {}
 
-  async append(batch: EncodedEvents, head: ChainHead): Promise<ChainHead> {
-    const next = chainRows(decodeEvents(batch), head);
-    await this.store.audit.appendAudit(next.rows);
-    return next.head;
+  async append(batch: EncodedEvents, _head: ChainHead): Promise<ChainHead> {
+    const events = decodeEvents(batch);
+    let head: ChainHead | undefined;
+    await this.store.audit.appendChained((stored) => {
+      const next = chainRows(events, { seq: stored?.seq ?? 0, hash: stored?.hash ?? GENESIS_HASH });
+      head = next.head;
+      return next.rows;
+    });
+    return head!;
   }
 
   async close(): Promise<void> {}

@@ -34,8 +34,10 @@ export async function checkAuditIntegrity(
   const spki = await signer.checkpointPublicKey();
   const publicKey = createPublicKey({ key: spki, format: "der", type: "spki" });
   const published = join(dataDir, CHECKPOINT_KEY_FILE);
-  writeFileSync(`${published}.tmp`, publicKey.export({ type: "spki", format: "pem" }).toString(), { mode: 0o644 });
-  renameSync(`${published}.tmp`, published);
+  // A temp file per process: replicas starting together on one data dir publish the same key side by side.
+  const tmp = `${published}.${process.pid}.tmp`;
+  writeFileSync(tmp, publicKey.export({ type: "spki", format: "pem" }).toString(), { mode: 0o644 });
+  renameSync(tmp, published);
   const keyFingerprint = spkiFingerprint(spki);
   const { rewind, newest } = await checkAgainstCheckpoints(store, checkpointFilePath(dataDir), publicKey);
   if (rewind && !acceptRewind) {

@@ -2,7 +2,7 @@ import { createPublicKey, type KeyObject } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Command } from "commander";
-import { loadConfig, type CustosConfig } from "../config/config.js";
+import { loadConfig, withPostgresFlag, type CustosConfig } from "../config/config.js";
 import { CliError, dataDirOf } from "./context.js";
 import { Progress } from "./progress.js";
 
@@ -19,9 +19,10 @@ export function registerAuditCommands(program: Command): void {
     .option("--data-dir <dir>", "data directory")
     .option("--log <file...>", "custos log file(s) to read audit.checkpoint lines from (a copy the database cannot rewrite)")
     .option("--public-key <file>", "checkpoint public key (SPKI PEM) kept elsewhere; default: from the HSM, else DIR/audit-checkpoint-key.pem")
-    .action(async (o: { dataDir?: string; log?: string[]; publicKey?: string }) => {
-      const config = loadConfig(dataDirOf(o));
-      const { SqliteStore } = await import("../store/sqlite/sqlite-store.js");
+    .option("--postgres <url>", "verify the chain on PostgreSQL (default $CUSTOS_POSTGRES_URL or store.postgres; prefer those: argv is visible)")
+    .action(async (o: { dataDir?: string; log?: string[]; publicKey?: string; postgres?: string }) => {
+      const config = withPostgresFlag(loadConfig(dataDirOf(o)), o.postgres);
+      const { openConfiguredStore } = await import("../store/open-store.js");
       const { verifyAuditChain } = await import("../audit/audit-log.js");
       const { RewindAcceptances, verifyCheckpoints } = await import("../audit/checkpoint-verify.js");
       const { GovernanceAuditIndex } = await import("../audit/governance-crosscheck.js");
@@ -29,7 +30,7 @@ export function registerAuditCommands(program: Command): void {
       const problems: string[] = [];
       const key = await checkpointKey(config, o.publicKey, problems);
 
-      const store = new SqliteStore(config.store.sqlitePath, { readonly: true });
+      const store = await openConfiguredStore(config.store, { readonly: true });
       try {
         const acceptances = new RewindAcceptances();
         const governance = new GovernanceAuditIndex();

@@ -1,6 +1,7 @@
 import { resolve } from "node:path";
 import type { RefusalSampling } from "../audit/refusal-sampler.js";
 import { CustosError } from "../errors.js";
+import { isPostgresUrl } from "../store/postgres/pg-url.js";
 
 /*
  * Readers for the sections of custos.json that are plain settings (grpc, http, tls, hsm, store,
@@ -113,10 +114,37 @@ export function hsmSettings(file: string, dir: string, raw: unknown): HsmSetting
   };
 }
 
-/** `store`: the SQLite file, resolved against the data dir. */
-export function storeSettings(file: string, dir: string, base: { sqlitePath: string }, raw: unknown): { sqlitePath: string } {
-  const s = section(file, "store", raw, ["sqlitePath"]);
-  return { sqlitePath: s.sqlitePath === undefined ? base.sqlitePath : resolve(dir, text(file, "store.sqlitePath", s.sqlitePath)) };
+/** The store's PostgreSQL URL and the setting it came from (errors name the setting, never the URL's password). */
+export interface PostgresSetting {
+  url: string;
+  /** "--postgres", "CUSTOS_POSTGRES_URL" or "store.postgres". */
+  setting: string;
+}
+
+/** What `store` resolves to: the SQLite file, and the PostgreSQL URL that replaces it when given. */
+export interface StoreSettings {
+  sqlitePath: string;
+  postgres?: PostgresSetting;
+}
+
+/**
+ * `url` as the store's PostgreSQL URL, from `setting`; INVALID_ARGUMENT naming the setting if it
+ * is not a postgres:// or postgresql:// URL (the value itself is not repeated: it may hold a password).
+ */
+export function postgresSetting(url: string, setting: string, file?: string): PostgresSetting {
+  if (!isPostgresUrl(url)) {
+    const message = `${setting} must be a postgres:// or postgresql:// URL`;
+    throw file === undefined ? new CustosError("INVALID_ARGUMENT", message) : new ConfigError(file, setting, message);
+  }
+  return { url, setting };
+}
+
+/** `store`: the SQLite file, resolved against the data dir; `postgres`, a PostgreSQL URL that replaces it. */
+export function storeSettings(file: string, dir: string, base: { sqlitePath: string }, raw: unknown): StoreSettings {
+  const s = section(file, "store", raw, ["sqlitePath", "postgres"]);
+  const sqlitePath = s.sqlitePath === undefined ? base.sqlitePath : resolve(dir, text(file, "store.sqlitePath", s.sqlitePath));
+  if (s.postgres === undefined) return { sqlitePath };
+  return { sqlitePath, postgres: postgresSetting(text(file, "store.postgres", s.postgres), "store.postgres", file) };
 }
 
 /** What `audit` resolves to (the CustosConfig["audit"] shape). */

@@ -10,8 +10,10 @@ import {
   httpSettings,
   logLevelSetting,
   section,
+  postgresSetting,
   storeSettings,
   tlsSettings,
+  type StoreSettings,
 } from "./config-sections.js";
 import { DEFAULT_EGRESS_CONFIG, egressSettings, type EgressConfig } from "./egress-settings.js";
 import { DEFAULT_ANOMALY_SETTINGS, type AnomalySettings } from "../monitoring/anomaly.js";
@@ -46,7 +48,8 @@ export interface CustosConfig {
     dispatch: "sync" | "async" | "worker" | "auto";
     oaepHash: "sha1" | "sha256";
   };
-  store: { sqlitePath: string };
+  /** The SQLite file, or PostgreSQL (`--postgres` > `CUSTOS_POSTGRES_URL` > `store.postgres`): replicas share it. */
+  store: StoreSettings;
   limits: { client: RateLimit; key: RateLimit };
   /** Identities registered as administrators at start (CIDRs: loopback unless given). */
   bootstrapAdmins: Array<{ identity: string; cidrs: string[] }>;
@@ -187,7 +190,8 @@ export function loadConfig(dataDir: string): CustosConfig {
  * Settings the environment overrides, in either mode (a container sets them; an unset or
  * empty variable changes nothing): `CUSTOS_GRPC_HOST`, `CUSTOS_HTTP_HOST`,
  * `CUSTOS_CONSOLE_HOST` (listen addresses: IP literals) and `CUSTOS_SERVER_NAMES`
- * (comma-separated, added to the configured server names).
+ * (comma-separated, added to the configured server names), and `CUSTOS_POSTGRES_URL` (the store's
+ * PostgreSQL URL, over `store.postgres`; `serve --postgres` is above both).
  */
 export function withEnvironment(config: CustosConfig, env: NodeJS.ProcessEnv = process.env): CustosConfig {
   const host = (name: string): string | undefined => {
@@ -203,7 +207,14 @@ export function withEnvironment(config: CustosConfig, env: NodeJS.ProcessEnv = p
     http: { ...config.http, host: host("CUSTOS_HTTP_HOST") ?? config.http.host },
     console: { ...config.console, host: host("CUSTOS_CONSOLE_HOST") ?? config.console.host },
     serverNames: [...new Set([...config.serverNames, ...names])],
+    store: env.CUSTOS_POSTGRES_URL ? { ...config.store, postgres: postgresSetting(env.CUSTOS_POSTGRES_URL, "CUSTOS_POSTGRES_URL") } : config.store,
   };
+}
+
+/** `config` with the store on the PostgreSQL URL a command line gave (`--postgres`), which wins over the environment and custos.json. */
+export function withPostgresFlag(config: CustosConfig, url: string | undefined): CustosConfig {
+  if (url === undefined) return config;
+  return { ...config, store: { ...config.store, postgres: postgresSetting(url, "--postgres") } };
 }
 
 /** DIR/custos.json over the defaults. */

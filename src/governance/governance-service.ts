@@ -1,3 +1,4 @@
+import type { ExecutionClaims } from "./execution-claims.js";
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import type { AuditEvent, AuditLog } from "../audit/audit-log.js";
@@ -35,6 +36,8 @@ export interface GovernanceOptions {
   maxProposalTtlMs?: number;
   /** The clock (default Date.now; the service passes its injected Clock): tests advance it instead of waiting. */
   now?: () => number;
+  /** Who may run an execution now (default: this process only; replicas share claims through PostgreSQL). */
+  claims?: ExecutionClaims;
 }
 
 type Actor = { kind: "officer"; officer: OfficerRecord } | { kind: "admin"; identity: string };
@@ -68,7 +71,7 @@ export class GovernanceService {
   ) {
     this.now = opts.now ?? Date.now;
     this.kinds = { store, hsm, audit, rules: { proposerCounts: opts.proposerCounts, veto: opts.veto }, autoGrant: opts.autoGrant, now: this.now };
-    this.lifecycle = new ProposalLifecycle(this.kinds, directory, log);
+    this.lifecycle = new ProposalLifecycle(this.kinds, directory, log, opts.claims);
     this.admins = new Map(opts.bootstrapAdmins.map((a) => [a.identity, allowList(a.cidrs)]));
   }
 

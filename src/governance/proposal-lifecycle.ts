@@ -5,6 +5,7 @@ import { codeOf } from "./error-code.js";
 import { isRawOnly } from "../exchanges/registry.js";
 import { activeVersion } from "../keys/model.js";
 import type { AccessDirectory } from "../signing/directory.js";
+import { InProcessClaims, type ExecutionClaims } from "./execution-claims.js";
 import { faultPoint } from "./fault.js";
 import { keyOf, kindModule, retireVersion, type KindContext } from "./kinds/index.js";
 import type { ProposalRecord } from "./model.js";
@@ -31,8 +32,6 @@ const rawOnlyNote = (exchange: string) =>
  * is the caller's.
  */
 export class ProposalLifecycle {
-  /** Proposals being executed in this process (a vote and a resume never run one twice). */
-  private readonly executing = new Set<string>();
   private readonly store: KindContext["store"];
   private readonly hsm: KindContext["hsm"];
   private readonly audit: KindContext["audit"];
@@ -42,6 +41,8 @@ export class ProposalLifecycle {
     private readonly ctx: KindContext,
     private readonly directory: AccessDirectory,
     private readonly log: Logger,
+    /** Who runs an execution now: a vote, a resume, another replica never run one twice. */
+    private readonly claims: ExecutionClaims = new InProcessClaims(),
   ) {
     this.store = ctx.store;
     this.hsm = ctx.hsm;
@@ -89,10 +90,12 @@ export class ProposalLifecycle {
   // ---- execution (a persisted state machine) ------------------------------------------------
 
   /** Runs (or resumes) an approved proposal. Steps already done are skipped by their own checks. */
-  private async execute(p: ProposalRecord): Promise<void> {
-    if (this.executing.has(p.id)) return;
-    this.executing.add(p.id);
+  private async execute(stale: ProposalRecord): Promise<void> {
+    const release = await this.claims.claim(stale.id);
+    if (!release) return; // running here or on another replica
     try {
+      // Read after the claim: another run may have finished it meanwhile.
+      let p = (await this.store.governance.getProposal(stale.id)) ?? stale;
       // Only a pending (approved) or an interrupted executing proposal runs; never an expired,
       // rejected, failed or executed one.
       if (p.state !== "pending" && p.state !== "executing") return;
@@ -140,7 +143,7 @@ export class ProposalLifecycle {
       }
       await this.completed({ ...p, state: "executed", executedAt: at });
     } finally {
-      this.executing.delete(p.id);
+      await release();
       await this.directory.reload(this.store);
     }
   }
@@ -218,6 +221,8 @@ export class ProposalLifecycle {
    */
   async resume(): Promise<void> {
     for (const p of await this.store.governance.listProposals("executing")) {
+      // A replica's own live execution holds its claim: only abandoned ones are resumed (execute() claims).
+      if (!(await this.claimable(p.id))) continue;
       await this.audit.recordNow({
         kind: "reconcile.resume",
         actor: "system",
@@ -227,11 +232,25 @@ export class ProposalLifecycle {
       });
       await this.execute(p).catch(() => undefined); // a failure is recorded on the proposal and audited
     }
-    for (const p of await this.store.governance.listProposals("executed")) {
-      if (p.step === "audited") continue;
-      // Executed (change and mark in one transaction) but its records not yet written.
-      await this.audit.recordNow({ kind: "reconcile.complete", actor: "system", outcome: "ok", key: keyOf(p), details: { proposal: p.id, digest: p.digest } });
-      await this.completed(p, await this.recordedSinceExecution(p));
+    for (const listed of await this.store.governance.listProposals("executed")) {
+      if (listed.step === "audited") continue;
+      const release = await this.claims.claim(listed.id);
+      if (!release) continue; // its executor is alive and writing them
+      try {
+        const p = await this.store.governance.getProposal(listed.id);
+        if (!p || p.step === "audited") continue;
+        // Executed (change and mark in one transaction) but its records not yet written.
+        await this.audit.recordNow({
+          kind: "reconcile.complete",
+          actor: "system",
+          outcome: "ok",
+          key: keyOf(p),
+          details: { proposal: p.id, digest: p.digest },
+        });
+        await this.completed(p, await this.recordedSinceExecution(p));
+      } finally {
+        await release();
+      }
     }
     for (const key of await this.store.keys.listKeys()) {
       for (const v of key.versions) if (v.state === "destroying") await retireVersion(this.ctx, key.id, v.version);
@@ -247,14 +266,25 @@ export class ProposalLifecycle {
     await this.directory.reload(this.store);
   }
 
+  /** Whether nobody runs `id` now (a probe: the claim is released at once). */
+  private async claimable(id: string): Promise<boolean> {
+    const release = await this.claims.claim(id);
+    await release?.();
+    return release !== undefined;
+  }
+
   /**
    * HSM secret objects that no version (and no executing proposal) references: remnants of a
    * run that crashed before recording. Destroyed, with an audit record. Run after resume().
    */
   async destroyOrphans(): Promise<string[]> {
+    // The token first, then the records: an object created after this listing is not judged,
+    // and one listed here belongs to a version recorded by now or to a proposal still executing
+    // (a replica's run in flight), which is spared.
+    const onToken = await this.hsm.listSecretIds();
     const known = new Set((await this.store.keys.listKeys()).flatMap((k) => k.versions.filter((v) => v.state !== "destroyed").map((v) => v.objectId)));
     const inFlight = new Set((await this.store.governance.listProposals("executing")).map((p) => p.target));
-    const orphans = (await this.hsm.listSecretIds()).filter((id) => id.startsWith("custos:") && !known.has(id) && !inFlight.has(id.split(":")[1] ?? ""));
+    const orphans = onToken.filter((id) => id.startsWith("custos:") && !known.has(id) && !inFlight.has(id.split(":")[1] ?? ""));
     for (const id of orphans) {
       await this.hsm.destroySecret(id);
       await this.audit.recordNow({ kind: "reconcile.destroy_orphan", actor: "system", outcome: "ok", details: { objectId: id } });

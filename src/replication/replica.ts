@@ -12,6 +12,7 @@ import type { AccessDirectory } from "../signing/directory.js";
 import type { RateLimit } from "../signing/rate-limiter.js";
 import type { StoreSlice } from "../store/store.js";
 import { ChangeFeed, installChangeFeed } from "./change-feed.js";
+import { PostgresExecutionClaims } from "./execution-claims.js";
 import { Leadership } from "./leadership.js";
 import { installNonceCounter, PostgresNonceCounter, type NonceSource } from "./nonce-counter.js";
 import { installSharedRateLimits, SharedRateLimiter } from "./shared-rate-limit.js";
@@ -40,6 +41,8 @@ export interface Replica {
   readonly clientLimiter: SharedRateLimiter;
   readonly keyLimiter: SharedRateLimiter;
   readonly feed: ChangeFeed;
+  /** Proposal execution claims shared by the replicas (a dead executor's are released with its session). */
+  readonly claims: PostgresExecutionClaims;
   stop(): Promise<void>;
 }
 
@@ -49,7 +52,8 @@ export async function startReplica(opts: ReplicaOptions): Promise<Replica> {
   await installChangeFeed(opts.url, SNAPSHOT_TABLES);
   await installNonceCounter(opts.url);
   await installSharedRateLimits(opts.url);
-  const pool = new pg.Pool({ connectionString: opts.url, max: 4, application_name: "custos-coordination", connectionTimeoutMillis: 5_000 });
+  // Execution claims hold a connection each while a proposal runs: a few run at once at most.
+  const pool = new pg.Pool({ connectionString: opts.url, max: 8, application_name: "custos-coordination", connectionTimeoutMillis: 5_000 });
   pool.on("error", (e) => log.warn({ event: "replica.pool_error", err: e }, "coordination connection failed"));
   const onLeaseError = (e: Error) => log.warn({ event: "replica.rate_lease_failed", err: e }, "rate limit lease failed; refusing until one succeeds");
   const clientLimiter = new SharedRateLimiter({ db: pool, limit: opts.limits.client, scope: "client", onError: onLeaseError });
@@ -83,6 +87,7 @@ export async function startReplica(opts: ReplicaOptions): Promise<Replica> {
   return {
     leadership,
     nonces: new PostgresNonceCounter(pool),
+    claims: new PostgresExecutionClaims(pool),
     clientLimiter,
     keyLimiter,
     feed,

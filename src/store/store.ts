@@ -160,7 +160,16 @@ export interface ConsoleTable {
 
 /** The audit hash chain's events and its signed checkpoints. */
 export interface AuditTable {
+  /** Stores rows as they are (their seq and hashes already computed): a migration's copy, a test's chain. */
   appendAudit(events: StoredAuditEvent[]): Promise<void>;
+  /**
+   * Continues the chain from its stored head: in one transaction, takes the chain's lock, reads
+   * the head (undefined while the chain is empty), has `link` turn what waits into the rows that
+   * follow it, and inserts them. Every writer — each replica's, on PostgreSQL — appends this
+   * way, so all of them extend one chain; unique seq and prev_hash refuse a fork even so.
+   * Returns the rows written (`link`'s).
+   */
+  appendChained(link: (head: StoredAuditEvent | undefined) => StoredAuditEvent[]): Promise<StoredAuditEvent[]>;
   lastAudit(): Promise<StoredAuditEvent | undefined>;
   /** Events with seq > afterSeq, in order, at most `limit`. */
   readAudit(afterSeq: number, limit: number): Promise<StoredAuditEvent[]>;

@@ -4,7 +4,7 @@ import { CustosError, type CustosErrorCode } from "../../src/errors.js";
 import type { OfficerRecord, PasskeyRecord, ProposalRecord } from "../../src/governance/model.js";
 import type { KeyRecord, KeyVersionRecord } from "../../src/keys/model.js";
 import type { ClientRecord } from "../../src/signing/clients.js";
-import type { Store, StoredConsoleSession } from "../../src/store/store.js";
+import type { Store, StoredAuditEvent, StoredConsoleSession } from "../../src/store/store.js";
 
 /**
  * The store contract: what every Store implementation must do, whatever its backend. Run it with
@@ -270,6 +270,37 @@ export function storeContract(backend: string, makeStore: () => Promise<Store>):
       await s.audit.appendCheckpoint(cp(4, 2));
       await s.audit.appendCheckpoint(cp(2, 1));
       assert.deepEqual(await s.audit.listCheckpoints(), [cp(2, 1), cp(4, 2)]);
+    });
+
+    it("audit: appendChained continues the stored head, read in the insert's transaction, and returns what it wrote", async () => {
+      const s = await fresh();
+      const heads: Array<number | undefined> = [];
+      const link = (bodies: string[]) => (head: StoredAuditEvent | undefined) => {
+        heads.push(head?.seq);
+        let seq = head?.seq ?? 0;
+        let prev = head?.hash ?? "h0";
+        return bodies.map((body) => {
+          const row = { seq: ++seq, body, prevHash: prev, hash: `${prev}>${body}` };
+          prev = row.hash;
+          return row;
+        });
+      };
+      assert.deepEqual(
+        (await s.audit.appendChained(link(["a", "b"]))).map((e) => e.seq),
+        [1, 2],
+      );
+      // Rows stored another way (a second writer's) are the head the next batch continues.
+      await s.audit.appendAudit([{ seq: 3, body: "other", prevHash: "h0>a>b", hash: "h0>a>b>other" }]);
+      const written = await s.audit.appendChained(link(["c"]));
+      assert.deepEqual(written, [{ seq: 4, body: "c", prevHash: "h0>a>b>other", hash: "h0>a>b>other>c" }]);
+      assert.deepEqual(heads, [undefined, 3]);
+      assert.deepEqual(await s.audit.lastAudit(), written[0]);
+      assert.deepEqual(await s.audit.appendChained(() => []), [], "nothing to write: nothing written");
+      await assert.rejects(
+        s.audit.appendChained(() => [{ seq: 4, body: "fork", prevHash: "h0>a>b>other", hash: "x" }]),
+        "a link that would fork the chain is refused",
+      );
+      assert.equal(await s.audit.countAudit(10), 4);
     });
 
     it("transaction: what the callback writes, across aggregates, commits together and its result is returned", async () => {

@@ -32,28 +32,29 @@ async function storedOrder(store: Store): Promise<number[]> {
   return (await readAll(store)).map((e) => (JSON.parse(e.body) as { details: { i: number } }).details.i);
 }
 
-/** Delegates to a real store's audit table; `appendAudit` can be told to fail once, and calls are counted. */
+/** Delegates to a real store's audit table; the chain writer's `appendChained` can be told to fail once, and calls are counted. */
 class FlakyStore {
   failNextAppend = false;
   appendCalls = 0;
   readonly audit: AuditTable;
   constructor(inner: Store) {
-    // Everything but appendAudit goes straight to the real table.
+    // Everything but appendChained goes straight to the real table.
     this.audit = new Proxy(inner.audit, {
-      get: (target, prop, receiver) =>
-        prop === "appendAudit" ? (events: StoredAuditEvent[]) => this.appendAudit(target, events) : Reflect.get(target, prop, receiver),
+      get: (target, prop, receiver) => (prop === "appendChained" ? (link: ChainLink) => this.appendChained(target, link) : Reflect.get(target, prop, receiver)),
     });
   }
-  private async appendAudit(inner: AuditTable, events: StoredAuditEvent[]): Promise<void> {
+  private async appendChained(inner: AuditTable, link: ChainLink): Promise<StoredAuditEvent[]> {
     this.appendCalls++;
     if (this.failNextAppend) {
       this.failNextAppend = false;
       await Promise.resolve(); // fail asynchronously, like a real database
       throw new CustosError("STORE_ERROR", "database write failed", { retryable: true });
     }
-    return inner.appendAudit(events);
+    return inner.appendChained(link);
   }
 }
+
+type ChainLink = Parameters<AuditTable["appendChained"]>[0];
 
 describe("AuditLog", () => {
   let store: SqliteStore;

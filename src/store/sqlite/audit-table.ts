@@ -1,6 +1,7 @@
 import type Database from "better-sqlite3";
 import type { AuditTable, StoredAuditEvent, StoredCheckpoint } from "../store.js";
 import { SqliteTables, type Row } from "./sqlite-tables.js";
+import { toAudit } from "../rows.js";
 
 /** The audit hash chain's events (the store's `audit`). */
 export class SqliteAuditTable extends SqliteTables implements AuditTable {
@@ -15,6 +16,17 @@ export class SqliteAuditTable extends SqliteTables implements AuditTable {
     this.write(() => {
       for (const e of events) this.insertAudit.run(e.seq, e.body, e.prevHash, e.hash);
     });
+  }
+
+  async appendChained(link: (head: StoredAuditEvent | undefined) => StoredAuditEvent[]): Promise<StoredAuditEvent[]> {
+    let rows: StoredAuditEvent[] = [];
+    // SQLite has one writer at a time: the transaction alone keeps the head from moving under `link`.
+    this.write(() => {
+      const head = this.db.prepare("SELECT * FROM audit_events ORDER BY seq DESC LIMIT 1").get() as Row | undefined;
+      rows = link(head ? toAudit(head) : undefined);
+      for (const e of rows) this.insertAudit.run(e.seq, e.body, e.prevHash, e.hash);
+    });
+    return rows;
   }
 
   async lastAudit(): Promise<StoredAuditEvent | undefined> {
@@ -50,8 +62,4 @@ export class SqliteAuditTable extends SqliteTables implements AuditTable {
       signature: r.signature as string,
     }));
   }
-}
-
-function toAudit(r: Row): StoredAuditEvent {
-  return { seq: r.seq as number, body: r.body as string, prevHash: r.prev_hash as string, hash: r.hash as string };
 }

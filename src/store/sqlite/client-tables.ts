@@ -2,6 +2,7 @@ import { CustosError } from "../../errors.js";
 import type { ClientRecord } from "../../signing/clients.js";
 import type { ClientTable, Freeze } from "../store.js";
 import { SqliteTables, type Row } from "./sqlite-tables.js";
+import { toClient } from "../rows.js";
 
 /** Trading clients and their grants (the store's `clients`). */
 export class SqliteClientTables extends SqliteTables implements ClientTable {
@@ -59,17 +60,4 @@ export class SqliteClientTables extends SqliteTables implements ClientTable {
       )
       .run(c.identity, c.name, c.role, JSON.stringify(c.cidrs), c.createdAt, c.canFreeze ? 1 : 0);
   }
-}
-
-function toClient(r: Row): ClientRecord {
-  return {
-    identity: r.identity as string,
-    name: r.name as string,
-    role: r.role as ClientRecord["role"],
-    cidrs: JSON.parse(r.cidrs as string) as string[],
-    createdAt: r.created_at as string,
-    canFreeze: r.can_freeze === 1,
-    frozenAt: (r.frozen_at as string | null) ?? null,
-    frozenReason: (r.frozen_reason as string | null) ?? null,
-  };
 }

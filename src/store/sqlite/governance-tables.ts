@@ -2,6 +2,7 @@ import { CustosError } from "../../errors.js";
 import type { GovernanceRecord, OfficerRecord, PasskeyRecord, ProposalRecord, ProposalState, VoteRecord } from "../../governance/model.js";
 import type { GovernanceTable, ProposalPatch } from "../store.js";
 import { SqliteTables, type Row } from "./sqlite-tables.js";
+import { toOfficer, toPasskey, toProposal, toVote } from "../rows.js";
 
 /** The threshold, officers and their passkeys, proposals and votes (the store's `governance`). */
 export class SqliteGovernanceTables extends SqliteTables implements GovernanceTable {
@@ -151,59 +152,6 @@ export class SqliteGovernanceTables extends SqliteTables implements GovernanceTa
   }
 
   async listVotes(proposalId: string): Promise<VoteRecord[]> {
-    return (this.db.prepare("SELECT * FROM votes WHERE proposal_id = ? ORDER BY at, officer_id").all(proposalId) as Row[]).map((r) => ({
-      proposalId: r.proposal_id as string,
-      officerId: r.officer_id as string,
-      decision: r.decision as VoteRecord["decision"],
-      digest: r.digest as string,
-      signature: r.signature as string,
-      at: r.at as string,
-      credentialKind: (r.credential_kind as VoteRecord["credentialKind"]) ?? "ed25519",
-      ...(r.credential_id ? { credentialId: r.credential_id as string } : {}),
-    }));
+    return (this.db.prepare("SELECT * FROM votes WHERE proposal_id = ? ORDER BY at, officer_id").all(proposalId) as Row[]).map(toVote);
   }
-}
-
-function toOfficer(r: Row): OfficerRecord {
-  return {
-    id: r.id as string,
-    displayName: r.display_name as string,
-    identity: r.identity as string,
-    publicKeyPem: r.public_key as string,
-    fingerprint: r.fingerprint as string,
-    status: r.status as OfficerRecord["status"],
-    createdAt: r.created_at as string,
-  };
-}
-
-function toPasskey(r: Row): PasskeyRecord {
-  return {
-    id: r.credential_id as string,
-    officerId: r.officer_id as string,
-    publicKey: r.public_key as string,
-    counter: r.counter as number,
-    transports: JSON.parse(r.transports as string) as string[],
-    aaguid: r.aaguid as string,
-    label: r.label as string,
-    createdAt: r.created_at as string,
-    lastUsedAt: (r.last_used_at as string | null) ?? null,
-  };
-}
-
-function toProposal(r: Row): ProposalRecord {
-  return {
-    id: r.id as string,
-    kind: r.kind as string,
-    target: r.target as string,
-    canonical: r.canonical as string,
-    digest: r.digest as string,
-    proposer: r.proposer as string,
-    state: r.state as ProposalState,
-    step: (r.step as string | null) ?? null,
-    envelope: (r.envelope as string | null) ?? null,
-    createdAt: r.created_at as string,
-    expiresAt: r.expires_at as string,
-    executedAt: (r.executed_at as string | null) ?? null,
-    failure: (r.failure as string | null) ?? null,
-  };
 }

@@ -2,6 +2,7 @@ import { CustosError } from "../../errors.js";
 import type { KeyRecord, KeyVersionRecord, KeyWithVersions } from "../../keys/model.js";
 import type { Freeze, KeyTable } from "../store.js";
 import { SqliteTables, type Row } from "./sqlite-tables.js";
+import { toKey, toVersion } from "../rows.js";
 
 /** Keys, their versions and their policies (the store's `keys`). */
 export class SqliteKeyTables extends SqliteTables implements KeyTable {
@@ -100,33 +101,4 @@ export class SqliteKeyTables extends SqliteTables implements KeyTable {
       )
       .run(v.keyId, v.version, v.objectId, v.state, v.createdAt, v.activatedAt, v.apiKeyId ?? null, v.retireAt ?? null, v.signedPassphrase ?? null);
   }
-}
-
-function toKey(r: Row): KeyRecord {
-  return {
-    id: r.id as string,
-    exchange: r.exchange as string,
-    environment: r.environment as KeyRecord["environment"],
-    label: r.label as string,
-    apiKeyId: r.api_key_id as string,
-    algorithm: r.algorithm as KeyRecord["algorithm"],
-    maxAgeDays: r.max_age_days as number,
-    createdAt: r.created_at as string,
-    frozenAt: (r.frozen_at as string | null) ?? null,
-    frozenReason: (r.frozen_reason as string | null) ?? null,
-  };
-}
-
-function toVersion(r: Row): KeyVersionRecord {
-  return {
-    keyId: r.key_id as string,
-    version: r.version as number,
-    objectId: r.object_id as string,
-    state: r.state as KeyVersionRecord["state"],
-    createdAt: r.created_at as string,
-    activatedAt: (r.activated_at as string | null) ?? null,
-    apiKeyId: (r.api_key_id as string | null) ?? null,
-    retireAt: (r.retire_at as string | null) ?? null,
-    signedPassphrase: (r.signed_passphrase as string | null) ?? null,
-  };
 }
