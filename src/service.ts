@@ -176,13 +176,16 @@ export async function startService(config: CustosConfig, logger: Logger, options
     officerConsole?.passkeys,
   );
   await governance.load();
+  // Another replica may add an officer or change the threshold: re-read them with every change.
+  replica?.onChange(() => governance.load());
   if (config.embedded && !governance.initialised && embeddedSetup) {
     // The embedded default only: one local dev officer, threshold 1. Never in a configured deployment.
     const o = embeddedSetup.devOfficer;
     await governance.init(null, [{ id: o.id, displayName: "dev officer (embedded default)", identity: o.identity, publicKeyPem: o.publicKeyPem }], 1);
   }
-  // Crash recovery: finish interrupted executions first, then sweep objects nothing references.
-  await governance.resume();
+  // Crash recovery: finish interrupted executions first, then sweep objects nothing references
+  // (replicas: only what no live replica is running).
+  await governance.resume(replica ? { whileOthersRun: true } : {});
   const orphans = await governance.destroyOrphans();
   if (orphans.length) logger.warn({ event: "reconcile.orphans", count: orphans.length }, "destroyed HSM objects with no key record");
   await directory.reload(store);
@@ -314,7 +317,7 @@ export async function startService(config: CustosConfig, logger: Logger, options
     try {
       // Replicas: executions a dead replica left (its claims ended with its session), then remnants.
       if (replica) {
-        await governance.resume();
+        await governance.resume({ whileOthersRun: true });
         await governance.destroyOrphans();
       }
       await governance.expireDue();

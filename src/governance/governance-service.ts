@@ -383,9 +383,9 @@ export class GovernanceService {
    * step; executed ones whose completion was not audited get it; versions left `destroying`
    * are destroyed; approved-but-unexecuted pending proposals execute.
    */
-  async resume(): Promise<void> {
+  async resume(opts: { whileOthersRun?: boolean } = {}): Promise<void> {
     try {
-      await this.lifecycle.resume();
+      await this.lifecycle.resume(opts);
     } finally {
       await this.load();
     }

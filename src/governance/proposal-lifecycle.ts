@@ -218,8 +218,13 @@ export class ProposalLifecycle {
    * Start-up: finish what a crash interrupted. Executing proposals resume from their last
    * step; executed ones whose completion was not audited get it; versions left `destroying`
    * are destroyed; approved-but-unexecuted pending proposals execute.
+   *
+   * `whileOthersRun` (a replica's housekeeping, other replicas live): only what a dead replica
+   * left — executions nobody claims, a destruction no executing proposal owns, and approved
+   * proposals whose last vote is older than `settleAfterMs` (the voter's replica executes the
+   * fresh ones itself).
    */
-  async resume(): Promise<void> {
+  async resume(opts: { whileOthersRun?: boolean; settleAfterMs?: number } = {}): Promise<void> {
     for (const p of await this.store.governance.listProposals("executing")) {
       // A replica's own live execution holds its claim: only abandoned ones are resumed (execute() claims).
       if (!(await this.claimable(p.id))) continue;
@@ -252,10 +257,17 @@ export class ProposalLifecycle {
         await release();
       }
     }
+    const owned = new Set(opts.whileOthersRun ? (await this.store.governance.listProposals("executing")).map((p) => p.target) : []);
     for (const key of await this.store.keys.listKeys()) {
+      if (owned.has(key.id)) continue; // its executor (or that executor's resumer) finishes it
       for (const v of key.versions) if (v.state === "destroying") await retireVersion(this.ctx, key.id, v.version);
     }
     for (const p of await this.store.governance.listProposals("pending")) {
+      if (opts.whileOthersRun) {
+        const votes = await this.store.governance.listVotes(p.id);
+        const last = Math.max(0, ...votes.map((v) => Date.parse(v.at)));
+        if (this.now() - last < (opts.settleAfterMs ?? 30_000)) continue;
+      }
       // Votes are refused after expiry, so a quorum found here was reached before it: a crash
       // between the last vote and the execution must not turn an approved proposal into an
       // expired one.

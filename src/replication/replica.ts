@@ -9,7 +9,7 @@ import type { Logger } from "pino";
 import type { KeyCustody } from "../hsm/hsm.js";
 import type { KeyWithVersions } from "../keys/model.js";
 import type { AccessDirectory } from "../signing/directory.js";
-import type { RateLimit } from "../signing/rate-limiter.js";
+import { RateLimiter, type RateLimit } from "../signing/rate-limiter.js";
 import type { StoreSlice } from "../store/store.js";
 import { ChangeFeed, installChangeFeed } from "./change-feed.js";
 import { PostgresExecutionClaims } from "./execution-claims.js";
@@ -34,6 +34,9 @@ export interface ReplicaOptions {
   leadershipRetryMs?: number;
 }
 
+/** Store tables whose rows governance keeps in memory (officers, threshold): reloaded on a change too. */
+export const GOVERNANCE_TABLES = ["officers", "governance"] as const;
+
 /** A running replica's coordination; `stop()` ends its sessions and timers. */
 export interface Replica {
   readonly leadership: Leadership;
@@ -43,22 +46,33 @@ export interface Replica {
   readonly feed: ChangeFeed;
   /** Proposal execution claims shared by the replicas (a dead executor's are released with its session). */
   readonly claims: PostgresExecutionClaims;
+  /** Also runs `reload` on every change (governance registers its own: it keeps officers and the threshold in memory). */
+  onChange(reload: () => Promise<void>): void;
   stop(): Promise<void>;
 }
 
 /** Installs the coordination tables (idempotent; safe when replicas start together) and starts the feed and the election. */
 export async function startReplica(opts: ReplicaOptions): Promise<Replica> {
   const log = opts.logger.child({ component: "replica" });
-  await installChangeFeed(opts.url, SNAPSHOT_TABLES);
+  await installChangeFeed(opts.url, [...SNAPSHOT_TABLES, ...GOVERNANCE_TABLES]);
   await installNonceCounter(opts.url);
   await installSharedRateLimits(opts.url);
   // Execution claims hold a connection each while a proposal runs: a few run at once at most.
   const pool = new pg.Pool({ connectionString: opts.url, max: 8, application_name: "custos-coordination", connectionTimeoutMillis: 5_000 });
   pool.on("error", (e) => log.warn({ event: "replica.pool_error", err: e }, "coordination connection failed"));
   const onLeaseError = (e: Error) => log.warn({ event: "replica.rate_lease_failed", err: e }, "rate limit lease failed; refusing until one succeeds");
-  const clientLimiter = new SharedRateLimiter({ db: pool, limit: opts.limits.client, scope: "client", onError: onLeaseError });
-  const keyLimiter = new SharedRateLimiter({ db: pool, limit: opts.limits.key, scope: "key", onError: onLeaseError });
+  // During a PostgreSQL outage each replica limits on its own (the audit backlog bound ends the outage's signing).
+  const local = (limit: RateLimit) => new RateLimiter(limit, () => performance.now());
+  const clientLimiter = new SharedRateLimiter({
+    db: pool,
+    limit: opts.limits.client,
+    scope: "client",
+    onError: onLeaseError,
+    fallback: local(opts.limits.client),
+  });
+  const keyLimiter = new SharedRateLimiter({ db: pool, limit: opts.limits.key, scope: "key", onError: onLeaseError, fallback: local(opts.limits.key) });
 
+  const alsoOnChange: Array<() => Promise<void>> = [];
   // Started before the caller's first full load is superseded: a change committed in between is seen.
   const feed = await ChangeFeed.start({
     url: opts.url,
@@ -72,6 +86,7 @@ export async function startReplica(opts: ReplicaOptions): Promise<Replica> {
         await opts.custody.destroySecret(objectId);
         log.info({ event: "replica.session_copies_destroyed", objectId }, "destroyed this replica's copies of a destroyed version");
       }
+      for (const reload of alsoOnChange) await reload();
       log.debug({ event: "replica.reloaded", generation: String(generation) }, "snapshot reloaded");
     },
     onError: (e) => log.warn({ event: "replica.change_feed_error", err: e }, "change feed error; the poll carries on"),
@@ -85,6 +100,7 @@ export async function startReplica(opts: ReplicaOptions): Promise<Replica> {
   });
   leadership.start();
   return {
+    onChange: (reload) => void alsoOnChange.push(reload),
     leadership,
     nonces: new PostgresNonceCounter(pool),
     claims: new PostgresExecutionClaims(pool),

@@ -58,6 +58,13 @@ export interface SharedRateLimiterOptions {
   onError?: (e: Error) => void;
   /** Monotonic milliseconds, for lastRequest (default performance.now). */
   clock?: () => number;
+  /**
+   * While PostgreSQL is unreachable (the last lease failed), requests beyond the tokens held
+   * are judged by this replica's own bucket at the configured rate: an outage is bounded by
+   * the audit backlog bound anyway, and refusing every request at once would turn a database
+   * restart into a trading stop. Absent: refuse (fail closed).
+   */
+  fallback?: { take(name: string): boolean };
 }
 
 interface Lease {
@@ -72,6 +79,8 @@ interface Lease {
 /** Same surface as the in-process RateLimiter (`take`, `lastRequest`), shared through PostgreSQL. */
 export class SharedRateLimiter {
   private readonly leases = new Map<string, Lease>();
+  /** The last lease failed (PostgreSQL unreachable); cleared by the next one that succeeds. */
+  private unreachable = false;
   private readonly batch: number;
   private readonly clock: () => number;
 
@@ -104,6 +113,7 @@ export class SharedRateLimiter {
       granted = true;
     }
     if (lease.tokens < this.batch / 2 && mayLease) lease.inFlight = this.refill(name, lease);
+    if (!granted && this.unreachable && this.opts.fallback) return this.opts.fallback.take(name);
     return granted;
   }
 
@@ -122,11 +132,13 @@ export class SharedRateLimiter {
         want,
       ]);
       const granted = rows[0]?.granted ?? 0;
+      this.unreachable = false;
       lease.tokens += granted;
       // The bucket ran dry: wait about as long as it takes to accrue a batch (10 ms to 1 s).
       if (granted < want) lease.notBefore = this.clock() + Math.min(1_000, Math.max(10, (this.batch / this.opts.limit.perSecond) * 1_000));
     } catch (e) {
       lease.notBefore = this.clock() + 1_000;
+      this.unreachable = true;
       this.opts.onError?.(e as Error);
     } finally {
       lease.inFlight = undefined;
