@@ -15,6 +15,8 @@
  *   BENCH_ONLY=exchange     diagnosis: raw Sign then SignExchangeRequest capacity on one custos,
  *                           their ratio, server CPU µs per call of each and the difference, and
  *                           (with BENCH_PROFILE=1) the exchange load's profile
+ *   BENCH_ONLY=replicas     only the replicas group (bench/replicas.ts): custos on PostgreSQL as one
+ *                           and two replicas against the floor and SQLite custos, and propagation
  *   BENCH_ONLY=egress       only the egress group (bench/egress.ts): SendExchangeRequest against
  *                           SignExchangeRequest + the client sending, to a local HTTPS stand-in
  */
@@ -29,6 +31,7 @@ import { prepareH2load, runH2load, type H2loadSetup } from "./h2load.js";
 import { egressBench, egressReport, type EgressResult } from "./egress.js";
 import { printProfile, summarizeProfile } from "./profile.js";
 import { pythonStreamChild } from "./python-stream.js";
+import { replicasBench, replicasReport, type ReplicaResult } from "./replicas.js";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? "5");
 const IN_FLIGHT = 64;
@@ -363,6 +366,11 @@ async function main(): Promise<void> {
     s.label = `custos (${syncDispatch})`;
     if (process.env.BENCH_ONLY === "stream") return await streamOnly(s, dir);
     if (process.env.BENCH_ONLY === "exchange") return await exchangeOnly(s, dir, h2, bodyFile, exchangeBodyFile);
+    if (process.env.BENCH_ONLY === "replicas") {
+      await s.stop();
+      process.stdout.write(replicasReport(await replicasBench(log, h2, bodyFile)) + "\n");
+      return;
+    }
     if (process.env.BENCH_ONLY === "egress") {
       await s.stop();
       process.stdout.write(egressReport(await egressBench(dir, log)) + "\n");
@@ -382,6 +390,9 @@ async function main(): Promise<void> {
 
     log("custos: SendExchangeRequest vs SignExchangeRequest + the client sending (local HTTPS stand-in)");
     const egress: EgressResult = await egressBench(dir, log);
+
+    log("replicas: custos on PostgreSQL as one and two replicas, the floor and SQLite custos on the same generators");
+    const replicas: ReplicaResult = await replicasBench(log, h2, bodyFile);
 
     log("floor: bare grpc-js + node:crypto HMAC, same mTLS");
     s = await BenchServer.start("floor", "floor", dir);
@@ -432,6 +443,8 @@ async function main(): Promise<void> {
     out("egress (Binance USDⓈ-M order to a local HTTPS stand-in that verifies it; keep-alive on both paths):");
     out(egressReport(egress));
     out();
+    out(replicasReport(replicas));
+    out();
     out(`raw pkcs11js HMAC-SHA256 on the custos token (${hsm.object}):`);
     out(`  sync C_SignInit+C_Sign: ${hsm.sync.per_s} ops/s (${hsm.sync.us_per_op} µs/op)`);
     for (const a of hsm.async) out(`  C_SignAsync, ${a.in_flight} in flight: ${a.per_s} ops/s (${a.us_per_op} µs/op wall, ${a.cpu_us_per_op} µs CPU/op)`);
@@ -481,6 +494,14 @@ async function main(): Promise<void> {
         added_p99_us: egress.added_p99_us,
         send_per_s: egress.rows[0].per_s,
         sign_then_send_per_s: egress.rows[1].per_s,
+      },
+      // Replicas on PostgreSQL (bench/replicas.ts): capacity against the floor and one replica, propagation.
+      replicas: {
+        rows: replicas.rows.map((r) => ({ server: r.server, unary_per_s: r.unary_per_s, stream_per_s: r.stream_per_s, latency: r.latency ?? null })),
+        pair_over_floor_unary: replicas.pair_over_floor_unary,
+        pair_over_single_unary: replicas.pair_over_single_unary,
+        pair_over_single_stream: replicas.pair_over_single_stream,
+        propagation: replicas.propagation,
       },
       // The Python client's SignStream next to the TypeScript stream client, same custos run.
       python_stream: {

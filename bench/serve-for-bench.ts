@@ -31,6 +31,7 @@ import tls from "node:tls";
 import { Server, ServerCredentials, status, type ServerDuplexStream, type ServerUnaryCall, type sendUnaryData } from "@grpc/grpc-js";
 import { AuditLog } from "../src/audit/audit-log.js";
 import { embeddedConfig } from "../src/config/config.js";
+import { postgresSetting } from "../src/config/config-sections.js";
 import {
   SignerService,
   type ExchangeRequest,
@@ -221,6 +222,8 @@ async function serveCustos(): Promise<void> {
   // Diagnosis only: the audit flush interval (default 250 ms) sets the size of each batch
   // written on the event loop, hence the longest stall a call can meet.
   if (process.env.BENCH_AUDIT_FLUSH_MS) config.audit.flushIntervalMs = Number(process.env.BENCH_AUDIT_FLUSH_MS);
+  // The replicas group (bench/replicas.ts): the store is this PostgreSQL database.
+  if (process.env.BENCH_POSTGRES_URL) config.store = { ...config.store, postgres: postgresSetting(process.env.BENCH_POSTGRES_URL, "BENCH_POSTGRES_URL") };
   // The egress group (bench/egress.ts): Binance USDⓈ-M requests go to its local HTTPS stand-in.
   if (process.env.BENCH_EGRESS_ORIGIN) {
     config.egress = { ...config.egress, hosts: { binance: { "/fapi/": process.env.BENCH_EGRESS_ORIGIN } } };

@@ -59,10 +59,12 @@ export interface SharedRateLimiterOptions {
   /** Monotonic milliseconds, for lastRequest (default performance.now). */
   clock?: () => number;
   /**
-   * While PostgreSQL is unreachable (the last lease failed), requests beyond the tokens held
-   * are judged by this replica's own bucket at the configured rate: an outage is bounded by
-   * the audit backlog bound anyway, and refusing every request at once would turn a database
-   * restart into a trading stop. Absent: refuse (fail closed).
+   * While a lease is in flight with no token left (a name's first burst) or PostgreSQL is
+   * unreachable (the last lease failed), requests beyond the tokens held are judged by this
+   * replica's own bucket at the configured rate: refusing them would turn a lease round trip
+   * or a database restart into a trading stop, and an outage is bounded by the audit backlog
+   * bound anyway. The tolerance grows by what that bucket grants in those gaps (at most its
+   * burst, then its rate). Absent: refuse (fail closed).
    */
   fallback?: { take(name: string): boolean };
 }
@@ -113,7 +115,8 @@ export class SharedRateLimiter {
       granted = true;
     }
     if (lease.tokens < this.batch / 2 && mayLease) lease.inFlight = this.refill(name, lease);
-    if (!granted && this.unreachable && this.opts.fallback) return this.opts.fallback.take(name);
+    // Waiting for a lease (a name's first burst) or cut off from PostgreSQL: the replica's own bucket judges.
+    if (!granted && this.opts.fallback && (this.unreachable || lease.inFlight !== undefined)) return this.opts.fallback.take(name);
     return granted;
   }
 
