@@ -19,6 +19,14 @@
  * accepted if serverTime - recvWindow <= timestamp < serverTime + 1000. Errors (HTTP 200,
  * retCode): 10003 invalid API key, 10004 invalid sign, 10002 timestamp/recv_window.
  * Serves POST /v5/order/create and GET /v5/account/wallet-balance.
+ *
+ * OKX v5 (www.okx.com/docs-v5/en/#overview-rest-authentication): headers OK-ACCESS-KEY,
+ * OK-ACCESS-PASSPHRASE (the passphrase chosen with the key), OK-ACCESS-TIMESTAMP (ISO 8601 UTC
+ * with milliseconds, e.g. 2020-12-08T09:08:57.715Z) and OK-ACCESS-SIGN = base64 HMAC-SHA256(secret,
+ * timestamp + METHOD + requestPath + body), requestPath including "?query" for GET. Refused (HTTP
+ * 401, code as a string): 50111 invalid key, 50105 passphrase incorrect, 50112 invalid timestamp,
+ * 50102 timestamp more than 30 s away, 50113 invalid sign.
+ * Serves POST /api/v5/trade/order and GET /api/v5/account/balance.
  */
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -47,7 +55,7 @@ export interface AcceptedOrder {
 }
 
 /** A refusal in the exchange's own terms. */
-class ExchangeRefusal extends Error {
+export class ExchangeRefusal extends Error {
   constructor(
     readonly status: number,
     readonly code: number,
@@ -199,7 +207,7 @@ export class StandInBinance extends StandInExchange {
   }
 
   /** Binance's SIGNED endpoint checks: key, signature, timestamp. */
-  private verify(r: ReceivedRequest, query: string, body: string): URLSearchParams {
+  protected verify(r: ReceivedRequest, query: string, body: string): URLSearchParams {
     const apiKey = r.headers["x-mbx-apikey"];
     if (!apiKey || !/^[\x21-\x7e]+$/.test(apiKey)) throw new ExchangeRefusal(401, -2014, "API-key format invalid.");
     const secret = this.accounts.get(apiKey);
@@ -256,6 +264,25 @@ export class StandInBybit extends StandInExchange {
   protected serve(r: ReceivedRequest, path: string, query: string): unknown {
     const route = `${r.method} ${path}`;
     if (route !== "POST /v5/order/create" && route !== "GET /v5/account/wallet-balance") throw new ExchangeRefusal(404, 10001, "Unknown endpoint.");
+    const serverTime = this.verify(r, query);
+    const ok = (result: unknown) => ({ retCode: 0, retMsg: "OK", result, retExtInfo: {}, time: serverTime });
+    if (route === "GET /v5/account/wallet-balance") {
+      return ok({ list: [{ accountType: "UNIFIED", totalWalletBalance: "1000", coin: [{ coin: "USDT", walletBalance: "1000", equity: "1000" }] }] });
+    }
+    const o = JSON.parse(r.body) as Record<string, string>;
+    const order = this.order({
+      symbol: o.symbol ?? "",
+      side: o.side ?? "",
+      type: o.orderType ?? "",
+      quantity: o.qty ?? "",
+      ...(o.price ? { price: o.price } : {}),
+      ...(o.orderLinkId ? { clientOrderId: o.orderLinkId } : {}),
+    });
+    return ok({ orderId: String(order.orderId), orderLinkId: order.clientOrderId ?? "" });
+  }
+
+  /** Bybit v5's checks: API key, signature, timestamp within the receive window; returns the server time. */
+  protected verify(r: ReceivedRequest, query: string): number {
     const h = (name: string) => r.headers[name.toLowerCase()] ?? "";
     const apiKey = h("X-BAPI-API-KEY");
     const secret = this.accounts.get(apiKey);
@@ -271,20 +298,64 @@ export class StandInBybit extends StandInExchange {
     if (!/^\d+$/.test(timestamp) || !(serverTime - Number(recvWindow) <= ts && ts < serverTime + 1000)) {
       throw new ExchangeRefusal(200, 10002, "invalid request, please check your server timestamp or recv_window param");
     }
-    const ok = (result: unknown) => ({ retCode: 0, retMsg: "OK", result, retExtInfo: {}, time: serverTime });
-    if (route === "GET /v5/account/wallet-balance") {
-      return ok({ list: [{ accountType: "UNIFIED", totalWalletBalance: "1000", coin: [{ coin: "USDT", walletBalance: "1000", equity: "1000" }] }] });
+    return serverTime;
+  }
+}
+
+/** OKX v5, checked as documented (see the file comment). */
+export class StandInOkx extends StandInExchange {
+  /** @param passphrases API key → the passphrase chosen when the key was created. */
+  constructor(
+    accounts: ReadonlyMap<string, string>,
+    private readonly passphrases: ReadonlyMap<string, string>,
+  ) {
+    super(accounts);
+  }
+
+  protected errorBody(e: ExchangeRefusal): unknown {
+    return { code: String(e.code), msg: e.message, data: [] };
+  }
+
+  protected serve(r: ReceivedRequest, path: string): unknown {
+    const route = `${r.method} ${path}`;
+    if (route !== "POST /api/v5/trade/order" && route !== "GET /api/v5/account/balance") throw new ExchangeRefusal(404, 50000, "Unknown endpoint.");
+    this.verify(r);
+    if (route === "GET /api/v5/account/balance") {
+      return {
+        code: "0",
+        msg: "",
+        data: [{ totalEq: "1000", uTime: String(this.now()), details: [{ ccy: "USDT", eq: "1000", cashBal: "1000", availBal: "1000" }] }],
+      };
     }
     const o = JSON.parse(r.body) as Record<string, string>;
     const order = this.order({
-      symbol: o.symbol ?? "",
+      symbol: o.instId ?? "",
       side: o.side ?? "",
-      type: o.orderType ?? "",
-      quantity: o.qty ?? "",
-      ...(o.price ? { price: o.price } : {}),
-      ...(o.orderLinkId ? { clientOrderId: o.orderLinkId } : {}),
+      type: o.ordType ?? "",
+      quantity: o.sz ?? "",
+      ...(o.px ? { price: o.px } : {}),
+      ...(o.clOrdId ? { clientOrderId: o.clOrdId } : {}),
     });
-    return ok({ orderId: String(order.orderId), orderLinkId: order.clientOrderId ?? "" });
+    return { code: "0", msg: "", data: [{ ordId: String(order.orderId), clOrdId: order.clientOrderId ?? "", tag: "", sCode: "0", sMsg: "Order placed" }] };
+  }
+
+  /** OKX's REST authentication: key, passphrase, timestamp within 30 s, base64 HMAC-SHA256 of timestamp + METHOD + requestPath + body. */
+  protected verify(r: ReceivedRequest): void {
+    const h = (name: string) => r.headers[name.toLowerCase()] ?? "";
+    const apiKey = h("OK-ACCESS-KEY");
+    const secret = this.accounts.get(apiKey);
+    if (secret === undefined) throw new ExchangeRefusal(401, 50111, "Invalid OK-ACCESS-KEY");
+    if (h("OK-ACCESS-PASSPHRASE") !== this.passphrases.get(apiKey)) throw new ExchangeRefusal(401, 50105, "Request header OK-ACCESS-PASSPHRASE incorrect");
+    const timestamp = h("OK-ACCESS-TIMESTAMP");
+    const ms = Date.parse(timestamp);
+    if (!/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/.test(timestamp) || !Number.isFinite(ms))
+      throw new ExchangeRefusal(401, 50112, "Invalid OK-ACCESS-TIMESTAMP");
+    if (Math.abs(this.now() - ms) > 30_000) throw new ExchangeRefusal(401, 50102, "Timestamp request expired");
+    const given = Buffer.from(h("OK-ACCESS-SIGN"), "base64");
+    const expected = createHmac("sha256", secret)
+      .update(timestamp + r.method + r.target + r.body)
+      .digest();
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw new ExchangeRefusal(401, 50113, "Invalid Sign");
   }
 }
 
