@@ -39,6 +39,8 @@ export type CustosErrorCode =
   | "NO_DIALECT" // an exchange request for a key whose exchange custos has no dialect for
   | "UNKNOWN_EXCHANGE" // a new key names no exchange custos reads, no alias of one and not "raw"
   | "NO_API_KEY_ID" // an exchange request for a key version imported without the exchange's API key id
+  | "EXCHANGE_UNAVAILABLE" // SendExchangeRequest: no connection, a timeout or a reset; never retried (the request may have arrived)
+  | "EXCHANGE_RESPONSE_TOO_LARGE" // SendExchangeRequest: the exchange's response exceeded egress.maxResponseBytes and was cut off
   // requests
   | "INVALID_ARGUMENT"
   | "MALFORMED_REQUEST" // the message does not decode as the method's request type

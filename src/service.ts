@@ -1,4 +1,4 @@
-import { existsSync, renameSync, rmSync } from "node:fs";
+import { existsSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import type { FastifyInstance } from "fastify";
@@ -23,6 +23,7 @@ import { CUSTOS_ACTOR, respondToAnomalies } from "./monitoring/anomaly-response.
 import { systemClock, type Clock } from "./clock.js";
 import { AccessDirectory } from "./signing/directory.js";
 import { SignService, type SignDecisionLog } from "./signing/sign-service.js";
+import { HttpEgress } from "./egress/http-egress.js";
 import { lockDataDir } from "./store/sqlite/data-dir-lock.js";
 import { SqliteStore } from "./store/sqlite/sqlite-store.js";
 import { readPem, startGrpcServer } from "./transport/grpc/server.js";
@@ -169,12 +170,20 @@ export async function startService(config: CustosConfig, logger: Logger, options
   const metrics = new Metrics(hsm, () => auditRef);
   audit.onFlush = (seconds) => metrics.observeAuditFlush(seconds);
   const anomalies = config.anomaly.enabled ? anomalyDetector(config, audit, logger, metrics, directory, governance) : undefined;
+  const egress = new HttpEgress(
+    {
+      ...config.egress,
+      ...(config.egress.trustedCaFile ? { trustedCaPem: readFileSync(config.egress.trustedCaFile, "utf8") } : {}),
+    },
+    metrics,
+  );
   const signer = new SignService(directory, hsm, audit, anomalies ? bothObservers(metrics, anomalies) : metrics, {
     maxPayloadBytes: config.grpc.maxPayloadBytes,
     clientRate: config.limits.client,
     keyRate: config.limits.key,
     decisionLog: signDecisionLog(logger.child({ component: "signer" })),
     clock,
+    egress,
   });
   const grpc = await startGrpcServer(
     {
@@ -302,6 +311,7 @@ export async function startService(config: CustosConfig, logger: Logger, options
         clearInterval(housekeepingTimer);
         anomalies?.stop();
         await grpc.shutdown(5_000);
+        await egress.close();
         await http.close();
         await officerConsole?.close();
         await audit.recordNow({ kind: "service.stop", actor: "system", outcome: "ok" });

@@ -13,6 +13,7 @@ import {
   storeSettings,
   tlsSettings,
 } from "./config-sections.js";
+import { DEFAULT_EGRESS_CONFIG, egressSettings, type EgressConfig } from "./egress-settings.js";
 import { DEFAULT_ANOMALY_SETTINGS, type AnomalySettings } from "../monitoring/anomaly.js";
 import { isIP } from "node:net";
 import { parseServerNameList, validateServerNames } from "../pki/server-names.js";
@@ -61,6 +62,8 @@ export interface CustosConfig {
   anomaly: AnomalyConfig;
   /** The officer console (HTTPS, its own listener; README "Officer console"). */
   console: ConsoleConfig;
+  /** How SendExchangeRequest reaches the exchanges (README "Egress"). */
+  egress: EgressConfig;
   logLevel: string;
 }
 
@@ -135,6 +138,7 @@ export function baseDefaults(dataDir: string) {
     anomaly: { enabled: true, ...DEFAULT_ANOMALY_SETTINGS } as AnomalyConfig,
     console: { enabled: true, host: "127.0.0.1", rpId: "localhost", sessionMinutes: 15 } as ConsoleConfig,
     store: { sqlitePath: join(dataDir, "custos.db") },
+    egress: { ...DEFAULT_EGRESS_CONFIG },
     serverNames: [] as string[],
     logLevel: process.env.CUSTOS_LOG_LEVEL ?? "info",
   };
@@ -211,7 +215,22 @@ function configuredConfig(dir: string, file: string): CustosConfig {
   }
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw new ConfigError(file, "", "the configuration must be a JSON object");
   const base = baseDefaults(dir);
-  section(file, "", raw, ["grpc", "http", "tls", "pki", "hsm", "store", "limits", "bootstrapAdmins", "audit", "governance", "anomaly", "console", "logLevel"]);
+  section(file, "", raw, [
+    "grpc",
+    "http",
+    "tls",
+    "pki",
+    "hsm",
+    "store",
+    "limits",
+    "bootstrapAdmins",
+    "audit",
+    "governance",
+    "anomaly",
+    "console",
+    "egress",
+    "logLevel",
+  ]);
   return {
     ...base,
     dataDir: dir,
@@ -227,6 +246,7 @@ function configuredConfig(dir: string, file: string): CustosConfig {
     governance: governanceSettings(file, base.governance, raw.governance),
     anomaly: anomalySettings(file, base.anomaly, raw.anomaly),
     console: consoleSettings(file, base.console, raw.console),
+    egress: egressSettings(file, dir, raw.egress),
     bootstrapAdmins: bootstrapAdminSettings(file, raw.bootstrapAdmins),
     autoGrant: [],
     logLevel: logLevelSetting(file, base.logLevel, raw.logLevel),

@@ -35,6 +35,13 @@ export interface KeyPolicy {
    * see what such a session does, so only the exchange-side scope bounds it. Default false.
    */
   exchangeScopeExcludesFunds?: boolean;
+  /**
+   * The key's signatures never leave custos: only SendExchangeRequest (custos signs and sends the
+   * request itself) uses it; Sign, SignExchangeRequest and WebSocket logins are refused (rule
+   * `egress-only`). With the exchange's IP whitelist set to custos's egress addresses, a signature
+   * cannot be used from anywhere else. Default false.
+   */
+  egressOnly?: boolean;
 }
 
 export interface PathRule {
@@ -185,6 +192,13 @@ export function checkExchangeScope(policy: KeyPolicy, exchange: string): void {
   }
 }
 
+/** A signature that would be returned to the caller: refused for keys whose signatures never leave custos. */
+export function checkSignatureMayLeave(policy: KeyPolicy, what: string): void {
+  if (policy.egressOnly) {
+    throw new PolicyDenied("egress-only", `the key's signatures never leave custos (egressOnly): ${what} is refused, use SendExchangeRequest`);
+  }
+}
+
 /** A request signed with no nonce at all (where the exchange allows that) needs the policy's consent. */
 export function checkUntimed(policy: KeyPolicy): void {
   if (!policy.allowUntimedRequests) {
@@ -219,6 +233,7 @@ export function validatePolicy(p: unknown): asserts p is KeyPolicy {
     "allowRawSign",
     "allowUntimedRequests",
     "exchangeScopeExcludesFunds",
+    "egressOnly",
   ]);
   for (const k of Object.keys(o)) if (!known.has(k)) bad(`unknown setting ${k}`);
   if (o.allowClasses !== undefined && !(Array.isArray(o.allowClasses) && o.allowClasses.every((c) => CLASSES.includes(c as EndpointClass))))
@@ -242,7 +257,7 @@ export function validatePolicy(p: unknown): asserts p is KeyPolicy {
     bad("maxQuantity maps symbols to positive numbers");
   for (const k of ["maxSkewMs", "maxExpirySeconds", "maxRecvWindowMs"])
     if (o[k] !== undefined && !(typeof o[k] === "number" && (o[k] as number) >= 0)) bad(`${k} must be a non-negative number`);
-  for (const k of ["allowRawSign", "allowUntimedRequests", "exchangeScopeExcludesFunds"])
+  for (const k of ["allowRawSign", "allowUntimedRequests", "exchangeScopeExcludesFunds", "egressOnly"])
     if (o[k] !== undefined && typeof o[k] !== "boolean") bad(`${k} is true or false`);
 }
 

@@ -39,16 +39,18 @@ export interface SignDecisionLog {
 
 /** One sign decision as the decision tail records it. */
 export interface Decision {
-  kind: "sign" | "sign.request" | "sign.ws_auth";
+  kind: "sign" | "sign.request" | "sign.ws_auth" | "sign.send";
   /** The key id as requested (audited as given; metrics name it only if the key exists). */
   key: string;
   /** The version decided on; the requested one (0 = active) if refused before it was resolved. */
   version: number;
   /** The metric's endpoint class: "raw", "ws-auth", or an exchange request's class ("" if refused before classification). */
   endpointClass: string;
-  details?: Record<string, string> | undefined;
+  details?: Record<string, string | number | boolean> | undefined;
   /** What is audited and logged as its SHA-256. */
   payload?: Uint8Array | undefined;
+  /** Audited row by row even under a flood of refusals (a request signed to be sent, whose send failed). */
+  unsampled?: boolean;
 }
 
 /**
@@ -112,7 +114,8 @@ export class SignDecisions {
       peer,
       ...(details ? { details } : {}),
     };
-    this.audit.recordRefusal(event, d.payload);
+    if (d.unsampled) this.audit.record(event, d.payload);
+    else this.audit.recordRefusal(event, d.payload);
     // Metric labels name only registered clients and existing keys, so callers cannot mint series.
     const client = caller.identity && this.directory.client(caller.identity) ? caller.identity : "";
     this.observer.observe(outcome, err.code, seconds, client, this.directory.key(d.key) ? d.key : "", d.endpointClass);
@@ -156,3 +159,4 @@ const DENIALS = new Set<CustosErrorCode>([
   "NO_API_KEY_ID",
   "PRECONDITION_FAILED",
 ]);
+// EXCHANGE_UNAVAILABLE and EXCHANGE_RESPONSE_TOO_LARGE are failures: custos signed and sent, the exchange did not answer usably.

@@ -4,7 +4,9 @@ import { systemClock, type Clock } from "../clock.js";
 import { CustosError } from "../errors.js";
 import type { Signer } from "../hsm/hsm.js";
 import type { SigningAlgorithm } from "../hsm/algorithms.js";
-import type { ExchangeRequest, SignedExchangeRequest, SignedWebSocketAuth, SigningContext, WebSocketAuthInput } from "../exchanges/dialect.js";
+import type { ExchangeRequest, SigningContext } from "../exchanges/dialect.js";
+import type { Destination } from "../egress/destinations.js";
+import { EgressError, type Egress } from "../egress/http-egress.js";
 import { dialectFor } from "../exchanges/registry.js";
 import { apiKeyIdOf, type KeyVersionRecord, type KeyWithVersions } from "../keys/model.js";
 import { readStrict } from "../exchanges/strict-parse.js";
@@ -14,6 +16,7 @@ import {
   checkParameterSchema,
   checkRequest,
   checkSessionLogin,
+  checkSignatureMayLeave,
   checkTiming,
   checkUntimed,
   type KeyPolicy,
@@ -21,8 +24,10 @@ import {
 import { addressAllowed, type AccessDirectory } from "./directory.js";
 import { SignDecisions, type Decision, type SignDecisionLog, type SignObserver } from "./sign-decisions.js";
 import { RateLimiter, type RateLimit } from "./rate-limiter.js";
+import type { ExchangeSendResult, ExchangeSignRequest, ExchangeSignResult, WebSocketAuthSignRequest, WebSocketAuthSignResult } from "./sign-types.js";
 
 export type { SignDecision, SignDecisionLog, SignObserver } from "./sign-decisions.js";
+export type { ExchangeSendResult, ExchangeSignRequest, ExchangeSignResult, WebSocketAuthSignRequest, WebSocketAuthSignResult } from "./sign-types.js";
 
 /** Who is calling, as established by the transport (mTLS) — never by the request body. */
 export interface CallerContext {
@@ -53,6 +58,14 @@ export interface SignServiceOptions {
   decisionLog?: SignDecisionLog;
   /** Rate limits, timestamps and grace periods read it (default: the system clock). */
   clock?: Clock;
+  /** Where SendExchangeRequest sends what it signed (absent: SendExchangeRequest is refused). */
+  egress?: Egress;
+}
+
+/** How far an exchange request got, for its audit row when it is refused. */
+interface Progress {
+  version: number;
+  endpointClass: string;
 }
 
 /**
@@ -85,8 +98,10 @@ export class SignService {
     try {
       const { key, v } = this.authorize(caller, req.keyId, req.version, req.payload.byteLength);
       version = v.version;
+      const policy = this.directory.policy(key.id);
+      checkSignatureMayLeave(policy, "Sign");
       // Raw bytes bypass every content rule: refused for a key custos can read requests for.
-      if (dialectFor(key.exchange) && !this.directory.policy(key.id).allowRawSign) {
+      if (dialectFor(key.exchange) && !policy.allowRawSign) {
         throw new PolicyDenied("raw-sign", `raw payloads are not signed with ${key.exchange} keys unless the key's policy allows it; use SignExchangeRequest`);
       }
       const signature = await this.hsm.sign(v.objectId, key.algorithm, req.payload);
@@ -111,51 +126,135 @@ export class SignService {
    */
   async signExchange(caller: CallerContext, req: ExchangeSignRequest): Promise<ExchangeSignResult> {
     const started = performance.now();
-    let version = req.version;
-    let endpointClass = "";
+    const progress: Progress = { version: req.version, endpointClass: "" };
     const request = req.request;
     try {
-      const { key, v } = this.authorize(caller, req.keyId, req.version, request.query.length + request.body.length);
-      version = v.version;
-      const dialect = dialectFor(key.exchange);
-      if (!dialect) throw new CustosError("NO_DIALECT", `custos has no request dialect for ${key.exchange}; use Sign`);
-      if (dialect.algorithm !== key.algorithm && !dialect.otherAlgorithms?.includes(key.algorithm)) {
-        throw new CustosError("PRECONDITION_FAILED", `${key.exchange} signs with ${dialect.algorithm}, the key is ${key.algorithm}`);
-      }
-      // The key's policy, fetched once: every check of this request judges the same one.
-      const policy = this.directory.policy(key.id);
-      if (req.omitNonce) {
-        if (!dialect.optionalNonce)
-          throw new CustosError("INVALID_ARGUMENT", `${key.exchange} requests always carry a nonce or timestamp: omit_nonce is for Kraken Futures`);
-        if (req.nonce) throw new CustosError("INVALID_ARGUMENT", "omit_nonce and a nonce together");
-        checkUntimed(policy);
-      }
-      const ctx = this.signingContext(policy, key, v, req, dialect.nonceIsTime === true);
-      // One strict reading for every dialect (a name repeated in the query, form or JSON is
-      // refused), handed to the dialect: class, symbols, orders and schema fit from one read.
-      const reading = dialect.read(request, readStrict(request));
-      endpointClass = reading.endpointClass;
-      checkRequest(policy, request, reading);
-      // Decide on what the exchange verifies: where the signature does not bind the path, on the parameters.
-      if (!dialect.binding.path) checkParameterSchema(policy, dialect.schemaMisfit ? reading.schemaMisfit : "custos has no parameter schemas");
-      if (dialect.signaturesAreLogins) checkExchangeScope(policy, key.exchange);
-      const prepared = reading.prepare(ctx);
-      const toSign = prepared.toSign;
-      // Every REST dialect signs one message: no array copies on that path.
-      const macs = toSign.length === 1 ? [await this.hsm.sign(v.objectId, key.algorithm, toSign[0]!)] : await this.signEach(v.objectId, key.algorithm, toSign);
-      const signed = prepared.finish(macs) as ExchangeSignResult;
-      const details = exchangeDetails(request, endpointClass);
+      const { signed, version } = await this.signRequest(caller, req, progress, undefined);
+      const details = exchangeDetails(request, progress.endpointClass);
+      const endpointClass = progress.endpointClass;
       this.decisions.allowed(caller, started, { kind: "sign.request", key: req.keyId, version, endpointClass, details, payload: requestBytes(request) });
-      // The dialect's fresh result object gains the version fields in place (no copy per call).
-      signed.version = v.version;
-      signed.apiKeyId = ctx.apiKeyId;
-      signed.endpointClass = endpointClass;
       return signed;
     } catch (e) {
-      const details = exchangeDetails(request, endpointClass);
-      const decision: Decision = { kind: "sign.request", key: req.keyId, version, endpointClass, details, payload: requestBytes(request) };
+      const details = exchangeDetails(request, progress.endpointClass);
+      const decision: Decision = {
+        kind: "sign.request",
+        key: req.keyId,
+        version: progress.version,
+        endpointClass: progress.endpointClass,
+        details,
+        payload: requestBytes(request),
+      };
       throw this.decisions.refused(caller, started, decision, e);
     }
+  }
+
+  /**
+   * SendExchangeRequest: signs like {@link signExchange} (same checks, same policy) and sends the
+   * request to the exchange host custos's table names for the key's exchange, environment and path;
+   * the signature never leaves custos. One audit row (`sign.send`) has the request's digest, the
+   * destination, the exchange's HTTP status and the round trip, or why the send failed.
+   */
+  async sendExchange(caller: CallerContext, req: ExchangeSignRequest): Promise<ExchangeSendResult> {
+    const started = performance.now();
+    const progress: Progress = { version: req.version, endpointClass: "" };
+    const request = req.request;
+    let destination: Destination | undefined;
+    let signedAt = 0;
+    try {
+      const egress = this.opts.egress;
+      if (!egress) throw new CustosError("PRECONDITION_FAILED", "this custos sends no exchange requests (no egress)");
+      // The destination is fixed (and the path checked) before anything is signed.
+      const route = (key: KeyWithVersions) => (destination = egress.route(key.exchange, key.environment, request.path, request.query));
+      const { signed, exchange } = await this.signRequest(caller, req, progress, route);
+      signedAt = performance.now();
+      const out = { method: request.method, path: request.path, query: signed.query, headers: signed.headers, body: signed.body };
+      const reply = await egress.send(exchange, destination!, out);
+      const details = {
+        ...exchangeDetails(request, progress.endpointClass),
+        origin: destination!.origin,
+        status: reply.status,
+        roundTripUs: reply.roundTripUs,
+      };
+      const decision: Decision = {
+        kind: "sign.send",
+        key: req.keyId,
+        version: progress.version,
+        endpointClass: progress.endpointClass,
+        details,
+        payload: requestBytes(request),
+      };
+      this.decisions.allowed(caller, started, decision);
+      return { ...reply, version: progress.version, endpointClass: progress.endpointClass };
+    } catch (e) {
+      const details: Record<string, string | number | boolean> = exchangeDetails(request, progress.endpointClass);
+      if (destination) details.origin = destination.origin;
+      if (signedAt) details.signed = true;
+      if (e instanceof EgressError) {
+        details.egressFailure = e.failure;
+        details.mayHaveArrived = e.mayHaveArrived;
+        details.roundTripUs = Math.round((performance.now() - signedAt) * 1000);
+      }
+      const decision: Decision = {
+        kind: "sign.send",
+        key: req.keyId,
+        version: progress.version,
+        endpointClass: progress.endpointClass,
+        details,
+        payload: requestBytes(request),
+      };
+      // A request that was signed for sending is audited row by row, never sampled away.
+      throw this.decisions.refused(caller, started, { ...decision, unsampled: signedAt > 0 }, e);
+    }
+  }
+
+  /**
+   * The exchange request path shared by SignExchangeRequest and SendExchangeRequest: identity,
+   * grant, limits, dialect, policy, HSM. `route` (SendExchangeRequest) fixes the destination before
+   * the HSM signs; without it the signature is returned, which an egressOnly key refuses.
+   */
+  private async signRequest(
+    caller: CallerContext,
+    req: ExchangeSignRequest,
+    progress: Progress,
+    route: ((key: KeyWithVersions) => void) | undefined,
+  ): Promise<{ signed: ExchangeSignResult; version: number; exchange: string }> {
+    const request = req.request;
+    const { key, v } = this.authorize(caller, req.keyId, req.version, request.query.length + request.body.length);
+    progress.version = v.version;
+    const dialect = dialectFor(key.exchange);
+    if (!dialect) throw new CustosError("NO_DIALECT", `custos has no request dialect for ${key.exchange}; use Sign`);
+    if (dialect.algorithm !== key.algorithm && !dialect.otherAlgorithms?.includes(key.algorithm)) {
+      throw new CustosError("PRECONDITION_FAILED", `${key.exchange} signs with ${dialect.algorithm}, the key is ${key.algorithm}`);
+    }
+    // The key's policy, fetched once: every check of this request judges the same one.
+    const policy = this.directory.policy(key.id);
+    if (route) route(key);
+    else checkSignatureMayLeave(policy, "SignExchangeRequest");
+    if (req.omitNonce) {
+      if (!dialect.optionalNonce)
+        throw new CustosError("INVALID_ARGUMENT", `${key.exchange} requests always carry a nonce or timestamp: omit_nonce is for Kraken Futures`);
+      if (req.nonce) throw new CustosError("INVALID_ARGUMENT", "omit_nonce and a nonce together");
+      checkUntimed(policy);
+    }
+    const ctx = this.signingContext(policy, key, v, req, dialect.nonceIsTime === true);
+    // One strict reading for every dialect (a name repeated in the query, form or JSON is
+    // refused), handed to the dialect: class, symbols, orders and schema fit from one read.
+    const reading = dialect.read(request, readStrict(request));
+    progress.endpointClass = reading.endpointClass;
+    checkRequest(policy, request, reading);
+    // Decide on what the exchange verifies: where the signature does not bind the path, on the parameters.
+    if (!dialect.binding.path) checkParameterSchema(policy, dialect.schemaMisfit ? reading.schemaMisfit : "custos has no parameter schemas");
+    if (dialect.signaturesAreLogins) checkExchangeScope(policy, key.exchange);
+    const prepared = reading.prepare(ctx);
+    const toSign = prepared.toSign;
+    // Every REST dialect signs one message: no array copies on that path.
+    const macs = toSign.length === 1 ? [await this.hsm.sign(v.objectId, key.algorithm, toSign[0]!)] : await this.signEach(v.objectId, key.algorithm, toSign);
+    const signed = prepared.finish(macs) as ExchangeSignResult;
+    // The dialect's fresh result object gains the version fields in place (no copy per call).
+    signed.version = v.version;
+    signed.apiKeyId = ctx.apiKeyId;
+    signed.endpointClass = reading.endpointClass;
+    return { signed, version: v.version, exchange: key.exchange };
   }
 
   private async signEach(objectId: string, algorithm: SigningAlgorithm, data: Buffer[]): Promise<Buffer[]> {
@@ -182,6 +281,7 @@ export class SignService {
       if (!dialect?.websocketAuth) throw new CustosError("NO_DIALECT", `custos cannot sign a WebSocket login for ${key.exchange}`);
       let recvWindowMs: number | undefined;
       const policy = this.directory.policy(key.id);
+      checkSignatureMayLeave(policy, "SignWebSocketAuth");
       if (dialect.signaturesAreLogins) checkExchangeScope(policy, key.exchange);
       if (!wsRequest || wsRequest.method === "session.logon") {
         checkSessionLogin(policy, what, { fullApiSession: dialect.signaturesAreLogins === true });
@@ -324,42 +424,4 @@ function nonceAsTime(nonce: string): number {
     );
   }
   return Number(nonce.slice(0, 13));
-}
-
-export interface ExchangeSignRequest {
-  keyId: string;
-  version: number;
-  request: ExchangeRequest;
-  /** 0 / "" = custos chooses. */
-  timestampMs: number;
-  nonce: string;
-  expires: number;
-  recvWindowMs: number;
-  /** The key's API passphrase (OKX, Bitget; KuCoin's is fixed at import); never logged or stored. */
-  passphrase: string;
-  /** The API key's version at the exchange (KuCoin "2" / "3"); "" = the dialect's default. */
-  apiKeyVersion?: string;
-  /** Sign with no nonce where the exchange makes it optional; the key's policy must allow it. */
-  omitNonce?: boolean;
-}
-
-export interface WebSocketAuthSignRequest {
-  keyId: string;
-  version: number;
-  input: WebSocketAuthInput;
-  timestampMs: number;
-  nonce: string;
-  expires: number;
-  passphrase: string;
-}
-
-export interface WebSocketAuthSignResult extends SignedWebSocketAuth {
-  version: number;
-  apiKeyId: string;
-}
-
-export interface ExchangeSignResult extends SignedExchangeRequest {
-  version: number;
-  apiKeyId: string;
-  endpointClass: string;
 }

@@ -27,9 +27,14 @@
  * 401, code as a string): 50111 invalid key, 50105 passphrase incorrect, 50112 invalid timestamp,
  * 50102 timestamp more than 30 s away, 50113 invalid sign.
  * Serves POST /api/v5/trade/order and GET /api/v5/account/balance.
+ *
+ * Each stand-in serves plain HTTP, or HTTPS with a certificate from a test CA (`standInTls`), and
+ * can misbehave on purpose (`fault`): never answer, reset the connection, or answer too much.
  */
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
+import { createDevCa, issueServerCert } from "../../src/pki/dev-ca.js";
 import type { AddressInfo } from "node:net";
 
 /** A request as the stand-in received it (raw bytes of target and body). */
@@ -54,6 +59,19 @@ export interface AcceptedOrder {
   clientOrderId?: string;
 }
 
+/** A test CA and a server certificate for 127.0.0.1 / localhost, for stand-ins served over HTTPS. */
+export async function standInTls(): Promise<{ caPem: string; certPem: string; keyPem: string }> {
+  const ca = await createDevCa("stand-in exchange test CA");
+  const server = await issueServerCert(ca, { dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"] });
+  return { caPem: ca.certPem, certPem: server.certPem, keyPem: server.keyPem };
+}
+
+/**
+ * How a stand-in misbehaves after recording a request: `hang` never answers, `reset` destroys the
+ * connection, `oversized` answers 200 with a JSON body of that many bytes.
+ */
+export type StandInFault = "none" | "hang" | "reset" | { oversized: number };
+
 /** A refusal in the exchange's own terms. */
 export class ExchangeRefusal extends Error {
   constructor(
@@ -71,25 +89,38 @@ abstract class StandInExchange {
   readonly accepted: AcceptedOrder[] = [];
   /** Added to the stand-in's clock (to replay a request "later"). */
   clockOffsetMs = 0;
+  /** What the stand-in does after recording a request (default: answer as the exchange would). */
+  fault: StandInFault = "none";
   private server: Server | undefined;
+  private scheme = "http";
   protected nextOrderId = 1000;
 
   /** @param accounts API key → secret (UTF-8), as the exchange stores them. */
   constructor(protected readonly accounts: ReadonlyMap<string, string>) {}
 
-  async start(): Promise<string> {
-    this.server = createServer((req, res) => void this.handle(req, res));
+  /** Listens on loopback (HTTPS when `tls` is given); returns the base URL. */
+  async start(opts: { tls?: { certPem: string; keyPem: string } } = {}): Promise<string> {
+    const handler = (req: IncomingMessage, res: ServerResponse) => void this.handle(req, res);
+    this.server = opts.tls ? createHttpsServer({ cert: opts.tls.certPem, key: opts.tls.keyPem }, handler) : createServer(handler);
+    this.scheme = opts.tls ? "https" : "http";
     await new Promise<void>((resolve) => this.server!.listen(0, "127.0.0.1", resolve));
     return this.url;
   }
 
   get url(): string {
     const { port } = this.server!.address() as AddressInfo;
-    return `http://127.0.0.1:${port}`;
+    return `${this.scheme}://127.0.0.1:${port}`;
   }
 
   async stop(): Promise<void> {
+    // Hung requests hold their connections open: close them too.
+    this.server?.closeAllConnections();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+
+  /** Response headers the exchange adds to every answer (none unless a stand-in says so). */
+  protected answerHeaders(): Record<string, string> {
+    return {};
   }
 
   /** Sends a recorded request again, byte for byte except what `change` edits; returns status and JSON answer. */
@@ -127,8 +158,19 @@ abstract class StandInExchange {
       outcome: { status: 200 },
     };
     this.received.push(record);
+    const fault = this.fault;
+    if (fault === "hang") return;
+    if (fault === "reset") {
+      req.socket.destroy();
+      return;
+    }
+    if (typeof fault === "object") {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify({ pad: "x".repeat(Math.max(0, fault.oversized - 10)) }));
+      return;
+    }
     const answer = (status: number, json: unknown) => {
-      res.writeHead(status, { "content-type": "application/json" });
+      res.writeHead(status, { "content-type": "application/json", ...this.answerHeaders() });
       res.end(JSON.stringify(json));
     };
     try {
@@ -156,6 +198,11 @@ function macMatches(givenHex: string, expected: Buffer): boolean {
 
 /** Binance USDⓈ-M futures, checked as documented (see the file comment). */
 export class StandInBinance extends StandInExchange {
+  /** Binance reports the IP's request weight used in the current minute with every answer. */
+  protected override answerHeaders(): Record<string, string> {
+    return { "x-mbx-used-weight-1m": String(this.received.length) };
+  }
+
   protected errorBody(e: ExchangeRefusal): unknown {
     return { code: e.code, msg: e.message };
   }

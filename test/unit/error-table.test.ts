@@ -36,6 +36,8 @@ const EVERY_CODE: Record<CustosErrorCode, true> = {
   NO_DIALECT: true,
   UNKNOWN_EXCHANGE: true,
   NO_API_KEY_ID: true,
+  EXCHANGE_UNAVAILABLE: true,
+  EXCHANGE_RESPONSE_TOO_LARGE: true,
   INVALID_ARGUMENT: true,
   MALFORMED_REQUEST: true,
   PAYLOAD_TOO_LARGE: true,

@@ -15,7 +15,7 @@ import {
 } from "../../gen/custos/v1/signer.js";
 import { CustosError } from "../../errors.js";
 import { nextRequestId } from "../../request-id.js";
-import type { ExchangeSignRequest, ExchangeSignResult, SignResult, SignService } from "../../signing/sign-service.js";
+import type { ExchangeSendResult, ExchangeSignRequest, ExchangeSignResult, SignResult, SignService } from "../../signing/sign-service.js";
 import { callerOf } from "./caller.js";
 import { describeError, ruleOf } from "./status.js";
 import { isMalformed, malformedError, type EdgeRefusals, type MalformedRequest } from "./refusals.js";
@@ -49,9 +49,15 @@ export function signerHandlers(signer: SignService, log: Logger, tracker: InFlig
         .finally(done);
     },
 
-    // Egress is not wired yet: refused with a typed UNIMPLEMENTED until the egress module lands.
     sendExchangeRequest(call: ServerUnaryCall<ExchangeRequest, ExchangeResponse>, callback: sendUnaryData<ExchangeResponse>): void {
-      callback(edge.answer(call, new CustosError("INTERNAL", "SendExchangeRequest is not available"), nextRequestId(), call.request.keyId));
+      const done = tracker.start();
+      Promise.resolve()
+        .then(() => signer.sendExchange(callerOf(call), exchangeInput(call.request)))
+        .then(
+          (result) => callback(null, encodeReply(result)),
+          (e: unknown) => callback(edge.answer(call, e, nextRequestId(), call.request.keyId)),
+        )
+        .finally(done);
     },
 
     signWebSocketAuth(call: ServerUnaryCall<WebSocketAuthRequest, SignedWebSocketAuth>, callback: sendUnaryData<SignedWebSocketAuth>): void {
@@ -139,6 +145,13 @@ export function signerHandlers(signer: SignService, log: Logger, tracker: InFlig
               (result) => reply({ requestId: msg.requestId, result: { $case: "exchangeResponse", exchangeResponse: encodeExchange(result) } }),
               (e: unknown) => deny(e, kind.exchangeRequest.keyId),
             );
+        } else if (kind?.$case === "sendExchangeRequest") {
+          Promise.resolve()
+            .then(() => signer.sendExchange(caller, exchangeInput(kind.sendExchangeRequest)))
+            .then(
+              (result) => reply({ requestId: msg.requestId, result: { $case: "exchangeReply", exchangeReply: encodeReply(result) } }),
+              (e: unknown) => deny(e, kind.sendExchangeRequest.keyId),
+            );
         } else {
           deny(new CustosError("INVALID_ARGUMENT", "request is missing"));
         }
@@ -186,6 +199,18 @@ function encodeExchange(r: ExchangeSignResult): SignedExchangeRequest {
     keyVersion: r.version,
     apiKeyId: r.apiKeyId,
     endpointClass: r.endpointClass,
+  };
+}
+
+/** The exchange's answer, verbatim, as SendExchangeRequest returns it. */
+function encodeReply(r: ExchangeSendResult): ExchangeResponse {
+  return {
+    status: r.status,
+    headers: r.headers.map(([name, value]) => ({ name, value })),
+    body: r.body,
+    keyVersion: r.version,
+    endpointClass: r.endpointClass,
+    roundTripUs: String(r.roundTripUs),
   };
 }
 

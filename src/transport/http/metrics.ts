@@ -2,6 +2,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom
 import type { AuditLog } from "../../audit/audit-log.js";
 import type { HsmHealth } from "../../hsm/hsm.js";
 import type { AnomalyFinding, AnomalyScore } from "../../monitoring/anomaly.js";
+import type { EgressObserver } from "../../egress/http-egress.js";
 import type { SignObserver } from "../../signing/sign-service.js";
 import { custosVersion } from "../../version.js";
 
@@ -18,7 +19,7 @@ export interface GovernanceSnapshot {
  * and existing keys (the sign path passes "" for anything else, so a caller cannot mint
  * series) — never payloads or key material.
  */
-export class Metrics implements SignObserver {
+export class Metrics implements SignObserver, EgressObserver {
   readonly registry = new Registry();
   /** Every (outcome, reason, client, key) seen, with its count: the sign counter's series. */
   private readonly signCounts: SignCount[] = [];
@@ -39,6 +40,19 @@ export class Metrics implements SignObserver {
     name: "custos_audit_flush_duration_seconds",
     help: "Time to write one batch of queued audit events (chain, insert, commit)",
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
+  private readonly egressLatency = new Histogram({
+    name: "custos_egress_duration_seconds",
+    help: "Round trip of requests custos signed and sent (SendExchangeRequest), by exchange",
+    labelNames: ["exchange"] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+  private readonly egressResponses = new Counter({
+    name: "custos_egress_responses_total",
+    help: "Requests custos sent to exchanges, by exchange and outcome (HTTP status class 2xx–5xx, or the failure: connect-timeout, connect-failed, response-timeout, connection-reset, response-too-large)",
+    labelNames: ["exchange", "outcome"] as const,
     registers: [this.registry],
   });
   private readonly anomalies = new Counter({
@@ -93,6 +107,12 @@ export class Metrics implements SignObserver {
   /** One audit batch written, in `seconds` (the audit log's `onFlush`). */
   observeAuditFlush(seconds: number): void {
     this.auditFlush.observe(seconds);
+  }
+
+  /** One request sent to an exchange (or failed on the way): its round trip and outcome. */
+  egressed(exchange: string, outcome: string, seconds: number): void {
+    this.egressLatency.labels(exchange).observe(seconds);
+    this.egressResponses.labels(exchange, outcome).inc();
   }
 
   /** One anomaly raised by the detector. */
