@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { PassThrough } from "node:stream";
 import ccxt from "ccxt";
-import { signerClient } from "../../src/client/connection.js";
+import { status } from "@grpc/grpc-js";
+import { signerClient, unary } from "../../src/client/connection.js";
 import { destinationFor } from "../../src/egress/destinations.js";
 import { grpcSender } from "../../src/gateway/custos-sender.js";
 import { startGateway, type RunningGateway } from "../../src/gateway/gateway.js";
@@ -10,6 +11,7 @@ import { httpPublicUpstream } from "../../src/gateway/public-upstream.js";
 import { createLogger } from "../../src/log.js";
 import { SYMBOLS } from "../fixtures/ccxt-unified-responses.js";
 import { startVenues, VENUE_ACCOUNTS, type VenueAccount, type Venues } from "../helpers/gateway-venues.js";
+import { expectDenied, proposeAndApprove } from "../helpers/harness.js";
 
 /*
  * The real ccxt, with its URLs pointed at `custos gateway` and only a placeholder secret: every
@@ -117,6 +119,39 @@ describe("ccxt through custos gateway (Binance USDⓈ-M, Bybit, OKX)", () => {
       assert.equal(venue.received.length, from, "no request reached the exchange");
     });
   }
+
+  it("an egressOnly key trades through the gateway, while a signature asked for directly is refused", async () => {
+    const a = VENUE_ACCOUNTS.find((x) => x.exchange === "binance")!;
+    const attested = await proposeAndApprove(venues.svc.custody, {
+      kind: { $case: "setPolicy", setPolicy: { keyId: a.keyId, policyJson: JSON.stringify({ egressOnly: true }) } },
+      ttlSeconds: 0,
+    });
+    assert.equal(attested.state, "executed", attested.failure);
+    await expectDenied(
+      unary(venues.svc.signer, "signExchangeRequest", {
+        keyId: a.keyId,
+        version: 0,
+        method: "GET",
+        path: "/fapi/v3/account",
+        query: "",
+        queryParams: [],
+        body: Buffer.alloc(0),
+        timestampMs: "0",
+        nonce: "",
+        expires: "0",
+        recvWindowMs: 0,
+        passphrase: "",
+        apiKeyVersion: "",
+        omitNonce: false,
+      }),
+      status.PERMISSION_DENIED,
+      "POLICY_DENIED",
+    );
+    const ex = botFor(a, gateway.url);
+    await ex.loadMarkets();
+    const order = await ex.createOrder(SYMBOLS[a.ccxtId]!, "limit", "sell", 1, 31000);
+    assert.equal(order.id, String(venues.binance.accepted.at(-1)!.orderId));
+  });
 
   it("custos unreachable: HTTP 503, which ccxt raises as the retryable ExchangeNotAvailable", async () => {
     const dead = signerClient("127.0.0.1:1", { caPath: venues.svc.conn.caPath, ...venues.svc.conn.client! });
