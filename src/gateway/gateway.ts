@@ -3,6 +3,8 @@ import { chmodSync, existsSync } from "node:fs";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { isIP, type AddressInfo } from "node:net";
 import type { Logger } from "pino";
+import { checkEgressTarget } from "../egress/destinations.js";
+import { CustosError } from "../errors.js";
 import { dialectFor } from "../exchanges/registry.js";
 import type { ExchangeRequest } from "../gen/custos/v1/signer.js";
 import { type ExchangeSender, sendRefusal } from "./custos-sender.js";
@@ -125,6 +127,18 @@ async function handle(opts: GatewayOptions, checkHost: boolean, req: IncomingMes
       return Array.isArray(v) ? v.join(", ") : v;
     },
   };
+  try {
+    // custos checks this again; the gateway refuses early, and for public requests it is the only check.
+    checkEgressTarget(path, query);
+  } catch (e) {
+    if (!(e instanceof CustosError)) throw e;
+    const shaped = exchange.refusal("invalid", { reason: e.code, message: e.message });
+    opts.logger.info(
+      { event: "gateway.request", exchange: exchange.exchange, key: keyId, method, outcome: "denied", reason: e.code },
+      "gateway request refused",
+    );
+    return json(res, shaped.status, shaped.body);
+  }
   const log = {
     event: "gateway.request",
     exchange: exchange.exchange,

@@ -193,6 +193,23 @@ describe("custos gateway (HTTP side, custos faked)", () => {
     assert.equal(sender.sent.length, before, "nothing reached custos");
   });
 
+  it("paths that could steer a request elsewhere are refused before custos or any exchange host is asked", async () => {
+    const [sent, asked] = [sender.sent.length, publicAsked.length];
+    for (const target of [
+      "/binance/alpha//evil.example/fapi/v1/exchangeInfo",
+      "/binance/alpha/fapi/v1/%2e%2e/%2e%2e/sapi/v1/capital/withdraw/apply",
+      "/binance/alpha/fapi/v1/..%2fexchangeInfo",
+      "/binance/alpha/fapi/v1/exchangeInfo@evil.example",
+      "/binance/alpha/https://evil.example/fapi/v1/exchangeInfo",
+    ]) {
+      const a = await call(gw, "GET", target);
+      assert.equal(a.status, 400, target);
+      assert.equal((JSON.parse(a.body) as { code: number }).code, -1100, target);
+    }
+    assert.equal((await call(gw, "GET", "/binance/alpha/fapi/v1/exchangeInfo#frag")).status, 404, "a fragment is no route");
+    assert.deepEqual([sender.sent.length, publicAsked.length], [sent, asked]);
+  });
+
   it("listens on loopback or a unix socket (mode 0600); a public address only when configured explicitly", async () => {
     await assert.rejects(startGateway({ sender, publicUpstream: upstream, logger: createLogger("silent"), listen: { host: "0.0.0.0", port: 0 } }), /loopback/);
     const socket = join(tempDir("custos-gw-sock-"), "gateway.sock");
