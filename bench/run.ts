@@ -15,6 +15,8 @@
  *   BENCH_ONLY=exchange     diagnosis: raw Sign then SignExchangeRequest capacity on one custos,
  *                           their ratio, server CPU µs per call of each and the difference, and
  *                           (with BENCH_PROFILE=1) the exchange load's profile
+ *   BENCH_ONLY=egress       only the egress group (bench/egress.ts): SendExchangeRequest against
+ *                           SignExchangeRequest + the client sending, to a local HTTPS stand-in
  */
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, loadavg, tmpdir } from "node:os";
@@ -24,6 +26,7 @@ import { devOfficerClient, importSecret } from "../test/helpers/harness.js";
 import type { ClientJob, ClientResult } from "./client.js";
 import { EXCHANGE_KEY_ID, JsonChild, KEY_ID, PAYLOAD, SECRET, benchScript, encodedExchangeRequest, encodedSignRequest, grpcFrame, round } from "./common.js";
 import { prepareH2load, runH2load, type H2loadSetup } from "./h2load.js";
+import { egressBench, egressReport, type EgressResult } from "./egress.js";
 import { printProfile, summarizeProfile } from "./profile.js";
 import { pythonStreamChild } from "./python-stream.js";
 
@@ -360,6 +363,11 @@ async function main(): Promise<void> {
     s.label = `custos (${syncDispatch})`;
     if (process.env.BENCH_ONLY === "stream") return await streamOnly(s, dir);
     if (process.env.BENCH_ONLY === "exchange") return await exchangeOnly(s, dir, h2, bodyFile, exchangeBodyFile);
+    if (process.env.BENCH_ONLY === "egress") {
+      await s.stop();
+      process.stdout.write(egressReport(await egressBench(dir, log)) + "\n");
+      return;
+    }
     const custos = await allLoads(s, h2, bodyFile);
     rows.push(...custos);
     log("custos: SignExchangeRequest (Binance order: dialect, policy, own timestamp)");
@@ -371,6 +379,9 @@ async function main(): Promise<void> {
     if (pythonStream.server_stats.denied || pythonStream.server_stats.failed) throw new Error("custos denied or failed Python stream calls in the bench");
     rows.push(pythonStream);
     await s.stop();
+
+    log("custos: SendExchangeRequest vs SignExchangeRequest + the client sending (local HTTPS stand-in)");
+    const egress: EgressResult = await egressBench(dir, log);
 
     log("floor: bare grpc-js + node:crypto HMAC, same mTLS");
     s = await BenchServer.start("floor", "floor", dir);
@@ -418,6 +429,9 @@ async function main(): Promise<void> {
     out(table(rows));
     for (const r of rows) if (r.notes) out(`  ${r.server}, ${r.load}: ${r.notes}`);
     out();
+    out("egress (Binance USDⓈ-M order to a local HTTPS stand-in that verifies it; keep-alive on both paths):");
+    out(egressReport(egress));
+    out();
     out(`raw pkcs11js HMAC-SHA256 on the custos token (${hsm.object}):`);
     out(`  sync C_SignInit+C_Sign: ${hsm.sync.per_s} ops/s (${hsm.sync.us_per_op} µs/op)`);
     for (const a of hsm.async) out(`  C_SignAsync, ${a.in_flight} in flight: ${a.per_s} ops/s (${a.us_per_op} µs/op wall, ${a.cpu_us_per_op} µs CPU/op)`);
@@ -456,6 +470,17 @@ async function main(): Promise<void> {
         server_cpu_us_per_call: exchangeRows[1].server_stats.cpu_us_per_call,
         raw_server_cpu_us_per_call: cUnary.server_stats.cpu_us_per_call,
         server_cpu_us_per_call_over_raw: round((exchangeRows[1].server_stats.cpu_us_per_call ?? 0) - (cUnary.server_stats.cpu_us_per_call ?? 0), 1),
+      },
+      // SendExchangeRequest against SignExchangeRequest + the client sending, same stand-in.
+      egress: {
+        send_p50_us: egress.rows[0].latency.p50_us,
+        send_p99_us: egress.rows[0].latency.p99_us,
+        sign_then_send_p50_us: egress.rows[1].latency.p50_us,
+        sign_then_send_p99_us: egress.rows[1].latency.p99_us,
+        added_p50_us: egress.added_p50_us,
+        added_p99_us: egress.added_p99_us,
+        send_per_s: egress.rows[0].per_s,
+        sign_then_send_per_s: egress.rows[1].per_s,
       },
       // The Python client's SignStream next to the TypeScript stream client, same custos run.
       python_stream: {

@@ -221,6 +221,11 @@ async function serveCustos(): Promise<void> {
   // Diagnosis only: the audit flush interval (default 250 ms) sets the size of each batch
   // written on the event loop, hence the longest stall a call can meet.
   if (process.env.BENCH_AUDIT_FLUSH_MS) config.audit.flushIntervalMs = Number(process.env.BENCH_AUDIT_FLUSH_MS);
+  // The egress group (bench/egress.ts): Binance USDⓈ-M requests go to its local HTTPS stand-in.
+  if (process.env.BENCH_EGRESS_ORIGIN) {
+    config.egress = { ...config.egress, hosts: { binance: { "/fapi/": process.env.BENCH_EGRESS_ORIGIN } } };
+    if (process.env.BENCH_EGRESS_CA_FILE) config.egress.trustedCaFile = process.env.BENCH_EGRESS_CA_FILE;
+  }
   const ablated = ablate(process.env.BENCH_ABLATE ?? "");
   // Server-side counts: every sign decision passes SignService's observer (the Metrics
   // instance behind custos_sign_requests_total); count them here, in-process.
