@@ -62,7 +62,17 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     throw new Error(`the gateway listens on loopback or a unix socket unless a public address is configured explicitly (got ${tcp.host})`);
   }
   if ("socket" in opts.listen && existsSync(opts.listen.socket)) throw new Error(`${opts.listen.socket} exists: remove it, or choose another socket path`);
-  const server = createServer((req, res) => void handle(opts, tcp !== undefined && !opts.allowNonLoopback, req, res));
+  const checkHost = tcp !== undefined && !opts.allowNonLoopback;
+  const server = createServer((req, res) => {
+    handle(opts, checkHost, req, res).catch((e: unknown) => {
+      // A bug, not a refusal: logged without the request's content; the bot sees a generic 502.
+      opts.logger.error({ event: "gateway.error", err: e instanceof Error ? e.name : "unknown" }, "gateway request failed");
+      if (!res.headersSent) {
+        res.writeHead(502, { "content-type": "text/plain; charset=utf-8" });
+        res.end("custos gateway: internal error\n");
+      } else res.destroy();
+    });
+  });
   server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
