@@ -6,7 +6,8 @@
  * exactly as the exchange documents (the parent's `verify`) before it is answered.
  */
 import { RESPONSES } from "../fixtures/ccxt-unified-responses.js";
-import { type Canned, CannedError, ExchangeRefusal, type ReceivedRequest, StandInBinance, StandInBybit, StandInOkx } from "./stand-in-exchange.js";
+import { type Canned, CannedError, ExchangeRefusal, type ReceivedRequest, StandInBinance, StandInBybit } from "./stand-in-exchange.js";
+import { StandInOkx } from "./stand-in-okx.js";
 
 function answer(canned: Canned, r: ReceivedRequest): unknown {
   if (canned instanceof CannedError) throw new ExchangeRefusal(canned.status, -1, "canned error");
