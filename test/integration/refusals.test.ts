@@ -74,7 +74,7 @@ describe("refusals at the gRPC edge: typed, audited, aggregated under floods, bo
         .map((m): [Client, string, string] => [trader, m.path, svc.conn.client!.certPath]),
       ...[...Object.values(CustodyService), ...Object.values(GuardService)].map((m): [Client, string, string] => [officer, m.path, svc.conn.officer!.certPath]),
     ];
-    assert.equal(calls.length, 3 + 9 + 1, "every unary RPC of Signer, Custody and Guard");
+    assert.equal(calls.length, 4 + 9 + 1, "every unary RPC of Signer, Custody and Guard");
     for (const [client, path] of calls) {
       const f = failure(await rawUnary(client, path, TRUNCATED));
       assert.deepEqual({ rpc: path, code: status[f.code], reason: f.reason }, { rpc: path, code: "INVALID_ARGUMENT", reason: "MALFORMED_REQUEST" });
