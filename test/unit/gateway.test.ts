@@ -186,6 +186,7 @@ describe("custos gateway (HTTP side, custos faked)", () => {
     const before = sender.sent.length;
     assert.equal((await call(gw, "POST", "/binance/alpha/fapi/v1/order", { body: "a=1", headers: { Origin: "https://evil.example" } })).status, 403);
     assert.equal((await call(gw, "POST", "/binance/alpha/fapi/v1/order", { body: "a=1", headers: { Host: "rebound.example:7410" } })).status, 403);
+    assert.deepEqual(await call(gw, "GET", "/healthz").then((h) => [h.status, h.body]), [200, "ok\n"]);
     assert.equal((await call(gw, "GET", "/kraken/alpha/0/private/Balance")).status, 404);
     assert.equal((await call(gw, "GET", "/binance")).status, 404);
     assert.equal((await call(gw, "GET", "http://evil.example/binance/alpha/fapi/v2/balance")).status, 404, "absolute-form targets are not routes");
