@@ -17,6 +17,7 @@ import { Pool } from "undici";
 import { signerClient, unary } from "../src/client/connection.js";
 import type { SignerClient } from "../src/gen/custos/v1/signer.js";
 import { StandInBinance, standInTls } from "../test/helpers/stand-in-exchange.js";
+import { gatewayPath } from "./gateway-path.js";
 import { API_KEY_ID, JsonChild, SECRET, benchScript, exchangeRequest, onCommands, reply, round, summarize, type LatencySummary } from "./common.js";
 
 const LATENCY_CALLS = Number(process.env.EGRESS_LATENCY_CALLS ?? "3000");
@@ -34,9 +35,13 @@ export interface EgressRow {
 
 /** What the egress group reports. */
 export interface EgressResult {
-  rows: [EgressRow, EgressRow];
+  /** SendExchangeRequest, sign-then-send, and the gateway (a bot's HTTP request → SendExchangeRequest). */
+  rows: [EgressRow, EgressRow, EgressRow];
   added_p50_us: number;
   added_p99_us: number;
+  /** The gateway over SendExchangeRequest called directly. */
+  gateway_added_p50_us: number;
+  gateway_added_p99_us: number;
   target_p50_us: number;
 }
 
@@ -65,15 +70,18 @@ export async function egressBench(dir: string, log: (line: string) => void): Pro
   const signer = signerClient(ready.grpc, { caPath: ready.caPath, ...ready.client });
   // The client's own sender: the same keep-alive settings as custos's egress pool.
   const pool = new Pool(url, { connections: 16, pipelining: 1, connect: { ca: tls.caPem, rejectUnauthorized: true } });
+  const gateway = await gatewayPath(signer);
   try {
-    const paths = { send: () => viaCustos(signer), signThenSend: () => signThenSend(signer, pool, url) };
+    const paths = { send: () => viaCustos(signer), signThenSend: () => signThenSend(signer, pool, url), gateway: gateway.call };
     log(`egress: warm-up, then ${LATENCY_CALLS} calls of each path one at a time, interleaved`);
     for (let i = 0; i < WARMUP_CALLS; i++) {
       await paths.send();
       await paths.signThenSend();
+      await paths.gateway();
     }
     const a = new Float64Array(LATENCY_CALLS);
     const b = new Float64Array(LATENCY_CALLS);
+    const g = new Float64Array(LATENCY_CALLS);
     for (let i = 0; i < LATENCY_CALLS; i++) {
       let t = process.hrtime.bigint();
       await paths.send();
@@ -81,22 +89,31 @@ export async function egressBench(dir: string, log: (line: string) => void): Pro
       t = process.hrtime.bigint();
       await paths.signThenSend();
       b[i] = Number(process.hrtime.bigint() - t);
+      t = process.hrtime.bigint();
+      await paths.gateway();
+      g[i] = Number(process.hrtime.bigint() - t);
     }
     log(`egress: ${EGRESS_IN_FLIGHT} in flight, ${SECONDS} s (at most ${EGRESS_MAX_CALLS} calls) per path`);
     const sendRate = await throughput(paths.send);
     const signRate = await throughput(paths.signThenSend);
+    const gatewayRate = await throughput(paths.gateway);
     const la = summarize(a, LATENCY_CALLS);
     const lb = summarize(b, LATENCY_CALLS);
+    const lg = summarize(g, LATENCY_CALLS);
     return {
       rows: [
         { path: "SendExchangeRequest (custos signs and sends)", latency: la, per_s: sendRate },
         { path: "SignExchangeRequest + the client sends", latency: lb, per_s: signRate },
+        { path: "custos gateway (HTTP → SendExchangeRequest)", latency: lg, per_s: gatewayRate },
       ],
       added_p50_us: round(la.p50_us - lb.p50_us),
       added_p99_us: round(la.p99_us - lb.p99_us),
+      gateway_added_p50_us: round(lg.p50_us - la.p50_us),
+      gateway_added_p99_us: round(lg.p99_us - la.p99_us),
       target_p50_us: 150,
     };
   } finally {
+    await gateway.close();
     signer.close();
     await pool.close();
     custos.send({ cmd: "stop" });
@@ -112,6 +129,7 @@ export function egressReport(r: EgressResult): string {
   for (const row of r.rows) lines.push(`| ${row.path} | ${row.latency.p50_us} | ${row.latency.p99_us} | ${row.latency.p999_us} | ${row.per_s} |`);
   const met = r.added_p50_us <= r.target_p50_us ? "within" : "over";
   lines.push("", `egress added latency: p50 ${r.added_p50_us} µs, p99 ${r.added_p99_us} µs (${met} the ${r.target_p50_us} µs p50 target)`);
+  lines.push(`gateway over SendExchangeRequest: p50 ${r.gateway_added_p50_us} µs, p99 ${r.gateway_added_p99_us} µs`);
   return lines.join("\n");
 }
 

@@ -494,6 +494,11 @@ async function main(): Promise<void> {
         added_p99_us: egress.added_p99_us,
         send_per_s: egress.rows[0].per_s,
         sign_then_send_per_s: egress.rows[1].per_s,
+        gateway_p50_us: egress.rows[2].latency.p50_us,
+        gateway_p99_us: egress.rows[2].latency.p99_us,
+        gateway_per_s: egress.rows[2].per_s,
+        gateway_added_p50_us: egress.gateway_added_p50_us,
+        gateway_added_p99_us: egress.gateway_added_p99_us,
       },
       // Replicas on PostgreSQL (bench/replicas.ts): capacity against the floor and one replica, propagation.
       replicas: {

@@ -11,6 +11,7 @@ import { CliError, dataDirOf, describeRpcError } from "./context.js";
 import { registerAuditCommands } from "./audit-commands.js";
 import { tryCommands } from "./banner.js";
 import { registerWaitCommand } from "./wait.js";
+import { registerGatewayCommand } from "./gateway-command.js";
 import { PID_FILE, isDataDirServed, servingPid } from "../store/sqlite/data-dir-lock.js";
 
 // The service, HSM and store modules load only in the commands that use them, so
@@ -245,6 +246,7 @@ registerSignRequestCommand(program);
 registerSignWsAuthCommand(program);
 registerGovernanceCommands(program);
 registerWaitCommand(program);
+registerGatewayCommand(program);
 
 export async function main(argv: string[]): Promise<void> {
   try {

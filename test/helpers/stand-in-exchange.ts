@@ -20,6 +20,8 @@
  * retCode): 10003 invalid API key, 10004 invalid sign, 10002 timestamp/recv_window.
  * Serves POST /v5/order/create and GET /v5/account/wallet-balance.
  *
+ * OKX v5: stand-in-okx.ts.
+ *
  * Each stand-in serves plain HTTP, or HTTPS with a certificate from a test CA (`standInTls`), and
  * can misbehave on purpose (`fault`): never answer, reset the connection, or answer too much.
  */
@@ -65,7 +67,7 @@ export async function standInTls(): Promise<{ caPem: string; certPem: string; ke
 export type StandInFault = "none" | "hang" | "reset" | { oversized: number };
 
 /** A refusal in the exchange's own terms. */
-class ExchangeRefusal extends Error {
+export class ExchangeRefusal extends Error {
   constructor(
     readonly status: number,
     readonly code: number,
@@ -76,7 +78,7 @@ class ExchangeRefusal extends Error {
 }
 
 /** The HTTP side shared by the stand-ins: listen, record, answer, replay. */
-abstract class StandInExchange {
+export abstract class StandInExchange {
   readonly received: ReceivedRequest[] = [];
   readonly accepted: AcceptedOrder[] = [];
   /** Added to the stand-in's clock (to replay a request "later"). */
@@ -246,7 +248,7 @@ export class StandInBinance extends StandInExchange {
   }
 
   /** Binance's SIGNED endpoint checks: key, signature, timestamp. */
-  private verify(r: ReceivedRequest, query: string, body: string): URLSearchParams {
+  protected verify(r: ReceivedRequest, query: string, body: string): URLSearchParams {
     const apiKey = r.headers["x-mbx-apikey"];
     if (!apiKey || !/^[\x21-\x7e]+$/.test(apiKey)) throw new ExchangeRefusal(401, -2014, "API-key format invalid.");
     const secret = this.accounts.get(apiKey);
@@ -303,6 +305,25 @@ export class StandInBybit extends StandInExchange {
   protected serve(r: ReceivedRequest, path: string, query: string): unknown {
     const route = `${r.method} ${path}`;
     if (route !== "POST /v5/order/create" && route !== "GET /v5/account/wallet-balance") throw new ExchangeRefusal(404, 10001, "Unknown endpoint.");
+    const serverTime = this.verify(r, query);
+    const ok = (result: unknown) => ({ retCode: 0, retMsg: "OK", result, retExtInfo: {}, time: serverTime });
+    if (route === "GET /v5/account/wallet-balance") {
+      return ok({ list: [{ accountType: "UNIFIED", totalWalletBalance: "1000", coin: [{ coin: "USDT", walletBalance: "1000", equity: "1000" }] }] });
+    }
+    const o = JSON.parse(r.body) as Record<string, string>;
+    const order = this.order({
+      symbol: o.symbol ?? "",
+      side: o.side ?? "",
+      type: o.orderType ?? "",
+      quantity: o.qty ?? "",
+      ...(o.price ? { price: o.price } : {}),
+      ...(o.orderLinkId ? { clientOrderId: o.orderLinkId } : {}),
+    });
+    return ok({ orderId: String(order.orderId), orderLinkId: order.clientOrderId ?? "" });
+  }
+
+  /** Bybit v5's checks: API key, signature, timestamp within the receive window; returns the server time. */
+  protected verify(r: ReceivedRequest, query: string): number {
     const h = (name: string) => r.headers[name.toLowerCase()] ?? "";
     const apiKey = h("X-BAPI-API-KEY");
     const secret = this.accounts.get(apiKey);
@@ -318,20 +339,7 @@ export class StandInBybit extends StandInExchange {
     if (!/^\d+$/.test(timestamp) || !(serverTime - Number(recvWindow) <= ts && ts < serverTime + 1000)) {
       throw new ExchangeRefusal(200, 10002, "invalid request, please check your server timestamp or recv_window param");
     }
-    const ok = (result: unknown) => ({ retCode: 0, retMsg: "OK", result, retExtInfo: {}, time: serverTime });
-    if (route === "GET /v5/account/wallet-balance") {
-      return ok({ list: [{ accountType: "UNIFIED", totalWalletBalance: "1000", coin: [{ coin: "USDT", walletBalance: "1000", equity: "1000" }] }] });
-    }
-    const o = JSON.parse(r.body) as Record<string, string>;
-    const order = this.order({
-      symbol: o.symbol ?? "",
-      side: o.side ?? "",
-      type: o.orderType ?? "",
-      quantity: o.qty ?? "",
-      ...(o.price ? { price: o.price } : {}),
-      ...(o.orderLinkId ? { clientOrderId: o.orderLinkId } : {}),
-    });
-    return ok({ orderId: String(order.orderId), orderLinkId: order.clientOrderId ?? "" });
+    return serverTime;
   }
 }
 
