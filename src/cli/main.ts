@@ -9,6 +9,7 @@ import { registerClientCommands, registerKeyCommands, registerSignCommand, regis
 import { registerGovernanceCommands, registerKeyLifecycleCommands } from "./governance-commands.js";
 import { CliError, dataDirOf, describeRpcError } from "./context.js";
 import { registerAuditCommands } from "./audit-commands.js";
+import { registerStoreCommands } from "./store-commands.js";
 import { tryCommands } from "./banner.js";
 import { registerWaitCommand } from "./wait.js";
 import { PID_FILE, isDataDirServed, servingPid } from "../store/sqlite/data-dir-lock.js";
@@ -237,6 +238,7 @@ pki
   });
 
 registerAuditCommands(program);
+registerStoreCommands(program);
 registerKeyCommands(program);
 registerKeyLifecycleCommands(program);
 registerClientCommands(program);
