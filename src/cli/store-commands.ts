@@ -2,6 +2,7 @@ import { existsSync } from "node:fs";
 import type { Command } from "commander";
 import { loadConfig } from "../config/config.js";
 import { postgresSetting } from "../config/config-sections.js";
+import { CustosError } from "../errors.js";
 import { CliError, dataDirOf } from "./context.js";
 import { Progress } from "./progress.js";
 
@@ -23,7 +24,7 @@ export function registerStoreCommands(program: Command): void {
       const { moveSqliteToPostgres, STORE_TABLES } = await import("../store/migrate-to-postgres.js");
       const { redactPostgresUrl } = await import("../store/postgres/pg-url.js");
       // custos must be stopped: the serve lock is held while copying, so none can start meanwhile.
-      const lock = lockDataDir(config.dataDir);
+      const lock = withCode(() => lockDataDir(config.dataDir));
       try {
         const progress = new Map<string, Progress>();
         const report = await moveSqliteToPostgres(config.store.sqlitePath, url, (table, done, total) => {
@@ -31,7 +32,11 @@ export function registerStoreCommands(program: Command): void {
           if (!p) progress.set(table, (p = new Progress(`copying ${table}`, total)));
           p.update(done);
           if (done === total) p.done();
-        });
+        }).catch((e: unknown) =>
+          withCode(() => {
+            throw e;
+          }),
+        );
         console.log(`moved ${config.store.sqlitePath} to ${redactPostgresUrl(url)}`);
         for (const table of STORE_TABLES) console.log(`  ${table}\t${report.rows[table]}`);
         const head = report.auditHead;
@@ -41,4 +46,14 @@ export function registerStoreCommands(program: Command): void {
         lock.release();
       }
     });
+}
+
+/** `fn`'s result; a typed error it throws is printed with its code (scripts and tests switch on it). */
+function withCode<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof CustosError) throw new CliError(`${e.code}: ${e.message}`);
+    throw e;
+  }
 }
