@@ -27,6 +27,7 @@ export const STORE_TABLES = [
   "audit_checkpoints",
 ] as const;
 
+/** One of the store's tables. */
 export type StoreTableName = (typeof STORE_TABLES)[number];
 
 /** What a move copied: rows per table, and the audit chain's head (seq and hash, the same on both sides). */

@@ -123,7 +123,15 @@ test("transactions of two replicas run one after the other, never interleaved", 
 
 test("console bounds hold for the deployment: two replicas together store at most maxLive sessions", async () => {
   const [a, b] = await twoReplicas();
-  const session = (i: number) => ({ idHash: `h${i}`, officerId: "alice", scope: "officer" as const, csrf: "c", credentialId: null, createdAt: at(0), expiresAt: at(30) });
+  const session = (i: number) => ({
+    idHash: `h${i}`,
+    officerId: "alice",
+    scope: "officer" as const,
+    csrf: "c",
+    credentialId: null,
+    createdAt: at(0),
+    expiresAt: at(30),
+  });
   const stored = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? a : b).console.putConsoleSession(session(i), 5, at(1))));
   assert.equal(stored.filter(Boolean).length, 5);
   await Promise.all([a.close(), b.close()]);
