@@ -8,8 +8,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { openStore, type StoreLocation } from "../store/open-store.js";
 import type { Store } from "../store/store.js";
-import { GENESIS_HASH } from "./chain.js";
-import { chainRows, type ChainHead } from "./chain-writer.js";
+import { chainRows, continueFrom, type ChainHead } from "./chain-writer.js";
 import { decodeEvents, type EncodedEvents } from "./event-batch.js";
 
 export type AuditWorkerRequest = { id: number; batch: EncodedEvents; head: ChainHead };
@@ -31,7 +30,7 @@ async function append(req: AuditWorkerRequest): Promise<ChainHead> {
   const events = decodeEvents(req.batch);
   let head: ChainHead = req.head;
   await (await store()).audit.appendChained((stored) => {
-    const from = { seq: stored?.seq ?? 0, hash: stored?.hash ?? GENESIS_HASH };
+    const from = continueFrom(stored, req.head);
     if (from.seq > req.head.seq) {
       // An earlier attempt committed but its answer was lost (the thread died in between): the
       // same events from the same head give the same rows, so acknowledge it if they are the head.

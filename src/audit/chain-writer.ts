@@ -33,21 +33,33 @@ export function chainRows(batch: readonly QueuedEvent[], head: ChainHead): { row
 }
 
 /**
+ * Where a batch continues the chain: its stored head, which other writers (replicas) may have
+ * moved on since `written`, the head this writer last wrote. A stored head *behind* `written`
+ * means the chain was shortened under a running custos: the batch then continues `written`, so
+ * the gap stays in the chain, the checkpoint of this head disagrees with the database, and the
+ * next start refuses it (a silent continuation would hide the deletion).
+ */
+export function continueFrom(stored: StoredAuditEvent | undefined, written: ChainHead): ChainHead {
+  const head = { seq: stored?.seq ?? 0, hash: stored?.hash ?? GENESIS_HASH };
+  return head.seq < written.seq ? written : head;
+}
+
+/**
  * Writes on the calling thread, through the store: the batch continues the chain's stored head
  * (read under the chain's lock), so other writers on the same store extend the same chain.
  */
 export class StoreChainWriter implements ChainWriter {
   constructor(private readonly store: StoreSlice<"audit">) {}
 
-  async append(batch: EncodedEvents, _head: ChainHead): Promise<ChainHead> {
+  async append(batch: EncodedEvents, head: ChainHead): Promise<ChainHead> {
     const events = decodeEvents(batch);
-    let head: ChainHead | undefined;
+    let written: ChainHead | undefined;
     await this.store.audit.appendChained((stored) => {
-      const next = chainRows(events, { seq: stored?.seq ?? 0, hash: stored?.hash ?? GENESIS_HASH });
-      head = next.head;
+      const next = chainRows(events, continueFrom(stored, head));
+      written = next.head;
       return next.rows;
     });
-    return head!;
+    return written!;
   }
 
   async close(): Promise<void> {}

@@ -9,6 +9,7 @@ import { registerClientCommands, registerKeyCommands, registerSignCommand, regis
 import { registerGovernanceCommands, registerKeyLifecycleCommands } from "./governance-commands.js";
 import { CliError, dataDirOf, describeRpcError } from "./context.js";
 import { registerAuditCommands } from "./audit-commands.js";
+import { registerStoreCommands } from "./store-commands.js";
 import { tryCommands } from "./banner.js";
 import { registerWaitCommand } from "./wait.js";
 import { registerGatewayCommand } from "./gateway-command.js";
@@ -35,6 +36,17 @@ function packageVersion(): string {
   return (JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version: string }).version;
 }
 
+/** `custos serve`'s options. */
+type ServeOptions = {
+  dataDir?: string;
+  grpcPort?: string;
+  httpPort?: string;
+  consolePort?: string;
+  host?: string;
+  acceptAuditRewind?: boolean;
+  postgres?: string;
+};
+
 program
   .command("serve")
   .description("run the service (embedded default: SoftHSM2 token, SQLite and dev PKI under the data dir)")
@@ -48,74 +60,64 @@ program
     "serve although the audit chain is shorter than, or differs from, its last signed checkpoint (audited as audit.rewind_accepted)",
   )
   .option("--postgres <url>", "the store on PostgreSQL (replicas share it); prefer $CUSTOS_POSTGRES_URL or store.postgres: argv is visible to every user")
-  .action(
-    async (o: {
-      dataDir?: string;
-      grpcPort?: string;
-      httpPort?: string;
-      consolePort?: string;
-      host?: string;
-      acceptAuditRewind?: boolean;
-      postgres?: string;
-    }) => {
-      const config = withPostgresFlag(loadConfig(dataDirOf(o)), o.postgres);
-      if (o.grpcPort !== undefined) config.grpc.port = Number(o.grpcPort);
-      if (o.httpPort !== undefined) config.http.port = Number(o.httpPort);
-      if (o.consolePort !== undefined) config.console.port = Number(o.consolePort);
-      if (o.host !== undefined) config.grpc.host = config.http.host = config.console.host = o.host;
-      const logger = createLogger(config.logLevel);
-      // Signals are handled from before the start: connection.json appears inside startService, and a
-      // SIGTERM that follows it at once must drain and exit 0, not kill the process by default.
-      let stopRequested: string | undefined;
-      let shutdown = (signal: string) => void (stopRequested ??= signal);
-      process.once("SIGTERM", () => shutdown("SIGTERM"));
-      process.once("SIGINT", () => shutdown("SIGINT"));
-      const { startService } = await lazy.service();
-      const service = await startService(config, logger, { acceptAuditRewind: o.acceptAuditRewind === true }).catch((e: unknown) => {
-        // A refused audit chain or an unreachable store names its code, for operators and their scripts.
-        if (e instanceof CustosError && (e.code.startsWith("AUDIT_") || e.code === "STORE_ERROR")) throw new CliError(`${e.code}: ${e.message}`);
-        throw e;
-      });
-      const c = service.connection;
-      process.stderr.write(
-        [
-          "",
-          `custos is serving ${config.embedded ? "(embedded default: dev PKI, SoftHSM2 token and SQLite in " + config.dataDir + ")" : ""}`,
-          `  gRPC (TLS 1.3, mTLS)  ${c.grpc}   server name ${c.serverName}`,
-          `  HTTP                  ${c.http}/healthz  /readyz  /metrics`,
-          ...(c.console ? [`  officer console       ${c.console}  (HTTPS, passkeys; first login: custos officer enroll-token)`] : []),
-          `  CA certificate        ${c.caPath}`,
-          ...(c.client ? [`  trading client cert   ${c.client.certPath} (+ .key)`] : []),
-          ...(c.admin ? [`  administrator cert    ${c.admin.certPath} (+ .key)`] : []),
-          ...(c.officer ? [`  dev officer cert      ${c.officer.certPath} (+ .key); signing key ${c.officer.officerKeyPath}`] : []),
-          `  wrapping key          ${c.wrappingKeyFingerprint || "none: run custos hsm init"}`,
-          `  connection details    ${join(config.dataDir, "connection.json")}`,
-          ...(config.embedded
-            ? [
-                "",
-                '  !! DEV GOVERNANCE: one local officer ("dev", key in this data dir), threshold 1.',
-                "  !! Every key import, rotation and grant here is approved by that one key on this",
-                "  !! machine. A configured deployment (custos.json) never does this: see README, Governance.",
-              ]
-            : []),
-          ...(config.embedded ? tryCommands(config.dataDir) : []),
-          "",
-        ].join("\n") + "\n",
+  .action(async (o: ServeOptions) => {
+    const config = withPostgresFlag(loadConfig(dataDirOf(o)), o.postgres);
+    if (o.grpcPort !== undefined) config.grpc.port = Number(o.grpcPort);
+    if (o.httpPort !== undefined) config.http.port = Number(o.httpPort);
+    if (o.consolePort !== undefined) config.console.port = Number(o.consolePort);
+    if (o.host !== undefined) config.grpc.host = config.http.host = config.console.host = o.host;
+    const logger = createLogger(config.logLevel);
+    // Signals are handled from before the start: connection.json appears inside startService, and a
+    // SIGTERM that follows it at once must drain and exit 0, not kill the process by default.
+    let stopRequested: string | undefined;
+    let shutdown = (signal: string) => void (stopRequested ??= signal);
+    process.once("SIGTERM", () => shutdown("SIGTERM"));
+    process.once("SIGINT", () => shutdown("SIGINT"));
+    const { startService } = await lazy.service();
+    const service = await startService(config, logger, { acceptAuditRewind: o.acceptAuditRewind === true }).catch((e: unknown) => {
+      // A refused audit chain or an unreachable store names its code, for operators and their scripts.
+      if (e instanceof CustosError && (e.code.startsWith("AUDIT_") || e.code === "STORE_ERROR")) throw new CliError(`${e.code}: ${e.message}`);
+      throw e;
+    });
+    const c = service.connection;
+    process.stderr.write(
+      [
+        "",
+        `custos is serving ${config.embedded ? "(embedded default: dev PKI, SoftHSM2 token and SQLite in " + config.dataDir + ")" : ""}`,
+        `  gRPC (TLS 1.3, mTLS)  ${c.grpc}   server name ${c.serverName}`,
+        `  HTTP                  ${c.http}/healthz  /readyz  /metrics`,
+        ...(c.console ? [`  officer console       ${c.console}  (HTTPS, passkeys; first login: custos officer enroll-token)`] : []),
+        `  CA certificate        ${c.caPath}`,
+        ...(c.client ? [`  trading client cert   ${c.client.certPath} (+ .key)`] : []),
+        ...(c.admin ? [`  administrator cert    ${c.admin.certPath} (+ .key)`] : []),
+        ...(c.officer ? [`  dev officer cert      ${c.officer.certPath} (+ .key); signing key ${c.officer.officerKeyPath}`] : []),
+        `  wrapping key          ${c.wrappingKeyFingerprint || "none: run custos hsm init"}`,
+        `  connection details    ${join(config.dataDir, "connection.json")}`,
+        ...(config.embedded
+          ? [
+              "",
+              '  !! DEV GOVERNANCE: one local officer ("dev", key in this data dir), threshold 1.',
+              "  !! Every key import, rotation and grant here is approved by that one key on this",
+              "  !! machine. A configured deployment (custos.json) never does this: see README, Governance.",
+            ]
+          : []),
+        ...(config.embedded ? tryCommands(config.dataDir) : []),
+        "",
+      ].join("\n") + "\n",
+    );
+    // The service holds the data dir's lock and wrote DIR/custos.pid (for `custos stop`); both go when it stops.
+    shutdown = (signal: string) => {
+      logger.info({ event: "service.stopping", signal }, "draining in-flight calls");
+      service.stop().then(
+        () => process.exit(0),
+        (e: unknown) => {
+          logger.error({ event: "service.stop_failed", err: e }, "shutdown failed");
+          process.exit(1);
+        },
       );
-      // The service holds the data dir's lock and wrote DIR/custos.pid (for `custos stop`); both go when it stops.
-      shutdown = (signal: string) => {
-        logger.info({ event: "service.stopping", signal }, "draining in-flight calls");
-        service.stop().then(
-          () => process.exit(0),
-          (e: unknown) => {
-            logger.error({ event: "service.stop_failed", err: e }, "shutdown failed");
-            process.exit(1);
-          },
-        );
-      };
-      if (stopRequested) shutdown(stopRequested);
-    },
-  );
+    };
+    if (stopRequested) shutdown(stopRequested);
+  });
 
 program
   .command("stop")
@@ -238,6 +240,7 @@ pki
   });
 
 registerAuditCommands(program);
+registerStoreCommands(program);
 registerKeyCommands(program);
 registerKeyLifecycleCommands(program);
 registerClientCommands(program);

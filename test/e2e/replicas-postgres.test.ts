@@ -29,6 +29,7 @@ const KEY = "bybit-main";
 const ALPHA = "spiffe://custos/engine/alpha";
 const SECRET = "replicated-deployment-secret-0123456789abcdef";
 const hmac = (payload: string) => createHmac("sha256", SECRET).update(payload).digest("hex");
+const PASSWORD = "replica-db-password-4f1c";
 
 describe("replicas on PostgreSQL", () => {
   const dir = tempDir("custos-replicas-");
@@ -43,8 +44,9 @@ describe("replicas on PostgreSQL", () => {
 
   before(async () => {
     cluster = await startPostgres();
-    // The URL from the environment, as a deployment hands it over (never argv).
-    env = { CUSTOS_POSTGRES_URL: cluster.url };
+    // The URL from the environment, as a deployment hands it over (never argv), with a password
+    // (the test cluster trusts loopback and ignores it) that must appear nowhere custos writes.
+    env = { CUSTOS_POSTGRES_URL: cluster.url.replace("postgres@", `postgres:${PASSWORD}@`) };
     const made = await writeConfiguredDeployment(dir, { audit: { flushIntervalMs: 50 } });
     fingerprint = made.fingerprint;
     alpha = ["--cert", join(made.pki, "alpha.crt"), "--cert-key", join(made.pki, "alpha.key")];
@@ -122,8 +124,17 @@ describe("replicas on PostgreSQL", () => {
     const running = await runCli(["audit", "verify", "--data-dir", dir], { env });
     assert.equal(running.code, 0, running.stderr);
     const grpcOf = [first.conn.grpc, second.conn.grpc];
+    for (const replica of [first, second]) {
+      const metrics = await (await fetch(`${replica.conn.http}/metrics`)).text();
+      assert.ok(metrics.includes("custos_"), "metrics answered");
+      assert.ok(!metrics.includes(PASSWORD), "the database password is not in the metrics");
+    }
     assert.equal(await first.stop(), 0);
     assert.equal(await second.stop(), 0);
+    for (const replica of [first, second]) {
+      assert.match(replica.stdout(), /"event":"store\.postgres"/, "the replica logs which database it uses");
+      assert.ok(!replica.stdout().includes(PASSWORD) && !replica.stderr().includes(PASSWORD), "the database password is never logged");
+    }
     first = second = undefined;
     const verified = await runCli(["audit", "verify", "--data-dir", dir], { env });
     assert.equal(verified.code, 0, verified.stderr);

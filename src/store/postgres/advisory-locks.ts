@@ -5,6 +5,7 @@
  */
 export const CUSTOS_LOCK_NAMESPACE = 0x637573;
 
+/** The ids within custos's namespace, one per mechanism. */
 export const ADVISORY_LOCKS = {
   /** Held (session level) while migrations run: replicas starting together migrate once. */
   migrations: 1,

@@ -62,7 +62,8 @@ export class PgGovernanceTables implements GovernanceTable {
   async addPasskey(k: PasskeyRecord): Promise<void> {
     try {
       await this.db.run(
-        "INSERT INTO officer_passkeys (credential_id, officer_id, public_key, counter, transports, aaguid, label, created_at, last_used_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        `INSERT INTO officer_passkeys (credential_id, officer_id, public_key, counter, transports, aaguid, label, created_at, last_used_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
         [k.id, k.officerId, k.publicKey, k.counter, JSON.stringify(k.transports), k.aaguid, k.label, k.createdAt, k.lastUsedAt],
       );
     } catch (e) {
@@ -129,7 +130,8 @@ export class PgGovernanceTables implements GovernanceTable {
 
   async addVote(v: VoteRecord): Promise<void> {
     await this.db.run(
-      "INSERT INTO votes (proposal_id, officer_id, decision, digest, signature, at, credential_kind, credential_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+      `INSERT INTO votes (proposal_id, officer_id, decision, digest, signature, at, credential_kind, credential_id)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING`,
       [v.proposalId, v.officerId, v.decision, v.digest, v.signature, v.at, v.credentialKind ?? "ed25519", v.credentialId ?? null],
     );
   }

@@ -87,7 +87,8 @@ export class PgKeyTables implements KeyTable {
 
   async setPolicy(keyId: string, policyJson: string, at: string): Promise<void> {
     await this.db.run(
-      "INSERT INTO key_policies (key_id, policy, updated_at) VALUES ($1, $2, $3) ON CONFLICT (key_id) DO UPDATE SET policy = excluded.policy, updated_at = excluded.updated_at",
+      `INSERT INTO key_policies (key_id, policy, updated_at) VALUES ($1, $2, $3)
+       ON CONFLICT (key_id) DO UPDATE SET policy = excluded.policy, updated_at = excluded.updated_at`,
       [keyId, policyJson, at],
     );
   }
@@ -100,7 +101,8 @@ export class PgKeyTables implements KeyTable {
 
 async function insertVersion(q: PgQuery, v: KeyVersionRecord): Promise<void> {
   await q.run(
-    "INSERT INTO key_versions (key_id, version, object_id, state, created_at, activated_at, api_key_id, retire_at, signed_passphrase) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    `INSERT INTO key_versions (key_id, version, object_id, state, created_at, activated_at, api_key_id, retire_at, signed_passphrase)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
     [v.keyId, v.version, v.objectId, v.state, v.createdAt, v.activatedAt, v.apiKeyId ?? null, v.retireAt ?? null, v.signedPassphrase ?? null],
   );
 }

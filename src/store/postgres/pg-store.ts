@@ -30,6 +30,20 @@ const types = {
     oid === INT8_OID ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format ?? "text")) as typeof pg.types.getTypeParser,
 };
 
+/** A pool on `url` whose rows are what PgStore's tables read (BIGINT as numbers). */
+export function postgresPool(url: string, opts: Pick<PgStoreOptions, "maxConnections" | "applicationName"> = {}): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: opts.maxConnections ?? 10,
+    application_name: opts.applicationName ?? "custos",
+    connectionTimeoutMillis: 10_000,
+    types,
+  });
+  // An idle connection that breaks (a PostgreSQL restart) is dropped from the pool; the next call reconnects.
+  pool.on("error", () => undefined);
+  return pool;
+}
+
 /**
  * The replicated store: every table on PostgreSQL through one `pg.Pool`, so several custos
  * processes (replicas) share one state. Single calls are atomic on their own (one statement, or
@@ -61,15 +75,7 @@ export class PgStore implements Store {
    * without its password) when PostgreSQL cannot be reached: custos does not start without it.
    */
   static async open(url: string, opts: PgStoreOptions = {}): Promise<PgStore> {
-    const pool = new pg.Pool({
-      connectionString: url,
-      max: opts.maxConnections ?? 10,
-      application_name: opts.applicationName ?? "custos",
-      connectionTimeoutMillis: 10_000,
-      types,
-    });
-    // An idle connection that breaks (a PostgreSQL restart) is dropped from the pool; the next call reconnects.
-    pool.on("error", () => undefined);
+    const pool = postgresPool(url, opts);
     try {
       await pool.query("SELECT 1");
       if (opts.migrate ?? true) await migrate(pool);
