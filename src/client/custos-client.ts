@@ -6,9 +6,9 @@ import {
   type SignStreamRequest,
   type SignStreamResponse,
   type SignedExchangeRequest,
-  type SignerClient,
 } from "../gen/custos/v1/signer.js";
-import { readConnectionFile, signerClient, unary, type ClientIdentity } from "./connection.js";
+import { readConnectionFile, unary, type ClientIdentity } from "./connection.js";
+import { isFailoverError, ReplicaSet } from "./failover.js";
 
 /** An exchange request as a trading engine describes it; everything but key, method and path is optional. */
 export interface ExchangeRequestInput {
@@ -59,69 +59,77 @@ export class StreamDenial extends Error {
 }
 
 /**
- * The TypeScript client of custos's Signer: typed, promise-based, mTLS. The channel reconnects
- * by itself (grpc-js); the stream helper reopens its stream on the next call after a failure,
- * failing only the calls that were in flight.
+ * The TypeScript client of custos's Signer: typed, promise-based, mTLS. Given the addresses of
+ * several replicas of one deployment it fails over: a call that ends UNAVAILABLE is retried on
+ * the next replica (see failover.ts for why that is safe), and a stream session that breaks
+ * re-opens on the next replica and re-sends the requests that had no answer.
  */
 export class CustosClient {
-  private readonly signer: SignerClient;
+  private readonly replicas: ReplicaSet;
   private stream: SignStreamSession | undefined;
 
-  constructor(address: string, identity: ClientIdentity, serverName = "localhost") {
-    this.signer = signerClient(address, identity, serverName);
+  /** `address`: one replica, or every replica of the deployment (the first is used first). */
+  constructor(address: string | readonly string[], identity: ClientIdentity, serverName = "localhost") {
+    this.replicas = new ReplicaSet(typeof address === "string" ? [address] : address, identity, serverName);
   }
 
-  /** From a data dir's connection.json; the dev trading client's certificate unless `identity` is given. */
-  static fromDataDir(dataDir: string, identity?: Omit<ClientIdentity, "caPath">): CustosClient {
+  /**
+   * From a data dir's connection.json; the dev trading client's certificate unless `identity` is
+   * given. `otherReplicas`: more addresses of the same deployment, tried after the data dir's own.
+   */
+  static fromDataDir(dataDir: string, identity?: Omit<ClientIdentity, "caPath">, otherReplicas: readonly string[] = []): CustosClient {
     const conn = readConnectionFile(dataDir);
     const id = identity ?? conn.client;
     if (!id) throw new Error(`no client certificate in ${dataDir}/connection.json: pass one`);
-    return new CustosClient(conn.grpc, { caPath: conn.caPath, certPath: id.certPath, keyPath: id.keyPath }, conn.serverName);
+    return new CustosClient([conn.grpc, ...otherReplicas], { caPath: conn.caPath, certPath: id.certPath, keyPath: id.keyPath }, conn.serverName);
+  }
+
+  /** The address of the replica the client is using now. */
+  get activeAddress(): string {
+    return this.replicas.addresses[this.replicas.index] as string;
   }
 
   /** Raw signature over `payload` (for keys without a dialect, or whose policy allows raw signing). */
   sign(keyId: string, payload: Uint8Array, version = 0): Promise<SignResponse> {
-    return unary(this.signer, "sign", { keyId, version, payload: Buffer.from(payload), encoding: SignatureEncoding.SIGNATURE_ENCODING_RAW });
+    const req = { keyId, version, payload: Buffer.from(payload), encoding: SignatureEncoding.SIGNATURE_ENCODING_RAW };
+    return this.replicas.call((signer) => unary(signer, "sign", req));
   }
 
   async signExchangeRequest(input: ExchangeRequestInput): Promise<SignedRequest> {
-    return fromWire(await unary(this.signer, "signExchangeRequest", toWire(input)));
+    const req = toWire(input);
+    return fromWire(await this.replicas.call((signer) => unary(signer, "signExchangeRequest", req)));
   }
 
   /** One shared bidirectional stream for high rates (answers may come out of order). */
   streamSession(): SignStreamSession {
-    if (!this.stream || this.stream.broken) this.stream = new SignStreamSession(this.signer);
+    if (!this.stream || this.stream.broken) this.stream = new SignStreamSession(this.replicas);
     return this.stream;
   }
 
   close(): void {
     this.stream?.close();
-    this.signer.close();
+    this.replicas.close();
   }
 }
 
-/** Requests over one `SignStream`, matched to answers by request id. */
+/**
+ * Requests over one `SignStream`, matched to answers by request id. When the stream breaks
+ * (UNAVAILABLE, or the replica ends it while the session is open) it re-opens on the next
+ * replica and re-sends every request still waiting for an answer; after a round of every
+ * replica without a single answer it gives up, failing the waiting calls, and is `broken`.
+ */
 export class SignStreamSession {
-  private readonly call: ClientDuplexStream<SignStreamRequest, SignStreamResponse>;
-  private readonly pending = new Map<string, { resolve: (r: SignStreamResponse) => void; reject: (e: unknown) => void }>();
+  private call: ClientDuplexStream<SignStreamRequest, SignStreamResponse>;
+  private callReplica: number;
+  private readonly pending = new Map<string, { kind: SignStreamRequest["kind"]; resolve: (r: SignStreamResponse) => void; reject: (e: unknown) => void }>();
   private nextId = 0;
+  private closed = false;
+  private reopensWithoutAnswer = 0;
   broken = false;
 
-  constructor(signer: SignerClient) {
-    this.call = signer.signStream();
-    this.call.on("data", (m: SignStreamResponse) => {
-      const p = this.pending.get(m.requestId);
-      if (!p) return;
-      this.pending.delete(m.requestId);
-      p.resolve(m);
-    });
-    const fail = (e: unknown) => {
-      this.broken = true;
-      for (const p of this.pending.values()) p.reject(e);
-      this.pending.clear();
-    };
-    this.call.on("error", fail);
-    this.call.on("end", () => fail(new Error("custos closed the sign stream")));
+  constructor(private readonly replicas: ReplicaSet) {
+    this.callReplica = replicas.index;
+    this.call = this.open(this.callReplica);
   }
 
   async signExchangeRequest(input: ExchangeRequestInput): Promise<SignedRequest> {
@@ -140,14 +148,48 @@ export class SignStreamSession {
   }
 
   close(): void {
+    this.closed = true;
     this.call.end();
+  }
+
+  private open(replica: number): ClientDuplexStream<SignStreamRequest, SignStreamResponse> {
+    const call = this.replicas.signer(replica).signStream();
+    call.on("data", (m: SignStreamResponse) => {
+      if (call !== this.call) return;
+      this.reopensWithoutAnswer = 0;
+      const p = this.pending.get(m.requestId);
+      if (!p) return;
+      this.pending.delete(m.requestId);
+      p.resolve(m);
+    });
+    call.on("error", (e) => this.lost(call, e));
+    call.on("end", () => this.lost(call, undefined));
+    return call;
+  }
+
+  /** The stream `call` failed (`e`) or was ended by the replica (undefined). */
+  private lost(call: ClientDuplexStream<SignStreamRequest, SignStreamResponse>, e: unknown): void {
+    if (call !== this.call || this.broken) return;
+    const failover = !this.closed && (e === undefined || isFailoverError(e));
+    if (failover && this.reopensWithoutAnswer < this.replicas.addresses.length) {
+      this.reopensWithoutAnswer++;
+      call.cancel();
+      this.callReplica = this.replicas.advance(this.callReplica);
+      this.call = this.open(this.callReplica);
+      for (const [requestId, p] of this.pending) this.call.write({ requestId, kind: p.kind });
+      return;
+    }
+    this.broken = true;
+    const why = e ?? new Error("custos closed the sign stream");
+    for (const p of this.pending.values()) p.reject(why);
+    this.pending.clear();
   }
 
   private send(kind: SignStreamRequest["kind"]): Promise<SignStreamResponse> {
     if (this.broken) return Promise.reject(new Error("the sign stream failed; open a new session"));
     const requestId = String(++this.nextId);
     return new Promise((resolve, reject) => {
-      this.pending.set(requestId, { resolve, reject });
+      this.pending.set(requestId, { kind, resolve, reject });
       this.call.write({ requestId, kind });
     });
   }

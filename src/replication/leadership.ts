@@ -29,6 +29,10 @@ export interface LeadershipOptions {
   onError?: (e: Error) => void;
 }
 
+/** Whether this session still holds the lock (a bigint lock's low 32 bits are its objid). */
+const HELD_SQL = `SELECT count(*)::text AS n FROM pg_locks
+  WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted AND objid = (hashtextextended($1, 0) & 4294967295)::oid`;
+
 /** application_name of the election session. */
 export const LEADERSHIP_APPLICATION_NAME = "custos-leadership";
 
@@ -107,10 +111,7 @@ export class Leadership {
       timer = setTimeout(() => reject(new Error(`the leadership heartbeat took over ${this.heartbeatTimeoutMs} ms`)), this.heartbeatTimeoutMs);
     });
     try {
-      const held = session.query<{ n: string }>(
-        "SELECT count(*)::text AS n FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted AND objid = (hashtextextended($1, 0) & 4294967295)::oid",
-        [this.name],
-      );
+      const held = session.query<{ n: string }>(HELD_SQL, [this.name]);
       const { rows } = await Promise.race([held, timeout]);
       if (rows[0]?.n === "0") throw new Error("the advisory lock is no longer held");
     } finally {

@@ -141,6 +141,27 @@ describe("the change feed (generation row, NOTIFY fast path, poll as the truth)"
     }
   });
 
+  it("a PostgreSQL restart: the feed reports how stale it is while the server is down, then recovers by itself", async () => {
+    const feed = await ChangeFeed.start({ url: cluster.url, onChange: () => undefined, pollIntervalMs: 200, listenRetryMs: 200, onError: () => undefined });
+    try {
+      await admin.end(); // a fast shutdown would cut it: only the feed's sessions live through the outage
+      cluster.stopServer();
+      assert.ok(await eventually(() => !feed.listening, 5_000), "the listener did not notice the server stopped");
+      assert.ok(await eventually(() => feed.msSinceConfirmed() > 1_000, 5_000), "staleness is not reported");
+      cluster.startServer();
+      admin = new pg.Client({ connectionString: cluster.url });
+      await admin.connect();
+      await admin.query("INSERT INTO feed_probe (v) VALUES (7)");
+      const committed = await readGeneration(admin);
+      assert.ok(await eventually(() => feed.generation === committed, 10_000), "no convergence after the restart");
+      assert.ok(await eventually(() => feed.listening, 10_000), "the listener did not come back");
+      assert.ok(feed.msSinceConfirmed() < 1_000);
+    } finally {
+      cluster.startServer();
+      await feed.stop();
+    }
+  });
+
   it("a replica does not start blind: the feed refuses to start when PostgreSQL is unreachable", async () => {
     const nobody = cluster.url.replace(/:\d+\//, ":1/");
     await assert.rejects(ChangeFeed.start({ url: nobody, onChange: () => undefined }), (e: NodeJS.ErrnoException) => e.code === "ECONNREFUSED");
