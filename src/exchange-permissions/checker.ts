@@ -8,8 +8,8 @@ import { PermissionParseError, unsafeReasons, unverified, type PermissionFacts }
 import { permissionProbeFor } from "./index.js";
 import { sendOwnRequest, type OwnRequestDeps } from "./own-request.js";
 
-/** Why a check ran: after an import or rotation executed, or on the periodic timer. */
-export type CheckTrigger = "import" | "rotation" | "api-key-id" | "periodic";
+/** Why a check ran: after an import, rotation, API key id or policy change executed, or on the periodic timer. */
+export type CheckTrigger = "import" | "rotation" | "api-key-id" | "policy" | "periodic";
 
 /** Observes each verified result (metrics); abstract so this module imports no metrics library. */
 export interface PermissionObserver {
@@ -43,6 +43,8 @@ const CUSTOS = "custos";
 export class ExchangePermissionChecker {
   private readonly lastChecked = new Map<string, number>();
   private sweeping = false;
+  private stopped = false;
+  private readonly inflight = new Set<Promise<unknown>>();
 
   constructor(private readonly deps: CheckerDeps) {}
 
@@ -51,7 +53,7 @@ export class ExchangePermissionChecker {
     if (this.sweeping) return; // a slow exchange must not pile sweeps up
     this.sweeping = true;
     try {
-      for (const key of await this.deps.keys.listKeys()) {
+      for (const key of await this.deps.keys.listKeys().catch(() => [])) {
         if (this.deps.now() - (this.lastChecked.get(key.id) ?? Number.NEGATIVE_INFINITY) < this.deps.intervalMs) continue;
         await this.check(key.id, "periodic");
       }
@@ -62,12 +64,23 @@ export class ExchangePermissionChecker {
 
   /** Checks one key now; never throws (every outcome is audited). Returns the facts when verified. */
   async check(keyId: string, trigger: CheckTrigger): Promise<PermissionFacts | undefined> {
-    try {
-      return await this.run(keyId, trigger);
-    } catch (e) {
+    if (this.stopped) return undefined;
+    const running = this.run(keyId, trigger).catch((e: unknown) => {
       this.deps.logger.error({ event: "key.exchange_permissions_failed", key: keyId, err: e }, "exchange permission check failed");
       return undefined;
+    });
+    this.inflight.add(running);
+    try {
+      return await running;
+    } finally {
+      this.inflight.delete(running);
     }
+  }
+
+  /** No new checks; waits for those running (before the egress and the audit log close). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await Promise.all([...this.inflight]);
   }
 
   private async run(keyId: string, trigger: CheckTrigger): Promise<PermissionFacts | undefined> {

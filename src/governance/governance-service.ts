@@ -323,6 +323,11 @@ export class GovernanceService {
     }
   }
 
+  /** Runs `listener` after each proposal this process executes (outside its transaction; never awaited). */
+  onExecuted(listener: (p: { kind: string; target: string }) => void): void {
+    this.lifecycle.executedListeners.push(listener);
+  }
+
   // ---- freeze -------------------------------------------------------------------------------
 
   /** Immediate: any active officer, or a trading client allowed to freeze. Thaw needs a quorum. */
