@@ -216,6 +216,7 @@ export async function startService(config: CustosConfig, logger: Logger, options
     logger: logger.child({ component: "exchange-permissions" }),
     intervalMs: config.egress.permissionCheckIntervalMs,
   });
+  governance.reportExchangePermissions((keyId) => permissions.verdict(keyId));
   if (config.egress.permissionChecks) {
     governance.onExecuted((p) => {
       const trigger = PERMISSION_CHECK_AFTER[p.kind];

@@ -45,6 +45,8 @@ export class ExchangePermissionChecker {
   private sweeping = false;
   private stopped = false;
   private readonly inflight = new Set<Promise<unknown>>();
+  /** Key → the last check's verdict in words (`custos key list`, the console). */
+  private readonly verdicts = new Map<string, string>();
 
   constructor(private readonly deps: CheckerDeps) {}
 
@@ -77,6 +79,14 @@ export class ExchangePermissionChecker {
     }
   }
 
+  /**
+   * The last check's verdict on this process: "safe", "unsafe: …", "check failed: CODE",
+   * "not verified: …", or "" when it has not checked the key since it started.
+   */
+  verdict(keyId: string): string {
+    return this.verdicts.get(keyId) ?? "";
+  }
+
   /** No new checks; waits for those running (before the egress and the audit log close). */
   async stop(): Promise<void> {
     this.stopped = true;
@@ -87,8 +97,12 @@ export class ExchangePermissionChecker {
     const key = await this.deps.keys.getKey(keyId);
     if (!key) return undefined;
     this.lastChecked.set(key.id, this.deps.now());
-    const record = (outcome: "ok" | "failed", details: Record<string, string | number | boolean>, reason?: string) =>
-      this.deps.audit.recordNow({
+    const record = (outcome: "ok" | "failed", details: Record<string, string | number | boolean>, reason?: string) => {
+      const unsafe = typeof details.unsafe === "string" ? details.unsafe : "";
+      const verdict =
+        outcome === "failed" ? `check failed: ${reason}` : !details.verified ? `not verified: ${String(details.why)}` : unsafe ? `unsafe: ${unsafe}` : "safe";
+      this.verdicts.set(key.id, verdict);
+      return this.deps.audit.recordNow({
         kind: "key.exchange_permissions",
         actor: CUSTOS,
         outcome,
@@ -96,6 +110,7 @@ export class ExchangePermissionChecker {
         ...(reason ? { reason } : {}),
         details: { trigger, ...details },
       });
+    };
     const probe = permissionProbeFor(key.exchange);
     if (!probe || probe.notOnItsOwn) {
       await record("ok", { verified: false, why: probe?.notOnItsOwn ?? `${key.exchange} exposes no API-key permissions custos reads` });

@@ -78,6 +78,7 @@ describe("custos reads each key's permissions from its exchange", () => {
     const line = text.split("\n").find((l) => l.startsWith(`${name}{key="${key}"}`));
     return line === undefined ? undefined : Number(line.split(" ").at(-1));
   };
+  const listed = async (keyId: string) => (await unary(svc.custody, "listKeys", {})).keys.find((k) => k.keyId === keyId)?.exchangePermissions;
   const frozen = async (keyId: string) => (await unary(svc.custody, "listKeys", {})).keys.find((k) => k.keyId === keyId)?.frozen;
 
   before(async () => {
@@ -115,6 +116,7 @@ describe("custos reads each key's permissions from its exchange", () => {
     assert.match(query.target, /^\/sapi\/v1\/account\/apiRestrictions\?timestamp=\d+&signature=[0-9a-f]{64}$/);
     assert.equal(await metric("custos_key_exchange_permissions_unsafe", "bn-safe"), 0);
     assert.ok((await metric("custos_key_exchange_permissions_checked_timestamp_seconds", "bn-safe"))! > Date.now() / 1000 - 60);
+    assert.equal(await listed("bn-safe"), "safe");
     assert.equal((await send("bn-safe")).status, 200);
   });
 
@@ -123,6 +125,7 @@ describe("custos reads each key's permissions from its exchange", () => {
     const e = await checked("bn-withdraw", "import");
     assert.deepEqual([e.details?.withdrawals, e.details?.unsafe], ["true", "withdrawals"]);
     assert.equal(await metric("custos_key_exchange_permissions_unsafe", "bn-withdraw"), 1);
+    assert.equal(await listed("bn-withdraw"), "unsafe: withdrawals");
     // Flagged only: without the policy field the key keeps signing.
     assert.equal(await frozen("bn-withdraw"), false);
     assert.equal((await send("bn-withdraw")).status, 200);
@@ -162,6 +165,7 @@ describe("custos reads each key's permissions from its exchange", () => {
       binance.fault = "none";
     }
     assert.equal(await frozen("bn-down"), false);
+    assert.equal(await listed("bn-down"), "check failed: EXCHANGE_UNAVAILABLE");
     assert.equal(await metric("custos_key_exchange_permissions_unsafe", "bn-down"), undefined);
     assert.equal((await send("bn-down")).status, 200);
   });
