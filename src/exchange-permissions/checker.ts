@@ -2,6 +2,7 @@ import type { Logger } from "pino";
 import type { AuditLog } from "../audit/audit-log.js";
 import { EgressError } from "../egress/http-egress.js";
 import { CustosError } from "../errors.js";
+import { isRawOnly } from "../exchanges/registry.js";
 import type { KeyWithVersions } from "../keys/model.js";
 import type { KeyPolicy } from "../policy/policy.js";
 import { PermissionParseError, unsafeReasons, unverified, type PermissionFacts } from "./facts.js";
@@ -95,7 +96,8 @@ export class ExchangePermissionChecker {
 
   private async run(keyId: string, trigger: CheckTrigger): Promise<PermissionFacts | undefined> {
     const key = await this.deps.keys.getKey(keyId);
-    if (!key) return undefined;
+    // A raw-only key names no exchange custos knows: there is nothing to ask, and nothing is recorded.
+    if (!key || isRawOnly(key.exchange)) return undefined;
     this.lastChecked.set(key.id, this.deps.now());
     const record = (outcome: "ok" | "failed", details: Record<string, string | number | boolean>, reason?: string) => {
       const unsafe = typeof details.unsafe === "string" ? details.unsafe : "";
