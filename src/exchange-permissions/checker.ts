@@ -123,32 +123,11 @@ export class ExchangePermissionChecker {
       return undefined;
     }
     let status: number | undefined;
+    let read: { facts: PermissionFacts; version: number; origin: string };
     try {
       const { reply, version, origin } = await sendOwnRequest(this.deps, key, probe);
       status = reply.status;
-      const facts = probe.parse(reply.status, parseJson(reply.body));
-      const reasons = unsafeReasons(facts);
-      const unknown = unverified(facts);
-      await record("ok", {
-        verified: true,
-        version,
-        origin,
-        status,
-        withdrawals: String(facts.withdrawals),
-        transfers: String(facts.transfers),
-        ipRestricted: String(facts.ipRestricted),
-        ...(facts.ips ? { ips: facts.ips.join(",").slice(0, 500) } : {}),
-        unsafe: reasons.join(","),
-        ...(unknown.length ? { unverified: unknown.join(",") } : {}),
-      });
-      this.deps.observer?.exchangePermissionsChecked(key.id, reasons.length > 0, this.deps.now() / 1000);
-      if (reasons.length) {
-        this.deps.logger.warn({ event: "key.exchange_permissions_unsafe", key: key.id, unsafe: reasons }, "the key's exchange-side settings are unsafe");
-        if (this.deps.policy(key.id).freezeOnUnsafeExchangePermissions) {
-          await this.deps.freeze(key.id, `exchange-side permissions unsafe: ${reasons.join(", ")}`);
-        }
-      }
-      return facts;
+      read = { facts: probe.parse(reply.status, parseJson(reply.body)), version, origin };
     } catch (e) {
       const details: Record<string, string | number | boolean> = { verified: false, ...(status !== undefined ? { status } : {}) };
       if (e instanceof EgressError) details.egressFailure = e.failure;
@@ -156,6 +135,30 @@ export class ExchangePermissionChecker {
       await record("failed", details, e instanceof CustosError ? e.code : e instanceof PermissionParseError ? "EXCHANGE_ANSWER_UNREADABLE" : "INTERNAL");
       return undefined;
     }
+    const { facts, version, origin } = read;
+    const reasons = unsafeReasons(facts);
+    const unknown = unverified(facts);
+    await record("ok", {
+      verified: true,
+      version,
+      origin,
+      status,
+      withdrawals: String(facts.withdrawals),
+      transfers: String(facts.transfers),
+      ipRestricted: String(facts.ipRestricted),
+      ...(facts.ips ? { ips: facts.ips.join(",").slice(0, 500) } : {}),
+      unsafe: reasons.join(","),
+      ...(unknown.length ? { unverified: unknown.join(",") } : {}),
+    });
+    this.deps.observer?.exchangePermissionsChecked(key.id, reasons.length > 0, this.deps.now() / 1000);
+    if (reasons.length) {
+      this.deps.logger.warn({ event: "key.exchange_permissions_unsafe", key: key.id, unsafe: reasons }, "the key's exchange-side settings are unsafe");
+      // The freeze path audits itself (a refused freeze included); its failure is logged by check().
+      if (this.deps.policy(key.id).freezeOnUnsafeExchangePermissions) {
+        await this.deps.freeze(key.id, `exchange-side permissions unsafe: ${reasons.join(", ")}`);
+      }
+    }
+    return facts;
   }
 }
 
