@@ -24,6 +24,7 @@ import { systemClock, type Clock } from "./clock.js";
 import { AccessDirectory } from "./signing/directory.js";
 import { SignService, type SignDecisionLog } from "./signing/sign-service.js";
 import { HttpEgress } from "./egress/http-egress.js";
+import { ExchangePermissionChecker, type CheckTrigger } from "./exchange-permissions/checker.js";
 import { startReplica } from "./replication/replica.js";
 import { openConfiguredStore, storeLocationOf } from "./store/open-store.js";
 import { redactPostgresUrl } from "./store/postgres/pg-url.js";
@@ -201,6 +202,27 @@ export async function startService(config: CustosConfig, logger: Logger, options
     },
     metrics,
   );
+  // The exchange-side half of the hybrid: each key's permissions read from its exchange after an
+  // import, rotation, API key id or policy change, then every egress.permissionCheckIntervalMs (housekeeping).
+  const permissions = new ExchangePermissionChecker({
+    hsm,
+    egress,
+    now: () => clock.now(),
+    keys: store.keys,
+    policy: (keyId) => directory.policy(keyId),
+    audit,
+    freeze: (keyId, reason) => governance.freezeAsService(CUSTOS_ACTOR, "key", keyId, reason),
+    observer: metrics,
+    logger: logger.child({ component: "exchange-permissions" }),
+    intervalMs: config.egress.permissionCheckIntervalMs,
+  });
+  governance.reportExchangePermissions((keyId) => permissions.verdict(keyId));
+  if (config.egress.permissionChecks) {
+    governance.onExecuted((p) => {
+      const trigger = PERMISSION_CHECK_AFTER[p.kind];
+      if (trigger) void permissions.check(p.target, trigger);
+    });
+  }
   const signer = new SignService(directory, hsm, audit, anomalies ? bothObservers(metrics, anomalies) : metrics, {
     maxPayloadBytes: config.grpc.maxPayloadBytes,
     clientRate: config.limits.client,
@@ -322,6 +344,8 @@ export async function startService(config: CustosConfig, logger: Logger, options
       }
       await governance.expireDue();
       await governance.retireDue();
+      // Not awaited: exchanges answer in their own time (bounded by the egress timeouts); checkDue never throws.
+      if (config.egress.permissionChecks) void permissions.checkDue();
       for (const k of await governance.overdueKeys()) {
         if (clock.now() - (warnedOverdue.get(k.id) ?? 0) < 86_400_000) continue;
         warnedOverdue.set(k.id, clock.now());
@@ -354,6 +378,7 @@ export async function startService(config: CustosConfig, logger: Logger, options
         clearInterval(housekeepingTimer);
         anomalies?.stop();
         await grpc.shutdown(5_000);
+        await permissions.stop();
         await egress.close();
         await http.close();
         await officerConsole?.close();
@@ -372,6 +397,14 @@ export async function startService(config: CustosConfig, logger: Logger, options
     },
   };
 }
+
+/** Proposal kinds after whose execution custos reads the key's permissions from its exchange (a new policy may ask for a freeze). */
+const PERMISSION_CHECK_AFTER: Readonly<Record<string, CheckTrigger>> = {
+  import_key: "import",
+  rotate_key: "rotation",
+  set_api_key_id: "api-key-id",
+  set_policy: "policy",
+};
 
 /** Anomaly detection on signing traffic: audit event, warn log, metric; a freeze only if configured. */
 function anomalyDetector(

@@ -125,7 +125,13 @@ function formatKey(k: KeyInfo): string {
   const overdue = k.dueAt && Date.parse(k.dueAt) <= Date.now() ? " OVERDUE" : "";
   const frozen = k.frozen ? `\tFROZEN (${k.frozenReason})` : "";
   const exchange = k.rawOnly ? `${k.exchange} (RAW-ONLY: no request policy)` : k.exchange;
-  return `${k.keyId}\t${exchange}\tactive v${k.activeVersion}\tage ${k.ageDays}d\tdue ${k.dueAt.slice(0, 10)}${overdue}\t${versions}${frozen}`;
+  // What custos last read from the exchange about the key's own settings; UNSAFE stands out like FROZEN.
+  const permissions = k.exchangePermissions.startsWith("unsafe")
+    ? `\tEXCHANGE-SIDE UNSAFE (${k.exchangePermissions.slice(8)})`
+    : k.exchangePermissions
+      ? `\texchange-side ${k.exchangePermissions}`
+      : "";
+  return `${k.keyId}\t${exchange}\tactive v${k.activeVersion}\tage ${k.ageDays}d\tdue ${k.dueAt.slice(0, 10)}${overdue}\t${versions}${frozen}${permissions}`;
 }
 
 /**

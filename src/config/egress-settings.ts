@@ -15,6 +15,10 @@ export interface EgressConfig {
   maxResponseBytes: number;
   /** Keep-alive connections per exchange origin. */
   connectionsPerOrigin: number;
+  /** Whether custos reads keys' permissions from their exchanges at all (default true). */
+  permissionChecks: boolean;
+  /** How often custos reads each key's permissions from its exchange again (after import and rotation it always does). */
+  permissionCheckIntervalMs: number;
 }
 
 export const DEFAULT_EGRESS_CONFIG: EgressConfig = {
@@ -23,6 +27,8 @@ export const DEFAULT_EGRESS_CONFIG: EgressConfig = {
   responseTimeoutMs: 10_000,
   maxResponseBytes: 4 * 1024 * 1024,
   connectionsPerOrigin: 16,
+  permissionChecks: true,
+  permissionCheckIntervalMs: 6 * 3_600_000,
 };
 
 /** An https origin: scheme, host, optional port; no path, user info, query or fragment. */
@@ -33,7 +39,16 @@ const HTTPS_ORIGIN = /^https:\/\/(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$
  * origins), the extra trusted CA file (resolved against the data dir), timeouts and bounds.
  */
 export function egressSettings(file: string, dir: string, raw: unknown): EgressConfig {
-  const s = section(file, "egress", raw, ["hosts", "trustedCaFile", "connectTimeoutMs", "responseTimeoutMs", "maxResponseBytes", "connectionsPerOrigin"]);
+  const s = section(file, "egress", raw, [
+    "hosts",
+    "trustedCaFile",
+    "connectTimeoutMs",
+    "responseTimeoutMs",
+    "maxResponseBytes",
+    "connectionsPerOrigin",
+    "permissionChecks",
+    "permissionCheckIntervalMs",
+  ]);
   const base = DEFAULT_EGRESS_CONFIG;
   const hosts: Record<string, Record<string, string>> = {};
   const exchanges = section(file, "egress.hosts", s.hosts, egressExchanges());
@@ -53,5 +68,21 @@ export function egressSettings(file: string, dir: string, raw: unknown): EgressC
     responseTimeoutMs: integer(file, "egress.responseTimeoutMs", s.responseTimeoutMs, 1, 600_000, base.responseTimeoutMs),
     maxResponseBytes: integer(file, "egress.maxResponseBytes", s.maxResponseBytes, 1, 256 * 1024 * 1024, base.maxResponseBytes),
     connectionsPerOrigin: integer(file, "egress.connectionsPerOrigin", s.connectionsPerOrigin, 1, 1_024, base.connectionsPerOrigin),
+    permissionChecks: flag(file, "egress.permissionChecks", s.permissionChecks, base.permissionChecks),
+    permissionCheckIntervalMs: integer(
+      file,
+      "egress.permissionCheckIntervalMs",
+      s.permissionCheckIntervalMs,
+      1,
+      30 * 86_400_000,
+      base.permissionCheckIntervalMs,
+    ),
   };
+}
+
+/** A boolean setting, or its default when absent. */
+function flag(file: string, path: string, v: unknown, fallback: boolean): boolean {
+  if (v === undefined) return fallback;
+  if (typeof v !== "boolean") throw new ConfigError(file, path, `${path} is true or false`);
+  return v;
 }

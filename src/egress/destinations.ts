@@ -15,7 +15,8 @@ import type { Environment } from "../keys/model.js";
  *   - Kraken Futures: futures.kraken.com / demo-futures.kraken.com;
  *   - Bitget: api.bitget.com for both; demo trading sends `paptrading: 1`;
  *   - Gate: api.gateio.ws / api-testnet.gateapi.io;
- *   - KuCoin Futures: api-futures.kucoin.com (KuCoin runs no futures testnet any more).
+ *   - KuCoin Futures: api-futures.kucoin.com (KuCoin runs no futures testnet any more); its API-key
+ *     query GET /api/v1/user/api-key is on the spot host api.kucoin.com.
  * custos.json's `egress.hosts` may replace an origin (tests: local stand-ins), nothing else.
  */
 
@@ -69,7 +70,17 @@ const EGRESS: ReadonlyMap<string, ExchangeEgress> = new Map<string, ExchangeEgre
   ["krakenfutures", { routes: everywhere("https://futures.kraken.com", "https://demo-futures.kraken.com"), contentType: form }],
   ["bitget", { routes: everywhere("https://api.bitget.com", "https://api.bitget.com"), testnetHeaders: [["paptrading", "1"]], contentType: json }],
   ["gate", { routes: everywhere("https://api.gateio.ws", "https://api-testnet.gateapi.io"), contentType: json }],
-  ["kucoinfutures", { routes: everywhere("https://api-futures.kucoin.com"), contentType: json }],
+  // The API-key query (custos's permission check, src/exchange-permissions) lives on the spot host.
+  [
+    "kucoinfutures",
+    {
+      routes: [
+        { prefix: "/", mainnet: "https://api-futures.kucoin.com" },
+        { prefix: "/api/v1/user/api-key", mainnet: "https://api.kucoin.com" },
+      ],
+      contentType: json,
+    },
+  ],
 ]);
 
 /** `egress.hosts` in custos.json: exchange → path prefix → origin, replacing the table's origin for both environments. */

@@ -323,6 +323,22 @@ export class GovernanceService {
     }
   }
 
+  /** Where the last exchange-side permission verdict of a key is read (`exchangePermissionsOf`). */
+  reportExchangePermissions(verdict: (keyId: string) => string): void {
+    this.exchangePermissionVerdict = verdict;
+  }
+  private exchangePermissionVerdict: (keyId: string) => string = () => "";
+
+  /** What custos last read from the key's exchange about its settings, in words ("" when not checked here). */
+  exchangePermissionsOf(keyId: string): string {
+    return this.exchangePermissionVerdict(keyId);
+  }
+
+  /** Runs `listener` after each proposal this process executes (outside its transaction; never awaited). */
+  onExecuted(listener: (p: { kind: string; target: string }) => void): void {
+    this.lifecycle.executedListeners.push(listener);
+  }
+
   // ---- freeze -------------------------------------------------------------------------------
 
   /** Immediate: any active officer, or a trading client allowed to freeze. Thaw needs a quorum. */

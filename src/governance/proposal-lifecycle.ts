@@ -93,6 +93,7 @@ export class ProposalLifecycle {
   private async execute(stale: ProposalRecord): Promise<void> {
     const release = await this.claims.claim(stale.id);
     if (!release) return; // running here or on another replica
+    let executed: ProposalRecord | undefined;
     try {
       // Read after the claim: another run may have finished it meanwhile.
       let p = (await this.store.governance.getProposal(stale.id)) ?? stale;
@@ -142,11 +143,17 @@ export class ProposalLifecycle {
         throw markAudited(e);
       }
       await this.completed({ ...p, state: "executed", executedAt: at });
+      executed = p;
     } finally {
       await release();
       await this.directory.reload(this.store);
     }
+    // After the store transaction and the directory reload; a listener's work never fails the proposal.
+    if (executed) for (const listener of this.executedListeners) listener(executed);
   }
+
+  /** Called (not awaited) after each proposal this process executed; listeners handle their own failures. */
+  readonly executedListeners: Array<(p: ProposalRecord) => void> = [];
 
   /**
    * After the change and the executed mark (one transaction): the kind's audit records of what

@@ -42,6 +42,17 @@ export interface KeyPolicy {
    * cannot be used from anywhere else. Default false.
    */
   egressOnly?: boolean;
+  /**
+   * For an egressOnly key: private WebSocket logins are signed after all (only logins: never Sign,
+   * SignExchangeRequest or WebSocket API requests). A login hands the logged-in socket to the caller,
+   * who can then do on it whatever the key's exchange-side scope allows, unseen by custos. Default false.
+   */
+  egressOnlyAllowsWebSocketLogin?: boolean;
+  /**
+   * Freeze the key (actor `custos`) when custos reads from the exchange that the key may withdraw or
+   * transfer, or is bound to no IP (src/exchange-permissions). Default false: flagged only.
+   */
+  freezeOnUnsafeExchangePermissions?: boolean;
 }
 
 export interface PathRule {
@@ -199,6 +210,15 @@ export function checkSignatureMayLeave(policy: KeyPolicy, what: string): void {
   }
 }
 
+/**
+ * A WebSocket login or API request's signature would be returned to the caller: refused for egressOnly
+ * keys, except a login (`isLogin`) when the policy sets egressOnlyAllowsWebSocketLogin.
+ */
+export function checkWebSocketSignatureMayLeave(policy: KeyPolicy, isLogin: boolean): void {
+  if (isLogin && policy.egressOnlyAllowsWebSocketLogin) return;
+  checkSignatureMayLeave(policy, isLogin ? "a WebSocket login" : "a WebSocket API request");
+}
+
 /** A request signed with no nonce at all (where the exchange allows that) needs the policy's consent. */
 export function checkUntimed(policy: KeyPolicy): void {
   if (!policy.allowUntimedRequests) {
@@ -234,6 +254,8 @@ export function validatePolicy(p: unknown): asserts p is KeyPolicy {
     "allowUntimedRequests",
     "exchangeScopeExcludesFunds",
     "egressOnly",
+    "egressOnlyAllowsWebSocketLogin",
+    "freezeOnUnsafeExchangePermissions",
   ]);
   for (const k of Object.keys(o)) if (!known.has(k)) bad(`unknown setting ${k}`);
   if (o.allowClasses !== undefined && !(Array.isArray(o.allowClasses) && o.allowClasses.every((c) => CLASSES.includes(c as EndpointClass))))
@@ -257,7 +279,14 @@ export function validatePolicy(p: unknown): asserts p is KeyPolicy {
     bad("maxQuantity maps symbols to positive numbers");
   for (const k of ["maxSkewMs", "maxExpirySeconds", "maxRecvWindowMs"])
     if (o[k] !== undefined && !(typeof o[k] === "number" && (o[k] as number) >= 0)) bad(`${k} must be a non-negative number`);
-  for (const k of ["allowRawSign", "allowUntimedRequests", "exchangeScopeExcludesFunds", "egressOnly"])
+  for (const k of [
+    "allowRawSign",
+    "allowUntimedRequests",
+    "exchangeScopeExcludesFunds",
+    "egressOnly",
+    "egressOnlyAllowsWebSocketLogin",
+    "freezeOnUnsafeExchangePermissions",
+  ])
     if (o[k] !== undefined && typeof o[k] !== "boolean") bad(`${k} is true or false`);
 }
 

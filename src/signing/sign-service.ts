@@ -20,6 +20,7 @@ import {
   checkSignatureMayLeave,
   checkTiming,
   checkUntimed,
+  checkWebSocketSignatureMayLeave,
   type KeyPolicy,
 } from "../policy/policy.js";
 import { addressAllowed, type AccessDirectory } from "./directory.js";
@@ -302,9 +303,10 @@ export class SignService {
       if (!dialect?.websocketAuth) throw new CustosError("NO_DIALECT", `custos cannot sign a WebSocket login for ${key.exchange}`);
       let recvWindowMs: number | undefined;
       const policy = this.directory.policy(key.id);
-      checkSignatureMayLeave(policy, "SignWebSocketAuth");
+      const isLogin = !wsRequest || wsRequest.method === "session.logon";
+      checkWebSocketSignatureMayLeave(policy, isLogin);
       if (dialect.signaturesAreLogins) checkExchangeScope(policy, key.exchange);
-      if (!wsRequest || wsRequest.method === "session.logon") {
+      if (isLogin) {
         checkSessionLogin(policy, what, { fullApiSession: dialect.signaturesAreLogins === true });
       } else {
         if (!dialect.websocketRequestFacts) throw new CustosError("NO_DIALECT", `custos cannot sign ${key.exchange} WebSocket API requests`);

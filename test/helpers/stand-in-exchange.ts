@@ -11,14 +11,17 @@
  *     (-1022, HTTP 400, "Signature for this request is not valid.");
  *   - `timestamp` is required (-1102) and accepted only if timestamp < serverTime + 1000 and
  *     serverTime - timestamp <= recvWindow (default 5000, at most 60000: -1131) (-1021).
- *   Serves POST /fapi/v1/order, GET /fapi/v3/account and GET /fapi/v2/balance.
+ *   Serves POST /fapi/v1/order, GET /fapi/v3/account and GET /fapi/v2/balance, and the wallet's
+ *   GET /sapi/v1/account/apiRestrictions (the API key's permissions, `apiRestrictions` per key,
+ *   answered as developers.binance.com/docs/wallet/account/api-key-permission documents).
  *
  * Bybit v5 (bybit-exchange.github.io/docs/v5/guide, "Authentication for API"): headers
  * X-BAPI-API-KEY, X-BAPI-TIMESTAMP (ms), X-BAPI-RECV-WINDOW (default 5000), X-BAPI-SIGN =
  * hex HMAC-SHA256(secret, timestamp + apiKey + recvWindow + (GET: queryString | POST: body));
  * accepted if serverTime - recvWindow <= timestamp < serverTime + 1000. Errors (HTTP 200,
  * retCode): 10003 invalid API key, 10004 invalid sign, 10002 timestamp/recv_window.
- * Serves POST /v5/order/create and GET /v5/account/wallet-balance.
+ * Serves POST /v5/order/create, GET /v5/account/wallet-balance and GET /v5/user/query-api (the
+ * calling key's information, `apiKeyInfo` per key, shaped as bybit-exchange.github.io/docs/v5/user/apikey-info).
  *
  * OKX v5: stand-in-okx.ts.
  *
@@ -190,8 +193,28 @@ function macMatches(givenHex: string, expected: Buffer): boolean {
   return timingSafeEqual(Buffer.from(givenHex, "hex"), expected);
 }
 
+/** Binance's answer for a key bound to IPs that may neither withdraw nor transfer. */
+export const SAFE_BINANCE_RESTRICTIONS: Readonly<Record<string, unknown>> = {
+  ipRestrict: true,
+  createTime: 1698645219000,
+  enableReading: true,
+  enableWithdrawals: false,
+  enableInternalTransfer: false,
+  enableMargin: false,
+  enableFutures: true,
+  permitsUniversalTransfer: false,
+  enableVanillaOptions: false,
+  enableFixApiTrade: false,
+  enableFixReadOnly: true,
+  enableSpotAndMarginTrading: false,
+  enablePortfolioMarginTrading: false,
+};
+
 /** Binance USDⓈ-M futures, checked as documented (see the file comment). */
 export class StandInBinance extends StandInExchange {
+  /** API key → its apiRestrictions answer (absent: SAFE_BINANCE_RESTRICTIONS). */
+  readonly apiRestrictions = new Map<string, Record<string, unknown>>();
+
   /** Binance reports the IP's request weight used in the current minute with every answer. */
   protected override answerHeaders(): Record<string, string> {
     return { "x-mbx-used-weight-1m": String(this.received.length) };
@@ -205,6 +228,7 @@ export class StandInBinance extends StandInExchange {
     const route = `${r.method} ${path}`;
     if (!BINANCE_ROUTES.has(route)) throw new ExchangeRefusal(404, -1000, "Unknown endpoint.");
     const p = this.verify(r, query, r.body);
+    if (route === "GET /sapi/v1/account/apiRestrictions") return this.apiRestrictions.get(r.headers["x-mbx-apikey"]!) ?? SAFE_BINANCE_RESTRICTIONS;
     if (route === "POST /fapi/v1/order") {
       const [symbol, side, type, quantity] = ["symbol", "side", "type", "quantity"].map((k) => p.get(k) ?? "");
       if (!symbol || !side || !type || !quantity) throw new ExchangeRefusal(400, -1102, "Mandatory parameter was not sent.");
@@ -285,7 +309,7 @@ export class StandInBinance extends StandInExchange {
   }
 }
 
-const BINANCE_ROUTES = new Set(["POST /fapi/v1/order", "GET /fapi/v3/account", "GET /fapi/v2/balance"]);
+const BINANCE_ROUTES = new Set(["POST /fapi/v1/order", "GET /fapi/v3/account", "GET /fapi/v2/balance", "GET /sapi/v1/account/apiRestrictions"]);
 
 /** A form string without its `signature=` parameter, and that parameter's value. */
 function withoutSignature(form: string): [string, string | undefined] {
@@ -296,17 +320,53 @@ function withoutSignature(form: string): [string, string | undefined] {
   return [kept.join("&"), sig[0]?.slice("signature=".length)];
 }
 
+/** Bybit's query-api result for a key bound to IPs that may trade but neither withdraw nor transfer. */
+export function safeBybitKeyInfo(apiKey: string): Record<string, unknown> {
+  return {
+    id: "13770661",
+    note: "custos",
+    apiKey,
+    readOnly: 0,
+    secret: "",
+    permissions: { ContractTrade: ["Order", "Position"], Spot: ["SpotTrade"], Wallet: [], Options: [], Derivatives: [], Exchange: [], Earn: [], NFT: [] },
+    ips: ["203.0.113.7"],
+    type: 1,
+    deadlineDay: 0,
+    expiredAt: "",
+    createdAt: "2024-01-01T00:00:00Z",
+    uta: 1,
+    userID: 24617703,
+    inviterID: 0,
+    vipLevel: "No VIP",
+    mktMakerLevel: "0",
+    affiliateID: 0,
+    rsaPublicKey: "",
+    isMaster: true,
+    parentUid: "0",
+    kycLevel: "LEVEL_DEFAULT",
+    kycRegion: "",
+  };
+}
+
 /** Bybit v5, checked as documented (see the file comment). */
 export class StandInBybit extends StandInExchange {
+  /** API key → changes to its query-api result (absent: safeBybitKeyInfo). */
+  readonly apiKeyInfo = new Map<string, Record<string, unknown>>();
+
   protected errorBody(e: ExchangeRefusal): unknown {
     return { retCode: e.code, retMsg: e.message, result: {}, retExtInfo: {}, time: this.now() };
   }
 
   protected serve(r: ReceivedRequest, path: string, query: string): unknown {
     const route = `${r.method} ${path}`;
-    if (route !== "POST /v5/order/create" && route !== "GET /v5/account/wallet-balance") throw new ExchangeRefusal(404, 10001, "Unknown endpoint.");
+    if (route !== "POST /v5/order/create" && route !== "GET /v5/account/wallet-balance" && route !== "GET /v5/user/query-api")
+      throw new ExchangeRefusal(404, 10001, "Unknown endpoint.");
     const serverTime = this.verify(r, query);
     const ok = (result: unknown) => ({ retCode: 0, retMsg: "OK", result, retExtInfo: {}, time: serverTime });
+    if (route === "GET /v5/user/query-api") {
+      const apiKey = r.headers["x-bapi-api-key"]!;
+      return ok({ ...safeBybitKeyInfo(apiKey), ...this.apiKeyInfo.get(apiKey) });
+    }
     if (route === "GET /v5/account/wallet-balance") {
       return ok({ list: [{ accountType: "UNIFIED", totalWalletBalance: "1000", coin: [{ coin: "USDT", walletBalance: "1000", equity: "1000" }] }] });
     }

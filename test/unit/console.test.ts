@@ -534,6 +534,23 @@ describe("officer console", () => {
     assert.deepEqual(flagged("k-page-legacy"), { attribute: true, badge: true });
   });
 
+  it("shows what custos last read from the exchange about each key, an unsafe verdict flagged", async () => {
+    const verdicts: Record<string, string> = { "k-page-bn": "unsafe: withdrawals,no-ip-restriction", "k-page-raw": "safe" };
+    gov.reportExchangePermissions((id) => verdicts[id] ?? "");
+    try {
+      const tab = new Tab(app);
+      assert.equal((await tab.login(authA)).statusCode, 200);
+      const page = (await tab.get("/console/keys")).body;
+      const row = (id: string) => new RegExp(`<tr id="key-${id}"[^>]*>[\\s\\S]*?</tr>`).exec(page)?.[0] ?? "";
+      const badge = (id: string) => /<span class="([a-z]+) exchange-permissions">exchange-side: ([^<]*)<\/span>/.exec(row(id))?.slice(1);
+      assert.deepEqual(badge("k-page-bn"), ["bad", "unsafe: withdrawals,no-ip-restriction"]);
+      assert.deepEqual(badge("k-page-raw"), ["muted", "safe"]);
+      assert.equal(badge("k-page-legacy"), undefined);
+    } finally {
+      gov.reportExchangePermissions(() => "");
+    }
+  });
+
   it("pages the audit log by event number and refuses a page size or cursor it does not offer", async () => {
     const tab = new Tab(app);
     assert.equal((await tab.login(authA)).statusCode, 200);

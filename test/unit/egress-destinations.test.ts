@@ -56,6 +56,11 @@ describe("egress destinations: the exchange's host from the dialect, the key's e
     assert.throws(() => destinationFor("raw", "mainnet", "/x"), code("NO_DIALECT"));
   });
 
+  it("sends KuCoin's API-key query to the spot host and everything else KuCoin Futures to the futures host", () => {
+    assert.equal(destinationFor("kucoinfutures", "mainnet", "/api/v1/user/api-key").origin, "https://api.kucoin.com");
+    assert.equal(destinationFor("kucoinfutures", "mainnet", "/api/v1/orders").origin, "https://api-futures.kucoin.com");
+  });
+
   it("takes an override from the configuration for its prefix only, in both environments", () => {
     const hosts = { binance: { "/fapi/": "https://127.0.0.1:9443" } };
     assert.equal(destinationFor("binance", "mainnet", "/fapi/v1/order", hosts).origin, "https://127.0.0.1:9443");
@@ -151,5 +156,13 @@ describe("custos.json egress section", () => {
       assert.throws(() => load({ hosts: { bybit: { "/": origin } } }), refusedAt("egress.hosts.bybit./"), String(origin));
     }
     assert.throws(() => load({ maxResponseBytes: 0 }), refusedAt("egress.maxResponseBytes"));
+  });
+
+  it("reads the exchange permission checks' switch and interval (default on, every 6 h)", () => {
+    assert.deepEqual([load(undefined).egress.permissionChecks, load(undefined).egress.permissionCheckIntervalMs], [true, 21_600_000]);
+    const c = load({ permissionChecks: false, permissionCheckIntervalMs: 60_000 });
+    assert.deepEqual([c.egress.permissionChecks, c.egress.permissionCheckIntervalMs], [false, 60_000]);
+    assert.throws(() => load({ permissionChecks: "yes" }), refusedAt("egress.permissionChecks"));
+    assert.throws(() => load({ permissionCheckIntervalMs: 0 }), refusedAt("egress.permissionCheckIntervalMs"));
   });
 });

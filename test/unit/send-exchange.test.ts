@@ -26,7 +26,14 @@ const caller = { identity: ALPHA, ip: "10.1.2.3" };
 const NOW = "2025-01-01T00:00:00.000Z";
 const ORDER = { method: "POST" as const, path: "/fapi/v1/order", query: "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=0.01", body: "" };
 
-const KEYS: Record<string, KeyPolicy | undefined> = { bn: undefined, "bn-eo": { egressOnly: true }, "bn-small": { maxQuantity: { "*": 0.001 } } };
+const KEYS: Record<string, KeyPolicy | undefined> = {
+  bn: undefined,
+  "bn-eo": { egressOnly: true },
+  "bn-small": { maxQuantity: { "*": 0.001 } },
+  "bn-eo-login": { egressOnly: true, egressOnlyAllowsWebSocketLogin: true },
+  "by-eo": { egressOnly: true },
+  "by-eo-login": { egressOnly: true, egressOnlyAllowsWebSocketLogin: true },
+};
 
 /** Records what would have been sent; answers with `answer` or throws `failure`. */
 class FakeEgress implements Egress {
@@ -75,7 +82,7 @@ before(async () => {
     const objectId = `custos:${id}:v1`;
     const key = {
       id,
-      exchange: "binance",
+      exchange: id.startsWith("by-") ? "bybit" : "binance",
       environment: "testnet" as const,
       label: id,
       apiKeyId: `pub-${id}`,
@@ -152,5 +159,32 @@ describe("SendExchangeRequest in the sign path", () => {
       [e.kind, e.outcome, e.reason, e.details?.signed, e.details?.egressFailure, e.details?.mayHaveArrived],
       ["sign.send", "failed", "EXCHANGE_UNAVAILABLE", true, "response-timeout", true],
     );
+  });
+
+  it("refuses an egressOnly key's WebSocket login unless its policy allows logins, and then only logins", async () => {
+    const login = (keyId: string, request?: { method: string; params: Array<[string, string]> }) =>
+      signer.signWebSocketAuth(caller, { keyId, version: 0, input: request ? { request } : {}, timestampMs: 0, nonce: "", expires: 0, passphrase: "" });
+    const order = {
+      method: "order.place",
+      params: [
+        ["symbol", "BTCUSDT"],
+        ["side", "BUY"],
+        ["type", "MARKET"],
+        ["quantity", "0.001"],
+      ] as Array<[string, string]>,
+    };
+    const before = signs();
+    await rejectsWith(login("by-eo"), "POLICY_DENIED", "egress-only");
+    await rejectsWith(login("bn-eo", order), "POLICY_DENIED", "egress-only");
+    assert.equal(signs(), before);
+    // Bybit's private-stream "auth": the logged-in socket is the caller's.
+    const signed = await login("by-eo-login");
+    assert.equal(signs(), before + 1);
+    assert.equal(signed.apiKeyId, "pub-by-eo-login");
+    // Only logins: a WebSocket API order, Sign and SignExchangeRequest still never leave.
+    await rejectsWith(login("bn-eo-login", order), "POLICY_DENIED", "egress-only");
+    await rejectsWith(signer.signExchange(caller, input("bn-eo-login")), "POLICY_DENIED", "egress-only");
+    await rejectsWith(signer.sign(caller, { keyId: "bn-eo-login", version: 0, payload: Buffer.from("x") }), "POLICY_DENIED", "egress-only");
+    assert.equal(signs(), before + 1);
   });
 });

@@ -41,7 +41,7 @@ export function custodyHandlers(gov: GovernanceService, edge: EdgeRefusals): Cus
       const w = gov.wrappingKey(callerOf(call));
       return { spkiPem: w.spkiPem, fingerprint: w.fingerprint, envelopeFormat: "custos.rsa-oaep-aes-kwp.v1", oaepHash: w.oaepHash };
     }),
-    listKeys: unary(edge, async (call) => ({ keys: (await gov.listKeys(callerOf(call))).map(keyInfo) })),
+    listKeys: unary(edge, async (call) => ({ keys: (await gov.listKeys(callerOf(call))).map((k) => keyInfo(k, gov.exchangePermissionsOf(k.id))) })),
     listClients: unary(edge, async (call) => ({ clients: (await gov.listClients(callerOf(call))).map(clientInfo) })),
     initGovernance: unary(edge, async (call) => {
       const caller = callerOf(call);
@@ -98,7 +98,7 @@ export function proposalInfo(v: ProposalView): ProposalInfo {
   };
 }
 
-function keyInfo(k: KeyWithVersions & { publicKey?: Buffer; versionPublicKeys?: Map<number, Buffer> }): KeyInfo {
+function keyInfo(k: KeyWithVersions & { publicKey?: Buffer; versionPublicKeys?: Map<number, Buffer> }, exchangePermissions: string): KeyInfo {
   return {
     keyId: k.id,
     exchange: k.exchange,
@@ -128,6 +128,7 @@ function keyInfo(k: KeyWithVersions & { publicKey?: Buffer; versionPublicKeys?: 
     frozenReason: k.frozenReason ?? "",
     publicKeyPem: k.publicKey ? spkiPem(k.publicKey) : "",
     rawOnly: isRawOnly(k.exchange),
+    exchangePermissions,
   };
 }
 

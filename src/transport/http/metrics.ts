@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { PermissionObserver } from "../../exchange-permissions/checker.js";
 import type { AuditLog } from "../../audit/audit-log.js";
 import type { HsmHealth } from "../../hsm/hsm.js";
 import type { AnomalyFinding, AnomalyScore } from "../../monitoring/anomaly.js";
@@ -19,7 +20,7 @@ export interface GovernanceSnapshot {
  * and existing keys (the sign path passes "" for anything else, so a caller cannot mint
  * series) — never payloads or key material.
  */
-export class Metrics implements SignObserver, EgressObserver {
+export class Metrics implements SignObserver, EgressObserver, PermissionObserver {
   readonly registry = new Registry();
   /** Every (outcome, reason, client, key) seen, with its count: the sign counter's series. */
   private readonly signCounts: SignCount[] = [];
@@ -53,6 +54,18 @@ export class Metrics implements SignObserver, EgressObserver {
     name: "custos_egress_responses_total",
     help: "Requests custos sent to exchanges, by exchange and outcome (HTTP status class 2xx–5xx, or the failure: connect-timeout, connect-failed, response-timeout, connection-reset, response-too-large)",
     labelNames: ["exchange", "outcome"] as const,
+    registers: [this.registry],
+  });
+  private readonly permissionsUnsafe = new Gauge({
+    name: "custos_key_exchange_permissions_unsafe",
+    help: "1 if the key's exchange-side settings, as custos last read them from the exchange, allow withdrawals or transfers or bind no IP; else 0",
+    labelNames: ["key"] as const,
+    registers: [this.registry],
+  });
+  private readonly permissionsChecked = new Gauge({
+    name: "custos_key_exchange_permissions_checked_timestamp_seconds",
+    help: "When custos last read the key's permissions from its exchange (Unix seconds)",
+    labelNames: ["key"] as const,
     registers: [this.registry],
   });
   private readonly anomalies = new Counter({
@@ -113,6 +126,12 @@ export class Metrics implements SignObserver, EgressObserver {
   egressed(exchange: string, outcome: string, seconds: number): void {
     this.egressLatency.labels(exchange).observe(seconds);
     this.egressResponses.labels(exchange, outcome).inc();
+  }
+
+  /** A key's exchange-side permissions read and judged (src/exchange-permissions). */
+  exchangePermissionsChecked(keyId: string, unsafe: boolean, atSeconds: number): void {
+    this.permissionsUnsafe.labels(keyId).set(unsafe ? 1 : 0);
+    this.permissionsChecked.labels(keyId).set(atSeconds);
   }
 
   /** One anomaly raised by the detector. */

@@ -487,6 +487,12 @@ export interface KeyInfo {
    * before custos checked names): Sign signs any bytes with it and no request policy applies.
    */
   rawOnly: boolean;
+  /**
+   * What custos last read from the exchange about the key's own settings (src/exchange-permissions):
+   * "safe", "unsafe: withdrawals,transfers,no-ip-restriction" (any of them), "check failed: CODE",
+   * "not verified: why", or "" when this custos has not checked it since it started.
+   */
+  exchangePermissions: string;
 }
 
 export interface ListKeysRequest {
@@ -4113,6 +4119,7 @@ function createBaseKeyInfo(): KeyInfo {
     frozenReason: "",
     publicKeyPem: "",
     rawOnly: false,
+    exchangePermissions: "",
   };
 }
 
@@ -4165,6 +4172,9 @@ export const KeyInfo: MessageFns<KeyInfo> = {
     }
     if (message.rawOnly !== false) {
       writer.uint32(128).bool(message.rawOnly);
+    }
+    if (message.exchangePermissions !== "") {
+      writer.uint32(138).string(message.exchangePermissions);
     }
     return writer;
   },
@@ -4310,6 +4320,14 @@ export const KeyInfo: MessageFns<KeyInfo> = {
             message.rawOnly = reader.bool();
             continue;
           }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.exchangePermissions = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4382,6 +4400,11 @@ export const KeyInfo: MessageFns<KeyInfo> = {
         : isSet(object.raw_only)
         ? globalThis.Boolean(object.raw_only)
         : false,
+      exchangePermissions: isSet(object.exchangePermissions)
+        ? globalThis.String(object.exchangePermissions)
+        : isSet(object.exchange_permissions)
+        ? globalThis.String(object.exchange_permissions)
+        : "",
     };
   },
 
@@ -4435,6 +4458,9 @@ export const KeyInfo: MessageFns<KeyInfo> = {
     if (message.rawOnly !== false) {
       obj.rawOnly = message.rawOnly;
     }
+    if (message.exchangePermissions !== "") {
+      obj.exchangePermissions = message.exchangePermissions;
+    }
     return obj;
   },
 
@@ -4459,6 +4485,7 @@ export const KeyInfo: MessageFns<KeyInfo> = {
     message.frozenReason = object.frozenReason ?? "";
     message.publicKeyPem = object.publicKeyPem ?? "";
     message.rawOnly = object.rawOnly ?? false;
+    message.exchangePermissions = object.exchangePermissions ?? "";
     return message;
   },
 };

@@ -79,7 +79,10 @@ export function registerPageRoutes(app: FastifyInstance, ctx: ConsoleContext): v
     guard(async (req, reply) => {
       const { caller, page } = officerPage(req, reply, "Keys");
       const [keys, clients] = await Promise.all([deps.governance.listKeys(caller), deps.governance.listClients(caller)]);
-      return html(reply, keysPage(page, keys, clients, ctx.now()));
+      return html(
+        reply,
+        keysPage(page, keys, clients, ctx.now(), (id) => deps.governance.exchangePermissionsOf(id)),
+      );
     }),
   );
 

@@ -33,8 +33,14 @@ function freezeForm(ctx: PageContext, target: "key" | "client", id: string, froz
     <button type="submit" class="danger freeze" data-id="${id}">Freeze now</button></form>`;
 }
 
-/** Keys: versions and states, age and due date, frozen state, raw-only flag, and which clients hold grants. */
-export function keysPage(ctx: PageContext, keys: KeyWithVersions[], clients: Array<ClientRecord & { grants: string[] }>, now: number): string {
+/** Keys: versions and states, age and due date, frozen state, raw-only and exchange-side flags, and which clients hold grants. */
+export function keysPage(
+  ctx: PageContext,
+  keys: KeyWithVersions[],
+  clients: Array<ClientRecord & { grants: string[] }>,
+  now: number,
+  exchangePermissions: (keyId: string) => string = () => "",
+): string {
   const rows = keys.map((k) => {
     const active = activeVersion(k);
     const due = dueAt(k);
@@ -42,8 +48,13 @@ export function keysPage(ctx: PageContext, keys: KeyWithVersions[], clients: Arr
     const holders = clients.filter((c) => c.grants.includes(k.id)).map((c) => c.identity);
     // A key no dialect reads signs whatever bytes it is given: officers must see that at a glance.
     const rawOnly = isRawOnly(k.exchange) ? h`<br><span class="bad raw-only">raw-only: no request policy</span>` : h``;
+    // What custos last read from the exchange: withdrawals, transfers or no IP restriction stand out.
+    const verdict = exchangePermissions(k.id);
+    const exchangeSide = verdict
+      ? h`<br><span class="${verdict.startsWith("unsafe") ? "bad" : "muted"} exchange-permissions">exchange-side: ${verdict}</span>`
+      : h``;
     return h`<tr id="key-${k.id}" data-active-version="${active?.version ?? ""}" data-raw-only="${isRawOnly(k.exchange)}">
-      <td data-label="key"><code>${k.id}</code><br><span class="muted">${k.exchange} ${k.environment}, ${k.algorithm}</span>${rawOnly}</td>
+      <td data-label="key"><code>${k.id}</code><br><span class="muted">${k.exchange} ${k.environment}, ${k.algorithm}</span>${rawOnly}${exchangeSide}</td>
       <td data-label="versions" class="versions">${k.versions.map(
         (v) =>
           h`<div>v${v.version} <strong>${v.state}</strong>${
