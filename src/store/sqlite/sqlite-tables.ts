@@ -11,10 +11,15 @@ export type Row = Record<string, unknown>;
 export abstract class SqliteTables {
   constructor(protected readonly db: Database.Database) {}
 
-  /** Runs `fn` in a transaction; database failures become STORE_ERROR, typed errors pass through. */
+  /**
+   * Runs `fn` in a transaction; database failures become STORE_ERROR, typed errors pass through.
+   * IMMEDIATE: the write lock is taken (waiting up to busy_timeout) before `fn` reads. A deferred
+   * transaction that reads first fails at once with SQLITE_BUSY_SNAPSHOT when the audit writer's
+   * connection commits in between (busy_timeout does not apply to that upgrade).
+   */
   protected write(fn: () => void): void {
     try {
-      this.db.transaction(fn)();
+      this.db.transaction(fn).immediate();
     } catch (e) {
       if (e instanceof CustosError) throw e;
       throw new CustosError("STORE_ERROR", "database write failed", { cause: e, retryable: true });
