@@ -19,6 +19,8 @@
  *                           and two replicas against the floor and SQLite custos, and propagation
  *   BENCH_ONLY=egress       only the egress group (bench/egress.ts): SendExchangeRequest against
  *                           SignExchangeRequest + the client sending, to a local HTTPS stand-in
+ *   BENCH_ONLY=ack          only the audit acknowledgement pair: custos answering once the record
+ *                           is written (default) against answering once it is queued
  */
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, loadavg, tmpdir } from "node:os";
@@ -371,6 +373,12 @@ async function main(): Promise<void> {
       process.stdout.write(replicasReport(await replicasBench(log, h2, bodyFile)) + "\n");
       return;
     }
+    if (process.env.BENCH_ONLY === "ack") {
+      await s.stop();
+      const [written, queued] = await acknowledgementPair(dir, h2, bodyFile);
+      process.stdout.write(table([...written, ...queued]) + "\n" + acknowledgementReport(written, queued) + "\n");
+      return;
+    }
     if (process.env.BENCH_ONLY === "egress") {
       await s.stop();
       process.stdout.write(egressReport(await egressBench(dir, log)) + "\n");
@@ -412,6 +420,12 @@ async function main(): Promise<void> {
     rows.push(...custosSync);
     await s.stop();
 
+    log("custos (audit.acknowledge queued): answers before the record is written");
+    s = await BenchServer.start("custos (ack queued)", "custos", dir, { BENCH_DISPATCH: "auto", BENCH_AUDIT_ACK: "queued" });
+    const custosQueued = await allLoads(s, h2, bodyFile);
+    rows.push(...custosQueued);
+    await s.stop();
+
     log("raw pkcs11js HMAC on the custos token");
     const raw = new JsonChild([benchScript("serve-for-bench.js"), "hsm-raw", dir]);
     const hsm = (await raw.next<{ hsmRaw: HsmRaw }>(120_000)).hsmRaw;
@@ -444,6 +458,8 @@ async function main(): Promise<void> {
     out(egressReport(egress));
     out();
     out(replicasReport(replicas));
+    out();
+    out(acknowledgementReport(custos as [Row, Row, Row], custosQueued as [Row, Row, Row]));
     out();
     out(`raw pkcs11js HMAC-SHA256 on the custos token (${hsm.object}):`);
     out(`  sync C_SignInit+C_Sign: ${hsm.sync.per_s} ops/s (${hsm.sync.us_per_op} µs/op)`);
@@ -524,6 +540,8 @@ async function main(): Promise<void> {
       eld_p99_ms: { latency: cLat.server_stats.eld_p99_ms, unary: cUnary.server_stats.eld_p99_ms, stream: cStream.server_stats.eld_p99_ms },
       floor_eld_p99_ms: { latency: fLat.server_stats.eld_p99_ms, unary: fUnary.server_stats.eld_p99_ms, stream: fStream.server_stats.eld_p99_ms },
       async: dispatchSummary(custosAsync as [Row, Row, Row], fUnary, fStream),
+      // audit.acknowledge "queued" (answer before the record is written) on the same loads.
+      ack_queued: dispatchSummary(custosQueued as [Row, Row, Row], fUnary, fStream),
       sync: dispatchSummary(custosSync as [Row, Row, Row], fUnary, fStream),
       generator: {
         unary: cUnary.generator,
@@ -557,6 +575,28 @@ async function main(): Promise<void> {
     if (process.env.BENCH_KEEP === "1") log(`data dir kept: ${dir}`);
     else rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** BENCH_ONLY=ack: the same loads on custos answering once the record is written, then once queued. */
+async function acknowledgementPair(dir: string, h2: H2loadSetup, bodyFile: string): Promise<[Row[], Row[]]> {
+  const out: Row[][] = [];
+  for (const ack of ["written", "queued"]) {
+    log(`custos (audit.acknowledge ${ack})`);
+    const s = await BenchServer.start(`custos (ack ${ack})`, "custos", dir, { BENCH_DISPATCH: "auto", BENCH_AUDIT_ACK: ack });
+    out.push(await allLoads(s, h2, bodyFile));
+    await s.stop();
+  }
+  return [out[0]!, out[1]!];
+}
+
+/** What answering after the record is written costs, against answering once it is queued. */
+function acknowledgementReport([wLat, wUnary, wStream]: Row[], [qLat, qUnary, qStream]: Row[]): string {
+  return [
+    "audit acknowledgement (a signature answered once its record is written, the default, against once it is queued):",
+    `  1 at a time: p50 ${wLat!.p50_us} vs ${qLat!.p50_us} µs (+${round(wLat!.p50_us! - qLat!.p50_us!, 0)}), p99 ${wLat!.p99_us} vs ${qLat!.p99_us} µs`,
+    `  unary capacity: ${wUnary!.per_s} vs ${qUnary!.per_s} calls/s (${ratio(wUnary!.per_s, qUnary!.per_s)})`,
+    `  stream: ${wStream!.per_s} vs ${qStream!.per_s} calls/s (${ratio(wStream!.per_s, qStream!.per_s)})`,
+  ].join("\n");
 }
 
 /** BENCH_ONLY=stream: the quick loop for work on the stream path. */

@@ -222,6 +222,8 @@ async function serveCustos(): Promise<void> {
   // Diagnosis only: the audit flush interval (default 250 ms) sets the size of each batch
   // written on the event loop, hence the longest stall a call can meet.
   if (process.env.BENCH_AUDIT_FLUSH_MS) config.audit.flushIntervalMs = Number(process.env.BENCH_AUDIT_FLUSH_MS);
+  // The acknowledgement comparison: answer once the record is written (default) or once queued.
+  if (process.env.BENCH_AUDIT_ACK === "queued" || process.env.BENCH_AUDIT_ACK === "written") config.audit.acknowledge = process.env.BENCH_AUDIT_ACK;
   // The replicas group (bench/replicas.ts): the store is this PostgreSQL database.
   if (process.env.BENCH_POSTGRES_URL) config.store = { ...config.store, postgres: postgresSetting(process.env.BENCH_POSTGRES_URL, "BENCH_POSTGRES_URL") };
   // The egress group (bench/egress.ts): Binance USDⓈ-M requests go to its local HTTPS stand-in.

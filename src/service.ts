@@ -95,6 +95,8 @@ export async function startService(config: CustosConfig, logger: Logger, options
   // Audit events are serialised, chained and inserted on a writer thread of their own.
   const audit = await AuditLog.open(store, logger, {
     flushIntervalMs: config.audit.flushIntervalMs,
+    acknowledge: config.audit.acknowledge,
+    maxUnwrittenSeconds: config.audit.maxUnwrittenSeconds,
     refusalSampling: { ...DEFAULT_REFUSAL_SAMPLING, ...config.audit.refusals },
     writer: new WorkerChainWriter(storeLocation),
   });

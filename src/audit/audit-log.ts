@@ -5,6 +5,7 @@ import { GENESIS_HASH, checkChain, type ChainCheck } from "./chain.js";
 import { StoreChainWriter, type ChainHead, type ChainWriter } from "./chain-writer.js";
 import { EventBatchWriter, type EncodedEvents } from "./event-batch.js";
 import { boundStrings } from "./bounded-text.js";
+import { CustosError } from "../errors.js";
 import { DEFAULT_REFUSAL_SAMPLING, RefusalSampler, type RefusalSampling } from "./refusal-sampler.js";
 
 /** The longest string value in an audit event's details (its other strings: MAX_TEXT_CHARS). */
@@ -42,6 +43,26 @@ export interface AuditLogOptions {
   refusalSampling?: RefusalSampling;
   /** Monotonic milliseconds the flush lag is measured on (default performance.now; tests advance their own). */
   clock?: () => number;
+  /**
+   * When a signature may be answered (`audit.acknowledge`): "written" (default) once its record is
+   * in the store, so a crash loses no record of a signature already returned; "queued" at once.
+   */
+  acknowledge?: Acknowledge;
+  /**
+   * How long a signature waits for its record before it is refused (AUDIT_BACKLOG): the same
+   * bound as `audit.maxUnwrittenSeconds`. Default 5 s.
+   */
+  maxUnwrittenSeconds?: number;
+}
+
+/** When a signature may be answered: once its audit record is written, or as soon as it is queued. */
+export type Acknowledge = "written" | "queued";
+
+/** A signature waiting for its record: released once `ticket` events are written. */
+interface Waiter {
+  ticket: number;
+  resolve: () => void;
+  reject: (e: unknown) => void;
 }
 
 /**
@@ -70,6 +91,17 @@ export class AuditLog {
   private readonly writer: ChainWriter;
   private readonly refusals: RefusalSampler;
 
+  /** Events ever queued, and ever written: a signature waits until `written` passes its ticket. */
+  private recorded = 0;
+  private written = 0;
+  /** Signatures waiting for their records, in ticket order. */
+  private waiters: Waiter[] = [];
+  /** The last write failed: signatures are answered on the queue (bounded by maxUnwrittenSeconds) until one succeeds. */
+  private storeFailing = false;
+  private flushSoon = false;
+  private readonly acknowledge: Acknowledge;
+  private readonly maxUnwrittenMs: number;
+
   private constructor(
     store: StoreSlice<"audit">,
     private readonly logger: Logger,
@@ -82,8 +114,11 @@ export class AuditLog {
     this.maxBatch = opts.maxBatch ?? 5_000;
     this.clock = opts.clock ?? (() => performance.now());
     this.refusals = new RefusalSampler(opts.refusalSampling ?? DEFAULT_REFUSAL_SAMPLING);
+    this.acknowledge = opts.acknowledge ?? "written";
+    this.maxUnwrittenMs = (opts.maxUnwrittenSeconds ?? 5) * 1000;
     this.timer = setInterval(() => {
       this.recordAggregates(false);
+      this.refuseOverdueWaiters();
       void this.flush().catch(() => undefined);
     }, opts.flushIntervalMs ?? 250);
     this.timer.unref();
@@ -113,9 +148,59 @@ export class AuditLog {
    */
   record(event: AuditEvent, payload?: Uint8Array): void {
     this.open.add(bounded(event), payload);
+    this.recorded++;
     if (this.queued++ === 0) this.pendingSince = this.clock();
     if (this.open.count >= SLICE) this.slices.push(this.open.take());
     if (this.queued >= this.maxBatch && !this.flushing) void this.flush().catch(() => undefined);
+  }
+
+  /**
+   * Queues a signature's event and returns when the signature may be answered: once the event is
+   * written (group commit: one write in flight, the next batch gathering behind it), or at once
+   * when acknowledging on the queue or while the store refuses writes — then the backlog bound
+   * (`maxUnwrittenSeconds`, checked before signing) limits how long. A write that neither lands nor
+   * fails within that bound refuses the signature (AUDIT_BACKLOG): no signature leaves without its
+   * record beyond the bound. Undefined when there is nothing to wait for (no promise per call).
+   */
+  recordSigned(event: AuditEvent, payload?: Uint8Array): Promise<void> | undefined {
+    this.record(event, payload);
+    if (this.acknowledge === "queued" || this.storeFailing) return undefined;
+    const ticket = this.recorded;
+    if (!this.flushSoon && !this.flushing) {
+      // Every sign of this turn of the event loop joins one write.
+      this.flushSoon = true;
+      setImmediate(() => {
+        this.flushSoon = false;
+        void this.flush().catch(() => undefined);
+      });
+    }
+    return new Promise((resolve, reject) => this.waiters.push({ ticket, resolve, reject }));
+  }
+
+  /** Signatures whose records are written go out. */
+  private releaseWritten(): void {
+    let n = 0;
+    while (n < this.waiters.length && this.waiters[n]!.ticket <= this.written) this.waiters[n++]!.resolve();
+    if (n > 0) this.waiters = this.waiters.slice(n);
+  }
+
+  /** The store refused a write: waiting signatures go out on the queue (the backlog bound still applies). */
+  private releaseAll(): void {
+    const waiting = this.waiters;
+    this.waiters = [];
+    for (const w of waiting) w.resolve();
+  }
+
+  /** A write that hangs (no answer, no error) past the backlog bound refuses the signatures it holds. */
+  private refuseOverdueWaiters(): void {
+    if (this.waiters.length === 0 || this.lagSeconds * 1000 <= this.maxUnwrittenMs) return;
+    const waiting = this.waiters;
+    this.waiters = [];
+    for (const w of waiting) {
+      w.reject(
+        new CustosError("AUDIT_BACKLOG", "this signature's audit record could not be written in time; the signature was not returned", { retryable: true }),
+      );
+    }
   }
 
   /**
@@ -142,8 +227,9 @@ export class AuditLog {
     if (this.queued === 0) return;
     this.flushing = this.writeBatch().finally(() => {
       this.flushing = undefined;
-      // What queued up during the write goes next if it is already a full hand-off.
-      if (this.queued >= this.maxBatch) void this.flush().catch(() => undefined);
+      // What queued up during the write goes next if it is already a full hand-off, or if
+      // signatures wait for it (group commit), unless the store just refused a write.
+      if (this.queued >= this.maxBatch || (this.waiters.length > 0 && !this.storeFailing)) void this.flush().catch(() => undefined);
     });
     await this.flushing;
   }
@@ -165,10 +251,15 @@ export class AuditLog {
         head = await this.writer.append(slice, { seq: this.seq, hash: this.hash });
       } catch (e) {
         this.logger.error({ event: "audit.flush_failed", err: e, queued: this.queued }, "audit write failed; will retry");
+        this.storeFailing = true;
+        this.releaseAll();
         throw e;
       }
+      this.storeFailing = false;
       this.slices.shift();
       this.queued -= slice.count;
+      this.written += slice.count;
+      this.releaseWritten();
       remaining--;
       this.seq = head.seq;
       this.hash = head.hash;

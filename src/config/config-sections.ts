@@ -1,5 +1,6 @@
 import { resolve } from "node:path";
 import type { RefusalSampling } from "../audit/refusal-sampler.js";
+import type { Acknowledge } from "../audit/audit-log.js";
 import { CustosError } from "../errors.js";
 import { isPostgresUrl } from "../store/postgres/pg-url.js";
 
@@ -153,16 +154,19 @@ export interface AuditSettings {
   checkpointIntervalMs: number;
   /** Signing stops (UNAVAILABLE, AUDIT_BACKLOG) while the oldest unwritten audit record is older than this. */
   maxUnwrittenSeconds: number;
+  /** A signature is answered once its record is written ("written"), or as soon as it is queued. */
+  acknowledge: Acknowledge;
   refusals?: Partial<RefusalSampling>;
 }
 
 /** `audit`: flush and checkpoint intervals, and how refusals are sampled. */
 export function auditSettings(file: string, base: AuditSettings, raw: unknown): AuditSettings {
-  const s = section(file, "audit", raw, ["flushIntervalMs", "checkpointIntervalMs", "maxUnwrittenSeconds", "refusals"]);
+  const s = section(file, "audit", raw, ["flushIntervalMs", "checkpointIntervalMs", "maxUnwrittenSeconds", "acknowledge", "refusals"]);
   const out: AuditSettings = {
     flushIntervalMs: integer(file, "audit.flushIntervalMs", s.flushIntervalMs, 1, 60_000, base.flushIntervalMs),
     checkpointIntervalMs: integer(file, "audit.checkpointIntervalMs", s.checkpointIntervalMs, 10, 86_400_000, base.checkpointIntervalMs),
     maxUnwrittenSeconds: integer(file, "audit.maxUnwrittenSeconds", s.maxUnwrittenSeconds, 1, 3_600, base.maxUnwrittenSeconds),
+    acknowledge: oneOf(file, "audit.acknowledge", s.acknowledge, ["written", "queued"] as const, base.acknowledge),
   };
   if (s.refusals !== undefined) {
     const r = section(file, "audit.refusals", s.refusals, ["windowMs", "individualPerSource", "maxSources"]);

@@ -58,6 +58,7 @@ export interface CustosConfig {
   /**
    * flushIntervalMs: sign events written at least this often; checkpointIntervalMs: the chain head signed at least this often;
    * maxUnwrittenSeconds: signing stops while an audit record waits unwritten longer (the store is down);
+   * acknowledge: "written" answers a signature once its record is in the store, "queued" at once;
    * refusals: how refusals are sampled under floods (defaults: refusal-sampler.ts).
    */
   audit: AuditSettings;
@@ -137,7 +138,7 @@ export function baseDefaults(dataDir: string) {
     http: { host: "127.0.0.1", port: DEFAULT_HTTP_PORT },
     // A bot signing every order and cancel of a busy strategy stays far below these.
     limits: { client: { perSecond: 20_000, burst: 40_000 }, key: { perSecond: 20_000, burst: 40_000 } },
-    audit: { flushIntervalMs: 250, checkpointIntervalMs: 60_000, maxUnwrittenSeconds: 5 },
+    audit: { flushIntervalMs: 250, checkpointIntervalMs: 60_000, maxUnwrittenSeconds: 5, acknowledge: "written" as const },
     governance: { proposerCounts: false, veto: true, proposalTtlHours: 24, maxProposalTtlHours: 7 * 24 },
     anomaly: { enabled: true, ...DEFAULT_ANOMALY_SETTINGS } as AnomalyConfig,
     console: { enabled: true, host: "127.0.0.1", rpId: "localhost", sessionMinutes: 15 } as ConsoleConfig,

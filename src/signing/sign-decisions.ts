@@ -67,9 +67,10 @@ export class SignDecisions {
 
   /**
    * The one decision tail, allowed side: audits, observes (metrics, anomaly detection) and logs an
-   * allowed sign. It runs on every signature: one object, no spreads.
+   * allowed sign. It runs on every signature: one object, no spreads. The caller awaits the result
+   * before answering: the record is written first (AuditLog.recordSigned), or it rejects AUDIT_BACKLOG.
    */
-  allowed(caller: CallerContext, started: number, d: Decision): void {
+  allowed(caller: CallerContext, started: number, d: Decision): Promise<void> | undefined {
     const seconds = (performance.now() - started) / 1000;
     const event: AuditEvent = {
       kind: d.kind,
@@ -80,12 +81,13 @@ export class SignDecisions {
       peer: caller.ip || undefined,
     };
     if (d.details) event.details = d.details;
-    this.audit.record(event, d.payload);
+    const written = this.audit.recordSigned(event, d.payload);
     this.observer.observe("allowed", "OK", seconds, caller.identity ?? "", d.key, d.endpointClass);
     if (this.log?.allowedToo) {
       const payload = d.payload ? { payloadSha256: sha256Hex(d.payload) } : {};
       this.log.decided({ event: d.kind, outcome: "allowed", reason: "OK", client: caller.identity ?? "", key: d.key, version: d.version, ...payload });
     }
+    return written;
   }
 
   /**

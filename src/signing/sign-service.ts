@@ -125,7 +125,7 @@ export class SignService {
       }
       const signature = await this.hsm.sign(v.objectId, key.algorithm, req.payload);
       // The payload is audited as its SHA-256 (computed by the audit writer).
-      this.decisions.allowed(caller, started, { kind: "sign", key: req.keyId, version, endpointClass: "raw", payload: req.payload });
+      await this.decisions.allowed(caller, started, { kind: "sign", key: req.keyId, version, endpointClass: "raw", payload: req.payload });
       return { signature, version: v.version, apiKeyId: apiKeyIdOf(key, v) };
     } catch (e) {
       throw this.decisions.refused(caller, started, { kind: "sign", key: req.keyId, version, endpointClass: "raw", payload: req.payload }, e);
@@ -151,7 +151,7 @@ export class SignService {
       const { signed, version } = await this.signRequest(caller, req, progress, undefined);
       const details = exchangeDetails(request, progress.endpointClass);
       const endpointClass = progress.endpointClass;
-      this.decisions.allowed(caller, started, { kind: "sign.request", key: req.keyId, version, endpointClass, details, payload: requestBytes(request) });
+      await this.decisions.allowed(caller, started, { kind: "sign.request", key: req.keyId, version, endpointClass, details, payload: requestBytes(request) });
       return signed;
     } catch (e) {
       const details = exchangeDetails(request, progress.endpointClass);
@@ -202,7 +202,9 @@ export class SignService {
         details,
         payload: requestBytes(request),
       };
-      this.decisions.allowed(caller, started, decision);
+      // The exchange has the request: its answer goes back even if the record waits (it is queued,
+      // and a write that hangs refuses signatures, not answers an exchange already acted on).
+      await this.decisions.allowed(caller, started, decision)?.catch(() => undefined);
       return { ...reply, version: progress.version, endpointClass: progress.endpointClass };
     } catch (e) {
       const details: Record<string, string | number | boolean> = exchangeDetails(request, progress.endpointClass);
@@ -324,7 +326,7 @@ export class SignService {
       // A login is audited without details; a WebSocket API request with its method and class.
       const details = wsRequest ? { ...what, ...(endpointClass ? { class: endpointClass } : {}) } : undefined;
       const decision: Decision = { kind: "sign.ws_auth", key: req.keyId, version, endpointClass: "ws-auth", details, payload: prepared.toSign[0] };
-      this.decisions.allowed(caller, started, decision);
+      await this.decisions.allowed(caller, started, decision);
       return { ...signed, version: v.version, apiKeyId: ctx.apiKeyId };
     } catch (e) {
       const details = { ...what, ...(endpointClass ? { class: endpointClass } : {}) };
