@@ -522,6 +522,7 @@ async function main(): Promise<void> {
         pair_over_floor_unary: replicas.pair_over_floor_unary,
         pair_over_single_unary: replicas.pair_over_single_unary,
         pair_over_single_stream: replicas.pair_over_single_stream,
+        pair_audit_rows_per_s: replicas.pair_audit_rows_per_s,
         propagation: replicas.propagation,
       },
       // The Python client's SignStream next to the TypeScript stream client, same custos run.
