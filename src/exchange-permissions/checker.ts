@@ -106,8 +106,9 @@ export class ExchangePermissionChecker {
   }
 
   /**
-   * The last check's verdict on this process: "safe", "unsafe: …", "check failed: CODE",
-   * "not verified: …", or "" when it has not checked the key since it started.
+   * The last check's verdict on this process: "safe" (every fact known, none unsafe), "no unsafe
+   * setting seen (unknown: …)", "unsafe: …", "check failed: CODE", "not verified: …", or "" when it
+   * has not checked the key since it started.
    */
   verdict(keyId: string): string {
     return this.verdicts.get(keyId) ?? "";
@@ -128,8 +129,10 @@ export class ExchangePermissionChecker {
     this.lastChecked.set(key.id, this.deps.now());
     const record = (outcome: "ok" | "failed", details: Record<string, string | number | boolean>, reason?: string) => {
       const unsafe = typeof details.unsafe === "string" ? details.unsafe : "";
+      // "safe" only when the exchange answered every fact: an unknown one is never read as safe.
+      const partly = typeof details.unverified === "string" ? `no unsafe setting seen (unknown: ${details.unverified})` : "safe";
       const verdict =
-        outcome === "failed" ? `check failed: ${reason}` : !details.verified ? `not verified: ${String(details.why)}` : unsafe ? `unsafe: ${unsafe}` : "safe";
+        outcome === "failed" ? `check failed: ${reason}` : !details.verified ? `not verified: ${String(details.why)}` : unsafe ? `unsafe: ${unsafe}` : partly;
       this.verdicts.set(key.id, verdict);
       return this.deps.audit.recordNow({
         kind: "key.exchange_permissions",

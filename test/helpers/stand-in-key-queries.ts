@@ -19,8 +19,18 @@
  * requestPath [+ "?" + query] + body). Refused (HTTP 400): 40037 key does not exist, 40012
  * apikey/password incorrect, 40008 timestamp expired, 40009 sign error. Serves GET
  * /api/v2/spot/account/info (`accountInfo` per key) and GET /api/v2/mix/account/accounts.
+ *
+ * Gate API v4 (www.gate.com/docs/developers/apiv4/en/#api-signature-string-generation): KEY, Timestamp
+ * (seconds, within 60 s), SIGN = hex HMAC-SHA512(secret, METHOD + "\n" + path + "\n" + query + "\n" +
+ * hex(SHA512(body)) + "\n" + Timestamp). Refused (HTTP 401): {"label":"INVALID_KEY" | "INVALID_SIGNATURE" |
+ * "REQUEST_EXPIRED","message":…}. Serves GET /api/v4/account/detail (`ipWhitelist` per key).
+ *
+ * BitMEX (www.bitmex.com/app/apiKeysUsage): api-key, api-expires (seconds, in the future), api-signature
+ * = hex HMAC-SHA256(secret, verb + path with query + expires + body). Refused (HTTP 401):
+ * {"error":{"message":…,"name":"HTTPError"}}. Serves GET /api/v1/apiKey: every key of the account
+ * (`keys`), as the /apiKey field definitions document them.
  */
-import { createHmac, timingSafeEqual } from "node:crypto";
+import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import { ExchangeRefusal, type ReceivedRequest, StandInExchange } from "./stand-in-exchange.js";
 
 function base64MacMatches(given: string, expected: Buffer): boolean {
@@ -155,5 +165,58 @@ export class StandInBitget extends StandInExchange {
       channel: "",
       regisTime: "1246566789345",
     });
+  }
+}
+
+/** Equal hex MACs, compared in constant time. */
+function hexMacMatches(given: string, expected: Buffer): boolean {
+  return /^[0-9a-f]+$/.test(given) && given.length === expected.length * 2 && timingSafeEqual(Buffer.from(given, "hex"), expected);
+}
+
+/** Gate API v4's account detail, checked as documented. */
+export class StandInGate extends StandInExchange {
+  /** API key → its IP whitelist (absent: one address). */
+  readonly ipWhitelist = new Map<string, string[]>();
+
+  protected errorBody(e: ExchangeRefusal): unknown {
+    return { label: e.message.split(":")[0], message: e.message };
+  }
+
+  protected serve(r: ReceivedRequest, path: string, query: string): unknown {
+    if (`${r.method} ${path}` !== "GET /api/v4/account/detail") throw new ExchangeRefusal(404, 0, "NOT_FOUND: no such endpoint");
+    const h = (name: string) => r.headers[name.toLowerCase()] ?? "";
+    const secret = this.accounts.get(h("KEY"));
+    if (secret === undefined) throw new ExchangeRefusal(401, 0, "INVALID_KEY: Invalid key provided");
+    const timestamp = h("Timestamp");
+    const bodyHash = createHash("sha512").update(r.body).digest("hex");
+    const expected = createHmac("sha512", secret).update([r.method, path, query, bodyHash, timestamp].join("\n")).digest();
+    if (!hexMacMatches(h("SIGN"), expected)) throw new ExchangeRefusal(401, 0, "INVALID_SIGNATURE: Signature mismatch");
+    if (!/^\d+$/.test(timestamp) || Math.abs(this.now() / 1000 - Number(timestamp)) > 60)
+      throw new ExchangeRefusal(401, 0, "REQUEST_EXPIRED: Request timestamp expired");
+    const ips = this.ipWhitelist.get(h("KEY")) ?? ["203.0.113.7"];
+    return { user_id: 1667201533, ip_whitelist: ips, currency_pairs: [], key: { mode: 1 }, tier: 2, copy_trading_role: 0 };
+  }
+}
+
+/** BitMEX's API-key list, checked as documented. */
+export class StandInBitmex extends StandInExchange {
+  /** The account's keys as /apiKey lists them (`id` must match an account's API key to sign with it). */
+  keys: Array<Record<string, unknown>> = [];
+
+  protected errorBody(e: ExchangeRefusal): unknown {
+    return { error: { message: e.message, name: "HTTPError" } };
+  }
+
+  protected serve(r: ReceivedRequest, path: string): unknown {
+    if (`${r.method} ${path}` !== "GET /api/v1/apiKey") throw new ExchangeRefusal(404, 0, "Not Found");
+    const h = (name: string) => r.headers[name.toLowerCase()] ?? "";
+    const secret = this.accounts.get(h("api-key"));
+    if (secret === undefined) throw new ExchangeRefusal(401, 0, "Invalid API Key.");
+    const expires = h("api-expires");
+    const expected = createHmac("sha256", secret).update(`${r.method}${r.target}${expires}${r.body}`).digest();
+    if (!hexMacMatches(h("api-signature"), expected)) throw new ExchangeRefusal(401, 0, "Signature not valid.");
+    if (!/^\d+$/.test(expires) || Number(expires) < this.now() / 1000)
+      throw new ExchangeRefusal(401, 0, "This request has expired - `expires` is in the past.");
+    return this.keys;
   }
 }

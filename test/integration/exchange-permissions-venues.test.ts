@@ -17,11 +17,12 @@ import {
   type InProcessService,
 } from "../helpers/harness.js";
 import { standInTls } from "../helpers/stand-in-exchange.js";
-import { StandInBitget, StandInDeribit, StandInKucoin } from "../helpers/stand-in-key-queries.js";
+import { StandInBitget, StandInBitmex, StandInDeribit, StandInGate, StandInKucoin } from "../helpers/stand-in-key-queries.js";
 import { StandInOkx } from "../helpers/stand-in-okx.js";
 
 /**
- * The exchange-side permission check for Deribit, KuCoin, OKX and Bitget through the real service
+ * The exchange-side permission check for Deribit, KuCoin, OKX, Bitget, Gate and BitMEX (and Kraken
+ * Futures, which exposes nothing) through the real service
  * (SoftHSM2, gRPC over mTLS, SQLite), against HTTPS stand-ins that verify each signature, API key and
  * passphrase as the exchange documents. OKX and Bitget want the key's passphrase in clear: custos
  * checks only once a caller's request has carried it, and the passphrase reaches no audit row, log
@@ -36,6 +37,10 @@ const OKX_PASSPHRASE = "Okx-Pass!w0rd-Never-Stored";
 const OKX_ROTATED_PASSPHRASE = "Okx-Rotated!Pass-0815";
 const BITGET_SECRET = "bitget-stand-in-secret-0123456789abcdef";
 const BITGET_PASSPHRASE = "Bitget-Pass!Memory-Only-42";
+/** Gate and Kraken Futures sign with HMAC-SHA512: SoftHSM2 wants at least 64 bytes. */
+const GATE_SECRET = "gate-stand-in-secret-0123456789abcdef0123456789abcdef0123456789ab";
+const BITMEX_SECRET = "bitmex-stand-in-secret-0123456789abcdef0123";
+const KRAKEN_SECRET = Buffer.alloc(64, 7);
 
 function request(keyId: string, method: "GET" | "POST", path: string, passphrase: string): ExchangeRequest {
   return {
@@ -97,6 +102,28 @@ describe("custos reads Deribit, KuCoin, OKX and Bitget key permissions from stan
   okx.accountConfig.set("okx-api-1", { perm: "read_only,trade,withdraw", ip: "" });
   const bitget = new StandInBitget(new Map([["bg-api", BITGET_SECRET]]), new Map([["bg-api", BITGET_PASSPHRASE]]));
   bitget.accountInfo.set("bg-api", { authorities: ["coow", "cpow", "wwow"], ips: "203.0.113.7" });
+  const gate = new StandInGate(
+    new Map([
+      ["gt-api-bound", GATE_SECRET],
+      ["gt-api-open", GATE_SECRET],
+    ]),
+  );
+  gate.ipWhitelist.set("gt-api-open", []);
+  const bitmex = new StandInBitmex(new Map([["bm-api", BITMEX_SECRET]]));
+  const bitmexKey = (id: string, permissions: string[], cidr: string) => ({
+    id,
+    secret: "",
+    name: id,
+    nonce: 0,
+    cidr,
+    cidrs: [],
+    targetAccountId: 1,
+    permissions,
+    enabled: true,
+    userId: 1,
+    created: "2020-09-14T02:04:59.423Z",
+  });
+  bitmex.keys = [bitmexKey("another-key", ["order", "withdraw"], "0.0.0.0"), bitmexKey("bm-api", ["order", "orderCancel"], "203.0.113.7/32")];
 
   const setPolicy = async (keyId: string, policy: unknown) => {
     const p = await proposeAndApprove(svc.custody, { kind: { $case: "setPolicy", setPolicy: { keyId, policyJson: JSON.stringify(policy) } }, ttlSeconds: 0 });
@@ -132,7 +159,9 @@ describe("custos reads Deribit, KuCoin, OKX and Bitget key permissions from stan
     const tls = await standInTls();
     const caFile = join(tempDir("custos-permissions-ca-"), "exchange-ca.pem");
     writeFileSync(caFile, tls.caPem);
-    const [deribitUrl, kucoinUrl, okxUrl, bitgetUrl] = await Promise.all([deribit, kucoin, okx, bitget].map((s) => s.start({ tls })));
+    const [deribitUrl, kucoinUrl, okxUrl, bitgetUrl, gateUrl, bitmexUrl] = await Promise.all(
+      [deribit, kucoin, okx, bitget, gate, bitmex].map((s) => s.start({ tls })),
+    );
     svc = await startInProcess((c) => {
       c.egress = {
         ...c.egress,
@@ -141,6 +170,8 @@ describe("custos reads Deribit, KuCoin, OKX and Bitget key permissions from stan
           kucoinfutures: { "/": kucoinUrl!, "/api/v1/user/api-key": kucoinUrl! },
           okx: { "/": okxUrl! },
           bitget: { "/": bitgetUrl! },
+          gate: { "/": gateUrl! },
+          bitmex: { "/": bitmexUrl! },
         },
         trustedCaFile: caFile,
         responseTimeoutMs: 2_000,
@@ -152,7 +183,7 @@ describe("custos reads Deribit, KuCoin, OKX and Bitget key permissions from stan
   });
   after(async () => {
     await svc?.stop();
-    await Promise.all([deribit, kucoin, okx, bitget].map((s) => s.stop()));
+    await Promise.all([deribit, kucoin, okx, bitget, gate, bitmex].map((s) => s.stop()));
   });
 
   it("Deribit: the wallet scope of a signed client_signature login; wallet:read_write is flagged, the IP restriction unverified", async () => {
@@ -268,6 +299,51 @@ describe("custos reads Deribit, KuCoin, OKX and Bitget key permissions from stan
       status.FAILED_PRECONDITION,
       "KEY_FROZEN",
     );
+  });
+
+  it("Gate: the IP whitelist is read, withdrawals and transfers stay unknown and never read as safe", async () => {
+    await importSecret(svc.custody, "gt-bound", Buffer.from(GATE_SECRET), { exchange: "gate", algorithm: "hmac-sha512", apiKeyId: "gt-api-bound" });
+    await importSecret(svc.custody, "gt-open", Buffer.from(GATE_SECRET), { exchange: "gate", algorithm: "hmac-sha512", apiKeyId: "gt-api-open" });
+    const bound = await checked("gt-bound", "import");
+    assert.deepEqual(
+      [
+        bound.details?.verified,
+        bound.details?.withdrawals,
+        bound.details?.transfers,
+        bound.details?.ipRestricted,
+        bound.details?.unsafe,
+        bound.details?.unverified,
+      ],
+      [true, "unknown", "unknown", "true", "", "withdrawals,transfers"],
+    );
+    assert.equal((await listed("gt-bound"))?.exchangePermissions, "no unsafe setting seen (unknown: withdrawals,transfers)");
+    assert.equal(await metric("custos_key_exchange_permissions_unsafe", "gt-bound"), 0);
+    assert.equal((await checked("gt-open", "import")).details?.unsafe, "no-ip-restriction");
+    assert.equal(await metric("custos_key_exchange_permissions_unsafe", "gt-open"), 1);
+    assert.deepEqual(
+      gate.received.map((r) => r.outcome.status),
+      [200, 200],
+    );
+  });
+
+  it("BitMEX: this key's entry of the account's key list, not another key's", async () => {
+    await importSecret(svc.custody, "bm-1", Buffer.from(BITMEX_SECRET), { exchange: "bitmex", apiKeyId: "bm-api" });
+    const e = await checked("bm-1", "import");
+    assert.deepEqual(
+      [e.details?.verified, e.details?.withdrawals, e.details?.transfers, e.details?.ipRestricted, e.details?.ips, e.details?.unsafe],
+      [true, "false", "unknown", "true", "203.0.113.7/32", ""],
+    );
+    assert.equal(bitmex.received[0]?.outcome.status, 200);
+    assert.equal((await listed("bm-1"))?.exchangePermissions, "no unsafe setting seen (unknown: transfers)");
+  });
+
+  it("Kraken Futures: not exposed by the exchange, audited as not verified, never safe, nothing sent", async () => {
+    await importSecret(svc.custody, "kf-1", KRAKEN_SECRET, { exchange: "krakenfutures", algorithm: "hmac-sha512", apiKeyId: "kf-api" });
+    const e = await checked("kf-1", "import");
+    assert.deepEqual([e.outcome, e.details?.verified], ["ok", false]);
+    assert.match(String(e.details?.why), /^not exposed by the exchange: Kraken Futures documents no endpoint/);
+    assert.match((await listed("kf-1"))!.exchangePermissions, /^not verified: not exposed by the exchange/);
+    assert.equal(await metric("custos_key_exchange_permissions_unsafe", "kf-1"), undefined);
   });
 
   it("keeps every passphrase out of the audit log, the logs and every file of the data dir (the SQLite database included)", async () => {
