@@ -223,6 +223,8 @@ export async function startService(config: CustosConfig, logger: Logger, options
     governance.onExecuted((p) => {
       const trigger = PERMISSION_CHECK_AFTER[p.kind];
       if (trigger) void permissions.check(p.target, trigger);
+      // A destroyed version's passphrase (OKX, Bitget: held in memory for the check) goes with it.
+      if (p.kind === "destroy_version") void permissions.forgetStalePassphrase(p.target);
     });
   }
   const signer = new SignService(directory, hsm, audit, anomalies ? bothObservers(metrics, anomalies) : metrics, {
@@ -233,6 +235,7 @@ export async function startService(config: CustosConfig, logger: Logger, options
     clock,
     maxUnwrittenAuditSeconds: config.audit.maxUnwrittenSeconds,
     egress,
+    ...(config.egress.permissionChecks ? { passphraseSeen: permissions.callerPassphrase.bind(permissions) } : {}),
     ...(replica ? { shared: { clientLimiter: replica.clientLimiter, keyLimiter: replica.keyLimiter, nonces: replica.nonces } } : {}),
   });
   const grpc = await startGrpcServer(

@@ -3,14 +3,21 @@ import type { AuditLog } from "../audit/audit-log.js";
 import { EgressError } from "../egress/http-egress.js";
 import { CustosError } from "../errors.js";
 import { isRawOnly } from "../exchanges/registry.js";
-import type { KeyWithVersions } from "../keys/model.js";
+import { activeVersion, type KeyWithVersions } from "../keys/model.js";
 import type { KeyPolicy } from "../policy/policy.js";
 import { PermissionParseError, unsafeReasons, unverified, type PermissionFacts } from "./facts.js";
-import { permissionProbeFor } from "./index.js";
+import { NOT_EXPOSED, permissionProbeFor } from "./index.js";
 import { sendOwnRequest, type OwnRequestDeps } from "./own-request.js";
+import { CallerPassphrases } from "./passphrases.js";
 
-/** Why a check ran: after an import, rotation, API key id or policy change executed, or on the periodic timer. */
-export type CheckTrigger = "import" | "rotation" | "api-key-id" | "policy" | "periodic";
+/**
+ * Why a check ran: after an import, rotation, API key id or policy change executed, on the periodic
+ * timer, or when the first request carrying the key's API passphrase arrived (OKX, Bitget).
+ */
+export type CheckTrigger = "import" | "rotation" | "api-key-id" | "policy" | "periodic" | "passphrase";
+
+/** The unverified outcome of a passphrase exchange's check before any request carried the passphrase. */
+export const WAITING_FOR_PASSPHRASE = "waiting for a request carrying the passphrase";
 
 /** Observes each verified result (metrics); abstract so this module imports no metrics library. */
 export interface PermissionObserver {
@@ -48,6 +55,8 @@ export class ExchangePermissionChecker {
   private readonly inflight = new Set<Promise<unknown>>();
   /** Key → the last check's verdict in words (`custos key list`, the console). */
   private readonly verdicts = new Map<string, string>();
+  /** OKX and Bitget passphrases callers sent, memory only (passphrases.ts). */
+  private readonly passphrases = new CallerPassphrases();
 
   constructor(private readonly deps: CheckerDeps) {}
 
@@ -81,8 +90,25 @@ export class ExchangePermissionChecker {
   }
 
   /**
-   * The last check's verdict on this process: "safe", "unsafe: …", "check failed: CODE",
-   * "not verified: …", or "" when it has not checked the key since it started.
+   * A caller's request for this key version carried its API passphrase and was signed (SignService):
+   * held in memory for the key's check when its exchange wants one (OKX, Bitget), and the first one
+   * for the version runs the check that was waiting for it. Only the active version's is held.
+   */
+  callerPassphrase(key: { id: string; exchange: string }, version: number, passphrase: string): void {
+    if (this.stopped || !passphrase || permissionProbeFor(key.exchange)?.passphrase !== "caller") return;
+    if (this.passphrases.remember(key.id, version, passphrase)) void this.check(key.id, "passphrase");
+  }
+
+  /** Drops a held passphrase that no longer belongs to the key's active version (a version was destroyed). */
+  async forgetStalePassphrase(keyId: string): Promise<void> {
+    const key = await this.deps.keys.getKey(keyId).catch(() => undefined);
+    this.passphrases.keepOnly(keyId, key ? activeVersion(key)?.version : undefined);
+  }
+
+  /**
+   * The last check's verdict on this process: "safe" (every fact known, none unsafe), "no unsafe
+   * setting seen (unknown: …)", "unsafe: …", "check failed: CODE", "not verified: …", or "" when it
+   * has not checked the key since it started.
    */
   verdict(keyId: string): string {
     return this.verdicts.get(keyId) ?? "";
@@ -96,13 +122,17 @@ export class ExchangePermissionChecker {
 
   private async run(keyId: string, trigger: CheckTrigger): Promise<PermissionFacts | undefined> {
     const key = await this.deps.keys.getKey(keyId);
+    // A passphrase belongs to one version: after a rotation (or once the key is gone) it is dropped.
+    this.passphrases.keepOnly(keyId, key ? activeVersion(key)?.version : undefined);
     // A raw-only key names no exchange custos knows: there is nothing to ask, and nothing is recorded.
     if (!key || isRawOnly(key.exchange)) return undefined;
     this.lastChecked.set(key.id, this.deps.now());
     const record = (outcome: "ok" | "failed", details: Record<string, string | number | boolean>, reason?: string) => {
       const unsafe = typeof details.unsafe === "string" ? details.unsafe : "";
+      // "safe" only when the exchange answered every fact: an unknown one is never read as safe.
+      const partly = typeof details.unverified === "string" ? `no unsafe setting seen (unknown: ${details.unverified})` : "safe";
       const verdict =
-        outcome === "failed" ? `check failed: ${reason}` : !details.verified ? `not verified: ${String(details.why)}` : unsafe ? `unsafe: ${unsafe}` : "safe";
+        outcome === "failed" ? `check failed: ${reason}` : !details.verified ? `not verified: ${String(details.why)}` : unsafe ? `unsafe: ${unsafe}` : partly;
       this.verdicts.set(key.id, verdict);
       return this.deps.audit.recordNow({
         kind: "key.exchange_permissions",
@@ -114,20 +144,27 @@ export class ExchangePermissionChecker {
       });
     };
     const probe = permissionProbeFor(key.exchange);
-    if (!probe || probe.notOnItsOwn) {
-      await record("ok", { verified: false, why: probe?.notOnItsOwn ?? `${key.exchange} exposes no API-key permissions custos reads` });
+    if (!probe) {
+      await record("ok", { verified: false, why: NOT_EXPOSED.get(key.exchange) ?? `${key.exchange} exposes no API-key permissions custos reads` });
       return undefined;
     }
     if (key.frozenAt) {
       await record("ok", { verified: false, why: "the key is frozen: it signs nothing, this check included" });
       return undefined;
     }
+    const signing = activeVersion(key)?.version;
+    const passphrase = probe.passphrase === "caller" && signing !== undefined ? this.passphrases.of(key.id, signing) : undefined;
+    if (probe.passphrase === "caller" && !passphrase) {
+      // Runs as soon as a caller's request for this version carries the passphrase (callerPassphrase).
+      await record("ok", { verified: false, why: WAITING_FOR_PASSPHRASE });
+      return undefined;
+    }
     let status: number | undefined;
     let read: { facts: PermissionFacts; version: number; origin: string };
     try {
-      const { reply, version, origin } = await sendOwnRequest(this.deps, key, probe);
+      const { reply, version, origin, apiKeyId } = await sendOwnRequest(this.deps, key, probe, passphrase);
       status = reply.status;
-      read = { facts: probe.parse(reply.status, parseJson(reply.body)), version, origin };
+      read = { facts: probe.parse(reply.status, parseJson(reply.body), apiKeyId), version, origin };
     } catch (e) {
       const details: Record<string, string | number | boolean> = { verified: false, ...(status !== undefined ? { status } : {}) };
       if (e instanceof EgressError) details.egressFailure = e.failure;

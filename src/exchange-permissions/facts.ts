@@ -25,10 +25,17 @@ export interface PermissionProbe {
   readonly kind: "rest" | "login";
   /** The request (for `login`, the path the signed login fields are sent to as a GET query). */
   readonly request: ExchangeRequest;
-  /** Why custos cannot send this request on its own, where it cannot (OKX: the passphrase is the caller's). */
-  readonly notOnItsOwn?: string;
-  /** The answer → facts; throws PermissionParseError when the answer is not the documented shape or an error. */
-  parse(status: number, body: unknown): PermissionFacts;
+  /**
+   * `caller`: the exchange wants the key's API passphrase in clear with every request (OKX, Bitget),
+   * which custos does not store; the check uses the one a caller last sent with its own request for
+   * the key's active version, held in memory only (passphrases.ts), and waits until one arrives.
+   */
+  readonly passphrase?: "caller";
+  /**
+   * The answer → facts; throws PermissionParseError when the answer is not the documented shape or an
+   * error. `apiKeyId` is the key version's exchange API key id (BitMEX lists every key of the account).
+   */
+  parse(status: number, body: unknown, apiKeyId?: string): PermissionFacts;
 }
 
 /** The exchange's answer was an error or not the documented shape: nothing is concluded from it. */
@@ -59,6 +66,28 @@ export function booleanAt(o: Record<string, unknown>, name: string): boolean {
   const v = o[name];
   if (typeof v !== "boolean") throw new PermissionParseError(`${name} is not a boolean`);
   return v;
+}
+
+/** A string field, or a parse error. */
+export function stringAt(o: Record<string, unknown>, name: string): string {
+  const v = o[name];
+  if (typeof v !== "string") throw new PermissionParseError(`${name} is not a string`);
+  return v;
+}
+
+/** A list of strings, or a parse error. */
+export function stringsAt(o: Record<string, unknown>, name: string): string[] {
+  const v = o[name];
+  if (!Array.isArray(v) || !v.every((x) => typeof x === "string")) throw new PermissionParseError(`${name} is not a list of strings`);
+  return v;
+}
+
+/** A comma-separated list, trimmed, without empty entries. */
+export function commaList(text: string): string[] {
+  return text
+    .split(",")
+    .map((x) => x.trim())
+    .filter((x) => x !== "");
 }
 
 /** Refuses a non-2xx answer: an exchange's error body is not a permission set. */

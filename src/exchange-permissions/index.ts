@@ -1,7 +1,10 @@
 import { binancePermissions } from "./binance.js";
+import { bitgetPermissions } from "./bitget.js";
+import { bitmexPermissions } from "./bitmex.js";
 import { bybitPermissions } from "./bybit.js";
 import { deribitPermissions } from "./deribit.js";
 import type { PermissionProbe } from "./facts.js";
+import { gatePermissions } from "./gate.js";
 import { kucoinPermissions } from "./kucoin.js";
 import { okxPermissions } from "./okx.js";
 
@@ -10,16 +13,24 @@ export { PermissionParseError, unsafeReasons, unverified } from "./facts.js";
 
 /** The one table: exchange id (as keys are imported with) → how custos reads its keys' permissions. */
 const PROBES: ReadonlyMap<string, PermissionProbe> = new Map(
-  [binancePermissions, bybitPermissions, okxPermissions, kucoinPermissions, deribitPermissions].map((p) => [p.exchange, p]),
+  [binancePermissions, bybitPermissions, okxPermissions, kucoinPermissions, deribitPermissions, bitgetPermissions, gatePermissions, bitmexPermissions].map(
+    (p) => [p.exchange, p],
+  ),
 );
 
 /**
- * Exchanges whose keys custos does not check: Kraken Futures documents no API-key query; BitMEX,
- * Bitget and Gate document account-level answers that name some of a key's settings (BitMEX's key
- * list, Bitget's account info `authorities` and `ips`, Gate's account detail), which custos does not
- * read yet. Their keys are reported as not verified (audited, no metric value).
+ * Exchanges whose keys custos cannot check, and why: reported as not verified (audited, `key list`),
+ * never as safe.
  */
-export const NOT_EXPOSED: readonly string[] = ["bitmex", "krakenfutures", "bitget", "gate"];
+export const NOT_EXPOSED: ReadonlyMap<string, string> = new Map([
+  [
+    "krakenfutures",
+    // docs.futures.kraken.com: the private REST endpoints (accounts, open positions, orders, transfers,
+    // withdrawals, history) answer about the account, none about the calling key; permissions and
+    // IP whitelists are set and shown only in the web interface.
+    "not exposed by the exchange: Kraken Futures documents no endpoint that returns an API key's permissions or IP whitelist",
+  ],
+]);
 
 /** How custos reads this exchange's key permissions, if the exchange exposes them. */
 export function permissionProbeFor(exchange: string): PermissionProbe | undefined {

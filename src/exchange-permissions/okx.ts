@@ -1,4 +1,4 @@
-import { objectAt, PermissionParseError, requireOk, type PermissionProbe } from "./facts.js";
+import { commaList, objectAt, PermissionParseError, requireOk, type PermissionProbe } from "./facts.js";
 
 /**
  * OKX v5 "Get account configuration": GET /api/v5/account/config (www.okx.com/docs-v5/en/#trading-account-rest-api-get-account-configuration).
@@ -6,14 +6,14 @@ import { objectAt, PermissionParseError, requireOk, type PermissionProbe } from 
  * the IPs bound to the key, comma-separated, "" when none. Answer: {"code":"0","msg":"","data":[{…,"perm":"read_only,trade","ip":"1.1.1.1,2.2.2.2",…}]}.
  * Transfers between one's own funding and trading accounts need only `trade` at OKX and are not told
  * apart: transfers are reported true with `withdraw` (which covers sub-account transfers), else unknown.
- * custos sends this only with the key's passphrase, which OKX sends in clear with every request and
- * custos does not store (the caller supplies it): see the checker.
+ * OKX wants the key's passphrase in clear with every request; custos does not store it and sends this
+ * query only with the passphrase a caller last sent for the key's active version (passphrases.ts).
  */
 export const okxPermissions: PermissionProbe = {
   exchange: "okx",
   kind: "rest",
   request: { method: "GET", path: "/api/v5/account/config", query: "", body: "" },
-  notOnItsOwn: "OKX signs with the key's passphrase, which callers send with each request and custos does not hold",
+  passphrase: "caller",
   parse(status, body) {
     requireOk(status);
     const o = objectAt(body, "the account config answer");
@@ -21,11 +21,8 @@ export const okxPermissions: PermissionProbe = {
     if (!Array.isArray(o.data) || o.data.length !== 1) throw new PermissionParseError("data is not one account");
     const account = objectAt(o.data[0], "data[0]");
     if (typeof account.perm !== "string" || typeof account.ip !== "string") throw new PermissionParseError("perm or ip is not a string");
-    const perms = account.perm.split(",").map((p) => p.trim());
-    const ips = account.ip
-      .split(",")
-      .map((ip) => ip.trim())
-      .filter((ip) => ip !== "");
+    const perms = commaList(account.perm);
+    const ips = commaList(account.ip);
     const withdraw = perms.includes("withdraw");
     return { withdrawals: withdraw, transfers: withdraw ? true : "unknown", ipRestricted: ips.length > 0, ips };
   },

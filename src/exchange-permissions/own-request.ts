@@ -20,14 +20,17 @@ export interface OwnReply {
   reply: ExchangeReply;
   version: number;
   origin: string;
+  /** The exchange API key id the request was signed for. */
+  apiKeyId: string;
 }
 
 /**
  * Signs a probe's fixed read request with the key's active version and sends it through the egress:
  * custos's own request, never a caller's, so no caller policy applies to it (the request is a constant
  * of custos's table). A frozen key signs nothing, this included. The signature never leaves custos.
+ * `passphrase` (OKX, Bitget) is one a caller sent for this version; it goes only into the request's header.
  */
-export async function sendOwnRequest(deps: OwnRequestDeps, key: KeyWithVersions, probe: PermissionProbe): Promise<OwnReply> {
+export async function sendOwnRequest(deps: OwnRequestDeps, key: KeyWithVersions, probe: PermissionProbe, passphrase?: string): Promise<OwnReply> {
   if (key.frozenAt) throw new CustosError("KEY_FROZEN", "key is frozen");
   const v = activeVersion(key);
   if (!v) throw new CustosError("KEY_NOT_ACTIVE", "key has no active version");
@@ -44,6 +47,7 @@ export async function sendOwnRequest(deps: OwnRequestDeps, key: KeyWithVersions,
     apiKeyId,
     keyAlgorithm: key.algorithm,
     ...(v.signedPassphrase ? { signedPassphrase: v.signedPassphrase } : {}),
+    ...(passphrase ? { passphrase } : {}),
   };
   let out: ExchangeRequest & { headers: ReadonlyArray<readonly [string, string]> };
   if (probe.kind === "login") {
@@ -59,7 +63,7 @@ export async function sendOwnRequest(deps: OwnRequestDeps, key: KeyWithVersions,
   }
   const destination = deps.egress.route(key.exchange, key.environment, out.path, out.query);
   const reply = await deps.egress.send(key.exchange, destination, out);
-  return { reply, version: v.version, origin: destination.origin };
+  return { reply, version: v.version, origin: destination.origin, apiKeyId };
 }
 
 async function signEach(hsm: Signer, objectId: string, key: KeyWithVersions, data: Buffer[]): Promise<Buffer[]> {

@@ -72,6 +72,11 @@ export interface SignServiceOptions {
   shared?: { clientLimiter: Limiter; keyLimiter: Limiter; nonces: NonceSource };
   /** Where SendExchangeRequest sends what it signed (absent: SendExchangeRequest is refused). */
   egress?: Egress;
+  /**
+   * Told the API passphrase a signed request for the key's active version carried (OKX, Bitget), for
+   * the exchange-side permission check, which holds it in memory only; never logged or stored here.
+   */
+  passphraseSeen?: (key: { id: string; exchange: string }, version: number, passphrase: string) => void;
 }
 
 /** How far an exchange request got, for its audit row when it is refused. */
@@ -274,6 +279,7 @@ export class SignService {
     // Every REST dialect signs one message: no array copies on that path.
     const macs = toSign.length === 1 ? [await this.hsm.sign(v.objectId, key.algorithm, toSign[0]!)] : await this.signEach(v.objectId, key.algorithm, toSign);
     const signed = prepared.finish(macs) as ExchangeSignResult;
+    if (req.passphrase && v.state === "active") this.opts.passphraseSeen?.(key, v.version, req.passphrase);
     // The dialect's fresh result object gains the version fields in place (no copy per call).
     signed.version = v.version;
     signed.apiKeyId = ctx.apiKeyId;
@@ -323,6 +329,7 @@ export class SignService {
       const ctx = this.signingContext(policy, key, v, { ...req, ...(recvWindowMs !== undefined ? { recvWindowMs } : {}) }, dialect.nonceIsTime === true);
       const prepared = dialect.websocketAuth(req.input, ctx);
       const signed = prepared.finish(await this.signEach(v.objectId, key.algorithm, prepared.toSign));
+      if (req.passphrase && v.state === "active") this.opts.passphraseSeen?.(key, v.version, req.passphrase);
       // A login is audited without details; a WebSocket API request with its method and class.
       const details = wsRequest ? { ...what, ...(endpointClass ? { class: endpointClass } : {}) } : undefined;
       const decision: Decision = { kind: "sign.ws_auth", key: req.keyId, version, endpointClass: "ws-auth", details, payload: prepared.toSign[0] };

@@ -5,13 +5,20 @@
  * timestamp + METHOD + requestPath + body), requestPath including "?query" for GET. Refused (HTTP
  * 401, code as a string): 50111 invalid key, 50105 passphrase incorrect, 50112 invalid timestamp,
  * 50102 timestamp more than 30 s away, 50113 invalid sign.
- * Serves POST /api/v5/trade/order and GET /api/v5/account/balance.
+ * Serves POST /api/v5/trade/order, GET /api/v5/account/balance and GET /api/v5/account/config (the
+ * calling key's `perm` and `ip` among the account's settings, `accountConfig` per key, shaped as
+ * www.okx.com/docs-v5/en/#trading-account-rest-api-get-account-configuration documents).
  */
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { ExchangeRefusal, type ReceivedRequest, StandInExchange } from "./stand-in-exchange.js";
 
+const OKX_ROUTES = new Set(["POST /api/v5/trade/order", "GET /api/v5/account/balance", "GET /api/v5/account/config"]);
+
 /** OKX v5, checked as documented (see the file comment), with the parent's HTTP(S) side. */
 export class StandInOkx extends StandInExchange {
+  /** API key → its perm and ip in the account config answer (absent: trade only, bound to 203.0.113.7). */
+  readonly accountConfig = new Map<string, { perm: string; ip: string }>();
+
   /** @param passphrases API key → the passphrase chosen when the key was created. */
   constructor(
     accounts: ReadonlyMap<string, string>,
@@ -26,8 +33,23 @@ export class StandInOkx extends StandInExchange {
 
   protected serve(r: ReceivedRequest, path: string): unknown {
     const route = `${r.method} ${path}`;
-    if (route !== "POST /api/v5/trade/order" && route !== "GET /api/v5/account/balance") throw new ExchangeRefusal(404, 50000, "Unknown endpoint.");
+    if (!OKX_ROUTES.has(route)) throw new ExchangeRefusal(404, 50000, "Unknown endpoint.");
     this.verify(r);
+    if (route === "GET /api/v5/account/config") {
+      const { perm, ip } = this.accountConfig.get(r.headers["ok-access-key"]!) ?? { perm: "read_only,trade", ip: "203.0.113.7" };
+      const account = {
+        uid: "44705892343619584",
+        mainUid: "44705892343619584",
+        acctLv: "2",
+        posMode: "net_mode",
+        autoLoan: false,
+        level: "Lv1",
+        label: "custos",
+        perm,
+        ip,
+      };
+      return { code: "0", msg: "", data: [account] };
+    }
     if (route === "GET /api/v5/account/balance") {
       return {
         code: "0",
