@@ -218,7 +218,8 @@ export async function startService(config: CustosConfig, logger: Logger, options
     logger: logger.child({ component: "exchange-permissions" }),
     intervalMs: config.egress.permissionCheckIntervalMs,
   });
-  governance.reportExchangePermissions((keyId) => permissions.verdict(keyId));
+  // The newest verdict of any replica: this process's, or the one the store holds (reloaded on change).
+  governance.reportExchangePermissions((keyId) => permissions.verdict(keyId, directory.key(keyId)?.exchangePermissions));
   if (config.egress.permissionChecks) {
     governance.onExecuted((p) => {
       const trigger = PERMISSION_CHECK_AFTER[p.kind];

@@ -3,7 +3,7 @@ import type { AuditLog } from "../audit/audit-log.js";
 import { EgressError } from "../egress/http-egress.js";
 import { CustosError } from "../errors.js";
 import { isRawOnly } from "../exchanges/registry.js";
-import { activeVersion, type KeyWithVersions } from "../keys/model.js";
+import { activeVersion, type ExchangePermissionVerdict, type KeyWithVersions } from "../keys/model.js";
 import type { KeyPolicy } from "../policy/policy.js";
 import { PermissionParseError, unsafeReasons, unverified, type PermissionFacts } from "./facts.js";
 import { NOT_EXPOSED, permissionProbeFor } from "./index.js";
@@ -26,7 +26,12 @@ export interface PermissionObserver {
 
 /** What the checker reads and acts through. */
 export interface CheckerDeps extends OwnRequestDeps {
-  keys: { getKey(id: string): Promise<KeyWithVersions | undefined>; listKeys(): Promise<KeyWithVersions[]> };
+  keys: {
+    getKey(id: string): Promise<KeyWithVersions | undefined>;
+    listKeys(): Promise<KeyWithVersions[]>;
+    /** Where every replica reads the verdict (`key list`, the console). */
+    setExchangePermissions(keyId: string, verdict: ExchangePermissionVerdict): Promise<void>;
+  };
   policy(keyId: string): KeyPolicy;
   audit: Pick<AuditLog, "recordNow">;
   /** The existing freeze path, on custos's own authority (audited with actor `custos`). */
@@ -54,7 +59,7 @@ export class ExchangePermissionChecker {
   private stopped = false;
   private readonly inflight = new Set<Promise<unknown>>();
   /** Key → the last check's verdict in words (`custos key list`, the console). */
-  private readonly verdicts = new Map<string, string>();
+  private readonly verdicts = new Map<string, ExchangePermissionVerdict>();
   /** OKX and Bitget passphrases callers sent, memory only (passphrases.ts). */
   private readonly passphrases = new CallerPassphrases();
 
@@ -66,7 +71,9 @@ export class ExchangePermissionChecker {
     this.sweeping = true;
     try {
       for (const key of await this.deps.keys.listKeys().catch(() => [])) {
-        if (this.deps.now() - (this.lastChecked.get(key.id) ?? Number.NEGATIVE_INFINITY) < this.deps.intervalMs) continue;
+        // A check any replica ran counts: a new leader does not re-check every key at once.
+        const stored = key.exchangePermissions ? Date.parse(key.exchangePermissions.checkedAt) : Number.NEGATIVE_INFINITY;
+        if (this.deps.now() - Math.max(this.lastChecked.get(key.id) ?? Number.NEGATIVE_INFINITY, stored) < this.deps.intervalMs) continue;
         await this.check(key.id, "periodic");
       }
     } finally {
@@ -106,12 +113,14 @@ export class ExchangePermissionChecker {
   }
 
   /**
-   * The last check's verdict on this process: "safe" (every fact known, none unsafe), "no unsafe
-   * setting seen (unknown: …)", "unsafe: …", "check failed: CODE", "not verified: …", or "" when it
-   * has not checked the key since it started.
+   * The last check's verdict: "safe" (every fact known, none unsafe), "no unsafe setting seen
+   * (unknown: …)", "unsafe: …", "check failed: CODE", "not verified: …", or "" when no check has
+   * run. The newer of this process's and `stored`, the one any replica recorded in the store.
    */
-  verdict(keyId: string): string {
-    return this.verdicts.get(keyId) ?? "";
+  verdict(keyId: string, stored?: ExchangePermissionVerdict | null): string {
+    const mine = this.verdicts.get(keyId);
+    if (!mine) return stored?.verdict ?? "";
+    return stored && stored.checkedAt > mine.checkedAt ? stored.verdict : mine.verdict;
   }
 
   /** No new checks; waits for those running (before the egress and the audit log close). */
@@ -133,7 +142,16 @@ export class ExchangePermissionChecker {
       const partly = typeof details.unverified === "string" ? `no unsafe setting seen (unknown: ${details.unverified})` : "safe";
       const verdict =
         outcome === "failed" ? `check failed: ${reason}` : !details.verified ? `not verified: ${String(details.why)}` : unsafe ? `unsafe: ${unsafe}` : partly;
-      this.verdicts.set(key.id, verdict);
+      const checkedAt = new Date(this.deps.now()).toISOString();
+      // A periodic check on a replica that holds no passphrase does not hide what a check with one found.
+      const known = this.verdict(key.id, key.exchangePermissions);
+      const keep = trigger === "periodic" && details.why === WAITING_FOR_PASSPHRASE && known !== "" && !known.startsWith("not verified");
+      if (!keep) {
+        this.verdicts.set(key.id, { verdict, checkedAt });
+        void this.deps.keys.setExchangePermissions(key.id, { verdict, checkedAt }).catch((e: unknown) => {
+          this.deps.logger.error({ event: "key.exchange_permissions_unrecorded", key: key.id, err: e }, "could not store the permission verdict");
+        });
+      }
       return this.deps.audit.recordNow({
         kind: "key.exchange_permissions",
         actor: CUSTOS,

@@ -19,6 +19,17 @@ export interface KeyRecord {
   /** Set while frozen: no sign with this key until a quorum thaws it. */
   frozenAt?: string | null;
   frozenReason?: string | null;
+  /**
+   * The last exchange-side permission check of this key, by any replica ("safe", "unsafe: …",
+   * "not verified: …", "check failed: …"; src/exchange-permissions/checker.ts), and when it ran.
+   */
+  exchangePermissions?: ExchangePermissionVerdict | null;
+}
+
+/** What the last exchange-side permission check concluded, in words, and when (ISO 8601). */
+export interface ExchangePermissionVerdict {
+  verdict: string;
+  checkedAt: string;
 }
 
 /** One secret of a key. Each version is its own HSM object, CKA_ID = `objectId`. */

@@ -24,6 +24,7 @@ export function toKey(r: Row): KeyRecord {
     createdAt: r.created_at as string,
     frozenAt: (r.frozen_at as string | null) ?? null,
     frozenReason: (r.frozen_reason as string | null) ?? null,
+    exchangePermissions: typeof r.permissions_verdict === "string" ? { verdict: r.permissions_verdict, checkedAt: r.permissions_checked_at as string } : null,
   };
 }
 

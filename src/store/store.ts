@@ -1,5 +1,5 @@
 import type { GovernanceRecord, OfficerRecord, PasskeyRecord, ProposalRecord, ProposalState, VoteRecord } from "../governance/model.js";
-import type { KeyRecord, KeyVersionRecord, KeyWithVersions } from "../keys/model.js";
+import type { ExchangePermissionVerdict, KeyRecord, KeyVersionRecord, KeyWithVersions } from "../keys/model.js";
 import type { ClientRecord } from "../signing/clients.js";
 
 /** One stored audit event: its canonical JSON body and its place in the hash chain. */
@@ -60,6 +60,8 @@ export interface KeyTable {
   updateVersionState(keyId: string, version: number, state: KeyVersionRecord["state"], activatedAt?: string): Promise<void>;
   /** KEY_NOT_FOUND if there is no such key. */
   setKeyFrozen(keyId: string, freeze: Freeze): Promise<void>;
+  /** The last exchange-side permission check's verdict, shared by every replica; KEY_NOT_FOUND if there is no such key. */
+  setExchangePermissions(keyId: string, verdict: ExchangePermissionVerdict): Promise<void>;
   /** The exchange API key id of the key and of its active version; KEY_NOT_FOUND if there is no such key. */
   setApiKeyId(keyId: string, apiKeyId: string): Promise<void>;
   setPolicy(keyId: string, policyJson: string, at: string): Promise<void>;

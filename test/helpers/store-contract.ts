@@ -29,7 +29,7 @@ export function storeContract(backend: string, makeStore: () => Promise<Store>):
       await s.keys.createKey(keyRecord("k-a"), version("k-a", 1, "active"));
       await rejectsWith(s.keys.createKey(keyRecord("k-a"), version("k-a", 1, "active")), "KEY_EXISTS");
       const a = await s.keys.getKey("k-a");
-      assert.deepEqual(a, { ...keyRecord("k-a"), frozenAt: null, frozenReason: null, versions: [version("k-a", 1, "active")] });
+      assert.deepEqual(a, { ...keyRecord("k-a"), frozenAt: null, frozenReason: null, exchangePermissions: null, versions: [version("k-a", 1, "active")] });
       assert.deepEqual(
         (await s.keys.listKeys()).map((k) => k.id),
         ["k-a", "k-b"],
@@ -86,6 +86,17 @@ export function storeContract(backend: string, makeStore: () => Promise<Store>):
       await s.keys.setPolicy("k", '{"a":1}', at(2));
       await s.keys.setPolicy("k", '{"a":2}', at(3));
       assert.equal(await s.keys.getPolicy("k"), '{"a":2}');
+    });
+
+    it("keys: the last exchange-side permission verdict, none until a check records one, replaced by the next", async () => {
+      const s = await fresh();
+      await s.keys.createKey(keyRecord("k"), version("k", 1, "active"));
+      assert.equal((await s.keys.getKey("k"))!.exchangePermissions, null);
+      await s.keys.setExchangePermissions("k", { verdict: "unsafe: withdrawals", checkedAt: at(1) });
+      await s.keys.setExchangePermissions("k", { verdict: "safe", checkedAt: at(2) });
+      assert.deepEqual((await s.keys.getKey("k"))!.exchangePermissions, { verdict: "safe", checkedAt: at(2) });
+      assert.deepEqual((await s.keys.listKeys())[0]!.exchangePermissions, { verdict: "safe", checkedAt: at(2) });
+      await rejectsWith(s.keys.setExchangePermissions("k-none", { verdict: "safe", checkedAt: at(3) }), "KEY_NOT_FOUND");
     });
 
     it("clients: upsert keeps the creation time, grants are added once and replaced as a whole", async () => {

@@ -54,7 +54,12 @@ function setup() {
     hsm,
     egress,
     now: () => Date.parse("2025-06-01T00:00:00Z"),
-    keys: { getKey: async () => key, listKeys: async () => [key] },
+    keys: {
+      getKey: async () => key,
+      listKeys: async () => [key],
+      // The store every replica reads: the key record carries the last verdict.
+      setExchangePermissions: async (_id, v) => void (key.exchangePermissions = v),
+    },
     policy: () => ({}),
     audit: { recordNow: async (r: { details?: Record<string, unknown> }) => void records.push(r) } as never,
     freeze: async () => undefined,
@@ -102,6 +107,25 @@ describe("the permission check with a caller's passphrase (OKX)", () => {
     await checker.check("okx", "periodic");
     assert.equal(records[2]!.details?.why, WAITING_FOR_PASSPHRASE);
     assert.equal(sent.length, 1);
+  });
+
+  it("records its verdict in the store, and a periodic check without the passphrase leaves another replica's verified verdict", async () => {
+    const { key, sent, records, checker } = setup();
+    await checker.check("okx", "import");
+    assert.deepEqual(key.exchangePermissions, { verdict: `not verified: ${WAITING_FOR_PASSPHRASE}`, checkedAt: "2025-06-01T00:00:00.000Z" });
+    // Another replica, whose callers send the passphrase, found the key safe later.
+    key.exchangePermissions = { verdict: "safe", checkedAt: "2025-06-01T00:05:00.000Z" };
+    assert.equal(checker.verdict("okx", key.exchangePermissions), "safe", "the newer verdict of any replica");
+    await checker.check("okx", "periodic");
+    assert.equal(records[1]!.details?.why, WAITING_FOR_PASSPHRASE, "the check itself is audited as it went");
+    assert.deepEqual(key.exchangePermissions, { verdict: "safe", checkedAt: "2025-06-01T00:05:00.000Z" }, "not overwritten by a replica that cannot see");
+    assert.equal(checker.verdict("okx", key.exchangePermissions), "safe");
+    // A rotation makes the old verdict stale: the new version waits for its own passphrase.
+    key.versions = [version(1, "retiring"), version(2, "active")];
+    key.exchangePermissions = { verdict: "safe", checkedAt: "2025-05-31T00:00:00.000Z" };
+    await checker.check("okx", "rotation");
+    assert.equal(key.exchangePermissions?.verdict, `not verified: ${WAITING_FOR_PASSPHRASE}`);
+    assert.equal(sent.length, 0);
   });
 
   it("ignores passphrases for exchanges whose checks need none", async () => {

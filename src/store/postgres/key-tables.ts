@@ -1,5 +1,5 @@
 import { CustosError } from "../../errors.js";
-import type { KeyRecord, KeyVersionRecord, KeyWithVersions } from "../../keys/model.js";
+import type { ExchangePermissionVerdict, KeyRecord, KeyVersionRecord, KeyWithVersions } from "../../keys/model.js";
 import { toKey, toVersion } from "../rows.js";
 import type { Freeze, KeyTable } from "../store.js";
 import { uniqueViolation, type PgQuery, type PgRunner } from "./pg-runner.js";
@@ -75,6 +75,11 @@ export class PgKeyTables implements KeyTable {
 
   async setKeyFrozen(keyId: string, freeze: Freeze): Promise<void> {
     const changed = await this.db.run("UPDATE keys SET frozen_at = $1, frozen_reason = $2 WHERE id = $3", [freeze?.at ?? null, freeze?.reason ?? null, keyId]);
+    if (changed === 0) throw new CustosError("KEY_NOT_FOUND", `no key ${keyId}`);
+  }
+
+  async setExchangePermissions(keyId: string, v: ExchangePermissionVerdict): Promise<void> {
+    const changed = await this.db.run("UPDATE keys SET permissions_verdict = $1, permissions_checked_at = $2 WHERE id = $3", [v.verdict, v.checkedAt, keyId]);
     if (changed === 0) throw new CustosError("KEY_NOT_FOUND", `no key ${keyId}`);
   }
 

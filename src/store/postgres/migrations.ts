@@ -4,7 +4,7 @@ import { lockParams } from "./advisory-locks.js";
 
 /**
  * PostgreSQL's versioned schema. Append a migration, never edit one that has shipped. Table and
- * column names are SQLite's (src/store/sqlite/migrations.ts, all six of its migrations in one),
+ * column names are SQLite's (src/store/sqlite/migrations.ts: its migrations 1–6 in the first, 7 in the second),
  * with TEXT timestamps in ISO 8601 as there, compared and sorted byte by byte (COLLATE "C", as SQLite does)
  * whatever the database's locale. Differences, each for replicas or for size: seq and
  * counters are BIGINT (a busy deployment passes 2^31 audit events), and prev_hash is UNIQUE
@@ -144,6 +144,11 @@ export const PG_MIGRATIONS: readonly string[] = [
     signature       TEXT COLLATE "C" NOT NULL,
     PRIMARY KEY (at, seq)
   );
+  `,
+  // 2: SQLite's migration 7, the last exchange-side permission check of each key
+  `
+  ALTER TABLE keys ADD COLUMN permissions_verdict TEXT COLLATE "C";
+  ALTER TABLE keys ADD COLUMN permissions_checked_at TEXT COLLATE "C";
   `,
 ];
 

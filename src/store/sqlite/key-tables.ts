@@ -1,5 +1,5 @@
 import { CustosError } from "../../errors.js";
-import type { KeyRecord, KeyVersionRecord, KeyWithVersions } from "../../keys/model.js";
+import type { ExchangePermissionVerdict, KeyRecord, KeyVersionRecord, KeyWithVersions } from "../../keys/model.js";
 import type { Freeze, KeyTable } from "../store.js";
 import { SqliteTables, type Row } from "./sqlite-tables.js";
 import { toKey, toVersion } from "../rows.js";
@@ -67,6 +67,13 @@ export class SqliteKeyTables extends SqliteTables implements KeyTable {
   async setKeyFrozen(keyId: string, freeze: Freeze): Promise<void> {
     this.write(() => {
       const r = this.db.prepare("UPDATE keys SET frozen_at = ?, frozen_reason = ? WHERE id = ?").run(freeze?.at ?? null, freeze?.reason ?? null, keyId);
+      if (r.changes === 0) throw new CustosError("KEY_NOT_FOUND", `no key ${keyId}`);
+    });
+  }
+
+  async setExchangePermissions(keyId: string, v: ExchangePermissionVerdict): Promise<void> {
+    this.write(() => {
+      const r = this.db.prepare("UPDATE keys SET permissions_verdict = ?, permissions_checked_at = ? WHERE id = ?").run(v.verdict, v.checkedAt, keyId);
       if (r.changes === 0) throw new CustosError("KEY_NOT_FOUND", `no key ${keyId}`);
     });
   }

@@ -160,4 +160,10 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (at, seq)
   );
   `,
+  // 7: the last exchange-side permission check of each key (its verdict in words and when), so
+  // every replica's \`key list\` and console show what any replica's check found
+  `
+  ALTER TABLE keys ADD COLUMN permissions_verdict TEXT;
+  ALTER TABLE keys ADD COLUMN permissions_checked_at TEXT;
+  `,
 ];
