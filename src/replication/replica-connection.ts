@@ -31,13 +31,13 @@ export function writeConnectionFile(dataDir: string, connection: ConnectionFile)
  * Rewrites connection.json from the live replicas (`template` gives the fields every replica of
  * the data dir shares: CA, server name, certificate paths); removes it when none is left.
  */
-export function syncReplicaConnection(dataDir: string, template: ConnectionFile): ReplicaEntry[] {
-  let live = liveReplicas(dataDir);
+export function syncReplicaConnection(dataDir: string, template: ConnectionFile, isAlive?: (pid: number) => boolean): ReplicaEntry[] {
+  let live = liveReplicas(dataDir, isAlive);
   for (let round = 1; ; round++) {
     const first = live[0];
     if (first) writeIfChanged(dataDir, replicaConnection(template, first, live));
     else rmSync(join(dataDir, CONNECTION_FILE), { force: true });
-    const now = liveReplicas(dataDir);
+    const now = liveReplicas(dataDir, isAlive);
     if (sameReplicas(now, live) || round >= MAX_ROUNDS) return now;
     live = now;
   }

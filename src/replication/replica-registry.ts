@@ -72,7 +72,7 @@ export function registerReplica(dataDir: string, where: Pick<ReplicaEntry, "grpc
  * replica's) are removed on the way; entries of another host cannot be checked from here and
  * are kept (a restarted container has its host name and usually its pid again, and overwrites it).
  */
-export function liveReplicas(dataDir: string): ReplicaEntry[] {
+export function liveReplicas(dataDir: string, isAlive: (pid: number) => boolean = isCustosProcess): ReplicaEntry[] {
   const dir = join(dataDir, REPLICAS_DIR);
   let names: string[];
   try {
@@ -84,7 +84,7 @@ export function liveReplicas(dataDir: string): ReplicaEntry[] {
   for (const name of names) {
     const entry = readEntry(join(dir, name));
     if (entry === undefined) continue; // removed between the listing and the read
-    if (entry === "unreadable" || (entry.host === hostname() && !isCustosProcess(entry.pid))) {
+    if (entry === "unreadable" || (entry.host === hostname() && !isAlive(entry.pid))) {
       rmSync(join(dir, name), { force: true });
       continue;
     }
