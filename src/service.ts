@@ -26,8 +26,8 @@ import { SignService, type SignDecisionLog } from "./signing/sign-service.js";
 import { HttpEgress } from "./egress/http-egress.js";
 import { ExchangePermissionChecker, type CheckTrigger } from "./exchange-permissions/checker.js";
 import { startReplica } from "./replication/replica.js";
-import { syncReplicaConnection, writeConnectionFile } from "./replication/replica-connection.js";
-import { liveReplicas, registerReplica, type ReplicaRegistration } from "./replication/replica-registry.js";
+import { joinReplicaSet, writeConnectionFile, type ReplicaMembership } from "./replication/replica-connection.js";
+import { liveReplicas } from "./replication/replica-registry.js";
 import { openConfiguredStore, storeLocationOf } from "./store/open-store.js";
 import { redactPostgresUrl } from "./store/postgres/pg-url.js";
 import { lockDataDir } from "./store/sqlite/data-dir-lock.js";
@@ -316,19 +316,15 @@ export async function startService(config: CustosConfig, logger: Logger, options
   }
   // Replicas register in DIR/replicas/ (for `custos stop`) and connection.json names every live
   // one; one SQLite process writes connection.json as before, naming itself.
-  let registration: ReplicaRegistration | undefined;
-  let connectionText: string | undefined;
-  if (config.store.postgres) {
-    registration = registerReplica(config.dataDir, { grpc: connection.grpc, http: connection.http, ...(consoleUrl ? { console: consoleUrl } : {}) });
-    syncReplicaConnection(config.dataDir, connection);
-  } else {
-    connectionText = writeConnectionFile(config.dataDir, { ...connection, addresses: [connection.grpc] });
-  }
+  const membership: ReplicaMembership | undefined = config.store.postgres
+    ? joinReplicaSet(config.dataDir, connection, (e) => logger.warn({ event: "replica.connection_file_failed", err: e }, "could not rewrite connection.json"))
+    : undefined;
+  const connectionText = membership ? undefined : writeConnectionFile(config.dataDir, { ...connection, addresses: [connection.grpc] });
   await audit.recordNow({
     kind: "service.start",
     actor: "system",
     outcome: "ok",
-    details: { grpc: connection.grpc, dispatch: hsm.status().dispatch, ...(registration ? { replica: registration.entry.id } : {}) },
+    details: { grpc: connection.grpc, dispatch: hsm.status().dispatch, ...(membership ? { replica: membership.id } : {}) },
   });
 
   // gRPC health follows the HSM: load balancers stop routing signs while sessions reopen.
@@ -339,16 +335,6 @@ export async function startService(config: CustosConfig, logger: Logger, options
     grpc.health.setStatus("", serving);
   }, 1_000);
   healthTimer.unref();
-  // Replicas: connection.json drops the address of a replica that died without leaving (SIGKILL).
-  const resync = () => {
-    try {
-      syncReplicaConnection(config.dataDir, connection);
-    } catch (e) {
-      logger.warn({ event: "replica.connection_file_failed", err: e }, "could not rewrite connection.json");
-    }
-  };
-  const registryTimer = registration ? setInterval(resync, 5_000) : undefined;
-  registryTimer?.unref();
   anomalies?.start();
   checkpointer.start();
   // Every start attests the head it serves from, so a data dir with a published checkpoint key
@@ -387,7 +373,7 @@ export async function startService(config: CustosConfig, logger: Logger, options
   let stopping: Promise<void> | undefined;
   return {
     connection,
-    ...(registration ? { replicaId: registration.entry.id } : {}),
+    ...(membership ? { replicaId: membership.id } : {}),
     ...(embeddedSetup ? { embeddedSetup } : {}),
     hsm,
     governance,
@@ -399,11 +385,8 @@ export async function startService(config: CustosConfig, logger: Logger, options
       stopping ??= (async () => {
         // Gone before the drain: `custos wait` and scripts polling for it must not see a stopping service.
         // Replicas: this one leaves the registry and connection.json names the others (or goes with the last).
-        if (registration) {
-          clearInterval(registryTimer);
-          registration.remove();
-          syncReplicaConnection(config.dataDir, connection);
-        } else if (readIfExists(connectionFile) === connectionText) rmSync(connectionFile, { force: true });
+        if (membership) membership.leave();
+        else if (readIfExists(connectionFile) === connectionText) rmSync(connectionFile, { force: true });
         clearInterval(healthTimer);
         clearInterval(housekeepingTimer);
         anomalies?.stop();

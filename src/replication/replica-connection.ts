@@ -13,10 +13,47 @@ import { join } from "node:path";
 import type { ConnectionFile } from "../client/connection.js";
 import { CONNECTION_FILE } from "../config/config.js";
 import { writePrivateFile } from "../private-file.js";
-import { liveReplicas, type ReplicaEntry } from "./replica-registry.js";
+import { liveReplicas, registerReplica, type ReplicaEntry } from "./replica-registry.js";
 
 /** A rewrite that keeps meeting a changing registry gives up after this many rounds (the next start or stop writes again). */
 const MAX_ROUNDS = 5;
+
+/** How often a serving replica rewrites connection.json, dropping a replica that died without leaving (SIGKILL). */
+const RESYNC_MS = 5_000;
+
+/** A replica's place in DIR/replicas/ and connection.json while it serves. */
+export interface ReplicaMembership {
+  readonly id: string;
+  /** Leaves the registry and rewrites connection.json for the others (removed with the last one). */
+  leave(): void;
+}
+
+/**
+ * Registers this process as a replica of `dataDir`, names it in connection.json and keeps the
+ * file current until `leave()`. A failed rewrite on the timer or on leaving is reported to
+ * `onError`, never thrown: it must not stop a replica from serving or from stopping.
+ */
+export function joinReplicaSet(dataDir: string, own: ConnectionFile, onError: (e: unknown) => void): ReplicaMembership {
+  const registration = registerReplica(dataDir, { grpc: own.grpc, http: own.http, ...(own.console ? { console: own.console } : {}) });
+  syncReplicaConnection(dataDir, own);
+  const resync = () => {
+    try {
+      syncReplicaConnection(dataDir, own);
+    } catch (e) {
+      onError(e);
+    }
+  };
+  const timer = setInterval(resync, RESYNC_MS);
+  timer.unref();
+  return {
+    id: registration.entry.id,
+    leave() {
+      clearInterval(timer);
+      registration.remove();
+      resync();
+    },
+  };
+}
 
 /** Writes connection.json atomically (0600: endpoints and paths only, but only this data dir's user has a use for it). */
 export function writeConnectionFile(dataDir: string, connection: ConnectionFile): string {
