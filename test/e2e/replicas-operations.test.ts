@@ -7,7 +7,7 @@ import { after, before, describe, it } from "node:test";
 import { status } from "@grpc/grpc-js";
 import pg from "pg";
 import { type ConnectionFile, readConnectionFile } from "../../src/client/connection.js";
-import { CustosClient } from "../../src/client/custos-client.js";
+import { CustosClient, StreamDenial } from "../../src/client/custos-client.js";
 import type { ReplicaEntry } from "../../src/replication/replica-registry.js";
 import {
   cliOk,
@@ -217,41 +217,57 @@ describe("replicas as an operator runs them", () => {
     assert.ok(run.granted >= KEY_LIMIT.perSecond * (run.windowS - 1), `granted only ${run.granted}`);
   });
 
-  it("Kraken Futures nonces custos picks through both replicas at once: distinct, rising per replica, never reused", { timeout: 120_000 }, async () => {
+  it("Kraken Futures nonces custos picks through both replicas at once: distinct, rising in call order, never reused", { timeout: 120_000 }, async () => {
     const perLoop = 40;
     const secret = Buffer.from(KF_SECRET, "base64");
-    /** Sequential signs through one replica; retried when rate-limited (beta's limit is the deployment's). */
-    const drawOn = async (client: CustosClient): Promise<bigint[]> => {
+    /** One signed request: which loop, when it was sent and answered, and the nonce custos picked. */
+    type Draw = { loop: string; sentAt: number; answeredAt: number; nonce: bigint };
+    const draws: Draw[] = [];
+    type Signer = Pick<CustosClient, "signExchangeRequest">;
+    /** Sequential signs through one replica (unary, or one stream session); retried when rate-limited (beta's limit is the deployment's). */
+    const drawOn = async (loop: string, signer: Signer, count = perLoop): Promise<bigint[]> => {
       const nonces: bigint[] = [];
-      while (nonces.length < perLoop) {
-        const signed = await client.signExchangeRequest({ keyId: KF_KEY, method: "GET", path: "/derivatives/api/v3/accounts" }).catch((e: unknown) => {
-          if (failure(e).reason === "RATE_LIMITED") return undefined;
+      while (nonces.length < count) {
+        const sentAt = performance.now();
+        const signed = await signer.signExchangeRequest({ keyId: KF_KEY, method: "GET", path: "/derivatives/api/v3/accounts" }).catch((e: unknown) => {
+          const reason = e instanceof StreamDenial ? e.reason : failure(e).reason;
+          if (reason === "RATE_LIMITED") return undefined;
           throw e;
         });
         if (!signed) {
-          await new Promise((r) => setTimeout(r, 20)); // retryable refusal: back off, as a client does
+          await new Promise((r) => setTimeout(r, 20)); // a retryable refusal: back off, as a client does
           continue;
         }
+        const answeredAt = performance.now();
         const nonce = signed.headers.Nonce;
         assert.ok(nonce && /^\d+$/.test(nonce), `a nonce custos picked: ${nonce}`);
         // Kraken's Authent: base64(HMAC-SHA512(secret, SHA256(postData + Nonce + endpointPath))).
         const digest = createHash("sha256").update(`${nonce}/api/v3/accounts`).digest();
         assert.equal(signed.headers.Authent, createHmac("sha512", secret).update(digest).digest("base64"));
         nonces.push(BigInt(nonce));
+        draws.push({ loop, sentAt, answeredAt, nonce: BigInt(nonce) });
       }
       return nonces;
     };
-    const onA = [clientOf(a, "beta"), clientOf(a, "beta")];
-    const onB = [clientOf(b, "beta"), clientOf(b, "beta")];
-    const [a1, a2, b1, b2] = await Promise.all([...onA, ...onB].map(drawOn));
-    const sequences = { a1, a2, b1, b2 } as Record<string, bigint[]>;
-    for (const [name, seq] of Object.entries(sequences)) {
-      for (let i = 1; i < seq.length; i++) assert.ok((seq[i] as bigint) > (seq[i - 1] as bigint), `${name}: ${seq[i]} after ${seq[i - 1]}`);
-    }
-    const all = Object.values(sequences).flat();
+    const loops: Array<[string, Signer]> = [
+      ["A unary", clientOf(a, "beta")],
+      ["A stream", clientOf(a, "beta").streamSession()],
+      ["B unary", clientOf(b, "beta")],
+      ["B stream", clientOf(b, "beta").streamSession()],
+    ];
+    const sequences = await Promise.all(loops.map(([name, signer]) => drawOn(name, signer)));
+    sequences.forEach((seq, i) => {
+      for (let j = 1; j < seq.length; j++) assert.ok((seq[j] as bigint) > (seq[j - 1] as bigint), `${loops[i]?.[0]}: ${seq[j]} after ${seq[j - 1]}`);
+    });
+    const all = draws.map((d) => d.nonce);
+    assert.equal(all.length, 4 * perLoop);
     assert.equal(new Set(all).size, all.length, "a nonce was handed out twice");
+    // Across both replicas: a request sent after another was answered carries a higher nonce.
+    for (const x of draws) {
+      for (const y of draws) if (x.answeredAt < y.sentAt) assert.ok(y.nonce > x.nonce, `${y.loop} got ${y.nonce} after ${x.loop}'s ${x.nonce}`);
+    }
     const highest = [...all].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0)).at(-1) as bigint;
-    // Never reused later either: the shared counter is above every nonce handed out.
+    // Never reused later either: the shared counter holds the highest nonce handed out, and the next one is above it.
     const db = new pg.Client({ connectionString: cluster.url });
     await db.connect();
     try {
@@ -260,8 +276,8 @@ describe("replicas as an operator runs them", () => {
     } finally {
       await db.end();
     }
-    const next = await drawOn(clientOf(b, "beta"));
-    assert.ok((next[0] as bigint) > highest, "a later nonce is above every earlier one");
+    const [next] = await drawOn("after", clientOf(b, "beta"), 1);
+    assert.ok((next as bigint) > highest, "a later nonce is above every earlier one");
   });
 
   it("a stale entry (its process gone) is ignored and removed; custos replicas lists the live ones", async () => {
