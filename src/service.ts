@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import type { FastifyInstance } from "fastify";
@@ -26,6 +26,8 @@ import { SignService, type SignDecisionLog } from "./signing/sign-service.js";
 import { HttpEgress } from "./egress/http-egress.js";
 import { ExchangePermissionChecker, type CheckTrigger } from "./exchange-permissions/checker.js";
 import { startReplica } from "./replication/replica.js";
+import { joinReplicaSet, writeConnectionFile, type ReplicaMembership } from "./replication/replica-connection.js";
+import { liveReplicas } from "./replication/replica-registry.js";
 import { openConfiguredStore, storeLocationOf } from "./store/open-store.js";
 import { redactPostgresUrl } from "./store/postgres/pg-url.js";
 import { lockDataDir } from "./store/sqlite/data-dir-lock.js";
@@ -38,7 +40,10 @@ import { OfficerConsole } from "./transport/http/console/officer-console.js";
 export type ConnectionInfo = ConnectionFile;
 
 export interface RunningService {
+  /** This process's own addresses (with replicas, connection.json names every live one). */
   connection: ConnectionInfo;
+  /** Replicas (PostgreSQL): the id this one is registered under in DIR/replicas/. */
+  replicaId?: string;
   embeddedSetup?: EmbeddedSetup;
   hsm: Pkcs11Hsm;
   governance: GovernanceService;
@@ -67,9 +72,10 @@ export async function startService(config: CustosConfig, logger: Logger, options
   // PostgreSQL, several services on one data dir (token, PKI, PINs) are replicas: no lock.
   const dataDirLock = config.store.postgres ? undefined : lockDataDir(config.dataDir);
   const clock = options.clock ?? systemClock;
-  // A stale connection file would tell clients we are up before we are.
+  // A stale connection file would tell clients we are up before we are. Replicas: only when no
+  // other replica serves the data dir (the file names the live ones; this one joins it once serving).
   const connectionFile = join(config.dataDir, CONNECTION_FILE);
-  rmSync(connectionFile, { force: true });
+  if (!config.store.postgres || liveReplicas(config.dataDir).length === 0) rmSync(connectionFile, { force: true });
   if (!config.embedded) useSofthsmConf(config);
   const embeddedSetup = config.embedded ? await ensureEmbedded(config) : undefined;
   if (!config.embedded) assertServerCertNames(config.tls.certPath, config.serverNames);
@@ -314,13 +320,18 @@ export async function startService(config: CustosConfig, logger: Logger, options
     // Trust on first use: the CLI pins this fingerprint for imports into this data dir.
     writePrivateFile(join(config.dataDir, FINGERPRINT_FILE), fingerprint + "\n");
   }
-  // Per process: replicas sharing a data dir each write theirs (the last one started is named there).
-  const tmp = join(config.dataDir, `${CONNECTION_FILE}.${process.pid}.tmp`);
-  const connectionText = JSON.stringify(connection, null, 2) + "\n";
-  // Endpoints and paths only, nothing secret, but only this data dir's user has a use for it.
-  writePrivateFile(tmp, connectionText);
-  renameSync(tmp, join(config.dataDir, CONNECTION_FILE));
-  await audit.recordNow({ kind: "service.start", actor: "system", outcome: "ok", details: { grpc: connection.grpc, dispatch: hsm.status().dispatch } });
+  // Replicas register in DIR/replicas/ (for `custos stop`) and connection.json names every live
+  // one; one SQLite process writes connection.json as before, naming itself.
+  const membership: ReplicaMembership | undefined = config.store.postgres
+    ? joinReplicaSet(config.dataDir, connection, (e) => logger.warn({ event: "replica.connection_file_failed", err: e }, "could not rewrite connection.json"))
+    : undefined;
+  const connectionText = membership ? undefined : writeConnectionFile(config.dataDir, { ...connection, addresses: [connection.grpc] });
+  await audit.recordNow({
+    kind: "service.start",
+    actor: "system",
+    outcome: "ok",
+    details: { grpc: connection.grpc, dispatch: hsm.status().dispatch, ...(membership ? { replica: membership.id } : {}) },
+  });
 
   // gRPC health follows the HSM: load balancers stop routing signs while sessions reopen.
   const healthTimer = setInterval(() => {
@@ -368,6 +379,7 @@ export async function startService(config: CustosConfig, logger: Logger, options
   let stopping: Promise<void> | undefined;
   return {
     connection,
+    ...(membership ? { replicaId: membership.id } : {}),
     ...(embeddedSetup ? { embeddedSetup } : {}),
     hsm,
     governance,
@@ -378,8 +390,9 @@ export async function startService(config: CustosConfig, logger: Logger, options
     stop() {
       stopping ??= (async () => {
         // Gone before the drain: `custos wait` and scripts polling for it must not see a stopping service.
-        // Only this process's: a replica started later on the same data dir keeps its own.
-        if (readIfExists(connectionFile) === connectionText) rmSync(connectionFile, { force: true });
+        // Replicas: this one leaves the registry and connection.json names the others (or goes with the last).
+        if (membership) membership.leave();
+        else if (readIfExists(connectionFile) === connectionText) rmSync(connectionFile, { force: true });
         clearInterval(healthTimer);
         clearInterval(housekeepingTimer);
         anomalies?.stop();

@@ -13,7 +13,7 @@ import { registerStoreCommands } from "./store-commands.js";
 import { tryCommands } from "./banner.js";
 import { registerWaitCommand } from "./wait.js";
 import { registerGatewayCommand } from "./gateway-command.js";
-import { PID_FILE, isDataDirServed, servingPid } from "../store/sqlite/data-dir-lock.js";
+import { registerStopCommands } from "./stop-command.js";
 
 // The service, HSM and store modules load only in the commands that use them, so
 // `--help` and the networked admin commands start fast.
@@ -92,6 +92,7 @@ program
         ...(c.admin ? [`  administrator cert    ${c.admin.certPath} (+ .key)`] : []),
         ...(c.officer ? [`  dev officer cert      ${c.officer.certPath} (+ .key); signing key ${c.officer.officerKeyPath}`] : []),
         `  wrapping key          ${c.wrappingKeyFingerprint || "none: run custos hsm init"}`,
+        ...(service.replicaId ? [`  replica               ${service.replicaId}  (stop only this one: custos stop --replica ${service.replicaId})`] : []),
         `  connection details    ${join(config.dataDir, "connection.json")}`,
         ...(config.embedded
           ? [
@@ -105,7 +106,8 @@ program
         "",
       ].join("\n") + "\n",
     );
-    // The service holds the data dir's lock and wrote DIR/custos.pid (for `custos stop`); both go when it stops.
+    // SQLite: the service holds the data dir's lock and wrote DIR/custos.pid; replicas: DIR/replicas/ID.json
+    // (both for `custos stop`). They go when it stops.
     shutdown = (signal: string) => {
       logger.info({ event: "service.stopping", signal }, "draining in-flight calls");
       service.stop().then(
@@ -117,32 +119,6 @@ program
       );
     };
     if (stopRequested) shutdown(stopRequested);
-  });
-
-program
-  .command("stop")
-  .description("stop the custos serving this data dir (SIGTERM: drains calls, flushes the audit log)")
-  .option("--data-dir <dir>", "data directory")
-  .action(async (o: { dataDir?: string }) => {
-    const dataDir = dataDirOf(o);
-    // The lock, not the pid file, says whether a custos serves DIR: after a SIGKILL the pid may be another process's.
-    if (!isDataDirServed(dataDir)) {
-      const stale = existsSync(join(dataDir, PID_FILE)) ? ` (its ${PID_FILE} is stale: the process that wrote it is gone)` : "";
-      throw new CliError(`no custos is serving ${dataDir}${stale}`);
-    }
-    const pid = servingPid(dataDir);
-    if (pid === undefined) throw new CliError(`a custos is serving ${dataDir} but left no ${PID_FILE}: stop it by its process id`);
-    process.kill(pid, "SIGTERM");
-    for (let waited = 0; waited < 30_000; waited += 100) {
-      try {
-        process.kill(pid, 0);
-      } catch {
-        console.log(`custos (pid ${pid}) stopped`);
-        return;
-      }
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    throw new CliError(`custos (pid ${pid}) did not stop within 30 s`);
   });
 
 const hsm = program.command("hsm").description("token administration");
@@ -248,6 +224,7 @@ registerSignCommand(program);
 registerSignRequestCommand(program);
 registerSignWsAuthCommand(program);
 registerGovernanceCommands(program);
+registerStopCommands(program);
 registerWaitCommand(program);
 registerGatewayCommand(program);
 

@@ -55,6 +55,8 @@ export function registerWaitCommand(program: Command): void {
       const seconds = Number(o.timeout);
       if (!Number.isFinite(seconds) || seconds <= 0) throw new CliError("--timeout takes a positive number of seconds");
       const conn = await waitUntilServing(dataDirOf(o), seconds * 1000);
-      console.log(`custos is ready: gRPC ${conn.grpc}`);
+      // Replicas: the file names every live one; the first answered.
+      const replicas = conn.addresses && conn.addresses.length > 1 ? ` (replicas: ${conn.addresses.join(", ")})` : "";
+      console.log(`custos is ready: gRPC ${conn.grpc}${replicas}`);
     });
 }

@@ -6,8 +6,11 @@ import { SignerClient } from "../gen/custos/v1/signer.js";
 
 /** DIR/connection.json as written by `custos serve`. */
 export interface ConnectionFile {
+  /** One gRPC address: the service's, or with replicas the oldest live replica's. */
   grpc: string;
   http: string;
+  /** Every live replica's gRPC address, oldest first (`grpc` is the first); absent in files of older releases. */
+  addresses?: string[];
   /** The officer console (HTTPS), when enabled. */
   console?: string;
   /** Name the server certificate is issued for (dialled addresses may differ). */
@@ -28,6 +31,11 @@ export function readConnectionFile(dataDir: string): ConnectionFile {
   } catch {
     throw new Error(`no ${path}: is \`custos serve --data-dir ${dataDir}\` running?`);
   }
+}
+
+/** The addresses a client may use: every replica's when the file lists them, else its one address. */
+export function connectionAddresses(conn: Pick<ConnectionFile, "grpc" | "addresses">): string[] {
+  return conn.addresses?.length ? [...conn.addresses] : [conn.grpc];
 }
 
 export interface ClientIdentity {

@@ -7,7 +7,7 @@ import {
   type SignStreamResponse,
   type SignedExchangeRequest,
 } from "../gen/custos/v1/signer.js";
-import { readConnectionFile, unary, type ClientIdentity } from "./connection.js";
+import { connectionAddresses, readConnectionFile, unary, type ClientIdentity } from "./connection.js";
 import { isFailoverError, ReplicaSet } from "./failover.js";
 
 /** An exchange request as a trading engine describes it; everything but key, method and path is optional. */
@@ -75,13 +75,15 @@ export class CustosClient {
 
   /**
    * From a data dir's connection.json; the dev trading client's certificate unless `identity` is
-   * given. `otherReplicas`: more addresses of the same deployment, tried after the data dir's own.
+   * given. Every replica the file lists is used (failover); `otherReplicas`: more addresses of the
+   * same deployment, tried after those.
    */
   static fromDataDir(dataDir: string, identity?: Omit<ClientIdentity, "caPath">, otherReplicas: readonly string[] = []): CustosClient {
     const conn = readConnectionFile(dataDir);
     const id = identity ?? conn.client;
     if (!id) throw new Error(`no client certificate in ${dataDir}/connection.json: pass one`);
-    return new CustosClient([conn.grpc, ...otherReplicas], { caPath: conn.caPath, certPath: id.certPath, keyPath: id.keyPath }, conn.serverName);
+    const addresses = [...new Set([...connectionAddresses(conn), ...otherReplicas])];
+    return new CustosClient(addresses, { caPath: conn.caPath, certPath: id.certPath, keyPath: id.keyPath }, conn.serverName);
   }
 
   /** The address of the replica the client is using now. */

@@ -59,12 +59,13 @@ export interface SharedRateLimiterOptions {
   /** Monotonic milliseconds, for lastRequest (default performance.now). */
   clock?: () => number;
   /**
-   * While a lease is in flight with no token left (a name's first burst) or PostgreSQL is
-   * unreachable (the last lease failed), requests beyond the tokens held are judged by this
-   * replica's own bucket at the configured rate: refusing them would turn a lease round trip
-   * or a database restart into a trading stop, and an outage is bounded by the audit backlog
-   * bound anyway. The tolerance grows by what that bucket grants in those gaps (at most its
-   * burst, then its rate). Absent: refuse (fail closed).
+   * While PostgreSQL is unreachable (the last lease failed), requests beyond the tokens held are
+   * judged by this replica's own bucket at the configured rate: refusing them would turn a
+   * database restart into a trading stop, and an outage is bounded by the audit backlog bound
+   * anyway. For that time the deployment may grant up to replicas × the limit. Not while a
+   * lease is merely in flight: under sustained load every replica has one in flight often, and
+   * a local bucket judging those gaps let two replicas grant about 1.35 × the limit (the e2e
+   * test in test/e2e/replicas-operations.test.ts measured it). Absent: refuse (fail closed).
    */
   fallback?: { take(name: string): boolean };
 }
@@ -115,8 +116,8 @@ export class SharedRateLimiter {
       granted = true;
     }
     if (lease.tokens < this.batch / 2 && mayLease) lease.inFlight = this.refill(name, lease);
-    // Waiting for a lease (a name's first burst) or cut off from PostgreSQL: the replica's own bucket judges.
-    if (!granted && this.opts.fallback && (this.unreachable || lease.inFlight !== undefined)) return this.opts.fallback.take(name);
+    // Cut off from PostgreSQL: the replica's own bucket judges. (Waiting for a lease is a refusal: see `fallback`.)
+    if (!granted && this.opts.fallback && this.unreachable) return this.opts.fallback.take(name);
     return granted;
   }
 

@@ -26,6 +26,7 @@ import type { AuditRecord } from "../../src/audit/audit-log.js";
 import { createLogger } from "../../src/log.js";
 import { startService, type RunningService, type StartOptions } from "../../src/service.js";
 import { SqliteStore } from "../../src/store/sqlite/sqlite-store.js";
+import { liveReplicas } from "../../src/replication/replica-registry.js";
 
 export const REPO = resolve(fileURLToPath(new URL("../../../", import.meta.url)));
 export const CLI = join(REPO, "bin/custos.js");
@@ -176,7 +177,9 @@ export interface ChildService {
 
 export async function spawnService(dir = tempDir(), env: NodeJS.ProcessEnv = {}, extraArgs: string[] = []): Promise<ChildService> {
   const connFile = join(dir, "connection.json");
-  rmSync(connFile, { force: true });
+  // Replicas (PostgreSQL): connection.json names the oldest live replica; this one is found by its pid in DIR/replicas/.
+  const replicated = Boolean(env.CUSTOS_POSTGRES_URL || extraArgs.includes("--postgres") || configuredPostgres(dir));
+  if (!replicated) rmSync(connFile, { force: true });
   const proc = spawn(process.execPath, [CLI, "serve", "--data-dir", dir, "--grpc-port", "0", "--http-port", "0", ...extraArgs], {
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
@@ -187,15 +190,18 @@ export async function spawnService(dir = tempDir(), env: NodeJS.ProcessEnv = {},
   proc.stderr!.on("data", (d: Buffer) => (err += d.toString()));
   const exited = new Promise<number | null>((r) => proc.once("exit", (code) => r(code)));
   const deadline = Date.now() + 60_000;
-  while (!existsSync(connFile)) {
+  const own = () => liveReplicas(dir).find((r) => r.pid === proc.pid);
+  while (!existsSync(connFile) || (replicated && !own())) {
     if (proc.exitCode !== null) throw new Error(`custos serve exited ${proc.exitCode}: ${err}`);
     if (Date.now() > deadline) throw new Error(`custos serve did not become ready: ${err}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+  const file = JSON.parse(readFileSync(connFile, "utf8")) as ConnectionFile;
+  const entry = own();
   return {
     dir,
     proc,
-    conn: JSON.parse(readFileSync(connFile, "utf8")) as ConnectionFile,
+    conn: entry ? { ...file, grpc: entry.grpc, http: entry.http } : file,
     stdout: () => out,
     stderr: () => err,
     async stop() {
@@ -203,6 +209,15 @@ export async function spawnService(dir = tempDir(), env: NodeJS.ProcessEnv = {},
       return exited;
     },
   };
+}
+
+/** Whether the data dir's custos.json puts the store on PostgreSQL. */
+function configuredPostgres(dir: string): boolean {
+  try {
+    return Boolean((JSON.parse(readFileSync(join(dir, "custos.json"), "utf8")) as { store?: { postgres?: unknown } }).store?.postgres);
+  } catch {
+    return false;
+  }
 }
 
 export interface CliResult {
@@ -374,6 +389,7 @@ export async function writeConfiguredDeployment(dir: string, extra: Record<strin
   await writeIssued(pki, "server", await issueServerCert(ca, { dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"] }));
   await writeIssued(pki, "ops", await issueClientCert(ca, { name: "ops", uri: "spiffe://custos/admin/ops" }));
   await writeIssued(pki, "alpha", await issueClientCert(ca, { name: "alpha", uri: "spiffe://custos/engine/alpha" }));
+  await writeIssued(pki, "beta", await issueClientCert(ca, { name: "beta", uri: "spiffe://custos/engine/beta" }));
   writeFileSync(
     join(dir, "custos.json"),
     JSON.stringify({
