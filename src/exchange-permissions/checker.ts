@@ -193,6 +193,8 @@ export class ExchangePermissionChecker {
     const { facts, version, origin } = read;
     const reasons = unsafeReasons(facts);
     const unknown = unverified(facts);
+    // The metric first: whoever sees the audit record can already read the flag.
+    this.deps.observer?.exchangePermissionsChecked(key.id, reasons.length > 0, this.deps.now() / 1000);
     await record("ok", {
       verified: true,
       version,
@@ -205,7 +207,6 @@ export class ExchangePermissionChecker {
       unsafe: reasons.join(","),
       ...(unknown.length ? { unverified: unknown.join(",") } : {}),
     });
-    this.deps.observer?.exchangePermissionsChecked(key.id, reasons.length > 0, this.deps.now() / 1000);
     if (reasons.length) {
       this.deps.logger.warn({ event: "key.exchange_permissions_unsafe", key: key.id, unsafe: reasons }, "the key's exchange-side settings are unsafe");
       // The freeze path audits itself (a refused freeze included); its failure is logged by check().

@@ -5,14 +5,15 @@
  * One token bucket row per name in PostgreSQL (`custos_rate_bucket`), refilled by time in SQL
  * on the server's clock (replicas' clocks never meet). Each replica leases tokens from the row
  * in batches (`batch`, by default ~100 ms of the rate) and spends them locally, synchronously;
- * when its lease runs low it leases more in the background. A replica that has no lease yet
- * (a name's first request, or a quiet name) may spend one token on credit, repaid from its next
- * lease; a replica in debt refuses until the debt is repaid.
+ * when its lease runs low it leases more in the background. Until a lease answers (a name's
+ * first requests, a quiet name, a burst that outran the lease) a replica may spend up to one
+ * batch on credit, repaid from that lease, so the first requests of a name are not refused for
+ * a query in flight; once the shared bucket ran dry there is no credit until it refills.
  *
  * Tolerance: leased tokens were taken from the shared bucket, so over any window of T seconds
- * the deployment grants at most `burst + perSecond × T + replicas × (batch + 1)`: the bucket's
- * own bound plus what replicas held in leases (and on credit) when the window opened. It errs
- * low, never high, beyond that: tokens leased by a replica are not available to another.
+ * the deployment grants at most `burst + perSecond × T + replicas × 2 × batch`: the bucket's
+ * own bound plus what replicas held in leases and owed on credit. It errs low, never high,
+ * beyond that: tokens leased by a replica are not available to another.
  * PostgreSQL unreachable: a replica spends what it holds, then refuses (fail closed).
  */
 import type { RateLimit } from "../signing/rate-limiter.js";
@@ -93,7 +94,7 @@ export class SharedRateLimiter {
     this.clock = opts.clock ?? (() => performance.now());
   }
 
-  /** The tokens a lease asks for; with credit, the worst case a replica adds to the bucket's bound is batch + 1. */
+  /** The tokens a lease asks for; with credit, the worst case a replica adds to the bucket's bound is 2 × batch. */
   get batchSize(): number {
     return this.batch;
   }
@@ -109,10 +110,12 @@ export class SharedRateLimiter {
     if (!lease) this.leases.set(name, (lease = { tokens: 0, inFlight: undefined, lastRequest: 0, notBefore: 0 }));
     const now = this.clock();
     lease.lastRequest = now;
-    const mayLease = lease.inFlight === undefined && now >= lease.notBefore;
+    const dry = now < lease.notBefore;
+    const mayLease = lease.inFlight === undefined && !dry;
     let granted = false;
-    if (lease.tokens >= 1 || (lease.tokens === 0 && mayLease)) {
-      lease.tokens -= 1; // at 0 and free to lease: one token on credit, repaid by the lease below
+    // Credit (down to one batch owed) while a lease is coming; none once the shared bucket ran dry.
+    if (lease.tokens >= 1 || (!dry && lease.tokens > -this.batch)) {
+      lease.tokens -= 1;
       granted = true;
     }
     if (lease.tokens < this.batch / 2 && mayLease) lease.inFlight = this.refill(name, lease);

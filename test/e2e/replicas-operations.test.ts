@@ -170,9 +170,9 @@ describe("replicas as an operator runs them", () => {
     await Promise.all(pairs.flatMap(([client, keyId]) => Array.from({ length: loops }, () => loop(client, keyId))));
     return { granted, limited, windowS: (performance.now() - started) / 1000 };
   };
-  /** The README's tolerance for a window of T seconds: burst + perSecond × T + replicas × (batch + 1), batch = ⌈perSecond / 10⌉. */
+  /** The README's tolerance for a window of T seconds: burst + perSecond × T + replicas × 2 × batch, batch = ⌈perSecond / 10⌉. */
   const tolerance = (limit: { perSecond: number; burst: number }, windowS: number, replicas: number) =>
-    limit.burst + limit.perSecond * windowS + replicas * (Math.ceil(limit.perSecond / 10) + 1);
+    limit.burst + limit.perSecond * windowS + replicas * 2 * Math.ceil(limit.perSecond / 10);
 
   it("each replica registers in DIR/replicas/ (0600) and connection.json names both, oldest first", () => {
     const registered = entries();
