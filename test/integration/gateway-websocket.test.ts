@@ -207,6 +207,30 @@ describe("custos gateway: private WebSocket streams (Bybit v5, OKX v5)", () => {
     assert.ok(!sent.includes("placeholder-api-key"), "the bot's API key never reached the exchange");
   });
 
+  it("bybit: the real ccxt (ccxt.pro) watchBalance through the gateway, REST and stream, with a placeholder secret", async () => {
+    const ex = new ccxt.pro.bybit({ apiKey: "placeholder-api-key", secret: "not-the-secret", enableRateLimit: false });
+    const rest = `${gateway.url}/bybit/${BYBIT.keyId}`;
+    const walk = (o: Record<string, unknown>) => {
+      for (const [k, v] of Object.entries(o)) {
+        if (typeof v === "string") o[k] = v.replace(/^https?:\/\/[^/]+/, rest);
+        else if (v && typeof v === "object") walk(v as Record<string, unknown>);
+      }
+    };
+    const api = ex.urls.api as Record<string, unknown> & { ws: { private: Record<string, unknown> } };
+    walk(api);
+    const stream = wsUrl(`/bybit/${BYBIT.keyId}/v5/private`);
+    api.ws.private = { ...api.ws.private, contract: stream, spot: { unified: stream } };
+    await ex.loadHttpProxyAgent();
+    const logins = bybitStream.logins.length;
+    try {
+      const balance = (await ex.watchBalance()) as unknown as Record<string, { total: number }>;
+      assert.equal(balance.USDT?.total, 1000, "the wallet the stand-in pushed, parsed by ccxt");
+    } finally {
+      await ex.close();
+    }
+    assert.deepEqual(bybitStream.logins.slice(logins), [{ apiKey: BYBIT.apiKey, verified: true }]);
+  });
+
   it("an egressOnly key's login is refused: Bybit's login-failure frame, close 1008, and the exchange sees no connection", async () => {
     await approvePolicy("gw-bybit-eo", { egressOnly: true });
     const connections = bybitStream.connections.length;
