@@ -9,7 +9,7 @@ import { type GatewayListen, startGateway } from "../gateway/gateway.js";
 import { httpPublicUpstream } from "../gateway/public-upstream.js";
 import { grpcLoginSigner } from "../gateway/custos-login-signer.js";
 import { webSocketProxy } from "../gateway/websocket-proxy.js";
-import { isStreamOrigin, privateStreamUrl, type StreamHostOverrides } from "../egress/websocket-destinations.js";
+import { isStreamOrigin, privateStreamExchanges, privateStreamPaths, privateStreamUrl, type StreamHostOverrides } from "../egress/websocket-destinations.js";
 import { connectOpts, withConnection } from "./admin-commands.js";
 import { CliError, connect } from "./context.js";
 import type { Opts } from "./officer-context.js";
@@ -37,7 +37,7 @@ export function registerGatewayCommand(program: Command): void {
     .option("--listen <host:port>", `loopback address to listen on (port 0 = any free port)`, `127.0.0.1:${GATEWAY_DEFAULT_PORT}`)
     .option("--socket <path>", "listen on a unix socket (mode 0600) instead of TCP")
     .option("--allow-public-listen", "allow a --listen address other than loopback: whoever reaches it trades with this certificate")
-    .option("--testnet", "fetch public market data from the exchanges' testnet hosts")
+    .option("--testnet", "use the exchanges' testnet hosts for public market data and private streams")
     .option("--public-hosts <file>", 'JSON {"<exchange>": {"<path prefix>": "https://host[:port]"}} replacing public-data hosts (as custos.json egress.hosts)')
     .option("--public-ca <file>", "PEM CA certificates trusted for public-data and private-stream hosts besides the system's")
     .option("--ws-hosts <file>", 'JSON {"<exchange>": {"<stream path>": "wss://host[:port]"}} replacing private WebSocket stream hosts')
@@ -50,10 +50,10 @@ export function registerGatewayCommand(program: Command): void {
         ...(o.publicCa ? { ca: readFileSync(o.publicCa) } : {}),
       });
       const logger = createLogger(process.env.CUSTOS_LOG_LEVEL ?? "info");
-      const streamHosts = o.wsHosts ? readHostOverrides(o.wsHosts, "--ws-hosts", isStreamOrigin, "wss://host[:port]") : {};
+      const streamHosts = o.wsHosts ? readStreamHosts(o.wsHosts) : {};
       const websocket = webSocketProxy({
         signer: grpcLoginSigner(signer),
-        upstreamUrlFor: (exchange, path) => privateStreamUrl(exchange, environment, path, streamHosts as StreamHostOverrides),
+        upstreamUrlFor: (exchange, path) => privateStreamUrl(exchange, environment, path, streamHosts),
         ...(o.publicCa ? { ca: readFileSync(o.publicCa) } : {}),
         logger,
       });
@@ -102,4 +102,18 @@ function readHostOverrides(file: string, option: string, isOrigin: (v: string) =
     );
   if (!valid) throw new CliError(`${option} ${file}: expected {"<exchange>": {"<path>": "${shape}"}}`);
   return raw as HostOverrides;
+}
+
+/** `--ws-hosts`: origins for the table's own exchanges and stream paths only (a typo would otherwise be ignored silently). */
+function readStreamHosts(file: string): StreamHostOverrides {
+  const hosts = readHostOverrides(file, "--ws-hosts", isStreamOrigin, "wss://host[:port]");
+  for (const [exchange, paths] of Object.entries(hosts)) {
+    if (!privateStreamExchanges().includes(exchange)) throw new CliError(`--ws-hosts ${file}: no private stream of ${exchange} is proxied`);
+    for (const path of Object.keys(paths)) {
+      if (!privateStreamPaths(exchange).includes(path)) {
+        throw new CliError(`--ws-hosts ${file}: ${exchange}'s private streams are ${privateStreamPaths(exchange).join(", ")}`);
+      }
+    }
+  }
+  return hosts;
 }
