@@ -53,8 +53,9 @@ export interface WebSocketProxy {
 
 /** Close codes the bot sees. */
 const CLOSE = { refused: 1008, tryAgain: 1013, goingAway: 1001, badGateway: 1014, tooBig: 1009 } as const;
-/** Frames held between the login and the exchange's socket opening. */
+/** Frames (and their bytes) held between the login and the exchange's socket opening. */
 const MAX_HELD_FRAMES = 64;
+const MAX_HELD_BYTES = 1024 * 1024;
 /** Unsent data queued towards either side before the session is dropped as too slow. */
 const MAX_BUFFERED_BYTES = 32 * 1024 * 1024;
 const UPSTREAM_HANDSHAKE_MS = 10_000;
@@ -96,6 +97,7 @@ function runSession(opts: WebSocketProxyOptions, maxPayload: number, bot: WebSoc
   let state: State = "awaiting-login";
   let upstream: WebSocket | undefined;
   const held: Array<{ data: RawData; binary: boolean }> = [];
+  let heldBytes = 0;
   const counts = { up: 0, down: 0 };
 
   const log = (outcome: string, fields: Record<string, unknown> = {}) =>
@@ -136,7 +138,8 @@ function runSession(opts: WebSocketProxyOptions, maxPayload: number, bot: WebSoc
       return;
     }
     if (state === "open") return forward(upstream!, data, binary, "up");
-    if (held.length >= MAX_HELD_FRAMES) {
+    heldBytes += frameBytes(data);
+    if (held.length >= MAX_HELD_FRAMES || heldBytes > MAX_HELD_BYTES) {
       log("refused", { reason: "TOO_MANY_HELD_FRAMES" });
       finish(CLOSE.tryAgain, "custos gateway: too many frames before the exchange answered");
       return;
@@ -224,6 +227,11 @@ export function refuseUpgrade(socket: Duplex, status: number, text: string): voi
 }
 
 const STATUS_TEXT: Record<number, string> = { 403: "Forbidden", 404: "Not Found", 400: "Bad Request" };
+
+function frameBytes(data: RawData): number {
+  if (Array.isArray(data)) return data.reduce((n, b) => n + b.length, 0);
+  return data.byteLength;
+}
 
 /** A frame's text (ws hands text frames over as bytes). */
 function rawText(data: RawData): string {

@@ -16,7 +16,7 @@ import { dialectFor } from "../../src/exchanges/registry.js";
 import { createLogger } from "../../src/log.js";
 import type { SignerClient } from "../../src/gen/custos/v1/signer.js";
 import { startVenues, VENUE_ACCOUNTS, type VenueAccount, type Venues } from "../helpers/gateway-venues.js";
-import { importSecret, proposeAndApprove } from "../helpers/harness.js";
+import { importSecret, proposeAndApprove, waitForAudit } from "../helpers/harness.js";
 import { StandInPrivateStream } from "../helpers/stand-in-private-stream.js";
 
 /*
@@ -112,7 +112,7 @@ describe("custos gateway: private WebSocket streams (Bybit v5, OKX v5)", () => {
   let logs = "";
   const closers: Array<() => void | Promise<void>> = [];
 
-  const startWith = async (signer: SignerClient, logger = createLogger("silent")) => {
+  const startWith = async (signer: SignerClient, logger = createLogger("silent"), proxy: { trustStandIns?: boolean; loginTimeoutMs?: number } = {}) => {
     const upstream = httpPublicUpstream({ originFor: (e, p) => destinationFor(e, "testnet", p, venues.hosts).origin, ca: venues.caPem });
     closers.push(() => upstream.close());
     return startGateway({
@@ -123,7 +123,8 @@ describe("custos gateway: private WebSocket streams (Bybit v5, OKX v5)", () => {
       websocket: webSocketProxy({
         signer: grpcLoginSigner(signer),
         upstreamUrlFor: (e, p) => privateStreamUrl(e, "testnet", p, streamHosts),
-        ca: venues.caPem,
+        ...(proxy.trustStandIns === false ? {} : { ca: venues.caPem }),
+        ...(proxy.loginTimeoutMs ? { loginTimeoutMs: proxy.loginTimeoutMs } : {}),
         logger,
       }),
     });
@@ -243,6 +244,8 @@ describe("custos gateway: private WebSocket streams (Bybit v5, OKX v5)", () => {
     assert.equal(closed.code, 1008);
     assert.match(closed.reason, /POLICY_DENIED \(egress-only\)/);
     assert.equal(bybitStream.connections.length, connections, "nothing was sent upstream");
+    const audited = await waitForAudit(venues.svc.dir, { kind: "sign.ws_auth", outcome: "denied", key: "gw-bybit-eo" });
+    assert.equal(audited.details?.rule, "egress-only");
 
     // A quorum's egressOnlyAllowsWebSocketLogin lets the same key log in.
     await approvePolicy("gw-bybit-eo", { egressOnly: true, egressOnlyAllowsWebSocketLogin: true });
@@ -326,6 +329,28 @@ describe("custos gateway: private WebSocket streams (Bybit v5, OKX v5)", () => {
     bot.ws.send(JSON.stringify({ op: "auth", args: [] }));
     const closed = await closedWithin(bot.closed);
     assert.equal(closed.code, 1013);
+    assert.equal(bybitStream.connections.length, connections);
+  });
+
+  it("the exchange's TLS certificate is verified: a stream host the gateway does not trust closes the bot's socket (1014) before any frame", async () => {
+    const untrusting = await startWith(venues.svc.signer, createLogger("silent"), { trustStandIns: false });
+    closers.push(() => untrusting.close());
+    const logins = bybitStream.logins.length;
+    const bot = await openBot(`ws://127.0.0.1:${new URL(untrusting.url).port}/bybit/gw-bybit/v5/private`);
+    bot.ws.send(JSON.stringify({ op: "auth", args: [] }));
+    const closed = await closedWithin(bot.closed);
+    assert.equal(closed.code, 1014);
+    assert.equal(bybitStream.logins.length, logins, "no login was sent over an unverified connection");
+  });
+
+  it("a bot that sends no login is closed (1008) when the login time runs out", async () => {
+    const strict = await startWith(venues.svc.signer, createLogger("silent"), { loginTimeoutMs: 200 });
+    closers.push(() => strict.close());
+    const connections = bybitStream.connections.length;
+    const bot = await openBot(`ws://127.0.0.1:${new URL(strict.url).port}/bybit/gw-bybit/v5/private`);
+    const closed = await closedWithin(bot.closed);
+    assert.equal(closed.code, 1008);
+    assert.match(closed.reason, /no login within 200 ms/);
     assert.equal(bybitStream.connections.length, connections);
   });
 
