@@ -52,7 +52,7 @@ export interface WebSocketProxy {
 }
 
 /** Close codes the bot sees. */
-const CLOSE = { refused: 1008, tryAgain: 1013, goingAway: 1001, badGateway: 1014, tooBig: 1009 } as const;
+const CLOSE = { refused: 1008, tryAgain: 1013, goingAway: 1001, badGateway: 1014 } as const;
 /** Frames (and their bytes) held between the login and the exchange's socket opening. */
 const MAX_HELD_FRAMES = 64;
 const MAX_HELD_BYTES = 1024 * 1024;
@@ -107,7 +107,7 @@ function runSession(opts: WebSocketProxyOptions, maxPayload: number, bot: WebSoc
     state = "closed";
     clearTimeout(loginTimer);
     onEnd();
-    if (bot.readyState === WebSocket.OPEN) bot.close(code, reason.slice(0, 120));
+    if (bot.readyState === WebSocket.OPEN) bot.close(code, closeReason(reason));
     else bot.terminate();
     if (upstream && upstream.readyState === WebSocket.OPEN) upstream.close(CLOSE.goingAway, "");
     else upstream?.terminate();
@@ -150,7 +150,11 @@ function runSession(opts: WebSocketProxyOptions, maxPayload: number, bot: WebSoc
     if (state !== "closed") log("closed", { by: "bot", ...counts });
     finish(CLOSE.goingAway, "");
   });
-  bot.on("error", () => finish(CLOSE.tooBig, "custos gateway: frame refused"));
+  // ws has already answered a malformed or oversized frame with the fitting close code.
+  bot.on("error", () => {
+    if (state !== "closed") log("failed", { reason: "BOT_FRAME" });
+    finish(CLOSE.refused, "");
+  });
 
   async function signAndConnect(botLogin: BotLogin): Promise<void> {
     let message: string;
@@ -179,10 +183,10 @@ function runSession(opts: WebSocketProxyOptions, maxPayload: number, bot: WebSoc
     ws.on("message", (data, binary) => {
       if (state === "open") forward(bot, data, binary, "down");
     });
-    ws.on("close", (code) => {
+    ws.on("close", (code, reason) => {
       if (state === "closed") return;
       log("closed", { by: "exchange", code, ...counts });
-      finish(sendable(code), "the exchange closed the stream");
+      finish(sendable(code), reason.toString("utf8"));
     });
     ws.on("error", (e) => {
       if (state === "closed") return;
@@ -238,6 +242,11 @@ function rawText(data: RawData): string {
   if (Buffer.isBuffer(data)) return data.toString("utf8");
   if (Array.isArray(data)) return Buffer.concat(data).toString("utf8");
   return Buffer.from(data).toString("utf8");
+}
+
+/** A close reason that fits the protocol's 123 bytes: printable ASCII only, cut to length. */
+function closeReason(text: string): string {
+  return text.replace(/[^\x20-\x7e]/g, "?").slice(0, 123);
 }
 
 /** The exchange's close code as one the bot may be sent (1005/1006/1015 are never sent on the wire). */

@@ -116,10 +116,10 @@ describe("gateway stream proxy (custos faked, plain upstream)", () => {
     return { ...b, upstream: sockets.at(-1)! };
   };
 
-  it("passes the exchange's close code to the bot", async () => {
+  it("passes the exchange's close code and reason to the bot", async () => {
     const b = await loggedIn();
     b.upstream.close(4001, "login failed");
-    assert.equal((await b.closed).code, 4001);
+    assert.deepEqual(await b.closed, { code: 4001, reason: "login failed" });
   });
 
   it("closes the exchange's socket when the bot leaves", async () => {
