@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { createServer, type Server } from "node:http";
+import { join } from "node:path";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { type RawData, WebSocket, WebSocketServer } from "ws";
@@ -7,6 +8,7 @@ import type { WebSocketLoginSigner } from "../../src/gateway/custos-login-signer
 import { startGateway, type RunningGateway } from "../../src/gateway/gateway.js";
 import { webSocketProxy } from "../../src/gateway/websocket-proxy.js";
 import { createLogger } from "../../src/log.js";
+import { tempDir } from "../helpers/harness.js";
 
 /*
  * The gateway's stream proxy with custos faked (a signer that answers a fixed login, when the
@@ -151,6 +153,31 @@ describe("gateway stream proxy (custos faked, plain upstream)", () => {
     assert.equal((await b.closed).code, 1013);
     signer.release();
     assert.equal(sockets.length, count);
+  });
+
+  it("serves streams on the unix socket as on loopback", async () => {
+    const socket = join(tempDir("custos-gw-ws-"), "gw.sock");
+    const origin = `ws://127.0.0.1:${(upstreamServer.address() as AddressInfo).port}`;
+    const onSocket = await startGateway({
+      sender: { send: () => Promise.reject(new Error("REST is not used here")) },
+      publicUpstream: { get: () => Promise.reject(new Error("REST is not used here")) },
+      logger: createLogger("silent"),
+      listen: { socket },
+      websocket: webSocketProxy({ signer, upstreamUrlFor: (_e, path) => `${origin}${path}`, logger: createLogger("silent") }),
+    });
+    try {
+      const count = sockets.length;
+      const asked = signer.asked;
+      const ws = new WebSocket(`ws+unix://${socket}:/okx/k1/ws/v5/private`);
+      await new Promise((resolve, reject) => ws.once("open", resolve).once("error", reject));
+      ws.send(JSON.stringify({ op: "login", args: [{ passphrase: "p" }] }));
+      await until(() => signer.asked === asked + 1, "custos asked");
+      signer.release();
+      await until(() => sockets.length === count + 1, "upstream connected");
+      ws.close();
+    } finally {
+      await onSocket.close();
+    }
   });
 
   it("a binary first frame is not a login: close 1008", async () => {
