@@ -7,7 +7,8 @@ import type { Environment } from "../keys/model.js";
  * Hosts from the exchanges' API documentation (and ccxt.pro's `urls.api.ws`):
  *   - Bybit v5: wss://stream.bybit.com/v5/private, testnet wss://stream-testnet.bybit.com;
  *   - OKX v5: wss://ws.okx.com:8443/ws/v5/private and /ws/v5/business, demo trading
- *     wss://wspap.okx.com:8443.
+ *     wss://wspap.okx.com:8443;
+ *   - Bitget v2: wss://ws.bitget.com/v2/ws/private, demo trading wss://wspap.bitget.com.
  * Only private streams whose login custos signs are listed. Bybit's order-entry socket
  * (/v5/trade) is not: the gateway proxies account streams, and orders go through
  * SendExchangeRequest where the key's policy sees each one. The gateway's configuration
@@ -31,6 +32,7 @@ const PRIVATE_STREAMS: ReadonlyMap<string, readonly StreamRoute[]> = new Map([
       { path: "/ws/v5/business", mainnet: "wss://ws.okx.com:8443", testnet: "wss://wspap.okx.com:8443" },
     ],
   ],
+  ["bitget", [{ path: "/v2/ws/private", mainnet: "wss://ws.bitget.com", testnet: "wss://wspap.bitget.com" }]],
 ]);
 
 /** `--ws-hosts`: exchange → stream path → origin (wss://host[:port]), replacing the table's origin for both environments. */

@@ -5,7 +5,9 @@
  *   - Bybit: `{"op":"auth","args":[apiKey, expires, signature]}`, signature =
  *     hex(HMAC-SHA256(secret, "GET/realtime" + expires)), expires (ms) in the future;
  *   - OKX: `{"op":"login","args":[{apiKey, passphrase, timestamp, sign}]}`, sign =
- *     base64(HMAC-SHA256(secret, timestamp + "GET/users/self/verify")), timestamp (s) within 30 s.
+ *     base64(HMAC-SHA256(secret, timestamp + "GET/users/self/verify")), timestamp (s) within 30 s;
+ *   - Bitget v2: OKX's layout, sign = base64(HMAC-SHA256(secret, timestamp + "GET/user/verify")),
+ *     timestamp (s) within 30 s.
  * After a verified login it answers subscriptions to the account channel (Bybit `wallet`, OKX
  * `account`) with the exchange's ack and one balance push, and records everything it received.
  */
@@ -14,7 +16,7 @@ import { createServer, type Server } from "node:https";
 import type { AddressInfo } from "node:net";
 import { type WebSocket, WebSocketServer } from "ws";
 
-export type StreamExchange = "bybit" | "okx";
+export type StreamExchange = "bybit" | "okx" | "bitget";
 
 /** One login as the stand-in judged it. */
 export interface StreamLogin {
@@ -43,7 +45,7 @@ export class StandInPrivateStream {
     readonly exchange: StreamExchange,
     /** API key → secret. */
     private readonly accounts: ReadonlyMap<string, string>,
-    /** OKX: API key → passphrase. */
+    /** OKX, Bitget: API key → passphrase. */
     private readonly passphrases: ReadonlyMap<string, string> = new Map(),
   ) {}
 
@@ -95,6 +97,7 @@ export class StandInPrivateStream {
     return same(expected, String(signature)) ? { apiKey: key, verified: true } : { apiKey: key, verified: false, why: "bad signature" };
   }
 
+  /** OKX and Bitget (the same login layout, another verify path). */
   private verifyOkx(msg: Record<string, unknown>): StreamLogin {
     const args = (Array.isArray(msg.args) ? msg.args[0] : {}) as Record<string, unknown>;
     const key = String(args.apiKey);
@@ -103,11 +106,15 @@ export class StandInPrivateStream {
     if (this.passphrases.get(key) !== args.passphrase) return { apiKey: key, verified: false, why: "bad passphrase" };
     const timestamp = String(args.timestamp);
     if (!/^\d+$/.test(timestamp) || Math.abs(Date.now() / 1000 - Number(timestamp)) > 30) return { apiKey: key, verified: false, why: "timestamp" };
-    const expected = createHmac("sha256", secret).update(`${timestamp}GET/users/self/verify`).digest("base64");
+    const verifyPath = this.exchange === "bitget" ? "/user/verify" : "/users/self/verify";
+    const expected = createHmac("sha256", secret).update(`${timestamp}GET${verifyPath}`).digest("base64");
     return same(expected, String(args.sign)) ? { apiKey: key, verified: true } : { apiKey: key, verified: false, why: "bad signature" };
   }
 
   private loginAnswer(msg: Record<string, unknown>, login: StreamLogin): string {
+    if (this.exchange === "bitget") {
+      return JSON.stringify(login.verified ? { event: "login", code: 0, msg: "" } : { event: "error", code: 30005, msg: "login failed" });
+    }
     if (this.exchange === "okx") {
       return JSON.stringify(
         login.verified
@@ -121,6 +128,13 @@ export class StandInPrivateStream {
 
   private subscribe(ws: WebSocket, msg: Record<string, unknown>, loggedIn: boolean): void {
     const args = (Array.isArray(msg.args) ? msg.args : []) as unknown[];
+    if (this.exchange === "bitget") {
+      const arg = (args[0] ?? {}) as Record<string, unknown>;
+      if (!loggedIn) return void ws.send(JSON.stringify({ event: "error", code: 30004, msg: "User not logged in" }));
+      ws.send(JSON.stringify({ event: "subscribe", arg }));
+      if (arg.channel === "account") this.push(ws, bitgetAccountPush(arg));
+      return;
+    }
     if (this.exchange === "okx") {
       const arg = (args[0] ?? {}) as Record<string, unknown>;
       if (!loggedIn) return void ws.send(JSON.stringify({ event: "error", code: "60011", msg: "Please log in", connId: "stand-in" }));
@@ -162,5 +176,15 @@ function okxAccountPush(): string {
   return JSON.stringify({
     arg: { channel: "account", uid: "44705892343619584" },
     data: [{ uTime, totalEq: "1000", details: [{ ccy: "USDT", eq: "1000", availEq: "750", availBal: "750", frozenBal: "250", cashBal: "1000", uTime }] }],
+  });
+}
+
+/** Bitget v2 `account` channel (futures), as documented (one USDT margin coin). */
+function bitgetAccountPush(arg: Record<string, unknown>): string {
+  return JSON.stringify({
+    action: "snapshot",
+    arg,
+    data: [{ marginCoin: "USDT", frozen: "0", available: "1000", maxOpenPosAvailable: "1000", maxTransferOut: "1000", equity: "1000", usdtEquity: "1000" }],
+    ts: Date.now(),
   });
 }

@@ -29,6 +29,13 @@ import { StandInPrivateStream } from "../helpers/stand-in-private-stream.js";
 const account = (e: VenueAccount["exchange"]) => VENUE_ACCOUNTS.find((a) => a.exchange === e)!;
 const BYBIT = account("bybit");
 const OKX = account("okx");
+/** A Bitget account (the REST venues have none: the stream is all this test needs). */
+const BITGET = {
+  keyId: "gw-bitget",
+  apiKey: "bg_0123456789abcdef0123456789abcdef",
+  secret: "bitgetSecret0123456789abcdef0123456789abcdef012345",
+  passphrase: "Bitget-Pass-1",
+};
 const DEADLINE_MS = 10_000;
 
 /** A bot-side socket that records what it receives and how it closed. */
@@ -108,6 +115,7 @@ describe("custos gateway: private WebSocket streams (Bybit v5, OKX v5)", () => {
   let port: number;
   let bybitStream: StandInPrivateStream;
   let okxStream: StandInPrivateStream;
+  let bitgetStream: StandInPrivateStream;
   let streamHosts: StreamHostOverrides;
   let logs = "";
   const closers: Array<() => void | Promise<void>> = [];
@@ -134,8 +142,9 @@ describe("custos gateway: private WebSocket streams (Bybit v5, OKX v5)", () => {
     venues = await startVenues();
     bybitStream = new StandInPrivateStream("bybit", new Map([[BYBIT.apiKey, BYBIT.secret]]));
     okxStream = new StandInPrivateStream("okx", new Map([[OKX.apiKey, OKX.secret]]), new Map([[OKX.apiKey, OKX.passphrase!]]));
-    const [bb, ok] = await Promise.all([bybitStream.start(venues.tls), okxStream.start(venues.tls)]);
-    streamHosts = { bybit: { "/v5/private": bb }, okx: { "/ws/v5/private": ok, "/ws/v5/business": ok } };
+    bitgetStream = new StandInPrivateStream("bitget", new Map([[BITGET.apiKey, BITGET.secret]]), new Map([[BITGET.apiKey, BITGET.passphrase]]));
+    const [bb, ok, bg] = await Promise.all([bybitStream.start(venues.tls), okxStream.start(venues.tls), bitgetStream.start(venues.tls)]);
+    streamHosts = { bybit: { "/v5/private": bb }, okx: { "/ws/v5/private": ok, "/ws/v5/business": ok }, bitget: { "/v2/ws/private": bg } };
     const sink = new PassThrough();
     sink.on("data", (d: Buffer) => (logs += d.toString()));
     gateway = await startWith(venues.svc.signer, createLogger("info", sink));
@@ -146,11 +155,16 @@ describe("custos gateway: private WebSocket streams (Bybit v5, OKX v5)", () => {
       algorithm: dialectFor("bybit")!.algorithm,
       apiKeyId: BYBIT.apiKey,
     });
+    await importSecret(venues.svc.custody, BITGET.keyId, Buffer.from(BITGET.secret, "utf8"), {
+      exchange: "bitget",
+      algorithm: dialectFor("bitget")!.algorithm,
+      apiKeyId: BITGET.apiKey,
+    });
   });
   after(async () => {
     await gateway?.close();
     for (const close of closers) await close();
-    await Promise.all([bybitStream?.stop(), okxStream?.stop()]);
+    await Promise.all([bybitStream?.stop(), okxStream?.stop(), bitgetStream?.stop()]);
     await venues?.stop();
   });
 
@@ -230,6 +244,23 @@ describe("custos gateway: private WebSocket streams (Bybit v5, OKX v5)", () => {
       await ex.close();
     }
     assert.deepEqual(bybitStream.logins.slice(logins), [{ apiKey: BYBIT.apiKey, verified: true }]);
+  });
+
+  it("bitget: the bot's login (its passphrase kept, nothing else) is replaced by custos's, verified, and the account stream flows back", async () => {
+    const from = bitgetStream.connections.length;
+    const bot = await openBot(wsUrl(`/bitget/${BITGET.keyId}/v2/ws/private`));
+    bot.ws.send(JSON.stringify({ op: "login", args: [{ apiKey: "placeholder", passphrase: BITGET.passphrase, timestamp: "1", sign: "placeholder-sign" }] }));
+    const answer = JSON.parse(await bot.next((f) => f.includes('"event":"login"') || f.includes('"event":"error"'))) as Record<string, unknown>;
+    assert.deepEqual([answer.event, answer.code], ["login", 0], JSON.stringify(answer));
+    assert.deepEqual(bitgetStream.logins.at(-1), { apiKey: BITGET.apiKey, verified: true });
+    const arg = { instType: "USDT-FUTURES", channel: "account", coin: "default" };
+    bot.ws.send(JSON.stringify({ op: "subscribe", args: [arg] }));
+    const push = await bot.next((f) => f.includes('"action":"snapshot"'));
+    assert.equal(push, bitgetStream.pushed.at(-1));
+    const sent = bitgetStream.connections[from]!.frames;
+    assert.equal(sent.length, 2);
+    assert.ok(!sent[0]!.includes("placeholder"), "nothing of the bot's login but the passphrase reached the exchange");
+    bot.ws.close();
   });
 
   it("an egressOnly key's login is refused: Bybit's login-failure frame, close 1008, and the exchange sees no connection", async () => {

@@ -7,9 +7,9 @@ import { gatewayExchangeFor, gatewayStreamExchanges } from "../../src/gateway/ex
 const login = (exchange: string) => gatewayExchangeFor(exchange)!.websocket!;
 
 describe("private WebSocket streams: the exchange's stream host from the table, never from the bot", () => {
-  it("serves Bybit's and OKX's private streams, and the gateway reads logins for exactly those", () => {
-    assert.deepEqual(privateStreamExchanges(), ["bybit", "okx"]);
-    assert.deepEqual(gatewayStreamExchanges().sort(), ["bybit", "okx"]);
+  it("serves Bybit's, OKX's and Bitget's private streams, and the gateway reads logins for exactly those", () => {
+    assert.deepEqual(privateStreamExchanges(), ["bitget", "bybit", "okx"]);
+    assert.deepEqual(gatewayStreamExchanges().sort(), ["bitget", "bybit", "okx"]);
   });
 
   it("maps each listed stream path to the documented mainnet and testnet host", () => {
@@ -18,6 +18,8 @@ describe("private WebSocket streams: the exchange's stream host from the table, 
     assert.equal(privateStreamUrl("okx", "mainnet", "/ws/v5/private"), "wss://ws.okx.com:8443/ws/v5/private");
     assert.equal(privateStreamUrl("okx", "mainnet", "/ws/v5/business"), "wss://ws.okx.com:8443/ws/v5/business");
     assert.equal(privateStreamUrl("okx", "testnet", "/ws/v5/private"), "wss://wspap.okx.com:8443/ws/v5/private");
+    assert.equal(privateStreamUrl("bitget", "mainnet", "/v2/ws/private"), "wss://ws.bitget.com/v2/ws/private");
+    assert.equal(privateStreamUrl("bitget", "testnet", "/v2/ws/private"), "wss://wspap.bitget.com/v2/ws/private");
   });
 
   it("matches paths exactly: public streams, order-entry sockets, suffixes and tricks are refused", () => {
@@ -91,6 +93,17 @@ describe("private-stream logins as the gateway reads them", () => {
     assert.equal(frame.event, "error");
     assert.equal(frame.code, "60009");
     assert.match(String(frame.msg), /KEY_NOT_FOUND/);
+  });
+
+  it("Bitget: `op: login` is the login, only the passphrase is kept; a refusal is Bitget's login failure (code 30005)", () => {
+    const bitget = login("bitget");
+    const bot = { op: "login", args: [{ apiKey: "placeholder", passphrase: "Pass-3", timestamp: "1", sign: "x" }] };
+    assert.deepEqual(bitget.login(JSON.stringify(bot)), { passphrase: "Pass-3" });
+    assert.equal(bitget.login('{"op":"subscribe","args":[{"channel":"account"}]}'), undefined);
+    assert.equal(bitget.signedFrame({}, '{"op":"login"}'), '{"op":"login"}');
+    const frame = JSON.parse(bitget.refusalFrame({}, { reason: "POLICY_DENIED", rule: "egress-only", message: "m" })) as Record<string, unknown>;
+    assert.deepEqual([frame.event, frame.code], ["error", 30005]);
+    assert.match(String(frame.msg), /POLICY_DENIED \(egress-only\)/);
   });
 
   it("Binance has no login to read: its user-data stream needs none", () => {
