@@ -22,7 +22,8 @@ import { refuseUpgrade, type WebSocketProxy } from "./websocket-proxy.js";
  * in the HSM and sends it to the exchange itself; the exchange's answer comes back verbatim.
  * Public GETs (market data) are fetched without credentials from the exchange's host. The
  * gateway never chooses a destination from the request: custos (private) and the gateway's
- * configuration (public) do.
+ * configuration (public) do. WebSocket upgrades on the same routes are private streams, passed
+ * to websocket-proxy.ts after the same guards.
  */
 
 /** Where the gateway listens: loopback TCP (the default) or a unix socket (mode 0600). */
