@@ -2,15 +2,17 @@ import { createHash } from "node:crypto";
 import { chmodSync, existsSync } from "node:fs";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { isIP, type AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
 import type { Logger } from "pino";
 import { checkEgressTarget } from "../egress/destinations.js";
 import { CustosError } from "../errors.js";
 import { dialectFor } from "../exchanges/registry.js";
 import type { ExchangeRequest } from "../gen/custos/v1/signer.js";
 import { type ExchangeSender, sendRefusal } from "./custos-sender.js";
-import { type BotRequest, type GatewayExchange, GatewayRequestError, gatewayExchangeFor } from "./exchanges/index.js";
+import { type BotRequest, type GatewayExchange, GatewayRequestError, gatewayExchangeFor, gatewayStreamExchanges } from "./exchanges/index.js";
 import type { PublicUpstream } from "./public-upstream.js";
 import { refusalKind } from "./refusal-kind.js";
+import { refuseUpgrade, type WebSocketProxy } from "./websocket-proxy.js";
 
 /*
  * `custos gateway`: a local HTTP endpoint a bot points its exchange base URL at. Routes are
@@ -20,7 +22,8 @@ import { refusalKind } from "./refusal-kind.js";
  * in the HSM and sends it to the exchange itself; the exchange's answer comes back verbatim.
  * Public GETs (market data) are fetched without credentials from the exchange's host. The
  * gateway never chooses a destination from the request: custos (private) and the gateway's
- * configuration (public) do.
+ * configuration (public) do. WebSocket upgrades on the same routes are private streams, passed
+ * to websocket-proxy.ts after the same guards.
  */
 
 /** Where the gateway listens: loopback TCP (the default) or a unix socket (mode 0600). */
@@ -35,6 +38,8 @@ export interface GatewayOptions {
   allowNonLoopback?: boolean;
   /** Request bodies larger than this are refused (413). */
   maxBodyBytes?: number;
+  /** Private WebSocket streams (absent: upgrade requests are refused). */
+  websocket?: WebSocketProxy;
 }
 
 export interface RunningGateway {
@@ -73,6 +78,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
       } else res.destroy();
     });
   });
+  server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => upgrade(opts, checkHost, req, socket, head));
   server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -92,10 +98,35 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     url,
     close: () =>
       new Promise<void>((resolve) => {
+        opts.websocket?.close();
         server.close(() => resolve());
         server.closeIdleConnections();
       }),
   };
+}
+
+/** A WebSocket upgrade: the same guards as a request, then the private-stream proxy. */
+function upgrade(opts: GatewayOptions, checkHost: boolean, req: IncomingMessage, socket: Duplex, head: Buffer) {
+  socket.on("error", () => socket.destroy());
+  const refuse = (status: number, reason: string, text: string) => {
+    opts.logger.info({ event: "gateway.websocket", outcome: "refused", status, reason }, "gateway websocket refused");
+    refuseUpgrade(socket, status, `custos gateway: ${text}`);
+  };
+  // Browsers always name their Origin on a WebSocket: no web page may open a stream with the bot's certificate.
+  if (req.headers.origin !== undefined) return refuse(403, "ORIGIN", "requests from web pages are refused");
+  if (checkHost && !LOOPBACK_HOST.test(req.headers.host ?? "")) return refuse(403, "HOST", "the Host must be a loopback address");
+  const route = ROUTE.exec(req.url ?? "");
+  const exchange = route ? gatewayExchangeFor(route[1]!) : undefined;
+  if (!opts.websocket || !route || !exchange?.websocket) {
+    return refuse(404, "NO_ROUTE", `private streams are /<exchange>/<key-id>/<stream path> for ${gatewayStreamExchanges().join(", ")}`);
+  }
+  const [, , keyId, path, query = ""] = route as unknown as [string, string, string, string, string | undefined];
+  try {
+    checkEgressTarget(path, query);
+  } catch (e) {
+    return refuse(400, "INVALID_ARGUMENT", (e as Error).message);
+  }
+  opts.websocket.accept(req, socket, head, { exchange, keyId, path, query });
 }
 
 async function handle(opts: GatewayOptions, checkHost: boolean, req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -52,6 +52,8 @@ export interface Venues {
   /** The stand-ins' test CA (PEM) and its file. */
   caPem: string;
   caFile: string;
+  /** The stand-ins' server certificate and key (for more stand-ins under the same CA). */
+  tls: { certPem: string; keyPem: string };
   stop(): Promise<void>;
 }
 
@@ -86,6 +88,7 @@ export async function startVenues(): Promise<Venues> {
     hosts,
     caPem: tls.caPem,
     caFile,
+    tls,
     async stop() {
       await svc.stop();
       await Promise.all([binance.stop(), bybit.stop(), okx.stop()]);

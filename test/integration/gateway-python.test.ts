@@ -4,7 +4,9 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { CLI, REPO, tempDir } from "../helpers/harness.js";
+import { WebSocket } from "ws";
 import { startVenues, VENUE_ACCOUNTS, type Venues } from "../helpers/gateway-venues.js";
+import { StandInPrivateStream } from "../helpers/stand-in-private-stream.js";
 
 /*
  * A Python bot with no custos code in it (docs/examples/gateway-bot.py, Debian's python3 and
@@ -29,6 +31,7 @@ function runBot(args: string[]): Promise<{ code: number; steps: Array<{ step: st
 
 describe("a Python bot (requests) through `custos gateway`", () => {
   let venues: Venues;
+  let bybitStream: StandInPrivateStream;
   let gateway: ChildProcess;
   let url = "";
   let stderr = "";
@@ -39,9 +42,27 @@ describe("a Python bot (requests) through `custos gateway`", () => {
     const dir = tempDir("custos-gw-cli-");
     const hostsFile = join(dir, "public-hosts.json");
     writeFileSync(hostsFile, JSON.stringify(venues.hosts));
+    const bybit = VENUE_ACCOUNTS.find((x) => x.exchange === "bybit")!;
+    bybitStream = new StandInPrivateStream("bybit", new Map([[bybit.apiKey, bybit.secret]]));
+    const streamFile = join(dir, "ws-hosts.json");
+    writeFileSync(streamFile, JSON.stringify({ bybit: { "/v5/private": await bybitStream.start(venues.tls) } }));
     gateway = spawn(
       process.execPath,
-      [CLI, "gateway", "--data-dir", venues.svc.dir, "--listen", "127.0.0.1:0", "--testnet", "--public-hosts", hostsFile, "--public-ca", venues.caFile],
+      [
+        CLI,
+        "gateway",
+        "--data-dir",
+        venues.svc.dir,
+        "--listen",
+        "127.0.0.1:0",
+        "--testnet",
+        "--public-hosts",
+        hostsFile,
+        "--public-ca",
+        venues.caFile,
+        "--ws-hosts",
+        streamFile,
+      ],
       { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, CUSTOS_LOG_LEVEL: "warn" } },
     );
     gateway.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
@@ -58,6 +79,7 @@ describe("a Python bot (requests) through `custos gateway`", () => {
       gateway.kill("SIGTERM");
       await exited();
     }
+    await bybitStream?.stop();
     await venues?.stop();
   });
 
@@ -87,6 +109,29 @@ describe("a Python bot (requests) through `custos gateway`", () => {
     assert.equal(run.steps[0]?.status, 403);
     assert.equal(run.steps[0]?.body.code, -1002);
     assert.equal(venues.binance.received.length, from);
+  });
+
+  it("a Bybit private stream through the CLI (--ws-hosts, --public-ca): custos's login verified, the wallet pushed back", async () => {
+    const a = VENUE_ACCOUNTS.find((x) => x.exchange === "bybit")!;
+    const bot = new WebSocket(`${url.replace(/^http/, "ws")}/bybit/${a.keyId}/v5/private`);
+    const frames: string[] = [];
+    const wallet = new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no wallet frame within 10 s: ${JSON.stringify(frames)}`)), 10_000);
+      bot.on("message", (d) => {
+        frames.push(String(d));
+        if (String(d).includes('"topic":"wallet"')) {
+          clearTimeout(timer);
+          resolve(String(d));
+        }
+      });
+      bot.on("error", reject);
+    });
+    await new Promise((resolve, reject) => bot.once("open", resolve).once("error", reject));
+    bot.send(JSON.stringify({ op: "auth", args: [] }));
+    bot.send(JSON.stringify({ op: "subscribe", args: ["wallet"] }));
+    assert.equal(await wallet, bybitStream.pushed.at(-1));
+    assert.deepEqual(bybitStream.logins, [{ apiKey: a.apiKey, verified: true }]);
+    bot.close();
   });
 
   it("stops cleanly on SIGTERM", async () => {

@@ -129,6 +129,18 @@ describe("custos gateway (HTTP side, custos faked)", () => {
     assert.deepEqual([o.keyId, o.method, o.path, o.query, o.passphrase], ["gamma", "GET", "/api/v5/account/balance", "ccy=USDT", "pass-1"]);
   });
 
+  it("Bitget: the ACCESS-* headers are dropped and the passphrase header travels as passphrase", async () => {
+    await call(gw, "POST", "/bitget/delta/api/v2/mix/order/place-order", {
+      body: '{"symbol":"BTCUSDT"}',
+      headers: { "ACCESS-KEY": "k", "ACCESS-SIGN": "s", "ACCESS-TIMESTAMP": "1", "ACCESS-PASSPHRASE": "pass-2" },
+    });
+    const g = sender.sent.at(-1)!;
+    assert.deepEqual(
+      [g.keyId, g.method, g.path, g.body.toString(), g.passphrase],
+      ["delta", "POST", "/api/v2/mix/order/place-order", '{"symbol":"BTCUSDT"}', "pass-2"],
+    );
+  });
+
   it("an unsigned request to a private endpoint goes to custos; an unsigned GET the dialect does not classify is public data, fetched without custos", async () => {
     const before = sender.sent.length;
     await call(gw, "GET", "/binance/alpha/fapi/v2/balance");
@@ -155,12 +167,15 @@ describe("custos gateway (HTTP side, custos faked)", () => {
     ["okx", status.PERMISSION_DENIED, "POLICY_DENIED", ccxt.PermissionDenied, 403],
     ["okx", status.INVALID_ARGUMENT, "INVALID_ARGUMENT", ccxt.BadRequest, 400],
     ["okx", status.UNAVAILABLE, "HSM_UNAVAILABLE", ccxt.ExchangeNotAvailable, 503],
+    ["bitget", status.PERMISSION_DENIED, "POLICY_DENIED", ccxt.PermissionDenied, 403],
+    ["bitget", status.INVALID_ARGUMENT, "INVALID_ARGUMENT", ccxt.BadRequest, 400],
+    ["bitget", status.UNAVAILABLE, "HSM_UNAVAILABLE", ccxt.ExchangeNotAvailable, 503],
   ];
   for (const [ccxtId, code, reason, errorClass, httpStatus] of refusals) {
     it(`${ccxtId}: custos ${status[code]}/${reason ?? "-"} → HTTP ${httpStatus}, which ccxt raises as ${errorClass.name}`, async () => {
       sender.failWith = { code, ...(reason ? { reason } : {}), rule: "class:withdraw" };
       const exchange = ccxtId === "binanceusdm" ? "binance" : ccxtId;
-      const path = { binanceusdm: "/fapi/v1/order", bybit: "/v5/order/create", okx: "/api/v5/trade/order" }[ccxtId]!;
+      const path = { binanceusdm: "/fapi/v1/order", bybit: "/v5/order/create", okx: "/api/v5/trade/order", bitget: "/api/v2/mix/order/place-order" }[ccxtId]!;
       const a = await call(gw, "POST", `/${exchange}/k${path}`, { body: "a=1" });
       sender.failWith = undefined;
       assert.equal(a.status, httpStatus);

@@ -1,3 +1,5 @@
+import type { GatewayWebSocketLogin } from "./websocket-login.js";
+
 /** A request as a bot sent it to the gateway, with the route's prefix removed. */
 export interface BotRequest {
   method: string;
@@ -47,6 +49,8 @@ export interface GatewayExchange {
   /** The request without what custos re-signs; throws GatewayRequestError when it cannot be read. */
   strip(req: BotRequest): StrippedRequest;
   refusal(kind: ShapedRefusal, detail: RefusalDetail): RefusalAnswer;
+  /** The private-stream login, where the gateway proxies the exchange's private WebSocket. */
+  readonly websocket?: GatewayWebSocketLogin;
 }
 
 /** The bot's request cannot be turned into one custos signs (answered 400 in the exchange's terms). */

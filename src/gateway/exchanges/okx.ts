@@ -1,4 +1,5 @@
 import type { GatewayExchange } from "./gateway-exchange.js";
+import { type GatewayWebSocketLogin, jsonObject } from "./websocket-login.js";
 
 /**
  * OKX v5: credentials are the OK-ACCESS-KEY, -SIGN, -TIMESTAMP and -PASSPHRASE headers. The
@@ -9,6 +10,33 @@ import type { GatewayExchange } from "./gateway-exchange.js";
  * "50014" (a parameter is missing or wrong) its BadRequest.
  */
 const CREDENTIAL_HEADERS = ["ok-access-key", "ok-access-sign", "ok-access-timestamp", "ok-access-passphrase"];
+
+/**
+ * The private stream's login is `{"op":"login","args":[{apiKey, passphrase, timestamp, sign}]}`:
+ * the gateway keeps only the passphrase (OKX wants it in clear; custos signs with the key's
+ * secret and its own timestamp). OKX answers a failed login `{"event":"error","code":"60009"}`
+ * ("Login failed."), which ccxt raises as AuthenticationError.
+ */
+const okxWebSocketLogin: GatewayWebSocketLogin = {
+  login(frame) {
+    const msg = jsonObject(frame);
+    if (msg?.op !== "login") return undefined;
+    const args = Array.isArray(msg.args) ? (msg.args[0] as Record<string, unknown> | undefined) : undefined;
+    const passphrase = typeof args?.passphrase === "string" ? args.passphrase : undefined;
+    return passphrase ? { passphrase } : {};
+  },
+  signedFrame(_bot, custosMessage) {
+    return custosMessage;
+  },
+  refusalFrame(_bot, detail) {
+    return JSON.stringify({
+      event: "error",
+      code: "60009",
+      msg: `Login failed: custos refused the login: ${detail.reason}${detail.rule ? ` (${detail.rule})` : ""}`,
+      connId: "",
+    });
+  },
+};
 
 export const okxGateway: GatewayExchange = {
   exchange: "okx",
@@ -24,4 +52,5 @@ export const okxGateway: GatewayExchange = {
     const [status, code] = kind === "denied" ? [403, "50027"] : [400, "50014"];
     return { status, body: { code, msg: `custos refused the request: ${detail.message}`, data: [], custos } };
   },
+  websocket: okxWebSocketLogin,
 };
