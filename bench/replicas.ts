@@ -9,8 +9,8 @@
  *   one replica, or one at each of two replicas (the floor and SQLite custos get the same two);
  *   grpc-js client processes when h2load is unusable.
  * - Stream throughput: two stream clients × 32 in flight, placed the same way.
- * - Sign latency one at a time: PostgreSQL store against SQLite (the sign path must not wait
- *   for the database).
+ * - Sign latency one at a time: PostgreSQL store against SQLite (both answer once the sign's
+ *   audit record is written, audit.acknowledge "written").
  * - Audit rows/s with two replicas writing: chain rows appended during the pair's loads (both
  *   replicas append to one chain) over their wall time.
  * - Propagation: PROPAGATION_CHANGES freezes and thaws committed straight to the store (as

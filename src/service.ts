@@ -5,6 +5,8 @@ import type { FastifyInstance } from "fastify";
 import { AuditLog } from "./audit/audit-log.js";
 import { writePrivateFile } from "./private-file.js";
 import { WorkerChainWriter } from "./audit/worker-chain-writer.js";
+import { AdaptiveChainWriter } from "./audit/adaptive-chain-writer.js";
+import { StoreChainWriter } from "./audit/chain-writer.js";
 import { DEFAULT_REFUSAL_SAMPLING } from "./audit/refusal-sampler.js";
 import type { Checkpoint } from "./audit/checkpoint.js";
 import { checkpointFilePath } from "./audit/checkpoint.js";
@@ -98,13 +100,14 @@ export async function startService(config: CustosConfig, logger: Logger, options
     await store.close();
     throw e;
   });
-  // Audit events are serialised, chained and inserted on a writer thread of their own.
+  // Audit events are serialised, chained and inserted on a writer thread of their own; small
+  // batches (a lone sign waiting for its record) on the event loop (adaptive-chain-writer.ts).
   const audit = await AuditLog.open(store, logger, {
     flushIntervalMs: config.audit.flushIntervalMs,
     acknowledge: config.audit.acknowledge,
     maxUnwrittenSeconds: config.audit.maxUnwrittenSeconds,
     refusalSampling: { ...DEFAULT_REFUSAL_SAMPLING, ...config.audit.refusals },
-    writer: new WorkerChainWriter(storeLocation),
+    writer: new AdaptiveChainWriter(new StoreChainWriter(store), new WorkerChainWriter(storeLocation)),
   });
   if (checkpointKey.created) {
     logger.warn({ event: "audit.checkpoint_key_created" }, "created the token's audit checkpoint key (this token had none)");
