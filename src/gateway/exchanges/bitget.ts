@@ -1,5 +1,5 @@
 import type { GatewayExchange } from "./gateway-exchange.js";
-import { type GatewayWebSocketLogin, jsonObject } from "./websocket-login.js";
+import { type GatewayWebSocketLogin, passphraseLogin } from "./websocket-login.js";
 
 /**
  * Bitget v2: credentials are the ACCESS-KEY, -SIGN, -TIMESTAMP and -PASSPHRASE headers. As for
@@ -17,13 +17,7 @@ const CREDENTIAL_HEADERS = ["access-key", "access-sign", "access-timestamp", "ac
  * a failed login `{"event":"error","code":30005}`, which ccxt raises as AuthenticationError.
  */
 const bitgetWebSocketLogin: GatewayWebSocketLogin = {
-  login(frame) {
-    const msg = jsonObject(frame);
-    if (msg?.op !== "login") return undefined;
-    const args = Array.isArray(msg.args) ? (msg.args[0] as Record<string, unknown> | undefined) : undefined;
-    const passphrase = typeof args?.passphrase === "string" ? args.passphrase : undefined;
-    return passphrase ? { passphrase } : {};
-  },
+  login: passphraseLogin,
   signedFrame(_bot, custosMessage) {
     return custosMessage;
   },

@@ -1,5 +1,5 @@
 import type { GatewayExchange } from "./gateway-exchange.js";
-import { type GatewayWebSocketLogin, jsonObject } from "./websocket-login.js";
+import { type GatewayWebSocketLogin, passphraseLogin } from "./websocket-login.js";
 
 /**
  * OKX v5: credentials are the OK-ACCESS-KEY, -SIGN, -TIMESTAMP and -PASSPHRASE headers. The
@@ -18,13 +18,7 @@ const CREDENTIAL_HEADERS = ["ok-access-key", "ok-access-sign", "ok-access-timest
  * ("Login failed."), which ccxt raises as AuthenticationError.
  */
 const okxWebSocketLogin: GatewayWebSocketLogin = {
-  login(frame) {
-    const msg = jsonObject(frame);
-    if (msg?.op !== "login") return undefined;
-    const args = Array.isArray(msg.args) ? (msg.args[0] as Record<string, unknown> | undefined) : undefined;
-    const passphrase = typeof args?.passphrase === "string" ? args.passphrase : undefined;
-    return passphrase ? { passphrase } : {};
-  },
+  login: passphraseLogin,
   signedFrame(_bot, custosMessage) {
     return custosMessage;
   },

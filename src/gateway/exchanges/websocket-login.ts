@@ -31,3 +31,15 @@ export function jsonObject(frame: string): Record<string, unknown> | undefined {
     return undefined;
   }
 }
+
+/**
+ * The login layout OKX and Bitget share, `{"op":"login","args":[{apiKey, passphrase, timestamp,
+ * sign}]}`: only the passphrase is kept (the exchange wants it in clear; custos signs the rest).
+ */
+export function passphraseLogin(frame: string): BotLogin | undefined {
+  const msg = jsonObject(frame);
+  if (msg?.op !== "login") return undefined;
+  const args = Array.isArray(msg.args) ? (msg.args[0] as Record<string, unknown> | undefined) : undefined;
+  const passphrase = typeof args?.passphrase === "string" ? args.passphrase : undefined;
+  return passphrase ? { passphrase } : {};
+}
