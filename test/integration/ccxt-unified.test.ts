@@ -225,7 +225,9 @@ describe("ccxt's unified methods through withCustos, under the default policy", 
     });
     const dir = tempDir("custos-unreachable-");
     const conn = JSON.parse(readFileSync(join(svc.dir, "connection.json"), "utf8")) as { grpc: string };
-    writeFileSync(join(dir, "connection.json"), JSON.stringify({ ...conn, grpc: `127.0.0.1:${port}` }));
+    const dead = `127.0.0.1:${port}`;
+    // Every address the client would try (grpc, and the replicas' list) names the dead port.
+    writeFileSync(join(dir, "connection.json"), JSON.stringify({ ...conn, grpc: dead, addresses: [dead] }));
     const a = ACCOUNTS[0]!;
     const standIn = new StandInCanned(RESPONSES[a.id]!);
     const base = await standIn.start();
