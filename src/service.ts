@@ -89,8 +89,7 @@ export async function startService(config: CustosConfig, logger: Logger, options
   const checkpointKey = ensureCheckpointKey(config.hsm.modulePath, config.hsm.tokenLabel, pin);
   const hsm = await Pkcs11Hsm.open({ ...config.hsm, pin, logger: logger.child({ component: "hsm" }) });
   const storeLocation = storeLocationOf(config.store);
-  // The writer thread checkpoints SQLite's log (audit-worker.ts); this connection only as a backstop.
-  const store = await openConfiguredStore(config.store, { walAutoCheckpointPages: 16_000 }).catch(async (e: unknown) => {
+  const store = await openConfiguredStore(config.store).catch(async (e: unknown) => {
     await hsm.close();
     throw e;
   });

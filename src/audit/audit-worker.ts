@@ -47,17 +47,6 @@ async function append(req: AuditWorkerRequest): Promise<ChainHead> {
   return head;
 }
 
-// SQLite: this thread copies the write-ahead log into the database, so the event loop's own
-// small writes (adaptive-chain-writer.ts) do not meet a checkpoint's fsync.
-if (location.backend === "sqlite") {
-  setInterval(() => {
-    // A failed checkpoint is retried at the next tick; the log only grows meanwhile.
-    store()
-      .then((s) => s.checkpointWal?.())
-      .catch(() => undefined);
-  }, 250).unref();
-}
-
 parentPort!.on("message", (req: AuditWorkerRequest) => {
   append(req).then(
     (head) => parentPort!.postMessage({ id: req.id, head } satisfies AuditWorkerReply),

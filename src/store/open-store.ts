@@ -33,13 +33,8 @@ export function storeLocationOf(settings: StoreSettings): StoreLocation {
  * the URL came from (custos does not start without its store). SQLite opens its file (read-only
  * for `readonly`).
  */
-export async function openConfiguredStore(settings: StoreSettings, opts: { readonly?: boolean; walAutoCheckpointPages?: number } = {}): Promise<Store> {
-  if (!settings.postgres) {
-    return new SqliteStore(settings.sqlitePath, {
-      ...(opts.readonly ? { readonly: true } : {}),
-      ...(opts.walAutoCheckpointPages !== undefined ? { walAutoCheckpointPages: opts.walAutoCheckpointPages } : {}),
-    });
-  }
+export async function openConfiguredStore(settings: StoreSettings, opts: { readonly?: boolean } = {}): Promise<Store> {
+  if (!settings.postgres) return new SqliteStore(settings.sqlitePath, opts.readonly ? { readonly: true } : {});
   const { PgStore } = await import("./postgres/pg-store.js");
   return PgStore.open(settings.postgres.url, { setting: settings.postgres.setting, migrate: !opts.readonly });
 }

@@ -210,9 +210,4 @@ export interface Store extends StoreTables {
    */
   transaction<T>(fn: (tx: StoreTables) => Promise<T>): Promise<T>;
   close(): Promise<void>;
-  /**
-   * SQLite only: copies the write-ahead log into the database now (a passive checkpoint, which
-   * never blocks writers), so the connection that serves signs need not do it on its own writes.
-   */
-  checkpointWal?(): void;
 }

@@ -27,13 +27,7 @@ export class SqliteStore implements Store {
   readonly audit: AuditTable;
   readonly console: ConsoleTable;
 
-  /**
-   * `walAutoCheckpointPages`: the log size (pages) at which a commit on this connection copies the
-   * log into the database itself (SQLite's default 1,000). The service raises it on the connection
-   * its event loop writes through, and the audit writer thread checkpoints every quarter second
-   * instead, so a lone sign's write does not meet a checkpoint's fsync.
-   */
-  constructor(path: string, opts: { readonly?: boolean; walAutoCheckpointPages?: number } = {}) {
+  constructor(path: string, opts: { readonly?: boolean } = {}) {
     if (!opts.readonly && path !== ":memory:" && path !== "") {
       // Owner-only before SQLite writes a byte: SQLite gives the -wal and -shm files it creates
       // the database file's mode, and files an older release left readable are narrowed here.
@@ -52,7 +46,6 @@ export class SqliteStore implements Store {
     if (!opts.readonly) {
       this.db.pragma("journal_mode = WAL");
       this.db.pragma("synchronous = NORMAL");
-      if (opts.walAutoCheckpointPages !== undefined) this.db.pragma(`wal_autocheckpoint = ${Math.trunc(opts.walAutoCheckpointPages)}`);
       this.db.pragma("foreign_keys = ON");
       this.migrate();
     }
@@ -113,10 +106,6 @@ export class SqliteStore implements Store {
         this.db.pragma(`user_version = ${v + 1}`);
       })();
     }
-  }
-
-  checkpointWal(): void {
-    this.db.pragma("wal_checkpoint(PASSIVE)");
   }
 
   async close(): Promise<void> {
