@@ -22,6 +22,7 @@ import {
   type CliOfficer,
 } from "../helpers/harness.js";
 import { startPostgres, type TestPostgres } from "../helpers/postgres.js";
+import { until } from "../helpers/until.js";
 
 /**
  * Replicas while they run: two (and, for the crash, three) `custos serve` processes on one
@@ -37,17 +38,6 @@ const SECRET_V1 = "replica-secret-one-0123456789abcdef012345";
 const SECRET_V2 = "replica-secret-two-fedcba9876543210fedcba";
 const PAYLOAD = Buffer.from("instId=BTC-USDT-SWAP&side=buy&sz=1");
 const hmac = (secret: string) => createHmac("sha256", secret).update(PAYLOAD).digest();
-
-/** Polls `probe` until it returns a value, for at most `ms`. */
-async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 10_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) assert.fail(`${what}: not within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 describe("replicas enforce each other's changes while they run", () => {
   const dir = tempDir("custos-replicas-live-");

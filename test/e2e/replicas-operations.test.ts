@@ -22,6 +22,7 @@ import {
   type CliOfficer,
 } from "../helpers/harness.js";
 import { startPostgres, type TestPostgres } from "../helpers/postgres.js";
+import { until } from "../helpers/until.js";
 
 /**
  * Replicas as an operator runs them: each registers in DIR/replicas/ and connection.json names
@@ -43,17 +44,6 @@ const KEY_LIMIT = { perSecond: 150, burst: 20 };
 /** How long each rate-limit run hammers, and the most calls one of its loops may make. */
 const HAMMER_MS = 3_000;
 const MAX_CALLS_PER_LOOP = 20_000;
-
-/** Polls `probe` until it returns a value, for at most `ms`. */
-async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, ms = 10_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) assert.fail(`${what}: not within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 /**
  * A stopped replica's exit code. `custos stop` reports a replica stopped once its pid no longer
