@@ -1,4 +1,4 @@
-import { Metadata } from "@grpc/grpc-js";
+import { unary } from "../client/connection.js";
 import type { SignerClient } from "../gen/custos/v1/signer.js";
 
 /** What the gateway's WebSocket proxy needs from custos: one private-stream login, signed in the HSM. */
@@ -27,13 +27,10 @@ export function grpcLoginSigner(signer: SignerClient): WebSocketLoginSigner {
         wsMethod: "",
         wsParams: [],
       };
-      return new Promise((resolve, reject) => {
-        signer.signWebSocketAuth(request, new Metadata(), { deadline: Date.now() + LOGIN_DEADLINE_MS }, (err, res) => {
-          if (err) return reject(err);
-          // Every dialect the gateway proxies has a fixed login format; an empty one is a bug, refused closed.
-          if (!res.message) return reject(new Error("custos returned no login message"));
-          resolve(res.message);
-        });
+      return unary(signer, "signWebSocketAuth", request, { deadline: Date.now() + LOGIN_DEADLINE_MS }).then((res) => {
+        // Every dialect the gateway proxies has a fixed login format; an empty one is a bug, refused closed.
+        if (!res.message) throw new Error("custos returned no login message");
+        return res.message;
       });
     },
   };
