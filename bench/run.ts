@@ -18,7 +18,9 @@
  *   BENCH_ONLY=replicas     only the replicas group (bench/replicas.ts): custos on PostgreSQL as one
  *                           and two replicas against the floor and SQLite custos, and propagation
  *   BENCH_ONLY=egress       only the egress group (bench/egress.ts): SendExchangeRequest against
- *                           SignExchangeRequest + the client sending, to a local HTTPS stand-in
+ *                           SignExchangeRequest + the client sending, to a local HTTPS stand-in;
+ *                           EGRESS_CPU_PROF_DIR=DIR runs its custos under --cpu-prof into DIR, with
+ *                           each path's window of the CPU section in DIR/windows.json
  *   BENCH_ONLY=ack          only the audit acknowledgement pair: custos answering once the record
  *                           is written (default) against answering once it is queued
  */
@@ -515,6 +517,7 @@ async function main(): Promise<void> {
         gateway_per_s: egress.rows[2].per_s,
         gateway_added_p50_us: egress.gateway_added_p50_us,
         gateway_added_p99_us: egress.gateway_added_p99_us,
+        cpu_us_per_call: { send: egress.rows[0].cpu_us, sign_then_send: egress.rows[1].cpu_us, gateway: egress.rows[2].cpu_us },
       },
       // Replicas on PostgreSQL (bench/replicas.ts): capacity against the floor and one replica, propagation.
       replicas: {

@@ -39,7 +39,7 @@ export interface SignDecisionLog {
 
 /** One sign decision as the decision tail records it. */
 export interface Decision {
-  kind: "sign" | "sign.request" | "sign.ws_auth" | "sign.send";
+  kind: "sign" | "sign.request" | "sign.ws_auth" | "sign.send" | "sign.send.result";
   /** The key id as requested (audited as given; metrics name it only if the key exists). */
   key: string;
   /** The version decided on; the requested one (0 = active) if refused before it was resolved. */
@@ -71,23 +71,32 @@ export class SignDecisions {
    * before answering: the record is written first (AuditLog.recordSigned), or it rejects AUDIT_BACKLOG.
    */
   allowed(caller: CallerContext, started: number, d: Decision): Promise<void> | undefined {
-    const seconds = (performance.now() - started) / 1000;
-    const event: AuditEvent = {
-      kind: d.kind,
-      actor: caller.identity ?? "unknown",
-      outcome: "allowed",
-      key: d.key,
-      version: d.version,
-      peer: caller.ip || undefined,
-    };
-    if (d.details) event.details = d.details;
-    const written = this.audit.recordSigned(event, d.payload);
-    this.observer.observe("allowed", "OK", seconds, caller.identity ?? "", d.key, d.endpointClass);
+    const written = this.audit.recordSigned(allowedEvent(caller, d), d.payload);
+    this.observeAllowed(caller, started, d);
+    return written;
+  }
+
+  /**
+   * SendExchangeRequest's decision row (`sign.send`), queued before the request leaves custos. The
+   * promise settles once the row is written, as {@link allowed}'s; the exchange's answer is
+   * observed and logged with the linked result row ({@link answered}).
+   */
+  sending(caller: CallerContext, d: Decision): Promise<void> | undefined {
+    return this.audit.recordSigned(allowedEvent(caller, d), d.payload);
+  }
+
+  /** The exchange answered a request custos sent: the linked `sign.send.result` row (queued), the metric and the log. */
+  answered(caller: CallerContext, started: number, d: Decision): void {
+    this.audit.record(allowedEvent(caller, d), d.payload);
+    this.observeAllowed(caller, started, d);
+  }
+
+  private observeAllowed(caller: CallerContext, started: number, d: Decision): void {
+    this.observer.observe("allowed", "OK", (performance.now() - started) / 1000, caller.identity ?? "", d.key, d.endpointClass);
     if (this.log?.allowedToo) {
       const payload = d.payload ? { payloadSha256: sha256Hex(d.payload) } : {};
       this.log.decided({ event: d.kind, outcome: "allowed", reason: "OK", client: caller.identity ?? "", key: d.key, version: d.version, ...payload });
     }
-    return written;
   }
 
   /**
@@ -137,6 +146,20 @@ export class SignDecisions {
     }
     return err;
   }
+}
+
+/** An allowed decision's audit event: one object, no spreads (it runs on every signature). */
+function allowedEvent(caller: CallerContext, d: Decision): AuditEvent {
+  const event: AuditEvent = {
+    kind: d.kind,
+    actor: caller.identity ?? "unknown",
+    outcome: "allowed",
+    key: d.key,
+    version: d.version,
+    peer: caller.ip || undefined,
+  };
+  if (d.details) event.details = d.details;
+  return event;
 }
 
 /** Codes that are decisions (the request was refused), as opposed to failures. */

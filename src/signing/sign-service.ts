@@ -7,10 +7,11 @@ import type { Signer } from "../hsm/hsm.js";
 import type { SigningAlgorithm } from "../hsm/algorithms.js";
 import type { ExchangeRequest, SigningContext } from "../exchanges/dialect.js";
 import type { Destination } from "../egress/destinations.js";
-import { EgressError, type Egress } from "../egress/http-egress.js";
+import { EgressError, type Egress, type ExchangeReply } from "../egress/http-egress.js";
 import { dialectFor } from "../exchanges/registry.js";
 import { apiKeyIdOf, type KeyVersionRecord, type KeyWithVersions } from "../keys/model.js";
 import { readStrict } from "../exchanges/strict-parse.js";
+import { nextRequestId } from "../request-id.js";
 import {
   PolicyDenied,
   checkExchangeScope,
@@ -175,51 +176,28 @@ export class SignService {
   /**
    * SendExchangeRequest: signs like {@link signExchange} (same checks, same policy) and sends the
    * request to the exchange host custos's table names for the key's exchange, environment and path;
-   * the signature never leaves custos. One audit row (`sign.send`) has the request's digest, the
-   * destination, the exchange's HTTP status and the round trip, or why the send failed.
+   * the signature never leaves custos. Two linked rows (`sendId`): `sign.send`, the decision with
+   * the request's digest and destination, queued before the request leaves and written while it
+   * is in flight; and `sign.send.result`, the exchange's HTTP status and the round trip, or why
+   * the send failed. The answer waits for the first row, as a returned signature does.
    */
   async sendExchange(caller: CallerContext, req: ExchangeSignRequest): Promise<ExchangeSendResult> {
     const started = performance.now();
     const progress: Progress = { version: req.version, endpointClass: "" };
     const request = req.request;
     let destination: Destination | undefined;
-    let signedAt = 0;
+    let signed: ExchangeSignResult;
+    let exchange: string;
+    let egress: Egress;
     try {
-      const egress = this.opts.egress;
-      if (!egress) throw new CustosError("PRECONDITION_FAILED", "this custos sends no exchange requests (no egress)");
+      if (!this.opts.egress) throw new CustosError("PRECONDITION_FAILED", "this custos sends no exchange requests (no egress)");
+      egress = this.opts.egress;
       // The destination is fixed (and the path checked) before anything is signed.
       const route = (key: KeyWithVersions) => (destination = egress.route(key.exchange, key.environment, request.path, request.query));
-      const { signed, exchange } = await this.signRequest(caller, req, progress, route);
-      signedAt = performance.now();
-      const out = { method: request.method, path: request.path, query: signed.query, headers: signed.headers, body: signed.body };
-      const reply = await egress.send(exchange, destination!, out);
-      const details = {
-        ...exchangeDetails(request, progress.endpointClass),
-        origin: destination!.origin,
-        status: reply.status,
-        roundTripUs: reply.roundTripUs,
-      };
-      const decision: Decision = {
-        kind: "sign.send",
-        key: req.keyId,
-        version: progress.version,
-        endpointClass: progress.endpointClass,
-        details,
-        payload: requestBytes(request),
-      };
-      // The exchange has the request: its answer goes back even if the record waits (it is queued,
-      // and a write that hangs refuses signatures, not answers an exchange already acted on).
-      await this.decisions.allowed(caller, started, decision)?.catch(() => undefined);
-      return { ...reply, version: progress.version, endpointClass: progress.endpointClass };
+      ({ signed, exchange } = await this.signRequest(caller, req, progress, route));
     } catch (e) {
       const details: Record<string, string | number | boolean> = exchangeDetails(request, progress.endpointClass);
       if (destination) details.origin = destination.origin;
-      if (signedAt) details.signed = true;
-      if (e instanceof EgressError) {
-        details.egressFailure = e.failure;
-        details.mayHaveArrived = e.mayHaveArrived;
-        details.roundTripUs = Math.round((performance.now() - signedAt) * 1000);
-      }
       const decision: Decision = {
         kind: "sign.send",
         key: req.keyId,
@@ -228,9 +206,48 @@ export class SignService {
         details,
         payload: requestBytes(request),
       };
-      // A request that was signed for sending is audited row by row, never sampled away.
-      throw this.decisions.refused(caller, started, { ...decision, unsampled: signedAt > 0 }, e);
+      throw this.decisions.refused(caller, started, decision, e);
     }
+    const origin = destination!.origin;
+    const sendId = nextRequestId();
+    const decision = (kind: Decision["kind"], details: Decision["details"], payload?: Uint8Array): Decision => ({
+      kind,
+      key: req.keyId,
+      version: progress.version,
+      endpointClass: progress.endpointClass,
+      details,
+      payload,
+    });
+    const out = { method: request.method, path: request.path, query: signed.query, headers: signed.headers, body: signed.body };
+    const sentAt = performance.now();
+    // Handed to the egress first, recorded in the same turn, before any byte is on the wire: undici
+    // writes a request on a reused keep-alive socket in the next check phase (setImmediate), just
+    // ahead of the record's group-commit write scheduled here, so that write runs while the
+    // exchange works on the request and the round trip hides it instead of adding to it.
+    const replied = egress.send(exchange, destination!, out);
+    const written = this.decisions.sending(
+      caller,
+      decision("sign.send", { ...exchangeDetails(request, progress.endpointClass), origin, sendId }, requestBytes(request)),
+    );
+    let reply: ExchangeReply;
+    try {
+      reply = await replied;
+    } catch (e) {
+      const details: Record<string, string | number | boolean> = { sendId, origin };
+      if (e instanceof EgressError) {
+        details.egressFailure = e.failure;
+        details.mayHaveArrived = e.mayHaveArrived;
+        details.roundTripUs = Math.round((performance.now() - sentAt) * 1000);
+      }
+      await written?.catch(() => undefined);
+      // A request that was signed for sending is audited row by row, never sampled away.
+      throw this.decisions.refused(caller, started, { ...decision("sign.send.result", details), unsampled: true }, e);
+    }
+    this.decisions.answered(caller, started, decision("sign.send.result", { sendId, origin, status: reply.status, roundTripUs: reply.roundTripUs }));
+    // The exchange has the request: its answer goes back even if the record's write hangs past
+    // the backlog bound (AUDIT_BACKLOG refuses signatures, not answers an exchange acted on).
+    await written?.catch(() => undefined);
+    return { ...reply, version: progress.version, endpointClass: progress.endpointClass };
   }
 
   /**

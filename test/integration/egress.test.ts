@@ -143,19 +143,25 @@ describe("SendExchangeRequest: custos signs and sends, the signature never leave
     const res = await send(request("bn", { method: "GET", path: "/fapi/v2/positionRisk", query: "symbol=BTCUSDT" }));
     assert.equal(res.status, 404);
     assert.deepEqual(JSON.parse(res.body.toString("utf8")), { code: -1000, msg: "Unknown endpoint." });
-    const sent = (e: AuditBody) => e.kind === "sign.send" && e.outcome === "allowed" && e.key === "bn";
-    const events = await auditUntil(svc.dir, sent, (es) => es.some((e) => e.details?.status === 404));
+    // Two linked rows per request: the decision (digest, path, destination) and the exchange's answer.
+    const answered = (e: AuditBody) => e.kind === "sign.send.result" && e.outcome === "allowed" && e.key === "bn";
+    const results = await auditUntil(svc.dir, answered, (es) => es.some((e) => e.details?.status === 404));
+    const decided = (e: AuditBody) => e.kind === "sign.send" && e.outcome === "allowed" && e.key === "bn";
+    const decisions = await auditUntil(svc.dir, decided, (es) => es.length >= results.length);
     assert.deepEqual(
-      events.map((e) => [e.details?.status, e.details?.path, e.details?.origin]),
+      results.map((r) => {
+        const d = decisions.find((x) => x.details?.sendId === r.details?.sendId);
+        return [r.details?.status, d?.details?.path, d?.details?.origin, r.details?.origin];
+      }),
       [
-        [200, "/fapi/v1/order", binance.url],
-        [404, "/fapi/v2/positionRisk", binance.url],
+        [200, "/fapi/v1/order", binance.url, binance.url],
+        [404, "/fapi/v2/positionRisk", binance.url, binance.url],
       ],
     );
-    for (const e of events) {
-      assert.ok(e.payloadSha256 && /^[0-9a-f]{64}$/.test(e.payloadSha256));
-      assert.equal(typeof e.details?.roundTripUs, "number");
-    }
+    for (const d of decisions) assert.ok(d.payloadSha256 && /^[0-9a-f]{64}$/.test(d.payloadSha256));
+    for (const r of results) assert.equal(typeof r.details?.roundTripUs, "number");
+    // The decision is written before the answer (and so before its result row).
+    for (const r of results) assert.ok(decisions.find((d) => d.details?.sendId === r.details?.sendId)!.seq < r.seq);
   });
 
   it("sends a Bybit order inside a SignStream, with the JSON Content-Type Bybit expects", async () => {
@@ -272,8 +278,11 @@ describe("SendExchangeRequest: custos signs and sends, the signature never leave
       binance.fault = "none";
     }
     assert.equal(binance.received.length, before + 1);
-    const e = await waitForAudit(svc.dir, { kind: "sign.send", outcome: "failed", reason: "EXCHANGE_UNAVAILABLE" });
-    assert.deepEqual([e.details?.egressFailure, e.details?.mayHaveArrived, e.details?.signed], ["response-timeout", true, true]);
+    const e = await waitForAudit(svc.dir, { kind: "sign.send.result", outcome: "failed", reason: "EXCHANGE_UNAVAILABLE" });
+    assert.deepEqual([e.details?.egressFailure, e.details?.mayHaveArrived], ["response-timeout", true]);
+    // The request it answers for is recorded: signed, sent, digest and destination.
+    const decision = (await auditEvents(svc.dir)).find((x) => x.kind === "sign.send" && x.details?.sendId === e.details?.sendId);
+    assert.deepEqual([decision?.outcome, decision?.details?.path, decision?.details?.origin], ["allowed", "/fapi/v1/order", binance.url]);
   });
 
   it("answers UNAVAILABLE on a connection reset, retrying nothing", async () => {
@@ -286,7 +295,7 @@ describe("SendExchangeRequest: custos signs and sends, the signature never leave
     }
     assert.equal(bybit.received.length, before + 1);
     assert.equal(bybit.accepted.length, 1, "the reset order was not placed again");
-    const e = await waitForAudit(svc.dir, { kind: "sign.send", outcome: "failed", key: "by" });
+    const e = await waitForAudit(svc.dir, { kind: "sign.send.result", outcome: "failed", key: "by" });
     assert.equal(e.details?.egressFailure, "connection-reset");
   });
 
@@ -298,7 +307,7 @@ describe("SendExchangeRequest: custos signs and sends, the signature never leave
     } finally {
       bybit.fault = "none";
     }
-    const e = await waitForAudit(svc.dir, { kind: "sign.send", reason: "EXCHANGE_RESPONSE_TOO_LARGE" });
+    const e = await waitForAudit(svc.dir, { kind: "sign.send.result", reason: "EXCHANGE_RESPONSE_TOO_LARGE" });
     assert.equal(e.details?.egressFailure, "response-too-large");
   });
 
@@ -306,7 +315,7 @@ describe("SendExchangeRequest: custos signs and sends, the signature never leave
     const call = send(request("ok", { method: "GET", path: "/api/v5/account/balance" }));
     await expectDenied(call, status.UNAVAILABLE, "EXCHANGE_UNAVAILABLE");
     assert.equal(untrusted.received.length, 0);
-    const e = await waitForAudit(svc.dir, { kind: "sign.send", outcome: "failed", key: "ok" });
+    const e = await waitForAudit(svc.dir, { kind: "sign.send.result", outcome: "failed", key: "ok" });
     assert.deepEqual([e.details?.egressFailure, e.details?.mayHaveArrived], ["connect-failed", false]);
   });
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { PassThrough } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import { AuditLog } from "../../src/audit/audit-log.js";
@@ -35,16 +35,23 @@ const KEYS: Record<string, KeyPolicy | undefined> = {
   "by-eo-login": { egressOnly: true, egressOnlyAllowsWebSocketLogin: true },
 };
 
-/** Records what would have been sent; answers with `answer` or throws `failure`. */
+/**
+ * Records what would have been sent; answers with `answer` or throws `failure`. Like undici on a
+ * reused keep-alive socket, it puts the request on the wire in the next check phase.
+ */
 class FakeEgress implements Egress {
   readonly sent: Array<{ exchange: string; destination: Destination; request: OutgoingRequest }> = [];
   failure: Error | undefined;
+  /** Runs when the request goes on the wire, before the exchange answers. */
+  onSend: (() => void) | undefined;
   route(exchange: string, environment: Environment, path: string): Destination {
     if (path.includes("..")) throw new CustosError("INVALID_ARGUMENT", "dot segments");
     return destinationFor(exchange, environment, path, { binance: { "/fapi/": "https://stand-in.test" } });
   }
   async send(exchange: string, destination: Destination, request: OutgoingRequest): Promise<ExchangeReply> {
+    await new Promise((resolve) => setImmediate(resolve));
     this.sent.push({ exchange, destination, request });
+    this.onSend?.();
     if (this.failure) throw this.failure;
     return { status: 200, headers: [["content-type", "application/json"]], body: Buffer.from('{"orderId":1}'), roundTripUs: 321 };
   }
@@ -55,6 +62,8 @@ let hsm: FakeHsm;
 let audit: AuditLog;
 let signer: SignService;
 const egress = new FakeEgress();
+/** What the sign observer (metrics) saw, call by call. */
+const observed: string[] = [];
 const signs = () => hsm.calls.filter((c) => c.startsWith("sign:")).length;
 const input = (keyId: string, request = ORDER): ExchangeSignRequest => ({
   keyId,
@@ -68,10 +77,14 @@ const input = (keyId: string, request = ORDER): ExchangeSignRequest => ({
 });
 const rejectsWith = (run: Promise<unknown>, code: CustosErrorCode, rule?: string) =>
   assert.rejects(run, (e: unknown) => e instanceof CustosError && e.code === code && (rule === undefined || (e as { rule?: string }).rule === rule));
-async function lastEvent(): Promise<Record<string, unknown> & { details?: Record<string, unknown> }> {
+type Row = Record<string, unknown> & { details?: Record<string, unknown>; payloadSha256?: string };
+async function lastEvents(n: number): Promise<Row[]> {
   await audit.flush();
-  const last = await store.audit.lastAudit();
-  return JSON.parse(last!.body) as Record<string, unknown>;
+  const last = (await store.audit.lastAudit())!;
+  return (await store.audit.readAudit(last.seq - n, n)).map((r) => JSON.parse(r.body) as Row);
+}
+async function lastEvent(): Promise<Row> {
+  return (await lastEvents(1))[0]!;
 }
 
 before(async () => {
@@ -99,7 +112,13 @@ before(async () => {
   await directory.reload(store);
   audit = await AuditLog.open(store, createLogger("info", new PassThrough()), { flushIntervalMs: 3_600_000 });
   const unlimited = { perSecond: 1_000_000, burst: 1_000_000 };
-  signer = new SignService(directory, hsm, audit, { observe() {} }, { maxPayloadBytes: 64 * 1024, clientRate: unlimited, keyRate: unlimited, egress });
+  signer = new SignService(
+    directory,
+    hsm,
+    audit,
+    { observe: (outcome, reason) => observed.push(`${outcome}:${reason}`) },
+    { maxPayloadBytes: 64 * 1024, clientRate: unlimited, keyRate: unlimited, egress },
+  );
 });
 
 after(async () => {
@@ -110,18 +129,49 @@ after(async () => {
 describe("SendExchangeRequest in the sign path", () => {
   it("signs once, sends the signed request to the table's destination, and audits status and round trip", async () => {
     const before = [signs(), egress.sent.length];
+    observed.length = 0;
     const res = await signer.sendExchange(caller, input("bn"));
     assert.deepEqual([signs(), egress.sent.length], [before[0]! + 1, before[1]! + 1]);
+    // Two rows, one observation: the metrics count calls, not rows.
+    assert.deepEqual(observed, ["allowed:OK"]);
     const sent = egress.sent.at(-1)!;
     assert.equal(sent.destination.origin, "https://stand-in.test");
     assert.match(sent.request.query, /^symbol=BTCUSDT&side=BUY&type=MARKET&quantity=0\.01&timestamp=\d+&signature=[0-9a-f]{64}$/);
     assert.deepEqual(sent.request.headers, [["X-MBX-APIKEY", "pub-bn"]]);
     assert.deepEqual([res.status, res.body.toString(), res.version, res.endpointClass], [200, '{"orderId":1}', 1, "trade"]);
-    const e = await lastEvent();
+    const [decision, result] = await lastEvents(2);
+    // The decision: the request's digest and destination; the result: the exchange's status and round trip.
     assert.deepEqual(
-      [e.kind, e.outcome, e.details?.status, e.details?.roundTripUs, e.details?.origin],
-      ["sign.send", "allowed", 200, 321, "https://stand-in.test"],
+      [decision!.kind, decision!.outcome, decision!.key, decision!.details?.origin, decision!.details?.method, decision!.details?.path],
+      ["sign.send", "allowed", "bn", "https://stand-in.test", "POST", "/fapi/v1/order"],
     );
+    // The request as the caller asked for it (before custos added timestamp and signature).
+    assert.equal(decision!.payloadSha256, createHash("sha256").update(`POST /fapi/v1/order?${ORDER.query}\n`).digest("hex"));
+    assert.deepEqual(
+      [result!.kind, result!.outcome, result!.key, result!.details?.status, result!.details?.roundTripUs, result!.details?.origin],
+      ["sign.send.result", "allowed", "bn", 200, 321, "https://stand-in.test"],
+    );
+    assert.match(String(decision!.details?.sendId), /^r[0-9a-z]+-[0-9a-z]+$/);
+    assert.equal(result!.details?.sendId, decision!.details?.sendId);
+  });
+
+  it("queues the decision row before the request is on the wire, and answers only once that row is written", async () => {
+    const queuedAtSend: number[] = [];
+    egress.onSend = () => queuedAtSend.push(audit.queueDepth);
+    const writtenBefore = (await store.audit.lastAudit())!.seq;
+    try {
+      const res = await signer.sendExchange(caller, input("bn"));
+      assert.equal(res.status, 200);
+      // Answered: the decision row is in the store without a flush (the result row may still be queued).
+      const stored = await store.audit.readAudit(writtenBefore, 10);
+      assert.deepEqual(
+        stored.map((r) => (JSON.parse(r.body) as Row).kind),
+        ["sign.send", ...(stored.length > 1 ? ["sign.send.result"] : [])],
+      );
+    } finally {
+      egress.onSend = undefined;
+    }
+    assert.deepEqual(queuedAtSend, [1]);
   });
 
   it("refuses a destination-steering path before the HSM signs, and sends nothing", async () => {
@@ -147,18 +197,21 @@ describe("SendExchangeRequest in the sign path", () => {
     assert.equal(signs(), before + 1);
   });
 
-  it("audits a failed send as failed, signed, with the failure and whether it may have arrived", async () => {
+  it("audits a failed send: the decision row, then a failed result with the failure and whether it may have arrived", async () => {
     egress.failure = new EgressError("response-timeout", true, "no answer");
+    observed.length = 0;
     try {
       await rejectsWith(signer.sendExchange(caller, input("bn")), "EXCHANGE_UNAVAILABLE");
     } finally {
       egress.failure = undefined;
     }
-    const e = await lastEvent();
+    const [decision, result] = await lastEvents(2);
+    assert.deepEqual([decision!.kind, decision!.outcome], ["sign.send", "allowed"]);
     assert.deepEqual(
-      [e.kind, e.outcome, e.reason, e.details?.signed, e.details?.egressFailure, e.details?.mayHaveArrived],
-      ["sign.send", "failed", "EXCHANGE_UNAVAILABLE", true, "response-timeout", true],
+      [result!.kind, result!.outcome, result!.reason, result!.details?.egressFailure, result!.details?.mayHaveArrived, result!.details?.sendId],
+      ["sign.send.result", "failed", "EXCHANGE_UNAVAILABLE", "response-timeout", true, decision!.details?.sendId],
     );
+    assert.deepEqual(observed, ["failed:EXCHANGE_UNAVAILABLE"]);
   });
 
   it("refuses an egressOnly key's WebSocket login unless its policy allows logins, and then only logins", async () => {
