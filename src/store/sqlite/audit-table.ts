@@ -6,10 +6,13 @@ import { toAudit } from "../rows.js";
 /** The audit hash chain's events (the store's `audit`). */
 export class SqliteAuditTable extends SqliteTables implements AuditTable {
   private readonly insertAudit: Database.Statement;
+  /** Prepared once: every audit write reads the head (preparing it each time cost about as much as the insert). */
+  private readonly selectHead: Database.Statement;
 
   constructor(db: Database.Database) {
     super(db);
     this.insertAudit = this.db.prepare("INSERT INTO audit_events (seq, body, prev_hash, hash) VALUES (?, ?, ?, ?)");
+    this.selectHead = this.db.prepare("SELECT * FROM audit_events ORDER BY seq DESC LIMIT 1");
   }
 
   async appendAudit(events: StoredAuditEvent[]): Promise<void> {
@@ -22,7 +25,7 @@ export class SqliteAuditTable extends SqliteTables implements AuditTable {
     let rows: StoredAuditEvent[] = [];
     // SQLite has one writer at a time: the transaction alone keeps the head from moving under `link`.
     this.write(() => {
-      const head = this.db.prepare("SELECT * FROM audit_events ORDER BY seq DESC LIMIT 1").get() as Row | undefined;
+      const head = this.selectHead.get() as Row | undefined;
       rows = link(head ? toAudit(head) : undefined);
       for (const e of rows) this.insertAudit.run(e.seq, e.body, e.prevHash, e.hash);
     });
@@ -30,7 +33,7 @@ export class SqliteAuditTable extends SqliteTables implements AuditTable {
   }
 
   async lastAudit(): Promise<StoredAuditEvent | undefined> {
-    const row = this.db.prepare("SELECT * FROM audit_events ORDER BY seq DESC LIMIT 1").get() as Row | undefined;
+    const row = this.selectHead.get() as Row | undefined;
     return row ? toAudit(row) : undefined;
   }
 
