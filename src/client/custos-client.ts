@@ -2,6 +2,7 @@ import type { ClientDuplexStream } from "@grpc/grpc-js";
 import {
   SignatureEncoding,
   type ExchangeRequest,
+  type ExchangeResponse,
   type SignResponse,
   type SignStreamRequest,
   type SignStreamResponse,
@@ -9,6 +10,8 @@ import {
 } from "../gen/custos/v1/signer.js";
 import { connectionAddresses, readConnectionFile, unary, type ClientIdentity } from "./connection.js";
 import { isFailoverError, ReplicaSet } from "./failover.js";
+
+export { NotSent, refusedBeforeSending } from "./failover.js";
 
 /** An exchange request as a trading engine describes it; everything but key, method and path is optional. */
 export interface ExchangeRequestInput {
@@ -46,6 +49,29 @@ export interface SignedRequest {
   endpointClass: string;
 }
 
+/** The exchange's answer to a request custos signed and sent (SendExchangeRequest), verbatim. */
+export interface ExchangeReply {
+  status: number;
+  /** Lower-case names, in the order the exchange sent them. */
+  headers: Array<[string, string]>;
+  body: Buffer;
+  keyVersion: number;
+  endpointClass: string;
+  /** custos's round trip to the exchange, in microseconds. */
+  roundTripUs: number;
+}
+
+/**
+ * A SendExchangeRequest inside a stream whose stream broke before its answer: custos may have
+ * sent it, so it is not re-sent. Check the exchange (by the order's client id) before sending again.
+ */
+export class SendOutcomeUnknown extends Error {
+  readonly code = 14; // UNAVAILABLE
+  constructor(cause: unknown) {
+    super("the sign stream broke before custos answered a SendExchangeRequest: the exchange may have the request; it was not sent again", { cause });
+  }
+}
+
 /** A denial inside a stream, with the same reason and rule a unary call would carry. */
 export class StreamDenial extends Error {
   constructor(
@@ -60,9 +86,11 @@ export class StreamDenial extends Error {
 
 /**
  * The TypeScript client of custos's Signer: typed, promise-based, mTLS. Given the addresses of
- * several replicas of one deployment it fails over: a call that ends UNAVAILABLE is retried on
- * the next replica (see failover.ts for why that is safe), and a stream session that breaks
- * re-opens on the next replica and re-sends the requests that had no answer.
+ * several replicas of one deployment it fails over: a sign call that ends UNAVAILABLE is retried
+ * on the next replica (see failover.ts for why that is safe), and a stream session that breaks
+ * re-opens on the next replica and re-sends the sign requests that had no answer. A send
+ * (SendExchangeRequest: custos places the order) is never sent twice: it fails over only when it
+ * provably reached no replica or custos refused it before signing (ReplicaSet.callOnce).
  */
 export class CustosClient {
   private readonly replicas: ReplicaSet;
@@ -102,6 +130,20 @@ export class CustosClient {
     return fromWire(await this.replicas.call((signer) => unary(signer, "signExchangeRequest", req)));
   }
 
+  /**
+   * custos signs the request and sends it to the exchange itself (the only use of an `egressOnly`
+   * key); the exchange's answer, refusals included, comes back verbatim. Sent at most once: a
+   * replica that cannot be reached is skipped ({@link NotSent} when none can), and after the
+   * call is issued only custos's refusals before signing (HSM_UNAVAILABLE, AUDIT_BACKLOG) move on.
+   * Any other failure — reason EXCHANGE_UNAVAILABLE, or a connection lost mid-call — is thrown:
+   * the exchange may have the order, so check it (by the order's client id) before sending again.
+   * `readyTimeoutMs`: how long to wait for a replica's connection before trying the next one.
+   */
+  async sendExchangeRequest(input: ExchangeRequestInput, readyTimeoutMs = 2_000): Promise<ExchangeReply> {
+    const req = toWire(input);
+    return replyFromWire(await this.replicas.callOnce((signer) => unary(signer, "sendExchangeRequest", req), readyTimeoutMs));
+  }
+
   /** One shared bidirectional stream for high rates (answers may come out of order). */
   streamSession(): SignStreamSession {
     if (!this.stream || this.stream.broken) this.stream = new SignStreamSession(this.replicas);
@@ -137,6 +179,13 @@ export class SignStreamSession {
   async signExchangeRequest(input: ExchangeRequestInput): Promise<SignedRequest> {
     const m = await this.send({ $case: "exchangeRequest", exchangeRequest: toWire(input) });
     if (m.result?.$case === "exchangeResponse") return fromWire(m.result.exchangeResponse);
+    throw denial(m);
+  }
+
+  /** SendExchangeRequest on the stream; if the stream breaks before its answer it fails with {@link SendOutcomeUnknown}, never re-sent. */
+  async sendExchangeRequest(input: ExchangeRequestInput): Promise<ExchangeReply> {
+    const m = await this.send({ $case: "sendExchangeRequest", sendExchangeRequest: toWire(input) });
+    if (m.result?.$case === "exchangeReply") return replyFromWire(m.result.exchangeReply);
     throw denial(m);
   }
 
@@ -178,7 +227,15 @@ export class SignStreamSession {
       call.cancel();
       this.callReplica = this.replicas.advance(this.callReplica);
       this.call = this.open(this.callReplica);
-      for (const [requestId, p] of this.pending) this.call.write({ requestId, kind: p.kind });
+      for (const [requestId, p] of this.pending) {
+        // A sign is safe to repeat; a send may already be at the exchange.
+        if (p.kind?.$case === "sendExchangeRequest") {
+          this.pending.delete(requestId);
+          p.reject(new SendOutcomeUnknown(e));
+        } else {
+          this.call.write({ requestId, kind: p.kind });
+        }
+      }
       return;
     }
     this.broken = true;
@@ -218,6 +275,17 @@ function toWire(i: ExchangeRequestInput): ExchangeRequest {
     passphrase: i.passphrase ?? "",
     apiKeyVersion: i.apiKeyVersion ?? "",
     omitNonce: i.omitNonce ?? false,
+  };
+}
+
+function replyFromWire(r: ExchangeResponse): ExchangeReply {
+  return {
+    status: r.status,
+    headers: r.headers.map((h) => [h.name, h.value]),
+    body: r.body,
+    keyVersion: r.keyVersion,
+    endpointClass: r.endpointClass,
+    roundTripUs: Number(r.roundTripUs),
   };
 }
 

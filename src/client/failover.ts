@@ -9,8 +9,10 @@
  * the caller sends the request to the exchange, once, with the signature it received. (The
  * deployment may then audit two signatures of one request.) Nothing else is retried:
  * a refusal (PERMISSION_DENIED, FAILED_PRECONDITION, …) would be the same on every replica.
+ * A send (SendExchangeRequest: custos places the order) is the exception to the rule above:
+ * see {@link ReplicaSet.callOnce}.
  */
-import { type ServiceError, status } from "@grpc/grpc-js";
+import { connectivityState, type ServiceError, status } from "@grpc/grpc-js";
 import type { SignerClient } from "../gen/custos/v1/signer.js";
 import { type ClientIdentity, signerClient } from "./connection.js";
 
@@ -19,18 +21,39 @@ export function isFailoverError(e: unknown): boolean {
   return (e as Partial<ServiceError> | undefined)?.code === status.UNAVAILABLE;
 }
 
+/** Refusals custos answers before it signs or sends anything (the reason in the custos-reason trailer). */
+const REFUSED_BEFORE_SIGNING = new Set(["HSM_UNAVAILABLE", "AUDIT_BACKLOG"]);
+
+/** Whether a failed SendExchangeRequest provably sent nothing: custos refused it before signing. */
+export function refusedBeforeSending(e: unknown): boolean {
+  const err = e as Partial<ServiceError> | undefined;
+  if (err?.code !== status.UNAVAILABLE || typeof err.metadata?.get !== "function") return false;
+  const reason = err.metadata.get("custos-reason")[0];
+  return typeof reason === "string" && REFUSED_BEFORE_SIGNING.has(reason);
+}
+
+/** No replica could be reached: the request was not sent, and may be sent again. */
+export class NotSent extends Error {
+  readonly code = status.UNAVAILABLE;
+  constructor(readonly addresses: readonly string[]) {
+    super(`no custos replica accepted a connection (${addresses.join(", ")}): the request was not sent`);
+  }
+}
+
 /** One Signer channel per replica address, and which one the client is using. */
 export class ReplicaSet {
   private readonly signers: SignerClient[];
   private current = 0;
 
+  /** `connect`: how a replica's channel is made (tests give fakes). */
   constructor(
     readonly addresses: readonly string[],
     identity: ClientIdentity,
     serverName: string,
+    connect: (address: string, identity: ClientIdentity, serverName: string) => SignerClient = signerClient,
   ) {
     if (addresses.length === 0) throw new Error("a custos client needs at least one address");
-    this.signers = addresses.map((a) => signerClient(a, identity, serverName));
+    this.signers = addresses.map((a) => connect(a, identity, serverName));
   }
 
   /** The replica in use (index into `addresses`). */
@@ -64,7 +87,47 @@ export class ReplicaSet {
     }
   }
 
+  /**
+   * Runs `call` — one that sends an order (SendExchangeRequest) — at most once on a replica that
+   * may have received it. It goes to the first replica whose channel is ready: one that cannot be
+   * reached has received nothing. After issuing it, it moves on only when custos refused before
+   * signing ({@link refusedBeforeSending}); any other failure (the exchange timed out, the
+   * connection dropped mid-call) is thrown as it came, because the exchange may have the order.
+   */
+  async callOnce<T>(call: (signer: SignerClient) => Promise<T>, readyTimeoutMs: number): Promise<T> {
+    let index = this.current;
+    let refused: unknown;
+    for (let attempt = 1; attempt <= this.signers.length; attempt++) {
+      const signer = this.signer(index);
+      if (await channelReady(signer, readyTimeoutMs)) {
+        try {
+          return await call(signer);
+        } catch (e) {
+          if (!refusedBeforeSending(e)) throw e;
+          refused = e;
+        }
+      }
+      index = this.advance(index);
+    }
+    throw refused ?? new NotSent(this.addresses);
+  }
+
   close(): void {
     for (const s of this.signers) s.close();
+  }
+}
+
+/**
+ * Whether `signer`'s channel is (or becomes, within `timeoutMs`) connected. A failed connection
+ * attempt answers false at once rather than waiting out the reconnect backoff.
+ */
+async function channelReady(signer: SignerClient, timeoutMs: number): Promise<boolean> {
+  const channel = signer.getChannel();
+  const deadline = Date.now() + timeoutMs;
+  for (let state = channel.getConnectivityState(true); ; state = channel.getConnectivityState(true)) {
+    if (state === connectivityState.READY) return true;
+    if (state === connectivityState.TRANSIENT_FAILURE || state === connectivityState.SHUTDOWN || Date.now() >= deadline) return false;
+    const changed = await new Promise<boolean>((resolve) => channel.watchConnectivityState(state, deadline, (err) => resolve(!err)));
+    if (!changed) return false;
   }
 }
