@@ -19,9 +19,12 @@ export type CheckTrigger = "import" | "rotation" | "api-key-id" | "policy" | "pe
 /** The unverified outcome of a passphrase exchange's check before any request carried the passphrase. */
 export const WAITING_FOR_PASSPHRASE = "waiting for a request carrying the passphrase";
 
-/** Observes each verified result (metrics); abstract so this module imports no metrics library. */
+/** Observes each check's result (metrics); abstract so this module imports no metrics library. */
 export interface PermissionObserver {
+  /** The permissions were read from the exchange. */
   exchangePermissionsChecked(keyId: string, unsafe: boolean, atSeconds: number): void;
+  /** The check could not read them (not exposed, waiting for a passphrase, failed). */
+  exchangePermissionsNotVerified(keyId: string): void;
 }
 
 /** What the checker reads and acts through. */
@@ -147,6 +150,8 @@ export class ExchangePermissionChecker {
       const known = this.verdict(key.id, key.exchangePermissions);
       const keep = trigger === "periodic" && details.why === WAITING_FOR_PASSPHRASE && known !== "" && !known.startsWith("not verified");
       if (!keep) {
+        // A frozen key signs nothing, this check included: not an unverified key to alert on.
+        if (!details.verified && !key.frozenAt) this.deps.observer?.exchangePermissionsNotVerified(key.id);
         this.verdicts.set(key.id, { verdict, checkedAt });
         void this.deps.keys.setExchangePermissions(key.id, { verdict, checkedAt }).catch((e: unknown) => {
           this.deps.logger.error({ event: "key.exchange_permissions_unrecorded", key: key.id, err: e }, "could not store the permission verdict");

@@ -247,6 +247,8 @@ describe("custos reads Deribit, KuCoin, OKX and Bitget key permissions from stan
     assert.deepEqual([waiting.outcome, waiting.details?.verified, waiting.details?.why], ["ok", false, "waiting for a request carrying the passphrase"]);
     assert.equal((await listed("okx-1"))?.exchangePermissions, "not verified: waiting for a request carrying the passphrase");
     assert.equal(await metric("custos_key_exchange_permissions_unsafe", "okx-1"), undefined);
+    // Unverified is visible to monitoring (CustosKeyExchangePermissionsUnverified), not only in key list.
+    assert.equal(await metric("custos_key_exchange_permissions_verified", "okx-1"), 0);
     assert.equal(okx.received.length, 0, "custos sent OKX nothing before it had a passphrase");
 
     const res = await unary(svc.signer, "sendExchangeRequest", request("okx-1", "GET", "/api/v5/account/balance", OKX_PASSPHRASE));
@@ -259,6 +261,7 @@ describe("custos reads Deribit, KuCoin, OKX and Bitget key permissions from stan
     const config = okx.received.find((r) => r.target === "/api/v5/account/config")!;
     assert.deepEqual([config.outcome.status, config.headers["ok-access-passphrase"]], [200, OKX_PASSPHRASE]);
     assert.equal(await metric("custos_key_exchange_permissions_unsafe", "okx-1"), 1);
+    assert.equal(await metric("custos_key_exchange_permissions_verified", "okx-1"), 1);
     // The next request with the same passphrase runs no second check (the periodic run uses it).
     await unary(svc.signer, "sendExchangeRequest", request("okx-1", "GET", "/api/v5/account/balance", OKX_PASSPHRASE));
     await svc.service.housekeeping();
@@ -344,6 +347,7 @@ describe("custos reads Deribit, KuCoin, OKX and Bitget key permissions from stan
     assert.match(String(e.details?.why), /^not exposed by the exchange: Kraken Futures documents no endpoint/);
     assert.match((await listed("kf-1"))!.exchangePermissions, /^not verified: not exposed by the exchange/);
     assert.equal(await metric("custos_key_exchange_permissions_unsafe", "kf-1"), undefined);
+    assert.equal(await metric("custos_key_exchange_permissions_verified", "kf-1"), 0);
   });
 
   it("keeps every passphrase out of the audit log, the logs and every file of the data dir (the SQLite database included)", async () => {

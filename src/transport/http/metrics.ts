@@ -68,6 +68,12 @@ export class Metrics implements SignObserver, EgressObserver, PermissionObserver
     labelNames: ["key"] as const,
     registers: [this.registry],
   });
+  private readonly permissionsVerified = new Gauge({
+    name: "custos_key_exchange_permissions_verified",
+    help: "1 if custos's last check read the key's permissions from its exchange; 0 if it could not (not exposed by the exchange, waiting for a request carrying the passphrase, or the check failed)",
+    labelNames: ["key"] as const,
+    registers: [this.registry],
+  });
   private readonly anomalies = new Counter({
     name: "custos_anomalies_total",
     help: "Anomalies raised on signing traffic, by client, key and signal (rate or mix)",
@@ -132,6 +138,12 @@ export class Metrics implements SignObserver, EgressObserver, PermissionObserver
   exchangePermissionsChecked(keyId: string, unsafe: boolean, atSeconds: number): void {
     this.permissionsUnsafe.labels(keyId).set(unsafe ? 1 : 0);
     this.permissionsChecked.labels(keyId).set(atSeconds);
+    this.permissionsVerified.labels(keyId).set(1);
+  }
+
+  /** A key's permission check could not read them from the exchange. */
+  exchangePermissionsNotVerified(keyId: string): void {
+    this.permissionsVerified.labels(keyId).set(0);
   }
 
   /** One anomaly raised by the detector. */
