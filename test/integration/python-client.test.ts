@@ -1,10 +1,13 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { CustosClient, type ExchangeRequestInput } from "../../src/client/custos-client.js";
-import { importSecret, REPO, startInProcess, tempDir, type InProcessService } from "../helpers/harness.js";
+import { importSecret, proposeAndApprove, REPO, startInProcess, tempDir, type InProcessService } from "../helpers/harness.js";
+import { StandInBinance, standInTls } from "../helpers/stand-in-exchange.js";
 
 /**
  * The Python client (clients/python) against a real custos: SoftHSM2, gRPC over mTLS, SQLite.
@@ -12,6 +15,10 @@ import { importSecret, REPO, startInProcess, tempDir, type InProcessService } fr
  * client's output for the same inputs, and runs the Python suite with Debian's python3
  * (pytest reads the data dir, key ids and expected outputs from CUSTOS_PYTEST_FIXTURE). The
  * tests marked custos_stopped run after custos has stopped.
+ *
+ * custos's egress sends Binance USDⓈ-M requests (send_exchange_request) to an HTTPS stand-in
+ * Binance in this process (test/helpers/stand-in-exchange.ts), which verifies and records them;
+ * pytest reads what it received and makes it hang through a small control endpoint (standInControl).
  */
 
 // Binance's documented HMAC example ("SIGNED Endpoint Examples for POST /api/v3/order").
@@ -77,6 +84,28 @@ const CASES: Array<{ name: string; input: ExchangeRequestInput }> = [
   },
 ];
 
+/**
+ * What pytest may ask of the stand-in, over plain HTTP on loopback: `GET /received` (every request
+ * it received: method, target, body, its answer's status) and `PUT /fault` with `hang` or `none`.
+ */
+function standInControl(binance: StandInBinance): Promise<Server> {
+  const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    let body = "";
+    for await (const c of req) body += (c as Buffer).toString();
+    if (req.method === "GET" && req.url === "/received") {
+      const received = binance.received.map((r) => ({ method: r.method, target: r.target, body: r.body, status: r.outcome.status }));
+      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(received));
+    } else if (req.method === "PUT" && req.url === "/fault" && (body === "hang" || body === "none")) {
+      binance.fault = body;
+      res.writeHead(204).end();
+    } else {
+      res.writeHead(404).end();
+    }
+  };
+  const server = createServer((req, res) => void handle(req, res));
+  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(server)));
+}
+
 function runPytest(fixture: string, marker: string): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve) => {
     const proc = spawn("/usr/bin/python3", ["-m", "pytest", "-q", "-p", "no:cacheprovider", "--durations=5", "-m", marker, "clients/python/tests"], {
@@ -94,12 +123,28 @@ function runPytest(fixture: string, marker: string): Promise<{ code: number | nu
 describe("the Python client against a real custos", () => {
   let svc: InProcessService;
   let stopped = false;
+  let control: Server | undefined;
   const work = tempDir("custos-python-");
   const fixture = join(work, "fixture.json");
+  const binance = new StandInBinance(new Map([[BINANCE.apiKey, BINANCE.secret]]));
 
   before(async () => {
-    svc = await startInProcess();
+    const tls = await standInTls();
+    const caFile = join(work, "exchange-ca.pem");
+    writeFileSync(caFile, tls.caPem);
+    const binanceUrl = await binance.start({ tls });
+    control = await standInControl(binance);
+    svc = await startInProcess((c) => {
+      // A hung exchange is given up on after 1 s (EXCHANGE_UNAVAILABLE), well inside pytest's 10 s deadline.
+      c.egress = { ...c.egress, hosts: { binance: { "/fapi/": binanceUrl, "/sapi/": binanceUrl } }, trustedCaFile: caFile, responseTimeoutMs: 1_000 };
+    });
     await importSecret(svc.custody, "bn", Buffer.from(BINANCE.secret), { exchange: "binance", apiKeyId: BINANCE.apiKey });
+    await importSecret(svc.custody, "bn-eo", Buffer.from(BINANCE.secret), { exchange: "binance", apiKeyId: BINANCE.apiKey });
+    const policy = await proposeAndApprove(svc.custody, {
+      kind: { $case: "setPolicy", setPolicy: { keyId: "bn-eo", policyJson: JSON.stringify({ egressOnly: true }) } },
+      ttlSeconds: 0,
+    });
+    assert.equal(policy.state, "executed", policy.failure);
     await importSecret(svc.custody, "by", Buffer.from(BYBIT.secret), { exchange: "bybit", apiKeyId: BYBIT.apiKey });
     await importSecret(svc.custody, "ok", Buffer.from(OKX.secret), { exchange: "okx", apiKeyId: OKX.apiKey });
     await importSecret(svc.custody, "raw", Buffer.from("python-raw-secret-0123456789abcdef0123456789"));
@@ -107,13 +152,25 @@ describe("the Python client against a real custos", () => {
     try {
       const cases = [];
       for (const c of CASES) cases.push({ name: c.name, input: c.input, typescript: await client.signExchangeRequest(c.input) });
-      writeFileSync(fixture, JSON.stringify({ dataDir: svc.dir, work, keys: { binance: "bn", bybit: "by", okx: "ok", raw: "raw" }, cases }));
+      const { port } = control.address() as AddressInfo;
+      writeFileSync(
+        fixture,
+        JSON.stringify({
+          dataDir: svc.dir,
+          work,
+          keys: { binance: "bn", binanceEgressOnly: "bn-eo", bybit: "by", okx: "ok", raw: "raw" },
+          cases,
+          standIn: `http://127.0.0.1:${port}`,
+        }),
+      );
     } finally {
       client.close();
     }
   });
   after(async () => {
     if (svc && !stopped) await svc.stop();
+    await binance.stop();
+    await new Promise((resolve) => (control ? control.close(resolve) : resolve(undefined)));
     rmSync(work, { recursive: true, force: true });
   });
 
@@ -121,7 +178,12 @@ describe("the Python client against a real custos", () => {
     const r = await runPytest(fixture, "not custos_stopped");
     t.diagnostic(r.output.trim().split("\n").slice(-12).join(" | "));
     assert.equal(r.code, 0, r.output);
-    assert.match(r.output, /\b23 passed, 2 deselected\b/);
+    assert.match(r.output, /\b45 passed, 2 deselected\b/);
+    // Over the whole suite, hung and failed sends included, no order reached the stand-in twice.
+    const orders = binance.received.filter((x) => x.target.startsWith("/fapi/v1/order?"));
+    const ids = orders.map((x) => new URLSearchParams(x.target.split("?")[1]).get("newClientOrderId"));
+    assert.ok(orders.length > 0 && ids.every((id) => id), "every order the suite sent carries its own newClientOrderId");
+    assert.equal(new Set(ids).size, ids.length, `an order was sent twice: ${ids.join(" ")}`);
   });
 
   it("passes the Python suite's unavailability tests once custos has stopped", async (t) => {
@@ -136,7 +198,7 @@ describe("the Python client against a real custos", () => {
       const r = await runPytest(fixture, "custos_stopped");
       t.diagnostic(r.output.trim().split("\n").at(-1) ?? "");
       assert.equal(r.code, 0, r.output);
-      assert.match(r.output, /\b2 passed, 23 deselected\b/);
+      assert.match(r.output, /\b2 passed, 45 deselected\b/);
     } finally {
       rmSync(svc.dir, { recursive: true, force: true });
     }

@@ -11,18 +11,21 @@ from . import messages
 from ._gen import signer_pb2 as pb
 from ._gen import signer_pb2_grpc
 from .connection import Connection
-from .errors import CustosError, Unavailable, error_for, from_rpc_error
-from .messages import Body, Query, Signature, SignedRequest, SignedWebSocketAuth
+from .client import not_connected
+from .errors import CustosError, SendOutcomeUnknown, Unavailable, error_for, from_rpc_error, from_send_rpc_error, send_error_for
+from .messages import Body, ExchangeReply, Query, Signature, SignedRequest, SignedWebSocketAuth
 
 
 class AsyncClient:
-    """The asyncio twin of :class:`custos_client.Client` (same methods, awaited; same failover)."""
+    """The asyncio twin of :class:`custos_client.Client` (same methods, awaited; same failover,
+    and the same rule for sends: see :meth:`custos_client.Client.send_exchange_request`)."""
 
-    def __init__(self, connection: Connection, timeout: float = 10.0) -> None:
+    def __init__(self, connection: Connection, timeout: float = 10.0, connect_timeout: float = 5.0) -> None:
         self.connection = connection
         self.timeout = timeout
+        self.connect_timeout = connect_timeout
         self._stubs: list[Optional[signer_pb2_grpc.SignerStub]] = [None] * len(connection.addresses)
-        self._channels: list[grpc.aio.Channel] = []
+        self._channels: list[Optional[grpc.aio.Channel]] = [None] * len(connection.addresses)
         self._preferred = 0
 
     @classmethod
@@ -33,6 +36,12 @@ class AsyncClient:
         """See :meth:`custos_client.Client.sign_exchange_request`."""
         req = messages.exchange_request(key, method, path, query, body, **options)
         return messages.signed_request(await self._call("SignExchangeRequest", req))
+
+    async def send_exchange_request(self, key: str, method: str, path: str, query: Query = None, body: Body = None, **options: Any) -> ExchangeReply:
+        """custos signs and sends; see :meth:`custos_client.Client.send_exchange_request` (never sent
+        twice: fails over only when the send never reached custos, else :class:`SendOutcomeUnknown`)."""
+        req = messages.exchange_request(key, method, path, query, body, **options)
+        return messages.exchange_reply(await self._send(req))
 
     async def sign_websocket_auth(self, key: str, **options: Any) -> SignedWebSocketAuth:
         return messages.signed_websocket_auth(await self._call("SignWebSocketAuth", messages.websocket_auth_request(key, **options)))
@@ -46,8 +55,9 @@ class AsyncClient:
 
     async def close(self) -> None:
         for channel in self._channels:
-            await channel.close()
-        self._channels.clear()
+            if channel is not None:
+                await channel.close()
+        self._channels = [None] * len(self.connection.addresses)
         self._stubs = [None] * len(self.connection.addresses)
 
     async def __aenter__(self) -> "AsyncClient":
@@ -60,8 +70,7 @@ class AsyncClient:
         stub = self._stubs[index]
         if stub is None:
             c = self.connection
-            channel = grpc.aio.secure_channel(c.addresses[index], c.credentials(), options=c.channel_options())
-            self._channels.append(channel)
+            channel = self._channels[index] = grpc.aio.secure_channel(c.addresses[index], c.credentials(), options=c.channel_options())
             stub = self._stubs[index] = signer_pb2_grpc.SignerStub(channel)
         return stub
 
@@ -83,6 +92,47 @@ class AsyncClient:
         assert last is not None
         raise last
 
+    async def _send(self, request: Any) -> Any:
+        """SendExchangeRequest with the send rule (see :meth:`custos_client.Client.send_exchange_request`)."""
+        count = len(self.connection.addresses)
+        last: Optional[Unavailable] = None
+        for step in range(count):
+            index = (self._preferred + step) % count
+            stub = self._stub(index)
+            if not await _ready(self._channels[index], self.connect_timeout):
+                last = not_connected(self.connection.addresses[index], self.connect_timeout)
+                continue
+            try:
+                response = await stub.SendExchangeRequest(request, timeout=self.timeout)
+            except grpc.RpcError as e:
+                err = from_send_rpc_error(e)
+                if isinstance(err, Unavailable):  # custos refused before signing: nothing left
+                    last = err
+                    continue
+                raise err from None
+            self._preferred = index
+            return response
+        assert last is not None
+        raise last
+
+
+async def _ready(channel: Any, timeout: float) -> bool:
+    """True once the channel is READY; False on a failed connection attempt or after ``timeout``
+    (as the sync client's: a call is issued only on a ready channel)."""
+    settled = (grpc.ChannelConnectivity.READY, grpc.ChannelConnectivity.TRANSIENT_FAILURE, grpc.ChannelConnectivity.SHUTDOWN)
+
+    async def watch() -> bool:
+        state = channel.get_state(try_to_connect=True)
+        while state not in settled:
+            await channel.wait_for_state_change(state)
+            state = channel.get_state(try_to_connect=True)
+        return state is grpc.ChannelConnectivity.READY
+
+    try:
+        return await asyncio.wait_for(watch(), timeout)
+    except asyncio.TimeoutError:
+        return False
+
 
 class SignStream:
     """Many signs over one ``SignStream`` RPC: a request queue written by one task, answers
@@ -91,12 +141,15 @@ class SignStream:
     At most ``max_in_flight`` requests are outstanding; :meth:`submit` waits for room. A denial
     fails only its own call (``Refused``, ``InvalidRequest`` …); a broken stream fails every
     pending call with ``Unavailable`` or the stream's status, and the next call raises too:
-    open a new stream.
+    open a new stream. A pending :meth:`send_exchange_request` is failed with
+    :class:`SendOutcomeUnknown` instead (it may have been sent), never sent again.
     """
 
     def __init__(self, stub: signer_pb2_grpc.SignerStub, max_in_flight: int = 64) -> None:
         self._queue: asyncio.Queue[Optional[pb.SignStreamRequest]] = asyncio.Queue()
         self._pending: dict[int, asyncio.Future[pb.SignStreamResponse]] = {}
+        # Request ids of pending sends: a break fails them as "may have been placed".
+        self._sends: set[int] = set()
         self._room = asyncio.Semaphore(max_in_flight)
         self._ids = itertools.count(1)
         self._failure: Optional[CustosError] = None
@@ -107,8 +160,9 @@ class SignStream:
     def broken(self) -> bool:
         return self._failure is not None
 
-    async def submit(self, request: Any) -> "asyncio.Future[pb.SignStreamResponse]":
-        """Queues an ``ExchangeRequest`` or ``SignRequest``; the future resolves with its answer."""
+    async def submit(self, request: Any, send: bool = False) -> "asyncio.Future[pb.SignStreamResponse]":
+        """Queues an ``ExchangeRequest`` (to sign, or with ``send`` for custos to sign and send) or
+        a ``SignRequest``; the future resolves with its answer."""
         await self._room.acquire()
         if self._failure is not None:
             self._room.release()
@@ -117,7 +171,10 @@ class SignStream:
         future: asyncio.Future[pb.SignStreamResponse] = asyncio.get_running_loop().create_future()
         future.add_done_callback(lambda _: self._room.release())
         self._pending[request_id] = future
-        if isinstance(request, pb.ExchangeRequest):
+        if send:
+            self._sends.add(request_id)
+            self._queue.put_nowait(pb.SignStreamRequest(request_id=request_id, send_exchange_request=request))
+        elif isinstance(request, pb.ExchangeRequest):
             self._queue.put_nowait(pb.SignStreamRequest(request_id=request_id, exchange_request=request))
         else:
             self._queue.put_nowait(pb.SignStreamRequest(request_id=request_id, request=request))
@@ -128,6 +185,17 @@ class SignStream:
         if answer.WhichOneof("result") == "exchange_response":
             return messages.signed_request(answer.exchange_response)
         raise _denial(answer)
+
+    async def send_exchange_request(self, key: str, method: str, path: str, query: Query = None, body: Body = None, **options: Any) -> ExchangeReply:
+        """custos signs and sends (see :meth:`custos_client.Client.send_exchange_request`); a failure
+        after it was queued, the stream breaking included, is :class:`SendOutcomeUnknown`, never resent."""
+        answer = await (await self.submit(messages.exchange_request(key, method, path, query, body, **options), send=True))
+        if answer.WhichOneof("result") == "exchange_reply":
+            return messages.exchange_reply(answer.exchange_reply)
+        if answer.WhichOneof("result") == "denial":
+            d = answer.denial
+            raise send_error_for(d.code, d.reason, d.message, d.rule)
+        raise SendOutcomeUnknown("INTERNAL", "INTERNAL", "unexpected answer in the sign stream")
 
     async def sign(self, key: str, payload: bytes, version: int = 0, encoding: str = "raw") -> Signature:
         answer = await (await self.submit(messages.sign_request(key, payload, version, encoding)))
@@ -157,16 +225,34 @@ class SignStream:
         failure: CustosError = Unavailable("UNAVAILABLE", "STREAM_ENDED", "custos ended the sign stream")
         try:
             async for answer in self._call:
+                self._sends.discard(answer.request_id)
                 future = self._pending.pop(answer.request_id, None)
                 if future is not None and not future.done():
                     future.set_result(answer)
         except grpc.RpcError as e:
             failure = from_rpc_error(e)
+        except asyncio.CancelledError:
+            # grpc.aio ends a CANCELLED call (cancelled here, or by the other side) this way, not
+            # with an RpcError: the pending calls must still end.
+            self._fail(error_for(grpc.StatusCode.CANCELLED, "CANCELLED", "the sign stream was cancelled"))
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # this reader itself is being cancelled
+            return
+        self._fail(failure)
+
+    def _fail(self, failure: CustosError) -> None:
         self._failure = failure
-        for future in self._pending.values():
+        for request_id, future in self._pending.items():
             if not future.done():
-                future.set_exception(failure)
+                # A send may already be at the exchange: report it so, never as retryable.
+                future.set_exception(_send_broken(failure) if request_id in self._sends else failure)
         self._pending.clear()
+        self._sends.clear()
+
+
+def _send_broken(failure: CustosError) -> SendOutcomeUnknown:
+    return SendOutcomeUnknown(failure.code, failure.reason, f"the sign stream broke with the send pending: {failure.message}", failure.rule, failure.request_id)
 
 
 def _denial(answer: pb.SignStreamResponse) -> CustosError:

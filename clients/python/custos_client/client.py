@@ -1,6 +1,7 @@
 """The synchronous client (``grpc``): one call at a time per thread, failover across addresses."""
 from __future__ import annotations
 
+import threading
 from typing import Any, Optional
 
 import grpc
@@ -8,23 +9,29 @@ import grpc
 from . import messages
 from ._gen import signer_pb2_grpc
 from .connection import Connection
-from .errors import Unavailable, from_rpc_error
-from .messages import Body, Query, Signature, SignedRequest, SignedWebSocketAuth
-
+from .errors import Unavailable, from_rpc_error, from_send_rpc_error
+from .messages import Body, ExchangeReply, Query, Signature, SignedRequest, SignedWebSocketAuth
 
 class Client:
     """Signs through custos over gRPC with mTLS; the exchange secret never enters this process.
 
-    Unary calls go to the first address that answers; an address that is unavailable is
+    Signing calls go to the first address that answers; an address that is unavailable is
     skipped for the next one (signing twice is harmless: nothing is sent to an exchange).
-    Every failure is a :class:`custos_client.CustosError` subclass.
+    :meth:`send_exchange_request` (custos signs and sends) fails over only when the send provably
+    never reached custos, and is never sent twice. Every failure is a
+    :class:`custos_client.CustosError` subclass.
+
+    ``timeout`` bounds each call (for a send it must exceed custos's ``egress.responseTimeoutMs``,
+    or the deadline cuts off answers custos would have returned); ``connect_timeout`` bounds the
+    wait for an address's connection before a send.
     """
 
-    def __init__(self, connection: Connection, timeout: float = 10.0) -> None:
+    def __init__(self, connection: Connection, timeout: float = 10.0, connect_timeout: float = 5.0) -> None:
         self.connection = connection
         self.timeout = timeout
+        self.connect_timeout = connect_timeout
         self._stubs: list[Optional[signer_pb2_grpc.SignerStub]] = [None] * len(connection.addresses)
-        self._channels: list[grpc.Channel] = []
+        self._channels: list[Optional[grpc.Channel]] = [None] * len(connection.addresses)
         self._preferred = 0
 
     @classmethod
@@ -41,6 +48,25 @@ class Client:
         req = messages.exchange_request(key, method, path, query, body, **options)
         return messages.signed_request(self._call("SignExchangeRequest", req))
 
+    def send_exchange_request(self, key: str, method: str, path: str, query: Query = None, body: Body = None, **options: Any) -> ExchangeReply:
+        """custos signs the request and sends it to ``key``'s exchange itself; returns the exchange's answer.
+
+        The only way to use an ``egressOnly`` key. Same arguments as :meth:`sign_exchange_request`;
+        the exchange's refusals (4xx, Bybit's ``retCode`` …) are replies: read ``status`` and the body.
+
+        Never sent twice. A send goes to the next address only when it provably never reached
+        custos: the connection to its address did not become ready within ``connect_timeout``
+        (checked before the call is issued), or custos refused it UNAVAILABLE with reason
+        ``HSM_UNAVAILABLE`` or ``AUDIT_BACKLOG`` (refused before anything is signed or sent);
+        :class:`Unavailable` (retryable) when every address failed so. Any other failure after
+        the call was issued — ``EXCHANGE_UNAVAILABLE``, ``EXCHANGE_RESPONSE_TOO_LARGE``, the
+        connection to custos lost, the deadline — raises :class:`SendOutcomeUnknown` at once, never
+        retried: the order may have been placed, check the exchange before sending it again.
+        custos's refusals (policy, grant, malformed request: ``Refused``, ``InvalidRequest``) sent nothing.
+        """
+        req = messages.exchange_request(key, method, path, query, body, **options)
+        return messages.exchange_reply(self._send(req))
+
     def sign_websocket_auth(self, key: str, **options: Any) -> SignedWebSocketAuth:
         """The login/auth message of ``key``'s exchange's private WebSocket, signed."""
         return messages.signed_websocket_auth(self._call("SignWebSocketAuth", messages.websocket_auth_request(key, **options)))
@@ -51,8 +77,9 @@ class Client:
 
     def close(self) -> None:
         for channel in self._channels:
-            channel.close()
-        self._channels.clear()
+            if channel is not None:
+                channel.close()
+        self._channels = [None] * len(self.connection.addresses)
         self._stubs = [None] * len(self.connection.addresses)
 
     def __enter__(self) -> "Client":
@@ -65,8 +92,7 @@ class Client:
         stub = self._stubs[index]
         if stub is None:
             c = self.connection
-            channel = grpc.secure_channel(c.addresses[index], c.credentials(), options=c.channel_options())
-            self._channels.append(channel)
+            channel = self._channels[index] = grpc.secure_channel(c.addresses[index], c.credentials(), options=c.channel_options())
             stub = self._stubs[index] = signer_pb2_grpc.SignerStub(channel)
         return stub
 
@@ -87,3 +113,55 @@ class Client:
             return response
         assert last is not None
         raise last
+
+    def _send(self, request: Any) -> Any:
+        """SendExchangeRequest with the send rule (see :meth:`send_exchange_request`)."""
+        count = len(self.connection.addresses)
+        last: Optional[Unavailable] = None
+        for step in range(count):
+            index = (self._preferred + step) % count
+            stub = self._stub(index)
+            if not _ready(self._channels[index], self.connect_timeout):
+                last = not_connected(self.connection.addresses[index], self.connect_timeout)
+                continue
+            try:
+                response = stub.SendExchangeRequest(request, timeout=self.timeout)
+            except grpc.RpcError as e:
+                err = from_send_rpc_error(e)
+                if isinstance(err, Unavailable):  # custos refused before signing: nothing left
+                    last = err
+                    continue
+                raise err from None
+            self._preferred = index
+            return response
+        assert last is not None
+        raise last
+
+
+def not_connected(address: str, timeout: float) -> Unavailable:
+    return Unavailable("UNAVAILABLE", "NOT_CONNECTED", f"no connection to custos at {address} within {timeout:g} s; the request was not sent")
+
+
+def _ready(channel: Any, timeout: float) -> bool:
+    """True once the channel is READY; False on a failed connection attempt or after ``timeout``.
+
+    A call is issued only on a ready channel, so a send that found none never reached custos. A
+    failed attempt ends the wait at once (the next address is tried now, as a sign's failover does).
+    """
+    settled = threading.Event()
+    ready = False
+
+    def watch(state: grpc.ChannelConnectivity) -> None:
+        nonlocal ready
+        if state is grpc.ChannelConnectivity.READY:
+            ready = True
+            settled.set()
+        elif state in (grpc.ChannelConnectivity.TRANSIENT_FAILURE, grpc.ChannelConnectivity.SHUTDOWN):
+            settled.set()
+
+    channel.subscribe(watch, try_to_connect=True)
+    try:
+        settled.wait(timeout)
+    finally:
+        channel.unsubscribe(watch)
+    return ready

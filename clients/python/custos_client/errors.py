@@ -44,6 +44,26 @@ class Unavailable(CustosError):
     retryable = True
 
 
+class SendOutcomeUnknown(CustosError):
+    """A ``send_exchange_request`` failed after it may have reached the exchange: **the order may
+    have been placed**. Check the exchange (open orders, the client order id) before sending it again.
+
+    Raised for custos's ``EXCHANGE_UNAVAILABLE`` (no answer in time, a reset) and
+    ``EXCHANGE_RESPONSE_TOO_LARGE``, a deadline, a connection to custos lost mid-call and a
+    sign stream that broke with the send pending. ``code`` and ``reason`` are the failure's own.
+    Deliberately not an :class:`Unavailable`: a handler that retries those must not resend orders.
+    """
+
+    retryable = False
+
+    def __init__(self, code: str, reason: str, message: str, rule: str = "", request_id: str = "") -> None:
+        super().__init__(
+            code, reason,
+            f"the order may have been placed (the request may have reached the exchange): check the exchange before sending it again; {message}",
+            rule, request_id,
+        )
+
+
 _BY_STATUS: dict[str, type[CustosError]] = {
     "UNAVAILABLE": Unavailable,
     "DEADLINE_EXCEEDED": Unavailable,
@@ -75,8 +95,43 @@ def _metadata_items(metadata: Optional[Iterable[Any]]) -> list[tuple[str, Any]]:
     return [(item[0], item[1]) for item in (metadata or ())]
 
 
+# custos answers these before anything is signed or sent: a send refused so never left, and another
+# address may take it. Every other UNAVAILABLE of a send may come after the exchange has it.
+NOT_SENT_REASONS = frozenset({"HSM_UNAVAILABLE", "AUDIT_BACKLOG"})
+
+
 def from_rpc_error(err: grpc.RpcError) -> CustosError:
     """Translates a failed call (sync or asyncio) into the typed error."""
+    return error_for(*_details(err))
+
+
+def from_send_rpc_error(err: grpc.RpcError) -> CustosError:
+    """Translates a failed ``SendExchangeRequest`` that was issued to custos.
+
+    :class:`Unavailable` (safe to send elsewhere or again) only for ``HSM_UNAVAILABLE`` and
+    ``AUDIT_BACKLOG``; refusals custos gave (with its reason) and UNIMPLEMENTED as
+    :func:`from_rpc_error` does; all else, above all an UNAVAILABLE without custos's reason (the connection dropped mid-call) and
+    DEADLINE_EXCEEDED, is :class:`SendOutcomeUnknown`.
+    """
+    code, reason, message, rule, request_id = _details(err)
+    return send_error_for(code, reason, message, rule, request_id)
+
+
+def send_error_for(code: Any, reason: str, message: str, rule: str = "", request_id: str = "") -> CustosError:
+    """The typed error of a failed send (``reason`` empty: custos gave none, e.g. a transport failure)."""
+    name = _status_name(code)
+    if name == "UNAVAILABLE" and reason in NOT_SENT_REASONS:
+        return Unavailable(name, reason, message, rule, request_id)
+    err = error_for(code, reason, message, rule, request_id)
+    # A refusal is custos's decision, taken before signing; without custos's reason it is not one.
+    # UNIMPLEMENTED: a custos without SendExchangeRequest, which cannot have sent anything.
+    if (reason and isinstance(err, (Refused, InvalidRequest))) or name == "UNIMPLEMENTED":
+        return err
+    return SendOutcomeUnknown(name, reason or name, message, rule, request_id)
+
+
+def _details(err: grpc.RpcError) -> tuple[Any, str, str, str, str]:
+    """Status code, custos's reason ("" when it gave none), message, rule and request id."""
     code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
     message = (err.details() if hasattr(err, "details") else "") or ""
     trailers = _metadata_items(err.trailing_metadata() if hasattr(err, "trailing_metadata") else None)
@@ -92,7 +147,7 @@ def from_rpc_error(err: grpc.RpcError) -> CustosError:
                 reason = reason or info.reason
                 rule = rule or info.metadata.get("rule", "")
                 request_id = info.metadata.get("requestId", "")
-    return error_for(code, reason, message, rule, request_id)
+    return code, reason, message, rule, request_id
 
 
 def _error_info(blob: bytes) -> Optional[error_details_pb2.ErrorInfo]:

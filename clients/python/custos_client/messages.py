@@ -1,8 +1,9 @@
 """Plain Python values in, protobuf messages out, and back: the client's public data types."""
 from __future__ import annotations
 
+import json as _json
 from dataclasses import dataclass
-from typing import Mapping, Optional, Sequence, Union
+from typing import Any, Mapping, Optional, Sequence, Union
 
 from ._gen import signer_pb2 as pb
 
@@ -29,6 +30,31 @@ class SignedRequest:
     def url(self, base: str, path: str) -> str:
         """``base + path`` with the signed query appended."""
         return f"{base.rstrip('/')}{path}{'?' + self.query if self.query else ''}"
+
+
+@dataclass(frozen=True)
+class ExchangeReply:
+    """The exchange's answer to a request custos signed and sent, verbatim.
+
+    Refusals by the exchange (4xx, Bybit's ``retCode``) are replies too: read ``status`` and the
+    body. ``headers`` are the exchange's, lower-case names in order (a name may repeat).
+    """
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+    key_version: int
+    endpoint_class: str
+    round_trip_us: int
+
+    def json(self) -> Any:
+        """The body parsed as JSON (every supported exchange answers JSON)."""
+        return _json.loads(self.body)
+
+    def header(self, name: str) -> Optional[str]:
+        """The first value of header ``name`` (any case), or None."""
+        name = name.lower()
+        return next((v for n, v in self.headers if n == name), None)
 
 
 @dataclass(frozen=True)
@@ -114,6 +140,13 @@ def signed_request(r: pb.SignedExchangeRequest) -> SignedRequest:
         query=r.query, headers={h.name: h.value for h in r.headers}, body=r.body,
         params=[(p.name, p.value) for p in r.params], signature=r.signature, timestamp=r.timestamp,
         key_version=r.key_version, api_key_id=r.api_key_id, endpoint_class=r.endpoint_class,
+    )
+
+
+def exchange_reply(r: pb.ExchangeResponse) -> ExchangeReply:
+    return ExchangeReply(
+        status=r.status, headers=[(h.name, h.value) for h in r.headers], body=r.body,
+        key_version=r.key_version, endpoint_class=r.endpoint_class, round_trip_us=int(r.round_trip_us),
     )
 
 

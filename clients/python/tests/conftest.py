@@ -5,11 +5,15 @@ output for the cases both clients sign. Without it there is no custos to test ag
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import sys
+import urllib.request
+import uuid
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -47,6 +51,47 @@ def data_dir(custos: dict) -> str:
 @pytest.fixture(scope="session")
 def keys(custos: dict) -> dict:
     return custos["keys"]
+
+
+class StandIn:
+    """The stand-in Binance custos's egress sends to (it runs in the node test; see standInControl)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def received(self) -> list[dict]:
+        """Every request it received (method, target, body, the status it answered), in order."""
+        with urllib.request.urlopen(f"{self.url}/received", timeout=10) as r:
+            return json.load(r)
+
+    def orders(self, client_order_id: str) -> list[dict]:
+        """Every POST /fapi/v1/order it received carrying this newClientOrderId, answered or not."""
+        return [x for x in self.received() if x["method"] == "POST" and x["target"].startswith("/fapi/v1/order?")
+                and f"&newClientOrderId={client_order_id}&" in x["target"] + "&"]
+
+    @contextlib.contextmanager
+    def hanging(self) -> Iterator[None]:
+        """The stand-in records requests but never answers them, until the block ends."""
+        self._fault("hang")
+        try:
+            yield
+        finally:
+            self._fault("none")
+
+    def _fault(self, fault: str) -> None:
+        request = urllib.request.Request(f"{self.url}/fault", data=fault.encode(), method="PUT")
+        with urllib.request.urlopen(request, timeout=10) as r:
+            assert r.status == 204
+
+
+@pytest.fixture(scope="session")
+def stand_in(custos: dict) -> StandIn:
+    return StandIn(custos["standIn"])
+
+
+def client_order_id() -> str:
+    """A fresh Binance newClientOrderId (at most 36 characters of [.A-Z:/a-z0-9_-])."""
+    return f"py-{uuid.uuid4().hex[:24]}"
 
 
 def closed_port_address() -> str:

@@ -4,9 +4,9 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from custos_client import CustosError, InvalidRequest, Refused, Unavailable
+from custos_client import CustosError, InvalidRequest, Refused, SendOutcomeUnknown, Unavailable
 from custos_client._gen import error_details_pb2
-from custos_client.errors import error_for, from_rpc_error
+from custos_client.errors import error_for, from_rpc_error, from_send_rpc_error, send_error_for
 
 
 class FakeRpcError(grpc.RpcError):
@@ -54,3 +54,31 @@ def test_malformed_details_do_not_hide_the_status():
     trailers = (("custos-reason", "NO_GRANT"), ("grpc-status-details-bin", b"\xff\xff not a status"))
     err = from_rpc_error(FakeRpcError(grpc.StatusCode.PERMISSION_DENIED, "no grant", trailers))
     assert (type(err), err.reason, err.request_id) == (Refused, "NO_GRANT", "")
+
+
+@pytest.mark.parametrize("code, reason, kind", [
+    # Refused before anything is signed or sent: another address (or a later call) may take it.
+    (grpc.StatusCode.UNAVAILABLE, "HSM_UNAVAILABLE", Unavailable),
+    (grpc.StatusCode.UNAVAILABLE, "AUDIT_BACKLOG", Unavailable),
+    # custos's refusals are decisions before signing.
+    (grpc.StatusCode.PERMISSION_DENIED, "POLICY_DENIED", Refused),
+    (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT", InvalidRequest),
+    (grpc.StatusCode.UNIMPLEMENTED, "", CustosError),
+    # Possibly at the exchange already.
+    (grpc.StatusCode.UNAVAILABLE, "EXCHANGE_UNAVAILABLE", SendOutcomeUnknown),
+    (grpc.StatusCode.UNAVAILABLE, "EXCHANGE_RESPONSE_TOO_LARGE", SendOutcomeUnknown),
+    (grpc.StatusCode.UNAVAILABLE, "STORE_ERROR", SendOutcomeUnknown),
+    (grpc.StatusCode.UNAVAILABLE, "", SendOutcomeUnknown),
+    (grpc.StatusCode.DEADLINE_EXCEEDED, "", SendOutcomeUnknown),
+    (grpc.StatusCode.CANCELLED, "", SendOutcomeUnknown),
+    (grpc.StatusCode.INTERNAL, "INTERNAL", SendOutcomeUnknown),
+    (grpc.StatusCode.RESOURCE_EXHAUSTED, "", SendOutcomeUnknown),  # grpc's own: the answer was too large
+])
+def test_a_failed_send_is_retryable_only_when_custos_refused_it_before_sending(code, reason, kind):
+    trailers = (("custos-reason", reason),) if reason else ()
+    err = from_send_rpc_error(FakeRpcError(code, "text", trailers))
+    assert type(err) is kind and err.code == code.name
+    assert err.retryable == (kind is Unavailable)
+    assert type(send_error_for(code.value[0], reason, "text")) is kind  # a stream Denial's numeric code
+    if kind is SendOutcomeUnknown:
+        assert err.reason == (reason or code.name) and "may have been placed" in str(err)
