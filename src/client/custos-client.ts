@@ -1,4 +1,4 @@
-import type { ClientDuplexStream } from "@grpc/grpc-js";
+import { type ClientDuplexStream, type ServiceError, status } from "@grpc/grpc-js";
 import {
   SignatureEncoding,
   type ExchangeRequest,
@@ -9,7 +9,7 @@ import {
   type SignedExchangeRequest,
 } from "../gen/custos/v1/signer.js";
 import { connectionAddresses, readConnectionFile, unary, type ClientIdentity } from "./connection.js";
-import { isFailoverError, ReplicaSet } from "./failover.js";
+import { custosReason, isFailoverError, mayHaveBeenSent, ReplicaSet } from "./failover.js";
 
 export { NotSent, refusedBeforeSending } from "./failover.js";
 
@@ -62,13 +62,23 @@ export interface ExchangeReply {
 }
 
 /**
- * A SendExchangeRequest inside a stream whose stream broke before its answer: custos may have
- * sent it, so it is not re-sent. Check the exchange (by the order's client id) before sending again.
+ * A SendExchangeRequest that failed after it may have reached the exchange: the exchange did not
+ * answer in time (reason EXCHANGE_UNAVAILABLE), the connection to custos was lost mid-call, a
+ * deadline passed, or its stream broke before the answer. It was not sent again. Check the
+ * exchange (by the order's client id) before sending it again. `code` and `reason` are the
+ * failure's gRPC status and custos reason ("" when custos gave none); `cause` is the failure.
  */
 export class SendOutcomeUnknown extends Error {
-  readonly code = 14; // UNAVAILABLE
+  readonly code: number;
+  readonly reason: string;
   constructor(cause: unknown) {
-    super("the sign stream broke before custos answered a SendExchangeRequest: the exchange may have the request; it was not sent again", { cause });
+    const err = cause as Partial<ServiceError> | undefined;
+    const reason = custosReason(cause);
+    super(`the exchange may have the request (${reason || (err?.details ?? "no answer from custos")}): check it before sending again; it was not sent again`, {
+      cause,
+    });
+    this.code = typeof err?.code === "number" ? err.code : status.UNAVAILABLE;
+    this.reason = reason;
   }
 }
 
@@ -135,13 +145,18 @@ export class CustosClient {
    * key); the exchange's answer, refusals included, comes back verbatim. Sent at most once: a
    * replica that cannot be reached is skipped ({@link NotSent} when none can), and after the
    * call is issued only custos's refusals before signing (HSM_UNAVAILABLE, AUDIT_BACKLOG) move on.
-   * Any other failure — reason EXCHANGE_UNAVAILABLE, or a connection lost mid-call — is thrown:
+   * custos's refusals come through as they came (nothing was sent); any other failure — reason
+   * EXCHANGE_UNAVAILABLE, a connection lost mid-call, a deadline — is a {@link SendOutcomeUnknown}:
    * the exchange may have the order, so check it (by the order's client id) before sending again.
    * `readyTimeoutMs`: how long to wait for a replica's connection before trying the next one.
    */
   async sendExchangeRequest(input: ExchangeRequestInput, readyTimeoutMs = 2_000): Promise<ExchangeReply> {
     const req = toWire(input);
-    return replyFromWire(await this.replicas.callOnce((signer) => unary(signer, "sendExchangeRequest", req), readyTimeoutMs));
+    try {
+      return replyFromWire(await this.replicas.callOnce((signer) => unary(signer, "sendExchangeRequest", req), readyTimeoutMs));
+    } catch (e) {
+      throw mayHaveBeenSent(e) ? new SendOutcomeUnknown(e) : e;
+    }
   }
 
   /** One shared bidirectional stream for high rates (answers may come out of order). */
@@ -186,7 +201,8 @@ export class SignStreamSession {
   async sendExchangeRequest(input: ExchangeRequestInput): Promise<ExchangeReply> {
     const m = await this.send({ $case: "sendExchangeRequest", sendExchangeRequest: toWire(input) });
     if (m.result?.$case === "exchangeReply") return replyFromWire(m.result.exchangeReply);
-    throw denial(m);
+    const refused = denial(m);
+    throw mayHaveBeenSent(refused) ? new SendOutcomeUnknown(refused) : refused;
   }
 
   async sign(keyId: string, payload: Uint8Array, version = 0): Promise<SignResponse> {

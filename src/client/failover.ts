@@ -24,12 +24,40 @@ export function isFailoverError(e: unknown): boolean {
 /** Refusals custos answers before it signs or sends anything (the reason in the custos-reason trailer). */
 const REFUSED_BEFORE_SIGNING = new Set(["HSM_UNAVAILABLE", "AUDIT_BACKLOG"]);
 
+/** custos's reason for a failure: the custos-reason trailer of a call, a stream denial's `reason`; "" if none. */
+export function custosReason(e: unknown): string {
+  const err = e as (Partial<ServiceError> & { reason?: unknown }) | undefined;
+  const reason = typeof err?.metadata?.get === "function" ? err.metadata.get("custos-reason")[0] : err?.reason;
+  return typeof reason === "string" ? reason : "";
+}
+
 /** Whether a failed SendExchangeRequest provably sent nothing: custos refused it before signing. */
 export function refusedBeforeSending(e: unknown): boolean {
-  const err = e as Partial<ServiceError> | undefined;
-  if (err?.code !== status.UNAVAILABLE || typeof err.metadata?.get !== "function") return false;
-  const reason = err.metadata.get("custos-reason")[0];
-  return typeof reason === "string" && REFUSED_BEFORE_SIGNING.has(reason);
+  return (e as Partial<ServiceError> | undefined)?.code === status.UNAVAILABLE && REFUSED_BEFORE_SIGNING.has(custosReason(e));
+}
+
+/** gRPC statuses custos answers only for refusals, each carrying its reason: nothing was sent. */
+const REFUSALS = new Set<number>([
+  status.INVALID_ARGUMENT,
+  status.NOT_FOUND,
+  status.ALREADY_EXISTS,
+  status.PERMISSION_DENIED,
+  status.RESOURCE_EXHAUSTED,
+  status.FAILED_PRECONDITION,
+  status.OUT_OF_RANGE,
+  status.UNAUTHENTICATED,
+]);
+
+/**
+ * Whether a failed SendExchangeRequest may have reached the exchange: every failure but custos's
+ * refusals (a refusal status with a custos reason, or HSM_UNAVAILABLE / AUDIT_BACKLOG), a call
+ * custos does not implement, and {@link NotSent}.
+ */
+export function mayHaveBeenSent(e: unknown): boolean {
+  if (e instanceof NotSent || refusedBeforeSending(e)) return false;
+  const code = (e as Partial<ServiceError> | undefined)?.code;
+  if (code === status.UNIMPLEMENTED) return false;
+  return !(typeof code === "number" && REFUSALS.has(code) && custosReason(e) !== "");
 }
 
 /** No replica could be reached: the request was not sent, and may be sent again. */

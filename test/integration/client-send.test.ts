@@ -4,7 +4,7 @@ import { createServer } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { status } from "@grpc/grpc-js";
-import { CustosClient, NotSent } from "../../src/client/custos-client.js";
+import { CustosClient, NotSent, SendOutcomeUnknown } from "../../src/client/custos-client.js";
 import { expectDenied, importSecret, proposeAndApprove, startInProcess, tempDir, type InProcessService } from "../helpers/harness.js";
 import { StandInBinance, standInTls } from "../helpers/stand-in-exchange.js";
 
@@ -77,6 +77,14 @@ describe("CustosClient.sendExchangeRequest: custos places the order, at most onc
     await expectDenied(c.signExchangeRequest({ keyId: "bn-eo", ...ORDER }), status.PERMISSION_DENIED, "POLICY_DENIED");
   });
 
+  it("passes custos's refusals through as they came: nothing was sent", async () => {
+    const before = binance.received.length;
+    // A path that would steer the request elsewhere: refused before anything is signed.
+    const steered = { keyId: "bn", method: "POST" as const, path: "/fapi/../sapi/v1/capital/withdraw/apply", query: "coin=USDT&amount=1000" };
+    await expectDenied(client([svc.conn.grpc]).sendExchangeRequest(steered), status.INVALID_ARGUMENT, "INVALID_ARGUMENT");
+    assert.equal(binance.received.length, before);
+  });
+
   it("returns the exchange's own refusal as an answer, not an error", async () => {
     const reply = await client([svc.conn.grpc]).sendExchangeRequest({ keyId: "bn", method: "GET", path: "/fapi/v2/positionRisk", query: "symbol=BTCUSDT" });
     assert.equal(reply.status, 404);
@@ -95,7 +103,10 @@ describe("CustosClient.sendExchangeRequest: custos places the order, at most onc
     binance.fault = "hang";
     try {
       // The same live replica twice: a retry would reach the stand-in a second time.
-      await expectDenied(client([svc.conn.grpc, svc.conn.grpc]).sendExchangeRequest({ keyId: "bn", ...ORDER }), status.UNAVAILABLE, "EXCHANGE_UNAVAILABLE");
+      await assert.rejects(
+        client([svc.conn.grpc, svc.conn.grpc]).sendExchangeRequest({ keyId: "bn", ...ORDER }),
+        (e: unknown) => e instanceof SendOutcomeUnknown && e.code === status.UNAVAILABLE && e.reason === "EXCHANGE_UNAVAILABLE",
+      );
     } finally {
       binance.fault = "none";
     }

@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { EventEmitter } from "node:events";
 import { describe, it } from "node:test";
 import { connectivityState, Metadata, status } from "@grpc/grpc-js";
-import { SendOutcomeUnknown, SignStreamSession } from "../../src/client/custos-client.js";
-import { NotSent, ReplicaSet } from "../../src/client/failover.js";
+import { SendOutcomeUnknown, SignStreamSession, StreamDenial } from "../../src/client/custos-client.js";
+import { mayHaveBeenSent, NotSent, ReplicaSet } from "../../src/client/failover.js";
 import type { SignerClient, SignStreamRequest } from "../../src/gen/custos/v1/signer.js";
 
 /*
@@ -98,6 +98,36 @@ describe("a SendExchangeRequest is issued at most once per replica that may have
     const { called, result } = await sendOnce(set, { a: custosError(status.UNAVAILABLE, "HSM_UNAVAILABLE"), b: last });
     assert.deepEqual(called, ["a", "b"]);
     assert.equal(result, last);
+  });
+});
+
+describe("which failed sends may have reached the exchange (thrown as SendOutcomeUnknown)", () => {
+  const cases: Array<[string, unknown, boolean]> = [
+    ["a policy refusal (PERMISSION_DENIED, POLICY_DENIED)", custosError(status.PERMISSION_DENIED, "POLICY_DENIED"), false],
+    ["a rate limit (RESOURCE_EXHAUSTED, RATE_LIMITED)", custosError(status.RESOURCE_EXHAUSTED, "RATE_LIMITED"), false],
+    ["a bad request (INVALID_ARGUMENT, INVALID_ARGUMENT)", custosError(status.INVALID_ARGUMENT, "INVALID_ARGUMENT"), false],
+    ["custos's HSM down (HSM_UNAVAILABLE)", custosError(status.UNAVAILABLE, "HSM_UNAVAILABLE"), false],
+    ["custos's audit backlog (AUDIT_BACKLOG)", custosError(status.UNAVAILABLE, "AUDIT_BACKLOG"), false],
+    ["no replica reachable (NotSent)", new NotSent(["a"]), false],
+    ["a custos without the call (UNIMPLEMENTED)", custosError(status.UNIMPLEMENTED), false],
+    ["the exchange timing out (EXCHANGE_UNAVAILABLE)", custosError(status.UNAVAILABLE, "EXCHANGE_UNAVAILABLE"), true],
+    ["a cut-off answer (EXCHANGE_RESPONSE_TOO_LARGE)", custosError(status.UNAVAILABLE, "EXCHANGE_RESPONSE_TOO_LARGE"), true],
+    ["a connection lost mid-call (UNAVAILABLE, no reason)", custosError(status.UNAVAILABLE), true],
+    ["a deadline (DEADLINE_EXCEEDED)", custosError(status.DEADLINE_EXCEEDED), true],
+    ["custos failing inside (INTERNAL)", custosError(status.INTERNAL, "INTERNAL"), true],
+    ["gRPC's own RESOURCE_EXHAUSTED (no custos reason)", custosError(status.RESOURCE_EXHAUSTED), true],
+    ["a stream denial EXCHANGE_UNAVAILABLE", new StreamDenial(status.UNAVAILABLE, "EXCHANGE_UNAVAILABLE", "", "no answer"), true],
+    ["a stream denial POLICY_DENIED", new StreamDenial(status.PERMISSION_DENIED, "POLICY_DENIED", "max-quantity", "too much"), false],
+    ["a stream denial HSM_UNAVAILABLE", new StreamDenial(status.UNAVAILABLE, "HSM_UNAVAILABLE", "", "HSM down"), false],
+  ];
+  for (const [what, failure, unknown] of cases) {
+    it(`${what}: ${unknown ? "may have been sent" : "was not sent"}`, () => assert.equal(mayHaveBeenSent(failure), unknown));
+  }
+
+  it("SendOutcomeUnknown keeps the failure's status and custos reason", () => {
+    const e = new SendOutcomeUnknown(custosError(status.UNAVAILABLE, "EXCHANGE_UNAVAILABLE"));
+    assert.deepEqual([e.code, e.reason], [status.UNAVAILABLE, "EXCHANGE_UNAVAILABLE"]);
+    assert.match(e.message, /may have the request/);
   });
 });
 
