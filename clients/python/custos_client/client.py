@@ -12,6 +12,7 @@ from .connection import Connection
 from .errors import Unavailable, from_rpc_error, from_send_rpc_error
 from .messages import Body, ExchangeReply, Query, Signature, SignedRequest, SignedWebSocketAuth
 
+
 class Client:
     """Signs through custos over gRPC with mTLS; the exchange secret never enters this process.
 
