@@ -68,12 +68,17 @@ export class SignDecisions {
   /**
    * The one decision tail, allowed side: audits, observes (metrics, anomaly detection) and logs an
    * allowed sign. It runs on every signature: one object, no spreads. The caller awaits the result
-   * before answering: the record is written first (AuditLog.recordSigned), or it rejects AUDIT_BACKLOG.
+   * before answering: the record is written first (AuditLog.recordSigned), or it rejects AUDIT_BACKLOG
+   * (and the caller's refusal is what is observed). Observed once written, so the sign latency
+   * metric measures the answer, the record's write included.
    */
   allowed(caller: CallerContext, started: number, d: Decision): Promise<void> | undefined {
     const written = this.audit.recordSigned(allowedEvent(caller, d), d.payload);
-    this.observeAllowed(caller, started, d);
-    return written;
+    if (written === undefined) {
+      this.observeAllowed(caller, started, d);
+      return undefined;
+    }
+    return written.then(() => this.observeAllowed(caller, started, d));
   }
 
   /**
@@ -85,7 +90,10 @@ export class SignDecisions {
     return this.audit.recordSigned(allowedEvent(caller, d), d.payload);
   }
 
-  /** The exchange answered a request custos sent: the linked `sign.send.result` row (queued), the metric and the log. */
+  /**
+   * The exchange answered a request custos sent: the linked `sign.send.result` row (queued), the
+   * metric and the log. Called once the decision row is written, just before the answer.
+   */
   answered(caller: CallerContext, started: number, d: Decision): void {
     this.audit.record(allowedEvent(caller, d), d.payload);
     this.observeAllowed(caller, started, d);

@@ -243,10 +243,10 @@ export class SignService {
       // A request that was signed for sending is audited row by row, never sampled away.
       throw this.decisions.refused(caller, started, { ...decision("sign.send.result", details), unsampled: true }, e);
     }
-    this.decisions.answered(caller, started, decision("sign.send.result", { sendId, origin, status: reply.status, roundTripUs: reply.roundTripUs }));
     // The exchange has the request: its answer goes back even if the record's write hangs past
     // the backlog bound (AUDIT_BACKLOG refuses signatures, not answers an exchange acted on).
     await written?.catch(() => undefined);
+    this.decisions.answered(caller, started, decision("sign.send.result", { sendId, origin, status: reply.status, roundTripUs: reply.roundTripUs }));
     return { ...reply, version: progress.version, endpointClass: progress.endpointClass };
   }
 

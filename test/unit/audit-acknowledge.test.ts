@@ -6,6 +6,8 @@ import { StoreChainWriter, type ChainHead, type ChainWriter } from "../../src/au
 import type { EncodedEvents } from "../../src/audit/event-batch.js";
 import { CustosError } from "../../src/errors.js";
 import { createLogger } from "../../src/log.js";
+import { AccessDirectory } from "../../src/signing/directory.js";
+import { SignDecisions } from "../../src/signing/sign-decisions.js";
 import { SqliteStore } from "../../src/store/sqlite/sqlite-store.js";
 
 /**
@@ -154,4 +156,30 @@ it("answers at once with audit.acknowledge = queued", async () => {
   writer.release();
   await audit.flush();
   assert.equal(await stored(), 1);
+});
+
+it("observes an allowed sign (metrics, anomaly detection) once its record is written, and a refused one never as allowed", async () => {
+  await open({ flushIntervalMs: 5 });
+  const observed: string[] = [];
+  const decisions = new SignDecisions(audit, new AccessDirectory(), { observe: (outcome, reason) => observed.push(`${outcome}:${reason}`) }, undefined);
+  const caller = { identity: "spiffe://custos/engine/alpha", ip: "127.0.0.1" };
+  const decision = { kind: "sign" as const, key: "k", version: 1, endpointClass: "raw" };
+  writer.hold = true;
+  const answered = decisions.allowed(caller, performance.now(), decision);
+  assert.ok(answered);
+  assert.equal(await settled(answered), false);
+  assert.deepEqual(observed, [], "not observed while its record waits: the latency metric includes the write");
+  writer.hold = false;
+  writer.release();
+  await answered;
+  assert.deepEqual(observed, ["allowed:OK"]);
+
+  // A write that hangs past the bound: the signature is refused, and never counted as allowed.
+  writer.hold = true;
+  const refused = decisions.allowed(caller, performance.now(), decision);
+  clockMs += 6_000;
+  const alive = setInterval(() => undefined, 1_000);
+  await assert.rejects(refused!, (e: unknown) => e instanceof CustosError && e.code === "AUDIT_BACKLOG");
+  clearInterval(alive);
+  assert.deepEqual(observed, ["allowed:OK"]);
 });

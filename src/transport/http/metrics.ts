@@ -26,7 +26,7 @@ export class Metrics implements SignObserver, EgressObserver, PermissionObserver
   private readonly signCounts: SignCount[] = [];
   private readonly latency = new Histogram({
     name: "custos_sign_duration_seconds",
-    help: "Time from request decoded to signature (or denial), by outcome",
+    help: "Time from request decoded to the answer (a signature once its audit record is written, an exchange's reply, or a denial), by outcome",
     labelNames: ["outcome"] as const,
     buckets: [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25],
     registers: [this.registry],
