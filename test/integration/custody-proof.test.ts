@@ -97,7 +97,12 @@ describe("custody proof", () => {
       const file = join(dir, "planted");
       const body = randomBytes(64 * 1024);
       const offsets = [4096 - 3, 8192 - 7, 30_000];
-      for (const o of offsets) secret.copy(body, o, 0, 8);
+      for (const o of offsets) {
+        secret.copy(body, o, 0, 8);
+        // The byte after a fragment must not continue the secret: a random one does 1 time in 256,
+        // and the window [1..9) then matches one byte further on (a second, true, hit).
+        body[o + 8] = secret[8]! ^ 0xff;
+      }
       writeFileSync(file, body);
       assert.deepEqual(
         scanner.scanFile(file, 4096).map((h) => h.offset),
