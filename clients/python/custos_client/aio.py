@@ -41,7 +41,7 @@ class AsyncClient:
         """custos signs and sends; see :meth:`custos_client.Client.send_exchange_request` (never sent
         twice: fails over only when the send never reached custos, else :class:`SendOutcomeUnknown`)."""
         req = messages.exchange_request(key, method, path, query, body, **options)
-        return messages.exchange_reply(await self._send(req))
+        return messages.exchange_reply(await self._call("SendExchangeRequest", req, send=True))
 
     async def sign_websocket_auth(self, key: str, **options: Any) -> SignedWebSocketAuth:
         return messages.signed_websocket_auth(await self._call("SignWebSocketAuth", messages.websocket_auth_request(key, **options)))
@@ -74,39 +74,25 @@ class AsyncClient:
             stub = self._stubs[index] = signer_pb2_grpc.SignerStub(channel)
         return stub
 
-    async def _call(self, method: str, request: Any) -> Any:
+    async def _call(self, method: str, request: Any, send: bool = False) -> Any:
+        """One call, failing over across addresses. A sign goes to the next address on any
+        :class:`Unavailable`. A send (``send=True``, SendExchangeRequest) follows the send rule (see
+        :meth:`custos_client.Client.send_exchange_request`): issued only on a ready channel, and moved on
+        only when custos refused it before signing."""
         count = len(self.connection.addresses)
-        last: Optional[Unavailable] = None
-        for step in range(count):
-            index = (self._preferred + step) % count
-            try:
-                response = await getattr(self._stub(index), method)(request, timeout=self.timeout)
-            except grpc.RpcError as e:
-                err = from_rpc_error(e)
-                if isinstance(err, Unavailable):
-                    last = err
-                    continue
-                raise err from None
-            self._preferred = index
-            return response
-        assert last is not None
-        raise last
-
-    async def _send(self, request: Any) -> Any:
-        """SendExchangeRequest with the send rule (see :meth:`custos_client.Client.send_exchange_request`)."""
-        count = len(self.connection.addresses)
+        classify = from_send_rpc_error if send else from_rpc_error
         last: Optional[Unavailable] = None
         for step in range(count):
             index = (self._preferred + step) % count
             stub = self._stub(index)
-            if not await _ready(self._channels[index], self.connect_timeout):
+            if send and not await _ready(self._channels[index], self.connect_timeout):
                 last = not_connected(self.connection.addresses[index], self.connect_timeout)
                 continue
             try:
-                response = await stub.SendExchangeRequest(request, timeout=self.timeout)
+                response = await getattr(stub, method)(request, timeout=self.timeout)
             except grpc.RpcError as e:
-                err = from_send_rpc_error(e)
-                if isinstance(err, Unavailable):  # custos refused before signing: nothing left
+                err = classify(e)
+                if isinstance(err, Unavailable):  # nothing was sent: the next address may have it
                     last = err
                     continue
                 raise err from None

@@ -66,7 +66,7 @@ class Client:
         custos's refusals (policy, grant, malformed request: ``Refused``, ``InvalidRequest``) sent nothing.
         """
         req = messages.exchange_request(key, method, path, query, body, **options)
-        return messages.exchange_reply(self._send(req))
+        return messages.exchange_reply(self._call("SendExchangeRequest", req, send=True))
 
     def sign_websocket_auth(self, key: str, **options: Any) -> SignedWebSocketAuth:
         """The login/auth message of ``key``'s exchange's private WebSocket, signed."""
@@ -97,39 +97,25 @@ class Client:
             stub = self._stubs[index] = signer_pb2_grpc.SignerStub(channel)
         return stub
 
-    def _call(self, method: str, request: Any) -> Any:
+    def _call(self, method: str, request: Any, send: bool = False) -> Any:
+        """One call, failing over across addresses. A sign goes to the next address on any
+        :class:`Unavailable`. A send (``send=True``, SendExchangeRequest) follows the send rule (see
+        :meth:`custos_client.Client.send_exchange_request`): issued only on a ready channel, and moved on
+        only when custos refused it before signing."""
         count = len(self.connection.addresses)
-        last: Optional[Unavailable] = None
-        for step in range(count):
-            index = (self._preferred + step) % count
-            try:
-                response = getattr(self._stub(index), method)(request, timeout=self.timeout)
-            except grpc.RpcError as e:
-                err = from_rpc_error(e)
-                if isinstance(err, Unavailable):
-                    last = err
-                    continue
-                raise err from None
-            self._preferred = index
-            return response
-        assert last is not None
-        raise last
-
-    def _send(self, request: Any) -> Any:
-        """SendExchangeRequest with the send rule (see :meth:`send_exchange_request`)."""
-        count = len(self.connection.addresses)
+        classify = from_send_rpc_error if send else from_rpc_error
         last: Optional[Unavailable] = None
         for step in range(count):
             index = (self._preferred + step) % count
             stub = self._stub(index)
-            if not _ready(self._channels[index], self.connect_timeout):
+            if send and not _ready(self._channels[index], self.connect_timeout):
                 last = not_connected(self.connection.addresses[index], self.connect_timeout)
                 continue
             try:
-                response = stub.SendExchangeRequest(request, timeout=self.timeout)
+                response = getattr(stub, method)(request, timeout=self.timeout)
             except grpc.RpcError as e:
-                err = from_send_rpc_error(e)
-                if isinstance(err, Unavailable):  # custos refused before signing: nothing left
+                err = classify(e)
+                if isinstance(err, Unavailable):  # nothing was sent: the next address may have it
                     last = err
                     continue
                 raise err from None
